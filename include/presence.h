@@ -1,0 +1,862 @@
+/*
+ * libpresence: online presence for C servers.
+ *
+ * Copyright (c) 2026 the libpresence developers.
+ * SPDX-License-Identifier: MIT
+ */
+
+/**
+ * @file presence.h
+ * @brief The whole public API of libpresence.
+ *
+ * libpresence keeps track of who is connected to which channel, answers
+ * presence queries from memory, and tells the application when someone
+ * joins or leaves. It owns no sockets, threads or timers: a server calls it
+ * from its own network code.
+ *
+ * @section words Words
+ *
+ * - A **client** is one connection, named by a client id that is unique in
+ *   the registry. It belongs to a **user** (the user id; empty means
+ *   anonymous) and carries opaque **conn_info** bytes.
+ * - A **channel** is a name such as `chat:42`. The part before the first
+ *   namespace separator (`:` unless configured otherwise) names the
+ *   channel's **namespace**; a name without a separator, or with nothing
+ *   before it, belongs to the default namespace.
+ * - A **membership** is one client in one channel, with opaque
+ *   **chan_info** bytes, the time it joined and the time it was last
+ *   touched.
+ *
+ * @section names Names and bytes
+ *
+ * Channel names, client ids and user ids are NUL-terminated strings. They
+ * must not contain control characters (bytes below 0x20, and 0x7f); any
+ * other byte, UTF-8 included, is accepted. A channel name and a client id
+ * must not be empty; a user id may be. conn_info and chan_info are opaque
+ * bytes of any content (the presence server example stores JSON there);
+ * a NULL pointer with length 0 means "none". Every length is bounded by a
+ * configurable limit (::presence_limits).
+ *
+ * @section errors Errors
+ *
+ * Every function that can fail returns #PRESENCE_OK (0) or a negative
+ * ::presence_error. #PRESENCE_ERR_INVALID means the caller broke the API
+ * contract (a NULL handle, a NULL out-pointer, an unknown flag); every other
+ * code reports a condition the program should expect at run time. A call
+ * that fails changes nothing: the registry reads exactly as it did before,
+ * also when memory runs out. The only exceptions are the batched
+ * operations presence_expire() and presence_channel_close(), which say how
+ * far they got (see there).
+ *
+ * Mapping to Centrifugo's error codes, for servers that speak its protocol:
+ * | libpresence                          | Centrifugo                 |
+ * |--------------------------------------|----------------------------|
+ * | #PRESENCE_ERR_BAD_NAME, #PRESENCE_ERR_TOO_LONG | 107 bad request  |
+ * | #PRESENCE_ERR_UNKNOWN_NAMESPACE      | 102 unknown channel        |
+ * | #PRESENCE_ERR_NOT_AVAILABLE          | 108 not available          |
+ * | #PRESENCE_ERR_DENIED                 | 103 permission denied      |
+ * | #PRESENCE_ERR_CLIENT_CHANNEL_LIMIT, #PRESENCE_ERR_CHANNEL_MEMBER_LIMIT, #PRESENCE_ERR_CHANNEL_LIMIT | 106 limit exceeded |
+ * | #PRESENCE_ERR_NOMEM and anything else | 100 internal              |
+ *
+ * @section threads Threads
+ *
+ * A registry may be used from any number of threads at once, unless it was
+ * created with presence_config::single_threaded, in which case the caller
+ * must serialise every call (the registry then takes no locks). Snapshots
+ * returned by queries belong to the caller and are independent of the
+ * registry. Functions that take no registry are safe from any thread.
+ *
+ * @section events Events and callbacks
+ *
+ * Every change of a channel's membership (a join, a leave, a chan_info
+ * update) increments the channel's sequence number by one and, if the
+ * channel's namespace has join_leave enabled, produces its events: a
+ * client event, plus a user event when the change is the user's first
+ * connection in the channel or its last. All events of one change carry the
+ * same sequence number. A channel's sequence number is 0 while it is empty:
+ * the join that gives an empty channel its first member has sequence
+ * number 1, so a snapshot (presence_snapshot::seq) and the events after it
+ * can be stitched together without a gap.
+ *
+ * Events are collected while the library holds its lock and delivered after
+ * it has released it, in the order of the changes, also when several
+ * threads make changes. Exactly one thread delivers at any time, so two
+ * callbacks never run at once. The delivering thread is the thread whose
+ * call produced the events, unless another thread is delivering already:
+ * then that thread delivers them too before its own call returns, and the
+ * call that made the change may return before its events are delivered.
+ * With a single thread, a call's events are therefore always delivered
+ * before that call returns.
+ *
+ * A callback may call any function of the library, except
+ * presence_registry_free(), which it refuses with #PRESENCE_ERR_BUSY.
+ * Events caused from inside a callback are queued and delivered after that
+ * callback returns, in order, never recursively.
+ */
+
+#ifndef PRESENCE_H
+#define PRESENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "presence_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && !defined(PRESENCE_STATIC)
+#  ifdef PRESENCE_BUILDING
+#    define PRESENCE_API __declspec(dllexport)
+#  else
+#    define PRESENCE_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define PRESENCE_API __attribute__((visibility("default")))
+#else
+#  define PRESENCE_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/** @name Version */
+/**@{*/
+
+/** The library's version as "MAJOR.MINOR.PATCH", for the linked library. */
+PRESENCE_API const char *presence_version(void);
+
+/**
+ * The linked library's version as one number,
+ * MAJOR * 10000 + MINOR * 100 + PATCH (compare with #PRESENCE_VERSION_NUMBER).
+ */
+PRESENCE_API uint32_t presence_version_number(void);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Errors */
+/**@{*/
+
+/**
+ * The error list: X(NAME, value, message). Values are fixed forever and
+ * never reused.
+ */
+#define PRESENCE_ERROR_LIST(X)                                                 \
+    X(OK, 0, "success")                                                        \
+    X(ERR_INVALID, -1, "invalid argument")                                     \
+    X(ERR_NOMEM, -2, "out of memory")                                          \
+    X(ERR_BAD_NAME, -3, "malformed name")                                      \
+    X(ERR_TOO_LONG, -4, "name or info longer than its limit")                  \
+    X(ERR_UNKNOWN_NAMESPACE, -5, "unknown namespace")                          \
+    X(ERR_NOT_AVAILABLE, -6, "presence not available in this namespace")       \
+    X(ERR_NOT_FOUND, -7, "not found")                                          \
+    X(ERR_CONFLICT, -8, "client already known with another user or conn_info") \
+    X(ERR_CLIENT_CHANNEL_LIMIT, -9, "client is in too many channels")          \
+    X(ERR_CHANNEL_MEMBER_LIMIT, -10, "channel has too many members")           \
+    X(ERR_CHANNEL_LIMIT, -11, "too many channels")                             \
+    X(ERR_DENIED, -12, "permission denied")                                    \
+    X(ERR_BUSY, -13, "not allowed while events are being delivered")
+
+/** Error codes. Every failing function returns one of the negative values. */
+typedef enum presence_error {
+#define PRESENCE_ERROR_ENUM_(name, value, message) PRESENCE_##name = (value),
+    PRESENCE_ERROR_LIST(PRESENCE_ERROR_ENUM_)
+#undef PRESENCE_ERROR_ENUM_
+} presence_error;
+
+/**
+ * A human-readable message for an error code. Never NULL: an unknown code
+ * gives "unknown error".
+ */
+PRESENCE_API const char *presence_strerror(int error);
+
+/**
+ * The symbolic name of an error code without its prefix, for example
+ * "ERR_NOMEM" for #PRESENCE_ERR_NOMEM. Never NULL: an unknown code gives
+ * "UNKNOWN".
+ */
+PRESENCE_API const char *presence_error_name(int error);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Configuration */
+/**@{*/
+
+/** The registry handle. Opaque. */
+typedef struct presence_registry presence_registry;
+
+/**
+ * Allocator hooks. All three functions are called with @p user_data.
+ * @c free_fn receives the size that was asked for when the block was
+ * allocated (0 if unknown); it may ignore it. @c realloc_fn is optional:
+ * when NULL the library uses @c malloc_fn, a copy and @c free_fn.
+ * The library never asks for 0 bytes.
+ */
+typedef struct presence_allocator {
+    void *(*malloc_fn)(size_t size, void *user_data);
+    void *(*realloc_fn)(void *ptr, size_t old_size, size_t new_size,
+                        void *user_data);
+    void (*free_fn)(void *ptr, size_t size, void *user_data);
+    void *user_data;
+} presence_allocator;
+
+/**
+ * The clock: returns the current time in milliseconds. It must not go
+ * backwards; if it does, the library treats time as standing still until
+ * the clock catches up. The default reads CLOCK_MONOTONIC, whose origin is
+ * unspecified: joined_at_ms values are then only meaningful relative to
+ * each other and to presence_now_ms(). Install a CLOCK_REALTIME-based
+ * clock to get wall-clock join times.
+ */
+typedef int64_t (*presence_clock_fn)(void *user_data);
+
+/**
+ * What a presence read asks for, handed to the access check.
+ * All strings are borrowed for the duration of the check.
+ */
+typedef struct presence_access {
+    const char *channel;      /**< the channel whose presence is read */
+    const char *namespace_name; /**< its namespace; "" for the default */
+    const char *client_id;    /**< the requesting client */
+    /** The requesting client's user id if the registry knows the client
+     *  (it is in some channel), else NULL. "" means anonymous. */
+    const char *user_id;
+    /** True when the requesting client is a member of @c channel. */
+    bool is_member;
+} presence_access;
+
+/**
+ * An access check: return true to let the requesting client read the
+ * presence of the channel. It runs with the registry's lock held, so it
+ * must not call the library; it may be called from any thread that makes a
+ * query. It is consulted only by queries that name a requesting client.
+ */
+typedef bool (*presence_access_fn)(const presence_access *access,
+                                   void *user_data);
+
+/**
+ * Limits. A call that would exceed one fails with the error named at each
+ * field and changes nothing. 0 means "no limit" for the counts marked so.
+ */
+typedef struct presence_limits {
+    /** Channel name length in bytes (#PRESENCE_ERR_TOO_LONG); default 255,
+     *  as Centrifugo's channel.max_length. */
+    size_t channel_name_max;
+    /** Client id length in bytes (#PRESENCE_ERR_TOO_LONG); default 255. */
+    size_t client_id_max;
+    /** User id length in bytes (#PRESENCE_ERR_TOO_LONG); default 255. */
+    size_t user_id_max;
+    /** conn_info size in bytes (#PRESENCE_ERR_TOO_LONG); default 65536. */
+    size_t conn_info_max;
+    /** chan_info size in bytes (#PRESENCE_ERR_TOO_LONG); default 65536. */
+    size_t chan_info_max;
+    /** Channels one client may be in (#PRESENCE_ERR_CLIENT_CHANNEL_LIMIT);
+     *  default 128, as Centrifugo's client_channel_limit; 0 = no limit. */
+    size_t channels_per_client_max;
+    /** Members of one channel (#PRESENCE_ERR_CHANNEL_MEMBER_LIMIT), unless
+     *  its namespace sets a lower one; default 0 = no limit. */
+    size_t members_per_channel_max;
+    /** Non-empty channels in the registry (#PRESENCE_ERR_CHANNEL_LIMIT);
+     *  default 0 = no limit. Memory stays bounded without it, since every
+     *  channel has a member and members are bounded per client. */
+    size_t channels_max;
+} presence_limits;
+
+/**
+ * Options of a namespace. Fill with presence_namespace_options_init()
+ * before setting fields, so that fields added later get their defaults.
+ */
+typedef struct presence_namespace_options {
+    size_t struct_size;  /**< set by presence_namespace_options_init() */
+    /** Channels of this namespace keep presence (default true). When false,
+     *  joins and queries fail with #PRESENCE_ERR_NOT_AVAILABLE. */
+    bool presence;
+    /** Membership changes produce events (default true). Sequence numbers
+     *  advance either way. */
+    bool join_leave;
+    /** Presence TTL in milliseconds: a membership not touched (joined
+     *  again or presence_touch()ed) for this long expires. 0 = never
+     *  (default). A change applies at once to existing memberships: their
+     *  deadline is always last touch + ttl_ms. */
+    int64_t ttl_ms;
+    /** Members per channel in this namespace; 0 = the registry's limit
+     *  (default). */
+    size_t max_members;
+} presence_namespace_options;
+
+/**
+ * The registry's configuration. Fill with presence_config_init() before
+ * setting fields.
+ */
+typedef struct presence_config {
+    size_t struct_size;  /**< set by presence_config_init() */
+    /** Allocator; all NULL (default) means malloc/realloc/free. */
+    presence_allocator allocator;
+    /** Clock; NULL (default) means CLOCK_MONOTONIC in milliseconds. */
+    presence_clock_fn clock;
+    void *clock_user_data;
+    /** Access check for queries that name a requesting client. NULL
+     *  (default) lets a client read only the channels it is a member of,
+     *  as Centrifugo's allow_presence_for_subscriber. */
+    presence_access_fn access_check;
+    void *access_user_data;
+    presence_limits limits;
+    /** The namespace separator, a printable ASCII character (default ':'). */
+    char namespace_separator;
+    /** Options of the default namespace (presence on, join_leave on). */
+    presence_namespace_options default_namespace;
+    /** Take no locks: the caller promises to serialise every call. */
+    bool single_threaded;
+    /** Seed of the hash functions. 0 (default) picks one at random per
+     *  registry, which keeps an attacker who chooses ids from degrading
+     *  the tables; set it for reproducible runs. */
+    uint64_t hash_seed;
+} presence_config;
+
+/** @internal Use presence_config_init(). */
+PRESENCE_API void presence_config_init_sized(presence_config *config,
+                                             size_t struct_size);
+/** @internal Use presence_namespace_options_init(). */
+PRESENCE_API void
+presence_namespace_options_init_sized(presence_namespace_options *options,
+                                      size_t struct_size);
+
+/**
+ * Fill @p config with the defaults. The size of the caller's struct is
+ * recorded, so that a program built against an older header keeps working
+ * with a newer library: fields are only ever appended.
+ */
+#define presence_config_init(config)                                           \
+    presence_config_init_sized((config), sizeof(*(config)))
+
+/** Fill @p options with the defaults (see presence_config_init()). */
+#define presence_namespace_options_init(options)                               \
+    presence_namespace_options_init_sized((options), sizeof(*(options)))
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Registry */
+/**@{*/
+
+/**
+ * Create a registry.
+ *
+ * @param config the configuration, or NULL for the defaults. It is copied;
+ *               the caller keeps ownership.
+ * @param out    receives the new registry, owned by the caller, to be freed
+ *               with presence_registry_free(). Untouched on failure.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID if @p out is NULL, the
+ *         separator is not printable ASCII, a limit is 0 where 0 is not
+ *         allowed, the default namespace's ttl_ms is negative, or only
+ *         some of the allocator functions are set; #PRESENCE_ERR_NOMEM.
+ */
+PRESENCE_API int presence_registry_new(const presence_config *config,
+                                       presence_registry **out);
+
+/**
+ * Free a registry and everything in it. No events are produced: members
+ * vanish silently. Events still queued are dropped. NULL is accepted and
+ * does nothing.
+ *
+ * No other thread may use the registry during or after this call.
+ *
+ * @return #PRESENCE_OK; #PRESENCE_ERR_BUSY (and nothing is freed) when
+ *         called while events are being delivered, for example from a
+ *         callback.
+ */
+PRESENCE_API int presence_registry_free(presence_registry *registry);
+
+/** The registry's current time (its clock hook), in milliseconds. */
+PRESENCE_API int64_t presence_now_ms(presence_registry *registry);
+
+/** Totals of a registry, see presence_registry_counts(). */
+typedef struct presence_counts {
+    size_t channels;    /**< non-empty channels */
+    size_t clients;     /**< clients in at least one channel */
+    size_t users;       /**< distinct users of those clients */
+    size_t memberships; /**< (client, channel) pairs */
+} presence_counts;
+
+/**
+ * Registry-wide totals, in O(1).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID if an argument is NULL.
+ */
+PRESENCE_API int presence_registry_counts(presence_registry *registry,
+                                          presence_counts *out);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Namespaces */
+/**@{*/
+
+/**
+ * Add a namespace, or change the options of an existing one ("" names the
+ * default namespace). Namespace names follow Centrifugo's rule: at least
+ * two characters from `A-Z a-z 0-9 - _ .`.
+ *
+ * Changes apply at once to existing channels: a new ttl_ms moves every
+ * deadline (presence_next_deadline_ms() tells the new one); a lower
+ * max_members stops new joins but removes no one; turning presence off
+ * closes every channel of the namespace, each member leaving with
+ * #PRESENCE_LEAVE_CLOSED (events delivered if join_leave was on).
+ *
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
+ *         options struct not filled by presence_namespace_options_init(),
+ *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
+ *         breaks the rule; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int
+presence_namespace_set(presence_registry *registry, const char *name,
+                       const presence_namespace_options *options);
+
+/**
+ * Read the options of a namespace ("" for the default).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument;
+ *         #PRESENCE_ERR_UNKNOWN_NAMESPACE.
+ */
+PRESENCE_API int presence_namespace_get(presence_registry *registry,
+                                        const char *name,
+                                        presence_namespace_options *out);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Membership changes */
+/**@{*/
+
+/**
+ * Put a client into a channel (an upsert).
+ *
+ * If the client is not yet in the channel it joins: the channel's clients
+ * count (and users count, on the user's first connection) goes up and the
+ * events #PRESENCE_EVENT_JOIN (and #PRESENCE_EVENT_USER_JOIN) follow. If it
+ * is already in, the join refreshes its TTL and, when @p chan_info differs,
+ * replaces it with a #PRESENCE_EVENT_UPDATE; it never produces a second
+ * join event.
+ *
+ * A client's user id and conn_info are fixed by its first join and kept
+ * while it is in any channel: a later join must give the same ones.
+ *
+ * @param channel   channel name.
+ * @param client_id client id.
+ * @param user_id   user id; "" (or NULL) for an anonymous user.
+ * @param conn_info connection info bytes, copied; NULL if @p conn_info_len
+ *                  is 0.
+ * @param chan_info channel info bytes, copied; NULL if @p chan_info_len
+ *                  is 0.
+ * @return #PRESENCE_OK;
+ *   #PRESENCE_ERR_INVALID (NULL registry, channel or client id, or NULL
+ *   info with a non-zero length);
+ *   #PRESENCE_ERR_BAD_NAME (empty channel or client id, control
+ *   characters);
+ *   #PRESENCE_ERR_TOO_LONG;
+ *   #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_AVAILABLE;
+ *   #PRESENCE_ERR_CONFLICT (the client id is known with another user id or
+ *   conn_info);
+ *   #PRESENCE_ERR_CLIENT_CHANNEL_LIMIT; #PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
+ *   #PRESENCE_ERR_CHANNEL_LIMIT; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_join(presence_registry *registry,
+                               const char *channel, const char *client_id,
+                               const char *user_id, const void *conn_info,
+                               size_t conn_info_len, const void *chan_info,
+                               size_t chan_info_len);
+
+/**
+ * Take a client out of a channel: #PRESENCE_EVENT_LEAVE with
+ * #PRESENCE_LEAVE_EXPLICIT (and #PRESENCE_EVENT_USER_LEAVE on the user's
+ * last connection). An empty channel is freed.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
+ *         #PRESENCE_ERR_NOT_FOUND (the client is not in the channel);
+ *         #PRESENCE_ERR_NOMEM (the event could not be queued).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_leave(presence_registry *registry,
+                                const char *channel, const char *client_id);
+
+/**
+ * A client disconnected: it leaves every channel it is in, with
+ * #PRESENCE_LEAVE_DISCONNECT, in O(its channels).
+ * @param left receives how many channels it left (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND (the client is in
+ *         no channel); #PRESENCE_ERR_NOMEM (the events could not be
+ *         queued).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_disconnect(presence_registry *registry,
+                                     const char *client_id, size_t *left);
+
+/**
+ * Replace a membership's chan_info. Produces #PRESENCE_EVENT_UPDATE when
+ * the bytes differ; equal bytes change nothing and produce no event. Does
+ * not renew the TTL.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
+ *         #PRESENCE_ERR_NOT_FOUND; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_update(presence_registry *registry,
+                                 const char *channel, const char *client_id,
+                                 const void *chan_info, size_t chan_info_len);
+
+/**
+ * Renew the TTL of a membership (its deadline becomes now + ttl_ms). No
+ * event, no allocation.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
+ *         #PRESENCE_ERR_NOT_FOUND.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_touch(presence_registry *registry,
+                                const char *channel, const char *client_id);
+
+/**
+ * Renew the TTL of every membership of a client in one call, as a
+ * connection's periodic presence refresh does. No event, no allocation.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_touch_client(presence_registry *registry,
+                                       const char *client_id);
+
+/**
+ * Every member of a channel leaves, with #PRESENCE_LEAVE_CLOSED.
+ *
+ * A huge channel is emptied in batches, with events delivered between
+ * batches, so that memory for queued events stays bounded: a join that
+ * another thread makes while the close runs may survive it. If memory runs
+ * out between batches the call returns #PRESENCE_ERR_NOMEM with
+ * @p removed telling how many members have left; each of them left
+ * completely, with its events.
+ *
+ * @param removed receives the number of members removed (may be NULL).
+ * @return #PRESENCE_OK (also for an empty channel); #PRESENCE_ERR_INVALID;
+ *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOMEM.
+ * A callback may call it (its events are then delivered after the
+ * callback returns).
+ */
+PRESENCE_API int presence_channel_close(presence_registry *registry,
+                                        const char *channel, size_t *removed);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Presence TTL */
+/**@{*/
+
+/** presence_next_deadline_ms() when no membership has a TTL. */
+#define PRESENCE_NO_DEADLINE INT64_MAX
+
+/**
+ * The earliest time (on the registry's clock) at which some membership
+ * expires, or #PRESENCE_NO_DEADLINE. The library runs no timer: arm one in
+ * the application's loop for this time and call presence_expire() when it
+ * fires. Ask again after every call that may change it (joins, touches,
+ * expiry, namespace changes). In O(namespaces).
+ * @return the deadline; #PRESENCE_NO_DEADLINE for a NULL registry.
+ * A callback may call it.
+ */
+PRESENCE_API int64_t presence_next_deadline_ms(presence_registry *registry);
+
+/**
+ * Remove every membership whose deadline is at or before @p now_ms, each
+ * leaving with #PRESENCE_LEAVE_EXPIRED. Work is done in batches, events
+ * delivered between them (see presence_channel_close() for what that
+ * means under memory pressure: each membership expires completely or not
+ * at all).
+ * @param now_ms  the current time, normally presence_now_ms().
+ * @param expired receives how many memberships expired (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_expire(presence_registry *registry, int64_t now_ms,
+                                 size_t *expired);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Queries */
+/**@{*/
+
+/** Number of clients and distinct users in a channel. */
+typedef struct presence_channel_stats {
+    size_t num_clients;
+    size_t num_users;
+} presence_channel_stats;
+
+/** One membership in a snapshot. Every pointer points into the snapshot. */
+typedef struct presence_member {
+    const char *channel;
+    const char *client_id;
+    const char *user_id; /**< "" for an anonymous user */
+    const void *conn_info; /**< NULL when conn_info_len is 0 */
+    size_t conn_info_len;
+    const void *chan_info; /**< NULL when chan_info_len is 0 */
+    size_t chan_info_len;
+    int64_t joined_at_ms;  /**< when it joined, on the registry's clock */
+    int64_t touched_at_ms; /**< when it joined or was last touched */
+} presence_member;
+
+/**
+ * An owned, immutable copy of memberships, made in one allocation and freed
+ * with one call to presence_snapshot_free(). Independent of the registry:
+ * it may outlive it and be read from any thread.
+ */
+typedef struct presence_snapshot {
+    size_t count;              /**< entries in @c members */
+    presence_member *members;  /**< the entries */
+    /** The channel's sequence number when the snapshot was taken (0 for an
+     *  empty channel, and for lists that span channels). */
+    uint64_t seq;
+    /** The channel's stats when the snapshot was taken. */
+    presence_channel_stats stats;
+    /** For paged queries: the cursor of the next page, 0 when the walk is
+     *  complete. 0 for queries that are not paged. */
+    uint64_t next_cursor;
+} presence_snapshot;
+
+/** Free a snapshot. NULL is accepted. Any thread. */
+PRESENCE_API void presence_snapshot_free(presence_snapshot *snapshot);
+
+/**
+ * The presence of a channel: every member, in one snapshot.
+ *
+ * @param requester the client that asks, checked by the access check
+ *                  (presence_config::access_check); NULL for a trusted,
+ *                  server-side read.
+ * @param out       receives the snapshot, owned by the caller.
+ * @return #PRESENCE_OK (an empty snapshot for a channel without members);
+ *         #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
+ *         #PRESENCE_ERR_NOT_AVAILABLE; #PRESENCE_ERR_DENIED;
+ *         #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_query(presence_registry *registry,
+                                const char *channel, const char *requester,
+                                presence_snapshot **out);
+
+/**
+ * One page of the presence of a channel, for channels too large to copy at
+ * once. Start with @p cursor 0 and pass each page's
+ * presence_snapshot::next_cursor to get the next one, until it is 0.
+ *
+ * What a cursor guarantees: the cursor is a position in the channel's
+ * order (by a hash of the client id), not a handle, so it costs the
+ * registry nothing and never expires. A member that is in the channel for
+ * the whole walk is returned exactly once. A member that joins or leaves
+ * during the walk is returned at most once. Pages may hold more than
+ * @p limit entries only when clients' hashes collide, which keeps the
+ * guarantee exact. Each page costs O(limit), wherever it is in the walk.
+ *
+ * @param limit the number of members per page, at least 1.
+ * @return as presence_query(), plus #PRESENCE_ERR_INVALID for a limit of 0.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_query_page(presence_registry *registry,
+                                     const char *channel,
+                                     const char *requester, uint64_t cursor,
+                                     size_t limit, presence_snapshot **out);
+
+/**
+ * Number of clients and distinct users of a channel, in O(1), without
+ * allocating.
+ * @param requester as for presence_query().
+ * @return #PRESENCE_OK ({0, 0} for a channel without members);
+ *         #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
+ *         #PRESENCE_ERR_NOT_AVAILABLE; #PRESENCE_ERR_DENIED.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_stats(presence_registry *registry,
+                                const char *channel, const char *requester,
+                                presence_channel_stats *out);
+
+/**
+ * The memberships of one client, one entry per channel, as a snapshot.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND (the client is in
+ *         no channel); #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_channels(presence_registry *registry,
+                                          const char *client_id,
+                                          presence_snapshot **out);
+
+/**
+ * The connections of a user in a channel, as a snapshot (empty when the
+ * user is not there). In O(the user's connections in all channels).
+ * @param user_id "" for anonymous connections.
+ * @return as presence_query() without the access check.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_user_connections(presence_registry *registry,
+                                           const char *channel,
+                                           const char *user_id,
+                                           presence_snapshot **out);
+
+/**
+ * Whether a user is present in a channel: @p connections receives its
+ * number of connections there, 0 when absent. O(1), no allocation.
+ * @return as presence_stats() without the access check.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_user_present(presence_registry *registry,
+                                       const char *channel,
+                                       const char *user_id,
+                                       size_t *connections);
+
+/** One channel in a presence_channel_list. Pointers into the list. */
+typedef struct presence_channel_entry {
+    const char *channel;
+    presence_channel_stats stats;
+    uint64_t seq; /**< the channel's sequence number */
+} presence_channel_entry;
+
+/** An owned list of channels, one allocation, see presence_channels(). */
+typedef struct presence_channel_list {
+    size_t count;
+    presence_channel_entry *channels;
+} presence_channel_list;
+
+/** Free a channel list. NULL is accepted. Any thread. */
+PRESENCE_API void presence_channel_list_free(presence_channel_list *list);
+
+/**
+ * The non-empty channels, with their stats, in no particular order (as
+ * Centrifugo's `channels` API).
+ * @param namespace_name only the channels of this namespace ("" for the
+ *        default one); NULL for all.
+ * @param out receives the list, owned by the caller.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_channels(presence_registry *registry,
+                                   const char *namespace_name,
+                                   presence_channel_list **out);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Events */
+/**@{*/
+
+/** Event kinds, usable as a mask. */
+typedef enum presence_event_kind {
+    PRESENCE_EVENT_JOIN = 1 << 0,       /**< a client joined a channel */
+    PRESENCE_EVENT_LEAVE = 1 << 1,      /**< a client left a channel */
+    PRESENCE_EVENT_UPDATE = 1 << 2,     /**< a membership's chan_info changed */
+    PRESENCE_EVENT_USER_JOIN = 1 << 3,  /**< a user's first connection joined */
+    PRESENCE_EVENT_USER_LEAVE = 1 << 4, /**< a user's last connection left */
+} presence_event_kind;
+
+/** Every kind. */
+#define PRESENCE_EVENTS_ALL 0x1fu
+
+/** Why a client left. */
+typedef enum presence_leave_reason {
+    PRESENCE_LEAVE_NONE = 0,       /**< not a leave event */
+    PRESENCE_LEAVE_EXPLICIT = 1,   /**< presence_leave() */
+    PRESENCE_LEAVE_DISCONNECT = 2, /**< presence_disconnect() */
+    PRESENCE_LEAVE_EXPIRED = 3,    /**< presence_expire(): TTL ran out */
+    PRESENCE_LEAVE_CLOSED = 4,     /**< presence_channel_close(), or the
+                                        namespace's presence turned off */
+} presence_leave_reason;
+
+/**
+ * An event. It and everything it points to are borrowed: valid only until
+ * the callback returns. Copy what you keep.
+ *
+ * For user events the client fields name the connection whose join or
+ * leave made the user's first join or last leave. For #PRESENCE_EVENT_LEAVE
+ * and #PRESENCE_EVENT_USER_LEAVE chan_info is the membership's last one;
+ * for #PRESENCE_EVENT_UPDATE it is the new one.
+ */
+typedef struct presence_event {
+    presence_event_kind kind;
+    presence_leave_reason reason; /**< for leave kinds, else NONE */
+    uint64_t seq;                 /**< the channel's sequence number */
+    int64_t time_ms;              /**< when the change happened */
+    const char *channel;
+    const char *namespace_name;   /**< "" for the default namespace */
+    const char *client_id;
+    const char *user_id;          /**< "" for an anonymous user */
+    const void *conn_info;
+    size_t conn_info_len;
+    const void *chan_info;
+    size_t chan_info_len;
+    /** The channel's stats right after this change. */
+    presence_channel_stats stats;
+} presence_event;
+
+/**
+ * An event callback. @p registry is the registry that produced the event.
+ */
+typedef void (*presence_event_fn)(presence_registry *registry,
+                                  const presence_event *event,
+                                  void *user_data);
+
+/** Which events a subscription receives. */
+typedef enum presence_scope {
+    PRESENCE_SCOPE_ALL = 0,       /**< every channel */
+    PRESENCE_SCOPE_NAMESPACE = 1, /**< the channels of one namespace */
+    PRESENCE_SCOPE_CHANNEL = 2,   /**< one channel (it need not exist yet) */
+} presence_scope;
+
+/** A subscription's handle. Never 0, never reused within a registry. */
+typedef uint64_t presence_subscription;
+
+/**
+ * Subscribe a callback to events.
+ *
+ * For one event, callbacks run in the order they were subscribed. A new
+ * subscription receives the events of changes made after it returns.
+ *
+ * @param scope  what to watch.
+ * @param name   the namespace ("" for the default) or channel name; NULL
+ *               for #PRESENCE_SCOPE_ALL.
+ * @param kinds  a mask of ::presence_event_kind values.
+ * @param fn     the callback.
+ * @param user_data handed to @p fn; the library never touches it.
+ * @param out    receives the handle for presence_unsubscribe().
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL fn or out, unknown
+ *         scope, kinds 0 or with unknown bits, a name with
+ *         #PRESENCE_SCOPE_ALL or none with the others);
+ *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_subscribe(presence_registry *registry,
+                                    presence_scope scope, const char *name,
+                                    unsigned kinds, presence_event_fn fn,
+                                    void *user_data,
+                                    presence_subscription *out);
+
+/**
+ * Remove a subscription. Once it returns the callback is not started
+ * again, also for events already queued. A callback may remove itself or
+ * any other subscription. Only when called from another thread than the
+ * one delivering events can the callback still be running when this
+ * returns (the call already under way completes).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOT_FOUND.
+ */
+PRESENCE_API int presence_unsubscribe(presence_registry *registry,
+                                      presence_subscription subscription);
+
+/**@}*/
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PRESENCE_H */

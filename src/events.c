@@ -1,0 +1,335 @@
+/*
+ * Events: the queue of pending events, subscriptions, and delivery.
+ *
+ * Changes queue their events under the registry lock, in the order of the
+ * changes. Delivery runs without the lock, on one thread at a time (the
+ * "dispatcher"): a thread that finds another one delivering leaves its
+ * events to it. A callback that changes the registry queues more events;
+ * its own thread is the dispatcher, so they are delivered after it
+ * returns, by the loop below, never recursively.
+ *
+ * Queued events hold references on the channel, client and chan_info they
+ * name, so those stay readable until delivered even if they are gone from
+ * the registry by then.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* Events taken off the queue per lock round trip while delivering. */
+#define DELIVERY_BATCH 64u
+
+/* ---- the queue ---------------------------------------------------------- */
+
+size_t presence__events_room(const presence_registry *reg)
+{
+    return reg->queue_cap - reg->queue_len;
+}
+
+int presence__events_reserve(presence_registry *reg, size_t n)
+{
+    if (presence__events_room(reg) >= n) {
+        return PRESENCE_OK;
+    }
+    size_t want = presence__add_size(reg->queue_len, n);
+    size_t cap = reg->queue_cap != 0 ? reg->queue_cap : 16;
+    while (cap < want && cap < SIZE_MAX / 2) {
+        cap *= 2;
+    }
+    if (cap < want) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    size_t bytes = presence__mul_size(cap, sizeof *reg->queue);
+    struct presence__pending *queue = presence__malloc(reg, bytes);
+    if (queue == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    /* Unwrap the ring into the new array. */
+    for (size_t i = 0; i < reg->queue_len; i++) {
+        queue[i] = reg->queue[(reg->queue_head + i) % reg->queue_cap];
+    }
+    presence__free(reg, reg->queue, reg->queue_cap * sizeof *reg->queue);
+    reg->queue = queue;
+    reg->queue_cap = cap;
+    reg->queue_head = 0;
+    return PRESENCE_OK;
+}
+
+static void queue_one(presence_registry *reg, struct presence__channel *ch,
+                      struct presence__membership *m, presence_event_kind kind,
+                      presence_leave_reason reason, int64_t now)
+{
+    size_t tail = (reg->queue_head + reg->queue_len) % reg->queue_cap;
+    struct presence__pending *e = &reg->queue[tail];
+    e->channel = ch;
+    e->client = m->client;
+    e->chan_info = m->chan_info;
+    e->seq = ch->seq;
+    e->time_ms = now;
+    e->num_clients = ch->members.count;
+    e->num_users = ch->users.users;
+    e->kind = (unsigned char)kind;
+    e->reason = (unsigned char)reason;
+    ch->refs++;
+    m->client->refs++;
+    if (m->chan_info != NULL) {
+        m->chan_info->refs++;
+    }
+    reg->queue_len++;
+}
+
+void presence__events_push(presence_registry *reg,
+                           struct presence__channel *ch,
+                           struct presence__membership *m,
+                           presence_event_kind kind,
+                           presence_leave_reason reason, bool user_change)
+{
+    if (!ch->ns->options.join_leave || reg->subs == NULL) {
+        return;
+    }
+    int64_t now = presence__now(reg);
+    queue_one(reg, ch, m, kind, reason, now);
+    if (user_change) {
+        presence_event_kind user_kind = kind == PRESENCE_EVENT_JOIN
+                                            ? PRESENCE_EVENT_USER_JOIN
+                                            : PRESENCE_EVENT_USER_LEAVE;
+        queue_one(reg, ch, m, user_kind, reason, now);
+    }
+}
+
+static void pending_release(presence_registry *reg,
+                            struct presence__pending *e)
+{
+    presence__channel_unref(reg, e->channel);
+    presence__client_unref(reg, e->client);
+    presence__blob_unref(reg, e->chan_info);
+}
+
+/* ---- subscriptions ------------------------------------------------------ */
+
+static size_t subscription_size(size_t name_len)
+{
+    return sizeof(struct presence__subscription) + name_len + 1;
+}
+
+int presence_subscribe(presence_registry *reg, presence_scope scope,
+                       const char *name, unsigned kinds, presence_event_fn fn,
+                       void *user_data, presence_subscription *out)
+{
+    if (reg == NULL || fn == NULL || out == NULL || kinds == 0 ||
+        (kinds & ~PRESENCE_EVENTS_ALL) != 0) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t len = 0;
+    int rc = PRESENCE_OK;
+    switch (scope) {
+    case PRESENCE_SCOPE_ALL:
+        if (name != NULL) {
+            return PRESENCE_ERR_INVALID;
+        }
+        break;
+    case PRESENCE_SCOPE_NAMESPACE:
+        rc = presence__check_namespace_name(name, &len);
+        break;
+    case PRESENCE_SCOPE_CHANNEL:
+        rc = presence__check_name(name, reg->limits.channel_name_max, false,
+                                  &len);
+        break;
+    default:
+        return PRESENCE_ERR_INVALID;
+    }
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__subscription *sub =
+        presence__malloc(reg, subscription_size(len));
+    if (sub == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    memset(sub, 0, sizeof *sub);
+    sub->scope = scope;
+    sub->kinds = kinds;
+    sub->fn = fn;
+    sub->user_data = user_data;
+    atomic_init(&sub->active, true);
+    if (len > 0) {
+        memcpy(sub->name, name, len);
+    }
+    sub->name[len] = '\0';
+    sub->name_len = len;
+
+    presence__lock(reg);
+    sub->id = reg->next_sub_id++;
+    *reg->subs_tail = sub;
+    reg->subs_tail = &sub->next;
+    *out = sub->id;
+    presence__unlock(reg);
+    return PRESENCE_OK;
+}
+
+/* Unlink and free inactive subscriptions; only when nobody delivers. */
+static void subscriptions_sweep(presence_registry *reg)
+{
+    struct presence__subscription **link = &reg->subs;
+    while (*link != NULL) {
+        struct presence__subscription *sub = *link;
+        if (atomic_load(&sub->active)) {
+            link = &sub->next;
+            continue;
+        }
+        *link = sub->next;
+        presence__free(reg, sub, subscription_size(sub->name_len));
+    }
+    reg->subs_tail = link;
+    reg->subs_dirty = false;
+}
+
+int presence_unsubscribe(presence_registry *reg,
+                         presence_subscription subscription)
+{
+    if (reg == NULL || subscription == 0) {
+        return PRESENCE_ERR_INVALID;
+    }
+    int rc = PRESENCE_ERR_NOT_FOUND;
+    presence__lock(reg);
+    for (struct presence__subscription *sub = reg->subs; sub != NULL;
+         sub = sub->next) {
+        if (sub->id == subscription && atomic_load(&sub->active)) {
+            atomic_store(&sub->active, false);
+            reg->subs_dirty = true;
+            rc = PRESENCE_OK;
+            break;
+        }
+    }
+    /* The dispatcher may be walking the list: it frees them when done. */
+    if (rc == PRESENCE_OK && !reg->dispatching) {
+        subscriptions_sweep(reg);
+    }
+    presence__unlock(reg);
+    return rc;
+}
+
+static bool subscription_matches(const struct presence__subscription *sub,
+                                 const struct presence__pending *e)
+{
+    if ((sub->kinds & e->kind) == 0) {
+        return false;
+    }
+    switch (sub->scope) {
+    case PRESENCE_SCOPE_NAMESPACE:
+        return sub->name_len == e->channel->ns->name_len &&
+               memcmp(sub->name, e->channel->ns->name, sub->name_len) == 0;
+    case PRESENCE_SCOPE_CHANNEL:
+        return sub->name_len == e->channel->name_len &&
+               memcmp(sub->name, e->channel->name, sub->name_len) == 0;
+    default:
+        return true;
+    }
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+static void event_fill(presence_event *ev, const struct presence__pending *e)
+{
+    const struct presence__client *client = e->client;
+    memset(ev, 0, sizeof *ev);
+    ev->kind = (presence_event_kind)e->kind;
+    ev->reason = (presence_leave_reason)e->reason;
+    ev->seq = e->seq;
+    ev->time_ms = e->time_ms;
+    ev->channel = e->channel->name;
+    ev->namespace_name = e->channel->ns->name;
+    ev->client_id = client->id;
+    ev->user_id = client->user->id;
+    ev->conn_info = client->conn_info_len > 0 ? client->conn_info : NULL;
+    ev->conn_info_len = client->conn_info_len;
+    ev->chan_info = e->chan_info != NULL ? e->chan_info->data : NULL;
+    ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
+    ev->stats.num_clients = e->num_clients;
+    ev->stats.num_users = e->num_users;
+}
+
+/*
+ * Call every active subscription that matches. The list is walked without
+ * the lock: nodes are only appended (under the lock, a pointer store) and
+ * freed by the dispatcher itself, and `active` is atomic, so a callback
+ * that unsubscribes another one stops it before its turn.
+ */
+static void deliver(presence_registry *reg, const struct presence__pending *e)
+{
+    presence_event ev;
+    event_fill(&ev, e);
+    presence__lock(reg);
+    struct presence__subscription *sub = reg->subs;
+    presence__unlock(reg);
+    while (sub != NULL) {
+        if (atomic_load(&sub->active) && subscription_matches(sub, e)) {
+            sub->fn(reg, &ev, sub->user_data);
+        }
+        presence__lock(reg);
+        sub = sub->next;
+        presence__unlock(reg);
+    }
+}
+
+bool presence__events_busy(const presence_registry *reg)
+{
+    return reg->dispatching &&
+           (reg->single_threaded || pthread_equal(reg->dispatcher,
+                                                  pthread_self()));
+}
+
+void presence__events_dispatch(presence_registry *reg)
+{
+    struct presence__pending batch[DELIVERY_BATCH];
+    presence__lock(reg);
+    if (reg->dispatching || reg->queue_len == 0) {
+        presence__unlock(reg);
+        return;
+    }
+    reg->dispatching = true;
+    reg->dispatcher = pthread_self();
+    while (reg->queue_len > 0) {
+        size_t n = reg->queue_len < DELIVERY_BATCH ? reg->queue_len
+                                                   : DELIVERY_BATCH;
+        for (size_t i = 0; i < n; i++) {
+            batch[i] = reg->queue[reg->queue_head];
+            reg->queue_head = (reg->queue_head + 1) % reg->queue_cap;
+        }
+        reg->queue_len -= n;
+        presence__unlock(reg);
+        for (size_t i = 0; i < n; i++) {
+            deliver(reg, &batch[i]);
+        }
+        presence__lock(reg);
+        for (size_t i = 0; i < n; i++) {
+            pending_release(reg, &batch[i]);
+        }
+    }
+    reg->dispatching = false;
+    if (reg->subs_dirty) {
+        subscriptions_sweep(reg);
+    }
+    presence__unlock(reg);
+}
+
+void presence__events_free(presence_registry *reg)
+{
+    while (reg->queue_len > 0) {
+        pending_release(reg, &reg->queue[reg->queue_head]);
+        reg->queue_head = (reg->queue_head + 1) % reg->queue_cap;
+        reg->queue_len--;
+    }
+    presence__free(reg, reg->queue, reg->queue_cap * sizeof *reg->queue);
+    reg->queue = NULL;
+    reg->queue_cap = 0;
+    struct presence__subscription *sub = reg->subs;
+    while (sub != NULL) {
+        struct presence__subscription *next = sub->next;
+        presence__free(reg, sub, subscription_size(sub->name_len));
+        sub = next;
+    }
+    reg->subs = NULL;
+}

@@ -1,0 +1,65 @@
+/*
+ * The presence set of one channel: its memberships, keyed by client.
+ *
+ * An open-addressing table of pointers (8 bytes a slot, no per-entry
+ * header), kept sorted by the client's 64-bit hash: the home slot is the
+ * hash's top bits, and linear probing with ordered insertion keeps every
+ * run sorted. That order is what makes paged queries cheap and exact: a
+ * cursor is just a hash value, valid across inserts, removals and resizes,
+ * and a page starts at the cursor's home slot. The table does not wrap
+ * around; it has a tail of spare slots that grows when a run reaches it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PRESENCE_MEMBERSET_H
+#define PRESENCE_MEMBERSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct presence_registry;
+struct presence__membership;
+struct presence__client;
+
+struct presence__memberset {
+    struct presence__membership **slots;
+    size_t nslots; /* home slots (1 << bits) plus the spare tail */
+    size_t count;
+    unsigned bits;
+};
+
+void presence__memberset_init(struct presence__memberset *set);
+void presence__memberset_free(struct presence_registry *reg,
+                              struct presence__memberset *set);
+/* Make sure a client with this hash can be inserted without allocating. */
+int presence__memberset_prepare(struct presence_registry *reg,
+                                struct presence__memberset *set,
+                                uint64_t hash);
+/* Insert; presence__memberset_prepare must have succeeded for its hash. */
+void presence__memberset_insert(struct presence__memberset *set,
+                                struct presence__membership *m);
+struct presence__membership *
+presence__memberset_find(const struct presence__memberset *set,
+                         const struct presence__client *client);
+/* Remove; shrinks the table when it became sparse and memory allows. */
+void presence__memberset_remove(struct presence_registry *reg,
+                                struct presence__memberset *set,
+                                struct presence__membership *m);
+
+typedef void (*presence__member_visit_fn)(struct presence__membership *m,
+                                          void *ctx);
+/*
+ * Visit members in hash order, starting at the first whose hash is at
+ * least `cursor`, stopping after `limit` (but never between two members of
+ * equal hash). Returns the cursor of the next page, 0 when none is left.
+ */
+uint64_t presence__memberset_scan(const struct presence__memberset *set,
+                                  uint64_t cursor, size_t limit,
+                                  presence__member_visit_fn visit, void *ctx);
+/* Any member, or NULL when empty, to drain a channel: pass the same hint
+ * (start at 0) on every call so that draining stays linear. */
+struct presence__membership *
+presence__memberset_any(const struct presence__memberset *set, size_t *hint);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * Name rules: what a channel name, client id, user id and namespace name
+ * may contain, and which namespace a channel belongs to.
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "internal.h"
+
+int presence__check_name(const char *name, size_t max, bool allow_empty,
+                         size_t *len)
+{
+    if (name == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    /* Stop counting past the limit, so a huge string costs max, not its
+     * length. */
+    size_t n = 0;
+    for (; name[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)name[n];
+        if (c < 0x20 || c == 0x7f) {
+            return PRESENCE_ERR_BAD_NAME;
+        }
+        if (n >= max) {
+            return PRESENCE_ERR_TOO_LONG;
+        }
+    }
+    if (n == 0 && !allow_empty) {
+        return PRESENCE_ERR_BAD_NAME;
+    }
+    *len = n;
+    return PRESENCE_OK;
+}
+
+static bool namespace_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+/* Centrifugo's rule: ^[-a-zA-Z0-9_.]{2,}$; "" names the default. */
+int presence__check_namespace_name(const char *name, size_t *len)
+{
+    if (name == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t n = 0;
+    for (; name[n] != '\0'; n++) {
+        if (!namespace_char(name[n])) {
+            return PRESENCE_ERR_BAD_NAME;
+        }
+        if (n >= 255) {
+            return PRESENCE_ERR_TOO_LONG;
+        }
+    }
+    if (n == 1) {
+        return PRESENCE_ERR_BAD_NAME;
+    }
+    *len = n;
+    return PRESENCE_OK;
+}
+
+void presence__namespace_part(const presence_registry *reg,
+                              const char *channel, size_t channel_len,
+                              const char **ns, size_t *ns_len)
+{
+    const char *sep = memchr(channel, reg->separator, channel_len);
+    *ns = channel;
+    *ns_len = sep == NULL ? 0 : (size_t)(sep - channel);
+}
+
+int presence__resolve_channel(presence_registry *reg, const char *channel,
+                              size_t *channel_len,
+                              struct presence__namespace **ns)
+{
+    int rc = presence__check_name(channel, reg->limits.channel_name_max,
+                                  false, channel_len);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    const char *name;
+    size_t name_len;
+    presence__namespace_part(reg, channel, *channel_len, &name, &name_len);
+    *ns = presence__namespace_find(reg, name, name_len);
+    return *ns == NULL ? PRESENCE_ERR_UNKNOWN_NAMESPACE : PRESENCE_OK;
+}

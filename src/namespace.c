@@ -1,0 +1,177 @@
+/*
+ * Namespaces: the options their channels share. Created at run time,
+ * never removed (a channel keeps a pointer to its namespace).
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static void options_defaults(presence_namespace_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->presence = true;
+    o->join_leave = true;
+    o->ttl_ms = 0;
+    o->max_members = 0;
+}
+
+void presence_namespace_options_init_sized(presence_namespace_options *options,
+                                           size_t struct_size)
+{
+    if (options == NULL || struct_size < sizeof(size_t)) {
+        return;
+    }
+    presence_namespace_options defaults;
+    options_defaults(&defaults);
+    defaults.struct_size = struct_size;
+    memcpy(options, &defaults,
+           struct_size < sizeof defaults ? struct_size : sizeof defaults);
+}
+
+void presence__namespace_options_copy(presence_namespace_options *dst,
+                                      const presence_namespace_options *src)
+{
+    options_defaults(dst);
+    size_t n = src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
+    memcpy(dst, src, n);
+    dst->struct_size = sizeof *dst;
+}
+
+int presence__namespace_options_check(const presence_namespace_options *o)
+{
+    if (o->struct_size < sizeof(size_t) + sizeof(bool)) {
+        return PRESENCE_ERR_INVALID; /* not filled by the init macro */
+    }
+    presence_namespace_options copy;
+    presence__namespace_options_copy(&copy, o);
+    return copy.ttl_ms < 0 ? PRESENCE_ERR_INVALID : PRESENCE_OK;
+}
+
+struct presence__namespace *
+presence__namespace_find(presence_registry *reg, const char *name, size_t len)
+{
+    struct presence__namespace *ns = NULL;
+    HASH_FIND(hh, reg->namespaces, name, len, ns);
+    return ns;
+}
+
+int presence__namespace_add(presence_registry *reg, const char *name,
+                            size_t len, const presence_namespace_options *o)
+{
+    size_t size = presence__add_size(sizeof(struct presence__namespace),
+                                     presence__add_size(len, 1));
+    struct presence__namespace *ns = presence__malloc(reg, size);
+    if (ns == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    memset(ns, 0, sizeof *ns);
+    presence__namespace_options_copy(&ns->options, o);
+    memcpy(ns->name, name, len);
+    ns->name[len] = '\0';
+    ns->name_len = len;
+    HASH_ADD(hh, reg->namespaces, name, len, ns);
+    if (!PRESENCE_HASH_ADDED(ns)) {
+        presence__free(reg, ns, size);
+        return PRESENCE_ERR_NOMEM;
+    }
+    return PRESENCE_OK;
+}
+
+void presence__namespaces_free(presence_registry *reg)
+{
+    struct presence__namespace *ns, *tmp;
+    HASH_ITER(hh, reg->namespaces, ns, tmp)
+    {
+        HASH_DEL(reg->namespaces, ns);
+        presence__free(reg, ns, sizeof *ns + ns->name_len + 1);
+    }
+}
+
+/* Close every channel of a namespace whose presence was turned off. */
+static int close_channels(presence_registry *reg,
+                          struct presence__namespace *ns)
+{
+    size_t members = 0;
+    struct presence__channel *ch, *tmp;
+    HASH_ITER(hh, reg->channels, ch, tmp)
+    {
+        if (ch->ns == ns) {
+            members += ch->members.count;
+        }
+    }
+    int rc = presence__events_reserve(reg, presence__mul_size(members, 2));
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    HASH_ITER(hh, reg->channels, ch, tmp)
+    {
+        if (ch->ns == ns) {
+            presence__channel_drain(reg, ch, SIZE_MAX, PRESENCE_LEAVE_CLOSED);
+        }
+    }
+    return PRESENCE_OK;
+}
+
+int presence_namespace_set(presence_registry *reg, const char *name,
+                           const presence_namespace_options *options)
+{
+    if (reg == NULL || options == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t len;
+    int rc = presence__check_namespace_name(name, &len);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    rc = presence__namespace_options_check(options);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    presence__lock(reg);
+    struct presence__namespace *ns = presence__namespace_find(reg, name, len);
+    if (ns == NULL) {
+        rc = presence__namespace_add(reg, name, len, options);
+    } else {
+        presence_namespace_options next;
+        presence__namespace_options_copy(&next, options);
+        if (ns->options.presence && !next.presence) {
+            rc = close_channels(reg, ns);
+        }
+        if (rc == PRESENCE_OK) {
+            ns->options = next;
+        }
+    }
+    presence__unlock(reg);
+    presence__events_dispatch(reg);
+    return rc;
+}
+
+int presence_namespace_get(presence_registry *reg, const char *name,
+                           presence_namespace_options *out)
+{
+    if (reg == NULL || out == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t len;
+    int rc = presence__check_namespace_name(name, &len);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    size_t out_size = out->struct_size;
+    presence__lock(reg);
+    struct presence__namespace *ns = presence__namespace_find(reg, name, len);
+    if (ns == NULL) {
+        rc = PRESENCE_ERR_UNKNOWN_NAMESPACE;
+    } else {
+        /* Write no more than the caller's struct holds. */
+        size_t n = out_size >= sizeof(size_t) && out_size < sizeof ns->options
+                       ? out_size
+                       : sizeof ns->options;
+        memcpy(out, &ns->options, n);
+        out->struct_size = n;
+    }
+    presence__unlock(reg);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * The per-channel user counts: user -> number of the user's connections in
+ * the channel. Makes presence stats O(1) and tells at once whether a join
+ * is the user's first connection or a leave its last.
+ *
+ * Open addressing, linear probing, backward-shift deletion; 16 bytes a
+ * slot (user pointer and count).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PRESENCE_USERCOUNT_H
+#define PRESENCE_USERCOUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct presence_registry;
+struct presence__user;
+
+struct presence__usercount_slot {
+    struct presence__user *user;
+    size_t count;
+};
+
+struct presence__usercount {
+    struct presence__usercount_slot *slots;
+    size_t mask; /* slots - 1, or 0 when there are none */
+    size_t users;
+};
+
+void presence__usercount_init(struct presence__usercount *uc);
+void presence__usercount_free(struct presence_registry *reg,
+                              struct presence__usercount *uc);
+/* Make sure one more user fits without allocating. */
+int presence__usercount_prepare(struct presence_registry *reg,
+                                struct presence__usercount *uc);
+/* Add a connection of the user; returns its new count (1 = first). */
+size_t presence__usercount_inc(struct presence__usercount *uc,
+                               struct presence__user *user);
+/* Remove a connection; returns the count left (0 = it was the last). */
+size_t presence__usercount_dec(struct presence_registry *reg,
+                               struct presence__usercount *uc,
+                               struct presence__user *user);
+size_t presence__usercount_get(const struct presence__usercount *uc,
+                               const struct presence__user *user);
+
+#endif
