@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what the build, the tests and the demo need, from Debian's archive,
+# when it is missing. Safe to run again: it installs nothing that is there.
+set -euo pipefail
+
+packages=(
+  gcc pkg-config meson ninja-build   # the build
+  uthash-dev                         # the core library's one dependency
+  libcmocka-dev                      # unit tests
+  libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
+  libhiredis-dev redis-server        # cluster presence through Redis
+  nodejs npm                         # end-to-end tests with the real JS SDK
+  clang libclang-rt-14-dev           # libFuzzer
+  time curl                          # peak memory figures; the demo's curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    # node may come from outside Debian's archive: accept a working one.
+    case "$p" in
+      nodejs) command -v node >/dev/null && continue ;;
+      npm) command -v npm >/dev/null && continue ;;
+    esac
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

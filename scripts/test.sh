@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs what is missing,
+# then builds and runs every suite: the cmocka suites in a plain -Werror
+# build, again under AddressSanitizer+UBSan, the concurrency suite under
+# ThreadSanitizer, and the presence server's end-to-end tests.
+# Any failure stops it with a non-zero exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+setup() { # setup DIR [meson options...]
+  local dir=$1; shift
+  if [ -d "$dir" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  meson compile -C "$dir"
+}
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "plain build (-Werror), all suites"
+setup build-test --werror -Dbuildtype=debugoptimized
+meson test -C build-test -v --print-errorlogs --no-rebuild
+
+step "AddressSanitizer + UndefinedBehaviorSanitizer"
+setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dbench=false -Dpresence_server=disabled
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan -v --print-errorlogs --no-rebuild
+
+step "ThreadSanitizer, concurrency suite"
+setup build-tsan --werror -Dbuildtype=debug -Db_sanitize=thread \
+  -Db_lundef=false -Dbench=false -Dexamples=false
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  meson test -C build-tsan -v --print-errorlogs --no-rebuild --suite threads
+
+if [ -x scripts/e2e-test.sh ] && [ -x build-test/examples/presence-server/presence-server ]; then
+  step "presence server end-to-end tests (node, centrifuge SDK)"
+  scripts/e2e-test.sh build-test
+fi
+
+step "all test suites passed"
