@@ -415,7 +415,9 @@ presence_namespace_set(presence_registry *registry, const char *name,
                        const presence_namespace_options *options);
 
 /**
- * Read the options of a namespace ("" for the default).
+ * Read the options of a namespace ("" for the default). @p out must have
+ * been filled by presence_namespace_options_init() first: its struct_size
+ * says how many bytes the caller's struct holds.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument;
  *         #PRESENCE_ERR_UNKNOWN_NAMESPACE.
  */
@@ -843,11 +845,14 @@ PRESENCE_API int presence_subscribe(presence_registry *registry,
                                     presence_subscription *out);
 
 /**
- * Remove a subscription. Once it returns the callback is not started
- * again, also for events already queued. A callback may remove itself or
- * any other subscription. Only when called from another thread than the
- * one delivering events can the callback still be running when this
- * returns (the call already under way completes).
+ * Remove a subscription. Called on the thread that delivers events (from
+ * a callback, or with a single thread), the callback is never called
+ * again once this returns, also for events already queued; a callback may
+ * remove itself or any other subscription. Called from another thread
+ * while events are being delivered, a call of the callback that had
+ * already begun (or was about to begin) completes; to free user_data
+ * safely in that case, do it from a callback or once that thread's call
+ * into the library has returned.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOT_FOUND.
  */
 PRESENCE_API int presence_unsubscribe(presence_registry *registry,

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  gcc pkg-config meson ninja-build   # the build
+  gcc g++ pkg-config meson ninja-build   # the build (g++: the header as C++)
   uthash-dev                         # the core library's one dependency
   libcmocka-dev                      # unit tests
   libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
