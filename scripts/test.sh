@@ -37,6 +37,9 @@ setup build-tsan --werror -Dbuildtype=debug -Db_sanitize=thread \
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   meson test -C build-tsan -v --print-errorlogs --no-rebuild --suite threads
 
+step "libFuzzer: API sequences against the reference model (60 s)"
+scripts/fuzz.sh api-sequence 60
+
 if [ -x scripts/e2e-test.sh ] && [ -x build-test/examples/presence-server/presence-server ]; then
   step "presence server end-to-end tests (node, centrifuge SDK)"
   scripts/e2e-test.sh build-test

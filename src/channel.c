@@ -127,9 +127,9 @@ void presence__channels_free(presence_registry *reg)
     struct presence__channel *ch, *tmp;
     HASH_ITER(hh, reg->channels, ch, tmp)
     {
-        size_t hint = 0;
+        struct presence__memberset_pos pos = {NULL, 0};
         struct presence__membership *m;
-        while ((m = presence__memberset_any(&ch->members, &hint)) != NULL) {
+        while ((m = presence__memberset_first(&ch->members, &pos)) != NULL) {
             presence__memberset_remove(reg, &ch->members, m);
             membership_free(reg, m);
         }
@@ -141,13 +141,13 @@ size_t presence__channel_drain(presence_registry *reg,
                                struct presence__channel *ch, size_t max,
                                presence_leave_reason reason)
 {
-    size_t hint = 0;
+    struct presence__memberset_pos pos = {NULL, 0};
     size_t n = 0;
     while (n < max) {
         /* The last removal may free the channel: decide before it. */
         bool last = ch->members.count == 1;
         presence__membership_remove(
-            reg, presence__memberset_any(&ch->members, &hint), reason);
+            reg, presence__memberset_first(&ch->members, &pos), reason);
         n++;
         if (last) {
             break;

@@ -238,16 +238,19 @@ uint64_t presence__memberset_scan(const struct presence__memberset *set,
 }
 
 struct presence__membership *
-presence__memberset_any(const struct presence__memberset *set, size_t *hint)
+presence__memberset_first(const struct presence__memberset *set,
+                          struct presence__memberset_pos *pos)
 {
-    /* Draining takes members from the front; the hint skips the slots
-     * already emptied, and a wrap covers a shrink that moved members. */
-    size_t start = *hint < set->nslots ? *hint : 0;
-    for (size_t n = 0; n < set->nslots; n++) {
-        size_t i = (start + n) % set->nslots;
-        if (set->slots[i] != NULL) {
-            *hint = i;
-            return set->slots[i];
+    /* Draining removes the first member again and again: removal only
+     * moves later members back into the hole, so the next first member is
+     * at or after the last one, unless the table was rebuilt. */
+    if (pos->slots != set->slots) {
+        pos->slots = set->slots;
+        pos->at = 0;
+    }
+    for (; pos->at < set->nslots; pos->at++) {
+        if (set->slots[pos->at] != NULL) {
+            return set->slots[pos->at];
         }
     }
     return NULL;

@@ -57,9 +57,16 @@ typedef void (*presence__member_visit_fn)(struct presence__membership *m,
 uint64_t presence__memberset_scan(const struct presence__memberset *set,
                                   uint64_t cursor, size_t limit,
                                   presence__member_visit_fn visit, void *ctx);
-/* Any member, or NULL when empty, to drain a channel: pass the same hint
- * (start at 0) on every call so that draining stays linear. */
+/* Where a drain got to; start from {NULL, 0}. */
+struct presence__memberset_pos {
+    const void *slots;
+    size_t at;
+};
+/* The member with the lowest hash (NULL when empty), for draining a
+ * channel in snapshot order; pass the same pos on every call so that
+ * draining stays linear. */
 struct presence__membership *
-presence__memberset_any(const struct presence__memberset *set, size_t *hint);
+presence__memberset_first(const struct presence__memberset *set,
+                          struct presence__memberset_pos *pos);
 
 #endif

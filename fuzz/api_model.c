@@ -1,0 +1,353 @@
+/*
+ * The reference model (see api_model.h).
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "api_model.h"
+
+/* lobby, room: default namespace; t: TTL; q: no events; off: presence
+ * off; nope: unknown namespace. */
+const char *const model_channel_names[MODEL_CHANNELS] = {
+    "lobby", "room", "tt:a", "tt:b", "qq:a", "off:a", "nope:a",
+};
+const char *const model_client_ids[MODEL_CLIENTS] = {
+    "c0", "c1", "c2", "c3", "c4", "c5",
+};
+const char *const model_user_ids[MODEL_USERS] = {"u0", "u1", ""};
+const char *const model_infos[MODEL_INFOS] = {"", "x", "yy"};
+
+static const char *const conn_infos[MODEL_CLIENTS] = {
+    "ci0", "ci1", "", "ci3", "ci4", "",
+};
+
+int model_user_of(int client)
+{
+    return client % MODEL_USERS;
+}
+
+const char *model_conn_info_of(int client)
+{
+    return conn_infos[client];
+}
+
+void model_init(model *md)
+{
+    memset(md, 0, sizeof *md);
+    md->now = 1000;
+    md->ttl_t = 50;
+}
+
+static bool in_ns_t(int channel)
+{
+    return channel == 2 || channel == 3;
+}
+
+static bool events_on(int channel)
+{
+    return channel != 4;
+}
+
+bool model_channel_known(int channel)
+{
+    return channel != 6;
+}
+
+bool model_channel_has_presence(int channel)
+{
+    return channel != 5;
+}
+
+size_t model_channel_count(const model *md, int channel)
+{
+    size_t n = 0;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        n += md->m[c][channel].in;
+    }
+    return n;
+}
+
+size_t model_user_count(const model *md, int channel, int user)
+{
+    size_t n = 0;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        n += md->m[c][channel].in && model_user_of(c) == user;
+    }
+    return n;
+}
+
+size_t model_users_in(const model *md, int channel)
+{
+    size_t n = 0;
+    for (int u = 0; u < MODEL_USERS; u++) {
+        n += model_user_count(md, channel, u) > 0;
+    }
+    return n;
+}
+
+size_t model_client_channels(const model *md, int client)
+{
+    size_t n = 0;
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        n += md->m[client][ch].in;
+    }
+    return n;
+}
+
+static size_t live_channels(const model *md)
+{
+    size_t n = 0;
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        n += model_channel_count(md, ch) > 0;
+    }
+    return n;
+}
+
+static void emit(model *md, presence_event_kind kind,
+                 presence_leave_reason reason, int channel, int client,
+                 int info)
+{
+    if (!events_on(channel) || md->nevents >= MODEL_MAX_EVENTS) {
+        return;
+    }
+    model_event *e = &md->events[md->nevents++];
+    e->kind = kind;
+    e->reason = reason;
+    e->channel = channel;
+    e->client = client;
+    e->info = info;
+    e->seq = md->seq[channel];
+    e->time_ms = md->now;
+    e->num_clients = model_channel_count(md, channel);
+    e->num_users = model_users_in(md, channel);
+}
+
+static void remove_member(model *md, int channel, int client,
+                          presence_leave_reason reason)
+{
+    model_member *mm = &md->m[client][channel];
+    int info = mm->info;
+    mm->in = false;
+    md->seq[channel]++;
+    bool last = model_user_count(md, channel, model_user_of(client)) == 0;
+    emit(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info);
+    if (last) {
+        emit(md, PRESENCE_EVENT_USER_LEAVE, reason, channel, client, info);
+    }
+    if (model_channel_count(md, channel) == 0) {
+        md->seq[channel] = 0;
+    }
+}
+
+static void touch(model *md, model_member *mm)
+{
+    mm->touched_at = md->now;
+    mm->touch_order = ++md->orders;
+}
+
+int model_join(model *md, int channel, int client, int user, int info)
+{
+    if (!model_channel_known(channel)) {
+        return PRESENCE_ERR_UNKNOWN_NAMESPACE;
+    }
+    if (!model_channel_has_presence(channel)) {
+        return PRESENCE_ERR_NOT_AVAILABLE;
+    }
+    if (model_client_channels(md, client) > 0 && user != model_user_of(client)) {
+        return PRESENCE_ERR_CONFLICT;
+    }
+    model_member *mm = &md->m[client][channel];
+    if (mm->in) {
+        if (mm->info != info) {
+            mm->info = info;
+            md->seq[channel]++;
+            emit(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel,
+                 client, info);
+        }
+        touch(md, mm);
+        return PRESENCE_OK;
+    }
+    if (model_client_channels(md, client) >= MODEL_CHANNELS_PER_CLIENT) {
+        return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
+    }
+    size_t count = model_channel_count(md, channel);
+    if (count >= MODEL_MEMBERS_PER_CHANNEL) {
+        return PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
+    }
+    if (count == 0 && live_channels(md) >= MODEL_CHANNELS_MAX) {
+        return PRESENCE_ERR_CHANNEL_LIMIT;
+    }
+    bool first = model_user_count(md, channel, user) == 0;
+    mm->in = true;
+    mm->info = info;
+    mm->joined_at = md->now;
+    mm->join_order = ++md->orders;
+    touch(md, mm);
+    md->seq[channel]++;
+    emit(md, PRESENCE_EVENT_JOIN, PRESENCE_LEAVE_NONE, channel, client, info);
+    if (first) {
+        emit(md, PRESENCE_EVENT_USER_JOIN, PRESENCE_LEAVE_NONE, channel,
+             client, info);
+    }
+    return PRESENCE_OK;
+}
+
+static int find_member(const model *md, int channel, int client)
+{
+    if (!model_channel_known(channel)) {
+        return PRESENCE_ERR_UNKNOWN_NAMESPACE;
+    }
+    return md->m[client][channel].in ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND;
+}
+
+int model_leave(model *md, int channel, int client)
+{
+    int rc = find_member(md, channel, client);
+    if (rc == PRESENCE_OK) {
+        remove_member(md, channel, client, PRESENCE_LEAVE_EXPLICIT);
+    }
+    return rc;
+}
+
+int model_disconnect(model *md, int client)
+{
+    if (model_client_channels(md, client) == 0) {
+        return PRESENCE_ERR_NOT_FOUND;
+    }
+    /* The client's list is newest first. */
+    while (model_client_channels(md, client) > 0) {
+        int newest = -1;
+        for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+            const model_member *mm = &md->m[client][ch];
+            if (mm->in && (newest < 0 || mm->join_order >
+                                             md->m[client][newest].join_order)) {
+                newest = ch;
+            }
+        }
+        remove_member(md, newest, client, PRESENCE_LEAVE_DISCONNECT);
+    }
+    return PRESENCE_OK;
+}
+
+int model_update(model *md, int channel, int client, int info)
+{
+    int rc = find_member(md, channel, client);
+    model_member *mm = &md->m[client][channel];
+    if (rc == PRESENCE_OK && mm->info != info) {
+        mm->info = info;
+        md->seq[channel]++;
+        emit(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel, client,
+             info);
+    }
+    return rc;
+}
+
+int model_touch(model *md, int channel, int client)
+{
+    int rc = find_member(md, channel, client);
+    if (rc == PRESENCE_OK) {
+        touch(md, &md->m[client][channel]);
+    }
+    return rc;
+}
+
+int model_touch_client(model *md, int client)
+{
+    if (model_client_channels(md, client) == 0) {
+        return PRESENCE_ERR_NOT_FOUND;
+    }
+    /* Renewed newest first, as the client's list runs. */
+    int order[MODEL_CHANNELS];
+    int n = 0;
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        if (md->m[client][ch].in) {
+            order[n++] = ch;
+        }
+    }
+    for (int i = 1; i < n; i++) {
+        for (int j = i; j > 0 && md->m[client][order[j]].join_order >
+                                     md->m[client][order[j - 1]].join_order;
+             j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        touch(md, &md->m[client][order[i]]);
+    }
+    return PRESENCE_OK;
+}
+
+int model_close(model *md, int channel, const int *order, size_t n)
+{
+    if (!model_channel_known(channel)) {
+        return PRESENCE_ERR_UNKNOWN_NAMESPACE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        remove_member(md, channel, order[i], PRESENCE_LEAVE_CLOSED);
+    }
+    return PRESENCE_OK;
+}
+
+size_t model_expire(model *md)
+{
+    size_t n = 0;
+    if (md->ttl_t <= 0) {
+        return 0;
+    }
+    for (;;) {
+        int oc = -1, och = -1;
+        for (int c = 0; c < MODEL_CLIENTS; c++) {
+            for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+                const model_member *mm = &md->m[c][ch];
+                if (mm->in && in_ns_t(ch) &&
+                    (oc < 0 || mm->touch_order < md->m[oc][och].touch_order)) {
+                    oc = c;
+                    och = ch;
+                }
+            }
+        }
+        if (oc < 0 || md->m[oc][och].touched_at + md->ttl_t > md->now) {
+            return n;
+        }
+        remove_member(md, och, oc, PRESENCE_LEAVE_EXPIRED);
+        n++;
+    }
+}
+
+int64_t model_next_deadline(const model *md)
+{
+    int64_t next = PRESENCE_NO_DEADLINE;
+    if (md->ttl_t <= 0) {
+        return next;
+    }
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+            const model_member *mm = &md->m[c][ch];
+            if (mm->in && in_ns_t(ch) && mm->touched_at + md->ttl_t < next) {
+                next = mm->touched_at + md->ttl_t;
+            }
+        }
+    }
+    return next;
+}
+
+/*
+ * The re-entry rules, mirrored by the fuzzer's callback:
+ * - c0's last connection leaving explicitly rejoins it to "room";
+ * - c5 joining "lobby" leaves it again at once.
+ */
+void model_settle(model *md)
+{
+    for (size_t i = 0; i < md->nevents; i++) {
+        model_event e = md->events[i];
+        if (e.kind == PRESENCE_EVENT_USER_LEAVE && e.client == 0 &&
+            e.reason == PRESENCE_LEAVE_EXPLICIT) {
+            (void)model_join(md, MODEL_ROOM, 0, model_user_of(0), 0);
+        } else if (e.kind == PRESENCE_EVENT_JOIN && e.client == 5 &&
+                   e.channel == MODEL_LOBBY) {
+            (void)model_leave(md, MODEL_LOBBY, 5);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+/*
+ * A naive reference model of a presence registry, for the API-sequence
+ * fuzzer: plain arrays over a small, fixed universe of channels and
+ * clients, written for clarity rather than speed. It predicts every return
+ * code, every event (with its sequence number and stats) and the state
+ * after each call.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PRESENCE_FUZZ_API_MODEL_H
+#define PRESENCE_FUZZ_API_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <presence.h>
+
+enum {
+    MODEL_CHANNELS = 7,
+    MODEL_CLIENTS = 6,
+    MODEL_USERS = 3,
+    MODEL_INFOS = 3,    /* chan_info variants: none, "x", "yy" */
+    MODEL_MAX_EVENTS = 512,
+    MODEL_CHANNELS_PER_CLIENT = 3,
+    MODEL_MEMBERS_PER_CHANNEL = 5,
+    MODEL_CHANNELS_MAX = 4,
+};
+
+/* The universe. */
+extern const char *const model_channel_names[MODEL_CHANNELS];
+extern const char *const model_client_ids[MODEL_CLIENTS];
+extern const char *const model_user_ids[MODEL_USERS];
+extern const char *const model_infos[MODEL_INFOS];
+/* Index of the channel "room", where the re-entry rule joins c0. */
+#define MODEL_ROOM 1
+/* Index of the channel "lobby", watched by the channel subscription. */
+#define MODEL_LOBBY 0
+
+typedef struct model_event {
+    presence_event_kind kind;
+    presence_leave_reason reason;
+    int channel;
+    int client;
+    int info;
+    uint64_t seq;
+    int64_t time_ms;
+    size_t num_clients;
+    size_t num_users;
+} model_event;
+
+typedef struct model_member {
+    bool in;
+    int info;
+    int64_t joined_at;
+    int64_t touched_at;
+    uint64_t join_order;  /* the client's list is newest first */
+    uint64_t touch_order; /* the namespace's touch list order */
+} model_member;
+
+typedef struct model {
+    model_member m[MODEL_CLIENTS][MODEL_CHANNELS];
+    uint64_t seq[MODEL_CHANNELS];
+    int64_t now;
+    int64_t ttl_t; /* the TTL of namespace "t" */
+    uint64_t orders;
+    bool lobby_sub; /* the channel subscription is on */
+    model_event events[MODEL_MAX_EVENTS];
+    size_t nevents;
+} model;
+
+/* The user and conn_info each client always joins with. */
+int model_user_of(int client);
+const char *model_conn_info_of(int client);
+
+void model_init(model *md);
+size_t model_channel_count(const model *md, int channel);
+size_t model_user_count(const model *md, int channel, int user);
+size_t model_users_in(const model *md, int channel);
+size_t model_client_channels(const model *md, int client);
+bool model_channel_has_presence(int channel);
+bool model_channel_known(int channel);
+
+/* Each returns the expected return code and applies the change; events go
+ * to md->events, followed by those the re-entry rules cause. `order` is the
+ * members of the channel in the library's snapshot order (for close). */
+int model_join(model *md, int channel, int client, int user, int info);
+int model_leave(model *md, int channel, int client);
+int model_disconnect(model *md, int client);
+int model_update(model *md, int channel, int client, int info);
+int model_touch(model *md, int channel, int client);
+int model_touch_client(model *md, int client);
+int model_close(model *md, int channel, const int *order, size_t n);
+size_t model_expire(model *md);
+int64_t model_next_deadline(const model *md);
+
+/* Runs the re-entry rules over the queued events (what the fuzzer's
+ * callback does in the library). */
+void model_settle(model *md);
+
+#endif

@@ -1,0 +1,512 @@
+/*
+ * API-sequence fuzzer: input bytes become a sequence of calls on a
+ * registry and on the reference model (api_model.c). After every call the
+ * return codes, the events delivered (callbacks that call back in
+ * included) and the whole visible state must agree. With allocation
+ * failures sprinkled in, a call that fails must leave the registry equal
+ * to the model's state before the call.
+ *
+ * Built as a libFuzzer target (fuzz/meson.build) and as a replay program
+ * that runs the seed corpus and pseudo-random inputs in the test suite.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_model.h"
+#include "api_sequence.h"
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: mismatch: %s\n", __FILE__, __LINE__,       \
+                    #cond);                                                    \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+/* ---- the harness's registry, allocator and clock ------------------------ */
+
+struct harness {
+    presence_registry *reg;
+    model md;
+    int64_t clock;
+    /* allocation failure injection */
+    size_t allocs;
+    size_t fail_at; /* 0 = never */
+    bool no_fail;   /* while checking and inside callbacks */
+    size_t live_blocks;
+    /* events seen by the two subscriptions */
+    model_event got[MODEL_MAX_EVENTS];
+    size_t ngot;
+    model_event got_lobby[MODEL_MAX_EVENTS];
+    size_t ngot_lobby;
+    presence_subscription lobby_sub;
+    int depth; /* callbacks must never nest */
+};
+
+static bool should_fail(struct harness *h)
+{
+    h->allocs++;
+    return !h->no_fail && h->fail_at != 0 && h->allocs == h->fail_at;
+}
+
+static void *fz_malloc(size_t size, void *ud)
+{
+    struct harness *h = ud;
+    if (should_fail(h)) {
+        return NULL;
+    }
+    void *p = malloc(size);
+    h->live_blocks += p != NULL;
+    return p;
+}
+
+static void *fz_realloc(void *ptr, size_t old_size, size_t new_size, void *ud)
+{
+    (void)old_size;
+    struct harness *h = ud;
+    if (should_fail(h)) {
+        return NULL;
+    }
+    return realloc(ptr, new_size);
+}
+
+static void fz_free(void *ptr, size_t size, void *ud)
+{
+    (void)size;
+    struct harness *h = ud;
+    h->live_blocks -= ptr != NULL;
+    free(ptr);
+}
+
+static int64_t fz_clock(void *ud)
+{
+    return ((struct harness *)ud)->clock;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static int index_of(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], s) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int info_index(const void *data, size_t len)
+{
+    for (int i = 0; i < MODEL_INFOS; i++) {
+        if (strlen(model_infos[i]) == len &&
+            (len == 0 || memcmp(model_infos[i], data, len) == 0)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static model_event convert(const presence_event *ev)
+{
+    model_event e;
+    memset(&e, 0, sizeof e);
+    e.kind = ev->kind;
+    e.reason = ev->reason;
+    e.channel = index_of(model_channel_names, MODEL_CHANNELS, ev->channel);
+    e.client = index_of(model_client_ids, MODEL_CLIENTS, ev->client_id);
+    e.info = info_index(ev->chan_info, ev->chan_info_len);
+    e.seq = ev->seq;
+    e.time_ms = ev->time_ms;
+    e.num_clients = ev->stats.num_clients;
+    e.num_users = ev->stats.num_users;
+    return e;
+}
+
+/* The main subscription: records, checks the event's own fields, and
+ * applies the re-entry rules (mirrored by model_settle). */
+static void on_event(presence_registry *reg, const presence_event *ev,
+                     void *ud)
+{
+    struct harness *h = ud;
+    CHECK(h->depth == 0);
+    h->depth++;
+    bool saved = h->no_fail;
+    h->no_fail = true;
+    model_event e = convert(ev);
+    CHECK(e.channel >= 0 && e.client >= 0 && e.info >= 0);
+    CHECK(strcmp(ev->user_id, model_user_ids[model_user_of(e.client)]) == 0);
+    const char *conn = model_conn_info_of(e.client);
+    CHECK(ev->conn_info_len == strlen(conn));
+    CHECK(ev->conn_info_len == 0 ||
+          memcmp(ev->conn_info, conn, ev->conn_info_len) == 0);
+    CHECK(h->ngot < MODEL_MAX_EVENTS);
+    h->got[h->ngot++] = e;
+    if (e.kind == PRESENCE_EVENT_USER_LEAVE && e.client == 0 &&
+        e.reason == PRESENCE_LEAVE_EXPLICIT) {
+        (void)presence_join(reg, model_channel_names[MODEL_ROOM], "c0",
+                            model_user_ids[model_user_of(0)],
+                            model_conn_info_of(0), strlen(model_conn_info_of(0)),
+                            NULL, 0);
+    } else if (e.kind == PRESENCE_EVENT_JOIN && e.client == 5 &&
+               e.channel == MODEL_LOBBY) {
+        (void)presence_leave(reg, model_channel_names[MODEL_LOBBY], "c5");
+    }
+    h->no_fail = saved;
+    h->depth--;
+}
+
+static void on_lobby(presence_registry *reg, const presence_event *ev,
+                     void *ud)
+{
+    (void)reg;
+    struct harness *h = ud;
+    CHECK(h->ngot_lobby < MODEL_MAX_EVENTS);
+    h->got_lobby[h->ngot_lobby++] = convert(ev);
+}
+
+static bool event_equal(const model_event *a, const model_event *b)
+{
+    return a->kind == b->kind && a->reason == b->reason &&
+           a->channel == b->channel && a->client == b->client &&
+           a->info == b->info && a->seq == b->seq &&
+           a->time_ms == b->time_ms && a->num_clients == b->num_clients &&
+           a->num_users == b->num_users;
+}
+
+static void check_events(struct harness *h)
+{
+    CHECK(h->ngot == h->md.nevents);
+    size_t lobby = 0;
+    for (size_t i = 0; i < h->ngot; i++) {
+        CHECK(event_equal(&h->got[i], &h->md.events[i]));
+        const model_event *e = &h->md.events[i];
+        if (h->md.lobby_sub && e->channel == MODEL_LOBBY &&
+            (e->kind == PRESENCE_EVENT_JOIN || e->kind == PRESENCE_EVENT_LEAVE)) {
+            CHECK(lobby < h->ngot_lobby);
+            CHECK(event_equal(&h->got_lobby[lobby], e));
+            lobby++;
+        }
+    }
+    CHECK(lobby == h->ngot_lobby);
+    h->ngot = h->ngot_lobby = 0;
+    h->md.nevents = 0;
+}
+
+/* ---- the state --------------------------------------------------------- */
+
+static void check_snapshot_member(const struct harness *h, int ch,
+                                  const presence_member *pm)
+{
+    int c = index_of(model_client_ids, MODEL_CLIENTS, pm->client_id);
+    CHECK(c >= 0);
+    const model_member *mm = &h->md.m[c][ch];
+    CHECK(mm->in);
+    CHECK(strcmp(pm->channel, model_channel_names[ch]) == 0);
+    CHECK(strcmp(pm->user_id, model_user_ids[model_user_of(c)]) == 0);
+    CHECK(info_index(pm->chan_info, pm->chan_info_len) == mm->info);
+    CHECK(pm->conn_info_len == strlen(model_conn_info_of(c)));
+    CHECK(pm->joined_at_ms == mm->joined_at);
+    CHECK(pm->touched_at_ms == mm->touched_at);
+}
+
+static void check_channel(struct harness *h, int ch)
+{
+    presence_registry *reg = h->reg;
+    const char *name = model_channel_names[ch];
+    presence_channel_stats st;
+    int rc = presence_stats(reg, name, NULL, &st);
+    int want = !model_channel_known(ch)        ? PRESENCE_ERR_UNKNOWN_NAMESPACE
+               : !model_channel_has_presence(ch) ? PRESENCE_ERR_NOT_AVAILABLE
+                                                 : PRESENCE_OK;
+    CHECK(rc == want);
+    if (rc != PRESENCE_OK) {
+        return;
+    }
+    CHECK(st.num_clients == model_channel_count(&h->md, ch));
+    CHECK(st.num_users == model_users_in(&h->md, ch));
+    for (int u = 0; u < MODEL_USERS; u++) {
+        size_t n = 99;
+        CHECK(presence_user_present(reg, name, model_user_ids[u], &n) ==
+              PRESENCE_OK);
+        CHECK(n == model_user_count(&h->md, ch, u));
+    }
+
+    presence_snapshot *snap = NULL;
+    CHECK(presence_query(reg, name, NULL, &snap) == PRESENCE_OK);
+    CHECK(snap->count == st.num_clients);
+    CHECK(snap->seq == h->md.seq[ch]);
+    for (size_t i = 0; i < snap->count; i++) {
+        check_snapshot_member(h, ch, &snap->members[i]);
+    }
+    presence_snapshot_free(snap);
+
+    /* Paged walks return every member exactly once. */
+    for (size_t limit = 1; limit <= 3; limit++) {
+        bool seen[MODEL_CLIENTS] = {false};
+        uint64_t cursor = 0;
+        size_t total = 0;
+        do {
+            CHECK(presence_query_page(reg, name, NULL, cursor, limit, &snap) ==
+                  PRESENCE_OK);
+            for (size_t i = 0; i < snap->count; i++) {
+                int c = index_of(model_client_ids, MODEL_CLIENTS,
+                                 snap->members[i].client_id);
+                CHECK(c >= 0 && !seen[c]);
+                seen[c] = true;
+                total++;
+            }
+            cursor = snap->next_cursor;
+            presence_snapshot_free(snap);
+        } while (cursor != 0);
+        CHECK(total == st.num_clients);
+    }
+}
+
+static void check_state(struct harness *h)
+{
+    h->no_fail = true;
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        check_channel(h, ch);
+    }
+    size_t memberships = 0, clients = 0, channels = 0;
+    bool user_seen[MODEL_USERS] = {false};
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        size_t n = model_client_channels(&h->md, c);
+        memberships += n;
+        clients += n > 0;
+        if (n > 0) {
+            user_seen[model_user_of(c)] = true;
+        }
+        presence_snapshot *snap = NULL;
+        int rc = presence_client_channels(h->reg, model_client_ids[c], &snap);
+        CHECK(rc == (n > 0 ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND));
+        if (rc == PRESENCE_OK) {
+            CHECK(snap->count == n);
+            for (size_t i = 0; i < snap->count; i++) {
+                int ch = index_of(model_channel_names, MODEL_CHANNELS,
+                                  snap->members[i].channel);
+                CHECK(ch >= 0);
+                check_snapshot_member(h, ch, &snap->members[i]);
+            }
+            presence_snapshot_free(snap);
+        }
+    }
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        channels += model_channel_count(&h->md, ch) > 0;
+    }
+    size_t users = 0;
+    for (int u = 0; u < MODEL_USERS; u++) {
+        users += user_seen[u];
+    }
+    presence_counts counts;
+    CHECK(presence_registry_counts(h->reg, &counts) == PRESENCE_OK);
+    CHECK(counts.memberships == memberships);
+    CHECK(counts.clients == clients);
+    CHECK(counts.channels == channels);
+    CHECK(counts.users == users);
+    presence_channel_list *list = NULL;
+    CHECK(presence_channels(h->reg, NULL, &list) == PRESENCE_OK);
+    CHECK(list->count == channels);
+    presence_channel_list_free(list);
+    CHECK(presence_next_deadline_ms(h->reg) == model_next_deadline(&h->md));
+    h->no_fail = false;
+}
+
+/* ---- operations -------------------------------------------------------- */
+
+struct input {
+    const uint8_t *data;
+    size_t size;
+    size_t at;
+};
+
+static uint8_t next_byte(struct input *in)
+{
+    return in->at < in->size ? in->data[in->at++] : 0;
+}
+
+/* Apply one call to the library and to the model. A call that failed for
+ * lack of memory must change nothing: the model is then left as it was. */
+static void step(struct harness *h, struct input *in)
+{
+    uint8_t op = next_byte(in);
+    uint8_t a = next_byte(in);
+    uint8_t b = next_byte(in);
+    int ch = a % MODEL_CHANNELS;
+    int c = b % MODEL_CLIENTS;
+    int info = (a / MODEL_CHANNELS) % MODEL_INFOS;
+    presence_registry *reg = h->reg;
+    const char *chn = model_channel_names[ch];
+    const char *cid = model_client_ids[c];
+    model before = h->md;
+    int rc, want;
+
+    /* Every few calls, fail one of the allocations of this call. */
+    h->allocs = 0;
+    h->fail_at = (op & 0x80) != 0 ? (size_t)(b >> 4) + 1 : 0;
+
+    switch (op % 14) {
+    case 0:
+    case 1:
+    case 12:
+    case 13: { /* join, with a conflicting user now and then */
+        int user = model_user_of(c);
+        if ((a & 0xc0) == 0xc0 && model_client_channels(&h->md, c) > 0) {
+            user = (user + 1) % MODEL_USERS;
+        }
+        const char *conn = model_conn_info_of(c);
+        rc = presence_join(reg, chn, cid, model_user_ids[user], conn,
+                           strlen(conn), model_infos[info],
+                           strlen(model_infos[info]));
+        want = model_join(&h->md, ch, c, user, info);
+        break;
+    }
+    case 2:
+        rc = presence_leave(reg, chn, cid);
+        want = model_leave(&h->md, ch, c);
+        break;
+    case 3:
+        rc = presence_disconnect(reg, cid, NULL);
+        want = model_disconnect(&h->md, c);
+        break;
+    case 4:
+        rc = presence_update(reg, chn, cid, model_infos[info],
+                             strlen(model_infos[info]));
+        want = model_update(&h->md, ch, c, info);
+        break;
+    case 5:
+        rc = presence_touch(reg, chn, cid);
+        want = model_touch(&h->md, ch, c);
+        break;
+    case 6:
+        rc = presence_touch_client(reg, cid);
+        want = model_touch_client(&h->md, c);
+        break;
+    case 7: { /* close: members leave in snapshot order */
+        int order[MODEL_CLIENTS];
+        size_t n = 0;
+        presence_snapshot *snap = NULL;
+        h->no_fail = true;
+        if (presence_query(reg, chn, NULL, &snap) == PRESENCE_OK) {
+            for (size_t i = 0; i < snap->count; i++) {
+                order[n++] = index_of(model_client_ids, MODEL_CLIENTS,
+                                      snap->members[i].client_id);
+            }
+            presence_snapshot_free(snap);
+        }
+        h->no_fail = false;
+        size_t removed = 99;
+        rc = presence_channel_close(reg, chn, &removed);
+        want = model_close(&h->md, ch, order, n);
+        CHECK(rc != PRESENCE_OK || removed == n);
+        break;
+    }
+    case 8: { /* time passes, then expiry */
+        h->clock += a % 40;
+        h->md.now = h->clock;
+        size_t expired = 99;
+        rc = presence_expire(reg, h->clock, &expired);
+        size_t n = model_expire(&h->md);
+        want = PRESENCE_OK;
+        CHECK(rc != PRESENCE_OK || expired == n);
+        break;
+    }
+    case 9: { /* change the TTL of namespace tt */
+        static const int64_t ttls[] = {0, 30, 50, 100};
+        presence_namespace_options o;
+        presence_namespace_options_init(&o);
+        o.ttl_ms = ttls[a % 4];
+        rc = presence_namespace_set(reg, "tt", &o);
+        want = PRESENCE_OK;
+        h->md.ttl_t = o.ttl_ms;
+        break;
+    }
+    case 10: /* the lobby subscription comes and goes */
+        if (h->md.lobby_sub) {
+            rc = presence_unsubscribe(reg, h->lobby_sub);
+            want = PRESENCE_OK;
+            h->md.lobby_sub = false;
+        } else {
+            rc = presence_subscribe(reg, PRESENCE_SCOPE_CHANNEL, "lobby",
+                                    PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE,
+                                    on_lobby, h, &h->lobby_sub);
+            want = PRESENCE_OK;
+            h->md.lobby_sub = true;
+        }
+        break;
+    default: /* reads under allocation failure change nothing */
+        {
+            presence_snapshot *snap = NULL;
+            rc = presence_query_page(reg, chn, NULL, 0, 1 + a % 3, &snap);
+            want = !model_channel_known(ch) ? PRESENCE_ERR_UNKNOWN_NAMESPACE
+                   : !model_channel_has_presence(ch)
+                       ? PRESENCE_ERR_NOT_AVAILABLE
+                       : PRESENCE_OK;
+            presence_snapshot_free(snap);
+        }
+        break;
+    }
+    h->fail_at = 0;
+    if (rc == PRESENCE_ERR_NOMEM) {
+        /* Out of memory: nothing happened, nothing was announced. */
+        h->md = before;
+    } else {
+        CHECK(rc == want);
+        model_settle(&h->md);
+    }
+    check_events(h);
+    check_state(h);
+}
+
+int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
+{
+    struct harness *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return 0;
+    }
+    model_init(&h->md);
+    h->clock = h->md.now;
+
+    presence_config cfg;
+    presence_config_init(&cfg);
+    cfg.allocator.malloc_fn = fz_malloc;
+    cfg.allocator.realloc_fn = fz_realloc;
+    cfg.allocator.free_fn = fz_free;
+    cfg.allocator.user_data = h;
+    cfg.clock = fz_clock;
+    cfg.clock_user_data = h;
+    cfg.hash_seed = 0x5eed;
+    cfg.single_threaded = size > 0 && (data[0] & 1) != 0;
+    cfg.limits.channels_per_client_max = MODEL_CHANNELS_PER_CLIENT;
+    cfg.limits.members_per_channel_max = MODEL_MEMBERS_PER_CHANNEL;
+    cfg.limits.channels_max = MODEL_CHANNELS_MAX;
+    CHECK(presence_registry_new(&cfg, &h->reg) == PRESENCE_OK);
+
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.ttl_ms = h->md.ttl_t;
+    CHECK(presence_namespace_set(h->reg, "tt", &o) == PRESENCE_OK);
+    presence_namespace_options_init(&o);
+    o.join_leave = false;
+    CHECK(presence_namespace_set(h->reg, "qq", &o) == PRESENCE_OK);
+    presence_namespace_options_init(&o);
+    o.presence = false;
+    CHECK(presence_namespace_set(h->reg, "off", &o) == PRESENCE_OK);
+    presence_subscription sub;
+    CHECK(presence_subscribe(h->reg, PRESENCE_SCOPE_ALL, NULL,
+                             PRESENCE_EVENTS_ALL, on_event, h,
+                             &sub) == PRESENCE_OK);
+
+    struct input in = {data, size, 1};
+    for (int steps = 0; in.at < in.size && steps < 2000; steps++) {
+        step(h, &in);
+    }
+    CHECK(presence_registry_free(h->reg) == PRESENCE_OK);
+    CHECK(h->live_blocks == 0);
+    free(h);
+    return 0;
+}
