@@ -3,7 +3,7 @@
 # declares with PRESENCE_API, and the version script must list the same.
 set -euo pipefail
 lib=$1 header=$2 map=$3
-declared=$(grep -o 'PRESENCE_API[^(]*(' "$header" | grep -o 'presence_[a-z0-9_]*' | sort -u)
+declared=$(tr '\n' ' ' < "$header" | grep -o 'PRESENCE_API[^(;]*(' | grep -o 'presence_[a-z0-9_]*' | sort -u)
 exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u)
 listed=$(grep -o '^ *presence_[a-z0-9_]*;' "$map" | tr -d ' ;' | sort -u)
 status=0
