@@ -531,7 +531,8 @@ PRESENCE_API int presence_touch_client(presence_registry *registry,
                                        const char *client_id);
 
 /**
- * Every member of a channel leaves, with #PRESENCE_LEAVE_CLOSED.
+ * Every member of a channel leaves, with #PRESENCE_LEAVE_CLOSED, in the
+ * order a presence_query() snapshot lists them.
  *
  * A huge channel is emptied in batches, with events delivered between
  * batches, so that memory for queued events stays bounded: a join that

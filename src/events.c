@@ -70,6 +70,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->time_ms = now;
     e->num_clients = ch->members.count;
     e->num_users = ch->users.users;
+    e->first_later_sub = reg->next_sub_id;
     e->kind = (unsigned char)kind;
     e->reason = (unsigned char)reason;
     ch->refs++;
@@ -214,7 +215,7 @@ int presence_unsubscribe(presence_registry *reg,
 static bool subscription_matches(const struct presence__subscription *sub,
                                  const struct presence__pending *e)
 {
-    if ((sub->kinds & e->kind) == 0) {
+    if ((sub->kinds & e->kind) == 0 || sub->id >= e->first_later_sub) {
         return false;
     }
     switch (sub->scope) {

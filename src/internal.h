@@ -104,6 +104,8 @@ struct presence__pending {
     int64_t time_ms;
     size_t num_clients;
     size_t num_users;
+    /* Subscriptions made after the change (ids from here on) skip it. */
+    presence_subscription first_later_sub;
     unsigned char kind;
     unsigned char reason;
 };
