@@ -1,0 +1,172 @@
+/*
+ * The presence-mix workload of ../shared/bench/WORKLOAD.md on libpresence,
+ * through the public API only.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "bench-common.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+const char *const bench_phase_names[BENCH_PHASES] = {
+    "join", "stats", "query", "refresh", "leave",
+};
+
+#define PHASE_BEGIN(ph)                                                        \
+    do {                                                                       \
+        if (hooks && hooks->phase)                                             \
+            hooks->phase((ph), true, hooks->ctx);                              \
+        t0 = bench_now_ns();                                                   \
+    } while (0)
+#define PHASE_END(ph)                                                          \
+    do {                                                                       \
+        out->ns[(ph)] = bench_now_ns() - t0;                                   \
+        if (hooks && hooks->phase)                                             \
+            hooks->phase((ph), false, hooks->ctx);                             \
+    } while (0)
+
+void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
+                        bench_result *out) {
+    const uint64_t C = p->C, H = p->H, K = p->K, R = p->R;
+    const uint64_t step = H / K;
+    bench_names clients, users, channels;
+    bench_infos infos;
+    presence_config cfg;
+    presence_namespace_options ns;
+    presence_registry *reg = NULL;
+    presence_counts counts;
+    uint64_t t0;
+
+    memset(out, 0, sizeof *out);
+
+    /* Names are built before the timed phases, as a server has them
+     * already: client ids c<i>, user ids u<i/2>, channels chat:<j>, infos
+     * c<i>xxx... of I bytes. */
+    bench_names_make(&clients, (size_t)C, "c", 1);
+    bench_names_make(&users, (size_t)((C + 1) / 2), "u", 1);
+    bench_names_make(&channels, (size_t)H, "chat:", 1);
+    bench_infos_make(&infos, (size_t)C, (size_t)p->I, "c");
+    out->names_rss_kb = bench_peak_rss_kb();
+
+    bench_config(&cfg, true, (size_t)p->I);
+    if (hooks && hooks->allocator)
+        cfg.allocator = *hooks->allocator;
+    BENCH_CHECK(presence_registry_new(&cfg, &reg));
+    presence_namespace_options_init(&ns);
+    BENCH_CHECK(presence_namespace_set(reg, "chat", &ns));
+
+    /* 1. join: C*K joins with user id and conn_info, no chan_info. */
+    PHASE_BEGIN(BENCH_JOIN);
+    for (uint64_t i = 0; i < C; i++) {
+        const char *id = bench_name(&clients, i);
+        const char *user = bench_name(&users, i / 2);
+        const void *info = bench_info(&infos, i);
+        uint64_t j = bench_channel0(i, H);
+        for (uint64_t k = 0; k < K; k++) {
+            BENCH_CHECK(presence_join(reg, bench_name(&channels, j), id, user,
+                                      info, (size_t)p->I, NULL, 0));
+            j = bench_channel_next(j, step, H);
+        }
+    }
+    PHASE_END(BENCH_JOIN);
+    out->ops[BENCH_JOIN] = C * K;
+
+    BENCH_CHECK(presence_registry_counts(reg, &counts));
+    if (counts.memberships != C * K || counts.clients != C)
+        bench_die("after join: %zu memberships, %zu clients (want %" PRIu64
+                  ", %" PRIu64 ")",
+                  counts.memberships, counts.clients, C * K, C);
+
+    /* 2. stats: R rounds over every channel. */
+    PHASE_BEGIN(BENCH_STATS);
+    for (uint64_t r = 0; r < R; r++) {
+        uint64_t rc = 0, ru = 0;
+        for (uint64_t j = 0; j < H; j++) {
+            presence_channel_stats st;
+            BENCH_CHECK(
+                presence_stats(reg, bench_name(&channels, j), NULL, &st));
+            rc += st.num_clients;
+            ru += st.num_users;
+        }
+        if (r == 0) {
+            out->clients = rc;
+            out->users = ru;
+        } else if (rc != out->clients || ru != out->users) {
+            bench_die("stats differ between rounds");
+        }
+    }
+    PHASE_END(BENCH_STATS);
+    out->ops[BENCH_STATS] = R * H;
+
+    /* 3. query: the full presence of every channel, every member visited. */
+    PHASE_BEGIN(BENCH_QUERY);
+    for (uint64_t j = 0; j < H; j++) {
+        presence_snapshot *snap = NULL;
+        BENCH_CHECK(presence_query(reg, bench_name(&channels, j), NULL, &snap));
+        for (size_t m = 0; m < snap->count; m++) {
+            const presence_member *mb = &snap->members[m];
+            out->bytes += strlen(mb->client_id) + strlen(mb->user_id) +
+                          mb->conn_info_len;
+        }
+        out->listed += snap->count;
+        presence_snapshot_free(snap);
+    }
+    PHASE_END(BENCH_QUERY);
+    out->ops[BENCH_QUERY] = H;
+
+    /* 4. refresh: touch every membership. */
+    PHASE_BEGIN(BENCH_REFRESH);
+    for (uint64_t i = 0; i < C; i++) {
+        const char *id = bench_name(&clients, i);
+        uint64_t j = bench_channel0(i, H);
+        for (uint64_t k = 0; k < K; k++) {
+            BENCH_CHECK(presence_touch(reg, bench_name(&channels, j), id));
+            j = bench_channel_next(j, step, H);
+        }
+    }
+    PHASE_END(BENCH_REFRESH);
+    out->ops[BENCH_REFRESH] = C * K;
+
+    /* 5. leave: every client disconnects. */
+    PHASE_BEGIN(BENCH_LEAVE);
+    for (uint64_t i = 0; i < C; i++) {
+        size_t left = 0;
+        BENCH_CHECK(presence_disconnect(reg, bench_name(&clients, i), &left));
+        if (left != K)
+            bench_die("client %" PRIu64 " left %zu channels, want %" PRIu64,
+                      i, left, K);
+    }
+    PHASE_END(BENCH_LEAVE);
+    out->ops[BENCH_LEAVE] = C;
+
+    BENCH_CHECK(presence_registry_counts(reg, &counts));
+    if (counts.channels || counts.clients || counts.users ||
+        counts.memberships)
+        bench_die("not empty after leave: channels=%zu clients=%zu users=%zu "
+                  "memberships=%zu",
+                  counts.channels, counts.clients, counts.users,
+                  counts.memberships);
+
+    out->peak_rss_kb = bench_peak_rss_kb();
+
+    BENCH_CHECK(presence_registry_free(reg));
+    bench_names_free(&clients);
+    bench_names_free(&users);
+    bench_names_free(&channels);
+    bench_infos_free(&infos);
+}
+
+void bench_result_print(FILE *f, const bench_result *r) {
+    for (int ph = 0; ph < BENCH_PHASES; ph++) {
+        double secs = (double)r->ns[ph] / 1e9;
+        double rate = secs > 0 ? (double)r->ops[ph] / secs : 0.0;
+        fprintf(f, "phase=%s ops=%" PRIu64 " seconds=%.6f ops_per_s=%.0f\n",
+                bench_phase_names[ph], r->ops[ph], secs, rate);
+    }
+    fprintf(f,
+            "checksum clients=%" PRIu64 " users=%" PRIu64 " listed=%" PRIu64
+            " bytes=%" PRIu64 "\n",
+            r->clients, r->users, r->listed, r->bytes);
+    fprintf(f, "peak_rss_kb=%ld\n", r->peak_rss_kb);
+}
