@@ -535,8 +535,10 @@ PRESENCE_API int presence_touch_client(presence_registry *registry,
  * order a presence_query() snapshot lists them.
  *
  * A huge channel is emptied in batches, with events delivered between
- * batches, so that memory for queued events stays bounded: a join that
- * another thread makes while the close runs may survive it. If memory runs
+ * batches, so that memory for queued events stays bounded. Every member
+ * present when the call begins leaves; a client that joins while the close
+ * runs (from a callback, or another thread) may leave with the others or
+ * stay, depending on where it lands in that order. If memory runs
  * out between batches the call returns #PRESENCE_ERR_NOMEM with
  * @p removed telling how many members have left; each of them left
  * completely, with its events.

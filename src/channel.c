@@ -18,38 +18,32 @@ static size_t channel_size(size_t name_len)
     return sizeof(struct presence__channel) + name_len + 1;
 }
 
-struct presence__channel *presence__channel_find(presence_registry *reg,
-                                                 const char *name, size_t len)
+void presence__channels_init(presence_registry *reg)
 {
-    struct presence__channel *ch = NULL;
-    HASH_FIND(hh, reg->channels, name, len, ch);
-    return ch;
+    presence__index_init(&reg->channels,
+                         offsetof(struct presence__channel, name),
+                         offsetof(struct presence__channel, name_len));
 }
 
-static int channel_create(presence_registry *reg, const char *name,
-                          size_t len, struct presence__namespace *ns,
-                          struct presence__channel **out)
+/* A new, empty channel; presence__index_prepare must have succeeded. */
+static struct presence__channel *channel_create(presence_registry *reg,
+                                                const struct presence__chref *ref)
 {
-    struct presence__channel *ch = presence__malloc(reg, channel_size(len));
+    struct presence__channel *ch = presence__malloc(reg, channel_size(ref->len));
     if (ch == NULL) {
-        return PRESENCE_ERR_NOMEM;
+        return NULL;
     }
     memset(ch, 0, sizeof *ch);
-    ch->ns = ns;
+    ch->hash = ref->hash;
+    ch->ns = ref->ns;
     presence__memberset_init(&ch->members);
     presence__usercount_init(&ch->users);
-    memcpy(ch->name, name, len);
-    ch->name[len] = '\0';
-    ch->name_len = len;
-    HASH_ADD(hh, reg->channels, name, len, ch);
-    if (!PRESENCE_HASH_ADDED(ch)) {
-        presence__free(reg, ch, channel_size(len));
-        return PRESENCE_ERR_NOMEM;
-    }
+    memcpy(ch->name, ref->name, ref->len);
+    ch->name[ref->len] = '\0';
+    ch->name_len = ref->len;
+    presence__index_insert(&reg->channels, ch->hash, ch);
     ch->live = true;
-    reg->channel_count++;
-    *out = ch;
-    return PRESENCE_OK;
+    return ch;
 }
 
 /* The channel has no member left: out of the table, and freed once no
@@ -57,9 +51,8 @@ static int channel_create(presence_registry *reg, const char *name,
 static void channel_retire(presence_registry *reg,
                            struct presence__channel *ch)
 {
-    HASH_DEL(reg->channels, ch);
+    presence__index_remove(reg, &reg->channels, ch->hash, ch);
     ch->live = false;
-    reg->channel_count--;
     presence__memberset_free(reg, &ch->members);
     presence__usercount_free(reg, &ch->users);
     if (ch->refs == 0) {
@@ -124,30 +117,64 @@ void presence__membership_remove(presence_registry *reg,
 
 void presence__channels_free(presence_registry *reg)
 {
-    struct presence__channel *ch, *tmp;
-    HASH_ITER(hh, reg->channels, ch, tmp)
-    {
-        struct presence__memberset_pos pos = {NULL, 0};
-        struct presence__membership *m;
-        while ((m = presence__memberset_first(&ch->members, &pos)) != NULL) {
-            presence__memberset_remove(reg, &ch->members, m);
-            membership_free(reg, m);
+    /* Queued events are gone, so no channel outlives this. */
+    for (size_t i = 0; i < presence__index_slots(&reg->channels); i++) {
+        struct presence__channel *ch = presence__index_at(&reg->channels, i);
+        if (ch == NULL) {
+            continue;
         }
-        channel_retire(reg, ch);
+        for (size_t j = 0; j < ch->members.nslots; j++) {
+            if (ch->members.slots[j] != NULL) {
+                membership_free(reg, ch->members.slots[j]);
+            }
+        }
+        presence__memberset_free(reg, &ch->members);
+        presence__usercount_free(reg, &ch->users);
+        presence__free(reg, ch, channel_size(ch->name_len));
+    }
+    presence__index_free(reg, &reg->channels);
+}
+
+void presence__namespace_drain(presence_registry *reg,
+                               struct presence__namespace *ns)
+{
+    /* Closing a channel removes it from the index, which moves later
+     * entries back into its slot (so stay on it) or, when the index
+     * shrinks, everywhere (so start again: other namespaces' channels are
+     * merely visited twice). */
+    const void *slots = reg->channels.slots;
+    size_t i = 0;
+    while (i < presence__index_slots(&reg->channels)) {
+        struct presence__channel *ch = presence__index_at(&reg->channels, i);
+        if (ch == NULL || ch->ns != ns) {
+            i++;
+            continue;
+        }
+        uint64_t cursor = 0;
+        presence__channel_drain(reg, ch, SIZE_MAX, PRESENCE_LEAVE_CLOSED,
+                                &cursor);
+        if (reg->channels.slots != slots) {
+            slots = reg->channels.slots;
+            i = 0;
+        }
     }
 }
 
 size_t presence__channel_drain(presence_registry *reg,
                                struct presence__channel *ch, size_t max,
-                               presence_leave_reason reason)
+                               presence_leave_reason reason, uint64_t *cursor)
 {
-    struct presence__memberset_pos pos = {NULL, 0};
     size_t n = 0;
     while (n < max) {
-        /* The last removal may free the channel: decide before it. */
+        struct presence__membership *m =
+            presence__memberset_lower_bound(&ch->members, *cursor);
+        if (m == NULL) {
+            break;
+        }
+        *cursor = m->client->hash;
+        /* The last removal frees the channel: decide before it. */
         bool last = ch->members.count == 1;
-        presence__membership_remove(
-            reg, presence__memberset_first(&ch->members, &pos), reason);
+        presence__membership_remove(reg, m, reason);
         n++;
         if (last) {
             break;
@@ -172,30 +199,42 @@ static int check_client_id(const presence_registry *reg, const char *id,
     return presence__check_name(id, reg->limits.client_id_max, false, len);
 }
 
-/*
- * With the lock held: the channel (NULL if it has no member), its
- * namespace, and the client (NULL if unknown).
- */
+/* What a call names: a channel and a client, checked and hashed before the
+ * lock is taken, then looked up under it. */
 struct target {
-    struct presence__namespace *ns;
-    struct presence__channel *ch;
-    struct presence__client *client;
-    struct presence__membership *m;
-    size_t channel_len;
+    struct presence__chref chan;
+    const char *client_id;
     size_t client_len;
+    uint64_t client_hash;
+    struct presence__client *client;   /* NULL if unknown */
+    struct presence__membership *m;    /* NULL if not a member */
 };
 
-static int find_target(presence_registry *reg, const char *channel,
-                       const char *client_id, struct target *t)
+static int target_check(const presence_registry *reg, const char *channel,
+                        const char *client_id, struct target *t)
 {
-    int rc = presence__resolve_channel(reg, channel, &t->channel_len, &t->ns);
+    int rc = presence__channel_check(reg, channel, &t->chan);
+    if (rc == PRESENCE_OK) {
+        rc = check_client_id(reg, client_id, &t->client_len);
+    }
+    if (rc == PRESENCE_OK) {
+        t->client_id = client_id;
+        t->client_hash = presence__hash64(reg->seed, client_id, t->client_len);
+    }
+    return rc;
+}
+
+/* Lock held. */
+static int target_lookup(presence_registry *reg, struct target *t)
+{
+    int rc = presence__channel_lookup(reg, &t->chan);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    t->ch = presence__channel_find(reg, channel, t->channel_len);
-    t->client = presence__client_find(reg, client_id, t->client_len);
-    t->m = t->ch != NULL && t->client != NULL
-               ? presence__membership_find(t->ch, t->client)
+    t->client = presence__client_find(reg, t->client_id, t->client_len,
+                                      t->client_hash);
+    t->m = t->chan.ch != NULL && t->client != NULL
+               ? presence__membership_find(t->chan.ch, t->client)
                : NULL;
     return PRESENCE_OK;
 }
@@ -262,21 +301,19 @@ static int join_check_limits(const presence_registry *reg,
         t->client->channel_count >= per_client) {
         return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
     }
-    size_t per_channel = member_limit(reg, t->ns);
-    if (t->ch != NULL && per_channel != 0 &&
-        t->ch->members.count >= per_channel) {
+    size_t per_channel = member_limit(reg, t->chan.ns);
+    if (t->chan.ch != NULL && per_channel != 0 &&
+        t->chan.ch->members.count >= per_channel) {
         return PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
     }
-    if (t->ch == NULL && reg->limits.channels_max != 0 &&
-        reg->channel_count >= reg->limits.channels_max) {
+    if (t->chan.ch == NULL && reg->limits.channels_max != 0 &&
+        reg->channels.count >= reg->limits.channels_max) {
         return PRESENCE_ERR_CHANNEL_LIMIT;
     }
     return PRESENCE_OK;
 }
 
 struct join_args {
-    const char *channel;
-    const char *client_id;
     const char *user_id;
     size_t user_len;
     const void *conn_info;
@@ -290,43 +327,43 @@ static int join_new(presence_registry *reg, struct target *t,
                     const struct join_args *a)
 {
     int rc = join_check_limits(reg, t);
-    if (rc != PRESENCE_OK) {
-        return rc;
+    if (rc == PRESENCE_OK) {
+        rc = presence__events_reserve(reg, 2);
     }
-    rc = presence__events_reserve(reg, 2);
-    if (rc != PRESENCE_OK) {
-        return rc;
+    if (rc == PRESENCE_OK && t->chan.ch == NULL) {
+        rc = presence__index_prepare(reg, &reg->channels);
     }
     struct presence__blob *blob = NULL;
-    rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
+    if (rc == PRESENCE_OK) {
+        rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
+    }
     if (rc != PRESENCE_OK) {
         return rc;
     }
     struct presence__membership *m = presence__malloc(reg, sizeof *m);
-    bool new_channel = t->ch == NULL;
+    bool new_channel = t->chan.ch == NULL;
     bool new_client = false;
     if (m == NULL) {
         rc = PRESENCE_ERR_NOMEM;
         goto fail_blob;
     }
     if (new_channel) {
-        rc = channel_create(reg, a->channel, t->channel_len, t->ns, &t->ch);
-        if (rc != PRESENCE_OK) {
+        t->chan.ch = channel_create(reg, &t->chan);
+        if (t->chan.ch == NULL) {
+            rc = PRESENCE_ERR_NOMEM;
             goto fail_membership;
         }
     }
-    uint64_t hash = t->client != NULL
-                        ? t->client->hash
-                        : presence__hash64(reg->seed, a->client_id,
-                                           t->client_len);
-    rc = presence__memberset_prepare(reg, &t->ch->members, hash);
+    struct presence__channel *ch = t->chan.ch;
+    rc = presence__memberset_prepare(reg, &ch->members, t->client_hash);
     if (rc == PRESENCE_OK) {
-        rc = presence__usercount_prepare(reg, &t->ch->users);
+        rc = presence__usercount_prepare(reg, &ch->users);
     }
     if (rc == PRESENCE_OK && t->client == NULL) {
-        rc = presence__client_get(reg, a->client_id, t->client_len,
-                                  a->user_id, a->user_len, a->conn_info,
-                                  a->conn_info_len, &t->client, &new_client);
+        rc = presence__client_get(reg, t->client_id, t->client_len,
+                                  t->client_hash, a->user_id, a->user_len,
+                                  a->conn_info, a->conn_info_len, &t->client,
+                                  &new_client);
     }
     if (rc != PRESENCE_OK) {
         goto fail_channel;
@@ -336,7 +373,7 @@ static int join_new(presence_registry *reg, struct target *t,
     int64_t now = presence__now(reg);
     memset(m, 0, sizeof *m);
     m->client = t->client;
-    m->channel = t->ch;
+    m->channel = ch;
     m->chan_info = blob;
     m->joined_at_ms = now;
     m->touched_at_ms = now;
@@ -346,19 +383,20 @@ static int join_new(presence_registry *reg, struct target *t,
     }
     t->client->memberships = m;
     t->client->channel_count++;
-    presence__memberset_insert(&t->ch->members, m);
+    presence__memberset_insert(&ch->members, m);
     bool first_of_user =
-        presence__usercount_inc(&t->ch->users, t->client->user) == 1;
-    presence__touch_append(t->ns, m);
+        presence__usercount_inc(&ch->users, t->client->user) == 1;
+    presence__touch_append(ch->ns, m);
     reg->membership_count++;
-    t->ch->seq++;
-    presence__events_push(reg, t->ch, m, PRESENCE_EVENT_JOIN,
+    ch->seq++;
+    presence__events_push(reg, ch, m, PRESENCE_EVENT_JOIN,
                           PRESENCE_LEAVE_NONE, first_of_user);
     return PRESENCE_OK;
 
 fail_channel:
     if (new_channel) {
-        channel_retire(reg, t->ch);
+        channel_retire(reg, t->chan.ch);
+        t->chan.ch = NULL;
     }
 fail_membership:
     presence__free(reg, m, sizeof *m);
@@ -375,11 +413,10 @@ int presence_join(presence_registry *reg, const char *channel,
     if (reg == NULL || channel == NULL || client_id == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    struct join_args a = {channel,   client_id,     user_id != NULL ? user_id : "",
-                          0,         conn_info,     conn_info_len,
-                          chan_info, chan_info_len};
+    struct join_args a = {user_id != NULL ? user_id : "", 0, conn_info,
+                          conn_info_len, chan_info, chan_info_len};
     struct target t;
-    int rc = check_client_id(reg, client_id, &t.client_len);
+    int rc = target_check(reg, channel, client_id, &t);
     if (rc == PRESENCE_OK) {
         rc = presence__check_name(a.user_id, reg->limits.user_id_max, true,
                                   &a.user_len);
@@ -395,8 +432,8 @@ int presence_join(presence_registry *reg, const char *channel,
     }
 
     presence__lock(reg);
-    rc = find_target(reg, channel, client_id, &t);
-    if (rc == PRESENCE_OK && !t.ns->options.presence) {
+    rc = target_lookup(reg, &t);
+    if (rc == PRESENCE_OK && !t.chan.ns->options.presence) {
         rc = PRESENCE_ERR_NOT_AVAILABLE;
     }
     if (rc == PRESENCE_OK && t.client != NULL &&
@@ -430,12 +467,12 @@ static int lock_membership(presence_registry *reg, const char *channel,
     if (reg == NULL || channel == NULL || client_id == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    int rc = check_client_id(reg, client_id, &t->client_len);
+    int rc = target_check(reg, channel, client_id, t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
     presence__lock(reg);
-    rc = find_target(reg, channel, client_id, t);
+    rc = target_lookup(reg, t);
     if (rc == PRESENCE_OK && t->m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
@@ -509,8 +546,9 @@ static int lock_client(presence_registry *reg, const char *client_id,
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    uint64_t hash = presence__hash64(reg->seed, client_id, len);
     presence__lock(reg);
-    *out = presence__client_find(reg, client_id, len);
+    *out = presence__client_find(reg, client_id, len, hash);
     if (*out == NULL) {
         presence__unlock(reg);
         return PRESENCE_ERR_NOT_FOUND;
@@ -566,33 +604,31 @@ int presence_channel_close(presence_registry *reg, const char *channel,
     if (reg == NULL || channel == NULL) {
         return PRESENCE_ERR_INVALID;
     }
+    struct presence__chref ref;
+    int rc = presence__channel_check(reg, channel, &ref);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
     size_t done = 0;
-    size_t len;
-    struct presence__namespace *ns;
     presence__lock(reg);
-    int rc = presence__resolve_channel(reg, channel, &len, &ns);
-    struct presence__channel *ch =
-        rc == PRESENCE_OK ? presence__channel_find(reg, channel, len) : NULL;
-    /* Remove at most the members there were at the start, so that joins
-     * racing with the close cannot keep it running. */
-    size_t total = ch != NULL ? ch->members.count : 0;
-    while (rc == PRESENCE_OK && ch != NULL && done < total) {
-        rc = ensure_event_room(reg, 2);
-        if (rc != PRESENCE_OK) {
-            break;
-        }
-        /* ensure_event_room may have released the lock. */
-        ch = presence__channel_find(reg, channel, len);
-        if (ch == NULL) {
-            break;
-        }
+    rc = presence__channel_lookup(reg, &ref);
+    /* Members leave in hash order, from a cursor: whoever was there when
+     * the close began leaves, and a join that lands between batches
+     * leaves too if the cursor has not passed its place yet. */
+    uint64_t cursor = 0;
+    struct presence__channel *ch = ref.ch;
+    while (rc == PRESENCE_OK && ch != NULL) {
         size_t batch = presence__events_room(reg) / 2;
-        if (batch > total - done) {
-            batch = total - done;
+        size_t n = presence__channel_drain(reg, ch, batch,
+                                           PRESENCE_LEAVE_CLOSED, &cursor);
+        done += n;
+        if (n < batch) {
+            break; /* it reached the end: the channel may be gone */
         }
-        done += presence__channel_drain(reg, ch, batch,
-                                        PRESENCE_LEAVE_CLOSED);
-        ch = presence__channel_find(reg, channel, len);
+        rc = ensure_event_room(reg, 2);
+        /* That may have released the lock: look the channel up again. */
+        ch = presence__index_find(&reg->channels, ref.hash, ref.name,
+                                  ref.len);
     }
     presence__unlock(reg);
     presence__events_dispatch(reg);

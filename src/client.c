@@ -20,21 +20,34 @@ static size_t user_size(size_t id_len)
     return sizeof(struct presence__user) + id_len + 1;
 }
 
+void presence__clients_init(presence_registry *reg)
+{
+    presence__index_init(&reg->clients, offsetof(struct presence__client, id),
+                         offsetof(struct presence__client, id_len));
+    presence__index_init(&reg->users, offsetof(struct presence__user, id),
+                         offsetof(struct presence__user, id_len));
+}
+
 struct presence__user *presence__user_find(presence_registry *reg,
                                            const char *id, size_t len)
 {
-    struct presence__user *user = NULL;
-    HASH_FIND(hh, reg->users, id, len, user);
-    return user;
+    return presence__index_find(&reg->users,
+                                presence__hash64(reg->seed, id, len), id, len);
 }
 
 static int user_get(presence_registry *reg, const char *id, size_t len,
                     struct presence__user **out)
 {
-    struct presence__user *user = presence__user_find(reg, id, len);
+    uint64_t hash = presence__hash64(reg->seed, id, len);
+    struct presence__user *user = presence__index_find(&reg->users, hash, id,
+                                                       len);
     if (user != NULL) {
         *out = user;
         return PRESENCE_OK;
+    }
+    int rc = presence__index_prepare(reg, &reg->users);
+    if (rc != PRESENCE_OK) {
+        return rc;
     }
     user = presence__malloc(reg, user_size(len));
     if (user == NULL) {
@@ -44,11 +57,8 @@ static int user_get(presence_registry *reg, const char *id, size_t len,
     memcpy(user->id, id, len);
     user->id[len] = '\0';
     user->id_len = len;
-    HASH_ADD(hh, reg->users, id, len, user);
-    if (!PRESENCE_HASH_ADDED(user)) {
-        presence__free(reg, user, user_size(len));
-        return PRESENCE_ERR_NOMEM;
-    }
+    user->hash = hash;
+    presence__index_insert(&reg->users, hash, user);
     user->live = true;
     *out = user;
     return PRESENCE_OK;
@@ -83,7 +93,7 @@ static void user_unlink(presence_registry *reg,
         client->unext->uprev = client->uprev;
     }
     if (--user->clients == 0) {
-        HASH_DEL(reg->users, user);
+        presence__index_remove(reg, &reg->users, user->hash, user);
         user->live = false;
     }
 }
@@ -96,11 +106,10 @@ static size_t client_size(size_t id_len, size_t conn_info_len)
 }
 
 struct presence__client *presence__client_find(presence_registry *reg,
-                                               const char *id, size_t len)
+                                               const char *id, size_t len,
+                                               uint64_t hash)
 {
-    struct presence__client *client = NULL;
-    HASH_FIND(hh, reg->clients, id, len, client);
-    return client;
+    return presence__index_find(&reg->clients, hash, id, len);
 }
 
 bool presence__client_same(const struct presence__client *client,
@@ -126,11 +135,13 @@ static void client_destroy(presence_registry *reg,
 }
 
 int presence__client_get(presence_registry *reg, const char *id,
-                         size_t id_len, const char *user_id, size_t user_len,
-                         const void *conn_info, size_t conn_info_len,
-                         struct presence__client **out, bool *created)
+                         size_t id_len, uint64_t hash, const char *user_id,
+                         size_t user_len, const void *conn_info,
+                         size_t conn_info_len, struct presence__client **out,
+                         bool *created)
 {
-    struct presence__client *client = presence__client_find(reg, id, id_len);
+    struct presence__client *client =
+        presence__client_find(reg, id, id_len, hash);
     if (client != NULL) {
         if (!presence__client_same(client, user_id, user_len, conn_info,
                                    conn_info_len)) {
@@ -140,6 +151,10 @@ int presence__client_get(presence_registry *reg, const char *id,
         *created = false;
         return PRESENCE_OK;
     }
+    int rc = presence__index_prepare(reg, &reg->clients);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
     size_t size = client_size(id_len, conn_info_len);
     client = presence__malloc(reg, size);
     if (client == NULL) {
@@ -147,7 +162,7 @@ int presence__client_get(presence_registry *reg, const char *id,
     }
     memset(client, 0, sizeof *client);
     struct presence__user *user;
-    int rc = user_get(reg, user_id, user_len, &user);
+    rc = user_get(reg, user_id, user_len, &user);
     if (rc != PRESENCE_OK) {
         presence__free(reg, client, size);
         return rc;
@@ -161,13 +176,8 @@ int presence__client_get(presence_registry *reg, const char *id,
         memcpy(client->conn_info, conn_info, conn_info_len);
     }
     client->conn_info_len = conn_info_len;
-    client->hash = presence__hash64(reg->seed, id, id_len);
-    HASH_ADD(hh, reg->clients, id, id_len, client);
-    if (!PRESENCE_HASH_ADDED(client)) {
-        user_unlink(reg, client);
-        client_destroy(reg, client);
-        return PRESENCE_ERR_NOMEM;
-    }
+    client->hash = hash;
+    presence__index_insert(&reg->clients, hash, client);
     client->live = true;
     *out = client;
     *created = true;
@@ -177,7 +187,7 @@ int presence__client_get(presence_registry *reg, const char *id,
 void presence__client_retire(presence_registry *reg,
                              struct presence__client *client)
 {
-    HASH_DEL(reg->clients, client);
+    presence__index_remove(reg, &reg->clients, client->hash, client);
     client->live = false;
     user_unlink(reg, client);
     if (client->refs == 0) {
@@ -195,12 +205,22 @@ void presence__client_unref(presence_registry *reg,
 
 void presence__clients_free(presence_registry *reg)
 {
-    struct presence__client *client, *tmp;
-    HASH_ITER(hh, reg->clients, client, tmp)
-    {
-        client->refs = 0;
-        presence__client_retire(reg, client);
+    /* Queued events are gone: every client and user left goes now. */
+    for (size_t i = 0; i < presence__index_slots(&reg->clients); i++) {
+        struct presence__client *client = presence__index_at(&reg->clients, i);
+        if (client != NULL) {
+            presence__free(reg, client, client_size(client->id_len,
+                                                    client->conn_info_len));
+        }
     }
+    for (size_t i = 0; i < presence__index_slots(&reg->users); i++) {
+        struct presence__user *user = presence__index_at(&reg->users, i);
+        if (user != NULL) {
+            presence__free(reg, user, user_size(user->id_len));
+        }
+    }
+    presence__index_free(reg, &reg->clients);
+    presence__index_free(reg, &reg->users);
 }
 
 /* ---- blobs: chan_info bytes shared with queued events ------------------- */

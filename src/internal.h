@@ -11,6 +11,7 @@
 #include "presence.h"
 #include "uthash_config.h"
 
+#include "index.h"
 #include "memberset.h"
 #include "usercount.h"
 
@@ -22,7 +23,7 @@ struct presence__blob;
  * retired but named by a queued event) points to it.
  */
 struct presence__user {
-    UT_hash_handle hh;
+    uint64_t hash;
     struct presence__client *first_client; /* live clients, via unext */
     size_t clients; /* live clients */
     size_t refs;    /* client records pointing here */
@@ -37,7 +38,6 @@ struct presence__user {
  * queued event refers to it.
  */
 struct presence__client {
-    UT_hash_handle hh;
     struct presence__user *user;
     struct presence__client *uprev, *unext;   /* the user's clients */
     struct presence__membership *memberships; /* doubly linked, via cnext */
@@ -66,7 +66,7 @@ struct presence__namespace {
  * leaves; freed when no queued event refers to it.
  */
 struct presence__channel {
-    UT_hash_handle hh;
+    uint64_t hash;
     struct presence__namespace *ns;
     struct presence__memberset members;
     struct presence__usercount users;
@@ -135,11 +135,10 @@ struct presence_registry {
 
     pthread_mutex_t lock;
 
-    struct presence__namespace *namespaces; /* uthash by name */
-    struct presence__channel *channels;     /* uthash by name */
-    struct presence__client *clients;       /* uthash by id */
-    struct presence__user *users;           /* uthash by id */
-    size_t channel_count;
+    struct presence__namespace *namespaces; /* uthash by name: few */
+    struct presence__index channels;        /* by name */
+    struct presence__index clients;         /* by id */
+    struct presence__index users;           /* by id */
     size_t membership_count;
     int64_t last_now_ms; /* the clock never goes backwards for us */
 
@@ -189,10 +188,21 @@ int presence__check_namespace_name(const char *name, size_t *len);
 void presence__namespace_part(const presence_registry *reg,
                               const char *channel, size_t channel_len,
                               const char **ns, size_t *ns_len);
-/* Validate a channel name and find its namespace (lock held). */
-int presence__resolve_channel(presence_registry *reg, const char *channel,
-                              size_t *channel_len,
-                              struct presence__namespace **ns);
+/* A channel name, checked and looked up. */
+struct presence__chref {
+    const char *name;
+    size_t len;
+    uint64_t hash;
+    struct presence__namespace *ns;
+    struct presence__channel *ch; /* NULL when it has no member */
+};
+/* Check a channel name (no lock needed). */
+int presence__channel_check(const presence_registry *reg, const char *name,
+                            struct presence__chref *ref);
+/* Find the channel and its namespace (lock held): the channel's own
+ * namespace when it exists, else a namespace lookup. */
+int presence__channel_lookup(presence_registry *reg,
+                             struct presence__chref *ref);
 
 /* ---- namespace.c -------------------------------------------------------- */
 struct presence__namespace *
@@ -206,13 +216,16 @@ int presence__namespace_add(presence_registry *reg, const char *name,
                             size_t len, const presence_namespace_options *o);
 
 /* ---- client.c ----------------------------------------------------------- */
+void presence__clients_init(presence_registry *reg);
 struct presence__client *presence__client_find(presence_registry *reg,
-                                               const char *id, size_t len);
+                                               const char *id, size_t len,
+                                               uint64_t hash);
 /* Find or create the client; *created tells which. */
 int presence__client_get(presence_registry *reg, const char *id,
-                         size_t id_len, const char *user, size_t user_len,
-                         const void *conn_info, size_t conn_info_len,
-                         struct presence__client **out, bool *created);
+                         size_t id_len, uint64_t hash, const char *user,
+                         size_t user_len, const void *conn_info,
+                         size_t conn_info_len, struct presence__client **out,
+                         bool *created);
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,
                            const char *user_id, size_t user_len,
@@ -234,8 +247,7 @@ bool presence__blob_equals(const struct presence__blob *b, const void *data,
                            size_t len);
 
 /* ---- channel.c: memberships ----------------------------------------------- */
-struct presence__channel *presence__channel_find(presence_registry *reg,
-                                                 const char *name, size_t len);
+void presence__channels_init(presence_registry *reg);
 struct presence__membership *
 presence__membership_find(struct presence__channel *ch,
                           const struct presence__client *client);
@@ -247,10 +259,15 @@ void presence__membership_remove(presence_registry *reg,
 void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch);
 void presence__channels_free(presence_registry *reg);
-/* Remove up to max members of a channel; returns how many. */
+/* Close every channel of a namespace (events reserved by the caller). */
+void presence__namespace_drain(presence_registry *reg,
+                               struct presence__namespace *ns);
+/* Remove up to max members of a channel in hash order, from the first
+ * whose hash is at least *cursor (start at 0), moving the cursor along;
+ * returns how many. Fewer than max means the end was reached. */
 size_t presence__channel_drain(presence_registry *reg,
                                struct presence__channel *ch, size_t max,
-                               presence_leave_reason reason);
+                               presence_leave_reason reason, uint64_t *cursor);
 
 /* ---- expiry.c ----------------------------------------------------------- */
 void presence__touch_append(struct presence__namespace *ns,

@@ -238,19 +238,16 @@ uint64_t presence__memberset_scan(const struct presence__memberset *set,
 }
 
 struct presence__membership *
-presence__memberset_first(const struct presence__memberset *set,
-                          struct presence__memberset_pos *pos)
+presence__memberset_lower_bound(const struct presence__memberset *set,
+                                uint64_t cursor)
 {
-    /* Draining removes the first member again and again: removal only
-     * moves later members back into the hole, so the next first member is
-     * at or after the last one, unless the table was rebuilt. */
-    if (pos->slots != set->slots) {
-        pos->slots = set->slots;
-        pos->at = 0;
+    if (set->count == 0) {
+        return NULL;
     }
-    for (; pos->at < set->nslots; pos->at++) {
-        if (set->slots[pos->at] != NULL) {
-            return set->slots[pos->at];
+    for (size_t i = home_of(set->bits, cursor); i < set->nslots; i++) {
+        struct presence__membership *m = set->slots[i];
+        if (m != NULL && slot_hash(m) >= cursor) {
+            return m;
         }
     }
     return NULL;

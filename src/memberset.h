@@ -57,16 +57,10 @@ typedef void (*presence__member_visit_fn)(struct presence__membership *m,
 uint64_t presence__memberset_scan(const struct presence__memberset *set,
                                   uint64_t cursor, size_t limit,
                                   presence__member_visit_fn visit, void *ctx);
-/* Where a drain got to; start from {NULL, 0}. */
-struct presence__memberset_pos {
-    const void *slots;
-    size_t at;
-};
-/* The member with the lowest hash (NULL when empty), for draining a
- * channel in snapshot order; pass the same pos on every call so that
- * draining stays linear. */
+/* The first member whose hash is at least `cursor`, or NULL: draining a
+ * channel walks it in snapshot order with this. */
 struct presence__membership *
-presence__memberset_first(const struct presence__memberset *set,
-                          struct presence__memberset_pos *pos);
+presence__memberset_lower_bound(const struct presence__memberset *set,
+                                uint64_t cursor);
 
 #endif

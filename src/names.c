@@ -69,18 +69,32 @@ void presence__namespace_part(const presence_registry *reg,
     *ns_len = sep == NULL ? 0 : (size_t)(sep - channel);
 }
 
-int presence__resolve_channel(presence_registry *reg, const char *channel,
-                              size_t *channel_len,
-                              struct presence__namespace **ns)
+int presence__channel_check(const presence_registry *reg, const char *name,
+                            struct presence__chref *ref)
 {
-    int rc = presence__check_name(channel, reg->limits.channel_name_max,
-                                  false, channel_len);
-    if (rc != PRESENCE_OK) {
-        return rc;
+    int rc = presence__check_name(name, reg->limits.channel_name_max, false,
+                                  &ref->len);
+    if (rc == PRESENCE_OK) {
+        ref->name = name;
+        ref->hash = presence__hash64(reg->seed, name, ref->len);
+        ref->ns = NULL;
+        ref->ch = NULL;
     }
-    const char *name;
-    size_t name_len;
-    presence__namespace_part(reg, channel, *channel_len, &name, &name_len);
-    *ns = presence__namespace_find(reg, name, name_len);
-    return *ns == NULL ? PRESENCE_ERR_UNKNOWN_NAMESPACE : PRESENCE_OK;
+    return rc;
+}
+
+int presence__channel_lookup(presence_registry *reg,
+                             struct presence__chref *ref)
+{
+    ref->ch = presence__index_find(&reg->channels, ref->hash, ref->name,
+                                   ref->len);
+    if (ref->ch != NULL) {
+        ref->ns = ref->ch->ns;
+        return PRESENCE_OK;
+    }
+    const char *ns_name;
+    size_t ns_len;
+    presence__namespace_part(reg, ref->name, ref->len, &ns_name, &ns_len);
+    ref->ns = presence__namespace_find(reg, ns_name, ns_len);
+    return ref->ns == NULL ? PRESENCE_ERR_UNKNOWN_NAMESPACE : PRESENCE_OK;
 }

@@ -94,24 +94,18 @@ static int close_channels(presence_registry *reg,
                           struct presence__namespace *ns)
 {
     size_t members = 0;
-    struct presence__channel *ch, *tmp;
-    HASH_ITER(hh, reg->channels, ch, tmp)
-    {
-        if (ch->ns == ns) {
+    for (size_t i = 0; i < presence__index_slots(&reg->channels); i++) {
+        const struct presence__channel *ch =
+            presence__index_at(&reg->channels, i);
+        if (ch != NULL && ch->ns == ns) {
             members += ch->members.count;
         }
     }
     int rc = presence__events_reserve(reg, presence__mul_size(members, 2));
-    if (rc != PRESENCE_OK) {
-        return rc;
+    if (rc == PRESENCE_OK) {
+        presence__namespace_drain(reg, ns);
     }
-    HASH_ITER(hh, reg->channels, ch, tmp)
-    {
-        if (ch->ns == ns) {
-            presence__channel_drain(reg, ch, SIZE_MAX, PRESENCE_LEAVE_CLOSED);
-        }
-    }
-    return PRESENCE_OK;
+    return rc;
 }
 
 int presence_namespace_set(presence_registry *reg, const char *name,

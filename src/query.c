@@ -138,53 +138,52 @@ void presence_snapshot_free(presence_snapshot *snapshot)
 /* ---- channel queries ---------------------------------------------------- */
 
 /* Resolve a channel for a read: name, namespace, presence on, access. Lock
- * held on success; *ch is NULL for a channel without members. */
+ * held on success; ref->ch is NULL for a channel without members. */
 static int lock_channel_read(presence_registry *reg, const char *channel,
-                             const char *requester, size_t *len,
-                             struct presence__channel **ch)
+                             const char *requester,
+                             struct presence__chref *ref)
 {
     if (reg == NULL || channel == NULL) {
         return PRESENCE_ERR_INVALID;
     }
+    int rc = presence__channel_check(reg, channel, ref);
     size_t requester_len = 0;
-    if (requester != NULL) {
-        int rc = presence__check_name(requester, reg->limits.client_id_max,
-                                      false, &requester_len);
-        if (rc != PRESENCE_OK) {
-            return rc;
-        }
-    }
-    presence__lock(reg);
-    struct presence__namespace *ns;
-    int rc = presence__resolve_channel(reg, channel, len, &ns);
-    if (rc == PRESENCE_OK && !ns->options.presence) {
-        rc = PRESENCE_ERR_NOT_AVAILABLE;
+    uint64_t requester_hash = 0;
+    if (rc == PRESENCE_OK && requester != NULL) {
+        rc = presence__check_name(requester, reg->limits.client_id_max, false,
+                                  &requester_len);
+        requester_hash = presence__hash64(reg->seed, requester, requester_len);
     }
     if (rc != PRESENCE_OK) {
-        presence__unlock(reg);
         return rc;
     }
-    *ch = presence__channel_find(reg, channel, *len);
-    if (requester != NULL) {
-        struct presence__client *who =
-            presence__client_find(reg, requester, requester_len);
+    presence__lock(reg);
+    rc = presence__channel_lookup(reg, ref);
+    if (rc == PRESENCE_OK && !ref->ns->options.presence) {
+        rc = PRESENCE_ERR_NOT_AVAILABLE;
+    }
+    if (rc == PRESENCE_OK && requester != NULL) {
+        struct presence__client *who = presence__client_find(
+            reg, requester, requester_len, requester_hash);
         presence_access access = {
             .channel = channel,
-            .namespace_name = ns->name,
+            .namespace_name = ref->ns->name,
             .client_id = requester,
             .user_id = who != NULL ? who->user->id : NULL,
-            .is_member = who != NULL && *ch != NULL &&
-                         presence__membership_find(*ch, who) != NULL,
+            .is_member = who != NULL && ref->ch != NULL &&
+                         presence__membership_find(ref->ch, who) != NULL,
         };
         bool allowed = reg->access_check != NULL
                            ? reg->access_check(&access, reg->access_user_data)
                            : access.is_member;
         if (!allowed) {
-            presence__unlock(reg);
-            return PRESENCE_ERR_DENIED;
+            rc = PRESENCE_ERR_DENIED;
         }
     }
-    return PRESENCE_OK;
+    if (rc != PRESENCE_OK) {
+        presence__unlock(reg);
+    }
+    return rc;
 }
 
 static presence_channel_stats channel_stats(const struct presence__channel *ch)
@@ -198,11 +197,14 @@ static presence_channel_stats channel_stats(const struct presence__channel *ch)
 }
 
 /* Snapshot of members [cursor, limit) of a channel, lock held. */
-static int channel_snapshot(presence_registry *reg, const char *channel,
-                            size_t len, struct presence__channel *ch,
+static int channel_snapshot(presence_registry *reg,
+                            const struct presence__chref *ref,
                             uint64_t cursor, size_t limit,
                             presence_snapshot **out)
 {
+    const char *channel = ref->name;
+    size_t len = ref->len;
+    struct presence__channel *ch = ref->ch;
     struct builder b = {0};
     b.shared_channel = channel; /* measuring: not copied per member */
     if (ch != NULL) {
@@ -237,13 +239,12 @@ int presence_query_page(presence_registry *reg, const char *channel,
     if (out == NULL || limit == 0) {
         return PRESENCE_ERR_INVALID;
     }
-    size_t len;
-    struct presence__channel *ch;
-    int rc = lock_channel_read(reg, channel, requester, &len, &ch);
+    struct presence__chref ref;
+    int rc = lock_channel_read(reg, channel, requester, &ref);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    rc = channel_snapshot(reg, channel, len, ch, cursor, limit, out);
+    rc = channel_snapshot(reg, &ref, cursor, limit, out);
     presence__unlock(reg);
     return rc;
 }
@@ -260,13 +261,12 @@ int presence_stats(presence_registry *reg, const char *channel,
     if (out == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    size_t len;
-    struct presence__channel *ch;
-    int rc = lock_channel_read(reg, channel, requester, &len, &ch);
+    struct presence__chref ref;
+    int rc = lock_channel_read(reg, channel, requester, &ref);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    *out = channel_stats(ch);
+    *out = channel_stats(ref.ch);
     presence__unlock(reg);
     return PRESENCE_OK;
 }
@@ -274,27 +274,22 @@ int presence_stats(presence_registry *reg, const char *channel,
 /* ---- a user in a channel ------------------------------------------------ */
 
 static int lock_user_read(presence_registry *reg, const char *channel,
-                          const char *user_id, size_t *len,
-                          struct presence__channel **ch,
+                          const char *user_id, struct presence__chref *ref,
                           struct presence__user **user)
 {
-    if (user_id == NULL) {
+    if (reg == NULL || user_id == NULL) {
         return PRESENCE_ERR_INVALID;
     }
     size_t user_len = 0;
-    if (reg != NULL) {
-        int rc = presence__check_name(user_id, reg->limits.user_id_max, true,
-                                      &user_len);
-        if (rc != PRESENCE_OK) {
-            return rc;
-        }
+    int rc = presence__check_name(user_id, reg->limits.user_id_max, true,
+                                  &user_len);
+    if (rc == PRESENCE_OK) {
+        rc = lock_channel_read(reg, channel, NULL, ref);
     }
-    int rc = lock_channel_read(reg, channel, NULL, len, ch);
-    if (rc != PRESENCE_OK) {
-        return rc;
+    if (rc == PRESENCE_OK) {
+        *user = presence__user_find(reg, user_id, user_len);
     }
-    *user = presence__user_find(reg, user_id, user_len);
-    return PRESENCE_OK;
+    return rc;
 }
 
 int presence_user_present(presence_registry *reg, const char *channel,
@@ -303,13 +298,13 @@ int presence_user_present(presence_registry *reg, const char *channel,
     if (connections == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    size_t len;
-    struct presence__channel *ch;
+    struct presence__chref ref;
     struct presence__user *user;
-    int rc = lock_user_read(reg, channel, user_id, &len, &ch, &user);
+    int rc = lock_user_read(reg, channel, user_id, &ref, &user);
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    struct presence__channel *ch = ref.ch;
     *connections = ch != NULL && user != NULL
                        ? presence__usercount_get(&ch->users, user)
                        : 0;
@@ -347,13 +342,14 @@ int presence_user_connections(presence_registry *reg, const char *channel,
     if (out == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    size_t len;
-    struct presence__channel *ch;
+    struct presence__chref ref;
     struct presence__user *user;
-    int rc = lock_user_read(reg, channel, user_id, &len, &ch, &user);
+    int rc = lock_user_read(reg, channel, user_id, &ref, &user);
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    struct presence__channel *ch = ref.ch;
+    size_t len = ref.len;
     bool any = ch != NULL && user != NULL &&
                presence__usercount_get(&ch->users, user) > 0;
     struct builder b = {0};
@@ -393,9 +389,10 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    uint64_t hash = presence__hash64(reg->seed, client_id, len);
     presence__lock(reg);
-    struct presence__client *client = presence__client_find(reg, client_id,
-                                                            len);
+    struct presence__client *client =
+        presence__client_find(reg, client_id, len, hash);
     if (client == NULL) {
         presence__unlock(reg);
         return PRESENCE_ERR_NOT_FOUND;
@@ -455,10 +452,10 @@ int presence_channels(presence_registry *reg, const char *namespace_name,
     presence__lock(reg);
     size_t count = 0;
     size_t bytes = 0;
-    struct presence__channel *ch, *tmp;
-    HASH_ITER(hh, reg->channels, ch, tmp)
-    {
-        if (in_namespace(ch, namespace_name, ns_len)) {
+    size_t nslots = presence__index_slots(&reg->channels);
+    for (size_t k = 0; k < nslots; k++) {
+        const struct presence__channel *ch = presence__index_at(&reg->channels, k);
+        if (ch != NULL && in_namespace(ch, namespace_name, ns_len)) {
             count++;
             bytes += ch->name_len + 1;
         }
@@ -480,9 +477,9 @@ int presence_channels(presence_registry *reg, const char *namespace_name,
         (presence_channel_entry *)((char *)block + head);
     char *next = (char *)entries + array;
     size_t i = 0;
-    HASH_ITER(hh, reg->channels, ch, tmp)
-    {
-        if (in_namespace(ch, namespace_name, ns_len)) {
+    for (size_t k = 0; k < nslots; k++) {
+        const struct presence__channel *ch = presence__index_at(&reg->channels, k);
+        if (ch != NULL && in_namespace(ch, namespace_name, ns_len)) {
             memcpy(next, ch->name, ch->name_len + 1);
             entries[i].channel = next;
             entries[i].stats = channel_stats(ch);

@@ -118,6 +118,8 @@ int presence_registry_new(const presence_config *config,
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
+    presence__channels_init(reg);
+    presence__clients_init(reg);
     reg->subs_tail = &reg->subs;
     reg->next_sub_id = 1;
     reg->last_now_ms = INT64_MIN;
@@ -193,9 +195,9 @@ int presence_registry_counts(presence_registry *reg, presence_counts *out)
         return PRESENCE_ERR_INVALID;
     }
     presence__lock(reg);
-    out->channels = reg->channel_count;
-    out->clients = HASH_COUNT(reg->clients);
-    out->users = HASH_COUNT(reg->users);
+    out->channels = reg->channels.count;
+    out->clients = reg->clients.count;
+    out->users = reg->users.count;
     out->memberships = reg->membership_count;
     presence__unlock(reg);
     return PRESENCE_OK;
