@@ -1,0 +1,416 @@
+/*
+ * Presence TTL on a fake clock: deadlines, touches, expiry, TTL changes,
+ * a clock that goes backwards, and a large expiry.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t deadline(fixture *f)
+{
+    return presence_next_deadline_ms(f->reg);
+}
+
+static size_t expire_at(fixture *f, int64_t now)
+{
+    size_t n = 99999;
+    assert_ok(presence_expire(f->reg, now, &n));
+    return n;
+}
+
+static void test_no_deadline(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+    assert_int_equal(presence_next_deadline_ms(NULL), PRESENCE_NO_DEADLINE);
+    assert_ok(join_simple(f.reg, "a", "c1", "u1"));
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+    assert_int_equal(expire_at(&f, INT64_MAX / 2), 0);
+    assert_ok(presence_expire(f.reg, INT64_MAX / 2, NULL));
+    assert_counts(f.reg, 1, 1, 1, 1);
+    assert_int_equal(f.rec.count, 2);
+    fixture_close(&f);
+}
+
+static void test_expire_exactly_due(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1")); /* 1100 */
+    assert_ok(join_simple(f.reg, "plain", "c1", "u1")); /* no TTL */
+    fake_clock_set(&f.clock, 1030);
+    assert_ok(join_simple(f.reg, "tt:a", "c2", "u1")); /* 1130 */
+    fake_clock_set(&f.clock, 1060);
+    assert_ok(join_simple(f.reg, "tt:a", "c3", "u2")); /* 1160 */
+    assert_ok(join_simple(f.reg, "tt:b", "c4", "u3")); /* 1160 */
+    assert_int_equal(deadline(&f), 1100);
+    recorder_clear(&f.rec);
+
+    assert_int_equal(expire_at(&f, 1099), 0);
+    assert_int_equal(f.rec.count, 0);
+    assert_int_equal(expire_at(&f, 1100), 1);
+    assert_int_equal(f.rec.count, 1);
+    assert_int_equal(f.rec.events[0].kind, PRESENCE_EVENT_LEAVE);
+    assert_int_equal(f.rec.events[0].reason, PRESENCE_LEAVE_EXPIRED);
+    assert_string_equal(f.rec.events[0].client_id, "c1");
+    assert_string_equal(f.rec.events[0].channel, "tt:a");
+    assert_int_equal(f.rec.events[0].stats.num_clients, 2);
+    assert_int_equal(deadline(&f), 1130);
+    /* c1 keeps its membership without a TTL. */
+    assert_counts(f.reg, 3, 4, 3, 4);
+    assert_stats(f.reg, "plain", 1, 1);
+
+    assert_int_equal(expire_at(&f, 1159), 1); /* c2, u1's last in t:a */
+    assert_non_null(recorder_find(&f.rec, 0, PRESENCE_EVENT_USER_LEAVE,
+                                  "tt:a", "c2"));
+    assert_int_equal(expire_at(&f, 1160), 2);
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+    assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_LEAVE,
+                                           PRESENCE_LEAVE_EXPIRED),
+                     4);
+    assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_USER_LEAVE,
+                                           PRESENCE_LEAVE_EXPIRED),
+                     3);
+    assert_int_equal(f.rec.count, 7);
+    assert_counts(f.reg, 1, 1, 1, 1);
+    fixture_close(&f);
+}
+
+static void test_touch_moves_deadline(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1")); /* 1100 */
+    fake_clock_set(&f.clock, 1050);
+    assert_ok(join_simple(f.reg, "tt:a", "c2", "u2")); /* 1150 */
+    assert_ok(join_simple(f.reg, "tt:b", "c2", "u2")); /* 1150 */
+    assert_int_equal(deadline(&f), 1100);
+
+    fake_clock_set(&f.clock, 1080);
+    assert_ok(presence_touch(f.reg, "tt:a", "c1")); /* 1180 */
+    assert_int_equal(deadline(&f), 1150);
+    fake_clock_set(&f.clock, 1120);
+    assert_ok(presence_touch_client(f.reg, "c2")); /* both 1220 */
+    assert_int_equal(deadline(&f), 1180);
+
+    assert_int_equal(expire_at(&f, 1179), 0);
+    assert_int_equal(expire_at(&f, 1180), 1);
+    assert_int_equal(deadline(&f), 1220);
+    assert_int_equal(expire_at(&f, 1219), 0);
+    assert_int_equal(expire_at(&f, 1220), 2);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    /* Touches never produce events. */
+    assert_int_equal(recorder_count(&f.rec, PRESENCE_EVENT_UPDATE), 0);
+    assert_int_equal(recorder_count(&f.rec, PRESENCE_EVENT_JOIN), 3);
+    fixture_close(&f);
+}
+
+static void test_upsert_renews_update_does_not(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_info(f.reg, "tt:a", "c1", "u1", NULL, "x")); /* 1100 */
+    fake_clock_set(&f.clock, 1050);
+    assert_ok(presence_update(f.reg, "tt:a", "c1", "y", 1));
+    assert_int_equal(deadline(&f), 1100);
+    fake_clock_set(&f.clock, 1070);
+    assert_ok(join_info(f.reg, "tt:a", "c1", "u1", NULL, "y")); /* 1170 */
+    assert_int_equal(deadline(&f), 1170);
+    fake_clock_set(&f.clock, 1090);
+    assert_ok(join_info(f.reg, "tt:a", "c1", "u1", NULL, "z")); /* 1190 */
+    assert_int_equal(deadline(&f), 1190);
+    assert_int_equal(expire_at(&f, 1189), 0);
+    assert_int_equal(expire_at(&f, 1190), 1);
+    fixture_close(&f);
+}
+
+static void test_ttl_change_applies(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1"));   /* touched 1000 */
+    assert_ok(join_simple(f.reg, "plain", "c2", "u2")); /* touched 1000 */
+    fake_clock_set(&f.clock, 1040);
+    assert_ok(presence_touch(f.reg, "tt:a", "c1"));      /* touched 1040 */
+    assert_int_equal(deadline(&f), 1140);
+
+    ns_set(f.reg, "tt", true, true, 500, 0);
+    assert_int_equal(deadline(&f), 1540);
+    ns_set(f.reg, "tt", true, true, 0, 0);
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+    assert_int_equal(expire_at(&f, 1000000), 0);
+
+    /* A TTL on the default namespace reaches the existing membership,
+     * from its last touch: already due. */
+    fake_clock_set(&f.clock, 1200);
+    ns_set(f.reg, "", true, true, 50, 0);
+    assert_int_equal(deadline(&f), 1050);
+    ns_set(f.reg, "tt", true, true, 300, 0);
+    assert_int_equal(deadline(&f), 1050);
+    assert_int_equal(expire_at(&f, 1200), 1);
+    const rec_event *e =
+        recorder_find(&f.rec, 0, PRESENCE_EVENT_LEAVE, "plain", "c2");
+    assert_non_null(e);
+    assert_int_equal(e->reason, PRESENCE_LEAVE_EXPIRED);
+    assert_int_equal(deadline(&f), 1340);
+    assert_int_equal(expire_at(&f, 1340), 1);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    fixture_close(&f);
+}
+
+static void test_default_namespace_ttl_from_config(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    f.config.default_namespace.ttl_ms = 250;
+    fixture_open(&f);
+    ns_set(f.reg, "long", true, true, 10000, 0);
+    assert_ok(join_simple(f.reg, "x", "c1", "u1"));
+    assert_ok(join_simple(f.reg, "long:x", "c1", "u1"));
+    assert_int_equal(deadline(&f), 1250);
+    assert_int_equal(expire_at(&f, 1250), 1);
+    assert_int_equal(deadline(&f), 11000);
+    assert_counts(f.reg, 1, 1, 1, 1);
+    fixture_close(&f);
+}
+
+/* The clock going backwards stands still instead: deadlines never move
+ * earlier, and join/touch times never go back. */
+static void test_clock_backwards(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fake_clock_set(&f.clock, 5000);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1")); /* 5100 */
+    fake_clock_set(&f.clock, 3000);
+    assert_ok(join_simple(f.reg, "tt:a", "c2", "u2")); /* not 3100 */
+    assert_ok(presence_touch(f.reg, "tt:a", "c1"));    /* not 3100 */
+    assert_int_equal(deadline(&f), 5100);
+    assert_int_equal(expire_at(&f, 3100), 0);
+    assert_int_equal(expire_at(&f, 5099), 0);
+
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_int_equal(snap->count, 2);
+    for (size_t i = 0; i < snap->count; i++) {
+        assert_true(snap->members[i].joined_at_ms >= 5000);
+        assert_true(snap->members[i].touched_at_ms >= 5000);
+    }
+    presence_snapshot_free(snap);
+
+    fake_clock_set(&f.clock, 5050);
+    assert_ok(join_simple(f.reg, "tt:a", "c3", "u3")); /* 5150 */
+    assert_int_equal(expire_at(&f, 5100), 2);
+    assert_int_equal(deadline(&f), 5150);
+    assert_int_equal(expire_at(&f, 5150), 1);
+    /* Event times never went back. */
+    for (size_t i = 1; i < f.rec.count; i++) {
+        assert_true(f.rec.events[i].time_ms >= f.rec.events[i - 1].time_ms);
+    }
+    fixture_close(&f);
+}
+
+#define MANY 10000
+
+static void test_expire_10k(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 1000, 0);
+    char ch[32], cl[32], us[32];
+    for (int i = 0; i < MANY; i++) {
+        fake_clock_set(&f.clock, 1000 + i / 10);
+        snprintf(ch, sizeof(ch), "tt:%d", i % 100);
+        snprintf(cl, sizeof(cl), "c%d", i);
+        snprintf(us, sizeof(us), "u%d", i);
+        assert_ok(join_simple(f.reg, ch, cl, us));
+    }
+    assert_int_equal(deadline(&f), 2000);
+    recorder_clear(&f.rec);
+
+    /* Due: joined at <= 1499, that is i < 5000. */
+    assert_int_equal(expire_at(&f, 2499), MANY / 2);
+    assert_int_equal(deadline(&f), 2500);
+    assert_counts(f.reg, 100, MANY / 2, MANY / 2, MANY / 2);
+    assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_LEAVE,
+                                           PRESENCE_LEAVE_EXPIRED),
+                     MANY / 2);
+    assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_USER_LEAVE,
+                                           PRESENCE_LEAVE_EXPIRED),
+                     MANY / 2);
+    assert_int_equal(f.rec.count, MANY);
+    for (size_t i = 0; i < f.rec.count; i++) {
+        assert_true(atoi(f.rec.events[i].client_id + 1) < MANY / 2);
+    }
+    /* Those left are exactly the others. */
+    for (int k = 0; k < 100; k++) {
+        snprintf(ch, sizeof(ch), "tt:%d", k);
+        presence_snapshot *snap = NULL;
+        assert_ok(presence_query(f.reg, ch, NULL, &snap));
+        assert_int_equal(snap->count, MANY / 200);
+        for (size_t i = 0; i < snap->count; i++) {
+            int idx = atoi(snap->members[i].client_id + 1);
+            assert_true(idx >= MANY / 2);
+            assert_int_equal(idx % 100, k);
+        }
+        presence_snapshot_free(snap);
+    }
+    recorder_clear(&f.rec);
+    assert_int_equal(expire_at(&f, INT64_MAX / 2), MANY / 2);
+    assert_int_equal(f.rec.count, MANY);
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    fixture_close(&f);
+}
+
+/* Expiry from inside a callback is queued like everything else. */
+typedef struct expirer {
+    recorder *rec;
+    int rc;
+    size_t expired;
+    bool fired;
+} expirer;
+
+static void expire_cb(presence_registry *r, const presence_event *e,
+                      void *ud)
+{
+    expirer *x = ud;
+    recorder_enter(x->rec);
+    recorder_add(x->rec, r, e);
+    if (!x->fired && e->kind == PRESENCE_EVENT_JOIN &&
+        strcmp(e->client_id, "trigger") == 0) {
+        x->fired = true;
+        x->rc = presence_expire(r, 2000, &x->expired);
+    }
+    recorder_leave(x->rec);
+}
+
+static void test_expire_from_callback(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_ok(presence_unsubscribe(f.reg, f.sub));
+    expirer x = {&f.rec, -100, 0, false};
+    presence_subscription s;
+    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_ALL, expire_cb, &x, &s));
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1"));
+    assert_ok(join_simple(f.reg, "tt:a", "c2", "u2"));
+    recorder_clear(&f.rec);
+    fake_clock_set(&f.clock, 2000);
+    assert_ok(join_simple(f.reg, "tt:b", "trigger", "u3"));
+    assert_true(x.fired);
+    assert_ok(x.rc);
+    assert_int_equal(x.expired, 2);
+    assert_int_equal(f.rec.max_depth, 1);
+    assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_LEAVE,
+                                           PRESENCE_LEAVE_EXPIRED),
+                     2);
+    assert_int_equal(f.rec.count, 2 + 4);
+    assert_counts(f.reg, 1, 1, 1, 1);
+    fixture_close(&f);
+}
+
+/* The reconnect pattern: a callback joins every expired client again.
+ * Each original membership expires once; the new ones, touched now, are
+ * not due and stay; the call terminates. */
+typedef struct rejoiner {
+    recorder *rec;
+    int rejoined;
+    int failures;
+} rejoiner;
+
+static void rejoin_cb(presence_registry *r, const presence_event *e,
+                      void *ud)
+{
+    rejoiner *j = ud;
+    recorder_enter(j->rec);
+    recorder_add(j->rec, r, e);
+    if (e->kind == PRESENCE_EVENT_LEAVE &&
+        e->reason == PRESENCE_LEAVE_EXPIRED) {
+        if (join_simple(r, e->channel, e->client_id, e->user_id) ==
+            PRESENCE_OK) {
+            j->rejoined++;
+        } else {
+            j->failures++;
+        }
+    }
+    recorder_leave(j->rec);
+}
+
+static void test_rejoin_expired_from_callback(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_ok(presence_unsubscribe(f.reg, f.sub));
+    rejoiner j = {&f.rec, 0, 0};
+    presence_subscription s;
+    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_ALL, rejoin_cb, &j, &s));
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    char cl[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(cl, sizeof(cl), "c%d", i);
+        assert_ok(join_simple(f.reg, i % 2 ? "tt:a" : "tt:b", cl, cl));
+    }
+    fake_clock_set(&f.clock, 1100);
+    recorder_clear(&f.rec);
+    assert_int_equal(expire_at(&f, 1100), 1000);
+    assert_int_equal(j.failures, 0);
+    assert_int_equal(j.rejoined, 1000);
+    assert_int_equal(recorder_count(&f.rec, PRESENCE_EVENT_LEAVE), 1000);
+    assert_int_equal(recorder_count(&f.rec, PRESENCE_EVENT_JOIN), 1000);
+    assert_int_equal(f.rec.max_depth, 1);
+    assert_counts(f.reg, 2, 1000, 1000, 1000);
+    assert_int_equal(deadline(&f), 1200);
+    fixture_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_deadline),
+        cmocka_unit_test(test_expire_exactly_due),
+        cmocka_unit_test(test_touch_moves_deadline),
+        cmocka_unit_test(test_upsert_renews_update_does_not),
+        cmocka_unit_test(test_ttl_change_applies),
+        cmocka_unit_test(test_default_namespace_ttl_from_config),
+        cmocka_unit_test(test_clock_backwards),
+        cmocka_unit_test(test_expire_10k),
+        cmocka_unit_test(test_expire_from_callback),
+        cmocka_unit_test(test_rejoin_expired_from_callback),
+    };
+    return cmocka_run_group_tests_name("expiry", tests, NULL, NULL);
+}
