@@ -75,6 +75,13 @@ presence__membership_find(struct presence__channel *ch,
     return presence__memberset_find(&ch->members, client);
 }
 
+size_t presence__membership_bytes(const struct presence__membership *m)
+{
+    const struct presence__client *c = m->client;
+    return c->id_len + 1 + c->user->id_len + 1 + c->conn_info_len +
+           (m->chan_info != NULL ? m->chan_info->len : 0);
+}
+
 static void membership_free(presence_registry *reg,
                             struct presence__membership *m)
 {
@@ -90,6 +97,7 @@ void presence__membership_remove(presence_registry *reg,
     struct presence__client *client = m->client;
 
     presence__memberset_remove(reg, &ch->members, m);
+    ch->member_bytes -= presence__membership_bytes(m);
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
     presence__touch_unlink(ch->ns, m);
@@ -284,8 +292,10 @@ static int join_update(presence_registry *reg, struct presence__membership *m,
         if (rc != PRESENCE_OK) {
             return rc;
         }
+        m->channel->member_bytes -= presence__membership_bytes(m);
         presence__blob_unref(reg, m->chan_info);
         m->chan_info = blob;
+        m->channel->member_bytes += presence__membership_bytes(m);
         m->channel->seq++;
         presence__events_push(reg, m->channel, m, PRESENCE_EVENT_UPDATE,
                               PRESENCE_LEAVE_NONE, false);
@@ -384,6 +394,7 @@ static int join_new(presence_registry *reg, struct target *t,
     t->client->memberships = m;
     t->client->channel_count++;
     presence__memberset_insert(&ch->members, m);
+    ch->member_bytes += presence__membership_bytes(m);
     bool first_of_user =
         presence__usercount_inc(&ch->users, t->client->user) == 1;
     presence__touch_append(ch->ns, m);

@@ -71,6 +71,7 @@ struct presence__channel {
     struct presence__memberset members;
     struct presence__usercount users;
     uint64_t seq;
+    size_t member_bytes; /* what a snapshot copies: see membership_bytes */
     size_t refs; /* queued events */
     bool live;   /* in the channel table */
     size_t name_len;
@@ -253,6 +254,8 @@ presence__membership_find(struct presence__channel *ch,
                           const struct presence__client *client);
 /* Remove a membership for the given reason, queueing its events (the queue
  * must have room for 2 events: see presence__events_reserve). */
+/* The bytes a snapshot copies for a membership, channel name aside. */
+size_t presence__membership_bytes(const struct presence__membership *m);
 void presence__membership_remove(presence_registry *reg,
                                  struct presence__membership *m,
                                  presence_leave_reason reason);

@@ -40,15 +40,8 @@ struct builder {
 static size_t member_bytes(const struct presence__membership *m,
                            bool with_channel)
 {
-    size_t n = m->client->id_len + 1 + m->client->user->id_len + 1 +
-               m->client->conn_info_len;
-    if (m->chan_info != NULL) {
-        n += m->chan_info->len;
-    }
-    if (with_channel) {
-        n += m->channel->name_len + 1;
-    }
-    return n;
+    size_t n = presence__membership_bytes(m);
+    return with_channel ? n + m->channel->name_len + 1 : n;
 }
 
 static const char *put_string(struct builder *b, const char *s, size_t len)
@@ -207,7 +200,11 @@ static int channel_snapshot(presence_registry *reg,
     struct presence__channel *ch = ref->ch;
     struct builder b = {0};
     b.shared_channel = channel; /* measuring: not copied per member */
-    if (ch != NULL) {
+    if (ch != NULL && cursor == 0 && limit == SIZE_MAX) {
+        /* The whole channel: its size is kept up to date, one pass. */
+        b.count = ch->members.count;
+        b.bytes = ch->member_bytes;
+    } else if (ch != NULL) {
         presence__memberset_scan(&ch->members, cursor, limit, builder_visit,
                                  &b);
     }
