@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Install what the build, the tests and the demo need, from Debian's archive,
-# when it is missing. Safe to run again: it installs nothing that is there.
+# Install what the demo or the tests need, from Debian's archive, when it
+# is missing. Safe to run again: it installs nothing that is there.
+#   scripts/install-deps.sh [demo|test]     (default: test)
 set -euo pipefail
 
 packages=(
-  gcc g++ pkg-config meson ninja-build   # the build (g++: the header as C++)
+  gcc pkg-config meson ninja-build   # the build
   uthash-dev                         # the core library's one dependency
-  libcmocka-dev                      # unit tests
+  libcmocka-dev                      # unit tests (built by default)
   libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
-  libhiredis-dev redis-server        # cluster presence through Redis
-  nodejs npm                         # end-to-end tests with the real JS SDK
-  clang libclang-rt-14-dev           # libFuzzer
-  time curl                          # peak memory figures; the demo's curl
+  curl                               # the demo's curl line
 )
+if [ "${1:-test}" = test ]; then
+  packages+=(
+    g++                              # the header compiled as C++
+    nodejs npm                       # end-to-end tests with the real JS SDK
+    clang libclang-rt-14-dev         # libFuzzer
+    time                             # peak memory figures
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

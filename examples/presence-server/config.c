@@ -1,0 +1,617 @@
+/*
+ * Configuration: Centrifugo v5's flat JSON layout, validated strictly (a bad
+ * value stops the server with the key's name) and leniently about the keys
+ * this server does not know (a warning, since real Centrifugo configs carry
+ * many options that have nothing to do with presence).
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The embedded default, in the very format a user would write. */
+static const char default_config_json[] =
+    "{\"namespaces\":[{\"name\":\"public\",\"presence\":true,"
+    "\"join_leave\":true,\"allow_subscribe_for_client\":true,"
+    "\"allow_presence_for_subscriber\":true}]}";
+
+/* A flag of ps_channel_options, by its Centrifugo key. */
+typedef struct option_field {
+    const char *key;
+    size_t offset;
+} option_field;
+
+#define FIELD(name) {#name, offsetof(ps_channel_options, name)}
+static const option_field channel_fields[] = {
+    FIELD(presence),
+    FIELD(join_leave),
+    FIELD(force_push_join_leave),
+    FIELD(allow_subscribe_for_client),
+    FIELD(allow_subscribe_for_anonymous),
+    FIELD(allow_presence_for_subscriber),
+    FIELD(allow_presence_for_client),
+    FIELD(allow_presence_for_anonymous),
+};
+#undef FIELD
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void config_defaults(ps_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = 8000;
+    cfg->client_channel_limit = 128;
+    cfg->client_queue_max_size = 1048576;
+    cfg->websocket_message_size_limit = 65536;
+    cfg->channel_max_length = 255;
+    cfg->ping_interval_ms = 25000;
+    cfg->pong_timeout_ms = 8000;
+}
+
+/* Sets *flag when key names a channel option. -1 on a non-boolean value. */
+static int channel_option(ps_channel_options *opts, const char *path,
+                          const char *key, json_t *value, bool *matched,
+                          char *err, size_t err_len)
+{
+    *matched = false;
+    for (size_t i = 0; i < sizeof channel_fields / sizeof channel_fields[0];
+         i++) {
+        if (strcmp(key, channel_fields[i].key) != 0) {
+            continue;
+        }
+        *matched = true;
+        if (!json_is_boolean(value)) {
+            return fail(err, err_len, "key \"%s%s\": expected true or false",
+                        path, key);
+        }
+        bool *flag = (bool *)((char *)opts + channel_fields[i].offset);
+        *flag = json_is_true(value);
+        return 0;
+    }
+    return 0;
+}
+
+static int get_string(json_t *value, const char *key, char **out, char *err,
+                      size_t err_len)
+{
+    if (!json_is_string(value)) {
+        return fail(err, err_len, "key \"%s\": expected a string", key);
+    }
+    char *copy = strdup(json_string_value(value));
+    if (copy == NULL) {
+        return fail(err, err_len, "out of memory");
+    }
+    free(*out);
+    *out = copy;
+    return 0;
+}
+
+static int get_bool(json_t *value, const char *key, bool *out, char *err,
+                    size_t err_len)
+{
+    if (!json_is_boolean(value)) {
+        return fail(err, err_len, "key \"%s\": expected true or false", key);
+    }
+    *out = json_is_true(value);
+    return 0;
+}
+
+static int get_size(json_t *value, const char *key, size_t min, size_t *out,
+                    char *err, size_t err_len)
+{
+    if (!json_is_integer(value) || json_integer_value(value) < (json_int_t)min) {
+        return fail(err, err_len, "key \"%s\": expected an integer >= %zu", key,
+                    min);
+    }
+    *out = (size_t)json_integer_value(value);
+    return 0;
+}
+
+/* Centrifugo accepts the port as a number or a string of digits. */
+static int get_port(json_t *value, int *out, char *err, size_t err_len)
+{
+    long port = -1;
+    if (json_is_integer(value)) {
+        port = (long)json_integer_value(value);
+    } else if (json_is_string(value)) {
+        char *end = NULL;
+        const char *s = json_string_value(value);
+        port = strtol(s, &end, 10);
+        if (*s == '\0' || *end != '\0') {
+            port = -1;
+        }
+    }
+    if (port < 1 || port > 65535) {
+        return fail(err, err_len, "key \"port\": expected a port number 1-65535");
+    }
+    *out = (int)port;
+    return 0;
+}
+
+/* A Go-style duration ("25s", "500ms", "1m") or a number of seconds, as
+ * Centrifugo v5 writes ping_interval and pong_timeout. */
+static int get_duration(json_t *value, const char *key, int64_t *out_ms,
+                        char *err, size_t err_len)
+{
+    if (json_is_integer(value) && json_integer_value(value) >= 0) {
+        *out_ms = (int64_t)json_integer_value(value) * 1000;
+        return 0;
+    }
+    if (json_is_string(value)) {
+        const char *s = json_string_value(value);
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(s, &end, 10);
+        if (end != s && errno == 0 && n >= 0 && n < 86400000) {
+            if (strcmp(end, "ms") == 0) {
+                *out_ms = n;
+                return 0;
+            }
+            if (strcmp(end, "s") == 0) {
+                *out_ms = n * 1000;
+                return 0;
+            }
+            if (strcmp(end, "m") == 0) {
+                *out_ms = n * 60000;
+                return 0;
+            }
+        }
+    }
+    return fail(err, err_len,
+                "key \"%s\": expected a duration such as \"25s\" or \"500ms\"",
+                key);
+}
+
+/* Centrifugo's namespace name rule (the code's, which allows dots). */
+static bool namespace_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 2) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
+                           char *err, size_t err_len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "namespaces[%zu].", index);
+    if (!json_is_object(obj)) {
+        return fail(err, err_len, "key \"namespaces[%zu]\": expected an object",
+                    index);
+    }
+    ps_namespace *ns = &cfg->namespaces[index];
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        bool matched = false;
+        if (strcmp(key, "name") == 0) {
+            if (!json_is_string(value) ||
+                !namespace_name_valid(json_string_value(value))) {
+                return fail(err, err_len,
+                            "key \"%sname\": expected at least 2 characters "
+                            "of A-Z a-z 0-9 - _ .",
+                            path);
+            }
+            ns->name = strdup(json_string_value(value));
+            if (ns->name == NULL) {
+                return fail(err, err_len, "out of memory");
+            }
+            continue;
+        }
+        if (channel_option(&ns->options, path, key, value, &matched, err,
+                           err_len) != 0) {
+            return -1;
+        }
+        if (!matched) {
+            ps_log("warning: config key \"%s%s\" is not supported, ignored",
+                   path, key);
+        }
+    }
+    if (ns->name == NULL) {
+        return fail(err, err_len, "key \"%sname\": missing", path);
+    }
+    for (size_t i = 0; i < index; i++) {
+        if (strcmp(cfg->namespaces[i].name, ns->name) == 0) {
+            return fail(err, err_len,
+                        "key \"%sname\": namespace \"%s\" defined twice", path,
+                        ns->name);
+        }
+    }
+    return 0;
+}
+
+static int parse_namespaces(ps_config *cfg, json_t *value, char *err,
+                            size_t err_len)
+{
+    if (!json_is_array(value)) {
+        return fail(err, err_len, "key \"namespaces\": expected an array");
+    }
+    size_t n = json_array_size(value);
+    cfg->namespaces = calloc(n ? n : 1, sizeof *cfg->namespaces);
+    if (cfg->namespaces == NULL) {
+        return fail(err, err_len, "out of memory");
+    }
+    cfg->namespace_count = n;
+    for (size_t i = 0; i < n; i++) {
+        if (parse_namespace(cfg, i, json_array_get(value, i), err, err_len) !=
+            0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One top-level key. */
+static int parse_key(ps_config *cfg, const char *key, json_t *value,
+                     char *err, size_t err_len)
+{
+    bool matched = false;
+    if (channel_option(&cfg->root, "", key, value, &matched, err, err_len) !=
+        0) {
+        return -1;
+    }
+    if (matched) {
+        return 0;
+    }
+    if (strcmp(key, "api_key") == 0) {
+        return get_string(value, key, &cfg->api_key, err, err_len);
+    }
+    if (strcmp(key, "api_insecure") == 0) {
+        return get_bool(value, key, &cfg->api_insecure, err, err_len);
+    }
+    if (strcmp(key, "token_hmac_secret_key") == 0) {
+        return get_string(value, key, &cfg->token_hmac_secret_key, err,
+                          err_len);
+    }
+    if (strcmp(key, "allow_anonymous_connect_without_token") == 0) {
+        return get_bool(value, key,
+                        &cfg->allow_anonymous_connect_without_token, err,
+                        err_len);
+    }
+    if (strcmp(key, "address") == 0) {
+        return get_string(value, key, &cfg->address, err, err_len);
+    }
+    if (strcmp(key, "port") == 0) {
+        return get_port(value, &cfg->port, err, err_len);
+    }
+    if (strcmp(key, "namespaces") == 0) {
+        return parse_namespaces(cfg, value, err, err_len);
+    }
+    if (strcmp(key, "client_channel_limit") == 0) {
+        return get_size(value, key, 0, &cfg->client_channel_limit, err,
+                        err_len);
+    }
+    if (strcmp(key, "client_connection_limit") == 0) {
+        return get_size(value, key, 0, &cfg->client_connection_limit, err,
+                        err_len);
+    }
+    if (strcmp(key, "client_queue_max_size") == 0) {
+        return get_size(value, key, 1, &cfg->client_queue_max_size, err,
+                        err_len);
+    }
+    if (strcmp(key, "websocket_message_size_limit") == 0) {
+        return get_size(value, key, 1, &cfg->websocket_message_size_limit, err,
+                        err_len);
+    }
+    if (strcmp(key, "channel_max_length") == 0) {
+        return get_size(value, key, 1, &cfg->channel_max_length, err, err_len);
+    }
+    if (strcmp(key, "ping_interval") == 0) {
+        return get_duration(value, key, &cfg->ping_interval_ms, err, err_len);
+    }
+    if (strcmp(key, "pong_timeout") == 0) {
+        return get_duration(value, key, &cfg->pong_timeout_ms, err, err_len);
+    }
+    ps_log("warning: config key \"%s\" is not supported, ignored", key);
+    return 0;
+}
+
+static void warn_join_leave_without_presence(const char *where,
+                                             const ps_channel_options *o)
+{
+    /* libpresence produces join and leave events from presence changes, so
+     * join_leave means nothing in a namespace that keeps no presence. */
+    if (o->join_leave && !o->presence) {
+        ps_log("warning: %s: join_leave needs presence in this server, "
+               "no join/leave events will be sent",
+               where);
+    }
+}
+
+static int validate(ps_config *cfg, char *err, size_t err_len)
+{
+    if (cfg->ping_interval_ms > 0 && cfg->pong_timeout_ms > 0 &&
+        cfg->pong_timeout_ms >= cfg->ping_interval_ms) {
+        return fail(err, err_len,
+                    "key \"pong_timeout\": must be less than ping_interval");
+    }
+    if (cfg->client_connection_limit > PS_MAX_CONNECTIONS_DEFAULT * 10) {
+        return fail(err, err_len,
+                    "key \"client_connection_limit\": at most %d here (one "
+                    "thread per connection)",
+                    PS_MAX_CONNECTIONS_DEFAULT * 10);
+    }
+    warn_join_leave_without_presence("top-level channel options", &cfg->root);
+    for (size_t i = 0; i < cfg->namespace_count; i++) {
+        char where[128];
+        snprintf(where, sizeof where, "namespace \"%s\"",
+                 cfg->namespaces[i].name);
+        warn_join_leave_without_presence(where, &cfg->namespaces[i].options);
+    }
+    if (cfg->address == NULL) {
+        cfg->address = strdup("127.0.0.1");
+    }
+    if (cfg->api_key == NULL) {
+        cfg->api_key = strdup("");
+    }
+    if (cfg->token_hmac_secret_key == NULL) {
+        cfg->token_hmac_secret_key = strdup("");
+    }
+    if (cfg->address == NULL || cfg->api_key == NULL ||
+        cfg->token_hmac_secret_key == NULL) {
+        return fail(err, err_len, "out of memory");
+    }
+    return 0;
+}
+
+static int load_json(ps_config *cfg, json_t *root, char *err, size_t err_len)
+{
+    if (!json_is_object(root)) {
+        return fail(err, err_len, "the top level must be a JSON object");
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value) {
+        if (parse_key(cfg, key, value, err, err_len) != 0) {
+            return -1;
+        }
+    }
+    return validate(cfg, err, err_len);
+}
+
+int ps_config_load_file(ps_config *cfg, const char *path, char *err,
+                        size_t err_len)
+{
+    config_defaults(cfg);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        fail(err, err_len, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+             jerr.text);
+        return -1;
+    }
+    int rc = load_json(cfg, root, err, err_len);
+    json_decref(root);
+    if (rc != 0) {
+        ps_config_free(cfg);
+    }
+    return rc;
+}
+
+char *ps_config_secrets_path(void)
+{
+    const char *dir = getenv("PRESENCE_SERVER_STATE_DIR");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char buf[4096];
+    if (dir != NULL && *dir != '\0') {
+        snprintf(buf, sizeof buf, "%s/default-secrets.json", dir);
+    } else if (xdg != NULL && *xdg != '\0') {
+        snprintf(buf, sizeof buf, "%s/presence-server/default-secrets.json",
+                 xdg);
+    } else if (home != NULL && *home != '\0') {
+        snprintf(buf, sizeof buf,
+                 "%s/.local/state/presence-server/default-secrets.json", home);
+    } else {
+        return NULL;
+    }
+    return strdup(buf);
+}
+
+/* mkdir -p for the directories of a file path, private to the user. */
+static void make_parent_dirs(const char *path)
+{
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        return;
+    }
+    for (char *p = copy + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(copy, 0700);
+            *p = '/';
+        }
+    }
+    free(copy);
+}
+
+static int read_secrets(const char *path, ps_config *cfg)
+{
+    json_t *root = json_load_file(path, 0, NULL);
+    if (root == NULL) {
+        return -1;
+    }
+    const char *key = json_string_value(json_object_get(root, "api_key"));
+    const char *secret =
+        json_string_value(json_object_get(root, "token_hmac_secret_key"));
+    int rc = -1;
+    if (key != NULL && secret != NULL && *key != '\0' && *secret != '\0') {
+        cfg->api_key = strdup(key);
+        cfg->token_hmac_secret_key = strdup(secret);
+        rc = (cfg->api_key && cfg->token_hmac_secret_key) ? 0 : -1;
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Writes the secrets with O_EXCL, so that of two first starts racing, one
+ * wins and the other reads its file. */
+static int write_secrets(const char *path, const char *key, const char *secret)
+{
+    make_parent_dirs(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        return errno == EEXIST ? 1 : -1;
+    }
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"api_key\":\"%s\",\"token_hmac_secret_key\":\"%s\"}\n",
+                     key, secret);
+    int rc = (write(fd, buf, (size_t)n) == n) ? 0 : -1;
+    close(fd);
+    if (rc != 0) {
+        unlink(path);
+    }
+    return rc;
+}
+
+/* The default secrets: read from the state file, or generated and saved. */
+static int default_secrets(ps_config *cfg, char *err, size_t err_len)
+{
+    char *path = ps_config_secrets_path();
+    if (path != NULL && read_secrets(path, cfg) == 0) {
+        cfg->secrets_path = path;
+        return 0;
+    }
+    char key[PS_UUID_SIZE];
+    char secret[PS_UUID_SIZE];
+    if (ps_uuid4(key) != 0 || ps_uuid4(secret) != 0) {
+        free(path);
+        return fail(err, err_len, "no random numbers for the default secrets");
+    }
+    int w = path ? write_secrets(path, key, secret) : -1;
+    if (w == 1 && read_secrets(path, cfg) == 0) {
+        cfg->secrets_path = path;
+        return 0;
+    }
+    if (w != 0) {
+        ps_log("warning: cannot save the default secrets to %s; they last "
+               "for this run only, and --token will not match them",
+               path ? path : "(no HOME)");
+        free(path);
+        path = NULL;
+    }
+    free(cfg->api_key);
+    free(cfg->token_hmac_secret_key);
+    cfg->api_key = strdup(key);
+    cfg->token_hmac_secret_key = strdup(secret);
+    cfg->secrets_path = path;
+    if (cfg->api_key == NULL || cfg->token_hmac_secret_key == NULL) {
+        return fail(err, err_len, "out of memory");
+    }
+    return 0;
+}
+
+int ps_config_load_default(ps_config *cfg, char *err, size_t err_len)
+{
+    config_defaults(cfg);
+    json_t *root = json_loads(default_config_json, 0, NULL);
+    if (root == NULL) {
+        return fail(err, err_len, "internal: bad embedded config");
+    }
+    int rc = load_json(cfg, root, err, err_len);
+    json_decref(root);
+    if (rc == 0) {
+        free(cfg->api_key);
+        free(cfg->token_hmac_secret_key);
+        cfg->api_key = NULL;
+        cfg->token_hmac_secret_key = NULL;
+        rc = default_secrets(cfg, err, err_len);
+        cfg->is_default = true;
+    }
+    if (rc != 0) {
+        ps_config_free(cfg);
+    }
+    return rc;
+}
+
+void ps_config_free(ps_config *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    free(cfg->api_key);
+    free(cfg->token_hmac_secret_key);
+    free(cfg->address);
+    free(cfg->secrets_path);
+    for (size_t i = 0; i < cfg->namespace_count; i++) {
+        free(cfg->namespaces[i].name);
+    }
+    free(cfg->namespaces);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const ps_channel_options *ps_config_namespace(const ps_config *cfg,
+                                              const char *name)
+{
+    if (*name == '\0') {
+        return &cfg->root;
+    }
+    for (size_t i = 0; i < cfg->namespace_count; i++) {
+        if (strcmp(cfg->namespaces[i].name, name) == 0) {
+            return &cfg->namespaces[i].options;
+        }
+    }
+    return NULL;
+}
+
+const ps_channel_options *ps_config_channel(const ps_config *cfg,
+                                            const char *channel)
+{
+    const char *sep = strchr(channel, ':');
+    if (sep == NULL || sep == channel) {
+        return &cfg->root;
+    }
+    size_t len = (size_t)(sep - channel);
+    for (size_t i = 0; i < cfg->namespace_count; i++) {
+        const char *name = cfg->namespaces[i].name;
+        if (strlen(name) == len && memcmp(name, channel, len) == 0) {
+            return &cfg->namespaces[i].options;
+        }
+    }
+    return NULL;
+}
+
+bool ps_presence_allowed(const ps_channel_options *o, const char *user,
+                         bool subscribed)
+{
+    bool user_ok = (user != NULL && *user != '\0') ||
+                   o->allow_presence_for_anonymous;
+    if (o->allow_presence_for_client && user_ok) {
+        return true;
+    }
+    return o->allow_presence_for_subscriber && subscribed && user_ok;
+}

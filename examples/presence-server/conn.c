@@ -1,0 +1,318 @@
+/*
+ * Connections: the outgoing queue and the write side. See conn.h for the
+ * lock order.
+ * SPDX-License-Identifier: MIT
+ */
+#include "conn.h"
+
+#include "server.h"
+#include "writer.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frames are coalesced up to this size: several queued messages go out in
+ * one text frame, separated by newlines, as the protocol allows. */
+#define FRAME_TARGET 65536
+
+ps_msg *ps_msg_new(const char *data, size_t len)
+{
+    ps_msg *msg = malloc(sizeof *msg + len + 1);
+    if (msg == NULL) {
+        return NULL;
+    }
+    atomic_init(&msg->refs, 1);
+    msg->len = len;
+    memcpy(msg->data, data, len);
+    msg->data[len] = '\0';
+    return msg;
+}
+
+ps_msg *ps_msg_ref(ps_msg *msg)
+{
+    atomic_fetch_add(&msg->refs, 1);
+    return msg;
+}
+
+void ps_msg_unref(ps_msg *msg)
+{
+    if (msg != NULL && atomic_fetch_sub(&msg->refs, 1) == 1) {
+        free(msg);
+    }
+}
+
+ps_conn *ps_conn_new(ps_server *server, struct mg_connection *mg)
+{
+    ps_conn *conn = calloc(1, sizeof *conn);
+    if (conn == NULL) {
+        return NULL;
+    }
+    atomic_init(&conn->refs, 1);
+    conn->server = server;
+    conn->mg = mg;
+    pthread_mutex_init(&conn->wlock, NULL);
+    pthread_mutex_init(&conn->qlock, NULL);
+    return conn;
+}
+
+ps_conn *ps_conn_ref(ps_conn *conn)
+{
+    atomic_fetch_add(&conn->refs, 1);
+    return conn;
+}
+
+static void free_nodes(ps_outq_node *node)
+{
+    while (node != NULL) {
+        ps_outq_node *next = node->next;
+        ps_msg_unref(node->msg);
+        free(node);
+        node = next;
+    }
+}
+
+void ps_conn_unref(ps_conn *conn)
+{
+    if (conn == NULL || atomic_fetch_sub(&conn->refs, 1) != 1) {
+        return;
+    }
+    free_nodes(conn->head);
+    free(conn->user);
+    free(conn->conn_info);
+    free(conn->frag);
+    pthread_mutex_destroy(&conn->wlock);
+    pthread_mutex_destroy(&conn->qlock);
+    free(conn);
+}
+
+/* Under qlock: take the whole queue. */
+static ps_outq_node *detach_queue(ps_conn *conn)
+{
+    ps_outq_node *list = conn->head;
+    conn->head = conn->tail = NULL;
+    conn->queued_bytes = 0;
+    return list;
+}
+
+/* Under qlock: mark scheduled; true if the caller must wake a writer. */
+static bool take_schedule(ps_conn *conn)
+{
+    if (conn->scheduled) {
+        return false;
+    }
+    conn->scheduled = true;
+    return true;
+}
+
+bool ps_conn_send(ps_conn *conn, ps_msg *msg)
+{
+    ps_outq_node *node = malloc(sizeof *node);
+    if (node == NULL) {
+        return false;
+    }
+    node->msg = ps_msg_ref(msg);
+    node->next = NULL;
+    ps_outq_node *dropped = NULL;
+    bool queued = false;
+    bool wake = false;
+
+    pthread_mutex_lock(&conn->qlock);
+    if (conn->closing) {
+        /* nothing: a closing connection gets no more messages */
+    } else if (conn->queued_bytes > 0 &&
+               conn->queued_bytes + msg->len + 1 >
+                   conn->server->cfg->client_queue_max_size) {
+        /* A client that does not read keeps no unbounded memory here. The
+         * limit is on the backlog: one message larger than it (the presence
+         * of a huge channel) still goes out when nothing waits before it. */
+        dropped = detach_queue(conn);
+        conn->closing = true;
+        conn->close_code = 3008;
+        strcpy(conn->close_reason, "slow");
+        wake = take_schedule(conn);
+    } else {
+        if (conn->tail != NULL) {
+            conn->tail->next = node;
+        } else {
+            conn->head = node;
+        }
+        conn->tail = node;
+        conn->queued_bytes += msg->len + 1;
+        queued = true;
+        node = NULL;
+        wake = take_schedule(conn);
+    }
+    pthread_mutex_unlock(&conn->qlock);
+
+    if (wake) {
+        ps_writer_schedule(&conn->server->writer, conn);
+    }
+    if (node != NULL) {
+        ps_msg_unref(node->msg);
+        free(node);
+    }
+    free_nodes(dropped);
+    return queued;
+}
+
+bool ps_conn_send_text(ps_conn *conn, const char *text, size_t len)
+{
+    ps_msg *msg = ps_msg_new(text, len);
+    if (msg == NULL) {
+        return false;
+    }
+    bool ok = ps_conn_send(conn, msg);
+    ps_msg_unref(msg);
+    return ok;
+}
+
+void ps_conn_request_close(ps_conn *conn, int code, const char *reason)
+{
+    bool wake = false;
+    pthread_mutex_lock(&conn->qlock);
+    if (!conn->closing) {
+        conn->closing = true;
+        conn->close_code = code;
+        snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
+        wake = take_schedule(conn);
+    }
+    pthread_mutex_unlock(&conn->qlock);
+    if (wake) {
+        ps_writer_schedule(&conn->server->writer, conn);
+    }
+}
+
+/* Under wlock: write a list of messages as few newline-joined frames. A
+ * failed write leaves the rest unwritten; the reader will see the socket
+ * end and clean up. */
+static void write_messages(ps_conn *conn, ps_outq_node *list)
+{
+    char *frame = NULL;
+    size_t cap = 0;
+    while (list != NULL && conn->mg != NULL && !conn->close_sent) {
+        size_t len = 0;
+        ps_outq_node *node = list;
+        do {
+            size_t need = len + (len ? 1 : 0) + node->msg->len;
+            if (need > cap) {
+                size_t ncap = need > FRAME_TARGET ? need : FRAME_TARGET;
+                char *grown = realloc(frame, ncap);
+                if (grown == NULL) {
+                    free(frame);
+                    return;
+                }
+                frame = grown;
+                cap = ncap;
+            }
+            if (len) {
+                frame[len++] = '\n';
+            }
+            memcpy(frame + len, node->msg->data, node->msg->len);
+            len += node->msg->len;
+            node = node->next;
+        } while (node != NULL && len + 1 + node->msg->len <= FRAME_TARGET);
+        list = node;
+        if (mg_websocket_write(conn->mg, MG_WEBSOCKET_OPCODE_TEXT, frame,
+                               len) <= 0) {
+            conn->close_sent = true; /* the socket is broken: stop writing */
+        }
+    }
+    free(frame);
+}
+
+/* Under wlock: a close frame, code in network order then the reason. */
+static void write_close(ps_conn *conn, int code, const char *reason)
+{
+    if (conn->mg == NULL || conn->close_sent) {
+        return;
+    }
+    unsigned char payload[2 + 64];
+    size_t rlen = strlen(reason);
+    if (rlen > sizeof payload - 2) {
+        rlen = sizeof payload - 2;
+    }
+    payload[0] = (unsigned char)((code >> 8) & 0xff);
+    payload[1] = (unsigned char)(code & 0xff);
+    memcpy(payload + 2, reason, rlen);
+    mg_websocket_write(conn->mg, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
+                       (const char *)payload, 2 + rlen);
+    conn->close_sent = true;
+}
+
+void ps_conn_flush(ps_conn *conn)
+{
+    pthread_mutex_lock(&conn->wlock);
+    for (;;) {
+        pthread_mutex_lock(&conn->qlock);
+        ps_outq_node *list = detach_queue(conn);
+        int code = conn->close_code;
+        char reason[sizeof conn->close_reason];
+        memcpy(reason, conn->close_reason, sizeof reason);
+        conn->close_code = 0;
+        if (list == NULL && code == 0) {
+            conn->scheduled = false;
+            pthread_mutex_unlock(&conn->qlock);
+            break;
+        }
+        pthread_mutex_unlock(&conn->qlock);
+        write_messages(conn, list);
+        free_nodes(list);
+        if (code != 0) {
+            write_close(conn, code, reason);
+        }
+    }
+    pthread_mutex_unlock(&conn->wlock);
+}
+
+void ps_conn_close_now(ps_conn *conn, int code, const char *reason)
+{
+    pthread_mutex_lock(&conn->wlock);
+    pthread_mutex_lock(&conn->qlock);
+    ps_outq_node *list = detach_queue(conn);
+    conn->closing = true;
+    conn->close_code = 0; /* this close replaces any requested one */
+    pthread_mutex_unlock(&conn->qlock);
+    write_messages(conn, list);
+    write_close(conn, code, reason);
+    pthread_mutex_unlock(&conn->wlock);
+    free_nodes(list);
+}
+
+void ps_conn_write_control(ps_conn *conn, int opcode, const char *data,
+                           size_t len)
+{
+    bool is_close = opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE;
+    ps_outq_node *list = NULL;
+    if (len > 125) {
+        len = 125; /* the limit of a control frame's payload */
+    }
+    pthread_mutex_lock(&conn->wlock);
+    if (is_close) {
+        pthread_mutex_lock(&conn->qlock);
+        list = detach_queue(conn);
+        conn->closing = true;
+        conn->close_code = 0;
+        pthread_mutex_unlock(&conn->qlock);
+    }
+    if (conn->mg != NULL && !conn->close_sent) {
+        mg_websocket_write(conn->mg, opcode, data, len);
+        conn->close_sent = is_close;
+    }
+    pthread_mutex_unlock(&conn->wlock);
+    free_nodes(list);
+}
+
+void ps_conn_detach(ps_conn *conn)
+{
+    pthread_mutex_lock(&conn->wlock);
+    pthread_mutex_lock(&conn->qlock);
+    ps_outq_node *list = detach_queue(conn);
+    conn->closing = true;
+    conn->close_code = 0;
+    pthread_mutex_unlock(&conn->qlock);
+    conn->mg = NULL;
+    pthread_mutex_unlock(&conn->wlock);
+    free_nodes(list);
+}

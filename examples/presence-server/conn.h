@@ -1,0 +1,133 @@
+/*
+ * One client connection: identity, an outgoing queue and the WebSocket
+ * write side.
+ *
+ * Three kinds of threads touch a connection: the CivetWeb worker that reads
+ * it (and runs its commands), whatever thread delivers libpresence events
+ * (join/leave pushes), and the writer threads. So nothing but a writer ever
+ * writes to the socket: everyone else appends to the queue. Locks, always
+ * taken in this order and never held across a libpresence call:
+ *
+ *     hub lock  ->  conn->qlock  ->  writer lock        (enqueue)
+ *     conn->wlock  ->  conn->qlock                      (flush, close)
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PS_CONN_H
+#define PS_CONN_H
+
+#include "util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+struct mg_connection;
+struct ps_server;
+struct ps_sub;
+
+/** An immutable, shared outgoing message (one JSON text, no newline), so
+ *  that a join pushed to a thousand subscribers is built once. */
+typedef struct ps_msg {
+    atomic_uint refs;
+    size_t len;
+    char data[];
+} ps_msg;
+
+ps_msg *ps_msg_new(const char *data, size_t len);
+ps_msg *ps_msg_ref(ps_msg *msg);
+void ps_msg_unref(ps_msg *msg);
+
+typedef struct ps_outq_node {
+    ps_msg *msg;
+    struct ps_outq_node *next;
+} ps_outq_node;
+
+typedef struct ps_conn {
+    atomic_int refs;
+    struct ps_server *server;
+
+    /* Identity: written by the reader thread at connect, before the
+     * connection is published in the server's client table, then fixed. */
+    bool connected;
+    char client_id[PS_UUID_SIZE];
+    char *user;
+    char *conn_info; /* compact JSON or NULL */
+    size_t conn_info_len;
+
+    /* Write side (wlock): the CivetWeb connection, NULL once it closed. */
+    pthread_mutex_t wlock;
+    struct mg_connection *mg;
+    bool close_sent;
+
+    /* Outgoing queue and timers (qlock). */
+    pthread_mutex_t qlock;
+    ps_outq_node *head, *tail;
+    size_t queued_bytes;
+    bool scheduled;        /* a writer owns the flush */
+    bool closing;          /* no more messages are accepted */
+    int close_code;        /* a close to be sent by a writer, or 0 */
+    char close_reason[64];
+    int64_t next_ping_ms;   /* 0 = no pings */
+    int64_t pong_deadline_ms; /* 0 = no pong awaited */
+    int64_t expires_at;     /* unix seconds; 0 = never */
+    int64_t stale_deadline_ms; /* no connect command by then: 3502 */
+
+    /* Subscriptions, owned by the hub (hub lock). */
+    struct ps_sub *subs;
+    size_t sub_count;
+
+    /* The writer pool's ready list (writer lock); a connection is on it at
+     * most once, while scheduled is set. */
+    struct ps_conn *ready_next;
+
+    /* Reader thread only: reassembly of fragmented messages. */
+    char *frag;
+    size_t frag_len;
+
+    /* Server tables (server conns lock). */
+    UT_hash_handle hh;              /* by client_id, once connected */
+    struct ps_conn *prev, *next;   /* every open transport */
+    bool listed;                    /* on that list */
+} ps_conn;
+
+/** A connection for a new transport, with one reference (the transport's). */
+ps_conn *ps_conn_new(struct ps_server *server, struct mg_connection *mg);
+ps_conn *ps_conn_ref(ps_conn *conn);
+void ps_conn_unref(ps_conn *conn);
+
+/**
+ * Queue a message (a reference is taken) and wake a writer. When messages
+ * already wait and this one would take the backlog past
+ * client_queue_max_size, the client is too slow: the queue is dropped and
+ * it is closed with 3008. Returns false if the message was not queued.
+ * Safe under the hub lock; never blocks on the network.
+ */
+bool ps_conn_send(ps_conn *conn, ps_msg *msg);
+
+/** ps_conn_send() of a copy of @p text. */
+bool ps_conn_send_text(ps_conn *conn, const char *text, size_t len);
+
+/** Ask a writer to close the connection with @p code after what is queued.
+ *  For threads that must not block on the socket. */
+void ps_conn_request_close(ps_conn *conn, int code, const char *reason);
+
+/** Write what is queued and a close frame now, on the calling thread. For
+ *  the reader thread (which then returns 0 to CivetWeb) and for shutdown. */
+void ps_conn_close_now(ps_conn *conn, int code, const char *reason);
+
+/** Write one control frame (a pong, or the echo of a close) now, on the
+ *  reader thread. A close also ends all writing. */
+void ps_conn_write_control(ps_conn *conn, int opcode, const char *data,
+                           size_t len);
+
+/** Writer threads: write everything queued, coalesced into few frames. */
+void ps_conn_flush(ps_conn *conn);
+
+/** The transport is gone: no write may touch it any more. */
+void ps_conn_detach(ps_conn *conn);
+
+#endif

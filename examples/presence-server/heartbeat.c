@@ -1,0 +1,173 @@
+/*
+ * Heartbeats. One thread ticks a few times a second over the connected
+ * clients; a tick only queues messages or asks writers to close, so a dead
+ * socket never stalls it.
+ * SPDX-License-Identifier: MIT
+ */
+#include "heartbeat.h"
+
+#include "conn.h"
+#include "server.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define TICK_MS 200
+
+/* A transport that sends no connect command in time is closed with 3502
+ * "stale", as Centrifugo's client_stale_close_delay (10 s) does. */
+#define STALE_CLOSE_DELAY_MS 10000
+
+void ps_heartbeat_watch(ps_conn *conn)
+{
+    pthread_mutex_lock(&conn->qlock);
+    conn->stale_deadline_ms = ps_now_ms() + STALE_CLOSE_DELAY_MS;
+    pthread_mutex_unlock(&conn->qlock);
+}
+
+struct heartbeat_start {
+    ps_heartbeat *hb;
+    ps_server *server;
+};
+
+static const char ping_message[] = "{}";
+
+void ps_heartbeat_arm(ps_server *server, ps_conn *conn, int64_t expires_at)
+{
+    int64_t interval = server->cfg->ping_interval_ms;
+    pthread_mutex_lock(&conn->qlock);
+    conn->expires_at = expires_at;
+    conn->next_ping_ms = interval > 0 ? ps_now_ms() + interval : 0;
+    conn->pong_deadline_ms = 0;
+    conn->stale_deadline_ms = 0;
+    pthread_mutex_unlock(&conn->qlock);
+}
+
+void ps_heartbeat_pong(ps_conn *conn)
+{
+    pthread_mutex_lock(&conn->qlock);
+    conn->pong_deadline_ms = 0;
+    pthread_mutex_unlock(&conn->qlock);
+}
+
+/* What a tick decides for one connection. */
+typedef enum verdict { KEEP, PING, NO_PONG, EXPIRED, STALE } verdict;
+
+static verdict check(ps_server *server, ps_conn *conn, int64_t now_ms,
+                     int64_t now_unix)
+{
+    verdict v = KEEP;
+    pthread_mutex_lock(&conn->qlock);
+    if (conn->closing) {
+        v = KEEP;
+    } else if (conn->stale_deadline_ms > 0 && now_ms >= conn->stale_deadline_ms) {
+        v = STALE;
+    } else if (conn->expires_at > 0 && now_unix >= conn->expires_at) {
+        v = EXPIRED;
+    } else if (conn->pong_deadline_ms > 0 && now_ms >= conn->pong_deadline_ms) {
+        v = NO_PONG;
+    } else if (conn->next_ping_ms > 0 && now_ms >= conn->next_ping_ms) {
+        v = PING;
+        conn->next_ping_ms = now_ms + server->cfg->ping_interval_ms;
+        if (server->cfg->pong_timeout_ms > 0 && conn->pong_deadline_ms == 0) {
+            conn->pong_deadline_ms = now_ms + server->cfg->pong_timeout_ms;
+        }
+    }
+    pthread_mutex_unlock(&conn->qlock);
+    return v;
+}
+
+static void tick(ps_server *server)
+{
+    size_t count = 0;
+    ps_conn **conns = ps_server_transports(server, &count);
+    int64_t now_ms = ps_now_ms();
+    int64_t now_unix = ps_unix_time();
+    for (size_t i = 0; i < count; i++) {
+        ps_conn *conn = conns[i];
+        switch (check(server, conn, now_ms, now_unix)) {
+        case PING:
+            ps_conn_send_text(conn, ping_message, sizeof ping_message - 1);
+            break;
+        case NO_PONG:
+            ps_conn_request_close(conn, 3012, "no pong");
+            break;
+        case EXPIRED:
+            ps_conn_request_close(conn, 3005, "expired");
+            break;
+        case STALE:
+            ps_conn_request_close(conn, 3502, "stale");
+            break;
+        case KEEP:
+            break;
+        }
+        ps_conn_unref(conn);
+    }
+    free(conns);
+}
+
+static void *heartbeat_main(void *arg)
+{
+    struct heartbeat_start *start = arg;
+    ps_heartbeat *hb = start->hb;
+    ps_server *server = start->server;
+    free(start);
+    pthread_mutex_lock(&hb->lock);
+    while (!hb->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = pthread_cond_timedwait(&hb->wake, &hb->lock, &until);
+        if (hb->stop) {
+            break;
+        }
+        if (rc == ETIMEDOUT) {
+            pthread_mutex_unlock(&hb->lock);
+            tick(server);
+            pthread_mutex_lock(&hb->lock);
+        }
+    }
+    pthread_mutex_unlock(&hb->lock);
+    return NULL;
+}
+
+int ps_heartbeat_start(ps_heartbeat *hb, ps_server *server)
+{
+    pthread_mutex_init(&hb->lock, NULL);
+    pthread_cond_init(&hb->wake, NULL);
+    hb->stop = false;
+    hb->running = false;
+    struct heartbeat_start *start = malloc(sizeof *start);
+    if (start == NULL) {
+        return -1;
+    }
+    start->hb = hb;
+    start->server = server;
+    if (pthread_create(&hb->thread, NULL, heartbeat_main, start) != 0) {
+        free(start);
+        return -1;
+    }
+    hb->running = true;
+    return 0;
+}
+
+void ps_heartbeat_stop(ps_heartbeat *hb)
+{
+    if (!hb->running) {
+        return;
+    }
+    pthread_mutex_lock(&hb->lock);
+    hb->stop = true;
+    pthread_cond_signal(&hb->wake);
+    pthread_mutex_unlock(&hb->lock);
+    pthread_join(hb->thread, NULL);
+    hb->running = false;
+    pthread_mutex_destroy(&hb->lock);
+    pthread_cond_destroy(&hb->wake);
+}

@@ -1,0 +1,393 @@
+/*
+ * The HTTP server API. Checks run in Centrifugo's order: method (405), API
+ * key (401, empty body), body (400 "Bad Request"), then the command, whose
+ * errors are HTTP 200 with {"error":{code,message}} unless the request asks
+ * for transport error mode. Presence is answered by libpresence as a
+ * trusted, server-side read (no requesting client, no access check).
+ * SPDX-License-Identifier: MIT
+ */
+#include "http_api.h"
+
+#include "server.h"
+#include "wire.h"
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define API_PREFIX "/api"
+#define BODY_MAX (1024 * 1024)
+
+typedef enum route { ROUTE_NONE, ROUTE_LEGACY, ROUTE_PRESENCE, ROUTE_STATS } route;
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    default: return "Internal Server Error";
+    }
+}
+
+static int respond(struct mg_connection *mg, int status, const char *type,
+                   const char *body, size_t len)
+{
+    mg_printf(mg,
+              "HTTP/1.1 %d %s\r\n"
+              "Content-Type: %s\r\n"
+              "Content-Length: %zu\r\n"
+              "%s"
+              "Connection: close\r\n\r\n",
+              status, status_text(status), type, len,
+              status == 405 ? "Allow: POST\r\n" : "");
+    if (len > 0) {
+        mg_write(mg, body, len);
+    }
+    return status;
+}
+
+static int respond_empty(struct mg_connection *mg, int status)
+{
+    return respond(mg, status, "text/plain; charset=utf-8", "", 0);
+}
+
+/* Go's http.Error(w, "Bad Request", 400), as Centrifugo answers. */
+static int respond_bad_request(struct mg_connection *mg)
+{
+    static const char text[] = "Bad Request\n";
+    return respond(mg, 400, "text/plain; charset=utf-8", text, sizeof text - 1);
+}
+
+static int respond_json(struct mg_connection *mg, int status, json_t *value)
+{
+    size_t len = 0;
+    char *text = ps_wire_dump(value, &len);
+    if (text == NULL) {
+        return respond_empty(mg, 500);
+    }
+    int rc = respond(mg, status, "application/json", text, len);
+    free(text);
+    return rc;
+}
+
+static route find_route(const char *uri)
+{
+    if (strcmp(uri, API_PREFIX) == 0 || strcmp(uri, API_PREFIX "/") == 0) {
+        return ROUTE_LEGACY;
+    }
+    if (strcmp(uri, API_PREFIX "/presence") == 0) {
+        return ROUTE_PRESENCE;
+    }
+    if (strcmp(uri, API_PREFIX "/presence_stats") == 0) {
+        return ROUTE_STATS;
+    }
+    return ROUTE_NONE;
+}
+
+/* Compare without leaking, through timing, how much of a key matched. */
+static bool key_equal(const char *given, const char *key)
+{
+    size_t n = strlen(given);
+    size_t m = strlen(key);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++) {
+        diff |= (unsigned char)(given[i] ^ key[i % (m ? m : 1)]);
+    }
+    return diff == 0 && m > 0;
+}
+
+/* X-API-Key, then "Authorization: apikey KEY", then ?api_key=KEY. An
+ * empty configured key lets nobody in, as in Centrifugo. */
+static bool authorized(struct mg_connection *mg, const ps_config *cfg)
+{
+    if (cfg->api_insecure) {
+        return true;
+    }
+    if (*cfg->api_key == '\0') {
+        return false;
+    }
+    const char *header = mg_get_header(mg, "X-API-Key");
+    if (header != NULL) {
+        return key_equal(header, cfg->api_key);
+    }
+    header = mg_get_header(mg, "Authorization");
+    if (header != NULL) {
+        const char *space = strchr(header, ' ');
+        if (space != NULL && (size_t)(space - header) == 6 &&
+            strncasecmp(header, "apikey", 6) == 0) {
+            return key_equal(space + 1, cfg->api_key);
+        }
+        return false;
+    }
+    const char *query = mg_get_request_info(mg)->query_string;
+    char given[256];
+    if (query != NULL &&
+        mg_get_var(query, strlen(query), "api_key", given, sizeof given) >= 0) {
+        return key_equal(given, cfg->api_key);
+    }
+    return false;
+}
+
+/* The request body, NUL-terminated. NULL with *status set on failure. */
+static char *read_body(struct mg_connection *mg, size_t *len, int *status)
+{
+    size_t cap = 4096;
+    size_t n = 0;
+    char *body = malloc(cap + 1);
+    if (body == NULL) {
+        *status = 500;
+        return NULL;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= BODY_MAX) {
+                free(body);
+                *status = 413;
+                return NULL;
+            }
+            char *grown = realloc(body, cap * 2 + 1);
+            if (grown == NULL) {
+                free(body);
+                *status = 500;
+                return NULL;
+            }
+            body = grown;
+            cap *= 2;
+        }
+        int got = mg_read(mg, body + n, cap - n);
+        if (got < 0) {
+            free(body);
+            *status = 500; /* Centrifugo: an unreadable body is a 500 */
+            return NULL;
+        }
+        if (got == 0) {
+            break;
+        }
+        n += (size_t)got;
+    }
+    body[n] = '\0';
+    *len = n;
+    return body;
+}
+
+/* One presence or presence_stats call: {"result":..} or {"error":..}. */
+static json_t *execute(ps_server *server, bool stats, const char *channel,
+                       int *error_code)
+{
+    *error_code = 0;
+    if (*channel == '\0') {
+        *error_code = PS_ERR_BAD_REQUEST;
+        return NULL;
+    }
+    if (stats) {
+        presence_channel_stats st;
+        int rc = presence_stats(server->registry, channel, NULL, &st);
+        if (rc != PRESENCE_OK) {
+            *error_code = ps_wire_code_from_presence(rc);
+            return NULL;
+        }
+        return ps_wire_stats(&st);
+    }
+    presence_snapshot *snap = NULL;
+    int rc = presence_query(server->registry, channel, NULL, &snap);
+    if (rc != PRESENCE_OK) {
+        *error_code = ps_wire_code_from_presence(rc);
+        return NULL;
+    }
+    json_t *map = ps_wire_presence(snap);
+    presence_snapshot_free(snap);
+    if (map == NULL) {
+        *error_code = PS_ERR_INTERNAL;
+        return NULL;
+    }
+    return json_pack("{s:o}", "presence", map);
+}
+
+/* Centrifugo's MapErrorToHTTPCode, for transport error mode. */
+static int transport_status(int code)
+{
+    switch (code) {
+    case PS_ERR_UNKNOWN_CHANNEL:
+    case PS_ERR_METHOD_NOT_FOUND:
+        return 404;
+    case PS_ERR_BAD_REQUEST:
+    case PS_ERR_NOT_AVAILABLE:
+        return 400;
+    default:
+        return 500;
+    }
+}
+
+static bool transport_error_mode(struct mg_connection *mg)
+{
+    const char *mode = mg_get_header(mg, "X-Centrifugo-Error-Mode");
+    return mode != NULL && strcasecmp(mode, "transport") == 0;
+}
+
+/* POST /api/presence and /api/presence_stats: {"channel":..}. */
+static int handle_method(struct mg_connection *mg, ps_server *server,
+                         bool stats, const char *body, size_t len)
+{
+    json_t *req = json_loadb(body, len, 0, NULL);
+    json_t *channel = json_object_get(req, "channel");
+    if (!json_is_object(req) || (channel != NULL && !json_is_string(channel))) {
+        json_decref(req);
+        return respond_bad_request(mg);
+    }
+    int code = 0;
+    json_t *result = execute(server, stats,
+                             channel ? json_string_value(channel) : "", &code);
+    json_decref(req);
+    if (result != NULL) {
+        return respond_json(mg, 200, json_pack("{s:o}", "result", result));
+    }
+    if (transport_error_mode(mg)) {
+        return respond_json(mg, transport_status(code), ps_wire_error(code, false));
+    }
+    return respond_json(mg, 200,
+                        json_pack("{s:o}", "error", ps_wire_error(code, false)));
+}
+
+/* The legacy method: a string (any case) or its number (4, 5). */
+static int legacy_method(json_t *method)
+{
+    const char *name = json_string_value(method);
+    if (name != NULL) {
+        if (strcasecmp(name, "presence") == 0) {
+            return 4;
+        }
+        if (strcasecmp(name, "presence_stats") == 0) {
+            return 5;
+        }
+        return -1;
+    }
+    if (json_is_integer(method)) {
+        json_int_t n = json_integer_value(method);
+        return (n == 4 || n == 5) ? (int)n : -1;
+    }
+    return -1;
+}
+
+/* One legacy command to its reply object. */
+static json_t *legacy_reply(ps_server *server, json_t *cmd)
+{
+    json_t *reply = json_object();
+    json_t *id = json_object_get(cmd, "id");
+    if (id != NULL) {
+        json_object_set(reply, "id", id);
+    }
+    int method = legacy_method(json_object_get(cmd, "method"));
+    json_t *params = json_object_get(cmd, "params");
+    json_t *channel = json_object_get(params, "channel");
+    int code = 0;
+    json_t *result = NULL;
+    if (method < 0) {
+        code = PS_ERR_METHOD_NOT_FOUND;
+    } else if ((params != NULL && !json_is_object(params)) ||
+               (channel != NULL && !json_is_string(channel))) {
+        code = PS_ERR_BAD_REQUEST;
+    } else {
+        result = execute(server, method == 5,
+                         channel ? json_string_value(channel) : "", &code);
+    }
+    if (result != NULL) {
+        json_object_set_new(reply, "result", result);
+    } else {
+        json_object_set_new(reply, "error", ps_wire_error(code, false));
+    }
+    return reply;
+}
+
+/* POST /api: newline-separated commands, replies joined the same way. */
+static int handle_legacy(struct mg_connection *mg, ps_server *server,
+                         char *body, size_t len)
+{
+    json_t *replies = json_array();
+    char *line = body;
+    char *end = body + len;
+    while (line < end) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = (size_t)((nl ? nl : end) - line);
+        json_t *cmd = json_loadb(line, n, 0, NULL);
+        bool blank = strspn(line, " \t\r") >= n;
+        if (!blank) {
+            if (!json_is_object(cmd)) {
+                json_decref(cmd);
+                json_decref(replies);
+                return respond_bad_request(mg);
+            }
+            json_array_append_new(replies, legacy_reply(server, cmd));
+        }
+        json_decref(cmd);
+        line = nl ? nl + 1 : end;
+    }
+    if (json_array_size(replies) == 0) {
+        json_decref(replies);
+        return respond_bad_request(mg);
+    }
+    /* Replies joined by newlines, one JSON object per line. */
+    size_t total = 0;
+    char *out = NULL;
+    for (size_t i = 0; i < json_array_size(replies); i++) {
+        char *text = json_dumps(json_array_get(replies, i), JSON_COMPACT);
+        size_t tlen = text ? strlen(text) : 0;
+        char *grown = text ? realloc(out, total + tlen + 2) : NULL;
+        if (grown == NULL) {
+            free(text);
+            free(out);
+            json_decref(replies);
+            return respond_empty(mg, 500);
+        }
+        out = grown;
+        if (total > 0) {
+            out[total++] = '\n';
+        }
+        memcpy(out + total, text, tlen);
+        total += tlen;
+        free(text);
+    }
+    json_decref(replies);
+    int rc = respond(mg, 200, "application/json", out, total);
+    free(out);
+    return rc;
+}
+
+static int api_handler(struct mg_connection *mg, void *cbdata)
+{
+    ps_server *server = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(mg);
+    route r = find_route(ri->local_uri);
+    if (r == ROUTE_NONE) {
+        return respond_empty(mg, 404);
+    }
+    if (strcmp(ri->request_method, "POST") != 0) {
+        return respond_empty(mg, 405);
+    }
+    if (!authorized(mg, server->cfg)) {
+        return respond_empty(mg, 401);
+    }
+    size_t len = 0;
+    int status = 0;
+    char *body = read_body(mg, &len, &status);
+    if (body == NULL) {
+        return respond_empty(mg, status);
+    }
+    int rc = r == ROUTE_LEGACY
+                 ? handle_legacy(mg, server, body, len)
+                 : handle_method(mg, server, r == ROUTE_STATS, body, len);
+    free(body);
+    return rc;
+}
+
+void ps_http_api_install(struct mg_context *ctx, ps_server *server)
+{
+    mg_set_request_handler(ctx, API_PREFIX, api_handler, server);
+}

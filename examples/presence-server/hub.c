@@ -1,0 +1,240 @@
+/*
+ * The hub: channel -> subscribers, and the fan-out of libpresence events.
+ *
+ * The event callback runs on whichever thread delivers libpresence events,
+ * possibly while a reader thread holds a connection's write lock or waits
+ * in a library call. It therefore takes only the hub lock and then queue
+ * locks, which nobody holds while calling the library or writing to a
+ * socket, so it cannot deadlock and never waits for the network.
+ * SPDX-License-Identifier: MIT
+ */
+#include "hub.h"
+
+#include "conn.h"
+#include "server.h"
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ps_hub_init(ps_hub *hub)
+{
+    pthread_mutex_init(&hub->lock, NULL);
+    hub->channels = NULL;
+}
+
+void ps_hub_destroy(ps_hub *hub)
+{
+    /* Every connection has removed its subscriptions by now. */
+    pthread_mutex_destroy(&hub->lock);
+}
+
+static void sub_free(ps_sub *sub)
+{
+    for (size_t i = 0; i < sub->deferred_count; i++) {
+        ps_msg_unref(sub->deferred[i]);
+    }
+    free(sub->deferred);
+    ps_conn_unref(sub->conn);
+    free(sub->channel);
+    free(sub);
+}
+
+/* Under the hub lock. */
+static ps_hub_channel *channel_get(ps_hub *hub, const char *name, bool create)
+{
+    ps_hub_channel *ch = NULL;
+    HASH_FIND_STR(hub->channels, name, ch);
+    if (ch != NULL || !create) {
+        return ch;
+    }
+    ch = calloc(1, sizeof *ch);
+    if (ch == NULL || (ch->name = strdup(name)) == NULL) {
+        free(ch);
+        return NULL;
+    }
+    HASH_ADD_KEYPTR(hh, hub->channels, ch->name, strlen(ch->name), ch);
+    return ch;
+}
+
+/* Under the hub lock: unlink a subscription everywhere and free it. */
+static void sub_unlink(ps_hub *hub, ps_sub *sub)
+{
+    ps_conn *conn = sub->conn;
+    ps_hub_channel *ch = sub->hub_channel;
+    HASH_DEL(conn->subs, sub);
+    conn->sub_count--;
+    if (sub->chan_prev != NULL) {
+        sub->chan_prev->chan_next = sub->chan_next;
+    } else {
+        ch->subs = sub->chan_next;
+    }
+    if (sub->chan_next != NULL) {
+        sub->chan_next->chan_prev = sub->chan_prev;
+    }
+    if (ch->subs == NULL) {
+        HASH_DEL(hub->channels, ch);
+        free(ch->name);
+        free(ch);
+    }
+    sub_free(sub);
+}
+
+ps_hub_result ps_hub_add(ps_hub *hub, ps_conn *conn, const char *channel,
+                         bool push_join_leave, size_t limit)
+{
+    ps_sub *sub = calloc(1, sizeof *sub);
+    if (sub == NULL || (sub->channel = strdup(channel)) == NULL) {
+        free(sub);
+        return PS_HUB_NOMEM;
+    }
+    sub->push_join_leave = push_join_leave;
+    sub->pending = true;
+
+    ps_hub_result result = PS_HUB_OK;
+    pthread_mutex_lock(&hub->lock);
+    ps_sub *existing = NULL;
+    HASH_FIND_STR(conn->subs, channel, existing);
+    ps_hub_channel *ch = NULL;
+    if (existing != NULL) {
+        result = PS_HUB_ALREADY;
+    } else if (limit > 0 && conn->sub_count >= limit) {
+        result = PS_HUB_LIMIT;
+    } else if ((ch = channel_get(hub, channel, true)) == NULL) {
+        result = PS_HUB_NOMEM;
+    } else {
+        sub->conn = ps_conn_ref(conn);
+        sub->hub_channel = ch;
+        sub->chan_next = ch->subs;
+        if (ch->subs != NULL) {
+            ch->subs->chan_prev = sub;
+        }
+        ch->subs = sub;
+        HASH_ADD_KEYPTR(hh, conn->subs, sub->channel, strlen(sub->channel), sub);
+        conn->sub_count++;
+        sub = NULL;
+    }
+    pthread_mutex_unlock(&hub->lock);
+    if (sub != NULL) {
+        free(sub->channel);
+        free(sub);
+    }
+    return result;
+}
+
+void ps_hub_activate(ps_hub *hub, ps_conn *conn, const char *channel,
+                     ps_msg *reply)
+{
+    pthread_mutex_lock(&hub->lock);
+    ps_sub *sub = NULL;
+    HASH_FIND_STR(conn->subs, channel, sub);
+    ps_conn_send(conn, reply);
+    if (sub != NULL) {
+        for (size_t i = 0; i < sub->deferred_count; i++) {
+            ps_conn_send(conn, sub->deferred[i]);
+            ps_msg_unref(sub->deferred[i]);
+        }
+        free(sub->deferred);
+        sub->deferred = NULL;
+        sub->deferred_count = sub->deferred_cap = 0;
+        sub->pending = false;
+    }
+    pthread_mutex_unlock(&hub->lock);
+}
+
+bool ps_hub_remove(ps_hub *hub, ps_conn *conn, const char *channel)
+{
+    pthread_mutex_lock(&hub->lock);
+    ps_sub *sub = NULL;
+    HASH_FIND_STR(conn->subs, channel, sub);
+    if (sub != NULL) {
+        sub_unlink(hub, sub);
+    }
+    pthread_mutex_unlock(&hub->lock);
+    return sub != NULL;
+}
+
+void ps_hub_remove_all(ps_hub *hub, ps_conn *conn)
+{
+    pthread_mutex_lock(&hub->lock);
+    ps_sub *sub;
+    ps_sub *tmp;
+    HASH_ITER(hh, conn->subs, sub, tmp) {
+        sub_unlink(hub, sub);
+    }
+    pthread_mutex_unlock(&hub->lock);
+}
+
+bool ps_hub_is_subscribed(ps_hub *hub, ps_conn *conn, const char *channel)
+{
+    pthread_mutex_lock(&hub->lock);
+    ps_sub *sub = NULL;
+    HASH_FIND_STR(conn->subs, channel, sub);
+    pthread_mutex_unlock(&hub->lock);
+    return sub != NULL;
+}
+
+/* {"push":{"channel":C,"join"|"leave":{"info":ClientInfo}}} */
+static ps_msg *build_push(const presence_event *event)
+{
+    json_t *info = ps_wire_client_info(event->user_id, event->client_id,
+                                       event->conn_info, event->conn_info_len,
+                                       event->chan_info, event->chan_info_len);
+    const char *kind = event->kind == PRESENCE_EVENT_JOIN ? "join" : "leave";
+    json_t *push = json_pack("{s:{s:s,s:{s:o}}}", "push", "channel",
+                             event->channel, kind, "info", info);
+    size_t len = 0;
+    char *text = ps_wire_dump(push, &len);
+    ps_msg *msg = text ? ps_msg_new(text, len) : NULL;
+    free(text);
+    return msg;
+}
+
+/* Under the hub lock: hold a push until the subscribe reply is queued. */
+static void defer(ps_sub *sub, ps_msg *msg)
+{
+    if (sub->deferred_count == sub->deferred_cap) {
+        size_t cap = sub->deferred_cap ? sub->deferred_cap * 2 : 4;
+        ps_msg **grown = realloc(sub->deferred, cap * sizeof *grown);
+        if (grown == NULL) {
+            return; /* at most once, as Centrifugo: a lost push, not a crash */
+        }
+        sub->deferred = grown;
+        sub->deferred_cap = cap;
+    }
+    sub->deferred[sub->deferred_count++] = ps_msg_ref(msg);
+}
+
+void ps_hub_on_event(presence_registry *registry, const presence_event *event,
+                     void *user_data)
+{
+    (void)registry;
+    ps_server *server = user_data;
+    if (event->kind != PRESENCE_EVENT_JOIN &&
+        event->kind != PRESENCE_EVENT_LEAVE) {
+        return;
+    }
+    ps_msg *msg = build_push(event);
+    if (msg == NULL) {
+        return;
+    }
+    ps_hub *hub = &server->hub;
+    pthread_mutex_lock(&hub->lock);
+    ps_hub_channel *ch = channel_get(hub, event->channel, false);
+    for (ps_sub *sub = ch ? ch->subs : NULL; sub != NULL; sub = sub->chan_next) {
+        if (!sub->started && event->kind == PRESENCE_EVENT_JOIN &&
+            strcmp(event->client_id, sub->conn->client_id) == 0) {
+            sub->started = true;
+        }
+        if (!sub->push_join_leave || !sub->started) {
+            continue;
+        }
+        if (sub->pending) {
+            defer(sub, msg);
+        } else {
+            ps_conn_send(sub->conn, msg);
+        }
+    }
+    pthread_mutex_unlock(&hub->lock);
+    ps_msg_unref(msg);
+}

@@ -1,0 +1,84 @@
+/*
+ * The hub: which connection is subscribed to which channel, and whether it
+ * receives join/leave pushes. This is transport bookkeeping only; who is
+ * present, and the counts, live in libpresence. The hub turns libpresence's
+ * join and leave events into pushes.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PS_HUB_H
+#define PS_HUB_H
+
+#include <presence.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uthash.h>
+
+struct ps_conn;
+struct ps_msg;
+
+typedef struct ps_sub {
+    char *channel;
+    struct ps_conn *conn;      /* referenced */
+    bool push_join_leave;      /* the client receives join/leave pushes */
+    /* The subscribe reply is not queued yet: pushes wait in deferred, so
+     * that the reply comes first on the wire (centrifuge-js needs it). */
+    bool pending;
+    /* The subscriber's own join event has been seen. Events of a channel
+     * arrive in order, so earlier ones predate the subscription and are not
+     * pushed to it. */
+    bool started;
+    struct ps_msg **deferred;
+    size_t deferred_count, deferred_cap;
+    struct ps_sub *chan_prev, *chan_next; /* the channel's subscribers */
+    struct ps_hub_channel *hub_channel;
+    UT_hash_handle hh;         /* conn->subs, by channel */
+} ps_sub;
+
+typedef struct ps_hub_channel {
+    char *name;
+    ps_sub *subs;
+    UT_hash_handle hh;
+} ps_hub_channel;
+
+typedef struct ps_hub {
+    pthread_mutex_t lock;
+    ps_hub_channel *channels;
+} ps_hub;
+
+typedef enum ps_hub_result {
+    PS_HUB_OK = 0,
+    PS_HUB_ALREADY,  /* 105 already subscribed */
+    PS_HUB_LIMIT,    /* 106 limit exceeded */
+    PS_HUB_NOMEM,    /* 100 internal */
+} ps_hub_result;
+
+void ps_hub_init(ps_hub *hub);
+void ps_hub_destroy(ps_hub *hub);
+
+/** Record a pending subscription of @p conn to @p channel. */
+ps_hub_result ps_hub_add(ps_hub *hub, struct ps_conn *conn,
+                         const char *channel, bool push_join_leave,
+                         size_t limit);
+
+/** Queue @p reply on the connection, then the pushes that waited for it,
+ *  and let later pushes flow directly. */
+void ps_hub_activate(ps_hub *hub, struct ps_conn *conn, const char *channel,
+                     struct ps_msg *reply);
+
+/** Forget a subscription; false if there was none. */
+bool ps_hub_remove(ps_hub *hub, struct ps_conn *conn, const char *channel);
+
+/** Forget every subscription of a connection. */
+void ps_hub_remove_all(ps_hub *hub, struct ps_conn *conn);
+
+/** Whether @p conn is subscribed to @p channel. */
+bool ps_hub_is_subscribed(ps_hub *hub, struct ps_conn *conn,
+                          const char *channel);
+
+/** The libpresence event callback (user_data: the ps_server). It may run
+ *  on any thread; it only queues messages. */
+void ps_hub_on_event(presence_registry *registry, const presence_event *event,
+                     void *user_data);
+
+#endif

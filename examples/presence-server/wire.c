@@ -1,0 +1,122 @@
+/*
+ * Centrifugo's JSON shapes. conn_info and chan_info are stored in
+ * libpresence as JSON text and go back on the wire as JSON values, not as
+ * strings or base64, exactly as Centrifugo embeds them (its Raw type).
+ * SPDX-License-Identifier: MIT
+ */
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *ps_wire_error_message(int code)
+{
+    switch (code) {
+    case PS_ERR_INTERNAL: return "internal server error";
+    case PS_ERR_UNAUTHORIZED: return "unauthorized";
+    case PS_ERR_UNKNOWN_CHANNEL: return "unknown channel";
+    case PS_ERR_PERMISSION_DENIED: return "permission denied";
+    case PS_ERR_METHOD_NOT_FOUND: return "method not found";
+    case PS_ERR_ALREADY_SUBSCRIBED: return "already subscribed";
+    case PS_ERR_LIMIT_EXCEEDED: return "limit exceeded";
+    case PS_ERR_BAD_REQUEST: return "bad request";
+    case PS_ERR_NOT_AVAILABLE: return "not available";
+    case PS_ERR_TOKEN_EXPIRED: return "token expired";
+    default: return "internal server error";
+    }
+}
+
+int ps_wire_code_from_presence(int error)
+{
+    switch (error) {
+    case PRESENCE_ERR_BAD_NAME:
+    case PRESENCE_ERR_TOO_LONG:
+        return PS_ERR_BAD_REQUEST;
+    case PRESENCE_ERR_UNKNOWN_NAMESPACE:
+        return PS_ERR_UNKNOWN_CHANNEL;
+    case PRESENCE_ERR_NOT_AVAILABLE:
+        return PS_ERR_NOT_AVAILABLE;
+    case PRESENCE_ERR_DENIED:
+        return PS_ERR_PERMISSION_DENIED;
+    case PRESENCE_ERR_CLIENT_CHANNEL_LIMIT:
+    case PRESENCE_ERR_CHANNEL_MEMBER_LIMIT:
+    case PRESENCE_ERR_CHANNEL_LIMIT:
+        return PS_ERR_LIMIT_EXCEEDED;
+    default:
+        return PS_ERR_INTERNAL;
+    }
+}
+
+json_t *ps_wire_error(int code, bool temporary)
+{
+    json_t *err = json_pack("{s:i,s:s}", "code", code, "message",
+                            ps_wire_error_message(code));
+    if (err != NULL && temporary) {
+        json_object_set_new(err, "temporary", json_true());
+    }
+    return err;
+}
+
+/* Stored info bytes back to a JSON value. This server stores only JSON;
+ * bytes that are not (another writer of the registry) travel as a string
+ * rather than as invalid output. */
+static json_t *raw_json(const void *bytes, size_t len)
+{
+    json_t *value = json_loadb(bytes, len, JSON_DECODE_ANY, NULL);
+    if (value == NULL) {
+        value = json_stringn(bytes, len);
+    }
+    return value;
+}
+
+json_t *ps_wire_client_info(const char *user, const char *client,
+                            const void *conn_info, size_t conn_info_len,
+                            const void *chan_info, size_t chan_info_len)
+{
+    json_t *info = json_pack("{s:s,s:s}", "user", user, "client", client);
+    if (info == NULL) {
+        return NULL;
+    }
+    if (conn_info_len > 0) {
+        json_object_set_new(info, "conn_info", raw_json(conn_info, conn_info_len));
+    }
+    if (chan_info_len > 0) {
+        json_object_set_new(info, "chan_info", raw_json(chan_info, chan_info_len));
+    }
+    return info;
+}
+
+json_t *ps_wire_presence(const presence_snapshot *snapshot)
+{
+    json_t *map = json_object();
+    for (size_t i = 0; map != NULL && i < snapshot->count; i++) {
+        const presence_member *m = &snapshot->members[i];
+        json_t *info = ps_wire_client_info(m->user_id, m->client_id,
+                                           m->conn_info, m->conn_info_len,
+                                           m->chan_info, m->chan_info_len);
+        if (info == NULL || json_object_set_new(map, m->client_id, info) != 0) {
+            json_decref(map);
+            return NULL;
+        }
+    }
+    return map;
+}
+
+json_t *ps_wire_stats(const presence_channel_stats *stats)
+{
+    return json_pack("{s:I,s:I}", "num_clients", (json_int_t)stats->num_clients,
+                     "num_users", (json_int_t)stats->num_users);
+}
+
+char *ps_wire_dump(json_t *value, size_t *len)
+{
+    if (value == NULL) {
+        return NULL;
+    }
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(value);
+    if (text != NULL && len != NULL) {
+        *len = strlen(text);
+    }
+    return text;
+}

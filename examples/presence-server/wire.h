@@ -1,0 +1,53 @@
+/*
+ * Centrifugo's JSON shapes, shared by the HTTP API and the client protocol.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PS_WIRE_H
+#define PS_WIRE_H
+
+#include <jansson.h>
+#include <presence.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Centrifugo's error codes (client protocol and server API). */
+enum {
+    PS_ERR_INTERNAL = 100,
+    PS_ERR_UNAUTHORIZED = 101,
+    PS_ERR_UNKNOWN_CHANNEL = 102,
+    PS_ERR_PERMISSION_DENIED = 103,
+    PS_ERR_METHOD_NOT_FOUND = 104,
+    PS_ERR_ALREADY_SUBSCRIBED = 105,
+    PS_ERR_LIMIT_EXCEEDED = 106,
+    PS_ERR_BAD_REQUEST = 107,
+    PS_ERR_NOT_AVAILABLE = 108,
+    PS_ERR_TOKEN_EXPIRED = 109,
+};
+
+/** Centrifugo's message for one of its error codes. */
+const char *ps_wire_error_message(int code);
+
+/** The Centrifugo code for a libpresence error (see presence.h's table). */
+int ps_wire_code_from_presence(int error);
+
+/** {"code":C,"message":M} plus "temporary":true when asked (never false:
+ *  centrifuge-js would read an explicit false just the same, but Centrifugo
+ *  omits it). New reference. */
+json_t *ps_wire_error(int code, bool temporary);
+
+/** ClientInfo: {"user","client","conn_info"?,"chan_info"?}, the infos
+ *  embedded as raw JSON. New reference, NULL on OOM. */
+json_t *ps_wire_client_info(const char *user, const char *client,
+                            const void *conn_info, size_t conn_info_len,
+                            const void *chan_info, size_t chan_info_len);
+
+/** {CLIENT_ID: ClientInfo, ...} of a snapshot. New reference. */
+json_t *ps_wire_presence(const presence_snapshot *snapshot);
+
+/** {"num_clients":N,"num_users":M}. New reference. */
+json_t *ps_wire_stats(const presence_channel_stats *stats);
+
+/** Compact text of @p value, which is released (stolen). malloc'd. */
+char *ps_wire_dump(json_t *value, size_t *len);
+
+#endif

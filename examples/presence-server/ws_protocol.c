@@ -1,0 +1,507 @@
+/*
+ * The client protocol's commands: connect, subscribe, unsubscribe, presence,
+ * presence_stats, refresh, and pongs. Replies and pushes all go through the
+ * connection's queue, which keeps them in order.
+ *
+ * libpresence is never called with a lock of ours held: its callbacks (the
+ * hub's fan-out) may run inside the call, on this thread.
+ * SPDX-License-Identifier: MIT
+ */
+#include "ws_protocol.h"
+
+#include "config.h"
+#include "conn.h"
+#include "heartbeat.h"
+#include "server.h"
+#include "token.h"
+#include "util.h"
+#include "wire.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Close codes (Centrifugo's disconnect codes). */
+#define CLOSE_INVALID_TOKEN 3500
+#define CLOSE_BAD_REQUEST 3501
+#define CLOSE_CONNECTION_LIMIT 3504
+
+typedef struct command {
+    ps_conn *conn;
+    ps_server *server;
+    json_int_t id;
+    json_t *params;
+} command;
+
+/* What a handler tells the loop: go on, or the connection was closed. */
+typedef enum outcome { GO_ON, CLOSED } outcome;
+
+static outcome close_with(ps_conn *conn, int code, const char *reason)
+{
+    ps_conn_close_now(conn, code, reason);
+    return CLOSED;
+}
+
+static outcome bad_request(ps_conn *conn)
+{
+    return close_with(conn, CLOSE_BAD_REQUEST, "bad request");
+}
+
+/* {"id":N,FIELD:RESULT}, queued. RESULT is stolen. */
+static ps_msg *reply_msg(const command *cmd, const char *field, json_t *result)
+{
+    json_t *reply = json_object();
+    json_object_set_new(reply, "id", json_integer(cmd->id));
+    json_object_set_new(reply, field, result);
+    size_t len = 0;
+    char *text = ps_wire_dump(reply, &len);
+    ps_msg *msg = text ? ps_msg_new(text, len) : NULL;
+    free(text);
+    return msg;
+}
+
+static outcome reply(const command *cmd, const char *field, json_t *result)
+{
+    ps_msg *msg = reply_msg(cmd, field, result);
+    if (msg != NULL) {
+        ps_conn_send(cmd->conn, msg);
+        ps_msg_unref(msg);
+    }
+    return GO_ON;
+}
+
+static outcome reply_error(const command *cmd, int code)
+{
+    /* Internal errors are temporary: the SDK retries them. */
+    return reply(cmd, "error", ps_wire_error(code, code == PS_ERR_INTERNAL));
+}
+
+/* The "channel" of a command's params; NULL (a bad request) if missing,
+ * not a string or empty, as Centrifugo disconnects for those. */
+static const char *param_channel(const command *cmd)
+{
+    const char *channel = json_string_value(json_object_get(cmd->params, "channel"));
+    return (channel != NULL && *channel != '\0') ? channel : NULL;
+}
+
+/* A channel name this server accepts: length and no control characters
+ * (libpresence's rule, checked here too for namespaces without presence). */
+static bool channel_name_ok(const ps_config *cfg, const char *channel)
+{
+    size_t len = strlen(channel);
+    if (len > cfg->channel_max_length) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)channel[i];
+        if (c < 0x20 || c == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int ping_seconds(const ps_config *cfg)
+{
+    return (int)((cfg->ping_interval_ms + 999) / 1000);
+}
+
+/* The connect result: client, version, expiry, ping/pong. */
+static json_t *connect_result(ps_conn *conn, const ps_config *cfg,
+                              int64_t expires_at)
+{
+    json_t *result = json_pack("{s:s,s:s}", "client", conn->client_id,
+                               "version", PS_SERVER_VERSION);
+    if (expires_at > 0) {
+        int64_t ttl = expires_at - ps_unix_time();
+        json_object_set_new(result, "expires", json_true());
+        json_object_set_new(result, "ttl", json_integer(ttl > 0 ? ttl : 1));
+    }
+    if (cfg->ping_interval_ms > 0) {
+        json_object_set_new(result, "ping", json_integer(ping_seconds(cfg)));
+        if (cfg->pong_timeout_ms > 0) {
+            json_object_set_new(result, "pong", json_true());
+        }
+    }
+    return result;
+}
+
+/* Who the connection is: from its token, or anonymous when allowed. */
+static outcome authenticate(const command *cmd, bool *replied,
+                            int64_t *expires_at)
+{
+    const ps_config *cfg = cmd->server->cfg;
+    ps_conn *conn = cmd->conn;
+    const char *token = json_string_value(json_object_get(cmd->params, "token"));
+    *replied = false;
+    if (token == NULL || *token == '\0') {
+        if (!cfg->allow_anonymous_connect_without_token) {
+            return bad_request(conn); /* Centrifugo: credentials not found */
+        }
+        conn->user = strdup("");
+        return GO_ON;
+    }
+    ps_token_claims claims;
+    switch (ps_token_verify(token, cfg->token_hmac_secret_key, ps_unix_time(),
+                            &claims)) {
+    case PS_TOKEN_INVALID:
+        return close_with(conn, CLOSE_INVALID_TOKEN, "invalid token");
+    case PS_TOKEN_EXPIRED:
+        /* An error reply, not a close: the SDK may fetch a fresh token. */
+        ps_token_claims_free(&claims);
+        *replied = true;
+        return reply_error(cmd, PS_ERR_TOKEN_EXPIRED);
+    case PS_TOKEN_OK:
+        break;
+    }
+    conn->user = claims.sub;
+    conn->conn_info = claims.info;
+    conn->conn_info_len = claims.info ? strlen(claims.info) : 0;
+    *expires_at = claims.exp;
+    claims.sub = claims.info = NULL;
+    ps_token_claims_free(&claims);
+    return GO_ON;
+}
+
+static outcome cmd_connect(const command *cmd)
+{
+    ps_conn *conn = cmd->conn;
+    if (conn->connected) {
+        return bad_request(conn);
+    }
+    bool replied = false;
+    int64_t expires_at = 0;
+    if (authenticate(cmd, &replied, &expires_at) == CLOSED) {
+        return CLOSED;
+    }
+    if (replied) {
+        return GO_ON;
+    }
+    if (conn->user == NULL || ps_uuid4(conn->client_id) != 0) {
+        return close_with(conn, 3004, "internal server error");
+    }
+    conn->connected = true;
+    if (!ps_server_add_client(cmd->server, conn)) {
+        conn->connected = false;
+        return close_with(conn, CLOSE_CONNECTION_LIMIT, "connection limit");
+    }
+    ps_heartbeat_arm(cmd->server, conn, expires_at);
+    return reply(cmd, "connect", connect_result(conn, cmd->server->cfg, expires_at));
+}
+
+/* May the connection subscribe? With a subscription token the token
+ * decides (and may carry chan_info); otherwise the namespace's options. */
+static outcome subscribe_permission(const command *cmd, const char *channel,
+                                    const ps_channel_options *opts,
+                                    char **chan_info, int *error_code)
+{
+    ps_conn *conn = cmd->conn;
+    const char *token = json_string_value(json_object_get(cmd->params, "token"));
+    *error_code = 0;
+    if (token == NULL || *token == '\0') {
+        bool user_ok = *conn->user != '\0' || opts->allow_subscribe_for_anonymous;
+        if (!(opts->allow_subscribe_for_client && user_ok)) {
+            *error_code = PS_ERR_PERMISSION_DENIED;
+        }
+        return GO_ON;
+    }
+    ps_token_claims claims;
+    ps_token_status status = ps_token_verify(
+        token, cmd->server->cfg->token_hmac_secret_key, ps_unix_time(), &claims);
+    if (status == PS_TOKEN_EXPIRED) {
+        ps_token_claims_free(&claims);
+        *error_code = PS_ERR_TOKEN_EXPIRED;
+        return GO_ON;
+    }
+    if (status != PS_TOKEN_OK || strcmp(claims.sub, conn->user) != 0 ||
+        claims.channel == NULL || strcmp(claims.channel, channel) != 0) {
+        if (status == PS_TOKEN_OK) {
+            ps_token_claims_free(&claims);
+        }
+        return close_with(conn, CLOSE_INVALID_TOKEN, "invalid token");
+    }
+    *chan_info = claims.info;
+    claims.info = NULL;
+    ps_token_claims_free(&claims);
+    return GO_ON;
+}
+
+/* Join presence (when the namespace keeps it), then queue the reply ahead
+ * of the pushes that the join caused. */
+static outcome subscribe_join(const command *cmd, const char *channel,
+                              const ps_channel_options *opts,
+                              const char *chan_info)
+{
+    ps_conn *conn = cmd->conn;
+    if (opts->presence) {
+        int rc = presence_join(cmd->server->registry, channel, conn->client_id,
+                               conn->user, conn->conn_info, conn->conn_info_len,
+                               chan_info, chan_info ? strlen(chan_info) : 0);
+        if (rc != PRESENCE_OK) {
+            ps_hub_remove(&cmd->server->hub, conn, channel);
+            return reply_error(cmd, ps_wire_code_from_presence(rc));
+        }
+    }
+    ps_msg *msg = reply_msg(cmd, "subscribe", json_object());
+    if (msg == NULL) {
+        return close_with(conn, 3004, "internal server error");
+    }
+    ps_hub_activate(&cmd->server->hub, conn, channel, msg);
+    ps_msg_unref(msg);
+    return GO_ON;
+}
+
+static outcome cmd_subscribe(const command *cmd)
+{
+    const ps_config *cfg = cmd->server->cfg;
+    ps_conn *conn = cmd->conn;
+    const char *channel = param_channel(cmd);
+    if (channel == NULL) {
+        return bad_request(conn);
+    }
+    if (!channel_name_ok(cfg, channel)) {
+        return reply_error(cmd, PS_ERR_BAD_REQUEST);
+    }
+    const ps_channel_options *opts = ps_config_channel(cfg, channel);
+    if (opts == NULL) {
+        return reply_error(cmd, PS_ERR_UNKNOWN_CHANNEL);
+    }
+    char *chan_info = NULL;
+    int code = 0;
+    if (subscribe_permission(cmd, channel, opts, &chan_info, &code) == CLOSED) {
+        return CLOSED;
+    }
+    if (code != 0) {
+        return reply_error(cmd, code);
+    }
+    /* Receiving join/leave is Centrifugo's PushJoinLeave rule (with the
+     * fix of centrifugo#849: the subscriber counts as subscribed). */
+    bool asked = json_is_true(json_object_get(cmd->params, "join_leave"));
+    bool push = opts->force_push_join_leave ||
+                (asked && opts->join_leave &&
+                 ps_presence_allowed(opts, conn->user, true));
+    outcome out = GO_ON;
+    switch (ps_hub_add(&cmd->server->hub, conn, channel, push,
+                       cfg->client_channel_limit)) {
+    case PS_HUB_OK:
+        out = subscribe_join(cmd, channel, opts, chan_info);
+        break;
+    case PS_HUB_ALREADY:
+        out = reply_error(cmd, PS_ERR_ALREADY_SUBSCRIBED);
+        break;
+    case PS_HUB_LIMIT:
+        out = reply_error(cmd, PS_ERR_LIMIT_EXCEEDED);
+        break;
+    case PS_HUB_NOMEM:
+        out = reply_error(cmd, PS_ERR_INTERNAL);
+        break;
+    }
+    free(chan_info);
+    return out;
+}
+
+static outcome cmd_unsubscribe(const command *cmd)
+{
+    const char *channel = param_channel(cmd);
+    if (channel == NULL) {
+        return bad_request(cmd->conn);
+    }
+    /* Out of the hub first: the leaver gets no push about itself. */
+    if (ps_hub_remove(&cmd->server->hub, cmd->conn, channel)) {
+        const ps_channel_options *opts = ps_config_channel(cmd->server->cfg, channel);
+        if (opts != NULL && opts->presence) {
+            presence_leave(cmd->server->registry, channel, cmd->conn->client_id);
+        }
+    }
+    return reply(cmd, "unsubscribe", json_object());
+}
+
+static outcome cmd_presence(const command *cmd)
+{
+    const char *channel = param_channel(cmd);
+    if (channel == NULL) {
+        return bad_request(cmd->conn);
+    }
+    presence_snapshot *snap = NULL;
+    int rc = presence_query(cmd->server->registry, channel,
+                            cmd->conn->client_id, &snap);
+    if (rc != PRESENCE_OK) {
+        return reply_error(cmd, ps_wire_code_from_presence(rc));
+    }
+    json_t *map = ps_wire_presence(snap);
+    presence_snapshot_free(snap);
+    if (map == NULL) {
+        return reply_error(cmd, PS_ERR_INTERNAL);
+    }
+    return reply(cmd, "presence", json_pack("{s:o}", "presence", map));
+}
+
+static outcome cmd_presence_stats(const command *cmd)
+{
+    const char *channel = param_channel(cmd);
+    if (channel == NULL) {
+        return bad_request(cmd->conn);
+    }
+    presence_channel_stats stats;
+    int rc = presence_stats(cmd->server->registry, channel,
+                            cmd->conn->client_id, &stats);
+    if (rc != PRESENCE_OK) {
+        return reply_error(cmd, ps_wire_code_from_presence(rc));
+    }
+    return reply(cmd, "presence_stats", ps_wire_stats(&stats));
+}
+
+/* A new connection token for a connection whose token expires. */
+static outcome cmd_refresh(const command *cmd)
+{
+    ps_conn *conn = cmd->conn;
+    const char *token = json_string_value(json_object_get(cmd->params, "token"));
+    if (token == NULL || *token == '\0') {
+        return bad_request(conn);
+    }
+    ps_token_claims claims;
+    ps_token_status status = ps_token_verify(
+        token, cmd->server->cfg->token_hmac_secret_key, ps_unix_time(), &claims);
+    if (status == PS_TOKEN_EXPIRED) {
+        ps_token_claims_free(&claims);
+        return reply_error(cmd, PS_ERR_TOKEN_EXPIRED);
+    }
+    if (status != PS_TOKEN_OK || strcmp(claims.sub, conn->user) != 0) {
+        if (status == PS_TOKEN_OK) {
+            ps_token_claims_free(&claims);
+        }
+        return close_with(conn, CLOSE_INVALID_TOKEN, "invalid token");
+    }
+    int64_t exp = claims.exp;
+    ps_token_claims_free(&claims);
+    pthread_mutex_lock(&conn->qlock);
+    conn->expires_at = exp;
+    pthread_mutex_unlock(&conn->qlock);
+    json_t *result = json_pack("{s:s,s:s}", "client", conn->client_id,
+                               "version", PS_SERVER_VERSION);
+    if (exp > 0) {
+        json_object_set_new(result, "expires", json_true());
+        json_object_set_new(result, "ttl", json_integer(exp - ps_unix_time()));
+    }
+    return reply(cmd, "refresh", result);
+}
+
+/* Methods of the protocol this server does not offer (no publications, no
+ * history, no RPC): "not available", as Centrifugo answers when a feature
+ * is off. */
+static outcome cmd_not_available(const command *cmd)
+{
+    return reply_error(cmd, PS_ERR_NOT_AVAILABLE);
+}
+
+typedef struct method {
+    const char *name;
+    outcome (*run)(const command *cmd);
+} method;
+
+static const method methods[] = {
+    {"connect", cmd_connect},
+    {"subscribe", cmd_subscribe},
+    {"unsubscribe", cmd_unsubscribe},
+    {"presence", cmd_presence},
+    {"presence_stats", cmd_presence_stats},
+    {"refresh", cmd_refresh},
+    {"publish", cmd_not_available},
+    {"history", cmd_not_available},
+    {"rpc", cmd_not_available},
+    {"sub_refresh", cmd_not_available},
+    {"send", NULL}, /* asynchronous message: no reply, nothing to do */
+};
+
+/* The command's method: the first request field that is set. */
+static const method *find_method(json_t *obj, json_t **params)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        json_t *value = json_object_get(obj, methods[i].name);
+        if (value != NULL && !json_is_null(value)) {
+            *params = value;
+            return &methods[i];
+        }
+    }
+    return NULL;
+}
+
+/* A command's id: absent is 0; otherwise a uint32. -1 if malformed. */
+static json_int_t command_id(json_t *obj)
+{
+    json_t *id = json_object_get(obj, "id");
+    if (id == NULL) {
+        return 0;
+    }
+    if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+        json_integer_value(id) > (json_int_t)UINT32_MAX) {
+        return -1;
+    }
+    return json_integer_value(id);
+}
+
+static outcome dispatch(ps_conn *conn, json_t *obj)
+{
+    command cmd = {conn, conn->server, command_id(obj), NULL};
+    if (cmd.id < 0) {
+        return bad_request(conn);
+    }
+    const method *m = find_method(obj, &cmd.params);
+    if (m == NULL) {
+        /* {} (or {"id":0}) is the client's pong. Anything else is an
+         * unknown command. */
+        if (cmd.id == 0 && json_object_size(obj) <= 1) {
+            ps_heartbeat_pong(conn);
+            return GO_ON;
+        }
+        return bad_request(conn);
+    }
+    if (!json_is_object(cmd.params) || (!conn->connected && m->run != cmd_connect)) {
+        return bad_request(conn);
+    }
+    if (m->run == NULL) {
+        return GO_ON;
+    }
+    if (cmd.id == 0) {
+        return bad_request(conn); /* a command that wants a reply needs an id */
+    }
+    return m->run(&cmd);
+}
+
+static outcome handle_line(ps_conn *conn, const char *line, size_t len)
+{
+    json_t *obj = json_loadb(line, len, 0, NULL);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return bad_request(conn);
+    }
+    outcome out = dispatch(conn, obj);
+    json_decref(obj);
+    return out;
+}
+
+static bool blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool ps_ws_handle_message(ps_conn *conn, const char *data, size_t len)
+{
+    const char *end = data + len;
+    while (data < end) {
+        const char *nl = memchr(data, '\n', (size_t)(end - data));
+        const char *stop = nl ? nl : end;
+        size_t n = (size_t)(stop - data);
+        if (!blank(data, n) && handle_line(conn, data, n) == CLOSED) {
+            return false;
+        }
+        data = nl ? nl + 1 : end;
+    }
+    return true;
+}

@@ -1,0 +1,179 @@
+'use strict';
+// Centrifugo's HTTP server API, presence part: every route, both auth
+// headers, wrong keys, methods, bodies and every error code.
+
+const { test, before, after, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('./lib/harness');
+
+let srv;
+let member; // a client in public:room, so that presence is not empty
+
+before(async () => {
+  srv = await h.startServer();
+  member = await h.connectAndSubscribe(srv, {
+    token: h.userToken(srv, '42', { info: { name: 'Alice' } }), channel: 'public:room',
+  });
+});
+after(async () => {
+  h.disconnectAll();
+  await srv.stop();
+});
+
+const expectedPresence = () => ({
+  [member.id]: { user: '42', client: member.id, conn_info: { name: 'Alice' } },
+});
+
+test('POST /api/presence and /api/presence_stats', async () => {
+  let r = await h.api(srv, '/api/presence', { channel: 'public:room' });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /application\/json/);
+  assert.deepEqual(r.json, { result: { presence: expectedPresence() } });
+  r = await h.api(srv, '/api/presence_stats', { channel: 'public:room' });
+  assert.deepEqual(r.json, { result: { num_clients: 1, num_users: 1 } });
+  // An empty channel: an empty map and zero counts, both keys present.
+  r = await h.api(srv, '/api/presence', { channel: 'public:nobody' });
+  assert.equal(r.text, '{"result":{"presence":{}}}');
+  r = await h.api(srv, '/api/presence_stats', { channel: 'public:nobody' });
+  assert.equal(r.text, '{"result":{"num_clients":0,"num_users":0}}');
+});
+
+test('POST /api, the legacy {method, params} form', async () => {
+  let r = await h.api(srv, '/api', { method: 'presence', params: { channel: 'public:room' } });
+  assert.deepEqual(r.json, { result: { presence: expectedPresence() } });
+  r = await h.api(srv, '/api', { method: 'presence_stats', params: { channel: 'public:room' } });
+  assert.deepEqual(r.json, { result: { num_clients: 1, num_users: 1 } });
+  // Method names are case-insensitive, or given by number (4, 5); ids echo.
+  r = await h.api(srv, '/api', { id: 7, method: 'PRESENCE_STATS', params: { channel: 'public:room' } });
+  assert.deepEqual(r.json, { id: 7, result: { num_clients: 1, num_users: 1 } });
+  r = await h.api(srv, '/api', { method: 4, params: { channel: 'public:room' } });
+  assert.deepEqual(r.json, { result: { presence: expectedPresence() } });
+  r = await h.api(srv, '/api', { method: 5, params: { channel: 'public:room' } });
+  assert.deepEqual(r.json, { result: { num_clients: 1, num_users: 1 } });
+  // Several commands, one per line; replies one per line, in order.
+  const body = [
+    { id: 1, method: 'presence_stats', params: { channel: 'public:room' } },
+    { id: 2, method: 'presence_stats', params: { channel: 'nope:x' } },
+    { id: 3, method: 'publish', params: { channel: 'public:room', data: {} } },
+  ].map((c) => JSON.stringify(c)).join('\n');
+  r = await h.api(srv, '/api', body);
+  assert.deepEqual(r.text.split('\n').map((l) => JSON.parse(l)), [
+    { id: 1, result: { num_clients: 1, num_users: 1 } },
+    { id: 2, error: { code: 102, message: 'unknown channel' } },
+    { id: 3, error: { code: 104, message: 'method not found' } },
+  ]);
+});
+
+test('auth: X-API-Key, Authorization: apikey, ?api_key; anything else is 401 with an empty body', async () => {
+  const body = { channel: 'public:room' };
+  assert.equal((await h.api(srv, '/api/presence_stats', body, { auth: 'x-api-key' })).status, 200);
+  assert.equal((await h.api(srv, '/api/presence_stats', body, { auth: 'apikey' })).status, 200);
+  assert.equal((await h.api(srv, '/api/presence_stats', body, {
+    auth: 'none', headers: { Authorization: `APIKEY ${srv.apiKey}` } })).status, 200);
+  assert.equal((await h.api(srv, `/api/presence_stats?api_key=${srv.apiKey}`, body, { auth: 'none' })).status, 200);
+  for (const headers of [
+    {},
+    { 'X-API-Key': 'wrong' },
+    { 'X-API-Key': '' },
+    { Authorization: 'apikey wrong' },
+    { Authorization: `Bearer ${srv.apiKey}` },
+    { Authorization: srv.apiKey },
+  ]) {
+    for (const route of ['/api', '/api/presence', '/api/presence_stats']) {
+      const r = await h.api(srv, route, { method: 'presence', params: body, ...body }, { auth: 'none', headers });
+      assert.equal(r.status, 401, `${route} ${JSON.stringify(headers)}`);
+      assert.equal(r.text, '');
+    }
+  }
+});
+
+test('anything but POST is 405', async () => {
+  for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+    for (const route of ['/api', '/api/presence', '/api/presence_stats']) {
+      const r = await h.api(srv, route, method === 'GET' ? undefined : { channel: 'public:room' }, { method });
+      assert.equal(r.status, 405, `${method} ${route}`);
+    }
+  }
+});
+
+test('a body that is not JSON is 400 Bad Request', async () => {
+  for (const route of ['/api', '/api/presence', '/api/presence_stats']) {
+    for (const body of ['{"channel":', 'not json', '[1,2]', '"x"']) {
+      const r = await h.api(srv, route, body);
+      assert.equal(r.status, 400, `${route} ${body}`);
+      assert.equal(r.text, 'Bad Request\n');
+    }
+  }
+  const r = await h.api(srv, '/api/presence', { channel: 5 });
+  assert.equal(r.status, 400);
+});
+
+test('error codes: 107 bad request, 102 unknown channel, 108 not available, 104 method not found', async () => {
+  const cases = [
+    [{ channel: '' }, 107, 'bad request'],
+    [{}, 107, 'bad request'],
+    [{ channel: 'public:' + 'x'.repeat(300) }, 107, 'bad request'],
+    [{ channel: 'public:bad\u0001name' }, 107, 'bad request'],
+    [{ channel: 'nosuchns:room' }, 102, 'unknown channel'],
+    [{ channel: 'nopresence:room' }, 108, 'not available'],
+    // top-level channels: presence is off there in this config
+    [{ channel: 'lobby' }, 108, 'not available'],
+  ];
+  for (const [body, code, message] of cases) {
+    for (const route of ['/api/presence', '/api/presence_stats']) {
+      const r = await h.api(srv, route, body);
+      assert.equal(r.status, 200, `${route} ${JSON.stringify(body)}`);
+      assert.deepEqual(r.json, { error: { code, message } }, `${route} ${JSON.stringify(body)}`);
+    }
+    for (const method of ['presence', 'presence_stats']) {
+      const r = await h.api(srv, '/api', { method, params: body });
+      assert.deepEqual(r.json, { error: { code, message } });
+    }
+  }
+  for (const method of ['publish', 'nonsense', 99, null]) {
+    const r = await h.api(srv, '/api', { method, params: { channel: 'public:room' } });
+    assert.deepEqual(r.json, { error: { code: 104, message: 'method not found' } });
+  }
+  const r = await h.api(srv, '/api', { method: 'presence', params: 'public:room' });
+  assert.deepEqual(r.json, { error: { code: 107, message: 'bad request' } });
+});
+
+test('transport error mode: the bare error with the mapped HTTP status', async () => {
+  const headers = { 'X-Centrifugo-Error-Mode': 'transport' };
+  for (const [channel, status, code] of [['', 400, 107], ['nosuchns:a', 404, 102], ['nopresence:a', 400, 108]]) {
+    const r = await h.api(srv, '/api/presence', { channel }, { headers });
+    assert.equal(r.status, status);
+    assert.equal(r.json.code, code);
+  }
+  const ok = await h.api(srv, '/api/presence_stats', { channel: 'public:room' }, { headers });
+  assert.deepEqual(ok.json, { result: { num_clients: 1, num_users: 1 } });
+});
+
+test('unknown routes under /api are 404', async () => {
+  for (const route of ['/api/publish', '/api/presence/x', '/api/presencestats']) {
+    assert.equal((await h.api(srv, route, { channel: 'public:room' })).status, 404, route);
+  }
+});
+
+test('presence follows a client that leaves', async () => {
+  const extra = await h.connectAndSubscribe(srv, { token: h.userToken(srv, '43'), channel: 'public:room' });
+  assert.deepEqual(await h.httpStats(srv, 'public:room'), { num_clients: 2, num_users: 2 });
+  extra.client.disconnect();
+  await h.waitFor(async () => (await h.httpStats(srv, 'public:room')).num_clients === 1, { what: 'leave' });
+  assert.deepEqual((await h.api(srv, '/api/presence', { channel: 'public:room' })).json,
+    { result: { presence: expectedPresence() } });
+});
+
+test('an empty api_key lets nobody in; api_insecure lets everybody in', async () => {
+  const closed = await h.startServer({ config: h.baseConfig({ api_key: '' }) });
+  const open = await h.startServer({ config: h.baseConfig({ api_key: '', api_insecure: true }) });
+  try {
+    let r = await h.api(closed, '/api/presence_stats', { channel: 'public:a' }, { headers: { 'X-API-Key': '' } });
+    assert.equal(r.status, 401);
+    r = await h.api(open, '/api/presence_stats', { channel: 'public:a' }, { auth: 'none' });
+    assert.deepEqual(r.json, { result: { num_clients: 0, num_users: 0 } });
+  } finally {
+    await closed.stop();
+    await open.stop();
+  }
+});
