@@ -211,9 +211,6 @@ int model_leave(model *md, int channel, int client)
 
 int model_disconnect(model *md, int client)
 {
-    if (model_client_channels(md, client) == 0) {
-        return PRESENCE_ERR_NOT_FOUND;
-    }
     /* The client's list is newest first. */
     while (model_client_channels(md, client) > 0) {
         int newest = -1;

@@ -220,12 +220,25 @@ typedef struct presence_access {
     const char *channel;      /**< the channel whose presence is read */
     const char *namespace_name; /**< its namespace; "" for the default */
     const char *client_id;    /**< the requesting client */
-    /** The requesting client's user id if the registry knows the client
-     *  (it is in some channel), else NULL. "" means anonymous. */
+    /** The requesting client's user id: as the requester gave it, else
+     *  the one the registry knows (when the client is in some channel),
+     *  else NULL. "" means anonymous. */
     const char *user_id;
     /** True when the requesting client is a member of @c channel. */
     bool is_member;
 } presence_access;
+
+/**
+ * Who asks for presence, for the access check: a connection and, when the
+ * application knows it, its user. The library knows the user only of
+ * clients that are in some channel, so a server should fill @c user_id
+ * whenever it can (Centrifugo's allow_presence_for_client applies to
+ * connections that are in no channel too).
+ */
+typedef struct presence_requester {
+    const char *client_id; /**< the requesting connection; not NULL */
+    const char *user_id;   /**< its user ("" = anonymous), or NULL */
+} presence_requester;
 
 /**
  * An access check: return true to let the requesting client read the
@@ -485,12 +498,14 @@ PRESENCE_API int presence_leave(presence_registry *registry,
 
 /**
  * A client disconnected: it leaves every channel it is in, with
- * #PRESENCE_LEAVE_DISCONNECT, in O(its channels).
- * @param left receives how many channels it left (may be NULL).
+ * #PRESENCE_LEAVE_DISCONNECT, newest membership first, in O(its
+ * channels). A client in no channel is not an error: a server calls this
+ * for every connection that closes.
+ * @param left receives how many channels it left, 0 for a client in no
+ *             channel (may be NULL).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
- *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND (the client is in
- *         no channel); #PRESENCE_ERR_NOMEM (the events could not be
- *         queued).
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOMEM (the events could not
+ *         be queued).
  * A callback may call it.
  */
 PRESENCE_API int presence_disconnect(presence_registry *registry,
@@ -575,7 +590,11 @@ PRESENCE_API int64_t presence_next_deadline_ms(presence_registry *registry);
 
 /**
  * Remove every membership whose deadline is at or before @p now_ms, each
- * leaving with #PRESENCE_LEAVE_EXPIRED. Work is done in batches, events
+ * leaving with #PRESENCE_LEAVE_EXPIRED. One call removes at most as many
+ * memberships as the registry held when it began, so a callback that
+ * rejoins expired clients cannot keep it running (with @p now_ms ahead of
+ * the clock, such rejoined memberships are due at once). Work is done in
+ * batches, events
  * delivered between them (see presence_channel_close() for what that
  * means under memory pressure: each membership expires completely or not
  * at all).
@@ -636,9 +655,12 @@ PRESENCE_API void presence_snapshot_free(presence_snapshot *snapshot);
 /**
  * The presence of a channel: every member, in one snapshot.
  *
- * @param requester the client that asks, checked by the access check
+ * @param requester the connection that asks, checked by the access check
  *                  (presence_config::access_check); NULL for a trusted,
- *                  server-side read.
+ *                  server-side read. Its strings follow the name rules:
+ *                  #PRESENCE_ERR_INVALID for a NULL client_id,
+ *                  #PRESENCE_ERR_BAD_NAME / #PRESENCE_ERR_TOO_LONG as for
+ *                  ids.
  * @param out       receives the snapshot, owned by the caller.
  * @return #PRESENCE_OK (an empty snapshot for a channel without members);
  *         #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
@@ -648,7 +670,8 @@ PRESENCE_API void presence_snapshot_free(presence_snapshot *snapshot);
  * A callback may call it.
  */
 PRESENCE_API int presence_query(presence_registry *registry,
-                                const char *channel, const char *requester,
+                                const char *channel,
+                                const presence_requester *requester,
                                 presence_snapshot **out);
 
 /**
@@ -670,8 +693,9 @@ PRESENCE_API int presence_query(presence_registry *registry,
  */
 PRESENCE_API int presence_query_page(presence_registry *registry,
                                      const char *channel,
-                                     const char *requester, uint64_t cursor,
-                                     size_t limit, presence_snapshot **out);
+                                     const presence_requester *requester,
+                                     uint64_t cursor, size_t limit,
+                                     presence_snapshot **out);
 
 /**
  * Number of clients and distinct users of a channel, in O(1), without
@@ -684,7 +708,8 @@ PRESENCE_API int presence_query_page(presence_registry *registry,
  * A callback may call it.
  */
 PRESENCE_API int presence_stats(presence_registry *registry,
-                                const char *channel, const char *requester,
+                                const char *channel,
+                                const presence_requester *requester,
                                 presence_channel_stats *out);
 
 /**

@@ -587,6 +587,12 @@ int presence_disconnect(presence_registry *reg, const char *client_id,
 {
     struct presence__client *client;
     int rc = lock_client(reg, client_id, &client);
+    if (rc == PRESENCE_ERR_NOT_FOUND) {
+        if (left != NULL) {
+            *left = 0;
+        }
+        return PRESENCE_OK; /* in no channel: nothing to leave */
+    }
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -649,6 +655,13 @@ int presence_channel_close(presence_registry *reg, const char *channel,
     return rc;
 }
 
+/* Whether the namespace's least recently touched membership expires now. */
+static bool expirable(const struct presence__namespace *ns, int64_t now_ms)
+{
+    const struct presence__membership *m = ns->touch_head;
+    return m != NULL && presence__deadline(ns, m) <= now_ms;
+}
+
 int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
 {
     if (reg == NULL) {
@@ -657,11 +670,13 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
     size_t done = 0;
     int rc = PRESENCE_OK;
     presence__lock(reg);
+    /* At most as many as there were when the call began: a callback that
+     * rejoins expired clients cannot keep it running. */
+    size_t budget = reg->membership_count;
     for (struct presence__namespace *ns = reg->namespaces;
          ns != NULL && rc == PRESENCE_OK; ns = ns->hh.next) {
-        for (;;) {
-            struct presence__membership *m = ns->touch_head;
-            if (presence__deadline(ns, m) > now_ms) {
+        while (done < budget) {
+            if (!expirable(ns, now_ms)) {
                 break;
             }
             rc = ensure_event_room(reg, 2);
@@ -669,11 +684,11 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
                 break;
             }
             /* Re-read: the lock may have been released. */
-            m = ns->touch_head;
-            if (presence__deadline(ns, m) > now_ms) {
+            if (!expirable(ns, now_ms)) {
                 break;
             }
-            presence__membership_remove(reg, m, PRESENCE_LEAVE_EXPIRED);
+            presence__membership_remove(reg, ns->touch_head,
+                                        PRESENCE_LEAVE_EXPIRED);
             done++;
         }
     }

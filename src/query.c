@@ -133,23 +133,31 @@ void presence_snapshot_free(presence_snapshot *snapshot)
 /* Resolve a channel for a read: name, namespace, presence on, access. Lock
  * held on success; ref->ch is NULL for a channel without members. */
 static int lock_channel_read(presence_registry *reg, const char *channel,
-                             const char *requester,
+                             const presence_requester *requester,
                              struct presence__chref *ref)
 {
-    if (reg == NULL || channel == NULL) {
+    if (reg == NULL || channel == NULL ||
+        (requester != NULL && requester->client_id == NULL)) {
         return PRESENCE_ERR_INVALID;
     }
     int rc = presence__channel_check(reg, channel, ref);
-    size_t requester_len = 0;
-    uint64_t requester_hash = 0;
+    size_t id_len = 0;
+    size_t user_len = 0;
     if (rc == PRESENCE_OK && requester != NULL) {
-        rc = presence__check_name(requester, reg->limits.client_id_max, false,
-                                  &requester_len);
-        requester_hash = presence__hash64(reg->seed, requester, requester_len);
+        rc = presence__check_name(requester->client_id,
+                                  reg->limits.client_id_max, false, &id_len);
+    }
+    if (rc == PRESENCE_OK && requester != NULL && requester->user_id != NULL) {
+        rc = presence__check_name(requester->user_id, reg->limits.user_id_max,
+                                  true, &user_len);
     }
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    uint64_t id_hash = requester != NULL
+                           ? presence__hash64(reg->seed, requester->client_id,
+                                              id_len)
+                           : 0;
     presence__lock(reg);
     rc = presence__channel_lookup(reg, ref);
     if (rc == PRESENCE_OK && !ref->ns->options.presence) {
@@ -157,12 +165,16 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
     }
     if (rc == PRESENCE_OK && requester != NULL) {
         struct presence__client *who = presence__client_find(
-            reg, requester, requester_len, requester_hash);
+            reg, requester->client_id, id_len, id_hash);
+        const char *user = requester->user_id;
+        if (user == NULL && who != NULL) {
+            user = who->user->id;
+        }
         presence_access access = {
             .channel = channel,
             .namespace_name = ref->ns->name,
-            .client_id = requester,
-            .user_id = who != NULL ? who->user->id : NULL,
+            .client_id = requester->client_id,
+            .user_id = user,
             .is_member = who != NULL && ref->ch != NULL &&
                          presence__membership_find(ref->ch, who) != NULL,
         };
@@ -230,8 +242,8 @@ static int channel_snapshot(presence_registry *reg,
 }
 
 int presence_query_page(presence_registry *reg, const char *channel,
-                        const char *requester, uint64_t cursor, size_t limit,
-                        presence_snapshot **out)
+                        const presence_requester *requester, uint64_t cursor,
+                        size_t limit, presence_snapshot **out)
 {
     if (out == NULL || limit == 0) {
         return PRESENCE_ERR_INVALID;
@@ -247,13 +259,15 @@ int presence_query_page(presence_registry *reg, const char *channel,
 }
 
 int presence_query(presence_registry *reg, const char *channel,
-                   const char *requester, presence_snapshot **out)
+                   const presence_requester *requester,
+                   presence_snapshot **out)
 {
     return presence_query_page(reg, channel, requester, 0, SIZE_MAX, out);
 }
 
 int presence_stats(presence_registry *reg, const char *channel,
-                   const char *requester, presence_channel_stats *out)
+                   const presence_requester *requester,
+                   presence_channel_stats *out)
 {
     if (out == NULL) {
         return PRESENCE_ERR_INVALID;

@@ -223,5 +223,7 @@ void assert_rc_at(int got, int want, const char *expr, const char *file,
 #define assert_rc(expr, code)                                                  \
     assert_rc_at((int)(expr), (int)(code), #expr, __FILE__, __LINE__)
 #define assert_ok(expr) assert_rc((expr), PRESENCE_OK)
+/* A requester naming only its connection (the library fills the user). */
+#define REQ(id) (&(presence_requester){(id), NULL})
 
 #endif

@@ -227,7 +227,7 @@ static int s_query(run *r)
 static int s_query_requester(run *r)
 {
     presence_snapshot *snap = NULL;
-    int rc = presence_query(r->reg, "chat:room", "c3", &snap);
+    int rc = presence_query(r->reg, "chat:room", REQ("c3"), &snap);
     if (rc == PRESENCE_OK) {
         reads_snapshot(r, "query chat:room by c3", snap);
         presence_snapshot_free(snap);

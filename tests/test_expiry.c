@@ -398,6 +398,37 @@ static void test_rejoin_expired_from_callback(void **state)
     fixture_close(&f);
 }
 
+/* The same with now_ms far ahead of the clock: the rejoined memberships
+ * are due at that time too; the call stops after as many removals as the
+ * registry held when it began, and the next call takes the rest. */
+static void test_rejoin_with_now_ahead_of_clock(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_ok(presence_unsubscribe(f.reg, f.sub));
+    rejoiner j = {&f.rec, 0, 0};
+    presence_subscription s;
+    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_ALL, rejoin_cb, &j, &s));
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    char cl[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(cl, sizeof(cl), "c%d", i);
+        assert_ok(join_simple(f.reg, "tt:a", cl, cl));
+    }
+    fake_clock_set(&f.clock, 1100);
+    assert_int_equal(expire_at(&f, 1000000), 100);
+    assert_int_equal(j.rejoined, 100);
+    assert_counts(f.reg, 1, 100, 100, 100);
+    /* The next call takes the rejoined ones. */
+    assert_int_equal(expire_at(&f, 1000000), 100);
+    assert_int_equal(j.rejoined, 200);
+    assert_int_equal(j.failures, 0);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_expire_10k),
         cmocka_unit_test(test_expire_from_callback),
         cmocka_unit_test(test_rejoin_expired_from_callback),
+        cmocka_unit_test(test_rejoin_with_now_ahead_of_clock),
     };
     return cmocka_run_group_tests_name("expiry", tests, NULL, NULL);
 }

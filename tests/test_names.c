@@ -293,8 +293,8 @@ static void test_huge_names(void **state)
     assert_rc(join_simple(f.reg, huge, "c", "u"), PRESENCE_ERR_TOO_LONG);
     assert_rc(join_simple(f.reg, "a", huge, "u"), PRESENCE_ERR_TOO_LONG);
     assert_rc(join_simple(f.reg, "a", "c", huge), PRESENCE_ERR_TOO_LONG);
-    assert_rc(presence_query(f.reg, huge, huge, &snap), PRESENCE_ERR_TOO_LONG);
-    assert_rc(presence_stats(f.reg, "a", huge, &st), PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_query(f.reg, huge, REQ(huge), &snap), PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_stats(f.reg, "a", REQ(huge), &st), PRESENCE_ERR_TOO_LONG);
     assert_rc(presence_user_present(f.reg, "a", huge, &n),
               PRESENCE_ERR_TOO_LONG);
     assert_rc(presence_disconnect(f.reg, huge, &n), PRESENCE_ERR_TOO_LONG);

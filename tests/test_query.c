@@ -312,28 +312,28 @@ static void test_default_access_policy(void **state)
     presence_snapshot *snap = NULL;
     presence_channel_stats st;
 
-    assert_ok(presence_query(f.reg, "room", "member", &snap));
+    assert_ok(presence_query(f.reg, "room", REQ("member"), &snap));
     assert_int_equal(snap->count, 1);
     presence_snapshot_free(snap);
-    assert_ok(presence_query_page(f.reg, "room", "member", 0, 10, &snap));
+    assert_ok(presence_query_page(f.reg, "room", REQ("member"), 0, 10, &snap));
     presence_snapshot_free(snap);
-    assert_ok(presence_stats(f.reg, "room", "member", &st));
+    assert_ok(presence_stats(f.reg, "room", REQ("member"), &st));
     assert_int_equal(st.num_clients, 1);
 
     const char *denied[] = {"outsider", "stranger"};
     for (size_t i = 0; i < 2; i++) {
         snap = NULL;
-        assert_rc(presence_query(f.reg, "room", denied[i], &snap),
+        assert_rc(presence_query(f.reg, "room", REQ(denied[i]), &snap),
                   PRESENCE_ERR_DENIED);
         assert_null(snap);
-        assert_rc(presence_query_page(f.reg, "room", denied[i], 0, 10, &snap),
+        assert_rc(presence_query_page(f.reg, "room", REQ(denied[i]), 0, 10, &snap),
                   PRESENCE_ERR_DENIED);
         assert_null(snap);
-        assert_rc(presence_stats(f.reg, "room", denied[i], &st),
+        assert_rc(presence_stats(f.reg, "room", REQ(denied[i]), &st),
                   PRESENCE_ERR_DENIED);
     }
     /* A channel without members: nobody is a member. */
-    assert_rc(presence_query(f.reg, "empty", "member", &snap),
+    assert_rc(presence_query(f.reg, "empty", REQ("member"), &snap),
               PRESENCE_ERR_DENIED);
     /* No requester: a trusted read. */
     assert_ok(presence_query(f.reg, "room", NULL, &snap));
@@ -417,38 +417,61 @@ static void test_custom_access_check(void **state)
 
     /* The hook's "no" wins, even for a member. */
     log.decision = false;
-    assert_rc(presence_query(f.reg, "chat:1", "c1", &snap),
+    assert_rc(presence_query(f.reg, "chat:1", REQ("c1"), &snap),
               PRESENCE_ERR_DENIED);
     expect_access(&log, ++calls, "chat:1", "chat", "c1", "u1", true);
-    assert_rc(presence_query_page(f.reg, "chat:1", "c1", 0, 5, &snap),
+    assert_rc(presence_query_page(f.reg, "chat:1", REQ("c1"), 0, 5, &snap),
               PRESENCE_ERR_DENIED);
     expect_access(&log, ++calls, "chat:1", "chat", "c1", "u1", true);
-    assert_rc(presence_stats(f.reg, "chat:1", "c1", &st), PRESENCE_ERR_DENIED);
+    assert_rc(presence_stats(f.reg, "chat:1", REQ("c1"), &st), PRESENCE_ERR_DENIED);
     expect_access(&log, ++calls, "chat:1", "chat", "c1", "u1", true);
 
     /* Its "yes" wins, even for a non-member. */
     log.decision = true;
-    assert_ok(presence_query(f.reg, "chat:1", "c2", &snap));
+    assert_ok(presence_query(f.reg, "chat:1", REQ("c2"), &snap));
     assert_int_equal(snap->count, 1);
     presence_snapshot_free(snap);
     expect_access(&log, ++calls, "chat:1", "chat", "c2", "u2", false);
-    assert_ok(presence_query_page(f.reg, "chat:1", "c2", 0, 5, &snap));
+    assert_ok(presence_query_page(f.reg, "chat:1", REQ("c2"), 0, 5, &snap));
     assert_int_equal(snap->count, 1);
     presence_snapshot_free(snap);
     expect_access(&log, ++calls, "chat:1", "chat", "c2", "u2", false);
-    assert_ok(presence_stats(f.reg, "chat:1", "c2", &st));
+    assert_ok(presence_stats(f.reg, "chat:1", REQ("c2"), &st));
     assert_int_equal(st.num_clients, 1);
     expect_access(&log, ++calls, "chat:1", "chat", "c2", "u2", false);
 
     /* An unknown client: user NULL; an anonymous one: "". */
-    assert_ok(presence_stats(f.reg, "chat:2", "ghost", &st));
+    assert_ok(presence_stats(f.reg, "chat:2", REQ("ghost"), &st));
     expect_access(&log, ++calls, "chat:2", "chat", "ghost", NULL, false);
-    assert_ok(presence_stats(f.reg, "chat:2", "c3", &st));
+    assert_ok(presence_stats(f.reg, "chat:2", REQ("c3"), &st));
     expect_access(&log, ++calls, "chat:2", "chat", "c3", "", true);
-    assert_ok(presence_stats(f.reg, "lobby", "c2", &st));
+    assert_ok(presence_stats(f.reg, "lobby", REQ("c2"), &st));
     expect_access(&log, ++calls, "lobby", "", "c2", "u2", true);
-    assert_ok(presence_stats(f.reg, "chat:9", "c1", &st));
+    assert_ok(presence_stats(f.reg, "chat:9", REQ("c1"), &st));
     expect_access(&log, ++calls, "chat:9", "chat", "c1", "u1", false);
+
+    /* A user id the requester gives reaches the hook as given, also for a
+     * connection the registry does not know. */
+    presence_requester who = {"ghost", "u7"};
+    assert_ok(presence_stats(f.reg, "chat:2", &who, &st));
+    expect_access(&log, ++calls, "chat:2", "chat", "ghost", "u7", false);
+    presence_requester anon = {"c1", ""};
+    assert_ok(presence_stats(f.reg, "chat:1", &anon, &st));
+    expect_access(&log, ++calls, "chat:1", "chat", "c1", "", true);
+
+    /* A requester must name its connection, by the id rules. */
+    presence_requester nobody = {NULL, "u1"};
+    assert_rc(presence_stats(f.reg, "chat:1", &nobody, &st),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_query(f.reg, "chat:1", &nobody, &snap),
+              PRESENCE_ERR_INVALID);
+    presence_requester empty = {"", NULL};
+    assert_rc(presence_stats(f.reg, "chat:1", &empty, &st),
+              PRESENCE_ERR_BAD_NAME);
+    presence_requester bad_user = {"c1", "u\n"};
+    assert_rc(presence_query_page(f.reg, "chat:1", &bad_user, 0, 5, &snap),
+              PRESENCE_ERR_BAD_NAME);
+    assert_int_equal(log.calls, calls); /* refused before the hook */
 
     /* Not consulted without a requester, nor by the other reads. */
     assert_ok(presence_query(f.reg, "chat:1", NULL, &snap));
@@ -526,7 +549,7 @@ static void test_allocation_counts(void **state)
 
     before = atomic_load(&f.alloc.total_allocs);
     assert_ok(presence_stats(f.reg, "a", NULL, &st));
-    assert_ok(presence_stats(f.reg, "a", "c1", &st));
+    assert_ok(presence_stats(f.reg, "a", REQ("c1"), &st));
     assert_ok(presence_user_present(f.reg, "a", "u", &n));
     assert_ok(presence_touch(f.reg, "a", "c1"));
     assert_ok(presence_touch_client(f.reg, "c1"));

@@ -355,7 +355,7 @@ static void *mixed_phase_a(void *arg)
         }
         if (i % 7 == 0) {
             presence_snapshot *snap = NULL;
-            expect_rc(sh, presence_query(r, shr, cl, &snap), PRESENCE_OK,
+            expect_rc(sh, presence_query(r, shr, REQ(cl), &snap), PRESENCE_OK,
                       "query");
             if (snap != NULL) {
                 if (snap->count != snap->stats.num_clients) {
@@ -517,7 +517,7 @@ static void *hot_worker(void *arg)
             expect_rc(sh, join_simple(r, "hot", cl, us), PRESENCE_OK, "join");
             if (j % 5 == 0) {
                 presence_snapshot *snap = NULL;
-                expect_rc(sh, presence_query_page(r, "hot", cl, 0, 8, &snap),
+                expect_rc(sh, presence_query_page(r, "hot", REQ(cl), 0, 8, &snap),
                           PRESENCE_OK, "query_page");
                 presence_snapshot_free(snap);
                 size_t n = 0;

@@ -38,28 +38,18 @@ static int log_message(const struct mg_connection *mg, const char *message)
 
 /*
  * libpresence's access check: Centrifugo's presence permission. It runs
- * with the registry's lock held, so it reads only the config (immutable)
- * and the client table (whose lock is never held across a library call).
- * The library knows a requester's user only when the requester is in some
- * channel; otherwise the client table answers.
+ * with the registry's lock held, so it reads only the config, which is
+ * immutable. Every query the server makes names its connection and user.
  */
 static bool access_check(const presence_access *access, void *user_data)
 {
     ps_server *server = user_data;
     const ps_channel_options *opts =
         ps_config_namespace(server->cfg, access->namespace_name);
-    if (opts == NULL) {
+    if (opts == NULL || access->user_id == NULL) {
         return false;
     }
-    const char *user = access->user_id;
-    if (user == NULL) {
-        int anonymous = ps_server_client_anonymous(server, access->client_id);
-        if (anonymous < 0) {
-            return false;
-        }
-        user = anonymous ? "" : "-";
-    }
-    return ps_presence_allowed(opts, user, access->is_member);
+    return ps_presence_allowed(opts, access->user_id, access->is_member);
 }
 
 static void to_library_options(const ps_channel_options *in,
@@ -288,19 +278,6 @@ void ps_server_remove(ps_server *server, ps_conn *conn)
     if (listed) {
         ps_conn_unref(conn);
     }
-}
-
-int ps_server_client_anonymous(ps_server *server, const char *client_id)
-{
-    int result = -1;
-    pthread_mutex_lock(&server->conns_lock);
-    ps_conn *conn = NULL;
-    HASH_FIND_STR(server->clients, client_id, conn);
-    if (conn != NULL) {
-        result = *conn->user == '\0';
-    }
-    pthread_mutex_unlock(&server->conns_lock);
-    return result;
 }
 
 ps_conn **ps_server_transports(ps_server *server, size_t *count)

@@ -60,9 +60,6 @@ bool ps_server_add_client(ps_server *server, struct ps_conn *conn);
 /** Forget a transport and its client id (CivetWeb close handler). */
 void ps_server_remove(ps_server *server, struct ps_conn *conn);
 
-/** Whether a connected client is anonymous: 1 yes, 0 no (it has a user
- *  id), -1 no such client. Permissions need no more than this. */
-int ps_server_client_anonymous(ps_server *server, const char *client_id);
 
 /** References to every open transport, for the heartbeat. The caller
  *  unrefs each and frees the array. */

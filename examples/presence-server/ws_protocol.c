@@ -324,8 +324,8 @@ static outcome cmd_presence(const command *cmd)
         return bad_request(cmd->conn);
     }
     presence_snapshot *snap = NULL;
-    int rc = presence_query(cmd->server->registry, channel,
-                            cmd->conn->client_id, &snap);
+    presence_requester who = {cmd->conn->client_id, cmd->conn->user};
+    int rc = presence_query(cmd->server->registry, channel, &who, &snap);
     if (rc != PRESENCE_OK) {
         return reply_error(cmd, ps_wire_code_from_presence(rc));
     }
@@ -344,8 +344,8 @@ static outcome cmd_presence_stats(const command *cmd)
         return bad_request(cmd->conn);
     }
     presence_channel_stats stats;
-    int rc = presence_stats(cmd->server->registry, channel,
-                            cmd->conn->client_id, &stats);
+    presence_requester who = {cmd->conn->client_id, cmd->conn->user};
+    int rc = presence_stats(cmd->server->registry, channel, &who, &stats);
     if (rc != PRESENCE_OK) {
         return reply_error(cmd, ps_wire_code_from_presence(rc));
     }
