@@ -153,6 +153,34 @@ static double median_run(int nthreads, bool shared, bool single_threaded,
     return bench_median(v, REPS);
 }
 
+/* The machine's own parallelism: a loop that shares nothing, in 1 and 2
+ * threads. On a VM whose two vCPUs share one core this is ~1x, and no
+ * library can do better; the library's speedup is read against it. */
+static void *spin(void *arg) {
+    uint64_t *out = arg;
+    volatile uint64_t x = 0;
+    for (uint64_t i = 0; i < 200000000u; i++)
+        x += i * i;
+    *out = x;
+    return NULL;
+}
+
+static double machine_speedup(void) {
+    uint64_t sink[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    double rate[2];
+    for (int n = 1; n <= 2; n++) {
+        uint64_t t0 = bench_now_ns();
+        for (int t = 0; t < n; t++)
+            if (pthread_create(&th[t], NULL, spin, &sink[t]) != 0)
+                bench_die("pthread_create failed");
+        for (int t = 0; t < n; t++)
+            pthread_join(th[t], NULL);
+        rate[n - 1] = n / ((double)(bench_now_ns() - t0) / 1e9);
+    }
+    return rate[1] / rate[0];
+}
+
 int bench_mode_threads(int argc, char **argv) {
     uint64_t steps = 500000, window = 1000;
     double ref, d1, d2, s1, s2;
@@ -188,8 +216,16 @@ int bench_mode_threads(int argc, char **argv) {
            d2, d2 / d1);
     printf("| thread-safe | one shared | 1 | %.0f | 1.00x |\n", s1);
     printf("| thread-safe | one shared | 2 | %.0f | %.2fx |\n", s2, s2 / s1);
-    printf("\nTarget (issue 4): 2 threads on disjoint channels >= 1.6x one "
-           "thread: %s.\n",
-           d2 / d1 >= 1.6 ? "met" : "missed");
+    double machine = machine_speedup();
+    printf("\nThis machine: a loop sharing nothing runs %.2fx as fast in 2 "
+           "threads as in 1,\nso the disjoint-channel speedup above is %.0f%% "
+           "of what the machine allows.\n",
+           machine, machine > 0 ? d2 / d1 / machine * 100.0 : 0.0);
+    printf("Target (issue 4): 2 threads on disjoint channels >= 1.6x one "
+           "thread: %s%s.\n",
+           d2 / d1 >= 1.6 ? "met" : "missed",
+           machine < 1.6 ? " (not reachable here: the machine itself is below "
+                           "1.6x)"
+                         : "");
     return 0;
 }

@@ -1,11 +1,13 @@
 /*
- * Channels and memberships: join, leave, disconnect, update, touch, close.
+ * Channels and memberships: join, leave, disconnect, update, touch, close,
+ * expire.
  *
- * Every change follows the same shape: validate, take the lock, find what
- * is needed, make every allocation the change needs (event room included),
- * and only then change the structures, so that a failure leaves the
- * registry as it was. Events are queued under the lock and delivered after
- * it is released.
+ * Every change follows the same shape: validate, take the shards it needs
+ * (client's, then channel's: see internal.h), find what is needed, make
+ * every allocation the change needs (event room included), and only then
+ * change the structures, so that a failure leaves the registry as it was.
+ * Events are queued while the channel's shard is held and delivered after
+ * every lock is released.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -13,21 +15,46 @@
 
 #include "internal.h"
 
+/* Members removed per batch by close, expire and namespace closes, between
+ * deliveries: bounds the memory queued events take. */
+#define BATCH 128u
+
 static size_t channel_size(size_t name_len)
 {
     return sizeof(struct presence__channel) + name_len + 1;
 }
 
-void presence__channels_init(presence_registry *reg)
+/* ---- channels ----------------------------------------------------------- */
+
+/* Count a new channel against channels_max, exactly also when shards
+ * race; without that limit there is nothing to count. */
+static bool channel_count_take(presence_registry *reg)
 {
-    presence__index_init(&reg->channels,
-                         offsetof(struct presence__channel, name),
-                         offsetof(struct presence__channel, name_len));
+    size_t max = reg->limits.channels_max;
+    if (max == 0) {
+        return true;
+    }
+    size_t cur = atomic_load(&reg->channels_limited);
+    do {
+        if (cur >= max) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&reg->channels_limited, &cur,
+                                           cur + 1));
+    return true;
 }
 
-/* A new, empty channel; presence__index_prepare must have succeeded. */
-static struct presence__channel *channel_create(presence_registry *reg,
-                                                const struct presence__chref *ref)
+static void channel_count_give(presence_registry *reg)
+{
+    if (reg->limits.channels_max != 0) {
+        atomic_fetch_sub(&reg->channels_limited, 1);
+    }
+}
+
+/* A new, empty channel; presence__index_prepare must have succeeded on its
+ * shard and channel_count_take too. */
+static struct presence__channel *
+channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
     struct presence__channel *ch = presence__malloc(reg, channel_size(ref->len));
     if (ch == NULL) {
@@ -35,44 +62,53 @@ static struct presence__channel *channel_create(presence_registry *reg,
     }
     memset(ch, 0, sizeof *ch);
     ch->hash = ref->hash;
+    atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
     presence__memberset_init(&ch->members);
     presence__usercount_init(&ch->users);
     memcpy(ch->name, ref->name, ref->len);
     ch->name[ref->len] = '\0';
     ch->name_len = ref->len;
-    presence__index_insert(&reg->channels, ch->hash, ch);
     ch->live = true;
+    presence__index_insert(&ref->shard->channels, ch->hash, ch);
     return ch;
-}
-
-/* The channel has no member left: out of the table, and freed once no
- * queued event names it. */
-static void channel_retire(presence_registry *reg,
-                           struct presence__channel *ch)
-{
-    presence__index_remove(reg, &reg->channels, ch->hash, ch);
-    ch->live = false;
-    presence__memberset_free(reg, &ch->members);
-    presence__usercount_free(reg, &ch->users);
-    if (ch->refs == 0) {
-        presence__free(reg, ch, channel_size(ch->name_len));
-    }
 }
 
 void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch)
 {
-    if (--ch->refs == 0 && !ch->live) {
+    if (atomic_fetch_sub(&ch->refs, 1) == 1) {
         presence__free(reg, ch, channel_size(ch->name_len));
     }
 }
+
+/* The channel has no member left: out of its shard (held). */
+static void channel_retire(presence_registry *reg,
+                           struct presence__channel *ch)
+{
+    struct presence__shard *hs = presence__shard_of(reg, ch->hash);
+    presence__index_remove(reg, &hs->channels, ch->hash, ch);
+    ch->live = false;
+    presence__memberset_free(reg, &ch->members);
+    presence__usercount_free(reg, &ch->users);
+    channel_count_give(reg);
+    presence__channel_unref(reg, ch); /* the index's */
+}
+
+/* ---- memberships -------------------------------------------------------- */
 
 struct presence__membership *
 presence__membership_find(struct presence__channel *ch,
                           const struct presence__client *client)
 {
     return presence__memberset_find(&ch->members, client);
+}
+
+struct presence__membership *
+presence__membership_find_id(struct presence__channel *ch, const char *id,
+                             size_t len, uint64_t hash)
+{
+    return presence__memberset_find_id(&ch->members, hash, id, len);
 }
 
 size_t presence__membership_bytes(const struct presence__membership *m)
@@ -91,16 +127,18 @@ static void membership_free(presence_registry *reg,
 
 void presence__membership_remove(presence_registry *reg,
                                  struct presence__membership *m,
-                                 presence_leave_reason reason)
+                                 presence_leave_reason reason,
+                                 size_t *reserved)
 {
     struct presence__channel *ch = m->channel;
     struct presence__client *client = m->client;
+    struct presence__shard *hs = presence__shard_of(reg, ch->hash);
 
     presence__memberset_remove(reg, &ch->members, m);
     ch->member_bytes -= presence__membership_bytes(m);
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
-    presence__touch_unlink(ch->ns, m);
+    presence__touch_unlink(presence__touch_list_of(reg, m), m);
     if (m->cprev != NULL) {
         m->cprev->cnext = m->cnext;
     } else {
@@ -110,10 +148,10 @@ void presence__membership_remove(presence_registry *reg,
         m->cnext->cprev = m->cprev;
     }
     client->channel_count--;
-    reg->membership_count--;
+    atomic_fetch_sub_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
-    presence__events_push(reg, ch, m, PRESENCE_EVENT_LEAVE, reason,
-                          last_of_user);
+    presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
+                          last_of_user, reserved);
     membership_free(reg, m);
     if (ch->members.count == 0) {
         channel_retire(reg, ch);
@@ -126,69 +164,159 @@ void presence__membership_remove(presence_registry *reg,
 void presence__channels_free(presence_registry *reg)
 {
     /* Queued events are gone, so no channel outlives this. */
-    for (size_t i = 0; i < presence__index_slots(&reg->channels); i++) {
-        struct presence__channel *ch = presence__index_at(&reg->channels, i);
-        if (ch == NULL) {
-            continue;
-        }
-        for (size_t j = 0; j < ch->members.nslots; j++) {
-            if (ch->members.slots[j] != NULL) {
-                membership_free(reg, ch->members.slots[j]);
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        struct presence__index *idx = &reg->shards[s].channels;
+        for (size_t i = 0; i < presence__index_slots(idx); i++) {
+            struct presence__channel *ch = presence__index_at(idx, i);
+            if (ch == NULL) {
+                continue;
             }
+            for (size_t j = 0; j < ch->members.nslots; j++) {
+                if (ch->members.slots[j] != NULL) {
+                    membership_free(reg, ch->members.slots[j]);
+                }
+            }
+            presence__memberset_free(reg, &ch->members);
+            presence__usercount_free(reg, &ch->users);
+            presence__free(reg, ch, channel_size(ch->name_len));
         }
-        presence__memberset_free(reg, &ch->members);
-        presence__usercount_free(reg, &ch->users);
-        presence__free(reg, ch, channel_size(ch->name_len));
-    }
-    presence__index_free(reg, &reg->channels);
-}
-
-void presence__namespace_drain(presence_registry *reg,
-                               struct presence__namespace *ns)
-{
-    /* Closing a channel removes it from the index, which moves later
-     * entries back into its slot (so stay on it) or, when the index
-     * shrinks, everywhere (so start again: other namespaces' channels are
-     * merely visited twice). */
-    const void *slots = reg->channels.slots;
-    size_t i = 0;
-    while (i < presence__index_slots(&reg->channels)) {
-        struct presence__channel *ch = presence__index_at(&reg->channels, i);
-        if (ch == NULL || ch->ns != ns) {
-            i++;
-            continue;
-        }
-        uint64_t cursor = 0;
-        presence__channel_drain(reg, ch, SIZE_MAX, PRESENCE_LEAVE_CLOSED,
-                                &cursor);
-        if (reg->channels.slots != slots) {
-            slots = reg->channels.slots;
-            i = 0;
-        }
+        presence__index_free(reg, idx);
     }
 }
 
-size_t presence__channel_drain(presence_registry *reg,
-                               struct presence__channel *ch, size_t max,
-                               presence_leave_reason reason, uint64_t *cursor)
+/* ---- removing many: close, expire, namespace close ------------------------ */
+
+/*
+ * A batch of removals under one channel shard. It holds an event
+ * reservation; between batches the shard is released and events are
+ * delivered, so that a huge close or expiry queues little at a time.
+ */
+struct sweep {
+    presence_registry *reg;
+    struct presence__shard *hs;
+    size_t reserved;
+    size_t done;
+};
+
+static int sweep_begin(struct sweep *sw)
 {
-    size_t n = 0;
-    while (n < max) {
+    return presence__events_reserve(sw->reg, 2 * BATCH, &sw->reserved);
+}
+
+/* End a batch: give back the room, let events go, take the shard again. */
+static int sweep_next_batch(struct sweep *sw)
+{
+    presence__events_release(sw->reg, &sw->reserved);
+    presence__mutex_unlock(sw->reg, &sw->hs->lock);
+    presence__events_dispatch(sw->reg);
+    presence__mutex_lock(sw->reg, &sw->hs->lock);
+    return sweep_begin(sw);
+}
+
+/*
+ * Remove m (its channel's shard held). Takes m's client's shard, stepping
+ * back if need be; then `still` says whether m is still the one to remove.
+ * Returns whether it removed it.
+ */
+static bool sweep_remove(struct sweep *sw, struct presence__membership *m,
+                         presence_leave_reason reason,
+                         bool (*still)(const struct sweep *sw,
+                                       const struct presence__membership *m,
+                                       const void *ctx),
+                         const void *ctx)
+{
+    presence_registry *reg = sw->reg;
+    struct presence__client *client = m->client;
+    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+    if (presence__lock_client_of(reg, sw->hs, client) &&
+        !(still(sw, m, ctx) && m->client == client)) {
+        presence__mutex_unlock(reg, &cs->lock);
+        return false;
+    }
+    presence__membership_remove(reg, m, reason, &sw->reserved);
+    presence__mutex_unlock(reg, &cs->lock);
+    sw->done++;
+    return true;
+}
+
+/* Drain a channel by name from a hash cursor: every member present when it
+ * began leaves (its shard held; it may be released between batches). */
+struct drain_ctx {
+    const struct presence__chref *ref;
+    uint64_t cursor;
+};
+
+static struct presence__channel *drain_channel(const struct sweep *sw,
+                                               const struct presence__chref *ref)
+{
+    return presence__index_find(&sw->hs->channels, ref->hash, ref->name,
+                                ref->len);
+}
+
+static bool drain_still(const struct sweep *sw,
+                        const struct presence__membership *m, const void *ctx)
+{
+    const struct drain_ctx *d = ctx;
+    struct presence__channel *ch = drain_channel(sw, d->ref);
+    return ch != NULL &&
+           presence__memberset_lower_bound(&ch->members, d->cursor) == m;
+}
+
+static int drain(struct sweep *sw, const struct presence__chref *ref,
+                 presence_leave_reason reason)
+{
+    struct drain_ctx d = {ref, 0};
+    int rc = sweep_begin(sw);
+    size_t in_batch = 0;
+    while (rc == PRESENCE_OK) {
+        struct presence__channel *ch = drain_channel(sw, ref);
         struct presence__membership *m =
-            presence__memberset_lower_bound(&ch->members, *cursor);
+            ch != NULL ? presence__memberset_lower_bound(&ch->members, d.cursor)
+                       : NULL;
         if (m == NULL) {
             break;
         }
-        *cursor = m->client->hash;
-        /* The last removal frees the channel: decide before it. */
-        bool last = ch->members.count == 1;
-        presence__membership_remove(reg, m, reason);
-        n++;
-        if (last) {
-            break;
+        d.cursor = m->client->hash;
+        if (sweep_remove(sw, m, reason, drain_still, &d) &&
+            ++in_batch == BATCH) {
+            in_batch = 0;
+            rc = sweep_next_batch(sw);
         }
     }
-    return n;
+    presence__events_release(sw->reg, &sw->reserved);
+    return rc;
+}
+
+int presence__namespace_drain(presence_registry *reg,
+                              struct presence__namespace *ns)
+{
+    int rc = PRESENCE_OK;
+    for (size_t s = 0; s < PRESENCE__SHARDS && rc == PRESENCE_OK; s++) {
+        struct sweep sw = {reg, &reg->shards[s], 0, 0};
+        presence__mutex_lock(reg, &sw.hs->lock);
+        /* Take the shard's channels of the namespace one at a time: a drain
+         * may release the shard, so look again from the start each time. */
+        for (;;) {
+            struct presence__channel *found = NULL;
+            struct presence__index *idx = &sw.hs->channels;
+            for (size_t i = 0; i < presence__index_slots(idx); i++) {
+                struct presence__channel *ch = presence__index_at(idx, i);
+                if (ch != NULL && ch->ns == ns) {
+                    found = ch;
+                    break;
+                }
+            }
+            if (found == NULL || rc != PRESENCE_OK) {
+                break;
+            }
+            struct presence__chref ref = {found->name, found->name_len,
+                                          found->hash, sw.hs, ns, found};
+            rc = drain(&sw, &ref, PRESENCE_LEAVE_CLOSED);
+        }
+        presence__mutex_unlock(reg, &sw.hs->lock);
+        presence__events_dispatch(reg);
+    }
+    return rc;
 }
 
 /* ---- argument checks shared by the entry points ------------------------- */
@@ -201,68 +329,37 @@ static int check_info(const void *data, size_t len, size_t max)
     return len > max ? PRESENCE_ERR_TOO_LONG : PRESENCE_OK;
 }
 
-static int check_client_id(const presence_registry *reg, const char *id,
-                           size_t *len)
-{
-    return presence__check_name(id, reg->limits.client_id_max, false, len);
-}
-
-/* What a call names: a channel and a client, checked and hashed before the
- * lock is taken, then looked up under it. */
+/* What a call names: a channel and a client, checked and hashed before any
+ * lock is taken. */
 struct target {
     struct presence__chref chan;
     const char *client_id;
     size_t client_len;
     uint64_t client_hash;
-    struct presence__client *client;   /* NULL if unknown */
-    struct presence__membership *m;    /* NULL if not a member */
+    struct presence__cshard *cs;
 };
 
-static int target_check(const presence_registry *reg, const char *channel,
-                        const char *client_id, struct target *t)
+static int check_client(presence_registry *reg, const char *client_id,
+                        struct target *t)
 {
-    int rc = presence__channel_check(reg, channel, &t->chan);
-    if (rc == PRESENCE_OK) {
-        rc = check_client_id(reg, client_id, &t->client_len);
-    }
+    int rc = presence__check_name(client_id, reg->limits.client_id_max, false,
+                                  &t->client_len);
     if (rc == PRESENCE_OK) {
         t->client_id = client_id;
         t->client_hash = presence__hash64(reg->seed, client_id, t->client_len);
+        t->cs = presence__cshard_of(reg, t->client_hash);
     }
     return rc;
 }
 
-/* Lock held. */
-static int target_lookup(presence_registry *reg, struct target *t)
+static int target_check(presence_registry *reg, const char *channel,
+                        const char *client_id, struct target *t)
 {
-    int rc = presence__channel_lookup(reg, &t->chan);
-    if (rc != PRESENCE_OK) {
-        return rc;
+    if (reg == NULL || channel == NULL || client_id == NULL) {
+        return PRESENCE_ERR_INVALID;
     }
-    t->client = presence__client_find(reg, t->client_id, t->client_len,
-                                      t->client_hash);
-    t->m = t->chan.ch != NULL && t->client != NULL
-               ? presence__membership_find(t->chan.ch, t->client)
-               : NULL;
-    return PRESENCE_OK;
-}
-
-/* Make room for `need` events, delivering queued ones first if this thread
- * may. Lock held on entry and exit (released while delivering). */
-static int ensure_event_room(presence_registry *reg, size_t need)
-{
-    if (presence__events_room(reg) >= need) {
-        return PRESENCE_OK;
-    }
-    if (!reg->dispatching) {
-        presence__unlock(reg);
-        presence__events_dispatch(reg);
-        presence__lock(reg);
-        if (presence__events_room(reg) >= need) {
-            return PRESENCE_OK;
-        }
-    }
-    return presence__events_reserve(reg, need);
+    int rc = presence__channel_check(reg, channel, &t->chan);
+    return rc == PRESENCE_OK ? check_client(reg, client_id, t) : rc;
 }
 
 /* ---- join --------------------------------------------------------------- */
@@ -278,49 +375,34 @@ static size_t member_limit(const presence_registry *reg,
     return lim;
 }
 
-static int join_update(presence_registry *reg, struct presence__membership *m,
-                       const void *chan_info, size_t chan_info_len)
+/* Replace a membership's chan_info, with an update event if it differs
+ * (its channel's shard held). */
+static int replace_chan_info(presence_registry *reg,
+                             struct presence__membership *m,
+                             const void *chan_info, size_t chan_info_len)
 {
-    bool changed = !presence__blob_equals(m->chan_info, chan_info,
-                                          chan_info_len);
-    if (changed) {
-        int rc = presence__events_reserve(reg, 1);
-        struct presence__blob *blob = NULL;
-        if (rc == PRESENCE_OK) {
-            rc = presence__blob_new(reg, chan_info, chan_info_len, &blob);
-        }
-        if (rc != PRESENCE_OK) {
-            return rc;
-        }
-        m->channel->member_bytes -= presence__membership_bytes(m);
+    if (presence__blob_equals(m->chan_info, chan_info, chan_info_len)) {
+        return PRESENCE_OK;
+    }
+    size_t reserved;
+    int rc = presence__events_reserve(reg, 1, &reserved);
+    struct presence__blob *blob = NULL;
+    if (rc == PRESENCE_OK) {
+        rc = presence__blob_new(reg, chan_info, chan_info_len, &blob);
+    }
+    if (rc == PRESENCE_OK) {
+        struct presence__channel *ch = m->channel;
+        ch->member_bytes -= presence__membership_bytes(m);
         presence__blob_unref(reg, m->chan_info);
         m->chan_info = blob;
-        m->channel->member_bytes += presence__membership_bytes(m);
-        m->channel->seq++;
-        presence__events_push(reg, m->channel, m, PRESENCE_EVENT_UPDATE,
-                              PRESENCE_LEAVE_NONE, false);
+        ch->member_bytes += presence__membership_bytes(m);
+        ch->seq++;
+        presence__events_push(reg, presence__shard_of(reg, ch->hash), ch, m,
+                              PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE,
+                              false, &reserved);
     }
-    return PRESENCE_OK;
-}
-
-static int join_check_limits(const presence_registry *reg,
-                             const struct target *t)
-{
-    size_t per_client = reg->limits.channels_per_client_max;
-    if (t->client != NULL && per_client != 0 &&
-        t->client->channel_count >= per_client) {
-        return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
-    }
-    size_t per_channel = member_limit(reg, t->chan.ns);
-    if (t->chan.ch != NULL && per_channel != 0 &&
-        t->chan.ch->members.count >= per_channel) {
-        return PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
-    }
-    if (t->chan.ch == NULL && reg->limits.channels_max != 0 &&
-        reg->channels.count >= reg->limits.channels_max) {
-        return PRESENCE_ERR_CHANNEL_LIMIT;
-    }
-    return PRESENCE_OK;
+    presence__events_release(reg, &reserved);
+    return rc;
 }
 
 struct join_args {
@@ -332,88 +414,111 @@ struct join_args {
     size_t chan_info_len;
 };
 
-/* A new membership: every allocation first, then the change. */
+static int join_check_limits(const presence_registry *reg,
+                             const struct target *t,
+                             const struct presence__client *client)
+{
+    size_t per_client = reg->limits.channels_per_client_max;
+    if (client != NULL && per_client != 0 &&
+        client->channel_count >= per_client) {
+        return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
+    }
+    size_t per_channel = member_limit(reg, t->chan.ns);
+    if (t->chan.ch != NULL && per_channel != 0 &&
+        t->chan.ch->members.count >= per_channel) {
+        return PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
+    }
+    return PRESENCE_OK;
+}
+
+/* A new membership (both shards held): every allocation first, then the
+ * change. */
 static int join_new(presence_registry *reg, struct target *t,
+                    struct presence__client *client,
                     const struct join_args *a)
 {
-    int rc = join_check_limits(reg, t);
-    if (rc == PRESENCE_OK) {
-        rc = presence__events_reserve(reg, 2);
-    }
-    if (rc == PRESENCE_OK && t->chan.ch == NULL) {
-        rc = presence__index_prepare(reg, &reg->channels);
-    }
-    struct presence__blob *blob = NULL;
-    if (rc == PRESENCE_OK) {
-        rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
-    }
+    struct presence__shard *hs = t->chan.shard;
+    bool new_channel = t->chan.ch == NULL;
+    int rc = join_check_limits(reg, t, client);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    struct presence__membership *m = presence__malloc(reg, sizeof *m);
-    bool new_channel = t->chan.ch == NULL;
-    bool new_client = false;
-    if (m == NULL) {
-        rc = PRESENCE_ERR_NOMEM;
-        goto fail_blob;
+    if (new_channel && !channel_count_take(reg)) {
+        return PRESENCE_ERR_CHANNEL_LIMIT;
     }
-    if (new_channel) {
+    size_t reserved = 0;
+    struct presence__blob *blob = NULL;
+    struct presence__membership *m = NULL;
+    bool created = false;
+    rc = presence__events_reserve(reg, 2, &reserved);
+    if (rc == PRESENCE_OK && new_channel) {
+        rc = presence__index_prepare(reg, &hs->channels);
+    }
+    if (rc == PRESENCE_OK && client == NULL) {
+        rc = presence__client_prepare(reg, t->cs);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
+    }
+    if (rc == PRESENCE_OK) {
+        m = presence__malloc(reg, sizeof *m);
+        rc = m != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
+    }
+    if (rc == PRESENCE_OK && new_channel) {
         t->chan.ch = channel_create(reg, &t->chan);
-        if (t->chan.ch == NULL) {
-            rc = PRESENCE_ERR_NOMEM;
-            goto fail_membership;
-        }
+        created = t->chan.ch != NULL;
+        rc = created ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
     }
     struct presence__channel *ch = t->chan.ch;
-    rc = presence__memberset_prepare(reg, &ch->members, t->client_hash);
+    if (rc == PRESENCE_OK) {
+        rc = presence__memberset_prepare(reg, &ch->members, t->client_hash);
+    }
     if (rc == PRESENCE_OK) {
         rc = presence__usercount_prepare(reg, &ch->users);
     }
-    if (rc == PRESENCE_OK && t->client == NULL) {
-        rc = presence__client_get(reg, t->client_id, t->client_len,
-                                  t->client_hash, a->user_id, a->user_len,
-                                  a->conn_info, a->conn_info_len, &t->client,
-                                  &new_client);
+    if (rc == PRESENCE_OK && client == NULL) {
+        rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
+                                     t->client_hash, a->user_id, a->user_len,
+                                     a->conn_info, a->conn_info_len, &client);
     }
     if (rc != PRESENCE_OK) {
-        goto fail_channel;
+        if (created) {
+            channel_retire(reg, ch); /* counts itself out */
+            t->chan.ch = NULL;
+        } else if (new_channel) {
+            channel_count_give(reg);
+        }
+        presence__free(reg, m, sizeof *m);
+        presence__blob_unref(reg, blob);
+        presence__events_release(reg, &reserved);
+        return rc;
     }
 
     /* Nothing can fail from here on. */
-    int64_t now = presence__now(reg);
+    int64_t now = presence__now(reg, hs);
     memset(m, 0, sizeof *m);
-    m->client = t->client;
+    m->client = client;
     m->channel = ch;
     m->chan_info = blob;
     m->joined_at_ms = now;
     m->touched_at_ms = now;
-    m->cnext = t->client->memberships;
+    m->cnext = client->memberships;
     if (m->cnext != NULL) {
         m->cnext->cprev = m;
     }
-    t->client->memberships = m;
-    t->client->channel_count++;
+    client->memberships = m;
+    client->channel_count++;
     presence__memberset_insert(&ch->members, m);
     ch->member_bytes += presence__membership_bytes(m);
     bool first_of_user =
-        presence__usercount_inc(&ch->users, t->client->user) == 1;
-    presence__touch_append(ch->ns, m);
-    reg->membership_count++;
+        presence__usercount_inc(&ch->users, client->user) == 1;
+    presence__touch_append(presence__touch_list_of(reg, m), m);
+    atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
-    presence__events_push(reg, ch, m, PRESENCE_EVENT_JOIN,
-                          PRESENCE_LEAVE_NONE, first_of_user);
+    presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
+                          PRESENCE_LEAVE_NONE, first_of_user, &reserved);
+    presence__events_release(reg, &reserved);
     return PRESENCE_OK;
-
-fail_channel:
-    if (new_channel) {
-        channel_retire(reg, t->chan.ch);
-        t->chan.ch = NULL;
-    }
-fail_membership:
-    presence__free(reg, m, sizeof *m);
-fail_blob:
-    presence__blob_unref(reg, blob);
-    return rc;
 }
 
 int presence_join(presence_registry *reg, const char *channel,
@@ -421,9 +526,6 @@ int presence_join(presence_registry *reg, const char *channel,
                   const void *conn_info, size_t conn_info_len,
                   const void *chan_info, size_t chan_info_len)
 {
-    if (reg == NULL || channel == NULL || client_id == NULL) {
-        return PRESENCE_ERR_INVALID;
-    }
     struct join_args a = {user_id != NULL ? user_id : "", 0, conn_info,
                           conn_info_len, chan_info, chan_info_len};
     struct target t;
@@ -442,53 +544,66 @@ int presence_join(presence_registry *reg, const char *channel,
         return rc;
     }
 
-    presence__lock(reg);
-    rc = target_lookup(reg, &t);
+    struct presence__shard *hs = t.chan.shard;
+    presence__mutex_lock(reg, &t.cs->lock);
+    presence__mutex_lock(reg, &hs->lock);
+    rc = presence__channel_lookup(reg, &t.chan);
     if (rc == PRESENCE_OK && !t.chan.ns->options.presence) {
         rc = PRESENCE_ERR_NOT_AVAILABLE;
     }
-    if (rc == PRESENCE_OK && t.client != NULL &&
-        !presence__client_same(t.client, a.user_id, a.user_len, conn_info,
-                               conn_info_len)) {
+    struct presence__client *client =
+        rc == PRESENCE_OK ? presence__client_find(t.cs, client_id,
+                                                  t.client_len, t.client_hash)
+                          : NULL;
+    if (client != NULL && !presence__client_same(client, a.user_id,
+                                                 a.user_len, conn_info,
+                                                 conn_info_len)) {
         /* An existing client must come back as the same connection. */
         rc = PRESENCE_ERR_CONFLICT;
     }
     if (rc == PRESENCE_OK) {
-        if (t.m != NULL) {
-            rc = join_update(reg, t.m, chan_info, chan_info_len);
+        struct presence__membership *m =
+            client != NULL && t.chan.ch != NULL
+                ? presence__membership_find(t.chan.ch, client)
+                : NULL;
+        if (m != NULL) {
+            rc = replace_chan_info(reg, m, chan_info, chan_info_len);
             if (rc == PRESENCE_OK) {
-                presence__touch_renew(reg, t.m);
+                presence__touch_renew(reg, hs, m);
             }
         } else {
-            rc = join_new(reg, &t, &a);
+            rc = join_new(reg, &t, client, &a);
         }
     }
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &hs->lock);
+    presence__mutex_unlock(reg, &t.cs->lock);
     presence__events_dispatch(reg);
     return rc;
 }
 
-/* ---- leave, disconnect, update, touch ------------------------------------ */
+/* ---- leave, update, touch ------------------------------------------------- */
 
-/* Validate a (channel, client) pair and find its membership, lock held on
- * success. */
+/* Find a membership from its channel's side alone: the channel's shard is
+ * held on success. */
 static int lock_membership(presence_registry *reg, const char *channel,
-                           const char *client_id, struct target *t)
+                           const char *client_id, struct target *t,
+                           struct presence__membership **m)
 {
-    if (reg == NULL || channel == NULL || client_id == NULL) {
-        return PRESENCE_ERR_INVALID;
-    }
     int rc = target_check(reg, channel, client_id, t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    presence__lock(reg);
-    rc = target_lookup(reg, t);
-    if (rc == PRESENCE_OK && t->m == NULL) {
+    presence__mutex_lock(reg, &t->chan.shard->lock);
+    rc = presence__channel_lookup(reg, &t->chan);
+    *m = rc == PRESENCE_OK && t->chan.ch != NULL
+             ? presence__membership_find_id(t->chan.ch, client_id,
+                                            t->client_len, t->client_hash)
+             : NULL;
+    if (rc == PRESENCE_OK && *m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
     if (rc != PRESENCE_OK) {
-        presence__unlock(reg);
+        presence__mutex_unlock(reg, &t->chan.shard->lock);
     }
     return rc;
 }
@@ -497,15 +612,32 @@ int presence_leave(presence_registry *reg, const char *channel,
                    const char *client_id)
 {
     struct target t;
-    int rc = lock_membership(reg, channel, client_id, &t);
+    int rc = target_check(reg, channel, client_id, &t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    rc = presence__events_reserve(reg, 2);
-    if (rc == PRESENCE_OK) {
-        presence__membership_remove(reg, t.m, PRESENCE_LEAVE_EXPLICIT);
+    presence__mutex_lock(reg, &t.cs->lock);
+    presence__mutex_lock(reg, &t.chan.shard->lock);
+    rc = presence__channel_lookup(reg, &t.chan);
+    struct presence__membership *m =
+        rc == PRESENCE_OK && t.chan.ch != NULL
+            ? presence__membership_find_id(t.chan.ch, client_id, t.client_len,
+                                           t.client_hash)
+            : NULL;
+    if (rc == PRESENCE_OK && m == NULL) {
+        rc = PRESENCE_ERR_NOT_FOUND;
     }
-    presence__unlock(reg);
+    size_t reserved = 0;
+    if (rc == PRESENCE_OK) {
+        rc = presence__events_reserve(reg, 2, &reserved);
+    }
+    if (rc == PRESENCE_OK) {
+        presence__membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT,
+                                    &reserved);
+        presence__events_release(reg, &reserved);
+    }
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
+    presence__mutex_unlock(reg, &t.cs->lock);
     presence__events_dispatch(reg);
     return rc;
 }
@@ -522,12 +654,13 @@ int presence_update(presence_registry *reg, const char *channel,
         return rc;
     }
     struct target t;
-    rc = lock_membership(reg, channel, client_id, &t);
+    struct presence__membership *m;
+    rc = lock_membership(reg, channel, client_id, &t, &m);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    rc = join_update(reg, t.m, chan_info, chan_info_len);
-    presence__unlock(reg);
+    rc = replace_chan_info(reg, m, chan_info, chan_info_len);
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
     presence__events_dispatch(reg);
     return rc;
 }
@@ -536,32 +669,34 @@ int presence_touch(presence_registry *reg, const char *channel,
                    const char *client_id)
 {
     struct target t;
-    int rc = lock_membership(reg, channel, client_id, &t);
+    struct presence__membership *m;
+    int rc = lock_membership(reg, channel, client_id, &t, &m);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    presence__touch_renew(reg, t.m);
-    presence__unlock(reg);
+    presence__touch_renew(reg, t.chan.shard, m);
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
     return PRESENCE_OK;
 }
 
-/* Validate a client id and find the client, lock held on success. */
+/* ---- a client's every channel --------------------------------------------- */
+
+/* Find a client: its shard is held on success. */
 static int lock_client(presence_registry *reg, const char *client_id,
-                       struct presence__client **out)
+                       struct target *t, struct presence__client **out)
 {
-    if (reg == NULL) {
+    if (reg == NULL || client_id == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    size_t len;
-    int rc = check_client_id(reg, client_id, &len);
+    int rc = check_client(reg, client_id, t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    uint64_t hash = presence__hash64(reg->seed, client_id, len);
-    presence__lock(reg);
-    *out = presence__client_find(reg, client_id, len, hash);
+    presence__mutex_lock(reg, &t->cs->lock);
+    *out = presence__client_find(t->cs, client_id, t->client_len,
+                                 t->client_hash);
     if (*out == NULL) {
-        presence__unlock(reg);
+        presence__mutex_unlock(reg, &t->cs->lock);
         return PRESENCE_ERR_NOT_FOUND;
     }
     return PRESENCE_OK;
@@ -569,24 +704,29 @@ static int lock_client(presence_registry *reg, const char *client_id,
 
 int presence_touch_client(presence_registry *reg, const char *client_id)
 {
+    struct target t;
     struct presence__client *client;
-    int rc = lock_client(reg, client_id, &client);
+    int rc = lock_client(reg, client_id, &t, &client);
     if (rc != PRESENCE_OK) {
         return rc;
     }
     for (struct presence__membership *m = client->memberships; m != NULL;
          m = m->cnext) {
-        presence__touch_renew(reg, m);
+        struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
+        presence__mutex_lock(reg, &hs->lock);
+        presence__touch_renew(reg, hs, m);
+        presence__mutex_unlock(reg, &hs->lock);
     }
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &t.cs->lock);
     return PRESENCE_OK;
 }
 
 int presence_disconnect(presence_registry *reg, const char *client_id,
                         size_t *left)
 {
+    struct target t;
     struct presence__client *client;
-    int rc = lock_client(reg, client_id, &client);
+    int rc = lock_client(reg, client_id, &t, &client);
     if (rc == PRESENCE_ERR_NOT_FOUND) {
         if (left != NULL) {
             *left = 0;
@@ -597,18 +737,25 @@ int presence_disconnect(presence_registry *reg, const char *client_id,
         return rc;
     }
     size_t n = client->channel_count;
-    rc = presence__events_reserve(reg, presence__mul_size(n, 2));
+    size_t reserved;
+    rc = presence__events_reserve(reg, presence__mul_size(n, 2), &reserved);
     if (rc == PRESENCE_OK) {
         /* The last removal may free the client: count, don't test it. */
         for (size_t i = 0; i < n; i++) {
-            presence__membership_remove(reg, client->memberships,
-                                        PRESENCE_LEAVE_DISCONNECT);
+            struct presence__membership *m = client->memberships;
+            struct presence__shard *hs =
+                presence__shard_of(reg, m->channel->hash);
+            presence__mutex_lock(reg, &hs->lock);
+            presence__membership_remove(reg, m, PRESENCE_LEAVE_DISCONNECT,
+                                        &reserved);
+            presence__mutex_unlock(reg, &hs->lock);
         }
+        presence__events_release(reg, &reserved);
         if (left != NULL) {
             *left = n;
         }
     }
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &t.cs->lock);
     presence__events_dispatch(reg);
     return rc;
 }
@@ -626,40 +773,44 @@ int presence_channel_close(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    size_t done = 0;
-    presence__lock(reg);
+    struct sweep sw = {reg, ref.shard, 0, 0};
+    presence__mutex_lock(reg, &sw.hs->lock);
     rc = presence__channel_lookup(reg, &ref);
     /* Members leave in hash order, from a cursor: whoever was there when
      * the close began leaves, and a join that lands between batches
      * leaves too if the cursor has not passed its place yet. */
-    uint64_t cursor = 0;
-    struct presence__channel *ch = ref.ch;
-    while (rc == PRESENCE_OK && ch != NULL) {
-        size_t batch = presence__events_room(reg) / 2;
-        size_t n = presence__channel_drain(reg, ch, batch,
-                                           PRESENCE_LEAVE_CLOSED, &cursor);
-        done += n;
-        if (n < batch) {
-            break; /* it reached the end: the channel may be gone */
-        }
-        rc = ensure_event_room(reg, 2);
-        /* That may have released the lock: look the channel up again. */
-        ch = presence__index_find(&reg->channels, ref.hash, ref.name,
-                                  ref.len);
+    if (rc == PRESENCE_OK && ref.ch != NULL) {
+        rc = drain(&sw, &ref, PRESENCE_LEAVE_CLOSED);
     }
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &sw.hs->lock);
     presence__events_dispatch(reg);
     if (removed != NULL) {
-        *removed = done;
+        *removed = sw.done;
     }
     return rc;
 }
 
-/* Whether the namespace's least recently touched membership expires now. */
-static bool expirable(const struct presence__namespace *ns, int64_t now_ms)
+/* The namespace's least recently touched membership in the shard, if it
+ * expires by now_ms. */
+static struct presence__membership *
+due(const struct presence__namespace *ns, size_t shard, int64_t now_ms)
 {
-    const struct presence__membership *m = ns->touch_head;
-    return m != NULL && presence__deadline(ns, m) <= now_ms;
+    struct presence__membership *m = ns->touch[shard].head;
+    return m != NULL && presence__deadline(ns, m) <= now_ms ? m : NULL;
+}
+
+struct expire_ctx {
+    const struct presence__namespace *ns;
+    size_t shard;
+    int64_t now_ms;
+};
+
+static bool expire_still(const struct sweep *sw,
+                         const struct presence__membership *m, const void *ctx)
+{
+    (void)sw;
+    const struct expire_ctx *e = ctx;
+    return due(e->ns, e->shard, e->now_ms) == m;
 }
 
 int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
@@ -667,33 +818,35 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
     if (reg == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    size_t done = 0;
-    int rc = PRESENCE_OK;
-    presence__lock(reg);
     /* At most as many as there were when the call began: a callback that
      * rejoins expired clients cannot keep it running. */
-    size_t budget = reg->membership_count;
-    for (struct presence__namespace *ns = reg->namespaces;
-         ns != NULL && rc == PRESENCE_OK; ns = ns->hh.next) {
-        while (done < budget) {
-            if (!expirable(ns, now_ms)) {
-                break;
+    size_t budget = presence__count_memberships(reg);
+    size_t done = 0;
+    int rc = PRESENCE_OK;
+    for (size_t s = 0; s < PRESENCE__SHARDS && rc == PRESENCE_OK; s++) {
+        struct sweep sw = {reg, &reg->shards[s], 0, 0};
+        presence__mutex_lock(reg, &sw.hs->lock);
+        rc = sweep_begin(&sw);
+        size_t in_batch = 0;
+        for (const struct presence__namespace *ns = reg->namespaces;
+             ns != NULL && rc == PRESENCE_OK; ns = ns->hh.next) {
+            struct expire_ctx e = {ns, s, now_ms};
+            struct presence__membership *m;
+            while (rc == PRESENCE_OK && done + sw.done < budget &&
+                   (m = due(ns, s, now_ms)) != NULL) {
+                if (sweep_remove(&sw, m, PRESENCE_LEAVE_EXPIRED, expire_still,
+                                 &e) &&
+                    ++in_batch == BATCH) {
+                    in_batch = 0;
+                    rc = sweep_next_batch(&sw);
+                }
             }
-            rc = ensure_event_room(reg, 2);
-            if (rc != PRESENCE_OK) {
-                break;
-            }
-            /* Re-read: the lock may have been released. */
-            if (!expirable(ns, now_ms)) {
-                break;
-            }
-            presence__membership_remove(reg, ns->touch_head,
-                                        PRESENCE_LEAVE_EXPIRED);
-            done++;
         }
+        presence__events_release(reg, &sw.reserved);
+        presence__mutex_unlock(reg, &sw.hs->lock);
+        presence__events_dispatch(reg);
+        done += sw.done;
     }
-    presence__unlock(reg);
-    presence__events_dispatch(reg);
     if (expired != NULL) {
         *expired = done;
     }

@@ -3,15 +3,30 @@
  * the same allocation; users are interned so that a user id is stored once
  * however many connections the user has.
  *
- * Lifetimes: a client is "live" (in the client table) while it has
- * memberships; a retired client stays allocated while queued events name
- * it. The same holds for users, with their clients as references.
+ * Lifetimes: a client is live (in its shard's index) while it has
+ * memberships; the index holds one reference and queued events the others.
+ * A user is in the user index while it has live clients; the index and
+ * every client record hold a reference.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>
 
 #include "internal.h"
+
+void presence__clients_init(presence_registry *reg)
+{
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        presence__index_init(&reg->cshards[i].clients,
+                             offsetof(struct presence__client, id),
+                             offsetof(struct presence__client, id_len));
+    }
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        presence__index_init(&reg->ushards[i].users,
+                             offsetof(struct presence__user, id),
+                             offsetof(struct presence__user, id_len));
+    }
+}
 
 /* ---- users -------------------------------------------------------------- */
 
@@ -20,53 +35,38 @@ static size_t user_size(size_t id_len)
     return sizeof(struct presence__user) + id_len + 1;
 }
 
-void presence__clients_init(presence_registry *reg)
+void presence__user_unref(presence_registry *reg, struct presence__user *u)
 {
-    presence__index_init(&reg->clients, offsetof(struct presence__client, id),
-                         offsetof(struct presence__client, id_len));
-    presence__index_init(&reg->users, offsetof(struct presence__user, id),
-                         offsetof(struct presence__user, id_len));
+    if (atomic_fetch_sub(&u->refs, 1) == 1) {
+        presence__free(reg, u, user_size(u->id_len));
+    }
 }
 
-struct presence__user *presence__user_find(presence_registry *reg,
-                                           const char *id, size_t len)
+/* Find or create the user and link the client to it (its shard held). */
+static int user_link(presence_registry *reg, struct presence__ushard *us,
+                     uint64_t hash, const char *id, size_t len,
+                     struct presence__client *client)
 {
-    return presence__index_find(&reg->users,
-                                presence__hash64(reg->seed, id, len), id, len);
-}
-
-static int user_get(presence_registry *reg, const char *id, size_t len,
-                    struct presence__user **out)
-{
-    uint64_t hash = presence__hash64(reg->seed, id, len);
-    struct presence__user *user = presence__index_find(&reg->users, hash, id,
+    struct presence__user *user = presence__index_find(&us->users, hash, id,
                                                        len);
-    if (user != NULL) {
-        *out = user;
-        return PRESENCE_OK;
-    }
-    int rc = presence__index_prepare(reg, &reg->users);
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
-    user = presence__malloc(reg, user_size(len));
     if (user == NULL) {
-        return PRESENCE_ERR_NOMEM;
+        int rc = presence__index_prepare(reg, &us->users);
+        if (rc != PRESENCE_OK) {
+            return rc;
+        }
+        user = presence__malloc(reg, user_size(len));
+        if (user == NULL) {
+            return PRESENCE_ERR_NOMEM;
+        }
+        memset(user, 0, sizeof *user);
+        memcpy(user->id, id, len);
+        user->id[len] = '\0';
+        user->id_len = len;
+        user->hash = hash;
+        atomic_init(&user->refs, 1); /* the index's */
+        presence__index_insert(&us->users, hash, user);
     }
-    memset(user, 0, sizeof *user);
-    memcpy(user->id, id, len);
-    user->id[len] = '\0';
-    user->id_len = len;
-    user->hash = hash;
-    presence__index_insert(&reg->users, hash, user);
-    user->live = true;
-    *out = user;
-    return PRESENCE_OK;
-}
-
-static void user_link(struct presence__user *user,
-                      struct presence__client *client)
-{
+    atomic_fetch_add(&user->refs, 1); /* the client's */
     client->user = user;
     client->uprev = NULL;
     client->unext = user->first_client;
@@ -75,15 +75,17 @@ static void user_link(struct presence__user *user,
     }
     user->first_client = client;
     user->clients++;
-    user->refs++;
+    return PRESENCE_OK;
 }
 
-/* The client is retiring: out of its user's list, and the user out of the
- * table with its last live client. */
+/* The client retires: out of its user's list, and the user out of the
+ * index with its last live client. */
 static void user_unlink(presence_registry *reg,
                         struct presence__client *client)
 {
     struct presence__user *user = client->user;
+    struct presence__ushard *us = presence__ushard_of(reg, user->hash);
+    presence__mutex_lock(reg, &us->lock);
     if (client->uprev != NULL) {
         client->uprev->unext = client->unext;
     } else {
@@ -92,9 +94,13 @@ static void user_unlink(presence_registry *reg,
     if (client->unext != NULL) {
         client->unext->uprev = client->uprev;
     }
-    if (--user->clients == 0) {
-        presence__index_remove(reg, &reg->users, user->hash, user);
-        user->live = false;
+    bool gone = --user->clients == 0;
+    if (gone) {
+        presence__index_remove(reg, &us->users, user->hash, user);
+    }
+    presence__mutex_unlock(reg, &us->lock);
+    if (gone) {
+        presence__user_unref(reg, user); /* the index's */
     }
 }
 
@@ -105,11 +111,11 @@ static size_t client_size(size_t id_len, size_t conn_info_len)
     return sizeof(struct presence__client) + id_len + 1 + conn_info_len;
 }
 
-struct presence__client *presence__client_find(presence_registry *reg,
+struct presence__client *presence__client_find(struct presence__cshard *cs,
                                                const char *id, size_t len,
                                                uint64_t hash)
 {
-    return presence__index_find(&reg->clients, hash, id, len);
+    return presence__index_find(&cs->clients, hash, id, len);
 }
 
 bool presence__client_same(const struct presence__client *client,
@@ -120,107 +126,104 @@ bool presence__client_same(const struct presence__client *client,
            memcmp(client->user->id, user_id, user_len) == 0 &&
            client->conn_info_len == conn_info_len &&
            (conn_info_len == 0 ||
-            memcmp(client->conn_info, conn_info, conn_info_len) == 0);
+            memcmp(client->id + client->id_len + 1, conn_info,
+                   conn_info_len) == 0);
 }
 
-static void client_destroy(presence_registry *reg,
-                           struct presence__client *client)
+void presence__client_ref(struct presence__client *client)
 {
-    struct presence__user *user = client->user;
-    if (--user->refs == 0 && !user->live) {
-        presence__free(reg, user, user_size(user->id_len));
-    }
-    presence__free(reg, client,
-                   client_size(client->id_len, client->conn_info_len));
+    atomic_fetch_add(&client->refs, 1);
 }
 
-int presence__client_get(presence_registry *reg, const char *id,
-                         size_t id_len, uint64_t hash, const char *user_id,
-                         size_t user_len, const void *conn_info,
-                         size_t conn_info_len, struct presence__client **out,
-                         bool *created)
+void presence__client_unref(presence_registry *reg,
+                            struct presence__client *client)
 {
-    struct presence__client *client =
-        presence__client_find(reg, id, id_len, hash);
-    if (client != NULL) {
-        if (!presence__client_same(client, user_id, user_len, conn_info,
-                                   conn_info_len)) {
-            return PRESENCE_ERR_CONFLICT;
-        }
-        *out = client;
-        *created = false;
-        return PRESENCE_OK;
+    if (atomic_fetch_sub(&client->refs, 1) == 1) {
+        struct presence__user *user = client->user;
+        presence__free(reg, client,
+                       client_size(client->id_len, client->conn_info_len));
+        presence__user_unref(reg, user);
     }
-    int rc = presence__index_prepare(reg, &reg->clients);
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
+}
+
+int presence__client_prepare(presence_registry *reg,
+                             struct presence__cshard *cs)
+{
+    return presence__index_prepare(reg, &cs->clients);
+}
+
+int presence__client_create(presence_registry *reg,
+                            struct presence__cshard *cs, const char *id,
+                            size_t id_len, uint64_t hash, const char *user_id,
+                            size_t user_len, const void *conn_info,
+                            size_t conn_info_len,
+                            struct presence__client **out)
+{
     size_t size = client_size(id_len, conn_info_len);
-    client = presence__malloc(reg, size);
+    struct presence__client *client = presence__malloc(reg, size);
     if (client == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
     memset(client, 0, sizeof *client);
-    struct presence__user *user;
-    rc = user_get(reg, user_id, user_len, &user);
+    uint64_t user_hash = presence__hash64(reg->seed, user_id, user_len);
+    struct presence__ushard *us = presence__ushard_of(reg, user_hash);
+    presence__mutex_lock(reg, &us->lock);
+    int rc = user_link(reg, us, user_hash, user_id, user_len, client);
+    presence__mutex_unlock(reg, &us->lock);
     if (rc != PRESENCE_OK) {
         presence__free(reg, client, size);
         return rc;
     }
-    user_link(user, client);
     memcpy(client->id, id, id_len);
     client->id[id_len] = '\0';
     client->id_len = id_len;
-    client->conn_info = client->id + id_len + 1;
     if (conn_info_len > 0) {
-        memcpy(client->conn_info, conn_info, conn_info_len);
+        memcpy(client->id + id_len + 1, conn_info, conn_info_len);
     }
     client->conn_info_len = conn_info_len;
     client->hash = hash;
-    presence__index_insert(&reg->clients, hash, client);
+    atomic_init(&client->refs, 1); /* the index's */
     client->live = true;
+    presence__index_insert(&cs->clients, hash, client);
     *out = client;
-    *created = true;
     return PRESENCE_OK;
 }
 
 void presence__client_retire(presence_registry *reg,
                              struct presence__client *client)
 {
-    presence__index_remove(reg, &reg->clients, client->hash, client);
+    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+    presence__index_remove(reg, &cs->clients, client->hash, client);
     client->live = false;
     user_unlink(reg, client);
-    if (client->refs == 0) {
-        client_destroy(reg, client);
-    }
-}
-
-void presence__client_unref(presence_registry *reg,
-                            struct presence__client *client)
-{
-    if (--client->refs == 0 && !client->live) {
-        client_destroy(reg, client);
-    }
+    presence__client_unref(reg, client); /* the index's */
 }
 
 void presence__clients_free(presence_registry *reg)
 {
-    /* Queued events are gone: every client and user left goes now. */
-    for (size_t i = 0; i < presence__index_slots(&reg->clients); i++) {
-        struct presence__client *client = presence__index_at(&reg->clients, i);
-        if (client != NULL) {
-            presence__free(reg, client, client_size(client->id_len,
-                                                    client->conn_info_len));
+    /* Queued events are gone: every client left goes now, and with the
+     * last of them every user. */
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        struct presence__index *idx = &reg->cshards[s].clients;
+        for (size_t i = 0; i < presence__index_slots(idx); i++) {
+            struct presence__client *client = presence__index_at(idx, i);
+            if (client != NULL) {
+                presence__free(reg, client, client_size(client->id_len,
+                                                        client->conn_info_len));
+            }
         }
+        presence__index_free(reg, idx);
     }
-    for (size_t i = 0; i < presence__index_slots(&reg->users); i++) {
-        struct presence__user *user = presence__index_at(&reg->users, i);
-        if (user != NULL) {
-            presence__free(reg, user, user_size(user->id_len));
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        struct presence__index *idx = &reg->ushards[s].users;
+        for (size_t i = 0; i < presence__index_slots(idx); i++) {
+            struct presence__user *user = presence__index_at(idx, i);
+            if (user != NULL) {
+                presence__free(reg, user, user_size(user->id_len));
+            }
         }
+        presence__index_free(reg, idx);
     }
-    presence__index_free(reg, &reg->clients);
-    presence__index_free(reg, &reg->users);
 }
 
 /* ---- blobs: chan_info bytes shared with queued events ------------------- */
@@ -237,16 +240,23 @@ int presence__blob_new(presence_registry *reg, const void *data, size_t len,
     if (b == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
-    b->refs = 1;
+    atomic_init(&b->refs, 1);
     b->len = len;
     memcpy(b->data, data, len);
     *out = b;
     return PRESENCE_OK;
 }
 
+void presence__blob_ref(struct presence__blob *b)
+{
+    if (b != NULL) {
+        atomic_fetch_add(&b->refs, 1);
+    }
+}
+
 void presence__blob_unref(presence_registry *reg, struct presence__blob *b)
 {
-    if (b != NULL && --b->refs == 0) {
+    if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
         presence__free(reg, b, sizeof *b + b->len);
     }
 }

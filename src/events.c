@@ -1,10 +1,12 @@
 /*
  * Events: the queue of pending events, subscriptions, and delivery.
  *
- * Changes queue their events under the registry lock, in the order of the
- * changes. Delivery runs without the lock, on one thread at a time (the
- * "dispatcher"): a thread that finds another one delivering leaves its
- * events to it. A callback that changes the registry queues more events;
+ * Changes queue their events while they hold their channel's shard, so a
+ * channel's events enter the queue in the order of its changes. A change
+ * first reserves room, so that queueing cannot fail once the structures
+ * are being changed. Delivery runs with no lock held, on one thread at a
+ * time (the "dispatcher"): a thread that finds another one delivering
+ * leaves its events to it. A callback that changes the registry queues more events;
  * its own thread is the dispatcher, so they are delivered after it
  * returns, by the loop below, never recursively.
  *
@@ -23,27 +25,34 @@
 
 /* ---- the queue ---------------------------------------------------------- */
 
-size_t presence__events_room(const presence_registry *reg)
+/* Room for this many events is allocated up front, so that ordinary
+ * changes queue their events without allocating. */
+#define INITIAL_ROOM 256u
+
+static void queue_lock(presence_registry *reg)
 {
-    return reg->queue_cap - reg->queue_len;
+    presence__mutex_lock(reg, &reg->queue_lock);
 }
 
-int presence__events_reserve(presence_registry *reg, size_t n)
+static void queue_unlock(presence_registry *reg)
 {
-    if (presence__events_room(reg) >= n) {
+    presence__mutex_unlock(reg, &reg->queue_lock);
+}
+
+/* Grow the ring so that `want` events fit (queue lock held). */
+static int queue_grow(presence_registry *reg, size_t want)
+{
+    if (want <= reg->queue_cap) {
         return PRESENCE_OK;
     }
-    size_t want = presence__add_size(reg->queue_len, n);
-    size_t cap = reg->queue_cap != 0 ? reg->queue_cap : 16;
+    size_t cap = reg->queue_cap != 0 ? reg->queue_cap : INITIAL_ROOM;
     while (cap < want && cap < SIZE_MAX / 2) {
         cap *= 2;
     }
-    if (cap < want) {
-        return PRESENCE_ERR_NOMEM;
-    }
     size_t bytes = presence__mul_size(cap, sizeof *reg->queue);
     struct presence__pending *queue = presence__malloc(reg, bytes);
-    if (queue == NULL) {
+    if (queue == NULL || cap < want) {
+        presence__free(reg, queue, bytes);
         return PRESENCE_ERR_NOMEM;
     }
     /* Unwrap the ring into the new array. */
@@ -57,6 +66,44 @@ int presence__events_reserve(presence_registry *reg, size_t n)
     return PRESENCE_OK;
 }
 
+void presence__events_init(presence_registry *reg)
+{
+    reg->subs_tail = &reg->subs;
+    reg->next_sub_id = 1;
+    /* Best effort: a registry without room yet allocates on first use. */
+    (void)queue_grow(reg, INITIAL_ROOM);
+}
+
+int presence__events_reserve(presence_registry *reg, size_t n,
+                             size_t *reserved)
+{
+    *reserved = 0;
+    if (atomic_load(&reg->active_subs) == 0 || n == 0) {
+        return PRESENCE_OK; /* nobody listens: nothing to queue */
+    }
+    queue_lock(reg);
+    size_t want = presence__add_size(
+        presence__add_size(reg->queue_len, reg->queue_reserved), n);
+    int rc = queue_grow(reg, want);
+    if (rc == PRESENCE_OK) {
+        reg->queue_reserved += n;
+        *reserved = n;
+    }
+    queue_unlock(reg);
+    return rc;
+}
+
+void presence__events_release(presence_registry *reg, size_t *reserved)
+{
+    if (*reserved > 0) {
+        queue_lock(reg);
+        reg->queue_reserved -= *reserved;
+        queue_unlock(reg);
+        *reserved = 0;
+    }
+}
+
+/* Queue lock held, one reserved slot taken. */
 static void queue_one(presence_registry *reg, struct presence__channel *ch,
                       struct presence__membership *m, presence_event_kind kind,
                       presence_leave_reason reason, int64_t now)
@@ -73,24 +120,27 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->first_later_sub = reg->next_sub_id;
     e->kind = (unsigned char)kind;
     e->reason = (unsigned char)reason;
-    ch->refs++;
-    m->client->refs++;
-    if (m->chan_info != NULL) {
-        m->chan_info->refs++;
-    }
+    atomic_fetch_add(&ch->refs, 1);
+    presence__client_ref(m->client);
+    presence__blob_ref(m->chan_info);
     reg->queue_len++;
+    reg->queue_reserved--;
+    atomic_fetch_add(&reg->queued, 1);
 }
 
-void presence__events_push(presence_registry *reg,
+void presence__events_push(presence_registry *reg, struct presence__shard *hs,
                            struct presence__channel *ch,
                            struct presence__membership *m,
                            presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change)
+                           presence_leave_reason reason, bool user_change,
+                           size_t *reserved)
 {
-    if (!ch->ns->options.join_leave || reg->subs == NULL) {
+    size_t n = user_change ? 2 : 1;
+    if (!ch->ns->options.join_leave || *reserved < n) {
         return;
     }
-    int64_t now = presence__now(reg);
+    int64_t now = presence__now(reg, hs);
+    queue_lock(reg);
     queue_one(reg, ch, m, kind, reason, now);
     if (user_change) {
         presence_event_kind user_kind = kind == PRESENCE_EVENT_JOIN
@@ -98,6 +148,8 @@ void presence__events_push(presence_registry *reg,
                                             : PRESENCE_EVENT_USER_LEAVE;
         queue_one(reg, ch, m, user_kind, reason, now);
     }
+    queue_unlock(reg);
+    *reserved -= n;
 }
 
 static void pending_release(presence_registry *reg,
@@ -161,12 +213,13 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
     sub->name[len] = '\0';
     sub->name_len = len;
 
-    presence__lock(reg);
+    queue_lock(reg);
     sub->id = reg->next_sub_id++;
     *reg->subs_tail = sub;
     reg->subs_tail = &sub->next;
     *out = sub->id;
-    presence__unlock(reg);
+    atomic_fetch_add(&reg->active_subs, 1);
+    queue_unlock(reg);
     return PRESENCE_OK;
 }
 
@@ -194,11 +247,12 @@ int presence_unsubscribe(presence_registry *reg,
         return PRESENCE_ERR_INVALID;
     }
     int rc = PRESENCE_ERR_NOT_FOUND;
-    presence__lock(reg);
+    queue_lock(reg);
     for (struct presence__subscription *sub = reg->subs; sub != NULL;
          sub = sub->next) {
         if (sub->id == subscription && atomic_load(&sub->active)) {
             atomic_store(&sub->active, false);
+            atomic_fetch_sub(&reg->active_subs, 1);
             reg->subs_dirty = true;
             rc = PRESENCE_OK;
             break;
@@ -208,7 +262,7 @@ int presence_unsubscribe(presence_registry *reg,
     if (rc == PRESENCE_OK && !reg->dispatching) {
         subscriptions_sweep(reg);
     }
-    presence__unlock(reg);
+    queue_unlock(reg);
     return rc;
 }
 
@@ -244,7 +298,8 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->namespace_name = e->channel->ns->name;
     ev->client_id = client->id;
     ev->user_id = client->user->id;
-    ev->conn_info = client->conn_info_len > 0 ? client->conn_info : NULL;
+    ev->conn_info =
+        client->conn_info_len > 0 ? presence__client_conn_info(client) : NULL;
     ev->conn_info_len = client->conn_info_len;
     ev->chan_info = e->chan_info != NULL ? e->chan_info->data : NULL;
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
@@ -262,32 +317,38 @@ static void deliver(presence_registry *reg, const struct presence__pending *e)
 {
     presence_event ev;
     event_fill(&ev, e);
-    presence__lock(reg);
+    queue_lock(reg);
     struct presence__subscription *sub = reg->subs;
-    presence__unlock(reg);
+    queue_unlock(reg);
     while (sub != NULL) {
         if (atomic_load(&sub->active) && subscription_matches(sub, e)) {
             sub->fn(reg, &ev, sub->user_data);
         }
-        presence__lock(reg);
+        queue_lock(reg);
         sub = sub->next;
-        presence__unlock(reg);
+        queue_unlock(reg);
     }
 }
 
-bool presence__events_busy(const presence_registry *reg)
+bool presence__events_dispatching(presence_registry *reg)
 {
-    return reg->dispatching &&
-           (reg->single_threaded || pthread_equal(reg->dispatcher,
-                                                  pthread_self()));
+    queue_lock(reg);
+    bool busy = reg->dispatching;
+    queue_unlock(reg);
+    return busy;
 }
 
 void presence__events_dispatch(presence_registry *reg)
 {
     struct presence__pending batch[DELIVERY_BATCH];
-    presence__lock(reg);
+    /* Most calls queue nothing: don't touch the shared lock for them. A
+     * thread that queues after this check delivers its own events. */
+    if (atomic_load(&reg->queued) == 0) {
+        return;
+    }
+    queue_lock(reg);
     if (reg->dispatching || reg->queue_len == 0) {
-        presence__unlock(reg);
+        queue_unlock(reg);
         return;
     }
     reg->dispatching = true;
@@ -300,20 +361,19 @@ void presence__events_dispatch(presence_registry *reg)
             reg->queue_head = (reg->queue_head + 1) % reg->queue_cap;
         }
         reg->queue_len -= n;
-        presence__unlock(reg);
+        atomic_fetch_sub(&reg->queued, n);
+        queue_unlock(reg);
         for (size_t i = 0; i < n; i++) {
             deliver(reg, &batch[i]);
-        }
-        presence__lock(reg);
-        for (size_t i = 0; i < n; i++) {
             pending_release(reg, &batch[i]);
         }
+        queue_lock(reg);
     }
     reg->dispatching = false;
     if (reg->subs_dirty) {
         subscriptions_sweep(reg);
     }
-    presence__unlock(reg);
+    queue_unlock(reg);
 }
 
 void presence__events_free(presence_registry *reg)

@@ -1,5 +1,33 @@
 /*
  * Private structures shared by the library's source files.
+ *
+ * Locking. Channels live in PRESENCE__SHARDS channel shards and clients in
+ * as many client shards, each picked by the name's hash and guarded by its
+ * own mutex, so that threads working on different channels and clients do
+ * not wait for each other; users have shards of their own. The event
+ * queue and the subscriptions share one mutex. The order is always:
+ *
+ *     client shard  ->  channel shard  ->  user shard  ->  event queue
+ *
+ * never two shards of one kind at once, except namespace changes, which
+ * take every channel shard (in index order) and nothing else. A path that
+ * holds a channel shard and needs a client's shard (expiry, close) tries
+ * it, and on failure steps back: see presence__lock_client_of().
+ *
+ * What each lock guards:
+ * - a channel shard: its channel index, those channels (member set, user
+ *   counts, sequence number), the channel side of their memberships
+ *   (chan_info, touch times and the namespace touch lists of the shard);
+ * - a client shard: its client index and those clients' membership lists
+ *   (so removing a membership needs both its client's and its channel's
+ *   shard);
+ * - a user shard: its user index and those users' lists of live clients;
+ * - the event queue: pending events, the dispatcher, the subscriptions.
+ * Namespaces are read under any channel shard and changed under all.
+ * Reference counts are atomic. Ids, names and conn_info never change once
+ * a record exists, so they are read without a lock by whoever holds a
+ * reference.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef PRESENCE_INTERNAL_H
@@ -15,72 +43,78 @@
 #include "memberset.h"
 #include "usercount.h"
 
+#define PRESENCE__SHARDS 64u
+
 struct presence__blob;
+struct presence__membership;
 
 /*
  * A user id, interned: every client of the user points here. In the user
- * table while it has live clients; freed when no client record (live, or
- * retired but named by a queued event) points to it.
+ * index while it has live clients (one reference); each client record
+ * holds another until it is freed.
  */
 struct presence__user {
     uint64_t hash;
+    atomic_size_t refs;
     struct presence__client *first_client; /* live clients, via unext */
-    size_t clients; /* live clients */
-    size_t refs;    /* client records pointing here */
-    bool live;      /* in the user table */
+    size_t clients;                        /* live clients */
     size_t id_len;
     char id[];
 };
 
 /*
- * A client, stored once however many channels it is in. Lives in the
- * client table while it has memberships; freed when it has none and no
- * queued event refers to it.
+ * A client, stored once however many channels it is in. Live (in its
+ * shard's index, holding one reference) while it has memberships; queued
+ * events hold the others.
  */
 struct presence__client {
+    uint64_t hash;
+    atomic_size_t refs;
     struct presence__user *user;
-    struct presence__client *uprev, *unext;   /* the user's clients */
+    struct presence__client *uprev, *unext;   /* the user's live clients */
     struct presence__membership *memberships; /* doubly linked, via cnext */
     size_t channel_count;
-    size_t refs; /* queued events */
-    uint64_t hash;
-    bool live; /* in the client table */
+    bool live;
     size_t id_len;
     size_t conn_info_len;
-    char *conn_info; /* points into data, after the id */
-    char id[];
+    char id[]; /* then conn_info */
+};
+
+/* The touch order of one namespace's memberships in one channel shard. */
+struct presence__touch_list {
+    struct presence__membership *head; /* least recently touched */
+    struct presence__membership *tail;
 };
 
 /* A namespace's options and its memberships in touch order (for TTL). */
 struct presence__namespace {
     UT_hash_handle hh;
     presence_namespace_options options;
-    struct presence__membership *touch_head; /* least recently touched */
-    struct presence__membership *touch_tail;
+    struct presence__touch_list touch[PRESENCE__SHARDS];
     size_t name_len;
     char name[];
 };
 
 /*
- * A non-empty channel. Removed from the channel table when its last member
- * leaves; freed when no queued event refers to it.
+ * A non-empty channel. Live (in its shard's index, holding one reference)
+ * while it has members; queued events hold the others.
  */
 struct presence__channel {
     uint64_t hash;
+    atomic_size_t refs;
     struct presence__namespace *ns;
     struct presence__memberset members;
     struct presence__usercount users;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
-    size_t refs; /* queued events */
-    bool live;   /* in the channel table */
+    bool live;
     size_t name_len;
     char name[];
 };
 
 /* Immutable bytes shared by a membership and the events that mention it. */
 struct presence__blob {
-    size_t refs;
+    atomic_size_t refs;
     size_t len;
     unsigned char data[];
 };
@@ -123,6 +157,46 @@ struct presence__subscription {
     char name[];
 };
 
+/*
+ * Shards are padded to 128 bytes so that two threads working in different
+ * shards never write the same cache line. Their counters are atomic only
+ * so that totals can be read without taking every lock; each is changed
+ * under its shard's lock.
+ */
+#define PRESENCE__SHARD_BYTES 128
+
+struct presence__shard { /* channels */
+    union {
+        struct {
+            pthread_mutex_t lock;
+            struct presence__index channels; /* by name */
+            int64_t last_now_ms; /* this shard's clock, never backwards */
+            atomic_size_t memberships;
+        };
+        char line_pad[PRESENCE__SHARD_BYTES];
+    };
+};
+
+struct presence__cshard { /* clients */
+    union {
+        struct {
+            pthread_mutex_t lock;
+            struct presence__index clients; /* by id */
+        };
+        char line_pad[PRESENCE__SHARD_BYTES];
+    };
+};
+
+struct presence__ushard { /* users, and their lists of live clients */
+    union {
+        struct {
+            pthread_mutex_t lock;
+            struct presence__index users; /* by id */
+        };
+        char line_pad[PRESENCE__SHARD_BYTES];
+    };
+};
+
 struct presence_registry {
     presence_allocator alloc;
     presence_clock_fn clock;
@@ -134,27 +208,30 @@ struct presence_registry {
     bool single_threaded;
     uint64_t seed;
 
-    pthread_mutex_t lock;
-
     struct presence__namespace *namespaces; /* uthash by name: few */
-    struct presence__index channels;        /* by name */
-    struct presence__index clients;         /* by id */
-    struct presence__index users;           /* by id */
-    size_t membership_count;
-    int64_t last_now_ms; /* the clock never goes backwards for us */
+    struct presence__shard shards[PRESENCE__SHARDS];
+    struct presence__cshard cshards[PRESENCE__SHARDS];
+    struct presence__ushard ushards[PRESENCE__SHARDS];
+    /* Channels in all, kept only when limits.channels_max asks for it: a
+     * counter every thread writes would cost every thread. */
+    atomic_size_t channels_limited;
 
-    /* Events: a ring of pending events, delivered by one thread at a time. */
+    /* Events (queue_lock): a ring of pending events, delivered by one
+     * thread at a time. `reserved` is room promised to changes under way. */
+    pthread_mutex_t queue_lock;
     struct presence__pending *queue;
     size_t queue_cap;
     size_t queue_head;
     size_t queue_len;
+    size_t queue_reserved;
     bool dispatching;
     pthread_t dispatcher;
-
     struct presence__subscription *subs; /* in subscription order */
     struct presence__subscription **subs_tail;
     presence_subscription next_sub_id;
-    bool subs_dirty; /* some are inactive and wait to be freed */
+    bool subs_dirty;             /* some are inactive and wait to be freed */
+    atomic_size_t active_subs;   /* 0: changes queue no events */
+    atomic_size_t queued;        /* queue_len, readable without the lock */
 };
 
 /* ---- alloc.c: the registry's allocator ---------------------------------- */
@@ -173,11 +250,33 @@ uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
 uint64_t presence__random_seed(const void *salt);
 
-/* ---- registry.c: locking and time -------------------------------------- */
-void presence__lock(presence_registry *reg);
-void presence__unlock(presence_registry *reg);
-/* The clock, never going backwards. Called with the lock held. */
-int64_t presence__now(presence_registry *reg);
+/* ---- registry.c: locks and time ----------------------------------------- */
+struct presence__shard *presence__shard_of(presence_registry *reg,
+                                           uint64_t hash);
+struct presence__cshard *presence__cshard_of(presence_registry *reg,
+                                             uint64_t hash);
+struct presence__ushard *presence__ushard_of(presence_registry *reg,
+                                             uint64_t hash);
+/* Totals: sums of the shards' counts. */
+size_t presence__count_memberships(presence_registry *reg);
+void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m);
+bool presence__mutex_trylock(const presence_registry *reg,
+                             pthread_mutex_t *m);
+void presence__mutex_unlock(const presence_registry *reg, pthread_mutex_t *m);
+/* Every channel shard, in order (namespace changes). */
+void presence__lock_all_shards(presence_registry *reg);
+void presence__unlock_all_shards(presence_registry *reg);
+/*
+ * With the channel shard held, take the client shard of `client` too. If
+ * that needs stepping back (release the channel shard, take both in
+ * order), returns true: the caller must check that what it was about to
+ * change is still there.
+ */
+bool presence__lock_client_of(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__client *client);
+/* The clock as the shard sees it, never going backwards (shard held). */
+int64_t presence__now(presence_registry *reg, struct presence__shard *hs);
 
 /* ---- names.c ------------------------------------------------------------ */
 /* Check a string against the character rule and a limit; *len gets its
@@ -194,14 +293,14 @@ struct presence__chref {
     const char *name;
     size_t len;
     uint64_t hash;
+    struct presence__shard *shard;
     struct presence__namespace *ns;
     struct presence__channel *ch; /* NULL when it has no member */
 };
 /* Check a channel name (no lock needed). */
-int presence__channel_check(const presence_registry *reg, const char *name,
+int presence__channel_check(presence_registry *reg, const char *name,
                             struct presence__chref *ref);
-/* Find the channel and its namespace (lock held): the channel's own
- * namespace when it exists, else a namespace lookup. */
+/* Find the channel and its namespace (its shard held). */
 int presence__channel_lookup(presence_registry *reg,
                              struct presence__chref *ref);
 
@@ -218,66 +317,80 @@ int presence__namespace_add(presence_registry *reg, const char *name,
 
 /* ---- client.c ----------------------------------------------------------- */
 void presence__clients_init(presence_registry *reg);
-struct presence__client *presence__client_find(presence_registry *reg,
+/* Find a client (its shard held). */
+struct presence__client *presence__client_find(struct presence__cshard *cs,
                                                const char *id, size_t len,
                                                uint64_t hash);
-/* Find or create the client; *created tells which. */
-int presence__client_get(presence_registry *reg, const char *id,
-                         size_t id_len, uint64_t hash, const char *user,
-                         size_t user_len, const void *conn_info,
-                         size_t conn_info_len, struct presence__client **out,
-                         bool *created);
+/* Make sure a new client fits in its shard without allocating. */
+int presence__client_prepare(presence_registry *reg,
+                             struct presence__cshard *cs);
+/* A new client (its shard held, presence__client_prepare done). */
+int presence__client_create(presence_registry *reg,
+                            struct presence__cshard *cs, const char *id,
+                            size_t id_len, uint64_t hash, const char *user,
+                            size_t user_len, const void *conn_info,
+                            size_t conn_info_len,
+                            struct presence__client **out);
+/* A client's conn_info: right after its id. */
+static inline const char *
+presence__client_conn_info(const struct presence__client *client)
+{
+    return client->id + client->id_len + 1;
+}
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,
                            const char *user_id, size_t user_len,
                            const void *conn_info, size_t conn_info_len);
-/* The client lost its last membership: out of the table. */
+/* The client lost its last membership: out of its shard (held). */
 void presence__client_retire(presence_registry *reg,
                              struct presence__client *client);
+void presence__client_ref(struct presence__client *client);
 void presence__client_unref(presence_registry *reg,
                             struct presence__client *client);
 void presence__clients_free(presence_registry *reg);
-struct presence__user *presence__user_find(presence_registry *reg,
-                                           const char *id, size_t len);
+void presence__user_unref(presence_registry *reg, struct presence__user *u);
 
 /* ---- blob --------------------------------------------------------------- */
 int presence__blob_new(presence_registry *reg, const void *data, size_t len,
                        struct presence__blob **out);
+void presence__blob_ref(struct presence__blob *b);
 void presence__blob_unref(presence_registry *reg, struct presence__blob *b);
 bool presence__blob_equals(const struct presence__blob *b, const void *data,
                            size_t len);
 
 /* ---- channel.c: memberships ----------------------------------------------- */
-void presence__channels_init(presence_registry *reg);
+void presence__channels_free(presence_registry *reg);
 struct presence__membership *
 presence__membership_find(struct presence__channel *ch,
                           const struct presence__client *client);
-/* Remove a membership for the given reason, queueing its events (the queue
- * must have room for 2 events: see presence__events_reserve). */
+/* The membership of the client with this id, found from the channel side
+ * alone (channel shard held). */
+struct presence__membership *
+presence__membership_find_id(struct presence__channel *ch, const char *id,
+                             size_t len, uint64_t hash);
 /* The bytes a snapshot copies for a membership, channel name aside. */
 size_t presence__membership_bytes(const struct presence__membership *m);
+/* Remove a membership for the given reason, queueing its events from the
+ * reservation (both its shards held). */
 void presence__membership_remove(presence_registry *reg,
                                  struct presence__membership *m,
-                                 presence_leave_reason reason);
+                                 presence_leave_reason reason,
+                                 size_t *reserved);
 void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch);
-void presence__channels_free(presence_registry *reg);
-/* Close every channel of a namespace (events reserved by the caller). */
-void presence__namespace_drain(presence_registry *reg,
-                               struct presence__namespace *ns);
-/* Remove up to max members of a channel in hash order, from the first
- * whose hash is at least *cursor (start at 0), moving the cursor along;
- * returns how many. Fewer than max means the end was reached. */
-size_t presence__channel_drain(presence_registry *reg,
-                               struct presence__channel *ch, size_t max,
-                               presence_leave_reason reason, uint64_t *cursor);
+/* Close every channel of a namespace whose presence was turned off. */
+int presence__namespace_drain(presence_registry *reg,
+                              struct presence__namespace *ns);
 
 /* ---- expiry.c ----------------------------------------------------------- */
-void presence__touch_append(struct presence__namespace *ns,
+void presence__touch_append(struct presence__touch_list *list,
                             struct presence__membership *m);
-void presence__touch_unlink(struct presence__namespace *ns,
+void presence__touch_unlink(struct presence__touch_list *list,
                             struct presence__membership *m);
-void presence__touch_renew(presence_registry *reg,
+struct presence__touch_list *
+presence__touch_list_of(presence_registry *reg,
+                        const struct presence__membership *m);
+void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            struct presence__membership *m);
 /* When m expires: last touch + the namespace's TTL, saturating;
  * PRESENCE_NO_DEADLINE without a TTL or without m. */
@@ -285,21 +398,26 @@ int64_t presence__deadline(const struct presence__namespace *ns,
                            const struct presence__membership *m);
 
 /* ---- events.c ----------------------------------------------------------- */
-/* Make room for n more events. */
-int presence__events_reserve(presence_registry *reg, size_t n);
-/* Room left without allocating. */
-size_t presence__events_room(const presence_registry *reg);
-/* Queue the events of one change (room must have been reserved). */
+/* Promise room for n events to a change under way: *reserved gets n, or 0
+ * when nobody listens (then no event is queued). Fails without change. */
+int presence__events_reserve(presence_registry *reg, size_t n,
+                             size_t *reserved);
+/* Give back what a change did not use. */
+void presence__events_release(presence_registry *reg, size_t *reserved);
+/* Queue the events of one change from the reservation. */
 void presence__events_push(presence_registry *reg,
+                           struct presence__shard *hs,
                            struct presence__channel *ch,
                            struct presence__membership *m,
                            presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change);
-/* Deliver queued events, unless another delivery is running. Call without
- * the lock. */
+                           presence_leave_reason reason, bool user_change,
+                           size_t *reserved);
+/* Deliver queued events, unless another delivery is running. Call with no
+ * lock held. */
 void presence__events_dispatch(presence_registry *reg);
-/* Called with the lock held: true if this thread is delivering events. */
-bool presence__events_busy(const presence_registry *reg);
+/* Whether some thread is delivering events right now. */
+bool presence__events_dispatching(presence_registry *reg);
+void presence__events_init(presence_registry *reg);
 void presence__events_free(presence_registry *reg);
 
 #endif

@@ -169,6 +169,27 @@ static size_t find_index(const struct presence__memberset *set,
 }
 
 struct presence__membership *
+presence__memberset_find_id(const struct presence__memberset *set,
+                            uint64_t hash, const char *id, size_t len)
+{
+    if (set->count == 0) {
+        return NULL;
+    }
+    for (size_t i = home_of(set->bits, hash); i < set->nslots; i++) {
+        struct presence__membership *m = set->slots[i];
+        if (m == NULL || slot_hash(m) > hash) {
+            break;
+        }
+        const struct presence__client *c = m->client;
+        if (c->hash == hash && c->id_len == len &&
+            memcmp(c->id, id, len) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+struct presence__membership *
 presence__memberset_find(const struct presence__memberset *set,
                          const struct presence__client *client)
 {

@@ -42,6 +42,11 @@ void presence__memberset_insert(struct presence__memberset *set,
 struct presence__membership *
 presence__memberset_find(const struct presence__memberset *set,
                          const struct presence__client *client);
+/* The membership of the client with this id (compares ids, not
+ * pointers: for callers that know the id but not the client). */
+struct presence__membership *
+presence__memberset_find_id(const struct presence__memberset *set,
+                            uint64_t hash, const char *id, size_t len);
 /* Remove; shrinks the table when it became sparse and memory allows. */
 void presence__memberset_remove(struct presence_registry *reg,
                                 struct presence__memberset *set,

@@ -69,7 +69,7 @@ void presence__namespace_part(const presence_registry *reg,
     *ns_len = sep == NULL ? 0 : (size_t)(sep - channel);
 }
 
-int presence__channel_check(const presence_registry *reg, const char *name,
+int presence__channel_check(presence_registry *reg, const char *name,
                             struct presence__chref *ref)
 {
     int rc = presence__check_name(name, reg->limits.channel_name_max, false,
@@ -77,6 +77,7 @@ int presence__channel_check(const presence_registry *reg, const char *name,
     if (rc == PRESENCE_OK) {
         ref->name = name;
         ref->hash = presence__hash64(reg->seed, name, ref->len);
+        ref->shard = presence__shard_of(reg, ref->hash);
         ref->ns = NULL;
         ref->ch = NULL;
     }
@@ -86,8 +87,8 @@ int presence__channel_check(const presence_registry *reg, const char *name,
 int presence__channel_lookup(presence_registry *reg,
                              struct presence__chref *ref)
 {
-    ref->ch = presence__index_find(&reg->channels, ref->hash, ref->name,
-                                   ref->len);
+    ref->ch = presence__index_find(&ref->shard->channels, ref->hash,
+                                   ref->name, ref->len);
     if (ref->ch != NULL) {
         ref->ns = ref->ch->ns;
         return PRESENCE_OK;

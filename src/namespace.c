@@ -89,25 +89,6 @@ void presence__namespaces_free(presence_registry *reg)
     }
 }
 
-/* Close every channel of a namespace whose presence was turned off. */
-static int close_channels(presence_registry *reg,
-                          struct presence__namespace *ns)
-{
-    size_t members = 0;
-    for (size_t i = 0; i < presence__index_slots(&reg->channels); i++) {
-        const struct presence__channel *ch =
-            presence__index_at(&reg->channels, i);
-        if (ch != NULL && ch->ns == ns) {
-            members += ch->members.count;
-        }
-    }
-    int rc = presence__events_reserve(reg, presence__mul_size(members, 2));
-    if (rc == PRESENCE_OK) {
-        presence__namespace_drain(reg, ns);
-    }
-    return rc;
-}
-
 int presence_namespace_set(presence_registry *reg, const char *name,
                            const presence_namespace_options *options)
 {
@@ -123,21 +104,34 @@ int presence_namespace_set(presence_registry *reg, const char *name,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    presence__lock(reg);
+    presence_namespace_options next;
+    presence__namespace_options_copy(&next, options);
+    /* Readers hold one channel shard; a change holds them all. */
+    presence__lock_all_shards(reg);
     struct presence__namespace *ns = presence__namespace_find(reg, name, len);
+    bool closing = false;
     if (ns == NULL) {
-        rc = presence__namespace_add(reg, name, len, options);
+        rc = presence__namespace_add(reg, name, len, &next);
     } else {
-        presence_namespace_options next;
-        presence__namespace_options_copy(&next, options);
-        if (ns->options.presence && !next.presence) {
-            rc = close_channels(reg, ns);
+        /* Presence off: close what its channels still hold (also after an
+         * earlier attempt that ran out of memory). */
+        closing = !next.presence;
+        /* Keep events on while its channels close, so they announce it. */
+        bool join_leave = next.join_leave;
+        if (closing) {
+            next.join_leave = ns->options.join_leave;
         }
-        if (rc == PRESENCE_OK) {
-            ns->options = next;
-        }
+        ns->options = next;
+        next.join_leave = join_leave;
     }
-    presence__unlock(reg);
+    presence__unlock_all_shards(reg);
+    if (closing) {
+        /* No join gets in any more; empty what is there. */
+        rc = presence__namespace_drain(reg, ns);
+        presence__lock_all_shards(reg);
+        ns->options.join_leave = next.join_leave;
+        presence__unlock_all_shards(reg);
+    }
     presence__events_dispatch(reg);
     return rc;
 }
@@ -154,7 +148,8 @@ int presence_namespace_get(presence_registry *reg, const char *name,
         return rc;
     }
     size_t out_size = out->struct_size;
-    presence__lock(reg);
+    /* Any one channel shard keeps namespaces from changing. */
+    presence__mutex_lock(reg, &reg->shards[0].lock);
     struct presence__namespace *ns = presence__namespace_find(reg, name, len);
     if (ns == NULL) {
         rc = PRESENCE_ERR_UNKNOWN_NAMESPACE;
@@ -166,6 +161,6 @@ int presence_namespace_get(presence_registry *reg, const char *name,
         memcpy(out, &ns->options, n);
         out->struct_size = n;
     }
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &reg->shards[0].lock);
     return rc;
 }

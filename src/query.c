@@ -4,8 +4,8 @@
  *
  * A snapshot is one allocation: a private header (the allocator that frees
  * it), the public struct, the member array and the bytes the members point
- * to. It is measured in a first pass and filled in a second, both under
- * the lock, so it is one instant's view.
+ * to. It is measured and filled while the channel's shard is held, so it
+ * is one instant's view of the channel.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -30,11 +30,14 @@ struct channel_list_block {
 
 struct builder {
     bool filling;
+    bool overflow;                /* filling found more than was measured */
     size_t count;
+    size_t capacity;              /* members measured */
     size_t bytes;                 /* string and info bytes */
     const char *shared_channel;   /* one copy for single-channel snapshots */
     presence_member *members;
     char *next;                   /* where the next bytes go */
+    char *end;
 };
 
 static size_t member_bytes(const struct presence__membership *m,
@@ -67,9 +70,17 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
 static void builder_visit(struct presence__membership *m, void *ctx)
 {
     struct builder *b = ctx;
+    size_t need = member_bytes(m, b->shared_channel == NULL);
     if (!b->filling) {
         b->count++;
-        b->bytes += member_bytes(m, b->shared_channel == NULL);
+        b->bytes += need;
+        return;
+    }
+    /* Lists that span channels are measured and filled under different
+     * locks: a membership may have changed in between. */
+    if (b->overflow || b->count == b->capacity ||
+        need > (size_t)(b->end - b->next)) {
+        b->overflow = true;
         return;
     }
     const struct presence__client *c = m->client;
@@ -79,7 +90,8 @@ static void builder_visit(struct presence__membership *m, void *ctx)
                        : put_string(b, m->channel->name, m->channel->name_len);
     out->client_id = put_string(b, c->id, c->id_len);
     out->user_id = put_string(b, c->user->id, c->user->id_len);
-    out->conn_info = put_bytes(b, c->conn_info, c->conn_info_len);
+    out->conn_info = put_bytes(b, presence__client_conn_info(c),
+                               c->conn_info_len);
     out->conn_info_len = c->conn_info_len;
     if (m->chan_info != NULL) {
         out->chan_info = put_bytes(b, m->chan_info->data, m->chan_info->len);
@@ -112,6 +124,8 @@ static int snapshot_alloc(presence_registry *reg, struct builder *b,
     block->size = size;
     b->members = (presence_member *)((char *)block + head);
     b->next = (char *)b->members + array;
+    b->end = (char *)block + size;
+    b->capacity = b->count;
     block->snapshot.members = b->count > 0 ? b->members : NULL;
     *out = &block->snapshot;
     return PRESENCE_OK;
@@ -130,8 +144,11 @@ void presence_snapshot_free(presence_snapshot *snapshot)
 
 /* ---- channel queries ---------------------------------------------------- */
 
-/* Resolve a channel for a read: name, namespace, presence on, access. Lock
- * held on success; ref->ch is NULL for a channel without members. */
+/*
+ * Resolve a channel for a read: name, namespace, presence on, access. The
+ * channel's shard is held on success; ref->ch is NULL for a channel
+ * without members.
+ */
 static int lock_channel_read(presence_registry *reg, const char *channel,
                              const presence_requester *requester,
                              struct presence__chref *ref)
@@ -154,29 +171,40 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    uint64_t id_hash = requester != NULL
-                           ? presence__hash64(reg->seed, requester->client_id,
-                                              id_len)
-                           : 0;
-    presence__lock(reg);
+    uint64_t id_hash = 0;
+    struct presence__user *known = NULL; /* the requester's, if not given */
+    if (requester != NULL) {
+        id_hash = presence__hash64(reg->seed, requester->client_id, id_len);
+    }
+    if (requester != NULL && requester->user_id == NULL) {
+        /* Client shards come before channel shards: ask first. */
+        struct presence__cshard *cs = presence__cshard_of(reg, id_hash);
+        presence__mutex_lock(reg, &cs->lock);
+        struct presence__client *who =
+            presence__client_find(cs, requester->client_id, id_len, id_hash);
+        if (who != NULL) {
+            known = who->user;
+            atomic_fetch_add(&known->refs, 1);
+        }
+        presence__mutex_unlock(reg, &cs->lock);
+    }
+    presence__mutex_lock(reg, &ref->shard->lock);
     rc = presence__channel_lookup(reg, ref);
     if (rc == PRESENCE_OK && !ref->ns->options.presence) {
         rc = PRESENCE_ERR_NOT_AVAILABLE;
     }
     if (rc == PRESENCE_OK && requester != NULL) {
-        struct presence__client *who = presence__client_find(
-            reg, requester->client_id, id_len, id_hash);
-        const char *user = requester->user_id;
-        if (user == NULL && who != NULL) {
-            user = who->user->id;
-        }
         presence_access access = {
             .channel = channel,
             .namespace_name = ref->ns->name,
             .client_id = requester->client_id,
-            .user_id = user,
-            .is_member = who != NULL && ref->ch != NULL &&
-                         presence__membership_find(ref->ch, who) != NULL,
+            .user_id = requester->user_id != NULL ? requester->user_id
+                       : known != NULL            ? known->id
+                                                  : NULL,
+            .is_member = ref->ch != NULL &&
+                         presence__membership_find_id(
+                             ref->ch, requester->client_id, id_len,
+                             id_hash) != NULL,
         };
         bool allowed = reg->access_check != NULL
                            ? reg->access_check(&access, reg->access_user_data)
@@ -185,8 +213,11 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
             rc = PRESENCE_ERR_DENIED;
         }
     }
+    if (known != NULL) {
+        presence__user_unref(reg, known);
+    }
     if (rc != PRESENCE_OK) {
-        presence__unlock(reg);
+        presence__mutex_unlock(reg, &ref->shard->lock);
     }
     return rc;
 }
@@ -201,7 +232,7 @@ static presence_channel_stats channel_stats(const struct presence__channel *ch)
     return s;
 }
 
-/* Snapshot of members [cursor, limit) of a channel, lock held. */
+/* Snapshot of members [cursor, limit) of a channel, its shard held. */
 static int channel_snapshot(presence_registry *reg,
                             const struct presence__chref *ref,
                             uint64_t cursor, size_t limit,
@@ -254,7 +285,7 @@ int presence_query_page(presence_registry *reg, const char *channel,
         return rc;
     }
     rc = channel_snapshot(reg, &ref, cursor, limit, out);
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &ref.shard->lock);
     return rc;
 }
 
@@ -278,14 +309,17 @@ int presence_stats(presence_registry *reg, const char *channel,
         return rc;
     }
     *out = channel_stats(ref.ch);
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &ref.shard->lock);
     return PRESENCE_OK;
 }
 
 /* ---- a user in a channel ------------------------------------------------ */
 
+/* The channel's shard and the user's shard are held on success; *user is
+ * NULL for a user with no connection. */
 static int lock_user_read(presence_registry *reg, const char *channel,
                           const char *user_id, struct presence__chref *ref,
+                          struct presence__ushard **us,
                           struct presence__user **user)
 {
     if (reg == NULL || user_id == NULL) {
@@ -298,9 +332,20 @@ static int lock_user_read(presence_registry *reg, const char *channel,
         rc = lock_channel_read(reg, channel, NULL, ref);
     }
     if (rc == PRESENCE_OK) {
-        *user = presence__user_find(reg, user_id, user_len);
+        uint64_t hash = presence__hash64(reg->seed, user_id, user_len);
+        *us = presence__ushard_of(reg, hash);
+        presence__mutex_lock(reg, &(*us)->lock);
+        *user = presence__index_find(&(*us)->users, hash, user_id, user_len);
     }
     return rc;
+}
+
+static void unlock_user_read(presence_registry *reg,
+                             const struct presence__chref *ref,
+                             struct presence__ushard *us)
+{
+    presence__mutex_unlock(reg, &us->lock);
+    presence__mutex_unlock(reg, &ref->shard->lock);
 }
 
 int presence_user_present(presence_registry *reg, const char *channel,
@@ -310,16 +355,16 @@ int presence_user_present(presence_registry *reg, const char *channel,
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
+    struct presence__ushard *us;
     struct presence__user *user;
-    int rc = lock_user_read(reg, channel, user_id, &ref, &user);
+    int rc = lock_user_read(reg, channel, user_id, &ref, &us, &user);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    struct presence__channel *ch = ref.ch;
-    *connections = ch != NULL && user != NULL
-                       ? presence__usercount_get(&ch->users, user)
+    *connections = ref.ch != NULL && user != NULL
+                       ? presence__usercount_get(&ref.ch->users, user)
                        : 0;
-    presence__unlock(reg);
+    unlock_user_read(reg, &ref, us);
     return PRESENCE_OK;
 }
 
@@ -354,24 +399,24 @@ int presence_user_connections(presence_registry *reg, const char *channel,
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
+    struct presence__ushard *us;
     struct presence__user *user;
-    int rc = lock_user_read(reg, channel, user_id, &ref, &user);
+    int rc = lock_user_read(reg, channel, user_id, &ref, &us, &user);
     if (rc != PRESENCE_OK) {
         return rc;
     }
     struct presence__channel *ch = ref.ch;
-    size_t len = ref.len;
     bool any = ch != NULL && user != NULL &&
                presence__usercount_get(&ch->users, user) > 0;
     struct builder b = {0};
-    b.shared_channel = channel;
+    b.shared_channel = ref.name;
     if (any) {
         visit_user_members(ch, user, &b);
     }
     presence_snapshot *snap;
-    rc = snapshot_alloc(reg, &b, len + 1, &snap);
+    rc = snapshot_alloc(reg, &b, ref.len + 1, &snap);
     if (rc == PRESENCE_OK) {
-        b.shared_channel = put_string(&b, channel, len);
+        b.shared_channel = put_string(&b, ref.name, ref.len);
         b.filling = true;
         b.count = 0;
         if (any) {
@@ -382,11 +427,25 @@ int presence_user_connections(presence_registry *reg, const char *channel,
         snap->stats = channel_stats(ch);
         *out = snap;
     }
-    presence__unlock(reg);
+    unlock_user_read(reg, &ref, us);
     return rc;
 }
 
 /* ---- a client's channels ------------------------------------------------ */
+
+/* Visit every membership of a client, each under its channel's shard. */
+static void visit_client(presence_registry *reg,
+                         const struct presence__client *client,
+                         struct builder *b)
+{
+    for (struct presence__membership *m = client->memberships; m != NULL;
+         m = m->cnext) {
+        struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
+        presence__mutex_lock(reg, &hs->lock);
+        builder_visit(m, b);
+        presence__mutex_unlock(reg, &hs->lock);
+    }
+}
 
 int presence_client_channels(presence_registry *reg, const char *client_id,
                              presence_snapshot **out)
@@ -401,34 +460,32 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
         return rc;
     }
     uint64_t hash = presence__hash64(reg->seed, client_id, len);
-    presence__lock(reg);
+    struct presence__cshard *cs = presence__cshard_of(reg, hash);
+    presence__mutex_lock(reg, &cs->lock);
     struct presence__client *client =
-        presence__client_find(reg, client_id, len, hash);
-    if (client == NULL) {
-        presence__unlock(reg);
-        return PRESENCE_ERR_NOT_FOUND;
-    }
-    struct builder b = {0};
-    for (int pass = 0; pass < 2; pass++) {
-        for (struct presence__membership *m = client->memberships; m != NULL;
-             m = m->cnext) {
-            builder_visit(m, &b);
+        presence__client_find(cs, client_id, len, hash);
+    rc = client != NULL ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND;
+    /* The client's list is fixed while its shard is held, but chan_info
+     * may change between measuring and filling: then measure again. */
+    while (rc == PRESENCE_OK) {
+        struct builder b = {0};
+        visit_client(reg, client, &b);
+        presence_snapshot *snap;
+        rc = snapshot_alloc(reg, &b, 0, &snap);
+        if (rc != PRESENCE_OK) {
+            break;
         }
-        if (pass == 0) {
-            presence_snapshot *snap;
-            rc = snapshot_alloc(reg, &b, 0, &snap);
-            if (rc != PRESENCE_OK) {
-                break;
-            }
+        b.filling = true;
+        b.count = 0;
+        visit_client(reg, client, &b);
+        if (!b.overflow) {
+            snap->count = b.count;
             *out = snap;
-            b.filling = true;
-            b.count = 0;
+            break;
         }
+        presence_snapshot_free(snap);
     }
-    if (rc == PRESENCE_OK) {
-        (*out)->count = b.count;
-    }
-    presence__unlock(reg);
+    presence__mutex_unlock(reg, &cs->lock);
     return rc;
 }
 
@@ -453,6 +510,49 @@ void presence_channel_list_free(presence_channel_list *list)
     block->alloc.free_fn(block, block->size, block->alloc.user_data);
 }
 
+/* Visit every channel of the namespace (NULL: all); all shards held. */
+static void each_channel(presence_registry *reg, const char *ns,
+                         size_t ns_len,
+                         void (*visit)(const struct presence__channel *ch,
+                                       void *ctx),
+                         void *ctx)
+{
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        const struct presence__index *idx = &reg->shards[s].channels;
+        for (size_t k = 0; k < presence__index_slots(idx); k++) {
+            const struct presence__channel *ch = presence__index_at(idx, k);
+            if (ch != NULL && in_namespace(ch, ns, ns_len)) {
+                visit(ch, ctx);
+            }
+        }
+    }
+}
+
+struct list_builder {
+    size_t count;
+    size_t bytes;
+    presence_channel_entry *entries;
+    char *next;
+};
+
+static void list_measure(const struct presence__channel *ch, void *ctx)
+{
+    struct list_builder *lb = ctx;
+    lb->count++;
+    lb->bytes += ch->name_len + 1;
+}
+
+static void list_fill(const struct presence__channel *ch, void *ctx)
+{
+    struct list_builder *lb = ctx;
+    presence_channel_entry *e = &lb->entries[lb->count++];
+    memcpy(lb->next, ch->name, ch->name_len + 1);
+    e->channel = lb->next;
+    e->stats = channel_stats(ch);
+    e->seq = ch->seq;
+    lb->next += ch->name_len + 1;
+}
+
 int presence_channels(presence_registry *reg, const char *namespace_name,
                       presence_channel_list **out)
 {
@@ -460,48 +560,31 @@ int presence_channels(presence_registry *reg, const char *namespace_name,
         return PRESENCE_ERR_INVALID;
     }
     size_t ns_len = namespace_name != NULL ? strlen(namespace_name) : 0;
-    presence__lock(reg);
-    size_t count = 0;
-    size_t bytes = 0;
-    size_t nslots = presence__index_slots(&reg->channels);
-    for (size_t k = 0; k < nslots; k++) {
-        const struct presence__channel *ch = presence__index_at(&reg->channels, k);
-        if (ch != NULL && in_namespace(ch, namespace_name, ns_len)) {
-            count++;
-            bytes += ch->name_len + 1;
-        }
-    }
+    /* One instant's list: every shard at once (an admin query). */
+    presence__lock_all_shards(reg);
+    struct list_builder lb = {0};
+    each_channel(reg, namespace_name, ns_len, list_measure, &lb);
     size_t head = sizeof(struct channel_list_block);
     size_t align = alignof(presence_channel_entry);
     head = (head + align - 1) / align * align;
-    size_t array = presence__mul_size(count, sizeof(presence_channel_entry));
-    size_t size = presence__add_size(presence__add_size(head, array), bytes);
+    size_t array = presence__mul_size(lb.count, sizeof(presence_channel_entry));
+    size_t size = presence__add_size(presence__add_size(head, array), lb.bytes);
     struct channel_list_block *block = presence__malloc(reg, size);
     if (block == NULL) {
-        presence__unlock(reg);
+        presence__unlock_all_shards(reg);
         return PRESENCE_ERR_NOMEM;
     }
     memset(block, 0, sizeof *block);
     block->alloc = reg->alloc;
     block->size = size;
-    presence_channel_entry *entries =
-        (presence_channel_entry *)((char *)block + head);
-    char *next = (char *)entries + array;
-    size_t i = 0;
-    for (size_t k = 0; k < nslots; k++) {
-        const struct presence__channel *ch = presence__index_at(&reg->channels, k);
-        if (ch != NULL && in_namespace(ch, namespace_name, ns_len)) {
-            memcpy(next, ch->name, ch->name_len + 1);
-            entries[i].channel = next;
-            entries[i].stats = channel_stats(ch);
-            entries[i].seq = ch->seq;
-            next += ch->name_len + 1;
-            i++;
-        }
-    }
+    size_t count = lb.count;
+    lb.entries = (presence_channel_entry *)((char *)block + head);
+    lb.next = (char *)lb.entries + array;
+    lb.count = 0;
+    each_channel(reg, namespace_name, ns_len, list_fill, &lb);
+    presence__unlock_all_shards(reg);
     block->list.count = count;
-    block->list.channels = count > 0 ? entries : NULL;
-    presence__unlock(reg);
+    block->list.channels = count > 0 ? lb.entries : NULL;
     *out = &block->list;
     return PRESENCE_OK;
 }

@@ -7,10 +7,6 @@
 
 #include "internal.h"
 
-/* Room for this many events is allocated up front, so that ordinary
- * operations queue their events without allocating. */
-#define INITIAL_EVENT_ROOM 256u
-
 static void config_defaults(presence_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -66,6 +62,20 @@ static int config_check(const presence_config *c)
     return presence__namespace_options_check(&c->default_namespace);
 }
 
+static void mutex_init(const presence_registry *reg, pthread_mutex_t *m)
+{
+    if (!reg->single_threaded) {
+        pthread_mutex_init(m, NULL);
+    }
+}
+
+static void mutex_destroy(const presence_registry *reg, pthread_mutex_t *m)
+{
+    if (!reg->single_threaded) {
+        pthread_mutex_destroy(m);
+    }
+}
+
 static void registry_release(presence_registry *reg)
 {
     /* Queued events first: they hold references on the rest. */
@@ -73,12 +83,20 @@ static void registry_release(presence_registry *reg)
     presence__channels_free(reg);
     presence__clients_free(reg);
     presence__namespaces_free(reg);
-    if (!reg->single_threaded) {
-        pthread_mutex_destroy(&reg->lock);
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        mutex_destroy(reg, &reg->shards[i].lock);
+        mutex_destroy(reg, &reg->cshards[i].lock);
+        mutex_destroy(reg, &reg->ushards[i].lock);
     }
+    mutex_destroy(reg, &reg->queue_lock);
     presence_allocator alloc = reg->alloc;
     alloc.free_fn(reg, sizeof *reg, alloc.user_data);
 }
+
+_Static_assert(sizeof(struct presence__shard) == PRESENCE__SHARD_BYTES &&
+                   sizeof(struct presence__cshard) == PRESENCE__SHARD_BYTES &&
+                   sizeof(struct presence__ushard) == PRESENCE__SHARD_BYTES,
+               "a shard outgrew its cache-line padding");
 
 int presence_registry_new(const presence_config *config,
                           presence_registry **out)
@@ -118,19 +136,19 @@ int presence_registry_new(const presence_config *config,
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
-    presence__channels_init(reg);
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        mutex_init(reg, &reg->shards[i].lock);
+        mutex_init(reg, &reg->cshards[i].lock);
+        mutex_init(reg, &reg->ushards[i].lock);
+        presence__index_init(&reg->shards[i].channels,
+                             offsetof(struct presence__channel, name),
+                             offsetof(struct presence__channel, name_len));
+        reg->shards[i].last_now_ms = INT64_MIN;
+    }
+    mutex_init(reg, &reg->queue_lock);
     presence__clients_init(reg);
-    reg->subs_tail = &reg->subs;
-    reg->next_sub_id = 1;
-    reg->last_now_ms = INT64_MIN;
-    if (!reg->single_threaded && pthread_mutex_init(&reg->lock, NULL) != 0) {
-        alloc.free_fn(reg, sizeof *reg, alloc.user_data);
-        return PRESENCE_ERR_NOMEM;
-    }
-    rc = presence__events_reserve(reg, INITIAL_EVENT_ROOM);
-    if (rc == PRESENCE_OK) {
-        rc = presence__namespace_add(reg, "", 0, &c.default_namespace);
-    }
+    presence__events_init(reg);
+    rc = presence__namespace_add(reg, "", 0, &c.default_namespace);
     if (rc != PRESENCE_OK) {
         registry_release(reg);
         return rc;
@@ -144,37 +162,95 @@ int presence_registry_free(presence_registry *reg)
     if (reg == NULL) {
         return PRESENCE_OK;
     }
-    presence__lock(reg);
-    bool busy = reg->dispatching;
-    presence__unlock(reg);
-    if (busy) {
+    if (presence__events_dispatching(reg)) {
         return PRESENCE_ERR_BUSY;
     }
     registry_release(reg);
     return PRESENCE_OK;
 }
 
-void presence__lock(presence_registry *reg)
+/* ---- locks -------------------------------------------------------------- */
+
+struct presence__shard *presence__shard_of(presence_registry *reg,
+                                           uint64_t hash)
+{
+    /* The top bits: the index tables use the low ones. */
+    return &reg->shards[hash >> 58];
+}
+
+struct presence__cshard *presence__cshard_of(presence_registry *reg,
+                                             uint64_t hash)
+{
+    return &reg->cshards[hash >> 58];
+}
+
+struct presence__ushard *presence__ushard_of(presence_registry *reg,
+                                             uint64_t hash)
+{
+    return &reg->ushards[hash >> 58];
+}
+
+void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m)
 {
     if (!reg->single_threaded) {
-        pthread_mutex_lock(&reg->lock);
+        pthread_mutex_lock(m);
     }
 }
 
-void presence__unlock(presence_registry *reg)
+bool presence__mutex_trylock(const presence_registry *reg,
+                             pthread_mutex_t *m)
+{
+    return reg->single_threaded || pthread_mutex_trylock(m) == 0;
+}
+
+void presence__mutex_unlock(const presence_registry *reg, pthread_mutex_t *m)
 {
     if (!reg->single_threaded) {
-        pthread_mutex_unlock(&reg->lock);
+        pthread_mutex_unlock(m);
     }
 }
 
-int64_t presence__now(presence_registry *reg)
+void presence__lock_all_shards(presence_registry *reg)
+{
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        presence__mutex_lock(reg, &reg->shards[i].lock);
+    }
+}
+
+void presence__unlock_all_shards(presence_registry *reg)
+{
+    for (size_t i = PRESENCE__SHARDS; i-- > 0;) {
+        presence__mutex_unlock(reg, &reg->shards[i].lock);
+    }
+}
+
+bool presence__lock_client_of(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__client *client)
+{
+    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+    if (presence__mutex_trylock(reg, &cs->lock)) {
+        return false;
+    }
+    /* Step back to the lock order; the reference keeps the client's
+     * memory while no lock is held. */
+    presence__client_ref(client);
+    presence__mutex_unlock(reg, &hs->lock);
+    presence__mutex_lock(reg, &cs->lock);
+    presence__mutex_lock(reg, &hs->lock);
+    presence__client_unref(reg, client);
+    return true;
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
 {
     int64_t now = reg->clock(reg->clock_user_data);
-    if (now < reg->last_now_ms) {
-        now = reg->last_now_ms;
+    if (now < hs->last_now_ms) {
+        now = hs->last_now_ms;
     }
-    reg->last_now_ms = now;
+    hs->last_now_ms = now;
     return now;
 }
 
@@ -183,10 +259,17 @@ int64_t presence_now_ms(presence_registry *reg)
     if (reg == NULL) {
         return 0;
     }
-    presence__lock(reg);
-    int64_t now = presence__now(reg);
-    presence__unlock(reg);
-    return now;
+    return reg->clock(reg->clock_user_data);
+}
+
+size_t presence__count_memberships(presence_registry *reg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        n += atomic_load_explicit(&reg->shards[i].memberships,
+                                  memory_order_relaxed);
+    }
+    return n;
 }
 
 int presence_registry_counts(presence_registry *reg, presence_counts *out)
@@ -194,11 +277,20 @@ int presence_registry_counts(presence_registry *reg, presence_counts *out)
     if (reg == NULL || out == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    presence__lock(reg);
-    out->channels = reg->channels.count;
-    out->clients = reg->clients.count;
-    out->users = reg->users.count;
-    out->memberships = reg->membership_count;
-    presence__unlock(reg);
+    /* Shard by shard: exact when no other thread changes the registry,
+     * else each shard's part is from a slightly different instant. */
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        presence__mutex_lock(reg, &reg->shards[i].lock);
+        out->channels += reg->shards[i].channels.count;
+        out->memberships += atomic_load(&reg->shards[i].memberships);
+        presence__mutex_unlock(reg, &reg->shards[i].lock);
+        presence__mutex_lock(reg, &reg->cshards[i].lock);
+        out->clients += reg->cshards[i].clients.count;
+        presence__mutex_unlock(reg, &reg->cshards[i].lock);
+        presence__mutex_lock(reg, &reg->ushards[i].lock);
+        out->users += reg->ushards[i].users.count;
+        presence__mutex_unlock(reg, &reg->ushards[i].lock);
+    }
     return PRESENCE_OK;
 }
