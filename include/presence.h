@@ -62,9 +62,14 @@
  *
  * A registry may be used from any number of threads at once, unless it was
  * created with presence_config::single_threaded, in which case the caller
- * must serialise every call (the registry then takes no locks). Snapshots
+ * must serialise every call (the registry then takes no locks). Channels,
+ * clients and users are spread over independent locks (shards) by a hash
+ * of their names, so threads working on different channels rarely wait
+ * for each other; all changes of one channel are serialised. Snapshots
  * returned by queries belong to the caller and are independent of the
- * registry. Functions that take no registry are safe from any thread.
+ * registry. Functions that take no registry are safe from any thread. The
+ * allocator and clock hooks are called from any thread that calls the
+ * library, possibly at the same time.
  *
  * @section events Events and callbacks
  *
@@ -78,10 +83,13 @@
  * number 1, so a snapshot (presence_snapshot::seq) and the events after it
  * can be stitched together without a gap.
  *
- * Events are collected while the library holds its lock and delivered after
- * it has released it, in the order of the changes, also when several
- * threads make changes. Exactly one thread delivers at any time, so two
- * callbacks never run at once. The delivering thread is the thread whose
+ * Events are collected while the library holds the channel's lock and
+ * delivered after every lock is released. The events of one channel are
+ * delivered in the order of its changes, also when several threads change
+ * it; events of different channels keep the order in which they were
+ * queued (one call that changes several channels, such as an expiry, may
+ * queue them grouped by lock shard). Exactly one thread delivers at any
+ * time, so two callbacks never run at once. The delivering thread is the thread whose
  * call produced the events, unless another thread is delivering already:
  * then that thread delivers them too before its own call returns, and the
  * call that made the change may return before its events are delivered.
@@ -242,9 +250,9 @@ typedef struct presence_requester {
 
 /**
  * An access check: return true to let the requesting client read the
- * presence of the channel. It runs with the registry's lock held, so it
+ * presence of the channel. It runs with the channel's lock held, so it
  * must not call the library; it may be called from any thread that makes a
- * query. It is consulted only by queries that name a requesting client.
+ * query, several at a time. It is consulted only by queries that name a requesting client.
  */
 typedef bool (*presence_access_fn)(const presence_access *access,
                                    void *user_data);
@@ -382,7 +390,7 @@ PRESENCE_API int presence_registry_new(const presence_config *config,
  */
 PRESENCE_API int presence_registry_free(presence_registry *registry);
 
-/** The registry's current time (its clock hook), in milliseconds. */
+/** The registry's current time (its clock hook, as is), in milliseconds. */
 PRESENCE_API int64_t presence_now_ms(presence_registry *registry);
 
 /** Totals of a registry, see presence_registry_counts(). */
@@ -394,7 +402,9 @@ typedef struct presence_counts {
 } presence_counts;
 
 /**
- * Registry-wide totals, in O(1).
+ * Registry-wide totals, in O(shards). Exact when no other thread changes
+ * the registry meanwhile; otherwise each total adds up parts read at
+ * slightly different instants.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID if an argument is NULL.
  */
 PRESENCE_API int presence_registry_counts(presence_registry *registry,
@@ -415,12 +425,17 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
  * deadline (presence_next_deadline_ms() tells the new one); a lower
  * max_members stops new joins but removes no one; turning presence off
  * closes every channel of the namespace, each member leaving with
- * #PRESENCE_LEAVE_CLOSED (events delivered if join_leave was on).
+ * #PRESENCE_LEAVE_CLOSED (events delivered if join_leave was on), in
+ * batches as presence_channel_close() does.
  *
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
  *         options struct not filled by presence_namespace_options_init(),
  *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
- *         breaks the rule; #PRESENCE_ERR_NOMEM.
+ *         breaks the rule; #PRESENCE_ERR_NOMEM (for a new namespace,
+ *         nothing changed; when turning presence off, the new options
+ *         apply but memory ran out while closing channels: each member
+ *         left completely or not at all, and calling again with the same
+ *         options closes the rest).
  * A callback may call it.
  */
 PRESENCE_API int
@@ -764,7 +779,8 @@ PRESENCE_API void presence_channel_list_free(presence_channel_list *list);
 
 /**
  * The non-empty channels, with their stats, in no particular order (as
- * Centrifugo's `channels` API).
+ * Centrifugo's `channels` API). One instant's view: it holds every
+ * channel lock while it copies, so keep it for admin use, not hot paths.
  * @param namespace_name only the channels of this namespace ("" for the
  *        default one); NULL for all.
  * @param out receives the list, owned by the caller.
