@@ -198,7 +198,7 @@ typedef struct presence_registry presence_registry;
 /**
  * Allocator hooks. All three functions are called with @p user_data.
  * @c free_fn receives the size that was asked for when the block was
- * allocated (0 if unknown); it may ignore it. @c realloc_fn is optional:
+ * allocated (or last reallocated); it may ignore it. @c realloc_fn is optional:
  * when NULL the library uses @c malloc_fn, a copy and @c free_fn.
  * The library never asks for 0 bytes.
  */
