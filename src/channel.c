@@ -228,15 +228,17 @@ static bool sweep_remove(struct sweep *sw, struct presence__membership *m,
     presence_registry *reg = sw->reg;
     struct presence__client *client = m->client;
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-    if (presence__lock_client_of(reg, sw->hs, client) &&
-        !(still(sw, m, ctx) && m->client == client)) {
-        presence__mutex_unlock(reg, &cs->lock);
-        return false;
+    presence__client_ref(client);
+    bool removed = false;
+    if (!presence__lock_client_of(reg, sw->hs, client) ||
+        (still(sw, m, ctx) && m->client == client)) {
+        presence__membership_remove(reg, m, reason, &sw->reserved);
+        sw->done++;
+        removed = true;
     }
-    presence__membership_remove(reg, m, reason, &sw->reserved);
     presence__mutex_unlock(reg, &cs->lock);
-    sw->done++;
-    return true;
+    presence__client_unref(reg, client);
+    return removed;
 }
 
 /* Drain a channel by name from a hash cursor: every member present when it

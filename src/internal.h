@@ -270,7 +270,9 @@ void presence__unlock_all_shards(presence_registry *reg);
  * With the channel shard held, take the client shard of `client` too. If
  * that needs stepping back (release the channel shard, take both in
  * order), returns true: the caller must check that what it was about to
- * change is still there.
+ * change is still there. The caller holds a reference on the client across
+ * the call and whatever it does next, so that its address cannot be reused
+ * by another client meanwhile.
  */
 bool presence__lock_client_of(presence_registry *reg,
                               struct presence__shard *hs,

@@ -232,13 +232,11 @@ bool presence__lock_client_of(presence_registry *reg,
     if (presence__mutex_trylock(reg, &cs->lock)) {
         return false;
     }
-    /* Step back to the lock order; the reference keeps the client's
-     * memory while no lock is held. */
-    presence__client_ref(client);
+    /* Step back to the lock order. The caller's reference keeps the
+     * client's memory (and so its address) while no lock is held. */
     presence__mutex_unlock(reg, &hs->lock);
     presence__mutex_lock(reg, &cs->lock);
     presence__mutex_lock(reg, &hs->lock);
-    presence__client_unref(reg, client);
     return true;
 }
 

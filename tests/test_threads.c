@@ -712,6 +712,82 @@ static void test_close_races_joins(void **state)
     assert_int_equal(stats.num_clients, newcomers_joined - newcomers_left);
 }
 
+/* ---- expiry and close against joins and disconnects ---------------------- */
+
+/*
+ * Expiry and close hold a channel's lock and then need each member's
+ * client's lock, the reverse of the usual order: they step back when the
+ * client's lock is busy. Here two threads join and disconnect the same
+ * clients while the others expire and close the same channels, so that
+ * the stepping back happens; every event stream must stay whole and the
+ * registry must end empty.
+ */
+#define SWEEP_CLIENTS 64
+#define SWEEP_ROUNDS 3000
+
+static atomic_int sweepers_done;
+
+static void *sweep_worker(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    char cl[32], ch[32];
+    if (w->t < 2) {
+        for (int i = 0; i < SWEEP_ROUNDS; i++) {
+            int c = (i * 7 + w->t) % SWEEP_CLIENTS;
+            snprintf(cl, sizeof(cl), "s%d", c);
+            snprintf(ch, sizeof(ch), "tt:%d", i % 4);
+            expect_rc(sh, join_simple(sh->reg, ch, cl, cl), PRESENCE_OK,
+                      "join");
+            if (i % 3 == 0) {
+                snprintf(cl, sizeof(cl), "s%d", (c + 5) % SWEEP_CLIENTS);
+                expect_rc(sh, presence_disconnect(sh->reg, cl, NULL),
+                          PRESENCE_OK, "disconnect");
+            }
+        }
+        atomic_fetch_add(&sweepers_done, 1);
+        return NULL;
+    }
+    for (int i = 0; atomic_load(&sweepers_done) < 2; i++) {
+        if (w->t == 2) {
+            size_t n = 0;
+            /* Far ahead of the clock: everything there is due. */
+            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, &n),
+                      PRESENCE_OK, "expire");
+        } else {
+            snprintf(ch, sizeof(ch), "tt:%d", i % 4);
+            expect_rc(sh, presence_channel_close(sh->reg, ch, NULL),
+                      PRESENCE_OK, "close");
+        }
+    }
+    return NULL;
+}
+
+static void test_sweeps_race_joins(void **state)
+{
+    (void)state;
+    shared *sh = calloc(1, sizeof(*sh));
+    assert_non_null(sh);
+    shared_open(sh, false);
+    atomic_store(&sweepers_done, 0);
+    run_workers(sh, sweep_worker);
+    assert_no_worker_errors(sh);
+    char cl[32];
+    for (int c = 0; c < SWEEP_CLIENTS; c++) {
+        snprintf(cl, sizeof(cl), "s%d", c);
+        assert_ok(presence_disconnect(sh->reg, cl, NULL));
+    }
+    presence_counts counts;
+    assert_ok(presence_registry_counts(sh->reg, &counts));
+    checker_verify(&sh->check);
+    shared_close(sh);
+    free(sh);
+    assert_int_equal(counts.channels, 0);
+    assert_int_equal(counts.clients, 0);
+    assert_int_equal(counts.users, 0);
+    assert_int_equal(counts.memberships, 0);
+}
+
 /* ---- unsubscribe while another thread delivers --------------------------- */
 
 typedef struct counting {
@@ -817,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_hot_channel),
         cmocka_unit_test(test_reentrant_threads),
         cmocka_unit_test(test_close_races_joins),
+        cmocka_unit_test(test_sweeps_race_joins),
         cmocka_unit_test(test_unsubscribe_while_delivering),
     };
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
