@@ -368,24 +368,32 @@ static void rejoin_cb(presence_registry *r, const presence_event *e,
     recorder_leave(j->rec);
 }
 
+/* A registry whose only subscriber rejoins expired clients, with n clients
+ * in `channels` channels of namespace tt (TTL 100), the clock at 1100. */
+static void rejoin_setup(fixture *f, rejoiner *j, int n, int channels)
+{
+    fixture_config(f);
+    fixture_open(f);
+    assert_ok(presence_unsubscribe(f->reg, f->sub));
+    *j = (rejoiner){&f->rec, 0, 0};
+    presence_subscription s;
+    assert_ok(presence_subscribe(f->reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_ALL, rejoin_cb, j, &s));
+    ns_set(f->reg, "tt", true, true, 100, 0);
+    char cl[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(cl, sizeof(cl), "c%d", i);
+        assert_ok(join_simple(f->reg, i % channels ? "tt:a" : "tt:b", cl, cl));
+    }
+    fake_clock_set(&f->clock, 1100);
+}
+
 static void test_rejoin_expired_from_callback(void **state)
 {
     (void)state;
     fixture f;
-    fixture_config(&f);
-    fixture_open(&f);
-    assert_ok(presence_unsubscribe(f.reg, f.sub));
-    rejoiner j = {&f.rec, 0, 0};
-    presence_subscription s;
-    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
-                                 PRESENCE_EVENTS_ALL, rejoin_cb, &j, &s));
-    ns_set(f.reg, "tt", true, true, 100, 0);
-    char cl[32];
-    for (int i = 0; i < 1000; i++) {
-        snprintf(cl, sizeof(cl), "c%d", i);
-        assert_ok(join_simple(f.reg, i % 2 ? "tt:a" : "tt:b", cl, cl));
-    }
-    fake_clock_set(&f.clock, 1100);
+    rejoiner j;
+    rejoin_setup(&f, &j, 1000, 2);
     recorder_clear(&f.rec);
     assert_int_equal(expire_at(&f, 1100), 1000);
     assert_int_equal(j.failures, 0);
@@ -405,20 +413,8 @@ static void test_rejoin_with_now_ahead_of_clock(void **state)
 {
     (void)state;
     fixture f;
-    fixture_config(&f);
-    fixture_open(&f);
-    assert_ok(presence_unsubscribe(f.reg, f.sub));
-    rejoiner j = {&f.rec, 0, 0};
-    presence_subscription s;
-    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
-                                 PRESENCE_EVENTS_ALL, rejoin_cb, &j, &s));
-    ns_set(f.reg, "tt", true, true, 100, 0);
-    char cl[32];
-    for (int i = 0; i < 100; i++) {
-        snprintf(cl, sizeof(cl), "c%d", i);
-        assert_ok(join_simple(f.reg, "tt:a", cl, cl));
-    }
-    fake_clock_set(&f.clock, 1100);
+    rejoiner j;
+    rejoin_setup(&f, &j, 100, 1);
     assert_int_equal(expire_at(&f, 1000000), 100);
     assert_int_equal(j.rejoined, 100);
     assert_counts(f.reg, 1, 100, 100, 100);
