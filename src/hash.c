@@ -30,36 +30,22 @@ static uint64_t read64(const unsigned char *p)
     return v;
 }
 
-/* The hash is a fold over 8-byte little-endian words, then the tail and
- * the length: a stream, so that a name can be checked and hashed in one
- * pass (presence__check_name_hash). */
-uint64_t presence__hash_word(uint64_t h, uint64_t word)
-{
-    h = (h ^ mix(word + MUL1)) * MUL2;
-    return h ^ (h >> 29);
-}
-
-uint64_t presence__hash_finish(uint64_t h, uint64_t tail, size_t len)
-{
-    h = (h ^ mix(tail + MUL1 * ((uint64_t)len + 1))) * MUL3;
-    return mix(h);
-}
-
 uint64_t presence__hash64(uint64_t seed, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    uint64_t h = seed;
-    size_t n = len;
-    while (n >= 8) {
-        h = presence__hash_word(h, read64(p));
+    uint64_t h = seed ^ (len * MUL1);
+    while (len >= 8) {
+        h = (h ^ mix(read64(p) + MUL1)) * MUL2;
+        h ^= h >> 29;
         p += 8;
-        n -= 8;
+        len -= 8;
     }
     uint64_t tail = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < len; i++) {
         tail |= (uint64_t)p[i] << (8 * i);
     }
-    return presence__hash_finish(h, tail, len);
+    h = (h ^ mix(tail + len)) * MUL3;
+    return mix(h);
 }
 
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len)

@@ -247,10 +247,6 @@ void presence__default_allocator(presence_allocator *out);
 
 /* ---- hash.c ------------------------------------------------------------- */
 uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
-/* The stream presence__hash64 is made of: words of 8 bytes, then the tail
- * and the length. */
-uint64_t presence__hash_word(uint64_t h, uint64_t word);
-uint64_t presence__hash_finish(uint64_t h, uint64_t tail, size_t len);
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
 uint64_t presence__random_seed(const void *salt);
 
@@ -289,9 +285,6 @@ int64_t presence__now(presence_registry *reg, struct presence__shard *hs);
  * length. allow_empty is for user ids. */
 int presence__check_name(const char *name, size_t max, bool allow_empty,
                          size_t *len);
-/* The same, and its hash (presence__hash64 with this seed) in one pass. */
-int presence__check_name_hash(const char *name, size_t max, bool allow_empty,
-                              uint64_t seed, size_t *len, uint64_t *hash);
 int presence__check_namespace_name(const char *name, size_t *len);
 /* The namespace part of a channel name ("" for the default). */
 void presence__namespace_part(const presence_registry *reg,

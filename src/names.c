@@ -32,39 +32,6 @@ int presence__check_name(const char *name, size_t max, bool allow_empty,
     return PRESENCE_OK;
 }
 
-int presence__check_name_hash(const char *name, size_t max, bool allow_empty,
-                              uint64_t seed, size_t *len, uint64_t *hash)
-{
-    if (name == NULL) {
-        return PRESENCE_ERR_INVALID;
-    }
-    /* One pass: check each byte and fold it into the hash's words, as
-     * presence__hash64 does over the same bytes. */
-    uint64_t h = seed;
-    uint64_t word = 0;
-    size_t n = 0;
-    for (; name[n] != '\0'; n++) {
-        unsigned char c = (unsigned char)name[n];
-        if (c < 0x20 || c == 0x7f) {
-            return PRESENCE_ERR_BAD_NAME;
-        }
-        if (n >= max) {
-            return PRESENCE_ERR_TOO_LONG;
-        }
-        word |= (uint64_t)c << (8 * (n & 7));
-        if ((n & 7) == 7) {
-            h = presence__hash_word(h, word);
-            word = 0;
-        }
-    }
-    if (n == 0 && !allow_empty) {
-        return PRESENCE_ERR_BAD_NAME;
-    }
-    *len = n;
-    *hash = presence__hash_finish(h, word, n);
-    return PRESENCE_OK;
-}
-
 static bool namespace_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -105,11 +72,11 @@ void presence__namespace_part(const presence_registry *reg,
 int presence__channel_check(presence_registry *reg, const char *name,
                             struct presence__chref *ref)
 {
-    int rc = presence__check_name_hash(name, reg->limits.channel_name_max,
-                                       false, reg->seed, &ref->len,
-                                       &ref->hash);
+    int rc = presence__check_name(name, reg->limits.channel_name_max, false,
+                                  &ref->len);
     if (rc == PRESENCE_OK) {
         ref->name = name;
+        ref->hash = presence__hash64(reg->seed, name, ref->len);
         ref->shard = presence__shard_of(reg, ref->hash);
         ref->ns = NULL;
         ref->ch = NULL;

@@ -160,11 +160,9 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
     int rc = presence__channel_check(reg, channel, ref);
     size_t id_len = 0;
     size_t user_len = 0;
-    uint64_t id_hash = 0;
     if (rc == PRESENCE_OK && requester != NULL) {
-        rc = presence__check_name_hash(requester->client_id,
-                                       reg->limits.client_id_max, false,
-                                       reg->seed, &id_len, &id_hash);
+        rc = presence__check_name(requester->client_id,
+                                  reg->limits.client_id_max, false, &id_len);
     }
     if (rc == PRESENCE_OK && requester != NULL && requester->user_id != NULL) {
         rc = presence__check_name(requester->user_id, reg->limits.user_id_max,
@@ -173,7 +171,11 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    uint64_t id_hash = 0;
     struct presence__user *known = NULL; /* the requester's, if not given */
+    if (requester != NULL) {
+        id_hash = presence__hash64(reg->seed, requester->client_id, id_len);
+    }
     if (requester != NULL && requester->user_id == NULL) {
         /* Client shards come before channel shards: ask first. */
         struct presence__cshard *cs = presence__cshard_of(reg, id_hash);
@@ -324,13 +326,13 @@ static int lock_user_read(presence_registry *reg, const char *channel,
         return PRESENCE_ERR_INVALID;
     }
     size_t user_len = 0;
-    uint64_t hash = 0;
-    int rc = presence__check_name_hash(user_id, reg->limits.user_id_max, true,
-                                       reg->seed, &user_len, &hash);
+    int rc = presence__check_name(user_id, reg->limits.user_id_max, true,
+                                  &user_len);
     if (rc == PRESENCE_OK) {
         rc = lock_channel_read(reg, channel, NULL, ref);
     }
     if (rc == PRESENCE_OK) {
+        uint64_t hash = presence__hash64(reg->seed, user_id, user_len);
         *us = presence__ushard_of(reg, hash);
         presence__mutex_lock(reg, &(*us)->lock);
         *user = presence__index_find(&(*us)->users, hash, user_id, user_len);
@@ -452,12 +454,12 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
         return PRESENCE_ERR_INVALID;
     }
     size_t len;
-    uint64_t hash;
-    int rc = presence__check_name_hash(client_id, reg->limits.client_id_max,
-                                       false, reg->seed, &len, &hash);
+    int rc = presence__check_name(client_id, reg->limits.client_id_max, false,
+                                  &len);
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    uint64_t hash = presence__hash64(reg->seed, client_id, len);
     struct presence__cshard *cs = presence__cshard_of(reg, hash);
     presence__mutex_lock(reg, &cs->lock);
     struct presence__client *client =
