@@ -311,9 +311,13 @@ int presence__namespace_drain(presence_registry *reg,
             if (found == NULL || rc != PRESENCE_OK) {
                 break;
             }
+            /* The reference keeps the name readable after the channel's
+             * last member left. */
+            atomic_fetch_add(&found->refs, 1);
             struct presence__chref ref = {found->name, found->name_len,
                                           found->hash, sw.hs, ns, found};
             rc = drain(&sw, &ref, PRESENCE_LEAVE_CLOSED);
+            presence__channel_unref(reg, found);
         }
         presence__mutex_unlock(reg, &sw.hs->lock);
         presence__events_dispatch(reg);

@@ -715,6 +715,33 @@ static void test_failures_change_nothing(void **state)
     fixture_close(&f);
 }
 
+/* Turning a namespace's presence off empties its channels, also when
+ * nobody listens (no queued event keeps a channel alive meanwhile), and
+ * leaves other namespaces alone. */
+static void test_presence_off_without_subscribers(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_ok(presence_unsubscribe(f.reg, f.sub));
+    ns_set(f.reg, "room", true, true, 0, 0);
+    char cl[32], ch[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(cl, sizeof(cl), "c%d", i);
+        snprintf(ch, sizeof(ch), "room:%d", i % 40);
+        assert_ok(join_simple(f.reg, ch, cl, "u"));
+        assert_ok(join_simple(f.reg, "lobby", cl, "u"));
+    }
+    ns_set(f.reg, "room", false, true, 0, 0);
+    assert_counts(f.reg, 1, 300, 1, 300);
+    assert_stats(f.reg, "lobby", 300, 1);
+    presence_channel_stats st;
+    assert_rc(presence_stats(f.reg, "room:1", NULL, &st),
+              PRESENCE_ERR_NOT_AVAILABLE);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -736,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_client_channels),
         cmocka_unit_test(test_channel_list),
         cmocka_unit_test(test_failures_change_nothing),
+        cmocka_unit_test(test_presence_off_without_subscribers),
     };
     return cmocka_run_group_tests_name("membership", tests, NULL, NULL);
 }
