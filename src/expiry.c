@@ -73,7 +73,7 @@ int64_t presence__deadline(const struct presence__namespace *ns,
 
 int64_t presence_next_deadline_ms(presence_registry *reg)
 {
-    if (reg == NULL) {
+    if (reg == NULL || atomic_load(&reg->ttl_namespaces) == 0) {
         return PRESENCE_NO_DEADLINE;
     }
     int64_t next = PRESENCE_NO_DEADLINE;

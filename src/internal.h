@@ -215,6 +215,8 @@ struct presence_registry {
     /* Channels in all, kept only when limits.channels_max asks for it: a
      * counter every thread writes would cost every thread. */
     atomic_size_t channels_limited;
+    /* Namespaces with a TTL: without any, no deadline needs looking for. */
+    atomic_size_t ttl_namespaces;
 
     /* Events (queue_lock): a ring of pending events, delivered by one
      * thread at a time. `reserved` is room promised to changes under way. */

@@ -76,6 +76,9 @@ int presence__namespace_add(presence_registry *reg, const char *name,
         presence__free(reg, ns, size);
         return PRESENCE_ERR_NOMEM;
     }
+    if (ns->options.ttl_ms > 0) {
+        atomic_fetch_add(&reg->ttl_namespaces, 1);
+    }
     return PRESENCE_OK;
 }
 
@@ -120,6 +123,13 @@ int presence_namespace_set(presence_registry *reg, const char *name,
         bool join_leave = next.join_leave;
         if (closing) {
             next.join_leave = ns->options.join_leave;
+        }
+        if ((ns->options.ttl_ms > 0) != (next.ttl_ms > 0)) {
+            if (next.ttl_ms > 0) {
+                atomic_fetch_add(&reg->ttl_namespaces, 1);
+            } else {
+                atomic_fetch_sub(&reg->ttl_namespaces, 1);
+            }
         }
         ns->options = next;
         next.join_leave = join_leave;
