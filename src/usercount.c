@@ -8,15 +8,14 @@
 
 #define MIN_SLOTS 4u
 
-static size_t slot_of(const struct presence__usercount *uc,
-                      const struct presence__user *user)
+static size_t slot_of(size_t mask, const struct presence__user *user)
 {
     /* Users are interned, so the pointer is the key; mix its bits. */
     uint64_t x = (uint64_t)(uintptr_t)user;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 29;
-    return (size_t)x & uc->mask;
+    return (size_t)x & mask;
 }
 
 void presence__usercount_init(struct presence__usercount *uc)
@@ -26,44 +25,52 @@ void presence__usercount_init(struct presence__usercount *uc)
 
 static size_t slot_count(const struct presence__usercount *uc)
 {
-    return uc->slots == NULL ? 0 : uc->mask + 1;
+    return uc->users_at == NULL ? 0 : uc->mask + 1;
+}
+
+static size_t table_bytes(size_t nslots)
+{
+    return presence__mul_size(nslots, sizeof(struct presence__user *) +
+                                          sizeof(uint32_t));
 }
 
 void presence__usercount_free(presence_registry *reg,
                               struct presence__usercount *uc)
 {
-    presence__free(reg, uc->slots, slot_count(uc) * sizeof *uc->slots);
+    presence__free(reg, uc->users_at, table_bytes(slot_count(uc)));
     presence__usercount_init(uc);
 }
 
-static void place(struct presence__usercount *uc,
-                  struct presence__usercount_slot slot)
+static void place(struct presence__usercount *uc, struct presence__user *user,
+                  uint32_t count)
 {
-    size_t i = slot_of(uc, slot.user);
-    while (uc->slots[i].user != NULL) {
+    size_t i = slot_of(uc->mask, user);
+    while (uc->users_at[i] != NULL) {
         i = (i + 1) & uc->mask;
     }
-    uc->slots[i] = slot;
+    uc->users_at[i] = user;
+    uc->counts[i] = count;
 }
 
 static int resize(presence_registry *reg, struct presence__usercount *uc,
                   size_t nslots)
 {
-    size_t bytes = presence__mul_size(nslots, sizeof *uc->slots);
-    struct presence__usercount_slot *slots = presence__malloc(reg, bytes);
-    if (slots == NULL) {
+    size_t bytes = table_bytes(nslots);
+    struct presence__user **users_at = presence__malloc(reg, bytes);
+    if (users_at == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
-    memset(slots, 0, bytes);
+    memset(users_at, 0, bytes);
     struct presence__usercount old = *uc;
-    uc->slots = slots;
+    uc->users_at = users_at;
+    uc->counts = (uint32_t *)(users_at + nslots);
     uc->mask = nslots - 1;
     for (size_t i = 0; i < slot_count(&old); i++) {
-        if (old.slots[i].user != NULL) {
-            place(uc, old.slots[i]);
+        if (old.users_at[i] != NULL) {
+            place(uc, old.users_at[i], old.counts[i]);
         }
     }
-    presence__free(reg, old.slots, slot_count(&old) * sizeof *old.slots);
+    presence__free(reg, old.users_at, table_bytes(slot_count(&old)));
     return PRESENCE_OK;
 }
 
@@ -81,14 +88,14 @@ int presence__usercount_prepare(presence_registry *reg,
 static size_t find(const struct presence__usercount *uc,
                    const struct presence__user *user)
 {
-    if (uc->slots == NULL) {
+    if (uc->users_at == NULL) {
         return SIZE_MAX;
     }
-    for (size_t i = slot_of(uc, user);; i = (i + 1) & uc->mask) {
-        if (uc->slots[i].user == user) {
+    for (size_t i = slot_of(uc->mask, user);; i = (i + 1) & uc->mask) {
+        if (uc->users_at[i] == user) {
             return i;
         }
-        if (uc->slots[i].user == NULL) {
+        if (uc->users_at[i] == NULL) {
             return SIZE_MAX;
         }
     }
@@ -99,9 +106,9 @@ size_t presence__usercount_inc(struct presence__usercount *uc,
 {
     size_t i = find(uc, user);
     if (i != SIZE_MAX) {
-        return ++uc->slots[i].count;
+        return ++uc->counts[i];
     }
-    place(uc, (struct presence__usercount_slot){user, 1});
+    place(uc, user, 1);
     uc->users++;
     return 1;
 }
@@ -114,30 +121,31 @@ size_t presence__usercount_dec(presence_registry *reg,
     if (i == SIZE_MAX) {
         return 0;
     }
-    if (--uc->slots[i].count > 0) {
-        return uc->slots[i].count;
+    if (--uc->counts[i] > 0) {
+        return uc->counts[i];
     }
     /* Backward-shift deletion: no tombstones, probes stay short. */
     size_t hole = i;
-    for (size_t j = (i + 1) & uc->mask; uc->slots[j].user != NULL;
+    for (size_t j = (i + 1) & uc->mask; uc->users_at[j] != NULL;
          j = (j + 1) & uc->mask) {
-        size_t home = slot_of(uc, uc->slots[j].user);
+        size_t home = slot_of(uc->mask, uc->users_at[j]);
         /* Move j into the hole unless its home lies cyclically in
          * (hole, j]. */
         bool stays = hole <= j ? (home > hole && home <= j)
                                : (home > hole || home <= j);
         if (!stays) {
-            uc->slots[hole] = uc->slots[j];
+            uc->users_at[hole] = uc->users_at[j];
+            uc->counts[hole] = uc->counts[j];
             hole = j;
         }
     }
-    uc->slots[hole].user = NULL;
-    uc->slots[hole].count = 0;
+    uc->users_at[hole] = NULL;
+    uc->counts[hole] = 0;
     uc->users--;
     if (uc->users == 0) {
         presence__usercount_free(reg, uc);
     } else if (slot_count(uc) > MIN_SLOTS && uc->users * 8 < slot_count(uc)) {
-        (void)resize(reg, uc, slot_count(uc) / 2);
+        (void)resize(reg, uc, slot_count(uc) / 2); /* optional on failure */
     }
     return 0;
 }
@@ -146,5 +154,5 @@ size_t presence__usercount_get(const struct presence__usercount *uc,
                                const struct presence__user *user)
 {
     size_t i = find(uc, user);
-    return i == SIZE_MAX ? 0 : uc->slots[i].count;
+    return i == SIZE_MAX ? 0 : uc->counts[i];
 }

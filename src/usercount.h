@@ -3,8 +3,9 @@
  * the channel. Makes presence stats O(1) and tells at once whether a join
  * is the user's first connection or a leave its last.
  *
- * Open addressing, linear probing, backward-shift deletion; 16 bytes a
- * slot (user pointer and count).
+ * Open addressing, linear probing, backward-shift deletion; 12 bytes a
+ * slot: the user pointers and the 32-bit counts are two arrays in one
+ * allocation, so no padding is paid per slot.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,13 +18,10 @@
 struct presence_registry;
 struct presence__user;
 
-struct presence__usercount_slot {
-    struct presence__user *user;
-    size_t count;
-};
-
 struct presence__usercount {
-    struct presence__usercount_slot *slots;
+    struct presence__user **users_at; /* NULL: empty slot */
+    uint32_t *counts; /* after users_at, same allocation; 32 bits: a user
+                       * would need 4G connections in one channel */
     size_t mask; /* slots - 1, or 0 when there are none */
     size_t users;
 };
