@@ -69,7 +69,6 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     memcpy(ch->name, ref->name, ref->len);
     ch->name[ref->len] = '\0';
     ch->name_len = ref->len;
-    ch->live = true;
     presence__index_insert(&ref->shard->channels, ch->hash, ch);
     return ch;
 }
@@ -88,7 +87,6 @@ static void channel_retire(presence_registry *reg,
 {
     struct presence__shard *hs = presence__shard_of(reg, ch->hash);
     presence__index_remove(reg, &hs->channels, ch->hash, ch);
-    ch->live = false;
     presence__memberset_free(reg, &ch->members);
     presence__usercount_free(reg, &ch->users);
     channel_count_give(reg);

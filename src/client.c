@@ -183,7 +183,6 @@ int presence__client_create(presence_registry *reg,
     client->conn_info_len = conn_info_len;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */
-    client->live = true;
     presence__index_insert(&cs->clients, hash, client);
     *out = client;
     return PRESENCE_OK;
@@ -194,7 +193,6 @@ void presence__client_retire(presence_registry *reg,
 {
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
     presence__index_remove(reg, &cs->clients, client->hash, client);
-    client->live = false;
     user_unlink(reg, client);
     presence__client_unref(reg, client); /* the index's */
 }

@@ -74,7 +74,6 @@ struct presence__client {
     struct presence__client *uprev, *unext;   /* the user's live clients */
     struct presence__membership *memberships; /* doubly linked, via cnext */
     size_t channel_count;
-    bool live;
     size_t id_len;
     size_t conn_info_len;
     char id[]; /* then conn_info */
@@ -107,7 +106,6 @@ struct presence__channel {
     struct presence__usercount users;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
-    bool live;
     size_t name_len;
     char name[];
 };
