@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run a libFuzzer target for a bounded time:
 #   scripts/fuzz.sh [TARGET] [SECONDS]     (default: api-sequence 60)
+# TARGET: api-sequence, server-frames (the presence server's frames and
+# commands) or server-config (its config loader).
 # Builds the fuzzers with clang, ASan and UBSan in build-fuzz, starts from
 # the committed seed corpus (new finds go to build-fuzz/corpus-TARGET, not
 # into the repository) and fails on a crash, a leak or a model mismatch.
@@ -15,7 +17,14 @@ if [ ! -d build-fuzz ]; then
     -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debugoptimized >/dev/null
 fi
+case $target in
+server-*) # the presence server's targets need it in the build
+  meson setup --reconfigure build-fuzz -Dexamples=true \
+    -Dpresence_server=enabled >/dev/null ;;
+esac
 meson compile -C build-fuzz "fuzz-$target" >/dev/null
+# UBSan only reports by default; a fuzzer must stop at undefined behaviour.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 work=build-fuzz/corpus-$target
 mkdir -p "$work"
 exec build-fuzz/fuzz/"fuzz-$target" -max_total_time="$seconds" -max_len=4096 \

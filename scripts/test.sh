@@ -2,7 +2,9 @@
 # The project's test command (README, .ci/run): installs what is missing,
 # then builds and runs every suite: the cmocka suites in a plain -Werror
 # build, again under AddressSanitizer+UBSan, the concurrency suite under
-# ThreadSanitizer, and the presence server's end-to-end tests.
+# ThreadSanitizer, the fuzzers for a bounded time, the presence server's
+# end-to-end tests, and a shorter load test of the server (plain, and
+# under the sanitizers).
 # Any failure stops it with a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ meson test -C build-test -v --print-errorlogs --no-rebuild
 
 step "AddressSanitizer + UndefinedBehaviorSanitizer"
 setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined \
-  -Db_lundef=false -Dbench=false -Dpresence_server=disabled
+  -Db_lundef=false -Dbench=false -Dpresence_server=enabled
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan -v --print-errorlogs --no-rebuild
 
@@ -40,7 +42,20 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 step "libFuzzer: API sequences against the reference model (60 s)"
 scripts/fuzz.sh api-sequence 60
 
+step "libFuzzer: the presence server's frames and commands (60 s)"
+scripts/fuzz.sh server-frames 60
+
+step "libFuzzer: the presence server's config loader (30 s)"
+scripts/fuzz.sh server-config 30
+
 step "presence server end-to-end tests (node, real centrifuge SDK)"
 scripts/e2e-test.sh build-test
+
+step "presence server load test: 1000 connections, 20 s of churn"
+scripts/load-test.sh --build build-test --connections 1000 --seconds 20 --rate 150
+
+step "presence server load test under ASan+UBSan: 200 connections, 15 s"
+scripts/load-test.sh --build build-asan --sanitizer \
+  --connections 200 --seconds 15 --rate 80
 
 step "all test suites passed"

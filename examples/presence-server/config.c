@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "mem.h"
 #include "util.h"
 
 #include <errno.h>
@@ -100,11 +101,11 @@ static int get_string(json_t *value, const char *key, char **out, char *err,
     if (!json_is_string(value)) {
         return fail(err, err_len, "key \"%s\": expected a string", key);
     }
-    char *copy = strdup(json_string_value(value));
+    char *copy = ps_strdup(json_string_value(value));
     if (copy == NULL) {
         return fail(err, err_len, "out of memory");
     }
-    free(*out);
+    ps_free(*out);
     *out = copy;
     return 0;
 }
@@ -156,7 +157,8 @@ static int get_port(json_t *value, int *out, char *err, size_t err_len)
 static int get_duration(json_t *value, const char *key, int64_t *out_ms,
                         char *err, size_t err_len)
 {
-    if (json_is_integer(value) && json_integer_value(value) >= 0) {
+    if (json_is_integer(value) && json_integer_value(value) >= 0 &&
+        json_integer_value(value) < 86400000) {
         *out_ms = (int64_t)json_integer_value(value) * 1000;
         return 0;
     }
@@ -185,11 +187,14 @@ static int get_duration(json_t *value, const char *key, int64_t *out_ms,
                 key);
 }
 
-/* Centrifugo's namespace name rule (the code's, which allows dots). */
+/* Centrifugo's namespace name rule (the code's, which allows dots), and
+ * libpresence's length limit for namespace names. */
+#define NAMESPACE_NAME_MAX 255
+
 static bool namespace_name_valid(const char *name)
 {
     size_t n = strlen(name);
-    if (n < 2) {
+    if (n < 2 || n > NAMESPACE_NAME_MAX) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -221,11 +226,11 @@ static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
             if (!json_is_string(value) ||
                 !namespace_name_valid(json_string_value(value))) {
                 return fail(err, err_len,
-                            "key \"%sname\": expected at least 2 characters "
+                            "key \"%sname\": expected 2 to %d characters "
                             "of A-Z a-z 0-9 - _ .",
-                            path);
+                            path, NAMESPACE_NAME_MAX);
             }
-            ns->name = strdup(json_string_value(value));
+            ns->name = ps_strdup(json_string_value(value));
             if (ns->name == NULL) {
                 return fail(err, err_len, "out of memory");
             }
@@ -260,7 +265,7 @@ static int parse_namespaces(ps_config *cfg, json_t *value, char *err,
         return fail(err, err_len, "key \"namespaces\": expected an array");
     }
     size_t n = json_array_size(value);
-    cfg->namespaces = calloc(n ? n : 1, sizeof *cfg->namespaces);
+    cfg->namespaces = ps_calloc(n ? n : 1, sizeof *cfg->namespaces);
     if (cfg->namespaces == NULL) {
         return fail(err, err_len, "out of memory");
     }
@@ -372,13 +377,13 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
         warn_join_leave_without_presence(where, &cfg->namespaces[i].options);
     }
     if (cfg->address == NULL) {
-        cfg->address = strdup("127.0.0.1");
+        cfg->address = ps_strdup("127.0.0.1");
     }
     if (cfg->api_key == NULL) {
-        cfg->api_key = strdup("");
+        cfg->api_key = ps_strdup("");
     }
     if (cfg->token_hmac_secret_key == NULL) {
-        cfg->token_hmac_secret_key = strdup("");
+        cfg->token_hmac_secret_key = ps_strdup("");
     }
     if (cfg->address == NULL || cfg->api_key == NULL ||
         cfg->token_hmac_secret_key == NULL) {
@@ -421,6 +426,29 @@ int ps_config_load_file(ps_config *cfg, const char *path, char *err,
     return rc;
 }
 
+int ps_config_load_buffer(ps_config *cfg, const char *data, size_t len,
+                          char *err, size_t err_len)
+{
+    config_defaults(cfg);
+    json_error_t jerr;
+    bool nomem = false;
+    json_t *root = ps_json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr, &nomem);
+    if (root == NULL) {
+        if (nomem) {
+            fail(err, err_len, "out of memory");
+        } else {
+            fail(err, err_len, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
+        }
+        return -1;
+    }
+    int rc = load_json(cfg, root, err, err_len);
+    json_decref(root);
+    if (rc != 0) {
+        ps_config_free(cfg);
+    }
+    return rc;
+}
+
 char *ps_config_secrets_path(void)
 {
     const char *dir = getenv("PRESENCE_SERVER_STATE_DIR");
@@ -438,13 +466,13 @@ char *ps_config_secrets_path(void)
     } else {
         return NULL;
     }
-    return strdup(buf);
+    return ps_strdup(buf);
 }
 
 /* mkdir -p for the directories of a file path, private to the user. */
 static void make_parent_dirs(const char *path)
 {
-    char *copy = strdup(path);
+    char *copy = ps_strdup(path);
     if (copy == NULL) {
         return;
     }
@@ -455,7 +483,7 @@ static void make_parent_dirs(const char *path)
             *p = '/';
         }
     }
-    free(copy);
+    ps_free(copy);
 }
 
 static int read_secrets(const char *path, ps_config *cfg)
@@ -469,8 +497,8 @@ static int read_secrets(const char *path, ps_config *cfg)
         json_string_value(json_object_get(root, "token_hmac_secret_key"));
     int rc = -1;
     if (key != NULL && secret != NULL && *key != '\0' && *secret != '\0') {
-        cfg->api_key = strdup(key);
-        cfg->token_hmac_secret_key = strdup(secret);
+        cfg->api_key = ps_strdup(key);
+        cfg->token_hmac_secret_key = ps_strdup(secret);
         rc = (cfg->api_key && cfg->token_hmac_secret_key) ? 0 : -1;
     }
     json_decref(root);
@@ -509,7 +537,7 @@ static int default_secrets(ps_config *cfg, char *err, size_t err_len)
     char key[PS_UUID_SIZE];
     char secret[PS_UUID_SIZE];
     if (ps_uuid4(key) != 0 || ps_uuid4(secret) != 0) {
-        free(path);
+        ps_free(path);
         return fail(err, err_len, "no random numbers for the default secrets");
     }
     int w = path ? write_secrets(path, key, secret) : -1;
@@ -521,13 +549,13 @@ static int default_secrets(ps_config *cfg, char *err, size_t err_len)
         ps_log("warning: cannot save the default secrets to %s; they last "
                "for this run only, and --token will not match them",
                path ? path : "(no HOME)");
-        free(path);
+        ps_free(path);
         path = NULL;
     }
-    free(cfg->api_key);
-    free(cfg->token_hmac_secret_key);
-    cfg->api_key = strdup(key);
-    cfg->token_hmac_secret_key = strdup(secret);
+    ps_free(cfg->api_key);
+    ps_free(cfg->token_hmac_secret_key);
+    cfg->api_key = ps_strdup(key);
+    cfg->token_hmac_secret_key = ps_strdup(secret);
     cfg->secrets_path = path;
     if (cfg->api_key == NULL || cfg->token_hmac_secret_key == NULL) {
         return fail(err, err_len, "out of memory");
@@ -545,8 +573,8 @@ int ps_config_load_default(ps_config *cfg, char *err, size_t err_len)
     int rc = load_json(cfg, root, err, err_len);
     json_decref(root);
     if (rc == 0) {
-        free(cfg->api_key);
-        free(cfg->token_hmac_secret_key);
+        ps_free(cfg->api_key);
+        ps_free(cfg->token_hmac_secret_key);
         cfg->api_key = NULL;
         cfg->token_hmac_secret_key = NULL;
         rc = default_secrets(cfg, err, err_len);
@@ -563,14 +591,14 @@ void ps_config_free(ps_config *cfg)
     if (cfg == NULL) {
         return;
     }
-    free(cfg->api_key);
-    free(cfg->token_hmac_secret_key);
-    free(cfg->address);
-    free(cfg->secrets_path);
+    ps_free(cfg->api_key);
+    ps_free(cfg->token_hmac_secret_key);
+    ps_free(cfg->address);
+    ps_free(cfg->secrets_path);
     for (size_t i = 0; i < cfg->namespace_count; i++) {
-        free(cfg->namespaces[i].name);
+        ps_free(cfg->namespaces[i].name);
     }
-    free(cfg->namespaces);
+    ps_free(cfg->namespaces);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -58,6 +58,10 @@ typedef struct ps_config {
 int ps_config_load_file(ps_config *cfg, const char *path, char *err,
                         size_t err_len);
 
+/** ps_config_load_file() from memory: @p data is the JSON text. */
+int ps_config_load_buffer(ps_config *cfg, const char *data, size_t len,
+                          char *err, size_t err_len);
+
 /**
  * The embedded default: namespace "public" with presence, join_leave,
  * allow_subscribe_for_client and allow_presence_for_subscriber, and an API

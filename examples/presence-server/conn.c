@@ -5,10 +5,10 @@
  */
 #include "conn.h"
 
+#include "mem.h"
 #include "server.h"
 #include "writer.h"
 
-#include <civetweb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@
 
 ps_msg *ps_msg_new(const char *data, size_t len)
 {
-    ps_msg *msg = malloc(sizeof *msg + len + 1);
+    ps_msg *msg = ps_malloc(sizeof *msg + len + 1);
     if (msg == NULL) {
         return NULL;
     }
@@ -39,19 +39,19 @@ ps_msg *ps_msg_ref(ps_msg *msg)
 void ps_msg_unref(ps_msg *msg)
 {
     if (msg != NULL && atomic_fetch_sub(&msg->refs, 1) == 1) {
-        free(msg);
+        ps_free(msg);
     }
 }
 
-ps_conn *ps_conn_new(ps_server *server, struct mg_connection *mg)
+ps_conn *ps_conn_new(ps_server *server, void *transport)
 {
-    ps_conn *conn = calloc(1, sizeof *conn);
+    ps_conn *conn = ps_calloc(1, sizeof *conn);
     if (conn == NULL) {
         return NULL;
     }
     atomic_init(&conn->refs, 1);
     conn->server = server;
-    conn->mg = mg;
+    conn->transport = transport;
     pthread_mutex_init(&conn->wlock, NULL);
     pthread_mutex_init(&conn->qlock, NULL);
     return conn;
@@ -68,7 +68,7 @@ static void free_nodes(ps_outq_node *node)
     while (node != NULL) {
         ps_outq_node *next = node->next;
         ps_msg_unref(node->msg);
-        free(node);
+        ps_free(node);
         node = next;
     }
 }
@@ -79,12 +79,12 @@ void ps_conn_unref(ps_conn *conn)
         return;
     }
     free_nodes(conn->head);
-    free(conn->user);
-    free(conn->conn_info);
-    free(conn->frag);
+    ps_free(conn->user);
+    ps_free(conn->conn_info);
+    ps_free(conn->frag);
     pthread_mutex_destroy(&conn->wlock);
     pthread_mutex_destroy(&conn->qlock);
-    free(conn);
+    ps_free(conn);
 }
 
 /* Under qlock: take the whole queue. */
@@ -106,10 +106,23 @@ static bool take_schedule(ps_conn *conn)
     return true;
 }
 
+/* Under qlock: a close for a writer to send, dropping nothing queued. */
+static bool request_close_locked(ps_conn *conn, int code, const char *reason)
+{
+    if (conn->closing) {
+        return false;
+    }
+    conn->closing = true;
+    conn->close_code = code;
+    snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
+    return take_schedule(conn);
+}
+
 bool ps_conn_send(ps_conn *conn, ps_msg *msg)
 {
-    ps_outq_node *node = malloc(sizeof *node);
+    ps_outq_node *node = msg != NULL ? ps_malloc(sizeof *node) : NULL;
     if (node == NULL) {
+        ps_conn_request_close(conn, PS_CLOSE_INTERNAL, "internal server error");
         return false;
     }
     node->msg = ps_msg_ref(msg);
@@ -151,7 +164,7 @@ bool ps_conn_send(ps_conn *conn, ps_msg *msg)
     }
     if (node != NULL) {
         ps_msg_unref(node->msg);
-        free(node);
+        ps_free(node);
     }
     free_nodes(dropped);
     return queued;
@@ -160,48 +173,49 @@ bool ps_conn_send(ps_conn *conn, ps_msg *msg)
 bool ps_conn_send_text(ps_conn *conn, const char *text, size_t len)
 {
     ps_msg *msg = ps_msg_new(text, len);
-    if (msg == NULL) {
-        return false;
-    }
-    bool ok = ps_conn_send(conn, msg);
+    bool ok = ps_conn_send(conn, msg); /* a NULL message closes with 3004 */
     ps_msg_unref(msg);
     return ok;
 }
 
 void ps_conn_request_close(ps_conn *conn, int code, const char *reason)
 {
-    bool wake = false;
     pthread_mutex_lock(&conn->qlock);
-    if (!conn->closing) {
-        conn->closing = true;
-        conn->close_code = code;
-        snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
-        wake = take_schedule(conn);
-    }
+    bool wake = request_close_locked(conn, code, reason);
     pthread_mutex_unlock(&conn->qlock);
     if (wake) {
         ps_writer_schedule(&conn->server->writer, conn);
     }
 }
 
-/* Under wlock: write a list of messages as few newline-joined frames. A
- * failed write leaves the rest unwritten; the reader will see the socket
- * end and clean up. */
+/* Under wlock: write one frame; a failed write means the socket is
+ * broken, and the reader will see it end and clean up. */
+static void write_text(ps_conn *conn, const char *data, size_t len)
+{
+    if (conn->server->write_frame(conn->transport, PS_WS_TEXT, data, len) <= 0) {
+        conn->close_sent = true; /* stop writing */
+    }
+}
+
+/* Under wlock: write a list of messages as few newline-joined frames. When
+ * the buffer for joining cannot be had, each message goes out as a frame
+ * of its own: nothing is lost for want of memory here. */
 static void write_messages(ps_conn *conn, ps_outq_node *list)
 {
     char *frame = NULL;
     size_t cap = 0;
-    while (list != NULL && conn->mg != NULL && !conn->close_sent) {
+    while (list != NULL && conn->transport != NULL && !conn->close_sent) {
         size_t len = 0;
         ps_outq_node *node = list;
+        bool alone = false;
         do {
             size_t need = len + (len ? 1 : 0) + node->msg->len;
             if (need > cap) {
                 size_t ncap = need > FRAME_TARGET ? need : FRAME_TARGET;
-                char *grown = realloc(frame, ncap);
+                char *grown = ps_realloc(frame, ncap);
                 if (grown == NULL) {
-                    free(frame);
-                    return;
+                    alone = true;
+                    break;
                 }
                 frame = grown;
                 cap = ncap;
@@ -213,19 +227,22 @@ static void write_messages(ps_conn *conn, ps_outq_node *list)
             len += node->msg->len;
             node = node->next;
         } while (node != NULL && len + 1 + node->msg->len <= FRAME_TARGET);
-        list = node;
-        if (mg_websocket_write(conn->mg, MG_WEBSOCKET_OPCODE_TEXT, frame,
-                               len) <= 0) {
-            conn->close_sent = true; /* the socket is broken: stop writing */
+        if (len > 0) {
+            write_text(conn, frame, len);
         }
+        if (alone && !conn->close_sent) {
+            write_text(conn, node->msg->data, node->msg->len);
+            node = node->next;
+        }
+        list = node;
     }
-    free(frame);
+    ps_free(frame);
 }
 
 /* Under wlock: a close frame, code in network order then the reason. */
 static void write_close(ps_conn *conn, int code, const char *reason)
 {
-    if (conn->mg == NULL || conn->close_sent) {
+    if (conn->transport == NULL || conn->close_sent) {
         return;
     }
     unsigned char payload[2 + 64];
@@ -236,8 +253,8 @@ static void write_close(ps_conn *conn, int code, const char *reason)
     payload[0] = (unsigned char)((code >> 8) & 0xff);
     payload[1] = (unsigned char)(code & 0xff);
     memcpy(payload + 2, reason, rlen);
-    mg_websocket_write(conn->mg, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
-                       (const char *)payload, 2 + rlen);
+    conn->server->write_frame(conn->transport, PS_WS_CLOSE,
+                              (const char *)payload, 2 + rlen);
     conn->close_sent = true;
 }
 
@@ -266,6 +283,37 @@ void ps_conn_flush(ps_conn *conn)
     pthread_mutex_unlock(&conn->wlock);
 }
 
+bool ps_conn_closing(ps_conn *conn)
+{
+    pthread_mutex_lock(&conn->qlock);
+    bool closing = conn->closing;
+    pthread_mutex_unlock(&conn->qlock);
+    return closing;
+}
+
+void ps_conn_finish_close(ps_conn *conn)
+{
+    /* Whatever a writer has not taken yet is written here; a writer that
+     * took the close already has sent it once we hold wlock. A writer may
+     * still have the connection on its ready list: it finds nothing left.
+     * Nothing schedules it again, since a closing connection takes no
+     * more messages. */
+    pthread_mutex_lock(&conn->wlock);
+    pthread_mutex_lock(&conn->qlock);
+    ps_outq_node *list = detach_queue(conn);
+    int code = conn->close_code;
+    char reason[sizeof conn->close_reason];
+    memcpy(reason, conn->close_reason, sizeof reason);
+    conn->close_code = 0;
+    pthread_mutex_unlock(&conn->qlock);
+    write_messages(conn, list);
+    if (code != 0) {
+        write_close(conn, code, reason);
+    }
+    pthread_mutex_unlock(&conn->wlock);
+    free_nodes(list);
+}
+
 void ps_conn_close_now(ps_conn *conn, int code, const char *reason)
 {
     pthread_mutex_lock(&conn->wlock);
@@ -283,7 +331,7 @@ void ps_conn_close_now(ps_conn *conn, int code, const char *reason)
 void ps_conn_write_control(ps_conn *conn, int opcode, const char *data,
                            size_t len)
 {
-    bool is_close = opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE;
+    bool is_close = opcode == PS_WS_CLOSE;
     ps_outq_node *list = NULL;
     if (len > 125) {
         len = 125; /* the limit of a control frame's payload */
@@ -296,8 +344,8 @@ void ps_conn_write_control(ps_conn *conn, int opcode, const char *data,
         conn->close_code = 0;
         pthread_mutex_unlock(&conn->qlock);
     }
-    if (conn->mg != NULL && !conn->close_sent) {
-        mg_websocket_write(conn->mg, opcode, data, len);
+    if (conn->transport != NULL && !conn->close_sent) {
+        conn->server->write_frame(conn->transport, opcode, data, len);
         conn->close_sent = is_close;
     }
     pthread_mutex_unlock(&conn->wlock);
@@ -312,7 +360,7 @@ void ps_conn_detach(ps_conn *conn)
     conn->closing = true;
     conn->close_code = 0;
     pthread_mutex_unlock(&conn->qlock);
-    conn->mg = NULL;
+    conn->transport = NULL;
     pthread_mutex_unlock(&conn->wlock);
     free_nodes(list);
 }

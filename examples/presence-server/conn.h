@@ -16,6 +16,7 @@
 #ifndef PS_CONN_H
 #define PS_CONN_H
 
+#include "hash.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -23,14 +24,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uthash.h>
 
-struct mg_connection;
 struct ps_server;
 struct ps_sub;
 
 /** An immutable, shared outgoing message (one JSON text, no newline), so
  *  that a join pushed to a thousand subscribers is built once. */
+/* WebSocket opcodes (RFC 6455), as ps_server::write_frame takes them. */
+#define PS_WS_CONTINUATION 0x0
+#define PS_WS_TEXT 0x1
+#define PS_WS_BINARY 0x2
+#define PS_WS_CLOSE 0x8
+#define PS_WS_PING 0x9
+#define PS_WS_PONG 0xa
+
+/* Close code for a server-side failure (out of memory, say): Centrifugo's
+ * 3004 "internal server error", after which clients reconnect. */
+#define PS_CLOSE_INTERNAL 3004
+
 typedef struct ps_msg {
     atomic_uint refs;
     size_t len;
@@ -58,9 +69,10 @@ typedef struct ps_conn {
     char *conn_info; /* compact JSON or NULL */
     size_t conn_info_len;
 
-    /* Write side (wlock): the CivetWeb connection, NULL once it closed. */
+    /* Write side (wlock): the transport handed to server->write_frame (a
+     * CivetWeb connection), NULL once it closed. */
     pthread_mutex_t wlock;
-    struct mg_connection *mg;
+    void *transport;
     bool close_sent;
 
     /* Outgoing queue and timers (qlock). */
@@ -87,6 +99,7 @@ typedef struct ps_conn {
     /* Reader thread only: reassembly of fragmented messages. */
     char *frag;
     size_t frag_len;
+    bool fragmented; /* a message's first fragment has come */
 
     /* Server tables (server conns lock). */
     UT_hash_handle hh;              /* by client_id, once connected */
@@ -95,7 +108,7 @@ typedef struct ps_conn {
 } ps_conn;
 
 /** A connection for a new transport, with one reference (the transport's). */
-ps_conn *ps_conn_new(struct ps_server *server, struct mg_connection *mg);
+ps_conn *ps_conn_new(struct ps_server *server, void *transport);
 ps_conn *ps_conn_ref(ps_conn *conn);
 void ps_conn_unref(ps_conn *conn);
 
@@ -103,8 +116,10 @@ void ps_conn_unref(ps_conn *conn);
  * Queue a message (a reference is taken) and wake a writer. When messages
  * already wait and this one would take the backlog past
  * client_queue_max_size, the client is too slow: the queue is dropped and
- * it is closed with 3008. Returns false if the message was not queued.
- * Safe under the hub lock; never blocks on the network.
+ * it is closed with 3008. When memory runs out the connection is closed
+ * with 3004, since its stream of replies and pushes has a hole: the
+ * client reconnects and starts afresh. Returns false if the message was
+ * not queued. Safe under the hub lock; never blocks on the network.
  */
 bool ps_conn_send(ps_conn *conn, ps_msg *msg);
 
@@ -114,6 +129,14 @@ bool ps_conn_send_text(ps_conn *conn, const char *text, size_t len);
 /** Ask a writer to close the connection with @p code after what is queued.
  *  For threads that must not block on the socket. */
 void ps_conn_request_close(ps_conn *conn, int code, const char *reason);
+
+/** Whether the connection is closing (a close was requested or sent). */
+bool ps_conn_closing(ps_conn *conn);
+
+/** The reader thread, once it sees ps_conn_closing(): write what is queued
+ *  and the requested close frame now, rather than wait for a writer, since
+ *  the transport goes when the reader returns. */
+void ps_conn_finish_close(ps_conn *conn);
 
 /** Write what is queued and a close frame now, on the calling thread. For
  *  the reader thread (which then returns 0 to CivetWeb) and for shutdown. */

@@ -7,6 +7,7 @@
 #include "heartbeat.h"
 
 #include "conn.h"
+#include "mem.h"
 #include "server.h"
 #include "util.h"
 
@@ -105,7 +106,7 @@ static void tick(ps_server *server)
         }
         ps_conn_unref(conn);
     }
-    free(conns);
+    ps_free(conns);
 }
 
 static void *heartbeat_main(void *arg)
@@ -113,7 +114,7 @@ static void *heartbeat_main(void *arg)
     struct heartbeat_start *start = arg;
     ps_heartbeat *hb = start->hb;
     ps_server *server = start->server;
-    free(start);
+    ps_free(start);
     pthread_mutex_lock(&hb->lock);
     while (!hb->stop) {
         struct timespec until;
@@ -143,14 +144,14 @@ int ps_heartbeat_start(ps_heartbeat *hb, ps_server *server)
     pthread_cond_init(&hb->wake, NULL);
     hb->stop = false;
     hb->running = false;
-    struct heartbeat_start *start = malloc(sizeof *start);
+    struct heartbeat_start *start = ps_malloc(sizeof *start);
     if (start == NULL) {
         return -1;
     }
     start->hb = hb;
     start->server = server;
     if (pthread_create(&hb->thread, NULL, heartbeat_main, start) != 0) {
-        free(start);
+        ps_free(start);
         return -1;
     }
     hb->running = true;

@@ -8,7 +8,9 @@
  */
 #include "http_api.h"
 
+#include "mem.h"
 #include "server.h"
+#include "util.h"
 #include "wire.h"
 
 #include <civetweb.h>
@@ -20,7 +22,12 @@
 #include <strings.h>
 
 #define API_PREFIX "/api"
+/* The largest request body (413 above it): an API caller holds the key
+ * and is trusted, but a body is read whole into memory. */
 #define BODY_MAX (1024 * 1024)
+#define BODY_MAX_TEXT "1048576"
+#define PS_STR_(x) #x
+#define PS_STR(x) PS_STR_(x)
 
 typedef enum route { ROUTE_NONE, ROUTE_LEGACY, ROUTE_PRESENCE, ROUTE_STATS } route;
 
@@ -59,11 +66,15 @@ static int respond_empty(struct mg_connection *mg, int status)
     return respond(mg, status, "text/plain; charset=utf-8", "", 0);
 }
 
+static int respond_text(struct mg_connection *mg, int status, const char *text)
+{
+    return respond(mg, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
 /* Go's http.Error(w, "Bad Request", 400), as Centrifugo answers. */
 static int respond_bad_request(struct mg_connection *mg)
 {
-    static const char text[] = "Bad Request\n";
-    return respond(mg, 400, "text/plain; charset=utf-8", text, sizeof text - 1);
+    return respond_text(mg, 400, "Bad Request\n");
 }
 
 static int respond_json(struct mg_connection *mg, int status, json_t *value)
@@ -74,7 +85,7 @@ static int respond_json(struct mg_connection *mg, int status, json_t *value)
         return respond_empty(mg, 500);
     }
     int rc = respond(mg, status, "application/json", text, len);
-    free(text);
+    ps_free(text);
     return rc;
 }
 
@@ -92,17 +103,6 @@ static route find_route(const char *uri)
     return ROUTE_NONE;
 }
 
-/* Compare without leaking, through timing, how much of a key matched. */
-static bool key_equal(const char *given, const char *key)
-{
-    size_t n = strlen(given);
-    size_t m = strlen(key);
-    unsigned char diff = (unsigned char)(n != m);
-    for (size_t i = 0; i < n; i++) {
-        diff |= (unsigned char)(given[i] ^ key[i % (m ? m : 1)]);
-    }
-    return diff == 0 && m > 0;
-}
 
 /* X-API-Key, then "Authorization: apikey KEY", then ?api_key=KEY. An
  * empty configured key lets nobody in, as in Centrifugo. */
@@ -116,14 +116,14 @@ static bool authorized(struct mg_connection *mg, const ps_config *cfg)
     }
     const char *header = mg_get_header(mg, "X-API-Key");
     if (header != NULL) {
-        return key_equal(header, cfg->api_key);
+        return ps_secret_equal(header, cfg->api_key);
     }
     header = mg_get_header(mg, "Authorization");
     if (header != NULL) {
         const char *space = strchr(header, ' ');
         if (space != NULL && (size_t)(space - header) == 6 &&
             strncasecmp(header, "apikey", 6) == 0) {
-            return key_equal(space + 1, cfg->api_key);
+            return ps_secret_equal(space + 1, cfg->api_key);
         }
         return false;
     }
@@ -131,7 +131,7 @@ static bool authorized(struct mg_connection *mg, const ps_config *cfg)
     char given[256];
     if (query != NULL &&
         mg_get_var(query, strlen(query), "api_key", given, sizeof given) >= 0) {
-        return key_equal(given, cfg->api_key);
+        return ps_secret_equal(given, cfg->api_key);
     }
     return false;
 }
@@ -139,9 +139,14 @@ static bool authorized(struct mg_connection *mg, const ps_config *cfg)
 /* The request body, NUL-terminated. NULL with *status set on failure. */
 static char *read_body(struct mg_connection *mg, size_t *len, int *status)
 {
+    long long declared = mg_get_request_info(mg)->content_length;
+    if (declared > BODY_MAX) {
+        *status = 413; /* refused before a byte of it is read */
+        return NULL;
+    }
     size_t cap = 4096;
     size_t n = 0;
-    char *body = malloc(cap + 1);
+    char *body = ps_malloc(cap + 1);
     if (body == NULL) {
         *status = 500;
         return NULL;
@@ -149,13 +154,13 @@ static char *read_body(struct mg_connection *mg, size_t *len, int *status)
     for (;;) {
         if (n == cap) {
             if (cap >= BODY_MAX) {
-                free(body);
+                ps_free(body);
                 *status = 413;
                 return NULL;
             }
-            char *grown = realloc(body, cap * 2 + 1);
+            char *grown = ps_realloc(body, cap * 2 + 1);
             if (grown == NULL) {
-                free(body);
+                ps_free(body);
                 *status = 500;
                 return NULL;
             }
@@ -164,7 +169,7 @@ static char *read_body(struct mg_connection *mg, size_t *len, int *status)
         }
         int got = mg_read(mg, body + n, cap - n);
         if (got < 0) {
-            free(body);
+            ps_free(body);
             *status = 500; /* Centrifugo: an unreadable body is a 500 */
             return NULL;
         }
@@ -236,7 +241,11 @@ static bool transport_error_mode(struct mg_connection *mg)
 static int handle_method(struct mg_connection *mg, ps_server *server,
                          bool stats, const char *body, size_t len)
 {
-    json_t *req = json_loadb(body, len, 0, NULL);
+    bool nomem = false;
+    json_t *req = ps_json_loadb(body, len, 0, NULL, &nomem);
+    if (nomem) {
+        return respond_empty(mg, 500);
+    }
     json_t *channel = json_object_get(req, "channel");
     if (!json_is_object(req) || (channel != NULL && !json_is_string(channel))) {
         json_decref(req);
@@ -281,8 +290,9 @@ static json_t *legacy_reply(ps_server *server, json_t *cmd)
 {
     json_t *reply = json_object();
     json_t *id = json_object_get(cmd, "id");
+    int rc = reply != NULL ? 0 : -1;
     if (id != NULL) {
-        json_object_set(reply, "id", id);
+        rc |= json_object_set(reply, "id", id);
     }
     int method = legacy_method(json_object_get(cmd, "method"));
     json_t *params = json_object_get(cmd, "params");
@@ -299,9 +309,13 @@ static json_t *legacy_reply(ps_server *server, json_t *cmd)
                          channel ? json_string_value(channel) : "", &code);
     }
     if (result != NULL) {
-        json_object_set_new(reply, "result", result);
+        rc |= json_object_set_new(reply, "result", result);
     } else {
-        json_object_set_new(reply, "error", ps_wire_error(code, false));
+        rc |= json_object_set_new(reply, "error", ps_wire_error(code, false));
+    }
+    if (rc != 0) { /* out of memory: the caller answers 500 */
+        json_decref(reply);
+        return NULL;
     }
     return reply;
 }
@@ -316,7 +330,12 @@ static int handle_legacy(struct mg_connection *mg, ps_server *server,
     while (line < end) {
         char *nl = memchr(line, '\n', (size_t)(end - line));
         size_t n = (size_t)((nl ? nl : end) - line);
-        json_t *cmd = json_loadb(line, n, 0, NULL);
+        bool nomem = false;
+        json_t *cmd = ps_json_loadb(line, n, 0, NULL, &nomem);
+        if (nomem) {
+            json_decref(replies);
+            return respond_empty(mg, 500);
+        }
         bool blank = strspn(line, " \t\r") >= n;
         if (!blank) {
             if (!json_is_object(cmd)) {
@@ -324,7 +343,11 @@ static int handle_legacy(struct mg_connection *mg, ps_server *server,
                 json_decref(replies);
                 return respond_bad_request(mg);
             }
-            json_array_append_new(replies, legacy_reply(server, cmd));
+            if (json_array_append_new(replies, legacy_reply(server, cmd)) != 0) {
+                json_decref(cmd);
+                json_decref(replies);
+                return respond_empty(mg, 500); /* out of memory */
+            }
         }
         json_decref(cmd);
         line = nl ? nl + 1 : end;
@@ -337,12 +360,12 @@ static int handle_legacy(struct mg_connection *mg, ps_server *server,
     size_t total = 0;
     char *out = NULL;
     for (size_t i = 0; i < json_array_size(replies); i++) {
-        char *text = json_dumps(json_array_get(replies, i), JSON_COMPACT);
+        char *text = ps_json_dumps(json_array_get(replies, i), JSON_COMPACT);
         size_t tlen = text ? strlen(text) : 0;
-        char *grown = text ? realloc(out, total + tlen + 2) : NULL;
+        char *grown = text ? ps_realloc(out, total + tlen + 2) : NULL;
         if (grown == NULL) {
-            free(text);
-            free(out);
+            ps_free(text);
+            ps_free(out);
             json_decref(replies);
             return respond_empty(mg, 500);
         }
@@ -352,11 +375,11 @@ static int handle_legacy(struct mg_connection *mg, ps_server *server,
         }
         memcpy(out + total, text, tlen);
         total += tlen;
-        free(text);
+        ps_free(text);
     }
     json_decref(replies);
     int rc = respond(mg, 200, "application/json", out, total);
-    free(out);
+    ps_free(out);
     return rc;
 }
 
@@ -378,12 +401,21 @@ static int api_handler(struct mg_connection *mg, void *cbdata)
     int status = 0;
     char *body = read_body(mg, &len, &status);
     if (body == NULL) {
+        if (status == 413) {
+            return respond_text(mg, 413, "Payload Too Large: the limit is "
+                                         BODY_MAX_TEXT " bytes\n");
+        }
         return respond_empty(mg, status);
+    }
+    if (!ps_wire_depth_ok(body, len, PS_JSON_MAX_DEPTH)) {
+        ps_free(body);
+        return respond_text(mg, 400, "Bad Request: JSON nested deeper than "
+                                     PS_STR(PS_JSON_MAX_DEPTH) " levels\n");
     }
     int rc = r == ROUTE_LEGACY
                  ? handle_legacy(mg, server, body, len)
                  : handle_method(mg, server, r == ROUTE_STATS, body, len);
-    free(body);
+    ps_free(body);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "hub.h"
 
 #include "conn.h"
+#include "mem.h"
 #include "server.h"
 #include "wire.h"
 
@@ -34,10 +35,10 @@ static void sub_free(ps_sub *sub)
     for (size_t i = 0; i < sub->deferred_count; i++) {
         ps_msg_unref(sub->deferred[i]);
     }
-    free(sub->deferred);
+    ps_free(sub->deferred);
     ps_conn_unref(sub->conn);
-    free(sub->channel);
-    free(sub);
+    ps_free(sub->channel);
+    ps_free(sub);
 }
 
 /* Under the hub lock. */
@@ -48,12 +49,17 @@ static ps_hub_channel *channel_get(ps_hub *hub, const char *name, bool create)
     if (ch != NULL || !create) {
         return ch;
     }
-    ch = calloc(1, sizeof *ch);
-    if (ch == NULL || (ch->name = strdup(name)) == NULL) {
-        free(ch);
+    ch = ps_calloc(1, sizeof *ch);
+    if (ch == NULL || (ch->name = ps_strdup(name)) == NULL) {
+        ps_free(ch);
         return NULL;
     }
     HASH_ADD_KEYPTR(hh, hub->channels, ch->name, strlen(ch->name), ch);
+    if (!ps_hash_added(ch, hh)) {
+        ps_free(ch->name);
+        ps_free(ch);
+        return NULL;
+    }
     return ch;
 }
 
@@ -74,8 +80,8 @@ static void sub_unlink(ps_hub *hub, ps_sub *sub)
     }
     if (ch->subs == NULL) {
         HASH_DEL(hub->channels, ch);
-        free(ch->name);
-        free(ch);
+        ps_free(ch->name);
+        ps_free(ch);
     }
     sub_free(sub);
 }
@@ -83,9 +89,9 @@ static void sub_unlink(ps_hub *hub, ps_sub *sub)
 ps_hub_result ps_hub_add(ps_hub *hub, ps_conn *conn, const char *channel,
                          bool push_join_leave, size_t limit)
 {
-    ps_sub *sub = calloc(1, sizeof *sub);
-    if (sub == NULL || (sub->channel = strdup(channel)) == NULL) {
-        free(sub);
+    ps_sub *sub = ps_calloc(1, sizeof *sub);
+    if (sub == NULL || (sub->channel = ps_strdup(channel)) == NULL) {
+        ps_free(sub);
         return PS_HUB_NOMEM;
     }
     sub->push_join_leave = push_join_leave;
@@ -103,21 +109,30 @@ ps_hub_result ps_hub_add(ps_hub *hub, ps_conn *conn, const char *channel,
     } else if ((ch = channel_get(hub, channel, true)) == NULL) {
         result = PS_HUB_NOMEM;
     } else {
-        sub->conn = ps_conn_ref(conn);
-        sub->hub_channel = ch;
-        sub->chan_next = ch->subs;
-        if (ch->subs != NULL) {
-            ch->subs->chan_prev = sub;
-        }
-        ch->subs = sub;
         HASH_ADD_KEYPTR(hh, conn->subs, sub->channel, strlen(sub->channel), sub);
-        conn->sub_count++;
-        sub = NULL;
+        if (!ps_hash_added(sub, hh)) {
+            result = PS_HUB_NOMEM;
+            if (ch->subs == NULL) { /* created for this subscription */
+                HASH_DEL(hub->channels, ch);
+                ps_free(ch->name);
+                ps_free(ch);
+            }
+        } else {
+            sub->conn = ps_conn_ref(conn);
+            sub->hub_channel = ch;
+            sub->chan_next = ch->subs;
+            if (ch->subs != NULL) {
+                ch->subs->chan_prev = sub;
+            }
+            ch->subs = sub;
+            conn->sub_count++;
+            sub = NULL;
+        }
     }
     pthread_mutex_unlock(&hub->lock);
     if (sub != NULL) {
-        free(sub->channel);
-        free(sub);
+        ps_free(sub->channel);
+        ps_free(sub);
     }
     return result;
 }
@@ -134,7 +149,7 @@ void ps_hub_activate(ps_hub *hub, ps_conn *conn, const char *channel,
             ps_conn_send(conn, sub->deferred[i]);
             ps_msg_unref(sub->deferred[i]);
         }
-        free(sub->deferred);
+        ps_free(sub->deferred);
         sub->deferred = NULL;
         sub->deferred_count = sub->deferred_cap = 0;
         sub->pending = false;
@@ -186,8 +201,17 @@ static ps_msg *build_push(const presence_event *event)
     size_t len = 0;
     char *text = ps_wire_dump(push, &len);
     ps_msg *msg = text ? ps_msg_new(text, len) : NULL;
-    free(text);
+    ps_free(text);
     return msg;
+}
+
+/* A subscriber that misses a push has a wrong picture of the channel: it
+ * is closed with 3004, reconnects and reads presence afresh. Centrifugo
+ * promises join/leave at most once; this server never lets one go missing
+ * silently. */
+static void lost_push(ps_sub *sub)
+{
+    ps_conn_request_close(sub->conn, PS_CLOSE_INTERNAL, "internal server error");
 }
 
 /* Under the hub lock: hold a push until the subscribe reply is queued. */
@@ -195,9 +219,10 @@ static void defer(ps_sub *sub, ps_msg *msg)
 {
     if (sub->deferred_count == sub->deferred_cap) {
         size_t cap = sub->deferred_cap ? sub->deferred_cap * 2 : 4;
-        ps_msg **grown = realloc(sub->deferred, cap * sizeof *grown);
+        ps_msg **grown = ps_realloc(sub->deferred, cap * sizeof *grown);
         if (grown == NULL) {
-            return; /* at most once, as Centrifugo: a lost push, not a crash */
+            lost_push(sub);
+            return;
         }
         sub->deferred = grown;
         sub->deferred_cap = cap;
@@ -214,10 +239,7 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
         event->kind != PRESENCE_EVENT_LEAVE) {
         return;
     }
-    ps_msg *msg = build_push(event);
-    if (msg == NULL) {
-        return;
-    }
+    ps_msg *msg = build_push(event); /* NULL: out of memory */
     ps_hub *hub = &server->hub;
     pthread_mutex_lock(&hub->lock);
     ps_hub_channel *ch = channel_get(hub, event->channel, false);
@@ -229,7 +251,9 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
         if (!sub->push_join_leave || !sub->started) {
             continue;
         }
-        if (sub->pending) {
+        if (msg == NULL) {
+            lost_push(sub);
+        } else if (sub->pending) {
             defer(sub, msg);
         } else {
             ps_conn_send(sub->conn, msg);

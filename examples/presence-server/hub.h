@@ -8,11 +8,12 @@
 #ifndef PS_HUB_H
 #define PS_HUB_H
 
+#include "hash.h"
+
 #include <presence.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <uthash.h>
 
 struct ps_conn;
 struct ps_msg;

@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
+#include "mem.h"
 #include "server.h"
 #include "token.h"
 #include "util.h"
@@ -140,8 +141,8 @@ static int load_config(const options *o, ps_config *cfg)
         return -1;
     }
     if (o->address != NULL) {
-        free(cfg->address);
-        cfg->address = strdup(o->address);
+        ps_free(cfg->address);
+        cfg->address = ps_strdup(o->address);
     }
     if (o->port != 0) {
         cfg->port = o->port;
@@ -160,7 +161,7 @@ static int print_token(const options *o, const ps_config *cfg)
         return 1;
     }
     printf("%s\n", token);
-    free(token);
+    ps_free(token);
     return 0;
 }
 
@@ -223,6 +224,7 @@ static int run(const ps_config *cfg, sigset_t *signals, const char *argv0,
 
 int main(int argc, char **argv)
 {
+    ps_mem_install_jansson();
     options o;
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) {

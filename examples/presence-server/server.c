@@ -1,40 +1,15 @@
 /*
- * The server: a libpresence registry configured from the Centrifugo-style
- * config, CivetWeb for HTTP and WebSocket, the writer pool and the
- * heartbeat.
+ * The server without its network: a libpresence registry configured from
+ * the Centrifugo-style config, the hub, and the connection tables.
  * SPDX-License-Identifier: MIT
  */
 #include "server.h"
 
 #include "conn.h"
-#include "http_api.h"
-#include "util.h"
-#include "ws_transport.h"
+#include "mem.h"
 
-#include <civetweb.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-/* Worker threads beyond the WebSocket ones, for HTTP API calls and for
- * upgrades that are turned away with "connection limit". */
-#define SPARE_THREADS 16
-
-/* See start_civetweb(). */
-#define WS_IDLE_PING_MS 5000
-
-/* Startup errors from CivetWeb (a port in use, say), kept for the caller. */
-static char start_error[256];
-
-static int log_message(const struct mg_connection *mg, const char *message)
-{
-    (void)mg;
-    if (start_error[0] == '\0') { /* the first one says why */
-        snprintf(start_error, sizeof start_error, "%s", message);
-    }
-    ps_log("civetweb: %s", message);
-    return 1;
-}
 
 /*
  * libpresence's access check: Centrifugo's presence permission. It runs
@@ -65,6 +40,7 @@ static int create_registry(ps_server *server, char *err, size_t err_len)
     const ps_config *cfg = server->cfg;
     presence_config pc;
     presence_config_init(&pc);
+    ps_mem_presence_allocator(&pc.allocator);
     pc.access_check = access_check;
     pc.access_user_data = server;
     pc.limits.channel_name_max = cfg->channel_max_length;
@@ -83,136 +59,57 @@ static int create_registry(ps_server *server, char *err, size_t err_len)
     }
     if (rc != PRESENCE_OK) {
         snprintf(err, err_len, "libpresence: %s", presence_strerror(rc));
+        presence_registry_free(server->registry);
+        server->registry = NULL;
         return -1;
     }
     return 0;
 }
 
-static int start_civetweb(ps_server *server, char *err, size_t err_len)
+int ps_server_init(ps_server *server, const ps_config *cfg,
+                   ps_frame_writer write_frame, char *err, size_t err_len)
 {
-    const ps_config *cfg = server->cfg;
-    char ports[300];
-    char threads[32];
-    char ws_timeout[32];
-    /* An IPv6 address goes in brackets, as CivetWeb expects. */
-    bool v6 = strchr(cfg->address, ':') != NULL;
-    snprintf(ports, sizeof ports, v6 ? "[%s]:%d" : "%s:%d", cfg->address,
-             cfg->port);
-    snprintf(threads, sizeof threads, "%zu", server->max_connections + SPARE_THREADS);
-    /* CivetWeb sends a WebSocket ping after this much silence and drops the
-     * peer after several unanswered ones: that catches dead peers, which
-     * never answer a close frame either. Browsers and ws answer these
-     * pings by themselves. */
-    snprintf(ws_timeout, sizeof ws_timeout, "%d", WS_IDLE_PING_MS);
-    const char *options[] = {
-        "listening_ports", ports,
-        "num_threads", threads,
-        "listen_backlog", "1024",
-        "request_timeout_ms", "10000",
-        "websocket_timeout_ms", ws_timeout,
-        "enable_keep_alive", "no",
-        "enable_websocket_ping_pong", "yes",
-        NULL,
-    };
-    struct mg_callbacks callbacks;
-    memset(&callbacks, 0, sizeof callbacks);
-    callbacks.log_message = log_message;
-    start_error[0] = '\0';
-    server->mg = mg_start(&callbacks, server, options);
-    if (server->mg == NULL) {
-        snprintf(err, err_len, "cannot listen on %s: %s", ports,
-                 start_error[0] ? start_error : "CivetWeb failed to start");
-        return -1;
-    }
-    ps_http_api_install(server->mg, server);
-    ps_ws_transport_install(server->mg, server);
-    return 0;
-}
-
-int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
-                    size_t err_len)
-{
-    if (!mg_check_feature(16)) {
-        snprintf(err, err_len, "this CivetWeb has no WebSocket support");
-        return -1;
-    }
-    ps_server *server = calloc(1, sizeof *server);
-    if (server == NULL) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
+    memset(server, 0, sizeof *server);
     server->cfg = cfg;
+    server->write_frame = write_frame;
     server->max_connections = cfg->client_connection_limit
                                   ? cfg->client_connection_limit
                                   : PS_MAX_CONNECTIONS_DEFAULT;
+    if (create_registry(server, err, err_len) != 0) {
+        return -1;
+    }
     pthread_mutex_init(&server->conns_lock, NULL);
     ps_hub_init(&server->hub);
-    mg_init_library(0);
-    if (create_registry(server, err, err_len) != 0) {
-        goto fail;
-    }
-    if (ps_writer_start(&server->writer) != 0) {
-        snprintf(err, err_len, "cannot start writer threads");
-        goto fail;
-    }
-    if (ps_heartbeat_start(&server->heartbeat, server) != 0) {
-        snprintf(err, err_len, "cannot start the heartbeat thread");
-        ps_writer_stop(&server->writer);
-        goto fail;
-    }
-    if (start_civetweb(server, err, err_len) != 0) {
-        ps_heartbeat_stop(&server->heartbeat);
-        ps_writer_stop(&server->writer);
-        goto fail;
-    }
-    *out = server;
+    ps_writer_init(&server->writer);
     return 0;
-fail:
-    presence_registry_free(server->registry);
-    ps_hub_destroy(&server->hub);
-    pthread_mutex_destroy(&server->conns_lock);
-    mg_exit_library();
-    free(server);
-    return -1;
 }
 
-/* Say goodbye to every client with Centrifugo's shutdown code before the
- * sockets go: 3001 lets the SDKs reconnect to the next server. */
-static void close_all(ps_server *server)
+void ps_server_fini(ps_server *server)
+{
+    ps_writer_stop(&server->writer);
+    presence_unsubscribe(server->registry, server->events);
+    presence_registry_free(server->registry);
+    server->registry = NULL;
+    ps_hub_destroy(&server->hub);
+    pthread_mutex_destroy(&server->conns_lock);
+}
+
+void ps_server_close_all(ps_server *server, int code, const char *reason)
 {
     pthread_mutex_lock(&server->conns_lock);
     server->stopping = true;
     size_t n = server->transport_count;
-    ps_conn **all = calloc(n ? n : 1, sizeof *all);
+    ps_conn **all = ps_calloc(n ? n : 1, sizeof *all);
     size_t k = 0;
     for (ps_conn *c = server->transports; all != NULL && c != NULL; c = c->next) {
         all[k++] = ps_conn_ref(c);
     }
     pthread_mutex_unlock(&server->conns_lock);
     for (size_t i = 0; i < k; i++) {
-        ps_conn_close_now(all[i], 3001, "shutdown");
+        ps_conn_close_now(all[i], code, reason);
         ps_conn_unref(all[i]);
     }
-    free(all);
-}
-
-void ps_server_stop(ps_server *server)
-{
-    if (server == NULL) {
-        return;
-    }
-    close_all(server);
-    /* CivetWeb runs every close handler before mg_stop() returns, so every
-     * connection has left its channels and been detached after it. */
-    mg_stop(server->mg);
-    ps_heartbeat_stop(&server->heartbeat);
-    ps_writer_stop(&server->writer);
-    presence_unsubscribe(server->registry, server->events);
-    presence_registry_free(server->registry);
-    ps_hub_destroy(&server->hub);
-    pthread_mutex_destroy(&server->conns_lock);
-    mg_exit_library();
-    free(server);
+    ps_free(all);
 }
 
 bool ps_server_add_transport(ps_server *server, ps_conn *conn)
@@ -235,17 +132,22 @@ bool ps_server_add_transport(ps_server *server, ps_conn *conn)
     return ok;
 }
 
-bool ps_server_add_client(ps_server *server, ps_conn *conn)
+ps_add_result ps_server_add_client(ps_server *server, ps_conn *conn)
 {
-    bool ok;
+    ps_add_result result = PS_ADD_OK;
     pthread_mutex_lock(&server->conns_lock);
-    ok = !server->stopping && server->client_count < server->max_connections;
-    if (ok) {
+    if (server->stopping || server->client_count >= server->max_connections) {
+        result = PS_ADD_FULL;
+    } else {
         HASH_ADD_STR(server->clients, client_id, conn);
-        server->client_count++;
+        if (ps_hash_added(conn, hh)) {
+            server->client_count++;
+        } else {
+            result = PS_ADD_NOMEM;
+        }
     }
     pthread_mutex_unlock(&server->conns_lock);
-    return ok;
+    return result;
 }
 
 void ps_server_remove(ps_server *server, ps_conn *conn)
@@ -284,7 +186,7 @@ ps_conn **ps_server_transports(ps_server *server, size_t *count)
 {
     pthread_mutex_lock(&server->conns_lock);
     size_t n = server->transport_count;
-    ps_conn **all = malloc((n ? n : 1) * sizeof *all);
+    ps_conn **all = ps_malloc((n ? n : 1) * sizeof *all);
     size_t k = 0;
     for (ps_conn *c = server->transports; all != NULL && c != NULL; c = c->next) {
         all[k++] = ps_conn_ref(c);

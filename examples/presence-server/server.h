@@ -1,6 +1,10 @@
 /*
  * The server object: the libpresence registry, the configuration, the
- * connection tables, and the threads around CivetWeb.
+ * connection tables, the writer pool and the heartbeat.
+ *
+ * server.c holds what needs no network: ps_server_init() gives a server
+ * that the tests and fuzzers drive without sockets (testing.h).
+ * listener.c puts CivetWeb around it (ps_server_start()).
  * SPDX-License-Identifier: MIT
  */
 #ifndef PS_SERVER_H
@@ -22,6 +26,10 @@ struct ps_conn;
 /** The version reported in connect replies. */
 #define PS_SERVER_VERSION "libpresence-server/" PRESENCE_VERSION_STRING
 
+/** Writes one WebSocket frame to a transport; > 0 on success. */
+typedef int (*ps_frame_writer)(void *transport, int opcode, const char *data,
+                               size_t len);
+
 typedef struct ps_server {
     const ps_config *cfg;
     presence_registry *registry;
@@ -30,6 +38,7 @@ typedef struct ps_server {
     ps_writer writer;
     ps_heartbeat heartbeat;
     size_t max_connections;
+    ps_frame_writer write_frame;
 
     /* Every open transport, and the connected ones by client id. */
     pthread_mutex_t conns_lock;
@@ -42,27 +51,44 @@ typedef struct ps_server {
     struct mg_context *mg;
 } ps_server;
 
-/** Create the registry, start the threads and listen. On error @p err says
- *  why (for example, the port is taken). */
+/** The registry (on the ps_mem allocator), the hub, the tables and a
+ *  writer pool without threads. No thread is started and nothing listens.
+ *  On error @p err says why. 0 or -1. */
+int ps_server_init(ps_server *server, const ps_config *cfg,
+                   ps_frame_writer write_frame, char *err, size_t err_len);
+
+/** Undo ps_server_init(). Every transport must have closed. */
+void ps_server_fini(ps_server *server);
+
+/** Create the server, start its threads and listen (listener.c). On error
+ *  @p err says why (for example, the port is taken). */
 int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
                     size_t err_len);
 
-/** Close every connection with 3001 "shutdown", stop, free. */
+/** Close every connection with 3001 "shutdown", stop, free (listener.c). */
 void ps_server_stop(ps_server *server);
+
+/** Refuse new transports, and close every open one now with @p code. */
+void ps_server_close_all(ps_server *server, int code, const char *reason);
 
 /** Register a transport (CivetWeb ready handler). False when stopping. */
 bool ps_server_add_transport(ps_server *server, struct ps_conn *conn);
 
-/** Publish a connected client under its client id. False when the server
- *  is full (client_connection_limit). */
-bool ps_server_add_client(ps_server *server, struct ps_conn *conn);
+typedef enum ps_add_result {
+    PS_ADD_OK = 0,
+    PS_ADD_FULL,   /* client_connection_limit, or stopping */
+    PS_ADD_NOMEM,
+} ps_add_result;
+
+/** Publish a connected client under its client id. */
+ps_add_result ps_server_add_client(ps_server *server, struct ps_conn *conn);
 
 /** Forget a transport and its client id (CivetWeb close handler). */
 void ps_server_remove(ps_server *server, struct ps_conn *conn);
 
 
 /** References to every open transport, for the heartbeat. The caller
- *  unrefs each and frees the array. */
+ *  unrefs each and frees the array (ps_free). */
 struct ps_conn **ps_server_transports(ps_server *server, size_t *count);
 
 #endif

@@ -12,6 +12,7 @@ typedef enum ps_token_status {
     PS_TOKEN_OK = 0,
     PS_TOKEN_INVALID,  /**< bad format, signature, algorithm or claims */
     PS_TOKEN_EXPIRED,  /**< valid, but "exp" has passed */
+    PS_TOKEN_NOMEM,    /**< memory ran out while checking it */
 } ps_token_status;
 
 /** The claims this server uses. Strings are malloc'd, NULL when absent. */
@@ -25,8 +26,12 @@ typedef struct ps_token_claims {
 /**
  * Verify @p token against @p secret (HS256 only: any other algorithm,
  * "none" included, is invalid) and read its claims. An empty secret makes
- * every token invalid. On PS_TOKEN_OK and PS_TOKEN_EXPIRED @p out is
- * filled and must be released with ps_token_claims_free().
+ * every token invalid. "exp" (if present) must be a number, and a token
+ * whose exp is at or before @p now_unix is PS_TOKEN_EXPIRED; "nbf" (if
+ * present) must be a number, and a token not valid before a time still to
+ * come is PS_TOKEN_INVALID, as Centrifugo treats it. On PS_TOKEN_OK and
+ * PS_TOKEN_EXPIRED @p out is filled and must be released with
+ * ps_token_claims_free().
  */
 ps_token_status ps_token_verify(const char *token, const char *secret,
                                 int64_t now_unix, ps_token_claims *out);

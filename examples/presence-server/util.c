@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,8 +58,34 @@ int ps_uuid4(char out[PS_UUID_SIZE])
     return 0;
 }
 
+bool ps_secret_equal(const char *given, const char *secret)
+{
+    /* Every byte of given is compared, against the secret repeated, so the
+     * work is the same wherever the first difference is; volatile keeps
+     * the compiler from ending the loop once diff is set. */
+    size_t n = strlen(given);
+    size_t m = strlen(secret);
+    volatile unsigned char diff = (unsigned char)(n != m);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff |= (unsigned char)(given[i] ^ secret[j]);
+        j = j + 1 < m ? j + 1 : 0;
+    }
+    return diff == 0 && m > 0;
+}
+
+static bool log_quiet;
+
+void ps_log_set_quiet(bool quiet)
+{
+    log_quiet = quiet;
+}
+
 void ps_log(const char *fmt, ...)
 {
+    if (log_quiet) {
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     /* One fprintf per line, so that lines from several threads do not mix. */

@@ -5,6 +5,7 @@
 #ifndef PS_UTIL_H
 #define PS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,14 @@ int ps_random_bytes(void *buf, size_t len);
 
 /** A random (version 4) UUID, as Centrifugo uses for client ids and keys. */
 int ps_uuid4(char out[PS_UUID_SIZE]);
+
+/** Whether @p given equals the secret @p secret, in a time that depends
+ *  on the two lengths only, never on the bytes (where the first difference
+ *  is). An empty secret equals nothing. */
+bool ps_secret_equal(const char *given, const char *secret);
+
+/** Silence ps_log() (fuzzers feed it countless bad configs). */
+void ps_log_set_quiet(bool quiet);
 
 /** Log a line to stderr with the program's prefix. */
 void ps_log(const char *fmt, ...)

@@ -6,6 +6,8 @@
  */
 #include "wire.h"
 
+#include "mem.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,12 +51,12 @@ int ps_wire_code_from_presence(int error)
 
 json_t *ps_wire_error(int code, bool temporary)
 {
-    json_t *err = json_pack("{s:i,s:s}", "code", code, "message",
-                            ps_wire_error_message(code));
-    if (err != NULL && temporary) {
-        json_object_set_new(err, "temporary", json_true());
+    if (temporary) {
+        return json_pack("{s:i,s:s,s:b}", "code", code, "message",
+                         ps_wire_error_message(code), "temporary", 1);
     }
-    return err;
+    return json_pack("{s:i,s:s}", "code", code, "message",
+                     ps_wire_error_message(code));
 }
 
 /* Stored info bytes back to a JSON value. This server stores only JSON;
@@ -62,8 +64,9 @@ json_t *ps_wire_error(int code, bool temporary)
  * rather than as invalid output. */
 static json_t *raw_json(const void *bytes, size_t len)
 {
-    json_t *value = json_loadb(bytes, len, JSON_DECODE_ANY, NULL);
-    if (value == NULL) {
+    bool nomem = false;
+    json_t *value = ps_json_loadb(bytes, len, JSON_DECODE_ANY, NULL, &nomem);
+    if (value == NULL && !nomem) {
         value = json_stringn(bytes, len);
     }
     return value;
@@ -77,11 +80,16 @@ json_t *ps_wire_client_info(const char *user, const char *client,
     if (info == NULL) {
         return NULL;
     }
+    int rc = 0;
     if (conn_info_len > 0) {
-        json_object_set_new(info, "conn_info", raw_json(conn_info, conn_info_len));
+        rc |= json_object_set_new(info, "conn_info", raw_json(conn_info, conn_info_len));
     }
     if (chan_info_len > 0) {
-        json_object_set_new(info, "chan_info", raw_json(chan_info, chan_info_len));
+        rc |= json_object_set_new(info, "chan_info", raw_json(chan_info, chan_info_len));
+    }
+    if (rc != 0) { /* out of memory: nothing rather than a partial info */
+        json_decref(info);
+        return NULL;
     }
     return info;
 }
@@ -108,12 +116,40 @@ json_t *ps_wire_stats(const presence_channel_stats *stats)
                      "num_users", (json_int_t)stats->num_users);
 }
 
+bool ps_wire_depth_ok(const char *text, size_t len, unsigned max_depth)
+{
+    unsigned depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth) {
+                return false;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return true;
+}
+
 char *ps_wire_dump(json_t *value, size_t *len)
 {
     if (value == NULL) {
         return NULL;
     }
-    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = ps_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(value);
     if (text != NULL && len != NULL) {
         *len = strlen(text);

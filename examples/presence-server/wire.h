@@ -47,6 +47,15 @@ json_t *ps_wire_presence(const presence_snapshot *snapshot);
 /** {"num_clients":N,"num_users":M}. New reference. */
 json_t *ps_wire_stats(const presence_channel_stats *stats);
 
+/** How deep JSON from a client or an API caller may nest (objects and
+ *  arrays). Deeper input is refused before it is parsed: 3501 on a
+ *  WebSocket, 400 on the HTTP API. */
+#define PS_JSON_MAX_DEPTH 64
+
+/** Whether the JSON text nests at most @p max_depth deep. A linear scan
+ *  that respects strings; the text need not be valid JSON. */
+bool ps_wire_depth_ok(const char *text, size_t len, unsigned max_depth);
+
 /** Compact text of @p value, which is released (stolen). malloc'd. */
 char *ps_wire_dump(json_t *value, size_t *len);
 

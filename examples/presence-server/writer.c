@@ -43,21 +43,36 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int ps_writer_start(ps_writer *w)
+void ps_writer_init(ps_writer *w)
 {
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     w->head = w->tail = NULL;
     w->stop = false;
     w->started = 0;
-    for (size_t i = 0; i < PS_WRITER_THREADS; i++) {
+}
+
+int ps_writer_start(ps_writer *w, size_t threads)
+{
+    for (size_t i = 0; i < threads && i < PS_WRITER_THREADS; i++) {
         if (pthread_create(&w->threads[i], NULL, writer_main, w) != 0) {
-            ps_writer_stop(w);
             return -1;
         }
         w->started++;
     }
     return 0;
+}
+
+void ps_writer_drain(ps_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    for (ps_conn *conn; (conn = pop_ready(w)) != NULL;) {
+        pthread_mutex_unlock(&w->lock);
+        ps_conn_flush(conn);
+        ps_conn_unref(conn);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 void ps_writer_schedule(ps_writer *w, ps_conn *conn)
@@ -85,6 +100,7 @@ void ps_writer_stop(ps_writer *w)
         pthread_join(w->threads[i], NULL);
     }
     w->started = 0;
+    ps_writer_drain(w); /* a pool without threads */
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
 }

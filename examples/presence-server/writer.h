@@ -24,13 +24,23 @@ typedef struct ps_writer {
     pthread_t threads[PS_WRITER_THREADS];
 } ps_writer;
 
-int ps_writer_start(ps_writer *writer);
+/** Set up an empty pool, with no thread yet. */
+void ps_writer_init(ps_writer *writer);
+
+/** Start @p threads threads (at most PS_WRITER_THREADS). A pool without
+ *  threads is flushed by whoever calls ps_writer_drain(). 0 or -1. */
+int ps_writer_start(ps_writer *writer, size_t threads);
+
+/** Flush every ready connection on the calling thread (a pool without
+ *  threads: the tests and fuzzers). */
+void ps_writer_drain(ps_writer *writer);
 
 /** Hand a connection whose queue just became non-empty to a writer. The
  *  caller has set conn->scheduled under conn->qlock. */
 void ps_writer_schedule(ps_writer *writer, struct ps_conn *conn);
 
-/** Stop the threads, after the connections still ready are flushed. */
+/** Stop the threads, after the connections still ready are flushed, and
+ *  tear the pool down. */
 void ps_writer_stop(ps_writer *writer);
 
 #endif

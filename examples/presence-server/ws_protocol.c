@@ -12,6 +12,7 @@
 #include "config.h"
 #include "conn.h"
 #include "heartbeat.h"
+#include "mem.h"
 #include "server.h"
 #include "token.h"
 #include "util.h"
@@ -48,26 +49,44 @@ static outcome bad_request(ps_conn *conn)
     return close_with(conn, CLOSE_BAD_REQUEST, "bad request");
 }
 
+/* Memory ran out half way: the client gets 3004 and reconnects, and the
+ * close handler takes back whatever the connection held. */
+static outcome internal_error(ps_conn *conn)
+{
+    return close_with(conn, PS_CLOSE_INTERNAL, "internal server error");
+}
+
 /* {"id":N,FIELD:RESULT}, queued. RESULT is stolen. */
 static ps_msg *reply_msg(const command *cmd, const char *field, json_t *result)
 {
     json_t *reply = json_object();
-    json_object_set_new(reply, "id", json_integer(cmd->id));
-    json_object_set_new(reply, field, result);
+    if ((json_object_set_new(reply, "id", json_integer(cmd->id)) |
+         json_object_set_new(reply, field, result)) != 0) {
+        json_decref(reply); /* result was stolen either way */
+        return NULL;
+    }
     size_t len = 0;
     char *text = ps_wire_dump(reply, &len);
     ps_msg *msg = text ? ps_msg_new(text, len) : NULL;
-    free(text);
+    ps_free(text);
     return msg;
 }
 
+/* Queue a reply. If it cannot be built (no memory), the client gets an
+ * error 100 reply instead, and if even that fails a 3004 close: every
+ * command is answered one way or another. A failed queueing closes the
+ * connection by itself (ps_conn_send). */
 static outcome reply(const command *cmd, const char *field, json_t *result)
 {
     ps_msg *msg = reply_msg(cmd, field, result);
-    if (msg != NULL) {
-        ps_conn_send(cmd->conn, msg);
-        ps_msg_unref(msg);
+    if (msg == NULL && strcmp(field, "error") != 0) {
+        msg = reply_msg(cmd, "error", ps_wire_error(PS_ERR_INTERNAL, true));
     }
+    if (msg == NULL) {
+        return internal_error(cmd->conn);
+    }
+    ps_conn_send(cmd->conn, msg);
+    ps_msg_unref(msg);
     return GO_ON;
 }
 
@@ -113,16 +132,21 @@ static json_t *connect_result(ps_conn *conn, const ps_config *cfg,
 {
     json_t *result = json_pack("{s:s,s:s}", "client", conn->client_id,
                                "version", PS_SERVER_VERSION);
+    int rc = result != NULL ? 0 : -1;
     if (expires_at > 0) {
         int64_t ttl = expires_at - ps_unix_time();
-        json_object_set_new(result, "expires", json_true());
-        json_object_set_new(result, "ttl", json_integer(ttl > 0 ? ttl : 1));
+        rc |= json_object_set_new(result, "expires", json_true());
+        rc |= json_object_set_new(result, "ttl", json_integer(ttl > 0 ? ttl : 1));
     }
     if (cfg->ping_interval_ms > 0) {
-        json_object_set_new(result, "ping", json_integer(ping_seconds(cfg)));
+        rc |= json_object_set_new(result, "ping", json_integer(ping_seconds(cfg)));
         if (cfg->pong_timeout_ms > 0) {
-            json_object_set_new(result, "pong", json_true());
+            rc |= json_object_set_new(result, "pong", json_true());
         }
+    }
+    if (rc != 0) { /* out of memory: no reply rather than half a reply */
+        json_decref(result);
+        return NULL;
     }
     return result;
 }
@@ -139,14 +163,16 @@ static outcome authenticate(const command *cmd, bool *replied,
         if (!cfg->allow_anonymous_connect_without_token) {
             return bad_request(conn); /* Centrifugo: credentials not found */
         }
-        conn->user = strdup("");
-        return GO_ON;
+        conn->user = ps_strdup("");
+        return conn->user != NULL ? GO_ON : internal_error(conn);
     }
     ps_token_claims claims;
     switch (ps_token_verify(token, cfg->token_hmac_secret_key, ps_unix_time(),
                             &claims)) {
     case PS_TOKEN_INVALID:
         return close_with(conn, CLOSE_INVALID_TOKEN, "invalid token");
+    case PS_TOKEN_NOMEM:
+        return internal_error(conn);
     case PS_TOKEN_EXPIRED:
         /* An error reply, not a close: the SDK may fetch a fresh token. */
         ps_token_claims_free(&claims);
@@ -179,15 +205,30 @@ static outcome cmd_connect(const command *cmd)
         return GO_ON;
     }
     if (conn->user == NULL || ps_uuid4(conn->client_id) != 0) {
-        return close_with(conn, 3004, "internal server error");
+        return internal_error(conn);
     }
     conn->connected = true;
-    if (!ps_server_add_client(cmd->server, conn)) {
+    switch (ps_server_add_client(cmd->server, conn)) {
+    case PS_ADD_OK:
+        break;
+    case PS_ADD_FULL:
         conn->connected = false;
         return close_with(conn, CLOSE_CONNECTION_LIMIT, "connection limit");
+    case PS_ADD_NOMEM:
+        conn->connected = false;
+        return internal_error(conn);
     }
     ps_heartbeat_arm(cmd->server, conn, expires_at);
-    return reply(cmd, "connect", connect_result(conn, cmd->server->cfg, expires_at));
+    /* Connected but not told so would leave the client half in: a reply
+     * that cannot be built closes the connection instead. */
+    ps_msg *msg = reply_msg(cmd, "connect",
+                            connect_result(conn, cmd->server->cfg, expires_at));
+    if (msg == NULL) {
+        return internal_error(conn);
+    }
+    ps_conn_send(conn, msg);
+    ps_msg_unref(msg);
+    return GO_ON;
 }
 
 /* May the connection subscribe? With a subscription token the token
@@ -213,6 +254,9 @@ static outcome subscribe_permission(const command *cmd, const char *channel,
         ps_token_claims_free(&claims);
         *error_code = PS_ERR_TOKEN_EXPIRED;
         return GO_ON;
+    }
+    if (status == PS_TOKEN_NOMEM) {
+        return internal_error(conn);
     }
     if (status != PS_TOKEN_OK || strcmp(claims.sub, conn->user) != 0 ||
         claims.channel == NULL || strcmp(claims.channel, channel) != 0) {
@@ -245,7 +289,8 @@ static outcome subscribe_join(const command *cmd, const char *channel,
     }
     ps_msg *msg = reply_msg(cmd, "subscribe", json_object());
     if (msg == NULL) {
-        return close_with(conn, 3004, "internal server error");
+        /* Joined but not answered: the close takes the membership back. */
+        return internal_error(conn);
     }
     ps_hub_activate(&cmd->server->hub, conn, channel, msg);
     ps_msg_unref(msg);
@@ -297,7 +342,7 @@ static outcome cmd_subscribe(const command *cmd)
         out = reply_error(cmd, PS_ERR_INTERNAL);
         break;
     }
-    free(chan_info);
+    ps_free(chan_info);
     return out;
 }
 
@@ -311,7 +356,13 @@ static outcome cmd_unsubscribe(const command *cmd)
     if (ps_hub_remove(&cmd->server->hub, cmd->conn, channel)) {
         const ps_channel_options *opts = ps_config_channel(cmd->server->cfg, channel);
         if (opts != NULL && opts->presence) {
-            presence_leave(cmd->server->registry, channel, cmd->conn->client_id);
+            int rc = presence_leave(cmd->server->registry, channel,
+                                    cmd->conn->client_id);
+            if (rc != PRESENCE_OK && rc != PRESENCE_ERR_NOT_FOUND) {
+                /* Still a member, no longer a subscriber: closing the
+                 * connection takes the membership back. */
+                return internal_error(cmd->conn);
+            }
         }
     }
     return reply(cmd, "unsubscribe", json_object());
@@ -367,6 +418,9 @@ static outcome cmd_refresh(const command *cmd)
         ps_token_claims_free(&claims);
         return reply_error(cmd, PS_ERR_TOKEN_EXPIRED);
     }
+    if (status == PS_TOKEN_NOMEM) {
+        return internal_error(conn);
+    }
     if (status != PS_TOKEN_OK || strcmp(claims.sub, conn->user) != 0) {
         if (status == PS_TOKEN_OK) {
             ps_token_claims_free(&claims);
@@ -380,9 +434,13 @@ static outcome cmd_refresh(const command *cmd)
     pthread_mutex_unlock(&conn->qlock);
     json_t *result = json_pack("{s:s,s:s}", "client", conn->client_id,
                                "version", PS_SERVER_VERSION);
-    if (exp > 0) {
-        json_object_set_new(result, "expires", json_true());
-        json_object_set_new(result, "ttl", json_integer(exp - ps_unix_time()));
+    if (result != NULL && exp > 0) {
+        int64_t ttl = exp - ps_unix_time();
+        if ((json_object_set_new(result, "expires", json_true()) |
+             json_object_set_new(result, "ttl", json_integer(ttl > 0 ? ttl : 1))) != 0) {
+            json_decref(result);
+            result = NULL; /* reply() answers with error 100 */
+        }
     }
     return reply(cmd, "refresh", result);
 }
@@ -471,7 +529,14 @@ static outcome dispatch(ps_conn *conn, json_t *obj)
 
 static outcome handle_line(ps_conn *conn, const char *line, size_t len)
 {
-    json_t *obj = json_loadb(line, len, 0, NULL);
+    if (!ps_wire_depth_ok(line, len, PS_JSON_MAX_DEPTH)) {
+        return close_with(conn, CLOSE_BAD_REQUEST, "bad request: too deep");
+    }
+    bool nomem = false;
+    json_t *obj = ps_json_loadb(line, len, 0, NULL, &nomem);
+    if (nomem) {
+        return internal_error(conn);
+    }
     if (!json_is_object(obj)) {
         json_decref(obj);
         return bad_request(conn);
@@ -498,7 +563,17 @@ bool ps_ws_handle_message(ps_conn *conn, const char *data, size_t len)
         const char *nl = memchr(data, '\n', (size_t)(end - data));
         const char *stop = nl ? nl : end;
         size_t n = (size_t)(stop - data);
+        if (ps_conn_closing(conn)) {
+            /* Closed by a failure to queue (3004), a slow-client close
+             * (3008) or the heartbeat: no more commands run. */
+            ps_conn_finish_close(conn);
+            return false;
+        }
         if (!blank(data, n) && handle_line(conn, data, n) == CLOSED) {
+            return false;
+        }
+        if (ps_conn_closing(conn)) {
+            ps_conn_finish_close(conn);
             return false;
         }
         data = nl ? nl + 1 : end;

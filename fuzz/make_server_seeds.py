@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the presence server's fuzz targets
+(corpus/server_frames, corpus/server_config). Run from fuzz/ after changing
+a scenario; the files are committed. See server_frames.c for the record
+format."""
+import hashlib
+import json
+import os
+import struct
+
+TEXT, TEXT_MORE, CONT_MORE, CONT_END, BINARY, PING, PONG, CLOSE, DROP, FAIL, ANSWER = \
+    0, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+
+
+def tok(i):
+    return b'\x01' + bytes([i])
+
+
+def rec(slot, action, payload=b''):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return bytes([slot | (action << 2)]) + struct.pack('<H', len(payload)) + payload
+
+
+def cmd(obj, token=None):
+    text = json.dumps(obj, separators=(',', ':'))
+    if token is not None:
+        text = text.replace('"@T@"', '"' + '\x00' + '"')
+        return text.encode().replace(b'\x00', tok(token))
+    return text.encode()
+
+
+def lines(*cmds):
+    return b'\n'.join(c if isinstance(c, bytes) else cmd(c) for c in cmds)
+
+
+def connect(slot, token=None, id=1):
+    params = {'token': '@T@'} if token is not None else {}
+    return rec(slot, TEXT, cmd({'connect': params, 'id': id}, token))
+
+
+frames = {
+    'basic_session': [
+        connect(0),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:a', 'join_leave': True}, 'id': 2})),
+        rec(0, TEXT, cmd({'presence': {'channel': 'pub:a'}, 'id': 3})),
+        rec(0, TEXT, cmd({'presence_stats': {'channel': 'pub:a'}, 'id': 4})),
+        rec(0, TEXT, cmd({'unsubscribe': {'channel': 'pub:a'}, 'id': 5})),
+    ],
+    'two_clients_drop': [
+        connect(0, 0),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:a', 'join_leave': True}, 'id': 2})),
+        connect(1, 1),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'pub:a'}, 'id': 2})),
+        rec(1, DROP),
+        rec(0, TEXT, cmd({'presence': {'channel': 'pub:a'}, 'id': 3})),
+        rec(1, ANSWER),
+        connect(1, 8),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'pub:a'}, 'id': 2})),
+        rec(1, CLOSE, b'\x03\xe8bye'),
+    ],
+    'batch': [
+        rec(0, TEXT, lines(cmd({'connect': {'token': '@T@', 'name': 'js'}, 'id': 1}, 0),
+                           {'subscribe': {'channel': 'open:x', 'flag': 1}, 'id': 2},
+                           {'subscribe': {'channel': 'x'}, 'id': 3},
+                           {'presence_stats': {'channel': 'open:x'}, 'id': 4},
+                           {},
+                           {'presence': {'channel': 'x'}, 'id': 5})),
+    ],
+    'fragments': [
+        rec(0, TEXT_MORE, b'{"connect":{},'),
+        rec(0, PING, b'hi'),
+        rec(0, CONT_MORE, b'"id"'),
+        rec(0, CONT_END, b':1}'),
+        rec(0, BINARY, cmd({'subscribe': {'channel': 'pub:b'}, 'id': 2})),
+        rec(0, CONT_END, b'{}'),
+    ],
+    'bad_input': [
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:a'}, 'id': 1})),
+        rec(1, TEXT, b'{"connect":'),
+        rec(2, TEXT, b'[1]'),
+        rec(0, TEXT, cmd({'connect': {}})),
+        rec(1, TEXT, lines({'connect': {}, 'id': 1}, {'frobnicate': {}, 'id': 2})),
+        rec(2, TEXT, b'{"connect":{"data":' + b'[' * 70 + b']' * 70 + b'},"id":1}'),
+        rec(0, TEXT, b' ' * 2100),
+        rec(1, TEXT, lines({'connect': {}, 'id': 1}, {'presence': {'channel': ''}, 'id': 2})),
+        rec(2, TEXT, lines({'connect': {}, 'id': 1}, {'connect': {}, 'id': 2})),
+        rec(0, TEXT, lines({'connect': {}, 'id': 4294967296})),
+    ],
+    'tokens': [
+        connect(0, 3),
+        connect(1, 4),
+        connect(2, 7),
+        connect(0, 2),
+        connect(0, 0, id=2),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'priv:a', 'token': '@T@'}, 'id': 3}, 5)),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'priv:b', 'token': '@T@'}, 'id': 4}, 9)),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'priv:b'}, 'id': 5})),
+        rec(0, TEXT, cmd({'refresh': {'token': '@T@'}, 'id': 6}, 0)),
+        rec(0, TEXT, cmd({'refresh': {'token': '@T@'}, 'id': 7}, 1)),
+        connect(1, 8),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'priv:a', 'token': '@T@'}, 'id': 2}, 6)),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'priv:a', 'token': '@T@'}, 'id': 3}, 5)),
+    ],
+    'limits': [
+        connect(0, 0),
+        rec(0, TEXT, lines(*[{'subscribe': {'channel': 'pub:%d' % i}, 'id': 2 + i} for i in range(6)])),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:' + 'x' * 40}, 'id': 20})),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'nosuch:x'}, 'id': 21})),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:0'}, 'id': 22})),
+        connect(1, 1),
+        connect(2, 1),
+        rec(0, ANSWER),
+        rec(1, DROP),
+        rec(1, ANSWER),
+        connect(1, 1),
+        rec(2, DROP),
+        rec(2, ANSWER),
+        connect(2, 0),
+    ],
+    'alloc_failure': [
+        rec(0, FAIL, b'\x03'),
+        connect(0, 0),
+        rec(0, ANSWER),
+        connect(0, 0),
+        rec(1, TEXT, cmd({'connect': {}, 'id': 1})),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'pub:a', 'join_leave': True}, 'id': 2})),
+        rec(0, FAIL, b'\x05'),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:a', 'join_leave': True}, 'id': 2})),
+        rec(0, FAIL, b'\x08'),
+        rec(0, TEXT, cmd({'presence': {'channel': 'pub:a'}, 'id': 3})),
+        rec(1, FAIL, b'\x02'),
+        rec(1, DROP),
+        rec(0, FAIL, b'\x01'),
+        rec(0, TEXT, cmd({'unsubscribe': {'channel': 'pub:a'}, 'id': 4})),
+    ],
+    'other_methods': [
+        connect(0, 1),
+        rec(0, TEXT, lines({'subscribe': {'channel': 'open:z', 'join_leave': True}, 'id': 2},
+                           {'subscribe': {'channel': 'nop:z'}, 'id': 3},
+                           {'presence': {'channel': 'nop:z'}, 'id': 4},
+                           {'publish': {'channel': 'open:z', 'data': {}}, 'id': 5},
+                           {'history': {'channel': 'open:z'}, 'id': 6},
+                           {'rpc': {'method': 'x'}, 'id': 7},
+                           {'sub_refresh': {'channel': 'open:z'}, 'id': 8},
+                           {'send': {'data': 1}},
+                           {'id': 0})),
+        connect(1, 8),
+        rec(1, TEXT, cmd({'presence': {'channel': 'open:z'}, 'id': 2})),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'open:z'}, 'id': 3})),
+        rec(1, PONG, b''),
+        rec(0, CLOSE, b'\x00\x00'),
+        rec(1, CLOSE, b'\x03'),
+    ],
+    'slow_reader': [
+        connect(0, 0),
+        connect(1, 1),
+        rec(0, TEXT, cmd({'subscribe': {'channel': 'pub:s', 'join_leave': True}, 'id': 2})),
+        rec(1, TEXT, cmd({'subscribe': {'channel': 'pub:s'}, 'id': 2})),
+        rec(0, TEXT, lines(*[{'presence': {'channel': 'pub:s'}, 'id': 10 + i} for i in range(40)])),
+        rec(1, TEXT, lines(*[c for i in range(20) for c in (
+            {'unsubscribe': {'channel': 'pub:s'}, 'id': 100 + 2 * i},
+            {'subscribe': {'channel': 'pub:s'}, 'id': 101 + 2 * i})])),
+    ],
+}
+
+configs = {
+    'readme': {
+        'token_hmac_secret_key': 's', 'api_key': 'k',
+        'allow_anonymous_connect_without_token': False, 'presence': False,
+        'namespaces': [{'name': 'public', 'presence': True, 'join_leave': True,
+                        'allow_subscribe_for_client': True,
+                        'allow_presence_for_subscriber': True}]},
+    'everything': {
+        'api_key': 'k', 'api_insecure': True, 'token_hmac_secret_key': 's',
+        'allow_anonymous_connect_without_token': True, 'address': '::1', 'port': '8001',
+        'presence': True, 'join_leave': True, 'force_push_join_leave': True,
+        'allow_subscribe_for_client': True, 'allow_subscribe_for_anonymous': True,
+        'allow_presence_for_subscriber': True, 'allow_presence_for_client': True,
+        'allow_presence_for_anonymous': True, 'client_channel_limit': 0,
+        'client_connection_limit': 10000, 'client_queue_max_size': 1,
+        'websocket_message_size_limit': 1, 'channel_max_length': 1,
+        'ping_interval': '1m', 'pong_timeout': '500ms', 'unknown_key': [1, {}],
+        'namespaces': [{'name': 'a.b', 'presence': True, 'x': 1},
+                       {'name': 'c-_', 'join_leave': True}]},
+    'bad_values': {'port': 70000, 'ping_interval': '3h', 'namespaces': [{'name': 'x'}]},
+    'durations': {'ping_interval': 25, 'pong_timeout': '8s'},
+    'long_namespace_name': {'namespaces': [{'name': 'n' * 300, 'presence': True}]},
+    'duplicate_namespace': {'namespaces': [{'name': 'aa'}, {'name': 'aa'}]},
+}
+
+
+def write(dirname, name, data):
+    os.makedirs(dirname, exist_ok=True)
+    with open(os.path.join(dirname, name), 'wb') as f:
+        f.write(data)
+
+
+for name, records in frames.items():
+    write('corpus/server_frames', name, b''.join(records))
+for name, cfg in configs.items():
+    write('corpus/server_config', name, json.dumps(cfg, indent=1).encode())
+write('corpus/server_config', 'duplicate_key', b'{"port":1,"port":2}')
+write('corpus/server_config', 'not_object', b'[true]')
+write('corpus/server_config', 'truncated', b'{"namespaces":[{"name":"ab",')
+write('corpus/server_config', 'huge_duration', b'{"ping_interval": 9223372036854775807}')
