@@ -419,7 +419,7 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
 /**
  * Add a namespace, or change the options of an existing one ("" names the
  * default namespace). Namespace names follow Centrifugo's rule: at least
- * two characters from `A-Z a-z 0-9 - _ .`.
+ * two characters from `A-Z a-z 0-9 - _ .`, and at most 255.
  *
  * Changes apply at once to existing channels: a new ttl_ms moves every
  * deadline (presence_next_deadline_ms() tells the new one); a lower
@@ -431,7 +431,8 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
  *         options struct not filled by presence_namespace_options_init(),
  *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
- *         breaks the rule; #PRESENCE_ERR_NOMEM (for a new namespace,
+ *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over 255
+ *         bytes; #PRESENCE_ERR_NOMEM (for a new namespace,
  *         nothing changed; when turning presence off, the new options
  *         apply but memory ran out while closing channels: each member
  *         left completely or not at all, and calling again with the same
@@ -447,7 +448,8 @@ presence_namespace_set(presence_registry *registry, const char *name,
  * been filled by presence_namespace_options_init() first: its struct_size
  * says how many bytes the caller's struct holds.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument;
- *         #PRESENCE_ERR_UNKNOWN_NAMESPACE.
+ *         #PRESENCE_ERR_BAD_NAME, #PRESENCE_ERR_TOO_LONG as for
+ *         presence_namespace_set(); #PRESENCE_ERR_UNKNOWN_NAMESPACE.
  */
 PRESENCE_API int presence_namespace_get(presence_registry *registry,
                                         const char *name,
