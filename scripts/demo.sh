@@ -18,7 +18,7 @@ if [ ! -f "$build_dir/build.ninja" ]; then
   meson setup "$build_dir" -Dpresence_server=enabled >&2
 else
   # An existing build dir may have been set up without the server.
-  meson configure "$build_dir" -Dexamples=true -Dpresence_server=enabled >&2
+  meson setup --reconfigure "$build_dir" -Dexamples=true -Dpresence_server=enabled >&2
 fi
 meson compile -C "$build_dir" presence-server >&2
 
