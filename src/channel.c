@@ -116,11 +116,13 @@ size_t presence__membership_bytes(const struct presence__membership *m)
            (m->chan_info != NULL ? m->chan_info->len : 0);
 }
 
+/* Memberships come from their channel's shard's slab. */
 static void membership_free(presence_registry *reg,
+                            struct presence__shard *hs,
                             struct presence__membership *m)
 {
     presence__blob_unref(reg, m->chan_info);
-    presence__free(reg, m, sizeof *m);
+    presence__slab_free(reg, &hs->membership_slab, m);
 }
 
 void presence__membership_remove(presence_registry *reg,
@@ -150,7 +152,7 @@ void presence__membership_remove(presence_registry *reg,
     ch->seq++;
     presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
                           last_of_user, reserved);
-    membership_free(reg, m);
+    membership_free(reg, hs, m);
     if (ch->members.count == 0) {
         channel_retire(reg, ch);
     }
@@ -171,7 +173,8 @@ void presence__channels_free(presence_registry *reg)
             }
             for (size_t j = 0; j < ch->members.nslots; j++) {
                 if (ch->members.slots[j] != NULL) {
-                    membership_free(reg, ch->members.slots[j]);
+                    membership_free(reg, &reg->shards[s],
+                                    ch->members.slots[j]);
                 }
             }
             presence__memberset_free(reg, &ch->members);
@@ -465,7 +468,7 @@ static int join_new(presence_registry *reg, struct target *t,
         rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
     }
     if (rc == PRESENCE_OK) {
-        m = presence__malloc(reg, sizeof *m);
+        m = presence__slab_alloc(reg, &hs->membership_slab);
         rc = m != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
     }
     if (rc == PRESENCE_OK && new_channel) {
@@ -492,7 +495,9 @@ static int join_new(presence_registry *reg, struct target *t,
         } else if (new_channel) {
             channel_count_give(reg);
         }
-        presence__free(reg, m, sizeof *m);
+        if (m != NULL) {
+            presence__slab_free(reg, &hs->membership_slab, m);
+        }
         presence__blob_unref(reg, blob);
         presence__events_release(reg, &reserved);
         return rc;

@@ -41,6 +41,7 @@
 
 #include "index.h"
 #include "memberset.h"
+#include "slab.h"
 #include "usercount.h"
 
 #define PRESENCE__SHARDS 64u
@@ -170,6 +171,7 @@ struct presence__shard { /* channels */
             struct presence__index channels; /* by name */
             int64_t last_now_ms; /* this shard's clock, never backwards */
             atomic_size_t memberships;
+            struct presence__slab membership_slab;
         };
         char line_pad[PRESENCE__SHARD_BYTES];
     };

@@ -84,6 +84,7 @@ static void registry_release(presence_registry *reg)
     presence__clients_free(reg);
     presence__namespaces_free(reg);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        presence__slab_destroy(reg, &reg->shards[i].membership_slab);
         mutex_destroy(reg, &reg->shards[i].lock);
         mutex_destroy(reg, &reg->cshards[i].lock);
         mutex_destroy(reg, &reg->ushards[i].lock);
@@ -144,6 +145,8 @@ int presence_registry_new(const presence_config *config,
                              offsetof(struct presence__channel, name),
                              offsetof(struct presence__channel, name_len));
         reg->shards[i].last_now_ms = INT64_MIN;
+        presence__slab_init(&reg->shards[i].membership_slab,
+                            sizeof(struct presence__membership));
     }
     mutex_init(reg, &reg->queue_lock);
     presence__clients_init(reg);
