@@ -279,7 +279,7 @@ static int drain(struct sweep *sw, const struct presence__chref *ref,
         if (m == NULL) {
             break;
         }
-        d.cursor = m->client->hash;
+        d.cursor = m->hash;
         if (sweep_remove(sw, m, reason, drain_still, &d) &&
             ++in_batch == BATCH) {
             in_batch = 0;
@@ -506,6 +506,7 @@ static int join_new(presence_registry *reg, struct target *t,
     /* Nothing can fail from here on. */
     int64_t now = presence__now(reg, hs);
     memset(m, 0, sizeof *m);
+    m->hash = client->hash;
     m->client = client;
     m->channel = ch;
     m->chan_info = blob;

@@ -120,6 +120,8 @@ struct presence__blob {
 
 /* One client in one channel. */
 struct presence__membership {
+    uint64_t hash; /* the client's, copied: probes of the presence set read
+                    * it without following the client pointer */
     struct presence__client *client;
     struct presence__channel *channel;
     struct presence__membership *cprev, *cnext; /* the client's list */

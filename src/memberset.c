@@ -14,7 +14,7 @@
 
 static uint64_t slot_hash(const struct presence__membership *m)
 {
-    return m->client->hash;
+    return m->hash;
 }
 
 static size_t home_of(unsigned bits, uint64_t hash)
@@ -180,9 +180,11 @@ presence__memberset_find_id(const struct presence__memberset *set,
         if (m == NULL || slot_hash(m) > hash) {
             break;
         }
+        if (m->hash != hash) {
+            continue;
+        }
         const struct presence__client *c = m->client;
-        if (c->hash == hash && c->id_len == len &&
-            memcmp(c->id, id, len) == 0) {
+        if (c->id_len == len && memcmp(c->id, id, len) == 0) {
             return m;
         }
     }
