@@ -42,7 +42,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
 
     /* Names are built before the timed phases, as a server has them
      * already: client ids c<i>, user ids u<i/2>, channels chat:<j>, infos
-     * c<i>xxx... of I bytes. */
+     * "c<i>" padded with the letter x to I bytes. */
     bench_names_make(&clients, (size_t)C, "c", 1);
     bench_names_make(&users, (size_t)((C + 1) / 2), "u", 1);
     bench_names_make(&channels, (size_t)H, "chat:", 1);
