@@ -438,6 +438,39 @@ static int join_check_limits(const presence_registry *reg,
     return PRESENCE_OK;
 }
 
+/* Link a new membership in everywhere and announce it: the part of a join
+ * that cannot fail (both shards held, everything allocated). */
+static void membership_link(presence_registry *reg, struct presence__shard *hs,
+                            struct presence__channel *ch,
+                            struct presence__client *client,
+                            struct presence__membership *m,
+                            struct presence__blob *blob, size_t *reserved)
+{
+    int64_t now = presence__now(reg, hs);
+    memset(m, 0, sizeof *m);
+    m->hash = client->hash;
+    m->client = client;
+    m->channel = ch;
+    m->chan_info = blob;
+    m->joined_at_ms = now;
+    m->touched_at_ms = now;
+    m->cnext = client->memberships;
+    if (m->cnext != NULL) {
+        m->cnext->cprev = m;
+    }
+    client->memberships = m;
+    client->channel_count++;
+    presence__memberset_insert(&ch->members, m);
+    ch->member_bytes += presence__membership_bytes(m);
+    bool first_of_user =
+        presence__usercount_inc(&ch->users, client->user) == 1;
+    presence__touch_append(presence__touch_list_of(reg, m), m);
+    atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
+    ch->seq++;
+    presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
+                          PRESENCE_LEAVE_NONE, first_of_user, reserved);
+}
+
 /* A new membership (both shards held): every allocation first, then the
  * change. */
 static int join_new(presence_registry *reg, struct target *t,
@@ -503,30 +536,7 @@ static int join_new(presence_registry *reg, struct target *t,
         return rc;
     }
 
-    /* Nothing can fail from here on. */
-    int64_t now = presence__now(reg, hs);
-    memset(m, 0, sizeof *m);
-    m->hash = client->hash;
-    m->client = client;
-    m->channel = ch;
-    m->chan_info = blob;
-    m->joined_at_ms = now;
-    m->touched_at_ms = now;
-    m->cnext = client->memberships;
-    if (m->cnext != NULL) {
-        m->cnext->cprev = m;
-    }
-    client->memberships = m;
-    client->channel_count++;
-    presence__memberset_insert(&ch->members, m);
-    ch->member_bytes += presence__membership_bytes(m);
-    bool first_of_user =
-        presence__usercount_inc(&ch->users, client->user) == 1;
-    presence__touch_append(presence__touch_list_of(reg, m), m);
-    atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
-    ch->seq++;
-    presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
-                          PRESENCE_LEAVE_NONE, first_of_user, &reserved);
+    membership_link(reg, hs, ch, client, m, blob, &reserved);
     presence__events_release(reg, &reserved);
     return PRESENCE_OK;
 }

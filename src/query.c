@@ -144,6 +144,79 @@ void presence_snapshot_free(presence_snapshot *snapshot)
 
 /* ---- channel queries ---------------------------------------------------- */
 
+/* A requester, checked and hashed; `known` is its user when the caller
+ * gave none and the registry knows the client (a reference is held). */
+struct asker {
+    const presence_requester *req;
+    size_t id_len;
+    uint64_t id_hash;
+    struct presence__user *known;
+};
+
+static int asker_check(presence_registry *reg, const presence_requester *req,
+                       struct asker *a)
+{
+    a->req = req;
+    a->known = NULL;
+    if (req == NULL) {
+        return PRESENCE_OK;
+    }
+    if (req->client_id == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t user_len;
+    int rc = presence__check_name(req->client_id, reg->limits.client_id_max,
+                                  false, &a->id_len);
+    if (rc == PRESENCE_OK && req->user_id != NULL) {
+        rc = presence__check_name(req->user_id, reg->limits.user_id_max, true,
+                                  &user_len);
+    }
+    if (rc == PRESENCE_OK) {
+        a->id_hash = presence__hash64(reg->seed, req->client_id, a->id_len);
+    }
+    return rc;
+}
+
+/* Find the requester's user if it gave none. Client shards come before
+ * channel shards, so this runs before the channel's shard is taken. */
+static void asker_find_user(presence_registry *reg, struct asker *a)
+{
+    if (a->req == NULL || a->req->user_id != NULL) {
+        return;
+    }
+    struct presence__cshard *cs = presence__cshard_of(reg, a->id_hash);
+    presence__mutex_lock(reg, &cs->lock);
+    struct presence__client *who =
+        presence__client_find(cs, a->req->client_id, a->id_len, a->id_hash);
+    if (who != NULL) {
+        a->known = who->user;
+        atomic_fetch_add(&a->known->refs, 1);
+    }
+    presence__mutex_unlock(reg, &cs->lock);
+}
+
+/* The access check, the channel's shard held. */
+static bool asker_allowed(presence_registry *reg, const struct asker *a,
+                          const struct presence__chref *ref)
+{
+    const presence_requester *req = a->req;
+    presence_access access = {
+        .channel = ref->name,
+        .namespace_name = ref->ns->name,
+        .client_id = req->client_id,
+        .user_id = req->user_id != NULL ? req->user_id
+                   : a->known != NULL   ? a->known->id
+                                        : NULL,
+        .is_member = ref->ch != NULL &&
+                     presence__membership_find_id(ref->ch, req->client_id,
+                                                  a->id_len,
+                                                  a->id_hash) != NULL,
+    };
+    return reg->access_check != NULL
+               ? reg->access_check(&access, reg->access_user_data)
+               : access.is_member;
+}
+
 /*
  * Resolve a channel for a read: name, namespace, presence on, access. The
  * channel's shard is held on success; ref->ch is NULL for a channel
@@ -153,68 +226,28 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
                              const presence_requester *requester,
                              struct presence__chref *ref)
 {
-    if (reg == NULL || channel == NULL ||
-        (requester != NULL && requester->client_id == NULL)) {
+    if (reg == NULL || channel == NULL) {
         return PRESENCE_ERR_INVALID;
     }
+    struct asker a;
     int rc = presence__channel_check(reg, channel, ref);
-    size_t id_len = 0;
-    size_t user_len = 0;
-    if (rc == PRESENCE_OK && requester != NULL) {
-        rc = presence__check_name(requester->client_id,
-                                  reg->limits.client_id_max, false, &id_len);
-    }
-    if (rc == PRESENCE_OK && requester != NULL && requester->user_id != NULL) {
-        rc = presence__check_name(requester->user_id, reg->limits.user_id_max,
-                                  true, &user_len);
+    if (rc == PRESENCE_OK) {
+        rc = asker_check(reg, requester, &a);
     }
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    uint64_t id_hash = 0;
-    struct presence__user *known = NULL; /* the requester's, if not given */
-    if (requester != NULL) {
-        id_hash = presence__hash64(reg->seed, requester->client_id, id_len);
-    }
-    if (requester != NULL && requester->user_id == NULL) {
-        /* Client shards come before channel shards: ask first. */
-        struct presence__cshard *cs = presence__cshard_of(reg, id_hash);
-        presence__mutex_lock(reg, &cs->lock);
-        struct presence__client *who =
-            presence__client_find(cs, requester->client_id, id_len, id_hash);
-        if (who != NULL) {
-            known = who->user;
-            atomic_fetch_add(&known->refs, 1);
-        }
-        presence__mutex_unlock(reg, &cs->lock);
-    }
+    asker_find_user(reg, &a);
     presence__mutex_lock(reg, &ref->shard->lock);
     rc = presence__channel_lookup(reg, ref);
     if (rc == PRESENCE_OK && !ref->ns->options.presence) {
         rc = PRESENCE_ERR_NOT_AVAILABLE;
     }
-    if (rc == PRESENCE_OK && requester != NULL) {
-        presence_access access = {
-            .channel = channel,
-            .namespace_name = ref->ns->name,
-            .client_id = requester->client_id,
-            .user_id = requester->user_id != NULL ? requester->user_id
-                       : known != NULL            ? known->id
-                                                  : NULL,
-            .is_member = ref->ch != NULL &&
-                         presence__membership_find_id(
-                             ref->ch, requester->client_id, id_len,
-                             id_hash) != NULL,
-        };
-        bool allowed = reg->access_check != NULL
-                           ? reg->access_check(&access, reg->access_user_data)
-                           : access.is_member;
-        if (!allowed) {
-            rc = PRESENCE_ERR_DENIED;
-        }
+    if (rc == PRESENCE_OK && requester != NULL && !asker_allowed(reg, &a, ref)) {
+        rc = PRESENCE_ERR_DENIED;
     }
-    if (known != NULL) {
-        presence__user_unref(reg, known);
+    if (a.known != NULL) {
+        presence__user_unref(reg, a.known);
     }
     if (rc != PRESENCE_OK) {
         presence__mutex_unlock(reg, &ref->shard->lock);
