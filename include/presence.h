@@ -599,7 +599,10 @@ PRESENCE_API int presence_channel_close(presence_registry *registry,
  * expires, or #PRESENCE_NO_DEADLINE. The library runs no timer: arm one in
  * the application's loop for this time and call presence_expire() when it
  * fires. Ask again after every call that may change it (joins, touches,
- * expiry, namespace changes). In O(namespaces).
+ * expiry, namespace changes). One atomic load when no namespace has a
+ * TTL; otherwise O(lock shards x namespaces), taking each shard's lock in
+ * turn, so it is the earliest deadline as of the moment each shard was
+ * read.
  * @return the deadline; #PRESENCE_NO_DEADLINE for a NULL registry.
  * A callback may call it.
  */
