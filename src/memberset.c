@@ -11,6 +11,10 @@
 #define GROW_NUM 3u
 #define GROW_DEN 4u
 #define SHRINK_DEN 8u
+/* Tables up to this many home slots (2 KiB) are not shrunk: a channel that
+ * empties is freed soon anyway, and rebuilding small tables on every
+ * leave costs more than the memory it would give back. */
+#define SHRINK_MIN_BITS 8u
 
 static uint64_t slot_hash(const struct presence__membership *m)
 {
@@ -225,7 +229,7 @@ void presence__memberset_remove(presence_registry *reg,
         return;
     }
     size_t homes = (size_t)1 << set->bits;
-    if (set->bits > MIN_BITS && set->count * SHRINK_DEN < homes) {
+    if (set->bits > SHRINK_MIN_BITS && set->count * SHRINK_DEN < homes) {
         /* Giving memory back is optional: on failure keep the big table. */
         (void)rehash(reg, set, set->bits - 1);
     }

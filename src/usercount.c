@@ -7,6 +7,8 @@
 #include "internal.h"
 
 #define MIN_SLOTS 4u
+/* Tables up to this many slots (3 KiB) are not shrunk (see memberset.c). */
+#define SHRINK_MIN_SLOTS 256u
 
 static size_t slot_of(size_t mask, const struct presence__user *user)
 {
@@ -144,7 +146,8 @@ size_t presence__usercount_dec(presence_registry *reg,
     uc->users--;
     if (uc->users == 0) {
         presence__usercount_free(reg, uc);
-    } else if (slot_count(uc) > MIN_SLOTS && uc->users * 8 < slot_count(uc)) {
+    } else if (slot_count(uc) > SHRINK_MIN_SLOTS &&
+               uc->users * 8 < slot_count(uc)) {
         (void)resize(reg, uc, slot_count(uc) / 2); /* optional on failure */
     }
     return 0;
