@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,21 +46,6 @@ static const option_field channel_fields[] = {
 };
 #undef FIELD
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static void config_defaults(ps_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -85,7 +71,7 @@ static int channel_option(ps_channel_options *opts, const char *path,
         }
         *matched = true;
         if (!json_is_boolean(value)) {
-            return fail(err, err_len, "key \"%s%s\": expected true or false",
+            return ps_fail(err, err_len, "key \"%s%s\": expected true or false",
                         path, key);
         }
         bool *flag = (bool *)((char *)opts + channel_fields[i].offset);
@@ -99,11 +85,11 @@ static int get_string(json_t *value, const char *key, char **out, char *err,
                       size_t err_len)
 {
     if (!json_is_string(value)) {
-        return fail(err, err_len, "key \"%s\": expected a string", key);
+        return ps_fail(err, err_len, "key \"%s\": expected a string", key);
     }
     char *copy = ps_strdup(json_string_value(value));
     if (copy == NULL) {
-        return fail(err, err_len, "out of memory");
+        return ps_fail(err, err_len, "out of memory");
     }
     ps_free(*out);
     *out = copy;
@@ -114,7 +100,7 @@ static int get_bool(json_t *value, const char *key, bool *out, char *err,
                     size_t err_len)
 {
     if (!json_is_boolean(value)) {
-        return fail(err, err_len, "key \"%s\": expected true or false", key);
+        return ps_fail(err, err_len, "key \"%s\": expected true or false", key);
     }
     *out = json_is_true(value);
     return 0;
@@ -124,7 +110,7 @@ static int get_size(json_t *value, const char *key, size_t min, size_t *out,
                     char *err, size_t err_len)
 {
     if (!json_is_integer(value) || json_integer_value(value) < (json_int_t)min) {
-        return fail(err, err_len, "key \"%s\": expected an integer >= %zu", key,
+        return ps_fail(err, err_len, "key \"%s\": expected an integer >= %zu", key,
                     min);
     }
     *out = (size_t)json_integer_value(value);
@@ -146,7 +132,7 @@ static int get_port(json_t *value, int *out, char *err, size_t err_len)
         }
     }
     if (port < 1 || port > 65535) {
-        return fail(err, err_len, "key \"port\": expected a port number 1-65535");
+        return ps_fail(err, err_len, "key \"port\": expected a port number 1-65535");
     }
     *out = (int)port;
     return 0;
@@ -182,7 +168,7 @@ static int get_duration(json_t *value, const char *key, int64_t *out_ms,
             }
         }
     }
-    return fail(err, err_len,
+    return ps_fail(err, err_len,
                 "key \"%s\": expected a duration such as \"25s\" or \"500ms\"",
                 key);
 }
@@ -214,7 +200,7 @@ static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
     char path[64];
     snprintf(path, sizeof path, "namespaces[%zu].", index);
     if (!json_is_object(obj)) {
-        return fail(err, err_len, "key \"namespaces[%zu]\": expected an object",
+        return ps_fail(err, err_len, "key \"namespaces[%zu]\": expected an object",
                     index);
     }
     ps_namespace *ns = &cfg->namespaces[index];
@@ -225,14 +211,14 @@ static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
         if (strcmp(key, "name") == 0) {
             if (!json_is_string(value) ||
                 !namespace_name_valid(json_string_value(value))) {
-                return fail(err, err_len,
+                return ps_fail(err, err_len,
                             "key \"%sname\": expected 2 to %d characters "
                             "of A-Z a-z 0-9 - _ .",
                             path, NAMESPACE_NAME_MAX);
             }
             ns->name = ps_strdup(json_string_value(value));
             if (ns->name == NULL) {
-                return fail(err, err_len, "out of memory");
+                return ps_fail(err, err_len, "out of memory");
             }
             continue;
         }
@@ -246,11 +232,11 @@ static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
         }
     }
     if (ns->name == NULL) {
-        return fail(err, err_len, "key \"%sname\": missing", path);
+        return ps_fail(err, err_len, "key \"%sname\": missing", path);
     }
     for (size_t i = 0; i < index; i++) {
         if (strcmp(cfg->namespaces[i].name, ns->name) == 0) {
-            return fail(err, err_len,
+            return ps_fail(err, err_len,
                         "key \"%sname\": namespace \"%s\" defined twice", path,
                         ns->name);
         }
@@ -262,12 +248,12 @@ static int parse_namespaces(ps_config *cfg, json_t *value, char *err,
                             size_t err_len)
 {
     if (!json_is_array(value)) {
-        return fail(err, err_len, "key \"namespaces\": expected an array");
+        return ps_fail(err, err_len, "key \"namespaces\": expected an array");
     }
     size_t n = json_array_size(value);
     cfg->namespaces = ps_calloc(n ? n : 1, sizeof *cfg->namespaces);
     if (cfg->namespaces == NULL) {
-        return fail(err, err_len, "out of memory");
+        return ps_fail(err, err_len, "out of memory");
     }
     cfg->namespace_count = n;
     for (size_t i = 0; i < n; i++) {
@@ -280,6 +266,21 @@ static int parse_namespaces(ps_config *cfg, json_t *value, char *err,
 }
 
 /* One top-level key. */
+/* The top-level limits: a count each, with its smallest allowed value. */
+static const struct {
+    const char *key;
+    size_t min;
+    size_t offset;
+} size_keys[] = {
+    {"client_channel_limit", 0, offsetof(ps_config, client_channel_limit)},
+    {"client_connection_limit", 0,
+     offsetof(ps_config, client_connection_limit)},
+    {"client_queue_max_size", 1, offsetof(ps_config, client_queue_max_size)},
+    {"websocket_message_size_limit", 1,
+     offsetof(ps_config, websocket_message_size_limit)},
+    {"channel_max_length", 1, offsetof(ps_config, channel_max_length)},
+};
+
 static int parse_key(ps_config *cfg, const char *key, json_t *value,
                      char *err, size_t err_len)
 {
@@ -315,24 +316,12 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
     if (strcmp(key, "namespaces") == 0) {
         return parse_namespaces(cfg, value, err, err_len);
     }
-    if (strcmp(key, "client_channel_limit") == 0) {
-        return get_size(value, key, 0, &cfg->client_channel_limit, err,
-                        err_len);
-    }
-    if (strcmp(key, "client_connection_limit") == 0) {
-        return get_size(value, key, 0, &cfg->client_connection_limit, err,
-                        err_len);
-    }
-    if (strcmp(key, "client_queue_max_size") == 0) {
-        return get_size(value, key, 1, &cfg->client_queue_max_size, err,
-                        err_len);
-    }
-    if (strcmp(key, "websocket_message_size_limit") == 0) {
-        return get_size(value, key, 1, &cfg->websocket_message_size_limit, err,
-                        err_len);
-    }
-    if (strcmp(key, "channel_max_length") == 0) {
-        return get_size(value, key, 1, &cfg->channel_max_length, err, err_len);
+    for (size_t i = 0; i < sizeof size_keys / sizeof size_keys[0]; i++) {
+        if (strcmp(key, size_keys[i].key) == 0) {
+            size_t *field = (size_t *)((char *)cfg + size_keys[i].offset);
+            return get_size(value, key, size_keys[i].min, field, err,
+                            err_len);
+        }
     }
     if (strcmp(key, "ping_interval") == 0) {
         return get_duration(value, key, &cfg->ping_interval_ms, err, err_len);
@@ -360,11 +349,11 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
 {
     if (cfg->ping_interval_ms > 0 && cfg->pong_timeout_ms > 0 &&
         cfg->pong_timeout_ms >= cfg->ping_interval_ms) {
-        return fail(err, err_len,
+        return ps_fail(err, err_len,
                     "key \"pong_timeout\": must be less than ping_interval");
     }
     if (cfg->client_connection_limit > PS_MAX_CONNECTIONS_DEFAULT * 10) {
-        return fail(err, err_len,
+        return ps_fail(err, err_len,
                     "key \"client_connection_limit\": at most %d here (one "
                     "thread per connection)",
                     PS_MAX_CONNECTIONS_DEFAULT * 10);
@@ -387,7 +376,7 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
     }
     if (cfg->address == NULL || cfg->api_key == NULL ||
         cfg->token_hmac_secret_key == NULL) {
-        return fail(err, err_len, "out of memory");
+        return ps_fail(err, err_len, "out of memory");
     }
     return 0;
 }
@@ -395,7 +384,7 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
 static int load_json(ps_config *cfg, json_t *root, char *err, size_t err_len)
 {
     if (!json_is_object(root)) {
-        return fail(err, err_len, "the top level must be a JSON object");
+        return ps_fail(err, err_len, "the top level must be a JSON object");
     }
     const char *key;
     json_t *value;
@@ -414,7 +403,7 @@ int ps_config_load_file(ps_config *cfg, const char *path, char *err,
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        fail(err, err_len, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+        ps_fail(err, err_len, "%s:%d:%d: %s", path, jerr.line, jerr.column,
              jerr.text);
         return -1;
     }
@@ -435,9 +424,9 @@ int ps_config_load_buffer(ps_config *cfg, const char *data, size_t len,
     json_t *root = ps_json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr, &nomem);
     if (root == NULL) {
         if (nomem) {
-            fail(err, err_len, "out of memory");
+            ps_fail(err, err_len, "out of memory");
         } else {
-            fail(err, err_len, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
+            ps_fail(err, err_len, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
         }
         return -1;
     }
@@ -538,7 +527,7 @@ static int default_secrets(ps_config *cfg, char *err, size_t err_len)
     char secret[PS_UUID_SIZE];
     if (ps_uuid4(key) != 0 || ps_uuid4(secret) != 0) {
         ps_free(path);
-        return fail(err, err_len, "no random numbers for the default secrets");
+        return ps_fail(err, err_len, "no random numbers for the default secrets");
     }
     int w = path ? write_secrets(path, key, secret) : -1;
     if (w == 1 && read_secrets(path, cfg) == 0) {
@@ -558,7 +547,7 @@ static int default_secrets(ps_config *cfg, char *err, size_t err_len)
     cfg->token_hmac_secret_key = ps_strdup(secret);
     cfg->secrets_path = path;
     if (cfg->api_key == NULL || cfg->token_hmac_secret_key == NULL) {
-        return fail(err, err_len, "out of memory");
+        return ps_fail(err, err_len, "out of memory");
     }
     return 0;
 }
@@ -568,7 +557,7 @@ int ps_config_load_default(ps_config *cfg, char *err, size_t err_len)
     config_defaults(cfg);
     json_t *root = json_loads(default_config_json, 0, NULL);
     if (root == NULL) {
-        return fail(err, err_len, "internal: bad embedded config");
+        return ps_fail(err, err_len, "internal: bad embedded config");
     }
     int rc = load_json(cfg, root, err, err_len);
     json_decref(root);

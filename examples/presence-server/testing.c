@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "hub.h"
 #include "session.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -150,21 +151,6 @@ void ps_test_peer_free(ps_test_server *t, ps_test_peer *peer)
     free(peer);
 }
 
-static int differ(char *why, size_t why_len, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static int differ(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* The registry's channels of a client: a snapshot, or NULL if none. */
 static presence_snapshot *registry_channels(ps_test_server *t,
                                             const char *client_id, int *rc)
@@ -195,7 +181,7 @@ static int check_open(ps_test_server *t, ps_conn *conn, size_t *memberships,
     int rc = PRESENCE_OK;
     presence_snapshot *snap = registry_channels(t, conn->client_id, &rc);
     if (rc != PRESENCE_OK) {
-        return differ(why, why_len, "client_channels(%s): %s", conn->client_id,
+        return ps_fail(why, why_len, "client_channels(%s): %s", conn->client_id,
                       presence_strerror(rc));
     }
     size_t in_presence = 0;
@@ -208,7 +194,7 @@ static int check_open(ps_test_server *t, ps_conn *conn, size_t *memberships,
         (*subs)++;
         const ps_channel_options *o = ps_config_channel(&t->cfg, sub->channel);
         if (sub->pending && result == 0) {
-            result = differ(why, why_len, "%s: subscription to %s still pending",
+            result = ps_fail(why, why_len, "%s: subscription to %s still pending",
                             conn->client_id, sub->channel);
         }
         if (o == NULL || !o->presence) {
@@ -216,7 +202,7 @@ static int check_open(ps_test_server *t, ps_conn *conn, size_t *memberships,
         }
         in_presence++;
         if (!snapshot_has(snap, sub->channel) && result == 0) {
-            result = differ(why, why_len,
+            result = ps_fail(why, why_len,
                             "%s: subscribed to %s but not in its presence "
                             "(lost membership)",
                             conn->client_id, sub->channel);
@@ -225,7 +211,7 @@ static int check_open(ps_test_server *t, ps_conn *conn, size_t *memberships,
     pthread_mutex_unlock(&hub->lock);
     size_t in_registry = snap ? snap->count : 0;
     if (result == 0 && in_registry != in_presence) {
-        result = differ(why, why_len,
+        result = ps_fail(why, why_len,
                         "%s: in %zu channels of the registry but subscribed to "
                         "%zu with presence (ghost membership)",
                         conn->client_id, in_registry, in_presence);
@@ -251,7 +237,7 @@ int ps_test_check(ps_test_server *t, ps_test_peer *const *peers, size_t count,
             }
         } else if (p->conn != NULL) {
             if (p->conn->sub_count != 0) {
-                return differ(why, why_len, "a peer that never connected has "
+                return ps_fail(why, why_len, "a peer that never connected has "
                                             "subscriptions");
             }
         } else if (p->was_connected) {
@@ -260,7 +246,7 @@ int ps_test_check(ps_test_server *t, ps_test_peer *const *peers, size_t count,
             size_t n = snap ? snap->count : 0;
             presence_snapshot_free(snap);
             if (rc != PRESENCE_OK || n != 0) {
-                return differ(why, why_len,
+                return ps_fail(why, why_len,
                               "%s: closed but still in %zu channels (ghost)",
                               p->client_id, n);
             }
@@ -269,7 +255,7 @@ int ps_test_check(ps_test_server *t, ps_test_peer *const *peers, size_t count,
     presence_counts counts;
     int rc = presence_registry_counts(t->server.registry, &counts);
     if (rc != PRESENCE_OK || counts.memberships != memberships) {
-        return differ(why, why_len,
+        return ps_fail(why, why_len,
                       "the registry holds %zu memberships, the peers %zu",
                       counts.memberships, memberships);
     }
@@ -279,7 +265,7 @@ int ps_test_check(ps_test_server *t, ps_test_peer *const *peers, size_t count,
     for (ps_hub_channel *ch = hub->channels; ch != NULL; ch = ch->hh.next) {
         if (ch->subs == NULL) {
             pthread_mutex_unlock(&hub->lock);
-            return differ(why, why_len, "hub channel %s without subscribers",
+            return ps_fail(why, why_len, "hub channel %s without subscribers",
                           ch->name);
         }
         for (ps_sub *s = ch->subs; s != NULL; s = s->chan_next) {
@@ -288,7 +274,7 @@ int ps_test_check(ps_test_server *t, ps_test_peer *const *peers, size_t count,
     }
     pthread_mutex_unlock(&hub->lock);
     if (hub_subs != subs) {
-        return differ(why, why_len,
+        return ps_fail(why, why_len,
                       "the hub holds %zu subscriptions, the open peers %zu",
                       hub_subs, subs);
     }

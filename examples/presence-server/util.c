@@ -81,6 +81,15 @@ void ps_log_set_quiet(bool quiet)
     log_quiet = quiet;
 }
 
+int ps_fail(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 void ps_log(const char *fmt, ...)
 {
     if (log_quiet) {

@@ -29,6 +29,14 @@ int ps_uuid4(char out[PS_UUID_SIZE]);
  *  is). An empty secret equals nothing. */
 bool ps_secret_equal(const char *given, const char *secret);
 
+/** Write a formatted reason into err (err_len bytes) and return -1: the
+ *  shape of every "failed, here is why" path. */
+int ps_fail(char *err, size_t err_len, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /** Silence ps_log() (fuzzers feed it countless bad configs). */
 void ps_log_set_quiet(bool quiet);
 
