@@ -184,16 +184,25 @@ static void each_failure(step_fn step, unsigned long min_failures)
 
 /* ---- the paths ---------------------------------------------------------- */
 
+
+/* Send a frame from the subject with allocation number fail_at (counted
+ * from here) failing; tells whether an allocation did fail. */
+static bool send_failing(world *w, unsigned long fail_at, const char *frame)
+{
+    counting_arm(fail_at);
+    ps_test_peer_send(&w->t, w->subject, frame);
+    bool failed = counting.failed > 0;
+    counting_arm(0);
+    return failed;
+}
+
 static void connect_step(world *w, unsigned long fail_at, bool *failed)
 {
     world_up(w, false, false);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "{\"connect\":{\"token\":\"%s\"},\"id\":7}",
              w->token);
-    counting_arm(fail_at);
-    ps_test_peer_send(&w->t, w->subject, cmd);
-    *failed = counting.failed > 0;
-    counting_arm(0);
+    *failed = send_failing(w, fail_at, cmd);
     json_t *all = NULL;
     json_t *reply = outcome(w, 7, &all);
     if (w->subject->conn != NULL && !is_internal_error(reply)) {
@@ -215,11 +224,7 @@ static void subscribe_step(world *w, unsigned long fail_at, bool *failed)
     world_up(w, true, false);
     char id[PS_UUID_SIZE];
     memcpy(id, w->subject->conn->client_id, sizeof id);
-    counting_arm(fail_at);
-    ps_test_peer_send(&w->t, w->subject,
-                      "{\"subscribe\":{\"channel\":\"room:1\",\"join_leave\":true},\"id\":7}");
-    *failed = counting.failed > 0;
-    counting_arm(0);
+    *failed = send_failing(w, fail_at, "{\"subscribe\":{\"channel\":\"room:1\",\"join_leave\":true},\"id\":7}");
     json_t *all = NULL;
     json_t *reply = outcome(w, 7, &all);
     bool member = subject_member(w);
@@ -242,11 +247,7 @@ static void subscribe_step(world *w, unsigned long fail_at, bool *failed)
 static void presence_step(world *w, unsigned long fail_at, bool *failed)
 {
     world_up(w, true, true);
-    counting_arm(fail_at);
-    ps_test_peer_send(&w->t, w->subject,
-                      "{\"presence\":{\"channel\":\"room:1\"},\"id\":7}");
-    *failed = counting.failed > 0;
-    counting_arm(0);
+    *failed = send_failing(w, fail_at, "{\"presence\":{\"channel\":\"room:1\"},\"id\":7}");
     json_t *all = NULL;
     json_t *reply = outcome(w, 7, &all);
     if (w->subject->conn != NULL) {
@@ -274,11 +275,7 @@ static void unsubscribe_step(world *w, unsigned long fail_at, bool *failed)
     world_up(w, true, true);
     char id[PS_UUID_SIZE];
     memcpy(id, w->subject->conn->client_id, sizeof id);
-    counting_arm(fail_at);
-    ps_test_peer_send(&w->t, w->subject,
-                      "{\"unsubscribe\":{\"channel\":\"room:1\"},\"id\":7}");
-    *failed = counting.failed > 0;
-    counting_arm(0);
+    *failed = send_failing(w, fail_at, "{\"unsubscribe\":{\"channel\":\"room:1\"},\"id\":7}");
     json_t *all = NULL;
     outcome(w, 7, &all);
     json_decref(all);
