@@ -159,7 +159,7 @@ PRESENCE_API uint32_t presence_version_number(void);
     X(ERR_UNKNOWN_NAMESPACE, -5, "unknown namespace")                          \
     X(ERR_NOT_AVAILABLE, -6, "presence not available in this namespace")       \
     X(ERR_NOT_FOUND, -7, "not found")                                          \
-    X(ERR_CONFLICT, -8, "client already known with another user or conn_info") \
+    X(ERR_CONFLICT, -8, "client known with another user, info or node")     \
     X(ERR_CLIENT_CHANNEL_LIMIT, -9, "client is in too many channels")          \
     X(ERR_CHANNEL_MEMBER_LIMIT, -10, "channel has too many members")           \
     X(ERR_CHANNEL_LIMIT, -11, "too many channels")                             \
@@ -649,6 +649,9 @@ typedef struct presence_member {
     size_t chan_info_len;
     int64_t joined_at_ms;  /**< when it joined, on the registry's clock */
     int64_t touched_at_ms; /**< when it joined or was last touched */
+    /** The client's node: "" for this registry's own clients (see
+     *  presence_remote_join()). */
+    const char *node_id;
 } presence_member;
 
 /**
@@ -799,6 +802,97 @@ PRESENCE_API int presence_channels(presence_registry *registry,
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
+/** @name Nodes: memberships held for other processes
+ *
+ * When several processes share presence (see presence_cluster.h), each
+ * registry holds, beside its own clients, the clients of the other nodes,
+ * applied with the calls below by whatever carries the changes between
+ * nodes. Such a remote client belongs to its node: queries, stats, paging
+ * and events treat it as any other member (its events and snapshot
+ * entries carry the node's id), but it never expires here (its own node
+ * runs its TTL and sends the leave), and the calls for local clients
+ * (presence_join(), presence_leave(), presence_update(), presence_touch(),
+ * presence_touch_client(), presence_disconnect()) refuse it with
+ * #PRESENCE_ERR_CONFLICT, as the remote calls refuse a local client or
+ * one of another node. presence_channel_close() and a namespace whose
+ * presence is turned off remove remote members too, here only.
+ *
+ * Node ids follow the rules of client ids (non-empty, no control
+ * characters, at most presence_limits::client_id_max bytes).
+ */
+/**@{*/
+
+/**
+ * Apply a join (an upsert) of a client of node @p node_id: as
+ * presence_join(), except that the membership has no TTL here and the
+ * client is recorded as the node's. The namespace's limits apply.
+ * @return as presence_join(); #PRESENCE_ERR_CONFLICT also when the client
+ *         is local or belongs to another node.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_remote_join(presence_registry *registry,
+                                      const char *node_id,
+                                      const char *channel,
+                                      const char *client_id,
+                                      const char *user_id,
+                                      const void *conn_info,
+                                      size_t conn_info_len,
+                                      const void *chan_info,
+                                      size_t chan_info_len);
+
+/**
+ * Apply a leave of a client of node @p node_id, with the reason its node
+ * gave (any leave reason but #PRESENCE_LEAVE_NONE).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (also for a bad reason);
+ *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_FOUND (not in
+ *         the channel); #PRESENCE_ERR_CONFLICT (the client is local or
+ *         another node's); #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_remote_leave(presence_registry *registry,
+                                       const char *node_id,
+                                       const char *channel,
+                                       const char *client_id,
+                                       presence_leave_reason reason);
+
+/**
+ * Every client of node @p node_id leaves every channel, with @p reason
+ * (normally #PRESENCE_LEAVE_NODE_DOWN), as presence_disconnect() would for
+ * each. O(clients in the registry) to find them, then O(their
+ * memberships). Clients that a callback adds to the node meanwhile may
+ * stay.
+ * @param left receives how many memberships were removed (may be NULL).
+ * @return #PRESENCE_OK (also for a node with no client here);
+ *         #PRESENCE_ERR_INVALID (also for #PRESENCE_LEAVE_NONE or an
+ *         unknown reason); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_NOMEM (some may have left: @p left says how many;
+ *         each left completely).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_node_down(presence_registry *registry,
+                                    const char *node_id,
+                                    presence_leave_reason reason,
+                                    size_t *left);
+
+/**
+ * Every membership of the clients of one node, as a snapshot (seq 0, stats
+ * {0, 0}): @p node_id "" names this registry's own clients. This is what a
+ * node announces of itself, and what a replicator compares with another
+ * node's state when it resynchronises. O(clients in the registry + the
+ * node's memberships); consistent per client, not across clients.
+ * @return #PRESENCE_OK (an empty snapshot for an unknown node);
+ *         #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_node_memberships(presence_registry *registry,
+                                           const char *node_id,
+                                           presence_snapshot **out);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
 /** @name Events */
 /**@{*/
 
@@ -814,6 +908,14 @@ typedef enum presence_event_kind {
 /** Every kind. */
 #define PRESENCE_EVENTS_ALL 0x1fu
 
+/**
+ * A flag for presence_subscribe()'s kinds: also receive the changes of
+ * namespaces whose join_leave option is off (those events are otherwise
+ * never produced). For replication and auditing, which must see every
+ * change; other subscriptions still receive nothing from such namespaces.
+ */
+#define PRESENCE_EVENTS_EVERY_NAMESPACE 0x100u
+
 /** Why a client left. */
 typedef enum presence_leave_reason {
     PRESENCE_LEAVE_NONE = 0,       /**< not a leave event */
@@ -822,6 +924,11 @@ typedef enum presence_leave_reason {
     PRESENCE_LEAVE_EXPIRED = 3,    /**< presence_expire(): TTL ran out */
     PRESENCE_LEAVE_CLOSED = 4,     /**< presence_channel_close(), or the
                                         namespace's presence turned off */
+    PRESENCE_LEAVE_NODE_DOWN = 5,  /**< presence_node_down(): the node the
+                                        client was connected to is gone */
+    PRESENCE_LEAVE_RESYNC = 6,     /**< the client's node no longer listed it
+                                        when this node resynchronised (its
+                                        own leave was not seen here) */
 } presence_leave_reason;
 
 /**
@@ -848,6 +955,9 @@ typedef struct presence_event {
     size_t chan_info_len;
     /** The channel's stats right after this change. */
     presence_channel_stats stats;
+    /** The node the client is connected to: "" for this registry's own
+     *  clients, otherwise the node_id given to presence_remote_join(). */
+    const char *node_id;
 } presence_event;
 
 /**
@@ -876,12 +986,13 @@ typedef uint64_t presence_subscription;
  * @param scope  what to watch.
  * @param name   the namespace ("" for the default) or channel name; NULL
  *               for #PRESENCE_SCOPE_ALL.
- * @param kinds  a mask of ::presence_event_kind values.
  * @param fn     the callback.
  * @param user_data handed to @p fn; the library never touches it.
  * @param out    receives the handle for presence_unsubscribe().
+ * @param kinds  a mask of ::presence_event_kind values, optionally with
+ *               #PRESENCE_EVENTS_EVERY_NAMESPACE.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL fn or out, unknown
- *         scope, kinds 0 or with unknown bits, a name with
+ *         scope, no kind or unknown bits, a name with
  *         #PRESENCE_SCOPE_ALL or none with the others);
  *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
  *         #PRESENCE_ERR_NOMEM.
