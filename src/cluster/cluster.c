@@ -1,0 +1,685 @@
+/*
+ * The cluster handle: configuration, the two Redis connections and their
+ * reconnection, the lease, timers, and the loop that drives them through
+ * one epoll descriptor.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster_internal.h"
+
+/* KEYS lease; ARGV inc ms: renew the lease if it is still ours. */
+static const char RENEW_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+/* KEYS lease members log staging; ARGV inc: leave, if still ours. */
+static const char LEAVE_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+#define RECONNECT_FIRST_MS 50
+
+int64_t cl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cl_log(struct presence_cluster *c, presence_cluster_log_level level,
+            const char *fmt, ...)
+{
+    if (c->log == NULL) {
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->log(level, msg, c->log_user_data);
+}
+
+void cl_wake(struct presence_cluster *c)
+{
+    uint64_t one = 1;
+    ssize_t n = write(c->wake_fd, &one, sizeof one);
+    (void)n; /* a full counter is still readable: the wake is not lost */
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+void presence_cluster_config_init_sized(presence_cluster_config *config,
+                                        size_t size)
+{
+    presence_cluster_config d = {
+        .struct_size = sizeof d,
+        .redis_host = "127.0.0.1",
+        .redis_port = 6379,
+        .prefix = "presence",
+        .lease_ms = 3000,
+        .connect_timeout_ms = 1000,
+        .reconnect_max_ms = 1000,
+        .log_max_len = 100000,
+        .batch_max = 4096,
+    };
+    if (config == NULL) {
+        return;
+    }
+    size_t n = size < sizeof d ? size : sizeof d;
+    memcpy(config, &d, n);
+    config->struct_size = n;
+}
+
+/* Printable ASCII without braces (they would break the hash tags). */
+static bool key_part_ok(const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > max) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '{' || ch == '}') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static char *key_of(const char *prefix, const char *node, const char *what)
+{
+    size_t size = strlen(prefix) + (node ? strlen(node) : 0) +
+                  strlen(what) + 8;
+    char *k = malloc(size);
+    if (k != NULL) {
+        if (node != NULL) {
+            snprintf(k, size, "{%s:%s}.%s", prefix, node, what);
+        } else {
+            snprintf(k, size, "{%s}.%s", prefix, what);
+        }
+    }
+    return k;
+}
+
+static void random_node_id(char *out, size_t size)
+{
+    uint64_t r = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(&r, sizeof r, 1, f) != 1) {
+        r = (uint64_t)cl_now_ms() ^ ((uint64_t)getpid() << 32);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    snprintf(out, size, "%016" PRIx64, r);
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void both_up_check(struct presence_cluster *c);
+
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct cl_conn *conn = privdata;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
+               "%s connection set-up refused: %s", conn->name, reply->str);
+        cl_conn_close(conn);
+    }
+}
+
+static void conn_up(struct cl_conn *conn)
+{
+    struct presence_cluster *c = conn->cluster;
+    size_t lens[3];
+    if (c->password != NULL) {
+        const char *auth[] = {"AUTH", c->password};
+        lens[0] = 4;
+        lens[1] = strlen(c->password);
+        cl_conn_command(conn, on_setup_reply, conn, 2, auth, lens);
+    }
+    if (c->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", c->db);
+        const char *sel[] = {"SELECT", db};
+        lens[0] = 6;
+        lens[1] = strlen(db);
+        cl_conn_command(conn, on_setup_reply, conn, 2, sel, lens);
+    }
+    both_up_check(c);
+}
+
+static void conn_down(struct cl_conn *conn)
+{
+    struct presence_cluster *c = conn->cluster;
+    bool was_online = c->self != SELF_OFFLINE;
+    c->self = SELF_OFFLINE;
+    c->generation++; /* replies still in flight are stale */
+    c->reading = false;
+    c->check_running = false;
+    c->lease_renewing = false;
+    c->events_id_known = false;
+    c->loads_running = 0;
+    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+        n->loading = false;
+        n->reload = false;
+    }
+    cl_outbox_keep(c, false);
+    atomic_store(&c->synced, false);
+    atomic_store(&c->inflight, 0);
+    /* One connection is useless without the other. */
+    struct cl_conn *other = conn == &c->cmd ? &c->reader : &c->cmd;
+    cl_conn_close(other);
+    if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN) {
+        if (was_online) {
+            c->reconnect_delay = RECONNECT_FIRST_MS;
+        }
+        c->reconnect_at = cl_now_ms() + c->reconnect_delay;
+        c->reconnect_delay = c->reconnect_delay * 2 > c->reconnect_max_ms
+                                 ? c->reconnect_max_ms
+                                 : c->reconnect_delay * 2;
+    }
+}
+
+static void both_up_check(struct presence_cluster *c)
+{
+    if (c->cmd.state != CONN_UP || c->reader.state != CONN_UP ||
+        c->self != SELF_OFFLINE) {
+        return;
+    }
+    atomic_fetch_add(&c->connects, 1);
+    c->reconnect_delay = RECONNECT_FIRST_MS;
+    /* Nodes we knew may be re-announcing too: none is declared down
+     * before they had a lease's time to come back. */
+    c->grace_until = cl_now_ms() + c->lease_ms;
+    c->check_at = cl_now_ms() + c->lease_ms / 4;
+    cl_log(c, PRESENCE_CLUSTER_LOG_INFO, "node %s connected to %s:%d",
+           c->node_id, c->host, c->port);
+    cl_announce(c);
+}
+
+static void start_connections(struct presence_cluster *c)
+{
+    c->reconnect_at = 0;
+    if (!cl_conn_start(&c->cmd) || !cl_conn_start(&c->reader)) {
+        cl_conn_close(&c->cmd);
+        cl_conn_close(&c->reader);
+        c->reconnect_at = cl_now_ms() + c->reconnect_delay;
+    }
+}
+
+/* ---- lease -------------------------------------------------------------- */
+
+struct renew_ctx {
+    struct presence_cluster *c;
+    uint64_t generation;
+};
+
+static void on_renewed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct renew_ctx *ctx = privdata;
+    struct presence_cluster *c = ctx->c;
+    redisReply *reply = r;
+    if (reply != NULL && ctx->generation == c->generation) {
+        c->lease_renewing = false;
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 &&
+            c->self == SELF_ONLINE) {
+            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                   "node %s lost its lease; announcing its members again",
+                   c->node_id);
+            cl_announce(c);
+        }
+    }
+    free(ctx);
+}
+
+static void renew_lease(struct presence_cluster *c)
+{
+    struct renew_ctx *ctx = malloc(sizeof *ctx);
+    if (ctx == NULL) {
+        return;
+    }
+    *ctx = (struct renew_ctx){c, c->generation};
+    char ms[24];
+    snprintf(ms, sizeof ms, "%" PRId64, c->lease_ms);
+    const char *argv[] = {"EVAL", RENEW_SCRIPT, "1", c->key_lease, c->inc,
+                          ms};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    if (cl_conn_command(&c->cmd, on_renewed, ctx, 6, argv, lens)) {
+        c->lease_renewing = true;
+    } else {
+        free(ctx);
+    }
+}
+
+/* ---- the handle --------------------------------------------------------- */
+
+static void cluster_free_memory(struct presence_cluster *c)
+{
+    if (c->epoll_fd >= 0) {
+        close(c->epoll_fd);
+    }
+    if (c->wake_fd >= 0) {
+        close(c->wake_fd);
+    }
+    free(c->host);
+    free(c->password);
+    free(c->prefix);
+    free(c->key_lease);
+    free(c->key_members);
+    free(c->key_staging);
+    free(c->key_log);
+    free(c->key_nodes);
+    free(c->key_events);
+    cl_buf_free(&c->outbox_ops);
+    cl_sync_free(c);
+    pthread_mutex_destroy(&c->process_lock);
+    pthread_mutex_destroy(&c->outbox_lock);
+    free(c);
+}
+
+int presence_cluster_new(presence_registry *registry,
+                         const presence_cluster_config *config,
+                         presence_cluster **out)
+{
+    if (registry == NULL || config == NULL || out == NULL ||
+        config->struct_size == 0) {
+        return PRESENCE_ERR_INVALID;
+    }
+    presence_cluster_config cfg;
+    presence_cluster_config_init(&cfg);
+    memcpy(&cfg, config,
+           config->struct_size < sizeof cfg ? config->struct_size
+                                            : sizeof cfg);
+    if (cfg.redis_host == NULL || cfg.redis_host[0] == '\0' ||
+        cfg.redis_port <= 0 || cfg.redis_port > 65535 || cfg.redis_db < 0 ||
+        cfg.prefix == NULL || !key_part_ok(cfg.prefix, 128) ||
+        cfg.lease_ms < 100 || cfg.connect_timeout_ms <= 0 ||
+        cfg.reconnect_max_ms <= 0 || cfg.log_max_len == 0 ||
+        cfg.batch_max == 0) {
+        return PRESENCE_ERR_INVALID;
+    }
+    if (cfg.node_id != NULL && strlen(cfg.node_id) > CL_ID_MAX) {
+        return PRESENCE_ERR_TOO_LONG;
+    }
+    if (cfg.node_id != NULL && !key_part_ok(cfg.node_id, CL_ID_MAX)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence_cluster *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    c->epoll_fd = -1;
+    c->wake_fd = -1;
+    pthread_mutex_init(&c->process_lock, NULL);
+    pthread_mutex_init(&c->outbox_lock, NULL);
+    c->registry = registry;
+    c->port = cfg.redis_port;
+    c->db = cfg.redis_db;
+    c->lease_ms = cfg.lease_ms;
+    c->connect_timeout_ms = cfg.connect_timeout_ms;
+    c->reconnect_max_ms = cfg.reconnect_max_ms;
+    c->reconnect_delay = RECONNECT_FIRST_MS;
+    c->log_max_len = cfg.log_max_len;
+    c->batch_max = cfg.batch_max;
+    c->log = cfg.log;
+    c->log_user_data = cfg.log_user_data;
+    if (cfg.node_id != NULL) {
+        snprintf(c->node_id, sizeof c->node_id, "%s", cfg.node_id);
+    } else {
+        random_node_id(c->node_id, sizeof c->node_id);
+    }
+    c->host = strdup(cfg.redis_host);
+    c->password = cfg.redis_password ? strdup(cfg.redis_password) : NULL;
+    c->prefix = strdup(cfg.prefix);
+    bool ok = c->host != NULL && c->prefix != NULL &&
+              (cfg.redis_password == NULL || c->password != NULL);
+    if (ok) {
+        c->key_lease = key_of(c->prefix, c->node_id, "lease");
+        c->key_members = key_of(c->prefix, c->node_id, "members");
+        c->key_staging = key_of(c->prefix, c->node_id, "staging");
+        c->key_log = key_of(c->prefix, c->node_id, "log");
+        c->key_nodes = key_of(c->prefix, NULL, "nodes");
+        c->key_events = key_of(c->prefix, NULL, "events");
+        ok = c->key_lease && c->key_members && c->key_staging &&
+             c->key_log && c->key_nodes && c->key_events;
+    }
+    if (ok) {
+        c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        ok = c->epoll_fd >= 0 && c->wake_fd >= 0 &&
+             epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->wake_fd, &ev) == 0;
+    }
+    cl_conn_init(&c->cmd, c, "command", conn_up, conn_down);
+    cl_conn_init(&c->reader, c, "reader", conn_up, conn_down);
+    int rc = PRESENCE_ERR_NOMEM;
+    if (ok) {
+        rc = presence_subscribe(registry, PRESENCE_SCOPE_ALL, NULL,
+                                PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE |
+                                    PRESENCE_EVENT_UPDATE |
+                                    PRESENCE_EVENTS_EVERY_NAMESPACE,
+                                cl_outbox_event, c, &c->subscription);
+    }
+    if (rc != PRESENCE_OK) {
+        cluster_free_memory(c);
+        return rc;
+    }
+    c->reconnect_at = cl_now_ms(); /* connect at the first turn */
+    *out = c;
+    return PRESENCE_OK;
+}
+
+const char *presence_cluster_node_id(const presence_cluster *c)
+{
+    return c != NULL ? c->node_id : NULL;
+}
+
+int presence_cluster_fd(const presence_cluster *c)
+{
+    return c != NULL ? c->epoll_fd : -1;
+}
+
+static int64_t next_deadline(struct presence_cluster *c)
+{
+    int64_t d = INT64_MAX;
+#define EARLIER(t)                                                             \
+    do {                                                                       \
+        if ((t) > 0 && (t) < d) {                                              \
+            d = (t);                                                           \
+        }                                                                      \
+    } while (0)
+    if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN) {
+        EARLIER(c->reconnect_at);
+    }
+    if (c->cmd.state == CONN_CONNECTING) {
+        EARLIER(c->cmd.connect_deadline);
+    }
+    if (c->reader.state == CONN_CONNECTING) {
+        EARLIER(c->reader.connect_deadline);
+    }
+    if (c->self == SELF_ONLINE) {
+        EARLIER(c->renew_at);
+        EARLIER(c->check_at);
+    }
+    EARLIER(c->announce_at);
+#undef EARLIER
+    return d;
+}
+
+int64_t presence_cluster_timeout_ms(presence_cluster *c)
+{
+    if (c == NULL) {
+        return -1;
+    }
+    /* Busy (another thread processes, or a callback asks from inside
+     * processing): "now" is always a safe answer. */
+    if (pthread_mutex_trylock(&c->process_lock) != 0) {
+        return 0;
+    }
+    int64_t d = next_deadline(c);
+    pthread_mutex_unlock(&c->process_lock);
+    if (d == INT64_MAX) {
+        return -1;
+    }
+    int64_t now = cl_now_ms();
+    return d <= now ? 0 : d - now;
+}
+
+static void run_timers(struct presence_cluster *c)
+{
+    int64_t now = cl_now_ms();
+    if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN &&
+        c->reconnect_at > 0 && now >= c->reconnect_at) {
+        start_connections(c);
+    }
+    cl_conn_check_timeout(&c->cmd, now);
+    cl_conn_check_timeout(&c->reader, now);
+    if (c->announce_at > 0 && now >= c->announce_at &&
+        c->self == SELF_OFFLINE && c->cmd.state == CONN_UP &&
+        c->reader.state == CONN_UP) {
+        cl_announce(c);
+    }
+    if (c->self == SELF_ONLINE && now >= c->renew_at) {
+        c->renew_at = now + c->lease_ms / 3;
+        if (!c->lease_renewing) {
+            renew_lease(c);
+        }
+    }
+    if (c->self == SELF_ONLINE && now >= c->check_at) {
+        c->check_at = now + c->lease_ms / 4;
+        cl_sync_check(c);
+    }
+}
+
+/* Everything that is ready; the caller holds process_lock. */
+static void process_locked(struct presence_cluster *c)
+{
+    struct epoll_event evs[8];
+    int n = epoll_wait(c->epoll_fd, evs, 8, 0);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == NULL) {
+            uint64_t count;
+            ssize_t r = read(c->wake_fd, &count, sizeof count);
+            (void)r;
+        } else {
+            cl_conn_handle(evs[i].data.ptr, evs[i].events);
+        }
+    }
+    run_timers(c);
+    cl_outbox_flush(c);
+}
+
+static int process_enter(struct presence_cluster *c)
+{
+    if (c->thread_started &&
+        !pthread_equal(pthread_self(), c->thread)) {
+        return PRESENCE_ERR_BUSY;
+    }
+    if (pthread_mutex_trylock(&c->process_lock) != 0) {
+        return PRESENCE_ERR_BUSY;
+    }
+    c->processing_thread = pthread_self();
+    atomic_store(&c->processing, true);
+    return PRESENCE_OK;
+}
+
+static void process_leave(struct presence_cluster *c)
+{
+    atomic_store(&c->processing, false);
+    pthread_mutex_unlock(&c->process_lock);
+}
+
+int presence_cluster_process(presence_cluster *c)
+{
+    if (c == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    int rc = process_enter(c);
+    if (rc == PRESENCE_OK) {
+        process_locked(c);
+        process_leave(c);
+    }
+    return rc;
+}
+
+int presence_cluster_run(presence_cluster *c, int max_wait_ms)
+{
+    if (c == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    int64_t t = presence_cluster_timeout_ms(c);
+    int wait = max_wait_ms;
+    if (t >= 0 && (wait < 0 || t < wait)) {
+        wait = (int)(t > 60000 ? 60000 : t);
+    }
+    struct pollfd p = {.fd = c->epoll_fd, .events = POLLIN};
+    if (poll(&p, 1, wait) < 0 && errno != EINTR) {
+        return PRESENCE_ERR_INVALID;
+    }
+    return presence_cluster_process(c);
+}
+
+static void *thread_main(void *arg)
+{
+    struct presence_cluster *c = arg;
+    while (!atomic_load(&c->stopping)) {
+        presence_cluster_run(c, 100);
+    }
+    return NULL;
+}
+
+int presence_cluster_start_thread(presence_cluster *c)
+{
+    if (c == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&c->process_lock);
+    int rc = PRESENCE_OK;
+    if (c->thread_started) {
+        rc = PRESENCE_ERR_BUSY;
+    } else if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
+        rc = PRESENCE_ERR_NOMEM;
+    } else {
+        c->thread_started = true;
+    }
+    pthread_mutex_unlock(&c->process_lock);
+    return rc;
+}
+
+int presence_cluster_status_get(presence_cluster *c,
+                                presence_cluster_status *out)
+{
+    if (c == NULL || out == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&c->outbox_lock);
+    size_t waiting = c->outbox_count;
+    pthread_mutex_unlock(&c->outbox_lock);
+    *out = (presence_cluster_status){
+        .connected = c->cmd.state == CONN_UP && c->reader.state == CONN_UP,
+        .synced = atomic_load(&c->synced),
+        .nodes = atomic_load(&c->live_nodes),
+        .pending = waiting + atomic_load(&c->inflight),
+        .sent = atomic_load(&c->sent),
+        .applied = atomic_load(&c->applied),
+        .rejected = atomic_load(&c->rejected),
+        .snapshots = atomic_load(&c->snapshots),
+        .nodes_down = atomic_load(&c->nodes_down),
+        .connects = atomic_load(&c->connects),
+    };
+    return PRESENCE_OK;
+}
+
+/* ---- leaving ------------------------------------------------------------ */
+
+static void on_left(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    (void)r;
+    *(bool *)privdata = true;
+}
+
+/* Write what waits, then remove this node from Redis and tell the others;
+ * wait for it at most connect_timeout_ms. */
+static void leave_cluster(struct presence_cluster *c)
+{
+    if (c->self != SELF_ONLINE) {
+        return;
+    }
+    cl_outbox_flush(c);
+    bool done = false;
+    const char *del[] = {"EVAL",         LEAVE_SCRIPT,   "4",
+                         c->key_lease,   c->key_members, c->key_log,
+                         c->key_staging, c->inc};
+    const char *dir[] = {"HDEL", c->key_nodes, c->node_id};
+    const char *bye[] = {"XADD",      c->key_events, "MAXLEN", "~", "10000",
+                         "*",         "type",        "bye",    "node",
+                         c->node_id,  "inc",         c->inc};
+    size_t lens[12];
+    for (size_t i = 0; i < 8; i++) {
+        lens[i] = strlen(del[i]);
+    }
+    bool ok = cl_conn_command(&c->cmd, NULL, NULL, 8, del, lens);
+    for (size_t i = 0; i < 3; i++) {
+        lens[i] = strlen(dir[i]);
+    }
+    ok = ok && cl_conn_command(&c->cmd, NULL, NULL, 3, dir, lens);
+    for (size_t i = 0; i < 12; i++) {
+        lens[i] = strlen(bye[i]);
+    }
+    ok = ok && cl_conn_command(&c->cmd, on_left, &done, 12, bye, lens);
+    int64_t until = cl_now_ms() + c->connect_timeout_ms;
+    while (ok && !done && c->cmd.state == CONN_UP) {
+        int64_t now = cl_now_ms();
+        if (now >= until) {
+            break;
+        }
+        struct pollfd p = {.fd = c->epoll_fd, .events = POLLIN};
+        poll(&p, 1, (int)(until - now));
+        struct epoll_event evs[8];
+        int n = epoll_wait(c->epoll_fd, evs, 8, 0);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == &c->cmd) {
+                cl_conn_handle(&c->cmd, evs[i].events);
+            }
+        }
+    }
+    if (!done) {
+        /* on_left must not touch `done` once we return. */
+        cl_conn_close(&c->cmd);
+    }
+}
+
+int presence_cluster_free(presence_cluster *c)
+{
+    if (c == NULL) {
+        return PRESENCE_OK;
+    }
+    if ((atomic_load(&c->processing) &&
+         pthread_equal(c->processing_thread, pthread_self())) ||
+        (c->thread_started && pthread_equal(c->thread, pthread_self()))) {
+        return PRESENCE_ERR_BUSY;
+    }
+    presence_unsubscribe(c->registry, c->subscription);
+    if (c->thread_started) {
+        atomic_store(&c->stopping, true);
+        cl_wake(c);
+        pthread_join(c->thread, NULL);
+        c->thread_started = false;
+    }
+    pthread_mutex_lock(&c->process_lock);
+    leave_cluster(c);
+    /* Closing runs the pending callbacks with NULL replies; conn_down
+     * would schedule a reconnection that no one will run. */
+    cl_conn_close(&c->reader);
+    cl_conn_close(&c->cmd);
+    pthread_mutex_unlock(&c->process_lock);
+    cluster_free_memory(c);
+    return PRESENCE_OK;
+}

@@ -1,0 +1,372 @@
+/*
+ * This node's side: its changes, written to Redis in batches, and its
+ * announce (all of its members under a new incarnation).
+ *
+ * Every write is a script on this node's slot that first checks that the
+ * lease still holds this incarnation: a node whose lease ran out (it was
+ * paused, or cut off) cannot write into a state the others have already
+ * dropped; it announces again instead.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cluster_internal.h"
+
+/* KEYS lease members log; ARGV inc seq maxlen ops [field value]...
+ * An empty value deletes the field. */
+static const char FLUSH_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+    "for i = 5, #ARGV, 2 do\n"
+    "  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[2], ARGV[i])\n"
+    "  else redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end\n"
+    "end\n"
+    "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'inc', ARGV[1],"
+    " 'seq', ARGV[2], 'ops', ARGV[4])\n"
+    "return 1\n";
+
+/* KEYS lease members staging log; ARGV inc lease_ms maxlen. The staged
+ * members become the node's state, the lease and the reset entry appear
+ * with them, all at once. */
+static const char ANNOUNCE_SCRIPT[] =
+    "redis.call('DEL', KEYS[2])\n"
+    "if redis.call('EXISTS', KEYS[3]) == 1 then\n"
+    "  redis.call('RENAME', KEYS[3], KEYS[2])\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'inc', ARGV[1],"
+    " 'seq', '1', 'reset', '1')\n"
+    "return 1\n";
+
+/* Members staged per HSET command. */
+#define STAGE_CHUNK 512
+
+/* ---- changes, from the registry's callback ------------------------------ */
+
+void cl_outbox_event(presence_registry *registry, const presence_event *event,
+                     void *user_data)
+{
+    (void)registry;
+    struct presence_cluster *c = user_data;
+    if (event->node_id != NULL && event->node_id[0] != '\0') {
+        return; /* another node's change: it writes its own */
+    }
+    bool wake = false;
+    pthread_mutex_lock(&c->outbox_lock);
+    if (c->outbox_keep && !c->outbox_lost) {
+        size_t before = c->outbox_ops.len;
+        bool ok;
+        if (event->kind == PRESENCE_EVENT_LEAVE) {
+            ok = cl_encode_leave(&c->outbox_ops, event->channel,
+                                 event->client_id, (int)event->reason);
+        } else {
+            ok = cl_encode_join(&c->outbox_ops, event->channel,
+                                event->client_id, event->user_id,
+                                event->conn_info, event->conn_info_len,
+                                event->chan_info, event->chan_info_len);
+        }
+        if (ok) {
+            c->outbox_count++;
+        } else {
+            /* The change cannot be kept: the next announce carries it. */
+            c->outbox_ops.len = before;
+            c->outbox_lost = true;
+        }
+        wake = !c->wake_pending;
+        c->wake_pending = true;
+    }
+    pthread_mutex_unlock(&c->outbox_lock);
+    if (wake) {
+        cl_wake(c);
+    }
+}
+
+void cl_outbox_keep(struct presence_cluster *c, bool keep)
+{
+    pthread_mutex_lock(&c->outbox_lock);
+    c->outbox_keep = keep;
+    c->outbox_ops.len = 0;
+    c->outbox_count = 0;
+    c->outbox_lost = false;
+    pthread_mutex_unlock(&c->outbox_lock);
+}
+
+/* ---- writing them ------------------------------------------------------- */
+
+struct flush_ctx {
+    struct presence_cluster *c;
+    uint64_t generation;
+    size_t count;
+};
+
+static void announce_again(struct presence_cluster *c, const char *why)
+{
+    if (c->self == SELF_ONLINE) {
+        cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+               "node %s: %s; announcing its members again", c->node_id, why);
+        cl_announce(c);
+    }
+}
+
+static void on_flushed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct flush_ctx *ctx = privdata;
+    struct presence_cluster *c = ctx->c;
+    redisReply *reply = r;
+    atomic_fetch_sub(&c->inflight, ctx->count);
+    if (reply != NULL && ctx->generation == c->generation) {
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+            atomic_fetch_add(&c->sent, ctx->count);
+        } else if (reply->type == REDIS_REPLY_INTEGER) {
+            announce_again(c, "its lease ran out");
+        } else {
+            cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "write failed: %s",
+                   reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
+            announce_again(c, "a write failed");
+        }
+    }
+    free(ctx);
+}
+
+/* One EVAL of FLUSH_SCRIPT for the ops in ops[0, len). */
+static bool send_batch(struct presence_cluster *c, const char *ops,
+                       size_t len, size_t count)
+{
+    size_t argc = 10 + 2 * count;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    struct flush_ctx *ctx = malloc(sizeof *ctx);
+    char seq[24], maxlen[24];
+    bool ok = argv != NULL && lens != NULL && ctx != NULL;
+    if (ok) {
+        snprintf(seq, sizeof seq, "%" PRIu64, c->seq + 1);
+        snprintf(maxlen, sizeof maxlen, "%zu", c->log_max_len);
+        const char *fixed[10] = {"EVAL",         FLUSH_SCRIPT, "3",
+                                 c->key_lease,   c->key_members, c->key_log,
+                                 c->inc,         seq,          maxlen,
+                                 NULL};
+        for (size_t i = 0; i < 9; i++) {
+            argv[i] = fixed[i];
+            lens[i] = strlen(fixed[i]);
+        }
+        argv[9] = ops;
+        lens[9] = len;
+        size_t pos = 0;
+        for (size_t i = 0; ok && i < count; i++) {
+            const char *value;
+            size_t value_len;
+            ok = cl_split_op(ops, len, &pos, &argv[10 + 2 * i],
+                             &lens[10 + 2 * i], &value, &value_len);
+            argv[11 + 2 * i] = value != NULL ? value : "";
+            lens[11 + 2 * i] = value_len;
+        }
+    }
+    if (ok) {
+        *ctx = (struct flush_ctx){c, c->generation, count};
+        ok = cl_conn_command(&c->cmd, on_flushed, ctx, (int)argc, argv, lens);
+    }
+    if (ok) {
+        c->seq++;
+        atomic_fetch_add(&c->inflight, count);
+    } else {
+        free(ctx);
+    }
+    free(argv);
+    free(lens);
+    return ok;
+}
+
+void cl_outbox_flush(struct presence_cluster *c)
+{
+    if (c->self != SELF_ONLINE) {
+        return;
+    }
+    struct cl_buf ops;
+    size_t count;
+    bool lost;
+    pthread_mutex_lock(&c->outbox_lock);
+    ops = c->outbox_ops;
+    count = c->outbox_count;
+    lost = c->outbox_lost;
+    c->outbox_ops = (struct cl_buf){0};
+    c->outbox_count = 0;
+    c->wake_pending = false;
+    pthread_mutex_unlock(&c->outbox_lock);
+    if (lost) {
+        cl_buf_free(&ops);
+        announce_again(c, "a change could not be queued");
+        return;
+    }
+    size_t pos = 0;
+    while (count > 0) {
+        size_t start = pos, n = 0;
+        while (n < count && n < c->batch_max) {
+            const char *f, *v;
+            size_t fl, vl;
+            if (!cl_split_op(ops.data, ops.len, &pos, &f, &fl, &v, &vl)) {
+                break; /* cannot happen: we encoded them */
+            }
+            n++;
+        }
+        if (n == 0 || !send_batch(c, ops.data + start, pos - start, n)) {
+            cl_buf_free(&ops);
+            announce_again(c, "a batch could not be sent");
+            return;
+        }
+        count -= n;
+    }
+    cl_buf_free(&ops);
+}
+
+/* ---- the announce ------------------------------------------------------- */
+
+static void new_incarnation(struct presence_cluster *c)
+{
+    uint64_t r[2] = {0, 0};
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        r[0] ^= (uint64_t)cl_now_ms();
+        r[1] ^= (uint64_t)(uintptr_t)c;
+    }
+    snprintf(c->inc, sizeof c->inc, "%016" PRIx64 "%016" PRIx64, r[0], r[1]);
+}
+
+static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct flush_ctx *ctx = privdata;
+    struct presence_cluster *c = ctx->c;
+    redisReply *reply = r;
+    if (reply != NULL && ctx->generation == c->generation &&
+        c->self == SELF_ANNOUNCING) {
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+            c->self = SELF_ONLINE;
+            c->seq = 1;
+            c->renew_at = cl_now_ms() + c->lease_ms / 3;
+            cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
+                   "node %s announced %zu members (incarnation %s)",
+                   c->node_id, ctx->count, c->inc);
+            cl_sync_start(c);
+            cl_outbox_flush(c);
+        } else {
+            cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce failed: %s",
+                   reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
+            c->self = SELF_OFFLINE;
+            cl_conn_close(&c->cmd);
+        }
+    }
+    free(ctx);
+}
+
+static bool send_argv(struct presence_cluster *c, size_t argc,
+                      const char **argv, const size_t *lens)
+{
+    return cl_conn_command(&c->cmd, NULL, NULL, (int)argc, argv, lens);
+}
+
+/* HSET staging, STAGE_CHUNK members at a time. */
+static bool stage_members(struct presence_cluster *c,
+                          const presence_snapshot *snap)
+{
+    const char **argv = malloc((2 + 2 * STAGE_CHUNK) * sizeof *argv);
+    size_t *lens = malloc((2 + 2 * STAGE_CHUNK) * sizeof *lens);
+    size_t *offs = malloc(2 * STAGE_CHUNK * sizeof *offs);
+    struct cl_buf b = {0};
+    bool ok = argv != NULL && lens != NULL && offs != NULL;
+    for (size_t at = 0; ok && at < snap->count; at += STAGE_CHUNK) {
+        size_t n = snap->count - at < STAGE_CHUNK ? snap->count - at
+                                                  : STAGE_CHUNK;
+        b.len = 0;
+        for (size_t i = 0; ok && i < n; i++) {
+            const presence_member *m = &snap->members[at + i];
+            offs[2 * i] = b.len;
+            ok = cl_encode_field(&b, m->channel, m->client_id);
+            offs[2 * i + 1] = b.len;
+            ok = ok && cl_encode_member(&b, m->user_id, m->conn_info,
+                                        m->conn_info_len, m->chan_info,
+                                        m->chan_info_len);
+        }
+        if (!ok) {
+            break;
+        }
+        argv[0] = "HSET";
+        lens[0] = 4;
+        argv[1] = c->key_staging;
+        lens[1] = strlen(c->key_staging);
+        for (size_t i = 0; i < 2 * n; i++) {
+            size_t end = i + 1 < 2 * n ? offs[i + 1] : b.len;
+            argv[2 + i] = b.data + offs[i];
+            lens[2 + i] = end - offs[i];
+        }
+        ok = send_argv(c, 2 + 2 * n, argv, lens);
+    }
+    cl_buf_free(&b);
+    free(argv);
+    free(lens);
+    free(offs);
+    return ok;
+}
+
+void cl_announce(struct presence_cluster *c)
+{
+    c->announce_at = 0;
+    c->self = SELF_ANNOUNCING;
+    /* Changes from now on are kept and written after the announce; the
+     * snapshot taken next already holds those made before. */
+    cl_outbox_keep(c, true);
+    new_incarnation(c);
+    presence_snapshot *snap = NULL;
+    struct flush_ctx *ctx = malloc(sizeof *ctx);
+    int rc = presence_node_memberships(c->registry, "", &snap);
+    if (rc != PRESENCE_OK || ctx == NULL) {
+        cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
+               "announce: no snapshot of the local members (%s)",
+               presence_strerror(rc != PRESENCE_OK ? rc : PRESENCE_ERR_NOMEM));
+        free(ctx);
+        c->self = SELF_OFFLINE;
+        cl_outbox_keep(c, false);
+        c->announce_at = cl_now_ms() + 100;
+        return;
+    }
+    char lease[24], maxlen[24];
+    snprintf(lease, sizeof lease, "%" PRId64, c->lease_ms);
+    snprintf(maxlen, sizeof maxlen, "%zu", c->log_max_len);
+    const char *del[] = {"DEL", c->key_staging};
+    const char *fin[] = {"EVAL",        ANNOUNCE_SCRIPT, "4",
+                         c->key_lease,  c->key_members,  c->key_staging,
+                         c->key_log,    c->inc,          lease,
+                         maxlen};
+    const char *dir[] = {"HSET", c->key_nodes, c->node_id, c->inc};
+    const char *hello[] = {"XADD",   c->key_events, "MAXLEN", "~", "10000",
+                           "*",      "type",        "hello",  "node",
+                           c->node_id, "inc",       c->inc};
+    size_t lens[12];
+    bool ok = true;
+#define SEND(a, cb, p)                                                         \
+    do {                                                                       \
+        size_t n_ = sizeof(a) / sizeof(a)[0];                                  \
+        for (size_t i_ = 0; i_ < n_; i_++) {                                   \
+            lens[i_] = strlen((a)[i_]);                                        \
+        }                                                                      \
+        ok = ok && cl_conn_command(&c->cmd, (cb), (p), (int)n_, (a), lens);    \
+    } while (0)
+    SEND(del, NULL, NULL);
+    ok = ok && stage_members(c, snap);
+    *ctx = (struct flush_ctx){c, c->generation, snap->count};
+    SEND(fin, on_announced, ctx);
+    if (!ok) {
+        free(ctx); /* not handed to hiredis */
+    }
+    SEND(dir, NULL, NULL);
+    SEND(hello, NULL, NULL);
+#undef SEND
+    presence_snapshot_free(snap);
+    if (!ok) {
+        cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce could not be sent");
+        cl_conn_close(&c->cmd);
+    }
+}

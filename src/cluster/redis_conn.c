@@ -1,0 +1,174 @@
+/*
+ * One hiredis async connection, driven by the handle's epoll descriptor:
+ * hiredis says when it wants to read or write through the ev hooks, and
+ * we tell it when the socket is ready. hiredis frees a context itself when
+ * the connection fails; its cleanup hook is where we learn that the
+ * context is gone, whoever ended it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <sys/epoll.h>
+
+#include "cluster_internal.h"
+
+static void watch(struct cl_conn *conn, uint32_t want)
+{
+    if (conn->fd < 0 || want == conn->watching) {
+        return;
+    }
+    struct epoll_event ev = {.events = want, .data.ptr = conn};
+    int op = conn->watching == 0 ? EPOLL_CTL_ADD
+             : want == 0         ? EPOLL_CTL_DEL
+                                 : EPOLL_CTL_MOD;
+    if (epoll_ctl(conn->cluster->epoll_fd, op, conn->fd, &ev) == 0) {
+        conn->watching = want;
+    } else {
+        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
+               "%s connection: epoll_ctl failed", conn->name);
+    }
+}
+
+static void ev_add_read(void *p)
+{
+    struct cl_conn *conn = p;
+    watch(conn, conn->watching | EPOLLIN);
+}
+
+static void ev_del_read(void *p)
+{
+    struct cl_conn *conn = p;
+    watch(conn, conn->watching & ~(uint32_t)EPOLLIN);
+}
+
+static void ev_add_write(void *p)
+{
+    struct cl_conn *conn = p;
+    watch(conn, conn->watching | EPOLLOUT);
+}
+
+static void ev_del_write(void *p)
+{
+    struct cl_conn *conn = p;
+    watch(conn, conn->watching & ~(uint32_t)EPOLLOUT);
+}
+
+/* The context is being freed, by us or by hiredis after an error. */
+static void ev_cleanup(void *p)
+{
+    struct cl_conn *conn = p;
+    watch(conn, 0);
+    bool was_up = conn->state != CONN_DOWN;
+    conn->ac = NULL;
+    conn->fd = -1;
+    conn->state = CONN_DOWN;
+    if (was_up) {
+        conn->on_down(conn);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct cl_conn *conn = ac->ev.data;
+    if (status != REDIS_OK) {
+        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
+               "%s connection to %s:%d failed: %s", conn->name,
+               conn->cluster->host, conn->cluster->port,
+               ac->errstr[0] ? ac->errstr : "error");
+        return; /* hiredis frees the context: ev_cleanup follows */
+    }
+    conn->state = CONN_UP;
+    conn->on_up(conn);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct cl_conn *conn = ac->ev.data;
+    if (status != REDIS_OK) {
+        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
+               "%s connection lost: %s", conn->name,
+               ac->errstr[0] ? ac->errstr : "closed");
+    }
+}
+
+void cl_conn_init(struct cl_conn *conn, struct presence_cluster *c,
+                  const char *name, void (*on_up)(struct cl_conn *),
+                  void (*on_down)(struct cl_conn *))
+{
+    *conn = (struct cl_conn){
+        .cluster = c,
+        .name = name,
+        .fd = -1,
+        .on_up = on_up,
+        .on_down = on_down,
+    };
+}
+
+bool cl_conn_start(struct cl_conn *conn)
+{
+    struct presence_cluster *c = conn->cluster;
+    redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
+    if (ac == NULL) {
+        return false;
+    }
+    if (ac->err) {
+        cl_log(c, PRESENCE_CLUSTER_LOG_WARNING, "%s connection: %s",
+               conn->name, ac->errstr);
+        redisAsyncFree(ac);
+        return false;
+    }
+    conn->ac = ac;
+    conn->fd = ac->c.fd;
+    conn->watching = 0;
+    conn->state = CONN_CONNECTING;
+    conn->connect_deadline = cl_now_ms() + c->connect_timeout_ms;
+    ac->ev.data = conn;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* A non-blocking connect completes when the socket turns writable. */
+    ev_add_write(conn);
+    return true;
+}
+
+void cl_conn_handle(struct cl_conn *conn, uint32_t events)
+{
+    if (conn->ac != NULL && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+        redisAsyncHandleRead(conn->ac);
+    }
+    if (conn->ac != NULL && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        redisAsyncHandleWrite(conn->ac);
+    }
+}
+
+void cl_conn_check_timeout(struct cl_conn *conn, int64_t now)
+{
+    if (conn->state == CONN_CONNECTING && now >= conn->connect_deadline) {
+        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
+               "%s connection to %s:%d timed out", conn->name,
+               conn->cluster->host, conn->cluster->port);
+        cl_conn_close(conn);
+    }
+}
+
+void cl_conn_close(struct cl_conn *conn)
+{
+    if (conn->ac != NULL) {
+        /* Pending callbacks run with a NULL reply; ev_cleanup follows. */
+        redisAsyncFree(conn->ac);
+    }
+}
+
+bool cl_conn_command(struct cl_conn *conn, redisCallbackFn *fn,
+                     void *privdata, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    if (conn->state != CONN_UP || conn->ac == NULL) {
+        return false;
+    }
+    return redisAsyncCommandArgv(conn->ac, fn, privdata, argc, argv,
+                                 argvlen) == REDIS_OK;
+}
