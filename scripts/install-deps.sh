@@ -9,6 +9,7 @@ packages=(
   uthash-dev                         # the core library's one dependency
   libcmocka-dev                      # unit tests (built by default)
   libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
+  libhiredis-dev                     # libpresence-cluster (Redis)
   curl                               # the demo's curl line
 )
 if [ "${1:-test}" = test ]; then
@@ -17,6 +18,7 @@ if [ "${1:-test}" = test ]; then
     nodejs npm                       # end-to-end tests with the real JS SDK
     clang libclang-rt-14-dev         # libFuzzer
     time                             # peak memory figures
+    redis-server redis-tools         # the cluster tests start their own
   )
 fi
 

@@ -149,6 +149,16 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
+static void on_reader_id(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct presence_cluster *c = privdata;
+    redisReply *reply = r;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        c->reader_id = reply->integer;
+    }
+}
+
 static void conn_up(struct cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
@@ -167,6 +177,11 @@ static void conn_up(struct cl_conn *conn)
         lens[1] = strlen(db);
         cl_conn_command(conn, on_setup_reply, conn, 2, sel, lens);
     }
+    if (conn == &c->reader) {
+        const char *id[] = {"CLIENT", "ID"};
+        size_t id_lens[2] = {6, 2};
+        cl_conn_command(conn, on_reader_id, c, 2, id, id_lens);
+    }
     both_up_check(c);
 }
 
@@ -177,6 +192,9 @@ static void conn_down(struct cl_conn *conn)
     c->self = SELF_OFFLINE;
     c->generation++; /* replies still in flight are stale */
     c->reading = false;
+    c->read_stale = false;
+    c->unblock_sent = false;
+    c->reader_id = 0;
     c->check_running = false;
     c->lease_renewing = false;
     c->events_id_known = false;
@@ -188,6 +206,7 @@ static void conn_down(struct cl_conn *conn)
     cl_outbox_keep(c, false);
     atomic_store(&c->synced, false);
     atomic_store(&c->inflight, 0);
+    c->batches_inflight = 0;
     /* One connection is useless without the other. */
     struct cl_conn *other = conn == &c->cmd ? &c->reader : &c->cmd;
     cl_conn_close(other);
@@ -297,6 +316,7 @@ static void cluster_free_memory(struct presence_cluster *c)
     free(c->key_nodes);
     free(c->key_events);
     cl_buf_free(&c->outbox_ops);
+    cl_buf_free(&c->sending);
     cl_sync_free(c);
     pthread_mutex_destroy(&c->process_lock);
     pthread_mutex_destroy(&c->outbox_lock);
@@ -585,7 +605,8 @@ int presence_cluster_status_get(presence_cluster *c,
         .connected = c->cmd.state == CONN_UP && c->reader.state == CONN_UP,
         .synced = atomic_load(&c->synced),
         .nodes = atomic_load(&c->live_nodes),
-        .pending = waiting + atomic_load(&c->inflight),
+        .pending = waiting + atomic_load(&c->sending_left) +
+                   atomic_load(&c->inflight),
         .sent = atomic_load(&c->sent),
         .applied = atomic_load(&c->applied),
         .rejected = atomic_load(&c->rejected),

@@ -197,17 +197,28 @@ struct presence_cluster {
     char events_id[CL_STREAM_ID]; /* position in the node events stream */
     bool events_id_known;
     bool reading;        /* an XREAD is under way on `reader` */
+    bool read_stale;     /* ...for streams or positions that changed */
+    bool unblock_sent;   /* CLIENT UNBLOCK asked for it to end early */
+    long long reader_id; /* CLIENT ID of `reader`, 0 before it is known */
     size_t loads_running;
 
     /* local changes waiting to be written (outbox_lock) */
     pthread_mutex_t outbox_lock;
     struct cl_buf outbox_ops;    /* encoded log ops */
-    struct cl_buf outbox_fields; /* (field, value) pairs for the hash */
     size_t outbox_count;
     bool outbox_keep;            /* SELF_ANNOUNCING or SELF_ONLINE */
     bool outbox_lost;            /* a change could not be kept: announce */
     bool wake_pending;
     atomic_size_t inflight;      /* changes sent, not yet confirmed */
+
+    /* changes taken from the outbox, being sent (processing thread): at
+     * most SEND_WINDOW batches are in flight, so that the lease renewal
+     * and the reads never queue behind a long backlog */
+    struct cl_buf sending;
+    size_t sending_pos;
+    size_t sending_count;        /* ops in sending from sending_pos on */
+    atomic_size_t sending_left;  /* the same, readable by status_get */
+    size_t batches_inflight;
 
     /* thread */
     pthread_t thread;

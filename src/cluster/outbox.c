@@ -42,6 +42,9 @@ static const char ANNOUNCE_SCRIPT[] =
     " 'seq', '1', 'reset', '1')\n"
     "return 1\n";
 
+/* Batches written and not yet confirmed, at most. */
+#define SEND_WINDOW 4
+
 /* Members staged per HSET command. */
 #define STAGE_CHUNK 512
 
@@ -93,6 +96,11 @@ void cl_outbox_keep(struct presence_cluster *c, bool keep)
     c->outbox_count = 0;
     c->outbox_lost = false;
     pthread_mutex_unlock(&c->outbox_lock);
+    /* What was not sent yet is in the announce that follows. */
+    cl_buf_free(&c->sending);
+    c->sending_pos = 0;
+    c->sending_count = 0;
+    atomic_store(&c->sending_left, 0);
 }
 
 /* ---- writing them ------------------------------------------------------- */
@@ -120,8 +128,10 @@ static void on_flushed(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     atomic_fetch_sub(&c->inflight, ctx->count);
     if (reply != NULL && ctx->generation == c->generation) {
+        c->batches_inflight--;
         if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
             atomic_fetch_add(&c->sent, ctx->count);
+            cl_outbox_flush(c); /* room in the window */
         } else if (reply->type == REDIS_REPLY_INTEGER) {
             announce_again(c, "its lease ran out");
         } else {
@@ -172,6 +182,7 @@ static bool send_batch(struct presence_cluster *c, const char *ops,
     }
     if (ok) {
         c->seq++;
+        c->batches_inflight++;
         atomic_fetch_add(&c->inflight, count);
     } else {
         free(ctx);
@@ -186,41 +197,45 @@ void cl_outbox_flush(struct presence_cluster *c)
     if (c->self != SELF_ONLINE) {
         return;
     }
-    struct cl_buf ops;
-    size_t count;
-    bool lost;
-    pthread_mutex_lock(&c->outbox_lock);
-    ops = c->outbox_ops;
-    count = c->outbox_count;
-    lost = c->outbox_lost;
-    c->outbox_ops = (struct cl_buf){0};
-    c->outbox_count = 0;
-    c->wake_pending = false;
-    pthread_mutex_unlock(&c->outbox_lock);
-    if (lost) {
-        cl_buf_free(&ops);
-        announce_again(c, "a change could not be queued");
-        return;
+    if (c->sending_count == 0) {
+        /* Take what the callbacks queued. */
+        bool lost;
+        cl_buf_free(&c->sending);
+        pthread_mutex_lock(&c->outbox_lock);
+        c->sending = c->outbox_ops;
+        c->sending_count = c->outbox_count;
+        lost = c->outbox_lost;
+        c->outbox_ops = (struct cl_buf){0};
+        c->outbox_count = 0;
+        c->wake_pending = false;
+        pthread_mutex_unlock(&c->outbox_lock);
+        c->sending_pos = 0;
+        atomic_store(&c->sending_left, c->sending_count);
+        if (lost) {
+            announce_again(c, "a change could not be queued");
+            return;
+        }
     }
-    size_t pos = 0;
-    while (count > 0) {
-        size_t start = pos, n = 0;
-        while (n < count && n < c->batch_max) {
+    while (c->sending_count > 0 && c->batches_inflight < SEND_WINDOW) {
+        size_t start = c->sending_pos, pos = start, n = 0;
+        while (n < c->sending_count && n < c->batch_max) {
             const char *f, *v;
             size_t fl, vl;
-            if (!cl_split_op(ops.data, ops.len, &pos, &f, &fl, &v, &vl)) {
+            if (!cl_split_op(c->sending.data, c->sending.len, &pos, &f, &fl,
+                             &v, &vl)) {
                 break; /* cannot happen: we encoded them */
             }
             n++;
         }
-        if (n == 0 || !send_batch(c, ops.data + start, pos - start, n)) {
-            cl_buf_free(&ops);
+        if (n == 0 ||
+            !send_batch(c, c->sending.data + start, pos - start, n)) {
             announce_again(c, "a batch could not be sent");
             return;
         }
-        count -= n;
+        c->sending_pos = pos;
+        c->sending_count -= n;
+        atomic_store(&c->sending_left, c->sending_count);
     }
-    cl_buf_free(&ops);
 }
 
 /* ---- the announce ------------------------------------------------------- */

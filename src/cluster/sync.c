@@ -425,6 +425,7 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         atomic_fetch_add(&c->live_nodes, 1);
     }
     atomic_fetch_add(&c->snapshots, 1);
+    c->read_stale = true; /* follow it from its new position at once */
     load_done(c, n);
 }
 
@@ -695,6 +696,8 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
     struct presence_cluster *c = privdata;
     redisReply *reply = r;
     c->reading = false;
+    c->read_stale = false;
+    c->unblock_sent = false;
     if (reply == NULL) {
         return; /* the reader is gone */
     }
@@ -727,8 +730,25 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
     cl_sync_read(c);
 }
 
+/* End the blocked XREAD early (it then returns nil), so that the next one
+ * covers the streams and positions that changed. */
+static void unblock_reader(struct presence_cluster *c)
+{
+    if (c->unblock_sent || c->reader_id <= 0) {
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", c->reader_id);
+    const char *argv[] = {"CLIENT", "UNBLOCK", id};
+    size_t lens[3] = {6, 7, strlen(id)};
+    c->unblock_sent = cl_conn_command(&c->cmd, NULL, NULL, 3, argv, lens);
+}
+
 void cl_sync_read(struct presence_cluster *c)
 {
+    if (c->reading && c->read_stale && c->loads_running == 0) {
+        unblock_reader(c);
+    }
     if (c->reading || c->loads_running > 0 || !c->events_id_known ||
         c->self != SELF_ONLINE || c->reader.state != CONN_UP) {
         return;
@@ -749,7 +769,7 @@ void cl_sync_read(struct presence_cluster *c)
     }
     argv[0] = "XREAD";
     argv[1] = "COUNT";
-    argv[2] = "1000";
+    argv[2] = "8"; /* entries per stream: bounds one turn's work */
     argv[3] = "BLOCK";
     argv[4] = "500";
     argv[5] = "STREAMS";
