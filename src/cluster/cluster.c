@@ -21,10 +21,12 @@
 
 /* KEYS lease; ARGV inc ms: renew the lease if it is still ours. */
 static const char RENEW_SCRIPT[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v == ARGV[1] then\n"
     "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "  return 1\n"
     "end\n"
+    "if v then return 2 end\n"
     "return 0\n";
 
 /* KEYS lease members log staging; ARGV inc: leave, if still ours. */
@@ -137,18 +139,6 @@ static void random_node_id(char *out, size_t size)
 
 static void both_up_check(struct presence_cluster *c);
 
-static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct cl_conn *conn = privdata;
-    redisReply *reply = r;
-    (void)ac;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
-               "%s connection set-up refused: %s", conn->name, reply->str);
-        cl_conn_close(conn);
-    }
-}
-
 static void on_reader_id(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
@@ -159,24 +149,11 @@ static void on_reader_id(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-static void conn_up(struct cl_conn *conn)
+/* The connection is usable: its AUTH and SELECT were accepted. */
+static void conn_ready(struct cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
-    size_t lens[3];
-    if (c->password != NULL) {
-        const char *auth[] = {"AUTH", c->password};
-        lens[0] = 4;
-        lens[1] = strlen(c->password);
-        cl_conn_command(conn, on_setup_reply, conn, 2, auth, lens);
-    }
-    if (c->db != 0) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", c->db);
-        const char *sel[] = {"SELECT", db};
-        lens[0] = 6;
-        lens[1] = strlen(db);
-        cl_conn_command(conn, on_setup_reply, conn, 2, sel, lens);
-    }
+    conn->ready = true;
     if (conn == &c->reader) {
         const char *id[] = {"CLIENT", "ID"};
         size_t id_lens[2] = {6, 2};
@@ -185,11 +162,55 @@ static void conn_up(struct cl_conn *conn)
     both_up_check(c);
 }
 
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct cl_conn *conn = privdata;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply == NULL) {
+        return; /* closing */
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
+               "%s connection set-up refused: %s", conn->name, reply->str);
+        cl_conn_close(conn);
+    } else if (--conn->setup_pending == 0) {
+        conn_ready(conn);
+    }
+}
+
+static void conn_up(struct cl_conn *conn)
+{
+    struct presence_cluster *c = conn->cluster;
+    size_t lens[3];
+    conn->setup_pending = 0;
+    if (c->password != NULL) {
+        const char *auth[] = {"AUTH", c->password};
+        lens[0] = 4;
+        lens[1] = strlen(c->password);
+        conn->setup_pending +=
+            cl_conn_command(conn, on_setup_reply, conn, 2, auth, lens);
+    }
+    if (c->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", c->db);
+        const char *sel[] = {"SELECT", db};
+        lens[0] = 6;
+        lens[1] = strlen(db);
+        conn->setup_pending +=
+            cl_conn_command(conn, on_setup_reply, conn, 2, sel, lens);
+    }
+    if (conn->setup_pending == 0) {
+        conn_ready(conn);
+    }
+}
+
 static void conn_down(struct cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     bool was_online = c->self != SELF_OFFLINE;
     c->self = SELF_OFFLINE;
+    atomic_store(&c->connected, false);
     c->generation++; /* replies still in flight are stale */
     c->reading = false;
     c->read_stale = false;
@@ -223,11 +244,11 @@ static void conn_down(struct cl_conn *conn)
 
 static void both_up_check(struct presence_cluster *c)
 {
-    if (c->cmd.state != CONN_UP || c->reader.state != CONN_UP ||
-        c->self != SELF_OFFLINE) {
+    if (!c->cmd.ready || !c->reader.ready || c->self != SELF_OFFLINE) {
         return;
     }
     atomic_fetch_add(&c->connects, 1);
+    atomic_store(&c->connected, true);
     c->reconnect_delay = RECONNECT_FIRST_MS;
     /* Nodes we knew may be re-announcing too: none is declared down
      * before they had a lease's time to come back. */
@@ -263,11 +284,17 @@ static void on_renewed(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (reply != NULL && ctx->generation == c->generation) {
         c->lease_renewing = false;
-        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 &&
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 1 &&
             c->self == SELF_ONLINE) {
-            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-                   "node %s lost its lease; announcing its members again",
-                   c->node_id);
+            if (reply->integer == 2) {
+                cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
+                       "another process holds the lease of node id %s: "
+                       "node ids must be unique", c->node_id);
+            } else {
+                cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                       "node %s lost its lease; announcing its members "
+                       "again", c->node_id);
+            }
             cl_announce(c);
         }
     }
@@ -481,8 +508,7 @@ static void run_timers(struct presence_cluster *c)
     cl_conn_check_timeout(&c->cmd, now);
     cl_conn_check_timeout(&c->reader, now);
     if (c->announce_at > 0 && now >= c->announce_at &&
-        c->self == SELF_OFFLINE && c->cmd.state == CONN_UP &&
-        c->reader.state == CONN_UP) {
+        c->self == SELF_OFFLINE && c->cmd.ready && c->reader.ready) {
         cl_announce(c);
     }
     if (c->self == SELF_ONLINE && now >= c->renew_at) {
@@ -602,7 +628,7 @@ int presence_cluster_status_get(presence_cluster *c,
     size_t waiting = c->outbox_count;
     pthread_mutex_unlock(&c->outbox_lock);
     *out = (presence_cluster_status){
-        .connected = c->cmd.state == CONN_UP && c->reader.state == CONN_UP,
+        .connected = atomic_load(&c->connected),
         .synced = atomic_load(&c->synced),
         .nodes = atomic_load(&c->live_nodes),
         .pending = waiting + atomic_load(&c->sending_left) +

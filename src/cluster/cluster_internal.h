@@ -102,6 +102,8 @@ struct cl_conn {
     uint32_t watching;       /* EPOLLIN / EPOLLOUT now registered */
     int fd;
     int64_t connect_deadline; /* while CONNECTING */
+    int setup_pending;        /* AUTH / SELECT replies still awaited */
+    bool ready;               /* up, and set up */
     void (*on_up)(struct cl_conn *conn);
     void (*on_down)(struct cl_conn *conn);
 };
@@ -226,6 +228,7 @@ struct presence_cluster {
     atomic_bool stopping;
 
     /* status */
+    atomic_bool connected;
     atomic_bool synced;
     atomic_size_t live_nodes;
     atomic_uint_fast64_t sent, applied, rejected, snapshots, nodes_down,

@@ -61,6 +61,7 @@ static void ev_cleanup(void *p)
     conn->ac = NULL;
     conn->fd = -1;
     conn->state = CONN_DOWN;
+    conn->ready = false;
     if (was_up) {
         conn->on_down(conn);
     }
@@ -120,6 +121,8 @@ bool cl_conn_start(struct cl_conn *conn)
     conn->fd = ac->c.fd;
     conn->watching = 0;
     conn->state = CONN_CONNECTING;
+    conn->ready = false;
+    conn->setup_pending = 0;
     conn->connect_deadline = cl_now_ms() + c->connect_timeout_ms;
     ac->ev.data = conn;
     ac->ev.addRead = ev_add_read;
