@@ -16,6 +16,14 @@ const char *const model_client_ids[MODEL_CLIENTS] = {
 };
 const char *const model_user_ids[MODEL_USERS] = {"u0", "u1", ""};
 const char *const model_infos[MODEL_INFOS] = {"", "x", "yy"};
+const char *const model_node_ids[MODEL_NODES] = {
+    "n0", "n1", "n2", "n3", "n4", "n5",
+};
+
+const char *model_node_name(int node)
+{
+    return node == MODEL_LOCAL ? "" : model_node_ids[node];
+}
 
 static const char *const conn_infos[MODEL_CLIENTS] = {
     "ci0", "ci1", "", "ci3", "ci4", "",
@@ -36,6 +44,16 @@ void model_init(model *md)
     memset(md, 0, sizeof *md);
     md->now = 1000;
     md->ttl_t = 50;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        md->node[c] = MODEL_LOCAL;
+    }
+}
+
+/* Whether a client (in some channel) is the registry's own: only those
+ * have a TTL here, and only those the local calls accept. */
+static bool is_local(const model *md, int client)
+{
+    return md->node[client] == MODEL_LOCAL;
 }
 
 static bool in_ns_t(int channel)
@@ -107,10 +125,13 @@ static void emit(model *md, presence_event_kind kind,
                  presence_leave_reason reason, int channel, int client,
                  int info)
 {
-    if (!events_on(channel) || md->nevents >= MODEL_MAX_EVENTS) {
+    bool muted = !events_on(channel);
+    if ((muted && !md->every_sub) || md->nevents >= MODEL_MAX_EVENTS) {
         return;
     }
     model_event *e = &md->events[md->nevents++];
+    e->muted = muted;
+    e->node = md->node[client];
     e->kind = kind;
     e->reason = reason;
     e->channel = channel;
@@ -147,13 +168,20 @@ static void touch(model *md, model_member *mm)
 
 int model_join(model *md, int channel, int client, int user, int info)
 {
+    return model_join_node(md, MODEL_LOCAL, channel, client, user, info);
+}
+
+int model_join_node(model *md, int node, int channel, int client, int user,
+                    int info)
+{
     if (!model_channel_known(channel)) {
         return PRESENCE_ERR_UNKNOWN_NAMESPACE;
     }
     if (!model_channel_has_presence(channel)) {
         return PRESENCE_ERR_NOT_AVAILABLE;
     }
-    if (model_client_channels(md, client) > 0 && user != model_user_of(client)) {
+    if (model_client_channels(md, client) > 0 &&
+        (user != model_user_of(client) || md->node[client] != node)) {
         return PRESENCE_ERR_CONFLICT;
     }
     model_member *mm = &md->m[client][channel];
@@ -178,6 +206,7 @@ int model_join(model *md, int channel, int client, int user, int info)
         return PRESENCE_ERR_CHANNEL_LIMIT;
     }
     bool first = model_user_count(md, channel, user) == 0;
+    md->node[client] = node; /* the same, or the first channel's */
     mm->in = true;
     mm->info = info;
     mm->joined_at = md->now;
@@ -202,16 +231,27 @@ static int find_member(const model *md, int channel, int client)
 
 int model_leave(model *md, int channel, int client)
 {
+    return model_leave_node(md, MODEL_LOCAL, channel, client,
+                            PRESENCE_LEAVE_EXPLICIT);
+}
+
+int model_leave_node(model *md, int node, int channel, int client,
+                     presence_leave_reason reason)
+{
     int rc = find_member(md, channel, client);
+    if (rc == PRESENCE_OK && md->node[client] != node) {
+        rc = PRESENCE_ERR_CONFLICT;
+    }
     if (rc == PRESENCE_OK) {
-        remove_member(md, channel, client, PRESENCE_LEAVE_EXPLICIT);
+        remove_member(md, channel, client, reason);
     }
     return rc;
 }
 
-int model_disconnect(model *md, int client)
+/* Every membership of a client leaves, newest first (its list's order). */
+static size_t leave_all(model *md, int client, presence_leave_reason reason)
 {
-    /* The client's list is newest first. */
+    size_t n = 0;
     while (model_client_channels(md, client) > 0) {
         int newest = -1;
         for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
@@ -221,14 +261,49 @@ int model_disconnect(model *md, int client)
                 newest = ch;
             }
         }
-        remove_member(md, newest, client, PRESENCE_LEAVE_DISCONNECT);
+        remove_member(md, newest, client, reason);
+        n++;
     }
+    return n;
+}
+
+int model_disconnect(model *md, int client)
+{
+    if (model_client_channels(md, client) > 0 && !is_local(md, client)) {
+        return PRESENCE_ERR_CONFLICT;
+    }
+    (void)leave_all(md, client, PRESENCE_LEAVE_DISCONNECT);
     return PRESENCE_OK;
+}
+
+size_t model_node_down(model *md, int node, presence_leave_reason reason)
+{
+    size_t n = 0;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        if (model_client_channels(md, c) > 0 && md->node[c] == node) {
+            n += leave_all(md, c, reason);
+        }
+    }
+    return n;
+}
+
+size_t model_node_memberships(const model *md, int node)
+{
+    size_t n = 0;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        if (md->node[c] == node) {
+            n += model_client_channels(md, c);
+        }
+    }
+    return n;
 }
 
 int model_update(model *md, int channel, int client, int info)
 {
     int rc = find_member(md, channel, client);
+    if (rc == PRESENCE_OK && !is_local(md, client)) {
+        rc = PRESENCE_ERR_CONFLICT;
+    }
     model_member *mm = &md->m[client][channel];
     if (rc == PRESENCE_OK && mm->info != info) {
         mm->info = info;
@@ -242,6 +317,9 @@ int model_update(model *md, int channel, int client, int info)
 int model_touch(model *md, int channel, int client)
 {
     int rc = find_member(md, channel, client);
+    if (rc == PRESENCE_OK && !is_local(md, client)) {
+        rc = PRESENCE_ERR_CONFLICT;
+    }
     if (rc == PRESENCE_OK) {
         touch(md, &md->m[client][channel]);
     }
@@ -252,6 +330,9 @@ int model_touch_client(model *md, int client)
 {
     if (model_client_channels(md, client) == 0) {
         return PRESENCE_ERR_NOT_FOUND;
+    }
+    if (!is_local(md, client)) {
+        return PRESENCE_ERR_CONFLICT;
     }
     /* Renewed newest first, as the client's list runs. */
     int order[MODEL_CHANNELS];
@@ -298,7 +379,7 @@ size_t model_expire(model *md)
         for (int c = 0; c < MODEL_CLIENTS; c++) {
             for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
                 const model_member *mm = &md->m[c][ch];
-                if (mm->in && in_ns_t(ch) &&
+                if (mm->in && in_ns_t(ch) && is_local(md, c) &&
                     (oc < 0 || mm->touch_order < md->m[oc][och].touch_order)) {
                     oc = c;
                     och = ch;
@@ -322,7 +403,8 @@ int64_t model_next_deadline(const model *md)
     for (int c = 0; c < MODEL_CLIENTS; c++) {
         for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
             const model_member *mm = &md->m[c][ch];
-            if (mm->in && in_ns_t(ch) && mm->touched_at + md->ttl_t < next) {
+            if (mm->in && in_ns_t(ch) && is_local(md, c) &&
+                mm->touched_at + md->ttl_t < next) {
                 next = mm->touched_at + md->ttl_t;
             }
         }
@@ -339,6 +421,9 @@ void model_settle(model *md)
 {
     for (size_t i = 0; i < md->nevents; i++) {
         model_event e = md->events[i];
+        if (e.muted) {
+            continue; /* the rules' callback does not see these */
+        }
         if (e.kind == PRESENCE_EVENT_USER_LEAVE && e.client == 0 &&
             e.reason == PRESENCE_LEAVE_EXPLICIT) {
             (void)model_join(md, MODEL_ROOM, 0, model_user_of(0), 0);

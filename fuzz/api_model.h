@@ -4,6 +4,10 @@
  * clients, written for clarity rather than speed. It predicts every return
  * code, every event (with its sequence number and stats) and the state
  * after each call.
+ *
+ * Nodes: each client may instead be held for another node, always its
+ * "home" node (client k's is "nk"), so that a node has at most one client
+ * and presence_node_down()'s order is that client's, newest first.
  * SPDX-License-Identifier: MIT
  */
 #ifndef PRESENCE_FUZZ_API_MODEL_H
@@ -24,6 +28,8 @@ enum {
     MODEL_CHANNELS_PER_CLIENT = 3,
     MODEL_MEMBERS_PER_CHANNEL = 5,
     MODEL_CHANNELS_MAX = 4,
+    MODEL_NODES = MODEL_CLIENTS, /* client k's home node is "nk" */
+    MODEL_LOCAL = -1,            /* a client's node when it is local */
 };
 
 /* The universe. */
@@ -31,6 +37,9 @@ extern const char *const model_channel_names[MODEL_CHANNELS];
 extern const char *const model_client_ids[MODEL_CLIENTS];
 extern const char *const model_user_ids[MODEL_USERS];
 extern const char *const model_infos[MODEL_INFOS];
+extern const char *const model_node_ids[MODEL_NODES];
+/* "" for MODEL_LOCAL. */
+const char *model_node_name(int node);
 /* Index of the channel "room", where the re-entry rule joins c0. */
 #define MODEL_ROOM 1
 /* Index of the channel "lobby", watched by the channel subscription. */
@@ -46,6 +55,8 @@ typedef struct model_event {
     int64_t time_ms;
     size_t num_clients;
     size_t num_users;
+    int node;   /* the client's node, MODEL_LOCAL for local clients */
+    bool muted; /* in a namespace without join_leave: EVERY_NAMESPACE only */
 } model_event;
 
 typedef struct model_member {
@@ -63,7 +74,10 @@ typedef struct model {
     int64_t now;
     int64_t ttl_t; /* the TTL of namespace "t" */
     uint64_t orders;
+    /* The client's node (MODEL_LOCAL: local), while it is in a channel. */
+    int node[MODEL_CLIENTS];
     bool lobby_sub; /* the channel subscription is on */
+    bool every_sub; /* the PRESENCE_EVENTS_EVERY_NAMESPACE one is on */
     model_event events[MODEL_MAX_EVENTS];
     size_t nevents;
 } model;
@@ -85,6 +99,15 @@ bool model_channel_known(int channel);
  * members of the channel in the library's snapshot order (for close). */
 int model_join(model *md, int channel, int client, int user, int info);
 int model_leave(model *md, int channel, int client);
+/* The remote calls, and the local ones above, with node MODEL_LOCAL. */
+int model_join_node(model *md, int node, int channel, int client, int user,
+                    int info);
+int model_leave_node(model *md, int node, int channel, int client,
+                     presence_leave_reason reason);
+/* How many memberships left. */
+size_t model_node_down(model *md, int node, presence_leave_reason reason);
+/* The memberships of the node's clients. */
+size_t model_node_memberships(const model *md, int node);
 int model_disconnect(model *md, int client);
 int model_update(model *md, int channel, int client, int info);
 int model_touch(model *md, int channel, int client);

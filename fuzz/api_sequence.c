@@ -44,6 +44,9 @@ struct harness {
     model_event got_lobby[MODEL_MAX_EVENTS];
     size_t ngot_lobby;
     presence_subscription lobby_sub;
+    model_event got_every[MODEL_MAX_EVENTS]; /* EVERY_NAMESPACE */
+    size_t ngot_every;
+    presence_subscription every_sub;
     int depth; /* callbacks must never nest */
 };
 
@@ -123,6 +126,12 @@ static model_event convert(const presence_event *ev)
     e.time_ms = ev->time_ms;
     e.num_clients = ev->stats.num_clients;
     e.num_users = ev->stats.num_users;
+    CHECK(ev->node_id != NULL);
+    e.node = MODEL_LOCAL;
+    if (ev->node_id[0] != '\0') {
+        e.node = index_of(model_node_ids, MODEL_NODES, ev->node_id);
+        CHECK(e.node >= 0);
+    }
     return e;
 }
 
@@ -168,9 +177,19 @@ static void on_lobby(presence_registry *reg, const presence_event *ev,
     h->got_lobby[h->ngot_lobby++] = convert(ev);
 }
 
+static void on_every(presence_registry *reg, const presence_event *ev,
+                     void *ud)
+{
+    (void)reg;
+    struct harness *h = ud;
+    CHECK(h->ngot_every < MODEL_MAX_EVENTS);
+    h->got_every[h->ngot_every++] = convert(ev);
+}
+
 static bool event_equal(const model_event *a, const model_event *b)
 {
     return a->kind == b->kind && a->reason == b->reason &&
+           a->node == b->node &&
            a->channel == b->channel && a->client == b->client &&
            a->info == b->info && a->seq == b->seq &&
            a->time_ms == b->time_ms && a->num_clients == b->num_clients &&
@@ -204,22 +223,31 @@ static void check_channel_events(const model_event *got, size_t ngot,
 
 static void check_events(struct harness *h)
 {
-    CHECK(h->ngot == h->md.nevents);
-    model_event lobby[MODEL_MAX_EVENTS];
-    size_t nlobby = 0;
+    /* The model also holds the muted events (namespace without
+     * join_leave) while the EVERY_NAMESPACE subscription is on: only that
+     * one receives them. */
+    static model_event plain[MODEL_MAX_EVENTS], lobby[MODEL_MAX_EVENTS];
+    size_t nplain = 0, nlobby = 0;
     for (size_t i = 0; i < h->md.nevents; i++) {
         const model_event *e = &h->md.events[i];
+        if (e->muted) {
+            continue;
+        }
+        plain[nplain++] = *e;
         if (h->md.lobby_sub && e->channel == MODEL_LOBBY &&
             (e->kind == PRESENCE_EVENT_JOIN || e->kind == PRESENCE_EVENT_LEAVE)) {
             lobby[nlobby++] = *e;
         }
     }
+    CHECK(h->ngot == nplain);
     for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
-        check_channel_events(h->got, h->ngot, h->md.events, h->md.nevents, ch);
+        check_channel_events(h->got, h->ngot, plain, nplain, ch);
+        check_channel_events(h->got_every, h->ngot_every, h->md.events,
+                             h->md.every_sub ? h->md.nevents : 0, ch);
     }
     check_channel_events(h->got_lobby, h->ngot_lobby, lobby, nlobby,
                          MODEL_LOBBY);
-    h->ngot = h->ngot_lobby = 0;
+    h->ngot = h->ngot_lobby = h->ngot_every = 0;
     h->md.nevents = 0;
 }
 
@@ -238,6 +266,8 @@ static void check_snapshot_member(const struct harness *h, int ch,
     CHECK(pm->conn_info_len == strlen(model_conn_info_of(c)));
     CHECK(pm->joined_at_ms == mm->joined_at);
     CHECK(pm->touched_at_ms == mm->touched_at);
+    CHECK(pm->node_id != NULL &&
+          strcmp(pm->node_id, model_node_name(h->md.node[c])) == 0);
 }
 
 static void check_channel(struct harness *h, int ch)
@@ -340,6 +370,22 @@ static void check_state(struct harness *h)
     CHECK(list->count == channels);
     presence_channel_list_free(list);
     CHECK(presence_next_deadline_ms(h->reg) == model_next_deadline(&h->md));
+    for (int k = MODEL_LOCAL; k < MODEL_NODES; k++) {
+        presence_snapshot *snap = NULL;
+        CHECK(presence_node_memberships(h->reg, model_node_name(k), &snap) ==
+              PRESENCE_OK);
+        CHECK(snap->count == model_node_memberships(&h->md, k));
+        CHECK(snap->seq == 0 && snap->stats.num_clients == 0 &&
+              snap->stats.num_users == 0 && snap->next_cursor == 0);
+        for (size_t i = 0; i < snap->count; i++) {
+            const presence_member *pm = &snap->members[i];
+            int c = index_of(model_client_ids, MODEL_CLIENTS, pm->client_id);
+            int ch = index_of(model_channel_names, MODEL_CHANNELS, pm->channel);
+            CHECK(c >= 0 && ch >= 0 && h->md.node[c] == k);
+            check_snapshot_member(h, ch, pm);
+        }
+        presence_snapshot_free(snap);
+    }
     h->no_fail = false;
 }
 
@@ -376,7 +422,7 @@ static void step(struct harness *h, struct input *in)
     h->allocs = 0;
     h->fail_at = (op & 0x80) != 0 ? (size_t)(b >> 4) + 1 : 0;
 
-    switch (op % 14) {
+    switch (op % 18) {
     case 0:
     case 1:
     case 12:
@@ -463,6 +509,52 @@ static void step(struct harness *h, struct input *in)
                                     on_lobby, h, &h->lobby_sub);
             want = PRESENCE_OK;
             h->md.lobby_sub = true;
+        }
+        break;
+    case 14: { /* a remote join, through the wrong node now and then */
+        int node = c;
+        if ((a & 0xc0) == 0xc0 && model_client_channels(&h->md, c) > 0) {
+            node = (c + 1) % MODEL_NODES;
+        }
+        const char *conn = model_conn_info_of(c);
+        rc = presence_remote_join(reg, model_node_ids[node], chn, cid,
+                                  model_user_ids[model_user_of(c)], conn,
+                                  strlen(conn), model_infos[info],
+                                  strlen(model_infos[info]));
+        want = model_join_node(&h->md, node, ch, c, model_user_of(c), info);
+        break;
+    }
+    case 15: { /* a remote leave, any reason, the wrong node now and then */
+        int node = (a & 0xc0) == 0xc0 ? (c + 1) % MODEL_NODES : c;
+        presence_leave_reason reason =
+            (presence_leave_reason)(1 + (b / MODEL_CLIENTS) % 6);
+        rc = presence_remote_leave(reg, model_node_ids[node], chn, cid,
+                                   reason);
+        want = model_leave_node(&h->md, node, ch, c, reason);
+        break;
+    }
+    case 16: { /* a node goes down */
+        presence_leave_reason reason = (presence_leave_reason)(1 + a % 6);
+        size_t left = 99;
+        rc = presence_node_down(reg, model_node_ids[c], reason, &left);
+        size_t n = model_node_down(&h->md, c, reason);
+        want = PRESENCE_OK;
+        /* One client per node: it leaves completely or not at all. */
+        CHECK(rc == PRESENCE_OK ? left == n : left == 0);
+        break;
+    }
+    case 17: /* the EVERY_NAMESPACE subscription comes and goes */
+        if (h->md.every_sub) {
+            rc = presence_unsubscribe(reg, h->every_sub);
+            want = PRESENCE_OK;
+            h->md.every_sub = false;
+        } else {
+            rc = presence_subscribe(reg, PRESENCE_SCOPE_ALL, NULL,
+                                    PRESENCE_EVENTS_ALL |
+                                        PRESENCE_EVENTS_EVERY_NAMESPACE,
+                                    on_every, h, &h->every_sub);
+            want = PRESENCE_OK;
+            h->md.every_sub = true;
         }
         break;
     default: /* reads under allocation failure change nothing */

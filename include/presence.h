@@ -489,7 +489,7 @@ PRESENCE_API int presence_namespace_get(presence_registry *registry,
  *   #PRESENCE_ERR_TOO_LONG;
  *   #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_AVAILABLE;
  *   #PRESENCE_ERR_CONFLICT (the client id is known with another user id or
- *   conn_info);
+ *   conn_info, or as another node's: see presence_remote_join());
  *   #PRESENCE_ERR_CLIENT_CHANNEL_LIMIT; #PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
  *   #PRESENCE_ERR_CHANNEL_LIMIT; #PRESENCE_ERR_NOMEM.
  * A callback may call it.
@@ -507,6 +507,7 @@ PRESENCE_API int presence_join(presence_registry *registry,
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
  *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
  *         #PRESENCE_ERR_NOT_FOUND (the client is not in the channel);
+ *         #PRESENCE_ERR_CONFLICT (another node's client);
  *         #PRESENCE_ERR_NOMEM (the event could not be queued).
  * A callback may call it.
  */
@@ -521,8 +522,8 @@ PRESENCE_API int presence_leave(presence_registry *registry,
  * @param left receives how many channels it left, 0 for a client in no
  *             channel (may be NULL).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
- *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOMEM (the events could not
- *         be queued).
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_CONFLICT (another node's
+ *         client); #PRESENCE_ERR_NOMEM (the events could not be queued).
  * A callback may call it.
  */
 PRESENCE_API int presence_disconnect(presence_registry *registry,
@@ -534,7 +535,8 @@ PRESENCE_API int presence_disconnect(presence_registry *registry,
  * not renew the TTL.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
  *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
- *         #PRESENCE_ERR_NOT_FOUND; #PRESENCE_ERR_NOMEM.
+ *         #PRESENCE_ERR_NOT_FOUND; #PRESENCE_ERR_CONFLICT (another node's
+ *         client); #PRESENCE_ERR_NOMEM.
  * A callback may call it.
  */
 PRESENCE_API int presence_update(presence_registry *registry,
@@ -546,7 +548,8 @@ PRESENCE_API int presence_update(presence_registry *registry,
  * event, no allocation.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
  *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
- *         #PRESENCE_ERR_NOT_FOUND.
+ *         #PRESENCE_ERR_NOT_FOUND; #PRESENCE_ERR_CONFLICT (another node's
+ *         client).
  * A callback may call it.
  */
 PRESENCE_API int presence_touch(presence_registry *registry,
@@ -556,7 +559,8 @@ PRESENCE_API int presence_touch(presence_registry *registry,
  * Renew the TTL of every membership of a client in one call, as a
  * connection's periodic presence refresh does. No event, no allocation.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
- *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND.
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND;
+ *         #PRESENCE_ERR_CONFLICT (another node's client).
  * A callback may call it.
  */
 PRESENCE_API int presence_touch_client(presence_registry *registry,
@@ -802,97 +806,6 @@ PRESENCE_API int presence_channels(presence_registry *registry,
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
-/** @name Nodes: memberships held for other processes
- *
- * When several processes share presence (see presence_cluster.h), each
- * registry holds, beside its own clients, the clients of the other nodes,
- * applied with the calls below by whatever carries the changes between
- * nodes. Such a remote client belongs to its node: queries, stats, paging
- * and events treat it as any other member (its events and snapshot
- * entries carry the node's id), but it never expires here (its own node
- * runs its TTL and sends the leave), and the calls for local clients
- * (presence_join(), presence_leave(), presence_update(), presence_touch(),
- * presence_touch_client(), presence_disconnect()) refuse it with
- * #PRESENCE_ERR_CONFLICT, as the remote calls refuse a local client or
- * one of another node. presence_channel_close() and a namespace whose
- * presence is turned off remove remote members too, here only.
- *
- * Node ids follow the rules of client ids (non-empty, no control
- * characters, at most presence_limits::client_id_max bytes).
- */
-/**@{*/
-
-/**
- * Apply a join (an upsert) of a client of node @p node_id: as
- * presence_join(), except that the membership has no TTL here and the
- * client is recorded as the node's. The namespace's limits apply.
- * @return as presence_join(); #PRESENCE_ERR_CONFLICT also when the client
- *         is local or belongs to another node.
- * A callback may call it.
- */
-PRESENCE_API int presence_remote_join(presence_registry *registry,
-                                      const char *node_id,
-                                      const char *channel,
-                                      const char *client_id,
-                                      const char *user_id,
-                                      const void *conn_info,
-                                      size_t conn_info_len,
-                                      const void *chan_info,
-                                      size_t chan_info_len);
-
-/**
- * Apply a leave of a client of node @p node_id, with the reason its node
- * gave (any leave reason but #PRESENCE_LEAVE_NONE).
- * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (also for a bad reason);
- *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
- *         #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_FOUND (not in
- *         the channel); #PRESENCE_ERR_CONFLICT (the client is local or
- *         another node's); #PRESENCE_ERR_NOMEM.
- * A callback may call it.
- */
-PRESENCE_API int presence_remote_leave(presence_registry *registry,
-                                       const char *node_id,
-                                       const char *channel,
-                                       const char *client_id,
-                                       presence_leave_reason reason);
-
-/**
- * Every client of node @p node_id leaves every channel, with @p reason
- * (normally #PRESENCE_LEAVE_NODE_DOWN), as presence_disconnect() would for
- * each. O(clients in the registry) to find them, then O(their
- * memberships). Clients that a callback adds to the node meanwhile may
- * stay.
- * @param left receives how many memberships were removed (may be NULL).
- * @return #PRESENCE_OK (also for a node with no client here);
- *         #PRESENCE_ERR_INVALID (also for #PRESENCE_LEAVE_NONE or an
- *         unknown reason); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
- *         #PRESENCE_ERR_NOMEM (some may have left: @p left says how many;
- *         each left completely).
- * A callback may call it.
- */
-PRESENCE_API int presence_node_down(presence_registry *registry,
-                                    const char *node_id,
-                                    presence_leave_reason reason,
-                                    size_t *left);
-
-/**
- * Every membership of the clients of one node, as a snapshot (seq 0, stats
- * {0, 0}): @p node_id "" names this registry's own clients. This is what a
- * node announces of itself, and what a replicator compares with another
- * node's state when it resynchronises. O(clients in the registry + the
- * node's memberships); consistent per client, not across clients.
- * @return #PRESENCE_OK (an empty snapshot for an unknown node);
- *         #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
- *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOMEM.
- * A callback may call it.
- */
-PRESENCE_API int presence_node_memberships(presence_registry *registry,
-                                           const char *node_id,
-                                           presence_snapshot **out);
-
-/**@}*/
-
-/* ------------------------------------------------------------------------ */
 /** @name Events */
 /**@{*/
 
@@ -1017,6 +930,98 @@ PRESENCE_API int presence_subscribe(presence_registry *registry,
  */
 PRESENCE_API int presence_unsubscribe(presence_registry *registry,
                                       presence_subscription subscription);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Nodes: memberships held for other processes
+ *
+ * When several processes share presence (see presence_cluster.h), each
+ * registry holds, beside its own clients, the clients of the other nodes,
+ * applied with the calls below by whatever carries the changes between
+ * nodes. Such a remote client belongs to its node: queries, stats, paging
+ * and events treat it as any other member (its events and snapshot
+ * entries carry the node's id), but it never expires here (its own node
+ * runs its TTL and sends the leave), and the calls for local clients
+ * (presence_join(), presence_leave(), presence_update(), presence_touch(),
+ * presence_touch_client(), presence_disconnect()) refuse it with
+ * #PRESENCE_ERR_CONFLICT, as the remote calls refuse a local client or
+ * one of another node. presence_channel_close() and a namespace whose
+ * presence is turned off remove remote members too, here only.
+ *
+ * Node ids follow the rules of client ids (non-empty, no control
+ * characters, at most presence_limits::client_id_max bytes).
+ */
+/**@{*/
+
+/**
+ * Apply a join (an upsert) of a client of node @p node_id: as
+ * presence_join(), except that the membership has no TTL here (an upsert
+ * still sets its touched_at_ms) and the client is recorded as the node's.
+ * The namespace's limits apply.
+ * @return as presence_join(); #PRESENCE_ERR_CONFLICT also when the client
+ *         is local or belongs to another node.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_remote_join(presence_registry *registry,
+                                      const char *node_id,
+                                      const char *channel,
+                                      const char *client_id,
+                                      const char *user_id,
+                                      const void *conn_info,
+                                      size_t conn_info_len,
+                                      const void *chan_info,
+                                      size_t chan_info_len);
+
+/**
+ * Apply a leave of a client of node @p node_id, with the reason its node
+ * gave (any leave reason but #PRESENCE_LEAVE_NONE).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (also for a bad reason);
+ *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_FOUND (not in
+ *         the channel); #PRESENCE_ERR_CONFLICT (the client is local or
+ *         another node's); #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_remote_leave(presence_registry *registry,
+                                       const char *node_id,
+                                       const char *channel,
+                                       const char *client_id,
+                                       presence_leave_reason reason);
+
+/**
+ * Every client of node @p node_id leaves every channel, with @p reason
+ * (normally #PRESENCE_LEAVE_NODE_DOWN), as presence_disconnect() would for
+ * each. O(clients in the registry) to find them, then O(their
+ * memberships). Clients that a callback adds to the node meanwhile may
+ * stay.
+ * @param left receives how many memberships were removed (may be NULL).
+ * @return #PRESENCE_OK (also for a node with no client here);
+ *         #PRESENCE_ERR_INVALID (also for #PRESENCE_LEAVE_NONE or an
+ *         unknown reason); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_NOMEM (some may have left: @p left says how many;
+ *         each left completely).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_node_down(presence_registry *registry,
+                                    const char *node_id,
+                                    presence_leave_reason reason,
+                                    size_t *left);
+
+/**
+ * Every membership of the clients of one node, as a snapshot (seq 0, stats
+ * {0, 0}): @p node_id "" names this registry's own clients. This is what a
+ * node announces of itself, and what a replicator compares with another
+ * node's state when it resynchronises. O(clients in the registry + the
+ * node's memberships); consistent per client, not across clients.
+ * @return #PRESENCE_OK (an empty snapshot for an unknown node);
+ *         #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_node_memberships(presence_registry *registry,
+                                           const char *node_id,
+                                           presence_snapshot **out);
 
 /**@}*/
 

@@ -109,12 +109,6 @@ presence__membership_find_id(struct presence__channel *ch, const char *id,
     return presence__memberset_find_id(&ch->members, hash, id, len);
 }
 
-size_t presence__membership_bytes(const struct presence__membership *m)
-{
-    const struct presence__client *c = m->client;
-    return c->id_len + 1 + c->user->id_len + 1 + c->conn_info_len +
-           (m->chan_info != NULL ? m->chan_info->len : 0);
-}
 
 /* Memberships come from their channel's shard's slab. */
 static void membership_free(presence_registry *reg,
@@ -138,7 +132,9 @@ void presence__membership_remove(presence_registry *reg,
     ch->member_bytes -= presence__membership_bytes(m);
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
-    presence__touch_unlink(presence__touch_list_of(reg, m), m);
+    if (client->node == NULL) { /* remote ones have no TTL here */
+        presence__touch_unlink(presence__touch_list_of(reg, m), m);
+    }
     if (m->cprev != NULL) {
         m->cprev->cnext = m->cnext;
     } else {
@@ -413,6 +409,7 @@ static int replace_chan_info(presence_registry *reg,
 }
 
 struct join_args {
+    struct presence__node *node; /* NULL: a local client */
     const char *user_id;
     size_t user_len;
     const void *conn_info;
@@ -464,7 +461,9 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
     ch->member_bytes += presence__membership_bytes(m);
     bool first_of_user =
         presence__usercount_inc(&ch->users, client->user) == 1;
-    presence__touch_append(presence__touch_list_of(reg, m), m);
+    if (client->node == NULL) { /* remote ones have no TTL here */
+        presence__touch_append(presence__touch_list_of(reg, m), m);
+    }
     atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
     presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
@@ -519,7 +518,8 @@ static int join_new(presence_registry *reg, struct target *t,
     if (rc == PRESENCE_OK && client == NULL) {
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
                                      t->client_hash, a->user_id, a->user_len,
-                                     a->conn_info, a->conn_info_len, &client);
+                                     a->conn_info, a->conn_info_len, a->node,
+                                     &client);
     }
     if (rc != PRESENCE_OK) {
         if (created) {
@@ -541,12 +541,16 @@ static int join_new(presence_registry *reg, struct target *t,
     return PRESENCE_OK;
 }
 
-int presence_join(presence_registry *reg, const char *channel,
-                  const char *client_id, const char *user_id,
-                  const void *conn_info, size_t conn_info_len,
-                  const void *chan_info, size_t chan_info_len)
+/* presence_join() and presence_remote_join(): name is NULL for a client
+ * of this registry. It comes last so that presence_join() passes its own
+ * arguments on untouched. */
+static int join_common(presence_registry *reg, const char *channel,
+                       const char *client_id, const char *user_id,
+                       const void *conn_info, size_t conn_info_len,
+                       const void *chan_info, size_t chan_info_len,
+                       const struct presence__nodename *name)
 {
-    struct join_args a = {user_id != NULL ? user_id : "", 0, conn_info,
+    struct join_args a = {NULL, user_id != NULL ? user_id : "", 0, conn_info,
                           conn_info_len, chan_info, chan_info_len};
     struct target t;
     int rc = target_check(reg, channel, client_id, &t);
@@ -560,10 +564,16 @@ int presence_join(presence_registry *reg, const char *channel,
     if (rc == PRESENCE_OK) {
         rc = check_info(chan_info, chan_info_len, reg->limits.chan_info_max);
     }
+    if (rc == PRESENCE_OK && name != NULL) {
+        /* Clients are told apart by their node's entry, so a remote join
+         * needs it (made now if need be, forgotten again if unused). */
+        rc = presence__node_intern(reg, name, &a.node);
+    }
     if (rc != PRESENCE_OK) {
         return rc;
     }
 
+    struct presence__node *node = a.node;
     struct presence__shard *hs = t.chan.shard;
     presence__mutex_lock(reg, &t.cs->lock);
     presence__mutex_lock(reg, &hs->lock);
@@ -575,10 +585,12 @@ int presence_join(presence_registry *reg, const char *channel,
         rc == PRESENCE_OK ? presence__client_find(t.cs, client_id,
                                                   t.client_len, t.client_hash)
                           : NULL;
-    if (client != NULL && !presence__client_same(client, a.user_id,
-                                                 a.user_len, conn_info,
-                                                 conn_info_len)) {
-        /* An existing client must come back as the same connection. */
+    if (client != NULL &&
+        (client->node != node ||
+         !presence__client_same(client, a.user_id, a.user_len, conn_info,
+                                conn_info_len))) {
+        /* An existing client must come back as the same connection, and
+         * through the same node. */
         rc = PRESENCE_ERR_CONFLICT;
     }
     if (rc == PRESENCE_OK) {
@@ -588,8 +600,10 @@ int presence_join(presence_registry *reg, const char *channel,
                 : NULL;
         if (m != NULL) {
             rc = replace_chan_info(reg, m, chan_info, chan_info_len);
-            if (rc == PRESENCE_OK) {
+            if (rc == PRESENCE_OK && node == NULL) {
                 presence__touch_renew(reg, hs, m);
+            } else if (rc == PRESENCE_OK) {
+                m->touched_at_ms = presence__now(reg, hs); /* no TTL here */
             }
         } else {
             rc = join_new(reg, &t, client, &a);
@@ -597,8 +611,20 @@ int presence_join(presence_registry *reg, const char *channel,
     }
     presence__mutex_unlock(reg, &hs->lock);
     presence__mutex_unlock(reg, &t.cs->lock);
+    if (node != NULL) {
+        presence__node_unref(reg, node);
+    }
     presence__events_dispatch(reg);
     return rc;
+}
+
+int presence_join(presence_registry *reg, const char *channel,
+                  const char *client_id, const char *user_id,
+                  const void *conn_info, size_t conn_info_len,
+                  const void *chan_info, size_t chan_info_len)
+{
+    return join_common(reg, channel, client_id, user_id, conn_info,
+                       conn_info_len, chan_info, chan_info_len, NULL);
 }
 
 /* ---- leave, update, touch ------------------------------------------------- */
@@ -622,14 +648,21 @@ static int lock_membership(presence_registry *reg, const char *channel,
     if (rc == PRESENCE_OK && *m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
+    if (rc == PRESENCE_OK && (*m)->client->node != NULL) {
+        rc = PRESENCE_ERR_CONFLICT; /* another node's client */
+    }
     if (rc != PRESENCE_OK) {
         presence__mutex_unlock(reg, &t->chan.shard->lock);
     }
     return rc;
 }
 
-int presence_leave(presence_registry *reg, const char *channel,
-                   const char *client_id)
+/* presence_leave() and presence_remote_leave(): node is NULL for a client
+ * of this registry. */
+static int leave_common(presence_registry *reg,
+                        const struct presence__node *node,
+                        const char *channel, const char *client_id,
+                        presence_leave_reason reason)
 {
     struct target t;
     int rc = target_check(reg, channel, client_id, &t);
@@ -647,19 +680,28 @@ int presence_leave(presence_registry *reg, const char *channel,
     if (rc == PRESENCE_OK && m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
+    if (rc == PRESENCE_OK && m->client->node != node) {
+        rc = PRESENCE_ERR_CONFLICT;
+    }
     size_t reserved = 0;
     if (rc == PRESENCE_OK) {
         rc = presence__events_reserve(reg, 2, &reserved);
     }
     if (rc == PRESENCE_OK) {
-        presence__membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT,
-                                    &reserved);
+        presence__membership_remove(reg, m, reason, &reserved);
         presence__events_release(reg, &reserved);
     }
     presence__mutex_unlock(reg, &t.chan.shard->lock);
     presence__mutex_unlock(reg, &t.cs->lock);
     presence__events_dispatch(reg);
     return rc;
+}
+
+int presence_leave(presence_registry *reg, const char *channel,
+                   const char *client_id)
+{
+    return leave_common(reg, NULL, channel, client_id,
+                        PRESENCE_LEAVE_EXPLICIT);
 }
 
 int presence_update(presence_registry *reg, const char *channel,
@@ -715,11 +757,13 @@ static int lock_client(presence_registry *reg, const char *client_id,
     presence__mutex_lock(reg, &t->cs->lock);
     *out = presence__client_find(t->cs, client_id, t->client_len,
                                  t->client_hash);
-    if (*out == NULL) {
+    rc = *out == NULL             ? PRESENCE_ERR_NOT_FOUND
+         : (*out)->node != NULL ? PRESENCE_ERR_CONFLICT /* another node's */
+                                : PRESENCE_OK;
+    if (rc != PRESENCE_OK) {
         presence__mutex_unlock(reg, &t->cs->lock);
-        return PRESENCE_ERR_NOT_FOUND;
     }
-    return PRESENCE_OK;
+    return rc;
 }
 
 int presence_touch_client(presence_registry *reg, const char *client_id)
@@ -741,6 +785,32 @@ int presence_touch_client(presence_registry *reg, const char *client_id)
     return PRESENCE_OK;
 }
 
+/* Every membership of a client leaves (its shard held), or none: the
+ * events are reserved first. *left gets how many. */
+static int client_leave_all(presence_registry *reg,
+                            struct presence__client *client,
+                            presence_leave_reason reason, size_t *left)
+{
+    size_t n = client->channel_count;
+    size_t reserved;
+    int rc = presence__events_reserve(reg, presence__mul_size(n, 2),
+                                      &reserved);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    /* The last removal may free the client: count, don't test it. */
+    for (size_t i = 0; i < n; i++) {
+        struct presence__membership *m = client->memberships;
+        struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
+        presence__mutex_lock(reg, &hs->lock);
+        presence__membership_remove(reg, m, reason, &reserved);
+        presence__mutex_unlock(reg, &hs->lock);
+    }
+    presence__events_release(reg, &reserved);
+    *left = n;
+    return PRESENCE_OK;
+}
+
 int presence_disconnect(presence_registry *reg, const char *client_id,
                         size_t *left)
 {
@@ -756,24 +826,10 @@ int presence_disconnect(presence_registry *reg, const char *client_id,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    size_t n = client->channel_count;
-    size_t reserved;
-    rc = presence__events_reserve(reg, presence__mul_size(n, 2), &reserved);
-    if (rc == PRESENCE_OK) {
-        /* The last removal may free the client: count, don't test it. */
-        for (size_t i = 0; i < n; i++) {
-            struct presence__membership *m = client->memberships;
-            struct presence__shard *hs =
-                presence__shard_of(reg, m->channel->hash);
-            presence__mutex_lock(reg, &hs->lock);
-            presence__membership_remove(reg, m, PRESENCE_LEAVE_DISCONNECT,
-                                        &reserved);
-            presence__mutex_unlock(reg, &hs->lock);
-        }
-        presence__events_release(reg, &reserved);
-        if (left != NULL) {
-            *left = n;
-        }
+    size_t n = 0;
+    rc = client_leave_all(reg, client, PRESENCE_LEAVE_DISCONNECT, &n);
+    if (rc == PRESENCE_OK && left != NULL) {
+        *left = n;
     }
     presence__mutex_unlock(reg, &t.cs->lock);
     presence__events_dispatch(reg);
@@ -869,6 +925,149 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
     }
     if (expired != NULL) {
         *expired = done;
+    }
+    return rc;
+}
+
+/* ---- other nodes' clients ------------------------------------------------ */
+
+static bool leave_reason_ok(presence_leave_reason reason)
+{
+    int r = (int)reason;
+    return r >= PRESENCE_LEAVE_EXPLICIT && r <= PRESENCE_LEAVE_RESYNC;
+}
+
+int presence_remote_join(presence_registry *reg, const char *node_id,
+                         const char *channel, const char *client_id,
+                         const char *user_id, const void *conn_info,
+                         size_t conn_info_len, const void *chan_info,
+                         size_t chan_info_len)
+{
+    if (reg == NULL || node_id == NULL || channel == NULL ||
+        client_id == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__nodename name;
+    int rc = presence__node_check(reg, node_id, &name);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    return join_common(reg, channel, client_id, user_id, conn_info,
+                       conn_info_len, chan_info, chan_info_len, &name);
+}
+
+/* What a remote call names when its node has no client here: no client
+ * record points to it, so every client found conflicts. */
+static const struct presence__node unknown_node;
+
+int presence_remote_leave(presence_registry *reg, const char *node_id,
+                          const char *channel, const char *client_id,
+                          presence_leave_reason reason)
+{
+    if (reg == NULL || node_id == NULL || channel == NULL ||
+        client_id == NULL || !leave_reason_ok(reason)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__nodename name;
+    int rc = presence__node_check(reg, node_id, &name);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__node *node = presence__node_find(reg, &name);
+    rc = leave_common(reg, node != NULL ? node : &unknown_node, channel,
+                      client_id, reason);
+    if (node != NULL) {
+        presence__node_unref(reg, node);
+    }
+    return rc;
+}
+
+/*
+ * The node's clients in one client shard leave. They are collected first
+ * (a removal may shrink the shard's index under a walk), each with a
+ * reference; then each leaves completely, as presence_disconnect() would,
+ * with deliveries between batches. A collected client that left meanwhile
+ * has no channel left and is skipped: a retired record never comes back.
+ */
+static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
+                           const struct presence__node *node,
+                           presence_leave_reason reason, size_t *done)
+{
+    presence__mutex_lock(reg, &cs->lock);
+    struct presence__index *idx = &cs->clients;
+    size_t k = 0;
+    for (size_t i = 0; i < presence__index_slots(idx); i++) {
+        struct presence__client *c = presence__index_at(idx, i);
+        if (c != NULL && c->node == node) {
+            k++;
+        }
+    }
+    if (k == 0) {
+        presence__mutex_unlock(reg, &cs->lock);
+        return PRESENCE_OK;
+    }
+    size_t bytes = presence__mul_size(k, sizeof(struct presence__client *));
+    struct presence__client **list = presence__malloc(reg, bytes);
+    if (list == NULL) {
+        presence__mutex_unlock(reg, &cs->lock);
+        return PRESENCE_ERR_NOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < presence__index_slots(idx); i++) {
+        struct presence__client *c = presence__index_at(idx, i);
+        if (c != NULL && c->node == node) {
+            presence__client_ref(c);
+            list[n++] = c;
+        }
+    }
+    int rc = PRESENCE_OK;
+    size_t in_batch = 0;
+    for (size_t j = 0; j < n && rc == PRESENCE_OK; j++) {
+        size_t left = 0;
+        if (list[j]->channel_count > 0) {
+            rc = client_leave_all(reg, list[j], reason, &left);
+        }
+        *done += left;
+        in_batch += left;
+        if (in_batch >= BATCH && j + 1 < n) {
+            in_batch = 0;
+            presence__mutex_unlock(reg, &cs->lock);
+            presence__events_dispatch(reg);
+            presence__mutex_lock(reg, &cs->lock);
+        }
+    }
+    presence__mutex_unlock(reg, &cs->lock);
+    for (size_t j = 0; j < n; j++) {
+        presence__client_unref(reg, list[j]);
+    }
+    presence__free(reg, list, bytes);
+    presence__events_dispatch(reg);
+    return rc;
+}
+
+int presence_node_down(presence_registry *reg, const char *node_id,
+                       presence_leave_reason reason, size_t *left)
+{
+    if (reg == NULL || node_id == NULL || !leave_reason_ok(reason)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__nodename name;
+    int rc = presence__node_check(reg, node_id, &name);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    size_t done = 0;
+    /* The reference keeps the entry, so the node's clients are known by a
+     * pointer compare; none of them is in the registry without it. */
+    struct presence__node *node = presence__node_find(reg, &name);
+    if (node != NULL) {
+        for (size_t s = 0; s < PRESENCE__SHARDS && rc == PRESENCE_OK; s++) {
+            rc = node_down_shard(reg, &reg->cshards[s], node, reason, &done);
+        }
+        presence__node_unref(reg, node);
+    }
+    if (left != NULL) {
+        *left = done;
     }
     return rc;
 }

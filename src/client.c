@@ -140,9 +140,13 @@ void presence__client_unref(presence_registry *reg,
 {
     if (atomic_fetch_sub(&client->refs, 1) == 1) {
         struct presence__user *user = client->user;
+        struct presence__node *node = client->node;
         presence__free(reg, client,
                        client_size(client->id_len, client->conn_info_len));
         presence__user_unref(reg, user);
+        if (node != NULL) {
+            presence__node_unref(reg, node);
+        }
     }
 }
 
@@ -156,7 +160,7 @@ int presence__client_create(presence_registry *reg,
                             struct presence__cshard *cs, const char *id,
                             size_t id_len, uint64_t hash, const char *user_id,
                             size_t user_len, const void *conn_info,
-                            size_t conn_info_len,
+                            size_t conn_info_len, struct presence__node *node,
                             struct presence__client **out)
 {
     size_t size = client_size(id_len, conn_info_len);
@@ -173,6 +177,13 @@ int presence__client_create(presence_registry *reg,
     if (rc != PRESENCE_OK) {
         presence__free(reg, client, size);
         return rc;
+    }
+    /* A local client's node_id in a snapshot is the end of its user id. */
+    client->snapshot_bytes = id_len + 1 + user_len + 1 + conn_info_len;
+    if (node != NULL) {
+        presence__node_ref(reg, node);
+        client->node = node;
+        client->snapshot_bytes += node->id_len + 1;
     }
     memcpy(client->id, id, id_len);
     client->id[id_len] = '\0';

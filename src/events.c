@@ -106,7 +106,7 @@ void presence__events_release(presence_registry *reg, size_t *reserved)
 /* Queue lock held, one reserved slot taken. */
 static void queue_one(presence_registry *reg, struct presence__channel *ch,
                       struct presence__membership *m, presence_event_kind kind,
-                      presence_leave_reason reason, int64_t now)
+                      presence_leave_reason reason, int64_t now, bool muted)
 {
     size_t tail = (reg->queue_head + reg->queue_len) % reg->queue_cap;
     struct presence__pending *e = &reg->queue[tail];
@@ -120,6 +120,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->first_later_sub = reg->next_sub_id;
     e->kind = (unsigned char)kind;
     e->reason = (unsigned char)reason;
+    e->muted = muted;
     atomic_fetch_add(&ch->refs, 1);
     presence__client_ref(m->client);
     presence__blob_ref(m->chan_info);
@@ -136,17 +137,19 @@ void presence__events_push(presence_registry *reg, struct presence__shard *hs,
                            size_t *reserved)
 {
     size_t n = user_change ? 2 : 1;
-    if (!ch->ns->options.join_leave || *reserved < n) {
+    bool muted = !ch->ns->options.join_leave;
+    if (*reserved < n ||
+        (muted && atomic_load(&reg->every_ns_subs) == 0)) {
         return;
     }
     int64_t now = presence__now(reg, hs);
     queue_lock(reg);
-    queue_one(reg, ch, m, kind, reason, now);
+    queue_one(reg, ch, m, kind, reason, now, muted);
     if (user_change) {
         presence_event_kind user_kind = kind == PRESENCE_EVENT_JOIN
                                             ? PRESENCE_EVENT_USER_JOIN
                                             : PRESENCE_EVENT_USER_LEAVE;
-        queue_one(reg, ch, m, user_kind, reason, now);
+        queue_one(reg, ch, m, user_kind, reason, now, muted);
     }
     queue_unlock(reg);
     *reserved -= n;
@@ -171,8 +174,10 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
                        const char *name, unsigned kinds, presence_event_fn fn,
                        void *user_data, presence_subscription *out)
 {
-    if (reg == NULL || fn == NULL || out == NULL || kinds == 0 ||
-        (kinds & ~PRESENCE_EVENTS_ALL) != 0) {
+    if (reg == NULL || fn == NULL || out == NULL ||
+        (kinds & PRESENCE_EVENTS_ALL) == 0 ||
+        (kinds & ~(PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_EVERY_NAMESPACE)) !=
+            0) {
         return PRESENCE_ERR_INVALID;
     }
     size_t len = 0;
@@ -219,6 +224,9 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
     reg->subs_tail = &sub->next;
     *out = sub->id;
     atomic_fetch_add(&reg->active_subs, 1);
+    if ((kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) != 0) {
+        atomic_fetch_add(&reg->every_ns_subs, 1);
+    }
     queue_unlock(reg);
     return PRESENCE_OK;
 }
@@ -253,6 +261,9 @@ int presence_unsubscribe(presence_registry *reg,
         if (sub->id == subscription && atomic_load(&sub->active)) {
             atomic_store(&sub->active, false);
             atomic_fetch_sub(&reg->active_subs, 1);
+            if ((sub->kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) != 0) {
+                atomic_fetch_sub(&reg->every_ns_subs, 1);
+            }
             reg->subs_dirty = true;
             rc = PRESENCE_OK;
             break;
@@ -269,7 +280,8 @@ int presence_unsubscribe(presence_registry *reg,
 static bool subscription_matches(const struct presence__subscription *sub,
                                  const struct presence__pending *e)
 {
-    if ((sub->kinds & e->kind) == 0 || sub->id >= e->first_later_sub) {
+    if ((sub->kinds & e->kind) == 0 || sub->id >= e->first_later_sub ||
+        (e->muted && (sub->kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) == 0)) {
         return false;
     }
     switch (sub->scope) {
@@ -305,6 +317,7 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
     ev->stats.num_clients = e->num_clients;
     ev->stats.num_users = e->num_users;
+    ev->node_id = client->node != NULL ? client->node->id : "";
 }
 
 /*

@@ -8,11 +8,16 @@
  * queue and the subscriptions share one mutex. The order is always:
  *
  *     client shard  ->  channel shard  ->  user shard  ->  event queue
+ *                                                       (->  node table)
  *
  * never two shards of one kind at once, except namespace changes, which
  * take every channel shard (in index order) and nothing else. A path that
  * holds a channel shard and needs a client's shard (expiry, close) tries
  * it, and on failure steps back: see presence__lock_client_of().
+ *
+ * The node table's lock is a leaf: it may be taken with any of the above
+ * held, or none, always last and briefly, and nothing is taken under it
+ * (it guards only the table and the entries' reference counts).
  *
  * What each lock guards:
  * - a channel shard: its channel index, those channels (member set, user
@@ -22,7 +27,8 @@
  *   (so removing a membership needs both its client's and its channel's
  *   shard);
  * - a user shard: its user index and those users' lists of live clients;
- * - the event queue: pending events, the dispatcher, the subscriptions.
+ * - the event queue: pending events, the dispatcher, the subscriptions;
+ * - the node table: its index and its entries' reference counts.
  * Namespaces are read under any channel shard and changed under all.
  * Reference counts are atomic. Ids, names and conn_info never change once
  * a record exists, so they are read without a lock by whoever holds a
@@ -64,6 +70,18 @@ struct presence__user {
 };
 
 /*
+ * A node id, interned: every remote client of the node points here and
+ * holds a reference. In the node table while referenced; freed with its
+ * last reference (refs and the table: node_lock).
+ */
+struct presence__node {
+    uint64_t hash;
+    size_t refs;
+    size_t id_len;
+    char id[];
+};
+
+/*
  * A client, stored once however many channels it is in. Live (in its
  * shard's index, holding one reference) while it has memberships; queued
  * events hold the others.
@@ -72,9 +90,15 @@ struct presence__client {
     uint64_t hash;
     atomic_size_t refs;
     struct presence__user *user;
+    /* NULL for this registry's own clients, else the node it belongs to:
+     * fixed for the record's life, so read without a lock. */
+    struct presence__node *node;
     struct presence__client *uprev, *unext;   /* the user's live clients */
     struct presence__membership *memberships; /* doubly linked, via cnext */
     size_t channel_count;
+    /* What a snapshot entry copies of it: its id, user id, conn_info and
+     * node id (see presence__membership_bytes). */
+    size_t snapshot_bytes;
     size_t id_len;
     size_t conn_info_len;
     char id[]; /* then conn_info */
@@ -144,6 +168,10 @@ struct presence__pending {
     presence_subscription first_later_sub;
     unsigned char kind;
     unsigned char reason;
+    /* Its namespace had join_leave off: only for subscriptions with
+     * PRESENCE_EVENTS_EVERY_NAMESPACE. Recorded here because the option
+     * may change before delivery. */
+    bool muted;
 };
 
 struct presence__subscription {
@@ -235,7 +263,14 @@ struct presence_registry {
     presence_subscription next_sub_id;
     bool subs_dirty;             /* some are inactive and wait to be freed */
     atomic_size_t active_subs;   /* 0: changes queue no events */
+    /* Active subscriptions with PRESENCE_EVENTS_EVERY_NAMESPACE: 0 means
+     * changes in namespaces without join_leave queue nothing. */
+    atomic_size_t every_ns_subs;
     atomic_size_t queued;        /* queue_len, readable without the lock */
+
+    /* Node ids of remote clients (node_lock, a leaf). */
+    pthread_mutex_t node_lock;
+    struct presence__index nodes; /* by id */
 };
 
 /* ---- alloc.c: the registry's allocator ---------------------------------- */
@@ -310,6 +345,30 @@ int presence__channel_check(presence_registry *reg, const char *name,
 int presence__channel_lookup(presence_registry *reg,
                              struct presence__chref *ref);
 
+/* ---- node.c: node ids of remote clients ---------------------------------- */
+/* A node id named by a call, checked and hashed (no lock needed). */
+struct presence__nodename {
+    const char *id;
+    size_t len;
+    uint64_t hash;
+};
+/* Check a node id (the rules of client ids). */
+int presence__node_check(presence_registry *reg, const char *id,
+                         struct presence__nodename *out);
+/* The node's entry with a reference for the caller, made if need be. */
+int presence__node_intern(presence_registry *reg,
+                          const struct presence__nodename *name,
+                          struct presence__node **out);
+/* The node's entry with a reference for the caller, or NULL if no client
+ * has it. */
+struct presence__node *
+presence__node_find(presence_registry *reg,
+                    const struct presence__nodename *name);
+void presence__node_ref(presence_registry *reg, struct presence__node *node);
+void presence__node_unref(presence_registry *reg, struct presence__node *node);
+void presence__nodes_init(presence_registry *reg);
+void presence__nodes_free(presence_registry *reg);
+
 /* ---- namespace.c -------------------------------------------------------- */
 struct presence__namespace *
 presence__namespace_find(presence_registry *reg, const char *name, size_t len);
@@ -330,12 +389,14 @@ struct presence__client *presence__client_find(struct presence__cshard *cs,
 /* Make sure a new client fits in its shard without allocating. */
 int presence__client_prepare(presence_registry *reg,
                              struct presence__cshard *cs);
-/* A new client (its shard held, presence__client_prepare done). */
+/* A new client (its shard held, presence__client_prepare done); node is
+ * NULL for a client of this registry, else the new client takes a
+ * reference on it. */
 int presence__client_create(presence_registry *reg,
                             struct presence__cshard *cs, const char *id,
                             size_t id_len, uint64_t hash, const char *user,
                             size_t user_len, const void *conn_info,
-                            size_t conn_info_len,
+                            size_t conn_info_len, struct presence__node *node,
                             struct presence__client **out);
 /* A client's conn_info: right after its id. */
 static inline const char *
@@ -375,7 +436,12 @@ struct presence__membership *
 presence__membership_find_id(struct presence__channel *ch, const char *id,
                              size_t len, uint64_t hash);
 /* The bytes a snapshot copies for a membership, channel name aside. */
-size_t presence__membership_bytes(const struct presence__membership *m);
+static inline size_t
+presence__membership_bytes(const struct presence__membership *m)
+{
+    return m->client->snapshot_bytes +
+           (m->chan_info != NULL ? m->chan_info->len : 0);
+}
 /* Remove a membership for the given reason, queueing its events from the
  * reservation (both its shards held). */
 void presence__membership_remove(presence_registry *reg,

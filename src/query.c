@@ -90,6 +90,12 @@ static void builder_visit(struct presence__membership *m, void *ctx)
                        : put_string(b, m->channel->name, m->channel->name_len);
     out->client_id = put_string(b, c->id, c->id_len);
     out->user_id = put_string(b, c->user->id, c->user->id_len);
+    /* A local client's "" is the end of its user id: no byte of its own
+     * (client->snapshot_bytes counts the same). */
+    out->node_id = b->next - 1;
+    if (c->node != NULL) {
+        out->node_id = put_string(b, c->node->id, c->node->id_len);
+    }
     out->conn_info = put_bytes(b, presence__client_conn_info(c),
                                c->conn_info_len);
     out->conn_info_len = c->conn_info_len;
@@ -519,6 +525,80 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
         presence_snapshot_free(snap);
     }
     presence__mutex_unlock(reg, &cs->lock);
+    return rc;
+}
+
+/* ---- a node's memberships ------------------------------------------------ */
+
+/* Visit the memberships of the node's clients (NULL: this registry's own),
+ * one client shard at a time, each client under its shard. */
+static void visit_node(presence_registry *reg,
+                       const struct presence__node *node, struct builder *b)
+{
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        struct presence__cshard *cs = &reg->cshards[s];
+        presence__mutex_lock(reg, &cs->lock);
+        const struct presence__index *idx = &cs->clients;
+        for (size_t i = 0; i < presence__index_slots(idx); i++) {
+            const struct presence__client *c = presence__index_at(idx, i);
+            if (c != NULL && c->node == node) {
+                visit_client(reg, c, b);
+            }
+        }
+        presence__mutex_unlock(reg, &cs->lock);
+    }
+}
+
+int presence_node_memberships(presence_registry *reg, const char *node_id,
+                              presence_snapshot **out)
+{
+    if (reg == NULL || node_id == NULL || out == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__node *node = NULL;
+    bool local = node_id[0] == '\0';
+    if (!local) {
+        struct presence__nodename name;
+        int rc = presence__node_check(reg, node_id, &name);
+        if (rc != PRESENCE_OK) {
+            return rc;
+        }
+        /* The reference keeps the entry, and so the pointer that tells
+         * the node's clients, for the walk. */
+        node = presence__node_find(reg, &name);
+    }
+    int rc = PRESENCE_OK;
+    /* Measured and filled in two walks, each client's shard taken anew:
+     * if the node's clients changed in between so that they no longer
+     * fit, measure again. */
+    for (;;) {
+        struct builder b = {0};
+        if (local || node != NULL) {
+            visit_node(reg, node, &b);
+        }
+        presence_snapshot *snap;
+        rc = snapshot_alloc(reg, &b, 0, &snap);
+        if (rc != PRESENCE_OK) {
+            break;
+        }
+        b.filling = true;
+        b.count = 0;
+        if (local || node != NULL) {
+            visit_node(reg, node, &b);
+        }
+        if (!b.overflow) {
+            snap->count = b.count;
+            if (b.count == 0) {
+                snap->members = NULL;
+            }
+            *out = snap;
+            break;
+        }
+        presence_snapshot_free(snap);
+    }
+    if (node != NULL) {
+        presence__node_unref(reg, node);
+    }
     return rc;
 }
 

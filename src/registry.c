@@ -82,6 +82,7 @@ static void registry_release(presence_registry *reg)
     presence__events_free(reg);
     presence__channels_free(reg);
     presence__clients_free(reg);
+    presence__nodes_free(reg);
     presence__namespaces_free(reg);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__slab_destroy(reg, &reg->shards[i].membership_slab);
@@ -90,6 +91,7 @@ static void registry_release(presence_registry *reg)
         mutex_destroy(reg, &reg->ushards[i].lock);
     }
     mutex_destroy(reg, &reg->queue_lock);
+    mutex_destroy(reg, &reg->node_lock);
     presence_allocator alloc = reg->alloc;
     alloc.free_fn(reg, sizeof *reg, alloc.user_data);
 }
@@ -149,7 +151,9 @@ int presence_registry_new(const presence_config *config,
                             sizeof(struct presence__membership));
     }
     mutex_init(reg, &reg->queue_lock);
+    mutex_init(reg, &reg->node_lock);
     presence__clients_init(reg);
+    presence__nodes_init(reg);
     presence__events_init(reg);
     rc = presence__namespace_add(reg, "", 0, &c.default_namespace);
     if (rc != PRESENCE_OK) {

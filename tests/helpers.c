@@ -355,6 +355,7 @@ static void rec_event_free(rec_event *e)
     free(e->namespace_name);
     free(e->client_id);
     free(e->user_id);
+    free(e->node_id);
     free(e->conn_info);
     free(e->chan_info);
 }
@@ -409,14 +410,14 @@ static bool event_is_sane(const presence_event *e)
     }
     if (leave) {
         if (e->reason < PRESENCE_LEAVE_EXPLICIT ||
-            e->reason > PRESENCE_LEAVE_CLOSED) {
+            e->reason > PRESENCE_LEAVE_RESYNC) {
             return false;
         }
     } else if (e->reason != PRESENCE_LEAVE_NONE) {
         return false;
     }
     if (e->seq == 0 || e->channel == NULL || e->namespace_name == NULL ||
-        e->client_id == NULL || e->user_id == NULL) {
+        e->client_id == NULL || e->user_id == NULL || e->node_id == NULL) {
         return false;
     }
     if ((e->conn_info == NULL && e->conn_info_len != 0) ||
@@ -453,6 +454,7 @@ void recorder_add(recorder *rec, presence_registry *registry,
         xstrdup(e->namespace_name ? e->namespace_name : "<NULL>");
     r->client_id = xstrdup(e->client_id ? e->client_id : "<NULL>");
     r->user_id = xstrdup(e->user_id ? e->user_id : "<NULL>");
+    r->node_id = xstrdup(e->node_id ? e->node_id : "<NULL>");
     r->conn_info_null = e->conn_info == NULL;
     r->chan_info_null = e->chan_info == NULL;
     r->conn_info_len = e->conn_info ? e->conn_info_len : 0;
@@ -542,6 +544,9 @@ char *event_line(const rec_event *e, bool with_time)
     sb_printf(&sb, "%s ch=%s ns=%s seq=%" PRIu64 " client=%s user=%s",
               kind_name(e->kind), e->channel, e->namespace_name, e->seq,
               e->client_id, e->user_id);
+    if (e->node_id[0] != '\0') { /* local clients: as before nodes */
+        sb_printf(&sb, " node=%s", e->node_id);
+    }
     sb_printf(&sb, " reason=%d stats=%zu/%zu conn=", e->reason,
               e->stats.num_clients, e->stats.num_users);
     sb_hex(&sb, e->conn_info_len ? e->conn_info : NULL, e->conn_info_len);
@@ -646,6 +651,11 @@ static char *member_line(const presence_member *m, bool with_channel)
     sb_hex(&sb, m->chan_info, m->chan_info_len);
     sb_printf(&sb, " joined=%" PRId64 " touched=%" PRId64, m->joined_at_ms,
               m->touched_at_ms);
+    if (m->node_id == NULL) {
+        sb_printf(&sb, " node=<NULL>");
+    } else if (m->node_id[0] != '\0') { /* local members: as before nodes */
+        sb_printf(&sb, " node=%s", m->node_id);
+    }
     return sb_take(&sb);
 }
 
@@ -756,6 +766,50 @@ char *dump_registry(presence_registry *registry,
         presence_snapshot_free(snap);
     }
     sl_free(&clients);
+    /* Every node's memberships ("" for the local clients), sorted. */
+    strlist nodes = {0};
+    sl_push(&nodes, xstrdup(""));
+    for (size_t i = 0; i < chans.count; i++) {
+        presence_snapshot *snap = NULL;
+        if (presence_query(registry, chans.items[i], NULL, &snap) !=
+            PRESENCE_OK) {
+            continue;
+        }
+        for (size_t j = 0; j < snap->count; j++) {
+            const char *node = snap->members[j].node_id;
+            bool known = node == NULL;
+            for (size_t k = 0; k < nodes.count && !known; k++) {
+                known = strcmp(nodes.items[k], node) == 0;
+            }
+            if (!known) {
+                sl_push(&nodes, xstrdup(node));
+            }
+        }
+        presence_snapshot_free(snap);
+    }
+    sl_sort(&nodes);
+    for (size_t i = 0; i < nodes.count; i++) {
+        presence_snapshot *snap = NULL;
+        rc = presence_node_memberships(registry, nodes.items[i], &snap);
+        if (rc != PRESENCE_OK) {
+            sb_printf(&sb, " node '%s' ERROR %d\n", nodes.items[i], rc);
+            continue;
+        }
+        sb_printf(&sb, " node '%s' count=%zu seq=%" PRIu64 " stats=%zu/%zu\n",
+                  nodes.items[i], snap->count, snap->seq,
+                  snap->stats.num_clients, snap->stats.num_users);
+        strlist members = {0};
+        for (size_t j = 0; j < snap->count; j++) {
+            sl_push(&members, member_line(&snap->members[j], true));
+        }
+        sl_sort(&members);
+        for (size_t j = 0; j < members.count; j++) {
+            sb_printf(&sb, "  %s\n", members.items[j]);
+        }
+        sl_free(&members);
+        presence_snapshot_free(snap);
+    }
+    sl_free(&nodes);
     sl_free(&chans);
     sl_free(&names);
     return sb_take(&sb);

@@ -96,6 +96,7 @@ typedef struct rec_event {
     char *namespace_name;
     char *client_id;
     char *user_id;
+    char *node_id; /* "" for local clients */
     unsigned char *conn_info;
     size_t conn_info_len;
     unsigned char *chan_info;

@@ -29,6 +29,7 @@ typedef struct run {
     recorder all;     /* every event */
     recorder chat;    /* namespace chat, JOIN|LEAVE */
     recorder room;    /* channel chat:room */
+    recorder every;   /* everything, EVERY_NAMESPACE (quiet has no events) */
     presence_subscription sub_chat;
     char *reads;      /* results of the read steps */
     size_t reads_len;
@@ -63,12 +64,13 @@ static void reads_snapshot(run *r, const char *what,
     for (size_t i = 0; i < snap->count; i++) {
         const presence_member *m = &snap->members[i];
         lines[i] = str_printf(
-            "  %s %s %s conn=%zu:%.*s chan=%zu:%.*s %" PRId64 " %" PRId64,
+            "  %s %s %s conn=%zu:%.*s chan=%zu:%.*s %" PRId64 " %" PRId64
+            " node=%s",
             m->channel, m->client_id, m->user_id, m->conn_info_len,
             (int)m->conn_info_len, m->conn_info ? (const char *)m->conn_info : "",
             m->chan_info_len, (int)m->chan_info_len,
             m->chan_info ? (const char *)m->chan_info : "", m->joined_at_ms,
-            m->touched_at_ms);
+            m->touched_at_ms, m->node_id);
     }
     qsort(lines, snap->count, sizeof(*lines), cmp_strp);
     char *head = str_printf("%s count=%zu seq=%" PRIu64 " stats=%zu/%zu", what,
@@ -113,6 +115,7 @@ static int s_new(run *r)
         r->all.registry = reg;
         r->chat.registry = reg;
         r->room.registry = reg;
+        r->every.registry = reg;
     } else {
         assert_ptr_equal(reg, sentinel); /* untouched on failure */
     }
@@ -164,6 +167,23 @@ static int s_sub_room(run *r)
                               PRESENCE_EVENTS_ALL, recorder_cb, &r->room, &s);
 }
 
+static int s_ns_quiet(run *r)
+{
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.join_leave = false;
+    return presence_namespace_set(r->reg, "quiet", &o);
+}
+
+static int s_sub_every(run *r)
+{
+    presence_subscription s;
+    return presence_subscribe(r->reg, PRESENCE_SCOPE_ALL, NULL,
+                              PRESENCE_EVENTS_ALL |
+                                  PRESENCE_EVENTS_EVERY_NAMESPACE,
+                              recorder_cb, &r->every, &s);
+}
+
 static int s_unsub_chat(run *r)
 {
     return presence_unsubscribe(r->reg, r->sub_chat);
@@ -188,7 +208,77 @@ JOIN_STEP(s_upsert_same, "chat:room", "c1", "u1", "{\"k\":1}", "ci-1")
 JOIN_STEP(s_upsert_new, "chat:room", "c3", "u2", NULL, "ci-3b")
 JOIN_STEP(s_join_late, "chat:room", "c7", "u4", "late", "l")
 JOIN_STEP(s_join_after_close, "chat:room", "c8", "u5", NULL, NULL)
+JOIN_STEP(s_join_quiet, "quiet:a", "c9", "u1", "{\"k\":9}", "q")
 #undef JOIN_STEP
+
+#define RJOIN_STEP(fname, node, ch, cl, us, conn, chan)                        \
+    static int fname(run *r)                                                   \
+    {                                                                          \
+        const char *conn_ = conn, *chan_ = chan;                               \
+        return presence_remote_join(r->reg, node, ch, cl, us, conn_,           \
+                                    conn_ ? strlen(conn_) : 0, chan_,          \
+                                    chan_ ? strlen(chan_) : 0);                \
+    }
+
+RJOIN_STEP(s_rjoin1, "n1", "lobby", "r1", "u1", "rc1", "rj")
+RJOIN_STEP(s_rjoin2, "n1", "ttl:x", "r1", "u1", "rc1", NULL)
+RJOIN_STEP(s_rjoin3, "n2", "quiet:a", "r2", "u9", NULL, "q2")
+RJOIN_STEP(s_rjoin4, "n1", "lobby2", "r3", "u5", NULL, NULL)
+RJOIN_STEP(s_rjoin5, "n3", "lobby", "r4", "u1", "rc4", NULL)
+RJOIN_STEP(s_rjoin6, "n3", "quiet:a", "r4", "u1", "rc4", NULL)
+RJOIN_STEP(s_rupsert, "n1", "lobby", "r1", "u1", "rc1", "rj2")
+#undef RJOIN_STEP
+
+static int s_rleave(run *r)
+{
+    return presence_remote_leave(r->reg, "n2", "quiet:a", "r2",
+                                 PRESENCE_LEAVE_RESYNC);
+}
+
+static int node_down_step(run *r, const char *node)
+{
+    size_t n = 0;
+    int rc = presence_node_down(r->reg, node, PRESENCE_LEAVE_NODE_DOWN, &n);
+    r->batched_total += n;
+    if (rc == PRESENCE_OK) {
+        char *t = str_printf("node_down %s left=%zu", node, r->batched_total);
+        reads_add(r, t);
+        free(t);
+        r->batched_total = 0;
+    }
+    return rc;
+}
+
+static int s_node_down_n1(run *r)
+{
+    return node_down_step(r, "n1");
+}
+
+static int s_node_down_n3(run *r)
+{
+    return node_down_step(r, "n3");
+}
+
+static int s_node_memberships(run *r)
+{
+    /* Reads are recorded only when every call succeeded. */
+    static const char *const nodes[] = {"", "n1", "n2", "n3", "none"};
+    enum { N = sizeof(nodes) / sizeof(nodes[0]) };
+    presence_snapshot *snaps[N] = {0};
+    int rc = PRESENCE_OK;
+    for (size_t i = 0; i < N && rc == PRESENCE_OK; i++) {
+        rc = presence_node_memberships(r->reg, nodes[i], &snaps[i]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        if (rc == PRESENCE_OK) {
+            char *what = str_printf("node_memberships '%s'", nodes[i]);
+            reads_snapshot(r, what, snaps[i]);
+            free(what);
+        }
+        presence_snapshot_free(snaps[i]);
+    }
+    return rc;
+}
 
 static int s_many_joins(run *r)
 {
@@ -428,6 +518,8 @@ static const step scenario[] = {
     {"subscribe all", STEP_ATOMIC, s_sub_all},
     {"subscribe ns chat", STEP_ATOMIC, s_sub_chat},
     {"subscribe chat:room", STEP_ATOMIC, s_sub_room},
+    {"namespace quiet", STEP_ATOMIC, s_ns_quiet},
+    {"subscribe every namespace", STEP_ATOMIC, s_sub_every},
     {"join1", STEP_ATOMIC, s_join1},
     {"join2", STEP_ATOMIC, s_join2},
     {"join3", STEP_ATOMIC, s_join3},
@@ -437,15 +529,24 @@ static const step scenario[] = {
     {"join7", STEP_ATOMIC, s_join7},
     {"join8", STEP_ATOMIC, s_join8},
     {"join9", STEP_ATOMIC, s_join9},
+    {"remote join1", STEP_ATOMIC, s_rjoin1},
+    {"remote join2", STEP_ATOMIC, s_rjoin2},
+    {"remote join3", STEP_ATOMIC, s_rjoin3},
+    {"join quiet", STEP_ATOMIC, s_join_quiet},
+    {"remote join4", STEP_ATOMIC, s_rjoin4},
+    {"remote join5", STEP_ATOMIC, s_rjoin5},
+    {"remote join6", STEP_ATOMIC, s_rjoin6},
     {"many joins", STEP_BATCHED, s_many_joins},
     {"upsert same", STEP_ATOMIC, s_upsert_same},
     {"upsert new info", STEP_ATOMIC, s_upsert_new},
     {"update", STEP_ATOMIC, s_update},
+    {"remote upsert", STEP_ATOMIC, s_rupsert},
     {"query", STEP_ATOMIC, s_query},
     {"query by requester", STEP_ATOMIC, s_query_requester},
     {"query_page walk", STEP_ATOMIC, s_query_page},
     {"client_channels", STEP_ATOMIC, s_client_channels},
     {"user_connections", STEP_ATOMIC, s_user_connections},
+    {"node_memberships", STEP_ATOMIC, s_node_memberships},
     {"channels", STEP_ATOMIC, s_channels},
     {"stats", STEP_ATOMIC, s_stats},
     {"leave", STEP_ATOMIC, s_leave},
@@ -455,15 +556,19 @@ static const step scenario[] = {
     {"unsubscribe chat", STEP_ATOMIC, s_unsub_chat},
     {"disconnect c1", STEP_ATOMIC, s_disconnect},
     {"expire", STEP_BATCHED, s_expire},
+    {"node_memberships after expire", STEP_ATOMIC, s_node_memberships},
     {"channel_close", STEP_BATCHED, s_close},
     {"join after close", STEP_ATOMIC, s_join_after_close},
+    {"remote leave", STEP_ATOMIC, s_rleave},
+    {"node_down n1", STEP_BATCHED, s_node_down_n1},
     {"channel_close chat:big", STEP_BATCHED, s_close_big},
     {"namespace chat off", STEP_ATOMIC, s_ns_chat_off},
     {"disconnect lobby", STEP_BATCHED, s_disconnect_lobby},
+    {"node_down n3", STEP_BATCHED, s_node_down_n3},
 };
 #define N_STEPS (sizeof(scenario) / sizeof(scenario[0]))
 
-static const char *const namespaces[] = {"", "chat", "ttl", NULL};
+static const char *const namespaces[] = {"", "chat", "ttl", "quiet", NULL};
 
 static char *dump_paused(run *r)
 {
@@ -482,6 +587,7 @@ typedef struct outcome {
     char *events_all;
     char *events_chat;
     char *events_room;
+    char *events_every;
     char *reads;
     unsigned long injected;
     size_t absorbed; /* injected failures a call absorbed (returned OK) */
@@ -493,6 +599,7 @@ static void outcome_free(outcome *o)
     free(o->events_all);
     free(o->events_chat);
     free(o->events_room);
+    free(o->events_every);
     free(o->reads);
     memset(o, 0, sizeof(*o));
 }
@@ -514,6 +621,7 @@ static void run_scenario(const variant *v, long fail_at, outcome *out)
     recorder_init(&r.all);
     recorder_init(&r.chat);
     recorder_init(&r.room);
+    recorder_init(&r.every);
     if (fail_at >= 0) {
         test_alloc_arm(&r.alloc, fail_at);
     }
@@ -522,7 +630,8 @@ static void run_scenario(const variant *v, long fail_at, outcome *out)
     for (size_t i = 0; i < N_STEPS; i++) {
         const step *s = &scenario[i];
         char *before = dump_paused(&r);
-        size_t ev_before = r.all.count + r.chat.count + r.room.count;
+        size_t ev_before =
+            r.all.count + r.chat.count + r.room.count + r.every.count;
         unsigned long inj_before = atomic_load(&r.alloc.injected);
         int rc = s->fn(&r);
         bool injected = atomic_load(&r.alloc.injected) != inj_before;
@@ -547,7 +656,8 @@ static void run_scenario(const variant *v, long fail_at, outcome *out)
                     fail();
                 }
                 free(after);
-                size_t ev_after = r.all.count + r.chat.count + r.room.count;
+                size_t ev_after = r.all.count + r.chat.count + r.room.count +
+                                  r.every.count;
                 if (ev_after != ev_before) {
                     print_error("fail_at=%ld step '%s' failed with NOMEM but "
                                 "delivered %zu events\n",
@@ -574,17 +684,20 @@ static void run_scenario(const variant *v, long fail_at, outcome *out)
     out->events_all = recorder_text(&r.all, true, true);
     out->events_chat = recorder_text(&r.chat, true, true);
     out->events_room = recorder_text(&r.room, true, true);
+    out->events_every = recorder_text(&r.every, true, true);
     out->reads = r.reads ? r.reads : str_printf("%s", "");
     out->injected = atomic_load(&r.alloc.injected);
     recorder_assert_sane(&r.all);
     recorder_assert_sane(&r.chat);
     recorder_assert_sane(&r.room);
+    recorder_assert_sane(&r.every);
 
     assert_ok(presence_registry_free(r.reg));
     test_alloc_assert_clean(&r.alloc);
     recorder_free(&r.all);
     recorder_free(&r.chat);
     recorder_free(&r.room);
+    recorder_free(&r.every);
 }
 
 static void compare(const char *what, long n, const char *want,
@@ -610,6 +723,14 @@ static void chaos(const variant *v)
     assert_non_null(strstr(ref.reads, "disconnect c1 left=3"));
     assert_non_null(strstr(ref.reads, "page walk chat:big members=20"));
     assert_non_null(strstr(ref.events_all, "UPDATE ch=chat:room"));
+    assert_non_null(strstr(ref.reads, "node_down n1 left=3"));
+    assert_non_null(strstr(ref.reads, "node_down n3 left=2"));
+    assert_non_null(strstr(ref.reads, "node_memberships 'n1' count=3"));
+    assert_non_null(strstr(ref.reads, "ttl:x r1 u1 conn=3:rc1"));
+    assert_non_null(strstr(ref.events_all, "UPDATE ch=lobby ns= seq="));
+    assert_null(strstr(ref.events_all, "ch=quiet:a"));
+    assert_non_null(strstr(ref.events_every, "LEAVE ch=quiet:a"));
+    assert_non_null(strstr(ref.events_every, "node=n2 reason=6"));
 
     long n = 0;
     size_t absorbed = 0;
@@ -622,6 +743,8 @@ static void chaos(const variant *v)
                 o.events_chat);
         compare("events (channel chat:room)", n, ref.events_room,
                 o.events_room);
+        compare("events (every namespace)", n, ref.events_every,
+                o.events_every);
         compare("read results", n, ref.reads, o.reads);
         absorbed += o.absorbed;
         unsigned long injected = o.injected;

@@ -1232,8 +1232,13 @@ static void test_subscribe_errors(void **state)
     assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, 0x20,
                                  dummy_cb, &calls, &s),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, all | 0x100,
+    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, all | 0x200,
                                  dummy_cb, &calls, &s),
+              PRESENCE_ERR_INVALID);
+    /* The flag is no kind. */
+    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_EVERY_NAMESPACE, dummy_cb,
+                                 &calls, &s),
               PRESENCE_ERR_INVALID);
     assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, "x", all,
                                  dummy_cb, &calls, &s),

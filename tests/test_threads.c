@@ -44,7 +44,12 @@ typedef struct checker {
     atomic_int in_callback;
     atomic_ulong concurrent;   /* a callback started while one ran */
     atomic_ulong by_kind[5];
-    atomic_ulong by_reason[5];
+    atomic_ulong by_reason[7];
+    /* nodes (test_nodes_race_local_churn): clients "na-*" and "nb-*" are
+     * nodes na's and nb's, every other one local */
+    atomic_ulong bad_node;       /* an event with the wrong node_id */
+    atomic_ulong remote_expired; /* a remote member expired here */
+    atomic_ulong node_down_leaves;
     stream streams[MAX_STREAMS];
     size_t nstreams;
     unsigned long overflow;
@@ -73,8 +78,13 @@ static void checker_init(checker *c)
     atomic_init(&c->concurrent, 0);
     for (int i = 0; i < 5; i++) {
         atomic_init(&c->by_kind[i], 0);
+    }
+    for (int i = 0; i < 7; i++) {
         atomic_init(&c->by_reason[i], 0);
     }
+    atomic_init(&c->bad_node, 0);
+    atomic_init(&c->remote_expired, 0);
+    atomic_init(&c->node_down_leaves, 0);
     atomic_init(&c->echo_ok, 0);
     atomic_init(&c->echo_gone, 0);
     atomic_init(&c->echo_bad, 0);
@@ -115,8 +125,21 @@ static void checker_cb(presence_registry *r, const presence_event *e,
         atomic_fetch_add(&c->by_kind[k], 1);
     }
     int reason = (int)e->reason;
-    if (reason >= 0 && reason < 5) {
+    if (reason >= 0 && reason < 7) {
         atomic_fetch_add(&c->by_reason[reason], 1);
+    }
+    const char *node = strncmp(e->client_id, "na-", 3) == 0   ? "na"
+                       : strncmp(e->client_id, "nb-", 3) == 0 ? "nb"
+                                                              : "";
+    if (e->node_id == NULL || strcmp(e->node_id, node) != 0) {
+        atomic_fetch_add(&c->bad_node, 1);
+    }
+    if (node[0] != '\0' && e->reason == PRESENCE_LEAVE_EXPIRED) {
+        atomic_fetch_add(&c->remote_expired, 1);
+    }
+    if (e->kind == PRESENCE_EVENT_LEAVE &&
+        e->reason == PRESENCE_LEAVE_NODE_DOWN) {
+        atomic_fetch_add(&c->node_down_leaves, 1);
     }
     pthread_mutex_lock(&c->lock);
     stream *s = stream_for(c, e->channel);
@@ -788,6 +811,166 @@ static void test_sweeps_race_joins(void **state)
     assert_int_equal(counts.memberships, 0);
 }
 
+/* ---- other nodes' clients against local churn ---------------------------- */
+
+/*
+ * Two threads apply remote joins and leaves for nodes na and nb (na's
+ * thread also brings na down now and then, nb's reads nb's memberships),
+ * while two others join, leave and disconnect local clients in the same
+ * channels and expire far ahead of the clock. Remote members must never
+ * expire, events must carry the right node, every node_down must account
+ * for its leave events, and every event stream must stay whole.
+ */
+#define NODE_ROUNDS 3000
+
+static atomic_int node_workers_done;
+static atomic_ulong node_down_left;
+
+static void channel_for(int i, int k, char *ch)
+{
+    if (i % 2 != 0) {
+        snprintf(ch, 32, "tt:%d", k % 4);
+    } else {
+        snprintf(ch, 32, "mix%d", k % 4);
+    }
+}
+
+static void check_node_snapshot(shared *sh, const char *node,
+                                const char *prefix)
+{
+    presence_snapshot *snap = NULL;
+    int rc = presence_node_memberships(sh->reg, node, &snap);
+    expect_rc(sh, rc, PRESENCE_OK, "node_memberships");
+    if (rc != PRESENCE_OK) {
+        return;
+    }
+    for (size_t i = 0; i < snap->count; i++) {
+        const presence_member *m = &snap->members[i];
+        bool ok = strcmp(m->node_id, node) == 0 &&
+                  (prefix == NULL
+                       ? strncmp(m->client_id, "n", 1) != 0
+                       : strncmp(m->client_id, prefix, strlen(prefix)) == 0);
+        expect_rc(sh, ok ? PRESENCE_OK : PRESENCE_ERR_CONFLICT, PRESENCE_OK,
+                  "node_memberships entry");
+    }
+    presence_snapshot_free(snap);
+}
+
+static void *node_race_worker(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    char cl[32], ch[32];
+    if (w->t < 2) {
+        const char *node = w->t == 0 ? "na" : "nb";
+        for (int i = 0; i < NODE_ROUNDS; i++) {
+            snprintf(cl, sizeof(cl), "%s-%d", node, i % 50);
+            channel_for(i, i / 2, ch);
+            expect_rc(sh,
+                      presence_remote_join(sh->reg, node, ch, cl, "ru", "c", 1,
+                                           i % 3 ? "x" : "y", 1),
+                      PRESENCE_OK, "remote_join");
+            if (i % 5 == 0) {
+                expect_rc(sh,
+                          presence_remote_leave(sh->reg, node, ch, cl,
+                                                PRESENCE_LEAVE_RESYNC),
+                          PRESENCE_OK, "remote_leave");
+            }
+            if (w->t == 0 && i % 300 == 299) {
+                size_t left = 0;
+                expect_rc(sh,
+                          presence_node_down(sh->reg, "na",
+                                             PRESENCE_LEAVE_NODE_DOWN, &left),
+                          PRESENCE_OK, "node_down");
+                atomic_fetch_add(&node_down_left, left);
+            }
+            if (w->t == 1 && i % 200 == 0) {
+                check_node_snapshot(sh, "nb", "nb-");
+            }
+        }
+        atomic_fetch_add(&node_workers_done, 1);
+        return NULL;
+    }
+    for (int i = 0; atomic_load(&node_workers_done) < 2 && i < 1000000;
+         i++) {
+        snprintf(cl, sizeof(cl), "t%dl%d", w->t, i % 40);
+        channel_for(i, i / 2 + w->t, ch);
+        expect_rc(sh, join_simple(sh->reg, ch, cl, cl), PRESENCE_OK, "join");
+        if (i % 3 == 0) {
+            expect_rc(sh, presence_disconnect(sh->reg, cl, NULL), PRESENCE_OK,
+                      "disconnect");
+        } else if (i % 7 == 0) {
+            /* t2's expiry may have taken it already. */
+            int rc = presence_leave(sh->reg, ch, cl);
+            expect_rc(sh, rc == PRESENCE_ERR_NOT_FOUND ? PRESENCE_OK : rc,
+                      PRESENCE_OK, "leave");
+        }
+        if (w->t == 2 && i % 50 == 0) {
+            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, NULL),
+                      PRESENCE_OK, "expire");
+        }
+        if (w->t == 3 && i % 100 == 0) {
+            check_node_snapshot(sh, "", NULL);
+        }
+    }
+    return NULL;
+}
+
+static void test_nodes_race_local_churn(void **state)
+{
+    (void)state;
+    shared *sh = calloc(1, sizeof(*sh));
+    assert_non_null(sh);
+    shared_open(sh, false);
+    atomic_store(&node_workers_done, 0);
+    atomic_store(&node_down_left, 0);
+    run_workers(sh, node_race_worker);
+    assert_no_worker_errors(sh);
+
+    /* Remote members outlived every expiry: none of them is due. */
+    assert_ok(presence_expire(sh->reg, INT64_MAX / 4, NULL));
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_node_memberships(sh->reg, "nb", &snap));
+    size_t nb_members = snap->count;
+    presence_snapshot_free(snap);
+    assert_true(nb_members > 0);
+
+    size_t left = 0;
+    assert_ok(presence_node_down(sh->reg, "na", PRESENCE_LEAVE_NODE_DOWN,
+                                 &left));
+    atomic_fetch_add(&node_down_left, left);
+    assert_ok(presence_node_down(sh->reg, "nb", PRESENCE_LEAVE_NODE_DOWN,
+                                 &left));
+    assert_int_equal(left, nb_members);
+    atomic_fetch_add(&node_down_left, left);
+    char cl[32];
+    for (int t = 2; t < THREADS; t++) {
+        for (int i = 0; i < 40; i++) {
+            snprintf(cl, sizeof(cl), "t%dl%d", t, i);
+            assert_ok(presence_disconnect(sh->reg, cl, NULL));
+        }
+    }
+    presence_counts counts;
+    assert_ok(presence_registry_counts(sh->reg, &counts));
+    checker_verify(&sh->check);
+    unsigned long bad_node = atomic_load(&sh->check.bad_node);
+    unsigned long remote_expired = atomic_load(&sh->check.remote_expired);
+    unsigned long node_down_leaves =
+        atomic_load(&sh->check.node_down_leaves);
+    unsigned long expired =
+        atomic_load(&sh->check.by_reason[PRESENCE_LEAVE_EXPIRED]);
+    shared_close(sh);
+    free(sh);
+    assert_int_equal(counts.channels, 0);
+    assert_int_equal(counts.clients, 0);
+    assert_int_equal(counts.users, 0);
+    assert_int_equal(counts.memberships, 0);
+    assert_int_equal(bad_node, 0);
+    assert_int_equal(remote_expired, 0);
+    assert_true(expired > 0); /* the local ones did expire */
+    assert_int_equal(node_down_leaves, atomic_load(&node_down_left));
+}
+
 /* ---- unsubscribe while another thread delivers --------------------------- */
 
 typedef struct counting {
@@ -895,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_close_races_joins),
         cmocka_unit_test(test_sweeps_race_joins),
         cmocka_unit_test(test_unsubscribe_while_delivering),
+        cmocka_unit_test(test_nodes_race_local_churn),
     };
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

@@ -11,6 +11,26 @@ int main()
     }
     presence_channel_stats stats{};
     int rc = presence_stats(reg, "lobby", nullptr, &stats);
+    /* The nodes API, enums and flags included. */
+    if (rc == PRESENCE_OK) {
+        rc = presence_remote_join(reg, "n1", "lobby", "c1", "u1", nullptr, 0,
+                                  nullptr, 0);
+    }
+    presence_snapshot *snap = nullptr;
+    if (rc == PRESENCE_OK) {
+        rc = presence_node_memberships(reg, "n1", &snap);
+    }
+    bool one = snap != nullptr && snap->count == 1 &&
+               snap->members[0].node_id[0] == 'n';
+    presence_snapshot_free(snap);
+    size_t left = 0;
+    if (rc == PRESENCE_OK) {
+        rc = presence_node_down(reg, "n1", PRESENCE_LEAVE_NODE_DOWN, &left);
+    }
+    unsigned kinds = PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_EVERY_NAMESPACE;
     presence_registry_free(reg);
-    return rc == PRESENCE_OK && stats.num_clients == 0 ? 0 : 1;
+    return rc == PRESENCE_OK && stats.num_clients == 0 && one && left == 1 &&
+                   kinds == 0x11fu
+               ? 0
+               : 1;
 }

@@ -1,0 +1,116 @@
+/*
+ * Node ids of remote clients (presence_remote_join()), interned: a node's
+ * id is stored once however many clients it has, and a client records its
+ * node as a pointer, so that telling a local client from a remote one is
+ * a pointer test and telling two nodes apart a pointer compare.
+ *
+ * The table has a lock of its own, a leaf (see internal.h): it is taken
+ * when a remote client is created or freed and by the node-wide calls,
+ * never on a local client's path.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static size_t node_size(size_t id_len)
+{
+    return sizeof(struct presence__node) + id_len + 1;
+}
+
+void presence__nodes_init(presence_registry *reg)
+{
+    presence__index_init(&reg->nodes, offsetof(struct presence__node, id),
+                         offsetof(struct presence__node, id_len));
+}
+
+void presence__nodes_free(presence_registry *reg)
+{
+    /* The clients went without their references: free what is left. */
+    struct presence__index *idx = &reg->nodes;
+    for (size_t i = 0; i < presence__index_slots(idx); i++) {
+        struct presence__node *node = presence__index_at(idx, i);
+        if (node != NULL) {
+            presence__free(reg, node, node_size(node->id_len));
+        }
+    }
+    presence__index_free(reg, idx);
+}
+
+int presence__node_check(presence_registry *reg, const char *id,
+                         struct presence__nodename *out)
+{
+    int rc = presence__check_name(id, reg->limits.client_id_max, false,
+                                  &out->len);
+    if (rc == PRESENCE_OK) {
+        out->id = id;
+        out->hash = presence__hash64(reg->seed, id, out->len);
+    }
+    return rc;
+}
+
+struct presence__node *
+presence__node_find(presence_registry *reg,
+                    const struct presence__nodename *name)
+{
+    presence__mutex_lock(reg, &reg->node_lock);
+    struct presence__node *node =
+        presence__index_find(&reg->nodes, name->hash, name->id, name->len);
+    if (node != NULL) {
+        node->refs++;
+    }
+    presence__mutex_unlock(reg, &reg->node_lock);
+    return node;
+}
+
+int presence__node_intern(presence_registry *reg,
+                          const struct presence__nodename *name,
+                          struct presence__node **out)
+{
+    int rc = PRESENCE_OK;
+    presence__mutex_lock(reg, &reg->node_lock);
+    struct presence__node *node =
+        presence__index_find(&reg->nodes, name->hash, name->id, name->len);
+    if (node == NULL) {
+        rc = presence__index_prepare(reg, &reg->nodes);
+        if (rc == PRESENCE_OK) {
+            node = presence__malloc(reg, node_size(name->len));
+            rc = node != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
+        }
+        if (rc == PRESENCE_OK) {
+            node->hash = name->hash;
+            node->refs = 0;
+            node->id_len = name->len;
+            memcpy(node->id, name->id, name->len);
+            node->id[name->len] = '\0';
+            presence__index_insert(&reg->nodes, node->hash, node);
+        }
+    }
+    if (rc == PRESENCE_OK) {
+        node->refs++;
+        *out = node;
+    }
+    presence__mutex_unlock(reg, &reg->node_lock);
+    return rc;
+}
+
+void presence__node_ref(presence_registry *reg, struct presence__node *node)
+{
+    presence__mutex_lock(reg, &reg->node_lock);
+    node->refs++;
+    presence__mutex_unlock(reg, &reg->node_lock);
+}
+
+void presence__node_unref(presence_registry *reg, struct presence__node *node)
+{
+    presence__mutex_lock(reg, &reg->node_lock);
+    bool gone = --node->refs == 0;
+    if (gone) {
+        presence__index_remove(reg, &reg->nodes, node->hash, node);
+    }
+    presence__mutex_unlock(reg, &reg->node_lock);
+    if (gone) {
+        presence__free(reg, node, node_size(node->id_len));
+    }
+}
