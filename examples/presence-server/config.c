@@ -138,6 +138,42 @@ static int get_port(json_t *value, int *out, char *err, size_t err_len)
     return 0;
 }
 
+/* "25s", "500ms", "1m": a number and a unit, below a day. */
+static int duration_with_unit(const char *s, int64_t *out_ms)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (end == s || errno != 0 || n < 0 || n >= 86400000 ||
+        !(*s >= '0' && *s <= '9')) {
+        return -1;
+    }
+    if (strcmp(end, "ms") == 0) {
+        *out_ms = n;
+    } else if (strcmp(end, "s") == 0) {
+        *out_ms = n * 1000;
+    } else if (strcmp(end, "m") == 0) {
+        *out_ms = n * 60000;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int ps_parse_duration_ms(const char *text, int64_t *out_ms)
+{
+    if (duration_with_unit(text, out_ms) == 0) {
+        return 0;
+    }
+    /* A bare number of seconds, as in a JSON config. */
+    size_t n = strlen(text);
+    if (n == 0 || n > 6 || strspn(text, "0123456789") != n) {
+        return -1;
+    }
+    *out_ms = (int64_t)strtol(text, NULL, 10) * 1000;
+    return 0;
+}
+
 /* A Go-style duration ("25s", "500ms", "1m") or a number of seconds, as
  * Centrifugo v5 writes ping_interval and pong_timeout. */
 static int get_duration(json_t *value, const char *key, int64_t *out_ms,
@@ -148,25 +184,9 @@ static int get_duration(json_t *value, const char *key, int64_t *out_ms,
         *out_ms = (int64_t)json_integer_value(value) * 1000;
         return 0;
     }
-    if (json_is_string(value)) {
-        const char *s = json_string_value(value);
-        char *end = NULL;
-        errno = 0;
-        long long n = strtoll(s, &end, 10);
-        if (end != s && errno == 0 && n >= 0 && n < 86400000) {
-            if (strcmp(end, "ms") == 0) {
-                *out_ms = n;
-                return 0;
-            }
-            if (strcmp(end, "s") == 0) {
-                *out_ms = n * 1000;
-                return 0;
-            }
-            if (strcmp(end, "m") == 0) {
-                *out_ms = n * 60000;
-                return 0;
-            }
-        }
+    if (json_is_string(value) &&
+        duration_with_unit(json_string_value(value), out_ms) == 0) {
+        return 0;
     }
     return ps_fail(err, err_len,
                 "key \"%s\": expected a duration such as \"25s\" or \"500ms\"",
@@ -265,6 +285,389 @@ static int parse_namespaces(ps_config *cfg, json_t *value, char *err,
     return 0;
 }
 
+/* ---- several nodes: the engine, Redis and the node ------------------- */
+
+#define REDIS_PORT_DEFAULT 6379
+#define REDIS_ADDRESS_DEFAULT "127.0.0.1:6379"
+
+void ps_redis_address_free(ps_redis_address *addr)
+{
+    if (addr == NULL) {
+        return;
+    }
+    ps_free(addr->host);
+    ps_free(addr->password);
+    memset(addr, 0, sizeof *addr);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* A percent-decoded copy of [s, s + n), or NULL (*bad set on a bad %XX or
+ * a decoded NUL, else out of memory). */
+static char *percent_decode(const char *s, size_t n, bool *bad)
+{
+    char *out = ps_malloc(n + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[k++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            ps_free(out);
+            *bad = true;
+            return NULL;
+        }
+        out[k++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* A decimal number in [min, max] spelled by all of [s, s + n). */
+static bool number_in(const char *s, size_t n, long min, long max, long *out)
+{
+    if (n == 0 || n > 9 || strspn(s, "0123456789") < n) {
+        return false;
+    }
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* host[:port] or [v6][:port], all of [s, s + n). */
+static int parse_host_port(const char *s, size_t n, ps_redis_address *out,
+                           char *err, size_t err_len)
+{
+    const char *host = s;
+    size_t host_len;
+    const char *rest;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (close == NULL) {
+            return ps_fail(err, err_len, "an IPv6 address without its ']'");
+        }
+        host = s + 1;
+        host_len = (size_t)(close - host);
+        rest = close + 1;
+    } else {
+        const char *colon = memchr(s, ':', n);
+        host_len = colon ? (size_t)(colon - s) : n;
+        rest = s + host_len;
+    }
+    size_t rest_len = (size_t)(s + n - rest);
+    if (host_len == 0) {
+        return ps_fail(err, err_len, "no host");
+    }
+    for (size_t i = 0; i < host_len; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (c <= ' ' || c >= 0x7f || c == '@' || c == '/' || c == '?' ||
+            c == '#' || c == '[' || c == ']') {
+            return ps_fail(err, err_len, "a bad character in the host");
+        }
+    }
+    long port = REDIS_PORT_DEFAULT;
+    if (rest_len > 0) {
+        if (rest[0] != ':' ||
+            !number_in(rest + 1, rest_len - 1, 1, 65535, &port)) {
+            return ps_fail(err, err_len, "the port must be a number 1-65535");
+        }
+    }
+    out->host = ps_malloc(host_len + 1);
+    if (out->host == NULL) {
+        return ps_fail(err, err_len, "out of memory");
+    }
+    memcpy(out->host, host, host_len);
+    out->host[host_len] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+/* [user][:password] of a URL's userinfo, all of [s, s + n). */
+static int parse_userinfo(const char *s, size_t n, ps_redis_address *out,
+                          char *err, size_t err_len)
+{
+    const char *colon = memchr(s, ':', n);
+    size_t user_len = colon ? (size_t)(colon - s) : n;
+    bool bad = false;
+    char *user = percent_decode(s, user_len, &bad);
+    if (user == NULL) {
+        return ps_fail(err, err_len, bad ? "a bad %%-escape in the user"
+                                         : "out of memory");
+    }
+    /* presence_cluster authenticates with a password only (AUTH
+     * password), which is Redis's "default" user. */
+    bool user_ok = *user == '\0' || strcmp(user, "default") == 0;
+    ps_free(user);
+    if (!user_ok) {
+        return ps_fail(err, err_len,
+                       "Redis ACL users are not supported, only a password "
+                       "(redis://:PASSWORD@host)");
+    }
+    if (colon == NULL) {
+        return 0;
+    }
+    size_t pass_len = n - user_len - 1;
+    out->password = percent_decode(colon + 1, pass_len, &bad);
+    if (out->password == NULL) {
+        return ps_fail(err, err_len, bad ? "a bad %%-escape in the password"
+                                         : "out of memory");
+    }
+    return 0;
+}
+
+static int parse_redis_url(const char *s, ps_redis_address *out, char *err,
+                           size_t err_len)
+{
+    size_t n = strlen(s);
+    const char *slash = memchr(s, '/', n);
+    size_t auth_len = slash ? (size_t)(slash - s) : n;
+    /* The host part ends at the first '/'; userinfo at its last '@' (a
+     * password may hold an '@' only %-escaped, but be lenient). */
+    const char *at = NULL;
+    for (const char *p = s; p < s + auth_len; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+    if (at != NULL &&
+        parse_userinfo(s, (size_t)(at - s), out, err, err_len) != 0) {
+        return -1;
+    }
+    const char *hp = at ? at + 1 : s;
+    if (parse_host_port(hp, (size_t)(s + auth_len - hp), out, err,
+                        err_len) != 0) {
+        return -1;
+    }
+    if (slash != NULL && slash[1] != '\0') {
+        long db = 0;
+        if (strpbrk(slash + 1, "?#") != NULL) {
+            return ps_fail(err, err_len,
+                           "options after the database are not supported");
+        }
+        if (!number_in(slash + 1, strlen(slash + 1), 0, 1000000, &db)) {
+            return ps_fail(err, err_len,
+                           "the database must be a number (redis://host:port/DB)");
+        }
+        out->db = (int)db;
+        out->has_db = true;
+    }
+    return 0;
+}
+
+int ps_redis_address_parse(const char *text, ps_redis_address *out,
+                           char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    static const char scheme[] = "redis://";
+    int rc;
+    if (text == NULL || *text == '\0') {
+        rc = ps_fail(err, err_len, "empty");
+    } else if (strncmp(text, scheme, sizeof scheme - 1) == 0) {
+        rc = parse_redis_url(text + sizeof scheme - 1, out, err, err_len);
+    } else if (strncmp(text, "rediss://", 9) == 0) {
+        rc = ps_fail(err, err_len, "TLS (rediss://) is not supported");
+    } else if (strstr(text, "://") != NULL) {
+        rc = ps_fail(err, err_len,
+                     "expected redis://[:password@]host[:port][/db] or "
+                     "host[:port]");
+    } else {
+        rc = parse_host_port(text, strlen(text), out, err, err_len);
+    }
+    if (rc != 0) {
+        ps_redis_address_free(out);
+    }
+    return rc;
+}
+
+void ps_redis_address_format(const ps_redis_address *addr, char *buf,
+                             size_t len)
+{
+    bool v6 = addr->host != NULL && strchr(addr->host, ':') != NULL;
+    snprintf(buf, len, v6 ? "[%s]:%d/%d" : "%s:%d/%d",
+             addr->host ? addr->host : "?", addr->port, addr->db);
+}
+
+/* libpresence-cluster's rule for key prefixes and node ids: printable
+ * ASCII without braces (the braces delimit Redis hash tags). */
+static bool cluster_name_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7e || c == '{' || c == '}') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Centrifugo allows an array of addresses (shards); one is what we do. */
+static int get_redis_address(ps_config *cfg, json_t *value, char *err,
+                             size_t err_len)
+{
+    if (json_is_array(value)) {
+        if (json_array_size(value) != 1) {
+            return ps_fail(err, err_len,
+                           "key \"redis_address\": one address only (this "
+                           "server does not shard over several Redis "
+                           "servers)");
+        }
+        value = json_array_get(value, 0);
+    }
+    if (!json_is_string(value)) {
+        return ps_fail(err, err_len,
+                       "key \"redis_address\": expected a string");
+    }
+    return get_string(value, "redis_address", &cfg->redis_address, err,
+                      err_len);
+}
+
+/* The keys of the cluster; *matched tells whether key was one of them. */
+static int parse_cluster_key(ps_config *cfg, const char *key, json_t *value,
+                             bool *matched, char *err, size_t err_len)
+{
+    *matched = true;
+    if (strcmp(key, "engine") == 0) {
+        const char *v = json_string_value(value);
+        if (v != NULL && strcmp(v, "memory") == 0) {
+            cfg->engine = PS_ENGINE_MEMORY;
+        } else if (v != NULL && strcmp(v, "redis") == 0) {
+            cfg->engine = PS_ENGINE_REDIS;
+        } else {
+            return ps_fail(err, err_len,
+                           "key \"engine\": expected \"memory\" or \"redis\"");
+        }
+        return 0;
+    }
+    if (strcmp(key, "redis_address") == 0) {
+        return get_redis_address(cfg, value, err, err_len);
+    }
+    if (strcmp(key, "redis_password") == 0) {
+        return get_string(value, key, &cfg->redis_password, err, err_len);
+    }
+    if (strcmp(key, "redis_user") == 0) {
+        return get_string(value, key, &cfg->redis_user, err, err_len);
+    }
+    if (strcmp(key, "redis_db") == 0) {
+        if (!json_is_integer(value) || json_integer_value(value) < 0 ||
+            json_integer_value(value) > 1000000) {
+            return ps_fail(err, err_len,
+                           "key \"redis_db\": expected an integer >= 0");
+        }
+        cfg->redis_db = (int)json_integer_value(value);
+        return 0;
+    }
+    if (strcmp(key, "redis_prefix") == 0) {
+        return get_string(value, key, &cfg->redis_prefix, err, err_len);
+    }
+    if (strcmp(key, "name") == 0) {
+        return get_string(value, key, &cfg->name, err, err_len);
+    }
+    if (strcmp(key, "node_lease") == 0) {
+        return get_duration(value, key, &cfg->node_lease_ms, err, err_len);
+    }
+    /* Centrifugo's ways to other Redis set-ups: ignoring them would connect
+     * to the default address instead, so they are refused. */
+    static const char *const unsupported[] = {
+        "redis_cluster_address", "redis_sentinel_address", "redis_tls",
+    };
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        if (strcmp(key, unsupported[i]) == 0) {
+            if (json_is_false(value) || (json_is_string(value) &&
+                                         *json_string_value(value) == '\0')) {
+                return 0;
+            }
+            return ps_fail(err, err_len,
+                           "key \"%s\": not supported (one Redis server, "
+                           "without TLS, in redis_address)",
+                           key);
+        }
+    }
+    *matched = false;
+    return 0;
+}
+
+int ps_config_resolve_cluster(ps_config *cfg, char *err, size_t err_len)
+{
+    ps_redis_address_free(&cfg->redis);
+    if (cfg->redis_prefix != NULL &&
+        !cluster_name_ok(cfg->redis_prefix, 255)) {
+        return ps_fail(err, err_len,
+                       "key \"redis_prefix\": expected printable ASCII "
+                       "without spaces or braces");
+    }
+    if (cfg->name != NULL && !cluster_name_ok(cfg->name, PS_NODE_NAME_MAX)) {
+        return ps_fail(err, err_len,
+                       "key \"name\": expected 1 to %d characters of "
+                       "printable ASCII without spaces or braces",
+                       PS_NODE_NAME_MAX);
+    }
+    if (cfg->node_lease_ms != 0 && cfg->node_lease_ms < PS_NODE_LEASE_MIN_MS) {
+        return ps_fail(err, err_len, "key \"node_lease\": at least %dms",
+                       PS_NODE_LEASE_MIN_MS);
+    }
+    if (cfg->redis_user != NULL && *cfg->redis_user != '\0' &&
+        strcmp(cfg->redis_user, "default") != 0) {
+        return ps_fail(err, err_len,
+                       "key \"redis_user\": Redis ACL users are not "
+                       "supported, only redis_password");
+    }
+    if (cfg->engine != PS_ENGINE_REDIS) {
+        if (cfg->redis_address != NULL) {
+            ps_log("warning: redis_address is set but the engine is "
+                   "\"memory\": this node shares nothing (set \"engine\": "
+                   "\"redis\", or use --redis)");
+        }
+        return 0;
+    }
+    char why[200];
+    const char *text = cfg->redis_address ? cfg->redis_address
+                                          : REDIS_ADDRESS_DEFAULT;
+    if (ps_redis_address_parse(text, &cfg->redis, why, sizeof why) != 0) {
+        return ps_fail(err, err_len, "key \"redis_address\": %s", why);
+    }
+    if (cfg->redis.password == NULL && cfg->redis_password != NULL &&
+        *cfg->redis_password != '\0') {
+        cfg->redis.password = ps_strdup(cfg->redis_password);
+        if (cfg->redis.password == NULL) {
+            ps_redis_address_free(&cfg->redis);
+            return ps_fail(err, err_len, "out of memory");
+        }
+    }
+    if (!cfg->redis.has_db) {
+        cfg->redis.db = cfg->redis_db;
+    }
+    return 0;
+}
+
 /* One top-level key. */
 /* The top-level limits: a count each, with its smallest allowed value. */
 static const struct {
@@ -329,6 +732,12 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
     if (strcmp(key, "pong_timeout") == 0) {
         return get_duration(value, key, &cfg->pong_timeout_ms, err, err_len);
     }
+    if (parse_cluster_key(cfg, key, value, &matched, err, err_len) != 0) {
+        return -1;
+    }
+    if (matched) {
+        return 0;
+    }
     ps_log("warning: config key \"%s\" is not supported, ignored", key);
     return 0;
 }
@@ -357,6 +766,9 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
                     "key \"client_connection_limit\": at most %d here (one "
                     "thread per connection)",
                     PS_MAX_CONNECTIONS_DEFAULT * 10);
+    }
+    if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {
+        return -1;
     }
     warn_join_leave_without_presence("top-level channel options", &cfg->root);
     for (size_t i = 0; i < cfg->namespace_count; i++) {
@@ -584,6 +996,12 @@ void ps_config_free(ps_config *cfg)
     ps_free(cfg->token_hmac_secret_key);
     ps_free(cfg->address);
     ps_free(cfg->secrets_path);
+    ps_free(cfg->redis_address);
+    ps_free(cfg->redis_password);
+    ps_free(cfg->redis_user);
+    ps_free(cfg->redis_prefix);
+    ps_free(cfg->name);
+    ps_redis_address_free(&cfg->redis);
     for (size_t i = 0; i < cfg->namespace_count; i++) {
         ps_free(cfg->namespaces[i].name);
     }

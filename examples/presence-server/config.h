@@ -31,6 +31,33 @@ typedef struct ps_namespace {
     ps_channel_options options;
 } ps_namespace;
 
+/** Where Redis is, parsed from a redis://[:password@]host[:port][/db] URL
+ *  or a bare host[:port] (Centrifugo's redis_address). */
+typedef struct ps_redis_address {
+    char *host;      /**< without IPv6 brackets */
+    int port;        /**< default 6379 */
+    char *password;  /**< NULL when the address has none */
+    int db;          /**< default 0 */
+    bool has_db;     /**< the address named a database */
+} ps_redis_address;
+
+/** Which engine keeps presence: this process alone, or every node on one
+ *  Redis (libpresence-cluster). Centrifugo's "engine" option. */
+typedef enum ps_engine {
+    PS_ENGINE_MEMORY = 0,
+    PS_ENGINE_REDIS = 1,
+} ps_engine;
+
+/** The key prefix when redis_prefix is not set (libpresence-cluster's
+ *  default too). Nodes share presence when they use the same one. */
+#define PS_REDIS_PREFIX_DEFAULT "presence"
+
+/** The longest node name (presence_cluster_config::node_id's limit). */
+#define PS_NODE_NAME_MAX 64
+
+/** The shortest node lease (presence_cluster_config::lease_ms's floor). */
+#define PS_NODE_LEASE_MIN_MS 100
+
 typedef struct ps_config {
     char *api_key;               /**< "" rejects every API call, as Centrifugo */
     bool api_insecure;           /**< skip the API key check */
@@ -48,6 +75,18 @@ typedef struct ps_config {
     size_t channel_max_length;          /**< default 255 */
     int64_t ping_interval_ms;           /**< 0 disables server pings */
     int64_t pong_timeout_ms;            /**< 0 asks for no pongs */
+    /* Several nodes (Centrifugo v5's flat keys, plus node_lease). The
+     * strings are as given; ps_config_resolve_cluster() checks them and
+     * fills redis. */
+    ps_engine engine;            /**< "engine", default memory */
+    char *redis_address;         /**< NULL: "127.0.0.1:6379" */
+    char *redis_password;        /**< used when the address has none */
+    char *redis_user;            /**< only "" or "default" (no ACL users) */
+    int redis_db;                /**< used when the address has none */
+    char *redis_prefix;          /**< NULL: PS_REDIS_PREFIX_DEFAULT */
+    char *name;                  /**< this node's id; NULL: a random one */
+    int64_t node_lease_ms;       /**< 0: libpresence-cluster's default */
+    ps_redis_address redis;      /**< resolved, when engine is redis */
     /** Set when the embedded default is in use: where its secrets live
      *  (NULL if they could not be persisted). */
     bool is_default;
@@ -78,6 +117,35 @@ int ps_config_load_default(ps_config *cfg, char *err, size_t err_len);
 char *ps_config_secrets_path(void);
 
 void ps_config_free(ps_config *cfg);
+
+/**
+ * Check the cluster keys and resolve the Redis address into cfg->redis
+ * (again, after the command line changed them): the address's own
+ * password and database win over redis_password and redis_db. Does
+ * nothing but check when the engine is memory. 0, or -1 with @p err
+ * naming the key.
+ */
+int ps_config_resolve_cluster(ps_config *cfg, char *err, size_t err_len);
+
+/**
+ * Parse a Redis address: redis://[[user]:password@]host[:port][/db] (user
+ * empty or "default", password percent-decoded, host a name, an IPv4
+ * address or a bracketed IPv6 one) or host[:port]. rediss:// (TLS),
+ * unix:// and anything after the database are refused. 0, or -1 with
+ * @p err saying what is wrong; on error @p out is left empty.
+ */
+int ps_redis_address_parse(const char *text, ps_redis_address *out,
+                           char *err, size_t err_len);
+
+void ps_redis_address_free(ps_redis_address *addr);
+
+/** "host:port/db" (IPv6 in brackets), without the password: for logs. */
+void ps_redis_address_format(const ps_redis_address *addr, char *buf,
+                             size_t len);
+
+/** A Go-style duration ("3s", "500ms", "1m") or a bare number of seconds.
+ *  0 or -1. */
+int ps_parse_duration_ms(const char *text, int64_t *out_ms);
 
 /** The options of a namespace ("" for channels without one), or NULL. */
 const ps_channel_options *ps_config_namespace(const ps_config *cfg,

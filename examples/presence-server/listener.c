@@ -5,6 +5,7 @@
  */
 #include "server.h"
 
+#include "cluster_link.h"
 #include "conn.h"
 #include "http_api.h"
 #include "mem.h"
@@ -101,7 +102,13 @@ int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
         snprintf(err, err_len, "cannot start the heartbeat thread");
         goto fail;
     }
+    /* Before listening: the first clients see the other nodes' members. */
+    if (ps_cluster_link_start(server, err, err_len) != 0) {
+        ps_heartbeat_stop(&server->heartbeat);
+        goto fail;
+    }
     if (start_civetweb(server, err, err_len) != 0) {
+        ps_cluster_link_stop(server);
         ps_heartbeat_stop(&server->heartbeat);
         goto fail;
     }
@@ -125,6 +132,11 @@ void ps_server_stop(ps_server *server)
     /* CivetWeb runs every close handler before mg_stop() returns, so every
      * connection has left its channels and been detached after it. */
     mg_stop(server->mg);
+    /* Every local client has left: the link writes those leaves, removes
+     * this node from Redis and stops its thread, which may be delivering
+     * the other nodes' events to the hub until then. Before the registry
+     * goes (ps_server_fini). */
+    ps_cluster_link_stop(server);
     ps_heartbeat_stop(&server->heartbeat);
     ps_server_fini(server);
     mg_exit_library();

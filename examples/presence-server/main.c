@@ -3,6 +3,7 @@
  * libpresence. The command line, the start-up banner and signals.
  * SPDX-License-Identifier: MIT
  */
+#include "cluster_link.h"
 #include "config.h"
 #include "mem.h"
 #include "server.h"
@@ -27,11 +28,17 @@ typedef struct options {
     const char *channel;
     const char *info;
     long ttl;
+    const char *redis;        /* --redis URL: engine redis at URL */
+    const char *redis_prefix;
+    const char *name;
+    int64_t node_lease_ms;    /* 0: not given */
 } options;
 
 static void usage(FILE *out)
 {
     fputs("Usage: presence-server [--config FILE] [--address ADDR] [--port PORT]\n"
+          "                       [--redis URL [--redis-prefix PREFIX] [--name NAME]\n"
+          "                        [--node-lease DURATION]]\n"
           "       presence-server --token USER [--config FILE] [--ttl SECONDS]\n"
           "                       [--info JSON] [--channel CHANNEL]\n"
           "\n"
@@ -47,6 +54,16 @@ static void usage(FILE *out)
           "                    or ~/.local/state/presence-server.\n"
           "  --address ADDR    listen address (default 127.0.0.1, or the config's)\n"
           "  --port PORT       listen port (default 8000, or the config's)\n"
+          "  --redis URL       share presence with the other servers on this Redis:\n"
+          "                    redis://[:PASSWORD@]HOST[:PORT][/DB] or HOST[:PORT]\n"
+          "                    (the config's \"engine\": \"redis\" and redis_address)\n"
+          "  --redis-prefix P  key prefix; servers that share presence use the same\n"
+          "                    one (default \"presence\", the config's redis_prefix)\n"
+          "  --name NAME       this node's id, unique among them (default random,\n"
+          "                    the config's name)\n"
+          "  --node-lease DUR  how soon the others drop this node's members when\n"
+          "                    it dies, e.g. 3s or 500ms (default 3s, the config's\n"
+          "                    node_lease)\n"
           "  --token USER      print a connection token (HS256 JWT, sub=USER)\n"
           "                    signed with the config's token_hmac_secret_key\n"
           "  --ttl SECONDS     token lifetime (default 604800; 0 = no expiry)\n"
@@ -99,6 +116,10 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("presence-server %s (libpresence %s)\n",
                    PRESENCE_VERSION_STRING, presence_version());
+            printf("Redis support (--redis, \"engine\": \"redis\"): %s\n",
+                   ps_cluster_supported()
+                       ? "built in (libpresence-cluster)"
+                       : "not built in (hiredis was not found at build time)");
             return 1;
         } else if ((v = option_value(argc, argv, &i, "--config")) != NULL) {
             o->config = v;
@@ -122,11 +143,71 @@ static int parse_args(int argc, char **argv, options *o)
                 return 2;
             }
             o->ttl = n;
+        } else if ((v = option_value(argc, argv, &i, "--redis-prefix")) != NULL) {
+            o->redis_prefix = v;
+        } else if ((v = option_value(argc, argv, &i, "--redis")) != NULL) {
+            o->redis = v;
+        } else if ((v = option_value(argc, argv, &i, "--name")) != NULL) {
+            o->name = v;
+        } else if ((v = option_value(argc, argv, &i, "--node-lease")) != NULL) {
+            if (ps_parse_duration_ms(v, &o->node_lease_ms) != 0 ||
+                o->node_lease_ms < PS_NODE_LEASE_MIN_MS) {
+                fprintf(stderr,
+                        "presence-server: bad --node-lease %s (a duration of "
+                        "at least %dms, such as 3s or 500ms)\n",
+                        v, PS_NODE_LEASE_MIN_MS);
+                return 2;
+            }
         } else {
             fprintf(stderr, "presence-server: unknown argument %s\n\n", argv[i]);
             usage(stderr);
             return 2;
         }
+    }
+    return 0;
+}
+
+/* Replace a config string with a command-line value. */
+static int override_string(char **field, const char *value)
+{
+    char *copy = ps_strdup(value);
+    if (copy == NULL) {
+        return -1;
+    }
+    ps_free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* --redis and friends override the config's cluster keys, which are then
+ * checked again (the message names the key the flag stands for). */
+static int override_cluster(const options *o, ps_config *cfg)
+{
+    if (o->redis == NULL && o->redis_prefix == NULL && o->name == NULL &&
+        o->node_lease_ms == 0) {
+        return 0;
+    }
+    if (o->redis != NULL) {
+        cfg->engine = PS_ENGINE_REDIS;
+        if (override_string(&cfg->redis_address, o->redis) != 0) {
+            fprintf(stderr, "presence-server: out of memory\n");
+            return -1;
+        }
+    }
+    if ((o->redis_prefix != NULL &&
+         override_string(&cfg->redis_prefix, o->redis_prefix) != 0) ||
+        (o->name != NULL && override_string(&cfg->name, o->name) != 0)) {
+        fprintf(stderr, "presence-server: out of memory\n");
+        return -1;
+    }
+    if (o->node_lease_ms != 0) {
+        cfg->node_lease_ms = o->node_lease_ms;
+    }
+    char err[512];
+    if (ps_config_resolve_cluster(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "presence-server: %s (given on the command line)\n",
+                err);
+        return -1;
     }
     return 0;
 }
@@ -147,7 +228,11 @@ static int load_config(const options *o, ps_config *cfg)
     if (o->port != 0) {
         cfg->port = o->port;
     }
-    return cfg->address ? 0 : -1;
+    if (cfg->address == NULL || override_cluster(o, cfg) != 0) {
+        ps_config_free(cfg);
+        return -1;
+    }
+    return 0;
 }
 
 static int print_token(const options *o, const ps_config *cfg)
@@ -165,10 +250,27 @@ static int print_token(const options *o, const ps_config *cfg)
     return 0;
 }
 
+/* Which engine, and for Redis the node and where (never the password). */
+static void print_engine(const ps_config *cfg, const ps_server *server)
+{
+    if (cfg->engine != PS_ENGINE_REDIS) {
+        printf("  Engine:    memory, this process only (Redis support %s)\n",
+               ps_cluster_supported() ? "built in: --redis URL"
+                                      : "not built in");
+        return;
+    }
+    char where[300];
+    ps_redis_address_format(&cfg->redis, where, sizeof where);
+    printf("  Engine:    redis %s, key prefix \"%s\"\n", where,
+           cfg->redis_prefix ? cfg->redis_prefix : PS_REDIS_PREFIX_DEFAULT);
+    printf("  Node:      %s (lease %lld ms)\n", ps_cluster_link_node_id(server),
+           (long long)ps_cluster_link_lease_ms(server));
+}
+
 /* What a user needs to try the server at once: the URLs, a curl line that
  * works as pasted, and how to get a client token. */
-static void print_banner(const ps_config *cfg, const char *argv0,
-                         const char *config_path)
+static void print_banner(const ps_config *cfg, const ps_server *server,
+                         const char *argv0, const char *config_path)
 {
     bool loopback = strcmp(cfg->address, "127.0.0.1") == 0 ||
                     strcmp(cfg->address, "0.0.0.0") == 0;
@@ -179,6 +281,7 @@ static void print_banner(const ps_config *cfg, const char *argv0,
            PRESENCE_VERSION_STRING, presence_version(), cfg->address, cfg->port);
     printf("  WebSocket: ws://%s/connection/websocket\n", host);
     printf("  HTTP API:  http://%s/api\n", host);
+    print_engine(cfg, server);
     if (cfg->is_default) {
         printf("Embedded default config: namespace \"public\" with presence, "
                "join_leave, allow_subscribe_for_client and "
@@ -214,7 +317,7 @@ static int run(const ps_config *cfg, sigset_t *signals, const char *argv0,
         fprintf(stderr, "presence-server: %s\n", err);
         return 1;
     }
-    print_banner(cfg, argv0, config_path);
+    print_banner(cfg, server, argv0, config_path);
     int sig = 0;
     sigwait(signals, &sig);
     ps_log("signal %d: shutting down", sig);
@@ -238,6 +341,14 @@ int main(int argc, char **argv)
         rc = print_token(&o, &cfg);
         ps_config_free(&cfg);
         return rc;
+    }
+    if (cfg.engine == PS_ENGINE_REDIS && !ps_cluster_supported()) {
+        fprintf(stderr,
+                "presence-server: Redis (--redis, \"engine\": \"redis\") is "
+                "not supported by this build: hiredis was not found when it "
+                "was built (install libhiredis-dev and rebuild)\n");
+        ps_config_free(&cfg);
+        return 1;
     }
     sigset_t signals;
     sigemptyset(&signals);

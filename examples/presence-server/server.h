@@ -22,6 +22,7 @@
 
 struct mg_context;
 struct ps_conn;
+struct presence_cluster;
 
 /** The version reported in connect replies. */
 #define PS_SERVER_VERSION "libpresence-server/" PRESENCE_VERSION_STRING
@@ -49,6 +50,10 @@ typedef struct ps_server {
     bool stopping;
 
     struct mg_context *mg;
+    /* With "engine": "redis" (cluster_link.c): the registry's link to the
+     * other nodes, freed before the registry. */
+    struct presence_cluster *cluster;
+    int64_t cluster_lease_ms;
 } ps_server;
 
 /** The registry (on the ps_mem allocator), the hub, the tables and a

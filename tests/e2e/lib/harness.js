@@ -89,13 +89,27 @@ function waitForOutput(proc, re, timeout = 60000) {
   return waitFor(() => re.exec(proc.out.stdout), { timeout, what: `output ${re}` });
 }
 
+// Every process the tests started and that still runs: killed when the test
+// process exits, whatever way it exits (a failed assertion, a timeout), so
+// that no server or redis-server outlives its test file.
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+  }
+});
+
 // Spawn a process with collected output; `exited` resolves with its code.
 function spawnCollected(cmd, args, opts) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   child.out = { stdout: '', stderr: '' };
   child.stdout.on('data', (d) => { child.out.stdout += d; });
   child.stderr.on('data', (d) => { child.out.stderr += d; });
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  running.add(child);
+  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
+    running.delete(child);
+    resolve({ code, signal });
+  }));
   return child;
 }
 
@@ -145,6 +159,61 @@ function makeHandle(child, port, dir, config) {
     httpUrl: `http://127.0.0.1:${port}`,
     async stop() {
       const result = await stopProcess(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+      return result;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- Redis
+
+// The redis-server binary: $REDIS_SERVER, else redis-server on the PATH
+// (Debian: apt-get install redis-server). null when there is none.
+function findRedisServer() {
+  const candidates = process.env.REDIS_SERVER ? [process.env.REDIS_SERVER]
+    : (process.env.PATH || '').split(path.delimiter).map((d) => path.join(d, 'redis-server'));
+  for (const file of candidates) {
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+// Whether this presence-server binary was built with Redis support (its
+// --version says so).
+function serverHasRedis() {
+  const { spawnSync } = require('node:child_process');
+  const r = spawnSync(SERVER_BIN, ['--version'], { encoding: 'utf8' });
+  return /Redis support .*: built in/.test(r.stdout || '');
+}
+
+// Start a throwaway redis-server on a free loopback port (or on port): no
+// persistence, its files in a temporary directory. Resolves once it accepts
+// connections with { port, url, child, stop() }.
+async function startRedis({ args = [], port = null } = {}) {
+  const bin = findRedisServer();
+  if (!bin) throw new Error('no redis-server (install redis-server, or set REDIS_SERVER)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'presence-e2e-redis-'));
+  if (port === null) port = await freePort();
+  const child = spawnCollected(bin, [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--logfile', '', ...args,
+  ], { cwd: dir });
+  const started = await Promise.race([
+    waitForOutput(child, /[Rr]eady to accept connections/, 15000).then(() => true),
+    child.exited.then(() => false),
+  ]);
+  if (!started) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`redis-server did not start:\n${child.out.stdout}${child.out.stderr}`);
+  }
+  return {
+    port, child,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      const result = await stopProcess(child, 'SIGTERM', 5000);
       fs.rmSync(dir, { recursive: true, force: true });
       return result;
     },
@@ -295,6 +364,7 @@ function rawClient(srv, { pong = true, ...wsOpts } = {}) {
 module.exports = {
   ROOT, BUILD_DIR, SERVER_BIN, SECRET, API_KEY,
   baseConfig, startServer, spawnCollected, stopProcess, waitForOutput,
+  findRedisServer, serverHasRedis, startRedis,
   makeToken, userToken, api, httpPresence, httpStats,
   sdkClient, connectAndSubscribe, disconnectAll, rawClient,
   sleep, waitFor, freePort,
