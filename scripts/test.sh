@@ -2,9 +2,10 @@
 # The project's test command (README, .ci/run): installs what is missing,
 # then builds and runs every suite: the cmocka suites in a plain -Werror
 # build, again under AddressSanitizer+UBSan, the concurrency suite under
-# ThreadSanitizer, the fuzzers for a bounded time, the presence server's
-# end-to-end tests, and a shorter load test of the server (plain, and
-# under the sanitizers).
+# ThreadSanitizer, the fuzzers for a bounded time, the cluster tests
+# (nodes in separate processes on a real redis-server, plain and under the
+# sanitizers), the presence server's end-to-end tests, and a shorter load
+# test of the server (plain, and under the sanitizers).
 # Any failure stops it with a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +25,13 @@ setup() { # setup DIR [meson options...]
 step() { printf '\n==== %s ====\n' "$*"; }
 
 step "plain build (-Werror), all suites"
-setup build-test --werror -Dbuildtype=debugoptimized -Dpresence_server=enabled
+setup build-test --werror -Dbuildtype=debugoptimized -Dpresence_server=enabled \
+  -Dcluster=enabled
 meson test -C build-test -v --print-errorlogs --no-rebuild
 
 step "AddressSanitizer + UndefinedBehaviorSanitizer"
 setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined \
-  -Db_lundef=false -Dbench=false -Dpresence_server=enabled
+  -Db_lundef=false -Dbench=false -Dpresence_server=enabled -Dcluster=enabled
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan -v --print-errorlogs --no-rebuild
 
@@ -48,8 +50,18 @@ scripts/fuzz.sh server-frames 60
 step "libFuzzer: the presence server's config loader (30 s)"
 scripts/fuzz.sh server-config 30
 
-step "presence server end-to-end tests (node, real centrifuge SDK)"
-scripts/e2e-test.sh build-test
+step "libFuzzer: the cluster's wire decoder (20 s)"
+scripts/fuzz.sh cluster-ops 20
+
+step "cluster: nodes in separate processes on a real redis-server"
+scripts/cluster-test.sh build-test
+
+step "cluster under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  scripts/cluster-test.sh build-asan
+
+step "presence server end-to-end tests (node, real centrifuge SDK; two servers on redis-server)"
+PRESENCE_E2E_REQUIRE_REDIS=1 scripts/e2e-test.sh build-test
 
 step "presence server load test: 1000 connections, 20 s of churn"
 scripts/load-test.sh --build build-test --connections 1000 --seconds 20 --rate 150
