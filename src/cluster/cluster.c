@@ -452,6 +452,15 @@ int presence_cluster_fd(const presence_cluster *c)
     return c != NULL ? c->epoll_fd : -1;
 }
 
+/* How long replies may be awaited in silence: half a lease, so that a
+ * cut connection is replaced before this node's lease runs out (the
+ * reader's own wait, XREAD BLOCK, comes on top). */
+static int64_t stall_limit(const struct presence_cluster *c,
+                           const struct cl_conn *conn)
+{
+    return c->lease_ms / 2 + (conn == &c->reader ? CL_READ_BLOCK_MS : 0);
+}
+
 static int64_t next_deadline(struct presence_cluster *c)
 {
     int64_t d = INT64_MAX;
@@ -474,6 +483,12 @@ static int64_t next_deadline(struct presence_cluster *c)
         EARLIER(c->renew_at);
         EARLIER(c->check_at);
     }
+    int64_t stall;
+    cl_conn_stalled(&c->cmd, cl_now_ms(), stall_limit(c, &c->cmd), &stall);
+    EARLIER(stall);
+    cl_conn_stalled(&c->reader, cl_now_ms(), stall_limit(c, &c->reader),
+                    &stall);
+    EARLIER(stall);
     EARLIER(c->announce_at);
 #undef EARLIER
     return d;
@@ -510,6 +525,21 @@ static void run_timers(struct presence_cluster *c)
     if (c->announce_at > 0 && now >= c->announce_at &&
         c->self == SELF_OFFLINE && c->cmd.ready && c->reader.ready) {
         cl_announce(c);
+    }
+    /* A connection that stopped answering (a silent network cut) is given
+     * up: the lease would run out anyway, and the others drop this node;
+     * reconnecting brings it back. */
+    struct cl_conn *conns[2] = {&c->cmd, &c->reader};
+    for (int i = 0; i < 2; i++) {
+        int64_t deadline;
+        if (cl_conn_stalled(conns[i], now, stall_limit(c, conns[i]),
+                            &deadline)) {
+            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                   "%s connection: no answer for %" PRId64
+                   " ms; reconnecting",
+                   conns[i]->name, stall_limit(c, conns[i]));
+            cl_conn_close(conns[i]);
+        }
     }
     if (c->self == SELF_ONLINE && now >= c->renew_at) {
         c->renew_at = now + c->lease_ms / 3;

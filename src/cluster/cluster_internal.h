@@ -27,6 +27,7 @@
 
 #define CL_ID_MAX 64     /* node ids and incarnations */
 #define CL_STREAM_ID 48  /* "ms-seq" of a stream entry */
+#define CL_READ_BLOCK_MS 500 /* how long one XREAD waits for entries */
 
 /* ---- codec.c: growable byte buffers and the wire encoding --------------- */
 
@@ -103,6 +104,8 @@ struct cl_conn {
     int fd;
     int64_t connect_deadline; /* while CONNECTING */
     int setup_pending;        /* AUTH / SELECT replies still awaited */
+    int64_t busy_since;       /* replies awaited since (0: none) */
+    int64_t last_read_at;     /* the socket last gave us bytes */
     bool ready;               /* up, and set up */
     void (*on_up)(struct cl_conn *conn);
     void (*on_down)(struct cl_conn *conn);
@@ -117,6 +120,11 @@ bool cl_conn_start(struct cl_conn *conn);
 void cl_conn_handle(struct cl_conn *conn, uint32_t events);
 /* Timers: a connection attempt that takes too long is dropped. */
 void cl_conn_check_timeout(struct cl_conn *conn, int64_t now);
+/* Whether replies have been awaited for more than limit_ms without a
+ * byte arriving (a silent network cut). *deadline gets when that would
+ * be, or 0 when nothing is awaited. */
+bool cl_conn_stalled(struct cl_conn *conn, int64_t now, int64_t limit_ms,
+                     int64_t *deadline);
 /* Drop the connection (on_down runs). */
 void cl_conn_close(struct cl_conn *conn);
 /* Send a command; false when the connection is not up. */

@@ -123,6 +123,8 @@ bool cl_conn_start(struct cl_conn *conn)
     conn->state = CONN_CONNECTING;
     conn->ready = false;
     conn->setup_pending = 0;
+    conn->busy_since = 0;
+    conn->last_read_at = 0;
     conn->connect_deadline = cl_now_ms() + c->connect_timeout_ms;
     ac->ev.data = conn;
     ac->ev.addRead = ev_add_read;
@@ -139,6 +141,9 @@ bool cl_conn_start(struct cl_conn *conn)
 
 void cl_conn_handle(struct cl_conn *conn, uint32_t events)
 {
+    if (events & EPOLLIN) {
+        conn->last_read_at = cl_now_ms();
+    }
     if (conn->ac != NULL && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
         redisAsyncHandleRead(conn->ac);
     }
@@ -172,6 +177,31 @@ bool cl_conn_command(struct cl_conn *conn, redisCallbackFn *fn,
     if (conn->state != CONN_UP || conn->ac == NULL) {
         return false;
     }
-    return redisAsyncCommandArgv(conn->ac, fn, privdata, argc, argv,
-                                 argvlen) == REDIS_OK;
+    if (redisAsyncCommandArgv(conn->ac, fn, privdata, argc, argv, argvlen) !=
+        REDIS_OK) {
+        return false;
+    }
+    if (conn->busy_since == 0) {
+        conn->busy_since = cl_now_ms();
+    }
+    return true;
+}
+
+bool cl_conn_stalled(struct cl_conn *conn, int64_t now, int64_t limit_ms,
+                     int64_t *deadline)
+{
+    *deadline = 0;
+    if (conn->state != CONN_UP || conn->ac == NULL ||
+        conn->ac->replies.head == NULL) {
+        conn->busy_since = 0; /* every reply is in */
+        return false;
+    }
+    if (conn->busy_since == 0) {
+        conn->busy_since = now;
+    }
+    int64_t since = conn->busy_since > conn->last_read_at
+                        ? conn->busy_since
+                        : conn->last_read_at;
+    *deadline = since + limit_ms;
+    return now >= *deadline;
 }

@@ -771,7 +771,9 @@ void cl_sync_read(struct presence_cluster *c)
     argv[1] = "COUNT";
     argv[2] = "8"; /* entries per stream: bounds one turn's work */
     argv[3] = "BLOCK";
-    argv[4] = "500";
+    char block[16];
+    snprintf(block, sizeof block, "%d", CL_READ_BLOCK_MS);
+    argv[4] = block;
     argv[5] = "STREAMS";
     argv[6] = c->key_events;
     argv[6 + streams] = c->events_id;

@@ -1,0 +1,173 @@
+/*
+ * The cluster handle's contract without a Redis server: configuration
+ * checks, NULL handling, and a handle whose Redis is unreachable, which
+ * must keep trying without blocking and without touching the registry.
+ * (The behaviour with Redis is tested by the *.test.js files beside this.)
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "presence_cluster.h"
+
+/* A TCP port nothing listens on: connections are refused at once. */
+#define DEAD_PORT 1
+
+static presence_registry *registry_new(void)
+{
+    presence_config config;
+    presence_config_init(&config);
+    presence_registry *reg = NULL;
+    assert_int_equal(presence_registry_new(&config, &reg), PRESENCE_OK);
+    return reg;
+}
+
+static int new_with(presence_registry *reg,
+                    void (*edit)(presence_cluster_config *),
+                    presence_cluster **out)
+{
+    presence_cluster_config cfg;
+    presence_cluster_config_init(&cfg);
+    cfg.redis_port = DEAD_PORT;
+    edit(&cfg);
+    return presence_cluster_new(reg, &cfg, out);
+}
+
+static void no_edit(presence_cluster_config *c) { (void)c; }
+static void bad_port(presence_cluster_config *c) { c->redis_port = 70000; }
+static void no_host(presence_cluster_config *c) { c->redis_host = ""; }
+static void short_lease(presence_cluster_config *c) { c->lease_ms = 99; }
+static void brace_prefix(presence_cluster_config *c) { c->prefix = "a{b"; }
+static void space_node(presence_cluster_config *c) { c->node_id = "a b"; }
+static void zero_batch(presence_cluster_config *c) { c->batch_max = 0; }
+static void zero_log(presence_cluster_config *c) { c->log_max_len = 0; }
+static void long_node(presence_cluster_config *c)
+{
+    static char id[66];
+    memset(id, 'n', 65);
+    id[65] = '\0';
+    c->node_id = id;
+}
+static void named_node(presence_cluster_config *c) { c->node_id = "node-1"; }
+
+static void test_config_defaults(void **state)
+{
+    (void)state;
+    presence_cluster_config cfg;
+    presence_cluster_config_init(&cfg);
+    assert_string_equal(cfg.redis_host, "127.0.0.1");
+    assert_int_equal(cfg.redis_port, 6379);
+    assert_string_equal(cfg.prefix, "presence");
+    assert_null(cfg.node_id);
+    assert_int_equal(cfg.lease_ms, 3000);
+    assert_int_equal(cfg.struct_size, sizeof cfg);
+}
+
+static void test_bad_config_refused(void **state)
+{
+    (void)state;
+    presence_registry *reg = registry_new();
+    presence_cluster *c = NULL;
+    void (*invalid[])(presence_cluster_config *) = {
+        bad_port, no_host, short_lease, brace_prefix, space_node,
+        zero_batch, zero_log,
+    };
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        assert_int_equal(new_with(reg, invalid[i], &c), PRESENCE_ERR_INVALID);
+        assert_null(c);
+    }
+    assert_int_equal(new_with(reg, long_node, &c), PRESENCE_ERR_TOO_LONG);
+    assert_null(c);
+    presence_cluster_config cfg;
+    presence_cluster_config_init(&cfg);
+    assert_int_equal(presence_cluster_new(NULL, &cfg, &c),
+                     PRESENCE_ERR_INVALID);
+    assert_int_equal(presence_cluster_new(reg, NULL, &c),
+                     PRESENCE_ERR_INVALID);
+    assert_int_equal(presence_cluster_new(reg, &cfg, NULL),
+                     PRESENCE_ERR_INVALID);
+    /* The registry can still be attached: nothing was left subscribed. */
+    assert_int_equal(new_with(reg, no_edit, &c), PRESENCE_OK);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
+static void test_null_handle(void **state)
+{
+    (void)state;
+    presence_cluster_status st;
+    assert_int_equal(presence_cluster_free(NULL), PRESENCE_OK);
+    assert_int_equal(presence_cluster_fd(NULL), -1);
+    assert_int_equal(presence_cluster_timeout_ms(NULL), -1);
+    assert_null(presence_cluster_node_id(NULL));
+    assert_int_equal(presence_cluster_process(NULL), PRESENCE_ERR_INVALID);
+    assert_int_equal(presence_cluster_run(NULL, 0), PRESENCE_ERR_INVALID);
+    assert_int_equal(presence_cluster_start_thread(NULL),
+                     PRESENCE_ERR_INVALID);
+    assert_int_equal(presence_cluster_status_get(NULL, &st),
+                     PRESENCE_ERR_INVALID);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Redis refuses: the handle retries on its deadline, never blocks, and the
+ * registry keeps working for its own clients. */
+static void test_unreachable_redis(void **state)
+{
+    (void)state;
+    presence_registry *reg = registry_new();
+    presence_cluster *c = NULL;
+    assert_int_equal(new_with(reg, named_node, &c), PRESENCE_OK);
+    assert_string_equal(presence_cluster_node_id(c), "node-1");
+    int fd = presence_cluster_fd(c);
+    assert_true(fd >= 0);
+    assert_int_equal(presence_cluster_timeout_ms(c), 0); /* connect now */
+    int64_t start = now_ms();
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(presence_cluster_run(c, 20), PRESENCE_OK);
+        assert_int_equal(presence_cluster_fd(c), fd);
+    }
+    assert_true(now_ms() - start < 2000);
+    presence_cluster_status st;
+    assert_int_equal(presence_cluster_status_get(c, &st), PRESENCE_OK);
+    assert_false(st.connected);
+    assert_false(st.synced);
+    assert_int_equal(st.connects, 0);
+    int64_t t = presence_cluster_timeout_ms(c);
+    assert_true(t >= 0 && t <= 1000); /* the next attempt is due */
+    assert_int_equal(presence_join(reg, "room", "c1", "u1", NULL, 0, NULL, 0),
+                     PRESENCE_OK);
+    assert_int_equal(presence_cluster_status_get(c, &st), PRESENCE_OK);
+    assert_int_equal(st.pending, 0); /* offline: the announce will carry it */
+    assert_int_equal(presence_cluster_start_thread(c), PRESENCE_OK);
+    assert_int_equal(presence_cluster_start_thread(c), PRESENCE_ERR_BUSY);
+    assert_int_equal(presence_cluster_process(c), PRESENCE_ERR_BUSY);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    presence_channel_stats stats;
+    assert_int_equal(presence_stats(reg, "room", NULL, &stats), PRESENCE_OK);
+    assert_int_equal(stats.num_clients, 1);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_bad_config_refused),
+        cmocka_unit_test(test_null_handle),
+        cmocka_unit_test(test_unreachable_redis),
+    };
+    return cmocka_run_group_tests_name("cluster_api", tests, NULL, NULL);
+}
