@@ -7,5 +7,8 @@
 #include <stdint.h>
 
 int presence_fuzz_cluster_ops(const uint8_t *data, size_t size);
+/* Structured inputs for the replay build (cluster_ops_generate.c). */
+size_t presence_fuzz_cluster_ops_generate(uint8_t *buf, size_t cap,
+                                          uint64_t *state);
 
 #endif

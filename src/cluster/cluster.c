@@ -156,8 +156,7 @@ static void conn_ready(struct cl_conn *conn)
     conn->ready = true;
     if (conn == &c->reader) {
         const char *id[] = {"CLIENT", "ID"};
-        size_t id_lens[2] = {6, 2};
-        cl_conn_command(conn, on_reader_id, c, 2, id, id_lens);
+        CL_SEND(conn, on_reader_id, c, id);
     }
     both_up_check(c);
 }
@@ -182,23 +181,16 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void conn_up(struct cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
-    size_t lens[3];
     conn->setup_pending = 0;
     if (c->password != NULL) {
         const char *auth[] = {"AUTH", c->password};
-        lens[0] = 4;
-        lens[1] = strlen(c->password);
-        conn->setup_pending +=
-            cl_conn_command(conn, on_setup_reply, conn, 2, auth, lens);
+        conn->setup_pending += CL_SEND(conn, on_setup_reply, conn, auth);
     }
     if (c->db != 0) {
         char db[16];
         snprintf(db, sizeof db, "%d", c->db);
         const char *sel[] = {"SELECT", db};
-        lens[0] = 6;
-        lens[1] = strlen(db);
-        conn->setup_pending +=
-            cl_conn_command(conn, on_setup_reply, conn, 2, sel, lens);
+        conn->setup_pending += CL_SEND(conn, on_setup_reply, conn, sel);
     }
     if (conn->setup_pending == 0) {
         conn_ready(conn);
@@ -312,11 +304,7 @@ static void renew_lease(struct presence_cluster *c)
     snprintf(ms, sizeof ms, "%" PRId64, c->lease_ms);
     const char *argv[] = {"EVAL", RENEW_SCRIPT, "1", c->key_lease, c->inc,
                           ms};
-    size_t lens[6];
-    for (size_t i = 0; i < 6; i++) {
-        lens[i] = strlen(argv[i]);
-    }
-    if (cl_conn_command(&c->cmd, on_renewed, ctx, 6, argv, lens)) {
+    if (CL_SEND(&c->cmd, on_renewed, ctx, argv)) {
         c->lease_renewing = true;
     } else {
         free(ctx);
@@ -698,19 +686,9 @@ static void leave_cluster(struct presence_cluster *c)
     const char *bye[] = {"XADD",      c->key_events, "MAXLEN", "~", "10000",
                          "*",         "type",        "bye",    "node",
                          c->node_id,  "inc",         c->inc};
-    size_t lens[12];
-    for (size_t i = 0; i < 8; i++) {
-        lens[i] = strlen(del[i]);
-    }
-    bool ok = cl_conn_command(&c->cmd, NULL, NULL, 8, del, lens);
-    for (size_t i = 0; i < 3; i++) {
-        lens[i] = strlen(dir[i]);
-    }
-    ok = ok && cl_conn_command(&c->cmd, NULL, NULL, 3, dir, lens);
-    for (size_t i = 0; i < 12; i++) {
-        lens[i] = strlen(bye[i]);
-    }
-    ok = ok && cl_conn_command(&c->cmd, on_left, &done, 12, bye, lens);
+    bool ok = CL_SEND(&c->cmd, NULL, NULL, del) &&
+              CL_SEND(&c->cmd, NULL, NULL, dir) &&
+              CL_SEND(&c->cmd, on_left, &done, bye);
     int64_t until = cl_now_ms() + c->connect_timeout_ms;
     while (ok && !done && c->cmd.state == CONN_UP) {
         int64_t now = cl_now_ms();

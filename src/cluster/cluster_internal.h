@@ -120,6 +120,14 @@ bool cl_conn_start(struct cl_conn *conn);
 void cl_conn_handle(struct cl_conn *conn, uint32_t events);
 /* Timers: a connection attempt that takes too long is dropped. */
 void cl_conn_check_timeout(struct cl_conn *conn, int64_t now);
+/* Send a command of NUL-terminated words (at most CL_WORDS_MAX). */
+#define CL_WORDS_MAX 16
+bool cl_conn_send(struct cl_conn *conn, redisCallbackFn *fn, void *privdata,
+                  size_t argc, const char *const *argv);
+/* The same for an array of words. */
+#define CL_SEND(conn, fn, privdata, words)                                     \
+    cl_conn_send((conn), (fn), (privdata), sizeof(words) / sizeof(words)[0],   \
+                 (words))
 /* Whether replies have been awaited for more than limit_ms without a
  * byte arriving (a silent network cut). *deadline gets when that would
  * be, or 0 when nothing is awaited. */

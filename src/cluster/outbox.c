@@ -359,26 +359,14 @@ void cl_announce(struct presence_cluster *c)
     const char *hello[] = {"XADD",   c->key_events, "MAXLEN", "~", "10000",
                            "*",      "type",        "hello",  "node",
                            c->node_id, "inc",       c->inc};
-    size_t lens[12];
-    bool ok = true;
-#define SEND(a, cb, p)                                                         \
-    do {                                                                       \
-        size_t n_ = sizeof(a) / sizeof(a)[0];                                  \
-        for (size_t i_ = 0; i_ < n_; i_++) {                                   \
-            lens[i_] = strlen((a)[i_]);                                        \
-        }                                                                      \
-        ok = ok && cl_conn_command(&c->cmd, (cb), (p), (int)n_, (a), lens);    \
-    } while (0)
-    SEND(del, NULL, NULL);
-    ok = ok && stage_members(c, snap);
     *ctx = (struct flush_ctx){c, c->generation, snap->count};
-    SEND(fin, on_announced, ctx);
+    bool ok = CL_SEND(&c->cmd, NULL, NULL, del) && stage_members(c, snap);
+    ok = ok && CL_SEND(&c->cmd, on_announced, ctx, fin);
     if (!ok) {
         free(ctx); /* not handed to hiredis */
     }
-    SEND(dir, NULL, NULL);
-    SEND(hello, NULL, NULL);
-#undef SEND
+    ok = ok && CL_SEND(&c->cmd, NULL, NULL, dir) &&
+         CL_SEND(&c->cmd, NULL, NULL, hello);
     presence_snapshot_free(snap);
     if (!ok) {
         cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce could not be sent");

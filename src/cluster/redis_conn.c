@@ -7,6 +7,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <string.h>
 #include <sys/epoll.h>
 
 #include "cluster_internal.h"
@@ -185,6 +186,21 @@ bool cl_conn_command(struct cl_conn *conn, redisCallbackFn *fn,
         conn->busy_since = cl_now_ms();
     }
     return true;
+}
+
+bool cl_conn_send(struct cl_conn *conn, redisCallbackFn *fn, void *privdata,
+                  size_t argc, const char *const *argv)
+{
+    const char *words[CL_WORDS_MAX];
+    size_t lens[CL_WORDS_MAX];
+    if (argc > CL_WORDS_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < argc; i++) {
+        words[i] = argv[i];
+        lens[i] = strlen(argv[i]);
+    }
+    return cl_conn_command(conn, fn, privdata, (int)argc, words, lens);
 }
 
 bool cl_conn_stalled(struct cl_conn *conn, int64_t now, int64_t limit_ms,

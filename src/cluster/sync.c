@@ -236,15 +236,8 @@ static void reap(struct presence_cluster *c, const struct cl_node *n)
                          staging};
     const char *forget[] = {"EVAL", FORGET_SCRIPT, "1", c->key_nodes, n->id,
                             n->inc[0] ? n->inc : n->dir_inc};
-    size_t lens[7];
-    for (size_t i = 0; i < 7; i++) {
-        lens[i] = strlen(del[i]);
-    }
-    cl_conn_command(&c->cmd, NULL, NULL, 7, del, lens);
-    for (size_t i = 0; i < 6; i++) {
-        lens[i] = strlen(forget[i]);
-    }
-    cl_conn_command(&c->cmd, NULL, NULL, 6, forget, lens);
+    CL_SEND(&c->cmd, NULL, NULL, del);
+    CL_SEND(&c->cmd, NULL, NULL, forget);
 }
 
 void cl_sync_node_down(struct presence_cluster *c, struct cl_node *n,
@@ -457,22 +450,11 @@ void cl_sync_load(struct presence_cluster *c, const char *node_id)
     const char *all[] = {"HGETALL", members};
     const char *rev[] = {"XREVRANGE", log, "+", "-", "COUNT", "1"};
     const char *exec[] = {"EXEC"};
-    size_t lens[6];
-    bool ok = true;
-#define SEND(a, cb, p)                                                         \
-    do {                                                                       \
-        size_t n_ = sizeof(a) / sizeof(a)[0];                                  \
-        for (size_t i_ = 0; i_ < n_; i_++) {                                   \
-            lens[i_] = strlen((a)[i_]);                                        \
-        }                                                                      \
-        ok = ok && cl_conn_command(&c->cmd, (cb), (p), (int)n_, (a), lens);    \
-    } while (0)
-    SEND(multi, NULL, NULL);
-    SEND(get, NULL, NULL);
-    SEND(all, NULL, NULL);
-    SEND(rev, NULL, NULL);
-    SEND(exec, on_loaded, ctx);
-#undef SEND
+    bool ok = CL_SEND(&c->cmd, NULL, NULL, multi) &&
+              CL_SEND(&c->cmd, NULL, NULL, get) &&
+              CL_SEND(&c->cmd, NULL, NULL, all) &&
+              CL_SEND(&c->cmd, NULL, NULL, rev) &&
+              CL_SEND(&c->cmd, on_loaded, ctx, exec);
     if (!ok) {
         free(ctx); /* the connection is down: reconnecting loads again */
         return;
@@ -539,15 +521,8 @@ void cl_sync_start(struct presence_cluster *c)
      * hello after the position is read shows up in the stream. */
     const char *rev[] = {"XREVRANGE", c->key_events, "+", "-", "COUNT", "1"};
     const char *all[] = {"HGETALL", c->key_nodes};
-    size_t lens[6];
-    for (size_t i = 0; i < 6; i++) {
-        lens[i] = strlen(rev[i]);
-    }
-    cl_conn_command(&c->cmd, on_events_position, c, 6, rev, lens);
-    for (size_t i = 0; i < 2; i++) {
-        lens[i] = strlen(all[i]);
-    }
-    cl_conn_command(&c->cmd, on_directory, c, 2, all, lens);
+    CL_SEND(&c->cmd, on_events_position, c, rev);
+    CL_SEND(&c->cmd, on_directory, c, all);
     /* Nodes known from before a reconnection: load them again. */
     for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
         cl_sync_load(c, n->id);
@@ -595,8 +570,7 @@ void cl_sync_check(struct presence_cluster *c)
         return;
     }
     const char *all[] = {"HGETALL", c->key_nodes};
-    size_t lens[2] = {7, strlen(c->key_nodes)};
-    if (!cl_conn_command(&c->cmd, on_directory, c, 2, all, lens)) {
+    if (!CL_SEND(&c->cmd, on_directory, c, all)) {
         return;
     }
     struct lease_ctx *last = NULL;
@@ -610,8 +584,7 @@ void cl_sync_check(struct presence_cluster *c)
         char lease[KEY_MAX];
         node_key(c, n->id, "lease", lease, sizeof lease);
         const char *get[] = {"GET", lease};
-        size_t gl[2] = {3, strlen(lease)};
-        if (!cl_conn_command(&c->cmd, on_lease, ctx, 2, get, gl)) {
+        if (!CL_SEND(&c->cmd, on_lease, ctx, get)) {
             free(ctx);
             break;
         }
@@ -740,8 +713,7 @@ static void unblock_reader(struct presence_cluster *c)
     char id[24];
     snprintf(id, sizeof id, "%lld", c->reader_id);
     const char *argv[] = {"CLIENT", "UNBLOCK", id};
-    size_t lens[3] = {6, 7, strlen(id)};
-    c->unblock_sent = cl_conn_command(&c->cmd, NULL, NULL, 3, argv, lens);
+    c->unblock_sent = CL_SEND(&c->cmd, NULL, NULL, argv);
 }
 
 void cl_sync_read(struct presence_cluster *c)
