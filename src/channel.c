@@ -64,11 +64,11 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     ch->hash = ref->hash;
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
-    presence__memberset_init(&ch->members);
+    presence__memberset_init(&ch->members, &ref->shard->membership_slab);
     presence__usercount_init(&ch->users);
     memcpy(ch->name, ref->name, ref->len);
     ch->name[ref->len] = '\0';
-    ch->name_len = ref->len;
+    ch->name_len = (uint32_t)ref->len; /* checked: under 4 GiB */
     presence__index_insert(&ref->shard->channels, ch->hash, ch);
     return ch;
 }
@@ -133,16 +133,14 @@ void presence__membership_remove(presence_registry *reg,
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
     if (client->node == NULL) { /* remote ones have no TTL here */
-        presence__touch_unlink(presence__touch_list_of(reg, m), m);
+        presence__touch_unlink(hs, presence__touch_list_of(reg, hs, m), m);
     }
-    if (m->cprev != NULL) {
-        m->cprev->cnext = m->cnext;
-    } else {
-        client->memberships = m->cnext;
+    uint32_t self = presence__mref(reg, hs, m);
+    uint32_t *link = &client->memberships;
+    while (*link != self) { /* a disconnect finds m at the head */
+        link = &presence__mref_get(reg, *link)->cnext;
     }
-    if (m->cnext != NULL) {
-        m->cnext->cprev = m->cprev;
-    }
+    *link = m->cnext;
     client->channel_count--;
     atomic_fetch_sub_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
@@ -168,9 +166,10 @@ void presence__channels_free(presence_registry *reg)
                 continue;
             }
             for (size_t j = 0; j < ch->members.nslots; j++) {
-                if (ch->members.slots[j] != NULL) {
-                    membership_free(reg, &reg->shards[s],
-                                    ch->members.slots[j]);
+                struct presence__membership *m =
+                    presence__memberset_at(&ch->members, j);
+                if (m != NULL) {
+                    membership_free(reg, &reg->shards[s], m);
                 }
             }
             presence__memberset_free(reg, &ch->members);
@@ -275,7 +274,7 @@ static int drain(struct sweep *sw, const struct presence__chref *ref,
         if (m == NULL) {
             break;
         }
-        d.cursor = m->hash;
+        d.cursor = m->client->hash;
         if (sweep_remove(sw, m, reason, drain_still, &d) &&
             ++in_batch == BATCH) {
             in_batch = 0;
@@ -423,8 +422,9 @@ static int join_check_limits(const presence_registry *reg,
                              const struct presence__client *client)
 {
     size_t per_client = reg->limits.channels_per_client_max;
-    if (client != NULL && per_client != 0 &&
-        client->channel_count >= per_client) {
+    if (client != NULL &&
+        ((per_client != 0 && client->channel_count >= per_client) ||
+         client->channel_count == UINT32_MAX)) {
         return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
     }
     size_t per_channel = member_limit(reg, t->chan.ns);
@@ -444,25 +444,26 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__blob *blob, size_t *reserved)
 {
     int64_t now = presence__now(reg, hs);
-    memset(m, 0, sizeof *m);
-    m->hash = client->hash;
-    m->client = client;
-    m->channel = ch;
-    m->chan_info = blob;
-    m->joined_at_ms = now;
-    m->touched_at_ms = now;
-    m->cnext = client->memberships;
-    if (m->cnext != NULL) {
-        m->cnext->cprev = m;
-    }
-    client->memberships = m;
+    /* Every field but the slab's own. */
+    *m = (struct presence__membership){
+        .slab = m->slab,
+        .client = client,
+        .channel = ch,
+        .cnext = client->memberships,
+        .tprev = PRESENCE__SLAB_NONE,
+        .tnext = PRESENCE__SLAB_NONE,
+        .chan_info = blob,
+        .joined_at_ms = now,
+        .touched_at_ms = now,
+    };
+    client->memberships = presence__mref(reg, hs, m);
     client->channel_count++;
     presence__memberset_insert(&ch->members, m);
     ch->member_bytes += presence__membership_bytes(m);
     bool first_of_user =
         presence__usercount_inc(&ch->users, client->user) == 1;
     if (client->node == NULL) { /* remote ones have no TTL here */
-        presence__touch_append(presence__touch_list_of(reg, m), m);
+        presence__touch_append(hs, presence__touch_list_of(reg, hs, m), m);
     }
     atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
@@ -577,6 +578,8 @@ static int join_common(presence_registry *reg, const char *channel,
     struct presence__shard *hs = t.chan.shard;
     presence__mutex_lock(reg, &t.cs->lock);
     presence__mutex_lock(reg, &hs->lock);
+    /* The client's slot loads while the channel is looked up. */
+    presence__index_prefetch(&t.cs->clients, t.client_hash);
     rc = presence__channel_lookup(reg, &t.chan);
     if (rc == PRESENCE_OK && !t.chan.ns->options.presence) {
         rc = PRESENCE_ERR_NOT_AVAILABLE;
@@ -774,12 +777,13 @@ int presence_touch_client(presence_registry *reg, const char *client_id)
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    for (struct presence__membership *m = client->memberships; m != NULL;
-         m = m->cnext) {
+    for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
+        struct presence__membership *m = presence__mref_get(reg, ref);
         struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
         presence__mutex_lock(reg, &hs->lock);
         presence__touch_renew(reg, hs, m);
         presence__mutex_unlock(reg, &hs->lock);
+        ref = m->cnext;
     }
     presence__mutex_unlock(reg, &t.cs->lock);
     return PRESENCE_OK;
@@ -800,7 +804,12 @@ static int client_leave_all(presence_registry *reg,
     }
     /* The last removal may free the client: count, don't test it. */
     for (size_t i = 0; i < n; i++) {
-        struct presence__membership *m = client->memberships;
+        struct presence__membership *m =
+            presence__mref_get(reg, client->memberships);
+        if (m->cnext != PRESENCE__SLAB_NONE) {
+            /* The next one loads while this one is removed. */
+            PRESENCE__PREFETCH(presence__mref_get(reg, m->cnext));
+        }
         struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
         presence__mutex_lock(reg, &hs->lock);
         presence__membership_remove(reg, m, reason, &reserved);
@@ -869,9 +878,11 @@ int presence_channel_close(presence_registry *reg, const char *channel,
 /* The namespace's least recently touched membership in the shard, if it
  * expires by now_ms. */
 static struct presence__membership *
-due(const struct presence__namespace *ns, size_t shard, int64_t now_ms)
+due(presence_registry *reg, const struct presence__namespace *ns,
+    size_t shard, int64_t now_ms)
 {
-    struct presence__membership *m = ns->touch[shard].head;
+    struct presence__membership *m =
+        presence__touch_head(&reg->shards[shard], &ns->touch[shard]);
     return m != NULL && presence__deadline(ns, m) <= now_ms ? m : NULL;
 }
 
@@ -884,9 +895,8 @@ struct expire_ctx {
 static bool expire_still(const struct sweep *sw,
                          const struct presence__membership *m, const void *ctx)
 {
-    (void)sw;
     const struct expire_ctx *e = ctx;
-    return due(e->ns, e->shard, e->now_ms) == m;
+    return due(sw->reg, e->ns, e->shard, e->now_ms) == m;
 }
 
 int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
@@ -909,7 +919,7 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
             struct expire_ctx e = {ns, s, now_ms};
             struct presence__membership *m;
             while (rc == PRESENCE_OK && done + sw.done < budget &&
-                   (m = due(ns, s, now_ms)) != NULL) {
+                   (m = due(reg, ns, s, now_ms)) != NULL) {
                 if (sweep_remove(&sw, m, PRESENCE_LEAVE_EXPIRED, expire_still,
                                  &e) &&
                     ++in_batch == BATCH) {

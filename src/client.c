@@ -61,7 +61,7 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         memset(user, 0, sizeof *user);
         memcpy(user->id, id, len);
         user->id[len] = '\0';
-        user->id_len = len;
+        user->id_len = (uint32_t)len;
         user->hash = hash;
         atomic_init(&user->refs, 1); /* the index's */
         presence__index_insert(&us->users, hash, user);
@@ -163,6 +163,16 @@ int presence__client_create(presence_registry *reg,
                             size_t conn_info_len, struct presence__node *node,
                             struct presence__client **out)
 {
+    /* A local client's node_id in a snapshot is the end of its user id. */
+    size_t snapshot_bytes = presence__add_size(
+        presence__add_size(id_len, user_len),
+        presence__add_size(conn_info_len, 2));
+    if (node != NULL) {
+        snapshot_bytes = presence__add_size(snapshot_bytes, node->id_len + 1);
+    }
+    if (snapshot_bytes > UINT32_MAX) {
+        return PRESENCE_ERR_TOO_LONG; /* 4 GiB: past any sane limit */
+    }
     size_t size = client_size(id_len, conn_info_len);
     struct presence__client *client = presence__malloc(reg, size);
     if (client == NULL) {
@@ -178,20 +188,19 @@ int presence__client_create(presence_registry *reg,
         presence__free(reg, client, size);
         return rc;
     }
-    /* A local client's node_id in a snapshot is the end of its user id. */
-    client->snapshot_bytes = id_len + 1 + user_len + 1 + conn_info_len;
+    client->snapshot_bytes = (uint32_t)snapshot_bytes;
     if (node != NULL) {
         presence__node_ref(reg, node);
         client->node = node;
-        client->snapshot_bytes += node->id_len + 1;
     }
     memcpy(client->id, id, id_len);
     client->id[id_len] = '\0';
-    client->id_len = id_len;
+    client->id_len = (uint32_t)id_len;
     if (conn_info_len > 0) {
         memcpy(client->id + id_len + 1, conn_info, conn_info_len);
     }
-    client->conn_info_len = conn_info_len;
+    client->conn_info_len = (uint32_t)conn_info_len;
+    client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */
     presence__index_insert(&cs->clients, hash, client);

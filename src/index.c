@@ -76,11 +76,21 @@ int presence__index_prepare(presence_registry *reg,
                             struct presence__index *idx)
 {
     size_t nslots = presence__index_slots(idx);
-    /* At most 3/4 full, so that probe runs stay short. */
-    if ((idx->count + 1) * 4 <= nslots * 3) {
+    /* At most 7/8 full, like the per-channel tables: a lookup reads 16-byte
+     * slots, four to a cache line, so the longer runs cost few extra
+     * lines, and the table is 14% smaller on average than at 3/4. */
+    if ((idx->count + 1) * 8 <= nslots * 7) {
         return PRESENCE_OK;
     }
     return resize(reg, idx, nslots == 0 ? MIN_SLOTS : nslots * 2);
+}
+
+void presence__index_prefetch(const struct presence__index *idx,
+                              uint64_t hash)
+{
+    if (idx->slots != NULL) {
+        PRESENCE__PREFETCH(&idx->slots[home_of(idx, hash)]);
+    }
 }
 
 void presence__index_insert(struct presence__index *idx, uint64_t hash,
@@ -102,7 +112,7 @@ void *presence__index_find(const struct presence__index *idx, uint64_t hash,
             continue;
         }
         const char *item = idx->slots[i].item;
-        size_t item_len;
+        uint32_t item_len;
         memcpy(&item_len, item + idx->name_len_offset, sizeof item_len);
         if (item_len == len && memcmp(item + idx->name_offset, name, len) == 0) {
             return idx->slots[i].item;

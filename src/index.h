@@ -30,7 +30,8 @@ struct presence__index {
     size_t mask; /* slots - 1; slots is NULL when empty */
     size_t count;
     size_t name_offset;     /* where the record keeps its name (char[]) */
-    size_t name_len_offset; /* and its length (size_t) */
+    size_t name_len_offset; /* and its length (uint32_t: presence__check_name
+                             * refuses longer names) */
 };
 
 void presence__index_init(struct presence__index *idx, size_t name_offset,
@@ -49,6 +50,11 @@ void *presence__index_find(const struct presence__index *idx, uint64_t hash,
 void presence__index_remove(struct presence_registry *reg,
                             struct presence__index *idx, uint64_t hash,
                             const void *item);
+
+/* Start loading the slot where a lookup of `hash` begins (a hint: no
+ * effect on the index), so that two lookups can miss the cache at once. */
+void presence__index_prefetch(const struct presence__index *idx,
+                              uint64_t hash);
 
 /* Slot i's record or NULL, for walking every record (0 <= i < slots). */
 size_t presence__index_slots(const struct presence__index *idx);

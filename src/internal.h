@@ -22,7 +22,9 @@
  * What each lock guards:
  * - a channel shard: its channel index, those channels (member set, user
  *   counts, sequence number), the channel side of their memberships
- *   (chan_info, touch times and the namespace touch lists of the shard);
+ *   (chan_info, touch times and the namespace touch lists of the shard),
+ *   and its membership slab (though a membership's number is turned into
+ *   its address without it: see slab.h);
  * - a client shard: its client index and those clients' membership lists
  *   (so removing a membership needs both its client's and its channel's
  *   shard);
@@ -52,6 +54,13 @@
 
 #define PRESENCE__SHARDS 64u
 
+/* A hint to start loading a cache line (no effect on behaviour). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRESENCE__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PRESENCE__PREFETCH(p) ((void)(p))
+#endif
+
 struct presence__blob;
 struct presence__membership;
 
@@ -62,10 +71,12 @@ struct presence__membership;
  */
 struct presence__user {
     uint64_t hash;
-    atomic_size_t refs;
     struct presence__client *first_client; /* live clients, via unext */
-    size_t clients;                        /* live clients */
-    size_t id_len;
+    uint32_t id_len; /* names are under 4 GiB: presence__check_name */
+    /* 32 bits: both are bounded by the user's client records, each over
+     * 100 bytes, so 4G of them cannot fit in memory. */
+    atomic_uint_least32_t refs;
+    uint32_t clients; /* live clients */
     char id[];
 };
 
@@ -77,7 +88,7 @@ struct presence__user {
 struct presence__node {
     uint64_t hash;
     size_t refs;
-    size_t id_len;
+    uint32_t id_len;
     char id[];
 };
 
@@ -88,26 +99,32 @@ struct presence__node {
  */
 struct presence__client {
     uint64_t hash;
-    atomic_size_t refs;
     struct presence__user *user;
     /* NULL for this registry's own clients, else the node it belongs to:
      * fixed for the record's life, so read without a lock. */
     struct presence__node *node;
     struct presence__client *uprev, *unext;   /* the user's live clients */
-    struct presence__membership *memberships; /* doubly linked, via cnext */
-    size_t channel_count;
+    /* 32-bit fields keep the header at 64 bytes (a client with a 32-byte
+     * conn_info fits a 112-byte malloc chunk, not 128): names are under
+     * 4 GiB (presence__check_name), references and channels are bounded
+     * by memberships and events, which cannot reach 4G in memory, and the
+     * byte counts are checked when the client is made. */
+    uint32_t id_len;
+    atomic_uint_least32_t refs;
+    uint32_t channel_count;
     /* What a snapshot entry copies of it: its id, user id, conn_info and
      * node id (see presence__membership_bytes). */
-    size_t snapshot_bytes;
-    size_t id_len;
-    size_t conn_info_len;
+    uint32_t snapshot_bytes;
+    uint32_t conn_info_len;
+    uint32_t memberships; /* reference of the newest, then via cnext */
     char id[]; /* then conn_info */
 };
 
-/* The touch order of one namespace's memberships in one channel shard. */
+/* The touch order of one namespace's memberships in one channel shard:
+ * slab numbers in that shard, PRESENCE__SLAB_NONE when empty. */
 struct presence__touch_list {
-    struct presence__membership *head; /* least recently touched */
-    struct presence__membership *tail;
+    uint32_t head; /* least recently touched */
+    uint32_t tail;
 };
 
 /* A namespace's options and its memberships in touch order (for TTL). */
@@ -131,7 +148,7 @@ struct presence__channel {
     struct presence__usercount users;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
-    size_t name_len;
+    uint32_t name_len;
     char name[];
 };
 
@@ -142,15 +159,22 @@ struct presence__blob {
     unsigned char data[];
 };
 
-/* One client in one channel. */
+/*
+ * One client in one channel: 56 bytes, from its channel shard's slab.
+ * Links are 32-bit: within the shard, a block number of its slab (the
+ * touch order); across shards, a reference, the shard's index and the
+ * number (the client's list: presence__mref). PRESENCE__SLAB_NONE ends
+ * either. The client's list is singly linked: a disconnect removes from
+ * its head, and a single leave walks a list that channels_per_client_max
+ * keeps short (128 by default).
+ */
 struct presence__membership {
-    uint64_t hash; /* the client's, copied: probes of the presence set read
-                    * it without following the client pointer */
+    struct presence__slab_block slab; /* its number: the slab's field */
+    uint32_t cnext;                   /* the client's list: a reference */
+    uint32_t tprev, tnext; /* the namespace's touch order: numbers */
     struct presence__client *client;
     struct presence__channel *channel;
-    struct presence__membership *cprev, *cnext; /* the client's list */
-    struct presence__membership *tprev, *tnext; /* the namespace's touch order */
-    struct presence__blob *chan_info;           /* NULL when empty */
+    struct presence__blob *chan_info; /* NULL when empty */
     int64_t joined_at_ms;
     int64_t touched_at_ms;
 };
@@ -272,6 +296,36 @@ struct presence_registry {
     pthread_mutex_t node_lock;
     struct presence__index nodes; /* by id */
 };
+
+/* ---- membership references ------------------------------------------------ */
+#define PRESENCE__MREF_SHARD_SHIFT PRESENCE__SLAB_INDEX_BITS
+_Static_assert(PRESENCE__SHARDS <= (1u << (32 - PRESENCE__MREF_SHARD_SHIFT)),
+               "a shard index and a slab number must fit in 32 bits");
+
+/* A membership's reference: its channel shard's index and its number. */
+static inline uint32_t presence__mref(const presence_registry *reg,
+                                      const struct presence__shard *hs,
+                                      const struct presence__membership *m)
+{
+    return (uint32_t)(hs - reg->shards) << PRESENCE__MREF_SHARD_SHIFT |
+           m->slab.slab_index;
+}
+
+/* The membership a reference names (not PRESENCE__SLAB_NONE). */
+static inline struct presence__membership *
+presence__mref_get(presence_registry *reg, uint32_t ref)
+{
+    return presence__slab_at(
+        &reg->shards[ref >> PRESENCE__MREF_SHARD_SHIFT].membership_slab,
+        ref & ((1u << PRESENCE__MREF_SHARD_SHIFT) - 1));
+}
+
+/* The membership with this number in the shard's slab. */
+static inline struct presence__membership *
+presence__shard_member(struct presence__shard *hs, uint32_t number)
+{
+    return presence__slab_at(&hs->membership_slab, number);
+}
 
 /* ---- alloc.c: the registry's allocator ---------------------------------- */
 void *presence__malloc(presence_registry *reg, size_t size);
@@ -455,13 +509,20 @@ int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
 
 /* ---- expiry.c ----------------------------------------------------------- */
-void presence__touch_append(struct presence__touch_list *list,
-                            struct presence__membership *m);
-void presence__touch_unlink(struct presence__touch_list *list,
-                            struct presence__membership *m);
+/* The touch list of a local membership (in its shard hs, held). */
 struct presence__touch_list *
-presence__touch_list_of(presence_registry *reg,
+presence__touch_list_of(presence_registry *reg, struct presence__shard *hs,
                         const struct presence__membership *m);
+void presence__touch_append(struct presence__shard *hs,
+                            struct presence__touch_list *list,
+                            struct presence__membership *m);
+void presence__touch_unlink(struct presence__shard *hs,
+                            struct presence__touch_list *list,
+                            struct presence__membership *m);
+/* The least recently touched membership of a list, or NULL. */
+struct presence__membership *
+presence__touch_head(struct presence__shard *hs,
+                     const struct presence__touch_list *list);
 void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            struct presence__membership *m);
 /* When m expires: last touch + the namespace's TTL, saturating;

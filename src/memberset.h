@@ -1,13 +1,17 @@
 /*
  * The presence set of one channel: its memberships, keyed by client.
  *
- * An open-addressing table of pointers (8 bytes a slot, no per-entry
- * header), kept sorted by the client's 64-bit hash: the home slot is the
- * hash's top bits, and linear probing with ordered insertion keeps every
- * run sorted. That order is what makes paged queries cheap and exact: a
- * cursor is just a hash value, valid across inserts, removals and resizes,
- * and a page starts at the cursor's home slot. The table does not wrap
- * around; it has a tail of spare slots that grows when a run reaches it.
+ * An open-addressing table of 8-byte slots, each a member's number in its
+ * channel shard's slab (every membership of a channel comes from that
+ * slab) and a 32-bit tag, the top 32 bits of the client's hash, kept
+ * sorted by the client's 64-bit hash: the home slot is the hash's top
+ * bits, and linear probing with ordered insertion keeps every run sorted.
+ * A probe reads the slots alone and follows a number only to the member
+ * it is looking for (and on a tag tie, about n / 2^32 of the time). That
+ * order is what makes paged queries cheap and exact: a cursor is just a
+ * hash value, valid across inserts, removals and resizes, and a page
+ * starts at the cursor's home slot. The table does not wrap around; it has
+ * a tail of spare slots that grows when a run reaches it.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -19,19 +23,30 @@
 #include <stdint.h>
 
 struct presence_registry;
+struct presence__slab;
 struct presence__membership;
 struct presence__client;
 
+struct presence__member_slot {
+    uint32_t number; /* in the slab; PRESENCE__SLAB_NONE: an empty slot */
+    uint32_t tag;    /* the client's hash's top 32 bits */
+};
+
 struct presence__memberset {
-    struct presence__membership **slots;
+    struct presence__member_slot *slots;
+    const struct presence__slab *slab; /* its shard's, where numbers point */
     size_t nslots; /* home slots (1 << bits) plus the spare tail */
     size_t count;
     unsigned bits;
 };
 
-void presence__memberset_init(struct presence__memberset *set);
+void presence__memberset_init(struct presence__memberset *set,
+                              const struct presence__slab *slab);
 void presence__memberset_free(struct presence_registry *reg,
                               struct presence__memberset *set);
+/* Slot i's member, or NULL (0 <= i < nslots: for walking every member). */
+struct presence__membership *
+presence__memberset_at(const struct presence__memberset *set, size_t i);
 /* Make sure a client with this hash can be inserted without allocating. */
 int presence__memberset_prepare(struct presence_registry *reg,
                                 struct presence__memberset *set,

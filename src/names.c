@@ -14,7 +14,10 @@ int presence__check_name(const char *name, size_t max, bool allow_empty,
         return PRESENCE_ERR_INVALID;
     }
     /* Stop counting past the limit, so a huge string costs max, not its
-     * length. */
+     * length. Records keep name lengths in 32 bits. */
+    if (max > UINT32_MAX) {
+        max = UINT32_MAX;
+    }
     size_t n = 0;
     for (; name[n] != '\0'; n++) {
         unsigned char c = (unsigned char)name[n];

@@ -67,6 +67,9 @@ int presence__namespace_add(presence_registry *reg, const char *name,
         return PRESENCE_ERR_NOMEM;
     }
     memset(ns, 0, sizeof *ns);
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        ns->touch[i].head = ns->touch[i].tail = PRESENCE__SLAB_NONE;
+    }
     presence__namespace_options_copy(&ns->options, o);
     memcpy(ns->name, name, len);
     ns->name[len] = '\0';

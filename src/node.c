@@ -81,7 +81,7 @@ int presence__node_intern(presence_registry *reg,
         if (rc == PRESENCE_OK) {
             node->hash = name->hash;
             node->refs = 0;
-            node->id_len = name->len;
+            node->id_len = (uint32_t)name->len;
             memcpy(node->id, name->id, name->len);
             node->id[name->len] = '\0';
             presence__index_insert(&reg->nodes, node->hash, node);

@@ -424,7 +424,8 @@ static void visit_user_members(struct presence__channel *ch,
         return;
     }
     for (size_t i = 0; i < ch->members.nslots; i++) {
-        struct presence__membership *m = ch->members.slots[i];
+        struct presence__membership *m =
+            presence__memberset_at(&ch->members, i);
         if (m != NULL && m->client->user == user) {
             builder_visit(m, b);
         }
@@ -477,12 +478,13 @@ static void visit_client(presence_registry *reg,
                          const struct presence__client *client,
                          struct builder *b)
 {
-    for (struct presence__membership *m = client->memberships; m != NULL;
-         m = m->cnext) {
+    for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
+        struct presence__membership *m = presence__mref_get(reg, ref);
         struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
         presence__mutex_lock(reg, &hs->lock);
         builder_visit(m, b);
         presence__mutex_unlock(reg, &hs->lock);
+        ref = m->cnext;
     }
 }
 

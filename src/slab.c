@@ -7,54 +7,33 @@
 
 #include "internal.h"
 
-/* Under AddressSanitizer every block is its own allocation, so that a use
- * after free of a membership is caught, not hidden inside a chunk. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_BYPASS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_BYPASS 1
-#endif
-#endif
-#ifndef SLAB_BYPASS
-#define SLAB_BYPASS 0
-#endif
+/* Short names for the layout (slab.h). */
+#define BYPASS PRESENCE__SLAB_BYPASS
+#define CHUNK_BITS PRESENCE__SLAB_CHUNK_BITS
+#define PAGE_BITS PRESENCE__SLAB_PAGE_BITS
+#define TOP_BITS PRESENCE__SLAB_TOP_BITS
+#define BLOCKS_PER_CHUNK PRESENCE__SLAB_BLOCKS_PER_CHUNK
+#define PAGE_ENTRIES PRESENCE__SLAB_PAGE_ENTRIES
+#define MAX_CHUNKS PRESENCE__SLAB_MAX_CHUNKS
+#define BLOCK_ALIGN PRESENCE__SLAB_BLOCK_ALIGN
 
-#define BLOCKS_PER_CHUNK 64u
-/* Blocks hold pointers and 64-bit integers, nothing wider. */
-#define BLOCK_ALIGN (alignof(int64_t) > alignof(void *) ? alignof(int64_t) \
-                                                        : alignof(void *))
-
-struct presence__slab_chunk {
-    struct presence__slab_chunk *prev, *next; /* the partial list */
-    void *free;      /* freed blocks, linked through their first bytes */
-    unsigned used;   /* blocks handed out */
-    unsigned fresh;  /* blocks never handed out start here */
-    bool listed;     /* in the partial list */
-    alignas(BLOCK_ALIGN) unsigned char blocks[];
-};
-
-/* A block: the chunk it belongs to, then the payload. */
-struct block_header {
-    struct presence__slab_chunk *chunk;
-};
-
-static size_t stride(const struct presence__slab *slab)
-{
-    size_t a = BLOCK_ALIGN;
-    size_t n = sizeof(struct block_header) + slab->block;
-    return (n + a - 1) / a * a;
-}
+/* A freed block keeps its number (a block's place never changes) and
+ * links the chunk's free list after it. */
+#define FREE_LINK_AT 8u
 
 static size_t chunk_bytes(const struct presence__slab *slab)
 {
-    return sizeof(struct presence__slab_chunk) + BLOCKS_PER_CHUNK * stride(slab);
+    return sizeof(struct presence__slab_chunk) + BLOCKS_PER_CHUNK * slab->block;
 }
 
 void presence__slab_init(struct presence__slab *slab, size_t block)
 {
     memset(slab, 0, sizeof *slab);
-    slab->block = block;
+    /* Room for the number and the free-list link after it; the stride. */
+    size_t n = block > FREE_LINK_AT + sizeof(void *)
+                   ? block
+                   : FREE_LINK_AT + sizeof(void *);
+    slab->block = (n + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
 }
 
 static void list_add(struct presence__slab *slab,
@@ -83,51 +62,98 @@ static void list_remove(struct presence__slab *slab,
     c->listed = false;
 }
 
+/* An empty chunk with a number: the spare, or a new one. Fails without
+ * change but for directory pages made on the way (invisible). */
+static struct presence__slab_chunk *chunk_take(presence_registry *reg,
+                                               struct presence__slab *slab)
+{
+    struct presence__slab_dir *dir = slab->dir;
+    struct presence__slab_chunk *c = dir->spare;
+    if (c != NULL) {
+        dir->spare = NULL;
+        return c;
+    }
+    uint32_t number = dir->free_head;
+    if (number == PRESENCE__SLAB_NONE) {
+        /* The last number is not used: with shard 63 it would make
+         * PRESENCE__SLAB_NONE. */
+        if (dir->high == MAX_CHUNKS - 1) {
+            return NULL;
+        }
+        number = dir->high;
+    }
+    union presence__slab_entry **page = &dir->pages[number >> PAGE_BITS];
+    if (*page == NULL) {
+        *page = presence__malloc(reg, PAGE_ENTRIES * sizeof **page);
+        if (*page == NULL) {
+            return NULL;
+        }
+        memset(*page, 0, PAGE_ENTRIES * sizeof **page);
+    }
+    c = presence__malloc(reg, chunk_bytes(slab));
+    if (c == NULL) {
+        return NULL;
+    }
+    if (number == dir->free_head) {
+        dir->free_head = presence__slab_entry(dir, number)->next_free;
+    } else {
+        dir->high++;
+    }
+    presence__slab_entry(dir, number)->chunk = c;
+    c->number = number;
+    return c;
+}
+
 void *presence__slab_alloc(presence_registry *reg, struct presence__slab *slab)
 {
-    if (SLAB_BYPASS) {
-        return presence__malloc(reg, slab->block);
+    if (slab->dir == NULL) {
+        struct presence__slab_dir *dir = presence__malloc(reg, sizeof *dir);
+        if (dir == NULL) {
+            return NULL;
+        }
+        memset(dir, 0, sizeof *dir);
+        dir->free_head = PRESENCE__SLAB_NONE;
+        slab->dir = dir;
     }
     struct presence__slab_chunk *c = slab->partial;
     if (c == NULL) {
-        c = slab->spare;
-        slab->spare = NULL;
+        c = chunk_take(reg, slab);
         if (c == NULL) {
-            c = presence__malloc(reg, chunk_bytes(slab));
-            if (c == NULL) {
-                return NULL;
-            }
+            return NULL;
         }
-        memset(c, 0, sizeof *c);
+        c->free = NULL;
+        c->used = 0;
+        c->fresh = 0;
         list_add(slab, c);
     }
-    struct block_header *h;
+    unsigned char *block;
     if (c->free != NULL) {
-        h = (struct block_header *)((unsigned char *)c->free -
-                                    sizeof(struct block_header));
-        memcpy(&c->free, c->free, sizeof c->free);
+        block = c->free;
+        memcpy(&c->free, block + FREE_LINK_AT, sizeof c->free);
     } else {
-        h = (struct block_header *)(c->blocks + c->fresh * stride(slab));
+        block = c->blocks + c->fresh * slab->block;
+        struct presence__slab_block head = {(c->number << CHUNK_BITS) |
+                                            c->fresh};
+        memcpy(block, &head, sizeof head);
         c->fresh++;
     }
-    h->chunk = c;
     if (++c->used == BLOCKS_PER_CHUNK) {
         list_remove(slab, c);
     }
-    return h + 1;
+    return block;
 }
 
 void presence__slab_free(presence_registry *reg, struct presence__slab *slab,
                          void *p)
 {
-    if (SLAB_BYPASS) {
-        presence__free(reg, p, slab->block);
-        return;
-    }
-    struct block_header *h = (struct block_header *)p - 1;
-    struct presence__slab_chunk *c = h->chunk;
-    memcpy(p, &c->free, sizeof c->free);
-    c->free = p;
+    unsigned char *block = p;
+    struct presence__slab_block head;
+    memcpy(&head, block, sizeof head);
+    struct presence__slab_dir *dir = slab->dir;
+    uint32_t number = head.slab_index >> CHUNK_BITS;
+    struct presence__slab_chunk *c = presence__slab_entry(dir, number)->chunk;
+    memcpy(block + FREE_LINK_AT, &c->free, sizeof c->free);
+    c->free = block;
     if (!c->listed) {
         list_add(slab, c);
     }
@@ -136,11 +162,13 @@ void presence__slab_free(presence_registry *reg, struct presence__slab *slab,
     }
     /* Empty: keep one back against alloc/free ping-pong, free the rest. */
     list_remove(slab, c);
-    if (slab->spare == NULL) {
-        slab->spare = c;
-    } else {
-        presence__free(reg, c, chunk_bytes(slab));
+    if (dir->spare == NULL && !BYPASS) {
+        dir->spare = c;
+        return;
     }
+    presence__slab_entry(dir, number)->next_free = dir->free_head;
+    dir->free_head = number;
+    presence__free(reg, c, chunk_bytes(slab));
 }
 
 void presence__slab_destroy(presence_registry *reg,
@@ -148,6 +176,19 @@ void presence__slab_destroy(presence_registry *reg,
 {
     /* The registry freed every block first, so every chunk is empty: it
      * is the spare, or was given back. */
-    presence__free(reg, slab->spare, chunk_bytes(slab));
-    slab->spare = NULL;
+    struct presence__slab_dir *dir = slab->dir;
+    if (dir == NULL) {
+        return;
+    }
+    if (dir->spare != NULL) {
+        presence__free(reg, dir->spare, chunk_bytes(slab));
+    }
+    for (size_t i = 0; i < (1u << TOP_BITS); i++) {
+        if (dir->pages[i] != NULL) {
+            presence__free(reg, dir->pages[i],
+                           PAGE_ENTRIES * sizeof *dir->pages[i]);
+        }
+    }
+    presence__free(reg, dir, sizeof *dir);
+    slab->dir = NULL;
 }

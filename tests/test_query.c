@@ -221,6 +221,98 @@ static void test_page_walk_10k(void **state)
     fixture_close(&f);
 }
 
+/*
+ * Members whose client hashes share their top 32 bits. The presence set
+ * keeps those bits beside each member and reads a full hash only on such
+ * a tie, so ties must still sort, page, find and leave exactly. With the
+ * fixture's hash_seed each pair below ties (found by search with the
+ * library's hash; were the hash to change they would just be members).
+ */
+static const char *const tie_ids[] = {
+    "tie639397", "tie713855", "tie272560", "tie474578", "tie78966",
+    "tie867784", "tie213468", "tie650220", "tie204330", "tie850081",
+    "tie6881",   "tie224814", "tie537681", "tie898945", "tie829769",
+    "tie844317", "tie138925", "tie625935", "tie773214", "tie888338",
+    "tie403373", "tie429354", "tie55012",  "tie818177",
+};
+#define TIES (sizeof tie_ids / sizeof tie_ids[0])
+#define TIE_FILLERS 200
+
+/* Walk the channel by `limit`: every member once, cursors rising. */
+static size_t walk_ties(presence_registry *r, size_t limit,
+                        const bool *tie_in)
+{
+    bool seen_tie[TIES] = {false};
+    size_t total = 0;
+    uint64_t cursor = 0;
+    do {
+        presence_snapshot *page = NULL;
+        assert_ok(presence_query_page(r, "ties", NULL, cursor, limit, &page));
+        for (size_t i = 0; i < page->count; i++) {
+            for (size_t t = 0; t < TIES; t++) {
+                if (strcmp(page->members[i].client_id, tie_ids[t]) == 0) {
+                    assert_false(seen_tie[t]);
+                    seen_tie[t] = true;
+                }
+            }
+        }
+        total += page->count;
+        assert_true(page->next_cursor == 0 || page->next_cursor > cursor);
+        cursor = page->next_cursor;
+        presence_snapshot_free(page);
+    } while (cursor != 0);
+    for (size_t t = 0; t < TIES; t++) {
+        assert_int_equal(seen_tie[t], tie_in[t]);
+    }
+    return total;
+}
+
+static void test_hash_tag_ties(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    bool tie_in[TIES];
+    char id[32];
+    for (int i = 0; i < TIE_FILLERS; i++) {
+        snprintf(id, sizeof(id), "filler%d", i);
+        assert_ok(join_simple(f.reg, "ties", id, "filler"));
+    }
+    for (size_t t = 0; t < TIES; t++) {
+        assert_ok(join_simple(f.reg, "ties", tie_ids[t], "tied"));
+        tie_in[t] = true;
+    }
+    assert_stats(f.reg, "ties", TIE_FILLERS + TIES, 2);
+    for (size_t limit = 1; limit <= 3; limit++) {
+        assert_int_equal(walk_ties(f.reg, limit, tie_in), TIE_FILLERS + TIES);
+    }
+    /* Found by id (touch) and by client (a repeated join). */
+    for (size_t t = 0; t < TIES; t++) {
+        assert_ok(presence_touch(f.reg, "ties", tie_ids[t]));
+        assert_ok(join_simple(f.reg, "ties", tie_ids[t], "tied"));
+    }
+    assert_stats(f.reg, "ties", TIE_FILLERS + TIES, 2);
+    /* One of each pair leaves: the other stays findable. */
+    for (size_t t = 0; t < TIES; t += 2) {
+        size_t gone = t + (t / 2) % 2; /* first or second of the pair */
+        assert_ok(presence_leave(f.reg, "ties", tie_ids[gone]));
+        tie_in[gone] = false;
+        assert_rc(presence_touch(f.reg, "ties", tie_ids[gone]),
+                  PRESENCE_ERR_NOT_FOUND);
+        assert_ok(presence_touch(f.reg, "ties", tie_ids[t + t + 1 - gone]));
+    }
+    assert_stats(f.reg, "ties", TIE_FILLERS + TIES / 2, 2);
+    assert_int_equal(walk_ties(f.reg, 2, tie_in), TIE_FILLERS + TIES / 2);
+    for (size_t t = 0; t < TIES; t++) {
+        if (tie_in[t]) {
+            assert_ok(presence_leave(f.reg, "ties", tie_ids[t]));
+        }
+    }
+    assert_stats(f.reg, "ties", TIE_FILLERS, 1);
+    fixture_close(&f);
+}
+
 /* A channel that changes between pages: stayers exactly once, nobody
  * twice. */
 static void test_page_walk_changing(void **state)
@@ -568,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_outlives_registry),
         cmocka_unit_test(test_page_walk_10k),
         cmocka_unit_test(test_page_walk_changing),
+        cmocka_unit_test(test_hash_tag_ties),
         cmocka_unit_test(test_page_bad_arguments),
         cmocka_unit_test(test_default_access_policy),
         cmocka_unit_test(test_custom_access_check),
