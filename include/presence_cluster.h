@@ -151,6 +151,11 @@ PRESENCE_API int presence_cluster_new(presence_registry *registry,
  * connect_timeout_ms), so that the other nodes drop its members at once
  * with #PRESENCE_LEAVE_NODE_DOWN. The registry keeps its last view of the
  * other nodes' members. NULL is accepted.
+ *
+ * Call it once no other thread changes the registry any more (at
+ * shutdown, after stopping the threads that serve connections): the
+ * handle's event callback may otherwise still be running on such a thread
+ * (see presence_unsubscribe()) when the handle is freed.
  * @return #PRESENCE_OK; #PRESENCE_ERR_BUSY when called from a registry
  *         event callback or from the handle's own thread (nothing freed).
  */
