@@ -51,8 +51,35 @@ static void channel_count_give(presence_registry *reg)
     }
 }
 
-/* A new, empty channel; presence__index_prepare must have succeeded on its
- * shard and channel_count_take too. */
+/* Make sure the shard's channel table has a free number (shard held). The
+ * table only grows: numbers of live channels never move. */
+static int chans_prepare(presence_registry *reg, struct presence__shard *hs)
+{
+    if (hs->chans_free != PRESENCE__SLAB_NONE) {
+        return PRESENCE_OK;
+    }
+    uint32_t cap = hs->chans_cap;
+    uint32_t next = cap == 0 ? 8 : cap * 2;
+    /* Each live channel has a membership, and a shard's slab holds 2^26. */
+    if (cap >= (1u << PRESENCE__MREF_SHARD_SHIFT)) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    union presence__chslot *t = presence__realloc(
+        reg, hs->chans, cap * sizeof *t, (size_t)next * sizeof *t);
+    if (t == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    for (uint32_t i = cap; i < next; i++) {
+        t[i].next_free = i + 1 < next ? i + 1 : PRESENCE__SLAB_NONE;
+    }
+    hs->chans = t;
+    hs->chans_cap = next;
+    hs->chans_free = cap;
+    return PRESENCE_OK;
+}
+
+/* A new, empty channel; presence__index_prepare and chans_prepare must
+ * have succeeded on its shard and channel_count_take too. */
 static struct presence__channel *
 channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
@@ -69,7 +96,11 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     memcpy(ch->name, ref->name, ref->len);
     ch->name[ref->len] = '\0';
     ch->name_len = (uint32_t)ref->len; /* checked: under 4 GiB */
-    presence__index_insert(&ref->shard->channels, ch->hash, ch);
+    struct presence__shard *hs = ref->shard;
+    ch->number = hs->chans_free;
+    hs->chans_free = hs->chans[ch->number].next_free;
+    hs->chans[ch->number].ch = ch;
+    presence__index_insert(&hs->channels, ch->hash, ch);
     return ch;
 }
 
@@ -87,6 +118,8 @@ static void channel_retire(presence_registry *reg,
 {
     struct presence__shard *hs = presence__shard_of(reg, ch->hash);
     presence__index_remove(reg, &hs->channels, ch->hash, ch);
+    hs->chans[ch->number].next_free = hs->chans_free;
+    hs->chans_free = ch->number;
     presence__memberset_free(reg, &ch->members);
     presence__usercount_free(reg, &ch->users);
     channel_count_give(reg);
@@ -124,16 +157,16 @@ void presence__membership_remove(presence_registry *reg,
                                  presence_leave_reason reason,
                                  size_t *reserved)
 {
-    struct presence__channel *ch = m->channel;
+    struct presence__shard *hs = presence__membership_shard(reg, m);
+    struct presence__channel *ch = presence__shard_channel(hs, m);
     struct presence__client *client = m->client;
-    struct presence__shard *hs = presence__shard_of(reg, ch->hash);
 
     presence__memberset_remove(reg, &ch->members, m);
     ch->member_bytes -= presence__membership_bytes(m);
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
     if (client->node == NULL) { /* remote ones have no TTL here */
-        presence__touch_unlink(hs, presence__touch_list_of(reg, hs, m), m);
+        presence__touch_unlink(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     uint32_t self = presence__mref(reg, hs, m);
     uint32_t *link = &client->memberships;
@@ -177,6 +210,9 @@ void presence__channels_free(presence_registry *reg)
             presence__free(reg, ch, channel_size(ch->name_len));
         }
         presence__index_free(reg, idx);
+        presence__free(reg, reg->shards[s].chans,
+                       reg->shards[s].chans_cap *
+                           sizeof *reg->shards[s].chans);
     }
 }
 
@@ -393,13 +429,13 @@ static int replace_chan_info(presence_registry *reg,
         rc = presence__blob_new(reg, chan_info, chan_info_len, &blob);
     }
     if (rc == PRESENCE_OK) {
-        struct presence__channel *ch = m->channel;
+        struct presence__channel *ch = presence__membership_channel(reg, m);
         ch->member_bytes -= presence__membership_bytes(m);
         presence__blob_unref(reg, m->chan_info);
         m->chan_info = blob;
         ch->member_bytes += presence__membership_bytes(m);
         ch->seq++;
-        presence__events_push(reg, presence__shard_of(reg, ch->hash), ch, m,
+        presence__events_push(reg, presence__membership_shard(reg, m), ch, m,
                               PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE,
                               false, &reserved);
     }
@@ -448,14 +484,14 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
     *m = (struct presence__membership){
         .slab = m->slab,
         .client = client,
-        .channel = ch,
+        .chref = presence__chref(reg, hs, ch),
         .cnext = client->memberships,
         .tprev = PRESENCE__SLAB_NONE,
         .tnext = PRESENCE__SLAB_NONE,
         .chan_info = blob,
-        .joined_at_ms = now,
-        .touched_at_ms = now,
     };
+    presence__time48_set(&m->joined_lo, &m->joined_hi, now);
+    presence__time48_set(&m->touched_lo, &m->touched_hi, now);
     client->memberships = presence__mref(reg, hs, m);
     client->channel_count++;
     presence__memberset_insert(&ch->members, m);
@@ -463,7 +499,7 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
     bool first_of_user =
         presence__usercount_inc(&ch->users, client->user) == 1;
     if (client->node == NULL) { /* remote ones have no TTL here */
-        presence__touch_append(hs, presence__touch_list_of(reg, hs, m), m);
+        presence__touch_append(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
@@ -493,6 +529,9 @@ static int join_new(presence_registry *reg, struct target *t,
     rc = presence__events_reserve(reg, 2, &reserved);
     if (rc == PRESENCE_OK && new_channel) {
         rc = presence__index_prepare(reg, &hs->channels);
+    }
+    if (rc == PRESENCE_OK && new_channel) {
+        rc = chans_prepare(reg, hs);
     }
     if (rc == PRESENCE_OK && client == NULL) {
         rc = presence__client_prepare(reg, t->cs);
@@ -604,9 +643,10 @@ static int join_common(presence_registry *reg, const char *channel,
         if (m != NULL) {
             rc = replace_chan_info(reg, m, chan_info, chan_info_len);
             if (rc == PRESENCE_OK && node == NULL) {
-                presence__touch_renew(reg, hs, m);
+                presence__touch_renew(reg, hs, t.chan.ch, m);
             } else if (rc == PRESENCE_OK) {
-                m->touched_at_ms = presence__now(reg, hs); /* no TTL here */
+                presence__membership_set_touched(
+                    m, presence__now(reg, hs)); /* no TTL here */
             }
         } else {
             rc = join_new(reg, &t, client, &a);
@@ -739,7 +779,7 @@ int presence_touch(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    presence__touch_renew(reg, t.chan.shard, m);
+    presence__touch_renew(reg, t.chan.shard, t.chan.ch, m);
     presence__mutex_unlock(reg, &t.chan.shard->lock);
     return PRESENCE_OK;
 }
@@ -779,9 +819,9 @@ int presence_touch_client(presence_registry *reg, const char *client_id)
     }
     for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
         struct presence__membership *m = presence__mref_get(reg, ref);
-        struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
+        struct presence__shard *hs = presence__membership_shard(reg, m);
         presence__mutex_lock(reg, &hs->lock);
-        presence__touch_renew(reg, hs, m);
+        presence__touch_renew(reg, hs, presence__shard_channel(hs, m), m);
         presence__mutex_unlock(reg, &hs->lock);
         ref = m->cnext;
     }
@@ -810,7 +850,10 @@ static int client_leave_all(presence_registry *reg,
             /* The next one loads while this one is removed. */
             PRESENCE__PREFETCH(presence__mref_get(reg, m->cnext));
         }
-        struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
+        struct presence__shard *hs = presence__membership_shard(reg, m);
+        /* Its channel's table entry loads while the lock is taken. */
+        PRESENCE__PREFETCH(
+            &hs->chans[m->chref & ((1u << PRESENCE__MREF_SHARD_SHIFT) - 1)]);
         presence__mutex_lock(reg, &hs->lock);
         presence__membership_remove(reg, m, reason, &reserved);
         presence__mutex_unlock(reg, &hs->lock);

@@ -12,13 +12,6 @@
 
 #define NONE PRESENCE__SLAB_NONE
 
-struct presence__touch_list *
-presence__touch_list_of(presence_registry *reg, struct presence__shard *hs,
-                        const struct presence__membership *m)
-{
-    return &m->channel->ns->touch[hs - reg->shards];
-}
-
 struct presence__membership *
 presence__touch_head(struct presence__shard *hs,
                      const struct presence__touch_list *list)
@@ -60,11 +53,12 @@ void presence__touch_unlink(struct presence__shard *hs,
 }
 
 void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
+                           const struct presence__channel *ch,
                            struct presence__membership *m)
 {
     /* The shard's clock never goes backwards, so the list stays sorted. */
-    m->touched_at_ms = presence__now(reg, hs);
-    struct presence__touch_list *list = presence__touch_list_of(reg, hs, m);
+    presence__membership_set_touched(m, presence__now(reg, hs));
+    struct presence__touch_list *list = presence__touch_list_of(reg, hs, ch);
     if (list->tail != m->slab.slab_index) {
         presence__touch_unlink(hs, list, m);
         presence__touch_append(hs, list, m);
@@ -78,10 +72,11 @@ int64_t presence__deadline(const struct presence__namespace *ns,
     if (ttl <= 0 || m == NULL) {
         return PRESENCE_NO_DEADLINE;
     }
-    if (m->touched_at_ms > PRESENCE_NO_DEADLINE - ttl) {
+    int64_t touched = presence__membership_touched(m);
+    if (touched > PRESENCE_NO_DEADLINE - ttl) {
         return PRESENCE_NO_DEADLINE - 1;
     }
-    return m->touched_at_ms + ttl;
+    return touched + ttl;
 }
 
 int64_t presence_next_deadline_ms(presence_registry *reg)

@@ -23,7 +23,7 @@
  * - a channel shard: its channel index, those channels (member set, user
  *   counts, sequence number), the channel side of their memberships
  *   (chan_info, touch times and the namespace touch lists of the shard),
- *   and its membership slab (though a membership's number is turned into
+ *   its channel table, and its membership slab (though a membership's number is turned into
  *   its address without it: see slab.h);
  * - a client shard: its client index and those clients' membership lists
  *   (so removing a membership needs both its client's and its channel's
@@ -149,6 +149,7 @@ struct presence__channel {
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
     uint32_t name_len;
+    uint32_t number; /* in its shard's channel table while live */
     char name[];
 };
 
@@ -160,7 +161,7 @@ struct presence__blob {
 };
 
 /*
- * One client in one channel: 56 bytes, from its channel shard's slab.
+ * One client in one channel: 48 bytes, from its channel shard's slab.
  * Links are 32-bit: within the shard, a block number of its slab (the
  * touch order); across shards, a reference, the shard's index and the
  * number (the client's list: presence__mref). PRESENCE__SLAB_NONE ends
@@ -172,12 +173,59 @@ struct presence__membership {
     struct presence__slab_block slab; /* its number: the slab's field */
     uint32_t cnext;                   /* the client's list: a reference */
     uint32_t tprev, tnext; /* the namespace's touch order: numbers */
+    /* Its channel: the shard's index and the channel's number in that
+     * shard's table (presence__membership_channel), 4 bytes instead of a
+     * pointer's 8; it also names the shard without hashing the channel's
+     * name. Fixed for the membership's life. */
+    uint32_t chref;
+    /* Times in 48 bits (low 32, high 16), biased by 2^47: presence__now
+     * keeps the clock within +-2^47 ms (4,400 years); see
+     * presence__time48_get. */
+    uint32_t joined_lo, touched_lo;
+    uint16_t joined_hi, touched_hi;
     struct presence__client *client;
-    struct presence__channel *channel;
     struct presence__blob *chan_info; /* NULL when empty */
-    int64_t joined_at_ms;
-    int64_t touched_at_ms;
 };
+
+_Static_assert(sizeof(struct presence__membership) <= 48,
+               "a membership takes 48 bytes of its slab");
+
+/* The range presence__now keeps times in, so that they fit 48 bits. They
+ * are stored biased by 2^47, as unsigned: reading one back is a shift, an
+ * or and a subtraction, with no sign to extend. */
+#define PRESENCE__TIME_MAX (((int64_t)1 << 47) - 1)
+#define PRESENCE__TIME_MIN (-((int64_t)1 << 47))
+
+static inline int64_t presence__time48_get(uint32_t lo, uint16_t hi)
+{
+    return (int64_t)((uint64_t)hi << 32 | lo) + PRESENCE__TIME_MIN;
+}
+
+static inline void presence__time48_set(uint32_t *lo, uint16_t *hi,
+                                        int64_t t)
+{
+    uint64_t v = (uint64_t)(t - PRESENCE__TIME_MIN); /* in [0, 2^48) */
+    *lo = (uint32_t)v;
+    *hi = (uint16_t)(v >> 32);
+}
+
+static inline int64_t
+presence__membership_joined(const struct presence__membership *m)
+{
+    return presence__time48_get(m->joined_lo, m->joined_hi);
+}
+
+static inline int64_t
+presence__membership_touched(const struct presence__membership *m)
+{
+    return presence__time48_get(m->touched_lo, m->touched_hi);
+}
+
+static inline void presence__membership_set_touched(
+    struct presence__membership *m, int64_t t)
+{
+    presence__time48_set(&m->touched_lo, &m->touched_hi, t);
+}
 
 /* An event waiting to be delivered; holds references on what it names. */
 struct presence__pending {
@@ -218,6 +266,13 @@ struct presence__subscription {
  */
 #define PRESENCE__SHARD_BYTES 128
 
+/* A live channel's number in its shard: what memberships hold. Free
+ * entries hold the next free number. */
+union presence__chslot {
+    struct presence__channel *ch;
+    uint32_t next_free;
+};
+
 struct presence__shard { /* channels */
     union {
         struct {
@@ -229,6 +284,11 @@ struct presence__shard { /* channels */
         };
         char line_pad[PRESENCE__SHARD_BYTES];
     };
+    /* The live channels by number (the shard's lock). */
+    union presence__chslot *chans;
+    uint32_t chans_cap;
+    uint32_t chans_free; /* a free number, or PRESENCE__SLAB_NONE */
+    char chans_pad[PRESENCE__SHARD_BYTES - sizeof(void *) - 8];
 };
 
 struct presence__cshard { /* clients */
@@ -318,6 +378,39 @@ presence__mref_get(presence_registry *reg, uint32_t ref)
     return presence__slab_at(
         &reg->shards[ref >> PRESENCE__MREF_SHARD_SHIFT].membership_slab,
         ref & ((1u << PRESENCE__MREF_SHARD_SHIFT) - 1));
+}
+
+/* A live channel's reference: its shard's index and its number. */
+static inline uint32_t presence__chref(const presence_registry *reg,
+                                       const struct presence__shard *hs,
+                                       const struct presence__channel *ch)
+{
+    return (uint32_t)(hs - reg->shards) << PRESENCE__MREF_SHARD_SHIFT |
+           ch->number;
+}
+
+/* The channel shard of a membership. */
+static inline struct presence__shard *
+presence__membership_shard(presence_registry *reg,
+                           const struct presence__membership *m)
+{
+    return &reg->shards[m->chref >> PRESENCE__MREF_SHARD_SHIFT];
+}
+
+/* The channel of a membership in the shard hs. */
+static inline struct presence__channel *
+presence__shard_channel(const struct presence__shard *hs,
+                        const struct presence__membership *m)
+{
+    return hs->chans[m->chref & ((1u << PRESENCE__MREF_SHARD_SHIFT) - 1)].ch;
+}
+
+/* The channel of a membership. */
+static inline struct presence__channel *
+presence__membership_channel(presence_registry *reg,
+                             const struct presence__membership *m)
+{
+    return presence__shard_channel(presence__membership_shard(reg, m), m);
 }
 
 /* The membership with this number in the shard's slab. */
@@ -509,10 +602,13 @@ int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
 
 /* ---- expiry.c ----------------------------------------------------------- */
-/* The touch list of a local membership (in its shard hs, held). */
-struct presence__touch_list *
+/* The touch list of a local membership of ch (in its shard hs, held). */
+static inline struct presence__touch_list *
 presence__touch_list_of(presence_registry *reg, struct presence__shard *hs,
-                        const struct presence__membership *m);
+                        const struct presence__channel *ch)
+{
+    return &ch->ns->touch[hs - reg->shards];
+}
 void presence__touch_append(struct presence__shard *hs,
                             struct presence__touch_list *list,
                             struct presence__membership *m);
@@ -523,7 +619,9 @@ void presence__touch_unlink(struct presence__shard *hs,
 struct presence__membership *
 presence__touch_head(struct presence__shard *hs,
                      const struct presence__touch_list *list);
+/* m was touched now: to the tail of the touch list of its channel ch. */
 void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
+                           const struct presence__channel *ch,
                            struct presence__membership *m);
 /* When m expires: last touch + the namespace's TTL, saturating;
  * PRESENCE_NO_DEADLINE without a TTL or without m. */

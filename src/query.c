@@ -29,6 +29,7 @@ struct channel_list_block {
 /* ---- building a snapshot ---------------------------------------------- */
 
 struct builder {
+    presence_registry *reg;       /* to find a membership's channel */
     bool filling;
     bool overflow;                /* filling found more than was measured */
     size_t count;
@@ -40,11 +41,14 @@ struct builder {
     char *end;
 };
 
-static size_t member_bytes(const struct presence__membership *m,
+static size_t member_bytes(presence_registry *reg,
+                           const struct presence__membership *m,
                            bool with_channel)
 {
     size_t n = presence__membership_bytes(m);
-    return with_channel ? n + m->channel->name_len + 1 : n;
+    return with_channel
+               ? n + presence__membership_channel(reg, m)->name_len + 1
+               : n;
 }
 
 static const char *put_string(struct builder *b, const char *s, size_t len)
@@ -70,7 +74,7 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
 static void builder_visit(struct presence__membership *m, void *ctx)
 {
     struct builder *b = ctx;
-    size_t need = member_bytes(m, b->shared_channel == NULL);
+    size_t need = member_bytes(b->reg, m, b->shared_channel == NULL);
     if (!b->filling) {
         b->count++;
         b->bytes += need;
@@ -85,9 +89,13 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     }
     const struct presence__client *c = m->client;
     presence_member *out = &b->members[b->count++];
-    out->channel = b->shared_channel != NULL
-                       ? b->shared_channel
-                       : put_string(b, m->channel->name, m->channel->name_len);
+    if (b->shared_channel != NULL) {
+        out->channel = b->shared_channel;
+    } else {
+        const struct presence__channel *ch =
+            presence__membership_channel(b->reg, m);
+        out->channel = put_string(b, ch->name, ch->name_len);
+    }
     out->client_id = put_string(b, c->id, c->id_len);
     out->user_id = put_string(b, c->user->id, c->user->id_len);
     /* A local client's "" is the end of its user id: no byte of its own
@@ -106,8 +114,8 @@ static void builder_visit(struct presence__membership *m, void *ctx)
         out->chan_info = NULL;
         out->chan_info_len = 0;
     }
-    out->joined_at_ms = m->joined_at_ms;
-    out->touched_at_ms = m->touched_at_ms;
+    out->joined_at_ms = presence__membership_joined(m);
+    out->touched_at_ms = presence__membership_touched(m);
 }
 
 /* Allocate the snapshot for what the builder measured, plus `extra` bytes
@@ -280,7 +288,7 @@ static int channel_snapshot(presence_registry *reg,
     const char *channel = ref->name;
     size_t len = ref->len;
     struct presence__channel *ch = ref->ch;
-    struct builder b = {0};
+    struct builder b = {.reg = reg};
     b.shared_channel = channel; /* measuring: not copied per member */
     if (ch != NULL && cursor == 0 && limit == SIZE_MAX) {
         /* The whole channel: its size is kept up to date, one pass. */
@@ -448,7 +456,7 @@ int presence_user_connections(presence_registry *reg, const char *channel,
     struct presence__channel *ch = ref.ch;
     bool any = ch != NULL && user != NULL &&
                presence__usercount_get(&ch->users, user) > 0;
-    struct builder b = {0};
+    struct builder b = {.reg = reg};
     b.shared_channel = ref.name;
     if (any) {
         visit_user_members(ch, user, &b);
@@ -480,7 +488,7 @@ static void visit_client(presence_registry *reg,
 {
     for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
         struct presence__membership *m = presence__mref_get(reg, ref);
-        struct presence__shard *hs = presence__shard_of(reg, m->channel->hash);
+        struct presence__shard *hs = presence__membership_shard(reg, m);
         presence__mutex_lock(reg, &hs->lock);
         builder_visit(m, b);
         presence__mutex_unlock(reg, &hs->lock);
@@ -509,7 +517,7 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
     /* The client's list is fixed while its shard is held, but chan_info
      * may change between measuring and filling: then measure again. */
     while (rc == PRESENCE_OK) {
-        struct builder b = {0};
+        struct builder b = {.reg = reg};
         visit_client(reg, client, &b);
         presence_snapshot *snap;
         rc = snapshot_alloc(reg, &b, 0, &snap);
@@ -574,7 +582,7 @@ int presence_node_memberships(presence_registry *reg, const char *node_id,
      * if the node's clients changed in between so that they no longer
      * fit, measure again. */
     for (;;) {
-        struct builder b = {0};
+        struct builder b = {.reg = reg};
         if (local || node != NULL) {
             visit_node(reg, node, &b);
         }

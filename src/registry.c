@@ -96,7 +96,7 @@ static void registry_release(presence_registry *reg)
     alloc.free_fn(reg, sizeof *reg, alloc.user_data);
 }
 
-_Static_assert(sizeof(struct presence__shard) == PRESENCE__SHARD_BYTES &&
+_Static_assert(sizeof(struct presence__shard) == 2 * PRESENCE__SHARD_BYTES &&
                    sizeof(struct presence__cshard) == PRESENCE__SHARD_BYTES &&
                    sizeof(struct presence__ushard) == PRESENCE__SHARD_BYTES,
                "a shard outgrew its cache-line padding");
@@ -147,6 +147,7 @@ int presence_registry_new(const presence_config *config,
                              offsetof(struct presence__channel, name),
                              offsetof(struct presence__channel, name_len));
         reg->shards[i].last_now_ms = INT64_MIN;
+        reg->shards[i].chans_free = PRESENCE__SLAB_NONE;
         presence__slab_init(&reg->shards[i].membership_slab,
                             sizeof(struct presence__membership));
     }
@@ -252,6 +253,11 @@ bool presence__lock_client_of(presence_registry *reg,
 int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
 {
     int64_t now = reg->clock(reg->clock_user_data);
+    /* Memberships keep times in 48 bits: +-4,400 years of milliseconds. */
+    if ((uint64_t)now - (uint64_t)PRESENCE__TIME_MIN >
+        (uint64_t)PRESENCE__TIME_MAX - (uint64_t)PRESENCE__TIME_MIN) {
+        now = now < 0 ? PRESENCE__TIME_MIN : PRESENCE__TIME_MAX;
+    }
     if (now < hs->last_now_ms) {
         now = hs->last_now_ms;
     }

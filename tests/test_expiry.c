@@ -23,6 +23,51 @@ static size_t expire_at(fixture *f, int64_t now)
     return n;
 }
 
+/* Memberships keep their times in 48 bits: negative times and times near
+ * the edge of that range come back as they went in, and a clock beyond it
+ * reads as its edge (2^47 - 1 ms, 4,400 years). */
+static void test_times_far_from_zero(void **state)
+{
+    (void)state;
+    const int64_t edge = ((int64_t)1 << 47) - 1;
+    fixture f;
+    fixture_config(&f);
+    fake_clock_set(&f.clock, -edge);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1"));
+    assert_int_equal(deadline(&f), -edge + 100);
+    fake_clock_set(&f.clock, -1);
+    assert_ok(join_simple(f.reg, "tt:a", "c2", "u1"));
+    fake_clock_set(&f.clock, edge - 5);
+    assert_ok(presence_touch(f.reg, "tt:a", "c2"));
+    presence_snapshot *snap;
+    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_int_equal(snap->count, 2);
+    for (size_t i = 0; i < snap->count; i++) {
+        if (strcmp(snap->members[i].client_id, "c1") == 0) {
+            assert_int_equal(snap->members[i].joined_at_ms, -edge);
+            assert_int_equal(snap->members[i].touched_at_ms, -edge);
+        } else {
+            assert_int_equal(snap->members[i].joined_at_ms, -1);
+            assert_int_equal(snap->members[i].touched_at_ms, edge - 5);
+        }
+    }
+    presence_snapshot_free(snap);
+    fake_clock_set(&f.clock, INT64_MAX);
+    assert_ok(presence_touch(f.reg, "tt:a", "c1"));
+    assert_int_equal(deadline(&f), edge - 5 + 100);
+    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    for (size_t i = 0; i < snap->count; i++) {
+        if (strcmp(snap->members[i].client_id, "c1") == 0) {
+            assert_int_equal(snap->members[i].touched_at_ms, edge);
+        }
+    }
+    presence_snapshot_free(snap);
+    assert_int_equal(expire_at(&f, edge + 100), 2);
+    fixture_close(&f);
+}
+
 static void test_no_deadline(void **state)
 {
     (void)state;
@@ -439,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_expire_from_callback),
         cmocka_unit_test(test_rejoin_expired_from_callback),
         cmocka_unit_test(test_rejoin_with_now_ahead_of_clock),
+        cmocka_unit_test(test_times_far_from_zero),
     };
     return cmocka_run_group_tests_name("expiry", tests, NULL, NULL);
 }
