@@ -496,6 +496,45 @@ static void visit_client(presence_registry *reg,
     }
 }
 
+static void visit_one_client(presence_registry *reg, const void *client,
+                             struct builder *b)
+{
+    visit_client(reg, client, b);
+}
+
+/*
+ * A snapshot of what `visit` lists: measured, allocated at once, filled
+ * by a second visit; if what changed in between no longer fits, it is
+ * measured again.
+ */
+static int build_measured(presence_registry *reg,
+                          void (*visit)(presence_registry *, const void *,
+                                        struct builder *),
+                          const void *what, presence_snapshot **out)
+{
+    for (;;) {
+        struct builder b = {.reg = reg};
+        visit(reg, what, &b);
+        presence_snapshot *snap;
+        int rc = snapshot_alloc(reg, &b, 0, &snap);
+        if (rc != PRESENCE_OK) {
+            return rc;
+        }
+        b.filling = true;
+        b.count = 0;
+        visit(reg, what, &b);
+        if (!b.overflow) {
+            snap->count = b.count;
+            if (b.count == 0) {
+                snap->members = NULL;
+            }
+            *out = snap;
+            return PRESENCE_OK;
+        }
+        presence_snapshot_free(snap);
+    }
+}
+
 int presence_client_channels(presence_registry *reg, const char *client_id,
                              presence_snapshot **out)
 {
@@ -513,27 +552,10 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
     presence__mutex_lock(reg, &cs->lock);
     struct presence__client *client =
         presence__client_find(cs, client_id, len, hash);
-    rc = client != NULL ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND;
     /* The client's list is fixed while its shard is held, but chan_info
      * may change between measuring and filling: then measure again. */
-    while (rc == PRESENCE_OK) {
-        struct builder b = {.reg = reg};
-        visit_client(reg, client, &b);
-        presence_snapshot *snap;
-        rc = snapshot_alloc(reg, &b, 0, &snap);
-        if (rc != PRESENCE_OK) {
-            break;
-        }
-        b.filling = true;
-        b.count = 0;
-        visit_client(reg, client, &b);
-        if (!b.overflow) {
-            snap->count = b.count;
-            *out = snap;
-            break;
-        }
-        presence_snapshot_free(snap);
-    }
+    rc = client != NULL ? build_measured(reg, visit_one_client, client, out)
+                        : PRESENCE_ERR_NOT_FOUND;
     presence__mutex_unlock(reg, &cs->lock);
     return rc;
 }
@@ -542,8 +564,8 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
 
 /* Visit the memberships of the node's clients (NULL: this registry's own),
  * one client shard at a time, each client under its shard. */
-static void visit_node(presence_registry *reg,
-                       const struct presence__node *node, struct builder *b)
+static void visit_node_clients(presence_registry *reg, const void *node,
+                               struct builder *b)
 {
     for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
         struct presence__cshard *cs = &reg->cshards[s];
@@ -557,6 +579,14 @@ static void visit_node(presence_registry *reg,
         }
         presence__mutex_unlock(reg, &cs->lock);
     }
+}
+
+static void visit_nothing(presence_registry *reg, const void *what,
+                          struct builder *b)
+{
+    (void)reg;
+    (void)what;
+    (void)b;
 }
 
 int presence_node_memberships(presence_registry *reg, const char *node_id,
@@ -577,35 +607,11 @@ int presence_node_memberships(presence_registry *reg, const char *node_id,
          * the node's clients, for the walk. */
         node = presence__node_find(reg, &name);
     }
-    int rc = PRESENCE_OK;
-    /* Measured and filled in two walks, each client's shard taken anew:
-     * if the node's clients changed in between so that they no longer
-     * fit, measure again. */
-    for (;;) {
-        struct builder b = {.reg = reg};
-        if (local || node != NULL) {
-            visit_node(reg, node, &b);
-        }
-        presence_snapshot *snap;
-        rc = snapshot_alloc(reg, &b, 0, &snap);
-        if (rc != PRESENCE_OK) {
-            break;
-        }
-        b.filling = true;
-        b.count = 0;
-        if (local || node != NULL) {
-            visit_node(reg, node, &b);
-        }
-        if (!b.overflow) {
-            snap->count = b.count;
-            if (b.count == 0) {
-                snap->members = NULL;
-            }
-            *out = snap;
-            break;
-        }
-        presence_snapshot_free(snap);
-    }
+    /* Measured and filled in two walks, each client's shard taken anew
+     * (an unknown node has no client: nothing to walk). */
+    int rc = build_measured(reg, local || node != NULL ? visit_node_clients
+                                                       : visit_nothing,
+                            node, out);
     if (node != NULL) {
         presence__node_unref(reg, node);
     }

@@ -149,6 +149,21 @@ static uint64_t field_u64(const redisReply *v)
 
 /* ---- applying changes --------------------------------------------------- */
 
+/* Count a remote change, and say why the registry refused it. */
+static void count_applied(struct presence_cluster *c, int rc,
+                          const char *what, const char *node, const char *ch,
+                          const char *cl)
+{
+    if (rc == PRESENCE_OK) {
+        atomic_fetch_add(&c->applied, 1);
+        return;
+    }
+    atomic_fetch_add(&c->rejected, 1);
+    cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+           "%s of %s in %s from node %s refused: %s", what, cl ? cl : "?",
+           ch ? ch : "?", node, presence_strerror(rc));
+}
+
 static void apply_join(struct presence_cluster *c, const char *node,
                        const char *channel, size_t channel_len,
                        const char *client, size_t client_len,
@@ -165,14 +180,7 @@ static void apply_join(struct presence_cluster *c, const char *node,
                                   m->chan_info_len ? m->chan_info : NULL,
                                   m->chan_info_len);
     }
-    if (rc == PRESENCE_OK) {
-        atomic_fetch_add(&c->applied, 1);
-    } else {
-        atomic_fetch_add(&c->rejected, 1);
-        cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-               "join of %s in %s from node %s refused: %s", cl ? cl : "?",
-               ch ? ch : "?", node, presence_strerror(rc));
-    }
+    count_applied(c, rc, "join", node, ch, cl);
     free(ch);
     free(cl);
     free(user);
@@ -189,14 +197,9 @@ static void apply_leave(struct presence_cluster *c, const char *node,
         rc = presence_remote_leave(c->registry, node, ch, cl,
                                    (presence_leave_reason)reason);
     }
-    if (rc == PRESENCE_OK || rc == PRESENCE_ERR_NOT_FOUND) {
-        atomic_fetch_add(&c->applied, 1);
-    } else {
-        atomic_fetch_add(&c->rejected, 1);
-        cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-               "leave of %s in %s from node %s refused: %s", cl ? cl : "?",
-               ch ? ch : "?", node, presence_strerror(rc));
-    }
+    /* Already gone here (a snapshot got there first): nothing to do. */
+    count_applied(c, rc == PRESENCE_ERR_NOT_FOUND ? PRESENCE_OK : rc, "leave",
+                  node, ch, cl);
     free(ch);
     free(cl);
 }
