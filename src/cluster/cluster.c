@@ -211,7 +211,6 @@ static void conn_down(struct cl_conn *conn)
     c->check_running = false;
     c->lease_renewing = false;
     c->events_id_known = false;
-    c->loads_running = 0;
     for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
         n->loading = false;
         n->reload = false;

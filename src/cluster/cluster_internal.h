@@ -153,8 +153,6 @@ struct cl_node { /* few: a list */
     bool loading;              /* a snapshot read is under way */
     bool reload;               /* load again when the current one ends */
     bool live;                 /* its state is loaded and followed */
-    bool lease_seen;           /* its lease existed at the last check */
-    uint64_t generation;       /* the cluster generation that loaded it */
 };
 
 enum cl_self_state {
@@ -218,7 +216,6 @@ struct presence_cluster {
     bool read_stale;     /* ...for streams or positions that changed */
     bool unblock_sent;   /* CLIENT UNBLOCK asked for it to end early */
     long long reader_id; /* CLIENT ID of `reader`, 0 before it is known */
-    size_t loads_running;
 
     /* local changes waiting to be written (outbox_lock) */
     pthread_mutex_t outbox_lock;

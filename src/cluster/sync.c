@@ -89,9 +89,21 @@ void cl_sync_free(struct presence_cluster *c)
     atomic_store(&c->live_nodes, 0);
 }
 
+/* Whether a snapshot read is under way: the logs are read again only
+ * after it, from the positions it gives. */
+static bool any_loading(const struct presence_cluster *c)
+{
+    for (const struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+        if (n->loading) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void cl_update_synced(struct presence_cluster *c)
 {
-    bool synced = c->self == SELF_ONLINE && c->loads_running == 0 &&
+    bool synced = c->self == SELF_ONLINE && !any_loading(c) &&
                   c->events_id_known;
     for (struct cl_node *n = c->nodes; synced && n != NULL; n = n->next) {
         synced = n->live && !n->loading && !n->reload;
@@ -344,7 +356,6 @@ static void apply_snapshot(struct presence_cluster *c, struct cl_node *n,
 static void load_done(struct presence_cluster *c, struct cl_node *n)
 {
     n->loading = false;
-    c->loads_running--;
     if (n->reload) {
         n->reload = false;
         cl_sync_load(c, n->id);
@@ -381,15 +392,12 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     if (inc[0] == '\0') {
         /* No lease: the node is gone (or not back yet). */
         n->loading = false;
-        c->loads_running--;
-        if (n->live && cl_now_ms() < c->grace_until) {
-            n->lease_seen = false; /* the lease check decides later */
-        } else if (n->live) {
-            cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
-        } else {
+        if (!n->live) {
             reap(c, n); /* a directory entry left by a dead node */
             node_remove(c, n);
-        }
+        } else if (cl_now_ms() >= c->grace_until) {
+            cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
+        } /* else: in the grace after a reconnection, the lease check decides */
         cl_update_synced(c);
         cl_sync_read(c);
         return;
@@ -414,8 +422,6 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     memcpy(n->inc, inc, sizeof n->inc);
     n->seq = field_u64(entry_field(entry->element[1], "seq"));
     reply_copy(entry->element[0], n->last_id, sizeof n->last_id);
-    n->lease_seen = true;
-    n->generation = c->generation;
     if (!n->live) {
         n->live = true;
         atomic_fetch_add(&c->live_nodes, 1);
@@ -463,7 +469,6 @@ void cl_sync_load(struct presence_cluster *c, const char *node_id)
         return;
     }
     n->loading = true;
-    c->loads_running++;
     atomic_store(&c->synced, false);
 }
 
@@ -554,14 +559,11 @@ static void on_lease(redisAsyncContext *ac, void *r, void *privdata)
         char inc[CL_ID_MAX + 1];
         reply_copy(reply, inc, sizeof inc);
         if (inc[0] == '\0') {
-            n->lease_seen = false;
             if (cl_now_ms() >= c->grace_until) {
                 cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
             }
         } else if (strcmp(inc, n->inc) != 0 || !n->live) {
             cl_sync_load(c, n->id); /* a new incarnation we missed */
-        } else {
-            n->lease_seen = true;
         }
     }
     free(ctx);
@@ -721,10 +723,10 @@ static void unblock_reader(struct presence_cluster *c)
 
 void cl_sync_read(struct presence_cluster *c)
 {
-    if (c->reading && c->read_stale && c->loads_running == 0) {
+    if (c->reading && c->read_stale && !any_loading(c)) {
         unblock_reader(c);
     }
-    if (c->reading || c->loads_running > 0 || !c->events_id_known ||
+    if (c->reading || any_loading(c) || !c->events_id_known ||
         c->self != SELF_ONLINE || c->reader.state != CONN_UP) {
         return;
     }
