@@ -146,14 +146,15 @@ class RedisClient {
 
 // Start redis-server on a free loopback port (or the given one, for a
 // restart), in a directory of its own (a restart passes the same `dir`:
-// nothing is saved there unless a test asks with SAVE). Resolves once it
-// answers PING.
-async function startRedis({ port, dir } = {}) {
+// nothing is saved there unless a test asks with SAVE), with any extra
+// `args` (e.g. --requirepass). Resolves once it answers PING (or refuses
+// it for want of a password).
+async function startRedis({ port, dir, args: extra = [] } = {}) {
   port = port || await freePort();
   dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'presence-cluster-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
     '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning',
-    '--protected-mode', 'no', '--dir', dir];
+    '--protected-mode', 'no', '--dir', dir, ...extra];
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
@@ -166,6 +167,9 @@ async function startRedis({ port, dir } = {}) {
     const c = await RedisClient.connect(port);
     try {
       return (await c.call('PING')) === 'PONG';
+    } catch (e) {
+      if (e instanceof RedisError && /NOAUTH/.test(e.message)) return true;
+      throw e;
     } finally {
       c.close();
     }
@@ -175,6 +179,7 @@ async function startRedis({ port, dir } = {}) {
   });
   return {
     port,
+    url: `redis://127.0.0.1:${port}`,
     dir,
     child,
     output: () => output,

@@ -189,36 +189,11 @@ function serverHasRedis() {
   return /Redis support .*: built in/.test(r.stdout || '');
 }
 
-// Start a throwaway redis-server on a free loopback port (or on port): no
-// persistence, its files in a temporary directory. Resolves once it accepts
-// connections with { port, url, child, stop() }.
-async function startRedis({ args = [], port = null } = {}) {
-  const bin = findRedisServer();
-  if (!bin) throw new Error('no redis-server (install redis-server, or set REDIS_SERVER)');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'presence-e2e-redis-'));
-  if (port === null) port = await freePort();
-  const child = spawnCollected(bin, [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--logfile', '', ...args,
-  ], { cwd: dir });
-  const started = await Promise.race([
-    waitForOutput(child, /[Rr]eady to accept connections/, 15000).then(() => true),
-    child.exited.then(() => false),
-  ]);
-  if (!started) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`redis-server did not start:\n${child.out.stdout}${child.out.stderr}`);
-  }
-  return {
-    port, child,
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      const result = await stopProcess(child, 'SIGTERM', 5000);
-      fs.rmSync(dir, { recursive: true, force: true });
-      return result;
-    },
-  };
-}
+// A throwaway redis-server on a free loopback port (or on port), without
+// persistence: the cluster tests' starter (tests/cluster/lib/redis.js),
+// which needs nothing but node itself. Resolves with { port, url, child,
+// stop() } once it answers.
+const { startRedis } = require('../../cluster/lib/redis');
 
 // ---------------------------------------------------------------- tokens
 
