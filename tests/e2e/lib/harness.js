@@ -15,6 +15,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { Centrifuge } = require('centrifuge');
 const WebSocket = require('ws');
+// Ports, sleeping and polling: the same helpers as the cluster tests'.
+const { freePort, sleep, waitFor } = require('../../cluster/lib/util');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BUILD_DIR = path.resolve(process.env.PRESENCE_BUILD_DIR || path.join(ROOT, 'build'));
@@ -47,41 +49,6 @@ function baseConfig(extra = {}) {
     ],
     ...extra,
   };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-// Poll fn until it returns a truthy value (or a promise of one).
-async function waitFor(fn, { timeout = 5000, interval = 25, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${
-        last instanceof Error ? last.message : JSON.stringify(last)}`);
-    }
-    await sleep(interval);
-  }
 }
 
 // Wait until a child process has printed text matching re on stdout.
