@@ -21,7 +21,7 @@
 
 static size_t channel_size(size_t name_len)
 {
-    return sizeof(struct presence__channel) + name_len + 1;
+    return offsetof(struct presence__channel, name) + name_len + 1;
 }
 
 /* ---- channels ----------------------------------------------------------- */
@@ -83,11 +83,12 @@ static int chans_prepare(presence_registry *reg, struct presence__shard *hs)
 static struct presence__channel *
 channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
-    struct presence__channel *ch = presence__malloc(reg, channel_size(ref->len));
+    struct presence__channel *ch = presence__pool_alloc(
+        reg, presence__channel_pool(reg, ref->hash), channel_size(ref->len));
     if (ch == NULL) {
         return NULL;
     }
-    memset(ch, 0, sizeof *ch);
+    presence__pool_clear(ch, offsetof(struct presence__channel, name));
     ch->hash = ref->hash;
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
@@ -108,7 +109,8 @@ void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch)
 {
     if (atomic_fetch_sub(&ch->refs, 1) == 1) {
-        presence__free(reg, ch, channel_size(ch->name_len));
+        presence__pool_free(reg, presence__channel_pool(reg, ch->hash), ch,
+                            channel_size(ch->name_len));
     }
 }
 
@@ -207,7 +209,8 @@ void presence__channels_free(presence_registry *reg)
             }
             presence__memberset_free(reg, &ch->members);
             presence__usercount_free(reg, &ch->users);
-            presence__free(reg, ch, channel_size(ch->name_len));
+            presence__pool_free(reg, &reg->channel_pools[s], ch,
+                                channel_size(ch->name_len));
         }
         presence__index_free(reg, idx);
         presence__free(reg, reg->shards[s].chans,

@@ -32,13 +32,14 @@ void presence__clients_init(presence_registry *reg)
 
 static size_t user_size(size_t id_len)
 {
-    return sizeof(struct presence__user) + id_len + 1;
+    return offsetof(struct presence__user, id) + id_len + 1;
 }
 
 void presence__user_unref(presence_registry *reg, struct presence__user *u)
 {
     if (atomic_fetch_sub(&u->refs, 1) == 1) {
-        presence__free(reg, u, user_size(u->id_len));
+        presence__pool_free(reg, presence__user_pool(reg, u->hash), u,
+                            user_size(u->id_len));
     }
 }
 
@@ -54,11 +55,12 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         if (rc != PRESENCE_OK) {
             return rc;
         }
-        user = presence__malloc(reg, user_size(len));
+        user = presence__pool_alloc(reg, presence__user_pool(reg, hash),
+                                    user_size(len));
         if (user == NULL) {
             return PRESENCE_ERR_NOMEM;
         }
-        memset(user, 0, sizeof *user);
+        presence__pool_clear(user, offsetof(struct presence__user, id));
         memcpy(user->id, id, len);
         user->id[len] = '\0';
         user->id_len = (uint32_t)len;
@@ -108,7 +110,7 @@ static void user_unlink(presence_registry *reg,
 
 static size_t client_size(size_t id_len, size_t conn_info_len)
 {
-    return sizeof(struct presence__client) + id_len + 1 + conn_info_len;
+    return offsetof(struct presence__client, id) + id_len + 1 + conn_info_len;
 }
 
 struct presence__client *presence__client_find(struct presence__cshard *cs,
@@ -141,8 +143,9 @@ void presence__client_unref(presence_registry *reg,
     if (atomic_fetch_sub(&client->refs, 1) == 1) {
         struct presence__user *user = client->user;
         struct presence__node *node = client->node;
-        presence__free(reg, client,
-                       client_size(client->id_len, client->conn_info_len));
+        presence__pool_free(reg, presence__client_pool(reg, client->hash),
+                            client,
+                            client_size(client->id_len, client->conn_info_len));
         presence__user_unref(reg, user);
         if (node != NULL) {
             presence__node_unref(reg, node);
@@ -174,18 +177,19 @@ int presence__client_create(presence_registry *reg,
         return PRESENCE_ERR_TOO_LONG; /* 4 GiB: past any sane limit */
     }
     size_t size = client_size(id_len, conn_info_len);
-    struct presence__client *client = presence__malloc(reg, size);
+    struct presence__pool *pool = presence__client_pool(reg, hash);
+    struct presence__client *client = presence__pool_alloc(reg, pool, size);
     if (client == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
-    memset(client, 0, sizeof *client);
+    presence__pool_clear(client, offsetof(struct presence__client, id));
     uint64_t user_hash = presence__hash64(reg->seed, user_id, user_len);
     struct presence__ushard *us = presence__ushard_of(reg, user_hash);
     presence__mutex_lock(reg, &us->lock);
     int rc = user_link(reg, us, user_hash, user_id, user_len, client);
     presence__mutex_unlock(reg, &us->lock);
     if (rc != PRESENCE_OK) {
-        presence__free(reg, client, size);
+        presence__pool_free(reg, pool, client, size);
         return rc;
     }
     client->snapshot_bytes = (uint32_t)snapshot_bytes;
@@ -226,8 +230,9 @@ void presence__clients_free(presence_registry *reg)
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__client *client = presence__index_at(idx, i);
             if (client != NULL) {
-                presence__free(reg, client, client_size(client->id_len,
-                                                        client->conn_info_len));
+                presence__pool_free(reg, &reg->client_pools[s], client,
+                                    client_size(client->id_len,
+                                                client->conn_info_len));
             }
         }
         presence__index_free(reg, idx);
@@ -237,7 +242,8 @@ void presence__clients_free(presence_registry *reg)
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__user *user = presence__index_at(idx, i);
             if (user != NULL) {
-                presence__free(reg, user, user_size(user->id_len));
+                presence__pool_free(reg, &reg->user_pools[s], user,
+                                    user_size(user->id_len));
             }
         }
         presence__index_free(reg, idx);

@@ -49,6 +49,7 @@
 
 #include "index.h"
 #include "memberset.h"
+#include "pool.h"
 #include "slab.h"
 #include "usercount.h"
 
@@ -70,9 +71,10 @@ struct presence__membership;
  * holds another until it is freed.
  */
 struct presence__user {
+    struct presence__pool_block pool; /* from its shard's user pool */
+    uint32_t id_len; /* names are under 4 GiB: presence__check_name */
     uint64_t hash;
     struct presence__client *first_client; /* live clients, via unext */
-    uint32_t id_len; /* names are under 4 GiB: presence__check_name */
     /* 32 bits: both are bounded by the user's client records, each over
      * 100 bytes, so 4G of them cannot fit in memory. */
     atomic_uint_least32_t refs;
@@ -98,18 +100,19 @@ struct presence__node {
  * events hold the others.
  */
 struct presence__client {
+    struct presence__pool_block pool; /* from its shard's client pool */
+    uint32_t id_len;
     uint64_t hash;
     struct presence__user *user;
     /* NULL for this registry's own clients, else the node it belongs to:
      * fixed for the record's life, so read without a lock. */
     struct presence__node *node;
     struct presence__client *uprev, *unext;   /* the user's live clients */
-    /* 32-bit fields keep the header at 64 bytes (a client with a 32-byte
-     * conn_info fits a 112-byte malloc chunk, not 128): names are under
+    /* 32-bit fields keep the header at 68 bytes (a client with a 32-byte
+     * conn_info fits a 112-byte block, not 128): names are under
      * 4 GiB (presence__check_name), references and channels are bounded
      * by memberships and events, which cannot reach 4G in memory, and the
      * byte counts are checked when the client is made. */
-    uint32_t id_len;
     atomic_uint_least32_t refs;
     uint32_t channel_count;
     /* What a snapshot entry copies of it: its id, user id, conn_info and
@@ -141,6 +144,8 @@ struct presence__namespace {
  * while it has members; queued events hold the others.
  */
 struct presence__channel {
+    struct presence__pool_block pool; /* from its shard's channel pool */
+    uint32_t number; /* in its shard's channel table while live */
     uint64_t hash;
     atomic_size_t refs;
     struct presence__namespace *ns;
@@ -148,8 +153,7 @@ struct presence__channel {
     struct presence__usercount users;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
-    uint32_t name_len;
-    uint32_t number; /* in its shard's channel table while live */
+    uint32_t name_len; /* next to the name: a lookup reads both */
     char name[];
 };
 
@@ -352,6 +356,11 @@ struct presence_registry {
     atomic_size_t every_ns_subs;
     atomic_size_t queued;        /* queue_len, readable without the lock */
 
+    /* Where channel, client and user records come from, by shard. */
+    struct presence__pool channel_pools[PRESENCE__SHARDS];
+    struct presence__pool client_pools[PRESENCE__SHARDS];
+    struct presence__pool user_pools[PRESENCE__SHARDS];
+
     /* Node ids of remote clients (node_lock, a leaf). */
     pthread_mutex_t node_lock;
     struct presence__index nodes; /* by id */
@@ -441,6 +450,13 @@ struct presence__shard *presence__shard_of(presence_registry *reg,
                                            uint64_t hash);
 struct presence__cshard *presence__cshard_of(presence_registry *reg,
                                              uint64_t hash);
+/* The pools a record with this hash comes from (its shard's). */
+struct presence__pool *presence__channel_pool(presence_registry *reg,
+                                              uint64_t hash);
+struct presence__pool *presence__client_pool(presence_registry *reg,
+                                             uint64_t hash);
+struct presence__pool *presence__user_pool(presence_registry *reg,
+                                           uint64_t hash);
 struct presence__ushard *presence__ushard_of(presence_registry *reg,
                                              uint64_t hash);
 /* Totals: sums of the shards' counts. */

@@ -86,6 +86,9 @@ static void registry_release(presence_registry *reg)
     presence__namespaces_free(reg);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__slab_destroy(reg, &reg->shards[i].membership_slab);
+        presence__pool_destroy(reg, &reg->channel_pools[i]);
+        presence__pool_destroy(reg, &reg->client_pools[i]);
+        presence__pool_destroy(reg, &reg->user_pools[i]);
         mutex_destroy(reg, &reg->shards[i].lock);
         mutex_destroy(reg, &reg->cshards[i].lock);
         mutex_destroy(reg, &reg->ushards[i].lock);
@@ -150,6 +153,9 @@ int presence_registry_new(const presence_config *config,
         reg->shards[i].chans_free = PRESENCE__SLAB_NONE;
         presence__slab_init(&reg->shards[i].membership_slab,
                             sizeof(struct presence__membership));
+        presence__pool_init(reg, &reg->channel_pools[i]);
+        presence__pool_init(reg, &reg->client_pools[i]);
+        presence__pool_init(reg, &reg->user_pools[i]);
     }
     mutex_init(reg, &reg->queue_lock);
     mutex_init(reg, &reg->node_lock);
@@ -196,6 +202,24 @@ struct presence__ushard *presence__ushard_of(presence_registry *reg,
                                              uint64_t hash)
 {
     return &reg->ushards[hash >> 58];
+}
+
+struct presence__pool *presence__channel_pool(presence_registry *reg,
+                                              uint64_t hash)
+{
+    return &reg->channel_pools[hash >> 58];
+}
+
+struct presence__pool *presence__client_pool(presence_registry *reg,
+                                             uint64_t hash)
+{
+    return &reg->client_pools[hash >> 58];
+}
+
+struct presence__pool *presence__user_pool(presence_registry *reg,
+                                           uint64_t hash)
+{
+    return &reg->user_pools[hash >> 58];
 }
 
 void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m)

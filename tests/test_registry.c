@@ -374,6 +374,78 @@ static void test_counts(void **state)
     fixture_close(&f);
 }
 
+/* One churn cycle of the memory test: clients with ids, user ids,
+ * channel names and conn_info of many lengths (some conn_info over 256
+ * bytes), checked through a query, then all gone. */
+static void churn_cycle(presence_registry *reg, int clients,
+                        long long *peak, test_alloc *alloc)
+{
+    enum { CHANNELS = 97 };
+    char id[64], user[64], channel[64], info[400];
+    for (int i = 0; i < clients; i++) {
+        snprintf(id, sizeof id, "client-%0*d", 1 + i % 40, i);
+        snprintf(user, sizeof user, "user-%0*d", 1 + i % 23, i / 3);
+        size_t info_len = (size_t)(i % 7 == 0 ? 300 + i % 90 : i % 50);
+        memset(info, 'a' + i % 26, info_len);
+        for (int k = 0; k < 3; k++) {
+            snprintf(channel, sizeof channel, "room-%0*d", 1 + k * 9,
+                     (i + k * 31) % CHANNELS);
+            assert_ok(presence_join(reg, channel, id, user, info, info_len,
+                                    NULL, 0));
+        }
+    }
+    long long now = atomic_load(&alloc->live_bytes);
+    if (now > *peak) {
+        *peak = now;
+    }
+    /* Every member reads back whole, whatever block it landed in. */
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_query(reg, "room-5", NULL, &snap));
+    assert_true(snap->count > 0);
+    for (size_t m = 0; m < snap->count; m++) {
+        const presence_member *mb = &snap->members[m];
+        int i = atoi(strchr(mb->client_id, '-') + 1);
+        snprintf(user, sizeof user, "user-%0*d", 1 + i % 23, i / 3);
+        assert_string_equal(mb->user_id, user);
+        size_t info_len = (size_t)(i % 7 == 0 ? 300 + i % 90 : i % 50);
+        assert_int_equal(mb->conn_info_len, info_len);
+        for (size_t b = 0; b < info_len; b++) {
+            assert_int_equal(((const unsigned char *)mb->conn_info)[b],
+                             'a' + i % 26);
+        }
+    }
+    presence_snapshot_free(snap);
+    for (int i = 0; i < clients; i++) {
+        snprintf(id, sizeof id, "client-%0*d", 1 + i % 40, i);
+        size_t left = 0;
+        assert_ok(presence_disconnect(reg, id, &left));
+        assert_int_equal(left, 3);
+    }
+    assert_counts(reg, 0, 0, 0, 0);
+}
+
+/* Memory goes back after a peak: what stays (tables' and slabs' fixed
+ * parts) does not grow with the peak, nor with a second one. Records come
+ * from pools of chunks, and emptied chunks return to the allocator. */
+static void test_memory_returns_after_peak(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    long long peak = 0;
+    churn_cycle(f.reg, 2000, &peak, &f.alloc);
+    long long after_small = atomic_load(&f.alloc.live_bytes);
+    long long small_peak = peak;
+    churn_cycle(f.reg, 20000, &peak, &f.alloc);
+    long long after_big = atomic_load(&f.alloc.live_bytes);
+    churn_cycle(f.reg, 20000, &peak, &f.alloc);
+    assert_true(peak > 3 * small_peak); /* the second peak was much higher */
+    assert_int_equal(after_big, after_small);
+    assert_int_equal(atomic_load(&f.alloc.live_bytes), after_big);
+    fixture_close(&f);
+}
+
 /* Freeing a registry with members produces no event. */
 static void test_free_is_silent(void **state)
 {
@@ -462,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_two_registries),
         cmocka_unit_test(test_free_is_silent),
+        cmocka_unit_test(test_memory_returns_after_peak),
         cmocka_unit_test(test_older_struct_sizes),
     };
     return cmocka_run_group_tests_name("registry", tests, NULL, NULL);

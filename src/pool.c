@@ -1,0 +1,210 @@
+/*
+ * The record pool (see pool.h).
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdalign.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Under AddressSanitizer every record is allocated alone, as the slab's
+ * blocks are, so that a use after free is caught, not hidden in a chunk. */
+#define BYPASS PRESENCE__SLAB_BYPASS
+
+/* The largest chunk asks for one 4 KiB page with malloc's 8-byte header,
+ * and a little to spare. A class's first chunks are smaller (MIN_BLOCKS,
+ * then twice as many each time), so that a small registry, whose records
+ * are spread over 64 shards, does not hold a page per shard and class. */
+#define CHUNK_BYTES 4080u
+#define MIN_BLOCKS 4u
+
+/* A free block links the next after the pool's head and its padding. */
+#define FREE_LINK_AT 8u
+#define MIN_BLOCK 16u
+
+struct presence__pool_chunk {
+    struct presence__pool_chunk *prev, *next; /* its class's partial list */
+    void *free;        /* freed blocks, linked at FREE_LINK_AT */
+    uint32_t block;    /* bytes a block takes */
+    uint32_t capacity; /* blocks in the chunk */
+    uint32_t used;     /* blocks handed out */
+    uint32_t fresh;    /* blocks never handed out start here */
+    bool listed;       /* in the partial list */
+    alignas(8) unsigned char blocks[];
+};
+
+_Static_assert(sizeof(struct presence__pool_chunk) +
+                       PRESENCE__POOL_MAX_BLOCK * 8 <=
+                   CHUNK_BYTES,
+               "a chunk holds at least 8 of the largest blocks");
+
+static size_t chunk_bytes(const struct presence__pool_chunk *c)
+{
+    return sizeof *c + (size_t)c->capacity * c->block;
+}
+
+void presence__pool_init(const presence_registry *reg,
+                         struct presence__pool *pool)
+{
+    memset(pool->partial, 0, sizeof pool->partial);
+    memset(pool->next_blocks, 0, sizeof pool->next_blocks);
+    if (!reg->single_threaded) {
+        pthread_mutex_init(&pool->lock, NULL);
+    }
+}
+
+static void list_add(struct presence__pool_chunk **head,
+                     struct presence__pool_chunk *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = c;
+    }
+    *head = c;
+    c->listed = true;
+}
+
+static void list_remove(struct presence__pool_chunk **head,
+                        struct presence__pool_chunk *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        *head = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->listed = false;
+}
+
+void presence__pool_destroy(presence_registry *reg,
+                            struct presence__pool *pool)
+{
+    /* The registry freed every record first, and empty chunks go back as
+     * they empty, so this finds nothing; it is the pool's own guarantee. */
+    for (size_t i = 0; i < PRESENCE__POOL_CLASSES; i++) {
+        struct presence__pool_chunk *c = pool->partial[i];
+        while (c != NULL) {
+            struct presence__pool_chunk *next = c->next;
+            presence__free(reg, c, chunk_bytes(c));
+            c = next;
+        }
+        pool->partial[i] = NULL;
+    }
+    if (!reg->single_threaded) {
+        pthread_mutex_destroy(&pool->lock);
+    }
+}
+
+/* Class i holds blocks of (i + 1) * 8 bytes. */
+static size_t class_of(size_t size)
+{
+    size_t s = size < MIN_BLOCK ? MIN_BLOCK : size;
+    return (s + 7u) / 8u - 1u;
+}
+
+static uint32_t max_blocks(size_t block)
+{
+    return (uint32_t)((CHUNK_BYTES - sizeof(struct presence__pool_chunk)) /
+                      block);
+}
+
+static struct presence__pool_chunk *
+chunk_new(presence_registry *reg, struct presence__pool *pool, size_t cls)
+{
+    size_t block = (cls + 1) * 8u;
+    uint32_t blocks = pool->next_blocks[cls];
+    if (blocks < MIN_BLOCKS) {
+        blocks = MIN_BLOCKS;
+    }
+    if (blocks > max_blocks(block)) {
+        blocks = max_blocks(block);
+    }
+    struct presence__pool_chunk *c = presence__malloc(
+        reg, sizeof(struct presence__pool_chunk) + blocks * block);
+    if (c != NULL) {
+        c->free = NULL;
+        c->block = (uint32_t)block;
+        c->capacity = blocks;
+        c->used = 0;
+        c->fresh = 0;
+        pool->next_blocks[cls] = (uint16_t)(blocks * 2 < max_blocks(block)
+                                                ? blocks * 2
+                                                : max_blocks(block));
+    }
+    return c;
+}
+
+void *presence__pool_alloc(presence_registry *reg, struct presence__pool *pool,
+                           size_t size)
+{
+    if (BYPASS || size > PRESENCE__POOL_MAX_BLOCK) {
+        struct presence__pool_block *alone = presence__malloc(reg, size);
+        if (alone != NULL) {
+            alone->offset = 0;
+        }
+        return alone;
+    }
+    size_t cls = class_of(size);
+    presence__mutex_lock(reg, &pool->lock);
+    struct presence__pool_chunk *c = pool->partial[cls];
+    if (c == NULL) {
+        c = chunk_new(reg, pool, cls);
+        if (c == NULL) {
+            presence__mutex_unlock(reg, &pool->lock);
+            return NULL;
+        }
+        list_add(&pool->partial[cls], c);
+    }
+    unsigned char *block;
+    if (c->free != NULL) {
+        block = c->free;
+        memcpy(&c->free, block + FREE_LINK_AT, sizeof c->free);
+    } else {
+        block = c->blocks + (size_t)c->fresh * c->block;
+        c->fresh++;
+    }
+    if (++c->used == c->capacity) {
+        list_remove(&pool->partial[cls], c);
+    }
+    presence__mutex_unlock(reg, &pool->lock);
+    struct presence__pool_block head = {
+        (uint32_t)(block - (unsigned char *)c)};
+    memcpy(block, &head, sizeof head);
+    return block;
+}
+
+void presence__pool_free(presence_registry *reg, struct presence__pool *pool,
+                         void *p, size_t size)
+{
+    unsigned char *block = p;
+    struct presence__pool_block head;
+    memcpy(&head, block, sizeof head);
+    if (head.offset == 0) {
+        presence__free(reg, p, size);
+        return;
+    }
+    struct presence__pool_chunk *c =
+        (struct presence__pool_chunk *)(void *)(block - head.offset);
+    struct presence__pool_chunk **list = &pool->partial[class_of(size)];
+    presence__mutex_lock(reg, &pool->lock);
+    memcpy(block + FREE_LINK_AT, &c->free, sizeof c->free);
+    c->free = block;
+    if (!c->listed) {
+        list_add(list, c);
+    }
+    /* Empty: back to the allocator, and the class's next chunk smaller. */
+    bool give_back = --c->used == 0;
+    size_t bytes = chunk_bytes(c);
+    if (give_back) {
+        list_remove(list, c);
+        pool->next_blocks[class_of(size)] = (uint16_t)(c->capacity / 2);
+    }
+    presence__mutex_unlock(reg, &pool->lock);
+    if (give_back) {
+        presence__free(reg, c, bytes);
+    }
+}

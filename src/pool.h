@@ -1,0 +1,74 @@
+/*
+ * A pool of small variable-size records (channels, clients, users), one
+ * per shard and kind.
+ *
+ * Why not malloc: malloc hands out records in the order they are asked
+ * for, so the channel records end up scattered over the whole heap,
+ * between memberships, tables and client records, one per 4 KiB page. A
+ * lookup then costs a TLB miss on top of the cache miss; on a VM, with
+ * nested page tables, that doubled the cost of presence_stats (measured:
+ * docs/PERFORMANCE.md). Here records of one kind and shard are packed
+ * together in chunks of about a page, by size class (8-byte steps up to
+ * POOL_MAX_BLOCK bytes; larger records go to the allocator alone).
+ *
+ * The first 4 bytes of every record belong to the pool (struct
+ * presence__pool_block, like the slab's): the block's offset in its chunk,
+ * which is how a free finds the chunk without a search. A chunk whose
+ * blocks are all free goes back to the allocator.
+ *
+ * Threads: each pool has its own mutex (none in a single-threaded
+ * registry), because records are freed with their last reference, which
+ * a queued event may hold after every shard lock is gone. Records are made
+ * and freed far less often than they are read, so the lock costs little.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PRESENCE_POOL_H
+#define PRESENCE_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+struct presence_registry;
+
+/* The head every pooled record starts with. */
+struct presence__pool_block {
+    uint32_t offset; /* from its chunk's start; 0: allocated alone */
+};
+
+#define PRESENCE__POOL_MAX_BLOCK 256u
+#define PRESENCE__POOL_CLASSES (PRESENCE__POOL_MAX_BLOCK / 8u)
+
+struct presence__pool_chunk;
+
+struct presence__pool {
+    pthread_mutex_t lock;
+    /* Per size class, the chunks with a free block. */
+    struct presence__pool_chunk *partial[PRESENCE__POOL_CLASSES];
+    /* and the blocks its next chunk will hold. */
+    uint16_t next_blocks[PRESENCE__POOL_CLASSES];
+};
+
+void presence__pool_init(const struct presence_registry *reg,
+                         struct presence__pool *pool);
+/* Give every chunk back: every record must have been freed. */
+void presence__pool_destroy(struct presence_registry *reg,
+                            struct presence__pool *pool);
+/* A record of `size` bytes (at least a struct presence__pool_block), its
+ * head set; NULL when memory runs out. */
+void *presence__pool_alloc(struct presence_registry *reg,
+                           struct presence__pool *pool, size_t size);
+/* Zero a fresh record of `size` bytes but for the pool's head. */
+static inline void presence__pool_clear(void *record, size_t size)
+{
+    memset((unsigned char *)record + sizeof(struct presence__pool_block), 0,
+           size - sizeof(struct presence__pool_block));
+}
+
+/* Free a record of this pool; size as given to presence__pool_alloc. */
+void presence__pool_free(struct presence_registry *reg,
+                         struct presence__pool *pool, void *p, size_t size);
+
+#endif
