@@ -461,6 +461,8 @@ struct presence__ushard *presence__ushard_of(presence_registry *reg,
                                              uint64_t hash);
 /* Totals: sums of the shards' counts. */
 size_t presence__count_memberships(presence_registry *reg);
+/* A mutex as the registry's locks are made (none when single-threaded). */
+void presence__mutex_init(const presence_registry *reg, pthread_mutex_t *m);
 void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m);
 bool presence__mutex_trylock(const presence_registry *reg,
                              pthread_mutex_t *m);

@@ -49,9 +49,7 @@ void presence__pool_init(const presence_registry *reg,
 {
     memset(pool->partial, 0, sizeof pool->partial);
     memset(pool->next_blocks, 0, sizeof pool->next_blocks);
-    if (!reg->single_threaded) {
-        pthread_mutex_init(&pool->lock, NULL);
-    }
+    presence__mutex_init(reg, &pool->lock);
 }
 
 static void list_add(struct presence__pool_chunk **head,

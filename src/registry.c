@@ -62,11 +62,12 @@ static int config_check(const presence_config *c)
     return presence__namespace_options_check(&c->default_namespace);
 }
 
-static void mutex_init(const presence_registry *reg, pthread_mutex_t *m)
+void presence__mutex_init(const presence_registry *reg, pthread_mutex_t *m)
 {
-    if (!reg->single_threaded) {
-        pthread_mutex_init(m, NULL);
+    if (reg->single_threaded) {
+        return;
     }
+    pthread_mutex_init(m, NULL);
 }
 
 static void mutex_destroy(const presence_registry *reg, pthread_mutex_t *m)
@@ -143,9 +144,9 @@ int presence_registry_new(const presence_config *config,
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
-        mutex_init(reg, &reg->shards[i].lock);
-        mutex_init(reg, &reg->cshards[i].lock);
-        mutex_init(reg, &reg->ushards[i].lock);
+        presence__mutex_init(reg, &reg->shards[i].lock);
+        presence__mutex_init(reg, &reg->cshards[i].lock);
+        presence__mutex_init(reg, &reg->ushards[i].lock);
         presence__index_init(&reg->shards[i].channels,
                              offsetof(struct presence__channel, name),
                              offsetof(struct presence__channel, name_len));
@@ -157,8 +158,8 @@ int presence_registry_new(const presence_config *config,
         presence__pool_init(reg, &reg->client_pools[i]);
         presence__pool_init(reg, &reg->user_pools[i]);
     }
-    mutex_init(reg, &reg->queue_lock);
-    mutex_init(reg, &reg->node_lock);
+    presence__mutex_init(reg, &reg->queue_lock);
+    presence__mutex_init(reg, &reg->node_lock);
     presence__clients_init(reg);
     presence__nodes_init(reg);
     presence__events_init(reg);

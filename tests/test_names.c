@@ -341,6 +341,60 @@ static void test_utf8_and_high_bytes(void **state)
     fixture_close(&f);
 }
 
+/* Every byte value at every place of names of every length up to 20,
+ * against the rule: a control character (below 0x20, or 0x7f) anywhere
+ * makes the name bad, any other byte is fine (so that a faster check, a
+ * word at a time, could not slip at a word's edge or in a partial last
+ * word). presence_stats checks the name, then its namespace. */
+static void test_every_byte_at_every_place(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    char name[24];
+    presence_channel_stats st;
+    for (size_t len = 1; len <= 20; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 1; b < 256; b++) {
+                memset(name, 'a', len);
+                name[len] = '\0';
+                name[at] = (char)b;
+                bool bad = b < 0x20 || b == 0x7f;
+                /* "a...:..." names the unknown namespace "a...". */
+                bool unknown_ns = b == ':' && at > 0;
+                assert_rc(presence_stats(f.reg, name, NULL, &st),
+                          bad          ? PRESENCE_ERR_BAD_NAME
+                          : unknown_ns ? PRESENCE_ERR_UNKNOWN_NAMESPACE
+                                       : PRESENCE_OK);
+            }
+        }
+    }
+    fixture_close(&f);
+}
+
+/* A control character within the first max + 1 bytes is reported before
+ * the length; past them, the length is (the name is never read further). */
+static void test_bad_byte_against_limit(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    f.config.limits.channel_name_max = 10;
+    fixture_open(&f);
+    presence_channel_stats st;
+    assert_ok(presence_stats(f.reg, "aaaaaaaaaa", NULL, &st));
+    assert_rc(presence_stats(f.reg, "aaaaaaaaaaa", NULL, &st),
+              PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_stats(f.reg, "aaaaaaaaa\x01" "a", NULL, &st),
+              PRESENCE_ERR_BAD_NAME);
+    assert_rc(presence_stats(f.reg, "aaaaaaaaaa\x01", NULL, &st),
+              PRESENCE_ERR_BAD_NAME);
+    assert_rc(presence_stats(f.reg, "aaaaaaaaaaa\x01", NULL, &st),
+              PRESENCE_ERR_TOO_LONG);
+    fixture_close(&f);
+}
+
 static const char *event_namespace(fixture *f, const char *channel,
                                    const char *client)
 {
@@ -605,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_configured_limits),
         cmocka_unit_test(test_huge_names),
         cmocka_unit_test(test_utf8_and_high_bytes),
+        cmocka_unit_test(test_every_byte_at_every_place),
+        cmocka_unit_test(test_bad_byte_against_limit),
         cmocka_unit_test(test_namespace_resolution),
         cmocka_unit_test(test_unknown_namespace),
         cmocka_unit_test(test_custom_separator),
