@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A/B: the presence-mix workload on two versions of the library, run
+# alternately in one session so that both see the same machine load.
+#
+#   scripts/bench-ab.sh REV [C H K R I]      (env ROUNDS=7)
+#
+# A is git revision REV (exported with git archive), B the working tree.
+# Both are built as release builds (-O3, no assertions, no sanitizers) in
+# build-ab/; then presence-bench runs ROUNDS times each, A and B taking
+# turns (the order flips every round). Prints the median rate of each phase
+# for A and B and the ratio B/A, and the median peak RSS. On a shared or
+# noisy machine, single runs differ by 10-30%: the medians of alternating
+# runs are the figure to compare, with callgrind counts
+# (scripts/bench-callgrind.sh) for what does not depend on load.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[[ $# -ge 1 ]] || { echo "usage: $0 REV [C H K R I]" >&2; exit 2; }
+rev=$1
+shift
+rounds=${ROUNDS:-7}
+work=$root/build-ab
+opts=(--buildtype=release -Db_ndebug=true -Dtests=false -Dexamples=false
+      -Dcluster=disabled)
+
+rm -rf "$work/src-a"
+mkdir -p "$work/src-a" "$work/out"
+git -C "$root" archive "$rev" | tar -x -C "$work/src-a"
+for side in a b; do
+    src=$work/src-a
+    [[ $side == b ]] && src=$root
+    if [[ -f $work/build-$side/meson-private/coredata.dat ]]; then
+        meson setup --reconfigure "${opts[@]}" "$work/build-$side" "$src" >/dev/null
+    else
+        meson setup "${opts[@]}" "$work/build-$side" "$src" >/dev/null
+    fi
+    meson compile -C "$work/build-$side" presence-bench >/dev/null
+done
+
+rm -f "$work"/out/*.out
+for ((r = 1; r <= rounds; r++)); do
+    order=(a b)
+    ((r % 2 == 0)) && order=(b a)
+    for side in "${order[@]}"; do
+        "$work/build-$side/bench/presence-bench" "$@" \
+            >"$work/out/$side-$r.out" 2>/dev/null
+    done
+done
+
+python3 - "$work/out" "$rounds" "$rev" <<'EOF'
+import re, statistics, sys
+out, rounds, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+phases = ["join", "stats", "query", "refresh", "leave"]
+rates = {s: {p: [] for p in phases} for s in "ab"}
+rss = {s: [] for s in "ab"}
+checks = set()
+for s in "ab":
+    for r in range(1, rounds + 1):
+        for line in open(f"{out}/{s}-{r}.out"):
+            m = re.match(r"phase=(\w+) .* ops_per_s=(\d+)", line)
+            if m:
+                rates[s][m.group(1)].append(int(m.group(2)))
+            elif line.startswith("checksum"):
+                checks.add(line.strip())
+            elif line.startswith("peak_rss_kb="):
+                rss[s].append(int(line.split("=")[1]))
+if len(checks) != 1:
+    sys.exit(f"checksums differ: {checks}")
+print(f"A = {rev}, B = working tree; medians of {rounds} alternating runs")
+print("| phase | A ops/s | B ops/s | B/A |")
+print("| --- | ---: | ---: | ---: |")
+for p in phases:
+    a, b = statistics.median(rates["a"][p]), statistics.median(rates["b"][p])
+    print(f"| {p} | {a:.0f} | {b:.0f} | {b / a:.3f} |")
+a, b = statistics.median(rss["a"]), statistics.median(rss["b"])
+print(f"| peak RSS KiB | {a:.0f} | {b:.0f} | {b / a:.3f} |")
+EOF
