@@ -25,7 +25,8 @@ opts=(--buildtype=release -Db_ndebug=true -Dtests=false -Dexamples=false
 
 rm -rf "$work/src-a"
 mkdir -p "$work/src-a" "$work/out"
-git -C "$root" archive "$rev" | tar -x -C "$work/src-a"
+# --touch: fresh times, or ninja would keep objects of an older export
+git -C "$root" archive "$rev" | tar -x --touch -C "$work/src-a"
 for side in a b; do
     src=$work/src-a
     [[ $side == b ]] && src=$root
@@ -34,16 +35,21 @@ for side in a b; do
     else
         meson setup "${opts[@]}" "$work/build-$side" "$src" >/dev/null
     fi
-    meson compile -C "$work/build-$side" presence-bench >/dev/null
+    meson compile -C "$work/build-$side" presence-bench >"$work/build-$side.log" \
+        2>&1 || { tail -20 "$work/build-$side.log" >&2; exit 1; }
 done
 
-rm -f "$work"/out/*.out
+rm -f "$work"/out/*.out "$work"/out/*.err
 for ((r = 1; r <= rounds; r++)); do
     order=(a b)
     ((r % 2 == 0)) && order=(b a)
     for side in "${order[@]}"; do
         "$work/build-$side/bench/presence-bench" "$@" \
-            >"$work/out/$side-$r.out" 2>/dev/null
+            >"$work/out/$side-$r.out" 2>"$work/out/$side-$r.err" || {
+            echo "build-$side: presence-bench failed:" >&2
+            cat "$work/out/$side-$r.err" >&2
+            exit 1
+        }
     done
 done
 
