@@ -36,8 +36,8 @@ struct presence__memberset {
     struct presence__member_slot *slots;
     const struct presence__slab *slab; /* its shard's, where numbers point */
     size_t nslots; /* home slots (1 << bits) plus the spare tail */
-    size_t count;
     unsigned bits;
+    size_t count; /* last: next to what a channel's lookup reads */
 };
 
 void presence__memberset_init(struct presence__memberset *set,
