@@ -18,6 +18,8 @@
  * The node table's lock is a leaf: it may be taken with any of the above
  * held, or none, always last and briefly, and nothing is taken under it
  * (it guards only the table and the entries' reference counts).
+ * So is each record pool's lock (pool.h): it guards the pool's chunks,
+ * and nothing but the allocator is called under it.
  *
  * What each lock guards:
  * - a channel shard: its channel index, those channels (member set, user
