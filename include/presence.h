@@ -216,9 +216,9 @@ typedef struct presence_allocator {
  * the clock catches up. The default reads CLOCK_MONOTONIC, whose origin is
  * unspecified: joined_at_ms values are then only meaningful relative to
  * each other and to presence_now_ms(). Install a CLOCK_REALTIME-based
- * clock to get wall-clock join times. Times are kept in 48 bits: a value
- * beyond +-2^47 ms (about 4,400 years either side of 0) is read as that
- * bound.
+ * clock to get wall-clock join times. Times are kept in 47 bits: a value
+ * beyond +-2^46 ms (about 2,200 years either side of 0, so Unix time in
+ * milliseconds until the year 4200) is read as that bound.
  */
 typedef int64_t (*presence_clock_fn)(void *user_data);
 

@@ -150,7 +150,10 @@ static void membership_free(presence_registry *reg,
                             struct presence__shard *hs,
                             struct presence__membership *m)
 {
-    presence__blob_unref(reg, m->chan_info);
+    if (presence__membership_has_chan_info(m)) {
+        presence__blob_unref(reg, presence__chaninfo_take(
+                                      reg, &hs->chan_infos, m->slab.slab_index));
+    }
     presence__slab_free(reg, &hs->membership_slab, m);
 }
 
@@ -164,7 +167,7 @@ void presence__membership_remove(presence_registry *reg,
     struct presence__client *client = m->client;
 
     presence__memberset_remove(reg, &ch->members, m);
-    ch->member_bytes -= presence__membership_bytes(m);
+    ch->member_bytes -= presence__membership_bytes(hs, m);
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
     if (client->node == NULL) { /* remote ones have no TTL here */
@@ -213,6 +216,8 @@ void presence__channels_free(presence_registry *reg)
                                 channel_size(ch->name_len));
         }
         presence__index_free(reg, idx);
+        /* Empty now, but a join that failed may have left it a table. */
+        presence__chaninfo_free(reg, &reg->shards[s].chan_infos);
         presence__free(reg, reg->shards[s].chans,
                        reg->shards[s].chans_cap *
                            sizeof *reg->shards[s].chans);
@@ -422,7 +427,9 @@ static int replace_chan_info(presence_registry *reg,
                              struct presence__membership *m,
                              const void *chan_info, size_t chan_info_len)
 {
-    if (presence__blob_equals(m->chan_info, chan_info, chan_info_len)) {
+    struct presence__shard *hs = presence__membership_shard(reg, m);
+    struct presence__blob *old = presence__membership_chan_info(hs, m);
+    if (presence__blob_equals(old, chan_info, chan_info_len)) {
         return PRESENCE_OK;
     }
     size_t reserved;
@@ -431,16 +438,30 @@ static int replace_chan_info(presence_registry *reg,
     if (rc == PRESENCE_OK) {
         rc = presence__blob_new(reg, chan_info, chan_info_len, &blob);
     }
+    if (rc == PRESENCE_OK && blob != NULL && old == NULL) {
+        rc = presence__chaninfo_prepare(reg, &hs->chan_infos);
+        if (rc != PRESENCE_OK) {
+            presence__blob_unref(reg, blob);
+        }
+    }
     if (rc == PRESENCE_OK) {
-        struct presence__channel *ch = presence__membership_channel(reg, m);
-        ch->member_bytes -= presence__membership_bytes(m);
-        presence__blob_unref(reg, m->chan_info);
-        m->chan_info = blob;
-        ch->member_bytes += presence__membership_bytes(m);
+        struct presence__channel *ch = presence__shard_channel(hs, m);
+        uint32_t number = m->slab.slab_index;
+        ch->member_bytes -= presence__membership_bytes(hs, m);
+        if (old == NULL) {
+            presence__chaninfo_put(&hs->chan_infos, number, blob);
+            m->joined_hi |= PRESENCE__HAS_CHAN_INFO;
+        } else if (blob == NULL) {
+            presence__chaninfo_take(reg, &hs->chan_infos, number);
+            m->joined_hi &= (uint16_t)~PRESENCE__HAS_CHAN_INFO;
+        } else {
+            presence__chaninfo_replace(&hs->chan_infos, number, blob);
+        }
+        presence__blob_unref(reg, old);
+        ch->member_bytes += presence__membership_bytes(hs, m);
         ch->seq++;
-        presence__events_push(reg, presence__membership_shard(reg, m), ch, m,
-                              PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE,
-                              false, &reserved);
+        presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_UPDATE,
+                              PRESENCE_LEAVE_NONE, false, &reserved);
     }
     presence__events_release(reg, &reserved);
     return rc;
@@ -491,14 +512,17 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
         .cnext = client->memberships,
         .tprev = PRESENCE__SLAB_NONE,
         .tnext = PRESENCE__SLAB_NONE,
-        .chan_info = blob,
     };
     presence__time48_set(&m->joined_lo, &m->joined_hi, now);
     presence__time48_set(&m->touched_lo, &m->touched_hi, now);
+    if (blob != NULL) { /* room was made by join_new */
+        presence__chaninfo_put(&hs->chan_infos, m->slab.slab_index, blob);
+        m->joined_hi |= PRESENCE__HAS_CHAN_INFO;
+    }
     client->memberships = presence__mref(reg, hs, m);
     client->channel_count++;
     presence__memberset_insert(&ch->members, m);
-    ch->member_bytes += presence__membership_bytes(m);
+    ch->member_bytes += presence__membership_bytes(hs, m);
     bool first_of_user =
         presence__usercount_inc(&ch->users, client->user) == 1;
     if (client->node == NULL) { /* remote ones have no TTL here */
@@ -541,6 +565,9 @@ static int join_new(presence_registry *reg, struct target *t,
     }
     if (rc == PRESENCE_OK) {
         rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
+    }
+    if (rc == PRESENCE_OK && blob != NULL) {
+        rc = presence__chaninfo_prepare(reg, &hs->chan_infos);
     }
     if (rc == PRESENCE_OK) {
         m = presence__slab_alloc(reg, &hs->membership_slab);

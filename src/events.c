@@ -105,14 +105,16 @@ void presence__events_release(presence_registry *reg, size_t *reserved)
 
 /* Queue lock held, one reserved slot taken. */
 static void queue_one(presence_registry *reg, struct presence__channel *ch,
-                      struct presence__membership *m, presence_event_kind kind,
-                      presence_leave_reason reason, int64_t now, bool muted)
+                      struct presence__membership *m,
+                      struct presence__blob *chan_info,
+                      presence_event_kind kind, presence_leave_reason reason,
+                      int64_t now, bool muted)
 {
     size_t tail = (reg->queue_head + reg->queue_len) % reg->queue_cap;
     struct presence__pending *e = &reg->queue[tail];
     e->channel = ch;
     e->client = m->client;
-    e->chan_info = m->chan_info;
+    e->chan_info = chan_info;
     e->seq = ch->seq;
     e->time_ms = now;
     e->num_clients = ch->members.count;
@@ -123,7 +125,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->muted = muted;
     atomic_fetch_add(&ch->refs, 1);
     presence__client_ref(m->client);
-    presence__blob_ref(m->chan_info);
+    presence__blob_ref(chan_info);
     reg->queue_len++;
     reg->queue_reserved--;
     atomic_fetch_add(&reg->queued, 1);
@@ -143,13 +145,14 @@ void presence__events_push(presence_registry *reg, struct presence__shard *hs,
         return;
     }
     int64_t now = presence__now(reg, hs);
+    struct presence__blob *chan_info = presence__membership_chan_info(hs, m);
     queue_lock(reg);
-    queue_one(reg, ch, m, kind, reason, now, muted);
+    queue_one(reg, ch, m, chan_info, kind, reason, now, muted);
     if (user_change) {
         presence_event_kind user_kind = kind == PRESENCE_EVENT_JOIN
                                             ? PRESENCE_EVENT_USER_JOIN
                                             : PRESENCE_EVENT_USER_LEAVE;
-        queue_one(reg, ch, m, user_kind, reason, now, muted);
+        queue_one(reg, ch, m, chan_info, user_kind, reason, now, muted);
     }
     queue_unlock(reg);
     *reserved -= n;

@@ -49,6 +49,7 @@
 #include "presence.h"
 #include "uthash_config.h"
 
+#include "chaninfo.h"
 #include "index.h"
 #include "memberset.h"
 #include "pool.h"
@@ -170,7 +171,7 @@ struct presence__blob {
 };
 
 /*
- * One client in one channel: 48 bytes, from its channel shard's slab.
+ * One client in one channel: 40 bytes, from its channel shard's slab.
  * Links are 32-bit: within the shard, a block number of its slab (the
  * touch order); across shards, a reference, the shard's index and the
  * number (the client's list: presence__mref). PRESENCE__SLAB_NONE ends
@@ -187,41 +188,51 @@ struct presence__membership {
      * pointer's 8; it also names the shard without hashing the channel's
      * name. Fixed for the membership's life. */
     uint32_t chref;
-    /* Times in 48 bits (low 32, high 16), biased by 2^47: presence__now
-     * keeps the clock within +-2^47 ms (4,400 years); see
-     * presence__time48_get. */
+    /* Times in 47 bits (low 32, high 15), biased by 2^46: presence__now
+     * keeps the clock within +-2^46 ms (2,200 years); see
+     * presence__time48_get. The top bit of joined_hi says whether the
+     * membership has a chan_info (its shard's chan_infos: chaninfo.h). */
     uint32_t joined_lo, touched_lo;
     uint16_t joined_hi, touched_hi;
     struct presence__client *client;
-    struct presence__blob *chan_info; /* NULL when empty */
 };
 
-_Static_assert(sizeof(struct presence__membership) <= 48,
-               "a membership takes 48 bytes of its slab");
+_Static_assert(sizeof(struct presence__membership) <= 40,
+               "a membership takes 40 bytes of its slab");
 
-/* The range presence__now keeps times in, so that they fit 48 bits. They
- * are stored biased by 2^47, as unsigned: reading one back is a shift, an
+#define PRESENCE__HAS_CHAN_INFO 0x8000u
+
+/* The range presence__now keeps times in, so that they fit 47 bits. They
+ * are stored biased by 2^46, as unsigned: reading one back is a shift, an
  * or and a subtraction, with no sign to extend. */
-#define PRESENCE__TIME_MAX (((int64_t)1 << 47) - 1)
-#define PRESENCE__TIME_MIN (-((int64_t)1 << 47))
+#define PRESENCE__TIME_MAX (((int64_t)1 << 46) - 1)
+#define PRESENCE__TIME_MIN (-((int64_t)1 << 46))
 
 static inline int64_t presence__time48_get(uint32_t lo, uint16_t hi)
 {
-    return (int64_t)((uint64_t)hi << 32 | lo) + PRESENCE__TIME_MIN;
+    return (int64_t)((uint64_t)(hi & ~PRESENCE__HAS_CHAN_INFO) << 32 | lo) +
+           PRESENCE__TIME_MIN;
 }
 
+/* Set a time, keeping the flag bit of *hi. */
 static inline void presence__time48_set(uint32_t *lo, uint16_t *hi,
                                         int64_t t)
 {
-    uint64_t v = (uint64_t)(t - PRESENCE__TIME_MIN); /* in [0, 2^48) */
+    uint64_t v = (uint64_t)(t - PRESENCE__TIME_MIN); /* in [0, 2^47) */
     *lo = (uint32_t)v;
-    *hi = (uint16_t)(v >> 32);
+    *hi = (uint16_t)((*hi & PRESENCE__HAS_CHAN_INFO) | (v >> 32));
 }
 
 static inline int64_t
 presence__membership_joined(const struct presence__membership *m)
 {
     return presence__time48_get(m->joined_lo, m->joined_hi);
+}
+
+static inline bool
+presence__membership_has_chan_info(const struct presence__membership *m)
+{
+    return (m->joined_hi & PRESENCE__HAS_CHAN_INFO) != 0;
 }
 
 static inline int64_t
@@ -297,7 +308,10 @@ struct presence__shard { /* channels */
     union presence__chslot *chans;
     uint32_t chans_cap;
     uint32_t chans_free; /* a free number, or PRESENCE__SLAB_NONE */
-    char chans_pad[PRESENCE__SHARD_BYTES - sizeof(void *) - 8];
+    /* The chan_info of its memberships that have one (the shard's lock). */
+    struct presence__chaninfo_map chan_infos;
+    char chans_pad[PRESENCE__SHARD_BYTES - sizeof(void *) - 8 -
+                   sizeof(struct presence__chaninfo_map)];
 };
 
 struct presence__cshard { /* clients */
@@ -605,12 +619,22 @@ presence__membership_find(struct presence__channel *ch,
 struct presence__membership *
 presence__membership_find_id(struct presence__channel *ch, const char *id,
                              size_t len, uint64_t hash);
+/* A membership's chan_info, NULL when it has none (its shard hs held). */
+static inline struct presence__blob *
+presence__membership_chan_info(const struct presence__shard *hs,
+                               const struct presence__membership *m)
+{
+    return presence__membership_has_chan_info(m)
+               ? presence__chaninfo_get(&hs->chan_infos, m->slab.slab_index)
+               : NULL;
+}
 /* The bytes a snapshot copies for a membership, channel name aside. */
 static inline size_t
-presence__membership_bytes(const struct presence__membership *m)
+presence__membership_bytes(const struct presence__shard *hs,
+                           const struct presence__membership *m)
 {
-    return m->client->snapshot_bytes +
-           (m->chan_info != NULL ? m->chan_info->len : 0);
+    const struct presence__blob *b = presence__membership_chan_info(hs, m);
+    return m->client->snapshot_bytes + (b != NULL ? b->len : 0);
 }
 /* Remove a membership for the given reason, queueing its events from the
  * reservation (both its shards held). */

@@ -45,7 +45,7 @@ static size_t member_bytes(presence_registry *reg,
                            const struct presence__membership *m,
                            bool with_channel)
 {
-    size_t n = presence__membership_bytes(m);
+    size_t n = presence__membership_bytes(presence__membership_shard(reg, m), m);
     return with_channel
                ? n + presence__membership_channel(reg, m)->name_len + 1
                : n;
@@ -107,9 +107,11 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     out->conn_info = put_bytes(b, presence__client_conn_info(c),
                                c->conn_info_len);
     out->conn_info_len = c->conn_info_len;
-    if (m->chan_info != NULL) {
-        out->chan_info = put_bytes(b, m->chan_info->data, m->chan_info->len);
-        out->chan_info_len = m->chan_info->len;
+    const struct presence__blob *chan_info = presence__membership_chan_info(
+        presence__membership_shard(b->reg, m), m);
+    if (chan_info != NULL) {
+        out->chan_info = put_bytes(b, chan_info->data, chan_info->len);
+        out->chan_info_len = chan_info->len;
     } else {
         out->chan_info = NULL;
         out->chan_info_len = 0;

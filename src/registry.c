@@ -152,6 +152,7 @@ int presence_registry_new(const presence_config *config,
                              offsetof(struct presence__channel, name_len));
         reg->shards[i].last_now_ms = INT64_MIN;
         reg->shards[i].chans_free = PRESENCE__SLAB_NONE;
+        presence__chaninfo_init(&reg->shards[i].chan_infos);
         presence__slab_init(&reg->shards[i].membership_slab,
                             sizeof(struct presence__membership));
         presence__pool_init(reg, &reg->channel_pools[i]);
@@ -278,7 +279,7 @@ bool presence__lock_client_of(presence_registry *reg,
 int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
 {
     int64_t now = reg->clock(reg->clock_user_data);
-    /* Memberships keep times in 48 bits: +-4,400 years of milliseconds. */
+    /* Memberships keep times in 47 bits: +-2,200 years of milliseconds. */
     if ((uint64_t)now - (uint64_t)PRESENCE__TIME_MIN >
         (uint64_t)PRESENCE__TIME_MAX - (uint64_t)PRESENCE__TIME_MIN) {
         now = now < 0 ? PRESENCE__TIME_MIN : PRESENCE__TIME_MAX;

@@ -23,19 +23,20 @@ static size_t expire_at(fixture *f, int64_t now)
     return n;
 }
 
-/* Memberships keep their times in 48 bits: negative times and times near
- * the edge of that range come back as they went in, and a clock beyond it
- * reads as its edge (2^47 - 1 ms, 4,400 years). */
+/* Memberships keep their times in 47 bits (a flag shares their last
+ * 16-bit word): negative times and times near the edge of that range come
+ * back as they went in, with or without a chan_info, and a clock beyond it
+ * reads as its edge (2^46 - 1 ms, 2,200 years). */
 static void test_times_far_from_zero(void **state)
 {
     (void)state;
-    const int64_t edge = ((int64_t)1 << 47) - 1;
+    const int64_t edge = ((int64_t)1 << 46) - 1;
     fixture f;
     fixture_config(&f);
     fake_clock_set(&f.clock, -edge);
     fixture_open(&f);
     ns_set(f.reg, "tt", true, true, 100, 0);
-    assert_ok(join_simple(f.reg, "tt:a", "c1", "u1"));
+    assert_ok(join_info(f.reg, "tt:a", "c1", "u1", NULL, "ci"));
     assert_int_equal(deadline(&f), -edge + 100);
     fake_clock_set(&f.clock, -1);
     assert_ok(join_simple(f.reg, "tt:a", "c2", "u1"));
@@ -48,6 +49,8 @@ static void test_times_far_from_zero(void **state)
         if (strcmp(snap->members[i].client_id, "c1") == 0) {
             assert_int_equal(snap->members[i].joined_at_ms, -edge);
             assert_int_equal(snap->members[i].touched_at_ms, -edge);
+            assert_int_equal(snap->members[i].chan_info_len, 2);
+            assert_memory_equal(snap->members[i].chan_info, "ci", 2);
         } else {
             assert_int_equal(snap->members[i].joined_at_ms, -1);
             assert_int_equal(snap->members[i].touched_at_ms, edge - 5);
@@ -60,7 +63,9 @@ static void test_times_far_from_zero(void **state)
     assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
     for (size_t i = 0; i < snap->count; i++) {
         if (strcmp(snap->members[i].client_id, "c1") == 0) {
+            assert_int_equal(snap->members[i].joined_at_ms, -edge);
             assert_int_equal(snap->members[i].touched_at_ms, edge);
+            assert_int_equal(snap->members[i].chan_info_len, 2);
         }
     }
     presence_snapshot_free(snap);

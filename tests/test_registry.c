@@ -376,12 +376,13 @@ static void test_counts(void **state)
 
 /* One churn cycle of the memory test: clients with ids, user ids,
  * channel names and conn_info of many lengths (some conn_info over 256
- * bytes), checked through a query, then all gone. */
+ * bytes), a third of the memberships with a chan_info (some changed or
+ * dropped by presence_update), checked through a query, then all gone. */
 static void churn_cycle(presence_registry *reg, int clients,
                         long long *peak, test_alloc *alloc)
 {
     enum { CHANNELS = 97 };
-    char id[64], user[64], channel[64], info[400];
+    char id[64], user[64], channel[64], info[400], chan_info[32];
     for (int i = 0; i < clients; i++) {
         snprintf(id, sizeof id, "client-%0*d", 1 + i % 40, i);
         snprintf(user, sizeof user, "user-%0*d", 1 + i % 23, i / 3);
@@ -390,8 +391,16 @@ static void churn_cycle(presence_registry *reg, int clients,
         for (int k = 0; k < 3; k++) {
             snprintf(channel, sizeof channel, "room-%0*d", 1 + k * 9,
                      (i + k * 31) % CHANNELS);
+            int ci = snprintf(chan_info, sizeof chan_info, "ci-%d-%d", i, k);
+            bool with = (i + k) % 3 == 0;
             assert_ok(presence_join(reg, channel, id, user, info, info_len,
-                                    NULL, 0));
+                                    with ? chan_info : NULL,
+                                    with ? (size_t)ci : 0));
+            if (k == 1 && i % 5 == 0) { /* set, change or drop it */
+                assert_ok(presence_update(reg, channel, id,
+                                          i % 2 == 0 ? "new" : NULL,
+                                          i % 2 == 0 ? 3 : 0));
+            }
         }
     }
     long long now = atomic_load(&alloc->live_bytes);
@@ -412,6 +421,13 @@ static void churn_cycle(presence_registry *reg, int clients,
         for (size_t b = 0; b < info_len; b++) {
             assert_int_equal(((const unsigned char *)mb->conn_info)[b],
                              'a' + i % 26);
+        }
+        if (i % 3 == 0) { /* "room-5" is each member's channel k = 0 */
+            int ci = snprintf(chan_info, sizeof chan_info, "ci-%d-0", i);
+            assert_int_equal(mb->chan_info_len, (size_t)ci);
+            assert_memory_equal(mb->chan_info, chan_info, (size_t)ci);
+        } else {
+            assert_null(mb->chan_info);
         }
     }
     presence_snapshot_free(snap);
