@@ -368,6 +368,51 @@ int model_close(model *md, int channel, const int *order, size_t n)
     return PRESENCE_OK;
 }
 
+/* The TTL of namespace "t" changes. Turned on, the library orders the
+ * namespace's local memberships by touch time, those touched in the same
+ * millisecond by client id, then channel name (byte order): it keeps no
+ * touch order while there is no TTL. */
+void model_set_ttl_t(model *md, int64_t ttl)
+{
+    if (md->ttl_t <= 0 && ttl > 0) {
+        /* Renumber in turn the least member not renumbered yet (orders
+         * up to `start`). */
+        const uint64_t start = md->orders;
+        for (;;) {
+            int bc = -1, bch = -1;
+            for (int c = 0; c < MODEL_CLIENTS; c++) {
+                for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+                    const model_member *mm = &md->m[c][ch];
+                    if (!mm->in || !in_ns_t(ch) || !is_local(md, c) ||
+                        mm->touch_order > start) {
+                        continue;
+                    }
+                    const model_member *b =
+                        bc < 0 ? NULL : &md->m[bc][bch];
+                    int cmp = b == NULL ? -1
+                              : mm->touched_at != b->touched_at
+                                  ? (mm->touched_at < b->touched_at ? -1 : 1)
+                                  : strcmp(model_client_ids[c],
+                                           model_client_ids[bc]);
+                    if (cmp == 0) {
+                        cmp = strcmp(model_channel_names[ch],
+                                     model_channel_names[bch]);
+                    }
+                    if (cmp < 0) {
+                        bc = c;
+                        bch = ch;
+                    }
+                }
+            }
+            if (bc < 0) {
+                break;
+            }
+            md->m[bc][bch].touch_order = ++md->orders;
+        }
+    }
+    md->ttl_t = ttl;
+}
+
 size_t model_expire(model *md)
 {
     size_t n = 0;

@@ -113,6 +113,8 @@ int model_update(model *md, int channel, int client, int info);
 int model_touch(model *md, int channel, int client);
 int model_touch_client(model *md, int client);
 int model_close(model *md, int channel, const int *order, size_t n);
+/* The TTL of namespace "t" becomes ttl (0: none). */
+void model_set_ttl_t(model *md, int64_t ttl);
 size_t model_expire(model *md);
 int64_t model_next_deadline(const model *md);
 

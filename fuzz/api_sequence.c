@@ -495,7 +495,7 @@ static void step(struct harness *h, struct input *in)
         o.ttl_ms = ttls[a % 4];
         rc = presence_namespace_set(reg, "tt", &o);
         want = PRESENCE_OK;
-        h->md.ttl_t = o.ttl_ms;
+        model_set_ttl_t(&h->md, o.ttl_ms);
         break;
     }
     case 10: /* the lobby subscription comes and goes */

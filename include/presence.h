@@ -427,21 +427,25 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
  * two characters from `A-Z a-z 0-9 - _ .`, and at most 255.
  *
  * Changes apply at once to existing channels: a new ttl_ms moves every
- * deadline (presence_next_deadline_ms() tells the new one); a lower
- * max_members stops new joins but removes no one; turning presence off
- * closes every channel of the namespace, each member leaving with
- * #PRESENCE_LEAVE_CLOSED (events delivered if join_leave was on), in
- * batches as presence_channel_close() does.
+ * deadline (presence_next_deadline_ms() tells the new one); a TTL turned
+ * on where there was none applies to every member from its last touch (a
+ * namespace without TTL keeps no touch order, so members touched in the
+ * same millisecond before then expire in the order of their client ids,
+ * then channel names, byte by byte; after it, in the order they were
+ * touched); a lower max_members stops new joins but removes no one;
+ * turning presence off closes every channel of the namespace, each member
+ * leaving with #PRESENCE_LEAVE_CLOSED (events delivered if join_leave was
+ * on), in batches as presence_channel_close() does.
  *
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
  *         options struct not filled by presence_namespace_options_init(),
  *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
  *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over 255
- *         bytes; #PRESENCE_ERR_NOMEM (for a new namespace,
- *         nothing changed; when turning presence off, the new options
- *         apply but memory ran out while closing channels: each member
- *         left completely or not at all, and calling again with the same
- *         options closes the rest).
+ *         bytes; #PRESENCE_ERR_NOMEM (for a new namespace, or when
+ *         turning a TTL on, nothing changed; when turning presence off,
+ *         the new options apply but memory ran out while closing
+ *         channels: each member left completely or not at all, and
+ *         calling again with the same options closes the rest).
  * A callback may call it.
  */
 PRESENCE_API int

@@ -170,7 +170,8 @@ void presence__membership_remove(presence_registry *reg,
     ch->member_bytes -= presence__membership_bytes(hs, m);
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
-    if (client->node == NULL) { /* remote ones have no TTL here */
+    /* Remote ones have no TTL here. */
+    if (presence__has_touch_order(ch) && client->node == NULL) {
         presence__touch_unlink(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     uint32_t self = presence__mref(reg, hs, m);
@@ -510,8 +511,6 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
         .client = client,
         .chref = presence__chref(reg, hs, ch),
         .cnext = client->memberships,
-        .tprev = PRESENCE__SLAB_NONE,
-        .tnext = PRESENCE__SLAB_NONE,
     };
     presence__time48_set(&m->joined_lo, &m->joined_hi, now);
     presence__time48_set(&m->touched_lo, &m->touched_hi, now);
@@ -525,7 +524,8 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
     ch->member_bytes += presence__membership_bytes(hs, m);
     bool first_of_user =
         presence__usercount_inc(&ch->users, client->user) == 1;
-    if (client->node == NULL) { /* remote ones have no TTL here */
+    /* Remote ones have no TTL here; room for the links was made. */
+    if (presence__has_touch_order(ch) && client->node == NULL) {
         presence__touch_append(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
@@ -572,6 +572,10 @@ static int join_new(presence_registry *reg, struct target *t,
     if (rc == PRESENCE_OK) {
         m = presence__slab_alloc(reg, &hs->membership_slab);
         rc = m != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
+    }
+    if (rc == PRESENCE_OK && t->chan.ns->options.ttl_ms > 0 &&
+        a->node == NULL) {
+        rc = presence__touch_prepare(reg, hs, m);
     }
     if (rc == PRESENCE_OK && new_channel) {
         t->chan.ch = channel_create(reg, &t->chan);

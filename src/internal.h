@@ -171,18 +171,17 @@ struct presence__blob {
 };
 
 /*
- * One client in one channel: 40 bytes, from its channel shard's slab.
- * Links are 32-bit: within the shard, a block number of its slab (the
- * touch order); across shards, a reference, the shard's index and the
- * number (the client's list: presence__mref). PRESENCE__SLAB_NONE ends
- * either. The client's list is singly linked: a disconnect removes from
- * its head, and a single leave walks a list that channels_per_client_max
- * keeps short (128 by default).
+ * One client in one channel: 32 bytes, from its channel shard's slab.
+ * Links are 32-bit: across shards, a reference, the shard's index and the
+ * number (the client's list: presence__mref), PRESENCE__SLAB_NONE at its
+ * end. The client's list is singly linked: a disconnect removes from its
+ * head, and a single leave walks a list that channels_per_client_max
+ * keeps short (128 by default). Only memberships in a namespace with a
+ * TTL have a touch order, kept beside them in the slab (expiry.c).
  */
 struct presence__membership {
     struct presence__slab_block slab; /* its number: the slab's field */
     uint32_t cnext;                   /* the client's list: a reference */
-    uint32_t tprev, tnext; /* the namespace's touch order: numbers */
     /* Its channel: the shard's index and the channel's number in that
      * shard's table (presence__membership_channel), 4 bytes instead of a
      * pointer's 8; it also names the shard without hashing the channel's
@@ -197,8 +196,8 @@ struct presence__membership {
     struct presence__client *client;
 };
 
-_Static_assert(sizeof(struct presence__membership) <= 40,
-               "a membership takes 40 bytes of its slab");
+_Static_assert(sizeof(struct presence__membership) <= 32,
+               "a membership takes 32 bytes of its slab");
 
 #define PRESENCE__HAS_CHAN_INFO 0x8000u
 
@@ -656,6 +655,16 @@ presence__touch_list_of(presence_registry *reg, struct presence__shard *hs,
 {
     return &ch->ns->touch[hs - reg->shards];
 }
+/* Whether ch's local memberships keep a touch order: its namespace has a
+ * TTL. */
+static inline bool
+presence__has_touch_order(const struct presence__channel *ch)
+{
+    return ch->ns->options.ttl_ms > 0;
+}
+/* Make room for m's links (m new in shard hs); fails without change. */
+int presence__touch_prepare(presence_registry *reg, struct presence__shard *hs,
+                            struct presence__membership *m);
 void presence__touch_append(struct presence__shard *hs,
                             struct presence__touch_list *list,
                             struct presence__membership *m);
@@ -666,6 +675,13 @@ void presence__touch_unlink(struct presence__shard *hs,
 struct presence__membership *
 presence__touch_head(struct presence__shard *hs,
                      const struct presence__touch_list *list);
+/* A TTL turned on for ns (every channel shard held): link its local
+ * memberships in order of touch time. Fails without change (but for links
+ * made, which nothing sees). */
+int presence__touch_order_build(presence_registry *reg,
+                                struct presence__namespace *ns);
+/* Its TTL turned off: forget the order. */
+void presence__touch_order_drop(struct presence__namespace *ns);
 /* m was touched now: to the tail of the touch list of its channel ch. */
 void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            const struct presence__channel *ch,

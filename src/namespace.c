@@ -127,14 +127,24 @@ int presence_namespace_set(presence_registry *reg, const char *name,
         if (closing) {
             next.join_leave = ns->options.join_leave;
         }
-        if ((ns->options.ttl_ms > 0) != (next.ttl_ms > 0)) {
-            if (next.ttl_ms > 0) {
-                atomic_fetch_add(&reg->ttl_namespaces, 1);
-            } else {
-                atomic_fetch_sub(&reg->ttl_namespaces, 1);
-            }
+        /* A TTL turned on orders the memberships by their touch times,
+         * which can run out of memory: then nothing changes. */
+        if (ns->options.ttl_ms <= 0 && next.ttl_ms > 0) {
+            rc = presence__touch_order_build(reg, ns);
         }
-        ns->options = next;
+        if (rc == PRESENCE_OK) {
+            if ((ns->options.ttl_ms > 0) != (next.ttl_ms > 0)) {
+                if (next.ttl_ms > 0) {
+                    atomic_fetch_add(&reg->ttl_namespaces, 1);
+                } else {
+                    atomic_fetch_sub(&reg->ttl_namespaces, 1);
+                    presence__touch_order_drop(ns);
+                }
+            }
+            ns->options = next;
+        } else {
+            closing = false;
+        }
         next.join_leave = join_leave;
     }
     presence__unlock_all_shards(reg);

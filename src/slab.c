@@ -26,6 +26,15 @@ static size_t chunk_bytes(const struct presence__slab *slab)
     return sizeof(struct presence__slab_chunk) + BLOCKS_PER_CHUNK * slab->block;
 }
 
+#define LINKS_BYTES (2u * BLOCKS_PER_CHUNK * sizeof(uint32_t))
+
+static void chunk_free(presence_registry *reg, struct presence__slab *slab,
+                       struct presence__slab_chunk *c)
+{
+    presence__free(reg, c->links, LINKS_BYTES);
+    presence__free(reg, c, chunk_bytes(slab));
+}
+
 void presence__slab_init(struct presence__slab *slab, size_t block)
 {
     memset(slab, 0, sizeof *slab);
@@ -94,6 +103,7 @@ static struct presence__slab_chunk *chunk_take(presence_registry *reg,
     if (c == NULL) {
         return NULL;
     }
+    c->links = NULL;
     if (number == dir->free_head) {
         dir->free_head = presence__slab_entry(dir, number)->next_free;
     } else {
@@ -168,7 +178,28 @@ void presence__slab_free(presence_registry *reg, struct presence__slab *slab,
     }
     presence__slab_entry(dir, number)->next_free = dir->free_head;
     dir->free_head = number;
-    presence__free(reg, c, chunk_bytes(slab));
+    chunk_free(reg, slab, c);
+}
+
+int presence__slab_links_prepare(presence_registry *reg,
+                                 struct presence__slab *slab, void *block)
+{
+    struct presence__slab_block head;
+    memcpy(&head, block, sizeof head);
+    struct presence__slab_chunk *c =
+        presence__slab_entry(slab->dir, head.slab_index >> CHUNK_BITS)->chunk;
+    if (c->links != NULL) {
+        return PRESENCE_OK;
+    }
+    uint32_t *links = presence__malloc(reg, LINKS_BYTES);
+    if (links == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < 2u * BLOCKS_PER_CHUNK; i++) {
+        links[i] = PRESENCE__SLAB_NONE;
+    }
+    c->links = links;
+    return PRESENCE_OK;
 }
 
 void presence__slab_destroy(presence_registry *reg,
@@ -181,7 +212,7 @@ void presence__slab_destroy(presence_registry *reg,
         return;
     }
     if (dir->spare != NULL) {
-        presence__free(reg, dir->spare, chunk_bytes(slab));
+        chunk_free(reg, slab, dir->spare);
     }
     for (size_t i = 0; i < (1u << TOP_BITS); i++) {
         if (dir->pages[i] != NULL) {

@@ -100,6 +100,11 @@ _Static_assert(PRESENCE__SLAB_CHUNK_BITS + PRESENCE__SLAB_PAGE_BITS +
 struct presence__slab_chunk {
     struct presence__slab_chunk *prev, *next; /* the partial list */
     void *free;      /* freed blocks, linked through their bytes 8..15 */
+    /* Two 32-bit links a block, made when a block of the chunk first
+     * needs them (presence__slab_links_prepare), else NULL: memberships
+     * keep their touch order here, and only those in namespaces with a
+     * TTL have one. */
+    uint32_t *links;
     uint32_t number; /* in the directory */
     unsigned used;   /* blocks handed out */
     unsigned fresh;  /* blocks never handed out start here */
@@ -137,6 +142,21 @@ static inline void *presence__slab_at(const struct presence__slab *slab,
             ->chunk;
     return c->blocks +
            (index & (PRESENCE__SLAB_BLOCKS_PER_CHUNK - 1)) * slab->block;
+}
+
+/* Make sure the chunk of this block has its links (see the chunk's
+ * `links`); fails without change. New links are PRESENCE__SLAB_NONE. */
+int presence__slab_links_prepare(struct presence_registry *reg,
+                                 struct presence__slab *slab, void *block);
+
+/* The two links of the live block with this number, whose chunk has them. */
+static inline uint32_t *presence__slab_links(const struct presence__slab *slab,
+                                             uint32_t index)
+{
+    struct presence__slab_chunk *c =
+        presence__slab_entry(slab->dir, index >> PRESENCE__SLAB_CHUNK_BITS)
+            ->chunk;
+    return c->links + 2u * (index & (PRESENCE__SLAB_BLOCKS_PER_CHUNK - 1));
 }
 
 /* Give every chunk back (the registry is going: blocks need no free). */

@@ -73,6 +73,108 @@ static void test_times_far_from_zero(void **state)
     fixture_close(&f);
 }
 
+/* Without a TTL no touch order is kept; a TTL turned on later orders the
+ * members by their touch times, and those touched in the same millisecond
+ * by client id, then channel name (header: presence_namespace_set). */
+static void test_ttl_turned_on_later(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 0, 0);
+    /* t = 1000: "b" then "a" in one channel, "c" in another; t = 1010:
+     * "d"; t = 1020: "b" touched again in "tt:x". */
+    assert_ok(join_simple(f.reg, "tt:x", "b", "u"));
+    assert_ok(join_simple(f.reg, "tt:x", "a", "u"));
+    assert_ok(join_simple(f.reg, "tt:y", "c", "u"));
+    assert_ok(join_simple(f.reg, "tt:y", "b", "u"));
+    fake_clock_set(&f.clock, 1010);
+    assert_ok(join_simple(f.reg, "tt:x", "d", "u"));
+    fake_clock_set(&f.clock, 1020);
+    assert_ok(presence_touch(f.reg, "tt:x", "b"));
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+
+    ns_set(f.reg, "tt", true, true, 100, 0);
+    assert_int_equal(deadline(&f), 1100);
+    recorder_clear(&f.rec);
+    assert_int_equal(expire_at(&f, 1100), 3); /* a, b in tt:y, c */
+    const rec_event *e = recorder_find(&f.rec, 0, PRESENCE_EVENT_LEAVE,
+                                       "tt:x", NULL);
+    assert_non_null(e);
+    assert_string_equal(e->client_id, "a");
+    e = recorder_find(&f.rec, 0, PRESENCE_EVENT_LEAVE, "tt:y", NULL);
+    assert_non_null(e);
+    assert_string_equal(e->client_id, "b"); /* "b" < "c" */
+    e = recorder_find(&f.rec, (size_t)(e - f.rec.events) + 1,
+                      PRESENCE_EVENT_LEAVE, "tt:y", NULL);
+    assert_non_null(e);
+    assert_string_equal(e->client_id, "c");
+    assert_int_equal(deadline(&f), 1110);
+    /* From now on the order is the touch order. */
+    fake_clock_set(&f.clock, 1020);
+    assert_ok(join_simple(f.reg, "tt:y", "z", "u"));
+    assert_ok(presence_touch(f.reg, "tt:x", "d"));
+    assert_int_equal(expire_at(&f, 1119), 0);
+    recorder_clear(&f.rec);
+    assert_int_equal(expire_at(&f, 1120), 3);
+    e = recorder_find(&f.rec, 0, PRESENCE_EVENT_LEAVE, "tt:x", NULL);
+    assert_string_equal(e->client_id, "b");
+    e = recorder_find(&f.rec, (size_t)(e - f.rec.events) + 1,
+                      PRESENCE_EVENT_LEAVE, "tt:x", NULL);
+    assert_string_equal(e->client_id, "d");
+
+    /* Off again, then on: the order is built anew. */
+    ns_set(f.reg, "tt", true, true, 0, 0);
+    assert_ok(join_simple(f.reg, "tt:x", "m", "u"));
+    assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+    ns_set(f.reg, "tt", true, true, 10, 0);
+    assert_int_equal(deadline(&f), 1030);
+    assert_int_equal(expire_at(&f, 1030), 1);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    fixture_close(&f);
+}
+
+/* Turning a TTL on needs memory (links, and room to sort); without it the
+ * call fails and changes nothing, and a retry works. */
+static void test_ttl_turned_on_out_of_memory(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_set(f.reg, "tt", true, true, 0, 0);
+    char id[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        assert_ok(join_simple(f.reg, i % 2 ? "tt:x" : "tt:y", id, "u"));
+    }
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.ttl_ms = 50;
+    int failures = 0;
+    for (long n = 0;; n++) {
+        test_alloc_arm(&f.alloc, n);
+        int rc = presence_namespace_set(f.reg, "tt", &o);
+        test_alloc_disarm(&f.alloc);
+        if (rc == PRESENCE_OK) {
+            break;
+        }
+        assert_int_equal(rc, PRESENCE_ERR_NOMEM);
+        failures++;
+        presence_namespace_options got;
+        presence_namespace_options_init(&got);
+        assert_ok(presence_namespace_get(f.reg, "tt", &got));
+        assert_int_equal(got.ttl_ms, 0);
+        assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
+        assert_int_equal(expire_at(&f, 1000000), 0);
+    }
+    assert_true(failures > 0);
+    assert_int_equal(deadline(&f), 1050);
+    assert_int_equal(expire_at(&f, 1050), 200);
+    fixture_close(&f);
+}
+
 static void test_no_deadline(void **state)
 {
     (void)state;
@@ -479,6 +581,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_deadline),
+        cmocka_unit_test(test_ttl_turned_on_later),
+        cmocka_unit_test(test_ttl_turned_on_out_of_memory),
         cmocka_unit_test(test_expire_exactly_due),
         cmocka_unit_test(test_touch_moves_deadline),
         cmocka_unit_test(test_upsert_renews_update_does_not),
