@@ -1,8 +1,10 @@
 /*
  * A hash index of named records (channels, clients, users): open
- * addressing with linear probing, 16-byte slots holding the record's full
- * hash and a pointer, so that a lookup reads one or two adjacent slots and
- * touches a record only when its hash matches. uthash chains, by contrast,
+ * addressing with linear probing, 12-byte slots holding the low 32 bits of
+ * the record's hash (which is all a slot's home needs, for tables under
+ * 2^32 slots) and a pointer, so that a lookup reads one or two adjacent
+ * slots and touches a record only when those bits match (a false match
+ * costs a name comparison about n / 2^32 of the time). uthash chains, by contrast,
  * cost one dependent cache miss per entry walked (measured:
  * docs/PERFORMANCE.md), and its handle adds 56 bytes to every record.
  *
@@ -21,8 +23,10 @@
 struct presence_registry;
 
 struct presence__index_slot {
-    uint64_t hash;
-    void *item; /* NULL: empty */
+    uint32_t tag; /* the hash's low 32 bits */
+    /* A void * (NULL: empty) at a 4-byte boundary, so that a slot takes
+     * 12 bytes, not 16: read and written with memcpy. */
+    unsigned char item[sizeof(void *)];
 };
 
 struct presence__index {
