@@ -70,7 +70,7 @@ static size_t home_of_slot(const struct presence__memberset *set, size_t i,
  * end of the array. */
 static size_t spare_for(unsigned bits)
 {
-    return 4u + bits;
+    return 2u + bits / 2u;
 }
 
 void presence__memberset_init(struct presence__memberset *set,
