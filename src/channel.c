@@ -171,7 +171,8 @@ void presence__membership_remove(presence_registry *reg,
     bool last_of_user =
         presence__usercount_dec(reg, &ch->users, client->user) == 0;
     /* Remote ones have no TTL here. */
-    if (presence__has_touch_order(ch) && client->node == NULL) {
+    if (presence__has_touch_order(ch) &&
+        presence__client_node(client) == NULL) {
         presence__touch_unlink(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     uint32_t self = presence__mref(reg, hs, m);
@@ -525,7 +526,8 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
     bool first_of_user =
         presence__usercount_inc(&ch->users, client->user) == 1;
     /* Remote ones have no TTL here; room for the links was made. */
-    if (presence__has_touch_order(ch) && client->node == NULL) {
+    if (presence__has_touch_order(ch) &&
+        presence__client_node(client) == NULL) {
         presence__touch_append(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
@@ -662,7 +664,7 @@ static int join_common(presence_registry *reg, const char *channel,
                                                   t.client_len, t.client_hash)
                           : NULL;
     if (client != NULL &&
-        (client->node != node ||
+        (presence__client_node(client) != node ||
          !presence__client_same(client, a.user_id, a.user_len, conn_info,
                                 conn_info_len))) {
         /* An existing client must come back as the same connection, and
@@ -725,7 +727,8 @@ static int lock_membership(presence_registry *reg, const char *channel,
     if (rc == PRESENCE_OK && *m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
-    if (rc == PRESENCE_OK && (*m)->client->node != NULL) {
+    if (rc == PRESENCE_OK &&
+        presence__client_node((*m)->client) != NULL) {
         rc = PRESENCE_ERR_CONFLICT; /* another node's client */
     }
     if (rc != PRESENCE_OK) {
@@ -757,7 +760,7 @@ static int leave_common(presence_registry *reg,
     if (rc == PRESENCE_OK && m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
-    if (rc == PRESENCE_OK && m->client->node != node) {
+    if (rc == PRESENCE_OK && presence__client_node(m->client) != node) {
         rc = PRESENCE_ERR_CONFLICT;
     }
     size_t reserved = 0;
@@ -835,7 +838,8 @@ static int lock_client(presence_registry *reg, const char *client_id,
     *out = presence__client_find(t->cs, client_id, t->client_len,
                                  t->client_hash);
     rc = *out == NULL             ? PRESENCE_ERR_NOT_FOUND
-         : (*out)->node != NULL ? PRESENCE_ERR_CONFLICT /* another node's */
+         : presence__client_node(*out) != NULL
+             ? PRESENCE_ERR_CONFLICT /* another node's */
                                 : PRESENCE_OK;
     if (rc != PRESENCE_OK) {
         presence__mutex_unlock(reg, &t->cs->lock);
@@ -1085,7 +1089,7 @@ static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
     size_t k = 0;
     for (size_t i = 0; i < presence__index_slots(idx); i++) {
         struct presence__client *c = presence__index_at(idx, i);
-        if (c != NULL && c->node == node) {
+        if (c != NULL && presence__client_node(c) == node) {
             k++;
         }
     }
@@ -1102,7 +1106,7 @@ static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
     size_t n = 0;
     for (size_t i = 0; i < presence__index_slots(idx); i++) {
         struct presence__client *c = presence__index_at(idx, i);
-        if (c != NULL && c->node == node) {
+        if (c != NULL && presence__client_node(c) == node) {
             presence__client_ref(c);
             list[n++] = c;
         }

@@ -35,11 +35,18 @@ static size_t user_size(size_t id_len)
     return offsetof(struct presence__user, id) + id_len + 1;
 }
 
+uint64_t presence__user_hash(const presence_registry *reg,
+                             const struct presence__user *u)
+{
+    return presence__hash64(reg->seed, u->id, u->id_len);
+}
+
 void presence__user_unref(presence_registry *reg, struct presence__user *u)
 {
     if (atomic_fetch_sub(&u->refs, 1) == 1) {
-        presence__pool_free(reg, presence__user_pool(reg, u->hash), u,
-                            user_size(u->id_len));
+        presence__pool_free(reg,
+                            presence__user_pool(reg, presence__user_hash(reg, u)),
+                            u, user_size(u->id_len));
     }
 }
 
@@ -64,7 +71,6 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         memcpy(user->id, id, len);
         user->id[len] = '\0';
         user->id_len = (uint32_t)len;
-        user->hash = hash;
         atomic_init(&user->refs, 1); /* the index's */
         presence__index_insert(&us->users, hash, user);
     }
@@ -86,7 +92,8 @@ static void user_unlink(presence_registry *reg,
                         struct presence__client *client)
 {
     struct presence__user *user = client->user;
-    struct presence__ushard *us = presence__ushard_of(reg, user->hash);
+    uint64_t hash = presence__user_hash(reg, user);
+    struct presence__ushard *us = presence__ushard_of(reg, hash);
     presence__mutex_lock(reg, &us->lock);
     if (client->uprev != NULL) {
         client->uprev->unext = client->unext;
@@ -98,7 +105,7 @@ static void user_unlink(presence_registry *reg,
     }
     bool gone = --user->clients == 0;
     if (gone) {
-        presence__index_remove(reg, &us->users, user->hash, user);
+        presence__index_remove(reg, &us->users, hash, user);
     }
     presence__mutex_unlock(reg, &us->lock);
     if (gone) {
@@ -108,9 +115,17 @@ static void user_unlink(presence_registry *reg,
 
 /* ---- clients ------------------------------------------------------------ */
 
-static size_t client_size(size_t id_len, size_t conn_info_len)
+static size_t client_size(size_t id_len, size_t conn_info_len, bool remote)
 {
-    return offsetof(struct presence__client, id) + id_len + 1 + conn_info_len;
+    return offsetof(struct presence__client, id) + id_len + 1 + conn_info_len +
+           (remote ? sizeof(struct presence__node *) : 0);
+}
+
+/* What a client record takes, as it was made. */
+static size_t client_record_size(const struct presence__client *client)
+{
+    return client_size(client->id_len, presence__client_conn_info_len(client),
+                       presence__client_node(client) != NULL);
 }
 
 struct presence__client *presence__client_find(struct presence__cshard *cs,
@@ -126,7 +141,7 @@ bool presence__client_same(const struct presence__client *client,
 {
     return client->user->id_len == user_len &&
            memcmp(client->user->id, user_id, user_len) == 0 &&
-           client->conn_info_len == conn_info_len &&
+           presence__client_conn_info_len(client) == conn_info_len &&
            (conn_info_len == 0 ||
             memcmp(client->id + client->id_len + 1, conn_info,
                    conn_info_len) == 0);
@@ -142,10 +157,9 @@ void presence__client_unref(presence_registry *reg,
 {
     if (atomic_fetch_sub(&client->refs, 1) == 1) {
         struct presence__user *user = client->user;
-        struct presence__node *node = client->node;
+        struct presence__node *node = presence__client_node(client);
         presence__pool_free(reg, presence__client_pool(reg, client->hash),
-                            client,
-                            client_size(client->id_len, client->conn_info_len));
+                            client, client_record_size(client));
         presence__user_unref(reg, user);
         if (node != NULL) {
             presence__node_unref(reg, node);
@@ -173,10 +187,11 @@ int presence__client_create(presence_registry *reg,
     if (node != NULL) {
         snapshot_bytes = presence__add_size(snapshot_bytes, node->id_len + 1);
     }
-    if (snapshot_bytes > UINT32_MAX) {
-        return PRESENCE_ERR_TOO_LONG; /* 4 GiB: past any sane limit */
+    if (snapshot_bytes > UINT32_MAX ||
+        conn_info_len >= PRESENCE__CLIENT_REMOTE) {
+        return PRESENCE_ERR_TOO_LONG; /* 4 or 2 GiB: past any sane limit */
     }
-    size_t size = client_size(id_len, conn_info_len);
+    size_t size = client_size(id_len, conn_info_len, node != NULL);
     struct presence__pool *pool = presence__client_pool(reg, hash);
     struct presence__client *client = presence__pool_alloc(reg, pool, size);
     if (client == NULL) {
@@ -193,17 +208,18 @@ int presence__client_create(presence_registry *reg,
         return rc;
     }
     client->snapshot_bytes = (uint32_t)snapshot_bytes;
-    if (node != NULL) {
-        presence__node_ref(reg, node);
-        client->node = node;
-    }
     memcpy(client->id, id, id_len);
     client->id[id_len] = '\0';
     client->id_len = (uint32_t)id_len;
     if (conn_info_len > 0) {
         memcpy(client->id + id_len + 1, conn_info, conn_info_len);
     }
-    client->conn_info_len = (uint32_t)conn_info_len;
+    client->conn_info_word = (uint32_t)conn_info_len;
+    if (node != NULL) {
+        presence__node_ref(reg, node);
+        memcpy(client->id + id_len + 1 + conn_info_len, &node, sizeof node);
+        client->conn_info_word |= PRESENCE__CLIENT_REMOTE;
+    }
     client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */
@@ -231,8 +247,7 @@ void presence__clients_free(presence_registry *reg)
             struct presence__client *client = presence__index_at(idx, i);
             if (client != NULL) {
                 presence__pool_free(reg, &reg->client_pools[s], client,
-                                    client_size(client->id_len,
-                                                client->conn_info_len));
+                                    client_record_size(client));
             }
         }
         presence__index_free(reg, idx);

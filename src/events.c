@@ -314,13 +314,16 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->client_id = client->id;
     ev->user_id = client->user->id;
     ev->conn_info =
-        client->conn_info_len > 0 ? presence__client_conn_info(client) : NULL;
-    ev->conn_info_len = client->conn_info_len;
+        presence__client_conn_info_len(client) > 0
+            ? presence__client_conn_info(client)
+            : NULL;
+    ev->conn_info_len = presence__client_conn_info_len(client);
     ev->chan_info = e->chan_info != NULL ? e->chan_info->data : NULL;
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
     ev->stats.num_clients = e->num_clients;
     ev->stats.num_users = e->num_users;
-    ev->node_id = client->node != NULL ? client->node->id : "";
+    const struct presence__node *node = presence__client_node(client);
+    ev->node_id = node != NULL ? node->id : "";
 }
 
 /*

@@ -134,7 +134,7 @@ static int shard_members(presence_registry *reg, size_t s,
         for (size_t j = 0; j < ch->members.nslots; j++) {
             struct presence__membership *m =
                 presence__memberset_at(&ch->members, j);
-            if (m == NULL || m->client->node != NULL) {
+            if (m == NULL || presence__client_node(m->client) != NULL) {
                 continue;
             }
             if (out != NULL) {

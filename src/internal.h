@@ -44,6 +44,7 @@
 #define PRESENCE_INTERNAL_H
 
 #include <pthread.h>
+#include <string.h>
 #include <stdatomic.h>
 
 #include "presence.h"
@@ -76,7 +77,8 @@ struct presence__membership;
 struct presence__user {
     struct presence__pool_block pool; /* from its shard's user pool */
     uint32_t id_len; /* names are under 4 GiB: presence__check_name */
-    uint64_t hash;
+    /* No copy of the id's hash: it is needed only when the user goes
+     * (presence__user_hash), and 8 bytes of 32 are worth more. */
     struct presence__client *first_client; /* live clients, via unext */
     /* 32 bits: both are bounded by the user's client records, each over
      * 100 bytes, so 4G of them cannot fit in memory. */
@@ -107,12 +109,9 @@ struct presence__client {
     uint32_t id_len;
     uint64_t hash;
     struct presence__user *user;
-    /* NULL for this registry's own clients, else the node it belongs to:
-     * fixed for the record's life, so read without a lock. */
-    struct presence__node *node;
     struct presence__client *uprev, *unext;   /* the user's live clients */
-    /* 32-bit fields keep the header at 68 bytes (a client with a 32-byte
-     * conn_info fits a 112-byte block, not 128): names are under
+    /* 32-bit fields keep the header at 60 bytes (a client with a 32-byte
+     * conn_info fits a 104-byte block, not 112): names are under
      * 4 GiB (presence__check_name), references and channels are bounded
      * by memberships and events, which cannot reach 4G in memory, and the
      * byte counts are checked when the client is made. */
@@ -121,10 +120,17 @@ struct presence__client {
     /* What a snapshot entry copies of it: its id, user id, conn_info and
      * node id (see presence__membership_bytes). */
     uint32_t snapshot_bytes;
-    uint32_t conn_info_len;
+    /* The conn_info's length, and PRESENCE__CLIENT_REMOTE for a client of
+     * another node, whose node (a pointer) follows the conn_info: most
+     * clients are this registry's own, and need no 8 bytes for it. Fixed
+     * for the record's life, so read without a lock. Read through
+     * presence__client_conn_info_len() and presence__client_node(). */
+    uint32_t conn_info_word;
     uint32_t memberships; /* reference of the newest, then via cnext */
-    char id[]; /* then conn_info */
+    char id[]; /* then conn_info, then a remote client's node */
 };
+
+#define PRESENCE__CLIENT_REMOTE 0x80000000u
 
 /* The touch order of one namespace's memberships in one channel shard:
  * slab numbers in that shard, PRESENCE__SLAB_NONE when empty. */
@@ -468,6 +474,9 @@ struct presence__shard *presence__shard_of(presence_registry *reg,
                                            uint64_t hash);
 struct presence__cshard *presence__cshard_of(presence_registry *reg,
                                              uint64_t hash);
+/* The hash of a user's id: its shard, its pool, its index slot. */
+uint64_t presence__user_hash(const presence_registry *reg,
+                             const struct presence__user *u);
 /* The pools a record with this hash comes from (its shard's). */
 struct presence__pool *presence__channel_pool(presence_registry *reg,
                                               uint64_t hash);
@@ -586,6 +595,26 @@ static inline const char *
 presence__client_conn_info(const struct presence__client *client)
 {
     return client->id + client->id_len + 1;
+}
+static inline size_t
+presence__client_conn_info_len(const struct presence__client *client)
+{
+    return client->conn_info_word & ~PRESENCE__CLIENT_REMOTE;
+}
+/* NULL for this registry's own clients, else the node the client belongs
+ * to. */
+static inline struct presence__node *
+presence__client_node(const struct presence__client *client)
+{
+    if ((client->conn_info_word & PRESENCE__CLIENT_REMOTE) == 0) {
+        return NULL;
+    }
+    struct presence__node *node;
+    memcpy(&node,
+           presence__client_conn_info(client) +
+               presence__client_conn_info_len(client),
+           sizeof node);
+    return node;
 }
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,

@@ -101,12 +101,13 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     /* A local client's "" is the end of its user id: no byte of its own
      * (client->snapshot_bytes counts the same). */
     out->node_id = b->next - 1;
-    if (c->node != NULL) {
-        out->node_id = put_string(b, c->node->id, c->node->id_len);
+    const struct presence__node *node = presence__client_node(c);
+    if (node != NULL) {
+        out->node_id = put_string(b, node->id, node->id_len);
     }
     out->conn_info = put_bytes(b, presence__client_conn_info(c),
-                               c->conn_info_len);
-    out->conn_info_len = c->conn_info_len;
+                               presence__client_conn_info_len(c));
+    out->conn_info_len = presence__client_conn_info_len(c);
     const struct presence__blob *chan_info = presence__membership_chan_info(
         presence__membership_shard(b->reg, m), m);
     if (chan_info != NULL) {
@@ -575,7 +576,7 @@ static void visit_node_clients(presence_registry *reg, const void *node,
         const struct presence__index *idx = &cs->clients;
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             const struct presence__client *c = presence__index_at(idx, i);
-            if (c != NULL && c->node == node) {
+            if (c != NULL && presence__client_node(c) == node) {
                 visit_client(reg, c, b);
             }
         }
