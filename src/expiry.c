@@ -177,7 +177,9 @@ int presence__touch_order_build(presence_registry *reg,
         struct presence__touch_list *list = &ns->touch[s];
         size_t n;
         (void)shard_members(reg, s, ns, &n, all);
-        qsort(all, n, sizeof *all, touched_cmp);
+        if (n > 1) {
+            qsort(all, n, sizeof *all, touched_cmp);
+        }
         list->head = list->tail = NONE;
         for (size_t i = 0; i < n; i++) {
             presence__touch_append(hs, list, all[i].m);
