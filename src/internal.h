@@ -24,9 +24,10 @@
  * What each lock guards:
  * - a channel shard: its channel index, those channels (member set, user
  *   counts, sequence number), the channel side of their memberships
- *   (chan_info, touch times and the namespace touch lists of the shard),
- *   its channel table, and its membership slab (though a membership's number is turned into
- *   its address without it: see slab.h);
+ *   (the chan_info table, touch times, and the namespace touch lists of
+ *   the shard with their links in the slab), its channel table, and its
+ *   membership slab (though a membership's number is turned into its
+ *   address without it: see slab.h);
  * - a client shard: its client index and those clients' membership lists
  *   (so removing a membership needs both its client's and its channel's
  *   shard);
