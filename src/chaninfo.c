@@ -122,9 +122,7 @@ presence__chaninfo_take(presence_registry *reg,
     for (size_t j = (i + 1) & map->mask; map->slots[j].number != NONE;
          j = (j + 1) & map->mask) {
         size_t home = home_of(map->mask, map->slots[j].number);
-        bool stays = hole <= j ? (home > hole && home <= j)
-                               : (home > hole || home <= j);
-        if (!stays) {
+        if (!presence__probe_stays(hole, j, home)) {
             map->slots[hole] = map->slots[j];
             hole = j;
         }

@@ -84,7 +84,8 @@ static struct presence__channel *
 channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
     struct presence__channel *ch = presence__pool_alloc(
-        reg, presence__channel_pool(reg, ref->hash), channel_size(ref->len));
+        reg, &reg->channel_pools[ref->shard - reg->shards],
+        channel_size(ref->len));
     if (ch == NULL) {
         return NULL;
     }
@@ -109,8 +110,7 @@ void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch)
 {
     if (atomic_fetch_sub(&ch->refs, 1) == 1) {
-        presence__pool_free(reg, presence__channel_pool(reg, ch->hash), ch,
-                            channel_size(ch->name_len));
+        presence__pool_free(reg, ch, channel_size(ch->name_len));
     }
 }
 
@@ -214,8 +214,7 @@ void presence__channels_free(presence_registry *reg)
             }
             presence__memberset_free(reg, &ch->members);
             presence__usercount_free(reg, &ch->users);
-            presence__pool_free(reg, &reg->channel_pools[s], ch,
-                                channel_size(ch->name_len));
+            presence__pool_free(reg, ch, channel_size(ch->name_len));
         }
         presence__index_free(reg, idx);
         /* Empty now, but a join that failed may have left it a table. */

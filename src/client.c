@@ -44,9 +44,7 @@ uint64_t presence__user_hash(const presence_registry *reg,
 void presence__user_unref(presence_registry *reg, struct presence__user *u)
 {
     if (atomic_fetch_sub(&u->refs, 1) == 1) {
-        presence__pool_free(reg,
-                            presence__user_pool(reg, presence__user_hash(reg, u)),
-                            u, user_size(u->id_len));
+        presence__pool_free(reg, u, user_size(u->id_len));
     }
 }
 
@@ -62,7 +60,7 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         if (rc != PRESENCE_OK) {
             return rc;
         }
-        user = presence__pool_alloc(reg, presence__user_pool(reg, hash),
+        user = presence__pool_alloc(reg, &reg->user_pools[us - reg->ushards],
                                     user_size(len));
         if (user == NULL) {
             return PRESENCE_ERR_NOMEM;
@@ -158,8 +156,7 @@ void presence__client_unref(presence_registry *reg,
     if (atomic_fetch_sub(&client->refs, 1) == 1) {
         struct presence__user *user = client->user;
         struct presence__node *node = presence__client_node(client);
-        presence__pool_free(reg, presence__client_pool(reg, client->hash),
-                            client, client_record_size(client));
+        presence__pool_free(reg, client, client_record_size(client));
         presence__user_unref(reg, user);
         if (node != NULL) {
             presence__node_unref(reg, node);
@@ -192,8 +189,8 @@ int presence__client_create(presence_registry *reg,
         return PRESENCE_ERR_TOO_LONG; /* 4 or 2 GiB: past any sane limit */
     }
     size_t size = client_size(id_len, conn_info_len, node != NULL);
-    struct presence__pool *pool = presence__client_pool(reg, hash);
-    struct presence__client *client = presence__pool_alloc(reg, pool, size);
+    struct presence__client *client = presence__pool_alloc(
+        reg, &reg->client_pools[cs - reg->cshards], size);
     if (client == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -204,7 +201,7 @@ int presence__client_create(presence_registry *reg,
     int rc = user_link(reg, us, user_hash, user_id, user_len, client);
     presence__mutex_unlock(reg, &us->lock);
     if (rc != PRESENCE_OK) {
-        presence__pool_free(reg, pool, client, size);
+        presence__pool_free(reg, client, size);
         return rc;
     }
     client->snapshot_bytes = (uint32_t)snapshot_bytes;
@@ -246,8 +243,7 @@ void presence__clients_free(presence_registry *reg)
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__client *client = presence__index_at(idx, i);
             if (client != NULL) {
-                presence__pool_free(reg, &reg->client_pools[s], client,
-                                    client_record_size(client));
+                presence__pool_free(reg, client, client_record_size(client));
             }
         }
         presence__index_free(reg, idx);
@@ -257,8 +253,7 @@ void presence__clients_free(presence_registry *reg)
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__user *user = presence__index_at(idx, i);
             if (user != NULL) {
-                presence__pool_free(reg, &reg->user_pools[s], user,
-                                    user_size(user->id_len));
+                presence__pool_free(reg, user, user_size(user->id_len));
             }
         }
         presence__index_free(reg, idx);

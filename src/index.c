@@ -157,9 +157,7 @@ void presence__index_remove(presence_registry *reg,
     for (size_t j = (i + 1) & idx->mask; item_at(idx, j) != NULL;
          j = (j + 1) & idx->mask) {
         size_t home = home_of(idx, idx->slots[j].tag);
-        bool stays = hole <= j ? (home > hole && home <= j)
-                               : (home > hole || home <= j);
-        if (!stays) {
+        if (!presence__probe_stays(hole, j, home)) {
             idx->slots[hole] = idx->slots[j];
             hole = j;
         }

@@ -58,7 +58,8 @@
 #include "slab.h"
 #include "usercount.h"
 
-#define PRESENCE__SHARDS 64u
+#define PRESENCE__SHARD_BITS 6u
+#define PRESENCE__SHARDS (1u << PRESENCE__SHARD_BITS)
 
 /* A hint to start loading a cache line (no effect on behaviour). */
 #if defined(__GNUC__) || defined(__clang__)
@@ -465,28 +466,47 @@ size_t presence__add_size(size_t a, size_t b);
 size_t presence__mul_size(size_t a, size_t b);
 void presence__default_allocator(presence_allocator *out);
 
+/* ---- open addressing ---------------------------------------------------- */
+/* Backward-shift deletion in a table with linear probing that wraps
+ * around: when slot `hole` empties, the entry at j (the next in its run),
+ * whose home slot is `home`, stays where it is if that home lies
+ * cyclically in (hole, j]; otherwise it moves into the hole. */
+static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
+{
+    return hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+}
+
 /* ---- hash.c ------------------------------------------------------------- */
 uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
 uint64_t presence__random_seed(const void *salt);
 
 /* ---- registry.c: locks and time ----------------------------------------- */
-struct presence__shard *presence__shard_of(presence_registry *reg,
-                                           uint64_t hash);
-struct presence__cshard *presence__cshard_of(presence_registry *reg,
-                                             uint64_t hash);
-/* The hash of a user's id: its shard, its pool, its index slot. */
+/* The shard of a name: its hash's top bits (the index tables use the low
+ * ones). Channels, clients and users each have their shards, and their
+ * record pools, by this number. */
+static inline size_t presence__shard_index(uint64_t hash)
+{
+    return (size_t)(hash >> (64u - PRESENCE__SHARD_BITS));
+}
+static inline struct presence__shard *
+presence__shard_of(presence_registry *reg, uint64_t hash)
+{
+    return &reg->shards[presence__shard_index(hash)];
+}
+static inline struct presence__cshard *
+presence__cshard_of(presence_registry *reg, uint64_t hash)
+{
+    return &reg->cshards[presence__shard_index(hash)];
+}
+static inline struct presence__ushard *
+presence__ushard_of(presence_registry *reg, uint64_t hash)
+{
+    return &reg->ushards[presence__shard_index(hash)];
+}
+/* The hash of a user's id: its shard and its index slot. */
 uint64_t presence__user_hash(const presence_registry *reg,
                              const struct presence__user *u);
-/* The pools a record with this hash comes from (its shard's). */
-struct presence__pool *presence__channel_pool(presence_registry *reg,
-                                              uint64_t hash);
-struct presence__pool *presence__client_pool(presence_registry *reg,
-                                             uint64_t hash);
-struct presence__pool *presence__user_pool(presence_registry *reg,
-                                           uint64_t hash);
-struct presence__ushard *presence__ushard_of(presence_registry *reg,
-                                             uint64_t hash);
 /* Totals: sums of the shards' counts. */
 size_t presence__count_memberships(presence_registry *reg);
 /* A mutex as the registry's locks are made (none when single-threaded). */

@@ -24,6 +24,7 @@
 #define MIN_BLOCK 16u
 
 struct presence__pool_chunk {
+    struct presence__pool *pool;              /* the pool it belongs to */
     struct presence__pool_chunk *prev, *next; /* its class's partial list */
     void *free;        /* freed blocks, linked at FREE_LINK_AT */
     uint32_t block;    /* bytes a block takes */
@@ -124,6 +125,7 @@ chunk_new(presence_registry *reg, struct presence__pool *pool, size_t cls)
     struct presence__pool_chunk *c = presence__malloc(
         reg, sizeof(struct presence__pool_chunk) + blocks * block);
     if (c != NULL) {
+        c->pool = pool;
         c->free = NULL;
         c->block = (uint32_t)block;
         c->capacity = blocks;
@@ -175,8 +177,7 @@ void *presence__pool_alloc(presence_registry *reg, struct presence__pool *pool,
     return block;
 }
 
-void presence__pool_free(presence_registry *reg, struct presence__pool *pool,
-                         void *p, size_t size)
+void presence__pool_free(presence_registry *reg, void *p, size_t size)
 {
     unsigned char *block = p;
     struct presence__pool_block head;
@@ -187,6 +188,7 @@ void presence__pool_free(presence_registry *reg, struct presence__pool *pool,
     }
     struct presence__pool_chunk *c =
         (struct presence__pool_chunk *)(void *)(block - head.offset);
+    struct presence__pool *pool = c->pool;
     struct presence__pool_chunk **list = &pool->partial[class_of(size)];
     presence__mutex_lock(reg, &pool->lock);
     memcpy(block + FREE_LINK_AT, &c->free, sizeof c->free);

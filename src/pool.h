@@ -13,7 +13,8 @@
  *
  * The first 4 bytes of every record belong to the pool (struct
  * presence__pool_block, like the slab's): the block's offset in its chunk,
- * which is how a free finds the chunk without a search. A chunk whose
+ * which is how a free finds the chunk, and the chunk its pool, without a
+ * search or the record's hash. A chunk whose
  * blocks are all free goes back to the allocator.
  *
  * Threads: each pool has its own mutex (none in a single-threaded
@@ -67,8 +68,8 @@ static inline void presence__pool_clear(void *record, size_t size)
            size - sizeof(struct presence__pool_block));
 }
 
-/* Free a record of this pool; size as given to presence__pool_alloc. */
-void presence__pool_free(struct presence_registry *reg,
-                         struct presence__pool *pool, void *p, size_t size);
+/* Free a record; size as given to presence__pool_alloc. Its chunk knows
+ * its pool, so the caller need not find it again. */
+void presence__pool_free(struct presence_registry *reg, void *p, size_t size);
 
 #endif

@@ -187,43 +187,6 @@ int presence_registry_free(presence_registry *reg)
 
 /* ---- locks -------------------------------------------------------------- */
 
-struct presence__shard *presence__shard_of(presence_registry *reg,
-                                           uint64_t hash)
-{
-    /* The top bits: the index tables use the low ones. */
-    return &reg->shards[hash >> 58];
-}
-
-struct presence__cshard *presence__cshard_of(presence_registry *reg,
-                                             uint64_t hash)
-{
-    return &reg->cshards[hash >> 58];
-}
-
-struct presence__ushard *presence__ushard_of(presence_registry *reg,
-                                             uint64_t hash)
-{
-    return &reg->ushards[hash >> 58];
-}
-
-struct presence__pool *presence__channel_pool(presence_registry *reg,
-                                              uint64_t hash)
-{
-    return &reg->channel_pools[hash >> 58];
-}
-
-struct presence__pool *presence__client_pool(presence_registry *reg,
-                                             uint64_t hash)
-{
-    return &reg->client_pools[hash >> 58];
-}
-
-struct presence__pool *presence__user_pool(presence_registry *reg,
-                                           uint64_t hash)
-{
-    return &reg->user_pools[hash >> 58];
-}
-
 void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m)
 {
     if (!reg->single_threaded) {

@@ -133,11 +133,7 @@ size_t presence__usercount_dec(presence_registry *reg,
     for (size_t j = (i + 1) & uc->mask; uc->users_at[j] != NULL;
          j = (j + 1) & uc->mask) {
         size_t home = slot_of(uc->mask, uc->users_at[j]);
-        /* Move j into the hole unless its home lies cyclically in
-         * (hole, j]. */
-        bool stays = hole <= j ? (home > hole && home <= j)
-                               : (home > hole || home <= j);
-        if (!stays) {
+        if (!presence__probe_stays(hole, j, home)) {
             uc->users_at[hole] = uc->users_at[j];
             uc->counts[hole] = uc->counts[j];
             hole = j;
