@@ -389,11 +389,11 @@ struct target {
 static int check_client(presence_registry *reg, const char *client_id,
                         struct target *t)
 {
-    int rc = presence__check_name(client_id, reg->limits.client_id_max, false,
-                                  &t->client_len);
+    int rc = presence__check_hash_name(reg, client_id,
+                                       reg->limits.client_id_max, false,
+                                       &t->client_len, &t->client_hash);
     if (rc == PRESENCE_OK) {
         t->client_id = client_id;
-        t->client_hash = presence__hash64(reg->seed, client_id, t->client_len);
         t->cs = presence__cshard_of(reg, t->client_hash);
     }
     return rc;

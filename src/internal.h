@@ -537,6 +537,11 @@ int64_t presence__now(presence_registry *reg, struct presence__shard *hs);
  * length. allow_empty is for user ids. */
 int presence__check_name(const char *name, size_t max, bool allow_empty,
                          size_t *len);
+/* presence__check_name, and on success the name's hash: how a call finds
+ * a channel's, client's or user's shard and index slot. */
+int presence__check_hash_name(const presence_registry *reg, const char *name,
+                              size_t max, bool allow_empty, size_t *len,
+                              uint64_t *hash);
 int presence__check_namespace_name(const char *name, size_t *len);
 /* The namespace part of a channel name ("" for the default). */
 void presence__namespace_part(const presence_registry *reg,

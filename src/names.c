@@ -35,6 +35,17 @@ int presence__check_name(const char *name, size_t max, bool allow_empty,
     return PRESENCE_OK;
 }
 
+int presence__check_hash_name(const presence_registry *reg, const char *name,
+                              size_t max, bool allow_empty, size_t *len,
+                              uint64_t *hash)
+{
+    int rc = presence__check_name(name, max, allow_empty, len);
+    if (rc == PRESENCE_OK) {
+        *hash = presence__hash64(reg->seed, name, *len);
+    }
+    return rc;
+}
+
 static bool namespace_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -75,11 +86,10 @@ void presence__namespace_part(const presence_registry *reg,
 int presence__channel_check(presence_registry *reg, const char *name,
                             struct presence__chref *ref)
 {
-    int rc = presence__check_name(name, reg->limits.channel_name_max, false,
-                                  &ref->len);
+    int rc = presence__check_hash_name(reg, name, reg->limits.channel_name_max,
+                                       false, &ref->len, &ref->hash);
     if (rc == PRESENCE_OK) {
         ref->name = name;
-        ref->hash = presence__hash64(reg->seed, name, ref->len);
         ref->shard = presence__shard_of(reg, ref->hash);
         ref->ns = NULL;
         ref->ch = NULL;

@@ -41,12 +41,9 @@ void presence__nodes_free(presence_registry *reg)
 int presence__node_check(presence_registry *reg, const char *id,
                          struct presence__nodename *out)
 {
-    int rc = presence__check_name(id, reg->limits.client_id_max, false,
-                                  &out->len);
-    if (rc == PRESENCE_OK) {
-        out->id = id;
-        out->hash = presence__hash64(reg->seed, id, out->len);
-    }
+    int rc = presence__check_hash_name(reg, id, reg->limits.client_id_max,
+                                       false, &out->len, &out->hash);
+    out->id = id;
     return rc;
 }
 

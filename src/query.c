@@ -182,14 +182,12 @@ static int asker_check(presence_registry *reg, const presence_requester *req,
         return PRESENCE_ERR_INVALID;
     }
     size_t user_len;
-    int rc = presence__check_name(req->client_id, reg->limits.client_id_max,
-                                  false, &a->id_len);
+    int rc = presence__check_hash_name(reg, req->client_id,
+                                       reg->limits.client_id_max, false,
+                                       &a->id_len, &a->id_hash);
     if (rc == PRESENCE_OK && req->user_id != NULL) {
         rc = presence__check_name(req->user_id, reg->limits.user_id_max, true,
                                   &user_len);
-    }
-    if (rc == PRESENCE_OK) {
-        a->id_hash = presence__hash64(reg->seed, req->client_id, a->id_len);
     }
     return rc;
 }
@@ -376,13 +374,13 @@ static int lock_user_read(presence_registry *reg, const char *channel,
         return PRESENCE_ERR_INVALID;
     }
     size_t user_len = 0;
-    int rc = presence__check_name(user_id, reg->limits.user_id_max, true,
-                                  &user_len);
+    uint64_t hash = 0;
+    int rc = presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
+                                       true, &user_len, &hash);
     if (rc == PRESENCE_OK) {
         rc = lock_channel_read(reg, channel, NULL, ref);
     }
     if (rc == PRESENCE_OK) {
-        uint64_t hash = presence__hash64(reg->seed, user_id, user_len);
         *us = presence__ushard_of(reg, hash);
         presence__mutex_lock(reg, &(*us)->lock);
         *user = presence__index_find(&(*us)->users, hash, user_id, user_len);
@@ -545,12 +543,13 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
         return PRESENCE_ERR_INVALID;
     }
     size_t len;
-    int rc = presence__check_name(client_id, reg->limits.client_id_max, false,
-                                  &len);
+    uint64_t hash;
+    int rc = presence__check_hash_name(reg, client_id,
+                                       reg->limits.client_id_max, false, &len,
+                                       &hash);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    uint64_t hash = presence__hash64(reg->seed, client_id, len);
     struct presence__cshard *cs = presence__cshard_of(reg, hash);
     presence__mutex_lock(reg, &cs->lock);
     struct presence__client *client =
