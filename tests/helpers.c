@@ -659,6 +659,21 @@ static char *member_line(const presence_member *m, bool with_channel)
     return sb_take(&sb);
 }
 
+/* A snapshot's members, one line each, sorted (snapshot order depends on
+ * the hash seed). */
+static void dump_members(strbuf *sb, const presence_snapshot *snap)
+{
+    strlist members = {0};
+    for (size_t j = 0; j < snap->count; j++) {
+        sl_push(&members, member_line(&snap->members[j], true));
+    }
+    sl_sort(&members);
+    for (size_t j = 0; j < members.count; j++) {
+        sb_printf(sb, "  %s\n", members.items[j]);
+    }
+    sl_free(&members);
+}
+
 char *dump_registry(presence_registry *registry,
                     const char *const *namespaces)
 {
@@ -754,15 +769,7 @@ char *dump_registry(presence_registry *registry,
         }
         sb_printf(&sb, " client %s count=%zu seq=%" PRIu64 "\n",
                   clients.items[i], snap->count, snap->seq);
-        strlist members = {0};
-        for (size_t j = 0; j < snap->count; j++) {
-            sl_push(&members, member_line(&snap->members[j], true));
-        }
-        sl_sort(&members);
-        for (size_t j = 0; j < members.count; j++) {
-            sb_printf(&sb, "  %s\n", members.items[j]);
-        }
-        sl_free(&members);
+        dump_members(&sb, snap);
         presence_snapshot_free(snap);
     }
     sl_free(&clients);
@@ -798,15 +805,7 @@ char *dump_registry(presence_registry *registry,
         sb_printf(&sb, " node '%s' count=%zu seq=%" PRIu64 " stats=%zu/%zu\n",
                   nodes.items[i], snap->count, snap->seq,
                   snap->stats.num_clients, snap->stats.num_users);
-        strlist members = {0};
-        for (size_t j = 0; j < snap->count; j++) {
-            sl_push(&members, member_line(&snap->members[j], true));
-        }
-        sl_sort(&members);
-        for (size_t j = 0; j < members.count; j++) {
-            sb_printf(&sb, "  %s\n", members.items[j]);
-        }
-        sl_free(&members);
+        dump_members(&sb, snap);
         presence_snapshot_free(snap);
     }
     sl_free(&nodes);
