@@ -934,7 +934,10 @@ PRESENCE_API int presence_subscribe(presence_registry *registry,
  * while events are being delivered, a call of the callback that had
  * already begun (or was about to begin) completes; to free user_data
  * safely in that case, do it from a callback or once that thread's call
- * into the library has returned.
+ * into the library has returned. The subscription's memory is released
+ * at once, or, when its callback is running on another thread, as soon
+ * as that call returns: removed subscriptions never pile up, and cost the
+ * events that follow nothing, however busy delivery stays.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOT_FOUND.
  */
 PRESENCE_API int presence_unsubscribe(presence_registry *registry,

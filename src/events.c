@@ -234,21 +234,32 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
     return PRESENCE_OK;
 }
 
-/* Unlink and free inactive subscriptions; only when nobody delivers. */
-static void subscriptions_sweep(presence_registry *reg)
+static void subscription_free(presence_registry *reg,
+                              struct presence__subscription *sub)
 {
-    struct presence__subscription **link = &reg->subs;
-    while (*link != NULL) {
-        struct presence__subscription *sub = *link;
-        if (atomic_load(&sub->active)) {
-            link = &sub->next;
-            continue;
-        }
-        *link = sub->next;
-        presence__free(reg, sub, subscription_size(sub->name_len));
+    presence__free(reg, sub, subscription_size(sub->name_len));
+}
+
+/* Take a subscription out of the list (queue lock held). It is freed at
+ * once unless the dispatcher stands on it; then the dispatcher frees it
+ * when it moves on, reading its `next`, which is kept pointing at the
+ * live list. */
+static void subscription_remove(presence_registry *reg,
+                                struct presence__subscription **link)
+{
+    struct presence__subscription *sub = *link;
+    *link = sub->next;
+    if (reg->subs_tail == &sub->next) {
+        reg->subs_tail = link;
     }
-    reg->subs_tail = link;
-    reg->subs_dirty = false;
+    if (sub == reg->delivering) {
+        reg->delivering_removed = true;
+        return;
+    }
+    if (reg->delivering_removed && reg->delivering->next == sub) {
+        reg->delivering->next = sub->next;
+    }
+    subscription_free(reg, sub);
 }
 
 int presence_unsubscribe(presence_registry *reg,
@@ -259,22 +270,19 @@ int presence_unsubscribe(presence_registry *reg,
     }
     int rc = PRESENCE_ERR_NOT_FOUND;
     queue_lock(reg);
-    for (struct presence__subscription *sub = reg->subs; sub != NULL;
-         sub = sub->next) {
-        if (sub->id == subscription && atomic_load(&sub->active)) {
+    for (struct presence__subscription **link = &reg->subs; *link != NULL;
+         link = &(*link)->next) {
+        struct presence__subscription *sub = *link;
+        if (sub->id == subscription) {
             atomic_store(&sub->active, false);
             atomic_fetch_sub(&reg->active_subs, 1);
             if ((sub->kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) != 0) {
                 atomic_fetch_sub(&reg->every_ns_subs, 1);
             }
-            reg->subs_dirty = true;
+            subscription_remove(reg, link);
             rc = PRESENCE_OK;
             break;
         }
-    }
-    /* The dispatcher may be walking the list: it frees them when done. */
-    if (rc == PRESENCE_OK && !reg->dispatching) {
-        subscriptions_sweep(reg);
     }
     queue_unlock(reg);
     return rc;
@@ -326,11 +334,24 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->node_id = node != NULL ? node->id : "";
 }
 
+/* Step the dispatcher onto `next` (queue lock held), freeing the one it
+ * leaves if that was removed while it was called. */
+static void delivering_move(presence_registry *reg,
+                            struct presence__subscription *next)
+{
+    if (reg->delivering_removed) {
+        subscription_free(reg, reg->delivering);
+        reg->delivering_removed = false;
+    }
+    reg->delivering = next;
+}
+
 /*
- * Call every active subscription that matches. The list is walked without
- * the lock: nodes are only appended (under the lock, a pointer store) and
- * freed by the dispatcher itself, and `active` is atomic, so a callback
- * that unsubscribes another one stops it before its turn.
+ * Call every active subscription that matches. The list is walked with
+ * the lock released around each call: the record the dispatcher stands
+ * on is never freed under it (see subscription_remove), and `active` is
+ * atomic, so a callback that unsubscribes another one stops it before its
+ * turn.
  */
 static void deliver(presence_registry *reg, const struct presence__pending *e)
 {
@@ -338,6 +359,7 @@ static void deliver(presence_registry *reg, const struct presence__pending *e)
     event_fill(&ev, e);
     queue_lock(reg);
     struct presence__subscription *sub = reg->subs;
+    delivering_move(reg, sub);
     queue_unlock(reg);
     while (sub != NULL) {
         if (atomic_load(&sub->active) && subscription_matches(sub, e)) {
@@ -345,6 +367,7 @@ static void deliver(presence_registry *reg, const struct presence__pending *e)
         }
         queue_lock(reg);
         sub = sub->next;
+        delivering_move(reg, sub);
         queue_unlock(reg);
     }
 }
@@ -389,9 +412,6 @@ void presence__events_dispatch(presence_registry *reg)
         queue_lock(reg);
     }
     reg->dispatching = false;
-    if (reg->subs_dirty) {
-        subscriptions_sweep(reg);
-    }
     queue_unlock(reg);
 }
 
@@ -408,7 +428,7 @@ void presence__events_free(presence_registry *reg)
     struct presence__subscription *sub = reg->subs;
     while (sub != NULL) {
         struct presence__subscription *next = sub->next;
-        presence__free(reg, sub, subscription_size(sub->name_len));
+        subscription_free(reg, sub);
         sub = next;
     }
     reg->subs = NULL;

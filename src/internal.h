@@ -375,7 +375,12 @@ struct presence_registry {
     struct presence__subscription *subs; /* in subscription order */
     struct presence__subscription **subs_tail;
     presence_subscription next_sub_id;
-    bool subs_dirty;             /* some are inactive and wait to be freed */
+    /* The subscription the dispatcher stands on while it calls it, and
+     * whether it was removed meanwhile: that one record is unlinked at
+     * once but freed by the dispatcher when it moves on, so no removed
+     * subscription outlives the call in progress. */
+    struct presence__subscription *delivering;
+    bool delivering_removed;
     atomic_size_t active_subs;   /* 0: changes queue no events */
     /* Active subscriptions with PRESENCE_EVENTS_EVERY_NAMESPACE: 0 means
      * changes in namespaces without join_leave queue nothing. */
