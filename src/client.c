@@ -195,15 +195,6 @@ int presence__client_create(presence_registry *reg,
         return PRESENCE_ERR_NOMEM;
     }
     presence__pool_clear(client, offsetof(struct presence__client, id));
-    uint64_t user_hash = presence__hash64(reg->seed, user_id, user_len);
-    struct presence__ushard *us = presence__ushard_of(reg, user_hash);
-    presence__mutex_lock(reg, &us->lock);
-    int rc = user_link(reg, us, user_hash, user_id, user_len, client);
-    presence__mutex_unlock(reg, &us->lock);
-    if (rc != PRESENCE_OK) {
-        presence__pool_free(reg, client, size);
-        return rc;
-    }
     client->snapshot_bytes = (uint32_t)snapshot_bytes;
     memcpy(client->id, id, id_len);
     client->id[id_len] = '\0';
@@ -213,13 +204,27 @@ int presence__client_create(presence_registry *reg,
     }
     client->conn_info_word = (uint32_t)conn_info_len;
     if (node != NULL) {
-        presence__node_ref(reg, node);
         memcpy(client->id + id_len + 1 + conn_info_len, &node, sizeof node);
         client->conn_info_word |= PRESENCE__CLIENT_REMOTE;
     }
     client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */
+    /* Complete before it is published: a reader of the user's clients
+     * (holding only the user's lock) may find it as soon as it is
+     * linked. */
+    uint64_t user_hash = presence__hash64(reg->seed, user_id, user_len);
+    struct presence__ushard *us = presence__ushard_of(reg, user_hash);
+    presence__mutex_lock(reg, &us->lock);
+    int rc = user_link(reg, us, user_hash, user_id, user_len, client);
+    presence__mutex_unlock(reg, &us->lock);
+    if (rc != PRESENCE_OK) {
+        presence__pool_free(reg, client, size);
+        return rc;
+    }
+    if (node != NULL) {
+        presence__node_ref(reg, node);
+    }
     presence__index_insert(&cs->clients, hash, client);
     *out = client;
     return PRESENCE_OK;
