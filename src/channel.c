@@ -887,10 +887,9 @@ static int client_leave_all(presence_registry *reg,
             /* The next one loads while this one is removed. */
             PRESENCE__PREFETCH(presence__mref_get(reg, m->cnext));
         }
+        /* Its shard's channel table is not read before the lock: another
+         * thread may be replacing it. */
         struct presence__shard *hs = presence__membership_shard(reg, m);
-        /* Its channel's table entry loads while the lock is taken. */
-        PRESENCE__PREFETCH(
-            &hs->chans[m->chref & ((1u << PRESENCE__MREF_SHARD_SHIFT) - 1)]);
         presence__mutex_lock(reg, &hs->lock);
         presence__membership_remove(reg, m, reason, &reserved);
         presence__mutex_unlock(reg, &hs->lock);
