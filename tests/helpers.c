@@ -65,6 +65,8 @@ void test_alloc_init(test_alloc *alloc, bool use_cmocka)
     atomic_init(&alloc->bad_pointers, 0);
     atomic_init(&alloc->zero_requests, 0);
     atomic_init(&alloc->realloc_calls, 0);
+    atomic_init(&alloc->watch_size, 0);
+    atomic_init(&alloc->watch_live, 0);
 }
 
 void test_alloc_install(test_alloc *alloc, presence_config *config,
@@ -154,6 +156,10 @@ void *test_alloc_malloc(size_t size, void *user_data)
     atomic_fetch_add(&alloc->live_blocks, 1);
     atomic_fetch_add(&alloc->live_bytes, (long long)size);
     atomic_fetch_add(&alloc->total_allocs, 1);
+    size_t watched = atomic_load(&alloc->watch_size);
+    if (watched != 0 && size == watched) {
+        atomic_fetch_add(&alloc->watch_live, 1);
+    }
     /* Poison, so that reads of uninitialised memory show. */
     memset(h + 1, 0xa5, size);
     return h + 1;
@@ -174,6 +180,10 @@ void test_alloc_free(void *ptr, size_t size, void *user_data)
     }
     atomic_fetch_sub(&alloc->live_blocks, 1);
     atomic_fetch_sub(&alloc->live_bytes, (long long)h->size);
+    size_t watched = atomic_load(&alloc->watch_size);
+    if (watched != 0 && h->size == watched) {
+        atomic_fetch_sub(&alloc->watch_live, 1);
+    }
     h->magic = BLOCK_DEAD;
     raw_free(alloc, h);
 }

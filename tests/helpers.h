@@ -67,6 +67,11 @@ typedef struct test_alloc {
     _Atomic unsigned long bad_pointers; /* unknown or freed block */
     _Atomic unsigned long zero_requests;
     _Atomic unsigned long realloc_calls;
+    /* Live blocks of exactly watch_size bytes (0: watch nothing), to
+     * follow one kind of record whose size is known. Set it while no
+     * block of that size is live. */
+    _Atomic size_t watch_size;
+    _Atomic long watch_live;
 } test_alloc;
 
 void test_alloc_init(test_alloc *alloc, bool use_cmocka);
