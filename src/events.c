@@ -66,6 +66,37 @@ static int queue_grow(presence_registry *reg, size_t want)
     return PRESENCE_OK;
 }
 
+/* A ring at most this many times INITIAL_ROOM is kept however little of
+ * it is used. */
+#define KEPT_ROOM_FACTOR 16u
+
+/*
+ * Give back half of a ring that has drained (queue lock held, queue_len
+ * 0) when a quarter of it was the most used since it last shrank: a burst
+ * of events does not hold its peak's memory for good, and a steady load
+ * keeps the ring it needs (no allocation on every drain).
+ */
+static void queue_trim(presence_registry *reg)
+{
+    size_t cap = reg->queue_cap;
+    size_t peak = reg->queue_peak;
+    reg->queue_peak = reg->queue_reserved;
+    if (cap <= INITIAL_ROOM * KEPT_ROOM_FACTOR || peak > cap / 4 ||
+        reg->queue_reserved > cap / 4) {
+        return;
+    }
+    size_t half = cap / 2;
+    struct presence__pending *queue =
+        presence__malloc(reg, half * sizeof *reg->queue);
+    if (queue == NULL) {
+        return; /* keep the big one: it works as well */
+    }
+    presence__free(reg, reg->queue, cap * sizeof *reg->queue);
+    reg->queue = queue;
+    reg->queue_cap = half;
+    reg->queue_head = 0;
+}
+
 void presence__events_init(presence_registry *reg)
 {
     reg->subs_tail = &reg->subs;
@@ -88,6 +119,9 @@ int presence__events_reserve(presence_registry *reg, size_t n,
     if (rc == PRESENCE_OK) {
         reg->queue_reserved += n;
         *reserved = n;
+        if (want > reg->queue_peak) {
+            reg->queue_peak = want;
+        }
     }
     queue_unlock(reg);
     return rc;
@@ -412,6 +446,7 @@ void presence__events_dispatch(presence_registry *reg)
         queue_lock(reg);
     }
     reg->dispatching = false;
+    queue_trim(reg);
     queue_unlock(reg);
 }
 

@@ -370,6 +370,7 @@ struct presence_registry {
     size_t queue_head;
     size_t queue_len;
     size_t queue_reserved;
+    size_t queue_peak; /* most slots in use since the ring last shrank */
     bool dispatching;
     pthread_t dispatcher;
     struct presence__subscription *subs; /* in subscription order */

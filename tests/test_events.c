@@ -1018,6 +1018,60 @@ static void test_joins_during_big_close(void **state)
     assert_int_equal(st.num_clients, (size_t)j.joined - new_left);
 }
 
+/* A callback that makes a burst of joins the first time it is called:
+ * its thread is the dispatcher, so they all queue before delivery. */
+typedef struct burst {
+    int size;
+    int calls;
+} burst;
+
+static void burst_cb(presence_registry *reg, const presence_event *ev,
+                     void *user_data)
+{
+    burst *b = user_data;
+    (void)ev;
+    if (b->calls++ > 0) {
+        return;
+    }
+    char cl[32];
+    for (int i = 0; i < b->size; i++) {
+        snprintf(cl, sizeof(cl), "b%d", i);
+        assert_ok(join_simple(reg, "burst", cl, "u"));
+    }
+}
+
+/* A burst of events grows the queue; once deliveries are small again the
+ * queue gives most of that memory back. */
+static void test_queue_shrinks_after_burst(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_ok(presence_unsubscribe(f.reg, f.sub));
+    enum { BURST = 20000 };
+    burst b = {BURST, 0};
+    presence_subscription s;
+    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENT_JOIN, burst_cb, &b, &s));
+    assert_ok(join_simple(f.reg, "start", "c0", "u"));
+    assert_int_equal(b.calls, 1 + BURST);
+    long long after_burst = atomic_load(&f.alloc.live_bytes);
+    /* Single events: each delivery halves a ring used at most a quarter. */
+    for (int i = 0; i < 8; i++) {
+        assert_ok(join_simple(f.reg, "start", "c1", "u"));
+        assert_ok(presence_leave(f.reg, "start", "c1"));
+    }
+    long long after_quiet = atomic_load(&f.alloc.live_bytes);
+    /* The ring held more than BURST events of tens of bytes each; what is
+     * kept is a small fixed room. */
+    assert_true(after_burst - after_quiet > (long long)BURST * 16);
+    assert_int_equal(b.calls, 1 + BURST + 8);
+    assert_stats(f.reg, "burst", BURST, 1);
+    assert_ok(presence_unsubscribe(f.reg, s));
+    fixture_close(&f);
+}
+
 /* Turning the default namespace's presence off closes its channels. */
 static void test_default_namespace_off(void **state)
 {
@@ -1537,6 +1591,7 @@ int main(void)
         cmocka_unit_test(test_presence_off_from_callback),
         cmocka_unit_test(test_close_from_join_callback),
         cmocka_unit_test(test_joins_during_big_close),
+        cmocka_unit_test(test_queue_shrinks_after_burst),
         cmocka_unit_test(test_default_namespace_off),
         cmocka_unit_test(test_big_infos_in_events),
         cmocka_unit_test(test_unsubscribe_self_in_callback),
