@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 static void config_defaults(presence_config *c)
 {
@@ -62,21 +62,6 @@ static int config_check(const presence_config *c)
     return presence__namespace_options_check(&c->default_namespace);
 }
 
-void presence__mutex_init(const presence_registry *reg, pthread_mutex_t *m)
-{
-    if (reg->single_threaded) {
-        return;
-    }
-    pthread_mutex_init(m, NULL);
-}
-
-static void mutex_destroy(const presence_registry *reg, pthread_mutex_t *m)
-{
-    if (!reg->single_threaded) {
-        pthread_mutex_destroy(m);
-    }
-}
-
 static void registry_release(presence_registry *reg)
 {
     /* Queued events first: they hold references on the rest. */
@@ -86,16 +71,16 @@ static void registry_release(presence_registry *reg)
     presence__nodes_free(reg);
     presence__namespaces_free(reg);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
-        presence__slab_destroy(reg, &reg->shards[i].membership_slab);
-        presence__pool_destroy(reg, &reg->channel_pools[i]);
-        presence__pool_destroy(reg, &reg->client_pools[i]);
-        presence__pool_destroy(reg, &reg->user_pools[i]);
-        mutex_destroy(reg, &reg->shards[i].lock);
-        mutex_destroy(reg, &reg->cshards[i].lock);
-        mutex_destroy(reg, &reg->ushards[i].lock);
+        presence__slab_destroy(&reg->alloc, &reg->shards[i].membership_slab);
+        presence__pool_destroy(&reg->alloc, &reg->channel_pools[i]);
+        presence__pool_destroy(&reg->alloc, &reg->client_pools[i]);
+        presence__pool_destroy(&reg->alloc, &reg->user_pools[i]);
+        presence__mutex_destroy(reg, &reg->shards[i].lock);
+        presence__mutex_destroy(reg, &reg->cshards[i].lock);
+        presence__mutex_destroy(reg, &reg->ushards[i].lock);
     }
-    mutex_destroy(reg, &reg->queue_lock);
-    mutex_destroy(reg, &reg->node_lock);
+    presence__mutex_destroy(reg, &reg->queue_lock);
+    presence__mutex_destroy(reg, &reg->node_lock);
     presence_allocator alloc = reg->alloc;
     alloc.free_fn(reg, sizeof *reg, alloc.user_data);
 }
@@ -155,9 +140,9 @@ int presence_registry_new(const presence_config *config,
         presence__chaninfo_init(&reg->shards[i].chan_infos);
         presence__slab_init(&reg->shards[i].membership_slab,
                             sizeof(struct presence__membership));
-        presence__pool_init(reg, &reg->channel_pools[i]);
-        presence__pool_init(reg, &reg->client_pools[i]);
-        presence__pool_init(reg, &reg->user_pools[i]);
+        presence__pool_init(&reg->channel_pools[i], !reg->single_threaded);
+        presence__pool_init(&reg->client_pools[i], !reg->single_threaded);
+        presence__pool_init(&reg->user_pools[i], !reg->single_threaded);
     }
     presence__mutex_init(reg, &reg->queue_lock);
     presence__mutex_init(reg, &reg->node_lock);
@@ -185,91 +170,12 @@ int presence_registry_free(presence_registry *reg)
     return PRESENCE_OK;
 }
 
-/* ---- locks -------------------------------------------------------------- */
-
-void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m)
-{
-    if (!reg->single_threaded) {
-        pthread_mutex_lock(m);
-    }
-}
-
-bool presence__mutex_trylock(const presence_registry *reg,
-                             pthread_mutex_t *m)
-{
-    return reg->single_threaded || pthread_mutex_trylock(m) == 0;
-}
-
-void presence__mutex_unlock(const presence_registry *reg, pthread_mutex_t *m)
-{
-    if (!reg->single_threaded) {
-        pthread_mutex_unlock(m);
-    }
-}
-
-void presence__lock_all_shards(presence_registry *reg)
-{
-    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
-        presence__mutex_lock(reg, &reg->shards[i].lock);
-    }
-}
-
-void presence__unlock_all_shards(presence_registry *reg)
-{
-    for (size_t i = PRESENCE__SHARDS; i-- > 0;) {
-        presence__mutex_unlock(reg, &reg->shards[i].lock);
-    }
-}
-
-bool presence__lock_client_of(presence_registry *reg,
-                              struct presence__shard *hs,
-                              struct presence__client *client)
-{
-    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-    if (presence__mutex_trylock(reg, &cs->lock)) {
-        return false;
-    }
-    /* Step back to the lock order. The caller's reference keeps the
-     * client's memory (and so its address) while no lock is held. */
-    presence__mutex_unlock(reg, &hs->lock);
-    presence__mutex_lock(reg, &cs->lock);
-    presence__mutex_lock(reg, &hs->lock);
-    return true;
-}
-
-/* ---- time --------------------------------------------------------------- */
-
-int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
-{
-    int64_t now = reg->clock(reg->clock_user_data);
-    /* Memberships keep times in 47 bits: +-2,200 years of milliseconds. */
-    if ((uint64_t)now - (uint64_t)PRESENCE__TIME_MIN >
-        (uint64_t)PRESENCE__TIME_MAX - (uint64_t)PRESENCE__TIME_MIN) {
-        now = now < 0 ? PRESENCE__TIME_MIN : PRESENCE__TIME_MAX;
-    }
-    if (now < hs->last_now_ms) {
-        now = hs->last_now_ms;
-    }
-    hs->last_now_ms = now;
-    return now;
-}
-
 int64_t presence_now_ms(presence_registry *reg)
 {
     if (reg == NULL) {
         return 0;
     }
     return reg->clock(reg->clock_user_data);
-}
-
-size_t presence__count_memberships(presence_registry *reg)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
-        n += atomic_load_explicit(&reg->shards[i].memberships,
-                                  memory_order_relaxed);
-    }
-    return n;
 }
 
 int presence_registry_counts(presence_registry *reg, presence_counts *out)

@@ -4,7 +4,10 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "containers/memberset.h"
+#include "base/alloc.h"
+#include "base/hash.h"
+#include "containers/records.h"
 
 #define MIN_BITS 2u
 /* Grow past 7/8 load, shrink below 1/8: the gap avoids resize ping-pong.
@@ -80,10 +83,10 @@ void presence__memberset_init(struct presence__memberset *set,
     set->slab = slab;
 }
 
-void presence__memberset_free(presence_registry *reg,
+void presence__memberset_free(const presence_allocator *alloc,
                               struct presence__memberset *set)
 {
-    presence__free(reg, set->slots, set->nslots * SLOT_BYTES);
+    presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
     presence__memberset_init(set, set->slab);
 }
 
@@ -115,14 +118,14 @@ static size_t placed_end(const struct presence__memberset *set,
 }
 
 /* Move every member into a fresh array of `bits`. Fails without change. */
-static int rehash(presence_registry *reg, struct presence__memberset *set,
+static int rehash(const presence_allocator *alloc, struct presence__memberset *set,
                   unsigned bits)
 {
     size_t homes = (size_t)1 << bits;
     size_t end = placed_end(set, bits);
     size_t nslots = (end > homes ? end : homes) + spare_for(bits);
     size_t bytes = presence__mul_size(nslots, SLOT_BYTES);
-    struct presence__member_slot *slots = presence__malloc(reg, bytes);
+    struct presence__member_slot *slots = presence__malloc(alloc, bytes);
     if (slots == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -136,7 +139,7 @@ static int rehash(presence_registry *reg, struct presence__memberset *set,
             next = at + 1;
         }
     }
-    presence__free(reg, set->slots, set->nslots * SLOT_BYTES);
+    presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
     set->slots = slots;
     set->nslots = nslots;
     set->bits = bits;
@@ -155,12 +158,12 @@ static size_t run_end(const struct presence__memberset *set, uint64_t hash)
 }
 
 /* Lengthen the spare tail to nslots. Fails without change. */
-static int lengthen(presence_registry *reg, struct presence__memberset *set,
+static int lengthen(const presence_allocator *alloc, struct presence__memberset *set,
                     size_t nslots)
 {
     size_t old = set->nslots;
     struct presence__member_slot *slots = presence__realloc(
-        reg, set->slots, old * SLOT_BYTES,
+        alloc, set->slots, old * SLOT_BYTES,
         presence__mul_size(nslots, SLOT_BYTES));
     if (slots == NULL) {
         return PRESENCE_ERR_NOMEM;
@@ -171,19 +174,19 @@ static int lengthen(presence_registry *reg, struct presence__memberset *set,
     return PRESENCE_OK;
 }
 
-int presence__memberset_prepare(presence_registry *reg,
+int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 uint64_t hash)
 {
     if (set->slots == NULL) {
-        int rc = rehash(reg, set, MIN_BITS);
+        int rc = rehash(alloc, set, MIN_BITS);
         if (rc != PRESENCE_OK) {
             return rc;
         }
     }
     size_t homes = (size_t)1 << set->bits;
     if ((set->count + 1) * GROW_DEN > homes * GROW_NUM) {
-        int rc = rehash(reg, set, set->bits + 1);
+        int rc = rehash(alloc, set, set->bits + 1);
         if (rc != PRESENCE_OK) {
             return rc;
         }
@@ -193,7 +196,7 @@ int presence__memberset_prepare(presence_registry *reg,
         return PRESENCE_OK;
     }
     /* The run reaches the end of the array: lengthen the tail. */
-    return lengthen(reg, set, presence__add_size(end, 1 + spare_for(set->bits)));
+    return lengthen(alloc, set, presence__add_size(end, 1 + spare_for(set->bits)));
 }
 
 void presence__memberset_insert(struct presence__memberset *set,
@@ -270,7 +273,7 @@ presence__memberset_find(const struct presence__memberset *set,
     return i == SIZE_MAX ? NULL : member(set, i);
 }
 
-void presence__memberset_remove(presence_registry *reg,
+void presence__memberset_remove(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 struct presence__membership *m)
 {
@@ -299,13 +302,13 @@ void presence__memberset_remove(presence_registry *reg,
     clear_slots(&set->slots[j], 1);
     set->count--;
     if (set->count == 0) {
-        presence__memberset_free(reg, set);
+        presence__memberset_free(alloc, set);
         return;
     }
     size_t homes = (size_t)1 << set->bits;
     if (set->bits > SHRINK_MIN_BITS && set->count * SHRINK_DEN < homes) {
         /* Giving memory back is optional: on failure keep the big table. */
-        (void)rehash(reg, set, set->bits - 1);
+        (void)rehash(alloc, set, set->bits - 1);
     }
 }
 

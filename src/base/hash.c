@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "base/hash.h"
 
 #define MUL1 0x9e3779b97f4a7c15ULL
 #define MUL2 0xbf58476d1ce4e5b9ULL

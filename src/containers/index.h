@@ -20,7 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct presence_registry;
+#include "presence.h"
+
 
 struct presence__index_slot {
     uint32_t tag; /* the hash's low 32 bits */
@@ -40,10 +41,10 @@ struct presence__index {
 
 void presence__index_init(struct presence__index *idx, size_t name_offset,
                           size_t name_len_offset);
-void presence__index_free(struct presence_registry *reg,
+void presence__index_free(const presence_allocator *alloc,
                           struct presence__index *idx);
 /* Make sure one more record fits without allocating. */
-int presence__index_prepare(struct presence_registry *reg,
+int presence__index_prepare(const presence_allocator *alloc,
                             struct presence__index *idx);
 /* Insert; presence__index_prepare must have succeeded. */
 void presence__index_insert(struct presence__index *idx, uint64_t hash,
@@ -51,7 +52,7 @@ void presence__index_insert(struct presence__index *idx, uint64_t hash,
 void *presence__index_find(const struct presence__index *idx, uint64_t hash,
                            const char *name, size_t len);
 /* Remove a record; shrinks the table when memory allows and it is sparse. */
-void presence__index_remove(struct presence_registry *reg,
+void presence__index_remove(const presence_allocator *alloc,
                             struct presence__index *idx, uint64_t hash,
                             const void *item);
 

@@ -28,11 +28,13 @@
 #define PRESENCE_POOL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-struct presence_registry;
+#include "presence.h"
+
 
 /* The head every pooled record starts with. */
 struct presence__pool_block {
@@ -45,21 +47,21 @@ struct presence__pool_block {
 struct presence__pool_chunk;
 
 struct presence__pool {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* taken only when threaded */
+    bool threaded;
     /* Per size class, the chunks with a free block. */
     struct presence__pool_chunk *partial[PRESENCE__POOL_CLASSES];
     /* and the blocks its next chunk will hold. */
     uint16_t next_blocks[PRESENCE__POOL_CLASSES];
 };
 
-void presence__pool_init(const struct presence_registry *reg,
-                         struct presence__pool *pool);
+void presence__pool_init(struct presence__pool *pool, bool threaded);
 /* Give every chunk back: every record must have been freed. */
-void presence__pool_destroy(struct presence_registry *reg,
+void presence__pool_destroy(const presence_allocator *alloc,
                             struct presence__pool *pool);
 /* A record of `size` bytes (at least a struct presence__pool_block), its
  * head set; NULL when memory runs out. */
-void *presence__pool_alloc(struct presence_registry *reg,
+void *presence__pool_alloc(const presence_allocator *alloc,
                            struct presence__pool *pool, size_t size);
 /* Zero a fresh record of `size` bytes but for the pool's head. */
 static inline void presence__pool_clear(void *record, size_t size)
@@ -70,6 +72,6 @@ static inline void presence__pool_clear(void *record, size_t size)
 
 /* Free a record; size as given to presence__pool_alloc. Its chunk knows
  * its pool, so the caller need not find it again. */
-void presence__pool_free(struct presence_registry *reg, void *p, size_t size);
+void presence__pool_free(const presence_allocator *alloc, void *p, size_t size);
 
 #endif

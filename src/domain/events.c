@@ -18,7 +18,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 /* Events taken off the queue per lock round trip while delivering. */
 #define DELIVERY_BATCH 64u
@@ -50,16 +50,16 @@ static int queue_grow(presence_registry *reg, size_t want)
         cap *= 2;
     }
     size_t bytes = presence__mul_size(cap, sizeof *reg->queue);
-    struct presence__pending *queue = presence__malloc(reg, bytes);
+    struct presence__pending *queue = presence__malloc(&reg->alloc, bytes);
     if (queue == NULL || cap < want) {
-        presence__free(reg, queue, bytes);
+        presence__free(&reg->alloc, queue, bytes);
         return PRESENCE_ERR_NOMEM;
     }
     /* Unwrap the ring into the new array. */
     for (size_t i = 0; i < reg->queue_len; i++) {
         queue[i] = reg->queue[(reg->queue_head + i) % reg->queue_cap];
     }
-    presence__free(reg, reg->queue, reg->queue_cap * sizeof *reg->queue);
+    presence__free(&reg->alloc, reg->queue, reg->queue_cap * sizeof *reg->queue);
     reg->queue = queue;
     reg->queue_cap = cap;
     reg->queue_head = 0;
@@ -87,11 +87,11 @@ static void queue_trim(presence_registry *reg)
     }
     size_t half = cap / 2;
     struct presence__pending *queue =
-        presence__malloc(reg, half * sizeof *reg->queue);
+        presence__malloc(&reg->alloc, half * sizeof *reg->queue);
     if (queue == NULL) {
         return; /* keep the big one: it works as well */
     }
-    presence__free(reg, reg->queue, cap * sizeof *reg->queue);
+    presence__free(&reg->alloc, reg->queue, cap * sizeof *reg->queue);
     reg->queue = queue;
     reg->queue_cap = half;
     reg->queue_head = 0;
@@ -197,7 +197,7 @@ static void pending_release(presence_registry *reg,
 {
     presence__channel_unref(reg, e->channel);
     presence__client_unref(reg, e->client);
-    presence__blob_unref(reg, e->chan_info);
+    presence__blob_unref(&reg->alloc, e->chan_info);
 }
 
 /* ---- subscriptions ------------------------------------------------------ */
@@ -239,7 +239,7 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
         return rc;
     }
     struct presence__subscription *sub =
-        presence__malloc(reg, subscription_size(len));
+        presence__malloc(&reg->alloc, subscription_size(len));
     if (sub == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -271,7 +271,7 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
 static void subscription_free(presence_registry *reg,
                               struct presence__subscription *sub)
 {
-    presence__free(reg, sub, subscription_size(sub->name_len));
+    presence__free(&reg->alloc, sub, subscription_size(sub->name_len));
 }
 
 /* Take a subscription out of the list (queue lock held). It is freed at
@@ -457,7 +457,7 @@ void presence__events_free(presence_registry *reg)
         reg->queue_head = (reg->queue_head + 1) % reg->queue_cap;
         reg->queue_len--;
     }
-    presence__free(reg, reg->queue, reg->queue_cap * sizeof *reg->queue);
+    presence__free(&reg->alloc, reg->queue, reg->queue_cap * sizeof *reg->queue);
     reg->queue = NULL;
     reg->queue_cap = 0;
     struct presence__subscription *sub = reg->subs;

@@ -1,5 +1,6 @@
 /*
- * Private structures shared by the library's source files.
+ * The domain's state and rules: namespaces, channels, shards, events and
+ * the registry's fields, and the functions domain/ shares.
  *
  * Locking. Channels live in PRESENCE__SHARDS channel shards and clients in
  * as many client shards, each picked by the name's hash and guarded by its
@@ -41,98 +42,30 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#ifndef PRESENCE_INTERNAL_H
-#define PRESENCE_INTERNAL_H
+#ifndef PRESENCE_DOMAIN_H
+#define PRESENCE_DOMAIN_H
 
 #include <pthread.h>
-#include <string.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "presence.h"
-#include "uthash_config.h"
 
-#include "chaninfo.h"
-#include "index.h"
-#include "memberset.h"
-#include "pool.h"
-#include "slab.h"
-#include "usercount.h"
+#include "base/alloc.h"
+#include "base/hash.h"
+#include "base/lock.h"
+#include "containers/blob.h"
+#include "containers/chaninfo.h"
+#include "containers/index.h"
+#include "containers/memberset.h"
+#include "containers/pool.h"
+#include "containers/records.h"
+#include "containers/slab.h"
+#include "containers/usercount.h"
+#include "domain/uthash_config.h"
 
 #define PRESENCE__SHARD_BITS 6u
 #define PRESENCE__SHARDS (1u << PRESENCE__SHARD_BITS)
-
-/* A hint to start loading a cache line (no effect on behaviour). */
-#if defined(__GNUC__) || defined(__clang__)
-#define PRESENCE__PREFETCH(p) __builtin_prefetch(p)
-#else
-#define PRESENCE__PREFETCH(p) ((void)(p))
-#endif
-
-struct presence__blob;
-struct presence__membership;
-
-/*
- * A user id, interned: every client of the user points here. In the user
- * index while it has live clients (one reference); each client record
- * holds another until it is freed.
- */
-struct presence__user {
-    struct presence__pool_block pool; /* from its shard's user pool */
-    uint32_t id_len; /* names are under 4 GiB: presence__check_name */
-    /* No copy of the id's hash: it is needed only when the user goes
-     * (presence__user_hash), and 8 bytes of 32 are worth more. */
-    struct presence__client *first_client; /* live clients, via unext */
-    /* 32 bits: both are bounded by the user's client records, each over
-     * 100 bytes, so 4G of them cannot fit in memory. */
-    atomic_uint_least32_t refs;
-    uint32_t clients; /* live clients */
-    char id[];
-};
-
-/*
- * A node id, interned: every remote client of the node points here and
- * holds a reference. In the node table while referenced; freed with its
- * last reference (refs and the table: node_lock).
- */
-struct presence__node {
-    uint64_t hash;
-    size_t refs;
-    uint32_t id_len;
-    char id[];
-};
-
-/*
- * A client, stored once however many channels it is in. Live (in its
- * shard's index, holding one reference) while it has memberships; queued
- * events hold the others.
- */
-struct presence__client {
-    struct presence__pool_block pool; /* from its shard's client pool */
-    uint32_t id_len;
-    uint64_t hash;
-    struct presence__user *user;
-    struct presence__client *uprev, *unext;   /* the user's live clients */
-    /* 32-bit fields keep the header at 60 bytes (a client with a 32-byte
-     * conn_info fits a 104-byte block, not 112): names are under
-     * 4 GiB (presence__check_name), references and channels are bounded
-     * by memberships and events, which cannot reach 4G in memory, and the
-     * byte counts are checked when the client is made. */
-    atomic_uint_least32_t refs;
-    uint32_t channel_count;
-    /* What a snapshot entry copies of it: its id, user id, conn_info and
-     * node id (see presence__membership_bytes). */
-    uint32_t snapshot_bytes;
-    /* The conn_info's length, and PRESENCE__CLIENT_REMOTE for a client of
-     * another node, whose node (a pointer) follows the conn_info: most
-     * clients are this registry's own, and need no 8 bytes for it. Fixed
-     * for the record's life, so read without a lock. Read through
-     * presence__client_conn_info_len() and presence__client_node(). */
-    uint32_t conn_info_word;
-    uint32_t memberships; /* reference of the newest, then via cnext */
-    char id[]; /* then conn_info, then a remote client's node */
-};
-
-#define PRESENCE__CLIENT_REMOTE 0x80000000u
 
 /* The touch order of one namespace's memberships in one channel shard:
  * slab numbers in that shard, PRESENCE__SLAB_NONE when empty. */
@@ -170,89 +103,6 @@ struct presence__channel {
     uint32_t name_len;
     char name[];
 };
-
-/* Immutable bytes shared by a membership and the events that mention it. */
-struct presence__blob {
-    atomic_size_t refs;
-    size_t len;
-    unsigned char data[];
-};
-
-/*
- * One client in one channel: 32 bytes, from its channel shard's slab.
- * Links are 32-bit: across shards, a reference, the shard's index and the
- * number (the client's list: presence__mref), PRESENCE__SLAB_NONE at its
- * end. The client's list is singly linked: a disconnect removes from its
- * head, and a single leave walks a list that channels_per_client_max
- * keeps short (128 by default). Only memberships in a namespace with a
- * TTL have a touch order, kept beside them in the slab (expiry.c).
- */
-struct presence__membership {
-    struct presence__slab_block slab; /* its number: the slab's field */
-    uint32_t cnext;                   /* the client's list: a reference */
-    /* Its channel: the shard's index and the channel's number in that
-     * shard's table (presence__membership_channel), 4 bytes instead of a
-     * pointer's 8; it also names the shard without hashing the channel's
-     * name. Fixed for the membership's life. */
-    uint32_t chref;
-    /* Times in 47 bits (low 32, high 15), biased by 2^46: presence__now
-     * keeps the clock within +-2^46 ms (2,200 years); see
-     * presence__time48_get. The top bit of joined_hi says whether the
-     * membership has a chan_info (its shard's chan_infos: chaninfo.h). */
-    uint32_t joined_lo, touched_lo;
-    uint16_t joined_hi, touched_hi;
-    struct presence__client *client;
-};
-
-_Static_assert(sizeof(struct presence__membership) <= 32,
-               "a membership takes 32 bytes of its slab");
-
-#define PRESENCE__HAS_CHAN_INFO 0x8000u
-
-/* The range presence__now keeps times in, so that they fit 47 bits. They
- * are stored biased by 2^46, as unsigned: reading one back is a shift, an
- * or and a subtraction, with no sign to extend. */
-#define PRESENCE__TIME_MAX (((int64_t)1 << 46) - 1)
-#define PRESENCE__TIME_MIN (-((int64_t)1 << 46))
-
-static inline int64_t presence__time48_get(uint32_t lo, uint16_t hi)
-{
-    return (int64_t)((uint64_t)(hi & ~PRESENCE__HAS_CHAN_INFO) << 32 | lo) +
-           PRESENCE__TIME_MIN;
-}
-
-/* Set a time, keeping the flag bit of *hi. */
-static inline void presence__time48_set(uint32_t *lo, uint16_t *hi,
-                                        int64_t t)
-{
-    uint64_t v = (uint64_t)(t - PRESENCE__TIME_MIN); /* in [0, 2^47) */
-    *lo = (uint32_t)v;
-    *hi = (uint16_t)((*hi & PRESENCE__HAS_CHAN_INFO) | (v >> 32));
-}
-
-static inline int64_t
-presence__membership_joined(const struct presence__membership *m)
-{
-    return presence__time48_get(m->joined_lo, m->joined_hi);
-}
-
-static inline bool
-presence__membership_has_chan_info(const struct presence__membership *m)
-{
-    return (m->joined_hi & PRESENCE__HAS_CHAN_INFO) != 0;
-}
-
-static inline int64_t
-presence__membership_touched(const struct presence__membership *m)
-{
-    return presence__time48_get(m->touched_lo, m->touched_hi);
-}
-
-static inline void presence__membership_set_touched(
-    struct presence__membership *m, int64_t t)
-{
-    presence__time48_set(&m->touched_lo, &m->touched_hi, t);
-}
 
 /* An event waiting to be delivered; holds references on what it names. */
 struct presence__pending {
@@ -461,33 +311,7 @@ presence__shard_member(struct presence__shard *hs, uint32_t number)
     return presence__slab_at(&hs->membership_slab, number);
 }
 
-/* ---- alloc.c: the registry's allocator ---------------------------------- */
-void *presence__malloc(presence_registry *reg, size_t size);
-void *presence__realloc(presence_registry *reg, void *ptr, size_t old_size,
-                        size_t new_size);
-void presence__free(presence_registry *reg, void *ptr, size_t size);
-/* a + b, or SIZE_MAX on overflow (SIZE_MAX never fits an allocation). */
-size_t presence__add_size(size_t a, size_t b);
-/* a * b, or SIZE_MAX on overflow. */
-size_t presence__mul_size(size_t a, size_t b);
-void presence__default_allocator(presence_allocator *out);
-
-/* ---- open addressing ---------------------------------------------------- */
-/* Backward-shift deletion in a table with linear probing that wraps
- * around: when slot `hole` empties, the entry at j (the next in its run),
- * whose home slot is `home`, stays where it is if that home lies
- * cyclically in (hole, j]; otherwise it moves into the hole. */
-static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
-{
-    return hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-}
-
-/* ---- hash.c ------------------------------------------------------------- */
-uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
-unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
-uint64_t presence__random_seed(const void *salt);
-
-/* ---- registry.c: locks and time ----------------------------------------- */
+/* ---- shards.c: shards, locks and time ----------------------------------- */
 /* The shard of a name: its hash's top bits (the index tables use the low
  * ones). Channels, clients and users each have their shards, and their
  * record pools, by this number. */
@@ -515,12 +339,32 @@ uint64_t presence__user_hash(const presence_registry *reg,
                              const struct presence__user *u);
 /* Totals: sums of the shards' counts. */
 size_t presence__count_memberships(presence_registry *reg);
-/* A mutex as the registry's locks are made (none when single-threaded). */
-void presence__mutex_init(const presence_registry *reg, pthread_mutex_t *m);
-void presence__mutex_lock(const presence_registry *reg, pthread_mutex_t *m);
-bool presence__mutex_trylock(const presence_registry *reg,
-                             pthread_mutex_t *m);
-void presence__mutex_unlock(const presence_registry *reg, pthread_mutex_t *m);
+/* The registry's mutexes (none when it is single-threaded). */
+static inline void presence__mutex_init(const presence_registry *reg,
+                                        pthread_mutex_t *m)
+{
+    presence__lock_init(!reg->single_threaded, m);
+}
+static inline void presence__mutex_destroy(const presence_registry *reg,
+                                           pthread_mutex_t *m)
+{
+    presence__lock_destroy(!reg->single_threaded, m);
+}
+static inline void presence__mutex_lock(const presence_registry *reg,
+                                        pthread_mutex_t *m)
+{
+    presence__lock(!reg->single_threaded, m);
+}
+static inline bool presence__mutex_trylock(const presence_registry *reg,
+                                           pthread_mutex_t *m)
+{
+    return presence__trylock(!reg->single_threaded, m);
+}
+static inline void presence__mutex_unlock(const presence_registry *reg,
+                                          pthread_mutex_t *m)
+{
+    presence__unlock(!reg->single_threaded, m);
+}
 /* Every channel shard, in order (namespace changes). */
 void presence__lock_all_shards(presence_registry *reg);
 void presence__unlock_all_shards(presence_registry *reg);
@@ -622,32 +466,6 @@ int presence__client_create(presence_registry *reg,
                             size_t user_len, const void *conn_info,
                             size_t conn_info_len, struct presence__node *node,
                             struct presence__client **out);
-/* A client's conn_info: right after its id. */
-static inline const char *
-presence__client_conn_info(const struct presence__client *client)
-{
-    return client->id + client->id_len + 1;
-}
-static inline size_t
-presence__client_conn_info_len(const struct presence__client *client)
-{
-    return client->conn_info_word & ~PRESENCE__CLIENT_REMOTE;
-}
-/* NULL for this registry's own clients, else the node the client belongs
- * to. */
-static inline struct presence__node *
-presence__client_node(const struct presence__client *client)
-{
-    if ((client->conn_info_word & PRESENCE__CLIENT_REMOTE) == 0) {
-        return NULL;
-    }
-    struct presence__node *node;
-    memcpy(&node,
-           presence__client_conn_info(client) +
-               presence__client_conn_info_len(client),
-           sizeof node);
-    return node;
-}
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,
                            const char *user_id, size_t user_len,
@@ -660,14 +478,6 @@ void presence__client_unref(presence_registry *reg,
                             struct presence__client *client);
 void presence__clients_free(presence_registry *reg);
 void presence__user_unref(presence_registry *reg, struct presence__user *u);
-
-/* ---- blob --------------------------------------------------------------- */
-int presence__blob_new(presence_registry *reg, const void *data, size_t len,
-                       struct presence__blob **out);
-void presence__blob_ref(struct presence__blob *b);
-void presence__blob_unref(presence_registry *reg, struct presence__blob *b);
-bool presence__blob_equals(const struct presence__blob *b, const void *data,
-                           size_t len);
 
 /* ---- channel.c: memberships ----------------------------------------------- */
 void presence__channels_free(presence_registry *reg);

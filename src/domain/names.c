@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 int presence__check_name(const char *name, size_t max, bool allow_empty,
                          size_t *len)

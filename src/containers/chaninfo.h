@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct presence_registry;
+#include "presence.h"
+
 struct presence__blob;
 
 struct presence__chaninfo_slot {
@@ -35,10 +36,10 @@ struct presence__chaninfo_map {
 
 void presence__chaninfo_init(struct presence__chaninfo_map *map);
 /* Free the table (the blobs belong to the memberships). */
-void presence__chaninfo_free(struct presence_registry *reg,
+void presence__chaninfo_free(const presence_allocator *alloc,
                              struct presence__chaninfo_map *map);
 /* Make sure one more entry fits without allocating. */
-int presence__chaninfo_prepare(struct presence_registry *reg,
+int presence__chaninfo_prepare(const presence_allocator *alloc,
                                struct presence__chaninfo_map *map);
 /* Add the entry of a membership that has none; prepare must have
  * succeeded. */
@@ -55,7 +56,7 @@ presence__chaninfo_replace(struct presence__chaninfo_map *map,
 /* Remove the entry of a membership that has one; returns its blob. The
  * table shrinks when memory allows and it is sparse. */
 struct presence__blob *
-presence__chaninfo_take(struct presence_registry *reg,
+presence__chaninfo_take(const presence_allocator *alloc,
                         struct presence__chaninfo_map *map, uint32_t number);
 
 #endif

@@ -3,7 +3,7 @@
  * expire.
  *
  * Every change follows the same shape: validate, take the shards it needs
- * (client's, then channel's: see internal.h), find what is needed, make
+ * (client's, then channel's: see domain.h), find what is needed, make
  * every allocation the change needs (event room included), and only then
  * change the structures, so that a failure leaves the registry as it was.
  * Events are queued while the channel's shard is held and delivered after
@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 /* Members removed per batch by close, expire and namespace closes, between
  * deliveries: bounds the memory queued events take. */
@@ -65,7 +65,7 @@ static int chans_prepare(presence_registry *reg, struct presence__shard *hs)
         return PRESENCE_ERR_NOMEM;
     }
     union presence__chslot *t = presence__realloc(
-        reg, hs->chans, cap * sizeof *t, (size_t)next * sizeof *t);
+        &reg->alloc, hs->chans, cap * sizeof *t, (size_t)next * sizeof *t);
     if (t == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -84,7 +84,7 @@ static struct presence__channel *
 channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
     struct presence__channel *ch = presence__pool_alloc(
-        reg, &reg->channel_pools[ref->shard - reg->shards],
+        &reg->alloc, &reg->channel_pools[ref->shard - reg->shards],
         channel_size(ref->len));
     if (ch == NULL) {
         return NULL;
@@ -110,7 +110,7 @@ void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch)
 {
     if (atomic_fetch_sub(&ch->refs, 1) == 1) {
-        presence__pool_free(reg, ch, channel_size(ch->name_len));
+        presence__pool_free(&reg->alloc, ch, channel_size(ch->name_len));
     }
 }
 
@@ -119,11 +119,11 @@ static void channel_retire(presence_registry *reg,
                            struct presence__channel *ch)
 {
     struct presence__shard *hs = presence__shard_of(reg, ch->hash);
-    presence__index_remove(reg, &hs->channels, ch->hash, ch);
+    presence__index_remove(&reg->alloc, &hs->channels, ch->hash, ch);
     hs->chans[ch->number].next_free = hs->chans_free;
     hs->chans_free = ch->number;
-    presence__memberset_free(reg, &ch->members);
-    presence__usercount_free(reg, &ch->users);
+    presence__memberset_free(&reg->alloc, &ch->members);
+    presence__usercount_free(&reg->alloc, &ch->users);
     channel_count_give(reg);
     presence__channel_unref(reg, ch); /* the index's */
 }
@@ -151,10 +151,10 @@ static void membership_free(presence_registry *reg,
                             struct presence__membership *m)
 {
     if (presence__membership_has_chan_info(m)) {
-        presence__blob_unref(reg, presence__chaninfo_take(
-                                      reg, &hs->chan_infos, m->slab.slab_index));
+        presence__blob_unref(&reg->alloc, presence__chaninfo_take(
+                                      &reg->alloc, &hs->chan_infos, m->slab.slab_index));
     }
-    presence__slab_free(reg, &hs->membership_slab, m);
+    presence__slab_free(&reg->alloc, &hs->membership_slab, m);
 }
 
 void presence__membership_remove(presence_registry *reg,
@@ -166,10 +166,10 @@ void presence__membership_remove(presence_registry *reg,
     struct presence__channel *ch = presence__shard_channel(hs, m);
     struct presence__client *client = m->client;
 
-    presence__memberset_remove(reg, &ch->members, m);
+    presence__memberset_remove(&reg->alloc, &ch->members, m);
     ch->member_bytes -= presence__membership_bytes(hs, m);
     bool last_of_user =
-        presence__usercount_dec(reg, &ch->users, client->user) == 0;
+        presence__usercount_dec(&reg->alloc, &ch->users, client->user) == 0;
     /* Remote ones have no TTL here. */
     if (presence__has_touch_order(ch) &&
         presence__client_node(client) == NULL) {
@@ -212,14 +212,14 @@ void presence__channels_free(presence_registry *reg)
                     membership_free(reg, &reg->shards[s], m);
                 }
             }
-            presence__memberset_free(reg, &ch->members);
-            presence__usercount_free(reg, &ch->users);
-            presence__pool_free(reg, ch, channel_size(ch->name_len));
+            presence__memberset_free(&reg->alloc, &ch->members);
+            presence__usercount_free(&reg->alloc, &ch->users);
+            presence__pool_free(&reg->alloc, ch, channel_size(ch->name_len));
         }
-        presence__index_free(reg, idx);
+        presence__index_free(&reg->alloc, idx);
         /* Empty now, but a join that failed may have left it a table. */
-        presence__chaninfo_free(reg, &reg->shards[s].chan_infos);
-        presence__free(reg, reg->shards[s].chans,
+        presence__chaninfo_free(&reg->alloc, &reg->shards[s].chan_infos);
+        presence__free(&reg->alloc, reg->shards[s].chans,
                        reg->shards[s].chans_cap *
                            sizeof *reg->shards[s].chans);
     }
@@ -437,12 +437,12 @@ static int replace_chan_info(presence_registry *reg,
     int rc = presence__events_reserve(reg, 1, &reserved);
     struct presence__blob *blob = NULL;
     if (rc == PRESENCE_OK) {
-        rc = presence__blob_new(reg, chan_info, chan_info_len, &blob);
+        rc = presence__blob_new(&reg->alloc, chan_info, chan_info_len, &blob);
     }
     if (rc == PRESENCE_OK && blob != NULL && old == NULL) {
-        rc = presence__chaninfo_prepare(reg, &hs->chan_infos);
+        rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
         if (rc != PRESENCE_OK) {
-            presence__blob_unref(reg, blob);
+            presence__blob_unref(&reg->alloc, blob);
         }
     }
     if (rc == PRESENCE_OK) {
@@ -453,12 +453,12 @@ static int replace_chan_info(presence_registry *reg,
             presence__chaninfo_put(&hs->chan_infos, number, blob);
             m->joined_hi |= PRESENCE__HAS_CHAN_INFO;
         } else if (blob == NULL) {
-            presence__chaninfo_take(reg, &hs->chan_infos, number);
+            presence__chaninfo_take(&reg->alloc, &hs->chan_infos, number);
             m->joined_hi &= (uint16_t)~PRESENCE__HAS_CHAN_INFO;
         } else {
             presence__chaninfo_replace(&hs->chan_infos, number, blob);
         }
-        presence__blob_unref(reg, old);
+        presence__blob_unref(&reg->alloc, old);
         ch->member_bytes += presence__membership_bytes(hs, m);
         ch->seq++;
         presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_UPDATE,
@@ -556,7 +556,7 @@ static int join_new(presence_registry *reg, struct target *t,
     bool created = false;
     rc = presence__events_reserve(reg, 2, &reserved);
     if (rc == PRESENCE_OK && new_channel) {
-        rc = presence__index_prepare(reg, &hs->channels);
+        rc = presence__index_prepare(&reg->alloc, &hs->channels);
     }
     if (rc == PRESENCE_OK && new_channel) {
         rc = chans_prepare(reg, hs);
@@ -565,13 +565,13 @@ static int join_new(presence_registry *reg, struct target *t,
         rc = presence__client_prepare(reg, t->cs);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence__blob_new(reg, a->chan_info, a->chan_info_len, &blob);
+        rc = presence__blob_new(&reg->alloc, a->chan_info, a->chan_info_len, &blob);
     }
     if (rc == PRESENCE_OK && blob != NULL) {
-        rc = presence__chaninfo_prepare(reg, &hs->chan_infos);
+        rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
     }
     if (rc == PRESENCE_OK) {
-        m = presence__slab_alloc(reg, &hs->membership_slab);
+        m = presence__slab_alloc(&reg->alloc, &hs->membership_slab);
         rc = m != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
     }
     if (rc == PRESENCE_OK && t->chan.ns->options.ttl_ms > 0 &&
@@ -585,10 +585,10 @@ static int join_new(presence_registry *reg, struct target *t,
     }
     struct presence__channel *ch = t->chan.ch;
     if (rc == PRESENCE_OK) {
-        rc = presence__memberset_prepare(reg, &ch->members, t->client_hash);
+        rc = presence__memberset_prepare(&reg->alloc, &ch->members, t->client_hash);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence__usercount_prepare(reg, &ch->users);
+        rc = presence__usercount_prepare(&reg->alloc, &ch->users);
     }
     if (rc == PRESENCE_OK && client == NULL) {
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
@@ -604,9 +604,9 @@ static int join_new(presence_registry *reg, struct target *t,
             channel_count_give(reg);
         }
         if (m != NULL) {
-            presence__slab_free(reg, &hs->membership_slab, m);
+            presence__slab_free(&reg->alloc, &hs->membership_slab, m);
         }
-        presence__blob_unref(reg, blob);
+        presence__blob_unref(&reg->alloc, blob);
         presence__events_release(reg, &reserved);
         return rc;
     }
@@ -1096,7 +1096,7 @@ static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
         return PRESENCE_OK;
     }
     size_t bytes = presence__mul_size(k, sizeof(struct presence__client *));
-    struct presence__client **list = presence__malloc(reg, bytes);
+    struct presence__client **list = presence__malloc(&reg->alloc, bytes);
     if (list == NULL) {
         presence__mutex_unlock(reg, &cs->lock);
         return PRESENCE_ERR_NOMEM;
@@ -1129,7 +1129,7 @@ static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
     for (size_t j = 0; j < n; j++) {
         presence__client_unref(reg, list[j]);
     }
-    presence__free(reg, list, bytes);
+    presence__free(&reg->alloc, list, bytes);
     presence__events_dispatch(reg);
     return rc;
 }

@@ -6,7 +6,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "internal.h"
+#include "containers/pool.h"
+#include "containers/slab.h"
+#include "base/alloc.h"
+#include "base/lock.h"
 
 /* Under AddressSanitizer every record is allocated alone, as the slab's
  * blocks are, so that a use after free is caught, not hidden in a chunk. */
@@ -45,12 +48,12 @@ static size_t chunk_bytes(const struct presence__pool_chunk *c)
     return sizeof *c + (size_t)c->capacity * c->block;
 }
 
-void presence__pool_init(const presence_registry *reg,
-                         struct presence__pool *pool)
+void presence__pool_init(struct presence__pool *pool, bool threaded)
 {
     memset(pool->partial, 0, sizeof pool->partial);
     memset(pool->next_blocks, 0, sizeof pool->next_blocks);
-    presence__mutex_init(reg, &pool->lock);
+    pool->threaded = threaded;
+    presence__lock_init(threaded, &pool->lock);
 }
 
 static void list_add(struct presence__pool_chunk **head,
@@ -79,7 +82,7 @@ static void list_remove(struct presence__pool_chunk **head,
     c->listed = false;
 }
 
-void presence__pool_destroy(presence_registry *reg,
+void presence__pool_destroy(const presence_allocator *alloc,
                             struct presence__pool *pool)
 {
     /* The registry freed every record first, and empty chunks go back as
@@ -88,14 +91,12 @@ void presence__pool_destroy(presence_registry *reg,
         struct presence__pool_chunk *c = pool->partial[i];
         while (c != NULL) {
             struct presence__pool_chunk *next = c->next;
-            presence__free(reg, c, chunk_bytes(c));
+            presence__free(alloc, c, chunk_bytes(c));
             c = next;
         }
         pool->partial[i] = NULL;
     }
-    if (!reg->single_threaded) {
-        pthread_mutex_destroy(&pool->lock);
-    }
+    presence__lock_destroy(pool->threaded, &pool->lock);
 }
 
 /* Class i holds blocks of (i + 1) * 8 bytes. */
@@ -112,7 +113,7 @@ static uint32_t max_blocks(size_t block)
 }
 
 static struct presence__pool_chunk *
-chunk_new(presence_registry *reg, struct presence__pool *pool, size_t cls)
+chunk_new(const presence_allocator *alloc, struct presence__pool *pool, size_t cls)
 {
     size_t block = (cls + 1) * 8u;
     uint32_t blocks = pool->next_blocks[cls];
@@ -123,7 +124,7 @@ chunk_new(presence_registry *reg, struct presence__pool *pool, size_t cls)
         blocks = max_blocks(block);
     }
     struct presence__pool_chunk *c = presence__malloc(
-        reg, sizeof(struct presence__pool_chunk) + blocks * block);
+        alloc, sizeof(struct presence__pool_chunk) + blocks * block);
     if (c != NULL) {
         c->pool = pool;
         c->free = NULL;
@@ -138,23 +139,23 @@ chunk_new(presence_registry *reg, struct presence__pool *pool, size_t cls)
     return c;
 }
 
-void *presence__pool_alloc(presence_registry *reg, struct presence__pool *pool,
+void *presence__pool_alloc(const presence_allocator *alloc, struct presence__pool *pool,
                            size_t size)
 {
     if (BYPASS || size > PRESENCE__POOL_MAX_BLOCK) {
-        struct presence__pool_block *alone = presence__malloc(reg, size);
+        struct presence__pool_block *alone = presence__malloc(alloc, size);
         if (alone != NULL) {
             alone->offset = 0;
         }
         return alone;
     }
     size_t cls = class_of(size);
-    presence__mutex_lock(reg, &pool->lock);
+    presence__lock(pool->threaded, &pool->lock);
     struct presence__pool_chunk *c = pool->partial[cls];
     if (c == NULL) {
-        c = chunk_new(reg, pool, cls);
+        c = chunk_new(alloc, pool, cls);
         if (c == NULL) {
-            presence__mutex_unlock(reg, &pool->lock);
+            presence__unlock(pool->threaded, &pool->lock);
             return NULL;
         }
         list_add(&pool->partial[cls], c);
@@ -170,27 +171,27 @@ void *presence__pool_alloc(presence_registry *reg, struct presence__pool *pool,
     if (++c->used == c->capacity) {
         list_remove(&pool->partial[cls], c);
     }
-    presence__mutex_unlock(reg, &pool->lock);
+    presence__unlock(pool->threaded, &pool->lock);
     struct presence__pool_block head = {
         (uint32_t)(block - (unsigned char *)c)};
     memcpy(block, &head, sizeof head);
     return block;
 }
 
-void presence__pool_free(presence_registry *reg, void *p, size_t size)
+void presence__pool_free(const presence_allocator *alloc, void *p, size_t size)
 {
     unsigned char *block = p;
     struct presence__pool_block head;
     memcpy(&head, block, sizeof head);
     if (head.offset == 0) {
-        presence__free(reg, p, size);
+        presence__free(alloc, p, size);
         return;
     }
     struct presence__pool_chunk *c =
         (struct presence__pool_chunk *)(void *)(block - head.offset);
     struct presence__pool *pool = c->pool;
     struct presence__pool_chunk **list = &pool->partial[class_of(size)];
-    presence__mutex_lock(reg, &pool->lock);
+    presence__lock(pool->threaded, &pool->lock);
     memcpy(block + FREE_LINK_AT, &c->free, sizeof c->free);
     c->free = block;
     if (!c->listed) {
@@ -203,8 +204,8 @@ void presence__pool_free(presence_registry *reg, void *p, size_t size)
         list_remove(list, c);
         pool->next_blocks[class_of(size)] = (uint16_t)(c->capacity / 2);
     }
-    presence__mutex_unlock(reg, &pool->lock);
+    presence__unlock(pool->threaded, &pool->lock);
     if (give_back) {
-        presence__free(reg, c, bytes);
+        presence__free(alloc, c, bytes);
     }
 }

@@ -4,7 +4,9 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "containers/index.h"
+#include "base/alloc.h"
+#include "base/hash.h"
 
 #define MIN_SLOTS 16u
 
@@ -43,9 +45,9 @@ void *presence__index_at(const struct presence__index *idx, size_t i)
     return item_at(idx, i);
 }
 
-void presence__index_free(presence_registry *reg, struct presence__index *idx)
+void presence__index_free(const presence_allocator *alloc, struct presence__index *idx)
 {
-    presence__free(reg, idx->slots,
+    presence__free(alloc, idx->slots,
                    presence__index_slots(idx) * sizeof *idx->slots);
     idx->slots = NULL;
     idx->mask = 0;
@@ -69,11 +71,11 @@ static void place(struct presence__index *idx, uint32_t tag, void *item)
     set_item(idx, i, item);
 }
 
-static int resize(presence_registry *reg, struct presence__index *idx,
+static int resize(const presence_allocator *alloc, struct presence__index *idx,
                   size_t nslots)
 {
     size_t bytes = presence__mul_size(nslots, sizeof *idx->slots);
-    struct presence__index_slot *slots = presence__malloc(reg, bytes);
+    struct presence__index_slot *slots = presence__malloc(alloc, bytes);
     if (slots == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -87,12 +89,12 @@ static int resize(presence_registry *reg, struct presence__index *idx,
             place(idx, old.slots[i].tag, item);
         }
     }
-    presence__free(reg, old.slots,
+    presence__free(alloc, old.slots,
                    presence__index_slots(&old) * sizeof *old.slots);
     return PRESENCE_OK;
 }
 
-int presence__index_prepare(presence_registry *reg,
+int presence__index_prepare(const presence_allocator *alloc,
                             struct presence__index *idx)
 {
     size_t nslots = presence__index_slots(idx);
@@ -102,7 +104,7 @@ int presence__index_prepare(presence_registry *reg,
     if ((idx->count + 1) * 8 <= nslots * 7) {
         return PRESENCE_OK;
     }
-    return resize(reg, idx, nslots == 0 ? MIN_SLOTS : nslots * 2);
+    return resize(alloc, idx, nslots == 0 ? MIN_SLOTS : nslots * 2);
 }
 
 void presence__index_prefetch(const struct presence__index *idx,
@@ -143,7 +145,7 @@ void *presence__index_find(const struct presence__index *idx, uint64_t hash,
     }
 }
 
-void presence__index_remove(presence_registry *reg,
+void presence__index_remove(const presence_allocator *alloc,
                             struct presence__index *idx, uint64_t hash,
                             const void *item)
 {
@@ -166,8 +168,8 @@ void presence__index_remove(presence_registry *reg,
     idx->count--;
     size_t nslots = presence__index_slots(idx);
     if (idx->count == 0) {
-        presence__index_free(reg, idx);
+        presence__index_free(alloc, idx);
     } else if (nslots > MIN_SLOTS && idx->count * 8 < nslots) {
-        (void)resize(reg, idx, nslots / 2); /* optional: keep it on failure */
+        (void)resize(alloc, idx, nslots / 2); /* optional: keep it on failure */
     }
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base/alloc.h"
 
 static void *default_malloc(size_t size, void *user_data)
 {
@@ -37,40 +37,40 @@ void presence__default_allocator(presence_allocator *out)
     out->user_data = NULL;
 }
 
-void *presence__malloc(presence_registry *reg, size_t size)
+void *presence__malloc(const presence_allocator *alloc, size_t size)
 {
     if (size == 0 || size == SIZE_MAX) {
         return NULL;
     }
-    return reg->alloc.malloc_fn(size, reg->alloc.user_data);
+    return alloc->malloc_fn(size, alloc->user_data);
 }
 
-void *presence__realloc(presence_registry *reg, void *ptr, size_t old_size,
+void *presence__realloc(const presence_allocator *alloc, void *ptr, size_t old_size,
                         size_t new_size)
 {
     if (ptr == NULL) {
-        return presence__malloc(reg, new_size);
+        return presence__malloc(alloc, new_size);
     }
     if (new_size == 0 || new_size == SIZE_MAX) {
         return NULL;
     }
-    if (reg->alloc.realloc_fn != NULL) {
-        return reg->alloc.realloc_fn(ptr, old_size, new_size,
-                                     reg->alloc.user_data);
+    if (alloc->realloc_fn != NULL) {
+        return alloc->realloc_fn(ptr, old_size, new_size,
+                                     alloc->user_data);
     }
-    void *fresh = presence__malloc(reg, new_size);
+    void *fresh = presence__malloc(alloc, new_size);
     if (fresh == NULL) {
         return NULL;
     }
     memcpy(fresh, ptr, old_size < new_size ? old_size : new_size);
-    presence__free(reg, ptr, old_size);
+    presence__free(alloc, ptr, old_size);
     return fresh;
 }
 
-void presence__free(presence_registry *reg, void *ptr, size_t size)
+void presence__free(const presence_allocator *alloc, void *ptr, size_t size)
 {
     if (ptr != NULL) {
-        reg->alloc.free_fn(ptr, size, reg->alloc.user_data);
+        alloc->free_fn(ptr, size, alloc->user_data);
     }
 }
 

@@ -12,7 +12,7 @@
 #include <stdalign.h>
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 struct snapshot_block {
     presence_allocator alloc;
@@ -132,7 +132,7 @@ static int snapshot_alloc(presence_registry *reg, struct builder *b,
     size_t array = presence__mul_size(b->count, sizeof(presence_member));
     size_t size = presence__add_size(
         presence__add_size(head, array), presence__add_size(b->bytes, extra));
-    struct snapshot_block *block = presence__malloc(reg, size);
+    struct snapshot_block *block = presence__malloc(&reg->alloc, size);
     if (block == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -700,7 +700,7 @@ int presence_channels(presence_registry *reg, const char *namespace_name,
     head = (head + align - 1) / align * align;
     size_t array = presence__mul_size(lb.count, sizeof(presence_channel_entry));
     size_t size = presence__add_size(presence__add_size(head, array), lb.bytes);
-    struct channel_list_block *block = presence__malloc(reg, size);
+    struct channel_list_block *block = presence__malloc(&reg->alloc, size);
     if (block == NULL) {
         presence__unlock_all_shards(reg);
         return PRESENCE_ERR_NOMEM;

@@ -31,7 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct presence_registry;
+#include "presence.h"
+
 
 /* Under AddressSanitizer every block is a chunk of its own, allocated and
  * freed with it (no spare is kept), so that a use after free of a
@@ -67,9 +68,9 @@ struct presence__slab {
  * struct presence__slab_block and is aligned like a pointer. */
 void presence__slab_init(struct presence__slab *slab, size_t block);
 /* NULL when memory runs out or the slab holds 2^26 blocks. */
-void *presence__slab_alloc(struct presence_registry *reg,
+void *presence__slab_alloc(const presence_allocator *alloc,
                            struct presence__slab *slab);
-void presence__slab_free(struct presence_registry *reg,
+void presence__slab_free(const presence_allocator *alloc,
                          struct presence__slab *slab, void *p);
 /* ---- the layout, here so that presence__slab_at inlines ---------------- */
 
@@ -146,7 +147,7 @@ static inline void *presence__slab_at(const struct presence__slab *slab,
 
 /* Make sure the chunk of this block has its links (see the chunk's
  * `links`); fails without change. New links are PRESENCE__SLAB_NONE. */
-int presence__slab_links_prepare(struct presence_registry *reg,
+int presence__slab_links_prepare(const presence_allocator *alloc,
                                  struct presence__slab *slab, void *block);
 
 /* The two links of the live block with this number, whose chunk has them. */
@@ -160,7 +161,7 @@ static inline uint32_t *presence__slab_links(const struct presence__slab *slab,
 }
 
 /* Give every chunk back (the registry is going: blocks need no free). */
-void presence__slab_destroy(struct presence_registry *reg,
+void presence__slab_destroy(const presence_allocator *alloc,
                             struct presence__slab *slab);
 
 #endif

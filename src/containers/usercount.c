@@ -4,7 +4,10 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "containers/usercount.h"
+#include "base/alloc.h"
+#include "base/hash.h"
+#include "containers/records.h"
 
 #define MIN_SLOTS 4u
 /* Tables up to this many slots (3 KiB) are not shrunk (see memberset.c). */
@@ -36,10 +39,10 @@ static size_t table_bytes(size_t nslots)
                                           sizeof(uint32_t));
 }
 
-void presence__usercount_free(presence_registry *reg,
+void presence__usercount_free(const presence_allocator *alloc,
                               struct presence__usercount *uc)
 {
-    presence__free(reg, uc->users_at, table_bytes(slot_count(uc)));
+    presence__free(alloc, uc->users_at, table_bytes(slot_count(uc)));
     presence__usercount_init(uc);
 }
 
@@ -54,11 +57,11 @@ static void place(struct presence__usercount *uc, struct presence__user *user,
     uc->counts[i] = count;
 }
 
-static int resize(presence_registry *reg, struct presence__usercount *uc,
+static int resize(const presence_allocator *alloc, struct presence__usercount *uc,
                   size_t nslots)
 {
     size_t bytes = table_bytes(nslots);
-    struct presence__user **users_at = presence__malloc(reg, bytes);
+    struct presence__user **users_at = presence__malloc(alloc, bytes);
     if (users_at == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -72,11 +75,11 @@ static int resize(presence_registry *reg, struct presence__usercount *uc,
             place(uc, old.users_at[i], old.counts[i]);
         }
     }
-    presence__free(reg, old.users_at, table_bytes(slot_count(&old)));
+    presence__free(alloc, old.users_at, table_bytes(slot_count(&old)));
     return PRESENCE_OK;
 }
 
-int presence__usercount_prepare(presence_registry *reg,
+int presence__usercount_prepare(const presence_allocator *alloc,
                                 struct presence__usercount *uc)
 {
     size_t nslots = slot_count(uc);
@@ -86,7 +89,7 @@ int presence__usercount_prepare(presence_registry *reg,
     if ((uc->users + 1) * 8 <= nslots * 7) {
         return PRESENCE_OK;
     }
-    return resize(reg, uc, nslots == 0 ? MIN_SLOTS : nslots * 2);
+    return resize(alloc, uc, nslots == 0 ? MIN_SLOTS : nslots * 2);
 }
 
 static size_t find(const struct presence__usercount *uc,
@@ -117,7 +120,7 @@ size_t presence__usercount_inc(struct presence__usercount *uc,
     return 1;
 }
 
-size_t presence__usercount_dec(presence_registry *reg,
+size_t presence__usercount_dec(const presence_allocator *alloc,
                                struct presence__usercount *uc,
                                struct presence__user *user)
 {
@@ -143,10 +146,10 @@ size_t presence__usercount_dec(presence_registry *reg,
     uc->counts[hole] = 0;
     uc->users--;
     if (uc->users == 0) {
-        presence__usercount_free(reg, uc);
+        presence__usercount_free(alloc, uc);
     } else if (slot_count(uc) > SHRINK_MIN_SLOTS &&
                uc->users * 8 < slot_count(uc)) {
-        (void)resize(reg, uc, slot_count(uc) / 2); /* optional on failure */
+        (void)resize(alloc, uc, slot_count(uc) / 2); /* optional on failure */
     }
     return 0;
 }

@@ -4,7 +4,10 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "containers/chaninfo.h"
+#include "base/alloc.h"
+#include "base/hash.h"
+#include "containers/records.h"
 
 #define MIN_SLOTS 8u
 #define NONE PRESENCE__SLAB_NONE
@@ -19,10 +22,10 @@ static size_t slot_count(const struct presence__chaninfo_map *map)
     return map->slots == NULL ? 0 : map->mask + 1;
 }
 
-void presence__chaninfo_free(presence_registry *reg,
+void presence__chaninfo_free(const presence_allocator *alloc,
                              struct presence__chaninfo_map *map)
 {
-    presence__free(reg, map->slots, slot_count(map) * sizeof *map->slots);
+    presence__free(alloc, map->slots, slot_count(map) * sizeof *map->slots);
     presence__chaninfo_init(map);
 }
 
@@ -44,11 +47,11 @@ static void place(struct presence__chaninfo_map *map, uint32_t number,
     map->slots[i].blob = blob;
 }
 
-static int resize(presence_registry *reg, struct presence__chaninfo_map *map,
+static int resize(const presence_allocator *alloc, struct presence__chaninfo_map *map,
                   size_t nslots)
 {
     size_t bytes = presence__mul_size(nslots, sizeof *map->slots);
-    struct presence__chaninfo_slot *slots = presence__malloc(reg, bytes);
+    struct presence__chaninfo_slot *slots = presence__malloc(alloc, bytes);
     if (slots == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -64,18 +67,18 @@ static int resize(presence_registry *reg, struct presence__chaninfo_map *map,
             place(map, old.slots[i].number, old.slots[i].blob);
         }
     }
-    presence__free(reg, old.slots, slot_count(&old) * sizeof *old.slots);
+    presence__free(alloc, old.slots, slot_count(&old) * sizeof *old.slots);
     return PRESENCE_OK;
 }
 
-int presence__chaninfo_prepare(presence_registry *reg,
+int presence__chaninfo_prepare(const presence_allocator *alloc,
                                struct presence__chaninfo_map *map)
 {
     size_t nslots = slot_count(map);
     if ((map->count + 1) * 8 <= nslots * 7) {
         return PRESENCE_OK;
     }
-    return resize(reg, map, nslots == 0 ? MIN_SLOTS : nslots * 2);
+    return resize(alloc, map, nslots == 0 ? MIN_SLOTS : nslots * 2);
 }
 
 void presence__chaninfo_put(struct presence__chaninfo_map *map,
@@ -112,7 +115,7 @@ presence__chaninfo_replace(struct presence__chaninfo_map *map,
 }
 
 struct presence__blob *
-presence__chaninfo_take(presence_registry *reg,
+presence__chaninfo_take(const presence_allocator *alloc,
                         struct presence__chaninfo_map *map, uint32_t number)
 {
     size_t i = find(map, number);
@@ -132,9 +135,9 @@ presence__chaninfo_take(presence_registry *reg,
     map->count--;
     size_t nslots = slot_count(map);
     if (map->count == 0) {
-        presence__chaninfo_free(reg, map);
+        presence__chaninfo_free(alloc, map);
     } else if (nslots > MIN_SLOTS && map->count * 8 < nslots) {
-        (void)resize(reg, map, nslots / 2); /* optional: kept on failure */
+        (void)resize(alloc, map, nslots / 2); /* optional: kept on failure */
     }
     return blob;
 }

@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct presence_registry;
+#include "presence.h"
+
 struct presence__slab;
 struct presence__membership;
 struct presence__client;
@@ -42,13 +43,13 @@ struct presence__memberset {
 
 void presence__memberset_init(struct presence__memberset *set,
                               const struct presence__slab *slab);
-void presence__memberset_free(struct presence_registry *reg,
+void presence__memberset_free(const presence_allocator *alloc,
                               struct presence__memberset *set);
 /* Slot i's member, or NULL (0 <= i < nslots: for walking every member). */
 struct presence__membership *
 presence__memberset_at(const struct presence__memberset *set, size_t i);
 /* Make sure a client with this hash can be inserted without allocating. */
-int presence__memberset_prepare(struct presence_registry *reg,
+int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 uint64_t hash);
 /* Insert; presence__memberset_prepare must have succeeded for its hash. */
@@ -63,7 +64,7 @@ struct presence__membership *
 presence__memberset_find_id(const struct presence__memberset *set,
                             uint64_t hash, const char *id, size_t len);
 /* Remove; shrinks the table when it became sparse and memory allows. */
-void presence__memberset_remove(struct presence_registry *reg,
+void presence__memberset_remove(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 struct presence__membership *m);
 

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct presence_registry;
+#include "presence.h"
+
 struct presence__user;
 
 struct presence__usercount {
@@ -27,16 +28,16 @@ struct presence__usercount {
 };
 
 void presence__usercount_init(struct presence__usercount *uc);
-void presence__usercount_free(struct presence_registry *reg,
+void presence__usercount_free(const presence_allocator *alloc,
                               struct presence__usercount *uc);
 /* Make sure one more user fits without allocating. */
-int presence__usercount_prepare(struct presence_registry *reg,
+int presence__usercount_prepare(const presence_allocator *alloc,
                                 struct presence__usercount *uc);
 /* Add a connection of the user; returns its new count (1 = first). */
 size_t presence__usercount_inc(struct presence__usercount *uc,
                                struct presence__user *user);
 /* Remove a connection; returns the count left (0 = it was the last). */
-size_t presence__usercount_dec(struct presence_registry *reg,
+size_t presence__usercount_dec(const presence_allocator *alloc,
                                struct presence__usercount *uc,
                                struct presence__user *user);
 size_t presence__usercount_get(const struct presence__usercount *uc,

@@ -10,17 +10,12 @@
 #ifndef PRESENCE_UTHASH_CONFIG_H
 #define PRESENCE_UTHASH_CONFIG_H
 
-#include <stddef.h>
-#include <stdint.h>
-
-struct presence_registry;
-void *presence__malloc(struct presence_registry *reg, size_t size);
-void presence__free(struct presence_registry *reg, void *ptr, size_t size);
-unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
+#include "base/alloc.h"
+#include "base/hash.h"
 
 #define HASH_NONFATAL_OOM 1
-#define uthash_malloc(size) presence__malloc(reg, (size))
-#define uthash_free(ptr, size) presence__free(reg, (ptr), (size))
+#define uthash_malloc(size) presence__malloc(&reg->alloc, (size))
+#define uthash_free(ptr, size) presence__free(&reg->alloc, (ptr), (size))
 #define uthash_nonfatal_oom(elt) ((void)(elt))
 #define HASH_FUNCTION(keyptr, keylen, hashv)                                   \
     ((hashv) = presence__hash32(reg->seed, (keyptr), (keylen)))

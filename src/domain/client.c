@@ -12,7 +12,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 void presence__clients_init(presence_registry *reg)
 {
@@ -44,7 +44,7 @@ uint64_t presence__user_hash(const presence_registry *reg,
 void presence__user_unref(presence_registry *reg, struct presence__user *u)
 {
     if (atomic_fetch_sub(&u->refs, 1) == 1) {
-        presence__pool_free(reg, u, user_size(u->id_len));
+        presence__pool_free(&reg->alloc, u, user_size(u->id_len));
     }
 }
 
@@ -56,11 +56,11 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
     struct presence__user *user = presence__index_find(&us->users, hash, id,
                                                        len);
     if (user == NULL) {
-        int rc = presence__index_prepare(reg, &us->users);
+        int rc = presence__index_prepare(&reg->alloc, &us->users);
         if (rc != PRESENCE_OK) {
             return rc;
         }
-        user = presence__pool_alloc(reg, &reg->user_pools[us - reg->ushards],
+        user = presence__pool_alloc(&reg->alloc, &reg->user_pools[us - reg->ushards],
                                     user_size(len));
         if (user == NULL) {
             return PRESENCE_ERR_NOMEM;
@@ -103,7 +103,7 @@ static void user_unlink(presence_registry *reg,
     }
     bool gone = --user->clients == 0;
     if (gone) {
-        presence__index_remove(reg, &us->users, hash, user);
+        presence__index_remove(&reg->alloc, &us->users, hash, user);
     }
     presence__mutex_unlock(reg, &us->lock);
     if (gone) {
@@ -156,7 +156,7 @@ void presence__client_unref(presence_registry *reg,
     if (atomic_fetch_sub(&client->refs, 1) == 1) {
         struct presence__user *user = client->user;
         struct presence__node *node = presence__client_node(client);
-        presence__pool_free(reg, client, client_record_size(client));
+        presence__pool_free(&reg->alloc, client, client_record_size(client));
         presence__user_unref(reg, user);
         if (node != NULL) {
             presence__node_unref(reg, node);
@@ -167,7 +167,7 @@ void presence__client_unref(presence_registry *reg,
 int presence__client_prepare(presence_registry *reg,
                              struct presence__cshard *cs)
 {
-    return presence__index_prepare(reg, &cs->clients);
+    return presence__index_prepare(&reg->alloc, &cs->clients);
 }
 
 int presence__client_create(presence_registry *reg,
@@ -190,7 +190,7 @@ int presence__client_create(presence_registry *reg,
     }
     size_t size = client_size(id_len, conn_info_len, node != NULL);
     struct presence__client *client = presence__pool_alloc(
-        reg, &reg->client_pools[cs - reg->cshards], size);
+        &reg->alloc, &reg->client_pools[cs - reg->cshards], size);
     if (client == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -219,7 +219,7 @@ int presence__client_create(presence_registry *reg,
     int rc = user_link(reg, us, user_hash, user_id, user_len, client);
     presence__mutex_unlock(reg, &us->lock);
     if (rc != PRESENCE_OK) {
-        presence__pool_free(reg, client, size);
+        presence__pool_free(&reg->alloc, client, size);
         return rc;
     }
     if (node != NULL) {
@@ -234,7 +234,7 @@ void presence__client_retire(presence_registry *reg,
                              struct presence__client *client)
 {
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-    presence__index_remove(reg, &cs->clients, client->hash, client);
+    presence__index_remove(&reg->alloc, &cs->clients, client->hash, client);
     user_unlink(reg, client);
     presence__client_unref(reg, client); /* the index's */
 }
@@ -248,63 +248,19 @@ void presence__clients_free(presence_registry *reg)
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__client *client = presence__index_at(idx, i);
             if (client != NULL) {
-                presence__pool_free(reg, client, client_record_size(client));
+                presence__pool_free(&reg->alloc, client, client_record_size(client));
             }
         }
-        presence__index_free(reg, idx);
+        presence__index_free(&reg->alloc, idx);
     }
     for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
         struct presence__index *idx = &reg->ushards[s].users;
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__user *user = presence__index_at(idx, i);
             if (user != NULL) {
-                presence__pool_free(reg, user, user_size(user->id_len));
+                presence__pool_free(&reg->alloc, user, user_size(user->id_len));
             }
         }
-        presence__index_free(reg, idx);
+        presence__index_free(&reg->alloc, idx);
     }
-}
-
-/* ---- blobs: chan_info bytes shared with queued events ------------------- */
-
-int presence__blob_new(presence_registry *reg, const void *data, size_t len,
-                       struct presence__blob **out)
-{
-    if (len == 0) {
-        *out = NULL;
-        return PRESENCE_OK;
-    }
-    size_t size = presence__add_size(sizeof(struct presence__blob), len);
-    struct presence__blob *b = presence__malloc(reg, size);
-    if (b == NULL) {
-        return PRESENCE_ERR_NOMEM;
-    }
-    atomic_init(&b->refs, 1);
-    b->len = len;
-    memcpy(b->data, data, len);
-    *out = b;
-    return PRESENCE_OK;
-}
-
-void presence__blob_ref(struct presence__blob *b)
-{
-    if (b != NULL) {
-        atomic_fetch_add(&b->refs, 1);
-    }
-}
-
-void presence__blob_unref(presence_registry *reg, struct presence__blob *b)
-{
-    if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
-        presence__free(reg, b, sizeof *b + b->len);
-    }
-}
-
-bool presence__blob_equals(const struct presence__blob *b, const void *data,
-                           size_t len)
-{
-    if (b == NULL) {
-        return len == 0;
-    }
-    return b->len == len && memcmp(b->data, data, len) == 0;
 }

@@ -4,7 +4,7 @@
  * node as a pointer, so that telling a local client from a remote one is
  * a pointer test and telling two nodes apart a pointer compare.
  *
- * The table has a lock of its own, a leaf (see internal.h): it is taken
+ * The table has a lock of its own, a leaf (see domain.h): it is taken
  * when a remote client is created or freed and by the node-wide calls,
  * never on a local client's path.
  *
@@ -12,7 +12,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 static size_t node_size(size_t id_len)
 {
@@ -32,10 +32,10 @@ void presence__nodes_free(presence_registry *reg)
     for (size_t i = 0; i < presence__index_slots(idx); i++) {
         struct presence__node *node = presence__index_at(idx, i);
         if (node != NULL) {
-            presence__free(reg, node, node_size(node->id_len));
+            presence__free(&reg->alloc, node, node_size(node->id_len));
         }
     }
-    presence__index_free(reg, idx);
+    presence__index_free(&reg->alloc, idx);
 }
 
 int presence__node_check(presence_registry *reg, const char *id,
@@ -70,9 +70,9 @@ int presence__node_intern(presence_registry *reg,
     struct presence__node *node =
         presence__index_find(&reg->nodes, name->hash, name->id, name->len);
     if (node == NULL) {
-        rc = presence__index_prepare(reg, &reg->nodes);
+        rc = presence__index_prepare(&reg->alloc, &reg->nodes);
         if (rc == PRESENCE_OK) {
-            node = presence__malloc(reg, node_size(name->len));
+            node = presence__malloc(&reg->alloc, node_size(name->len));
             rc = node != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
         }
         if (rc == PRESENCE_OK) {
@@ -104,10 +104,10 @@ void presence__node_unref(presence_registry *reg, struct presence__node *node)
     presence__mutex_lock(reg, &reg->node_lock);
     bool gone = --node->refs == 0;
     if (gone) {
-        presence__index_remove(reg, &reg->nodes, node->hash, node);
+        presence__index_remove(&reg->alloc, &reg->nodes, node->hash, node);
     }
     presence__mutex_unlock(reg, &reg->node_lock);
     if (gone) {
-        presence__free(reg, node, node_size(node->id_len));
+        presence__free(&reg->alloc, node, node_size(node->id_len));
     }
 }

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 static void options_defaults(presence_namespace_options *o)
 {
@@ -62,7 +62,7 @@ int presence__namespace_add(presence_registry *reg, const char *name,
 {
     size_t size = presence__add_size(sizeof(struct presence__namespace),
                                      presence__add_size(len, 1));
-    struct presence__namespace *ns = presence__malloc(reg, size);
+    struct presence__namespace *ns = presence__malloc(&reg->alloc, size);
     if (ns == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -76,7 +76,7 @@ int presence__namespace_add(presence_registry *reg, const char *name,
     ns->name_len = len;
     HASH_ADD(hh, reg->namespaces, name, len, ns);
     if (!PRESENCE_HASH_ADDED(ns)) {
-        presence__free(reg, ns, size);
+        presence__free(&reg->alloc, ns, size);
         return PRESENCE_ERR_NOMEM;
     }
     if (ns->options.ttl_ms > 0) {
@@ -91,7 +91,7 @@ void presence__namespaces_free(presence_registry *reg)
     HASH_ITER(hh, reg->namespaces, ns, tmp)
     {
         HASH_DEL(reg->namespaces, ns);
-        presence__free(reg, ns, sizeof *ns + ns->name_len + 1);
+        presence__free(&reg->alloc, ns, sizeof *ns + ns->name_len + 1);
     }
 }
 

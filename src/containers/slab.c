@@ -5,7 +5,9 @@
 #include <stdalign.h>
 #include <string.h>
 
-#include "internal.h"
+#include "containers/slab.h"
+#include "base/alloc.h"
+#include "base/hash.h"
 
 /* Short names for the layout (slab.h). */
 #define BYPASS PRESENCE__SLAB_BYPASS
@@ -28,11 +30,11 @@ static size_t chunk_bytes(const struct presence__slab *slab)
 
 #define LINKS_BYTES (2u * BLOCKS_PER_CHUNK * sizeof(uint32_t))
 
-static void chunk_free(presence_registry *reg, struct presence__slab *slab,
+static void chunk_free(const presence_allocator *alloc, struct presence__slab *slab,
                        struct presence__slab_chunk *c)
 {
-    presence__free(reg, c->links, LINKS_BYTES);
-    presence__free(reg, c, chunk_bytes(slab));
+    presence__free(alloc, c->links, LINKS_BYTES);
+    presence__free(alloc, c, chunk_bytes(slab));
 }
 
 void presence__slab_init(struct presence__slab *slab, size_t block)
@@ -73,7 +75,7 @@ static void list_remove(struct presence__slab *slab,
 
 /* An empty chunk with a number: the spare, or a new one. Fails without
  * change but for directory pages made on the way (invisible). */
-static struct presence__slab_chunk *chunk_take(presence_registry *reg,
+static struct presence__slab_chunk *chunk_take(const presence_allocator *alloc,
                                                struct presence__slab *slab)
 {
     struct presence__slab_dir *dir = slab->dir;
@@ -93,13 +95,13 @@ static struct presence__slab_chunk *chunk_take(presence_registry *reg,
     }
     union presence__slab_entry **page = &dir->pages[number >> PAGE_BITS];
     if (*page == NULL) {
-        *page = presence__malloc(reg, PAGE_ENTRIES * sizeof **page);
+        *page = presence__malloc(alloc, PAGE_ENTRIES * sizeof **page);
         if (*page == NULL) {
             return NULL;
         }
         memset(*page, 0, PAGE_ENTRIES * sizeof **page);
     }
-    c = presence__malloc(reg, chunk_bytes(slab));
+    c = presence__malloc(alloc, chunk_bytes(slab));
     if (c == NULL) {
         return NULL;
     }
@@ -114,10 +116,10 @@ static struct presence__slab_chunk *chunk_take(presence_registry *reg,
     return c;
 }
 
-void *presence__slab_alloc(presence_registry *reg, struct presence__slab *slab)
+void *presence__slab_alloc(const presence_allocator *alloc, struct presence__slab *slab)
 {
     if (slab->dir == NULL) {
-        struct presence__slab_dir *dir = presence__malloc(reg, sizeof *dir);
+        struct presence__slab_dir *dir = presence__malloc(alloc, sizeof *dir);
         if (dir == NULL) {
             return NULL;
         }
@@ -127,7 +129,7 @@ void *presence__slab_alloc(presence_registry *reg, struct presence__slab *slab)
     }
     struct presence__slab_chunk *c = slab->partial;
     if (c == NULL) {
-        c = chunk_take(reg, slab);
+        c = chunk_take(alloc, slab);
         if (c == NULL) {
             return NULL;
         }
@@ -153,7 +155,7 @@ void *presence__slab_alloc(presence_registry *reg, struct presence__slab *slab)
     return block;
 }
 
-void presence__slab_free(presence_registry *reg, struct presence__slab *slab,
+void presence__slab_free(const presence_allocator *alloc, struct presence__slab *slab,
                          void *p)
 {
     unsigned char *block = p;
@@ -178,10 +180,10 @@ void presence__slab_free(presence_registry *reg, struct presence__slab *slab,
     }
     presence__slab_entry(dir, number)->next_free = dir->free_head;
     dir->free_head = number;
-    chunk_free(reg, slab, c);
+    chunk_free(alloc, slab, c);
 }
 
-int presence__slab_links_prepare(presence_registry *reg,
+int presence__slab_links_prepare(const presence_allocator *alloc,
                                  struct presence__slab *slab, void *block)
 {
     struct presence__slab_block head;
@@ -191,7 +193,7 @@ int presence__slab_links_prepare(presence_registry *reg,
     if (c->links != NULL) {
         return PRESENCE_OK;
     }
-    uint32_t *links = presence__malloc(reg, LINKS_BYTES);
+    uint32_t *links = presence__malloc(alloc, LINKS_BYTES);
     if (links == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
@@ -202,7 +204,7 @@ int presence__slab_links_prepare(presence_registry *reg,
     return PRESENCE_OK;
 }
 
-void presence__slab_destroy(presence_registry *reg,
+void presence__slab_destroy(const presence_allocator *alloc,
                             struct presence__slab *slab)
 {
     /* The registry freed every block first, so every chunk is empty: it
@@ -212,14 +214,14 @@ void presence__slab_destroy(presence_registry *reg,
         return;
     }
     if (dir->spare != NULL) {
-        chunk_free(reg, slab, dir->spare);
+        chunk_free(alloc, slab, dir->spare);
     }
     for (size_t i = 0; i < (1u << TOP_BITS); i++) {
         if (dir->pages[i] != NULL) {
-            presence__free(reg, dir->pages[i],
+            presence__free(alloc, dir->pages[i],
                            PAGE_ENTRIES * sizeof *dir->pages[i]);
         }
     }
-    presence__free(reg, dir, sizeof *dir);
+    presence__free(alloc, dir, sizeof *dir);
     slab->dir = NULL;
 }

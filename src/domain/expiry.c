@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "domain/domain.h"
 
 #define NONE PRESENCE__SLAB_NONE
 
@@ -34,7 +34,7 @@ presence__touch_head(struct presence__shard *hs,
 int presence__touch_prepare(presence_registry *reg, struct presence__shard *hs,
                             struct presence__membership *m)
 {
-    return presence__slab_links_prepare(reg, &hs->membership_slab, m);
+    return presence__slab_links_prepare(&reg->alloc, &hs->membership_slab, m);
 }
 
 void presence__touch_append(struct presence__shard *hs,
@@ -167,7 +167,7 @@ int presence__touch_order_build(presence_registry *reg,
     size_t bytes = presence__mul_size(most, sizeof(struct touched_entry));
     struct touched_entry *all = NULL;
     if (most > 0) {
-        all = presence__malloc(reg, bytes);
+        all = presence__malloc(&reg->alloc, bytes);
         if (all == NULL) {
             return PRESENCE_ERR_NOMEM;
         }
@@ -185,7 +185,7 @@ int presence__touch_order_build(presence_registry *reg,
             presence__touch_append(hs, list, all[i].m);
         }
     }
-    presence__free(reg, all, bytes);
+    presence__free(&reg->alloc, all, bytes);
     return PRESENCE_OK;
 }
 

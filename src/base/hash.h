@@ -1,0 +1,33 @@
+/*
+ * Hashing: a seeded hash for ids and names, the rule of the library's
+ * open-addressing tables, and a hint to load a cache line early.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PRESENCE_BASE_HASH_H
+#define PRESENCE_BASE_HASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
+unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
+uint64_t presence__random_seed(const void *salt);
+
+/* Backward-shift deletion in a table with linear probing that wraps
+ * around: when slot `hole` empties, the entry at j (the next in its run),
+ * whose home slot is `home`, stays where it is if that home lies
+ * cyclically in (hole, j]; otherwise it moves into the hole. */
+static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
+{
+    return hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+}
+
+/* A hint to start loading a cache line (no effect on behaviour). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRESENCE__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PRESENCE__PREFETCH(p) ((void)(p))
+#endif
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * The records the containers hold and the domain works on: users, nodes,
+ * clients, chan_info blobs and memberships. Plain data and accessors; the
+ * rules that make and change them are in domain/.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef PRESENCE_CONTAINERS_RECORDS_H
+#define PRESENCE_CONTAINERS_RECORDS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "containers/pool.h"
+#include "containers/slab.h"
+
+/*
+ * A user id, interned: every client of the user points here. In the user
+ * index while it has live clients (one reference); each client record
+ * holds another until it is freed.
+ */
+struct presence__user {
+    struct presence__pool_block pool; /* from its shard's user pool */
+    uint32_t id_len; /* names are under 4 GiB: presence__check_name */
+    /* No copy of the id's hash: it is needed only when the user goes
+     * (presence__user_hash), and 8 bytes of 32 are worth more. */
+    struct presence__client *first_client; /* live clients, via unext */
+    /* 32 bits: both are bounded by the user's client records, each over
+     * 100 bytes, so 4G of them cannot fit in memory. */
+    atomic_uint_least32_t refs;
+    uint32_t clients; /* live clients */
+    char id[];
+};
+
+/*
+ * A node id, interned: every remote client of the node points here and
+ * holds a reference. In the node table while referenced; freed with its
+ * last reference (refs and the table: node_lock).
+ */
+struct presence__node {
+    uint64_t hash;
+    size_t refs;
+    uint32_t id_len;
+    char id[];
+};
+
+/*
+ * A client, stored once however many channels it is in. Live (in its
+ * shard's index, holding one reference) while it has memberships; queued
+ * events hold the others.
+ */
+struct presence__client {
+    struct presence__pool_block pool; /* from its shard's client pool */
+    uint32_t id_len;
+    uint64_t hash;
+    struct presence__user *user;
+    struct presence__client *uprev, *unext;   /* the user's live clients */
+    /* 32-bit fields keep the header at 60 bytes (a client with a 32-byte
+     * conn_info fits a 104-byte block, not 112): names are under
+     * 4 GiB (presence__check_name), references and channels are bounded
+     * by memberships and events, which cannot reach 4G in memory, and the
+     * byte counts are checked when the client is made. */
+    atomic_uint_least32_t refs;
+    uint32_t channel_count;
+    /* What a snapshot entry copies of it: its id, user id, conn_info and
+     * node id (see presence__membership_bytes). */
+    uint32_t snapshot_bytes;
+    /* The conn_info's length, and PRESENCE__CLIENT_REMOTE for a client of
+     * another node, whose node (a pointer) follows the conn_info: most
+     * clients are this registry's own, and need no 8 bytes for it. Fixed
+     * for the record's life, so read without a lock. Read through
+     * presence__client_conn_info_len() and presence__client_node(). */
+    uint32_t conn_info_word;
+    uint32_t memberships; /* reference of the newest, then via cnext */
+    char id[]; /* then conn_info, then a remote client's node */
+};
+
+#define PRESENCE__CLIENT_REMOTE 0x80000000u
+
+/* A client's conn_info: right after its id. */
+static inline const char *
+presence__client_conn_info(const struct presence__client *client)
+{
+    return client->id + client->id_len + 1;
+}
+static inline size_t
+presence__client_conn_info_len(const struct presence__client *client)
+{
+    return client->conn_info_word & ~PRESENCE__CLIENT_REMOTE;
+}
+/* NULL for this registry's own clients, else the node the client belongs
+ * to. */
+static inline struct presence__node *
+presence__client_node(const struct presence__client *client)
+{
+    if ((client->conn_info_word & PRESENCE__CLIENT_REMOTE) == 0) {
+        return NULL;
+    }
+    struct presence__node *node;
+    memcpy(&node,
+           presence__client_conn_info(client) +
+               presence__client_conn_info_len(client),
+           sizeof node);
+    return node;
+}
+
+/* Immutable bytes shared by a membership and the events that mention it. */
+struct presence__blob {
+    atomic_size_t refs;
+    size_t len;
+    unsigned char data[];
+};
+
+/*
+ * One client in one channel: 32 bytes, from its channel shard's slab.
+ * Links are 32-bit: across shards, a reference, the shard's index and the
+ * number (the client's list: presence__mref), PRESENCE__SLAB_NONE at its
+ * end. The client's list is singly linked: a disconnect removes from its
+ * head, and a single leave walks a list that channels_per_client_max
+ * keeps short (128 by default). Only memberships in a namespace with a
+ * TTL have a touch order, kept beside them in the slab (expiry.c).
+ */
+struct presence__membership {
+    struct presence__slab_block slab; /* its number: the slab's field */
+    uint32_t cnext;                   /* the client's list: a reference */
+    /* Its channel: the shard's index and the channel's number in that
+     * shard's table (presence__membership_channel), 4 bytes instead of a
+     * pointer's 8; it also names the shard without hashing the channel's
+     * name. Fixed for the membership's life. */
+    uint32_t chref;
+    /* Times in 47 bits (low 32, high 15), biased by 2^46: presence__now
+     * keeps the clock within +-2^46 ms (2,200 years); see
+     * presence__time48_get. The top bit of joined_hi says whether the
+     * membership has a chan_info (its shard's chan_infos: chaninfo.h). */
+    uint32_t joined_lo, touched_lo;
+    uint16_t joined_hi, touched_hi;
+    struct presence__client *client;
+};
+
+_Static_assert(sizeof(struct presence__membership) <= 32,
+               "a membership takes 32 bytes of its slab");
+
+#define PRESENCE__HAS_CHAN_INFO 0x8000u
+
+/* The range presence__now keeps times in, so that they fit 47 bits. They
+ * are stored biased by 2^46, as unsigned: reading one back is a shift, an
+ * or and a subtraction, with no sign to extend. */
+#define PRESENCE__TIME_MAX (((int64_t)1 << 46) - 1)
+#define PRESENCE__TIME_MIN (-((int64_t)1 << 46))
+
+static inline int64_t presence__time48_get(uint32_t lo, uint16_t hi)
+{
+    return (int64_t)((uint64_t)(hi & ~PRESENCE__HAS_CHAN_INFO) << 32 | lo) +
+           PRESENCE__TIME_MIN;
+}
+
+/* Set a time, keeping the flag bit of *hi. */
+static inline void presence__time48_set(uint32_t *lo, uint16_t *hi,
+                                        int64_t t)
+{
+    uint64_t v = (uint64_t)(t - PRESENCE__TIME_MIN); /* in [0, 2^47) */
+    *lo = (uint32_t)v;
+    *hi = (uint16_t)((*hi & PRESENCE__HAS_CHAN_INFO) | (v >> 32));
+}
+
+static inline int64_t
+presence__membership_joined(const struct presence__membership *m)
+{
+    return presence__time48_get(m->joined_lo, m->joined_hi);
+}
+
+static inline bool
+presence__membership_has_chan_info(const struct presence__membership *m)
+{
+    return (m->joined_hi & PRESENCE__HAS_CHAN_INFO) != 0;
+}
+
+static inline int64_t
+presence__membership_touched(const struct presence__membership *m)
+{
+    return presence__time48_get(m->touched_lo, m->touched_hi);
+}
+
+static inline void presence__membership_set_touched(
+    struct presence__membership *m, int64_t t)
+{
+    presence__time48_set(&m->touched_lo, &m->touched_hi, t);
+}
+
+#endif

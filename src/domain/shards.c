@@ -1,0 +1,62 @@
+/*
+ * What the domain does with its shards beyond one lookup: taking every
+ * channel shard, stepping back to the lock order for a client's shard,
+ * the clock as the shards see it, and totals over the shards.
+ * SPDX-License-Identifier: MIT
+ */
+#include "domain/domain.h"
+
+void presence__lock_all_shards(presence_registry *reg)
+{
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        presence__mutex_lock(reg, &reg->shards[i].lock);
+    }
+}
+
+void presence__unlock_all_shards(presence_registry *reg)
+{
+    for (size_t i = PRESENCE__SHARDS; i-- > 0;) {
+        presence__mutex_unlock(reg, &reg->shards[i].lock);
+    }
+}
+
+bool presence__lock_client_of(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__client *client)
+{
+    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+    if (presence__mutex_trylock(reg, &cs->lock)) {
+        return false;
+    }
+    /* Step back to the lock order. The caller's reference keeps the
+     * client's memory (and so its address) while no lock is held. */
+    presence__mutex_unlock(reg, &hs->lock);
+    presence__mutex_lock(reg, &cs->lock);
+    presence__mutex_lock(reg, &hs->lock);
+    return true;
+}
+
+int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
+{
+    int64_t now = reg->clock(reg->clock_user_data);
+    /* Memberships keep times in 47 bits: +-2,200 years of milliseconds. */
+    if ((uint64_t)now - (uint64_t)PRESENCE__TIME_MIN >
+        (uint64_t)PRESENCE__TIME_MAX - (uint64_t)PRESENCE__TIME_MIN) {
+        now = now < 0 ? PRESENCE__TIME_MIN : PRESENCE__TIME_MAX;
+    }
+    if (now < hs->last_now_ms) {
+        now = hs->last_now_ms;
+    }
+    hs->last_now_ms = now;
+    return now;
+}
+
+size_t presence__count_memberships(presence_registry *reg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
+        n += atomic_load_explicit(&reg->shards[i].memberships,
+                                  memory_order_relaxed);
+    }
+    return n;
+}
