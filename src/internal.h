@@ -305,7 +305,6 @@ struct presence__shard { /* channels */
         struct {
             pthread_mutex_t lock;
             struct presence__index channels; /* by name */
-            int64_t last_now_ms; /* this shard's clock, never backwards */
             atomic_size_t memberships;
             struct presence__slab membership_slab;
         };
@@ -361,6 +360,10 @@ struct presence_registry {
     atomic_size_t channels_limited;
     /* Namespaces with a TTL: without any, no deadline needs looking for. */
     atomic_size_t ttl_namespaces;
+    /* The latest time any call has read (presence__now): the registry's
+     * clock, never backwards. One word for every shard, so that a channel
+     * never gets a time earlier than one already given to another. */
+    atomic_int_least64_t last_now_ms;
 
     /* Events (queue_lock): a ring of pending events, delivered by one
      * thread at a time. `reserved` is room promised to changes under way. */
@@ -534,8 +537,9 @@ void presence__unlock_all_shards(presence_registry *reg);
 bool presence__lock_client_of(presence_registry *reg,
                               struct presence__shard *hs,
                               struct presence__client *client);
-/* The clock as the shard sees it, never going backwards (shard held). */
-int64_t presence__now(presence_registry *reg, struct presence__shard *hs);
+/* The clock as the registry sees it, never going backwards. Read with a
+ * channel shard held, the times one shard gets never go back either. */
+int64_t presence__now(presence_registry *reg);
 
 /* ---- names.c ------------------------------------------------------------ */
 /* Check a string against the character rule and a limit; *len gets its

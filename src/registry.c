@@ -143,6 +143,7 @@ int presence_registry_new(const presence_config *config,
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
+    atomic_init(&reg->last_now_ms, INT64_MIN);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__mutex_init(reg, &reg->shards[i].lock);
         presence__mutex_init(reg, &reg->cshards[i].lock);
@@ -150,7 +151,6 @@ int presence_registry_new(const presence_config *config,
         presence__index_init(&reg->shards[i].channels,
                              offsetof(struct presence__channel, name),
                              offsetof(struct presence__channel, name_len));
-        reg->shards[i].last_now_ms = INT64_MIN;
         reg->shards[i].chans_free = PRESENCE__SLAB_NONE;
         presence__chaninfo_init(&reg->shards[i].chan_infos);
         presence__slab_init(&reg->shards[i].membership_slab,
@@ -239,7 +239,7 @@ bool presence__lock_client_of(presence_registry *reg,
 
 /* ---- time --------------------------------------------------------------- */
 
-int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
+int64_t presence__now(presence_registry *reg)
 {
     int64_t now = reg->clock(reg->clock_user_data);
     /* Memberships keep times in 47 bits: +-2,200 years of milliseconds. */
@@ -247,11 +247,19 @@ int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
         (uint64_t)PRESENCE__TIME_MAX - (uint64_t)PRESENCE__TIME_MIN) {
         now = now < 0 ? PRESENCE__TIME_MIN : PRESENCE__TIME_MAX;
     }
-    if (now < hs->last_now_ms) {
-        now = hs->last_now_ms;
+    /* A fetch-max: the one write a millisecond is the thread that sees it
+     * first. Relaxed is enough: what orders two calls on one shard is the
+     * shard's lock, and the value only ever grows. */
+    int64_t seen = atomic_load_explicit(&reg->last_now_ms,
+                                        memory_order_relaxed);
+    while (now > seen) {
+        if (atomic_compare_exchange_weak_explicit(&reg->last_now_ms, &seen,
+                                                  now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return now;
+        }
     }
-    hs->last_now_ms = now;
-    return now;
+    return seen;
 }
 
 int64_t presence_now_ms(presence_registry *reg)
