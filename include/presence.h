@@ -818,14 +818,40 @@ PRESENCE_API int presence_channels(presence_registry *registry,
 /** @name Events */
 /**@{*/
 
-/** Event kinds, usable as a mask. */
+/**
+ * The event kinds: X(NAME, value, name). Each value is one bit, so that
+ * kinds make a mask; values are fixed forever and never reused, and name
+ * is what presence_event_kind_name() returns.
+ *
+ * - JOIN: a client joined a channel.
+ * - LEAVE: a client left a channel.
+ * - UPDATE: a membership's chan_info changed.
+ * - USER_JOIN: a user's first connection in the channel joined.
+ * - USER_LEAVE: a user's last connection in the channel left.
+ */
+#define PRESENCE_EVENT_KIND_LIST(X)                                            \
+    X(JOIN, 1 << 0, "join")                                                    \
+    X(LEAVE, 1 << 1, "leave")                                                  \
+    X(UPDATE, 1 << 2, "update")                                                \
+    X(USER_JOIN, 1 << 3, "user_join")                                          \
+    X(USER_LEAVE, 1 << 4, "user_leave")
+
+/** Event kinds (PRESENCE_EVENT_JOIN and so on), usable as a mask. */
 typedef enum presence_event_kind {
-    PRESENCE_EVENT_JOIN = 1 << 0,       /**< a client joined a channel */
-    PRESENCE_EVENT_LEAVE = 1 << 1,      /**< a client left a channel */
-    PRESENCE_EVENT_UPDATE = 1 << 2,     /**< a membership's chan_info changed */
-    PRESENCE_EVENT_USER_JOIN = 1 << 3,  /**< a user's first connection joined */
-    PRESENCE_EVENT_USER_LEAVE = 1 << 4, /**< a user's last connection left */
+#define PRESENCE_EVENT_KIND_ENUM_(name, value, text)                           \
+    PRESENCE_EVENT_##name = (value),
+    PRESENCE_EVENT_KIND_LIST(PRESENCE_EVENT_KIND_ENUM_)
+#undef PRESENCE_EVENT_KIND_ENUM_
 } presence_event_kind;
+
+/**
+ * The name of an event kind: "join", "leave", "update", "user_join" or
+ * "user_leave", as listed in #PRESENCE_EVENT_KIND_LIST; for logs and wire
+ * formats, and stable across versions. Never NULL: anything but a single
+ * kind (0, a mask of several, an unknown bit) gives "unknown".
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API const char *presence_event_kind_name(presence_event_kind kind);
 
 /** Every kind. */
 #define PRESENCE_EVENTS_ALL 0x1fu
@@ -838,20 +864,47 @@ typedef enum presence_event_kind {
  */
 #define PRESENCE_EVENTS_EVERY_NAMESPACE 0x100u
 
-/** Why a client left. */
+/**
+ * The leave reasons: X(NAME, value, name). Values are fixed forever and
+ * never reused; name is what presence_leave_reason_name() returns.
+ *
+ * - NONE: not a leave event.
+ * - EXPLICIT: presence_leave().
+ * - DISCONNECT: presence_disconnect().
+ * - EXPIRED: presence_expire(): the TTL ran out.
+ * - CLOSED: presence_channel_close(), or the namespace's presence turned
+ *   off.
+ * - NODE_DOWN: presence_node_down(): the node the client was connected
+ *   to is gone.
+ * - RESYNC: the client's node no longer listed it when this node
+ *   resynchronised (its own leave was not seen here).
+ */
+#define PRESENCE_LEAVE_REASON_LIST(X)                                          \
+    X(NONE, 0, "none")                                                         \
+    X(EXPLICIT, 1, "explicit")                                                 \
+    X(DISCONNECT, 2, "disconnect")                                             \
+    X(EXPIRED, 3, "expired")                                                   \
+    X(CLOSED, 4, "closed")                                                     \
+    X(NODE_DOWN, 5, "node_down")                                               \
+    X(RESYNC, 6, "resync")
+
+/** Why a client left (PRESENCE_LEAVE_EXPLICIT and so on). */
 typedef enum presence_leave_reason {
-    PRESENCE_LEAVE_NONE = 0,       /**< not a leave event */
-    PRESENCE_LEAVE_EXPLICIT = 1,   /**< presence_leave() */
-    PRESENCE_LEAVE_DISCONNECT = 2, /**< presence_disconnect() */
-    PRESENCE_LEAVE_EXPIRED = 3,    /**< presence_expire(): TTL ran out */
-    PRESENCE_LEAVE_CLOSED = 4,     /**< presence_channel_close(), or the
-                                        namespace's presence turned off */
-    PRESENCE_LEAVE_NODE_DOWN = 5,  /**< presence_node_down(): the node the
-                                        client was connected to is gone */
-    PRESENCE_LEAVE_RESYNC = 6,     /**< the client's node no longer listed it
-                                        when this node resynchronised (its
-                                        own leave was not seen here) */
+#define PRESENCE_LEAVE_REASON_ENUM_(name, value, text)                         \
+    PRESENCE_LEAVE_##name = (value),
+    PRESENCE_LEAVE_REASON_LIST(PRESENCE_LEAVE_REASON_ENUM_)
+#undef PRESENCE_LEAVE_REASON_ENUM_
 } presence_leave_reason;
+
+/**
+ * The name of a leave reason: "none", "explicit", "disconnect",
+ * "expired", "closed", "node_down" or "resync", as listed in
+ * #PRESENCE_LEAVE_REASON_LIST; for logs and wire formats, and stable
+ * across versions. Never NULL: an unknown value gives "unknown".
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API const char *
+presence_leave_reason_name(presence_leave_reason reason);
 
 /**
  * An event. It and everything it points to are borrowed: valid only until
