@@ -329,7 +329,8 @@ typedef struct presence_config {
     presence_access_fn access_check;
     void *access_user_data;
     presence_limits limits;
-    /** The namespace separator, a printable ASCII character (default ':'). */
+    /** The namespace separator, a printable ASCII character other than
+     *  space (default ':'); see presence_channel_split(). */
     char namespace_separator;
     /** Options of the default namespace (presence on, join_leave on). */
     presence_namespace_options default_namespace;
@@ -424,7 +425,8 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
 /**
  * Add a namespace, or change the options of an existing one ("" names the
  * default namespace). Namespace names follow Centrifugo's rule: at least
- * two characters from `A-Z a-z 0-9 - _ .`, and at most 255.
+ * two characters from `A-Z a-z 0-9 - _ .`, and at most
+ * #PRESENCE_NAMESPACE_NAME_MAX (see presence_name_check()).
  *
  * Changes apply at once to existing channels: a new ttl_ms moves every
  * deadline (presence_next_deadline_ms() tells the new one); a TTL turned
@@ -440,8 +442,8 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
  *         options struct not filled by presence_namespace_options_init(),
  *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
- *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over 255
- *         bytes; #PRESENCE_ERR_NOMEM (for a new namespace, or when
+ *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over
+ *         #PRESENCE_NAMESPACE_NAME_MAX bytes; #PRESENCE_ERR_NOMEM (for a new namespace, or when
  *         turning a TTL on, nothing changed; when turning presence off,
  *         the new options apply but memory ran out while closing
  *         channels: each member left completely or not at all, and
@@ -463,6 +465,92 @@ presence_namespace_set(presence_registry *registry, const char *name,
 PRESENCE_API int presence_namespace_get(presence_registry *registry,
                                         const char *name,
                                         presence_namespace_options *out);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Name rules
+ *
+ * The rules a registry applies to names, for a server that checks a name
+ * before (or instead of) handing it to a registry: a channel of a
+ * namespace without presence never reaches one, yet should be refused as
+ * the registry would refuse it. These functions take no registry: pass
+ * them the registry's limits and separator.
+ */
+/**@{*/
+
+/** The longest namespace name, in bytes, whatever the limits. */
+#define PRESENCE_NAMESPACE_NAME_MAX 255
+
+/** What a name names, for presence_name_check(). */
+typedef enum presence_name_kind {
+    PRESENCE_NAME_CHANNEL = 0,   /**< a channel name: not empty */
+    PRESENCE_NAME_CLIENT = 1,    /**< a client id or node id: not empty */
+    PRESENCE_NAME_USER = 2,      /**< a user id: "" is the anonymous user */
+    PRESENCE_NAME_NAMESPACE = 3, /**< a namespace name: "" is the default */
+} presence_name_kind;
+
+/**
+ * Check a name against the rule the registry applies to its kind (see
+ * @ref names): a channel name, client id or user id has no control
+ * character (a byte below 0x20, or 0x7f) and at most @p max_len bytes, and
+ * only a user id may be empty; a namespace name is "" or two to
+ * #PRESENCE_NAMESPACE_NAME_MAX characters from `A-Z a-z 0-9 - _ .`, and
+ * at most @p max_len bytes. A name the registry would refuse is refused
+ * here with the same code, and one it would accept is accepted.
+ *
+ * At most @p max_len + 1 bytes of @p name are read, as the registry does,
+ * so a long name costs its limit, not its length; a name longer than the
+ * limit is #PRESENCE_ERR_TOO_LONG whatever bytes follow the limit.
+ *
+ * @param kind    what @p name names.
+ * @param name    a NUL-terminated string.
+ * @param max_len the limit in bytes: the registry's for the kind
+ *                (presence_limits::channel_name_max, ::client_id_max or
+ *                ::user_id_max), or SIZE_MAX for none but the library's own
+ *                (names of 4 GiB or more, and namespace names over
+ *                #PRESENCE_NAMESPACE_NAME_MAX, are always too long).
+ * @param len     receives the name's length in bytes on success; may be
+ *                NULL. Untouched on failure.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL @p name or an
+ *         unknown @p kind; #PRESENCE_ERR_BAD_NAME for a byte the rule
+ *         forbids, an empty name of a kind that must not be empty, or a
+ *         namespace name of one character; #PRESENCE_ERR_TOO_LONG.
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API int presence_name_check(presence_name_kind kind,
+                                     const char *name, size_t max_len,
+                                     size_t *len);
+
+/**
+ * Split a channel name into its namespace and the rest, as a registry
+ * does to find the channel's namespace: the namespace is what precedes
+ * the first @p separator. A name without one, or with nothing before it,
+ * belongs to the default namespace, and @p namespace_len is 0. The name
+ * itself is not checked (see presence_name_check()); the namespace part
+ * need not be a valid namespace name, in which case no registry knows it
+ * (#PRESENCE_ERR_UNKNOWN_NAMESPACE).
+ *
+ * For example, with ':' "chat:room:1" gives the namespace "chat" (length 4)
+ * and the rest "room:1"; "lobby" gives "" and "lobby"; ":x" gives "" and
+ * "x".
+ *
+ * @param channel       a NUL-terminated channel name.
+ * @param separator     the registry's presence_config::namespace_separator
+ *                      (':' unless configured otherwise).
+ * @param namespace_len receives the length of the namespace part, which
+ *                      starts at @p channel.
+ * @param rest          receives what follows the first separator, or
+ *                      @p channel itself when it has none; a pointer into
+ *                      @p channel. May be NULL.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL @p channel or
+ *         @p namespace_len, or a separator a registry refuses (one that
+ *         is not printable ASCII, or a space); nothing is written then.
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API int presence_channel_split(const char *channel, char separator,
+                                        size_t *namespace_len,
+                                        const char **rest);
 
 /**@}*/
 

@@ -552,6 +552,8 @@ int presence__check_hash_name(const presence_registry *reg, const char *name,
                               size_t max, bool allow_empty, size_t *len,
                               uint64_t *hash);
 int presence__check_namespace_name(const char *name, size_t *len);
+/* Whether a namespace separator is one a registry accepts. */
+bool presence__separator_ok(char c);
 /* The namespace part of a channel name ("" for the default). */
 void presence__namespace_part(const presence_registry *reg,
                               const char *channel, size_t channel_len,

@@ -51,7 +51,7 @@ static int config_check(const presence_config *c)
     if (any && (a->malloc_fn == NULL || a->free_fn == NULL)) {
         return PRESENCE_ERR_INVALID;
     }
-    if (c->namespace_separator <= 0x20 || c->namespace_separator >= 0x7f) {
+    if (!presence__separator_ok(c->namespace_separator)) {
         return PRESENCE_ERR_INVALID;
     }
     const presence_limits *l = &c->limits;
