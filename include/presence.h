@@ -35,7 +35,9 @@
  * must not be empty; a user id may be. conn_info and chan_info are opaque
  * bytes of any content (the presence server example stores JSON there);
  * a NULL pointer with length 0 means "none". Every length is bounded by a
- * configurable limit (::presence_limits).
+ * configurable limit (::presence_limits). presence_name_check() and
+ * presence_channel_split() apply these rules, and the namespace split,
+ * without a registry.
  *
  * @section errors Errors
  *
