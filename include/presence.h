@@ -498,8 +498,9 @@ typedef enum presence_name_kind {
  * character (a byte below 0x20, or 0x7f) and at most @p max_len bytes, and
  * only a user id may be empty; a namespace name is "" or two to
  * #PRESENCE_NAMESPACE_NAME_MAX characters from `A-Z a-z 0-9 - _ .`, and
- * at most @p max_len bytes. A name the registry would refuse is refused
- * here with the same code, and one it would accept is accepted.
+ * at most @p max_len bytes. Given the registry's limit, a name the
+ * registry would refuse is refused here with the same code, and one it
+ * would accept is accepted.
  *
  * At most @p max_len + 1 bytes of @p name are read, as the registry does,
  * so a long name costs its limit, not its length; a name longer than the
@@ -508,10 +509,12 @@ typedef enum presence_name_kind {
  * @param kind    what @p name names.
  * @param name    a NUL-terminated string.
  * @param max_len the limit in bytes: the registry's for the kind
- *                (presence_limits::channel_name_max, ::client_id_max or
- *                ::user_id_max), or SIZE_MAX for none but the library's own
- *                (names of 4 GiB or more, and namespace names over
- *                #PRESENCE_NAMESPACE_NAME_MAX, are always too long).
+ *                (presence_limits::channel_name_max,
+ *                presence_limits::client_id_max or
+ *                presence_limits::user_id_max), or SIZE_MAX for none but
+ *                the library's own (names of 4 GiB or more, and namespace
+ *                names over #PRESENCE_NAMESPACE_NAME_MAX, are always too
+ *                long).
  * @param len     receives the name's length in bytes on success; may be
  *                NULL. Untouched on failure.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL @p name or an
