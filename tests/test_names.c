@@ -728,7 +728,7 @@ static void test_name_check_agrees_with_registry(void **state)
         PRESENCE_NAME_NAMESPACE};
     const char *const names[] = {
         "", "a", "ab", "aaaaaa", "aaaaaaa", "aaaaaaaa", "aaaaaaaaa",
-        "aaaaaaaaaa", "aaaaaaaaaaa", "aaaaaaaaa\x01" "a", "aaaaaaaaaa\x01",
+        "aaaaaaaaaa", "aaaaaaaaaaa", ("aaaaaaaaa\x01" "a"), "aaaaaaaaaa\x01",
         "aaaaaaaaaaa\x01", "ab:cd", ":x", "sp ace", "a.b-c_D9", "ü1",
         "\xff\xfe", "x*y"};
     char *ns255 = repeat_char('n', 255);
