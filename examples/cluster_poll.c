@@ -27,35 +27,17 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static const char *reason_name(presence_leave_reason reason)
-{
-    switch (reason) {
-    case PRESENCE_LEAVE_NONE:
-        return "";
-    case PRESENCE_LEAVE_EXPLICIT:
-        return " (left)";
-    case PRESENCE_LEAVE_DISCONNECT:
-        return " (disconnected)";
-    case PRESENCE_LEAVE_EXPIRED:
-        return " (expired)";
-    case PRESENCE_LEAVE_CLOSED:
-        return " (channel closed)";
-    case PRESENCE_LEAVE_NODE_DOWN:
-        return " (its node is down)";
-    case PRESENCE_LEAVE_RESYNC:
-        return " (gone when this node resynchronised)";
-    }
-    return "";
-}
-
 static void on_event(presence_registry *reg, const presence_event *ev,
                      void *user_data)
 {
     (void)reg;
     (void)user_data;
-    const char *what = ev->kind == PRESENCE_EVENT_JOIN ? "joined" : "left";
-    printf("%s %s %s%s, on node %s: %zu clients, %zu users\n",
-           ev->client_id, what, ev->channel, reason_name(ev->reason),
+    printf("%s %s %s", ev->client_id, presence_event_kind_name(ev->kind),
+           ev->channel);
+    if (ev->reason != PRESENCE_LEAVE_NONE) {
+        printf(" (%s)", presence_leave_reason_name(ev->reason));
+    }
+    printf(", on node %s: %zu clients, %zu users\n",
            ev->node_id[0] ? ev->node_id : "this one", ev->stats.num_clients,
            ev->stats.num_users);
     fflush(stdout);

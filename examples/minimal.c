@@ -8,23 +8,6 @@
 
 #include <presence.h>
 
-static const char *kind_name(presence_event_kind kind)
-{
-    switch (kind) {
-    case PRESENCE_EVENT_JOIN:
-        return "join";
-    case PRESENCE_EVENT_LEAVE:
-        return "leave";
-    case PRESENCE_EVENT_UPDATE:
-        return "update";
-    case PRESENCE_EVENT_USER_JOIN:
-        return "user join";
-    case PRESENCE_EVENT_USER_LEAVE:
-        return "user leave";
-    }
-    return "?";
-}
-
 static void on_event(presence_registry *reg, const presence_event *ev,
                      void *user_data)
 {
@@ -32,7 +15,7 @@ static void on_event(presence_registry *reg, const presence_event *ev,
     (void)user_data;
     printf("event #%llu %-10s channel=%s client=%s user=%s "
            "(now %zu clients, %zu users)\n",
-           (unsigned long long)ev->seq, kind_name(ev->kind), ev->channel,
+           (unsigned long long)ev->seq, presence_event_kind_name(ev->kind), ev->channel,
            ev->client_id, ev->user_id, ev->stats.num_clients,
            ev->stats.num_users);
 }

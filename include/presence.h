@@ -35,7 +35,9 @@
  * must not be empty; a user id may be. conn_info and chan_info are opaque
  * bytes of any content (the presence server example stores JSON there);
  * a NULL pointer with length 0 means "none". Every length is bounded by a
- * configurable limit (::presence_limits).
+ * configurable limit (::presence_limits). presence_name_check() and
+ * presence_channel_split() apply these rules, and the namespace split,
+ * without a registry.
  *
  * @section errors Errors
  *
@@ -329,7 +331,8 @@ typedef struct presence_config {
     presence_access_fn access_check;
     void *access_user_data;
     presence_limits limits;
-    /** The namespace separator, a printable ASCII character (default ':'). */
+    /** The namespace separator, a printable ASCII character other than
+     *  space (default ':'); see presence_channel_split(). */
     char namespace_separator;
     /** Options of the default namespace (presence on, join_leave on). */
     presence_namespace_options default_namespace;
@@ -424,7 +427,8 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
 /**
  * Add a namespace, or change the options of an existing one ("" names the
  * default namespace). Namespace names follow Centrifugo's rule: at least
- * two characters from `A-Z a-z 0-9 - _ .`, and at most 255.
+ * two characters from `A-Z a-z 0-9 - _ .`, and at most
+ * #PRESENCE_NAMESPACE_NAME_MAX (see presence_name_check()).
  *
  * Changes apply at once to existing channels: a new ttl_ms moves every
  * deadline (presence_next_deadline_ms() tells the new one); a TTL turned
@@ -440,8 +444,8 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
  *         options struct not filled by presence_namespace_options_init(),
  *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
- *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over 255
- *         bytes; #PRESENCE_ERR_NOMEM (for a new namespace, or when
+ *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over
+ *         #PRESENCE_NAMESPACE_NAME_MAX bytes; #PRESENCE_ERR_NOMEM (for a new namespace, or when
  *         turning a TTL on, nothing changed; when turning presence off,
  *         the new options apply but memory ran out while closing
  *         channels: each member left completely or not at all, and
@@ -463,6 +467,95 @@ presence_namespace_set(presence_registry *registry, const char *name,
 PRESENCE_API int presence_namespace_get(presence_registry *registry,
                                         const char *name,
                                         presence_namespace_options *out);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Name rules
+ *
+ * The rules a registry applies to names, for a server that checks a name
+ * before (or instead of) handing it to a registry: a channel of a
+ * namespace without presence never reaches one, yet should be refused as
+ * the registry would refuse it. These functions take no registry: pass
+ * them the registry's limits and separator.
+ */
+/**@{*/
+
+/** The longest namespace name, in bytes, whatever the limits. */
+#define PRESENCE_NAMESPACE_NAME_MAX 255
+
+/** What a name names, for presence_name_check(). */
+typedef enum presence_name_kind {
+    PRESENCE_NAME_CHANNEL = 0,   /**< a channel name: not empty */
+    PRESENCE_NAME_CLIENT = 1,    /**< a client id or node id: not empty */
+    PRESENCE_NAME_USER = 2,      /**< a user id: "" is the anonymous user */
+    PRESENCE_NAME_NAMESPACE = 3, /**< a namespace name: "" is the default */
+} presence_name_kind;
+
+/**
+ * Check a name against the rule the registry applies to its kind (see
+ * @ref names): a channel name, client id or user id has no control
+ * character (a byte below 0x20, or 0x7f) and at most @p max_len bytes, and
+ * only a user id may be empty; a namespace name is "" or two to
+ * #PRESENCE_NAMESPACE_NAME_MAX characters from `A-Z a-z 0-9 - _ .`, and
+ * at most @p max_len bytes. Given the registry's limit, a name the
+ * registry would refuse is refused here with the same code, and one it
+ * would accept is accepted.
+ *
+ * At most @p max_len + 1 bytes of @p name are read, as the registry does,
+ * so a long name costs its limit, not its length; a name longer than the
+ * limit is #PRESENCE_ERR_TOO_LONG whatever bytes follow the limit.
+ *
+ * @param kind    what @p name names.
+ * @param name    a NUL-terminated string.
+ * @param max_len the limit in bytes: the registry's for the kind
+ *                (presence_limits::channel_name_max,
+ *                presence_limits::client_id_max or
+ *                presence_limits::user_id_max), or SIZE_MAX for none but
+ *                the library's own (names of 4 GiB or more, and namespace
+ *                names over #PRESENCE_NAMESPACE_NAME_MAX, are always too
+ *                long).
+ * @param len     receives the name's length in bytes on success; may be
+ *                NULL. Untouched on failure.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL @p name or an
+ *         unknown @p kind; #PRESENCE_ERR_BAD_NAME for a byte the rule
+ *         forbids, an empty name of a kind that must not be empty, or a
+ *         namespace name of one character; #PRESENCE_ERR_TOO_LONG.
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API int presence_name_check(presence_name_kind kind,
+                                     const char *name, size_t max_len,
+                                     size_t *len);
+
+/**
+ * Split a channel name into its namespace and the rest, as a registry
+ * does to find the channel's namespace: the namespace is what precedes
+ * the first @p separator. A name without one, or with nothing before it,
+ * belongs to the default namespace, and @p namespace_len is 0. The name
+ * itself is not checked (see presence_name_check()); the namespace part
+ * need not be a valid namespace name, in which case no registry knows it
+ * (#PRESENCE_ERR_UNKNOWN_NAMESPACE).
+ *
+ * For example, with ':' "chat:room:1" gives the namespace "chat" (length 4)
+ * and the rest "room:1"; "lobby" gives "" and "lobby"; ":x" gives "" and
+ * "x".
+ *
+ * @param channel       a NUL-terminated channel name.
+ * @param separator     the registry's presence_config::namespace_separator
+ *                      (':' unless configured otherwise).
+ * @param namespace_len receives the length of the namespace part, which
+ *                      starts at @p channel.
+ * @param rest          receives what follows the first separator, or
+ *                      @p channel itself when it has none; a pointer into
+ *                      @p channel. May be NULL.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL @p channel or
+ *         @p namespace_len, or a separator a registry refuses (one that
+ *         is not printable ASCII, or a space); nothing is written then.
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API int presence_channel_split(const char *channel, char separator,
+                                        size_t *namespace_len,
+                                        const char **rest);
 
 /**@}*/
 
@@ -818,14 +911,40 @@ PRESENCE_API int presence_channels(presence_registry *registry,
 /** @name Events */
 /**@{*/
 
-/** Event kinds, usable as a mask. */
+/**
+ * The event kinds: X(NAME, value, name). Each value is one bit, so that
+ * kinds make a mask; values are fixed forever and never reused, and name
+ * is what presence_event_kind_name() returns.
+ *
+ * - JOIN: a client joined a channel.
+ * - LEAVE: a client left a channel.
+ * - UPDATE: a membership's chan_info changed.
+ * - USER_JOIN: a user's first connection in the channel joined.
+ * - USER_LEAVE: a user's last connection in the channel left.
+ */
+#define PRESENCE_EVENT_KIND_LIST(X)                                            \
+    X(JOIN, 1 << 0, "join")                                                    \
+    X(LEAVE, 1 << 1, "leave")                                                  \
+    X(UPDATE, 1 << 2, "update")                                                \
+    X(USER_JOIN, 1 << 3, "user_join")                                          \
+    X(USER_LEAVE, 1 << 4, "user_leave")
+
+/** Event kinds (PRESENCE_EVENT_JOIN and so on), usable as a mask. */
 typedef enum presence_event_kind {
-    PRESENCE_EVENT_JOIN = 1 << 0,       /**< a client joined a channel */
-    PRESENCE_EVENT_LEAVE = 1 << 1,      /**< a client left a channel */
-    PRESENCE_EVENT_UPDATE = 1 << 2,     /**< a membership's chan_info changed */
-    PRESENCE_EVENT_USER_JOIN = 1 << 3,  /**< a user's first connection joined */
-    PRESENCE_EVENT_USER_LEAVE = 1 << 4, /**< a user's last connection left */
+#define PRESENCE_EVENT_KIND_ENUM_(name, value, text)                           \
+    PRESENCE_EVENT_##name = (value),
+    PRESENCE_EVENT_KIND_LIST(PRESENCE_EVENT_KIND_ENUM_)
+#undef PRESENCE_EVENT_KIND_ENUM_
 } presence_event_kind;
+
+/**
+ * The name of an event kind: "join", "leave", "update", "user_join" or
+ * "user_leave", as listed in #PRESENCE_EVENT_KIND_LIST; for logs and wire
+ * formats, and stable across versions. Never NULL: anything but a single
+ * kind (0, a mask of several, an unknown bit) gives "unknown".
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API const char *presence_event_kind_name(presence_event_kind kind);
 
 /** Every kind. */
 #define PRESENCE_EVENTS_ALL 0x1fu
@@ -838,20 +957,47 @@ typedef enum presence_event_kind {
  */
 #define PRESENCE_EVENTS_EVERY_NAMESPACE 0x100u
 
-/** Why a client left. */
+/**
+ * The leave reasons: X(NAME, value, name). Values are fixed forever and
+ * never reused; name is what presence_leave_reason_name() returns.
+ *
+ * - NONE: not a leave event.
+ * - EXPLICIT: presence_leave().
+ * - DISCONNECT: presence_disconnect().
+ * - EXPIRED: presence_expire(): the TTL ran out.
+ * - CLOSED: presence_channel_close(), or the namespace's presence turned
+ *   off.
+ * - NODE_DOWN: presence_node_down(): the node the client was connected
+ *   to is gone.
+ * - RESYNC: the client's node no longer listed it when this node
+ *   resynchronised (its own leave was not seen here).
+ */
+#define PRESENCE_LEAVE_REASON_LIST(X)                                          \
+    X(NONE, 0, "none")                                                         \
+    X(EXPLICIT, 1, "explicit")                                                 \
+    X(DISCONNECT, 2, "disconnect")                                             \
+    X(EXPIRED, 3, "expired")                                                   \
+    X(CLOSED, 4, "closed")                                                     \
+    X(NODE_DOWN, 5, "node_down")                                               \
+    X(RESYNC, 6, "resync")
+
+/** Why a client left (PRESENCE_LEAVE_EXPLICIT and so on). */
 typedef enum presence_leave_reason {
-    PRESENCE_LEAVE_NONE = 0,       /**< not a leave event */
-    PRESENCE_LEAVE_EXPLICIT = 1,   /**< presence_leave() */
-    PRESENCE_LEAVE_DISCONNECT = 2, /**< presence_disconnect() */
-    PRESENCE_LEAVE_EXPIRED = 3,    /**< presence_expire(): TTL ran out */
-    PRESENCE_LEAVE_CLOSED = 4,     /**< presence_channel_close(), or the
-                                        namespace's presence turned off */
-    PRESENCE_LEAVE_NODE_DOWN = 5,  /**< presence_node_down(): the node the
-                                        client was connected to is gone */
-    PRESENCE_LEAVE_RESYNC = 6,     /**< the client's node no longer listed it
-                                        when this node resynchronised (its
-                                        own leave was not seen here) */
+#define PRESENCE_LEAVE_REASON_ENUM_(name, value, text)                         \
+    PRESENCE_LEAVE_##name = (value),
+    PRESENCE_LEAVE_REASON_LIST(PRESENCE_LEAVE_REASON_ENUM_)
+#undef PRESENCE_LEAVE_REASON_ENUM_
 } presence_leave_reason;
+
+/**
+ * The name of a leave reason: "none", "explicit", "disconnect",
+ * "expired", "closed", "node_down" or "resync", as listed in
+ * #PRESENCE_LEAVE_REASON_LIST; for logs and wire formats, and stable
+ * across versions. Never NULL: an unknown value gives "unknown".
+ * Any thread; a callback may call it.
+ */
+PRESENCE_API const char *
+presence_leave_reason_name(presence_leave_reason reason);
 
 /**
  * An event. It and everything it points to are borrowed: valid only until

@@ -51,7 +51,7 @@ static int config_check(const presence_config *c)
     if (any && (a->malloc_fn == NULL || a->free_fn == NULL)) {
         return PRESENCE_ERR_INVALID;
     }
-    if (c->namespace_separator <= 0x20 || c->namespace_separator >= 0x7f) {
+    if (!presence__separator_ok(c->namespace_separator)) {
         return PRESENCE_ERR_INVALID;
     }
     const presence_limits *l = &c->limits;
@@ -128,6 +128,7 @@ int presence_registry_new(const presence_config *config,
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
+    atomic_init(&reg->last_now_ms, INT64_MIN);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__mutex_init(reg, &reg->shards[i].lock);
         presence__mutex_init(reg, &reg->cshards[i].lock);
@@ -135,7 +136,6 @@ int presence_registry_new(const presence_config *config,
         presence__index_init(&reg->shards[i].channels,
                              offsetof(struct presence__channel, name),
                              offsetof(struct presence__channel, name_len));
-        reg->shards[i].last_now_ms = INT64_MIN;
         reg->shards[i].chans_free = PRESENCE__SLAB_NONE;
         presence__chaninfo_init(&reg->shards[i].chan_infos);
         presence__slab_init(&reg->shards[i].membership_slab,

@@ -386,24 +386,6 @@ void recorder_free(recorder *rec)
     rec->cap = 0;
 }
 
-const char *kind_name(unsigned kind)
-{
-    switch (kind) {
-    case PRESENCE_EVENT_JOIN:
-        return "JOIN";
-    case PRESENCE_EVENT_LEAVE:
-        return "LEAVE";
-    case PRESENCE_EVENT_UPDATE:
-        return "UPDATE";
-    case PRESENCE_EVENT_USER_JOIN:
-        return "USER_JOIN";
-    case PRESENCE_EVENT_USER_LEAVE:
-        return "USER_LEAVE";
-    default:
-        return "BAD_KIND";
-    }
-}
-
 static bool event_is_sane(const presence_event *e)
 {
     bool leave = e->kind == PRESENCE_EVENT_LEAVE ||
@@ -552,7 +534,7 @@ char *event_line(const rec_event *e, bool with_time)
 {
     strbuf sb = {0};
     sb_printf(&sb, "%s ch=%s ns=%s seq=%" PRIu64 " client=%s user=%s",
-              kind_name(e->kind), e->channel, e->namespace_name, e->seq,
+              presence_event_kind_name(e->kind), e->channel, e->namespace_name, e->seq,
               e->client_id, e->user_id);
     if (e->node_id[0] != '\0') { /* local clients: as before nodes */
         sb_printf(&sb, " node=%s", e->node_id);

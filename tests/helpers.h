@@ -151,7 +151,6 @@ char *event_line(const rec_event *event, bool with_time);
 /** All events, one per line; canonical sorts them by (channel, seq, kind).
  *  Owned by the caller (free()). */
 char *recorder_text(const recorder *rec, bool canonical, bool with_time);
-const char *kind_name(unsigned kind);
 
 /* ------------------------------------------------------------------------ */
 /* Registry dump: counts, deadline, namespaces, channels, every member

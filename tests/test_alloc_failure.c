@@ -722,14 +722,14 @@ static void chaos(const variant *v)
     assert_non_null(strstr(ref.reads, "expired total=2"));
     assert_non_null(strstr(ref.reads, "disconnect c1 left=3"));
     assert_non_null(strstr(ref.reads, "page walk chat:big members=20"));
-    assert_non_null(strstr(ref.events_all, "UPDATE ch=chat:room"));
+    assert_non_null(strstr(ref.events_all, "update ch=chat:room"));
     assert_non_null(strstr(ref.reads, "node_down n1 left=3"));
     assert_non_null(strstr(ref.reads, "node_down n3 left=2"));
     assert_non_null(strstr(ref.reads, "node_memberships 'n1' count=3"));
     assert_non_null(strstr(ref.reads, "ttl:x r1 u1 conn=3:rc1"));
-    assert_non_null(strstr(ref.events_all, "UPDATE ch=lobby ns= seq="));
+    assert_non_null(strstr(ref.events_all, "update ch=lobby ns= seq="));
     assert_null(strstr(ref.events_all, "ch=quiet:a"));
-    assert_non_null(strstr(ref.events_every, "LEAVE ch=quiet:a"));
+    assert_non_null(strstr(ref.events_every, "leave ch=quiet:a"));
     assert_non_null(strstr(ref.events_every, "node=n2 reason=6"));
 
     long n = 0;

@@ -1568,6 +1568,98 @@ static void test_exactly_once_random_walk(void **state)
     fixture_close(&f);
 }
 
+/* Kinds and reasons have stable lower-case names, one per value of their
+ * lists; anything else is "unknown". */
+typedef struct name_row {
+    int value;
+    const char *name;
+} name_row;
+
+static const name_row kind_rows[] = {
+#define ROW_(name, value, text) {(value), (text)},
+    PRESENCE_EVENT_KIND_LIST(ROW_)
+#undef ROW_
+};
+
+static const name_row reason_rows[] = {
+#define ROW_(name, value, text) {(value), (text)},
+    PRESENCE_LEAVE_REASON_LIST(ROW_)
+#undef ROW_
+};
+
+static void assert_names_distinct(const name_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (const char *c = rows[i].name; *c != '\0'; c++) {
+            assert_true((*c >= 'a' && *c <= 'z') || *c == '_');
+        }
+        assert_string_not_equal(rows[i].name, "unknown");
+        for (size_t j = 0; j < i; j++) {
+            assert_int_not_equal(rows[i].value, rows[j].value);
+            assert_string_not_equal(rows[i].name, rows[j].name);
+        }
+    }
+}
+
+static void test_kind_names(void **state)
+{
+    (void)state;
+    size_t n = sizeof(kind_rows) / sizeof(kind_rows[0]);
+    assert_int_equal(n, 5);
+    assert_names_distinct(kind_rows, n);
+    unsigned all = 0;
+    for (size_t i = 0; i < n; i++) {
+        presence_event_kind kind = (presence_event_kind)kind_rows[i].value;
+        assert_string_equal(presence_event_kind_name(kind), kind_rows[i].name);
+        assert_int_equal(kind & (kind - 1), 0); /* one bit each */
+        all |= (unsigned)kind;
+    }
+    assert_int_equal(all, PRESENCE_EVENTS_ALL);
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_JOIN), "join");
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_LEAVE),
+                        "leave");
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_UPDATE),
+                        "update");
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_USER_JOIN),
+                        "user_join");
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_USER_LEAVE),
+                        "user_leave");
+    const unsigned unknown[] = {0, 1u << 5, PRESENCE_EVENTS_ALL,
+                                PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE,
+                                PRESENCE_EVENTS_EVERY_NAMESPACE, 0x7fffffffu};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        assert_string_equal(
+            presence_event_kind_name((presence_event_kind)unknown[i]),
+            "unknown");
+    }
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    size_t n = sizeof(reason_rows) / sizeof(reason_rows[0]);
+    assert_int_equal(n, 7);
+    assert_names_distinct(reason_rows, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(reason_rows[i].value, (int)i); /* dense from 0 */
+        assert_string_equal(
+            presence_leave_reason_name((presence_leave_reason)i),
+            reason_rows[i].name);
+    }
+    assert_string_equal(presence_leave_reason_name(PRESENCE_LEAVE_NONE),
+                        "none");
+    assert_string_equal(presence_leave_reason_name(PRESENCE_LEAVE_EXPIRED),
+                        "expired");
+    assert_string_equal(presence_leave_reason_name(PRESENCE_LEAVE_NODE_DOWN),
+                        "node_down");
+    const int unknown[] = {-1, 7, 100, 0x7fffffff};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        assert_string_equal(
+            presence_leave_reason_name((presence_leave_reason)unknown[i]),
+            "unknown");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1600,6 +1692,8 @@ int main(void)
         cmocka_unit_test(test_subscribe_errors),
         cmocka_unit_test(test_unsubscribe_errors),
         cmocka_unit_test(test_exactly_once_random_walk),
+        cmocka_unit_test(test_kind_names),
+        cmocka_unit_test(test_reason_names),
     };
     return cmocka_run_group_tests_name("events", tests, NULL, NULL);
 }

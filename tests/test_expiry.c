@@ -387,6 +387,44 @@ static void test_clock_backwards(void **state)
     fixture_close(&f);
 }
 
+/* The clock stands still for the whole registry, not per lock shard: a
+ * channel whose shard has not seen the later time yet still gets it. With
+ * hash seed 1, "ttl:a" and "ttl:b" fall in different shards (#11). */
+static void test_clock_backwards_across_shards(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    f.config.hash_seed = 1;
+    fixture_open(&f);
+    ns_set(f.reg, "ttl", true, true, 1000, 0);
+    assert_ok(join_simple(f.reg, "ttl:a", "c1", "u1")); /* at 1000 */
+    fake_clock_set(&f.clock, 500);
+    assert_ok(join_simple(f.reg, "ttl:b", "c2", "u2")); /* at 1000 too */
+    fake_clock_set(&f.clock, 1600);
+    assert_int_equal(deadline(&f), 2000);
+    assert_int_equal(expire_at(&f, presence_now_ms(f.reg)), 0);
+
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_query(f.reg, "ttl:b", NULL, &snap));
+    assert_int_equal(snap->count, 1);
+    assert_int_equal(snap->members[0].joined_at_ms, 1000);
+    assert_int_equal(snap->members[0].touched_at_ms, 1000);
+    presence_snapshot_free(snap);
+    size_t joins = 0;
+    for (size_t i = 0; i < f.rec.count; i++) {
+        const rec_event *e = &f.rec.events[i];
+        assert_int_not_equal(e->reason, PRESENCE_LEAVE_EXPIRED);
+        if (strcmp(e->client_id, "c2") == 0) {
+            assert_int_equal(e->time_ms, 1000);
+            joins++;
+        }
+    }
+    assert_int_equal(joins, 2); /* client and user join */
+    assert_int_equal(expire_at(&f, 2000), 2);
+    fixture_close(&f);
+}
+
 #define MANY 10000
 
 static void test_expire_10k(void **state)
@@ -589,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_ttl_change_applies),
         cmocka_unit_test(test_default_namespace_ttl_from_config),
         cmocka_unit_test(test_clock_backwards),
+        cmocka_unit_test(test_clock_backwards_across_shards),
         cmocka_unit_test(test_expire_10k),
         cmocka_unit_test(test_expire_from_callback),
         cmocka_unit_test(test_rejoin_expired_from_callback),

@@ -1,6 +1,8 @@
 /*
  * Channel names, client ids, user ids and namespaces, through the public
- * API: validation, limits, namespace resolution, namespace rules.
+ * API: validation, limits, namespace resolution, namespace rules, and the
+ * rules as functions of their own (presence_name_check,
+ * presence_channel_split), which must agree with the registry.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -648,6 +650,317 @@ static void test_namespace_get(void **state)
     fixture_close(&f);
 }
 
+/* ---- the public rules: presence_name_check, presence_channel_split ---- */
+
+/* What the registry says of a name of this kind: a call whose only
+ * failure for a good name is a condition (unknown namespace, not found),
+ * mapped to OK. */
+static int registry_verdict(presence_registry *r, presence_name_kind kind,
+                            const char *name)
+{
+    presence_channel_stats st;
+    presence_namespace_options o;
+    size_t n;
+    int rc = PRESENCE_ERR_INVALID;
+    switch (kind) {
+    case PRESENCE_NAME_CHANNEL:
+        rc = presence_stats(r, name, NULL, &st);
+        return rc == PRESENCE_ERR_UNKNOWN_NAMESPACE ? PRESENCE_OK : rc;
+    case PRESENCE_NAME_CLIENT:
+        rc = presence_disconnect(r, name, &n);
+        return rc == PRESENCE_ERR_NOT_FOUND ? PRESENCE_OK : rc;
+    case PRESENCE_NAME_USER:
+        return presence_user_present(r, "x", name, &n);
+    case PRESENCE_NAME_NAMESPACE:
+        presence_namespace_options_init(&o);
+        rc = presence_namespace_get(r, name, &o);
+        return rc == PRESENCE_ERR_UNKNOWN_NAMESPACE ? PRESENCE_OK : rc;
+    }
+    return rc;
+}
+
+#define CHANNEL_MAX 10
+#define CLIENT_MAX 8
+#define USER_MAX 6
+
+static size_t limit_of(presence_name_kind kind)
+{
+    switch (kind) {
+    case PRESENCE_NAME_CHANNEL:
+        return CHANNEL_MAX;
+    case PRESENCE_NAME_CLIENT:
+        return CLIENT_MAX;
+    case PRESENCE_NAME_USER:
+        return USER_MAX;
+    case PRESENCE_NAME_NAMESPACE:
+        break;
+    }
+    return SIZE_MAX;
+}
+
+static void assert_check_agrees(presence_registry *r, presence_name_kind kind,
+                                const char *name)
+{
+    size_t len = 12345;
+    int want = registry_verdict(r, kind, name);
+    int got = presence_name_check(kind, name, limit_of(kind), &len);
+    if (got != want) {
+        fail_msg("kind %d, name of %zu bytes: check says %s, registry %s",
+                 (int)kind, strlen(name), presence_error_name(got),
+                 presence_error_name(want));
+    }
+    assert_int_equal(len, got == PRESENCE_OK ? strlen(name) : 12345);
+}
+
+/* presence_name_check accepts exactly what the registry accepts, with the
+ * same code, for every kind at its limit. */
+static void test_name_check_agrees_with_registry(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    f.config.limits.channel_name_max = CHANNEL_MAX;
+    f.config.limits.client_id_max = CLIENT_MAX;
+    f.config.limits.user_id_max = USER_MAX;
+    fixture_open(&f);
+    const presence_name_kind kinds[] = {
+        PRESENCE_NAME_CHANNEL, PRESENCE_NAME_CLIENT, PRESENCE_NAME_USER,
+        PRESENCE_NAME_NAMESPACE};
+    const char *const names[] = {
+        "", "a", "ab", "aaaaaa", "aaaaaaa", "aaaaaaaa", "aaaaaaaaa",
+        "aaaaaaaaaa", "aaaaaaaaaaa", ("aaaaaaaaa\x01" "a"), "aaaaaaaaaa\x01",
+        "aaaaaaaaaaa\x01", "ab:cd", ":x", "sp ace", "a.b-c_D9", "ü1",
+        "\xff\xfe", "x*y"};
+    char *ns255 = repeat_char('n', 255);
+    char *ns256 = repeat_char('n', 256);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            assert_check_agrees(f.reg, kinds[k], names[i]);
+        }
+        for (size_t i = 0; i < N_CONTROL; i++) {
+            assert_check_agrees(f.reg, kinds[k], control_names[i]);
+        }
+        assert_check_agrees(f.reg, kinds[k], ns255);
+        assert_check_agrees(f.reg, kinds[k], ns256);
+        /* Every byte at every place of short names. */
+        char name[4];
+        for (size_t len = 1; len <= 3; len++) {
+            for (size_t at = 0; at < len; at++) {
+                for (int b = 1; b < 256; b++) {
+                    memset(name, 'a', len);
+                    name[len] = '\0';
+                    name[at] = (char)b;
+                    assert_check_agrees(f.reg, kinds[k], name);
+                }
+            }
+        }
+    }
+    free(ns255);
+    free(ns256);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    fixture_close(&f);
+}
+
+static void test_name_check_rules(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    /* Control characters are bad in every kind; anything else is fine
+     * but in namespace names. */
+    assert_ok(presence_name_check(PRESENCE_NAME_CHANNEL, "chat:1", 255, &len));
+    assert_int_equal(len, 6);
+    assert_ok(presence_name_check(PRESENCE_NAME_CLIENT, "клиент", 255, &len));
+    assert_int_equal(len, strlen("клиент"));
+    assert_rc(presence_name_check(PRESENCE_NAME_NAMESPACE, "клиент", 255,
+                                  &len),
+              PRESENCE_ERR_BAD_NAME);
+    for (size_t i = 0; i < N_CONTROL; i++) {
+        for (int k = PRESENCE_NAME_CHANNEL; k <= PRESENCE_NAME_NAMESPACE;
+             k++) {
+            assert_rc(presence_name_check((presence_name_kind)k,
+                                          control_names[i], SIZE_MAX, &len),
+                      PRESENCE_ERR_BAD_NAME);
+        }
+    }
+    /* Empty: only user ids and namespace names (the default). */
+    assert_rc(presence_name_check(PRESENCE_NAME_CHANNEL, "", 255, &len),
+              PRESENCE_ERR_BAD_NAME);
+    assert_rc(presence_name_check(PRESENCE_NAME_CLIENT, "", 255, &len),
+              PRESENCE_ERR_BAD_NAME);
+    len = 9;
+    assert_ok(presence_name_check(PRESENCE_NAME_USER, "", 255, &len));
+    assert_int_equal(len, 0);
+    len = 9;
+    assert_ok(presence_name_check(PRESENCE_NAME_NAMESPACE, "", 255, &len));
+    assert_int_equal(len, 0);
+    assert_rc(presence_name_check(PRESENCE_NAME_NAMESPACE, "a", 255, &len),
+              PRESENCE_ERR_BAD_NAME);
+    /* A limit of 0 leaves only the empty user id. */
+    assert_ok(presence_name_check(PRESENCE_NAME_USER, "", 0, NULL));
+    assert_rc(presence_name_check(PRESENCE_NAME_USER, "u", 0, NULL),
+              PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_name_check(PRESENCE_NAME_CHANNEL, "c", 0, NULL),
+              PRESENCE_ERR_TOO_LONG);
+}
+
+static void test_name_check_lengths(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    /* At the limit, and one past it. */
+    assert_ok(presence_name_check(PRESENCE_NAME_CHANNEL, "abc", 3, &len));
+    assert_int_equal(len, 3);
+    assert_rc(presence_name_check(PRESENCE_NAME_CHANNEL, "abcd", 3, &len),
+              PRESENCE_ERR_TOO_LONG);
+    /* Past the limit nothing is read: a bad byte there is not seen. */
+    assert_rc(presence_name_check(PRESENCE_NAME_USER, "abcd\x01", 3, &len),
+              PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_name_check(PRESENCE_NAME_USER, "abc\x01", 3, &len),
+              PRESENCE_ERR_BAD_NAME);
+    /* SIZE_MAX: only the library's own bounds. */
+    char *huge = repeat_char('h', 1 << 20);
+    assert_ok(presence_name_check(PRESENCE_NAME_CLIENT, huge, SIZE_MAX, &len));
+    assert_int_equal(len, 1 << 20);
+    assert_rc(presence_name_check(PRESENCE_NAME_CLIENT, huge, 255, &len),
+              PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_name_check(PRESENCE_NAME_NAMESPACE, huge, SIZE_MAX,
+                                  &len),
+              PRESENCE_ERR_TOO_LONG);
+    huge[PRESENCE_NAMESPACE_NAME_MAX] = '\0';
+    assert_ok(presence_name_check(PRESENCE_NAME_NAMESPACE, huge, SIZE_MAX,
+                                  &len));
+    assert_int_equal(len, PRESENCE_NAMESPACE_NAME_MAX);
+    /* A namespace limit below the library's applies too. */
+    assert_rc(presence_name_check(PRESENCE_NAME_NAMESPACE, "abc", 2, &len),
+              PRESENCE_ERR_TOO_LONG);
+    assert_ok(presence_name_check(PRESENCE_NAME_NAMESPACE, "ab", 2, &len));
+    free(huge);
+}
+
+static void test_name_check_errors(void **state)
+{
+    (void)state;
+    size_t len = 77;
+    for (int k = PRESENCE_NAME_CHANNEL; k <= PRESENCE_NAME_NAMESPACE; k++) {
+        assert_rc(presence_name_check((presence_name_kind)k, NULL, 255, &len),
+                  PRESENCE_ERR_INVALID);
+    }
+    const int unknown[] = {-1, 4, 100};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        assert_rc(presence_name_check((presence_name_kind)unknown[i], "ab",
+                                      255, &len),
+                  PRESENCE_ERR_INVALID);
+    }
+    /* A failed check leaves *len alone. */
+    assert_rc(presence_name_check(PRESENCE_NAME_CHANNEL, "a\x01", 255, &len),
+              PRESENCE_ERR_BAD_NAME);
+    assert_rc(presence_name_check(PRESENCE_NAME_CHANNEL, "abcd", 2, &len),
+              PRESENCE_ERR_TOO_LONG);
+    assert_int_equal(len, 77);
+    assert_ok(presence_name_check(PRESENCE_NAME_CHANNEL, "ab", 255, NULL));
+}
+
+static void assert_split(const char *channel, char separator,
+                         size_t want_len, const char *want_rest)
+{
+    size_t len = 999;
+    const char *rest = NULL;
+    assert_ok(presence_channel_split(channel, separator, &len, &rest));
+    assert_int_equal(len, want_len);
+    assert_non_null(rest);
+    assert_string_equal(rest, want_rest);
+    assert_true(rest >= channel && rest <= channel + strlen(channel));
+    len = 999;
+    assert_ok(presence_channel_split(channel, separator, &len, NULL));
+    assert_int_equal(len, want_len);
+}
+
+static void test_channel_split(void **state)
+{
+    (void)state;
+    assert_split("chat:room:1", ':', 4, "room:1");
+    assert_split("chat:", ':', 4, "");
+    assert_split(":x", ':', 0, "x");
+    assert_split("lobby", ':', 0, "lobby");
+    assert_split("", ':', 0, "");
+    assert_split("chat/1", '/', 4, "1");
+    assert_split("chat:1", '/', 0, "chat:1");
+    /* The namespace part need not be a namespace name. */
+    assert_split("a b\x01:c", ':', 4, "c");
+    const char *plain = "plain";
+    const char *rest = NULL;
+    size_t len;
+    assert_ok(presence_channel_split(plain, ':', &len, &rest));
+    assert_ptr_equal(rest, plain);
+}
+
+/* The split agrees with the registry: the namespace of an event is the
+ * part presence_channel_split gives, with the same separator, and a part
+ * that names no namespace is the registry's unknown namespace. */
+static void test_channel_split_agrees_with_registry(void **state)
+{
+    (void)state;
+    const char seps[] = {':', '/'};
+    for (size_t s = 0; s < sizeof(seps); s++) {
+        fixture f;
+        fixture_config(&f);
+        f.config.namespace_separator = seps[s];
+        fixture_open(&f);
+        ns_set(f.reg, "chat", true, true, 0, 0);
+        const char *const channels[] = {"chat:1", "chat/1", "chat:a/b",
+                                        "chat/a:b", ":x", "/x", "plain",
+                                        "chat:", "chat/"};
+        for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
+            size_t len;
+            assert_ok(presence_channel_split(channels[i], seps[s], &len,
+                                             NULL));
+            char ns[16] = "";
+            assert_true(len < sizeof(ns));
+            memcpy(ns, channels[i], len);
+            if (len == 0 || strcmp(ns, "chat") == 0) {
+                assert_ok(join_simple(f.reg, channels[i], "c1", "u"));
+                assert_string_equal(event_namespace(&f, channels[i], "c1"),
+                                    ns);
+            } else {
+                assert_rc(join_simple(f.reg, channels[i], "c1", "u"),
+                          PRESENCE_ERR_UNKNOWN_NAMESPACE);
+            }
+        }
+        fixture_close(&f);
+    }
+}
+
+static void test_channel_split_errors(void **state)
+{
+    (void)state;
+    size_t len = 5;
+    const char *rest = "untouched";
+    assert_rc(presence_channel_split(NULL, ':', &len, &rest),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_channel_split("a:b", ':', NULL, &rest),
+              PRESENCE_ERR_INVALID);
+    /* The separators a registry refuses are refused here, and only they. */
+    for (int c = -128; c < 128; c++) {
+        presence_config config;
+        presence_config_init(&config);
+        config.namespace_separator = (char)c;
+        presence_registry *r = NULL;
+        int want = presence_registry_new(&config, &r);
+        presence_registry_free(r);
+        assert_rc(presence_channel_split("a:b", (char)c, &len, &rest), want);
+        if (want != PRESENCE_OK) {
+            assert_int_equal(len, 5);
+            assert_string_equal(rest, "untouched");
+        }
+        len = 5;
+        rest = "untouched";
+    }
+    assert_rc(presence_channel_split("a b", ' ', &len, &rest),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_channel_split("a", '\0', &len, &rest),
+              PRESENCE_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +980,13 @@ int main(void)
         cmocka_unit_test(test_presence_off),
         cmocka_unit_test(test_namespace_set_rules),
         cmocka_unit_test(test_namespace_get),
+        cmocka_unit_test(test_name_check_agrees_with_registry),
+        cmocka_unit_test(test_name_check_rules),
+        cmocka_unit_test(test_name_check_lengths),
+        cmocka_unit_test(test_name_check_errors),
+        cmocka_unit_test(test_channel_split),
+        cmocka_unit_test(test_channel_split_agrees_with_registry),
+        cmocka_unit_test(test_channel_split_errors),
     };
     return cmocka_run_group_tests_name("names", tests, NULL, NULL);
 }

@@ -779,7 +779,7 @@ static bool replay_apply(replay *rp, const logged *e, uint64_t *last_seq)
     uint64_t want = rp->count == 0 ? 1 : *last_seq + 1;
     if (e->seq != want) {
         print_error("%s: %s of %s has seq %llu, expected %llu\n", e->channel,
-                    kind_name(e->kind), e->client,
+                    presence_event_kind_name(e->kind), e->client,
                     (unsigned long long)e->seq, (unsigned long long)want);
         return false;
     }
@@ -856,7 +856,7 @@ static void replay_channel(run *r, const logged *ev, size_t n)
                           ev[i + 1].kind == PRESENCE_EVENT_USER_LEAVE);
         if (user_change != next_is_user) {
             fail_msg("%s: %s of %s (user %s) %s a user event", e->channel,
-                     kind_name(e->kind), e->client, e->user,
+                     presence_event_kind_name(e->kind), e->client, e->user,
                      next_is_user ? "has" : "lacks");
         }
     }

@@ -219,7 +219,7 @@ static void checker_verify(checker *c)
             if (it->seq != want) {
                 print_error("%s: event %zu (%s %s) has seq %llu, expected "
                             "%llu\n",
-                            s->channel, i, kind_name(it->kind), it->client,
+                            s->channel, i, presence_event_kind_name(it->kind), it->client,
                             (unsigned long long)it->seq,
                             (unsigned long long)want);
             }

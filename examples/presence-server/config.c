@@ -13,8 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <presence.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,25 +195,14 @@ static int get_duration(json_t *value, const char *key, int64_t *out_ms,
                 key);
 }
 
-/* Centrifugo's namespace name rule (the code's, which allows dots), and
- * libpresence's length limit for namespace names. */
-#define NAMESPACE_NAME_MAX 255
-
+/* Centrifugo's namespace name rule (the code's, which allows dots) with
+ * libpresence's length limit, as the library checks it; "" names the
+ * default namespace, which is not listed. */
 static bool namespace_name_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n < 2 || n > NAMESPACE_NAME_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
+    return *name != '\0' &&
+           presence_name_check(PRESENCE_NAME_NAMESPACE, name, SIZE_MAX,
+                               NULL) == PRESENCE_OK;
 }
 
 static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
@@ -234,7 +225,7 @@ static int parse_namespace(ps_config *cfg, size_t index, json_t *obj,
                 return ps_fail(err, err_len,
                             "key \"%sname\": expected 2 to %d characters "
                             "of A-Z a-z 0-9 - _ .",
-                            path, NAMESPACE_NAME_MAX);
+                            path, PRESENCE_NAMESPACE_NAME_MAX);
             }
             ns->name = ps_strdup(json_string_value(value));
             if (ns->name == NULL) {
@@ -1026,11 +1017,14 @@ const ps_channel_options *ps_config_namespace(const ps_config *cfg,
 const ps_channel_options *ps_config_channel(const ps_config *cfg,
                                             const char *channel)
 {
-    const char *sep = strchr(channel, ':');
-    if (sep == NULL || sep == channel) {
+    size_t len = 0;
+    if (presence_channel_split(channel, PS_NAMESPACE_SEPARATOR, &len, NULL) !=
+        PRESENCE_OK) {
+        return NULL;
+    }
+    if (len == 0) {
         return &cfg->root;
     }
-    size_t len = (size_t)(sep - channel);
     for (size_t i = 0; i < cfg->namespace_count; i++) {
         const char *name = cfg->namespaces[i].name;
         if (strlen(name) == len && memcmp(name, channel, len) == 0) {

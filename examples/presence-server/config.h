@@ -151,8 +151,12 @@ int ps_parse_duration_ms(const char *text, int64_t *out_ms);
 const ps_channel_options *ps_config_namespace(const ps_config *cfg,
                                               const char *name);
 
+/** The namespace separator, the registry's too (server.c sets it). */
+#define PS_NAMESPACE_SEPARATOR ':'
+
 /** The options that govern @p channel, or NULL for an unknown namespace.
- *  The namespace is what precedes the first ':' (as libpresence splits). */
+ *  Its namespace is what precedes the first PS_NAMESPACE_SEPARATOR, as
+ *  libpresence splits it (presence_channel_split). */
 const ps_channel_options *ps_config_channel(const ps_config *cfg,
                                             const char *channel);
 

@@ -44,6 +44,7 @@ static int create_registry(ps_server *server, char *err, size_t err_len)
     pc.access_check = access_check;
     pc.access_user_data = server;
     pc.limits.channel_name_max = cfg->channel_max_length;
+    pc.namespace_separator = PS_NAMESPACE_SEPARATOR;
     pc.limits.channels_per_client_max = cfg->client_channel_limit;
     to_library_options(&cfg->root, &pc.default_namespace);
     int rc = presence_registry_new(&pc, &server->registry);

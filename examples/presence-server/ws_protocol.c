@@ -104,21 +104,14 @@ static const char *param_channel(const command *cmd)
     return (channel != NULL && *channel != '\0') ? channel : NULL;
 }
 
-/* A channel name this server accepts: length and no control characters
- * (libpresence's rule, checked here too for namespaces without presence). */
+/* A channel name this server accepts: libpresence's rule at the
+ * configured length, checked here too for namespaces without presence
+ * (their channels never reach the registry). */
 static bool channel_name_ok(const ps_config *cfg, const char *channel)
 {
-    size_t len = strlen(channel);
-    if (len > cfg->channel_max_length) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)channel[i];
-        if (c < 0x20 || c == 0x7f) {
-            return false;
-        }
-    }
-    return true;
+    return presence_name_check(PRESENCE_NAME_CHANNEL, channel,
+                               cfg->channel_max_length,
+                               NULL) == PRESENCE_OK;
 }
 
 static int ping_seconds(const ps_config *cfg)

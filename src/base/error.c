@@ -1,5 +1,6 @@
 /*
- * Error messages and names, generated from PRESENCE_ERROR_LIST.
+ * Error messages and names, and the names of event kinds and leave
+ * reasons, generated from their X-macro lists in presence.h.
  * SPDX-License-Identifier: MIT
  */
 #include "presence.h"
@@ -27,6 +28,32 @@ const char *presence_error_name(int error)
 #undef PRESENCE_ERROR_NAME_
     default:
         return "UNKNOWN";
+    }
+}
+
+const char *presence_event_kind_name(presence_event_kind kind)
+{
+    switch (kind) {
+#define PRESENCE_EVENT_KIND_NAME_(name, value, text)                           \
+    case PRESENCE_EVENT_##name:                                                \
+        return (text);
+        PRESENCE_EVENT_KIND_LIST(PRESENCE_EVENT_KIND_NAME_)
+#undef PRESENCE_EVENT_KIND_NAME_
+    default:
+        return "unknown";
+    }
+}
+
+const char *presence_leave_reason_name(presence_leave_reason reason)
+{
+    switch (reason) {
+#define PRESENCE_LEAVE_REASON_NAME_(name, value, text)                         \
+    case PRESENCE_LEAVE_##name:                                                \
+        return (text);
+        PRESENCE_LEAVE_REASON_LIST(PRESENCE_LEAVE_REASON_NAME_)
+#undef PRESENCE_LEAVE_REASON_NAME_
+    default:
+        return "unknown";
     }
 }
 

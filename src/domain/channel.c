@@ -504,7 +504,7 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__membership *m,
                             struct presence__blob *blob, size_t *reserved)
 {
-    int64_t now = presence__now(reg, hs);
+    int64_t now = presence__now(reg);
     /* Every field but the slab's own. */
     *m = (struct presence__membership){
         .slab = m->slab,
@@ -681,7 +681,7 @@ static int join_common(presence_registry *reg, const char *channel,
                 presence__touch_renew(reg, hs, t.chan.ch, m);
             } else if (rc == PRESENCE_OK) {
                 presence__membership_set_touched(
-                    m, presence__now(reg, hs)); /* no TTL here */
+                    m, presence__now(reg)); /* no TTL here */
             }
         } else {
             rc = join_new(reg, &t, client, &a);

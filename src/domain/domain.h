@@ -155,7 +155,6 @@ struct presence__shard { /* channels */
         struct {
             pthread_mutex_t lock;
             struct presence__index channels; /* by name */
-            int64_t last_now_ms; /* this shard's clock, never backwards */
             atomic_size_t memberships;
             struct presence__slab membership_slab;
         };
@@ -211,6 +210,10 @@ struct presence_registry {
     atomic_size_t channels_limited;
     /* Namespaces with a TTL: without any, no deadline needs looking for. */
     atomic_size_t ttl_namespaces;
+    /* The latest time any call has read (presence__now): the registry's
+     * clock, never backwards. One word for every shard, so that a channel
+     * never gets a time earlier than one already given to another. */
+    atomic_int_least64_t last_now_ms;
 
     /* Events (queue_lock): a ring of pending events, delivered by one
      * thread at a time. `reserved` is room promised to changes under way. */
@@ -379,8 +382,9 @@ void presence__unlock_all_shards(presence_registry *reg);
 bool presence__lock_client_of(presence_registry *reg,
                               struct presence__shard *hs,
                               struct presence__client *client);
-/* The clock as the shard sees it, never going backwards (shard held). */
-int64_t presence__now(presence_registry *reg, struct presence__shard *hs);
+/* The clock as the registry sees it, never going backwards. Read with a
+ * channel shard held, the times one shard gets never go back either. */
+int64_t presence__now(presence_registry *reg);
 
 /* ---- names.c ------------------------------------------------------------ */
 /* Check a string against the character rule and a limit; *len gets its
@@ -393,6 +397,8 @@ int presence__check_hash_name(const presence_registry *reg, const char *name,
                               size_t max, bool allow_empty, size_t *len,
                               uint64_t *hash);
 int presence__check_namespace_name(const char *name, size_t *len);
+/* Whether a namespace separator is one a registry accepts. */
+bool presence__separator_ok(char c);
 /* The namespace part of a channel name ("" for the default). */
 void presence__namespace_part(const presence_registry *reg,
                               const char *channel, size_t channel_len,

@@ -178,7 +178,7 @@ void presence__events_push(presence_registry *reg, struct presence__shard *hs,
         (muted && atomic_load(&reg->every_ns_subs) == 0)) {
         return;
     }
-    int64_t now = presence__now(reg, hs);
+    int64_t now = presence__now(reg);
     struct presence__blob *chan_info = presence__membership_chan_info(hs, m);
     queue_lock(reg);
     queue_one(reg, ch, m, chan_info, kind, reason, now, muted);

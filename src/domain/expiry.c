@@ -75,8 +75,9 @@ void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            const struct presence__channel *ch,
                            struct presence__membership *m)
 {
-    /* The shard's clock never goes backwards, so the list stays sorted. */
-    presence__membership_set_touched(m, presence__now(reg, hs));
+    /* The registry's clock never goes backwards, and this shard reads it
+     * under its lock, so the list stays sorted. */
+    presence__membership_set_touched(m, presence__now(reg));
     if (!presence__has_touch_order(ch)) {
         return;
     }

@@ -1,6 +1,8 @@
 /*
  * Name rules: what a channel name, client id, user id and namespace name
- * may contain, and which namespace a channel belongs to.
+ * may contain, and which namespace a channel belongs to; the registry's
+ * checks and the public presence_name_check and presence_channel_split
+ * share them.
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>
@@ -53,17 +55,20 @@ static bool namespace_char(char c)
 }
 
 /* Centrifugo's rule: ^[-a-zA-Z0-9_.]{2,}$; "" names the default. */
-int presence__check_namespace_name(const char *name, size_t *len)
+static int check_namespace_name(const char *name, size_t max, size_t *len)
 {
     if (name == NULL) {
         return PRESENCE_ERR_INVALID;
+    }
+    if (max > PRESENCE_NAMESPACE_NAME_MAX) {
+        max = PRESENCE_NAMESPACE_NAME_MAX;
     }
     size_t n = 0;
     for (; name[n] != '\0'; n++) {
         if (!namespace_char(name[n])) {
             return PRESENCE_ERR_BAD_NAME;
         }
-        if (n >= 255) {
+        if (n >= max) {
             return PRESENCE_ERR_TOO_LONG;
         }
     }
@@ -74,13 +79,73 @@ int presence__check_namespace_name(const char *name, size_t *len)
     return PRESENCE_OK;
 }
 
+int presence__check_namespace_name(const char *name, size_t *len)
+{
+    return check_namespace_name(name, PRESENCE_NAMESPACE_NAME_MAX, len);
+}
+
+int presence_name_check(presence_name_kind kind, const char *name,
+                        size_t max_len, size_t *len)
+{
+    size_t n = 0;
+    int rc;
+    switch (kind) {
+    case PRESENCE_NAME_CHANNEL:
+    case PRESENCE_NAME_CLIENT:
+        rc = presence__check_name(name, max_len, false, &n);
+        break;
+    case PRESENCE_NAME_USER:
+        rc = presence__check_name(name, max_len, true, &n);
+        break;
+    case PRESENCE_NAME_NAMESPACE:
+        rc = check_namespace_name(name, max_len, &n);
+        break;
+    default:
+        return PRESENCE_ERR_INVALID;
+    }
+    if (rc == PRESENCE_OK && len != NULL) {
+        *len = n;
+    }
+    return rc;
+}
+
+bool presence__separator_ok(char c)
+{
+    return c > 0x20 && c < 0x7f;
+}
+
+/* A channel's namespace is what precedes its first separator: none, or
+ * one at the start, means the default namespace (length 0). Returns the
+ * separator, or NULL. */
+static const char *namespace_split(const char *channel, size_t channel_len,
+                                   char separator, size_t *ns_len)
+{
+    const char *sep = memchr(channel, separator, channel_len);
+    *ns_len = sep == NULL ? 0 : (size_t)(sep - channel);
+    return sep;
+}
+
 void presence__namespace_part(const presence_registry *reg,
                               const char *channel, size_t channel_len,
                               const char **ns, size_t *ns_len)
 {
-    const char *sep = memchr(channel, reg->separator, channel_len);
     *ns = channel;
-    *ns_len = sep == NULL ? 0 : (size_t)(sep - channel);
+    namespace_split(channel, channel_len, reg->separator, ns_len);
+}
+
+int presence_channel_split(const char *channel, char separator,
+                           size_t *namespace_len, const char **rest)
+{
+    if (channel == NULL || namespace_len == NULL ||
+        !presence__separator_ok(separator)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    const char *sep = namespace_split(channel, strlen(channel), separator,
+                                      namespace_len);
+    if (rest != NULL) {
+        *rest = sep == NULL ? channel : sep + 1;
+    }
+    return PRESENCE_OK;
 }
 
 int presence__channel_check(presence_registry *reg, const char *name,

@@ -36,7 +36,7 @@ bool presence__lock_client_of(presence_registry *reg,
     return true;
 }
 
-int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
+int64_t presence__now(presence_registry *reg)
 {
     int64_t now = reg->clock(reg->clock_user_data);
     /* Memberships keep times in 47 bits: +-2,200 years of milliseconds. */
@@ -44,11 +44,19 @@ int64_t presence__now(presence_registry *reg, struct presence__shard *hs)
         (uint64_t)PRESENCE__TIME_MAX - (uint64_t)PRESENCE__TIME_MIN) {
         now = now < 0 ? PRESENCE__TIME_MIN : PRESENCE__TIME_MAX;
     }
-    if (now < hs->last_now_ms) {
-        now = hs->last_now_ms;
+    /* A fetch-max: the one write a millisecond is the thread that sees it
+     * first. Relaxed is enough: what orders two calls on one shard is the
+     * shard's lock, and the value only ever grows. */
+    int64_t seen = atomic_load_explicit(&reg->last_now_ms,
+                                        memory_order_relaxed);
+    while (now > seen) {
+        if (atomic_compare_exchange_weak_explicit(&reg->last_now_ms, &seen,
+                                                  now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return now;
+        }
     }
-    hs->last_now_ms = now;
-    return now;
+    return seen;
 }
 
 size_t presence__count_memberships(presence_registry *reg)

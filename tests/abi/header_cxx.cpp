@@ -29,8 +29,18 @@ int main()
     }
     unsigned kinds = PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_EVERY_NAMESPACE;
     presence_registry_free(reg);
+    /* The rules and names that take no registry. */
+    size_t ns_len = 0;
+    const char *rest = nullptr;
+    bool rules =
+        presence_name_check(PRESENCE_NAME_CHANNEL, "chat:1", 255, nullptr) ==
+            PRESENCE_OK &&
+        presence_channel_split("chat:1", ':', &ns_len, &rest) == PRESENCE_OK &&
+        ns_len == 4 && rest[0] == '1' &&
+        presence_event_kind_name(PRESENCE_EVENT_USER_JOIN)[0] == 'u' &&
+        presence_leave_reason_name(PRESENCE_LEAVE_RESYNC)[0] == 'r';
     return rc == PRESENCE_OK && stats.num_clients == 0 && one && left == 1 &&
-                   kinds == 0x11fu
+                   kinds == 0x11fu && rules
                ? 0
                : 1;
 }

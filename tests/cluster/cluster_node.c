@@ -87,42 +87,11 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static const char *kind_name(presence_event_kind kind)
-{
-    switch (kind) {
-    case PRESENCE_EVENT_JOIN:
-        return "join";
-    case PRESENCE_EVENT_LEAVE:
-        return "leave";
-    case PRESENCE_EVENT_UPDATE:
-        return "update";
-    case PRESENCE_EVENT_USER_JOIN:
-        return "user_join";
-    case PRESENCE_EVENT_USER_LEAVE:
-        return "user_leave";
-    }
-    return "unknown";
-}
-
+/* The library's name of a leave reason; "-" for none (not a leave). */
 static const char *reason_name(presence_leave_reason reason)
 {
-    switch (reason) {
-    case PRESENCE_LEAVE_NONE:
-        return "-";
-    case PRESENCE_LEAVE_EXPLICIT:
-        return "explicit";
-    case PRESENCE_LEAVE_DISCONNECT:
-        return "disconnect";
-    case PRESENCE_LEAVE_EXPIRED:
-        return "expired";
-    case PRESENCE_LEAVE_CLOSED:
-        return "closed";
-    case PRESENCE_LEAVE_NODE_DOWN:
-        return "node_down";
-    case PRESENCE_LEAVE_RESYNC:
-        return "resync";
-    }
-    return "unknown";
+    return reason == PRESENCE_LEAVE_NONE ? "-"
+                                         : presence_leave_reason_name(reason);
 }
 
 static const char *or_dash(const char *s)
@@ -146,7 +115,7 @@ static void on_event(presence_registry *reg, const presence_event *ev,
     (void)reg;
     (void)user_data;
     printf("event %s %s %s %s %s %s %" PRIu64 " %" PRId64 "\n",
-           kind_name(ev->kind), reason_name(ev->reason), ev->channel,
+           presence_event_kind_name(ev->kind), reason_name(ev->reason), ev->channel,
            ev->client_id, or_dash(ev->user_id), origin(ev->node_id, "-"), ev->seq,
            mono_ns());
 }

@@ -1,7 +1,7 @@
 /*
  * The session layer without sockets: framing (fragments, control frames,
- * protocol errors), the message size and JSON depth limits, and the
- * command path from a text frame to its replies and pushes.
+ * protocol errors), the message size and JSON depth limits, the command
+ * path from a text frame to its replies and pushes, and channel names.
  * SPDX-License-Identifier: MIT
  */
 #include "common.h"
@@ -205,6 +205,49 @@ static void test_closed_connection_runs_nothing(void **state)
     ps_test_peer_free(&t, a);
 }
 
+static json_int_t error_code(json_t *all, json_int_t id)
+{
+    json_t *reply = find_reply(all, id);
+    assert_non_null(reply);
+    return json_integer_value(
+        json_object_get(json_object_get(reply, "error"), "code"));
+}
+
+/* Channel names as libpresence checks and splits them, also before a
+ * channel reaches the registry: a bad name is a bad request (107), a
+ * namespace the config does not list an unknown channel (102), and a name
+ * with nothing before the separator belongs to the default namespace. */
+static void test_channel_names(void **state)
+{
+    (void)state;
+    char msg[1024];
+    char long_name[252]; /* "room:" and 251 bytes: one over 255 */
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    snprintf(msg, sizeof msg,
+             "{\"connect\":{},\"id\":1}\n"
+             "{\"subscribe\":{\"channel\":\"room:bad\\u0001name\"},\"id\":2}\n"
+             "{\"subscribe\":{\"channel\":\"room:%s\"},\"id\":3}\n"
+             "{\"subscribe\":{\"channel\":\"nope:1\"},\"id\":4}\n"
+             "{\"subscribe\":{\"channel\":\":x\"},\"id\":5}\n"
+             "{\"subscribe\":{\"channel\":\"plain\"},\"id\":6}\n"
+             "{\"subscribe\":{\"channel\":\"room:ok\"},\"id\":7}",
+             long_name);
+    ps_test_peer *a = ps_test_peer_open(&t);
+    assert_true(ps_test_peer_send(&t, a, msg));
+    json_t *m = peer_messages(a);
+    assert_int_equal(error_code(m, 2), 107);
+    assert_int_equal(error_code(m, 3), 107);
+    assert_int_equal(error_code(m, 4), 102);
+    assert_int_not_equal(error_code(m, 5), 102);
+    assert_int_equal(error_code(m, 5), error_code(m, 6));
+    assert_non_null(json_object_get(find_reply(m, 7), "subscribe"));
+    json_decref(m);
+    ps_test_peer *peers[] = {a};
+    check(peers, 1);
+    ps_test_peer_free(&t, a);
+}
+
 int main(void)
 {
     counting_install();
@@ -215,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_closed_connection_runs_nothing),
+        cmocka_unit_test(test_channel_names),
     };
     return cmocka_run_group_tests_name("server sessions", tests, setup, teardown);
 }
