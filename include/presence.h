@@ -80,10 +80,45 @@
  * channel's namespace has join_leave enabled, produces its events: a
  * client event, plus a user event when the change is the user's first
  * connection in the channel or its last. All events of one change carry the
- * same sequence number. A channel's sequence number is 0 while it is empty:
- * the join that gives an empty channel its first member has sequence
- * number 1, so a snapshot (presence_snapshot::seq) and the events after it
- * can be stitched together without a gap.
+ * same sequence number.
+ *
+ * @section versions Versions: (epoch, seq)
+ *
+ * Every state of a channel is named by two numbers. The epoch names one
+ * life of the channel: it is drawn when the channel gets its first member
+ * (from an empty channel, which does not exist) and stays until its last
+ * member leaves; the next life has another. Epochs are never 0, never
+ * repeat within a registry, and are 64 random-looking bits across
+ * registries, nodes and restarts (a key from the kernel's random source,
+ * not from presence_config::hash_seed), so two lives of a channel that a
+ * client sees, wherever they come from, differ with overwhelming
+ * probability. Within an epoch the sequence number starts at 1 (the first
+ * join) and grows by one per change; it never goes back. An empty channel
+ * reads as epoch 0, seq 0. Stats, snapshots, pages, channel lists and
+ * events carry both (presence_channel_stats::epoch and ::seq), so a client
+ * that remembers "seq 7" also remembers which life it was in.
+ *
+ * The recipe for a copy of a channel that misses nothing and counts
+ * nothing twice, whole or paged, under any churn:
+ *
+ * 1. Subscribe to the channel's events (#PRESENCE_SCOPE_CHANNEL) and keep
+ *    them in arrival order, before reading anything.
+ * 2. Read the channel: presence_query(), or presence_query_page() from
+ *    cursor 0 to the end. Note (epoch, seq) of the first (or only) read:
+ *    (E0, S0). Put every member a page returned into the copy (a client id
+ *    is a key: a later page replaces an earlier entry).
+ * 3. Replay the kept events, and every later one as it comes: skip those
+ *    with epoch E0 and seq at most S0; apply the rest in order, a join or
+ *    an update as "put this member", a leave as "remove it if there".
+ *
+ * The copy then equals the channel after the last event applied. Why: the
+ * events after (E0, S0) are every change since the first read, in order,
+ * and each is applied last, after whatever a page saw of it; a member a
+ * page missed (it joined behind the walk) comes with its join, one a page
+ * returned but that left is removed by its leave. A change of epoch in the
+ * events means the channel emptied (its leaves come first) and began a new
+ * life. For a whole snapshot the skipped events are exactly those it
+ * already reflects, so with no pages the copy is exact after every event.
  *
  * Events are collected while the library holds the channel's lock and
  * delivered after every lock is released. The events of one channel are
@@ -738,10 +773,12 @@ PRESENCE_API int presence_expire(presence_registry *registry, int64_t now_ms,
 /** @name Queries */
 /**@{*/
 
-/** Number of clients and distinct users in a channel. */
+/** Number of clients and distinct users in a channel, and its version. */
 typedef struct presence_channel_stats {
     size_t num_clients;
     size_t num_users;
+    uint64_t epoch; /**< the channel's life (see @ref versions); 0: empty */
+    uint64_t seq;   /**< its sequence number in that life; 0: empty */
 } presence_channel_stats;
 
 /** One membership in a snapshot. Every pointer points into the snapshot. */
@@ -776,6 +813,10 @@ typedef struct presence_snapshot {
     /** For paged queries: the cursor of the next page, 0 when the walk is
      *  complete. 0 for queries that are not paged. */
     uint64_t next_cursor;
+    /** The channel's epoch when the snapshot was taken (see @ref
+     *  versions; 0 for an empty channel, and for lists that span
+     *  channels). */
+    uint64_t epoch;
 } presence_snapshot;
 
 /** Free a snapshot. NULL is accepted. Any thread. */
@@ -1021,11 +1062,15 @@ typedef struct presence_event {
     size_t conn_info_len;
     const void *chan_info;
     size_t chan_info_len;
-    /** The channel's stats right after this change. */
+    /** The channel's stats right after this change; their epoch and seq
+     *  are the change's, also for the leave that empties the channel. */
     presence_channel_stats stats;
     /** The node the client is connected to: "" for this registry's own
      *  clients, otherwise the node_id given to presence_remote_join(). */
     const char *node_id;
+    /** The channel's epoch: with @c seq, the version this change made (see
+     *  @ref versions). */
+    uint64_t epoch;
 } presence_event;
 
 /**

@@ -128,6 +128,8 @@ int presence_registry_new(const presence_config *config,
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
+    /* Not from hash_seed: a fixed seed must not repeat epochs. */
+    reg->epoch_key = presence__random64();
     atomic_init(&reg->last_now_ms, INT64_MIN);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__mutex_init(reg, &reg->shards[i].lock);

@@ -416,7 +416,9 @@ static bool event_is_sane(const presence_event *e)
         (e->chan_info == NULL && e->chan_info_len != 0)) {
         return false;
     }
-    return true;
+    /* The version of the change, in the event and in its stats. */
+    return e->epoch != 0 && e->stats.epoch == e->epoch &&
+           e->stats.seq == e->seq;
 }
 
 void recorder_add(recorder *rec, presence_registry *registry,
@@ -454,6 +456,7 @@ void recorder_add(recorder *rec, presence_registry *registry,
     r->conn_info = xmemdup(e->conn_info, r->conn_info_len);
     r->chan_info = xmemdup(e->chan_info, r->chan_info_len);
     r->stats = e->stats;
+    r->epoch = e->epoch;
 }
 
 void recorder_enter(recorder *rec)

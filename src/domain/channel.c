@@ -91,6 +91,7 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     }
     presence__pool_clear(ch, offsetof(struct presence__channel, name));
     ch->hash = ref->hash;
+    ch->epoch = presence__epoch(reg);
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
     presence__memberset_init(&ch->members, &ref->shard->membership_slab);

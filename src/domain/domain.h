@@ -92,6 +92,9 @@ struct presence__channel {
     uint32_t number; /* in its shard's channel table while live */
     uint64_t hash;
     atomic_size_t refs;
+    /* Which life of the channel this record is: fixed, never 0, unique
+     * in the registry and random across registries (presence__epoch). */
+    uint64_t epoch;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
     /* What presence_stats reads, the counts (each its struct's last
@@ -200,6 +203,10 @@ struct presence_registry {
     char separator;
     bool single_threaded;
     uint64_t seed;
+    /* Channel epochs: the n-th is a scramble of epoch_key + n, so no two
+     * of one registry are equal and another registry's are unrelated. */
+    uint64_t epoch_key;
+    atomic_uint_least64_t epochs;
 
     struct presence__namespace *namespaces; /* uthash by name: few */
     struct presence__shard shards[PRESENCE__SHARDS];
@@ -368,6 +375,8 @@ static inline void presence__mutex_unlock(const presence_registry *reg,
 {
     presence__unlock(!reg->single_threaded, m);
 }
+/* A new channel's epoch (never 0). */
+uint64_t presence__epoch(presence_registry *reg);
 /* Every channel shard, in order (namespace changes). */
 void presence__lock_all_shards(presence_registry *reg);
 void presence__unlock_all_shards(presence_registry *reg);

@@ -272,10 +272,12 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
 
 static presence_channel_stats channel_stats(const struct presence__channel *ch)
 {
-    presence_channel_stats s = {0, 0};
+    presence_channel_stats s = {0, 0, 0, 0};
     if (ch != NULL) {
         s.num_clients = ch->members.count;
         s.num_users = ch->users.users;
+        s.epoch = ch->epoch;
+        s.seq = ch->seq;
     }
     return s;
 }
@@ -313,8 +315,9 @@ static int channel_snapshot(presence_registry *reg,
                                         builder_visit, &b);
     }
     snap->count = b.count;
-    snap->seq = ch != NULL ? ch->seq : 0;
     snap->stats = channel_stats(ch);
+    snap->seq = snap->stats.seq;
+    snap->epoch = snap->stats.epoch;
     snap->next_cursor = limit == SIZE_MAX ? 0 : next;
     *out = snap;
     return PRESENCE_OK;
@@ -472,8 +475,9 @@ int presence_user_connections(presence_registry *reg, const char *channel,
             visit_user_members(ch, user, &b);
         }
         snap->count = b.count;
-        snap->seq = ch != NULL ? ch->seq : 0;
         snap->stats = channel_stats(ch);
+        snap->seq = snap->stats.seq;
+        snap->epoch = snap->stats.epoch;
         *out = snap;
     }
     unlock_user_read(reg, &ref, us);

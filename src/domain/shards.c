@@ -68,3 +68,17 @@ size_t presence__count_memberships(presence_registry *reg)
     }
     return n;
 }
+
+uint64_t presence__epoch(presence_registry *reg)
+{
+    for (;;) {
+        uint64_t n = atomic_fetch_add_explicit(&reg->epochs, 1,
+                                               memory_order_relaxed);
+        /* An odd multiplier keeps key + n * odd distinct for distinct n. */
+        uint64_t epoch = presence__mix64(reg->epoch_key +
+                                         n * 0x9e3779b97f4a7c15ULL);
+        if (epoch != 0) {
+            return epoch;
+        }
+    }
+}
