@@ -80,7 +80,10 @@
  * channel's namespace has join_leave enabled, produces its events: a
  * client event, plus a user event when the change is the user's first
  * connection in the channel or its last. All events of one change carry the
- * same sequence number.
+ * same sequence number, and the client event always comes first:
+ * #PRESENCE_EVENT_JOIN before its #PRESENCE_EVENT_USER_JOIN,
+ * #PRESENCE_EVENT_LEAVE before its #PRESENCE_EVENT_USER_LEAVE, with no
+ * other event between them.
  *
  * @section versions Versions: (epoch, seq)
  *
@@ -729,6 +732,200 @@ PRESENCE_API int presence_channel_close(presence_registry *registry,
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
+/** @name Connections: client handles
+ *
+ * A server opens one handle per connection, with the client's identity
+ * and an application pointer (its connection object), and then joins,
+ * leaves, updates and touches by handle: nothing is restated, nothing is
+ * looked up by name but the channel, and every event about the client and
+ * every member a reader sees carries the pointer back
+ * (presence_event::client_app, presence_member::app). Closing the handle
+ * is the disconnect.
+ *
+ * A handle stays valid until presence_client_close() (or
+ * presence_registry_free()), whatever happens to its memberships: when
+ * they all expire, or presence_disconnect() or a channel close removes
+ * them, the client stays known with no channel, under the same identity.
+ * The name-based calls see an open client like any other: presence_join()
+ * with its id joins it (the user id and conn_info must match, as ever),
+ * presence_disconnect() takes it out of every channel and leaves the
+ * handle open. Handles are for this registry's own clients: the cluster's
+ * remote clients come and go by name (presence_remote_join()).
+ *
+ * Threads: a handle may be used from any thread, several at once, as the
+ * name-based calls may; closing it while another thread uses it is a use
+ * after free, as with any handle.
+ */
+/**@{*/
+
+/** A client of this registry, opened once per connection. */
+typedef struct presence_client presence_client;
+
+/** What presence_client_open() needs. */
+typedef struct presence_client_options {
+    size_t struct_size;    /**< set by presence_client_options_init() */
+    const char *client_id; /**< the client id (the name rules) */
+    const char *user_id;   /**< "" (or NULL) for an anonymous user */
+    const void *conn_info; /**< copied; NULL if conn_info_len is 0 */
+    size_t conn_info_len;
+    /** The application's pointer for this client, handed back in events
+     *  and members; the library never dereferences it. */
+    void *app;
+} presence_client_options;
+
+/** @internal Use presence_client_options_init(). */
+PRESENCE_API void
+presence_client_options_init_sized(presence_client_options *options,
+                                   size_t struct_size);
+
+/** Zero @p options and set its struct_size. */
+#define presence_client_options_init(options)                                 \
+    presence_client_options_init_sized((options), sizeof(*(options)))
+
+/** Number of clients and distinct users in a channel, and its version. */
+typedef struct presence_channel_stats {
+    size_t num_clients;
+    size_t num_users;
+    uint64_t epoch; /**< the channel's life (see @ref versions); 0: empty */
+    uint64_t seq;   /**< its sequence number in that life; 0: empty */
+} presence_channel_stats;
+
+/** What a change by handle did. */
+typedef enum presence_change_kind {
+    PRESENCE_CHANGE_NONE = 0,    /**< nothing (a join with the same chan_info:
+                                      only its TTL was renewed) */
+    PRESENCE_CHANGE_JOINED = 1,  /**< a new member */
+    PRESENCE_CHANGE_UPDATED = 2, /**< its chan_info was replaced */
+    PRESENCE_CHANGE_LEFT = 3,    /**< it left */
+} presence_change_kind;
+
+/** The result of a change by handle. */
+typedef struct presence_change {
+    presence_change_kind kind;
+    /** The channel right after the call: its counts, epoch and seq. For a
+     *  leave that emptied it, the epoch and seq of that leave, counts 0;
+     *  for #PRESENCE_CHANGE_NONE, the channel as it is. */
+    presence_channel_stats stats;
+} presence_change;
+
+/**
+ * Open a handle: the client is known from now on, in no channel yet.
+ * @param out receives the handle.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, options,
+ *   client id or out, NULL conn_info with a length, a struct_size too
+ *   small); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *   #PRESENCE_ERR_CONFLICT (a client with this id is known: in a channel,
+ *   or open); #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_open(presence_registry *registry,
+                                      const presence_client_options *options,
+                                      presence_client **out);
+
+/**
+ * Close a handle: the client leaves every channel with
+ * #PRESENCE_LEAVE_DISCONNECT, as presence_disconnect(), and is forgotten;
+ * the handle is invalid once this returns #PRESENCE_OK. On an error
+ * nothing changed and the handle stays open.
+ * @param left receives how many channels it left (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM (the
+ *         events could not be queued).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_close(presence_registry *registry,
+                                       presence_client *client, size_t *left);
+
+/**
+ * Join a channel by handle, as presence_join() with the handle's identity:
+ * a new membership, or, when the client is in already, its chan_info
+ * replaced (if it differs) and its TTL renewed.
+ * @param result what happened (may be NULL).
+ * @return as presence_join(), but for #PRESENCE_ERR_CONFLICT, which a
+ *         handle cannot meet.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_join(presence_registry *registry,
+                                      presence_client *client,
+                                      const char *channel,
+                                      const void *chan_info,
+                                      size_t chan_info_len,
+                                      presence_change *result);
+
+/** One channel of presence_client_join_many(). */
+typedef struct presence_join_item {
+    const char *channel;
+    const void *chan_info; /**< copied; NULL if chan_info_len is 0 */
+    size_t chan_info_len;
+} presence_join_item;
+
+/**
+ * Join many channels at once, all or nothing: either every item is done,
+ * each as presence_client_join() would, or nothing changes (no event, no
+ * membership, no new channel). While it runs the channels' lock shards are
+ * held together, so nobody sees a part of it; the events of the items
+ * follow in item order.
+ * @param items   the channels; no channel twice.
+ * @param count   how many (0 does nothing).
+ * @param results one per item (may be NULL).
+ * @param failed  on an error, the index of the item that caused it, or
+ *                @p count when none did (memory for events); may be NULL.
+ * @return as presence_client_join(), plus #PRESENCE_ERR_INVALID for a NULL
+ *         items with a count, or a channel named twice.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_join_many(presence_registry *registry,
+                                           presence_client *client,
+                                           const presence_join_item *items,
+                                           size_t count,
+                                           presence_change *results,
+                                           size_t *failed);
+
+/**
+ * Leave a channel by handle, as presence_leave().
+ * @param result what happened (may be NULL).
+ * @return as presence_leave(); #PRESENCE_ERR_NOT_FOUND when the client is
+ *         not in the channel.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_leave(presence_registry *registry,
+                                       presence_client *client,
+                                       const char *channel,
+                                       presence_change *result);
+
+/**
+ * Replace the chan_info of a membership by handle, as presence_update().
+ * @param result #PRESENCE_CHANGE_UPDATED, or #PRESENCE_CHANGE_NONE for the
+ *               same bytes (may be NULL).
+ * @return as presence_update().
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_update(presence_registry *registry,
+                                        presence_client *client,
+                                        const char *channel,
+                                        const void *chan_info,
+                                        size_t chan_info_len,
+                                        presence_change *result);
+
+/**
+ * Renew the TTL of a membership by handle (presence_touch()), or of every
+ * membership of the client when @p channel is NULL (presence_touch_client(),
+ * which is not an error for a client in no channel).
+ * @return as presence_touch().
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_touch(presence_registry *registry,
+                                       presence_client *client,
+                                       const char *channel);
+
+/** The handle's client id. NULL for a NULL handle. Any thread. */
+PRESENCE_API const char *presence_client_id(const presence_client *client);
+
+/** The handle's application pointer. NULL for a NULL handle. Any thread. */
+PRESENCE_API void *presence_client_app(const presence_client *client);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
 /** @name Presence TTL */
 /**@{*/
 
@@ -773,14 +970,6 @@ PRESENCE_API int presence_expire(presence_registry *registry, int64_t now_ms,
 /** @name Queries */
 /**@{*/
 
-/** Number of clients and distinct users in a channel, and its version. */
-typedef struct presence_channel_stats {
-    size_t num_clients;
-    size_t num_users;
-    uint64_t epoch; /**< the channel's life (see @ref versions); 0: empty */
-    uint64_t seq;   /**< its sequence number in that life; 0: empty */
-} presence_channel_stats;
-
 /** One membership in a snapshot. Every pointer points into the snapshot. */
 typedef struct presence_member {
     const char *channel;
@@ -795,6 +984,11 @@ typedef struct presence_member {
     /** The client's node: "" for this registry's own clients (see
      *  presence_remote_join()). */
     const char *node_id;
+    /** The application pointer of a client opened as a handle
+     *  (presence_client_options::app), else NULL. The library never
+     *  touches what it points to: in a snapshot it is a copy of the
+     *  pointer, valid as long as the application keeps it so. */
+    void *app;
 } presence_member;
 
 /**
@@ -1071,6 +1265,10 @@ typedef struct presence_event {
     /** The channel's epoch: with @c seq, the version this change made (see
      *  @ref versions). */
     uint64_t epoch;
+    /** The application pointer of the client if it was opened as a handle
+     *  (presence_client_options::app), else NULL: a server finds its
+     *  connection object here without a lookup. */
+    void *client_app;
 } presence_event;
 
 /**

@@ -472,14 +472,20 @@ struct presence__client *presence__client_find(struct presence__cshard *cs,
 /* Make sure a new client fits in its shard without allocating. */
 int presence__client_prepare(presence_registry *reg,
                              struct presence__cshard *cs);
+/* What a client opened as a handle has besides its names. */
+struct presence__handle_args {
+    void *app;
+};
 /* A new client (its shard held, presence__client_prepare done); node is
  * NULL for a client of this registry, else the new client takes a
- * reference on it. */
+ * reference on it; handle is non-NULL for a client opened as a handle
+ * (a local one): it is open from the start. */
 int presence__client_create(presence_registry *reg,
                             struct presence__cshard *cs, const char *id,
                             size_t id_len, uint64_t hash, const char *user,
                             size_t user_len, const void *conn_info,
                             size_t conn_info_len, struct presence__node *node,
+                            const struct presence__handle_args *handle,
                             struct presence__client **out);
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,
@@ -495,6 +501,74 @@ void presence__clients_free(presence_registry *reg);
 void presence__user_unref(presence_registry *reg, struct presence__user *u);
 
 /* ---- channel.c: memberships ----------------------------------------------- */
+/* What a call names: a channel and a client, checked and hashed before any
+ * lock is taken. */
+struct presence__target {
+    struct presence__chref chan;
+    const char *client_id;
+    size_t client_len;
+    uint64_t client_hash;
+    struct presence__cshard *cs;
+};
+/* What a join brings besides its target. */
+struct presence__join_args {
+    struct presence__node *node; /* NULL: a local client */
+    const char *user_id;
+    size_t user_len;
+    const void *conn_info;
+    size_t conn_info_len;
+    const void *chan_info;
+    size_t chan_info_len;
+};
+/* NULL bytes with a length, or more than max: the info rule. */
+int presence__check_info(const void *data, size_t len, size_t max);
+/* A join with the client's and the channel's shards held and the channel
+ * looked up: a new membership, or an update and a touch of the one there.
+ * client is NULL when the id is new (then it is made from t and a);
+ * change (may be NULL) gets what happened. */
+int presence__join_locked(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          presence_change *change);
+/* A new membership as presence__join_locked() makes one, but with no
+ * event: *made gets it, *first_of_user whether it is the user's first in
+ * the channel. For a change that may yet be taken back. */
+int presence__join_silent(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          struct presence__membership **made,
+                          bool *first_of_user);
+/* Take back a membership that presence__join_silent() made, while its
+ * shards stayed held: no event, and the channel's seq as before. */
+void presence__leave_silent(presence_registry *reg,
+                            struct presence__membership *m);
+/* Replace a membership's chan_info, with an update event if it differs
+ * (its channel's shard held); *changed says whether it did. */
+int presence__replace_chan_info(presence_registry *reg,
+                                struct presence__membership *m,
+                                const void *chan_info, size_t chan_info_len,
+                                bool *changed);
+/* Every membership of a client leaves (its shard held), or none: the
+ * events are reserved first. *left gets how many. */
+int presence__client_leave_all(presence_registry *reg,
+                               struct presence__client *client,
+                               presence_leave_reason reason, size_t *left);
+/* Renew the TTL of every membership of a client (its shard held). */
+void presence__client_touch_all(presence_registry *reg,
+                                struct presence__client *client);
+/* The stats a read reports for a channel (NULL: an empty one). */
+static inline presence_channel_stats
+presence__channel_stats(const struct presence__channel *ch)
+{
+    presence_channel_stats s = {0, 0, 0, 0};
+    if (ch != NULL) {
+        s.num_clients = ch->members.count;
+        s.num_users = ch->users.users;
+        s.epoch = ch->epoch;
+        s.seq = ch->seq;
+    }
+    return s;
+}
 void presence__channels_free(presence_registry *reg);
 struct presence__membership *
 presence__membership_find(struct presence__channel *ch,

@@ -367,6 +367,7 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->stats.epoch = e->channel->epoch;
     ev->stats.seq = e->seq;
     ev->epoch = e->channel->epoch;
+    ev->client_app = presence__client_app(client);
     const struct presence__node *node = presence__client_node(client);
     ev->node_id = node != NULL ? node->id : "";
 }

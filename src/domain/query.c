@@ -119,6 +119,7 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     }
     out->joined_at_ms = presence__membership_joined(m);
     out->touched_at_ms = presence__membership_touched(m);
+    out->app = presence__client_app(c);
 }
 
 /* Allocate the snapshot for what the builder measured, plus `extra` bytes
@@ -270,18 +271,6 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
     return rc;
 }
 
-static presence_channel_stats channel_stats(const struct presence__channel *ch)
-{
-    presence_channel_stats s = {0, 0, 0, 0};
-    if (ch != NULL) {
-        s.num_clients = ch->members.count;
-        s.num_users = ch->users.users;
-        s.epoch = ch->epoch;
-        s.seq = ch->seq;
-    }
-    return s;
-}
-
 /* Snapshot of members [cursor, limit) of a channel, its shard held. */
 static int channel_snapshot(presence_registry *reg,
                             const struct presence__chref *ref,
@@ -315,7 +304,7 @@ static int channel_snapshot(presence_registry *reg,
                                         builder_visit, &b);
     }
     snap->count = b.count;
-    snap->stats = channel_stats(ch);
+    snap->stats = presence__channel_stats(ch);
     snap->seq = snap->stats.seq;
     snap->epoch = snap->stats.epoch;
     snap->next_cursor = limit == SIZE_MAX ? 0 : next;
@@ -359,7 +348,7 @@ int presence_stats(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    *out = channel_stats(ref.ch);
+    *out = presence__channel_stats(ref.ch);
     presence__mutex_unlock(reg, &ref.shard->lock);
     return PRESENCE_OK;
 }
@@ -475,7 +464,7 @@ int presence_user_connections(presence_registry *reg, const char *channel,
             visit_user_members(ch, user, &b);
         }
         snap->count = b.count;
-        snap->stats = channel_stats(ch);
+        snap->stats = presence__channel_stats(ch);
         snap->seq = snap->stats.seq;
         snap->epoch = snap->stats.epoch;
         *out = snap;
@@ -560,8 +549,9 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
         presence__client_find(cs, client_id, len, hash);
     /* The client's list is fixed while its shard is held, but chan_info
      * may change between measuring and filling: then measure again. */
-    rc = client != NULL ? build_measured(reg, visit_one_client, client, out)
-                        : PRESENCE_ERR_NOT_FOUND;
+    rc = client != NULL && client->channel_count > 0
+             ? build_measured(reg, visit_one_client, client, out)
+             : PRESENCE_ERR_NOT_FOUND;
     presence__mutex_unlock(reg, &cs->lock);
     return rc;
 }
@@ -683,7 +673,7 @@ static void list_fill(const struct presence__channel *ch, void *ctx)
     presence_channel_entry *e = &lb->entries[lb->count++];
     memcpy(lb->next, ch->name, ch->name_len + 1);
     e->channel = lb->next;
-    e->stats = channel_stats(ch);
+    e->stats = presence__channel_stats(ch);
     e->seq = ch->seq;
     lb->next += ch->name_len + 1;
 }

@@ -28,6 +28,42 @@ int main()
         rc = presence_node_down(reg, "n1", PRESENCE_LEAVE_NODE_DOWN, &left);
     }
     unsigned kinds = PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_EVERY_NAMESPACE;
+    /* Handles, their options macro and the change results. */
+    presence_client_options opts;
+    presence_client_options_init(&opts);
+    opts.client_id = "h1";
+    int app = 0;
+    opts.app = &app;
+    presence_client *h = nullptr;
+    presence_change change{};
+    presence_join_item items[] = {{"a", nullptr, 0}, {"b", "x", 1}};
+    presence_change results[2] = {};
+    size_t failed = 0;
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_open(reg, &opts, &h);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_join(reg, h, "lobby", nullptr, 0, &change);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_join_many(reg, h, items, 2, results, &failed);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_update(reg, h, "b", "y", 1, &change);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_touch(reg, h, nullptr);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_leave(reg, h, "a", &change);
+    }
+    bool handles = rc == PRESENCE_OK && presence_client_app(h) == &app &&
+                   presence_client_id(h)[0] == 'h' &&
+                   change.kind == PRESENCE_CHANGE_LEFT &&
+                   results[1].kind == PRESENCE_CHANGE_JOINED;
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_close(reg, h, nullptr);
+    }
     presence_registry_free(reg);
     /* The rules and names that take no registry. */
     size_t ns_len = 0;
@@ -40,7 +76,7 @@ int main()
         presence_event_kind_name(PRESENCE_EVENT_USER_JOIN)[0] == 'u' &&
         presence_leave_reason_name(PRESENCE_LEAVE_RESYNC)[0] == 'r';
     return rc == PRESENCE_OK && stats.num_clients == 0 && one && left == 1 &&
-                   kinds == 0x11fu && rules
+                   kinds == 0x11fu && rules && handles
                ? 0
                : 1;
 }
