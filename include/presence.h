@@ -430,9 +430,12 @@ PRESENCE_API int presence_registry_new(const presence_config *config,
  *
  * No other thread may use the registry during or after this call.
  *
+ * Open client handles are freed with it.
+ *
  * @return #PRESENCE_OK; #PRESENCE_ERR_BUSY (and nothing is freed) when
  *         called while events are being delivered, for example from a
- *         callback.
+ *         callback, or while a presence_visit() runs, for example from its
+ *         visitor.
  */
 PRESENCE_API int presence_registry_free(presence_registry *registry);
 
@@ -1075,6 +1078,61 @@ PRESENCE_API int presence_stats(presence_registry *registry,
                                 const char *channel,
                                 const presence_requester *requester,
                                 presence_channel_stats *out);
+
+/** What presence_visit() saw. */
+typedef struct presence_visit_info {
+    /** The channel when the visit began: counts, epoch and seq (the (E0,
+     *  S0) of the recipe in @ref versions). */
+    presence_channel_stats stats;
+    /** The cursor after the last member visited, for the next call; 0
+     *  when the walk reached the end (always, with a limit of 0). */
+    uint64_t next_cursor;
+    size_t visited; /**< how many members the visitor was called for */
+} presence_visit_info;
+
+/**
+ * A visitor of presence_visit(). @p member and everything it points to are
+ * the registry's own bytes, valid until the visitor returns: copy what
+ * must outlive the call.
+ */
+typedef void (*presence_visit_fn)(const presence_member *member,
+                                  void *user_data);
+
+/**
+ * The zero-copy reader: call @p fn for the members of a channel in place,
+ * all of them (@p limit 0) or a page of @p limit from @p cursor, in the
+ * order and with the guarantees of presence_query_page() (a member present
+ * for the whole walk is visited exactly once; one that joins or leaves
+ * meanwhile at most once). Nothing is copied: the visitor reads the
+ * registry's records, which are held by reference, not by a lock, while
+ * it runs.
+ *
+ * What a visitor may call: anything, on this registry or another, the
+ * channel it visits included (a join or leave it makes shows in later
+ * reads, not in the member it is looking at), from this thread or
+ * another; no call can deadlock on it or see a half-made record. The one
+ * exception is presence_registry_free() on this registry, which returns
+ * #PRESENCE_ERR_BUSY while any visit runs.
+ *
+ * Members are taken in chunks (64), each under the channel's lock for the
+ * time of a few reference counts; a long walk lets writers in between.
+ *
+ * @param requester as for presence_query().
+ * @param limit     members at most; 0 for all.
+ * @param info      what was seen (may be NULL); also filled on an error
+ *                  after some members were visited.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, channel or
+ *         fn); the errors of presence_query(), also when met at a later
+ *         chunk (a namespace turned off meanwhile); #PRESENCE_ERR_NOMEM
+ *         only when client hashes collide beyond a chunk.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_visit(presence_registry *registry,
+                                const char *channel,
+                                const presence_requester *requester,
+                                uint64_t cursor, size_t limit,
+                                presence_visit_fn fn, void *user_data,
+                                presence_visit_info *info);
 
 /**
  * The memberships of one client, one entry per channel, as a snapshot.

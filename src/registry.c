@@ -165,7 +165,7 @@ int presence_registry_free(presence_registry *reg)
     if (reg == NULL) {
         return PRESENCE_OK;
     }
-    if (presence__events_dispatching(reg)) {
+    if (presence__events_dispatching(reg) || atomic_load(&reg->visits) > 0) {
         return PRESENCE_ERR_BUSY;
     }
     registry_release(reg);

@@ -253,6 +253,10 @@ struct presence_registry {
     struct presence__pool client_pools[PRESENCE__SHARDS];
     struct presence__pool user_pools[PRESENCE__SHARDS];
 
+    /* Zero-copy visits under way (visit.c): the registry is not freed
+     * under them. */
+    atomic_size_t visits;
+
     /* Node ids of remote clients (node_lock, a leaf). */
     pthread_mutex_t node_lock;
     struct presence__index nodes; /* by id */
@@ -606,6 +610,16 @@ void presence__channel_unref(presence_registry *reg,
 /* Close every channel of a namespace whose presence was turned off. */
 int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
+
+/* ---- query.c ------------------------------------------------------------ */
+/*
+ * Resolve a channel for a read: name, namespace, presence on, access. The
+ * channel's shard is held on success; ref->ch is NULL for a channel
+ * without members.
+ */
+int presence__lock_channel_read(presence_registry *reg, const char *channel,
+                                const presence_requester *requester,
+                                struct presence__chref *ref);
 
 /* ---- expiry.c ----------------------------------------------------------- */
 /* The touch list of a local membership of ch (in its shard hs, held). */

@@ -233,14 +233,9 @@ static bool asker_allowed(presence_registry *reg, const struct asker *a,
                : access.is_member;
 }
 
-/*
- * Resolve a channel for a read: name, namespace, presence on, access. The
- * channel's shard is held on success; ref->ch is NULL for a channel
- * without members.
- */
-static int lock_channel_read(presence_registry *reg, const char *channel,
-                             const presence_requester *requester,
-                             struct presence__chref *ref)
+int presence__lock_channel_read(presence_registry *reg, const char *channel,
+                                const presence_requester *requester,
+                                struct presence__chref *ref)
 {
     if (reg == NULL || channel == NULL) {
         return PRESENCE_ERR_INVALID;
@@ -320,7 +315,7 @@ int presence_query_page(presence_registry *reg, const char *channel,
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
-    int rc = lock_channel_read(reg, channel, requester, &ref);
+    int rc = presence__lock_channel_read(reg, channel, requester, &ref);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -344,7 +339,7 @@ int presence_stats(presence_registry *reg, const char *channel,
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
-    int rc = lock_channel_read(reg, channel, requester, &ref);
+    int rc = presence__lock_channel_read(reg, channel, requester, &ref);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -370,7 +365,7 @@ static int lock_user_read(presence_registry *reg, const char *channel,
     int rc = presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
                                        true, &user_len, &hash);
     if (rc == PRESENCE_OK) {
-        rc = lock_channel_read(reg, channel, NULL, ref);
+        rc = presence__lock_channel_read(reg, channel, NULL, ref);
     }
     if (rc == PRESENCE_OK) {
         *us = presence__ushard_of(reg, hash);
