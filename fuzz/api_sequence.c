@@ -482,7 +482,7 @@ static void step(struct harness *h, struct input *in)
         h->clock += a % 40;
         h->md.now = h->clock;
         size_t expired = 99;
-        rc = presence_expire(reg, h->clock, &expired);
+        rc = presence_expire(reg, h->clock, &expired, NULL);
         size_t n = model_expire(&h->md);
         want = PRESENCE_OK;
         CHECK(rc != PRESENCE_OK || expired == n);

@@ -939,8 +939,11 @@ PRESENCE_API void *presence_client_app(const presence_client *client);
  * The earliest time (on the registry's clock) at which some membership
  * expires, or #PRESENCE_NO_DEADLINE. The library runs no timer: arm one in
  * the application's loop for this time and call presence_expire() when it
- * fires. Ask again after every call that may change it (joins, touches,
- * expiry, namespace changes). One atomic load when no namespace has a
+ * fires. The loop needs no more than this: presence_expire() returns the
+ * next deadline itself, and a join or touch in a namespace with TTL T
+ * makes a deadline of now + T, never earlier (so after one, the timer need
+ * only be brought forward to now + T if it is later); namespace changes
+ * are the one other thing that moves it. One atomic load when no namespace has a
  * TTL; otherwise O(lock shards x namespaces), taking each shard's lock in
  * turn, so it is the earliest deadline as of the moment each shard was
  * read.
@@ -961,11 +964,18 @@ PRESENCE_API int64_t presence_next_deadline_ms(presence_registry *registry);
  * at all).
  * @param now_ms  the current time, normally presence_now_ms().
  * @param expired receives how many memberships expired (may be NULL).
+ * @param next_deadline_ms receives the next deadline after this call, as
+ *                presence_next_deadline_ms() would return it (may be
+ *                NULL): re-arm the timer with it, no second call needed.
+ *                Read shard by shard as the call goes (a membership
+ *                another thread or a callback adds meanwhile may be due
+ *                earlier: joins and touches that can do that are the
+ *                caller's own, so it knows). Set on errors too.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM.
  * A callback may call it.
  */
 PRESENCE_API int presence_expire(presence_registry *registry, int64_t now_ms,
-                                 size_t *expired);
+                                 size_t *expired, int64_t *next_deadline_ms);
 
 /**@}*/
 

@@ -452,7 +452,7 @@ static int s_expire(run *r)
 {
     fake_clock_set(&r->clock, 1200);
     size_t n = 0;
-    int rc = presence_expire(r->reg, 1200, &n);
+    int rc = presence_expire(r->reg, 1200, &n, NULL);
     r->batched_total += n;
     if (rc == PRESENCE_OK) {
         char *t = str_printf("expired total=%zu", r->batched_total);

@@ -177,7 +177,7 @@ static void test_leave_reasons(void **state)
     assert_ok(presence_leave(f.reg, "x", "explicit"));
     assert_ok(presence_disconnect(f.reg, "disc", NULL));
     size_t n = 0;
-    assert_ok(presence_expire(f.reg, 1100, &n));
+    assert_ok(presence_expire(f.reg, 1100, &n, NULL));
     assert_int_equal(n, 1);
     assert_ok(presence_channel_close(f.reg, "y", &n));
     assert_int_equal(n, 1);

@@ -259,7 +259,7 @@ static void test_handle_outlives_expiry(void **state)
     assert_ok(presence_client_join(f.reg, c, "ttl:b", NULL, 0, NULL));
     fake_clock_advance(&f.clock, 1500);
     size_t expired = 0;
-    assert_ok(presence_expire(f.reg, presence_now_ms(f.reg), &expired));
+    assert_ok(presence_expire(f.reg, presence_now_ms(f.reg), &expired, NULL));
     assert_int_equal(expired, 2);
     assert_counts(f.reg, 0, 1, 1, 0);
     assert_rc(presence_join(f.reg, "ttl:a", "c1", "bob", "ci", 2, NULL, 0),

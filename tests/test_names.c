@@ -80,7 +80,7 @@ static void test_other_calls_null_arguments(void **state)
     assert_rc(presence_touch_client(f.reg, NULL), PRESENCE_ERR_INVALID);
     assert_rc(presence_channel_close(NULL, "a", &n), PRESENCE_ERR_INVALID);
     assert_rc(presence_channel_close(f.reg, NULL, &n), PRESENCE_ERR_INVALID);
-    assert_rc(presence_expire(NULL, 0, &n), PRESENCE_ERR_INVALID);
+    assert_rc(presence_expire(NULL, 0, &n, NULL), PRESENCE_ERR_INVALID);
     assert_rc(presence_query(NULL, "a", NULL, &snap), PRESENCE_ERR_INVALID);
     assert_rc(presence_query(f.reg, NULL, NULL, &snap), PRESENCE_ERR_INVALID);
     assert_rc(presence_query(f.reg, "a", NULL, NULL), PRESENCE_ERR_INVALID);

@@ -420,7 +420,7 @@ static void test_remote_never_expires(void **state)
 
     fake_clock_set(&f.clock, 5000);
     size_t expired = 99;
-    assert_ok(presence_expire(f.reg, 5000, &expired));
+    assert_ok(presence_expire(f.reg, 5000, &expired, NULL));
     assert_int_equal(expired, 1);
     assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_LEAVE,
                                            PRESENCE_LEAVE_EXPIRED),
@@ -434,14 +434,14 @@ static void test_remote_never_expires(void **state)
     /* A TTL change does not reach them either. */
     ns_set(f.reg, "ttl", true, true, 1, 0);
     assert_int_equal(presence_next_deadline_ms(f.reg), PRESENCE_NO_DEADLINE);
-    assert_ok(presence_expire(f.reg, INT64_MAX, &expired));
+    assert_ok(presence_expire(f.reg, INT64_MAX, &expired, NULL));
     assert_int_equal(expired, 0);
     assert_counts(f.reg, 2, 2, 2, 2);
 
     /* Local ones joining again after them expire as before. */
     assert_ok(join_simple(f.reg, "ttl:a", "c2", "u1"));
     assert_int_equal(presence_next_deadline_ms(f.reg), 5001);
-    assert_ok(presence_expire(f.reg, 5001, &expired));
+    assert_ok(presence_expire(f.reg, 5001, &expired, NULL));
     assert_int_equal(expired, 1);
     fixture_close(&f);
 }

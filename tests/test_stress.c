@@ -618,7 +618,7 @@ static void *expirer_main(void *arg)
         fake_clock_advance(&r->clock, 5);
         size_t expired = 0;
         expect(r,
-               presence_expire(r->reg, fake_clock_get(&r->clock), &expired),
+               presence_expire(r->reg, fake_clock_get(&r->clock), &expired, NULL),
                PRESENCE_OK, "expire", "");
         if (i % 64 == 0) {
             snprintf(channel, sizeof channel, "ttl:t%lu",

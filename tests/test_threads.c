@@ -400,7 +400,7 @@ static void *mixed_phase_a(void *arg)
                   "touch_client");
         size_t n = 0;
         /* The clock stands at 1000, TTL 1000: nothing is due. */
-        expect_rc(sh, presence_expire(r, presence_now_ms(r), &n), PRESENCE_OK,
+        expect_rc(sh, presence_expire(r, presence_now_ms(r), &n, NULL), PRESENCE_OK,
                   "expire");
         if (n != 0) {
             atomic_fetch_add(&sh->errors, 1);
@@ -434,7 +434,7 @@ static void *mixed_phase_b(void *arg)
     presence_channel_stats st;
     expect_rc(sh, presence_stats(sh->reg, "shared-0", NULL, &st), PRESENCE_OK,
               "stats");
-    expect_rc(sh, presence_expire(sh->reg, 2000, &n), PRESENCE_OK, "expire");
+    expect_rc(sh, presence_expire(sh->reg, 2000, &n, NULL), PRESENCE_OK, "expire");
     atomic_fetch_add(&sh->expired, n);
     return NULL;
 }
@@ -775,7 +775,7 @@ static void *sweep_worker(void *arg)
         if (w->t == 2) {
             size_t n = 0;
             /* Far ahead of the clock: everything there is due. */
-            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, &n),
+            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, &n, NULL),
                       PRESENCE_OK, "expire");
         } else {
             snprintf(ch, sizeof(ch), "tt:%d", i % 4);
@@ -906,7 +906,7 @@ static void *node_race_worker(void *arg)
                       PRESENCE_OK, "leave");
         }
         if (w->t == 2 && i % 50 == 0) {
-            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, NULL),
+            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, NULL, NULL),
                       PRESENCE_OK, "expire");
         }
         if (w->t == 3 && i % 100 == 0) {
@@ -928,7 +928,7 @@ static void test_nodes_race_local_churn(void **state)
     assert_no_worker_errors(sh);
 
     /* Remote members outlived every expiry: none of them is due. */
-    assert_ok(presence_expire(sh->reg, INT64_MAX / 4, NULL));
+    assert_ok(presence_expire(sh->reg, INT64_MAX / 4, NULL, NULL));
     presence_snapshot *snap = NULL;
     assert_ok(presence_node_memberships(sh->reg, "nb", &snap));
     size_t nb_members = snap->count;

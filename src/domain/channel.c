@@ -1016,11 +1016,13 @@ static bool expire_still(const struct sweep *sw,
     return due(sw->reg, e->ns, e->shard, e->now_ms) == m;
 }
 
-int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
+int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired,
+                    int64_t *next_deadline_ms)
 {
     if (reg == NULL) {
         return PRESENCE_ERR_INVALID;
     }
+    int64_t next = PRESENCE_NO_DEADLINE;
     /* At most as many as there were when the call began: a callback that
      * rejoins expired clients cannot keep it running. */
     size_t budget = presence__count_memberships(reg);
@@ -1046,12 +1048,21 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
             }
         }
         presence__events_release(reg, &sw.reserved);
+        if (next_deadline_ms != NULL) {
+            int64_t d = presence__shard_next_deadline(reg, s);
+            next = d < next ? d : next;
+        }
         presence__mutex_unlock(reg, &sw.hs->lock);
         presence__events_dispatch(reg);
         done += sw.done;
     }
     if (expired != NULL) {
         *expired = done;
+    }
+    if (next_deadline_ms != NULL) {
+        /* Shards the loop did not reach (it stopped on an error). */
+        *next_deadline_ms = rc == PRESENCE_OK ? next
+                                               : presence_next_deadline_ms(reg);
     }
     return rc;
 }

@@ -660,6 +660,8 @@ void presence__touch_order_drop(struct presence__namespace *ns);
 void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            const struct presence__channel *ch,
                            struct presence__membership *m);
+/* The earliest deadline of the shard's memberships (shard s held). */
+int64_t presence__shard_next_deadline(presence_registry *reg, size_t s);
 /* When m expires: last touch + the namespace's TTL, saturating;
  * PRESENCE_NO_DEADLINE without a TTL or without m. */
 int64_t presence__deadline(const struct presence__namespace *ns,

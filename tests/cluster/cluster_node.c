@@ -533,7 +533,7 @@ static int loop(node *nd)
             return 1;
         }
         if (nd->ttl) {
-            rc = presence_expire(nd->reg, presence_now_ms(nd->reg), NULL);
+            rc = presence_expire(nd->reg, presence_now_ms(nd->reg), NULL, NULL);
             if (rc != PRESENCE_OK) {
                 fprintf(stderr, "presence_expire: %s\n",
                         presence_strerror(rc));
