@@ -85,7 +85,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
         for (uint64_t j = 0; j < H; j++) {
             presence_channel_stats st;
             BENCH_CHECK(
-                presence_stats(reg, bench_name(&channels, j), NULL, &st));
+                presence_stats(reg, bench_name(&channels, j), presence_trusted(), &st));
             rc += st.num_clients;
             ru += st.num_users;
         }
@@ -103,7 +103,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     PHASE_BEGIN(BENCH_QUERY);
     for (uint64_t j = 0; j < H; j++) {
         presence_snapshot *snap = NULL;
-        BENCH_CHECK(presence_query(reg, bench_name(&channels, j), NULL, &snap));
+        BENCH_CHECK(presence_query(reg, bench_name(&channels, j), presence_trusted(), &snap));
         for (size_t m = 0; m < snap->count; m++) {
             const presence_member *mb = &snap->members[m];
             out->bytes += strlen(mb->client_id) + strlen(mb->user_id) +

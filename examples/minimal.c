@@ -55,7 +55,7 @@ int main(void)
     }
     presence_snapshot *snap = NULL;
     if (rc == PRESENCE_OK) {
-        rc = presence_query(reg, "chat:lobby", NULL, &snap);
+        rc = presence_query(reg, "chat:lobby", presence_trusted(), &snap);
     }
     if (rc == PRESENCE_OK) {
         printf("presence of chat:lobby (seq %llu):\n",
@@ -68,7 +68,7 @@ int main(void)
         }
         presence_snapshot_free(snap);
         presence_channel_stats stats;
-        rc = presence_stats(reg, "chat:lobby", NULL, &stats);
+        rc = presence_stats(reg, "chat:lobby", presence_trusted(), &stats);
         if (rc == PRESENCE_OK) {
             printf("stats: %zu clients, %zu users\n", stats.num_clients,
                    stats.num_users);

@@ -275,7 +275,7 @@ static void check_channel(struct harness *h, int ch)
     presence_registry *reg = h->reg;
     const char *name = model_channel_names[ch];
     presence_channel_stats st;
-    int rc = presence_stats(reg, name, NULL, &st);
+    int rc = presence_stats(reg, name, presence_trusted(), &st);
     int want = !model_channel_known(ch)        ? PRESENCE_ERR_UNKNOWN_NAMESPACE
                : !model_channel_has_presence(ch) ? PRESENCE_ERR_NOT_AVAILABLE
                                                  : PRESENCE_OK;
@@ -293,7 +293,7 @@ static void check_channel(struct harness *h, int ch)
     }
 
     presence_snapshot *snap = NULL;
-    CHECK(presence_query(reg, name, NULL, &snap) == PRESENCE_OK);
+    CHECK(presence_query(reg, name, presence_trusted(), &snap) == PRESENCE_OK);
     CHECK(snap->count == st.num_clients);
     CHECK(snap->seq == h->md.seq[ch]);
     for (size_t i = 0; i < snap->count; i++) {
@@ -307,7 +307,7 @@ static void check_channel(struct harness *h, int ch)
         uint64_t cursor = 0;
         size_t total = 0;
         do {
-            CHECK(presence_query_page(reg, name, NULL, cursor, limit, &snap) ==
+            CHECK(presence_query_page(reg, name, presence_trusted(), cursor, limit, &snap) ==
                   PRESENCE_OK);
             for (size_t i = 0; i < snap->count; i++) {
                 int c = index_of(model_client_ids, MODEL_CLIENTS,
@@ -464,7 +464,7 @@ static void step(struct harness *h, struct input *in)
         size_t n = 0;
         presence_snapshot *snap = NULL;
         h->no_fail = true;
-        if (presence_query(reg, chn, NULL, &snap) == PRESENCE_OK) {
+        if (presence_query(reg, chn, presence_trusted(), &snap) == PRESENCE_OK) {
             for (size_t i = 0; i < snap->count; i++) {
                 order[n++] = index_of(model_client_ids, MODEL_CLIENTS,
                                       snap->members[i].client_id);
@@ -560,7 +560,7 @@ static void step(struct harness *h, struct input *in)
     default: /* reads under allocation failure change nothing */
         {
             presence_snapshot *snap = NULL;
-            rc = presence_query_page(reg, chn, NULL, 0, 1 + a % 3, &snap);
+            rc = presence_query_page(reg, chn, presence_trusted(), 0, 1 + a % 3, &snap);
             want = !model_channel_known(ch) ? PRESENCE_ERR_UNKNOWN_NAMESPACE
                    : !model_channel_has_presence(ch)
                        ? PRESENCE_ERR_NOT_AVAILABLE

@@ -291,6 +291,14 @@ typedef struct presence_requester {
 } presence_requester;
 
 /**
+ * The requester of a trusted, server-side read, which skips the access
+ * check. Reads take it explicitly: a NULL requester is
+ * #PRESENCE_ERR_INVALID, so a forgotten argument never skips the check.
+ * Always the same pointer; any thread.
+ */
+PRESENCE_API const presence_requester *presence_trusted(void);
+
+/**
  * An access check: return true to let the requesting client read the
  * presence of the channel. It runs with the channel's lock held, so it
  * must not call the library; it may be called from any thread that makes a
@@ -1033,8 +1041,9 @@ PRESENCE_API void presence_snapshot_free(presence_snapshot *snapshot);
  * The presence of a channel: every member, in one snapshot.
  *
  * @param requester the connection that asks, checked by the access check
- *                  (presence_config::access_check); NULL for a trusted,
- *                  server-side read. Its strings follow the name rules:
+ *                  (presence_config::access_check); presence_trusted() for
+ *                  a server-side read (NULL is #PRESENCE_ERR_INVALID). Its
+ *                  strings follow the name rules:
  *                  #PRESENCE_ERR_INVALID for a NULL client_id,
  *                  #PRESENCE_ERR_BAD_NAME / #PRESENCE_ERR_TOO_LONG as for
  *                  ids.

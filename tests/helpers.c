@@ -726,7 +726,7 @@ char *dump_registry(presence_registry *registry,
     presence_channel_list_free(list);
     for (size_t i = 0; i < chans.count; i++) {
         presence_snapshot *snap = NULL;
-        rc = presence_query(registry, chans.items[i], NULL, &snap);
+        rc = presence_query(registry, chans.items[i], presence_trusted(), &snap);
         if (rc != PRESENCE_OK) {
             sb_printf(&sb, " query %s ERROR %d\n", chans.items[i], rc);
             continue;
@@ -773,7 +773,7 @@ char *dump_registry(presence_registry *registry,
     sl_push(&nodes, xstrdup(""));
     for (size_t i = 0; i < chans.count; i++) {
         presence_snapshot *snap = NULL;
-        if (presence_query(registry, chans.items[i], NULL, &snap) !=
+        if (presence_query(registry, chans.items[i], presence_trusted(), &snap) !=
             PRESENCE_OK) {
             continue;
         }
@@ -868,7 +868,7 @@ presence_channel_stats stats_of(presence_registry *registry,
                                 const char *channel)
 {
     presence_channel_stats s = {99999, 99999};
-    assert_ok(presence_stats(registry, channel, NULL, &s));
+    assert_ok(presence_stats(registry, channel, presence_trusted(), &s));
     return s;
 }
 
@@ -882,7 +882,7 @@ presence_counts counts_of(presence_registry *registry)
 uint64_t seq_of(presence_registry *registry, const char *channel)
 {
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(registry, channel, NULL, &snap));
+    assert_ok(presence_query(registry, channel, presence_trusted(), &snap));
     assert_non_null(snap);
     uint64_t seq = snap->seq;
     presence_snapshot_free(snap);

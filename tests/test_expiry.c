@@ -43,7 +43,7 @@ static void test_times_far_from_zero(void **state)
     fake_clock_set(&f.clock, edge - 5);
     assert_ok(presence_touch(f.reg, "tt:a", "c2"));
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "tt:a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 2);
     for (size_t i = 0; i < snap->count; i++) {
         if (strcmp(snap->members[i].client_id, "c1") == 0) {
@@ -60,7 +60,7 @@ static void test_times_far_from_zero(void **state)
     fake_clock_set(&f.clock, INT64_MAX);
     assert_ok(presence_touch(f.reg, "tt:a", "c1"));
     assert_int_equal(deadline(&f), edge - 5 + 100);
-    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "tt:a", presence_trusted(), &snap));
     for (size_t i = 0; i < snap->count; i++) {
         if (strcmp(snap->members[i].client_id, "c1") == 0) {
             assert_int_equal(snap->members[i].joined_at_ms, -edge);
@@ -367,7 +367,7 @@ static void test_clock_backwards(void **state)
     assert_int_equal(expire_at(&f, 5099), 0);
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "tt:a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 2);
     for (size_t i = 0; i < snap->count; i++) {
         assert_true(snap->members[i].joined_at_ms >= 5000);
@@ -406,7 +406,7 @@ static void test_clock_backwards_across_shards(void **state)
     assert_int_equal(expire_at(&f, presence_now_ms(f.reg)), 0);
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "ttl:b", NULL, &snap));
+    assert_ok(presence_query(f.reg, "ttl:b", presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_int_equal(snap->members[0].joined_at_ms, 1000);
     assert_int_equal(snap->members[0].touched_at_ms, 1000);
@@ -463,7 +463,7 @@ static void test_expire_10k(void **state)
     for (int k = 0; k < 100; k++) {
         snprintf(ch, sizeof(ch), "tt:%d", k);
         presence_snapshot *snap = NULL;
-        assert_ok(presence_query(f.reg, ch, NULL, &snap));
+        assert_ok(presence_query(f.reg, ch, presence_trusted(), &snap));
         assert_int_equal(snap->count, MANY / 200);
         for (size_t i = 0; i < snap->count; i++) {
             int idx = atoi(snap->members[i].client_id + 1);

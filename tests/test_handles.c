@@ -63,7 +63,7 @@ static void test_open_join_leave_close(void **state)
     /* The pointer in events and in members. */
     assert_int_equal(f.rec.malformed, 0);
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_ptr_equal(snap->members[0].app, &conn);
     assert_memory_equal(snap->members[0].conn_info, "ci", 2);
@@ -71,7 +71,7 @@ static void test_open_join_leave_close(void **state)
 
     /* A name-based member of the same channel has none. */
     assert_ok(join_simple(f.reg, "a", "n1", "u2"));
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     for (size_t i = 0; i < snap->count; i++) {
         const presence_member *m = &snap->members[i];
         assert_ptr_equal(m->app, strcmp(m->client_id, "c1") == 0
@@ -266,7 +266,7 @@ static void test_handle_outlives_expiry(void **state)
               PRESENCE_ERR_CONFLICT);
     assert_ok(presence_join(f.reg, "ttl:a", "c1", "alice", "ci", 2, NULL, 0));
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "ttl:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "ttl:a", presence_trusted(), &snap));
     assert_ptr_equal(snap->members[0].app, &conn);
     presence_snapshot_free(snap);
     /* A name-based disconnect leaves the handle open. */

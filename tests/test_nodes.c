@@ -232,7 +232,7 @@ static void test_snapshots_carry_node_ids(void **state)
     assert_ok(remote_join(f.reg, "n1", "hall", "r1", "u1", "rc", NULL));
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     assert_int_equal(snap->count, 3);
     assert_string_equal(node_of(snap, "c1"), "");
     assert_string_equal(node_of(snap, "r1"), "n1");
@@ -244,7 +244,7 @@ static void test_snapshots_carry_node_ids(void **state)
     uint64_t cursor = 0;
     size_t seen = 0;
     do {
-        assert_ok(presence_query_page(f.reg, "room", NULL, cursor, 1, &snap));
+        assert_ok(presence_query_page(f.reg, "room", presence_trusted(), cursor, 1, &snap));
         for (size_t i = 0; i < snap->count; i++) {
             const presence_member *m = &snap->members[i];
             const char *want = strcmp(m->client_id, "c1") == 0 ? ""
@@ -285,7 +285,7 @@ static void test_snapshots_carry_node_ids(void **state)
     presence_snapshot_free(snap);
 
     /* A snapshot is independent of the registry, node ids included. */
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     assert_ok(presence_node_down(f.reg, "n1", PRESENCE_LEAVE_NODE_DOWN,
                                  NULL));
     assert_ok(presence_node_down(f.reg, "node-two", PRESENCE_LEAVE_NODE_DOWN,

@@ -472,7 +472,7 @@ static void read_query(reader *rd, const char *channel)
 {
     run *r = rd->r;
     presence_snapshot *snap = NULL;
-    int rc = presence_query(r->reg, channel, NULL, &snap);
+    int rc = presence_query(r->reg, channel, presence_trusted(), &snap);
     expect(r, rc, PRESENCE_OK, "query", channel);
     if (rc != PRESENCE_OK) {
         return;
@@ -517,7 +517,7 @@ static void read_stats(reader *rd, const char *channel)
 {
     run *r = rd->r;
     presence_channel_stats st;
-    expect(r, presence_stats(r->reg, channel, NULL, &st), PRESENCE_OK,
+    expect(r, presence_stats(r->reg, channel, presence_trusted(), &st), PRESENCE_OK,
            "stats", channel);
     if (st.num_users > st.num_clients ||
         (st.num_users == 0) != (st.num_clients == 0)) {
@@ -532,7 +532,7 @@ static void read_pages(reader *rd, const char *channel)
     uint64_t cursor = 0;
     for (int pages = 0; pages < 64; pages++) {
         presence_snapshot *snap = NULL;
-        int rc = presence_query_page(r->reg, channel, NULL, cursor, 4, &snap);
+        int rc = presence_query_page(r->reg, channel, presence_trusted(), cursor, 4, &snap);
         expect(r, rc, PRESENCE_OK, "query_page", channel);
         if (rc != PRESENCE_OK) {
             return;
@@ -862,7 +862,7 @@ static void replay_channel(run *r, const logged *ev, size_t n)
     }
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(r->reg, ev[0].channel, NULL, &snap));
+    assert_ok(presence_query(r->reg, ev[0].channel, presence_trusted(), &snap));
     if (snap->count != rp.count) {
         fail_msg("%s: %zu members, the log replays to %zu", ev[0].channel,
                  snap->count, rp.count);

@@ -18,7 +18,7 @@ static presence_channel_stats full_stats(presence_registry *reg,
                                          const char *channel)
 {
     presence_channel_stats st;
-    assert_ok(presence_stats(reg, channel, NULL, &st));
+    assert_ok(presence_stats(reg, channel, presence_trusted(), &st));
     return st;
 }
 
@@ -44,12 +44,12 @@ static void test_epoch_per_life(void **state)
     assert_int_equal(st.seq, 3);
 
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     assert_true(snap->epoch == e1 && snap->stats.epoch == e1);
     assert_int_equal(snap->seq, 3);
     assert_int_equal(snap->stats.seq, 3);
     presence_snapshot_free(snap);
-    assert_ok(presence_query_page(f.reg, "a", NULL, 0, 1, &snap));
+    assert_ok(presence_query_page(f.reg, "a", presence_trusted(), 0, 1, &snap));
     assert_true(snap->epoch == e1);
     assert_int_equal(snap->seq, 3);
     presence_snapshot_free(snap);
@@ -215,7 +215,7 @@ static void copy_assert_equals(const channel_copy *c, presence_registry *reg,
                                const char *channel)
 {
     presence_snapshot *snap;
-    assert_ok(presence_query(reg, channel, NULL, &snap));
+    assert_ok(presence_query(reg, channel, presence_trusted(), &snap));
     if (snap->count != c->n) {
         print_error("copy has %zu members, the channel %zu\n", c->n,
                     snap->count);
@@ -247,7 +247,7 @@ static void copy_walk(channel_copy *c, presence_registry *reg,
     bool first = true;
     do {
         presence_snapshot *snap;
-        assert_ok(presence_query_page(reg, channel, NULL, cursor, limit,
+        assert_ok(presence_query_page(reg, channel, presence_trusted(), cursor, limit,
                                       &snap));
         if (first) {
             *e0 = snap->epoch;
@@ -380,7 +380,7 @@ static void test_recipe_whole_snapshot(void **state)
     }
     size_t before = f.rec.count;
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "big", NULL, &snap));
+    assert_ok(presence_query(f.reg, "big", presence_trusted(), &snap));
     channel_copy c = {0};
     for (size_t i = 0; i < snap->count; i++) {
         copy_put(&c, snap->members[i].client_id, snap->members[i].chan_info,

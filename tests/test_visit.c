@@ -128,11 +128,11 @@ static void test_visit_whole_and_pages(void **state)
     fixture_open(&f);
     fill(&f);
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "big", NULL, &snap));
+    assert_ok(presence_query(f.reg, "big", presence_trusted(), &snap));
     seen s = {0};
     s.expect = snap;
     presence_visit_info info;
-    assert_ok(presence_visit(f.reg, "big", NULL, 0, 0, record_member, &s,
+    assert_ok(presence_visit(f.reg, "big", presence_trusted(), 0, 0, record_member, &s,
                              &info));
     assert_int_equal(s.n, 200);
     assert_int_equal(s.with_app, 100);
@@ -153,7 +153,7 @@ static void test_visit_whole_and_pages(void **state)
     uint64_t cursor = 0;
     size_t pages = 0;
     do {
-        assert_ok(presence_visit(f.reg, "big", NULL, cursor, 7,
+        assert_ok(presence_visit(f.reg, "big", presence_trusted(), cursor, 7,
                                  record_member, &s, &info));
         assert_true(info.visited <= 7);
         cursor = info.next_cursor;
@@ -170,7 +170,7 @@ static void test_visit_whole_and_pages(void **state)
     presence_snapshot_free(snap);
 
     /* An empty channel: nothing visited, version 0. */
-    assert_ok(presence_visit(f.reg, "none", NULL, 0, 0, record_member, &s,
+    assert_ok(presence_visit(f.reg, "none", presence_trusted(), 0, 0, record_member, &s,
                              &info));
     assert_int_equal(info.visited, 0);
     assert_true(info.stats.epoch == 0);
@@ -193,17 +193,17 @@ static void test_visit_errors(void **state)
     ns_set(f.reg, "off", false, true, 0, 0);
     assert_ok(join_simple(f.reg, "a", "c1", "u1"));
     presence_visit_info info;
-    assert_rc(presence_visit(NULL, "a", NULL, 0, 0, nop_visitor, NULL, &info),
+    assert_rc(presence_visit(NULL, "a", presence_trusted(), 0, 0, nop_visitor, NULL, &info),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_visit(f.reg, NULL, NULL, 0, 0, nop_visitor, NULL,
+    assert_rc(presence_visit(f.reg, NULL, presence_trusted(), 0, 0, nop_visitor, NULL,
                              &info),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_visit(f.reg, "a", NULL, 0, 0, NULL, NULL, &info),
+    assert_rc(presence_visit(f.reg, "a", presence_trusted(), 0, 0, NULL, NULL, &info),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_visit(f.reg, "nope:a", NULL, 0, 0, nop_visitor, NULL,
+    assert_rc(presence_visit(f.reg, "nope:a", presence_trusted(), 0, 0, nop_visitor, NULL,
                              &info),
               PRESENCE_ERR_UNKNOWN_NAMESPACE);
-    assert_rc(presence_visit(f.reg, "off:a", NULL, 0, 0, nop_visitor, NULL,
+    assert_rc(presence_visit(f.reg, "off:a", presence_trusted(), 0, 0, nop_visitor, NULL,
                              &info),
               PRESENCE_ERR_NOT_AVAILABLE);
     presence_requester stranger = {"c9", "u9"};
@@ -235,7 +235,7 @@ static void meddling_visitor(const presence_member *m, void *user_data)
         md->wrong++;
     }
     presence_channel_stats st;
-    if (presence_stats(md->reg, "big", NULL, &st) != PRESENCE_OK) {
+    if (presence_stats(md->reg, "big", presence_trusted(), &st) != PRESENCE_OK) {
         md->wrong++;
     }
     if (m->app != NULL) {
@@ -266,7 +266,7 @@ static void test_visitor_may_call_anything(void **state)
     fill(&f);
     meddler md = {f.reg, 0, 0, 0};
     presence_visit_info info;
-    assert_ok(presence_visit(f.reg, "big", NULL, 0, 0, meddling_visitor, &md,
+    assert_ok(presence_visit(f.reg, "big", presence_trusted(), 0, 0, meddling_visitor, &md,
                              &info));
     /* Members there throughout were visited once; the ones it added may
      * or may not be (at most once each). */
@@ -298,7 +298,7 @@ static void fanout_cb(presence_registry *reg, const presence_event *ev,
 {
     fanout *fo = user_data;
     fo->events++;
-    assert_ok(presence_visit(reg, ev->channel, NULL, 0, 0, count_app, fo,
+    assert_ok(presence_visit(reg, ev->channel, presence_trusted(), 0, 0, count_app, fo,
                              NULL));
 }
 
@@ -384,7 +384,7 @@ static void test_visit_against_writer(void **state)
     for (int i = 0; i < 300; i++) {
         presence_visit_info info;
         size_t before = c.members;
-        assert_ok(presence_visit(reg, "big", NULL, 0, 0, check_member, &c,
+        assert_ok(presence_visit(reg, "big", presence_trusted(), 0, 0, check_member, &c,
                                  &info));
         assert_int_equal(c.members - before, info.visited);
         assert_true(info.visited >= 1); /* "steady" is always there */

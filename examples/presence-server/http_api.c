@@ -194,7 +194,7 @@ static json_t *execute(ps_server *server, bool stats, const char *channel,
     }
     if (stats) {
         presence_channel_stats st;
-        int rc = presence_stats(server->registry, channel, NULL, &st);
+        int rc = presence_stats(server->registry, channel, presence_trusted(), &st);
         if (rc != PRESENCE_OK) {
             *error_code = ps_wire_code_from_presence(rc);
             return NULL;
@@ -202,7 +202,7 @@ static json_t *execute(ps_server *server, bool stats, const char *channel,
         return ps_wire_stats(&st);
     }
     presence_snapshot *snap = NULL;
-    int rc = presence_query(server->registry, channel, NULL, &snap);
+    int rc = presence_query(server->registry, channel, presence_trusted(), &snap);
     if (rc != PRESENCE_OK) {
         *error_code = ps_wire_code_from_presence(rc);
         return NULL;

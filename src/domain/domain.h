@@ -612,6 +612,9 @@ int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
 
 /* ---- query.c ------------------------------------------------------------ */
+/* A public read's requester: NULL is INVALID, presence_trusted() becomes
+ * NULL, which the functions below read as "no access check". */
+int presence__requester_resolve(const presence_requester **req);
 /*
  * Resolve a channel for a read: name, namespace, presence on, access. The
  * channel's shard is held on success; ref->ch is NULL for a channel

@@ -171,6 +171,24 @@ struct asker {
     struct presence__user *known;
 };
 
+static const presence_requester trusted_requester = {"", NULL};
+
+const presence_requester *presence_trusted(void)
+{
+    return &trusted_requester;
+}
+
+int presence__requester_resolve(const presence_requester **req)
+{
+    if (*req == NULL) {
+        return PRESENCE_ERR_INVALID; /* trust is asked for, not assumed */
+    }
+    if (*req == &trusted_requester) {
+        *req = NULL; /* inside, NULL is the trusted read */
+    }
+    return PRESENCE_OK;
+}
+
 static int asker_check(presence_registry *reg, const presence_requester *req,
                        struct asker *a)
 {
@@ -311,7 +329,8 @@ int presence_query_page(presence_registry *reg, const char *channel,
                         const presence_requester *requester, uint64_t cursor,
                         size_t limit, presence_snapshot **out)
 {
-    if (out == NULL || limit == 0) {
+    if (out == NULL || limit == 0 ||
+        presence__requester_resolve(&requester) != PRESENCE_OK) {
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
@@ -335,7 +354,8 @@ int presence_stats(presence_registry *reg, const char *channel,
                    const presence_requester *requester,
                    presence_channel_stats *out)
 {
-    if (out == NULL) {
+    if (out == NULL ||
+        presence__requester_resolve(&requester) != PRESENCE_OK) {
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;

@@ -96,7 +96,8 @@ int presence_visit(presence_registry *reg, const char *channel,
                    size_t limit, presence_visit_fn fn, void *user_data,
                    presence_visit_info *info)
 {
-    if (reg == NULL || fn == NULL) {
+    if (reg == NULL || fn == NULL ||
+        presence__requester_resolve(&requester) != PRESENCE_OK) {
         return PRESENCE_ERR_INVALID;
     }
     size_t left = limit != 0 ? limit : SIZE_MAX;

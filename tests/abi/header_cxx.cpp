@@ -10,7 +10,7 @@ int main()
         return 1;
     }
     presence_channel_stats stats{};
-    int rc = presence_stats(reg, "lobby", nullptr, &stats);
+    int rc = presence_stats(reg, "lobby", presence_trusted(), &stats);
     /* The nodes API, enums and flags included. */
     if (rc == PRESENCE_OK) {
         rc = presence_remote_join(reg, "n1", "lobby", "c1", "u1", nullptr, 0,

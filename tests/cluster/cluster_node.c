@@ -254,7 +254,7 @@ static int collect_view(node *nd, char ***out_lines, size_t *out_count)
     int rc = presence_channels(nd->reg, NULL, &list);
     for (size_t i = 0; rc == PRESENCE_OK && i < list->count; i++) {
         presence_snapshot *snap = NULL;
-        rc = presence_query(nd->reg, list->channels[i].channel, NULL, &snap);
+        rc = presence_query(nd->reg, list->channels[i].channel, presence_trusted(), &snap);
         for (size_t j = 0; rc == PRESENCE_OK && j < snap->count; j++) {
             if (count == cap) {
                 size_t ncap = cap ? cap * 2 : 64;

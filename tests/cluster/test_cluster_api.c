@@ -156,7 +156,7 @@ static void test_unreachable_redis(void **state)
     assert_int_equal(presence_cluster_process(c), PRESENCE_ERR_BUSY);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
     presence_channel_stats stats;
-    assert_int_equal(presence_stats(reg, "room", NULL, &stats), PRESENCE_OK);
+    assert_int_equal(presence_stats(reg, "room", presence_trusted(), &stats), PRESENCE_OK);
     assert_int_equal(stats.num_clients, 1);
     assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
 }
