@@ -28,6 +28,14 @@ static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
     return hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 }
 
+/* Inline a hot function into each of its callers (no effect on
+ * behaviour). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRESENCE__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define PRESENCE__ALWAYS_INLINE inline
+#endif
+
 /* A hint to start loading a cache line (no effect on behaviour). */
 #if defined(__GNUC__) || defined(__clang__)
 #define PRESENCE__PREFETCH(p) __builtin_prefetch(p)

@@ -91,7 +91,7 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     }
     presence__pool_clear(ch, offsetof(struct presence__channel, name));
     ch->hash = ref->hash;
-    ch->epoch = presence__epoch(reg);
+    ch->epoch = presence__epoch(reg, ref->shard);
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
     presence__memberset_init(&ch->members, &ref->shard->membership_slab);
@@ -484,7 +484,8 @@ static int join_check_limits(const presence_registry *reg,
  * reservation, nothing is announced): the part of a join that cannot
  * fail (both shards held, everything allocated). Returns whether it is
  * the user's first connection in the channel. */
-static bool membership_link(presence_registry *reg, struct presence__shard *hs,
+static PRESENCE__ALWAYS_INLINE bool
+membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__channel *ch,
                             struct presence__client *client,
                             struct presence__membership *m,
@@ -525,7 +526,8 @@ static bool membership_link(presence_registry *reg, struct presence__shard *hs,
 /* A new membership (both shards held): every allocation first, then the
  * change. Silent (for presence__join_silent), it queues no event and
  * tells what it made. */
-static int join_new(presence_registry *reg, struct presence__target *t,
+static PRESENCE__ALWAYS_INLINE int
+join_new(presence_registry *reg, struct presence__target *t,
                     struct presence__client *client,
                     const struct presence__join_args *a, bool silent,
                     struct presence__membership **made, bool *first_of_user)
@@ -630,10 +632,11 @@ void presence__leave_silent(presence_registry *reg,
     }
 }
 
-int presence__join_locked(presence_registry *reg, struct presence__target *t,
-                          struct presence__client *client,
-                          const struct presence__join_args *a,
-                          presence_change *change)
+/* presence__join_locked(), inlined into presence_join's path. */
+static PRESENCE__ALWAYS_INLINE int
+join_locked(presence_registry *reg, struct presence__target *t,
+            struct presence__client *client,
+            const struct presence__join_args *a, presence_change *change)
 {
     struct presence__membership *m =
         client != NULL && t->chan.ch != NULL
@@ -660,6 +663,14 @@ int presence__join_locked(presence_registry *reg, struct presence__target *t,
         change->stats = presence__channel_stats(t->chan.ch);
     }
     return rc;
+}
+
+int presence__join_locked(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          presence_change *change)
+{
+    return join_locked(reg, t, client, a, change);
 }
 
 /* presence_join() and presence_remote_join(): name is NULL for a client
@@ -717,7 +728,7 @@ static int join_common(presence_registry *reg, const char *channel,
         rc = PRESENCE_ERR_CONFLICT;
     }
     if (rc == PRESENCE_OK) {
-        rc = presence__join_locked(reg, &t, client, &a, NULL);
+        rc = join_locked(reg, &t, client, &a, NULL);
     }
     presence__mutex_unlock(reg, &hs->lock);
     presence__mutex_unlock(reg, &t.cs->lock);

@@ -159,6 +159,8 @@ struct presence__shard { /* channels */
             pthread_mutex_t lock;
             struct presence__index channels; /* by name */
             atomic_size_t memberships;
+            /* Channels this shard has made: its part of the epochs. */
+            uint64_t epochs;
             struct presence__slab membership_slab;
         };
         char line_pad[PRESENCE__SHARD_BYTES];
@@ -203,10 +205,10 @@ struct presence_registry {
     char separator;
     bool single_threaded;
     uint64_t seed;
-    /* Channel epochs: the n-th is a scramble of epoch_key + n, so no two
-     * of one registry are equal and another registry's are unrelated. */
+    /* Channel epochs: a scramble of epoch_key + (shard, n), the n-th
+     * channel a shard makes, so no two of one registry are equal and
+     * another registry's are unrelated. */
     uint64_t epoch_key;
-    atomic_uint_least64_t epochs;
 
     struct presence__namespace *namespaces; /* uthash by name: few */
     struct presence__shard shards[PRESENCE__SHARDS];
@@ -379,8 +381,8 @@ static inline void presence__mutex_unlock(const presence_registry *reg,
 {
     presence__unlock(!reg->single_threaded, m);
 }
-/* A new channel's epoch (never 0). */
-uint64_t presence__epoch(presence_registry *reg);
+/* A new channel's epoch, in shard hs (held); never 0. */
+uint64_t presence__epoch(presence_registry *reg, struct presence__shard *hs);
 /* Every channel shard, in order (namespace changes). */
 void presence__lock_all_shards(presence_registry *reg);
 void presence__unlock_all_shards(presence_registry *reg);

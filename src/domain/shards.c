@@ -69,14 +69,15 @@ size_t presence__count_memberships(presence_registry *reg)
     return n;
 }
 
-uint64_t presence__epoch(presence_registry *reg)
+uint64_t presence__epoch(presence_registry *reg, struct presence__shard *hs)
 {
+    uint64_t shard = (uint64_t)(hs - reg->shards);
     for (;;) {
-        uint64_t n = atomic_fetch_add_explicit(&reg->epochs, 1,
-                                               memory_order_relaxed);
-        /* An odd multiplier keeps key + n * odd distinct for distinct n. */
-        uint64_t epoch = presence__mix64(reg->epoch_key +
-                                         n * 0x9e3779b97f4a7c15ULL);
+        /* The shard in the top bits, its count below: distinct inputs, and
+         * a bijective scramble keeps them distinct. 2^58 channels a shard
+         * before a count could wrap. */
+        uint64_t n = shard << (64 - PRESENCE__SHARD_BITS) | hs->epochs++;
+        uint64_t epoch = presence__mix64(reg->epoch_key ^ n);
         if (epoch != 0) {
             return epoch;
         }
