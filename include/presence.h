@@ -709,8 +709,9 @@ PRESENCE_API int presence_touch(presence_registry *registry,
 /**
  * Renew the TTL of every membership of a client in one call, as a
  * connection's periodic presence refresh does. No event, no allocation.
- * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
- *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND;
+ * @return #PRESENCE_OK (also for a client opened as a handle that is in no
+ *         channel); #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND (no such client);
  *         #PRESENCE_ERR_CONFLICT (another node's client).
  * A callback may call it.
  */
