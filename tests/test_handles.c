@@ -454,6 +454,68 @@ static void test_handles_out_of_memory(void **state)
     fixture_close(&f);
 }
 
+/* One call by handle under every allocation failure in turn: NOMEM leaves
+ * everything as it was, with no event; then it succeeds. */
+typedef int (*handle_call)(presence_registry *reg, presence_client *c);
+
+static int call_join(presence_registry *reg, presence_client *c)
+{
+    return presence_client_join(reg, c, "fresh", "info", 4, NULL);
+}
+
+static int call_update(presence_registry *reg, presence_client *c)
+{
+    return presence_client_update(reg, c, "old", "longer info", 11, NULL);
+}
+
+static int call_leave(presence_registry *reg, presence_client *c)
+{
+    return presence_client_leave(reg, c, "old", NULL);
+}
+
+static void oom_one(fixture *f, presence_client *c, handle_call call)
+{
+    for (long n = 0;; n++) {
+        char *before = dump_registry(f->reg, dump_ns);
+        size_t events = f->rec.count;
+        test_alloc_arm(&f->alloc, n);
+        int rc = call(f->reg, c);
+        bool injected = atomic_load(&f->alloc.injected) != 0;
+        test_alloc_disarm(&f->alloc);
+        atomic_store(&f->alloc.injected, 0);
+        if (rc == PRESENCE_OK) {
+            free(before);
+            assert_true(f->rec.count > events);
+            if (!injected) {
+                return;
+            }
+            fail_msg("an injected failure was absorbed at %ld", n);
+        }
+        assert_rc(rc, PRESENCE_ERR_NOMEM);
+        char *after = dump_registry(f->reg, dump_ns);
+        assert_string_equal(after, before);
+        free(after);
+        free(before);
+        assert_int_equal(f->rec.count, events);
+        assert_true(n < 10000);
+    }
+}
+
+static void test_handle_calls_out_of_memory(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    presence_client *c = open_client(f.reg, "c1", "u1", NULL);
+    assert_ok(presence_client_join(f.reg, c, "old", NULL, 0, NULL));
+    oom_one(&f, c, call_join);
+    oom_one(&f, c, call_update);
+    oom_one(&f, c, call_leave);
+    assert_ok(presence_client_close(f.reg, c, NULL));
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_join_many),
         cmocka_unit_test(test_join_many_all_or_nothing),
         cmocka_unit_test(test_handles_out_of_memory),
+        cmocka_unit_test(test_handle_calls_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
