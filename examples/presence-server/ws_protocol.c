@@ -144,6 +144,24 @@ static json_t *connect_result(ps_conn *conn, const ps_config *cfg,
     return result;
 }
 
+/* A connection token (for connect and refresh): as ps_token_verify(), but
+ * a token with a "channel" claim is a subscription token and invalid here,
+ * as Centrifugo refuses it ("connection JWT can not contain channel
+ * claim"), before looking at its expiry. */
+static ps_token_status verify_connection_token(const ps_config *cfg,
+                                               const char *token,
+                                               ps_token_claims *claims)
+{
+    ps_token_status status = ps_token_verify(token, cfg->token_hmac_secret_key,
+                                             ps_unix_time(), claims);
+    if ((status == PS_TOKEN_OK || status == PS_TOKEN_EXPIRED) &&
+        claims->channel != NULL && *claims->channel != '\0') {
+        ps_token_claims_free(claims);
+        return PS_TOKEN_INVALID;
+    }
+    return status;
+}
+
 /* Who the connection is: from its token, or anonymous when allowed. */
 static outcome authenticate(const command *cmd, bool *replied,
                             int64_t *expires_at)
@@ -160,8 +178,7 @@ static outcome authenticate(const command *cmd, bool *replied,
         return conn->user != NULL ? GO_ON : internal_error(conn);
     }
     ps_token_claims claims;
-    switch (ps_token_verify(token, cfg->token_hmac_secret_key, ps_unix_time(),
-                            &claims)) {
+    switch (verify_connection_token(cfg, token, &claims)) {
     case PS_TOKEN_INVALID:
         return close_with(conn, CLOSE_INVALID_TOKEN, "invalid token");
     case PS_TOKEN_NOMEM:
@@ -405,8 +422,8 @@ static outcome cmd_refresh(const command *cmd)
         return bad_request(conn);
     }
     ps_token_claims claims;
-    ps_token_status status = ps_token_verify(
-        token, cmd->server->cfg->token_hmac_secret_key, ps_unix_time(), &claims);
+    ps_token_status status =
+        verify_connection_token(cmd->server->cfg, token, &claims);
     if (status == PS_TOKEN_EXPIRED) {
         ps_token_claims_free(&claims);
         return reply_error(cmd, PS_ERR_TOKEN_EXPIRED);
