@@ -70,8 +70,11 @@ void ps_server_fini(ps_server *server);
 int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
                     size_t err_len);
 
-/** Close every connection with 3001 "shutdown", stop, free (listener.c). */
-void ps_server_stop(ps_server *server);
+/** Close every connection with 3001 "shutdown", stop, free (listener.c).
+ *  Waits at most @p wait_ms for CivetWeb's threads to end (connections
+ *  whose peers answer the close end at once); false if they did not, in
+ *  which case nothing is freed and the caller should exit the process. */
+bool ps_server_stop(ps_server *server, long wait_ms);
 
 /** Refuse new transports, and close every open one now with @p code. */
 void ps_server_close_all(ps_server *server, int code, const char *reason);
