@@ -669,6 +669,8 @@ static const struct {
     {"client_channel_limit", 0, offsetof(ps_config, client_channel_limit)},
     {"client_connection_limit", 0,
      offsetof(ps_config, client_connection_limit)},
+    {"client_user_connection_limit", 0,
+     offsetof(ps_config, client_user_connection_limit)},
     {"client_queue_max_size", 1, offsetof(ps_config, client_queue_max_size)},
     {"websocket_message_size_limit", 1,
      offsetof(ps_config, websocket_message_size_limit)},
@@ -752,11 +754,11 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
         return ps_fail(err, err_len,
                     "key \"pong_timeout\": must be less than ping_interval");
     }
-    if (cfg->client_connection_limit > PS_MAX_CONNECTIONS_DEFAULT * 10) {
+    if (cfg->client_connection_limit > PS_MAX_CONNECTIONS) {
         return ps_fail(err, err_len,
                     "key \"client_connection_limit\": at most %d here (one "
                     "thread per connection)",
-                    PS_MAX_CONNECTIONS_DEFAULT * 10);
+                    PS_MAX_CONNECTIONS);
     }
     if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {
         return -1;

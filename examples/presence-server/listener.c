@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,12 +84,26 @@ static int start_civetweb(ps_server *server, char *err, size_t err_len)
     return 0;
 }
 
+/* With client_connection_limit 0 the descriptors are the limit: take all
+ * the hard limit allows, as Go programs (Centrifugo) do by themselves. */
+static void raise_open_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
                     size_t err_len)
 {
     if (!mg_check_feature(16)) {
         snprintf(err, err_len, "this CivetWeb has no WebSocket support");
         return -1;
+    }
+    if (cfg->client_connection_limit == 0) {
+        raise_open_file_limit();
     }
     ps_server *server = ps_calloc(1, sizeof *server);
     if (server == NULL) {

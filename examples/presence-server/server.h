@@ -47,6 +47,8 @@ typedef struct ps_server {
     struct ps_conn *clients;        /* uthash through conn->hh */
     size_t transport_count;
     size_t client_count;
+    struct ps_user_count *user_counts; /* uthash: connected clients per
+                                          user, with a per-user limit */
     bool stopping;
 
     struct mg_context *mg;
@@ -84,11 +86,18 @@ bool ps_server_add_transport(ps_server *server, struct ps_conn *conn);
 
 typedef enum ps_add_result {
     PS_ADD_OK = 0,
-    PS_ADD_FULL,   /* client_connection_limit, or stopping */
+    PS_ADD_FULL,       /* client_connection_limit, or stopping */
+    PS_ADD_USER_FULL,  /* client_user_connection_limit for its user */
     PS_ADD_NOMEM,
 } ps_add_result;
 
-/** Publish a connected client under its client id. */
+/** How many connections this process can hold when client_connection_limit
+ *  is 0: its open-file limit less what the server needs besides, at most
+ *  PS_MAX_CONNECTIONS. */
+size_t ps_server_connection_capacity(void);
+
+/** Publish a connected client under its client id, counting it against
+ *  both connection limits (its user's when it has one). */
 ps_add_result ps_server_add_client(ps_server *server, struct ps_conn *conn);
 
 /** Forget a transport and its client id (CivetWeb close handler). */

@@ -222,6 +222,9 @@ static outcome cmd_connect(const command *cmd)
     case PS_ADD_OK:
         break;
     case PS_ADD_FULL:
+    case PS_ADD_USER_FULL:
+        /* Both limits close with 3504, as Centrifugo's
+         * DisconnectConnectionLimit does for the user one. */
         conn->connected = false;
         return close_with(conn, CLOSE_CONNECTION_LIMIT, "connection limit");
     case PS_ADD_NOMEM:
