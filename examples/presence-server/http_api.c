@@ -192,6 +192,7 @@ static json_t *execute(ps_server *server, bool stats, const char *channel,
                        int *error_code)
 {
     *error_code = 0;
+    ps_metrics_api_command(&server->metrics, stats);
     if (*channel == '\0') {
         *error_code = PS_ERR_BAD_REQUEST;
         return NULL;
@@ -262,6 +263,7 @@ static int handle_method(struct mg_connection *mg, ps_server *server,
     if (result != NULL) {
         return respond_json(mg, 200, json_pack("{s:o}", "result", result));
     }
+    ps_metrics_api_error(&server->metrics, code);
     if (transport_error_mode(mg)) {
         return respond_json(mg, transport_status(code), ps_wire_error(code, false));
     }
@@ -315,6 +317,7 @@ static json_t *legacy_reply(ps_server *server, json_t *cmd)
     if (result != NULL) {
         rc |= json_object_set_new(reply, "result", result);
     } else {
+        ps_metrics_api_error(&server->metrics, code);
         rc |= json_object_set_new(reply, "error", ps_wire_error(code, false));
     }
     if (rc != 0) { /* out of memory: the caller answers 500 */

@@ -8,6 +8,7 @@
 #include "cluster_link.h"
 #include "conn.h"
 #include "http_api.h"
+#include "metrics_http.h"
 #include "mem.h"
 #include "util.h"
 #include "ws_transport.h"
@@ -80,6 +81,7 @@ static int start_civetweb(ps_server *server, char *err, size_t err_len)
         return -1;
     }
     ps_http_api_install(server->mg, server);
+    ps_metrics_http_install(server->mg, server);
     ps_ws_transport_install(server->mg, server);
     return 0;
 }

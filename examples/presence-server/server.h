@@ -13,6 +13,7 @@
 #include "config.h"
 #include "heartbeat.h"
 #include "hub.h"
+#include "metrics.h"
 #include "writer.h"
 
 #include <presence.h>
@@ -50,6 +51,8 @@ typedef struct ps_server {
     struct ps_user_count *user_counts; /* uthash: connected clients per
                                           user, with a per-user limit */
     bool stopping;
+
+    ps_metrics metrics;
 
     struct mg_context *mg;
     /* With "engine": "redis" (cluster_link.c): the registry's link to the

@@ -92,6 +92,7 @@ static outcome reply(const command *cmd, const char *field, json_t *result)
 
 static outcome reply_error(const command *cmd, int code)
 {
+    ps_metrics_error(&cmd->server->metrics, code);
     /* Internal errors are temporary: the SDK retries them. */
     return reply(cmd, "error", ps_wire_error(code, code == PS_ERR_INTERNAL));
 }
@@ -469,20 +470,22 @@ static outcome cmd_not_available(const command *cmd)
 typedef struct method {
     const char *name;
     outcome (*run)(const command *cmd);
+    ps_metric_command metric;
 } method;
 
 static const method methods[] = {
-    {"connect", cmd_connect},
-    {"subscribe", cmd_subscribe},
-    {"unsubscribe", cmd_unsubscribe},
-    {"presence", cmd_presence},
-    {"presence_stats", cmd_presence_stats},
-    {"refresh", cmd_refresh},
-    {"publish", cmd_not_available},
-    {"history", cmd_not_available},
-    {"rpc", cmd_not_available},
-    {"sub_refresh", cmd_not_available},
-    {"send", NULL}, /* asynchronous message: no reply, nothing to do */
+    {"connect", cmd_connect, PS_CMD_CONNECT},
+    {"subscribe", cmd_subscribe, PS_CMD_SUBSCRIBE},
+    {"unsubscribe", cmd_unsubscribe, PS_CMD_UNSUBSCRIBE},
+    {"presence", cmd_presence, PS_CMD_PRESENCE},
+    {"presence_stats", cmd_presence_stats, PS_CMD_PRESENCE_STATS},
+    {"refresh", cmd_refresh, PS_CMD_REFRESH},
+    {"publish", cmd_not_available, PS_CMD_PUBLISH},
+    {"history", cmd_not_available, PS_CMD_HISTORY},
+    {"rpc", cmd_not_available, PS_CMD_RPC},
+    {"sub_refresh", cmd_not_available, PS_CMD_SUB_REFRESH},
+    /* asynchronous message: no reply, nothing to do */
+    {"send", NULL, PS_CMD_SEND},
 };
 
 /* The command's method: the first request field that is set. */
@@ -523,6 +526,7 @@ static outcome dispatch(ps_conn *conn, json_t *obj)
         /* {} (or {"id":0}) is the client's pong. Anything else is an
          * unknown command. */
         if (cmd.id == 0 && json_object_size(obj) <= 1) {
+            ps_metrics_command(&conn->server->metrics, PS_CMD_PONG);
             ps_heartbeat_pong(conn);
             return GO_ON;
         }
@@ -531,6 +535,7 @@ static outcome dispatch(ps_conn *conn, json_t *obj)
     if (!json_is_object(cmd.params) || (!conn->connected && m->run != cmd_connect)) {
         return bad_request(conn);
     }
+    ps_metrics_command(&conn->server->metrics, m->metric);
     if (m->run == NULL) {
         return GO_ON;
     }
