@@ -223,8 +223,9 @@ static bool stop_civetweb(ps_server *server, long wait_ms)
     pthread_cond_init(&st->cond, &attr);
     pthread_condattr_destroy(&attr);
     pthread_t thread;
-    if (pthread_create(&thread, NULL, civetweb_stop_thread, st) != 0) {
-        civetweb_stop_thread(st);
+    bool threaded = pthread_create(&thread, NULL, civetweb_stop_thread, st) == 0;
+    if (!threaded) {
+        civetweb_stop_thread(st); /* no thread: wait as long as it takes */
     }
     struct timespec end;
     deadline_after(&end, wait_ms);
@@ -249,7 +250,9 @@ static bool stop_civetweb(ps_server *server, long wait_ms)
         /* The thread still runs mg_stop() and owns st: the caller exits. */
         return false;
     }
-    pthread_join(thread, NULL);
+    if (threaded) {
+        pthread_join(thread, NULL);
+    }
     pthread_cond_destroy(&st->cond);
     pthread_mutex_destroy(&st->lock);
     ps_free(st);

@@ -26,11 +26,12 @@ typedef struct ps_user_count {
 size_t ps_server_connection_capacity(void)
 {
     struct rlimit rl;
-    size_t fds = 1024;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        fds = (size_t)rl.rlim_cur;
-    } else if (rl.rlim_cur == RLIM_INFINITY) {
-        fds = PS_MAX_CONNECTIONS + RESERVED_FDS;
+    size_t fds = 1024; /* the usual soft limit, should getrlimit() fail */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        fds = rl.rlim_cur == RLIM_INFINITY ||
+                      rl.rlim_cur > PS_MAX_CONNECTIONS + RESERVED_FDS
+                  ? PS_MAX_CONNECTIONS + RESERVED_FDS
+                  : (size_t)rl.rlim_cur;
     }
     size_t n = fds > 2 * RESERVED_FDS ? fds - RESERVED_FDS : fds / 2;
     if (n == 0) {
