@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** The server can hold at most this many WebSocket connections when
- *  client_connection_limit is 0: CivetWeb serves each one on a thread of
- *  its own, so "unlimited" is not on offer. */
-#define PS_MAX_CONNECTIONS_DEFAULT 1000
+/** The most WebSocket connections one server holds, whatever
+ *  client_connection_limit says: CivetWeb 1.15 serves each one on a thread
+ *  of its own, and starts them all up front. */
+#define PS_MAX_CONNECTIONS 10000
 
 /** Channel options, with Centrifugo's names and meanings (all default false). */
 typedef struct ps_channel_options {
@@ -69,7 +69,11 @@ typedef struct ps_config {
     ps_namespace *namespaces;
     size_t namespace_count;
     size_t client_channel_limit;        /**< per connection, default 128 */
-    size_t client_connection_limit;     /**< in all; 0 = PS_MAX_CONNECTIONS_DEFAULT */
+    size_t client_connection_limit;     /**< in all; 0 = what the open-file
+                                             limit allows, at most
+                                             PS_MAX_CONNECTIONS */
+    size_t client_user_connection_limit; /**< per user on this server; 0 =
+                                              none; anonymous ones uncounted */
     size_t client_queue_max_size;       /**< bytes queued per connection */
     size_t websocket_message_size_limit; /**< bytes per incoming message */
     size_t channel_max_length;          /**< default 255 */
