@@ -767,6 +767,14 @@ PRESENCE_API int presence_channel_close(presence_registry *registry,
  * Threads: a handle may be used from any thread, several at once, as the
  * name-based calls may; closing it while another thread uses it is a use
  * after free, as with any handle.
+ *
+ * The application object's lifetime: the events of a close (and of any
+ * change) are delivered before the call returns unless another thread is
+ * delivering at that moment (see @ref events); then that thread delivers
+ * them, with the pointer, a little later. With one thread, or events
+ * handled without dereferencing the pointer, free the object after the
+ * close returns; otherwise keep it alive (a reference count, say) until
+ * its last event has been seen, the leave of its last channel.
  */
 /**@{*/
 

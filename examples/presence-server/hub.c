@@ -256,7 +256,7 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
     ps_hub_channel *ch = channel_get(hub, event->channel, false);
     for (ps_sub *sub = ch ? ch->subs : NULL; sub != NULL; sub = sub->chan_next) {
         if (!sub->started && event->kind == PRESENCE_EVENT_JOIN &&
-            strcmp(event->client_id, sub->conn->client_id) == 0) {
+            event->client_app == sub->conn) { /* its own join: no lookup */
             sub->started = true;
         }
         if (!sub->push_join_leave || !sub->started) {

@@ -218,18 +218,37 @@ static outcome cmd_connect(const command *cmd)
     if (conn->user == NULL || ps_uuid4(conn->client_id) != 0) {
         return internal_error(conn);
     }
+    /* Identity once, for the connection's life; the connection rides
+     * along in every event and member. */
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = conn->client_id;
+    o.user_id = conn->user;
+    o.conn_info = conn->conn_info;
+    o.conn_info_len = conn->conn_info_len;
+    o.app = conn;
+    if (presence_client_open(cmd->server->registry, &o, &conn->presence) !=
+        PRESENCE_OK) {
+        return internal_error(conn);
+    }
     conn->connected = true;
-    switch (ps_server_add_client(cmd->server, conn)) {
+    ps_add_result added = ps_server_add_client(cmd->server, conn);
+    if (added != PS_ADD_OK) {
+        /* In no channel yet: the close cannot need memory for events. */
+        (void)presence_client_close(cmd->server->registry, conn->presence,
+                                    NULL);
+        conn->presence = NULL;
+        conn->connected = false;
+    }
+    switch (added) {
     case PS_ADD_OK:
         break;
     case PS_ADD_FULL:
     case PS_ADD_USER_FULL:
         /* Both limits close with 3504, as Centrifugo's
          * DisconnectConnectionLimit does for the user one. */
-        conn->connected = false;
         return close_with(conn, CLOSE_CONNECTION_LIMIT, "connection limit");
     case PS_ADD_NOMEM:
-        conn->connected = false;
         return internal_error(conn);
     }
     ps_heartbeat_arm(cmd->server, conn, expires_at);
@@ -293,9 +312,9 @@ static outcome subscribe_join(const command *cmd, const char *channel,
 {
     ps_conn *conn = cmd->conn;
     if (opts->presence) {
-        int rc = presence_join(cmd->server->registry, channel, conn->client_id,
-                               conn->user, conn->conn_info, conn->conn_info_len,
-                               chan_info, chan_info ? strlen(chan_info) : 0);
+        int rc = presence_client_join(cmd->server->registry, conn->presence,
+                                      channel, chan_info,
+                                      chan_info ? strlen(chan_info) : 0, NULL);
         if (rc != PRESENCE_OK) {
             ps_hub_remove(&cmd->server->hub, conn, channel);
             return reply_error(cmd, ps_wire_code_from_presence(rc));
@@ -370,8 +389,8 @@ static outcome cmd_unsubscribe(const command *cmd)
     if (ps_hub_remove(&cmd->server->hub, cmd->conn, channel)) {
         const ps_channel_options *opts = ps_config_channel(cmd->server->cfg, channel);
         if (opts != NULL && opts->presence) {
-            int rc = presence_leave(cmd->server->registry, channel,
-                                    cmd->conn->client_id);
+            int rc = presence_client_leave(cmd->server->registry,
+                                           cmd->conn->presence, channel, NULL);
             if (rc != PRESENCE_OK && rc != PRESENCE_ERR_NOT_FOUND) {
                 /* Still a member, no longer a subscriber: closing the
                  * connection takes the membership back. */
