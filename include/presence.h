@@ -453,7 +453,8 @@ PRESENCE_API int64_t presence_now_ms(presence_registry *registry);
 /** Totals of a registry, see presence_registry_counts(). */
 typedef struct presence_counts {
     size_t channels;    /**< non-empty channels */
-    size_t clients;     /**< clients in at least one channel */
+    /** clients known: in at least one channel, or open as a handle */
+    size_t clients;
     size_t users;       /**< distinct users of those clients */
     size_t memberships; /**< (client, channel) pairs */
 } presence_counts;

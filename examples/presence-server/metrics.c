@@ -233,7 +233,9 @@ static void render_gauges(text *t, ps_server *server)
               "Redis.", counts.memberships);
         gauge(t, "presence_channels", "Channels with someone present.",
               counts.channels);
-        gauge(t, "presence_clients", "Clients present in some channel.",
+        gauge(t, "presence_clients",
+              "Clients known to presence: this server's connections (a "
+              "handle each), and other servers' clients in some channel.",
               counts.clients);
         gauge(t, "presence_users", "Distinct users of those clients.",
               counts.users);

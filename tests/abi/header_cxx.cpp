@@ -57,7 +57,16 @@ int main()
     if (rc == PRESENCE_OK) {
         rc = presence_client_leave(reg, h, "a", &change);
     }
-    bool handles = rc == PRESENCE_OK && presence_client_app(h) == &app &&
+    presence_visit_info vinfo{};
+    if (rc == PRESENCE_OK) {
+        rc = presence_visit(reg, "b", presence_trusted(), 0, 0,
+                            [](const presence_member *m, void *ud) {
+                                *static_cast<size_t *>(ud) += m->app != nullptr;
+                            },
+                            &vinfo.visited, nullptr);
+    }
+    bool handles = rc == PRESENCE_OK && vinfo.visited == 1 &&
+                   presence_client_app(h) == &app &&
                    presence_client_id(h)[0] == 'h' &&
                    change.kind == PRESENCE_CHANGE_LEFT &&
                    results[1].kind == PRESENCE_CHANGE_JOINED;

@@ -73,8 +73,9 @@ test('/metrics: gauges follow connections, subscriptions and presence; counters 
   assert.equal(m.presence_server_subscribed_channels, 1);
   assert.equal(m.presence_server_presence_memberships, 2);
   assert.equal(m.presence_server_presence_channels, 1);
-  assert.equal(m.presence_server_presence_clients, 2);
-  assert.equal(m.presence_server_presence_users, 2);
+  // Every connection has a presence handle; the third is in no channel.
+  assert.equal(m.presence_server_presence_clients, 3);
+  assert.equal(m.presence_server_presence_users, 3);
   assert.equal(m['presence_server_commands_total{method="connect"}'], 3);
   assert.equal(m['presence_server_commands_total{method="subscribe"}'], 3);
   assert.equal(m['presence_server_commands_total{method="presence"}'], 1);
