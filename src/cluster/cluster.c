@@ -29,7 +29,8 @@ static const char RENEW_SCRIPT[] =
     "if v then return 2 end\n"
     "return 0\n";
 
-/* KEYS lease members log staging; ARGV inc: leave, if still ours. */
+/* KEYS lease members log staging; ARGV inc: leave, if still ours (the
+ * staging hash is the last announce's, renamed away unless it failed). */
 static const char LEAVE_SCRIPT[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
@@ -107,10 +108,12 @@ static bool key_part_ok(const char *s, size_t max)
     return true;
 }
 
-static char *key_of(const char *prefix, const char *node, const char *what)
+/* "{prefix:node}.what" (or "{prefix}.what"), with `room` more bytes. */
+static char *key_of(const char *prefix, const char *node, const char *what,
+                    size_t room)
 {
     size_t size = strlen(prefix) + (node ? strlen(node) : 0) +
-                  strlen(what) + 8;
+                  strlen(what) + 8 + room;
     char *k = malloc(size);
     if (k != NULL) {
         if (node != NULL) {
@@ -394,14 +397,17 @@ int presence_cluster_new(presence_registry *registry,
     bool ok = c->host != NULL && c->prefix != NULL &&
               (cfg.redis_password == NULL || c->password != NULL);
     if (ok) {
-        c->key_lease = key_of(c->prefix, c->node_id, "lease");
-        c->key_members = key_of(c->prefix, c->node_id, "members");
-        c->key_staging = key_of(c->prefix, c->node_id, "staging");
-        c->key_log = key_of(c->prefix, c->node_id, "log");
-        c->key_nodes = key_of(c->prefix, NULL, "nodes");
-        c->key_events = key_of(c->prefix, NULL, "events");
+        c->key_lease = key_of(c->prefix, c->node_id, "lease", 0);
+        c->key_members = key_of(c->prefix, c->node_id, "members", 0);
+        /* "{P:N}.staging.<inc>": the incarnation follows (outbox.c) */
+        c->key_staging =
+            key_of(c->prefix, c->node_id, "staging.", CL_ID_MAX);
+        c->key_log = key_of(c->prefix, c->node_id, "log", 0);
+        c->key_nodes = key_of(c->prefix, NULL, "nodes", 0);
+        c->key_events = key_of(c->prefix, NULL, "events", 0);
         ok = c->key_lease && c->key_members && c->key_staging &&
              c->key_log && c->key_nodes && c->key_events;
+        c->key_staging_base = ok ? strlen(c->key_staging) : 0;
     }
     if (ok) {
         c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);

@@ -183,6 +183,9 @@ struct presence_cluster {
     /* keys */
     char *key_lease, *key_members, *key_staging, *key_log;
     char *key_nodes, *key_events;
+    /* key_staging is "{P:N}.staging." then the incarnation of the last
+     * announce (room for CL_ID_MAX bytes); this is where it starts */
+    size_t key_staging_base;
 
     int epoll_fd;
     int wake_fd; /* an eventfd: local changes wait */

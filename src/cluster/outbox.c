@@ -29,18 +29,39 @@ static const char FLUSH_SCRIPT[] =
     " 'seq', ARGV[2], 'ops', ARGV[4])\n"
     "return 1\n";
 
-/* KEYS lease members staging log; ARGV inc lease_ms maxlen. The staged
- * members become the node's state, the lease and the reset entry appear
- * with them, all at once. */
+/* KEYS staging; ARGV ttl_ms field value [field value]...: one chunk of
+ * an announce's members. The staging hash expires unless the announce
+ * goes on: one that was abandoned (the node died, its connection broke)
+ * leaves nothing behind for long. */
+static const char STAGE_SCRIPT[] =
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "return 1\n";
+
+/* KEYS lease members staging log; ARGV inc lease_ms maxlen count. The
+ * staged members become the node's state, the lease and the reset entry
+ * appear with them, all at once -- if the staging hash holds exactly the
+ * `count` members staged. Anything else (a part of it expired, or was
+ * deleted) is refused: the node announces again rather than make a part
+ * of its members its state. Returns {1 or 0, members found}. */
 static const char ANNOUNCE_SCRIPT[] =
+    "local n = redis.call('HLEN', KEYS[3])\n"
+    "if n ~= tonumber(ARGV[4]) then\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  return {0, n}\n"
+    "end\n"
     "redis.call('DEL', KEYS[2])\n"
-    "if redis.call('EXISTS', KEYS[3]) == 1 then\n"
+    "if n > 0 then\n"
     "  redis.call('RENAME', KEYS[3], KEYS[2])\n"
+    "  redis.call('PERSIST', KEYS[2])\n"
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'inc', ARGV[1],"
     " 'seq', '1', 'reset', '1')\n"
-    "return 1\n";
+    "return {1, n}\n";
+
+/* How long a staging hash lives after its last chunk. */
+#define STAGE_TTL_MS "60000"
 
 /* Batches written and not yet confirmed, at most. */
 #define SEND_WINDOW 4
@@ -250,6 +271,17 @@ static void new_incarnation(struct presence_cluster *c)
     snprintf(c->inc, sizeof c->inc, "%016" PRIx64 "%016" PRIx64, r[0], r[1]);
 }
 
+/* Tell the others: the directory entry, and hello (they load it). */
+static void say_hello(struct presence_cluster *c)
+{
+    const char *dir[] = {"HSET", c->key_nodes, c->node_id, c->inc};
+    const char *hello[] = {"XADD",   c->key_events, "MAXLEN", "~", "10000",
+                           "*",      "type",        "hello",  "node",
+                           c->node_id, "inc",       c->inc};
+    CL_SEND(&c->cmd, NULL, NULL, dir);
+    CL_SEND(&c->cmd, NULL, NULL, hello);
+}
+
 static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
@@ -258,15 +290,28 @@ static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (reply != NULL && ctx->generation == c->generation &&
         c->self == SELF_ANNOUNCING) {
-        if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        bool well_formed = reply->type == REDIS_REPLY_ARRAY &&
+                           reply->elements == 2 &&
+                           reply->element[0]->type == REDIS_REPLY_INTEGER &&
+                           reply->element[1]->type == REDIS_REPLY_INTEGER;
+        if (well_formed && reply->element[0]->integer == 1) {
             c->self = SELF_ONLINE;
             c->seq = 1;
             c->renew_at = cl_now_ms() + c->lease_ms / 3;
             cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
                    "node %s announced %zu members (incarnation %s)",
                    c->node_id, ctx->count, c->inc);
+            say_hello(c);
             cl_sync_start(c);
             cl_outbox_flush(c);
+        } else if (well_formed) {
+            /* Not all that was staged is there: the staging hash expired
+             * or was deleted under the announce. Nothing was changed. */
+            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                   "node %s: announce refused: %lld of its %zu members "
+                   "reached Redis; announcing again",
+                   c->node_id, reply->element[1]->integer, ctx->count);
+            cl_announce(c);
         } else {
             cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce failed: %s",
                    reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
@@ -283,12 +328,13 @@ static bool send_argv(struct presence_cluster *c, size_t argc,
     return cl_conn_command(&c->cmd, NULL, NULL, (int)argc, argv, lens);
 }
 
-/* HSET staging, STAGE_CHUNK members at a time. */
+/* The staging hash, STAGE_CHUNK members at a time (STAGE_SCRIPT). */
 static bool stage_members(struct presence_cluster *c,
                           const presence_snapshot *snap)
 {
-    const char **argv = malloc((2 + 2 * STAGE_CHUNK) * sizeof *argv);
-    size_t *lens = malloc((2 + 2 * STAGE_CHUNK) * sizeof *lens);
+    enum { FIXED = 5 }; /* EVAL script 1 key ttl */
+    const char **argv = malloc((FIXED + 2 * STAGE_CHUNK) * sizeof *argv);
+    size_t *lens = malloc((FIXED + 2 * STAGE_CHUNK) * sizeof *lens);
     size_t *offs = malloc(2 * STAGE_CHUNK * sizeof *offs);
     struct cl_buf b = {0};
     bool ok = argv != NULL && lens != NULL && offs != NULL;
@@ -308,22 +354,33 @@ static bool stage_members(struct presence_cluster *c,
         if (!ok) {
             break;
         }
-        argv[0] = "HSET";
-        lens[0] = 4;
-        argv[1] = c->key_staging;
-        lens[1] = strlen(c->key_staging);
+        const char *fixed[FIXED] = {"EVAL", STAGE_SCRIPT, "1",
+                                    c->key_staging, STAGE_TTL_MS};
+        for (size_t i = 0; i < FIXED; i++) {
+            argv[i] = fixed[i];
+            lens[i] = strlen(fixed[i]);
+        }
         for (size_t i = 0; i < 2 * n; i++) {
             size_t end = i + 1 < 2 * n ? offs[i + 1] : b.len;
-            argv[2 + i] = b.data + offs[i];
-            lens[2 + i] = end - offs[i];
+            argv[FIXED + i] = b.data + offs[i];
+            lens[FIXED + i] = end - offs[i];
         }
-        ok = send_argv(c, 2 + 2 * n, argv, lens);
+        ok = send_argv(c, FIXED + 2 * n, argv, lens);
     }
     cl_buf_free(&b);
     free(argv);
     free(lens);
     free(offs);
     return ok;
+}
+
+/* Each announce stages into a hash of its own, "{P:N}.staging.<inc>":
+ * no reap of this node (which a node that finds its lease gone may meet)
+ * and no earlier announce of it can touch the one under way. */
+static void set_staging_key(struct presence_cluster *c)
+{
+    snprintf(c->key_staging + c->key_staging_base, CL_ID_MAX + 1, "%s",
+             c->inc);
 }
 
 void cl_announce(struct presence_cluster *c)
@@ -333,7 +390,6 @@ void cl_announce(struct presence_cluster *c)
     /* Changes from now on are kept and written after the announce; the
      * snapshot taken next already holds those made before. */
     cl_outbox_keep(c, true);
-    new_incarnation(c);
     presence_snapshot *snap = NULL;
     struct flush_ctx *ctx = malloc(sizeof *ctx);
     int rc = presence_node_memberships(c->registry, "", &snap);
@@ -347,26 +403,28 @@ void cl_announce(struct presence_cluster *c)
         c->announce_at = cl_now_ms() + 100;
         return;
     }
-    char lease[24], maxlen[24];
+    bool ok = true;
+    if (c->inc[0] != '\0') {
+        /* What an earlier announce may have left (it expires anyway). */
+        const char *del[] = {"DEL", c->key_staging};
+        ok = CL_SEND(&c->cmd, NULL, NULL, del);
+    }
+    new_incarnation(c);
+    set_staging_key(c);
+    char lease[24], maxlen[24], count[24];
     snprintf(lease, sizeof lease, "%" PRId64, c->lease_ms);
     snprintf(maxlen, sizeof maxlen, "%zu", c->log_max_len);
-    const char *del[] = {"DEL", c->key_staging};
+    snprintf(count, sizeof count, "%zu", snap->count);
     const char *fin[] = {"EVAL",        ANNOUNCE_SCRIPT, "4",
                          c->key_lease,  c->key_members,  c->key_staging,
                          c->key_log,    c->inc,          lease,
-                         maxlen};
-    const char *dir[] = {"HSET", c->key_nodes, c->node_id, c->inc};
-    const char *hello[] = {"XADD",   c->key_events, "MAXLEN", "~", "10000",
-                           "*",      "type",        "hello",  "node",
-                           c->node_id, "inc",       c->inc};
+                         maxlen,        count};
     *ctx = (struct flush_ctx){c, c->generation, snap->count};
-    bool ok = CL_SEND(&c->cmd, NULL, NULL, del) && stage_members(c, snap);
-    ok = ok && CL_SEND(&c->cmd, on_announced, ctx, fin);
+    ok = ok && stage_members(c, snap) &&
+         CL_SEND(&c->cmd, on_announced, ctx, fin);
     if (!ok) {
         free(ctx); /* not handed to hiredis */
     }
-    ok = ok && CL_SEND(&c->cmd, NULL, NULL, dir) &&
-         CL_SEND(&c->cmd, NULL, NULL, hello);
     presence_snapshot_free(snap);
     if (!ok) {
         cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce could not be sent");

@@ -13,11 +13,14 @@
 
 #include "cluster_internal.h"
 
-/* KEYS lease members log staging: delete a dead node's state, unless it
- * came back meanwhile. */
+/* KEYS lease members log: delete a dead node's state, unless it came
+ * back meanwhile. Not its staging hash: the node may be announcing again
+ * right now (it was paused past its lease), into a hash named after its
+ * new incarnation, which the reap neither knows nor touches; an abandoned
+ * one expires on its own. */
 static const char REAP_SCRIPT[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-    "  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])\n"
+    "  redis.call('DEL', KEYS[2], KEYS[3])\n"
     "end\n"
     "return 1\n";
 
@@ -242,13 +245,11 @@ static bool apply_ops(struct presence_cluster *c, const char *node,
  * come back meanwhile). */
 static void reap(struct presence_cluster *c, const struct cl_node *n)
 {
-    char lease[KEY_MAX], members[KEY_MAX], log[KEY_MAX], staging[KEY_MAX];
+    char lease[KEY_MAX], members[KEY_MAX], log[KEY_MAX];
     node_key(c, n->id, "lease", lease, sizeof lease);
     node_key(c, n->id, "members", members, sizeof members);
     node_key(c, n->id, "log", log, sizeof log);
-    node_key(c, n->id, "staging", staging, sizeof staging);
-    const char *del[] = {"EVAL", REAP_SCRIPT, "4", lease, members, log,
-                         staging};
+    const char *del[] = {"EVAL", REAP_SCRIPT, "3", lease, members, log};
     const char *forget[] = {"EVAL", FORGET_SCRIPT, "1", c->key_nodes, n->id,
                             n->inc[0] ? n->inc : n->dir_inc};
     CL_SEND(&c->cmd, NULL, NULL, del);
