@@ -40,15 +40,15 @@ static const char LEAVE_SCRIPT[] =
 
 #define RECONNECT_FIRST_MS 50
 
-int64_t cl_now_ms(void)
+int64_t presence__cl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void cl_log(struct presence_cluster *c, presence_cluster_log_level level,
-            const char *fmt, ...)
+void presence__cl_log(struct presence_cluster *c,
+                      presence_cluster_log_level level, const char *fmt, ...)
 {
     if (c->log == NULL) {
         return;
@@ -61,7 +61,7 @@ void cl_log(struct presence_cluster *c, presence_cluster_log_level level,
     c->log(level, msg, c->log_user_data);
 }
 
-void cl_wake(struct presence_cluster *c)
+void presence__cl_wake(struct presence_cluster *c)
 {
     uint64_t one = 1;
     ssize_t n = write(c->wake_fd, &one, sizeof one);
@@ -130,7 +130,7 @@ static void random_node_id(char *out, size_t size)
     uint64_t r = 0;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f == NULL || fread(&r, sizeof r, 1, f) != 1) {
-        r = (uint64_t)cl_now_ms() ^ ((uint64_t)getpid() << 32);
+        r = (uint64_t)presence__cl_now_ms() ^ ((uint64_t)getpid() << 32);
     }
     if (f != NULL) {
         fclose(f);
@@ -153,54 +153,57 @@ static void on_reader_id(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* The connection is usable: its AUTH and SELECT were accepted. */
-static void conn_ready(struct cl_conn *conn)
+static void conn_ready(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     conn->ready = true;
     if (conn == &c->reader) {
         const char *id[] = {"CLIENT", "ID"};
-        CL_SEND(conn, on_reader_id, c, id);
+        PRESENCE__CL_SEND(conn, on_reader_id, c, id);
     }
     both_up_check(c);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    struct cl_conn *conn = privdata;
+    struct presence__cl_conn *conn = privdata;
     redisReply *reply = r;
     (void)ac;
     if (reply == NULL) {
         return; /* closing */
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
-               "%s connection set-up refused: %s", conn->name, reply->str);
-        cl_conn_close(conn);
+        presence__cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
+                         "%s connection set-up refused: %s", conn->name,
+                         reply->str);
+        presence__cl_conn_close(conn);
     } else if (--conn->setup_pending == 0) {
         conn_ready(conn);
     }
 }
 
-static void conn_up(struct cl_conn *conn)
+static void conn_up(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     conn->setup_pending = 0;
     if (c->password != NULL) {
         const char *auth[] = {"AUTH", c->password};
-        conn->setup_pending += CL_SEND(conn, on_setup_reply, conn, auth);
+        conn->setup_pending +=
+            PRESENCE__CL_SEND(conn, on_setup_reply, conn, auth);
     }
     if (c->db != 0) {
         char db[16];
         snprintf(db, sizeof db, "%d", c->db);
         const char *sel[] = {"SELECT", db};
-        conn->setup_pending += CL_SEND(conn, on_setup_reply, conn, sel);
+        conn->setup_pending +=
+            PRESENCE__CL_SEND(conn, on_setup_reply, conn, sel);
     }
     if (conn->setup_pending == 0) {
         conn_ready(conn);
     }
 }
 
-static void conn_down(struct cl_conn *conn)
+static void conn_down(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     bool was_online = c->self != SELF_OFFLINE;
@@ -214,22 +217,22 @@ static void conn_down(struct cl_conn *conn)
     c->check_running = false;
     c->lease_renewing = false;
     c->events_id_known = false;
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
         n->loading = false;
         n->reload = false;
     }
-    cl_outbox_keep(c, false);
+    presence__cl_outbox_keep(c, false);
     atomic_store(&c->synced, false);
     atomic_store(&c->inflight, 0);
     c->batches_inflight = 0;
     /* One connection is useless without the other. */
-    struct cl_conn *other = conn == &c->cmd ? &c->reader : &c->cmd;
-    cl_conn_close(other);
+    struct presence__cl_conn *other = conn == &c->cmd ? &c->reader : &c->cmd;
+    presence__cl_conn_close(other);
     if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN) {
         if (was_online) {
             c->reconnect_delay = RECONNECT_FIRST_MS;
         }
-        c->reconnect_at = cl_now_ms() + c->reconnect_delay;
+        c->reconnect_at = presence__cl_now_ms() + c->reconnect_delay;
         c->reconnect_delay = c->reconnect_delay * 2 > c->reconnect_max_ms
                                  ? c->reconnect_max_ms
                                  : c->reconnect_delay * 2;
@@ -246,20 +249,22 @@ static void both_up_check(struct presence_cluster *c)
     c->reconnect_delay = RECONNECT_FIRST_MS;
     /* Nodes we knew may be re-announcing too: none is declared down
      * before they had a lease's time to come back. */
-    c->grace_until = cl_now_ms() + c->lease_ms;
-    c->check_at = cl_now_ms() + c->lease_ms / 4;
-    cl_log(c, PRESENCE_CLUSTER_LOG_INFO, "node %s connected to %s:%d",
-           c->node_id, c->host, c->port);
-    cl_announce(c);
+    c->grace_until = presence__cl_now_ms() + c->lease_ms;
+    c->check_at = presence__cl_now_ms() + c->lease_ms / 4;
+    presence__cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
+                     "node %s connected to %s:%d", c->node_id, c->host,
+                     c->port);
+    presence__cl_announce(c);
 }
 
 static void start_connections(struct presence_cluster *c)
 {
     c->reconnect_at = 0;
-    if (!cl_conn_start(&c->cmd) || !cl_conn_start(&c->reader)) {
-        cl_conn_close(&c->cmd);
-        cl_conn_close(&c->reader);
-        c->reconnect_at = cl_now_ms() + c->reconnect_delay;
+    if (!presence__cl_conn_start(&c->cmd) ||
+        !presence__cl_conn_start(&c->reader)) {
+        presence__cl_conn_close(&c->cmd);
+        presence__cl_conn_close(&c->reader);
+        c->reconnect_at = presence__cl_now_ms() + c->reconnect_delay;
     }
 }
 
@@ -281,15 +286,19 @@ static void on_renewed(redisAsyncContext *ac, void *r, void *privdata)
         if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 1 &&
             c->self == SELF_ONLINE) {
             if (reply->integer == 2) {
-                cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
-                       "another process holds the lease of node id %s: "
-                       "node ids must be unique", c->node_id);
+                presence__cl_log(
+                    c, PRESENCE_CLUSTER_LOG_ERROR,
+                    "another process holds the lease of node id %s: "
+                    "node ids must be unique",
+                    c->node_id);
             } else {
-                cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-                       "node %s lost its lease; announcing its members "
-                       "again", c->node_id);
+                presence__cl_log(
+                    c, PRESENCE_CLUSTER_LOG_WARNING,
+                    "node %s lost its lease; announcing its members "
+                    "again",
+                    c->node_id);
             }
-            cl_announce(c);
+            presence__cl_announce(c);
         }
     }
     free(ctx);
@@ -306,7 +315,7 @@ static void renew_lease(struct presence_cluster *c)
     snprintf(ms, sizeof ms, "%" PRId64, c->lease_ms);
     const char *argv[] = {"EVAL", RENEW_SCRIPT, "1", c->key_lease, c->inc,
                           ms};
-    if (CL_SEND(&c->cmd, on_renewed, ctx, argv)) {
+    if (PRESENCE__CL_SEND(&c->cmd, on_renewed, ctx, argv)) {
         c->lease_renewing = true;
     } else {
         free(ctx);
@@ -332,9 +341,9 @@ static void cluster_free_memory(struct presence_cluster *c)
     free(c->key_log);
     free(c->key_nodes);
     free(c->key_events);
-    cl_buf_free(&c->outbox_ops);
-    cl_buf_free(&c->sending);
-    cl_sync_free(c);
+    presence__cl_buf_free(&c->outbox_ops);
+    presence__cl_buf_free(&c->sending);
+    presence__cl_sync_free(c);
     pthread_mutex_destroy(&c->process_lock);
     pthread_mutex_destroy(&c->outbox_lock);
     free(c);
@@ -361,10 +370,11 @@ int presence_cluster_new(presence_registry *registry,
         cfg.batch_max == 0) {
         return PRESENCE_ERR_INVALID;
     }
-    if (cfg.node_id != NULL && strlen(cfg.node_id) > CL_ID_MAX) {
+    if (cfg.node_id != NULL && strlen(cfg.node_id) > PRESENCE__CL_ID_MAX) {
         return PRESENCE_ERR_TOO_LONG;
     }
-    if (cfg.node_id != NULL && !key_part_ok(cfg.node_id, CL_ID_MAX)) {
+    if (cfg.node_id != NULL &&
+        !key_part_ok(cfg.node_id, PRESENCE__CL_ID_MAX)) {
         return PRESENCE_ERR_INVALID;
     }
     struct presence_cluster *c = calloc(1, sizeof *c);
@@ -401,7 +411,7 @@ int presence_cluster_new(presence_registry *registry,
         c->key_members = key_of(c->prefix, c->node_id, "members", 0);
         /* "{P:N}.staging.<inc>": the incarnation follows (outbox.c) */
         c->key_staging =
-            key_of(c->prefix, c->node_id, "staging.", CL_ID_MAX);
+            key_of(c->prefix, c->node_id, "staging.", PRESENCE__CL_ID_MAX);
         c->key_log = key_of(c->prefix, c->node_id, "log", 0);
         c->key_nodes = key_of(c->prefix, NULL, "nodes", 0);
         c->key_events = key_of(c->prefix, NULL, "events", 0);
@@ -416,21 +426,21 @@ int presence_cluster_new(presence_registry *registry,
         ok = c->epoll_fd >= 0 && c->wake_fd >= 0 &&
              epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->wake_fd, &ev) == 0;
     }
-    cl_conn_init(&c->cmd, c, "command", conn_up, conn_down);
-    cl_conn_init(&c->reader, c, "reader", conn_up, conn_down);
+    presence__cl_conn_init(&c->cmd, c, "command", conn_up, conn_down);
+    presence__cl_conn_init(&c->reader, c, "reader", conn_up, conn_down);
     int rc = PRESENCE_ERR_NOMEM;
     if (ok) {
-        rc = presence_subscribe(registry, PRESENCE_SCOPE_ALL, NULL,
-                                PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE |
-                                    PRESENCE_EVENT_UPDATE |
-                                    PRESENCE_EVENTS_EVERY_NAMESPACE,
-                                cl_outbox_event, c, &c->subscription);
+        rc = presence_subscribe(
+            registry, PRESENCE_SCOPE_ALL, NULL,
+            PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE |
+                PRESENCE_EVENT_UPDATE | PRESENCE_EVENTS_EVERY_NAMESPACE,
+            presence__cl_outbox_event, c, &c->subscription);
     }
     if (rc != PRESENCE_OK) {
         cluster_free_memory(c);
         return rc;
     }
-    c->reconnect_at = cl_now_ms(); /* connect at the first turn */
+    c->reconnect_at = presence__cl_now_ms(); /* connect at the first turn */
     *out = c;
     return PRESENCE_OK;
 }
@@ -449,9 +459,10 @@ int presence_cluster_fd(const presence_cluster *c)
  * cut connection is replaced before this node's lease runs out (the
  * reader's own wait, XREAD BLOCK, comes on top). */
 static int64_t stall_limit(const struct presence_cluster *c,
-                           const struct cl_conn *conn)
+                           const struct presence__cl_conn *conn)
 {
-    return c->lease_ms / 2 + (conn == &c->reader ? CL_READ_BLOCK_MS : 0);
+    return c->lease_ms / 2 +
+           (conn == &c->reader ? PRESENCE__CL_READ_BLOCK_MS : 0);
 }
 
 static int64_t next_deadline(struct presence_cluster *c)
@@ -477,10 +488,11 @@ static int64_t next_deadline(struct presence_cluster *c)
         EARLIER(c->check_at);
     }
     int64_t stall;
-    cl_conn_stalled(&c->cmd, cl_now_ms(), stall_limit(c, &c->cmd), &stall);
+    presence__cl_conn_stalled(&c->cmd, presence__cl_now_ms(),
+                              stall_limit(c, &c->cmd), &stall);
     EARLIER(stall);
-    cl_conn_stalled(&c->reader, cl_now_ms(), stall_limit(c, &c->reader),
-                    &stall);
+    presence__cl_conn_stalled(&c->reader, presence__cl_now_ms(),
+                              stall_limit(c, &c->reader), &stall);
     EARLIER(stall);
     EARLIER(c->announce_at);
 #undef EARLIER
@@ -502,36 +514,36 @@ int64_t presence_cluster_timeout_ms(presence_cluster *c)
     if (d == INT64_MAX) {
         return -1;
     }
-    int64_t now = cl_now_ms();
+    int64_t now = presence__cl_now_ms();
     return d <= now ? 0 : d - now;
 }
 
 static void run_timers(struct presence_cluster *c)
 {
-    int64_t now = cl_now_ms();
+    int64_t now = presence__cl_now_ms();
     if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN &&
         c->reconnect_at > 0 && now >= c->reconnect_at) {
         start_connections(c);
     }
-    cl_conn_check_timeout(&c->cmd, now);
-    cl_conn_check_timeout(&c->reader, now);
+    presence__cl_conn_check_timeout(&c->cmd, now);
+    presence__cl_conn_check_timeout(&c->reader, now);
     if (c->announce_at > 0 && now >= c->announce_at &&
         c->self == SELF_OFFLINE && c->cmd.ready && c->reader.ready) {
-        cl_announce(c);
+        presence__cl_announce(c);
     }
     /* A connection that stopped answering (a silent network cut) is given
      * up: the lease would run out anyway, and the others drop this node;
      * reconnecting brings it back. */
-    struct cl_conn *conns[2] = {&c->cmd, &c->reader};
+    struct presence__cl_conn *conns[2] = {&c->cmd, &c->reader};
     for (int i = 0; i < 2; i++) {
         int64_t deadline;
-        if (cl_conn_stalled(conns[i], now, stall_limit(c, conns[i]),
-                            &deadline)) {
-            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-                   "%s connection: no answer for %" PRId64
-                   " ms; reconnecting",
-                   conns[i]->name, stall_limit(c, conns[i]));
-            cl_conn_close(conns[i]);
+        if (presence__cl_conn_stalled(conns[i], now, stall_limit(c, conns[i]),
+                                      &deadline)) {
+            presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                             "%s connection: no answer for %" PRId64
+                             " ms; reconnecting",
+                             conns[i]->name, stall_limit(c, conns[i]));
+            presence__cl_conn_close(conns[i]);
         }
     }
     if (c->self == SELF_ONLINE && now >= c->renew_at) {
@@ -542,7 +554,7 @@ static void run_timers(struct presence_cluster *c)
     }
     if (c->self == SELF_ONLINE && now >= c->check_at) {
         c->check_at = now + c->lease_ms / 4;
-        cl_sync_check(c);
+        presence__cl_sync_check(c);
     }
 }
 
@@ -557,11 +569,11 @@ static void process_locked(struct presence_cluster *c)
             ssize_t r = read(c->wake_fd, &count, sizeof count);
             (void)r;
         } else {
-            cl_conn_handle(evs[i].data.ptr, evs[i].events);
+            presence__cl_conn_handle(evs[i].data.ptr, evs[i].events);
         }
     }
     run_timers(c);
-    cl_outbox_flush(c);
+    presence__cl_outbox_flush(c);
 }
 
 static int process_enter(struct presence_cluster *c)
@@ -682,7 +694,7 @@ static void leave_cluster(struct presence_cluster *c)
     if (c->self != SELF_ONLINE) {
         return;
     }
-    cl_outbox_flush(c);
+    presence__cl_outbox_flush(c);
     bool done = false;
     const char *del[] = {"EVAL",         LEAVE_SCRIPT,   "4",
                          c->key_lease,   c->key_members, c->key_log,
@@ -691,12 +703,12 @@ static void leave_cluster(struct presence_cluster *c)
     const char *bye[] = {"XADD",      c->key_events, "MAXLEN", "~", "10000",
                          "*",         "type",        "bye",    "node",
                          c->node_id,  "inc",         c->inc};
-    bool ok = CL_SEND(&c->cmd, NULL, NULL, del) &&
-              CL_SEND(&c->cmd, NULL, NULL, dir) &&
-              CL_SEND(&c->cmd, on_left, &done, bye);
-    int64_t until = cl_now_ms() + c->connect_timeout_ms;
+    bool ok = PRESENCE__CL_SEND(&c->cmd, NULL, NULL, del) &&
+              PRESENCE__CL_SEND(&c->cmd, NULL, NULL, dir) &&
+              PRESENCE__CL_SEND(&c->cmd, on_left, &done, bye);
+    int64_t until = presence__cl_now_ms() + c->connect_timeout_ms;
     while (ok && !done && c->cmd.state == CONN_UP) {
-        int64_t now = cl_now_ms();
+        int64_t now = presence__cl_now_ms();
         if (now >= until) {
             break;
         }
@@ -706,13 +718,13 @@ static void leave_cluster(struct presence_cluster *c)
         int n = epoll_wait(c->epoll_fd, evs, 8, 0);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == &c->cmd) {
-                cl_conn_handle(&c->cmd, evs[i].events);
+                presence__cl_conn_handle(&c->cmd, evs[i].events);
             }
         }
     }
     if (!done) {
         /* on_left must not touch `done` once we return. */
-        cl_conn_close(&c->cmd);
+        presence__cl_conn_close(&c->cmd);
     }
 }
 
@@ -729,7 +741,7 @@ int presence_cluster_free(presence_cluster *c)
     presence_unsubscribe(c->registry, c->subscription);
     if (c->thread_started) {
         atomic_store(&c->stopping, true);
-        cl_wake(c);
+        presence__cl_wake(c);
         pthread_join(c->thread, NULL);
         c->thread_started = false;
     }
@@ -737,8 +749,8 @@ int presence_cluster_free(presence_cluster *c)
     leave_cluster(c);
     /* Closing runs the pending callbacks with NULL replies; conn_down
      * would schedule a reconnection that no one will run. */
-    cl_conn_close(&c->reader);
-    cl_conn_close(&c->cmd);
+    presence__cl_conn_close(&c->reader);
+    presence__cl_conn_close(&c->cmd);
     pthread_mutex_unlock(&c->process_lock);
     cluster_free_memory(c);
     return PRESENCE_OK;

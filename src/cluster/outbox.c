@@ -71,8 +71,8 @@ static const char ANNOUNCE_SCRIPT[] =
 
 /* ---- changes, from the registry's callback ------------------------------ */
 
-void cl_outbox_event(presence_registry *registry, const presence_event *event,
-                     void *user_data)
+void presence__cl_outbox_event(presence_registry *registry,
+                               const presence_event *event, void *user_data)
 {
     (void)registry;
     struct presence_cluster *c = user_data;
@@ -85,13 +85,14 @@ void cl_outbox_event(presence_registry *registry, const presence_event *event,
         size_t before = c->outbox_ops.len;
         bool ok;
         if (event->kind == PRESENCE_EVENT_LEAVE) {
-            ok = cl_encode_leave(&c->outbox_ops, event->channel,
-                                 event->client_id, (int)event->reason);
+            ok = presence__cl_encode_leave(&c->outbox_ops, event->channel,
+                                           event->client_id,
+                                           (int)event->reason);
         } else {
-            ok = cl_encode_join(&c->outbox_ops, event->channel,
-                                event->client_id, event->user_id,
-                                event->conn_info, event->conn_info_len,
-                                event->chan_info, event->chan_info_len);
+            ok = presence__cl_encode_join(
+                &c->outbox_ops, event->channel, event->client_id,
+                event->user_id, event->conn_info, event->conn_info_len,
+                event->chan_info, event->chan_info_len);
         }
         if (ok) {
             c->outbox_count++;
@@ -105,11 +106,11 @@ void cl_outbox_event(presence_registry *registry, const presence_event *event,
     }
     pthread_mutex_unlock(&c->outbox_lock);
     if (wake) {
-        cl_wake(c);
+        presence__cl_wake(c);
     }
 }
 
-void cl_outbox_keep(struct presence_cluster *c, bool keep)
+void presence__cl_outbox_keep(struct presence_cluster *c, bool keep)
 {
     pthread_mutex_lock(&c->outbox_lock);
     c->outbox_keep = keep;
@@ -118,7 +119,7 @@ void cl_outbox_keep(struct presence_cluster *c, bool keep)
     c->outbox_lost = false;
     pthread_mutex_unlock(&c->outbox_lock);
     /* What was not sent yet is in the announce that follows. */
-    cl_buf_free(&c->sending);
+    presence__cl_buf_free(&c->sending);
     c->sending_pos = 0;
     c->sending_count = 0;
     atomic_store(&c->sending_left, 0);
@@ -135,9 +136,10 @@ struct flush_ctx {
 static void announce_again(struct presence_cluster *c, const char *why)
 {
     if (c->self == SELF_ONLINE) {
-        cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-               "node %s: %s; announcing its members again", c->node_id, why);
-        cl_announce(c);
+        presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                         "node %s: %s; announcing its members again",
+                         c->node_id, why);
+        presence__cl_announce(c);
     }
 }
 
@@ -152,12 +154,13 @@ static void on_flushed(redisAsyncContext *ac, void *r, void *privdata)
         c->batches_inflight--;
         if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
             atomic_fetch_add(&c->sent, ctx->count);
-            cl_outbox_flush(c); /* room in the window */
+            presence__cl_outbox_flush(c); /* room in the window */
         } else if (reply->type == REDIS_REPLY_INTEGER) {
             announce_again(c, "its lease ran out");
         } else {
-            cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "write failed: %s",
-                   reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
+            presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "write failed: %s",
+                             reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                              : "reply");
             announce_again(c, "a write failed");
         }
     }
@@ -191,15 +194,16 @@ static bool send_batch(struct presence_cluster *c, const char *ops,
         for (size_t i = 0; ok && i < count; i++) {
             const char *value;
             size_t value_len;
-            ok = cl_split_op(ops, len, &pos, &argv[10 + 2 * i],
-                             &lens[10 + 2 * i], &value, &value_len);
+            ok = presence__cl_split_op(ops, len, &pos, &argv[10 + 2 * i],
+                                       &lens[10 + 2 * i], &value, &value_len);
             argv[11 + 2 * i] = value != NULL ? value : "";
             lens[11 + 2 * i] = value_len;
         }
     }
     if (ok) {
         *ctx = (struct flush_ctx){c, c->generation, count};
-        ok = cl_conn_command(&c->cmd, on_flushed, ctx, (int)argc, argv, lens);
+        ok = presence__cl_conn_command(&c->cmd, on_flushed, ctx, (int)argc,
+                                       argv, lens);
     }
     if (ok) {
         c->seq++;
@@ -213,7 +217,7 @@ static bool send_batch(struct presence_cluster *c, const char *ops,
     return ok;
 }
 
-void cl_outbox_flush(struct presence_cluster *c)
+void presence__cl_outbox_flush(struct presence_cluster *c)
 {
     if (c->self != SELF_ONLINE) {
         return;
@@ -221,12 +225,12 @@ void cl_outbox_flush(struct presence_cluster *c)
     if (c->sending_count == 0) {
         /* Take what the callbacks queued. */
         bool lost;
-        cl_buf_free(&c->sending);
+        presence__cl_buf_free(&c->sending);
         pthread_mutex_lock(&c->outbox_lock);
         c->sending = c->outbox_ops;
         c->sending_count = c->outbox_count;
         lost = c->outbox_lost;
-        c->outbox_ops = (struct cl_buf){0};
+        c->outbox_ops = (struct presence__cl_buf){0};
         c->outbox_count = 0;
         c->wake_pending = false;
         pthread_mutex_unlock(&c->outbox_lock);
@@ -242,8 +246,8 @@ void cl_outbox_flush(struct presence_cluster *c)
         while (n < c->sending_count && n < c->batch_max) {
             const char *f, *v;
             size_t fl, vl;
-            if (!cl_split_op(c->sending.data, c->sending.len, &pos, &f, &fl,
-                             &v, &vl)) {
+            if (!presence__cl_split_op(c->sending.data, c->sending.len, &pos,
+                                       &f, &fl, &v, &vl)) {
                 break; /* cannot happen: we encoded them */
             }
             n++;
@@ -265,7 +269,7 @@ static void new_incarnation(struct presence_cluster *c)
 {
     uint64_t r[2] = {0, 0};
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-        r[0] ^= (uint64_t)cl_now_ms();
+        r[0] ^= (uint64_t)presence__cl_now_ms();
         r[1] ^= (uint64_t)(uintptr_t)c;
     }
     snprintf(c->inc, sizeof c->inc, "%016" PRIx64 "%016" PRIx64, r[0], r[1]);
@@ -278,8 +282,8 @@ static void say_hello(struct presence_cluster *c)
     const char *hello[] = {"XADD",   c->key_events, "MAXLEN", "~", "10000",
                            "*",      "type",        "hello",  "node",
                            c->node_id, "inc",       c->inc};
-    CL_SEND(&c->cmd, NULL, NULL, dir);
-    CL_SEND(&c->cmd, NULL, NULL, hello);
+    PRESENCE__CL_SEND(&c->cmd, NULL, NULL, dir);
+    PRESENCE__CL_SEND(&c->cmd, NULL, NULL, hello);
 }
 
 static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
@@ -297,26 +301,28 @@ static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
         if (well_formed && reply->element[0]->integer == 1) {
             c->self = SELF_ONLINE;
             c->seq = 1;
-            c->renew_at = cl_now_ms() + c->lease_ms / 3;
-            cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
-                   "node %s announced %zu members (incarnation %s)",
-                   c->node_id, ctx->count, c->inc);
+            c->renew_at = presence__cl_now_ms() + c->lease_ms / 3;
+            presence__cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
+                             "node %s announced %zu members (incarnation %s)",
+                             c->node_id, ctx->count, c->inc);
             say_hello(c);
-            cl_sync_start(c);
-            cl_outbox_flush(c);
+            presence__cl_sync_start(c);
+            presence__cl_outbox_flush(c);
         } else if (well_formed) {
             /* Not all that was staged is there: the staging hash expired
              * or was deleted under the announce. Nothing was changed. */
-            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-                   "node %s: announce refused: %lld of its %zu members "
-                   "reached Redis; announcing again",
-                   c->node_id, reply->element[1]->integer, ctx->count);
-            cl_announce(c);
+            presence__cl_log(
+                c, PRESENCE_CLUSTER_LOG_WARNING,
+                "node %s: announce refused: %lld of its %zu members "
+                "reached Redis; announcing again",
+                c->node_id, reply->element[1]->integer, ctx->count);
+            presence__cl_announce(c);
         } else {
-            cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce failed: %s",
-                   reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
+            presence__cl_log(
+                c, PRESENCE_CLUSTER_LOG_ERROR, "announce failed: %s",
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
             c->self = SELF_OFFLINE;
-            cl_conn_close(&c->cmd);
+            presence__cl_conn_close(&c->cmd);
         }
     }
     free(ctx);
@@ -325,7 +331,8 @@ static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
 static bool send_argv(struct presence_cluster *c, size_t argc,
                       const char **argv, const size_t *lens)
 {
-    return cl_conn_command(&c->cmd, NULL, NULL, (int)argc, argv, lens);
+    return presence__cl_conn_command(&c->cmd, NULL, NULL, (int)argc, argv,
+                                     lens);
 }
 
 /* The staging hash, STAGE_CHUNK members at a time (STAGE_SCRIPT). */
@@ -336,7 +343,7 @@ static bool stage_members(struct presence_cluster *c,
     const char **argv = malloc((FIXED + 2 * STAGE_CHUNK) * sizeof *argv);
     size_t *lens = malloc((FIXED + 2 * STAGE_CHUNK) * sizeof *lens);
     size_t *offs = malloc(2 * STAGE_CHUNK * sizeof *offs);
-    struct cl_buf b = {0};
+    struct presence__cl_buf b = {0};
     bool ok = argv != NULL && lens != NULL && offs != NULL;
     for (size_t at = 0; ok && at < snap->count; at += STAGE_CHUNK) {
         size_t n = snap->count - at < STAGE_CHUNK ? snap->count - at
@@ -345,11 +352,11 @@ static bool stage_members(struct presence_cluster *c,
         for (size_t i = 0; ok && i < n; i++) {
             const presence_member *m = &snap->members[at + i];
             offs[2 * i] = b.len;
-            ok = cl_encode_field(&b, m->channel, m->client_id);
+            ok = presence__cl_encode_field(&b, m->channel, m->client_id);
             offs[2 * i + 1] = b.len;
-            ok = ok && cl_encode_member(&b, m->user_id, m->conn_info,
-                                        m->conn_info_len, m->chan_info,
-                                        m->chan_info_len);
+            ok = ok && presence__cl_encode_member(
+                           &b, m->user_id, m->conn_info, m->conn_info_len,
+                           m->chan_info, m->chan_info_len);
         }
         if (!ok) {
             break;
@@ -367,7 +374,7 @@ static bool stage_members(struct presence_cluster *c,
         }
         ok = send_argv(c, FIXED + 2 * n, argv, lens);
     }
-    cl_buf_free(&b);
+    presence__cl_buf_free(&b);
     free(argv);
     free(lens);
     free(offs);
@@ -379,35 +386,36 @@ static bool stage_members(struct presence_cluster *c,
  * and no earlier announce of it can touch the one under way. */
 static void set_staging_key(struct presence_cluster *c)
 {
-    snprintf(c->key_staging + c->key_staging_base, CL_ID_MAX + 1, "%s",
-             c->inc);
+    snprintf(c->key_staging + c->key_staging_base, PRESENCE__CL_ID_MAX + 1,
+             "%s", c->inc);
 }
 
-void cl_announce(struct presence_cluster *c)
+void presence__cl_announce(struct presence_cluster *c)
 {
     c->announce_at = 0;
     c->self = SELF_ANNOUNCING;
     /* Changes from now on are kept and written after the announce; the
      * snapshot taken next already holds those made before. */
-    cl_outbox_keep(c, true);
+    presence__cl_outbox_keep(c, true);
     presence_snapshot *snap = NULL;
     struct flush_ctx *ctx = malloc(sizeof *ctx);
     int rc = presence_node_memberships(c->registry, "", &snap);
     if (rc != PRESENCE_OK || ctx == NULL) {
-        cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
-               "announce: no snapshot of the local members (%s)",
-               presence_strerror(rc != PRESENCE_OK ? rc : PRESENCE_ERR_NOMEM));
+        presence__cl_log(
+            c, PRESENCE_CLUSTER_LOG_ERROR,
+            "announce: no snapshot of the local members (%s)",
+            presence_strerror(rc != PRESENCE_OK ? rc : PRESENCE_ERR_NOMEM));
         free(ctx);
         c->self = SELF_OFFLINE;
-        cl_outbox_keep(c, false);
-        c->announce_at = cl_now_ms() + 100;
+        presence__cl_outbox_keep(c, false);
+        c->announce_at = presence__cl_now_ms() + 100;
         return;
     }
     bool ok = true;
     if (c->inc[0] != '\0') {
         /* What an earlier announce may have left (it expires anyway). */
         const char *del[] = {"DEL", c->key_staging};
-        ok = CL_SEND(&c->cmd, NULL, NULL, del);
+        ok = PRESENCE__CL_SEND(&c->cmd, NULL, NULL, del);
     }
     new_incarnation(c);
     set_staging_key(c);
@@ -421,13 +429,14 @@ void cl_announce(struct presence_cluster *c)
                          maxlen,        count};
     *ctx = (struct flush_ctx){c, c->generation, snap->count};
     ok = ok && stage_members(c, snap) &&
-         CL_SEND(&c->cmd, on_announced, ctx, fin);
+         PRESENCE__CL_SEND(&c->cmd, on_announced, ctx, fin);
     if (!ok) {
         free(ctx); /* not handed to hiredis */
     }
     presence_snapshot_free(snap);
     if (!ok) {
-        cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "announce could not be sent");
-        cl_conn_close(&c->cmd);
+        presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
+                         "announce could not be sent");
+        presence__cl_conn_close(&c->cmd);
     }
 }
