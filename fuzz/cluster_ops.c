@@ -20,9 +20,11 @@ static bool same(const char *a, size_t al, const char *b, size_t bl)
 /* Re-encode one decoded op and check that it reads back the same. */
 static void check_round_trip(const struct presence__cl_op *op)
 {
-    char *ch = presence__cl_strndup(op->channel, op->channel_len);
-    char *cl = presence__cl_strndup(op->client, op->client_len);
-    char *user = op->kind == 'J' ? presence__cl_strndup(op->member.user,
+    presence_allocator a;
+    presence__cl_alloc_init(&a, NULL);
+    char *ch = presence__cl_strndup(&a, op->channel, op->channel_len);
+    char *cl = presence__cl_strndup(&a, op->client, op->client_len);
+    char *user = op->kind == 'J' ? presence__cl_strndup(&a, op->member.user,
                                                         op->member.user_len)
                                  : NULL;
     if (ch == NULL || cl == NULL || (op->kind == 'J' && user == NULL)) {
@@ -35,7 +37,7 @@ static void check_round_trip(const struct presence__cl_op *op)
                     memchr(ch, '\t', op->channel_len) == NULL &&
                     memchr(cl, '\t', op->client_len) == NULL &&
                     (user == NULL || strlen(user) == op->member.user_len);
-    struct presence__cl_buf b = {0};
+    struct presence__cl_buf b = {.alloc = &a};
     bool ok = !writable;
     if (writable && op->kind == 'J') {
         ok = presence__cl_encode_join(
@@ -64,9 +66,9 @@ static void check_round_trip(const struct presence__cl_op *op)
         }
     }
     presence__cl_buf_free(&b);
-    free(ch);
-    free(cl);
-    free(user);
+    presence__cl_free(&a, ch, op->channel_len + 1);
+    presence__cl_free(&a, cl, op->client_len + 1);
+    presence__cl_free(&a, user, op->member.user_len + 1);
 }
 
 int presence_fuzz_cluster_ops(const uint8_t *data, size_t size)

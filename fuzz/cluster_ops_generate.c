@@ -32,7 +32,9 @@ size_t presence_fuzz_cluster_ops_generate(uint8_t *buf, size_t cap,
 {
     char ch[16], cl[16], user[16];
     unsigned char info[24];
-    struct presence__cl_buf b = {0};
+    presence_allocator a;
+    presence__cl_alloc_init(&a, NULL);
+    struct presence__cl_buf b = {.alloc = &a};
     for (unsigned n = next(state) % 5; n > 0; n--) {
         random_name(state, ch, sizeof ch);
         random_name(state, cl, sizeof cl);

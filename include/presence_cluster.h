@@ -121,6 +121,20 @@ typedef struct presence_cluster_config {
      *  runs presence_cluster_process(). */
     presence_cluster_log_fn log;
     void *log_user_data;
+    /** The handle's allocator, with the same shape and rules as the
+     *  registry's (presence_config::allocator): all NULL (default) means
+     *  malloc/realloc/free; otherwise malloc_fn and free_fn are needed.
+     *  Everything the handle allocates goes through it, and a failed
+     *  allocation is handled (the change it was for is written again, or
+     *  the state it was for loaded again, later), never fatal. Pass the
+     *  registry's allocator to account for both in one place. Called from
+     *  the thread that runs presence_cluster_process(), from
+     *  presence_cluster_new() and presence_cluster_free(), and (for the
+     *  queue of local changes) from any thread that changes the registry.
+     *  hiredis, which the handle uses for its Redis connections, allocates
+     *  its contexts and replies through its own process-wide allocator
+     *  (hiredisSetAllocators()), not through this one. */
+    presence_allocator allocator;
 } presence_cluster_config;
 
 /** @internal Use presence_cluster_config_init(). */
@@ -138,8 +152,9 @@ PRESENCE_API void presence_cluster_config_init_sized(
  * be attached twice.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL argument, a bad
  *         config value, a prefix or node id with a brace or a control
- *         character); #PRESENCE_ERR_TOO_LONG (node id);
- *         #PRESENCE_ERR_NOMEM.
+ *         character, an allocator with only some of its functions set);
+ *         #PRESENCE_ERR_TOO_LONG (node id); #PRESENCE_ERR_NOMEM (nothing
+ *         is left allocated, and the registry can be attached again).
  */
 PRESENCE_API int presence_cluster_new(presence_registry *registry,
                                       const presence_cluster_config *config,

@@ -108,18 +108,19 @@ static bool key_part_ok(const char *s, size_t max)
     return true;
 }
 
-/* "{prefix:node}.what" (or "{prefix}.what"), with `room` more bytes. */
-static char *key_of(const char *prefix, const char *node, const char *what,
-                    size_t room)
+/* "{prefix:node}.what" (or "{prefix}.what"), in a block of its length
+ * + 1 + `room` bytes. */
+static char *key_of(struct presence_cluster *c, const char *node,
+                    const char *what, size_t room)
 {
-    size_t size = strlen(prefix) + (node ? strlen(node) : 0) +
-                  strlen(what) + 8 + room;
-    char *k = malloc(size);
+    size_t size = strlen(c->prefix) + (node ? strlen(node) + 1 : 0) +
+                  strlen(what) + 4 + room;
+    char *k = presence__cl_malloc(&c->alloc, size);
     if (k != NULL) {
         if (node != NULL) {
-            snprintf(k, size, "{%s:%s}.%s", prefix, node, what);
+            snprintf(k, size, "{%s:%s}.%s", c->prefix, node, what);
         } else {
-            snprintf(k, size, "{%s}.%s", prefix, what);
+            snprintf(k, size, "{%s}.%s", c->prefix, what);
         }
     }
     return k;
@@ -301,12 +302,12 @@ static void on_renewed(redisAsyncContext *ac, void *r, void *privdata)
             presence__cl_announce(c);
         }
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
 }
 
 static void renew_lease(struct presence_cluster *c)
 {
-    struct renew_ctx *ctx = malloc(sizeof *ctx);
+    struct renew_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
     if (ctx == NULL) {
         return;
     }
@@ -318,7 +319,7 @@ static void renew_lease(struct presence_cluster *c)
     if (PRESENCE__CL_SEND(&c->cmd, on_renewed, ctx, argv)) {
         c->lease_renewing = true;
     } else {
-        free(ctx);
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
     }
 }
 
@@ -332,21 +333,26 @@ static void cluster_free_memory(struct presence_cluster *c)
     if (c->wake_fd >= 0) {
         close(c->wake_fd);
     }
-    free(c->host);
-    free(c->password);
-    free(c->prefix);
-    free(c->key_lease);
-    free(c->key_members);
-    free(c->key_staging);
-    free(c->key_log);
-    free(c->key_nodes);
-    free(c->key_events);
+    const presence_allocator *a = &c->alloc;
+    presence__cl_free_str(a, c->host);
+    presence__cl_free_str(a, c->password);
+    presence__cl_free_str(a, c->key_lease);
+    presence__cl_free_str(a, c->key_members);
+    if (c->key_staging != NULL) {
+        presence__cl_free(a, c->key_staging,
+                          c->key_staging_base + 1 + PRESENCE__CL_ID_MAX);
+    }
+    presence__cl_free_str(a, c->key_log);
+    presence__cl_free_str(a, c->key_nodes);
+    presence__cl_free_str(a, c->key_events);
+    presence__cl_free_str(a, c->prefix);
     presence__cl_buf_free(&c->outbox_ops);
     presence__cl_buf_free(&c->sending);
     presence__cl_sync_free(c);
     pthread_mutex_destroy(&c->process_lock);
     pthread_mutex_destroy(&c->outbox_lock);
-    free(c);
+    presence_allocator alloc = c->alloc;
+    presence__cl_free(&alloc, c, sizeof *c);
 }
 
 int presence_cluster_new(presence_registry *registry,
@@ -377,10 +383,17 @@ int presence_cluster_new(presence_registry *registry,
         !key_part_ok(cfg.node_id, PRESENCE__CL_ID_MAX)) {
         return PRESENCE_ERR_INVALID;
     }
-    struct presence_cluster *c = calloc(1, sizeof *c);
+    presence_allocator alloc;
+    if (!presence__cl_alloc_init(&alloc, &cfg.allocator)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence_cluster *c = presence__cl_calloc(&alloc, 1, sizeof *c);
     if (c == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
+    c->alloc = alloc;
+    c->outbox_ops = (struct presence__cl_buf){.alloc = &c->alloc};
+    c->sending = (struct presence__cl_buf){.alloc = &c->alloc};
     c->epoll_fd = -1;
     c->wake_fd = -1;
     pthread_mutex_init(&c->process_lock, NULL);
@@ -401,23 +414,25 @@ int presence_cluster_new(presence_registry *registry,
     } else {
         random_node_id(c->node_id, sizeof c->node_id);
     }
-    c->host = strdup(cfg.redis_host);
-    c->password = cfg.redis_password ? strdup(cfg.redis_password) : NULL;
-    c->prefix = strdup(cfg.prefix);
+    c->host = presence__cl_strdup(&c->alloc, cfg.redis_host);
+    c->password = cfg.redis_password
+                      ? presence__cl_strdup(&c->alloc, cfg.redis_password)
+                      : NULL;
+    c->prefix = presence__cl_strdup(&c->alloc, cfg.prefix);
     bool ok = c->host != NULL && c->prefix != NULL &&
               (cfg.redis_password == NULL || c->password != NULL);
     if (ok) {
-        c->key_lease = key_of(c->prefix, c->node_id, "lease", 0);
-        c->key_members = key_of(c->prefix, c->node_id, "members", 0);
+        c->key_lease = key_of(c, c->node_id, "lease", 0);
+        c->key_members = key_of(c, c->node_id, "members", 0);
         /* "{P:N}.staging.<inc>": the incarnation follows (outbox.c) */
         c->key_staging =
-            key_of(c->prefix, c->node_id, "staging.", PRESENCE__CL_ID_MAX);
-        c->key_log = key_of(c->prefix, c->node_id, "log", 0);
-        c->key_nodes = key_of(c->prefix, NULL, "nodes", 0);
-        c->key_events = key_of(c->prefix, NULL, "events", 0);
+            key_of(c, c->node_id, "staging.", PRESENCE__CL_ID_MAX);
+        c->key_staging_base = c->key_staging ? strlen(c->key_staging) : 0;
+        c->key_log = key_of(c, c->node_id, "log", 0);
+        c->key_nodes = key_of(c, NULL, "nodes", 0);
+        c->key_events = key_of(c, NULL, "events", 0);
         ok = c->key_lease && c->key_members && c->key_staging &&
              c->key_log && c->key_nodes && c->key_events;
-        c->key_staging_base = ok ? strlen(c->key_staging) : 0;
     }
     if (ok) {
         c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -573,7 +588,17 @@ static void process_locked(struct presence_cluster *c)
         }
     }
     run_timers(c);
+    /* An XREAD that could not be issued (out of memory) is tried again. */
+    presence__cl_sync_read(c);
     presence__cl_outbox_flush(c);
+    /* Connections given up during the turn, now that no hiredis callback
+     * is running. */
+    struct presence__cl_conn *conns[2] = {&c->cmd, &c->reader};
+    for (int i = 0; i < 2; i++) {
+        if (conns[i]->drop) {
+            presence__cl_conn_close(conns[i]);
+        }
+    }
 }
 
 static int process_enter(struct presence_cluster *c)

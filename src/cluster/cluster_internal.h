@@ -32,9 +32,35 @@
 /* how long one XREAD waits for entries */
 #define PRESENCE__CL_READ_BLOCK_MS 500
 
+/* ---- alloc.c: the handle's allocator ------------------------------------ */
+
+/* *out = the allocator given (all NULL: malloc/realloc/free); false when
+ * only some of its functions are set (malloc_fn and free_fn are needed). */
+bool presence__cl_alloc_init(presence_allocator *out,
+                             const presence_allocator *given);
+/* NULL for 0 or SIZE_MAX bytes (what an overflowed size becomes). */
+void *presence__cl_malloc(const presence_allocator *a, size_t size);
+/* Zeroed; n * size checked for overflow. */
+void *presence__cl_calloc(const presence_allocator *a, size_t n, size_t size);
+void *presence__cl_realloc(const presence_allocator *a, void *ptr,
+                           size_t old_size, size_t new_size);
+/* size: what was asked for. NULL is accepted. */
+void presence__cl_free(const presence_allocator *a, void *ptr, size_t size);
+/* Copies; a block of strlen + 1 (len + 1) bytes. */
+char *presence__cl_strdup(const presence_allocator *a, const char *s);
+char *presence__cl_strndup(const presence_allocator *a, const char *s,
+                           size_t len);
+/* Free a copy whose length is its strlen (not one of a decoded string that
+ * may hold a NUL: free those with their length + 1). NULL is accepted. */
+void presence__cl_free_str(const presence_allocator *a, char *s);
+/* a * b, or SIZE_MAX on overflow (SIZE_MAX never fits an allocation). */
+size_t presence__cl_mul_size(size_t a, size_t b);
+
 /* ---- codec.c: growable byte buffers and the wire encoding --------------- */
 
+/* Start one as {.alloc = allocator}; it grows through that allocator. */
 struct presence__cl_buf {
+    const presence_allocator *alloc;
     char *data;
     size_t len;
     size_t cap;
@@ -94,8 +120,6 @@ bool presence__cl_decode_op(const char *ops, size_t len, size_t *pos,
 bool presence__cl_split_op(const char *ops, size_t len, size_t *pos,
                            const char **field, size_t *field_len,
                            const char **value, size_t *value_len);
-/* Copy a bounded string into a NUL-terminated scratch buffer. */
-char *presence__cl_strndup(const char *s, size_t len);
 
 /* ---- redis_conn.c: one hiredis async connection inside our epoll -------- */
 
@@ -115,6 +139,7 @@ struct presence__cl_conn {
     int64_t busy_since;       /* replies awaited since (0: none) */
     int64_t last_read_at;     /* the socket last gave us bytes */
     bool ready;               /* up, and set up */
+    bool drop;                /* to be closed at the end of the turn */
     void (*on_up)(struct presence__cl_conn *conn);
     void (*on_down)(struct presence__cl_conn *conn);
 };
@@ -144,8 +169,13 @@ bool presence__cl_conn_send(struct presence__cl_conn *conn,
  * be, or 0 when nothing is awaited. */
 bool presence__cl_conn_stalled(struct presence__cl_conn *conn, int64_t now,
                                int64_t limit_ms, int64_t *deadline);
-/* Drop the connection (on_down runs). */
+/* Drop the connection (on_down runs). Not from code that may run inside
+ * hiredis's connect callback: hiredis 0.14 goes on using a context freed
+ * there. Use presence__cl_conn_drop() instead. */
 void presence__cl_conn_close(struct presence__cl_conn *conn);
+/* Close it at the end of the current presence_cluster_process() turn,
+ * outside every hiredis callback. */
+void presence__cl_conn_drop(struct presence__cl_conn *conn);
 /* Send a command; false when the connection is not up. */
 bool presence__cl_conn_command(struct presence__cl_conn *conn,
                                redisCallbackFn *fn, void *privdata, int argc,
@@ -178,6 +208,7 @@ enum presence__cl_self_state {
 struct presence_cluster {
     presence_registry *registry;
     presence_subscription subscription;
+    presence_allocator alloc; /* every allocation of ours (alloc.c) */
 
     /* configuration (owned copies) */
     char *host;

@@ -8,7 +8,6 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cluster_internal.h"
@@ -24,7 +23,7 @@ bool presence__cl_buf_put(struct presence__cl_buf *b, const void *data,
         while (cap < b->len + len) {
             cap = cap > SIZE_MAX / 2 ? b->len + len : cap * 2;
         }
-        char *p = realloc(b->data, cap);
+        char *p = presence__cl_realloc(b->alloc, b->data, b->cap, cap);
         if (p == NULL) {
             return false;
         }
@@ -49,19 +48,9 @@ bool presence__cl_buf_put_field(struct presence__cl_buf *b, const void *data,
 
 void presence__cl_buf_free(struct presence__cl_buf *b)
 {
-    free(b->data);
+    presence__cl_free(b->alloc, b->data, b->cap);
     b->data = NULL;
     b->len = b->cap = 0;
-}
-
-char *presence__cl_strndup(const char *s, size_t len)
-{
-    char *p = malloc(len + 1);
-    if (p != NULL) {
-        memcpy(p, s, len);
-        p[len] = '\0';
-    }
-    return p;
 }
 
 /* Read a netstring at *pos. */

@@ -164,17 +164,20 @@ static void on_flushed(redisAsyncContext *ac, void *r, void *privdata)
             announce_again(c, "a write failed");
         }
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
 }
 
 /* One EVAL of FLUSH_SCRIPT for the ops in ops[0, len). */
 static bool send_batch(struct presence_cluster *c, const char *ops,
                        size_t len, size_t count)
 {
+    const presence_allocator *a = &c->alloc;
     size_t argc = 10 + 2 * count;
-    const char **argv = malloc(argc * sizeof *argv);
-    size_t *lens = malloc(argc * sizeof *lens);
-    struct flush_ctx *ctx = malloc(sizeof *ctx);
+    size_t argv_size = presence__cl_mul_size(argc, sizeof(const char *));
+    size_t lens_size = presence__cl_mul_size(argc, sizeof(size_t));
+    const char **argv = presence__cl_malloc(a, argv_size);
+    size_t *lens = presence__cl_malloc(a, lens_size);
+    struct flush_ctx *ctx = presence__cl_malloc(a, sizeof *ctx);
     char seq[24], maxlen[24];
     bool ok = argv != NULL && lens != NULL && ctx != NULL;
     if (ok) {
@@ -210,10 +213,10 @@ static bool send_batch(struct presence_cluster *c, const char *ops,
         c->batches_inflight++;
         atomic_fetch_add(&c->inflight, count);
     } else {
-        free(ctx);
+        presence__cl_free(a, ctx, sizeof *ctx);
     }
-    free(argv);
-    free(lens);
+    presence__cl_free(a, argv, argv_size);
+    presence__cl_free(a, lens, lens_size);
     return ok;
 }
 
@@ -230,7 +233,7 @@ void presence__cl_outbox_flush(struct presence_cluster *c)
         c->sending = c->outbox_ops;
         c->sending_count = c->outbox_count;
         lost = c->outbox_lost;
-        c->outbox_ops = (struct presence__cl_buf){0};
+        c->outbox_ops = (struct presence__cl_buf){.alloc = &c->alloc};
         c->outbox_count = 0;
         c->wake_pending = false;
         pthread_mutex_unlock(&c->outbox_lock);
@@ -322,10 +325,10 @@ static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
                 c, PRESENCE_CLUSTER_LOG_ERROR, "announce failed: %s",
                 reply->type == REDIS_REPLY_ERROR ? reply->str : "reply");
             c->self = SELF_OFFLINE;
-            presence__cl_conn_close(&c->cmd);
+            presence__cl_conn_drop(&c->cmd);
         }
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
 }
 
 static bool send_argv(struct presence_cluster *c, size_t argc,
@@ -340,10 +343,14 @@ static bool stage_members(struct presence_cluster *c,
                           const presence_snapshot *snap)
 {
     enum { FIXED = 5 }; /* EVAL script 1 key ttl */
-    const char **argv = malloc((FIXED + 2 * STAGE_CHUNK) * sizeof *argv);
-    size_t *lens = malloc((FIXED + 2 * STAGE_CHUNK) * sizeof *lens);
-    size_t *offs = malloc(2 * STAGE_CHUNK * sizeof *offs);
-    struct presence__cl_buf b = {0};
+    const presence_allocator *a = &c->alloc;
+    const size_t argv_size = (FIXED + 2 * STAGE_CHUNK) * sizeof(char *);
+    const size_t lens_size = (FIXED + 2 * STAGE_CHUNK) * sizeof(size_t);
+    const size_t offs_size = 2 * STAGE_CHUNK * sizeof(size_t);
+    const char **argv = presence__cl_malloc(a, argv_size);
+    size_t *lens = presence__cl_malloc(a, lens_size);
+    size_t *offs = presence__cl_malloc(a, offs_size);
+    struct presence__cl_buf b = {.alloc = a};
     bool ok = argv != NULL && lens != NULL && offs != NULL;
     for (size_t at = 0; ok && at < snap->count; at += STAGE_CHUNK) {
         size_t n = snap->count - at < STAGE_CHUNK ? snap->count - at
@@ -375,9 +382,9 @@ static bool stage_members(struct presence_cluster *c,
         ok = send_argv(c, FIXED + 2 * n, argv, lens);
     }
     presence__cl_buf_free(&b);
-    free(argv);
-    free(lens);
-    free(offs);
+    presence__cl_free(a, argv, argv_size);
+    presence__cl_free(a, lens, lens_size);
+    presence__cl_free(a, offs, offs_size);
     return ok;
 }
 
@@ -398,14 +405,15 @@ void presence__cl_announce(struct presence_cluster *c)
      * snapshot taken next already holds those made before. */
     presence__cl_outbox_keep(c, true);
     presence_snapshot *snap = NULL;
-    struct flush_ctx *ctx = malloc(sizeof *ctx);
+    struct flush_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
     int rc = presence_node_memberships(c->registry, "", &snap);
     if (rc != PRESENCE_OK || ctx == NULL) {
         presence__cl_log(
             c, PRESENCE_CLUSTER_LOG_ERROR,
             "announce: no snapshot of the local members (%s)",
             presence_strerror(rc != PRESENCE_OK ? rc : PRESENCE_ERR_NOMEM));
-        free(ctx);
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
+        presence_snapshot_free(snap);
         c->self = SELF_OFFLINE;
         presence__cl_outbox_keep(c, false);
         c->announce_at = presence__cl_now_ms() + 100;
@@ -431,12 +439,14 @@ void presence__cl_announce(struct presence_cluster *c)
     ok = ok && stage_members(c, snap) &&
          PRESENCE__CL_SEND(&c->cmd, on_announced, ctx, fin);
     if (!ok) {
-        free(ctx); /* not handed to hiredis */
+        /* not handed to hiredis */
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
     }
     presence_snapshot_free(snap);
     if (!ok) {
+        /* This may run inside hiredis's connect callback. */
         presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
                          "announce could not be sent");
-        presence__cl_conn_close(&c->cmd);
+        presence__cl_conn_drop(&c->cmd);
     }
 }

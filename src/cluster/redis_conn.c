@@ -63,6 +63,7 @@ static void ev_cleanup(void *p)
     conn->fd = -1;
     conn->state = CONN_DOWN;
     conn->ready = false;
+    conn->drop = false;
     if (was_up) {
         conn->on_down(conn);
     }
@@ -124,6 +125,7 @@ bool presence__cl_conn_start(struct presence__cl_conn *conn)
     conn->watching = 0;
     conn->state = CONN_CONNECTING;
     conn->ready = false;
+    conn->drop = false;
     conn->setup_pending = 0;
     conn->busy_since = 0;
     conn->last_read_at = 0;
@@ -170,6 +172,13 @@ void presence__cl_conn_close(struct presence__cl_conn *conn)
     if (conn->ac != NULL) {
         /* Pending callbacks run with a NULL reply; ev_cleanup follows. */
         redisAsyncFree(conn->ac);
+    }
+}
+
+void presence__cl_conn_drop(struct presence__cl_conn *conn)
+{
+    if (conn->ac != NULL) {
+        conn->drop = true;
     }
 }
 

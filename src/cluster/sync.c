@@ -59,7 +59,7 @@ static struct presence__cl_node *node_get(struct presence_cluster *c,
     if (n != NULL || len == 0 || len > PRESENCE__CL_ID_MAX) {
         return n;
     }
-    n = calloc(1, sizeof *n);
+    n = presence__cl_calloc(&c->alloc, 1, sizeof *n);
     if (n != NULL) {
         memcpy(n->id, id, len);
         n->next = c->nodes;
@@ -81,7 +81,7 @@ static void node_remove(struct presence_cluster *c,
     if (n->live) {
         atomic_fetch_sub(&c->live_nodes, 1);
     }
-    free(n);
+    presence__cl_free(&c->alloc, n, sizeof *n);
 }
 
 void presence__cl_sync_free(struct presence_cluster *c)
@@ -89,7 +89,7 @@ void presence__cl_sync_free(struct presence_cluster *c)
     while (c->nodes != NULL) {
         struct presence__cl_node *n = c->nodes;
         c->nodes = n->next;
-        free(n);
+        presence__cl_free(&c->alloc, n, sizeof *n);
     }
     atomic_store(&c->live_nodes, 0);
 }
@@ -113,7 +113,7 @@ void presence__cl_update_synced(struct presence_cluster *c)
                   c->events_id_known;
     for (struct presence__cl_node *n = c->nodes; synced && n != NULL;
          n = n->next) {
-        synced = n->live && !n->loading && !n->reload;
+        synced = n->live && !n->loading && !n->reload && n->inc[0] != '\0';
     }
     atomic_store(&c->synced, synced);
 }
@@ -184,14 +184,18 @@ static void count_applied(struct presence_cluster *c, int rc,
                      presence_strerror(rc));
 }
 
-static void apply_join(struct presence_cluster *c, const char *node,
+/* The apply functions return false when the change could not be made for
+ * want of memory (ours or the registry's): the caller loads the node's
+ * snapshot again, which makes up for it. */
+static bool apply_join(struct presence_cluster *c, const char *node,
                        const char *channel, size_t channel_len,
                        const char *client, size_t client_len,
                        const struct presence__cl_member *m)
 {
-    char *ch = presence__cl_strndup(channel, channel_len);
-    char *cl = presence__cl_strndup(client, client_len);
-    char *user = presence__cl_strndup(m->user, m->user_len);
+    const presence_allocator *a = &c->alloc;
+    char *ch = presence__cl_strndup(a, channel, channel_len);
+    char *cl = presence__cl_strndup(a, client, client_len);
+    char *user = presence__cl_strndup(a, m->user, m->user_len);
     int rc = PRESENCE_ERR_NOMEM;
     if (ch != NULL && cl != NULL && user != NULL) {
         rc = presence_remote_join(c->registry, node, ch, cl, user,
@@ -201,17 +205,19 @@ static void apply_join(struct presence_cluster *c, const char *node,
                                   m->chan_info_len);
     }
     count_applied(c, rc, "join", node, ch, cl);
-    free(ch);
-    free(cl);
-    free(user);
+    presence__cl_free(a, ch, channel_len + 1);
+    presence__cl_free(a, cl, client_len + 1);
+    presence__cl_free(a, user, m->user_len + 1);
+    return rc != PRESENCE_ERR_NOMEM;
 }
 
-static void apply_leave(struct presence_cluster *c, const char *node,
+static bool apply_leave(struct presence_cluster *c, const char *node,
                         const char *channel, size_t channel_len,
                         const char *client, size_t client_len, int reason)
 {
-    char *ch = presence__cl_strndup(channel, channel_len);
-    char *cl = presence__cl_strndup(client, client_len);
+    const presence_allocator *a = &c->alloc;
+    char *ch = presence__cl_strndup(a, channel, channel_len);
+    char *cl = presence__cl_strndup(a, client, client_len);
     int rc = PRESENCE_ERR_NOMEM;
     if (ch != NULL && cl != NULL) {
         rc = presence_remote_leave(c->registry, node, ch, cl,
@@ -220,12 +226,14 @@ static void apply_leave(struct presence_cluster *c, const char *node,
     /* Already gone here (a snapshot got there first): nothing to do. */
     count_applied(c, rc == PRESENCE_ERR_NOT_FOUND ? PRESENCE_OK : rc, "leave",
                   node, ch, cl);
-    free(ch);
-    free(cl);
+    presence__cl_free(a, ch, channel_len + 1);
+    presence__cl_free(a, cl, client_len + 1);
+    return rc != PRESENCE_ERR_NOMEM;
 }
 
+/* false when ops is malformed; *lost when a change wanted memory. */
 static bool apply_ops(struct presence_cluster *c, const char *node,
-                      const char *ops, size_t len)
+                      const char *ops, size_t len, bool *lost)
 {
     size_t pos = 0;
     while (pos < len) {
@@ -233,15 +241,36 @@ static bool apply_ops(struct presence_cluster *c, const char *node,
         if (!presence__cl_decode_op(ops, len, &pos, &op)) {
             return false;
         }
+        bool kept;
         if (op.kind == 'J') {
-            apply_join(c, node, op.channel, op.channel_len, op.client,
-                       op.client_len, &op.member);
+            kept = apply_join(c, node, op.channel, op.channel_len, op.client,
+                              op.client_len, &op.member);
         } else {
-            apply_leave(c, node, op.channel, op.channel_len, op.client,
-                        op.client_len, op.reason);
+            kept = apply_leave(c, node, op.channel, op.channel_len,
+                               op.client, op.client_len, op.reason);
         }
+        *lost = *lost || !kept;
     }
     return true;
+}
+
+/* Some of node n's changes could not be applied for want of memory: load
+ * its snapshot again. Its incarnation is forgotten, so that if that load
+ * cannot start now, the next lease check, or its next log entry, starts
+ * it (and the handle does not report synced meanwhile). */
+static void lost_changes(struct presence_cluster *c,
+                         struct presence__cl_node *n, const char *what)
+{
+    presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                     "node %s: out of memory applying %s; loading its "
+                     "snapshot again",
+                     n->id, what);
+    n->inc[0] = '\0';
+    if (n->loading) {
+        n->reload = true;
+    } else {
+        presence__cl_sync_load(c, n->id);
+    }
 }
 
 /* ---- node down ---------------------------------------------------------- */
@@ -307,19 +336,22 @@ static int snap_entry_cmp(const void *a, const void *b)
 
 /* Make the registry's view of node n equal to the snapshot `members` (a
  * HGETALL reply): members it lacks leave with RESYNC, the others are
- * upserted (an unchanged member produces no event). */
-static void apply_snapshot(struct presence_cluster *c,
+ * upserted (an unchanged member produces no event). false when some of
+ * that could not be done for want of memory. */
+static bool apply_snapshot(struct presence_cluster *c,
                            struct presence__cl_node *n,
                            const redisReply *members)
 {
+    const presence_allocator *a = &c->alloc;
     size_t count = members->elements / 2;
-    struct snap_entry *entries = calloc(count ? count : 1, sizeof *entries);
+    size_t entries_size =
+        presence__cl_mul_size(count ? count : 1, sizeof(struct snap_entry));
+    struct snap_entry *entries = presence__cl_malloc(a, entries_size);
     presence_snapshot *mine = NULL;
     if (entries == NULL ||
         presence_node_memberships(c->registry, n->id, &mine) != PRESENCE_OK) {
-        free(entries);
-        n->reload = true; /* out of memory: try again */
-        return;
+        presence__cl_free(a, entries, entries_size);
+        return false;
     }
     for (size_t i = 0; i < count; i++) {
         entries[i].field = members->element[2 * i]->str;
@@ -327,19 +359,23 @@ static void apply_snapshot(struct presence_cluster *c,
         entries[i].value = members->element[2 * i + 1];
     }
     qsort(entries, count, sizeof *entries, snap_entry_cmp);
-    struct presence__cl_buf key = {0};
+    /* What cannot be done for want of memory is done by a reload. */
+    bool lost = false;
+    struct presence__cl_buf key = {.alloc = a};
     for (size_t i = 0; i < mine->count; i++) {
         const presence_member *m = &mine->members[i];
         key.len = 0;
         if (!presence__cl_encode_field(&key, m->channel, m->client_id)) {
+            lost = true;
             continue;
         }
         struct snap_entry probe = {key.data, key.len, NULL};
         if (bsearch(&probe, entries, count, sizeof *entries,
                     snap_entry_cmp) == NULL) {
-            apply_leave(c, n->id, m->channel, strlen(m->channel),
-                        m->client_id, strlen(m->client_id),
-                        PRESENCE_LEAVE_RESYNC);
+            lost = !apply_leave(c, n->id, m->channel, strlen(m->channel),
+                                m->client_id, strlen(m->client_id),
+                                PRESENCE_LEAVE_RESYNC) ||
+                   lost;
         }
     }
     presence__cl_buf_free(&key);
@@ -356,9 +392,10 @@ static void apply_snapshot(struct presence_cluster *c,
             atomic_fetch_add(&c->rejected, 1);
             continue;
         }
-        apply_join(c, n->id, ch, ch_len, cl, cl_len, &m);
+        lost = !apply_join(c, n->id, ch, ch_len, cl, cl_len, &m) || lost;
     }
-    free(entries);
+    presence__cl_free(a, entries, entries_size);
+    return !lost;
 }
 
 static void load_done(struct presence_cluster *c, struct presence__cl_node *n)
@@ -382,10 +419,10 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     struct presence__cl_node *n = node_find(c, ctx->id, strlen(ctx->id));
     if (reply == NULL || ctx->generation != c->generation || n == NULL ||
         !n->loading) {
-        free(ctx);
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
         return; /* the connection is gone: the reconnection loads again */
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[1]->type != REDIS_REPLY_ARRAY ||
         reply->element[2]->type != REDIS_REPLY_ARRAY) {
@@ -427,8 +464,11 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         load_done(c, n);
         return;
     }
-    apply_snapshot(c, n, reply->element[1]);
+    bool whole = apply_snapshot(c, n, reply->element[1]);
     memcpy(n->inc, inc, sizeof n->inc);
+    if (!whole) {
+        lost_changes(c, n, "its snapshot");
+    }
     n->seq = field_u64(entry_field(entry->element[1], "seq"));
     reply_copy(entry->element[0], n->last_id, sizeof n->last_id);
     if (!n->live) {
@@ -453,7 +493,7 @@ void presence__cl_sync_load(struct presence_cluster *c, const char *node_id)
         n->reload = true;
         return;
     }
-    struct load_ctx *ctx = malloc(sizeof *ctx);
+    struct load_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
     if (ctx == NULL) {
         return; /* the next check finds it again */
     }
@@ -474,7 +514,8 @@ void presence__cl_sync_load(struct presence_cluster *c, const char *node_id)
               PRESENCE__CL_SEND(&c->cmd, NULL, NULL, rev) &&
               PRESENCE__CL_SEND(&c->cmd, on_loaded, ctx, exec);
     if (!ok) {
-        free(ctx); /* the connection is down: reconnecting loads again */
+        /* the connection is down: reconnecting loads again */
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
         return;
     }
     n->loading = true;
@@ -575,7 +616,7 @@ static void on_lease(redisAsyncContext *ac, void *r, void *privdata)
             presence__cl_sync_load(c, n->id); /* a new incarnation we missed */
         }
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
 }
 
 void presence__cl_sync_check(struct presence_cluster *c)
@@ -589,7 +630,7 @@ void presence__cl_sync_check(struct presence_cluster *c)
     }
     struct lease_ctx *last = NULL;
     for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
-        struct lease_ctx *ctx = malloc(sizeof *ctx);
+        struct lease_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
         if (ctx == NULL) {
             break;
         }
@@ -599,7 +640,7 @@ void presence__cl_sync_check(struct presence_cluster *c)
         node_key(c, n->id, "lease", lease, sizeof lease);
         const char *get[] = {"GET", lease};
         if (!PRESENCE__CL_SEND(&c->cmd, on_lease, ctx, get)) {
-            free(ctx);
+            presence__cl_free(&c->alloc, ctx, sizeof *ctx);
             break;
         }
         last = ctx;
@@ -641,13 +682,18 @@ static void read_node_entries(struct presence_cluster *c,
             return;
         }
         const redisReply *ops = entry_field(e->element[1], "ops");
+        bool lost = false;
         if (ops != NULL && ops->type == REDIS_REPLY_STRING &&
-            !apply_ops(c, n->id, ops->str, ops->len)) {
+            !apply_ops(c, n->id, ops->str, ops->len, &lost)) {
             presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
                              "node %s: malformed log entry %s", n->id, id);
         }
         n->seq = seq;
         memcpy(n->last_id, id, sizeof n->last_id);
+        if (lost) {
+            lost_changes(c, n, "its log");
+            return;
+        }
     }
 }
 
@@ -748,13 +794,17 @@ void presence__cl_sync_read(struct presence_cluster *c)
         streams += n->live && !n->loading;
     }
     size_t argc = 6 + 2 * streams;
-    const char **argv = malloc(argc * sizeof *argv);
-    size_t *lens = malloc(argc * sizeof *lens);
-    char (*keys)[KEY_MAX] = malloc(streams * sizeof *keys);
+    const presence_allocator *a = &c->alloc;
+    size_t argv_size = presence__cl_mul_size(argc, sizeof(const char *));
+    size_t lens_size = presence__cl_mul_size(argc, sizeof(size_t));
+    size_t keys_size = presence__cl_mul_size(streams, KEY_MAX);
+    const char **argv = presence__cl_malloc(a, argv_size);
+    size_t *lens = presence__cl_malloc(a, lens_size);
+    char (*keys)[KEY_MAX] = presence__cl_malloc(a, keys_size);
     if (argv == NULL || lens == NULL || keys == NULL) {
-        free(argv);
-        free(lens);
-        free(keys);
+        presence__cl_free(a, argv, argv_size);
+        presence__cl_free(a, lens, lens_size);
+        presence__cl_free(a, keys, keys_size);
         return; /* the next turn tries again */
     }
     argv[0] = "XREAD";
@@ -781,7 +831,7 @@ void presence__cl_sync_read(struct presence_cluster *c)
     }
     c->reading = presence__cl_conn_command(&c->reader, on_read, c, (int)argc,
                                            argv, lens);
-    free(argv);
-    free(lens);
-    free(keys);
+    presence__cl_free(a, argv, argv_size);
+    presence__cl_free(a, lens, lens_size);
+    presence__cl_free(a, keys, keys_size);
 }

@@ -161,6 +161,100 @@ static void test_unreachable_redis(void **state)
     assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
 }
 
+/* ---- the allocator ------------------------------------------------------ */
+
+/* The handle's allocator: cmocka's (a block not freed fails the test),
+ * each free checked against the size asked for, and a budget: the
+ * allocations past it fail (-1: none does). */
+struct budget {
+    long left;
+    size_t live;
+    size_t wrong_sizes;
+};
+
+#define HEADER 16
+
+static void *budget_malloc(size_t size, void *ud)
+{
+    struct budget *b = ud;
+    if (b->left == 0) {
+        return NULL;
+    }
+    if (b->left > 0) {
+        b->left--;
+    }
+    unsigned char *p = test_malloc(HEADER + size);
+    memcpy(p, &size, sizeof size);
+    b->live++;
+    return p + HEADER;
+}
+
+static void budget_free(void *ptr, size_t size, void *ud)
+{
+    struct budget *b = ud;
+    unsigned char *p = (unsigned char *)ptr - HEADER;
+    size_t was;
+    memcpy(&was, p, sizeof was);
+    b->wrong_sizes += was != size;
+    b->live--;
+    test_free(p);
+}
+
+static struct budget *the_budget;
+
+static void budget_allocator(presence_cluster_config *c)
+{
+    c->allocator = (presence_allocator){budget_malloc, NULL, budget_free,
+                                        the_budget};
+    c->node_id = "node-1";
+    c->redis_password = "secret";
+}
+
+static void half_allocator(presence_cluster_config *c)
+{
+    c->allocator.malloc_fn = budget_malloc;
+}
+
+/* Fail the first allocation of presence_cluster_new, then the second...
+ * until it succeeds: each failure is PRESENCE_ERR_NOMEM and leaves
+ * nothing behind; then a handle whose allocations all fail keeps running
+ * (Redis unreachable) and frees everything it had. */
+static void test_alloc_failure_new(void **state)
+{
+    (void)state;
+    presence_registry *reg = registry_new();
+    struct budget b = {.left = 0};
+    the_budget = &b;
+    presence_cluster *c = NULL;
+    long n = 0;
+    int rc;
+    for (;; n++) {
+        b.left = n;
+        rc = new_with(reg, budget_allocator, &c);
+        if (rc == PRESENCE_OK) {
+            break;
+        }
+        assert_int_equal(rc, PRESENCE_ERR_NOMEM);
+        assert_null(c);
+        assert_int_equal(b.live, 0);
+    }
+    assert_true(n >= 10); /* the handle, its strings and its keys */
+    b.left = 0;
+    assert_int_equal(presence_join(reg, "room", "c1", "u1", NULL, 0, NULL, 0),
+                     PRESENCE_OK);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(presence_cluster_run(c, 5), PRESENCE_OK);
+    }
+    b.left = -1;
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    assert_int_equal(b.live, 0);
+    assert_int_equal(b.wrong_sizes, 0);
+    c = NULL;
+    assert_int_equal(new_with(reg, half_allocator, &c), PRESENCE_ERR_INVALID);
+    assert_null(c);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_bad_config_refused),
         cmocka_unit_test(test_null_handle),
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_alloc_failure_new),
     };
     return cmocka_run_group_tests_name("cluster_api", tests, NULL, NULL);
 }

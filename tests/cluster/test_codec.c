@@ -16,6 +16,32 @@
 
 #include "cluster_internal.h"
 
+/* The buffers grow through cmocka's allocator: a leak fails the test. A
+ * budget, when set, makes the allocations past it fail. */
+static long alloc_budget = -1;
+
+static void *t_malloc(size_t size, void *ud)
+{
+    (void)ud;
+    if (alloc_budget == 0) {
+        return NULL;
+    }
+    if (alloc_budget > 0) {
+        alloc_budget--;
+    }
+    return test_malloc(size);
+}
+
+static void t_free(void *p, size_t size, void *ud)
+{
+    (void)size;
+    (void)ud;
+    test_free(p);
+}
+
+/* No realloc_fn: the library copies through malloc_fn and free_fn. */
+static const presence_allocator talloc = {t_malloc, NULL, t_free, NULL};
+
 static bool span_is(const char *p, size_t len, const char *want)
 {
     return len == strlen(want) && memcmp(p, want, len) == 0;
@@ -24,7 +50,7 @@ static bool span_is(const char *p, size_t len, const char *want)
 static void test_join_round_trip(void **state)
 {
     (void)state;
-    struct presence__cl_buf b = {0};
+    struct presence__cl_buf b = {.alloc = &talloc};
     const char info[] = {'{', '\t', '\0', '}', '\n'};
     assert_true(presence__cl_encode_join(&b, "chat:1", "c1", "alice", info,
                                          sizeof info, "x", 1));
@@ -45,7 +71,7 @@ static void test_join_round_trip(void **state)
 static void test_ops_in_sequence_and_split(void **state)
 {
     (void)state;
-    struct presence__cl_buf b = {0};
+    struct presence__cl_buf b = {.alloc = &talloc};
     assert_true(presence__cl_encode_join(&b, "a", "c1", "", NULL, 0, NULL, 0));
     assert_true(
         presence__cl_encode_leave(&b, "a", "c1", PRESENCE_LEAVE_EXPIRED));
@@ -78,7 +104,7 @@ static void test_ops_in_sequence_and_split(void **state)
 static void test_field_encoding(void **state)
 {
     (void)state;
-    struct presence__cl_buf b = {0};
+    struct presence__cl_buf b = {.alloc = &talloc};
     assert_true(presence__cl_encode_field(&b, "room", "client-7"));
     const char *ch, *cl;
     size_t ch_len, cl_len;
@@ -99,7 +125,7 @@ static void test_field_encoding(void **state)
 static void test_malformed_refused(void **state)
 {
     (void)state;
-    struct presence__cl_buf b = {0};
+    struct presence__cl_buf b = {.alloc = &talloc};
     assert_true(
         presence__cl_encode_join(&b, "chan", "cli", "u", "ci", 2, "xi", 2));
     for (size_t len = 0; len < b.len; len++) {
@@ -131,6 +157,34 @@ static void test_malformed_refused(void **state)
     presence__cl_buf_free(&b);
 }
 
+/* A buffer that cannot grow refuses the write and keeps what it held. */
+static void test_growth_failure_keeps_the_buffer(void **state)
+{
+    (void)state;
+    struct presence__cl_buf b = {.alloc = &talloc};
+    assert_true(presence__cl_encode_field(&b, "room", "c1"));
+    size_t len = b.len;
+    char big[600];
+    memset(big, 'x', sizeof big);
+    big[sizeof big - 1] = '\0';
+    alloc_budget = 0;
+    assert_false(presence__cl_encode_field(&b, big, "c2"));
+    assert_true(b.len >= len);
+    b.len = len; /* the caller's part: drop the half-written op */
+    assert_memory_equal(b.data, "room\tc1", len);
+    assert_null(presence__cl_strndup(&talloc, "abc", 3));
+    alloc_budget = -1;
+    assert_true(presence__cl_encode_field(&b, big, "c2"));
+    presence__cl_buf_free(&b);
+    assert_null(b.data);
+    presence_allocator half = {t_malloc, NULL, NULL, NULL};
+    presence_allocator out;
+    assert_false(presence__cl_alloc_init(&out, &half));
+    assert_true(presence__cl_alloc_init(&out, NULL));
+    assert_null(presence__cl_malloc(&out, 0));
+    assert_null(presence__cl_calloc(&out, SIZE_MAX / 2, 4)); /* overflow */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_ops_in_sequence_and_split),
         cmocka_unit_test(test_field_encoding),
         cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_growth_failure_keeps_the_buffer),
     };
     return cmocka_run_group_tests_name("cluster_codec", tests, NULL, NULL);
 }
