@@ -49,6 +49,15 @@
  * transaction in one slot and a Redis Cluster spreads the nodes over its
  * shards; the node directory has the tag `{<prefix>}`.
  *
+ * Time: the handle reads time only through the registry's clock
+ * (presence_config::clock, CLOCK_MONOTONIC by default), in milliseconds;
+ * every duration in presence_cluster_config and every deadline behind
+ * presence_cluster_timeout_ms() is on that clock. Redis expires leases on
+ * its own clock, so the registry's clock must advance at the pace of real
+ * time for the lease to hold (a clock that stands still stops the
+ * renewals). A clock that goes back makes the handle's time stand still
+ * until it catches up.
+ *
  * Thread safety: every function may be called from any thread, but
  * presence_cluster_process() and presence_cluster_run() by one thread at
  * a time (another gets #PRESENCE_ERR_BUSY), and not from a registry event

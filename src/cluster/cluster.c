@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
@@ -40,11 +39,29 @@ static const char LEAVE_SCRIPT[] =
 
 #define RECONNECT_FIRST_MS 50
 
-int64_t presence__cl_now_ms(void)
+/* Times beyond +-2^46 ms are read as that bound, as the registry does:
+ * differences of two of them cannot overflow. */
+#define CLOCK_BOUND ((int64_t)1 << 46)
+
+static int64_t registry_time(struct presence_cluster *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t t = presence_now_ms(c->registry);
+    if (t > CLOCK_BOUND) {
+        return CLOCK_BOUND;
+    }
+    return t < -CLOCK_BOUND ? -CLOCK_BOUND : t;
+}
+
+int64_t presence__cl_now_ms(struct presence_cluster *c)
+{
+    int64_t now = registry_time(c) - c->clock_origin;
+    int64_t last = atomic_load(&c->clock_last);
+    while (now > last) {
+        if (atomic_compare_exchange_weak(&c->clock_last, &last, now)) {
+            return now;
+        }
+    }
+    return last; /* the clock went back: time stands still meanwhile */
 }
 
 void presence__cl_log(struct presence_cluster *c,
@@ -126,12 +143,12 @@ static char *key_of(struct presence_cluster *c, const char *node,
     return k;
 }
 
-static void random_node_id(char *out, size_t size)
+static void random_node_id(struct presence_cluster *c, char *out, size_t size)
 {
     uint64_t r = 0;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f == NULL || fread(&r, sizeof r, 1, f) != 1) {
-        r = (uint64_t)presence__cl_now_ms() ^ ((uint64_t)getpid() << 32);
+        r = (uint64_t)presence__cl_now_ms(c) ^ ((uint64_t)getpid() << 32);
     }
     if (f != NULL) {
         fclose(f);
@@ -233,7 +250,7 @@ static void conn_down(struct presence__cl_conn *conn)
         if (was_online) {
             c->reconnect_delay = RECONNECT_FIRST_MS;
         }
-        c->reconnect_at = presence__cl_now_ms() + c->reconnect_delay;
+        c->reconnect_at = presence__cl_now_ms(c) + c->reconnect_delay;
         c->reconnect_delay = c->reconnect_delay * 2 > c->reconnect_max_ms
                                  ? c->reconnect_max_ms
                                  : c->reconnect_delay * 2;
@@ -250,8 +267,8 @@ static void both_up_check(struct presence_cluster *c)
     c->reconnect_delay = RECONNECT_FIRST_MS;
     /* Nodes we knew may be re-announcing too: none is declared down
      * before they had a lease's time to come back. */
-    c->grace_until = presence__cl_now_ms() + c->lease_ms;
-    c->check_at = presence__cl_now_ms() + c->lease_ms / 4;
+    c->grace_until = presence__cl_now_ms(c) + c->lease_ms;
+    c->check_at = presence__cl_now_ms(c) + c->lease_ms / 4;
     presence__cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
                      "node %s connected to %s:%d", c->node_id, c->host,
                      c->port);
@@ -265,7 +282,7 @@ static void start_connections(struct presence_cluster *c)
         !presence__cl_conn_start(&c->reader)) {
         presence__cl_conn_close(&c->cmd);
         presence__cl_conn_close(&c->reader);
-        c->reconnect_at = presence__cl_now_ms() + c->reconnect_delay;
+        c->reconnect_at = presence__cl_now_ms(c) + c->reconnect_delay;
     }
 }
 
@@ -399,6 +416,9 @@ int presence_cluster_new(presence_registry *registry,
     pthread_mutex_init(&c->process_lock, NULL);
     pthread_mutex_init(&c->outbox_lock, NULL);
     c->registry = registry;
+    /* The handle's times count from 1 here (0 means "not set"). */
+    c->clock_origin = registry_time(c) - 1;
+    atomic_store(&c->clock_last, 1);
     c->port = cfg.redis_port;
     c->db = cfg.redis_db;
     c->lease_ms = cfg.lease_ms;
@@ -412,7 +432,7 @@ int presence_cluster_new(presence_registry *registry,
     if (cfg.node_id != NULL) {
         snprintf(c->node_id, sizeof c->node_id, "%s", cfg.node_id);
     } else {
-        random_node_id(c->node_id, sizeof c->node_id);
+        random_node_id(c, c->node_id, sizeof c->node_id);
     }
     c->host = presence__cl_strdup(&c->alloc, cfg.redis_host);
     c->password = cfg.redis_password
@@ -455,7 +475,7 @@ int presence_cluster_new(presence_registry *registry,
         cluster_free_memory(c);
         return rc;
     }
-    c->reconnect_at = presence__cl_now_ms(); /* connect at the first turn */
+    c->reconnect_at = presence__cl_now_ms(c); /* connect at the first turn */
     *out = c;
     return PRESENCE_OK;
 }
@@ -503,10 +523,10 @@ static int64_t next_deadline(struct presence_cluster *c)
         EARLIER(c->check_at);
     }
     int64_t stall;
-    presence__cl_conn_stalled(&c->cmd, presence__cl_now_ms(),
+    presence__cl_conn_stalled(&c->cmd, presence__cl_now_ms(c),
                               stall_limit(c, &c->cmd), &stall);
     EARLIER(stall);
-    presence__cl_conn_stalled(&c->reader, presence__cl_now_ms(),
+    presence__cl_conn_stalled(&c->reader, presence__cl_now_ms(c),
                               stall_limit(c, &c->reader), &stall);
     EARLIER(stall);
     EARLIER(c->announce_at);
@@ -529,13 +549,13 @@ int64_t presence_cluster_timeout_ms(presence_cluster *c)
     if (d == INT64_MAX) {
         return -1;
     }
-    int64_t now = presence__cl_now_ms();
+    int64_t now = presence__cl_now_ms(c);
     return d <= now ? 0 : d - now;
 }
 
 static void run_timers(struct presence_cluster *c)
 {
-    int64_t now = presence__cl_now_ms();
+    int64_t now = presence__cl_now_ms(c);
     if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN &&
         c->reconnect_at > 0 && now >= c->reconnect_at) {
         start_connections(c);
@@ -731,9 +751,9 @@ static void leave_cluster(struct presence_cluster *c)
     bool ok = PRESENCE__CL_SEND(&c->cmd, NULL, NULL, del) &&
               PRESENCE__CL_SEND(&c->cmd, NULL, NULL, dir) &&
               PRESENCE__CL_SEND(&c->cmd, on_left, &done, bye);
-    int64_t until = presence__cl_now_ms() + c->connect_timeout_ms;
+    int64_t until = presence__cl_now_ms(c) + c->connect_timeout_ms;
     while (ok && !done && c->cmd.state == CONN_UP) {
-        int64_t now = presence__cl_now_ms();
+        int64_t now = presence__cl_now_ms(c);
         if (now >= until) {
             break;
         }

@@ -209,6 +209,8 @@ struct presence_cluster {
     presence_registry *registry;
     presence_subscription subscription;
     presence_allocator alloc; /* every allocation of ours (alloc.c) */
+    int64_t clock_origin;     /* the registry's time at 0, minus 1 */
+    _Atomic int64_t clock_last; /* presence__cl_now_ms() never goes back */
 
     /* configuration (owned copies) */
     char *host;
@@ -297,7 +299,10 @@ struct presence_cluster {
         connects;
 };
 
-int64_t presence__cl_now_ms(void);
+/* The registry's clock (presence_config::clock) in milliseconds, counted
+ * from 1 at presence_cluster_new() (0 stands for "not set" in the
+ * handle's deadlines), never going back. */
+int64_t presence__cl_now_ms(struct presence_cluster *c);
 void presence__cl_log(struct presence_cluster *c,
                       presence_cluster_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -272,7 +272,7 @@ static void new_incarnation(struct presence_cluster *c)
 {
     uint64_t r[2] = {0, 0};
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-        r[0] ^= (uint64_t)presence__cl_now_ms();
+        r[0] ^= (uint64_t)presence__cl_now_ms(c);
         r[1] ^= (uint64_t)(uintptr_t)c;
     }
     snprintf(c->inc, sizeof c->inc, "%016" PRIx64 "%016" PRIx64, r[0], r[1]);
@@ -304,7 +304,7 @@ static void on_announced(redisAsyncContext *ac, void *r, void *privdata)
         if (well_formed && reply->element[0]->integer == 1) {
             c->self = SELF_ONLINE;
             c->seq = 1;
-            c->renew_at = presence__cl_now_ms() + c->lease_ms / 3;
+            c->renew_at = presence__cl_now_ms(c) + c->lease_ms / 3;
             presence__cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
                              "node %s announced %zu members (incarnation %s)",
                              c->node_id, ctx->count, c->inc);
@@ -416,7 +416,7 @@ void presence__cl_announce(struct presence_cluster *c)
         presence_snapshot_free(snap);
         c->self = SELF_OFFLINE;
         presence__cl_outbox_keep(c, false);
-        c->announce_at = presence__cl_now_ms() + 100;
+        c->announce_at = presence__cl_now_ms(c) + 100;
         return;
     }
     bool ok = true;

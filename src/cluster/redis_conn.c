@@ -129,7 +129,7 @@ bool presence__cl_conn_start(struct presence__cl_conn *conn)
     conn->setup_pending = 0;
     conn->busy_since = 0;
     conn->last_read_at = 0;
-    conn->connect_deadline = presence__cl_now_ms() + c->connect_timeout_ms;
+    conn->connect_deadline = presence__cl_now_ms(c) + c->connect_timeout_ms;
     ac->ev.data = conn;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;
@@ -146,7 +146,7 @@ bool presence__cl_conn_start(struct presence__cl_conn *conn)
 void presence__cl_conn_handle(struct presence__cl_conn *conn, uint32_t events)
 {
     if (events & EPOLLIN) {
-        conn->last_read_at = presence__cl_now_ms();
+        conn->last_read_at = presence__cl_now_ms(conn->cluster);
     }
     if (conn->ac != NULL && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
         redisAsyncHandleRead(conn->ac);
@@ -194,7 +194,7 @@ bool presence__cl_conn_command(struct presence__cl_conn *conn,
         return false;
     }
     if (conn->busy_since == 0) {
-        conn->busy_since = presence__cl_now_ms();
+        conn->busy_since = presence__cl_now_ms(conn->cluster);
     }
     return true;
 }

@@ -440,7 +440,7 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         if (!n->live) {
             reap(c, n); /* a directory entry left by a dead node */
             node_remove(c, n);
-        } else if (presence__cl_now_ms() >= c->grace_until) {
+        } else if (presence__cl_now_ms(c) >= c->grace_until) {
             presence__cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
         } /* else: in the grace after a reconnection, the lease check decides
            */
@@ -609,7 +609,7 @@ static void on_lease(redisAsyncContext *ac, void *r, void *privdata)
         char inc[PRESENCE__CL_ID_MAX + 1];
         reply_copy(reply, inc, sizeof inc);
         if (inc[0] == '\0') {
-            if (presence__cl_now_ms() >= c->grace_until) {
+            if (presence__cl_now_ms(c) >= c->grace_until) {
                 presence__cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
             }
         } else if (strcmp(inc, n->inc) != 0 || !n->live) {

@@ -161,6 +161,53 @@ static void test_unreachable_redis(void **state)
     assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
 }
 
+/* ---- the clock ---------------------------------------------------------- */
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void *user_data)
+{
+    (void)user_data;
+    return fake_now;
+}
+
+/* The handle's deadlines are on the registry's clock (here one that
+ * starts at 0 and moves only when told), not on a clock of its own. */
+static void test_registry_clock(void **state)
+{
+    (void)state;
+    fake_now = 0;
+    presence_config config;
+    presence_config_init(&config);
+    config.clock = fake_clock;
+    presence_registry *reg = NULL;
+    assert_int_equal(presence_registry_new(&config, &reg), PRESENCE_OK);
+    presence_cluster *c = NULL;
+    assert_int_equal(new_with(reg, named_node, &c), PRESENCE_OK);
+    assert_int_equal(presence_cluster_timeout_ms(c), 0); /* connect now */
+    /* The attempts are refused; the next one is some way off on that
+     * clock, and stays as far however long the wall clock runs. */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(presence_cluster_run(c, 10), PRESENCE_OK);
+    }
+    int64_t t = presence_cluster_timeout_ms(c);
+    assert_true(t > 20 && t <= 1000);
+    struct timespec pause = {0, 100 * 1000000L};
+    nanosleep(&pause, NULL);
+    assert_int_equal(presence_cluster_timeout_ms(c), t);
+    fake_now += 7;
+    assert_int_equal(presence_cluster_timeout_ms(c), t - 7);
+    /* A clock that goes back: time stands still until it catches up. */
+    fake_now -= 5000;
+    assert_int_equal(presence_cluster_timeout_ms(c), t - 7);
+    fake_now += 5000 + 3;
+    assert_int_equal(presence_cluster_timeout_ms(c), t - 10);
+    fake_now += t;
+    assert_int_equal(presence_cluster_timeout_ms(c), 0);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
 /* ---- the allocator ------------------------------------------------------ */
 
 /* The handle's allocator: cmocka's (a block not freed fails the test),
@@ -262,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_bad_config_refused),
         cmocka_unit_test(test_null_handle),
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_registry_clock),
         cmocka_unit_test(test_alloc_failure_new),
     };
     return cmocka_run_group_tests_name("cluster_api", tests, NULL, NULL);
