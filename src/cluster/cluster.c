@@ -387,8 +387,10 @@ int presence_cluster_new(presence_registry *registry,
                                             : sizeof cfg);
     if (cfg.redis_host == NULL || cfg.redis_host[0] == '\0' ||
         cfg.redis_port <= 0 || cfg.redis_port > 65535 || cfg.redis_db < 0 ||
-        cfg.prefix == NULL || !key_part_ok(cfg.prefix, 128) ||
-        cfg.lease_ms < 100 || cfg.connect_timeout_ms <= 0 ||
+        cfg.prefix == NULL ||
+        !key_part_ok(cfg.prefix, PRESENCE_CLUSTER_PREFIX_MAX) ||
+        cfg.lease_ms < PRESENCE_CLUSTER_LEASE_MIN_MS ||
+        cfg.connect_timeout_ms <= 0 ||
         cfg.reconnect_max_ms <= 0 || cfg.log_max_len == 0 ||
         cfg.batch_max == 0) {
         return PRESENCE_ERR_INVALID;

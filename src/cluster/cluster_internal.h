@@ -26,7 +26,11 @@
 #include "presence_cluster.h"
 
 /* node ids and incarnations, at most */
-#define PRESENCE__CL_ID_MAX 64
+#define PRESENCE__CL_ID_MAX PRESENCE_CLUSTER_NODE_ID_MAX
+/* A node's key, "{<prefix>:<node>}.<what>", and its NUL, at most (the
+ * longest <what> that is not followed by an incarnation is "members"). */
+#define PRESENCE__CL_KEY_MAX                                                  \
+    (PRESENCE_CLUSTER_PREFIX_MAX + PRESENCE__CL_ID_MAX + sizeof "{:}.members")
 /* "ms-seq" of a stream entry */
 #define PRESENCE__CL_STREAM_ID 48
 /* how long one XREAD waits for entries */

@@ -39,7 +39,8 @@ static void node_key(const struct presence_cluster *c, const char *node,
     snprintf(out, size, "{%s:%s}.%s", c->prefix, node, what);
 }
 
-#define KEY_MAX (2 * PRESENCE__CL_ID_MAX + 64)
+/* Room for any node's key (the longest prefix and node id included). */
+#define KEY_MAX PRESENCE__CL_KEY_MAX
 
 static struct presence__cl_node *node_find(struct presence_cluster *c,
                                            const char *id, size_t len)

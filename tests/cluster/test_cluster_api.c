@@ -43,17 +43,38 @@ static int new_with(presence_registry *reg,
 static void no_edit(presence_cluster_config *c) { (void)c; }
 static void bad_port(presence_cluster_config *c) { c->redis_port = 70000; }
 static void no_host(presence_cluster_config *c) { c->redis_host = ""; }
-static void short_lease(presence_cluster_config *c) { c->lease_ms = 99; }
+static void short_lease(presence_cluster_config *c)
+{
+    c->lease_ms = PRESENCE_CLUSTER_LEASE_MIN_MS - 1;
+}
 static void brace_prefix(presence_cluster_config *c) { c->prefix = "a{b"; }
 static void space_node(presence_cluster_config *c) { c->node_id = "a b"; }
 static void zero_batch(presence_cluster_config *c) { c->batch_max = 0; }
 static void zero_log(presence_cluster_config *c) { c->log_max_len = 0; }
 static void long_node(presence_cluster_config *c)
 {
-    static char id[66];
-    memset(id, 'n', 65);
-    id[65] = '\0';
+    static char id[PRESENCE_CLUSTER_NODE_ID_MAX + 2];
+    memset(id, 'n', PRESENCE_CLUSTER_NODE_ID_MAX + 1);
+    id[PRESENCE_CLUSTER_NODE_ID_MAX + 1] = '\0';
     c->node_id = id;
+}
+static void long_prefix(presence_cluster_config *c)
+{
+    static char prefix[PRESENCE_CLUSTER_PREFIX_MAX + 2];
+    memset(prefix, 'p', PRESENCE_CLUSTER_PREFIX_MAX + 1);
+    prefix[PRESENCE_CLUSTER_PREFIX_MAX + 1] = '\0';
+    c->prefix = prefix;
+}
+/* The longest of each. */
+static void longest_names(presence_cluster_config *c)
+{
+    static char id[PRESENCE_CLUSTER_NODE_ID_MAX + 1];
+    static char prefix[PRESENCE_CLUSTER_PREFIX_MAX + 1];
+    memset(id, 'n', PRESENCE_CLUSTER_NODE_ID_MAX);
+    memset(prefix, 'p', PRESENCE_CLUSTER_PREFIX_MAX);
+    c->node_id = id;
+    c->prefix = prefix;
+    c->lease_ms = PRESENCE_CLUSTER_LEASE_MIN_MS;
 }
 static void named_node(presence_cluster_config *c) { c->node_id = "node-1"; }
 
@@ -77,7 +98,7 @@ static void test_bad_config_refused(void **state)
     presence_cluster *c = NULL;
     void (*invalid[])(presence_cluster_config *) = {
         bad_port, no_host, short_lease, brace_prefix, space_node,
-        zero_batch, zero_log,
+        zero_batch, zero_log, long_prefix,
     };
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         assert_int_equal(new_with(reg, invalid[i], &c), PRESENCE_ERR_INVALID);
@@ -93,6 +114,11 @@ static void test_bad_config_refused(void **state)
                      PRESENCE_ERR_INVALID);
     assert_int_equal(presence_cluster_new(reg, &cfg, NULL),
                      PRESENCE_ERR_INVALID);
+    assert_int_equal(new_with(reg, longest_names, &c), PRESENCE_OK);
+    assert_int_equal(strlen(presence_cluster_node_id(c)),
+                     PRESENCE_CLUSTER_NODE_ID_MAX);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    c = NULL;
     /* The registry can still be attached: nothing was left subscribed. */
     assert_int_equal(new_with(reg, no_edit, &c), PRESENCE_OK);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
