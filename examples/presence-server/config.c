@@ -610,10 +610,11 @@ int ps_config_resolve_cluster(ps_config *cfg, char *err, size_t err_len)
 {
     ps_redis_address_free(&cfg->redis);
     if (cfg->redis_prefix != NULL &&
-        !cluster_name_ok(cfg->redis_prefix, 255)) {
+        !cluster_name_ok(cfg->redis_prefix, PS_REDIS_PREFIX_MAX)) {
         return ps_fail(err, err_len,
-                       "key \"redis_prefix\": expected printable ASCII "
-                       "without spaces or braces");
+                       "key \"redis_prefix\": expected 1 to %d characters "
+                       "of printable ASCII without spaces or braces",
+                       PS_REDIS_PREFIX_MAX);
     }
     if (cfg->name != NULL && !cluster_name_ok(cfg->name, PS_NODE_NAME_MAX)) {
         return ps_fail(err, err_len,

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The cluster's limits: its header is there whether libpresence-cluster
+ * is built or not. */
+#include <presence_cluster.h>
+
 /** The most WebSocket connections one server holds, whatever
  *  client_connection_limit says: CivetWeb 1.15 serves each one on a thread
  *  of its own, and starts them all up front. */
@@ -52,11 +56,14 @@ typedef enum ps_engine {
  *  default too). Nodes share presence when they use the same one. */
 #define PS_REDIS_PREFIX_DEFAULT "presence"
 
+/** The longest redis_prefix (presence_cluster_config::prefix's limit). */
+#define PS_REDIS_PREFIX_MAX PRESENCE_CLUSTER_PREFIX_MAX
+
 /** The longest node name (presence_cluster_config::node_id's limit). */
-#define PS_NODE_NAME_MAX 64
+#define PS_NODE_NAME_MAX PRESENCE_CLUSTER_NODE_ID_MAX
 
 /** The shortest node lease (presence_cluster_config::lease_ms's floor). */
-#define PS_NODE_LEASE_MIN_MS 100
+#define PS_NODE_LEASE_MIN_MS PRESENCE_CLUSTER_LEASE_MIN_MS
 
 typedef struct ps_config {
     char *api_key;               /**< "" rejects every API call, as Centrifugo */
