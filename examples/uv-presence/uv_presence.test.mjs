@@ -48,7 +48,9 @@ before(async () => {
 after(async () => {
   if (!server) return;
   server.proc.kill('SIGTERM');
+  const timer = setTimeout(() => server.proc.kill('SIGKILL'), WAIT_MS);
   const { code, signal } = await server.exited;
+  clearTimeout(timer);
   assert.equal(server.stderr(), '', 'server stderr');
   assert.equal(signal, null, 'server killed by a signal');
   assert.equal(code, 0, 'server exit status');
