@@ -116,7 +116,9 @@ __attribute__((format(printf, 2, 3)))
 #endif
 static void conn_printf(conn *c, const char *fmt, ...)
 {
-    char line[LINE_MAX_BYTES + 256];
+    /* Room for a line read (info) and three names at their default limit
+     * of 255 bytes: nothing this server sends is cut. */
+    char line[2 * LINE_MAX_BYTES];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line - 1, fmt, ap);
@@ -336,11 +338,11 @@ static void cmd_leave(conn *c, char *args)
 static void who_visit(const presence_member *member, void *user_data)
 {
     conn *c = user_data;
+    const char *info = member->chan_info_len > 0 ? member->chan_info : "";
     conn_printf(c, "MEMBER %s %s %s%s%.*s", member->channel,
                 member->client_id, member->user_id,
                 member->chan_info_len > 0 ? " " : "",
-                (int)member->chan_info_len,
-                (const char *)member->chan_info);
+                (int)member->chan_info_len, info);
 }
 
 /* A server-side read: anyone may list any channel here. To apply
