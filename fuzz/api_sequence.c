@@ -407,6 +407,30 @@ static void check_state(struct harness *h)
     for (int u = 0; u < MODEL_USERS; u++) {
         users += user_seen[u];
     }
+    /* Users across channels: every known client of the user counts. */
+    for (int u = 0; u < MODEL_USERS; u++) {
+        size_t want = 0, n = 99;
+        for (int c = 0; c < MODEL_CLIENTS; c++) {
+            want += model_client_known(&h->md, c) && model_user_of(c) == u;
+        }
+        CHECK(presence_user_status(h->reg, model_user_ids[u], &n) ==
+              PRESENCE_OK);
+        CHECK(n == want);
+        presence_snapshot *us = NULL;
+        CHECK(presence_user_clients(h->reg, model_user_ids[u], &us) ==
+              PRESENCE_OK);
+        CHECK(us->count == want);
+        for (size_t i = 0; i < us->count; i++) {
+            int c = index_of(model_client_ids, MODEL_CLIENTS,
+                             us->members[i].client_id);
+            CHECK(c >= 0 && model_user_of(c) == u &&
+                  model_client_known(&h->md, c));
+            CHECK(us->members[i].app == app_of(h, c));
+            CHECK(strcmp(us->members[i].node_id,
+                         model_node_name(h->md.node[c])) == 0);
+        }
+        presence_snapshot_free(us);
+    }
     presence_counts counts;
     CHECK(presence_registry_counts(h->reg, &counts) == PRESENCE_OK);
     CHECK(counts.memberships == memberships);

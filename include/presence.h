@@ -1197,6 +1197,33 @@ PRESENCE_API int presence_user_present(presence_registry *registry,
                                        const char *user_id,
                                        size_t *connections);
 
+/**
+ * Whether a user is connected anywhere in the registry: how many of its
+ * clients are known (in some channel, or open as a handle; this node's and
+ * other nodes'), 0 when none. In O(1), without allocating.
+ * @param user_id "" for anonymous connections.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, user_id or
+ *         connections); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_user_status(presence_registry *registry,
+                                      const char *user_id,
+                                      size_t *connections);
+
+/**
+ * A user's connections registry-wide, one entry per client, as a
+ * snapshot: client id, user id, conn_info, node id and application
+ * pointer; channel is "", chan_info empty and times 0 (they belong to
+ * memberships: presence_client_channels() has them). Empty for a user
+ * with no connection. In O(the user's connections).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_user_clients(presence_registry *registry,
+                                       const char *user_id,
+                                       presence_snapshot **out);
+
 /** One channel in a presence_channel_list. Pointers into the list. */
 typedef struct presence_channel_entry {
     const char *channel;

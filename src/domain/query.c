@@ -488,6 +488,111 @@ int presence_user_connections(presence_registry *reg, const char *channel,
     return rc;
 }
 
+/* ---- a user everywhere ---------------------------------------------------- */
+
+/* A client as an entry of a user-wide list: channel "", no chan_info, no
+ * times. What it copies is the client's snapshot_bytes and the "". */
+static void builder_client(const struct presence__client *c,
+                           struct builder *b)
+{
+    size_t need = (size_t)c->snapshot_bytes + 1;
+    if (!b->filling) {
+        b->count++;
+        b->bytes += need;
+        return;
+    }
+    presence_member *out = &b->members[b->count++];
+    memset(out, 0, sizeof *out);
+    out->channel = put_string(b, "", 0);
+    out->client_id = put_string(b, c->id, c->id_len);
+    out->user_id = put_string(b, c->user->id, c->user->id_len);
+    out->node_id = b->next - 1; /* "" for a local client: as in snapshots */
+    const struct presence__node *node = presence__client_node(c);
+    if (node != NULL) {
+        out->node_id = put_string(b, node->id, node->id_len);
+    }
+    out->conn_info = put_bytes(b, presence__client_conn_info(c),
+                               presence__client_conn_info_len(c));
+    out->conn_info_len = presence__client_conn_info_len(c);
+    out->app = presence__client_app(c);
+}
+
+/* The user's shard held, and the user (NULL: none live) on success. */
+static int lock_user(presence_registry *reg, const char *user_id,
+                     struct presence__ushard **us, struct presence__user **user)
+{
+    if (reg == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t len;
+    uint64_t hash;
+    int rc = presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
+                                       true, &len, &hash);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    *us = presence__ushard_of(reg, hash);
+    presence__mutex_lock(reg, &(*us)->lock);
+    *user = presence__index_find(&(*us)->users, hash, user_id, len);
+    return PRESENCE_OK;
+}
+
+int presence_user_status(presence_registry *reg, const char *user_id,
+                         size_t *connections)
+{
+    if (connections == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__ushard *us;
+    struct presence__user *user;
+    int rc = lock_user(reg, user_id, &us, &user);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    *connections = user != NULL ? user->clients : 0;
+    presence__mutex_unlock(reg, &us->lock);
+    return PRESENCE_OK;
+}
+
+int presence_user_clients(presence_registry *reg, const char *user_id,
+                          presence_snapshot **out)
+{
+    if (out == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__ushard *us;
+    struct presence__user *user;
+    int rc = lock_user(reg, user_id, &us, &user);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    /* The user's list of live clients is fixed while its shard is held,
+     * and what an entry copies of a client never changes. */
+    struct builder b = {.reg = reg};
+    for (const struct presence__client *c = user ? user->first_client : NULL;
+         c != NULL; c = c->unext) {
+        builder_client(c, &b);
+    }
+    presence_snapshot *snap;
+    rc = snapshot_alloc(reg, &b, 0, &snap);
+    if (rc == PRESENCE_OK) {
+        b.filling = true;
+        b.count = 0;
+        for (const struct presence__client *c =
+                 user ? user->first_client : NULL;
+             c != NULL; c = c->unext) {
+            builder_client(c, &b);
+        }
+        snap->count = b.count;
+        if (b.count == 0) {
+            snap->members = NULL;
+        }
+        *out = snap;
+    }
+    presence__mutex_unlock(reg, &us->lock);
+    return rc;
+}
+
 /* ---- a client's channels ------------------------------------------------ */
 
 /* Visit every membership of a client, each under its channel's shard. */
