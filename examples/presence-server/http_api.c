@@ -30,7 +30,13 @@
 #define PS_STR_(x) #x
 #define PS_STR(x) PS_STR_(x)
 
-typedef enum route { ROUTE_NONE, ROUTE_LEGACY, ROUTE_PRESENCE, ROUTE_STATS } route;
+typedef enum route {
+    ROUTE_NONE,
+    ROUTE_LEGACY,
+    ROUTE_PRESENCE,
+    ROUTE_STATS,
+    ROUTE_USER, /* an extension: a user's connections across channels */
+} route;
 
 static const char *status_text(int status)
 {
@@ -100,6 +106,9 @@ static route find_route(const char *uri)
     }
     if (strcmp(uri, API_PREFIX "/presence_stats") == 0) {
         return ROUTE_STATS;
+    }
+    if (strcmp(uri, API_PREFIX "/user_presence") == 0) {
+        return ROUTE_USER;
     }
     return ROUTE_NONE;
 }
@@ -219,6 +228,57 @@ static json_t *execute(ps_server *server, bool stats, const char *channel,
         return NULL;
     }
     return json_pack("{s:o}", "presence", map);
+}
+
+/* {"user":U,"online":B,"connections":N,"clients":{CLIENT_ID:ClientInfo}}
+ * of a user across every channel (and server, with Redis). */
+static json_t *user_presence(ps_server *server, const char *user,
+                             int *error_code)
+{
+    presence_snapshot *snap = NULL;
+    int rc = presence_user_clients(server->registry, user, &snap);
+    if (rc != PRESENCE_OK) {
+        *error_code = ps_wire_code_from_presence(rc);
+        return NULL;
+    }
+    json_t *clients = ps_wire_presence(snap);
+    size_t n = snap->count;
+    presence_snapshot_free(snap);
+    json_t *result =
+        clients == NULL
+            ? NULL
+            : json_pack("{s:s,s:b,s:I,s:o}", "user", user, "online", n > 0,
+                        "connections", (json_int_t)n, "clients", clients);
+    if (result == NULL) {
+        *error_code = PS_ERR_INTERNAL;
+    }
+    return result;
+}
+
+/* POST /api/user_presence: {"user":..} ("" or absent: anonymous). */
+static int handle_user(struct mg_connection *mg, ps_server *server,
+                       const char *body, size_t len)
+{
+    bool nomem = false;
+    json_t *req = ps_json_loadb(body, len, 0, NULL, &nomem);
+    if (nomem) {
+        return respond_empty(mg, 500);
+    }
+    json_t *user = json_object_get(req, "user");
+    if (!json_is_object(req) || (user != NULL && !json_is_string(user))) {
+        json_decref(req);
+        return respond_bad_request(mg);
+    }
+    int code = 0;
+    json_t *result =
+        user_presence(server, user ? json_string_value(user) : "", &code);
+    json_decref(req);
+    if (result != NULL) {
+        return respond_json(mg, 200, json_pack("{s:o}", "result", result));
+    }
+    ps_metrics_api_error(&server->metrics, code);
+    return respond_json(mg, 200,
+                        json_pack("{s:o}", "error", ps_wire_error(code, false)));
 }
 
 /* Centrifugo's MapErrorToHTTPCode, for transport error mode. */
@@ -529,9 +589,10 @@ static int api_handler(struct mg_connection *mg, void *cbdata)
         return respond_text(mg, 400, "Bad Request: JSON nested deeper than "
                                      PS_STR(PS_JSON_MAX_DEPTH) " levels\n");
     }
-    int rc = r == ROUTE_LEGACY
-                 ? handle_legacy(mg, server, body, len)
-                 : handle_method(mg, server, r == ROUTE_STATS, body, len);
+    int rc = r == ROUTE_LEGACY ? handle_legacy(mg, server, body, len)
+             : r == ROUTE_USER ? handle_user(mg, server, body, len)
+                               : handle_method(mg, server, r == ROUTE_STATS,
+                                               body, len);
     ps_free(body);
     return rc;
 }

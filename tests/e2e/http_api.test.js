@@ -38,6 +38,22 @@ test('POST /api/presence and /api/presence_stats', async () => {
   assert.equal(r.text, '{"result":{"num_clients":0,"num_users":0}}');
 });
 
+test('POST /api/user_presence: a user across channels (an extension)', async () => {
+  let r = await h.api(srv, '/api/user_presence', { user: '42' });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, {
+    result: { user: '42', online: true, connections: 1, clients: expectedPresence() },
+  });
+  r = await h.api(srv, '/api/user_presence', { user: 'nobody' });
+  assert.deepEqual(r.json, {
+    result: { user: 'nobody', online: false, connections: 0, clients: {} },
+  });
+  r = await h.api(srv, '/api/user_presence', { user: 7 });
+  assert.equal(r.status, 400);
+  r = await h.api(srv, '/api/user_presence', { user: 'bad\u0001' });
+  assert.deepEqual(r.json.error, { code: 107, message: 'bad request' });
+});
+
 test('POST /api, the legacy {method, params} form', async () => {
   let r = await h.api(srv, '/api', { method: 'presence', params: { channel: 'public:room' } });
   assert.deepEqual(r.json, { result: { presence: expectedPresence() } });
