@@ -5,6 +5,7 @@
  */
 #include "server.h"
 
+#include "admin.h"
 #include "cluster_link.h"
 #include "conn.h"
 #include "http_api.h"
@@ -74,6 +75,10 @@ static int start_civetweb(ps_server *server, char *err, size_t err_len)
     }
     ps_http_api_install(server->mg, server);
     ps_ws_transport_install(server->mg, server);
+    if (ps_admin_start(server, err, err_len) != 0) {
+        mg_stop(server->mg);
+        return -1;
+    }
     return 0;
 }
 
@@ -126,12 +131,15 @@ void ps_server_stop(ps_server *server)
     if (server == NULL) {
         return;
     }
+    /* The admin page's streams end first: CivetWeb waits for them. */
+    ps_admin_stop(server);
     /* Say goodbye with Centrifugo's shutdown code before the sockets go:
      * 3001 lets the SDKs reconnect to the next server. */
     ps_server_close_all(server, 3001, "shutdown");
     /* CivetWeb runs every close handler before mg_stop() returns, so every
      * connection has left its channels and been detached after it. */
     mg_stop(server->mg);
+    ps_admin_free(server);
     /* Every local client has left: the link writes those leaves, removes
      * this node from Redis and stops its thread, which may be delivering
      * the other nodes' events to the hub until then. Before the registry
