@@ -39,7 +39,7 @@ function el(tag, attrs, ...children) {
     else if (k.startsWith('data-')) e.setAttribute(k, v);
     else e[k] = v;
   }
-  for (const c of children) e.append(c == null ? '' : String(c));
+  for (const c of children) e.append(c instanceof Node ? c : String(c ?? ''));
   return e;
 }
 
@@ -180,17 +180,28 @@ function onTick(tick) {
 
 // ---- channels ---------------------------------------------------------------------
 
+// Rows are only rebuilt when what they show changed, and clicks are
+// taken on the table body, so a row is clickable however often the
+// counts move.
+let channelsShown = '';
+$('channels').tBodies[0].addEventListener('click', (ev) => {
+  const tr = ev.target.closest('tr[data-channel]');
+  if (tr) selectChannel(tr.dataset.channel);
+});
+
 function renderChannels() {
   const rows = [...state.channels.entries()]
     .sort((a, b) => b[1].nc - a[1].nc || (a[0] < b[0] ? -1 : 1))
     .slice(0, CHANNEL_ROWS);
+  const shown = JSON.stringify([rows, state.selected]);
+  if (shown === channelsShown) return;
+  channelsShown = shown;
   const body = $('channels').tBodies[0];
   const frag = document.createDocumentFragment();
   for (const [ch, s] of rows) {
     const tr = el('tr', { 'data-channel': ch }, el('td', {}, ch),
       el('td', { class: 'num' }, s.nc), el('td', { class: 'num' }, s.nu));
     if (ch === state.selected) tr.classList.add('selected');
-    tr.addEventListener('click', () => selectChannel(ch));
     frag.append(tr);
   }
   body.textContent = '';
