@@ -36,7 +36,7 @@
 #define COOKIE_NAME "ps_admin"
 #define SESSION_TTL_S (24 * 3600)
 #define BODY_MAX 65536
-#define STREAMS_MAX 8
+#define STREAMS_MAX 4
 #define STREAM_BUFFER_MAX (4u << 20)
 #define STREAM_KEEPALIVE_MS 15000
 #define LOG_KEEP 200

@@ -288,3 +288,89 @@ test('the embedded default prints the page address and password, which sign in',
   await context.close();
   await stopServer(demo);
 });
+
+// ---- the event stream's bounds, without a browser --------------------------
+
+const http = require('node:http');
+
+function request(method, urlPath, { body, cookie } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + urlPath, {
+      method,
+      headers: { ...(cookie ? { Cookie: cookie } : {}),
+        ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+async function sessionCookie() {
+  const r = await request('POST', '/admin/api/auth', { body: { password: PASSWORD } });
+  assert.equal(r.status, 200);
+  const set = r.headers['set-cookie'][0];
+  assert.match(set, /HttpOnly/);
+  assert.match(set, /SameSite=Strict/);
+  return set.split(';')[0];
+}
+
+// An event stream that is read only when asked: res is paused until then.
+function openStream(cookie) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(base + '/admin/api/events', { headers: { Cookie: cookie } }, (res) => {
+      res.text = '';
+      res.on('data', (d) => { res.text += d; });
+      resolve({ req, res });
+    });
+    req.on('error', reject);
+  });
+}
+
+test('a reader that falls behind is told to resynchronise; streams are bounded', async () => {
+  const cookie = await sessionCookie();
+  const slow = await openStream(cookie);
+  assert.equal(slow.res.statusCode, 200);
+  assert.equal(slow.res.headers['content-type'], 'text/event-stream');
+  slow.res.pause();
+  const fast = await openStream(cookie);
+  // More than the stream's 4 MiB of events while the slow one reads
+  // nothing (the socket buffers take some of it).
+  const channel = 'public:flood';
+  const add = await request('POST', '/admin/api/test_members',
+    { cookie, body: { channel, count: 60000 } });
+  assert.equal(add.status, 200, add.text);
+  await waitFor(() => fast.res.text.includes('"nc":60000'), { timeout: 20000, what: 'the fast stream' });
+  assert.ok(!fast.res.text.includes('event: resync'), 'the fast reader lost nothing');
+  slow.res.resume();
+  await waitFor(() => slow.res.text.includes('event: resync'), { timeout: 20000, what: 'resync' });
+
+  // At most four streams at once: a fifth is turned away, and a page
+  // that was refused reconnects later (EventSource retries).
+  const more = [await openStream(cookie), await openStream(cookie)];
+  const fifth = await openStream(cookie);
+  assert.equal(fifth.res.statusCode, 503);
+  for (const s of [slow, fast, ...more, fifth]) s.req.destroy();
+
+  const removed = await request('POST', '/admin/api/test_members',
+    { cookie, body: { channel, count: 0 } });
+  assert.deepEqual(JSON.parse(removed.text), { removed: 60000 });
+  // Bad requests are refused with a reason.
+  for (const [pathName, body] of [
+    ['/admin/api/test_members', { channel, count: -1 }],
+    ['/admin/api/test_members', { count: 5 }],
+    ['/admin/api/connect_token', { user: 'u' }],
+  ]) {
+    const r = await request('POST', pathName, { cookie, body });
+    assert.equal(r.status, 400, `${pathName} ${JSON.stringify(body)}: ${r.text}`);
+  }
+  for (const q of ['channel=public:x&cursor=abc', 'channel=public:x&limit=0', 'channel=public:x&limit=5x', 'cursor=1']) {
+    const r = await request('GET', '/admin/api/members?' + q, { cookie });
+    assert.equal(r.status, 400, q);
+  }
+  const unknown = await request('GET', '/admin/api/members?channel=nosuch:x', { cookie });
+  assert.equal(unknown.status, 400);
+});
