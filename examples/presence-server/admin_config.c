@@ -59,7 +59,8 @@ int ps_admin_config_key(ps_admin_config *admin, const char *key,
     return 0;
 }
 
-int ps_admin_config_check(const ps_admin_config *admin, char *err,
+int ps_admin_config_check(const ps_admin_config *admin,
+                          const char *token_secret, char *err,
                           size_t err_len)
 {
     if (!admin->enabled) {
@@ -73,6 +74,11 @@ int ps_admin_config_check(const ps_admin_config *admin, char *err,
     if (admin->secret == NULL || *admin->secret == '\0') {
         return ps_fail(err, err_len,
                        "key \"admin_secret\": required when \"admin\" is on");
+    }
+    if (token_secret != NULL && strcmp(admin->secret, token_secret) == 0) {
+        return ps_fail(err, err_len,
+                       "key \"admin_secret\": must differ from "
+                       "token_hmac_secret_key");
     }
     return 0;
 }

@@ -27,8 +27,11 @@ int ps_admin_config_key(ps_admin_config *admin, const char *key,
                         size_t err_len);
 
 /** With "admin" on, the password and the secret must both be set, as
- *  Centrifugo requires. 0, or -1 with @p err naming the key. */
-int ps_admin_config_check(const ps_admin_config *admin, char *err,
+ *  Centrifugo requires, and the secret must not be @p token_secret (the
+ *  client tokens' one, NULL if unset): else a client token for user
+ *  "admin" would open the page. 0, or -1 with @p err naming the key. */
+int ps_admin_config_check(const ps_admin_config *admin,
+                          const char *token_secret, char *err,
                           size_t err_len);
 
 /**

@@ -768,7 +768,8 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
     if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {
         return -1;
     }
-    if (ps_admin_config_check(&cfg->admin, err, err_len) != 0) {
+    if (ps_admin_config_check(&cfg->admin, cfg->token_hmac_secret_key, err,
+                              err_len) != 0) {
         return -1;
     }
     warn_join_leave_without_presence("top-level channel options", &cfg->root);
