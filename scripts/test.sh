@@ -64,8 +64,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 step "presence server end-to-end tests (node, real centrifuge SDK; two servers on redis-server)"
 PRESENCE_E2E_REQUIRE_REDIS=1 scripts/e2e-test.sh build-test
 
-step "presence server admin page in headless Chromium (playwright-core)"
+step "presence server admin page in headless Chromium (playwright-core), plain and under ASan+UBSan"
 scripts/browser-test.sh build-test
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  scripts/browser-test.sh build-asan
 
 step "presence server load test: 1000 connections, 20 s of churn"
 scripts/load-test.sh --build build-test --connections 1000 --seconds 20 --rate 150

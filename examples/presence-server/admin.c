@@ -388,7 +388,10 @@ static char *tick_json(ps_admin *admin, sample *out)
     if (presence_channels(server->registry, NULL, &list) != PRESENCE_OK) {
         return NULL;
     }
-    qsort(list->channels, list->count, sizeof list->channels[0], by_clients);
+    if (list->count > 1) { /* channels is NULL when there are none */
+        qsort(list->channels, list->count, sizeof list->channels[0],
+              by_clients);
+    }
     json_t *channels = json_array();
     for (size_t i = 0; channels && i < list->count && i < TICK_CHANNELS_MAX;
          i++) {
@@ -596,7 +599,10 @@ static int handle_channels(struct mg_connection *mg, ps_admin *admin)
     if (rc != PRESENCE_OK) {
         return respond_error(mg, 500, presence_strerror(rc));
     }
-    qsort(list->channels, list->count, sizeof list->channels[0], by_clients);
+    if (list->count > 1) { /* channels is NULL when there are none */
+        qsort(list->channels, list->count, sizeof list->channels[0],
+              by_clients);
+    }
     json_t *channels = json_array();
     for (size_t i = 0; channels && i < list->count; i++) {
         const presence_channel_entry *c = &list->channels[i];
