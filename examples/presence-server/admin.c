@@ -872,10 +872,11 @@ static int admin_handler(struct mg_connection *mg, void *cbdata)
     const char *uri = ri->local_uri ? ri->local_uri : "";
     bool get = strcmp(ri->request_method, "GET") == 0;
     bool post = strcmp(ri->request_method, "POST") == 0;
-    if (strncmp(uri, ADMIN_PREFIX, sizeof ADMIN_PREFIX - 1) != 0) {
+    const char *path = uri + sizeof ADMIN_PREFIX - 1;
+    if (strncmp(uri, ADMIN_PREFIX, sizeof ADMIN_PREFIX - 1) != 0 ||
+        (*path != '\0' && *path != '/')) {
         return respond_error(mg, 404, "not found");
     }
-    const char *path = uri + sizeof ADMIN_PREFIX - 1;
     if (*path == '\0') {
         mg_printf(mg, "HTTP/1.1 302 Found\r\nLocation: " ADMIN_PREFIX
                       "/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");

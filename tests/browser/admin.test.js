@@ -193,7 +193,7 @@ test('two people see each other join within a second, and a leave with its reaso
   await b.page.waitForSelector('#members tr[data-user="alice"]', { state: 'detached', timeout: 1000 });
   assert.equal(await b.page.textContent('#sel-stats'), '1 clients, 1 users');
   await shot(b.page, 'bob-sees-alice-leave');
-  console.log(`# seen: alice's join ${aliceSeen} ms, bob's join ${bobSeen} ms, alice's leave ${leaveSeen} ms`);
+  console.log(`seen: alice's join ${aliceSeen} ms, bob's join ${bobSeen} ms, alice's leave ${leaveSeen} ms`);
   assert.deepEqual(b.page.errors || [], []);
   await b.context.close();
 });
@@ -255,7 +255,7 @@ test('a channel of 10,000 members pages, and the page stays responsive', async (
   const longTasks = await page.evaluate(() => window.longTasks);
   const maxTask = Math.round(Math.max(0, ...longTasks));
   await shot(page, 'big-channel');
-  console.log(`# 10,000 members: added in ${added} ms, listed after ${listed} ms; ` +
+  console.log(`10,000 members: added in ${added} ms, listed after ${listed} ms; ` +
     `a click answered in ${clickMs} ms; longest main-thread task ${maxTask} ms ` +
     `(${longTasks.length} over 50 ms); ${walk.pages} pages of 1000 walked`);
   assert.ok(maxTask < 1000, `the page blocked for ${maxTask} ms`);

@@ -381,13 +381,14 @@ function drawChart() {
   const g = canvas.getContext('2d');
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, w, h);
-  const data = state.history;
+  const data = state.history.slice(-state.historyLen);
   if (data.length === 0) return;
   const max = Math.max(1, ...data.map((s) => Math.max(s.connections, s.memberships)));
   const left = 48;
   const top = 8;
   const bottom = h - 18;
-  const span = state.historyLen - 1;
+  // The last minute at least, growing to the whole history as it fills.
+  const span = Math.min(state.historyLen, Math.max(60, data.length)) - 1;
   const x = (i) => left + (w - left - 8) * (span - (data.length - 1 - i)) / span;
   const y = (v) => bottom - (bottom - top) * v / max;
   g.strokeStyle = '#e5e7eb';
@@ -397,7 +398,8 @@ function drawChart() {
     g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - 8, y(v)); g.stroke();
     g.fillText(String(Math.round(v)), 4, y(v) + 4);
   }
-  g.fillText(`${Math.round(state.historyLen / 60)} min ago`, left, h - 4);
+  const ago = span + 1 >= 120 ? `${Math.round((span + 1) / 60)} min ago` : `${span + 1} s ago`;
+  g.fillText(ago, left, h - 4);
   g.fillText('now', w - 30, h - 4);
   for (const [key, color] of [['connections', '#2563eb'], ['memberships', '#d97706']]) {
     g.strokeStyle = color;
