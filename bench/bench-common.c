@@ -76,12 +76,18 @@ void bench_params_default(bench_params *p) {
     p->K = 5;
     p->R = 10;
     p->I = 32;
+    p->handles = false;
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
     uint64_t *fields[5] = {&p->C, &p->H, &p->K, &p->R, &p->I};
+    if (argc > 0 && strcmp(argv[0], "--handles") == 0) {
+        p->handles = true;
+        argc--;
+        argv++;
+    }
     if (argc > 5) {
-        fprintf(stderr, "usage: presence-bench [C H K R I]\n");
+        fprintf(stderr, "usage: presence-bench [--handles] [C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

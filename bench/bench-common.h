@@ -8,6 +8,7 @@
 #ifndef PRESENCE_BENCH_COMMON_H
 #define PRESENCE_BENCH_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,10 @@ typedef struct bench_params {
     uint64_t K; /* channels per client */
     uint64_t R; /* rounds of the stats phase */
     uint64_t I; /* bytes of conn_info */
+    /* Through client handles: one opened per client, its K channels joined
+     * in one presence_client_join_many, refreshed in one touch, closed
+     * for the leave (presence-bench --handles). */
+    bool handles;
 } bench_params;
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */

@@ -101,7 +101,7 @@ static void run(uint64_t N, int big, big_result *out) {
         for (uint64_t s = 0; s < STATS_CALLS; s++) {
             presence_channel_stats st;
             BENCH_CHECK(presence_stats(reg, bench_name(&channels, s % nch),
-                                       NULL, &st));
+                                       presence_trusted(), &st));
             sum += st.num_clients;
         }
         out->stats = (double)(bench_now_ns() - t0) / STATS_CALLS;
@@ -122,7 +122,7 @@ static void run(uint64_t N, int big, big_result *out) {
             if (out->pages == npages_max)
                 bench_die("big: more pages than expected");
             t0 = bench_now_ns();
-            BENCH_CHECK(presence_query_page(reg, CH(0), NULL, cursor, PAGE,
+            BENCH_CHECK(presence_query_page(reg, CH(0), presence_trusted(), cursor, PAGE,
                                             &snap));
             for (size_t m = 0; m < snap->count; m++)
                 bytes += strlen(snap->members[m].client_id) +
@@ -163,7 +163,7 @@ static void run(uint64_t N, int big, big_result *out) {
         /* expire the rest in one call, one TTL later */
         now_ms += TTL_MS;
         t0 = bench_now_ns();
-        BENCH_CHECK(presence_expire(reg, presence_now_ms(reg), &expired));
+        BENCH_CHECK(presence_expire(reg, presence_now_ms(reg), &expired, NULL));
         t1 = bench_now_ns();
         out->expired = expired;
         out->expire_ms = (double)(t1 - t0) / 1e6;

@@ -55,7 +55,7 @@ static void *work(void *arg) {
         BENCH_CHECK(presence_join(w->reg, ch, bench_name(&w->clients, c),
                                   bench_name(&w->users, c / 2),
                                   bench_info(&w->infos, c), INFO, NULL, 0));
-        BENCH_CHECK(presence_stats(w->reg, ch, NULL, &st));
+        BENCH_CHECK(presence_stats(w->reg, ch, presence_trusted(), &st));
         ops += 2;
         if (i >= w->window) {
             uint64_t o = i - w->window;

@@ -112,7 +112,7 @@ int bench_mode_ttl(int argc, char **argv) {
 
     now_ms = deadline - 1;
     t0 = bench_now_ns();
-    BENCH_CHECK(presence_expire(reg, now_ms, &expired));
+    BENCH_CHECK(presence_expire(reg, now_ms, &expired, NULL));
     row("presence_expire 1 ms before the deadline (calls)", 1,
         bench_now_ns() - t0);
     if (expired != 0)
@@ -120,7 +120,7 @@ int bench_mode_ttl(int argc, char **argv) {
 
     now_ms = deadline;
     t0 = bench_now_ns();
-    BENCH_CHECK(presence_expire(reg, now_ms, &expired));
+    BENCH_CHECK(presence_expire(reg, now_ms, &expired, NULL));
     row("presence_expire at the deadline (per membership expired)", expired,
         bench_now_ns() - t0);
     if (expired != M)

@@ -7,6 +7,7 @@
 #include "bench-common.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *const bench_phase_names[BENCH_PHASES] = {
@@ -56,9 +57,34 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     presence_namespace_options_init(&ns);
     BENCH_CHECK(presence_namespace_set(reg, "chat", &ns));
 
+    presence_client **handles = NULL;
+    presence_join_item *items = NULL;
+    if (p->handles) {
+        handles = calloc((size_t)C, sizeof *handles);
+        items = calloc((size_t)K, sizeof *items);
+        if (handles == NULL || items == NULL)
+            bench_die("out of memory for handles");
+    }
+
     /* 1. join: C*K joins with user id and conn_info, no chan_info. */
     PHASE_BEGIN(BENCH_JOIN);
-    for (uint64_t i = 0; i < C; i++) {
+    for (uint64_t i = 0; p->handles && i < C; i++) {
+        presence_client_options o;
+        presence_client_options_init(&o);
+        o.client_id = bench_name(&clients, i);
+        o.user_id = bench_name(&users, i / 2);
+        o.conn_info = bench_info(&infos, i);
+        o.conn_info_len = (size_t)p->I;
+        BENCH_CHECK(presence_client_open(reg, &o, &handles[i]));
+        uint64_t j = bench_channel0(i, H);
+        for (uint64_t k = 0; k < K; k++) {
+            items[k].channel = bench_name(&channels, j);
+            j = bench_channel_next(j, step, H);
+        }
+        BENCH_CHECK(presence_client_join_many(reg, handles[i], items,
+                                              (size_t)K, NULL, NULL));
+    }
+    for (uint64_t i = 0; !p->handles && i < C; i++) {
         const char *id = bench_name(&clients, i);
         const char *user = bench_name(&users, i / 2);
         const void *info = bench_info(&infos, i);
@@ -85,7 +111,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
         for (uint64_t j = 0; j < H; j++) {
             presence_channel_stats st;
             BENCH_CHECK(
-                presence_stats(reg, bench_name(&channels, j), NULL, &st));
+                presence_stats(reg, bench_name(&channels, j), presence_trusted(), &st));
             rc += st.num_clients;
             ru += st.num_users;
         }
@@ -103,7 +129,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     PHASE_BEGIN(BENCH_QUERY);
     for (uint64_t j = 0; j < H; j++) {
         presence_snapshot *snap = NULL;
-        BENCH_CHECK(presence_query(reg, bench_name(&channels, j), NULL, &snap));
+        BENCH_CHECK(presence_query(reg, bench_name(&channels, j), presence_trusted(), &snap));
         for (size_t m = 0; m < snap->count; m++) {
             const presence_member *mb = &snap->members[m];
             out->bytes += strlen(mb->client_id) + strlen(mb->user_id) +
@@ -115,9 +141,12 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     PHASE_END(BENCH_QUERY);
     out->ops[BENCH_QUERY] = H;
 
-    /* 4. refresh: touch every membership. */
+    /* 4. refresh: touch every membership (by handle: a client's all at
+     * once, as a connection's periodic refresh does). */
     PHASE_BEGIN(BENCH_REFRESH);
-    for (uint64_t i = 0; i < C; i++) {
+    for (uint64_t i = 0; p->handles && i < C; i++)
+        BENCH_CHECK(presence_client_touch(reg, handles[i], NULL));
+    for (uint64_t i = 0; !p->handles && i < C; i++) {
         const char *id = bench_name(&clients, i);
         uint64_t j = bench_channel0(i, H);
         for (uint64_t k = 0; k < K; k++) {
@@ -132,7 +161,11 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     PHASE_BEGIN(BENCH_LEAVE);
     for (uint64_t i = 0; i < C; i++) {
         size_t left = 0;
-        BENCH_CHECK(presence_disconnect(reg, bench_name(&clients, i), &left));
+        if (p->handles)
+            BENCH_CHECK(presence_client_close(reg, handles[i], &left));
+        else
+            BENCH_CHECK(
+                presence_disconnect(reg, bench_name(&clients, i), &left));
         if (left != K)
             bench_die("client %" PRIu64 " left %zu channels, want %" PRIu64,
                       i, left, K);
@@ -151,6 +184,8 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     out->peak_rss_kb = bench_peak_rss_kb();
 
     BENCH_CHECK(presence_registry_free(reg));
+    free(handles);
+    free(items);
     bench_names_free(&clients);
     bench_names_free(&users);
     bench_names_free(&channels);

@@ -1,23 +1,43 @@
 /*
- * The shortest useful libpresence program: two users join a channel, the
- * program prints the join and leave events, the channel's presence and its
- * stats.
+ * The shortest useful libpresence program, with every return code
+ * checked: two connections open a handle each, with the server's own
+ * connection object as the application pointer, and join a channel; the
+ * program prints the join and leave events (finding the connection object
+ * in the event, with no lookup), the members in place, and the change
+ * results.
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
 
 #include <presence.h>
 
+/* What a server keeps per connection. */
+struct conn {
+    const char *name;
+    presence_client *handle;
+};
+
 static void on_event(presence_registry *reg, const presence_event *ev,
                      void *user_data)
 {
     (void)reg;
     (void)user_data;
-    printf("event #%llu %-10s channel=%s client=%s user=%s "
+    const struct conn *who = ev->client_app;
+    printf("event %-10s channel=%s conn=%s user=%s seq=%llu "
            "(now %zu clients, %zu users)\n",
-           (unsigned long long)ev->seq, presence_event_kind_name(ev->kind), ev->channel,
-           ev->client_id, ev->user_id, ev->stats.num_clients,
+           presence_event_kind_name(ev->kind), ev->channel,
+           who != NULL ? who->name : ev->client_id, ev->user_id,
+           (unsigned long long)ev->seq, ev->stats.num_clients,
            ev->stats.num_users);
+}
+
+static void print_member(const presence_member *m, void *user_data)
+{
+    (void)user_data;
+    const struct conn *who = m->app;
+    printf("  %s: client=%s user=%s conn_info=%.*s\n", who->name,
+           m->client_id, m->user_id, (int)m->conn_info_len,
+           m->conn_info != NULL ? (const char *)m->conn_info : "");
 }
 
 static int check(int rc, const char *what)
@@ -26,6 +46,20 @@ static int check(int rc, const char *what)
         fprintf(stderr, "%s: %s\n", what, presence_strerror(rc));
     }
     return rc;
+}
+
+static int open_conn(presence_registry *reg, struct conn *c,
+                     const char *client_id, const char *user_id,
+                     const char *conn_info, size_t conn_info_len)
+{
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = client_id;
+    o.user_id = user_id;
+    o.conn_info = conn_info;
+    o.conn_info_len = conn_info_len;
+    o.app = c;
+    return presence_client_open(reg, &o, &c->handle);
 }
 
 int main(void)
@@ -43,42 +77,42 @@ int main(void)
                                 PRESENCE_EVENTS_ALL, on_event, NULL, &sub);
     }
     static const char alice_info[] = "{\"name\":\"Alice\"}";
+    struct conn alice = {"alice's laptop", NULL}, bob = {"bob's phone", NULL};
     if (rc == PRESENCE_OK) {
-        rc = presence_join(reg, "chat:lobby", "c1", "alice", alice_info,
-                           sizeof alice_info - 1, NULL, 0);
+        rc = open_conn(reg, &alice, "c1", "alice", alice_info,
+                       sizeof alice_info - 1);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence_join(reg, "chat:lobby", "c2", "bob", NULL, 0, NULL, 0);
+        rc = open_conn(reg, &bob, "c2", "bob", NULL, 0);
+    }
+    presence_change change;
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_join(reg, alice.handle, "chat:lobby", NULL, 0,
+                                  &change);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence_join(reg, "chat:lobby", "c3", "bob", NULL, 0, NULL, 0);
-    }
-    presence_snapshot *snap = NULL;
-    if (rc == PRESENCE_OK) {
-        rc = presence_query(reg, "chat:lobby", NULL, &snap);
+        rc = presence_client_join(reg, bob.handle, "chat:lobby", NULL, 0,
+                                  &change);
     }
     if (rc == PRESENCE_OK) {
-        printf("presence of chat:lobby (seq %llu):\n",
-               (unsigned long long)snap->seq);
-        for (size_t i = 0; i < snap->count; i++) {
-            const presence_member *m = &snap->members[i];
-            printf("  client=%s user=%s conn_info=%.*s\n", m->client_id,
-                   m->user_id, (int)m->conn_info_len,
-                   m->conn_info != NULL ? (const char *)m->conn_info : "");
-        }
-        presence_snapshot_free(snap);
-        presence_channel_stats stats;
-        rc = presence_stats(reg, "chat:lobby", NULL, &stats);
-        if (rc == PRESENCE_OK) {
-            printf("stats: %zu clients, %zu users\n", stats.num_clients,
-                   stats.num_users);
-        }
+        printf("bob's join: %s, %zu clients, %zu users, epoch %016llx "
+               "seq %llu\n",
+               change.kind == PRESENCE_CHANGE_JOINED ? "joined" : "other",
+               change.stats.num_clients, change.stats.num_users,
+               (unsigned long long)change.stats.epoch,
+               (unsigned long long)change.stats.seq);
+        printf("presence of chat:lobby:\n");
+        rc = presence_visit(reg, "chat:lobby", presence_trusted(), 0, 0,
+                            print_member, NULL, NULL);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence_disconnect(reg, "c2", NULL);
+        rc = presence_client_close(reg, bob.handle, NULL);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence_leave(reg, "chat:lobby", "c3");
+        rc = presence_client_leave(reg, alice.handle, "chat:lobby", &change);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence_client_close(reg, alice.handle, NULL);
     }
     check(rc, "presence");
     presence_registry_free(reg);

@@ -180,7 +180,7 @@ int model_join_node(model *md, int node, int channel, int client, int user,
     if (!model_channel_has_presence(channel)) {
         return PRESENCE_ERR_NOT_AVAILABLE;
     }
-    if (model_client_channels(md, client) > 0 &&
+    if (model_client_known(md, client) &&
         (user != model_user_of(client) || md->node[client] != node)) {
         return PRESENCE_ERR_CONFLICT;
     }
@@ -267,6 +267,28 @@ static size_t leave_all(model *md, int client, presence_leave_reason reason)
     return n;
 }
 
+bool model_client_known(const model *md, int client)
+{
+    return md->open[client] || model_client_channels(md, client) > 0;
+}
+
+int model_client_open(model *md, int client)
+{
+    if (model_client_known(md, client)) {
+        return PRESENCE_ERR_CONFLICT;
+    }
+    md->open[client] = true;
+    md->node[client] = MODEL_LOCAL;
+    return PRESENCE_OK;
+}
+
+int model_client_close(model *md, int client)
+{
+    (void)leave_all(md, client, PRESENCE_LEAVE_DISCONNECT);
+    md->open[client] = false;
+    return PRESENCE_OK;
+}
+
 int model_disconnect(model *md, int client)
 {
     if (model_client_channels(md, client) > 0 && !is_local(md, client)) {
@@ -328,8 +350,8 @@ int model_touch(model *md, int channel, int client)
 
 int model_touch_client(model *md, int client)
 {
-    if (model_client_channels(md, client) == 0) {
-        return PRESENCE_ERR_NOT_FOUND;
+    if (!model_client_known(md, client)) {
+        return PRESENCE_ERR_NOT_FOUND; /* an open one in no channel is known */
     }
     if (!is_local(md, client)) {
         return PRESENCE_ERR_CONFLICT;

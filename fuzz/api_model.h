@@ -76,6 +76,9 @@ typedef struct model {
     uint64_t orders;
     /* The client's node (MODEL_LOCAL: local), while it is in a channel. */
     int node[MODEL_CLIENTS];
+    /* A handle is open on the client (presence_client_open): it is known,
+     * local, with its one user, in a channel or not. */
+    bool open[MODEL_CLIENTS];
     bool lobby_sub; /* the channel subscription is on */
     bool every_sub; /* the PRESENCE_EVENTS_EVERY_NAMESPACE one is on */
     model_event events[MODEL_MAX_EVENTS];
@@ -109,6 +112,11 @@ size_t model_node_down(model *md, int node, presence_leave_reason reason);
 /* The memberships of the node's clients. */
 size_t model_node_memberships(const model *md, int node);
 int model_disconnect(model *md, int client);
+/* Whether the registry knows the client: in a channel, or open. */
+bool model_client_known(const model *md, int client);
+/* presence_client_open() and presence_client_close(). */
+int model_client_open(model *md, int client);
+int model_client_close(model *md, int client);
 int model_update(model *md, int channel, int client, int info);
 int model_touch(model *md, int channel, int client);
 int model_touch_client(model *md, int client);

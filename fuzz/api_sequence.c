@@ -48,7 +48,19 @@ struct harness {
     size_t ngot_every;
     presence_subscription every_sub;
     int depth; /* callbacks must never nest */
+    /* Handles of open clients, and the application pointers they carry. */
+    presence_client *handles[MODEL_CLIENTS];
+    int apps[MODEL_CLIENTS];
+    void *app_ptrs[MODEL_CLIENTS]; /* &apps[c] */
+    /* The epoch each channel's events last carried (0: none yet). */
+    uint64_t epochs[MODEL_CHANNELS];
 };
+
+/* The application pointer the library must hand back for client c. */
+static void *app_of(const struct harness *h, int c)
+{
+    return h->md.open[c] ? h->app_ptrs[c] : NULL;
+}
 
 static bool should_fail(struct harness *h)
 {
@@ -152,6 +164,16 @@ static void on_event(presence_registry *reg, const presence_event *ev,
     CHECK(ev->conn_info_len == strlen(conn));
     CHECK(ev->conn_info_len == 0 ||
           memcmp(ev->conn_info, conn, ev->conn_info_len) == 0);
+    CHECK(ev->client_app == NULL || ev->client_app == h->app_ptrs[e.client]);
+    /* Versions: a life begins with its first join, seq 1, in a new epoch. */
+    CHECK(ev->epoch != 0 && ev->stats.epoch == ev->epoch &&
+          ev->stats.seq == ev->seq);
+    if (ev->seq == 1 && ev->kind == PRESENCE_EVENT_JOIN) {
+        CHECK(ev->epoch != h->epochs[e.channel]);
+        h->epochs[e.channel] = ev->epoch;
+    } else {
+        CHECK(ev->epoch == h->epochs[e.channel]);
+    }
     CHECK(h->ngot < MODEL_MAX_EVENTS);
     h->got[h->ngot++] = e;
     if (e.kind == PRESENCE_EVENT_USER_LEAVE && e.client == 0 &&
@@ -268,6 +290,20 @@ static void check_snapshot_member(const struct harness *h, int ch,
     CHECK(pm->touched_at_ms == mm->touched_at);
     CHECK(pm->node_id != NULL &&
           strcmp(pm->node_id, model_node_name(h->md.node[c])) == 0);
+    CHECK(pm->app == app_of(h, c));
+}
+
+struct visit_check {
+    struct harness *h;
+    int ch;
+    size_t n;
+};
+
+static void visit_member(const presence_member *m, void *ud)
+{
+    struct visit_check *vc = ud;
+    check_snapshot_member(vc->h, vc->ch, m);
+    vc->n++;
 }
 
 static void check_channel(struct harness *h, int ch)
@@ -275,7 +311,7 @@ static void check_channel(struct harness *h, int ch)
     presence_registry *reg = h->reg;
     const char *name = model_channel_names[ch];
     presence_channel_stats st;
-    int rc = presence_stats(reg, name, NULL, &st);
+    int rc = presence_stats(reg, name, presence_trusted(), &st);
     int want = !model_channel_known(ch)        ? PRESENCE_ERR_UNKNOWN_NAMESPACE
                : !model_channel_has_presence(ch) ? PRESENCE_ERR_NOT_AVAILABLE
                                                  : PRESENCE_OK;
@@ -285,6 +321,9 @@ static void check_channel(struct harness *h, int ch)
     }
     CHECK(st.num_clients == model_channel_count(&h->md, ch));
     CHECK(st.num_users == model_users_in(&h->md, ch));
+    CHECK(st.seq == h->md.seq[ch]);
+    CHECK((st.epoch == 0) == (st.num_clients == 0));
+    CHECK(st.epoch == 0 || h->epochs[ch] == 0 || st.epoch == h->epochs[ch]);
     for (int u = 0; u < MODEL_USERS; u++) {
         size_t n = 99;
         CHECK(presence_user_present(reg, name, model_user_ids[u], &n) ==
@@ -293,13 +332,22 @@ static void check_channel(struct harness *h, int ch)
     }
 
     presence_snapshot *snap = NULL;
-    CHECK(presence_query(reg, name, NULL, &snap) == PRESENCE_OK);
+    CHECK(presence_query(reg, name, presence_trusted(), &snap) == PRESENCE_OK);
     CHECK(snap->count == st.num_clients);
     CHECK(snap->seq == h->md.seq[ch]);
+    CHECK(snap->epoch == st.epoch);
     for (size_t i = 0; i < snap->count; i++) {
         check_snapshot_member(h, ch, &snap->members[i]);
     }
     presence_snapshot_free(snap);
+
+    /* The zero-copy reader sees the same members. */
+    struct visit_check vc = {h, ch, 0};
+    presence_visit_info info;
+    CHECK(presence_visit(reg, name, presence_trusted(), 0, 0, visit_member,
+                         &vc, &info) == PRESENCE_OK);
+    CHECK(vc.n == st.num_clients && info.visited == vc.n);
+    CHECK(info.stats.epoch == st.epoch && info.stats.seq == st.seq);
 
     /* Paged walks return every member exactly once. */
     for (size_t limit = 1; limit <= 3; limit++) {
@@ -307,7 +355,7 @@ static void check_channel(struct harness *h, int ch)
         uint64_t cursor = 0;
         size_t total = 0;
         do {
-            CHECK(presence_query_page(reg, name, NULL, cursor, limit, &snap) ==
+            CHECK(presence_query_page(reg, name, presence_trusted(), cursor, limit, &snap) ==
                   PRESENCE_OK);
             for (size_t i = 0; i < snap->count; i++) {
                 int c = index_of(model_client_ids, MODEL_CLIENTS,
@@ -334,8 +382,8 @@ static void check_state(struct harness *h)
     for (int c = 0; c < MODEL_CLIENTS; c++) {
         size_t n = model_client_channels(&h->md, c);
         memberships += n;
-        clients += n > 0;
-        if (n > 0) {
+        clients += model_client_known(&h->md, c);
+        if (model_client_known(&h->md, c)) {
             user_seen[model_user_of(c)] = true;
         }
         presence_snapshot *snap = NULL;
@@ -422,7 +470,7 @@ static void step(struct harness *h, struct input *in)
     h->allocs = 0;
     h->fail_at = (op & 0x80) != 0 ? (size_t)(b >> 4) + 1 : 0;
 
-    switch (op % 18) {
+    switch (op % 24) {
     case 0:
     case 1:
     case 12:
@@ -464,7 +512,7 @@ static void step(struct harness *h, struct input *in)
         size_t n = 0;
         presence_snapshot *snap = NULL;
         h->no_fail = true;
-        if (presence_query(reg, chn, NULL, &snap) == PRESENCE_OK) {
+        if (presence_query(reg, chn, presence_trusted(), &snap) == PRESENCE_OK) {
             for (size_t i = 0; i < snap->count; i++) {
                 order[n++] = index_of(model_client_ids, MODEL_CLIENTS,
                                       snap->members[i].client_id);
@@ -482,10 +530,12 @@ static void step(struct harness *h, struct input *in)
         h->clock += a % 40;
         h->md.now = h->clock;
         size_t expired = 99;
-        rc = presence_expire(reg, h->clock, &expired);
+        int64_t next = 0;
+        rc = presence_expire(reg, h->clock, &expired, &next);
         size_t n = model_expire(&h->md);
         want = PRESENCE_OK;
         CHECK(rc != PRESENCE_OK || expired == n);
+        CHECK(next > h->clock); /* nothing left due */
         break;
     }
     case 9: { /* change the TTL of namespace tt */
@@ -557,10 +607,123 @@ static void step(struct harness *h, struct input *in)
             h->md.every_sub = true;
         }
         break;
+    case 18: /* open a handle, or close it */
+    case 19:
+        if (h->handles[c] == NULL) {
+            presence_client_options o;
+            presence_client_options_init(&o);
+            o.client_id = cid;
+            o.user_id = model_user_ids[model_user_of(c)];
+            o.conn_info = model_conn_info_of(c);
+            o.conn_info_len = strlen(o.conn_info);
+            o.app = h->app_ptrs[c];
+            presence_client *handle = NULL;
+            rc = presence_client_open(reg, &o, &handle);
+            want = model_client_open(&h->md, c);
+            if (rc == PRESENCE_OK) {
+                h->handles[c] = handle;
+            }
+        } else {
+            size_t left = 99;
+            size_t n = model_client_channels(&h->md, c);
+            rc = presence_client_close(reg, h->handles[c], &left);
+            want = model_client_close(&h->md, c);
+            if (rc == PRESENCE_OK) {
+                CHECK(left == n);
+                h->handles[c] = NULL;
+            }
+        }
+        break;
+    case 20: /* join by handle */
+    case 21: { /* leave, update or touch by handle */
+        if (h->handles[c] == NULL) {
+            rc = want = PRESENCE_OK; /* not open: nothing to call */
+            break;
+        }
+        presence_change change;
+        int which = op % 24 == 20 ? 0 : 1 + a / (MODEL_CHANNELS * MODEL_INFOS) % 3;
+        const char *inf = model_infos[info];
+        switch (which) {
+        case 0:
+            rc = presence_client_join(reg, h->handles[c], chn, inf,
+                                      strlen(inf), &change);
+            want = model_join(&h->md, ch, c, model_user_of(c), info);
+            break;
+        case 1:
+            rc = presence_client_leave(reg, h->handles[c], chn, &change);
+            want = model_leave(&h->md, ch, c);
+            break;
+        case 2:
+            rc = presence_client_update(reg, h->handles[c], chn, inf,
+                                        strlen(inf), &change);
+            want = model_update(&h->md, ch, c, info);
+            break;
+        default:
+            rc = presence_client_touch(reg, h->handles[c], chn);
+            want = model_touch(&h->md, ch, c);
+            break;
+        }
+        if (rc == PRESENCE_OK && which < 3) {
+            CHECK(change.stats.num_clients == model_channel_count(&h->md, ch));
+            CHECK(change.stats.seq == h->md.seq[ch] ||
+                  (change.kind == PRESENCE_CHANGE_LEFT &&
+                   change.stats.num_clients == 0));
+        }
+        break;
+    }
+    case 22: { /* many channels by handle, all or nothing */
+        if (h->handles[c] == NULL) {
+            rc = want = PRESENCE_OK;
+            break;
+        }
+        presence_join_item items[3];
+        int n = 1 + a % 3;
+        model trial = h->md;
+        want = PRESENCE_OK;
+        size_t want_failed = (size_t)n;
+        for (int i = 0; i < n; i++) {
+            int chi = (ch + i) % MODEL_CHANNELS;
+            int infi = (info + i) % MODEL_INFOS;
+            items[i].channel = model_channel_names[chi];
+            items[i].chan_info = model_infos[infi];
+            items[i].chan_info_len = strlen(model_infos[infi]);
+            if (want == PRESENCE_OK) {
+                want = model_join(&trial, chi, c, model_user_of(c), infi);
+                if (want != PRESENCE_OK) {
+                    want_failed = (size_t)i;
+                }
+            }
+        }
+        presence_change results[3];
+        size_t failed = 99;
+        rc = presence_client_join_many(reg, h->handles[c], items, (size_t)n,
+                                       results, &failed);
+        if (want == PRESENCE_OK) {
+            h->md = trial;
+        }
+        if (rc != PRESENCE_OK && rc != PRESENCE_ERR_NOMEM) {
+            CHECK(failed == want_failed);
+        }
+        break;
+    }
+    case 23: /* a visit by a requester: the access check applies */
+    {
+        presence_requester req = {cid, NULL};
+        struct visit_check vc = {h, ch, 0};
+        presence_visit_info vi;
+        rc = presence_visit(reg, chn, &req, 0, 1 + b % 4, visit_member, &vc,
+                            &vi);
+        want = !model_channel_known(ch) ? PRESENCE_ERR_UNKNOWN_NAMESPACE
+               : !model_channel_has_presence(ch) ? PRESENCE_ERR_NOT_AVAILABLE
+               : h->md.m[c][ch].in               ? PRESENCE_OK
+                                                 : PRESENCE_ERR_DENIED;
+        CHECK(rc != PRESENCE_OK || vc.n == vi.visited);
+        break;
+    }
     default: /* reads under allocation failure change nothing */
         {
             presence_snapshot *snap = NULL;
-            rc = presence_query_page(reg, chn, NULL, 0, 1 + a % 3, &snap);
+            rc = presence_query_page(reg, chn, presence_trusted(), 0, 1 + a % 3, &snap);
             want = !model_channel_known(ch) ? PRESENCE_ERR_UNKNOWN_NAMESPACE
                    : !model_channel_has_presence(ch)
                        ? PRESENCE_ERR_NOT_AVAILABLE
@@ -574,6 +737,11 @@ static void step(struct harness *h, struct input *in)
         /* Out of memory: nothing happened, nothing was announced. */
         h->md = before;
     } else {
+        if (rc != want) {
+            fprintf(stderr, "op %d (a %d b %d): library %s, model %s\n",
+                    op % 24, a, b, presence_error_name(rc),
+                    presence_error_name(want));
+        }
         CHECK(rc == want);
         model_settle(&h->md);
     }
@@ -589,6 +757,9 @@ int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
     }
     model_init(&h->md);
     h->clock = h->md.now;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        h->app_ptrs[c] = &h->apps[c];
+    }
 
     presence_config cfg;
     presence_config_init(&cfg);

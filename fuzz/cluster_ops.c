@@ -18,13 +18,15 @@ static bool same(const char *a, size_t al, const char *b, size_t bl)
 }
 
 /* Re-encode one decoded op and check that it reads back the same. */
-static void check_round_trip(const struct cl_op *op)
+static void check_round_trip(const struct presence__cl_op *op)
 {
-    char *ch = cl_strndup(op->channel, op->channel_len);
-    char *cl = cl_strndup(op->client, op->client_len);
-    char *user = op->kind == 'J'
-                     ? cl_strndup(op->member.user, op->member.user_len)
-                     : NULL;
+    presence_allocator a;
+    presence__cl_alloc_init(&a, NULL);
+    char *ch = presence__cl_strndup(&a, op->channel, op->channel_len);
+    char *cl = presence__cl_strndup(&a, op->client, op->client_len);
+    char *user = op->kind == 'J' ? presence__cl_strndup(&a, op->member.user,
+                                                        op->member.user_len)
+                                 : NULL;
     if (ch == NULL || cl == NULL || (op->kind == 'J' && user == NULL)) {
         abort();
     }
@@ -35,23 +37,23 @@ static void check_round_trip(const struct cl_op *op)
                     memchr(ch, '\t', op->channel_len) == NULL &&
                     memchr(cl, '\t', op->client_len) == NULL &&
                     (user == NULL || strlen(user) == op->member.user_len);
-    struct cl_buf b = {0};
+    struct presence__cl_buf b = {.alloc = &a};
     bool ok = !writable;
     if (writable && op->kind == 'J') {
-        ok = cl_encode_join(&b, ch, cl, user, op->member.conn_info,
-                            op->member.conn_info_len, op->member.chan_info,
-                            op->member.chan_info_len);
+        ok = presence__cl_encode_join(
+            &b, ch, cl, user, op->member.conn_info, op->member.conn_info_len,
+            op->member.chan_info, op->member.chan_info_len);
     } else if (writable) {
-        ok = cl_encode_leave(&b, ch, cl, op->reason);
+        ok = presence__cl_encode_leave(&b, ch, cl, op->reason);
     }
     if (!ok) {
         abort();
     }
     if (writable) {
         size_t pos = 0;
-        struct cl_op again;
-        if (!cl_decode_op(b.data, b.len, &pos, &again) || pos != b.len ||
-            again.kind != op->kind ||
+        struct presence__cl_op again;
+        if (!presence__cl_decode_op(b.data, b.len, &pos, &again) ||
+            pos != b.len || again.kind != op->kind ||
             !same(again.channel, again.channel_len, ch, op->channel_len) ||
             !same(again.client, again.client_len, cl, op->client_len) ||
             (op->kind == 'L' && again.reason != op->reason) ||
@@ -63,10 +65,10 @@ static void check_round_trip(const struct cl_op *op)
             abort();
         }
     }
-    cl_buf_free(&b);
-    free(ch);
-    free(cl);
-    free(user);
+    presence__cl_buf_free(&b);
+    presence__cl_free(&a, ch, op->channel_len + 1);
+    presence__cl_free(&a, cl, op->client_len + 1);
+    presence__cl_free(&a, user, op->member.user_len + 1);
 }
 
 int presence_fuzz_cluster_ops(const uint8_t *data, size_t size)
@@ -78,12 +80,12 @@ int presence_fuzz_cluster_ops(const uint8_t *data, size_t size)
     }
     memcpy(ops, data, size);
     size_t pos = 0, split_pos = 0;
-    struct cl_op op;
-    while (cl_decode_op(ops, size, &pos, &op)) {
+    struct presence__cl_op op;
+    while (presence__cl_decode_op(ops, size, &pos, &op)) {
         const char *field, *value;
         size_t field_len, value_len;
-        if (!cl_split_op(ops, size, &split_pos, &field, &field_len, &value,
-                         &value_len) ||
+        if (!presence__cl_split_op(ops, size, &split_pos, &field, &field_len,
+                                   &value, &value_len) ||
             split_pos != pos || (value == NULL) != (op.kind == 'L') ||
             field != op.channel ||
             field_len != op.channel_len + 1 + op.client_len) {
@@ -91,14 +93,14 @@ int presence_fuzz_cluster_ops(const uint8_t *data, size_t size)
         }
         check_round_trip(&op);
     }
-    struct cl_member m;
+    struct presence__cl_member m;
     const char *ch, *cl;
     size_t chl, cll;
-    if (cl_decode_member(ops, size, &m) &&
+    if (presence__cl_decode_member(ops, size, &m) &&
         (m.user_len > size || m.conn_info_len > size)) {
         abort();
     }
-    if (cl_decode_field(ops, size, &ch, &chl, &cl, &cll) &&
+    if (presence__cl_decode_field(ops, size, &ch, &chl, &cl, &cll) &&
         chl + 1 + cll != size) {
         abort();
     }

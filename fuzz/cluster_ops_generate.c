@@ -32,7 +32,9 @@ size_t presence_fuzz_cluster_ops_generate(uint8_t *buf, size_t cap,
 {
     char ch[16], cl[16], user[16];
     unsigned char info[24];
-    struct cl_buf b = {0};
+    presence_allocator a;
+    presence__cl_alloc_init(&a, NULL);
+    struct presence__cl_buf b = {.alloc = &a};
     for (unsigned n = next(state) % 5; n > 0; n--) {
         random_name(state, ch, sizeof ch);
         random_name(state, cl, sizeof cl);
@@ -42,9 +44,9 @@ size_t presence_fuzz_cluster_ops_generate(uint8_t *buf, size_t cap,
             info[i] = (unsigned char)next(state);
         }
         if (next(state) % 3 == 0) {
-            cl_encode_leave(&b, ch, cl, (int)(next(state) % 10));
+            presence__cl_encode_leave(&b, ch, cl, (int)(next(state) % 10));
         } else {
-            cl_encode_join(&b, ch, cl, user, info, il, info, il / 2);
+            presence__cl_encode_join(&b, ch, cl, user, info, il, info, il / 2);
         }
     }
     for (unsigned d = next(state) % 4; d > 0 && b.len > 0; d--) {
@@ -57,6 +59,6 @@ size_t presence_fuzz_cluster_ops_generate(uint8_t *buf, size_t cap,
     if (len > 0) {
         memcpy(buf, b.data, len);
     }
-    cl_buf_free(&b);
+    presence__cl_buf_free(&b);
     return len;
 }

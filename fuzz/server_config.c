@@ -58,7 +58,7 @@ static void check_loaded(const ps_config *cfg)
     CHECK(cfg->api_key && cfg->token_hmac_secret_key && cfg->address,
           "a string left unset");
     CHECK(cfg->port >= 1 && cfg->port <= 65535, "port %d", cfg->port);
-    CHECK(cfg->client_connection_limit <= 10 * PS_MAX_CONNECTIONS_DEFAULT,
+    CHECK(cfg->client_connection_limit <= PS_MAX_CONNECTIONS,
           "client_connection_limit %zu", cfg->client_connection_limit);
     CHECK(cfg->websocket_message_size_limit >= 1 && cfg->channel_max_length >= 1 &&
               cfg->client_queue_max_size >= 1,

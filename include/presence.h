@@ -80,10 +80,48 @@
  * channel's namespace has join_leave enabled, produces its events: a
  * client event, plus a user event when the change is the user's first
  * connection in the channel or its last. All events of one change carry the
- * same sequence number. A channel's sequence number is 0 while it is empty:
- * the join that gives an empty channel its first member has sequence
- * number 1, so a snapshot (presence_snapshot::seq) and the events after it
- * can be stitched together without a gap.
+ * same sequence number, and the client event always comes first:
+ * #PRESENCE_EVENT_JOIN before its #PRESENCE_EVENT_USER_JOIN,
+ * #PRESENCE_EVENT_LEAVE before its #PRESENCE_EVENT_USER_LEAVE, with no
+ * other event between them.
+ *
+ * @section versions Versions: (epoch, seq)
+ *
+ * Every state of a channel is named by two numbers. The epoch names one
+ * life of the channel: it is drawn when the channel gets its first member
+ * (from an empty channel, which does not exist) and stays until its last
+ * member leaves; the next life has another. Epochs are never 0, never
+ * repeat within a registry, and are 64 random-looking bits across
+ * registries, nodes and restarts (a key from the kernel's random source,
+ * not from presence_config::hash_seed), so two lives of a channel that a
+ * client sees, wherever they come from, differ with overwhelming
+ * probability. Within an epoch the sequence number starts at 1 (the first
+ * join) and grows by one per change; it never goes back. An empty channel
+ * reads as epoch 0, seq 0. Stats, snapshots, pages, channel lists and
+ * events carry both (presence_channel_stats::epoch and ::seq), so a client
+ * that remembers "seq 7" also remembers which life it was in.
+ *
+ * The recipe for a copy of a channel that misses nothing and counts
+ * nothing twice, whole or paged, under any churn:
+ *
+ * 1. Subscribe to the channel's events (#PRESENCE_SCOPE_CHANNEL) and keep
+ *    them in arrival order, before reading anything.
+ * 2. Read the channel: presence_query(), or presence_query_page() from
+ *    cursor 0 to the end. Note (epoch, seq) of the first (or only) read:
+ *    (E0, S0). Put every member a page returned into the copy (a client id
+ *    is a key: a later page replaces an earlier entry).
+ * 3. Replay the kept events, and every later one as it comes: skip those
+ *    with epoch E0 and seq at most S0; apply the rest in order, a join or
+ *    an update as "put this member", a leave as "remove it if there".
+ *
+ * The copy then equals the channel after the last event applied. Why: the
+ * events after (E0, S0) are every change since the first read, in order,
+ * and each is applied last, after whatever a page saw of it; a member a
+ * page missed (it joined behind the walk) comes with its join, one a page
+ * returned but that left is removed by its leave. A change of epoch in the
+ * events means the channel emptied (its leaves come first) and began a new
+ * life. For a whole snapshot the skipped events are exactly those it
+ * already reflects, so with no pages the copy is exact after every event.
  *
  * Events are collected while the library holds the channel's lock and
  * delivered after every lock is released. The events of one channel are
@@ -253,6 +291,14 @@ typedef struct presence_requester {
 } presence_requester;
 
 /**
+ * The requester of a trusted, server-side read, which skips the access
+ * check. Reads take it explicitly: a NULL requester is
+ * #PRESENCE_ERR_INVALID, so a forgotten argument never skips the check.
+ * Always the same pointer; any thread.
+ */
+PRESENCE_API const presence_requester *presence_trusted(void);
+
+/**
  * An access check: return true to let the requesting client read the
  * presence of the channel. It runs with the channel's lock held, so it
  * must not call the library; it may be called from any thread that makes a
@@ -392,9 +438,12 @@ PRESENCE_API int presence_registry_new(const presence_config *config,
  *
  * No other thread may use the registry during or after this call.
  *
+ * Open client handles are freed with it.
+ *
  * @return #PRESENCE_OK; #PRESENCE_ERR_BUSY (and nothing is freed) when
  *         called while events are being delivered, for example from a
- *         callback.
+ *         callback, or while a presence_visit() runs, for example from its
+ *         visitor.
  */
 PRESENCE_API int presence_registry_free(presence_registry *registry);
 
@@ -404,7 +453,8 @@ PRESENCE_API int64_t presence_now_ms(presence_registry *registry);
 /** Totals of a registry, see presence_registry_counts(). */
 typedef struct presence_counts {
     size_t channels;    /**< non-empty channels */
-    size_t clients;     /**< clients in at least one channel */
+    /** clients known: in at least one channel, or open as a handle */
+    size_t clients;
     size_t users;       /**< distinct users of those clients */
     size_t memberships; /**< (client, channel) pairs */
 } presence_counts;
@@ -660,8 +710,9 @@ PRESENCE_API int presence_touch(presence_registry *registry,
 /**
  * Renew the TTL of every membership of a client in one call, as a
  * connection's periodic presence refresh does. No event, no allocation.
- * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
- *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND;
+ * @return #PRESENCE_OK (also for a client opened as a handle that is in no
+ *         channel); #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
+ *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_NOT_FOUND (no such client);
  *         #PRESENCE_ERR_CONFLICT (another node's client).
  * A callback may call it.
  */
@@ -694,6 +745,208 @@ PRESENCE_API int presence_channel_close(presence_registry *registry,
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
+/** @name Connections: client handles
+ *
+ * A server opens one handle per connection, with the client's identity
+ * and an application pointer (its connection object), and then joins,
+ * leaves, updates and touches by handle: nothing is restated, nothing is
+ * looked up by name but the channel, and every event about the client and
+ * every member a reader sees carries the pointer back
+ * (presence_event::client_app, presence_member::app). Closing the handle
+ * is the disconnect.
+ *
+ * A handle stays valid until presence_client_close() (or
+ * presence_registry_free()), whatever happens to its memberships: when
+ * they all expire, or presence_disconnect() or a channel close removes
+ * them, the client stays known with no channel, under the same identity.
+ * The name-based calls see an open client like any other: presence_join()
+ * with its id joins it (the user id and conn_info must match, as ever),
+ * presence_disconnect() takes it out of every channel and leaves the
+ * handle open. Handles are for this registry's own clients: the cluster's
+ * remote clients come and go by name (presence_remote_join()).
+ *
+ * Threads: a handle may be used from any thread, several at once, as the
+ * name-based calls may; closing it while another thread uses it is a use
+ * after free, as with any handle.
+ *
+ * The application object's lifetime: the events of a close (and of any
+ * change) are delivered before the call returns unless another thread is
+ * delivering at that moment (see @ref events); then that thread delivers
+ * them, with the pointer, a little later. With one thread, or events
+ * handled without dereferencing the pointer, free the object after the
+ * close returns; otherwise keep it alive (a reference count, say) until
+ * its last event has been seen, the leave of its last channel.
+ */
+/**@{*/
+
+/** A client of this registry, opened once per connection. */
+typedef struct presence_client presence_client;
+
+/** What presence_client_open() needs. */
+typedef struct presence_client_options {
+    size_t struct_size;    /**< set by presence_client_options_init() */
+    const char *client_id; /**< the client id (the name rules) */
+    const char *user_id;   /**< "" (or NULL) for an anonymous user */
+    const void *conn_info; /**< copied; NULL if conn_info_len is 0 */
+    size_t conn_info_len;
+    /** The application's pointer for this client, handed back in events
+     *  and members; the library never dereferences it. */
+    void *app;
+} presence_client_options;
+
+/** @internal Use presence_client_options_init(). */
+PRESENCE_API void
+presence_client_options_init_sized(presence_client_options *options,
+                                   size_t struct_size);
+
+/** Zero @p options and set its struct_size. */
+#define presence_client_options_init(options)                                 \
+    presence_client_options_init_sized((options), sizeof(*(options)))
+
+/** Number of clients and distinct users in a channel, and its version. */
+typedef struct presence_channel_stats {
+    size_t num_clients;
+    size_t num_users;
+    uint64_t epoch; /**< the channel's life (see @ref versions); 0: empty */
+    uint64_t seq;   /**< its sequence number in that life; 0: empty */
+} presence_channel_stats;
+
+/** What a change by handle did. */
+typedef enum presence_change_kind {
+    PRESENCE_CHANGE_NONE = 0,    /**< nothing (a join with the same chan_info:
+                                      only its TTL was renewed) */
+    PRESENCE_CHANGE_JOINED = 1,  /**< a new member */
+    PRESENCE_CHANGE_UPDATED = 2, /**< its chan_info was replaced */
+    PRESENCE_CHANGE_LEFT = 3,    /**< it left */
+} presence_change_kind;
+
+/** The result of a change by handle. */
+typedef struct presence_change {
+    presence_change_kind kind;
+    /** The channel right after the call: its counts, epoch and seq. For a
+     *  leave that emptied it, the epoch and seq of that leave, counts 0;
+     *  for #PRESENCE_CHANGE_NONE, the channel as it is. */
+    presence_channel_stats stats;
+} presence_change;
+
+/**
+ * Open a handle: the client is known from now on, in no channel yet.
+ * @param out receives the handle.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, options,
+ *   client id or out, NULL conn_info with a length, a struct_size too
+ *   small); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *   #PRESENCE_ERR_CONFLICT (a client with this id is known: in a channel,
+ *   or open); #PRESENCE_ERR_NOMEM.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_open(presence_registry *registry,
+                                      const presence_client_options *options,
+                                      presence_client **out);
+
+/**
+ * Close a handle: the client leaves every channel with
+ * #PRESENCE_LEAVE_DISCONNECT, as presence_disconnect(), and is forgotten;
+ * the handle is invalid once this returns #PRESENCE_OK. On an error
+ * nothing changed and the handle stays open.
+ * @param left receives how many channels it left (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM (the
+ *         events could not be queued).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_close(presence_registry *registry,
+                                       presence_client *client, size_t *left);
+
+/**
+ * Join a channel by handle, as presence_join() with the handle's identity:
+ * a new membership, or, when the client is in already, its chan_info
+ * replaced (if it differs) and its TTL renewed.
+ * @param result what happened (may be NULL).
+ * @return as presence_join(), but for #PRESENCE_ERR_CONFLICT, which a
+ *         handle cannot meet.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_join(presence_registry *registry,
+                                      presence_client *client,
+                                      const char *channel,
+                                      const void *chan_info,
+                                      size_t chan_info_len,
+                                      presence_change *result);
+
+/** One channel of presence_client_join_many(). */
+typedef struct presence_join_item {
+    const char *channel;
+    const void *chan_info; /**< copied; NULL if chan_info_len is 0 */
+    size_t chan_info_len;
+} presence_join_item;
+
+/**
+ * Join many channels at once, all or nothing: either every item is done,
+ * each as presence_client_join() would, or nothing changes (no event, no
+ * membership, no new channel). While it runs the channels' lock shards are
+ * held together, so nobody sees a part of it; the events of the items
+ * follow in item order.
+ * @param items   the channels; no channel twice.
+ * @param count   how many (0 does nothing).
+ * @param results one per item (may be NULL).
+ * @param failed  on an error, the index of the item that caused it, or
+ *                @p count when none did (memory for events); may be NULL.
+ * @return as presence_client_join(), plus #PRESENCE_ERR_INVALID for a NULL
+ *         items with a count, or a channel named twice.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_join_many(presence_registry *registry,
+                                           presence_client *client,
+                                           const presence_join_item *items,
+                                           size_t count,
+                                           presence_change *results,
+                                           size_t *failed);
+
+/**
+ * Leave a channel by handle, as presence_leave().
+ * @param result what happened (may be NULL).
+ * @return as presence_leave(); #PRESENCE_ERR_NOT_FOUND when the client is
+ *         not in the channel.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_leave(presence_registry *registry,
+                                       presence_client *client,
+                                       const char *channel,
+                                       presence_change *result);
+
+/**
+ * Replace the chan_info of a membership by handle, as presence_update().
+ * @param result #PRESENCE_CHANGE_UPDATED, or #PRESENCE_CHANGE_NONE for the
+ *               same bytes (may be NULL).
+ * @return as presence_update().
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_update(presence_registry *registry,
+                                        presence_client *client,
+                                        const char *channel,
+                                        const void *chan_info,
+                                        size_t chan_info_len,
+                                        presence_change *result);
+
+/**
+ * Renew the TTL of a membership by handle (presence_touch()), or of every
+ * membership of the client when @p channel is NULL (presence_touch_client(),
+ * which is not an error for a client in no channel).
+ * @return as presence_touch().
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_touch(presence_registry *registry,
+                                       presence_client *client,
+                                       const char *channel);
+
+/** The handle's client id. NULL for a NULL handle. Any thread. */
+PRESENCE_API const char *presence_client_id(const presence_client *client);
+
+/** The handle's application pointer. NULL for a NULL handle. Any thread. */
+PRESENCE_API void *presence_client_app(const presence_client *client);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
 /** @name Presence TTL */
 /**@{*/
 
@@ -704,8 +957,11 @@ PRESENCE_API int presence_channel_close(presence_registry *registry,
  * The earliest time (on the registry's clock) at which some membership
  * expires, or #PRESENCE_NO_DEADLINE. The library runs no timer: arm one in
  * the application's loop for this time and call presence_expire() when it
- * fires. Ask again after every call that may change it (joins, touches,
- * expiry, namespace changes). One atomic load when no namespace has a
+ * fires. The loop needs no more than this: presence_expire() returns the
+ * next deadline itself, and a join or touch in a namespace with TTL T
+ * makes a deadline of now + T, never earlier (so after one, the timer need
+ * only be brought forward to now + T if it is later); namespace changes
+ * are the one other thing that moves it. One atomic load when no namespace has a
  * TTL; otherwise O(lock shards x namespaces), taking each shard's lock in
  * turn, so it is the earliest deadline as of the moment each shard was
  * read.
@@ -726,23 +982,24 @@ PRESENCE_API int64_t presence_next_deadline_ms(presence_registry *registry);
  * at all).
  * @param now_ms  the current time, normally presence_now_ms().
  * @param expired receives how many memberships expired (may be NULL).
+ * @param next_deadline_ms receives the next deadline after this call, as
+ *                presence_next_deadline_ms() would return it (may be
+ *                NULL): re-arm the timer with it, no second call needed.
+ *                Read shard by shard as the call goes (a membership
+ *                another thread or a callback adds meanwhile may be due
+ *                earlier: joins and touches that can do that are the
+ *                caller's own, so it knows). Set on errors too.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM.
  * A callback may call it.
  */
 PRESENCE_API int presence_expire(presence_registry *registry, int64_t now_ms,
-                                 size_t *expired);
+                                 size_t *expired, int64_t *next_deadline_ms);
 
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
 /** @name Queries */
 /**@{*/
-
-/** Number of clients and distinct users in a channel. */
-typedef struct presence_channel_stats {
-    size_t num_clients;
-    size_t num_users;
-} presence_channel_stats;
 
 /** One membership in a snapshot. Every pointer points into the snapshot. */
 typedef struct presence_member {
@@ -758,6 +1015,11 @@ typedef struct presence_member {
     /** The client's node: "" for this registry's own clients (see
      *  presence_remote_join()). */
     const char *node_id;
+    /** The application pointer of a client opened as a handle
+     *  (presence_client_options::app), else NULL. The library never
+     *  touches what it points to: in a snapshot it is a copy of the
+     *  pointer, valid as long as the application keeps it so. */
+    void *app;
 } presence_member;
 
 /**
@@ -776,6 +1038,10 @@ typedef struct presence_snapshot {
     /** For paged queries: the cursor of the next page, 0 when the walk is
      *  complete. 0 for queries that are not paged. */
     uint64_t next_cursor;
+    /** The channel's epoch when the snapshot was taken (see @ref
+     *  versions; 0 for an empty channel, and for lists that span
+     *  channels). */
+    uint64_t epoch;
 } presence_snapshot;
 
 /** Free a snapshot. NULL is accepted. Any thread. */
@@ -785,8 +1051,9 @@ PRESENCE_API void presence_snapshot_free(presence_snapshot *snapshot);
  * The presence of a channel: every member, in one snapshot.
  *
  * @param requester the connection that asks, checked by the access check
- *                  (presence_config::access_check); NULL for a trusted,
- *                  server-side read. Its strings follow the name rules:
+ *                  (presence_config::access_check); presence_trusted() for
+ *                  a server-side read (NULL is #PRESENCE_ERR_INVALID). Its
+ *                  strings follow the name rules:
  *                  #PRESENCE_ERR_INVALID for a NULL client_id,
  *                  #PRESENCE_ERR_BAD_NAME / #PRESENCE_ERR_TOO_LONG as for
  *                  ids.
@@ -840,6 +1107,61 @@ PRESENCE_API int presence_stats(presence_registry *registry,
                                 const char *channel,
                                 const presence_requester *requester,
                                 presence_channel_stats *out);
+
+/** What presence_visit() saw. */
+typedef struct presence_visit_info {
+    /** The channel when the visit began: counts, epoch and seq (the (E0,
+     *  S0) of the recipe in @ref versions). */
+    presence_channel_stats stats;
+    /** The cursor after the last member visited, for the next call; 0
+     *  when the walk reached the end (always, with a limit of 0). */
+    uint64_t next_cursor;
+    size_t visited; /**< how many members the visitor was called for */
+} presence_visit_info;
+
+/**
+ * A visitor of presence_visit(). @p member and everything it points to are
+ * the registry's own bytes, valid until the visitor returns: copy what
+ * must outlive the call.
+ */
+typedef void (*presence_visit_fn)(const presence_member *member,
+                                  void *user_data);
+
+/**
+ * The zero-copy reader: call @p fn for the members of a channel in place,
+ * all of them (@p limit 0) or a page of @p limit from @p cursor, in the
+ * order and with the guarantees of presence_query_page() (a member present
+ * for the whole walk is visited exactly once; one that joins or leaves
+ * meanwhile at most once). Nothing is copied: the visitor reads the
+ * registry's records, which are held by reference, not by a lock, while
+ * it runs.
+ *
+ * What a visitor may call: anything, on this registry or another, the
+ * channel it visits included (a join or leave it makes shows in later
+ * reads, not in the member it is looking at), from this thread or
+ * another; no call can deadlock on it or see a half-made record. The one
+ * exception is presence_registry_free() on this registry, which returns
+ * #PRESENCE_ERR_BUSY while any visit runs.
+ *
+ * Members are taken in chunks (64), each under the channel's lock for the
+ * time of a few reference counts; a long walk lets writers in between.
+ *
+ * @param requester as for presence_query().
+ * @param limit     members at most; 0 for all.
+ * @param info      what was seen (may be NULL); also filled on an error
+ *                  after some members were visited.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, channel or
+ *         fn); the errors of presence_query(), also when met at a later
+ *         chunk (a namespace turned off meanwhile); #PRESENCE_ERR_NOMEM
+ *         only when client hashes collide beyond a chunk.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_visit(presence_registry *registry,
+                                const char *channel,
+                                const presence_requester *requester,
+                                uint64_t cursor, size_t limit,
+                                presence_visit_fn fn, void *user_data,
+                                presence_visit_info *info);
 
 /**
  * The memberships of one client, one entry per channel, as a snapshot.
@@ -1021,11 +1343,19 @@ typedef struct presence_event {
     size_t conn_info_len;
     const void *chan_info;
     size_t chan_info_len;
-    /** The channel's stats right after this change. */
+    /** The channel's stats right after this change; their epoch and seq
+     *  are the change's, also for the leave that empties the channel. */
     presence_channel_stats stats;
     /** The node the client is connected to: "" for this registry's own
      *  clients, otherwise the node_id given to presence_remote_join(). */
     const char *node_id;
+    /** The channel's epoch: with @c seq, the version this change made (see
+     *  @ref versions). */
+    uint64_t epoch;
+    /** The application pointer of the client if it was opened as a handle
+     *  (presence_client_options::app), else NULL: a server finds its
+     *  connection object here without a lookup. */
+    void *client_app;
 } presence_event;
 
 /**

@@ -49,6 +49,15 @@
  * transaction in one slot and a Redis Cluster spreads the nodes over its
  * shards; the node directory has the tag `{<prefix>}`.
  *
+ * Time: the handle reads time only through the registry's clock
+ * (presence_config::clock, CLOCK_MONOTONIC by default), in milliseconds;
+ * every duration in presence_cluster_config and every deadline behind
+ * presence_cluster_timeout_ms() is on that clock. Redis expires leases on
+ * its own clock, so the registry's clock must advance at the pace of real
+ * time for the lease to hold (a clock that stands still stops the
+ * renewals). A clock that goes back makes the handle's time stand still
+ * until it catches up.
+ *
  * Thread safety: every function may be called from any thread, but
  * presence_cluster_process() and presence_cluster_run() by one thread at
  * a time (another gets #PRESENCE_ERR_BUSY), and not from a registry event
@@ -68,6 +77,18 @@ extern "C" {
 #endif
 
 typedef struct presence_cluster presence_cluster;
+
+/** @name Limits that presence_cluster_new() enforces
+ * (an application that takes these values from its own configuration can
+ * check them with the same constants). */
+/**@{*/
+/** Longest key prefix (presence_cluster_config::prefix), in bytes. */
+#define PRESENCE_CLUSTER_PREFIX_MAX 128
+/** Longest node id (presence_cluster_config::node_id), in bytes. */
+#define PRESENCE_CLUSTER_NODE_ID_MAX 64
+/** Shortest lease (presence_cluster_config::lease_ms), in milliseconds. */
+#define PRESENCE_CLUSTER_LEASE_MIN_MS 100
+/**@}*/
 
 /** Severity of a diagnostic message. */
 typedef enum presence_cluster_log_level {
@@ -90,37 +111,56 @@ typedef struct presence_cluster_config {
     size_t struct_size; /**< set by presence_cluster_config_init() */
     /** Redis host name or address (default "127.0.0.1"). */
     const char *redis_host;
-    /** Redis TCP port (default 6379). */
+    /** Redis TCP port, 1 to 65535 (default 6379). */
     int redis_port;
     /** Password for AUTH, or NULL (default) for none. */
     const char *redis_password;
-    /** Database number for SELECT (default 0). */
+    /** Database number for SELECT, 0 or more (default 0). */
     int redis_db;
     /** Prefix of every key (default "presence"); nodes that share presence
-     *  use the same prefix. Printable ASCII without braces. */
+     *  use the same prefix. 1 to #PRESENCE_CLUSTER_PREFIX_MAX bytes of
+     *  printable ASCII without spaces or braces. */
     const char *prefix;
     /** This node's id, unique in the cluster; NULL (default) picks a
-     *  random one. Printable ASCII without braces, at most 64 bytes. */
+     *  random one. 1 to #PRESENCE_CLUSTER_NODE_ID_MAX bytes of printable
+     *  ASCII without spaces or braces. */
     const char *node_id;
     /** How long a node stays alive in Redis without renewing its lease:
      *  the bound on noticing a dead node (default 3000 ms, at least
-     *  100). The lease is renewed every third of it. */
+     *  #PRESENCE_CLUSTER_LEASE_MIN_MS). The lease is renewed every third
+     *  of it. */
     int64_t lease_ms;
-    /** How long to wait for Redis to accept a connection (default 1000
-     *  ms). */
+    /** How long to wait for Redis to accept a connection, more than 0
+     *  (default 1000 ms). */
     int64_t connect_timeout_ms;
-    /** Longest wait between reconnection attempts; they start at 50 ms
-     *  and double (default 1000 ms). */
+    /** Longest wait between reconnection attempts, more than 0; they
+     *  start at 50 ms and double (default 1000 ms). */
     int64_t reconnect_max_ms;
-    /** Entries kept in each node's change log (approximately, default
-     *  100000). A node that falls further behind loads a snapshot. */
+    /** Entries kept in each node's change log (approximately, more than
+     *  0, default 100000). A node that falls further behind loads a
+     *  snapshot. */
     size_t log_max_len;
-    /** Local changes written per round trip at most (default 4096). */
+    /** Local changes written per round trip at most, more than 0 (default
+     *  4096). */
     size_t batch_max;
     /** Diagnostics; NULL (default) for none. Called from the thread that
      *  runs presence_cluster_process(). */
     presence_cluster_log_fn log;
     void *log_user_data;
+    /** The handle's allocator, with the same shape and rules as the
+     *  registry's (presence_config::allocator): all NULL (default) means
+     *  malloc/realloc/free; otherwise malloc_fn and free_fn are needed.
+     *  Everything the handle allocates goes through it, and a failed
+     *  allocation is handled (the change it was for is written again, or
+     *  the state it was for loaded again, later), never fatal. Pass the
+     *  registry's allocator to account for both in one place. Called from
+     *  the thread that runs presence_cluster_process(), from
+     *  presence_cluster_new() and presence_cluster_free(), and (for the
+     *  queue of local changes) from any thread that changes the registry.
+     *  hiredis, which the handle uses for its Redis connections, allocates
+     *  its contexts and replies through its own process-wide allocator
+     *  (hiredisSetAllocators()), not through this one. */
+    presence_allocator allocator;
 } presence_cluster_config;
 
 /** @internal Use presence_cluster_config_init(). */
@@ -136,10 +176,14 @@ PRESENCE_API void presence_cluster_config_init_sized(
  * starts connecting; it does not wait for Redis, which may be down (the
  * handle keeps trying). The registry must outlive the handle, and must not
  * be attached twice.
- * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL argument, a bad
- *         config value, a prefix or node id with a brace or a control
- *         character); #PRESENCE_ERR_TOO_LONG (node id);
- *         #PRESENCE_ERR_NOMEM.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL argument, a config
+ *         value out of the range its field states, an empty prefix or
+ *         node id, one with a space, a brace or a byte outside printable
+ *         ASCII, a prefix longer than #PRESENCE_CLUSTER_PREFIX_MAX, an
+ *         allocator with only some of its functions set);
+ *         #PRESENCE_ERR_TOO_LONG (a node id longer than
+ *         #PRESENCE_CLUSTER_NODE_ID_MAX); #PRESENCE_ERR_NOMEM (nothing is
+ *         left allocated, and the registry can be attached again).
  */
 PRESENCE_API int presence_cluster_new(presence_registry *registry,
                                       const presence_cluster_config *config,

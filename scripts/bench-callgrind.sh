@@ -3,7 +3,8 @@
 # repeatable on a shared or noisy machine, so the figure to compare between
 # two versions of the library.
 #
-#   scripts/bench-callgrind.sh [C H K R I]      (default 20000 2000 5 10 32)
+#   scripts/bench-callgrind.sh [--handles] [C H K R I]
+#                                      (default 20000 2000 5 10 32)
 #
 # Builds build-bench as an optimised build with debug info (-O3 -g, no
 # assertions), runs bench/presence-bench under valgrind --tool=callgrind,
@@ -36,11 +37,18 @@ valgrind --tool=callgrind --callgrind-out-file="$cg" \
 # phase -> the API function it times
 callgrind_annotate --inclusive=yes "$cg" 2>/dev/null >"$build/callgrind.inclusive"
 callgrind_annotate "$cg" 2>/dev/null >"$build/callgrind.exclusive"
-awk -v stdout_file="$build/callgrind.stdout" '
+handles=0
+[[ ${args[0]} == --handles ]] && handles=1
+awk -v stdout_file="$build/callgrind.stdout" -v handles=$handles '
     BEGIN {
         fn["join"] = "presence_join"; fn["stats"] = "presence_stats"
         fn["query"] = "presence_query"; fn["refresh"] = "presence_touch"
         fn["leave"] = "presence_disconnect"
+        if (handles) {  # the phase is the sum of these calls
+            fn["join"] = "presence_client_open+presence_client_join_many"
+            fn["refresh"] = "presence_client_touch"
+            fn["leave"] = "presence_client_close"
+        }
         n = split("join stats query refresh leave", order, " ")
         while ((getline line < stdout_file) > 0)
             if (match(line, /^phase=[a-z]+ ops=[0-9]+/)) {
@@ -58,8 +66,10 @@ awk -v stdout_file="$build/callgrind.stdout" '
         printf "| --- | --- | ---: | ---: |\n"
         for (i = 1; i <= n; i++) {
             p = order[i]
+            nf = split(fn[p], parts, "+"); total = 0
+            for (q = 1; q <= nf; q++) total += ir[parts[q]]
             printf "| %s | %s | %d | %.0f |\n", p, fn[p], ops[p],
-                   ops[p] ? ir[fn[p]] / ops[p] : 0
+                   ops[p] ? total / ops[p] : 0
         }
     }' "$build/callgrind.inclusive"
 echo

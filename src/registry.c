@@ -128,6 +128,8 @@ int presence_registry_new(const presence_config *config,
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
+    /* Not from hash_seed: a fixed seed must not repeat epochs. */
+    reg->epoch_key = presence__random64();
     atomic_init(&reg->last_now_ms, INT64_MIN);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__mutex_init(reg, &reg->shards[i].lock);
@@ -163,7 +165,7 @@ int presence_registry_free(presence_registry *reg)
     if (reg == NULL) {
         return PRESENCE_OK;
     }
-    if (presence__events_dispatching(reg)) {
+    if (presence__events_dispatching(reg) || atomic_load(&reg->visits) > 0) {
         return PRESENCE_ERR_BUSY;
     }
     registry_release(reg);

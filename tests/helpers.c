@@ -416,7 +416,9 @@ static bool event_is_sane(const presence_event *e)
         (e->chan_info == NULL && e->chan_info_len != 0)) {
         return false;
     }
-    return true;
+    /* The version of the change, in the event and in its stats. */
+    return e->epoch != 0 && e->stats.epoch == e->epoch &&
+           e->stats.seq == e->seq;
 }
 
 void recorder_add(recorder *rec, presence_registry *registry,
@@ -454,6 +456,7 @@ void recorder_add(recorder *rec, presence_registry *registry,
     r->conn_info = xmemdup(e->conn_info, r->conn_info_len);
     r->chan_info = xmemdup(e->chan_info, r->chan_info_len);
     r->stats = e->stats;
+    r->epoch = e->epoch;
 }
 
 void recorder_enter(recorder *rec)
@@ -723,7 +726,7 @@ char *dump_registry(presence_registry *registry,
     presence_channel_list_free(list);
     for (size_t i = 0; i < chans.count; i++) {
         presence_snapshot *snap = NULL;
-        rc = presence_query(registry, chans.items[i], NULL, &snap);
+        rc = presence_query(registry, chans.items[i], presence_trusted(), &snap);
         if (rc != PRESENCE_OK) {
             sb_printf(&sb, " query %s ERROR %d\n", chans.items[i], rc);
             continue;
@@ -770,7 +773,7 @@ char *dump_registry(presence_registry *registry,
     sl_push(&nodes, xstrdup(""));
     for (size_t i = 0; i < chans.count; i++) {
         presence_snapshot *snap = NULL;
-        if (presence_query(registry, chans.items[i], NULL, &snap) !=
+        if (presence_query(registry, chans.items[i], presence_trusted(), &snap) !=
             PRESENCE_OK) {
             continue;
         }
@@ -865,7 +868,7 @@ presence_channel_stats stats_of(presence_registry *registry,
                                 const char *channel)
 {
     presence_channel_stats s = {99999, 99999};
-    assert_ok(presence_stats(registry, channel, NULL, &s));
+    assert_ok(presence_stats(registry, channel, presence_trusted(), &s));
     return s;
 }
 
@@ -879,7 +882,7 @@ presence_counts counts_of(presence_registry *registry)
 uint64_t seq_of(presence_registry *registry, const char *channel)
 {
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(registry, channel, NULL, &snap));
+    assert_ok(presence_query(registry, channel, presence_trusted(), &snap));
     assert_non_null(snap);
     uint64_t seq = snap->seq;
     presence_snapshot_free(snap);

@@ -107,6 +107,7 @@ typedef struct rec_event {
     unsigned char *chan_info;
     size_t chan_info_len;
     presence_channel_stats stats;
+    uint64_t epoch;
     bool conn_info_null; /* the event's pointer was NULL */
     bool chan_info_null;
 } rec_event;

@@ -306,7 +306,7 @@ static int s_update(run *r)
 static int s_query(run *r)
 {
     presence_snapshot *snap = NULL;
-    int rc = presence_query(r->reg, "chat:room", NULL, &snap);
+    int rc = presence_query(r->reg, "chat:room", presence_trusted(), &snap);
     if (rc == PRESENCE_OK) {
         reads_snapshot(r, "query chat:room", snap);
         presence_snapshot_free(snap);
@@ -334,7 +334,7 @@ static int s_query_page(run *r)
     int rc = PRESENCE_OK;
     do {
         presence_snapshot *page = NULL;
-        rc = presence_query_page(r->reg, "chat:big", NULL, cursor, 3, &page);
+        rc = presence_query_page(r->reg, "chat:big", presence_trusted(), cursor, 3, &page);
         if (rc != PRESENCE_OK) {
             break;
         }
@@ -408,7 +408,7 @@ static int s_stats(run *r)
 {
     presence_channel_stats st;
     size_t n = 0;
-    int rc = presence_stats(r->reg, "chat:room", NULL, &st);
+    int rc = presence_stats(r->reg, "chat:room", presence_trusted(), &st);
     if (rc == PRESENCE_OK) {
         rc = presence_user_present(r->reg, "chat:room", "u1", &n);
     }
@@ -452,7 +452,7 @@ static int s_expire(run *r)
 {
     fake_clock_set(&r->clock, 1200);
     size_t n = 0;
-    int rc = presence_expire(r->reg, 1200, &n);
+    int rc = presence_expire(r->reg, 1200, &n, NULL);
     r->batched_total += n;
     if (rc == PRESENCE_OK) {
         char *t = str_printf("expired total=%zu", r->batched_total);

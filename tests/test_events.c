@@ -177,7 +177,7 @@ static void test_leave_reasons(void **state)
     assert_ok(presence_leave(f.reg, "x", "explicit"));
     assert_ok(presence_disconnect(f.reg, "disc", NULL));
     size_t n = 0;
-    assert_ok(presence_expire(f.reg, 1100, &n));
+    assert_ok(presence_expire(f.reg, 1100, &n, NULL));
     assert_int_equal(n, 1);
     assert_ok(presence_channel_close(f.reg, "y", &n));
     assert_int_equal(n, 1);
@@ -271,7 +271,7 @@ static void test_snapshot_seq_matches_events(void **state)
         assert_ok(join_simple(f.reg, "a", cl, "u"));
     }
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     assert_int_equal(snap->seq, 10);
     assert_int_equal(snap->seq, f.rec.events[f.rec.count - 1].seq);
     uint64_t base = snap->seq;
@@ -280,7 +280,7 @@ static void test_snapshot_seq_matches_events(void **state)
     assert_ok(presence_leave(f.reg, "a", "c3"));
     assert_int_equal(f.rec.events[0].seq, base + 1);
     presence_snapshot *page = NULL;
-    assert_ok(presence_query_page(f.reg, "a", NULL, 0, 3, &page));
+    assert_ok(presence_query_page(f.reg, "a", presence_trusted(), 0, 3, &page));
     assert_int_equal(page->seq, base + 1);
     presence_snapshot_free(page);
     presence_channel_list *list = NULL;
@@ -590,9 +590,9 @@ static void reenter_cb(presence_registry *r, const presence_event *e,
         re->nested_rc = join_info(r, "a", "c9", "u9", NULL, "nested");
         re->count_after_nested = re->rec->count;
         /* Queries see the current state (the nested join included). */
-        re->stats_rc = presence_stats(r, "a", NULL, &re->stats_in_cb);
+        re->stats_rc = presence_stats(r, "a", presence_trusted(), &re->stats_in_cb);
         presence_snapshot *snap = NULL;
-        if (presence_query(r, "a", NULL, &snap) == PRESENCE_OK) {
+        if (presence_query(r, "a", presence_trusted(), &snap) == PRESENCE_OK) {
             re->snapshot_count = snap->count;
             presence_snapshot_free(snap);
         }

@@ -19,7 +19,7 @@ static int64_t deadline(fixture *f)
 static size_t expire_at(fixture *f, int64_t now)
 {
     size_t n = 99999;
-    assert_ok(presence_expire(f->reg, now, &n));
+    assert_ok(presence_expire(f->reg, now, &n, NULL));
     return n;
 }
 
@@ -43,7 +43,7 @@ static void test_times_far_from_zero(void **state)
     fake_clock_set(&f.clock, edge - 5);
     assert_ok(presence_touch(f.reg, "tt:a", "c2"));
     presence_snapshot *snap;
-    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "tt:a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 2);
     for (size_t i = 0; i < snap->count; i++) {
         if (strcmp(snap->members[i].client_id, "c1") == 0) {
@@ -60,7 +60,7 @@ static void test_times_far_from_zero(void **state)
     fake_clock_set(&f.clock, INT64_MAX);
     assert_ok(presence_touch(f.reg, "tt:a", "c1"));
     assert_int_equal(deadline(&f), edge - 5 + 100);
-    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "tt:a", presence_trusted(), &snap));
     for (size_t i = 0; i < snap->count; i++) {
         if (strcmp(snap->members[i].client_id, "c1") == 0) {
             assert_int_equal(snap->members[i].joined_at_ms, -edge);
@@ -187,7 +187,7 @@ static void test_no_deadline(void **state)
     ns_set(f.reg, "tt", true, true, 100, 0);
     assert_int_equal(deadline(&f), PRESENCE_NO_DEADLINE);
     assert_int_equal(expire_at(&f, INT64_MAX / 2), 0);
-    assert_ok(presence_expire(f.reg, INT64_MAX / 2, NULL));
+    assert_ok(presence_expire(f.reg, INT64_MAX / 2, NULL, NULL));
     assert_counts(f.reg, 1, 1, 1, 1);
     assert_int_equal(f.rec.count, 2);
     fixture_close(&f);
@@ -367,7 +367,7 @@ static void test_clock_backwards(void **state)
     assert_int_equal(expire_at(&f, 5099), 0);
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "tt:a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "tt:a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 2);
     for (size_t i = 0; i < snap->count; i++) {
         assert_true(snap->members[i].joined_at_ms >= 5000);
@@ -406,7 +406,7 @@ static void test_clock_backwards_across_shards(void **state)
     assert_int_equal(expire_at(&f, presence_now_ms(f.reg)), 0);
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "ttl:b", NULL, &snap));
+    assert_ok(presence_query(f.reg, "ttl:b", presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_int_equal(snap->members[0].joined_at_ms, 1000);
     assert_int_equal(snap->members[0].touched_at_ms, 1000);
@@ -463,7 +463,7 @@ static void test_expire_10k(void **state)
     for (int k = 0; k < 100; k++) {
         snprintf(ch, sizeof(ch), "tt:%d", k);
         presence_snapshot *snap = NULL;
-        assert_ok(presence_query(f.reg, ch, NULL, &snap));
+        assert_ok(presence_query(f.reg, ch, presence_trusted(), &snap));
         assert_int_equal(snap->count, MANY / 200);
         for (size_t i = 0; i < snap->count; i++) {
             int idx = atoi(snap->members[i].client_id + 1);
@@ -497,7 +497,7 @@ static void expire_cb(presence_registry *r, const presence_event *e,
     if (!x->fired && e->kind == PRESENCE_EVENT_JOIN &&
         strcmp(e->client_id, "trigger") == 0) {
         x->fired = true;
-        x->rc = presence_expire(r, 2000, &x->expired);
+        x->rc = presence_expire(r, 2000, &x->expired, NULL);
     }
     recorder_leave(x->rec);
 }
@@ -615,6 +615,42 @@ static void test_rejoin_with_now_ahead_of_clock(void **state)
     fixture_close(&f);
 }
 
+/* presence_expire() gives the next deadline, as presence_next_deadline_ms()
+ * would, whatever it removed. */
+static void test_expire_returns_next_deadline(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    int64_t next = 0;
+    size_t n = 9;
+    assert_ok(presence_expire(f.reg, 1000, &n, &next));
+    assert_int_equal(n, 0);
+    assert_true(next == PRESENCE_NO_DEADLINE);
+    ns_set(f.reg, "short", true, true, 100, 0);
+    ns_set(f.reg, "long", true, true, 1000, 0);
+    char ch[32], id[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(ch, sizeof ch, "%s:c%d", i % 2 ? "short" : "long", i);
+        snprintf(id, sizeof id, "k%d", i);
+        assert_ok(join_simple(f.reg, ch, id, "u"));
+        fake_clock_advance(&f.clock, 10);
+    }
+    /* Joined at 1000..1390: short ones (odd) due at 1110..1490, long ones
+     * at 1000 + 1000.. */
+    for (int64_t t = 1000; t <= 2500; t += 37) {
+        fake_clock_set(&f.clock, t);
+        assert_ok(presence_expire(f.reg, t, &n, &next));
+        assert_true(next == presence_next_deadline_ms(f.reg));
+        assert_true(next > t);
+    }
+    assert_true(next == PRESENCE_NO_DEADLINE);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    assert_ok(presence_expire(f.reg, 2600, NULL, NULL));
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -633,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_rejoin_expired_from_callback),
         cmocka_unit_test(test_rejoin_with_now_ahead_of_clock),
         cmocka_unit_test(test_times_far_from_zero),
+        cmocka_unit_test(test_expire_returns_next_deadline),
     };
     return cmocka_run_group_tests_name("expiry", tests, NULL, NULL);
 }

@@ -111,7 +111,7 @@ static void test_update(void **state)
 
     assert_ok(presence_update(f.reg, "a", "c1", "two", 3));
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     const presence_member *m = only_member(snap);
     assert_int_equal(m->chan_info_len, 3);
     assert_memory_equal(m->chan_info, "two", 3);
@@ -127,7 +127,7 @@ static void test_update(void **state)
 
     /* Clearing it. */
     assert_ok(presence_update(f.reg, "a", "c1", NULL, 0));
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     m = only_member(snap);
     assert_int_equal(m->chan_info_len, 0);
     assert_null(m->chan_info);
@@ -154,7 +154,7 @@ static void test_touch(void **state)
     fake_clock_set(&f.clock, 2000);
     assert_ok(presence_touch(f.reg, "a", "c1"));
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     const presence_member *m = only_member(snap);
     assert_int_equal(m->joined_at_ms, 1000);
     assert_int_equal(m->touched_at_ms, 2000);
@@ -242,7 +242,7 @@ static void test_join_upsert(void **state)
     assert_int_equal(e->seq, 2);
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     const presence_member *m = only_member(snap);
     assert_int_equal(m->chan_info_len, 4);
     assert_memory_equal(m->chan_info, "two!", 4);
@@ -301,7 +301,7 @@ static void test_join_conflict(void **state)
     assert_ok(presence_disconnect(f.reg, "c1", NULL));
     assert_ok(join_info(f.reg, "b", "c1", "u2", "B", NULL));
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "b", NULL, &snap));
+    assert_ok(presence_query(f.reg, "b", presence_trusted(), &snap));
     assert_string_equal(only_member(snap)->user_id, "u2");
     presence_snapshot_free(snap);
 
@@ -461,7 +461,7 @@ static void test_empty_channel_freed(void **state)
     assert_counts(f.reg, 0, 0, 0, 0);
     assert_int_equal(list_count(f.reg, NULL), 0);
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 0);
     assert_int_equal(snap->seq, 0);
     presence_snapshot_free(snap);
@@ -737,7 +737,7 @@ static void test_presence_off_without_subscribers(void **state)
     assert_counts(f.reg, 1, 300, 1, 300);
     assert_stats(f.reg, "lobby", 300, 1);
     presence_channel_stats st;
-    assert_rc(presence_stats(f.reg, "room:1", NULL, &st),
+    assert_rc(presence_stats(f.reg, "room:1", presence_trusted(), &st),
               PRESENCE_ERR_NOT_AVAILABLE);
     fixture_close(&f);
 }

@@ -39,7 +39,7 @@ static void test_join_null_arguments(void **state)
     /* A NULL user id is the anonymous user. */
     assert_ok(join_simple(f.reg, "a", "c", NULL));
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "a", NULL, &snap));
+    assert_ok(presence_query(f.reg, "a", presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_string_equal(snap->members[0].user_id, "");
     presence_snapshot_free(snap);
@@ -80,19 +80,19 @@ static void test_other_calls_null_arguments(void **state)
     assert_rc(presence_touch_client(f.reg, NULL), PRESENCE_ERR_INVALID);
     assert_rc(presence_channel_close(NULL, "a", &n), PRESENCE_ERR_INVALID);
     assert_rc(presence_channel_close(f.reg, NULL, &n), PRESENCE_ERR_INVALID);
-    assert_rc(presence_expire(NULL, 0, &n), PRESENCE_ERR_INVALID);
-    assert_rc(presence_query(NULL, "a", NULL, &snap), PRESENCE_ERR_INVALID);
-    assert_rc(presence_query(f.reg, NULL, NULL, &snap), PRESENCE_ERR_INVALID);
-    assert_rc(presence_query(f.reg, "a", NULL, NULL), PRESENCE_ERR_INVALID);
-    assert_rc(presence_query_page(NULL, "a", NULL, 0, 1, &snap),
+    assert_rc(presence_expire(NULL, 0, &n, NULL), PRESENCE_ERR_INVALID);
+    assert_rc(presence_query(NULL, "a", presence_trusted(), &snap), PRESENCE_ERR_INVALID);
+    assert_rc(presence_query(f.reg, NULL, presence_trusted(), &snap), PRESENCE_ERR_INVALID);
+    assert_rc(presence_query(f.reg, "a", presence_trusted(), NULL), PRESENCE_ERR_INVALID);
+    assert_rc(presence_query_page(NULL, "a", presence_trusted(), 0, 1, &snap),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_query_page(f.reg, NULL, NULL, 0, 1, &snap),
+    assert_rc(presence_query_page(f.reg, NULL, presence_trusted(), 0, 1, &snap),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_query_page(f.reg, "a", NULL, 0, 1, NULL),
+    assert_rc(presence_query_page(f.reg, "a", presence_trusted(), 0, 1, NULL),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_stats(NULL, "a", NULL, &st), PRESENCE_ERR_INVALID);
-    assert_rc(presence_stats(f.reg, NULL, NULL, &st), PRESENCE_ERR_INVALID);
-    assert_rc(presence_stats(f.reg, "a", NULL, NULL), PRESENCE_ERR_INVALID);
+    assert_rc(presence_stats(NULL, "a", presence_trusted(), &st), PRESENCE_ERR_INVALID);
+    assert_rc(presence_stats(f.reg, NULL, presence_trusted(), &st), PRESENCE_ERR_INVALID);
+    assert_rc(presence_stats(f.reg, "a", presence_trusted(), NULL), PRESENCE_ERR_INVALID);
     assert_rc(presence_client_channels(NULL, "c", &snap),
               PRESENCE_ERR_INVALID);
     assert_rc(presence_client_channels(f.reg, NULL, &snap),
@@ -141,8 +141,8 @@ static void test_empty_names(void **state)
     assert_rc(presence_touch(f.reg, "", "c"), PRESENCE_ERR_BAD_NAME);
     assert_rc(presence_touch_client(f.reg, ""), PRESENCE_ERR_BAD_NAME);
     assert_rc(presence_update(f.reg, "", "c", "x", 1), PRESENCE_ERR_BAD_NAME);
-    assert_rc(presence_query(f.reg, "", NULL, &snap), PRESENCE_ERR_BAD_NAME);
-    assert_rc(presence_stats(f.reg, "", NULL, &st), PRESENCE_ERR_BAD_NAME);
+    assert_rc(presence_query(f.reg, "", presence_trusted(), &snap), PRESENCE_ERR_BAD_NAME);
+    assert_rc(presence_stats(f.reg, "", presence_trusted(), &st), PRESENCE_ERR_BAD_NAME);
     assert_rc(presence_channel_close(f.reg, "", &n), PRESENCE_ERR_BAD_NAME);
     assert_rc(presence_client_channels(f.reg, "", &snap),
               PRESENCE_ERR_BAD_NAME);
@@ -173,9 +173,9 @@ static void test_control_characters(void **state)
         assert_rc(presence_disconnect(f.reg, bad, &n), PRESENCE_ERR_BAD_NAME);
         assert_rc(presence_touch(f.reg, "a", bad), PRESENCE_ERR_BAD_NAME);
         assert_rc(presence_touch_client(f.reg, bad), PRESENCE_ERR_BAD_NAME);
-        assert_rc(presence_query(f.reg, bad, NULL, &snap),
+        assert_rc(presence_query(f.reg, bad, presence_trusted(), &snap),
                   PRESENCE_ERR_BAD_NAME);
-        assert_rc(presence_stats(f.reg, bad, NULL, &st),
+        assert_rc(presence_stats(f.reg, bad, presence_trusted(), &st),
                   PRESENCE_ERR_BAD_NAME);
         assert_rc(presence_user_present(f.reg, bad, "u", &n),
                   PRESENCE_ERR_BAD_NAME);
@@ -216,8 +216,8 @@ static void test_default_limits(void **state)
     presence_snapshot *snap = NULL;
     presence_channel_stats st;
     size_t n;
-    assert_rc(presence_query(f.reg, s256, NULL, &snap), PRESENCE_ERR_TOO_LONG);
-    assert_rc(presence_stats(f.reg, s256, NULL, &st), PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_query(f.reg, s256, presence_trusted(), &snap), PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_stats(f.reg, s256, presence_trusted(), &st), PRESENCE_ERR_TOO_LONG);
     assert_rc(presence_leave(f.reg, s256, "c1"), PRESENCE_ERR_TOO_LONG);
     assert_rc(presence_leave(f.reg, "a", s256), PRESENCE_ERR_TOO_LONG);
     assert_rc(presence_disconnect(f.reg, s256, &n), PRESENCE_ERR_TOO_LONG);
@@ -226,7 +226,7 @@ static void test_default_limits(void **state)
               PRESENCE_ERR_TOO_LONG);
 
     /* The 255-byte names are stored whole. */
-    assert_ok(presence_query(f.reg, s255, NULL, &snap));
+    assert_ok(presence_query(f.reg, s255, presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_string_equal(snap->members[0].channel, s255);
     presence_snapshot_free(snap);
@@ -323,13 +323,13 @@ static void test_utf8_and_high_bytes(void **state)
     assert_ok(join_simple(f.reg, "sp ace", "id with spaces", "u ser"));
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, ch, NULL, &snap));
+    assert_ok(presence_query(f.reg, ch, presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_string_equal(snap->members[0].channel, ch);
     assert_string_equal(snap->members[0].client_id, cl);
     assert_string_equal(snap->members[0].user_id, us);
     presence_snapshot_free(snap);
-    assert_ok(presence_query(f.reg, raw, NULL, &snap));
+    assert_ok(presence_query(f.reg, raw, presence_trusted(), &snap));
     assert_int_equal(snap->count, 1);
     assert_string_equal(snap->members[0].user_id, raw);
     presence_snapshot_free(snap);
@@ -365,7 +365,7 @@ static void test_every_byte_at_every_place(void **state)
                 bool bad = b < 0x20 || b == 0x7f;
                 /* "a...:..." names the unknown namespace "a...". */
                 bool unknown_ns = b == ':' && at > 0;
-                assert_rc(presence_stats(f.reg, name, NULL, &st),
+                assert_rc(presence_stats(f.reg, name, presence_trusted(), &st),
                           bad          ? PRESENCE_ERR_BAD_NAME
                           : unknown_ns ? PRESENCE_ERR_UNKNOWN_NAMESPACE
                                        : PRESENCE_OK);
@@ -385,14 +385,14 @@ static void test_bad_byte_against_limit(void **state)
     f.config.limits.channel_name_max = 10;
     fixture_open(&f);
     presence_channel_stats st;
-    assert_ok(presence_stats(f.reg, "aaaaaaaaaa", NULL, &st));
-    assert_rc(presence_stats(f.reg, "aaaaaaaaaaa", NULL, &st),
+    assert_ok(presence_stats(f.reg, "aaaaaaaaaa", presence_trusted(), &st));
+    assert_rc(presence_stats(f.reg, "aaaaaaaaaaa", presence_trusted(), &st),
               PRESENCE_ERR_TOO_LONG);
-    assert_rc(presence_stats(f.reg, "aaaaaaaaa\x01" "a", NULL, &st),
+    assert_rc(presence_stats(f.reg, "aaaaaaaaa\x01" "a", presence_trusted(), &st),
               PRESENCE_ERR_BAD_NAME);
-    assert_rc(presence_stats(f.reg, "aaaaaaaaaa\x01", NULL, &st),
+    assert_rc(presence_stats(f.reg, "aaaaaaaaaa\x01", presence_trusted(), &st),
               PRESENCE_ERR_BAD_NAME);
-    assert_rc(presence_stats(f.reg, "aaaaaaaaaaa\x01", NULL, &st),
+    assert_rc(presence_stats(f.reg, "aaaaaaaaaaa\x01", presence_trusted(), &st),
               PRESENCE_ERR_TOO_LONG);
     fixture_close(&f);
 }
@@ -465,11 +465,11 @@ static void test_unknown_namespace(void **state)
     assert_rc(presence_touch(f.reg, ch, "c1"), PRESENCE_ERR_UNKNOWN_NAMESPACE);
     assert_rc(presence_channel_close(f.reg, ch, &n),
               PRESENCE_ERR_UNKNOWN_NAMESPACE);
-    assert_rc(presence_query(f.reg, ch, NULL, &snap),
+    assert_rc(presence_query(f.reg, ch, presence_trusted(), &snap),
               PRESENCE_ERR_UNKNOWN_NAMESPACE);
-    assert_rc(presence_query_page(f.reg, ch, NULL, 0, 10, &snap),
+    assert_rc(presence_query_page(f.reg, ch, presence_trusted(), 0, 10, &snap),
               PRESENCE_ERR_UNKNOWN_NAMESPACE);
-    assert_rc(presence_stats(f.reg, ch, NULL, &st),
+    assert_rc(presence_stats(f.reg, ch, presence_trusted(), &st),
               PRESENCE_ERR_UNKNOWN_NAMESPACE);
     assert_rc(presence_user_present(f.reg, ch, "u", &n),
               PRESENCE_ERR_UNKNOWN_NAMESPACE);
@@ -524,11 +524,11 @@ static void test_presence_off(void **state)
     size_t n;
     assert_rc(join_simple(f.reg, "off:1", "c1", "u"),
               PRESENCE_ERR_NOT_AVAILABLE);
-    assert_rc(presence_query(f.reg, "off:1", NULL, &snap),
+    assert_rc(presence_query(f.reg, "off:1", presence_trusted(), &snap),
               PRESENCE_ERR_NOT_AVAILABLE);
-    assert_rc(presence_query_page(f.reg, "off:1", NULL, 0, 5, &snap),
+    assert_rc(presence_query_page(f.reg, "off:1", presence_trusted(), 0, 5, &snap),
               PRESENCE_ERR_NOT_AVAILABLE);
-    assert_rc(presence_stats(f.reg, "off:1", NULL, &st),
+    assert_rc(presence_stats(f.reg, "off:1", presence_trusted(), &st),
               PRESENCE_ERR_NOT_AVAILABLE);
     assert_rc(presence_user_present(f.reg, "off:1", "u", &n),
               PRESENCE_ERR_NOT_AVAILABLE);
@@ -664,7 +664,7 @@ static int registry_verdict(presence_registry *r, presence_name_kind kind,
     int rc = PRESENCE_ERR_INVALID;
     switch (kind) {
     case PRESENCE_NAME_CHANNEL:
-        rc = presence_stats(r, name, NULL, &st);
+        rc = presence_stats(r, name, presence_trusted(), &st);
         return rc == PRESENCE_ERR_UNKNOWN_NAMESPACE ? PRESENCE_OK : rc;
     case PRESENCE_NAME_CLIENT:
         rc = presence_disconnect(r, name, &n);

@@ -232,7 +232,7 @@ static void test_snapshots_carry_node_ids(void **state)
     assert_ok(remote_join(f.reg, "n1", "hall", "r1", "u1", "rc", NULL));
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     assert_int_equal(snap->count, 3);
     assert_string_equal(node_of(snap, "c1"), "");
     assert_string_equal(node_of(snap, "r1"), "n1");
@@ -244,7 +244,7 @@ static void test_snapshots_carry_node_ids(void **state)
     uint64_t cursor = 0;
     size_t seen = 0;
     do {
-        assert_ok(presence_query_page(f.reg, "room", NULL, cursor, 1, &snap));
+        assert_ok(presence_query_page(f.reg, "room", presence_trusted(), cursor, 1, &snap));
         for (size_t i = 0; i < snap->count; i++) {
             const presence_member *m = &snap->members[i];
             const char *want = strcmp(m->client_id, "c1") == 0 ? ""
@@ -285,7 +285,7 @@ static void test_snapshots_carry_node_ids(void **state)
     presence_snapshot_free(snap);
 
     /* A snapshot is independent of the registry, node ids included. */
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     assert_ok(presence_node_down(f.reg, "n1", PRESENCE_LEAVE_NODE_DOWN,
                                  NULL));
     assert_ok(presence_node_down(f.reg, "node-two", PRESENCE_LEAVE_NODE_DOWN,
@@ -420,7 +420,7 @@ static void test_remote_never_expires(void **state)
 
     fake_clock_set(&f.clock, 5000);
     size_t expired = 99;
-    assert_ok(presence_expire(f.reg, 5000, &expired));
+    assert_ok(presence_expire(f.reg, 5000, &expired, NULL));
     assert_int_equal(expired, 1);
     assert_int_equal(recorder_count_reason(&f.rec, PRESENCE_EVENT_LEAVE,
                                            PRESENCE_LEAVE_EXPIRED),
@@ -434,14 +434,14 @@ static void test_remote_never_expires(void **state)
     /* A TTL change does not reach them either. */
     ns_set(f.reg, "ttl", true, true, 1, 0);
     assert_int_equal(presence_next_deadline_ms(f.reg), PRESENCE_NO_DEADLINE);
-    assert_ok(presence_expire(f.reg, INT64_MAX, &expired));
+    assert_ok(presence_expire(f.reg, INT64_MAX, &expired, NULL));
     assert_int_equal(expired, 0);
     assert_counts(f.reg, 2, 2, 2, 2);
 
     /* Local ones joining again after them expire as before. */
     assert_ok(join_simple(f.reg, "ttl:a", "c2", "u1"));
     assert_int_equal(presence_next_deadline_ms(f.reg), 5001);
-    assert_ok(presence_expire(f.reg, 5001, &expired));
+    assert_ok(presence_expire(f.reg, 5001, &expired, NULL));
     assert_int_equal(expired, 1);
     fixture_close(&f);
 }

@@ -40,7 +40,7 @@ static void test_snapshot_content(void **state)
     assert_ok(join_simple(f.reg, "elsewhere", "c3", "u3"));
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     assert_non_null(snap);
     assert_int_equal(snap->count, 2);
     assert_non_null(snap->members);
@@ -89,7 +89,7 @@ static void test_empty_channel(void **state)
     fixture_open(&f);
     assert_ok(join_simple(f.reg, "other", "c1", "u1"));
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "nobody-here", NULL, &snap));
+    assert_ok(presence_query(f.reg, "nobody-here", presence_trusted(), &snap));
     assert_non_null(snap);
     assert_int_equal(snap->count, 0);
     assert_int_equal(snap->seq, 0);
@@ -98,7 +98,7 @@ static void test_empty_channel(void **state)
     assert_int_equal(snap->next_cursor, 0);
     presence_snapshot_free(snap);
 
-    assert_ok(presence_query_page(f.reg, "nobody-here", NULL, 0, 10, &snap));
+    assert_ok(presence_query_page(f.reg, "nobody-here", presence_trusted(), 0, 10, &snap));
     assert_int_equal(snap->count, 0);
     assert_int_equal(snap->next_cursor, 0);
     presence_snapshot_free(snap);
@@ -116,7 +116,7 @@ static void test_snapshot_outlives_registry(void **state)
     assert_ok(join_info(f.reg, "room", "c2", "u2", NULL, NULL));
     presence_snapshot *snap = NULL, *chans = NULL;
     presence_channel_list *list = NULL;
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     assert_ok(presence_client_channels(f.reg, "c1", &chans));
     assert_ok(presence_channels(f.reg, NULL, &list));
     assert_ok(presence_registry_free(f.reg));
@@ -160,7 +160,7 @@ static void walk(presence_registry *r, const char *channel, size_t limit,
     size_t total = 0, pages = 0, oversize = 0;
     do {
         presence_snapshot *page = NULL;
-        assert_ok(presence_query_page(r, channel, NULL, cursor, limit, &page));
+        assert_ok(presence_query_page(r, channel, presence_trusted(), cursor, limit, &page));
         assert_non_null(page);
         if (page->count > limit) {
             oversize++; /* only on hash collisions */
@@ -218,7 +218,7 @@ static void test_page_walk_10k(void **state)
     /* A small channel in one page. */
     assert_ok(join_simple(f.reg, "small", "client1", "u1"));
     presence_snapshot *page = NULL;
-    assert_ok(presence_query_page(f.reg, "small", NULL, 0, 5, &page));
+    assert_ok(presence_query_page(f.reg, "small", presence_trusted(), 0, 5, &page));
     assert_int_equal(page->count, 1);
     assert_int_equal(page->next_cursor, 0);
     assert_int_equal(page->seq, 1);
@@ -252,7 +252,7 @@ static size_t walk_ties(presence_registry *r, size_t limit,
     uint64_t cursor = 0;
     do {
         presence_snapshot *page = NULL;
-        assert_ok(presence_query_page(r, "ties", NULL, cursor, limit, &page));
+        assert_ok(presence_query_page(r, "ties", presence_trusted(), cursor, limit, &page));
         for (size_t i = 0; i < page->count; i++) {
             for (size_t t = 0; t < TIES; t++) {
                 if (strcmp(page->members[i].client_id, tie_ids[t]) == 0) {
@@ -340,7 +340,7 @@ static void test_page_walk_changing(void **state)
     size_t pages = 0;
     do {
         presence_snapshot *page = NULL;
-        assert_ok(presence_query_page(f.reg, "ch", NULL, cursor, 50, &page));
+        assert_ok(presence_query_page(f.reg, "ch", presence_trusted(), cursor, 50, &page));
         for (size_t i = 0; i < page->count; i++) {
             const char *id = page->members[i].client_id;
             int k;
@@ -390,10 +390,10 @@ static void test_page_bad_arguments(void **state)
     fixture_open(&f);
     assert_ok(join_simple(f.reg, "ch", "c1", "u1"));
     presence_snapshot *page = NULL;
-    assert_rc(presence_query_page(f.reg, "ch", NULL, 0, 0, &page),
+    assert_rc(presence_query_page(f.reg, "ch", presence_trusted(), 0, 0, &page),
               PRESENCE_ERR_INVALID);
     assert_null(page);
-    assert_rc(presence_query_page(f.reg, "ch", NULL, 0, 1, NULL),
+    assert_rc(presence_query_page(f.reg, "ch", presence_trusted(), 0, 1, NULL),
               PRESENCE_ERR_INVALID);
     fixture_close(&f);
 }
@@ -433,9 +433,9 @@ static void test_default_access_policy(void **state)
     assert_rc(presence_query(f.reg, "empty", REQ("member"), &snap),
               PRESENCE_ERR_DENIED);
     /* No requester: a trusted read. */
-    assert_ok(presence_query(f.reg, "room", NULL, &snap));
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
     presence_snapshot_free(snap);
-    assert_ok(presence_stats(f.reg, "room", NULL, &st));
+    assert_ok(presence_stats(f.reg, "room", presence_trusted(), &st));
     fixture_close(&f);
 }
 
@@ -571,10 +571,10 @@ static void test_custom_access_check(void **state)
     assert_int_equal(log.calls, calls); /* refused before the hook */
 
     /* Not consulted without a requester, nor by the other reads. */
-    assert_ok(presence_query(f.reg, "chat:1", NULL, &snap));
+    assert_ok(presence_query(f.reg, "chat:1", presence_trusted(), &snap));
     presence_snapshot_free(snap);
-    assert_ok(presence_stats(f.reg, "chat:1", NULL, &st));
-    assert_ok(presence_query_page(f.reg, "chat:1", NULL, 0, 5, &snap));
+    assert_ok(presence_stats(f.reg, "chat:1", presence_trusted(), &st));
+    assert_ok(presence_query_page(f.reg, "chat:1", presence_trusted(), 0, 5, &snap));
     presence_snapshot_free(snap);
     size_t n;
     assert_ok(presence_user_present(f.reg, "chat:1", "u1", &n));
@@ -612,17 +612,17 @@ static void test_allocation_counts(void **state)
 
 #define ALLOCS_SINCE(b) (atomic_load(&f.alloc.total_allocs) - (b))
     before = atomic_load(&f.alloc.total_allocs);
-    assert_ok(presence_query(f.reg, "c", NULL, &snap));
+    assert_ok(presence_query(f.reg, "c", presence_trusted(), &snap));
     assert_int_equal(ALLOCS_SINCE(before), 1);
     presence_snapshot_free(snap);
 
     before = atomic_load(&f.alloc.total_allocs);
-    assert_ok(presence_query_page(f.reg, "c", NULL, 0, 50, &snap));
+    assert_ok(presence_query_page(f.reg, "c", presence_trusted(), 0, 50, &snap));
     assert_int_equal(ALLOCS_SINCE(before), 1);
     presence_snapshot_free(snap);
 
     before = atomic_load(&f.alloc.total_allocs);
-    assert_ok(presence_query(f.reg, "empty", NULL, &snap));
+    assert_ok(presence_query(f.reg, "empty", presence_trusted(), &snap));
     assert_int_equal(ALLOCS_SINCE(before), 1);
     presence_snapshot_free(snap);
 
@@ -645,7 +645,7 @@ static void test_allocation_counts(void **state)
     presence_channel_list_free(list);
 
     before = atomic_load(&f.alloc.total_allocs);
-    assert_ok(presence_stats(f.reg, "a", NULL, &st));
+    assert_ok(presence_stats(f.reg, "a", presence_trusted(), &st));
     assert_ok(presence_stats(f.reg, "a", REQ("c1"), &st));
     assert_ok(presence_user_present(f.reg, "a", "u", &n));
     assert_ok(presence_touch(f.reg, "a", "c1"));
@@ -657,9 +657,36 @@ static void test_allocation_counts(void **state)
     fixture_close(&f);
 }
 
+/* Trust is asked for: a NULL requester is an error, never a skipped
+ * access check. */
+static void test_null_requester_is_invalid(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    assert_ok(join_simple(f.reg, "a", "c1", "u1"));
+    presence_channel_stats st;
+    presence_snapshot *snap = NULL;
+    assert_rc(presence_stats(f.reg, "a", NULL, &st), PRESENCE_ERR_INVALID);
+    assert_rc(presence_query(f.reg, "a", NULL, &snap), PRESENCE_ERR_INVALID);
+    assert_rc(presence_query_page(f.reg, "a", NULL, 0, 10, &snap),
+              PRESENCE_ERR_INVALID);
+    assert_null(snap);
+    assert_true(presence_trusted() == presence_trusted());
+    assert_ok(presence_stats(f.reg, "a", presence_trusted(), &st));
+    assert_int_equal(st.num_clients, 1);
+    /* The trusted requester is not a client: a stranger is still denied. */
+    presence_requester stranger = {"c9", NULL};
+    assert_rc(presence_stats(f.reg, "a", &stranger, &st),
+              PRESENCE_ERR_DENIED);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_null_requester_is_invalid),
         cmocka_unit_test(test_snapshot_content),
         cmocka_unit_test(test_empty_channel),
         cmocka_unit_test(test_snapshot_outlives_registry),

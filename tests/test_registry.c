@@ -242,7 +242,7 @@ static void test_allocator_without_realloc(void **state)
     }
     assert_counts(f.reg, 37, 2000, 1, 2000);
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(f.reg, "ch0", NULL, &snap));
+    assert_ok(presence_query(f.reg, "ch0", presence_trusted(), &snap));
     assert_int_equal(snap->count, 55);
     presence_snapshot_free(snap);
     for (int i = 0; i < 2000; i += 2) {
@@ -409,7 +409,7 @@ static void churn_cycle(presence_registry *reg, int clients,
     }
     /* Every member reads back whole, whatever block it landed in. */
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(reg, "room-5", NULL, &snap));
+    assert_ok(presence_query(reg, "room-5", presence_trusted(), &snap));
     assert_true(snap->count > 0);
     for (size_t m = 0; m < snap->count; m++) {
         const presence_member *mb = &snap->members[m];

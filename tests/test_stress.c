@@ -27,6 +27,7 @@
 #define MAX_WRITERS 4
 #define READERS 2
 #define CLIENTS 24          /* per writer */
+#define HANDLE_CLIENTS 6    /* the first ones of each writer: by handle */
 #define USERS 8             /* shared by every writer */
 #define SHARED_CHANNELS 16  /* "s0".."s15", default namespace */
 #define TTL_CHANNELS 4      /* "ttl:t0".., TTL 30 ms */
@@ -188,6 +189,7 @@ typedef struct own_client {
     uint32_t channels;   /* bit j: in "s<j>" */
     char info[SHARED_CHANNELS];
     bool maybe_ttl;      /* joined a TTL channel since its last disconnect */
+    presence_client *h;  /* open handle, for the first HANDLE_CLIENTS */
 } own_client;
 
 typedef struct writer {
@@ -269,6 +271,19 @@ static void writer_verify(writer *w, const own_client *c)
     presence_snapshot_free(snap);
 }
 
+static void handle_open(writer *w, own_client *c)
+{
+    char user[8];
+    user_name(user, sizeof user, c->user);
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = c->id;
+    o.user_id = user;
+    o.app = c;
+    expect(w->r, presence_client_open(w->r->reg, &o, &c->h), PRESENCE_OK,
+           "client_open", c->id);
+}
+
 static void writer_join(writer *w, own_client *c, int j)
 {
     static const char infos[] = {0, 'a', 'b'};
@@ -276,12 +291,62 @@ static void writer_join(writer *w, own_client *c, int j)
     shared_name(channel, sizeof channel, j);
     user_name(user, sizeof user, c->user);
     char info = infos[next_random(&w->rng) % 3];
-    expect(w->r,
-           presence_join(w->r->reg, channel, c->id, user, NULL, 0,
-                         info != 0 ? &info : NULL, info != 0 ? 1 : 0),
-           PRESENCE_OK, "join", channel);
+    const void *bytes = info != 0 ? &info : NULL;
+    size_t len = info != 0 ? 1 : 0;
+    if (c->h != NULL) {
+        presence_change ch;
+        int rc = presence_client_join(w->r->reg, c->h, channel, bytes, len,
+                                      &ch);
+        expect(w->r, rc, PRESENCE_OK, "client_join", channel);
+        bool was_in = (c->channels & (1u << j)) != 0;
+        presence_change_kind want =
+            !was_in ? PRESENCE_CHANGE_JOINED
+            : c->info[j] == info ? PRESENCE_CHANGE_NONE
+                                 : PRESENCE_CHANGE_UPDATED;
+        if (rc == PRESENCE_OK &&
+            (ch.kind != want || ch.stats.num_clients == 0 ||
+             ch.stats.epoch == 0)) {
+            problem(w->r, "%s join %s: change %d, expected %d", c->id,
+                    channel, (int)ch.kind, (int)want);
+        }
+    } else {
+        expect(w->r,
+               presence_join(w->r->reg, channel, c->id, user, NULL, 0, bytes,
+                             len),
+               PRESENCE_OK, "join", channel);
+    }
     c->channels |= 1u << j;
     c->info[j] = info;
+}
+
+/* Three shared channels at once by handle, all or nothing (nothing here
+ * can fail). */
+static void writer_join_many(writer *w, own_client *c, int j)
+{
+    if (c->h == NULL) {
+        writer_join(w, c, j);
+        return;
+    }
+    char names[3][16];
+    char infos[3];
+    presence_join_item items[3];
+    for (int i = 0; i < 3; i++) {
+        int k = (j + i * 5) % SHARED_CHANNELS;
+        shared_name(names[i], sizeof names[i], k);
+        infos[i] = (char)('a' + (int)(next_random(&w->rng) % 2));
+        items[i] = (presence_join_item){names[i], &infos[i], 1};
+    }
+    presence_change results[3];
+    size_t failed = 99;
+    expect(w->r,
+           presence_client_join_many(w->r->reg, c->h, items, 3, results,
+                                     &failed),
+           PRESENCE_OK, "client_join_many", names[0]);
+    for (int i = 0; i < 3; i++) {
+        int k = (j + i * 5) % SHARED_CHANNELS;
+        c->channels |= 1u << k;
+        c->info[k] = infos[i];
+    }
 }
 
 static void writer_leave(writer *w, own_client *c, int j)
@@ -289,8 +354,11 @@ static void writer_leave(writer *w, own_client *c, int j)
     char channel[16];
     shared_name(channel, sizeof channel, j);
     bool in = (c->channels & (1u << j)) != 0;
-    expect(w->r, presence_leave(w->r->reg, channel, c->id),
-           in ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND, "leave", channel);
+    int rc = c->h != NULL
+                 ? presence_client_leave(w->r->reg, c->h, channel, NULL)
+                 : presence_leave(w->r->reg, channel, c->id);
+    expect(w->r, rc, in ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND, "leave",
+           channel);
     c->channels &= ~(1u << j);
     c->info[j] = 0;
 }
@@ -301,8 +369,12 @@ static void writer_update(writer *w, own_client *c, int j)
     shared_name(channel, sizeof channel, j);
     bool in = (c->channels & (1u << j)) != 0;
     char info = (char)('c' + (int)(next_random(&w->rng) % 2));
-    expect(w->r, presence_update(w->r->reg, channel, c->id, &info, 1),
-           in ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND, "update", channel);
+    int rc = c->h != NULL ? presence_client_update(w->r->reg, c->h, channel,
+                                                   &info, 1, NULL)
+                          : presence_update(w->r->reg, channel, c->id,
+                                            &info, 1);
+    expect(w->r, rc, in ? PRESENCE_OK : PRESENCE_ERR_NOT_FOUND, "update",
+           channel);
     if (in) {
         c->info[j] = info;
     }
@@ -311,8 +383,14 @@ static void writer_update(writer *w, own_client *c, int j)
 static void writer_disconnect(writer *w, own_client *c)
 {
     size_t left = 0;
-    expect(w->r, presence_disconnect(w->r->reg, c->id, &left), PRESENCE_OK,
-           "disconnect", c->id);
+    if (c->h != NULL) {
+        expect(w->r, presence_client_close(w->r->reg, c->h, &left),
+               PRESENCE_OK, "client_close", c->id);
+        c->h = NULL;
+    } else {
+        expect(w->r, presence_disconnect(w->r->reg, c->id, &left),
+               PRESENCE_OK, "disconnect", c->id);
+    }
     size_t least = (size_t)popcount32(c->channels);
     size_t most = least + (c->maybe_ttl ? TTL_CHANNELS : 0);
     if (left < least || left > most) {
@@ -325,6 +403,9 @@ static void writer_disconnect(writer *w, own_client *c)
     /* In no channel, the client is forgotten: it may come back as
      * another user, which makes a fresh client record of that user. */
     c->user = (int)(next_random(&w->rng) % USERS);
+    if (c - w->clients < HANDLE_CLIENTS && atomic_load(&w->r->have_error) == 0) {
+        handle_open(w, c); /* a new connection, perhaps another user */
+    }
 }
 
 static void writer_join_ttl(writer *w, own_client *c)
@@ -334,7 +415,10 @@ static void writer_join_ttl(writer *w, own_client *c)
              (int)(next_random(&w->rng) % TTL_CHANNELS));
     user_name(user, sizeof user, c->user);
     expect(w->r,
-           presence_join(w->r->reg, channel, c->id, user, NULL, 0, NULL, 0),
+           c->h != NULL
+               ? presence_client_join(w->r->reg, c->h, channel, NULL, 0, NULL)
+               : presence_join(w->r->reg, channel, c->id, user, NULL, 0, NULL,
+                               0),
            PRESENCE_OK, "join", channel);
     c->maybe_ttl = true;
 }
@@ -391,7 +475,9 @@ static void writer_step(writer *w)
     } else if (op < 70) {
         char channel[16];
         shared_name(channel, sizeof channel, j);
-        expect(w->r, presence_touch(w->r->reg, channel, c->id),
+        expect(w->r,
+               c->h != NULL ? presence_client_touch(w->r->reg, c->h, channel)
+                            : presence_touch(w->r->reg, channel, c->id),
                (c->channels & (1u << j)) != 0 ? PRESENCE_OK
                                               : PRESENCE_ERR_NOT_FOUND,
                "touch", channel);
@@ -403,6 +489,8 @@ static void writer_step(writer *w)
         writer_wide(w);
     } else if (op < 88) {
         writer_grow(w);
+    } else if (op < 92) {
+        writer_join_many(w, c, j);
     } else {
         writer_verify(w, c);
     }
@@ -412,11 +500,25 @@ static void *writer_main(void *arg)
 {
     writer *w = arg;
     wait_for_start(w->r);
+    for (int i = 0; i < HANDLE_CLIENTS; i++) {
+        handle_open(w, &w->clients[i]);
+    }
     while (w->ops < WRITER_OPS) {
         writer_step(w);
         w->ops++;
         if (atomic_load(&w->r->have_error) != 0) {
             break;
+        }
+    }
+    /* Closed: what the log replays is what the registry holds. */
+    for (int i = 0; i < HANDLE_CLIENTS; i++) {
+        own_client *c = &w->clients[i];
+        if (c->h != NULL) {
+            expect(w->r, presence_client_close(w->r->reg, c->h, NULL),
+                   PRESENCE_OK, "client_close", c->id);
+            c->h = NULL;
+            c->channels = 0;
+            memset(c->info, 0, sizeof c->info);
         }
     }
     atomic_fetch_sub(&w->r->writers_left, 1);
@@ -472,7 +574,7 @@ static void read_query(reader *rd, const char *channel)
 {
     run *r = rd->r;
     presence_snapshot *snap = NULL;
-    int rc = presence_query(r->reg, channel, NULL, &snap);
+    int rc = presence_query(r->reg, channel, presence_trusted(), &snap);
     expect(r, rc, PRESENCE_OK, "query", channel);
     if (rc != PRESENCE_OK) {
         return;
@@ -517,7 +619,7 @@ static void read_stats(reader *rd, const char *channel)
 {
     run *r = rd->r;
     presence_channel_stats st;
-    expect(r, presence_stats(r->reg, channel, NULL, &st), PRESENCE_OK,
+    expect(r, presence_stats(r->reg, channel, presence_trusted(), &st), PRESENCE_OK,
            "stats", channel);
     if (st.num_users > st.num_clients ||
         (st.num_users == 0) != (st.num_clients == 0)) {
@@ -532,7 +634,7 @@ static void read_pages(reader *rd, const char *channel)
     uint64_t cursor = 0;
     for (int pages = 0; pages < 64; pages++) {
         presence_snapshot *snap = NULL;
-        int rc = presence_query_page(r->reg, channel, NULL, cursor, 4, &snap);
+        int rc = presence_query_page(r->reg, channel, presence_trusted(), cursor, 4, &snap);
         expect(r, rc, PRESENCE_OK, "query_page", channel);
         if (rc != PRESENCE_OK) {
             return;
@@ -547,6 +649,48 @@ static void read_pages(reader *rd, const char *channel)
             return;
         }
     }
+}
+
+/* The zero-copy reader: members distinct, handles' pointers their own. */
+typedef struct visit_seen {
+    run *r;
+    const char *channel;
+    char ids[MAX_WRITERS * CLIENTS + 8][16];
+    size_t n;
+} visit_seen;
+
+static void visit_one(const presence_member *m, void *ud)
+{
+    visit_seen *vs = ud;
+    if (m->app != NULL &&
+        strcmp(((const own_client *)m->app)->id, m->client_id) != 0) {
+        problem(vs->r, "%s: %s carries another client's pointer",
+                vs->channel, m->client_id);
+    }
+    for (size_t i = 0; i < vs->n; i++) {
+        if (strcmp(vs->ids[i], m->client_id) == 0) {
+            problem(vs->r, "%s: %s visited twice", vs->channel, m->client_id);
+        }
+    }
+    if (vs->n < sizeof vs->ids / sizeof vs->ids[0]) {
+        copy_name(vs->ids[vs->n++], sizeof vs->ids[0], m->client_id, vs->r);
+    }
+}
+
+static void read_visit(reader *rd, const char *channel)
+{
+    visit_seen *vs = calloc(1, sizeof *vs);
+    if (vs == NULL) {
+        return;
+    }
+    vs->r = rd->r;
+    vs->channel = channel;
+    presence_visit_info info;
+    expect(rd->r,
+           presence_visit(rd->r->reg, channel, presence_trusted(), 0, 0,
+                          visit_one, vs, &info),
+           PRESENCE_OK, "visit", channel);
+    free(vs);
 }
 
 static void read_registry(reader *rd)
@@ -597,8 +741,10 @@ static void *reader_main(void *arg)
             read_user(rd, channel);
         } else if (op < 85) {
             read_stats(rd, channel);
-        } else if (op < 99) {
+        } else if (op < 92) {
             read_pages(rd, channel);
+        } else if (op < 99) {
+            read_visit(rd, channel);
         } else {
             read_registry(rd);
         }
@@ -618,7 +764,7 @@ static void *expirer_main(void *arg)
         fake_clock_advance(&r->clock, 5);
         size_t expired = 0;
         expect(r,
-               presence_expire(r->reg, fake_clock_get(&r->clock), &expired),
+               presence_expire(r->reg, fake_clock_get(&r->clock), &expired, NULL),
                PRESENCE_OK, "expire", "");
         if (i % 64 == 0) {
             snprintf(channel, sizeof channel, "ttl:t%lu",
@@ -862,7 +1008,7 @@ static void replay_channel(run *r, const logged *ev, size_t n)
     }
 
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(r->reg, ev[0].channel, NULL, &snap));
+    assert_ok(presence_query(r->reg, ev[0].channel, presence_trusted(), &snap));
     if (snap->count != rp.count) {
         fail_msg("%s: %zu members, the log replays to %zu", ev[0].channel,
                  snap->count, rp.count);

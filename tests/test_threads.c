@@ -371,7 +371,7 @@ static void *mixed_phase_a(void *arg)
         }
         /* Reads and no-op writes, on shared channels. */
         presence_channel_stats st;
-        expect_rc(sh, presence_stats(r, shr, NULL, &st), PRESENCE_OK,
+        expect_rc(sh, presence_stats(r, shr, presence_trusted(), &st), PRESENCE_OK,
                   "stats");
         if (st.num_clients == 0 || st.num_users > st.num_clients) {
             atomic_fetch_add(&sh->errors, 1);
@@ -391,7 +391,7 @@ static void *mixed_phase_a(void *arg)
                       "channels");
             presence_channel_list_free(list);
             snap = NULL;
-            expect_rc(sh, presence_query_page(r, ttl, NULL, 0, 5, &snap),
+            expect_rc(sh, presence_query_page(r, ttl, presence_trusted(), 0, 5, &snap),
                       PRESENCE_OK, "query_page");
             presence_snapshot_free(snap);
         }
@@ -400,7 +400,7 @@ static void *mixed_phase_a(void *arg)
                   "touch_client");
         size_t n = 0;
         /* The clock stands at 1000, TTL 1000: nothing is due. */
-        expect_rc(sh, presence_expire(r, presence_now_ms(r), &n), PRESENCE_OK,
+        expect_rc(sh, presence_expire(r, presence_now_ms(r), &n, NULL), PRESENCE_OK,
                   "expire");
         if (n != 0) {
             atomic_fetch_add(&sh->errors, 1);
@@ -432,9 +432,9 @@ static void *mixed_phase_b(void *arg)
     shared *sh = w->sh;
     size_t n = 0;
     presence_channel_stats st;
-    expect_rc(sh, presence_stats(sh->reg, "shared-0", NULL, &st), PRESENCE_OK,
+    expect_rc(sh, presence_stats(sh->reg, "shared-0", presence_trusted(), &st), PRESENCE_OK,
               "stats");
-    expect_rc(sh, presence_expire(sh->reg, 2000, &n), PRESENCE_OK, "expire");
+    expect_rc(sh, presence_expire(sh->reg, 2000, &n, NULL), PRESENCE_OK, "expire");
     atomic_fetch_add(&sh->expired, n);
     return NULL;
 }
@@ -626,7 +626,7 @@ static void test_reentrant_threads(void **state)
     assert_counts(sh->reg, 3, joins / 2, 1, joins / 2);
     /* The members that stayed carry the echo. */
     presence_snapshot *snap = NULL;
-    assert_ok(presence_query(sh->reg, "echo-0", NULL, &snap));
+    assert_ok(presence_query(sh->reg, "echo-0", presence_trusted(), &snap));
     for (size_t i = 0; i < snap->count; i++) {
         assert_int_equal(snap->members[i].chan_info_len, 4);
         assert_memory_equal(snap->members[i].chan_info, "echo", 4);
@@ -775,7 +775,7 @@ static void *sweep_worker(void *arg)
         if (w->t == 2) {
             size_t n = 0;
             /* Far ahead of the clock: everything there is due. */
-            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, &n),
+            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, &n, NULL),
                       PRESENCE_OK, "expire");
         } else {
             snprintf(ch, sizeof(ch), "tt:%d", i % 4);
@@ -906,7 +906,7 @@ static void *node_race_worker(void *arg)
                       PRESENCE_OK, "leave");
         }
         if (w->t == 2 && i % 50 == 0) {
-            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, NULL),
+            expect_rc(sh, presence_expire(sh->reg, INT64_MAX / 4, NULL, NULL),
                       PRESENCE_OK, "expire");
         }
         if (w->t == 3 && i % 100 == 0) {
@@ -928,7 +928,7 @@ static void test_nodes_race_local_churn(void **state)
     assert_no_worker_errors(sh);
 
     /* Remote members outlived every expiry: none of them is due. */
-    assert_ok(presence_expire(sh->reg, INT64_MAX / 4, NULL));
+    assert_ok(presence_expire(sh->reg, INT64_MAX / 4, NULL, NULL));
     presence_snapshot *snap = NULL;
     assert_ok(presence_node_memberships(sh->reg, "nb", &snap));
     size_t nb_members = snap->count;

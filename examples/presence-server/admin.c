@@ -668,7 +668,7 @@ static int handle_members(struct mg_connection *mg, ps_admin *admin)
     }
     presence_registry *registry = admin->server->registry;
     presence_snapshot *page = NULL;
-    int rc = presence_query_page(registry, channel, NULL, cursor,
+    int rc = presence_query_page(registry, channel, presence_trusted(), cursor,
                                  (size_t)limit, &page);
     if (rc != PRESENCE_OK) {
         return respond_error(mg, rc == PRESENCE_ERR_NOMEM ? 500 : 400,

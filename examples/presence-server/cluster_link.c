@@ -15,6 +15,7 @@
 #include "cluster_link.h"
 
 #include "config.h"
+#include "mem.h"
 #include "server.h"
 #include "util.h"
 
@@ -113,6 +114,9 @@ int ps_cluster_link_start(ps_server *server, char *err, size_t err_len)
         cc.lease_ms = cfg->node_lease_ms;
     }
     cc.log = log_cluster;
+    /* The handle allocates through the server's allocator, as the
+     * registry does (mem.c). */
+    ps_mem_presence_allocator(&cc.allocator);
 
     presence_cluster *cluster = NULL;
     int rc = presence_cluster_new(server->registry, &cc, &cluster);

@@ -610,10 +610,11 @@ int ps_config_resolve_cluster(ps_config *cfg, char *err, size_t err_len)
 {
     ps_redis_address_free(&cfg->redis);
     if (cfg->redis_prefix != NULL &&
-        !cluster_name_ok(cfg->redis_prefix, 255)) {
+        !cluster_name_ok(cfg->redis_prefix, PS_REDIS_PREFIX_MAX)) {
         return ps_fail(err, err_len,
-                       "key \"redis_prefix\": expected printable ASCII "
-                       "without spaces or braces");
+                       "key \"redis_prefix\": expected 1 to %d characters "
+                       "of printable ASCII without spaces or braces",
+                       PS_REDIS_PREFIX_MAX);
     }
     if (cfg->name != NULL && !cluster_name_ok(cfg->name, PS_NODE_NAME_MAX)) {
         return ps_fail(err, err_len,
@@ -669,6 +670,8 @@ static const struct {
     {"client_channel_limit", 0, offsetof(ps_config, client_channel_limit)},
     {"client_connection_limit", 0,
      offsetof(ps_config, client_connection_limit)},
+    {"client_user_connection_limit", 0,
+     offsetof(ps_config, client_user_connection_limit)},
     {"client_queue_max_size", 1, offsetof(ps_config, client_queue_max_size)},
     {"websocket_message_size_limit", 1,
      offsetof(ps_config, websocket_message_size_limit)},
@@ -759,11 +762,11 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
         return ps_fail(err, err_len,
                     "key \"pong_timeout\": must be less than ping_interval");
     }
-    if (cfg->client_connection_limit > PS_MAX_CONNECTIONS_DEFAULT * 10) {
+    if (cfg->client_connection_limit > PS_MAX_CONNECTIONS) {
         return ps_fail(err, err_len,
                     "key \"client_connection_limit\": at most %d here (one "
                     "thread per connection)",
-                    PS_MAX_CONNECTIONS_DEFAULT * 10);
+                    PS_MAX_CONNECTIONS);
     }
     if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {
         return -1;
@@ -889,20 +892,69 @@ static void make_parent_dirs(const char *path)
     ps_free(copy);
 }
 
-static int read_secrets(const char *path, ps_config *cfg)
+/* The secrets file must be private to the server's user, as ssh wants
+ * its keys: a regular file, owned by this user, neither readable nor
+ * writable by group or others (a key others can read is no secret; one
+ * they can write lets them choose it). 0, or -1 with @p err saying what
+ * is wrong and what to do. */
+static int check_secrets_file(const char *path, const struct stat *st,
+                              char *err, size_t err_len)
 {
-    json_t *root = json_load_file(path, 0, NULL);
-    if (root == NULL) {
+    if (!S_ISREG(st->st_mode)) {
+        return ps_fail(err, err_len,
+                       "secrets file %s is not a regular file; delete it "
+                       "for new secrets", path);
+    }
+    if (st->st_uid != geteuid()) {
+        return ps_fail(err, err_len,
+                       "secrets file %s is owned by uid %lu, not by this "
+                       "user (uid %lu): chown it, or delete it for new "
+                       "secrets", path, (unsigned long)st->st_uid,
+                       (unsigned long)geteuid());
+    }
+    if ((st->st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        return ps_fail(err, err_len,
+                       "secrets file %s has mode %04o, readable or writable "
+                       "by others: run chmod 600 %s (and consider the "
+                       "secrets leaked), or delete it for new secrets",
+                       path, (unsigned)(st->st_mode & 07777), path);
+    }
+    return 0;
+}
+
+/* 0: read; 1: no usable file (absent, unreadable or not our JSON: new
+ * secrets are made); -1: refused, with @p err (see check_secrets_file()). */
+static int read_secrets(const char *path, ps_config *cfg, char *err,
+                        size_t err_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return 1;
+    }
+    /* The checks are on the file opened, not on its name: it cannot be
+     * swapped between the check and the read. */
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return 1;
+    }
+    if (check_secrets_file(path, &st, err, err_len) != 0) {
+        close(fd);
         return -1;
+    }
+    json_t *root = json_loadfd(fd, 0, NULL);
+    close(fd);
+    if (root == NULL) {
+        return 1;
     }
     const char *key = json_string_value(json_object_get(root, "api_key"));
     const char *secret =
         json_string_value(json_object_get(root, "token_hmac_secret_key"));
-    int rc = -1;
+    int rc = 1;
     if (key != NULL && secret != NULL && *key != '\0' && *secret != '\0') {
         cfg->api_key = ps_strdup(key);
         cfg->token_hmac_secret_key = ps_strdup(secret);
-        rc = (cfg->api_key && cfg->token_hmac_secret_key) ? 0 : -1;
+        rc = (cfg->api_key && cfg->token_hmac_secret_key) ? 0 : 1;
     }
     json_decref(root);
     return rc;
@@ -933,9 +985,14 @@ static int write_secrets(const char *path, const char *key, const char *secret)
 static int default_secrets(ps_config *cfg, char *err, size_t err_len)
 {
     char *path = ps_config_secrets_path();
-    if (path != NULL && read_secrets(path, cfg) == 0) {
-        cfg->secrets_path = path;
-        return 0;
+    int r = path != NULL ? read_secrets(path, cfg, err, err_len) : 1;
+    if (r <= 0) {
+        if (r == 0) {
+            cfg->secrets_path = path;
+        } else {
+            ps_free(path);
+        }
+        return r;
     }
     char key[PS_UUID_SIZE];
     char secret[PS_UUID_SIZE];
@@ -944,9 +1001,16 @@ static int default_secrets(ps_config *cfg, char *err, size_t err_len)
         return ps_fail(err, err_len, "no random numbers for the default secrets");
     }
     int w = path ? write_secrets(path, key, secret) : -1;
-    if (w == 1 && read_secrets(path, cfg) == 0) {
-        cfg->secrets_path = path;
-        return 0;
+    if (w == 1) { /* another first start won the race: its file */
+        r = read_secrets(path, cfg, err, err_len);
+        if (r <= 0) {
+            if (r == 0) {
+                cfg->secrets_path = path;
+            } else {
+                ps_free(path);
+            }
+            return r;
+        }
     }
     if (w != 0) {
         ps_log("warning: cannot save the default secrets to %s; they last "

@@ -11,10 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** The server can hold at most this many WebSocket connections when
- *  client_connection_limit is 0: CivetWeb serves each one on a thread of
- *  its own, so "unlimited" is not on offer. */
-#define PS_MAX_CONNECTIONS_DEFAULT 1000
+/* The cluster's limits: its header is there whether libpresence-cluster
+ * is built or not. */
+#include <presence_cluster.h>
+
+/** The most WebSocket connections one server holds, whatever
+ *  client_connection_limit says: CivetWeb 1.15 serves each one on a thread
+ *  of its own, and starts them all up front. */
+#define PS_MAX_CONNECTIONS 10000
 
 /** Channel options, with Centrifugo's names and meanings (all default false). */
 typedef struct ps_channel_options {
@@ -54,11 +58,14 @@ typedef enum ps_engine {
  *  default too). Nodes share presence when they use the same one. */
 #define PS_REDIS_PREFIX_DEFAULT "presence"
 
+/** The longest redis_prefix (presence_cluster_config::prefix's limit). */
+#define PS_REDIS_PREFIX_MAX PRESENCE_CLUSTER_PREFIX_MAX
+
 /** The longest node name (presence_cluster_config::node_id's limit). */
-#define PS_NODE_NAME_MAX 64
+#define PS_NODE_NAME_MAX PRESENCE_CLUSTER_NODE_ID_MAX
 
 /** The shortest node lease (presence_cluster_config::lease_ms's floor). */
-#define PS_NODE_LEASE_MIN_MS 100
+#define PS_NODE_LEASE_MIN_MS PRESENCE_CLUSTER_LEASE_MIN_MS
 
 typedef struct ps_config {
     char *api_key;               /**< "" rejects every API call, as Centrifugo */
@@ -71,7 +78,11 @@ typedef struct ps_config {
     ps_namespace *namespaces;
     size_t namespace_count;
     size_t client_channel_limit;        /**< per connection, default 128 */
-    size_t client_connection_limit;     /**< in all; 0 = PS_MAX_CONNECTIONS_DEFAULT */
+    size_t client_connection_limit;     /**< in all; 0 = what the open-file
+                                             limit allows, at most
+                                             PS_MAX_CONNECTIONS */
+    size_t client_user_connection_limit; /**< per user on this server; 0 =
+                                              none; anonymous ones uncounted */
     size_t client_queue_max_size;       /**< bytes queued per connection */
     size_t websocket_message_size_limit; /**< bytes per incoming message */
     size_t channel_max_length;          /**< default 255 */

@@ -256,6 +256,7 @@ static void write_close(ps_conn *conn, int code, const char *reason)
     conn->server->write_frame(conn->transport, PS_WS_CLOSE,
                               (const char *)payload, 2 + rlen);
     conn->close_sent = true;
+    ps_metrics_close(&conn->server->metrics, code);
 }
 
 void ps_conn_flush(ps_conn *conn)
@@ -347,6 +348,12 @@ void ps_conn_write_control(ps_conn *conn, int opcode, const char *data,
     if (conn->transport != NULL && !conn->close_sent) {
         conn->server->write_frame(conn->transport, opcode, data, len);
         conn->close_sent = is_close;
+        if (is_close) {
+            ps_metrics_close(&conn->server->metrics,
+                             len >= 2 ? ((unsigned char)data[0] << 8) |
+                                            (unsigned char)data[1]
+                                      : 1005);
+        }
     }
     pthread_mutex_unlock(&conn->wlock);
     free_nodes(list);

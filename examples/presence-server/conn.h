@@ -65,6 +65,9 @@ typedef struct ps_conn {
      * connection is published in the server's client table, then fixed. */
     bool connected;
     char client_id[PS_UUID_SIZE];
+    /* Its presence handle, open from connect to close; events and members
+     * carry this connection as the handle's application pointer. */
+    presence_client *presence;
     char *user;
     char *conn_info; /* compact JSON or NULL */
     size_t conn_info_len;

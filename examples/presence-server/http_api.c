@@ -16,6 +16,7 @@
 #include <civetweb.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,8 @@ static bool authorized(struct mg_connection *mg, const ps_config *cfg)
     return false;
 }
 
-/* The request body, NUL-terminated. NULL with *status set on failure. */
+/* The request body, NUL-terminated. NULL with *status set on failure. A
+ * body of exactly BODY_MAX bytes is read; one byte more is 413. */
 static char *read_body(struct mg_connection *mg, size_t *len, int *status)
 {
     long long declared = mg_get_request_info(mg)->content_length;
@@ -152,12 +154,7 @@ static char *read_body(struct mg_connection *mg, size_t *len, int *status)
         return NULL;
     }
     for (;;) {
-        if (n == cap) {
-            if (cap >= BODY_MAX) {
-                ps_free(body);
-                *status = 413;
-                return NULL;
-            }
+        if (n == cap && cap < BODY_MAX) {
             char *grown = ps_realloc(body, cap * 2 + 1);
             if (grown == NULL) {
                 ps_free(body);
@@ -167,7 +164,9 @@ static char *read_body(struct mg_connection *mg, size_t *len, int *status)
             body = grown;
             cap *= 2;
         }
-        int got = mg_read(mg, body + n, cap - n);
+        /* At the limit, read into the byte kept for the NUL: anything
+         * there means the body is too large. */
+        int got = mg_read(mg, body + n, n == cap ? 1 : cap - n);
         if (got < 0) {
             ps_free(body);
             *status = 500; /* Centrifugo: an unreadable body is a 500 */
@@ -175,6 +174,11 @@ static char *read_body(struct mg_connection *mg, size_t *len, int *status)
         }
         if (got == 0) {
             break;
+        }
+        if (n == cap) {
+            ps_free(body);
+            *status = 413;
+            return NULL;
         }
         n += (size_t)got;
     }
@@ -188,13 +192,14 @@ static json_t *execute(ps_server *server, bool stats, const char *channel,
                        int *error_code)
 {
     *error_code = 0;
+    ps_metrics_api_command(&server->metrics, stats);
     if (*channel == '\0') {
         *error_code = PS_ERR_BAD_REQUEST;
         return NULL;
     }
     if (stats) {
         presence_channel_stats st;
-        int rc = presence_stats(server->registry, channel, NULL, &st);
+        int rc = presence_stats(server->registry, channel, presence_trusted(), &st);
         if (rc != PRESENCE_OK) {
             *error_code = ps_wire_code_from_presence(rc);
             return NULL;
@@ -202,7 +207,7 @@ static json_t *execute(ps_server *server, bool stats, const char *channel,
         return ps_wire_stats(&st);
     }
     presence_snapshot *snap = NULL;
-    int rc = presence_query(server->registry, channel, NULL, &snap);
+    int rc = presence_query(server->registry, channel, presence_trusted(), &snap);
     if (rc != PRESENCE_OK) {
         *error_code = ps_wire_code_from_presence(rc);
         return NULL;
@@ -258,6 +263,7 @@ static int handle_method(struct mg_connection *mg, ps_server *server,
     if (result != NULL) {
         return respond_json(mg, 200, json_pack("{s:o}", "result", result));
     }
+    ps_metrics_api_error(&server->metrics, code);
     if (transport_error_mode(mg)) {
         return respond_json(mg, transport_status(code), ps_wire_error(code, false));
     }
@@ -311,6 +317,7 @@ static json_t *legacy_reply(ps_server *server, json_t *cmd)
     if (result != NULL) {
         rc |= json_object_set_new(reply, "result", result);
     } else {
+        ps_metrics_api_error(&server->metrics, code);
         rc |= json_object_set_new(reply, "error", ps_wire_error(code, false));
     }
     if (rc != 0) { /* out of memory: the caller answers 500 */
@@ -320,66 +327,176 @@ static json_t *legacy_reply(ps_server *server, json_t *cmd)
     return reply;
 }
 
-/* POST /api: newline-separated commands, replies joined the same way. */
-static int handle_legacy(struct mg_connection *mg, ps_server *server,
-                         char *body, size_t len)
+/* The next line of [*line, end): its length, and *line moved past it. */
+static const char *next_line(const char **line, const char *end, size_t *n)
 {
-    json_t *replies = json_array();
-    char *line = body;
-    char *end = body + len;
-    while (line < end) {
-        char *nl = memchr(line, '\n', (size_t)(end - line));
-        size_t n = (size_t)((nl ? nl : end) - line);
-        bool nomem = false;
-        json_t *cmd = ps_json_loadb(line, n, 0, NULL, &nomem);
-        if (nomem) {
-            json_decref(replies);
-            return respond_empty(mg, 500);
+    const char *start = *line;
+    const char *nl = memchr(start, '\n', (size_t)(end - start));
+    *n = (size_t)((nl ? nl : end) - start);
+    *line = nl ? nl + 1 : end;
+    return start;
+}
+
+static bool blank_line(const char *line, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+            return false;
         }
-        bool blank = strspn(line, " \t\r") >= n;
-        if (!blank) {
-            if (!json_is_object(cmd)) {
-                json_decref(cmd);
-                json_decref(replies);
-                return respond_bad_request(mg);
-            }
-            if (json_array_append_new(replies, legacy_reply(server, cmd)) != 0) {
-                json_decref(cmd);
-                json_decref(replies);
-                return respond_empty(mg, 500); /* out of memory */
-            }
-        }
-        json_decref(cmd);
-        line = nl ? nl + 1 : end;
     }
-    if (json_array_size(replies) == 0) {
-        json_decref(replies);
+    return true;
+}
+
+/* First pass over a batch: every line blank or a JSON object, at least
+ * one command. 0, or the HTTP status to answer (400, or 500 when memory
+ * ran out). Nothing is kept: the second pass parses again, so that a
+ * batch costs one parsed command at a time, not all of them at once. */
+static int legacy_validate(const char *body, size_t len)
+{
+    const char *line = body;
+    const char *end = body + len;
+    size_t commands = 0;
+    while (line < end) {
+        size_t n = 0;
+        const char *text = next_line(&line, end, &n);
+        if (blank_line(text, n)) {
+            continue;
+        }
+        bool nomem = false;
+        json_t *cmd = ps_json_loadb(text, n, 0, NULL, &nomem);
+        bool object = json_is_object(cmd);
+        json_decref(cmd);
+        if (nomem) {
+            return 500;
+        }
+        if (!object) {
+            return 400;
+        }
+        commands++;
+    }
+    return commands > 0 ? 0 : 400;
+}
+
+/* Once the replies outgrow this, they are sent as they come (chunked)
+ * rather than held: a batch's memory is its body and this much. */
+#define LEGACY_FLUSH_AT (64 * 1024)
+
+/* The replies of a batch being written out. */
+typedef struct legacy_out {
+    struct mg_connection *mg;
+    char *buf;
+    size_t len, cap;
+    bool streaming;  /* the headers went out: the rest is chunks */
+    bool chunked;    /* HTTP/1.1: chunked; HTTP/1.0: until the close */
+} legacy_out;
+
+/* Append with geometric growth: a batch costs linear time. */
+static int out_append(legacy_out *o, const char *data, size_t n)
+{
+    if (n > o->cap - o->len) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap - o->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                return -1;
+            }
+            cap *= 2;
+        }
+        char *grown = ps_realloc(o->buf, cap);
+        if (grown == NULL) {
+            return -1;
+        }
+        o->buf = grown;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, data, n);
+    o->len += n;
+    return 0;
+}
+
+static int out_flush(legacy_out *o)
+{
+    if (!o->streaming) {
+        const char *version = mg_get_request_info(o->mg)->http_version;
+        o->chunked = version == NULL || strcmp(version, "1.0") != 0;
+        mg_printf(o->mg,
+                  "HTTP/1.1 200 OK\r\n"
+                  "Content-Type: application/json\r\n"
+                  "%s"
+                  "Connection: close\r\n\r\n",
+                  o->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+        o->streaming = true;
+    }
+    int rc = o->len == 0 ? 1
+             : o->chunked ? mg_send_chunk(o->mg, o->buf, (unsigned)o->len)
+                          : mg_write(o->mg, o->buf, o->len);
+    o->len = 0;
+    return rc > 0 ? 0 : -1;
+}
+
+/* One command's reply, appended (after a newline but for the first). */
+static int out_reply(legacy_out *o, ps_server *server, const char *text,
+                     size_t n, bool first)
+{
+    bool nomem = false;
+    json_t *cmd = ps_json_loadb(text, n, 0, NULL, &nomem);
+    json_t *reply = cmd ? legacy_reply(server, cmd) : NULL;
+    json_decref(cmd);
+    char *dumped = reply ? ps_json_dumps(reply, JSON_COMPACT) : NULL;
+    json_decref(reply);
+    int rc = dumped != NULL &&
+                     (first || out_append(o, "\n", 1) == 0) &&
+                     out_append(o, dumped, strlen(dumped)) == 0
+                 ? 0
+                 : -1;
+    ps_free(dumped);
+    return rc;
+}
+
+/* POST /api: newline-separated commands, replies joined the same way. A
+ * batch is checked whole first (a bad line is a 400 for all of it, as in
+ * Centrifugo), then run one command at a time. Replies that fit in
+ * LEGACY_FLUSH_AT go out with a Content-Length; longer ones stream. */
+static int handle_legacy(struct mg_connection *mg, ps_server *server,
+                         const char *body, size_t len)
+{
+    int status = legacy_validate(body, len);
+    if (status == 400) {
         return respond_bad_request(mg);
     }
-    /* Replies joined by newlines, one JSON object per line. */
-    size_t total = 0;
-    char *out = NULL;
-    for (size_t i = 0; i < json_array_size(replies); i++) {
-        char *text = ps_json_dumps(json_array_get(replies, i), JSON_COMPACT);
-        size_t tlen = text ? strlen(text) : 0;
-        char *grown = text ? ps_realloc(out, total + tlen + 2) : NULL;
-        if (grown == NULL) {
-            ps_free(text);
-            ps_free(out);
-            json_decref(replies);
+    if (status != 0) {
+        return respond_empty(mg, status);
+    }
+    legacy_out o = {mg, NULL, 0, 0, false, false};
+    const char *line = body;
+    const char *end = body + len;
+    bool first = true;
+    while (line < end) {
+        size_t n = 0;
+        const char *text = next_line(&line, end, &n);
+        if (blank_line(text, n)) {
+            continue;
+        }
+        if (out_reply(&o, server, text, n, first) != 0 ||
+            (o.len >= LEGACY_FLUSH_AT && out_flush(&o) != 0)) {
+            ps_free(o.buf);
+            if (o.streaming) {
+                /* Too late for a status: the unfinished body (no final
+                 * chunk) tells the client it failed. */
+                return 500;
+            }
             return respond_empty(mg, 500);
         }
-        out = grown;
-        if (total > 0) {
-            out[total++] = '\n';
-        }
-        memcpy(out + total, text, tlen);
-        total += tlen;
-        ps_free(text);
+        first = false;
     }
-    json_decref(replies);
-    int rc = respond(mg, 200, "application/json", out, total);
-    ps_free(out);
+    int rc = 200;
+    if (o.streaming) {
+        if (out_flush(&o) == 0 && o.chunked) {
+            mg_send_chunk(mg, "", 0); /* the last chunk */
+        }
+    } else {
+        rc = respond(mg, 200, "application/json", o.buf, o.len);
+    }
+    ps_free(o.buf);
     return rc;
 }
 

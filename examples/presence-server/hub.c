@@ -71,6 +71,7 @@ static void sub_unlink(ps_hub *hub, ps_sub *sub)
     ps_hub_channel *ch = sub->hub_channel;
     HASH_DEL(conn->subs, sub);
     conn->sub_count--;
+    hub->subscriptions--;
     if (sub->chan_prev != NULL) {
         sub->chan_prev->chan_next = sub->chan_next;
     } else {
@@ -127,6 +128,7 @@ ps_hub_result ps_hub_add(ps_hub *hub, ps_conn *conn, const char *channel,
             }
             ch->subs = sub;
             conn->sub_count++;
+            hub->subscriptions++;
             sub = NULL;
         }
     }
@@ -178,6 +180,14 @@ void ps_hub_remove_all(ps_hub *hub, ps_conn *conn)
     HASH_ITER(hh, conn->subs, sub, tmp) {
         sub_unlink(hub, sub);
     }
+    pthread_mutex_unlock(&hub->lock);
+}
+
+void ps_hub_counts(ps_hub *hub, size_t *subscriptions, size_t *channels)
+{
+    pthread_mutex_lock(&hub->lock);
+    *subscriptions = hub->subscriptions;
+    *channels = HASH_COUNT(hub->channels);
     pthread_mutex_unlock(&hub->lock);
 }
 
@@ -246,7 +256,7 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
     ps_hub_channel *ch = channel_get(hub, event->channel, false);
     for (ps_sub *sub = ch ? ch->subs : NULL; sub != NULL; sub = sub->chan_next) {
         if (!sub->started && event->kind == PRESENCE_EVENT_JOIN &&
-            strcmp(event->client_id, sub->conn->client_id) == 0) {
+            event->client_app == sub->conn) { /* its own join: no lookup */
             sub->started = true;
         }
         if (!sub->push_join_leave || !sub->started) {

@@ -45,6 +45,7 @@ typedef struct ps_hub_channel {
 typedef struct ps_hub {
     pthread_mutex_t lock;
     ps_hub_channel *channels;
+    size_t subscriptions; /* in all, for the metrics */
 } ps_hub;
 
 typedef enum ps_hub_result {
@@ -72,6 +73,9 @@ bool ps_hub_remove(ps_hub *hub, struct ps_conn *conn, const char *channel);
 
 /** Forget every subscription of a connection. */
 void ps_hub_remove_all(ps_hub *hub, struct ps_conn *conn);
+
+/** The subscriptions and the channels with a subscriber, now. */
+void ps_hub_counts(ps_hub *hub, size_t *subscriptions, size_t *channels);
 
 /** Whether @p conn is subscribed to @p channel. */
 bool ps_hub_is_subscribed(ps_hub *hub, struct ps_conn *conn,

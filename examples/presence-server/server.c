@@ -10,6 +10,35 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+
+/* A user's connected clients, while client_user_connection_limit is set. */
+typedef struct ps_user_count {
+    char *user;
+    size_t count;
+    UT_hash_handle hh;
+} ps_user_count;
+
+/* Descriptors kept for what is not a WebSocket: the standard streams, the
+ * listener, HTTP API calls, Redis, logs. */
+#define RESERVED_FDS 100
+
+size_t ps_server_connection_capacity(void)
+{
+    struct rlimit rl;
+    size_t fds = 1024; /* the usual soft limit, should getrlimit() fail */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        fds = rl.rlim_cur == RLIM_INFINITY ||
+                      rl.rlim_cur > PS_MAX_CONNECTIONS + RESERVED_FDS
+                  ? PS_MAX_CONNECTIONS + RESERVED_FDS
+                  : (size_t)rl.rlim_cur;
+    }
+    size_t n = fds > 2 * RESERVED_FDS ? fds - RESERVED_FDS : fds / 2;
+    if (n == 0) {
+        n = 1;
+    }
+    return n < PS_MAX_CONNECTIONS ? n : PS_MAX_CONNECTIONS;
+}
 
 /*
  * libpresence's access check: Centrifugo's presence permission. It runs
@@ -75,7 +104,7 @@ int ps_server_init(ps_server *server, const ps_config *cfg,
     server->write_frame = write_frame;
     server->max_connections = cfg->client_connection_limit
                                   ? cfg->client_connection_limit
-                                  : PS_MAX_CONNECTIONS_DEFAULT;
+                                  : ps_server_connection_capacity();
     if (create_registry(server, err, err_len) != 0) {
         return -1;
     }
@@ -92,7 +121,60 @@ void ps_server_fini(ps_server *server)
     presence_registry_free(server->registry);
     server->registry = NULL;
     ps_hub_destroy(&server->hub);
+    ps_user_count *uc = NULL;
+    ps_user_count *tmp = NULL;
+    HASH_ITER(hh, server->user_counts, uc, tmp) {
+        HASH_DEL(server->user_counts, uc);
+        ps_free(uc->user);
+        ps_free(uc);
+    }
     pthread_mutex_destroy(&server->conns_lock);
+}
+
+/* Count a client of @p user against client_user_connection_limit. Under
+ * conns_lock. Anonymous clients are not counted, as in Centrifugo. */
+static ps_add_result user_count_add(ps_server *server, const char *user)
+{
+    size_t limit = server->cfg->client_user_connection_limit;
+    if (limit == 0 || *user == '\0') {
+        return PS_ADD_OK;
+    }
+    ps_user_count *uc = NULL;
+    HASH_FIND_STR(server->user_counts, user, uc);
+    if (uc != NULL) {
+        if (uc->count >= limit) {
+            return PS_ADD_USER_FULL;
+        }
+        uc->count++;
+        return PS_ADD_OK;
+    }
+    uc = ps_calloc(1, sizeof *uc);
+    if (uc == NULL || (uc->user = ps_strdup(user)) == NULL) {
+        ps_free(uc);
+        return PS_ADD_NOMEM;
+    }
+    uc->count = 1;
+    HASH_ADD_KEYPTR(hh, server->user_counts, uc->user, strlen(uc->user), uc);
+    if (!ps_hash_added(uc, hh)) {
+        ps_free(uc->user);
+        ps_free(uc);
+        return PS_ADD_NOMEM;
+    }
+    return PS_ADD_OK;
+}
+
+static void user_count_remove(ps_server *server, const char *user)
+{
+    ps_user_count *uc = NULL;
+    if (server->cfg->client_user_connection_limit == 0 || *user == '\0') {
+        return;
+    }
+    HASH_FIND_STR(server->user_counts, user, uc);
+    if (uc != NULL && --uc->count == 0) {
+        HASH_DEL(server->user_counts, uc);
+        ps_free(uc->user);
+        ps_free(uc);
+    }
 }
 
 void ps_server_close_all(ps_server *server, int code, const char *reason)
@@ -139,11 +221,12 @@ ps_add_result ps_server_add_client(ps_server *server, ps_conn *conn)
     pthread_mutex_lock(&server->conns_lock);
     if (server->stopping || server->client_count >= server->max_connections) {
         result = PS_ADD_FULL;
-    } else {
+    } else if ((result = user_count_add(server, conn->user)) == PS_ADD_OK) {
         HASH_ADD_STR(server->clients, client_id, conn);
         if (ps_hash_added(conn, hh)) {
             server->client_count++;
         } else {
+            user_count_remove(server, conn->user);
             result = PS_ADD_NOMEM;
         }
     }
@@ -161,6 +244,7 @@ void ps_server_remove(ps_server *server, ps_conn *conn)
         if (found == conn) {
             HASH_DEL(server->clients, conn);
             server->client_count--;
+            user_count_remove(server, conn->user);
         }
     }
     listed = conn->listed;

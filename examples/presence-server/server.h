@@ -13,6 +13,7 @@
 #include "config.h"
 #include "heartbeat.h"
 #include "hub.h"
+#include "metrics.h"
 #include "writer.h"
 
 #include <presence.h>
@@ -47,7 +48,11 @@ typedef struct ps_server {
     struct ps_conn *clients;        /* uthash through conn->hh */
     size_t transport_count;
     size_t client_count;
+    struct ps_user_count *user_counts; /* uthash: connected clients per
+                                          user, with a per-user limit */
     bool stopping;
+
+    ps_metrics metrics;
 
     struct mg_context *mg;
     /* With "engine": "redis" (cluster_link.c): the registry's link to the
@@ -72,8 +77,11 @@ void ps_server_fini(ps_server *server);
 int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
                     size_t err_len);
 
-/** Close every connection with 3001 "shutdown", stop, free (listener.c). */
-void ps_server_stop(ps_server *server);
+/** Close every connection with 3001 "shutdown", stop, free (listener.c).
+ *  Waits at most @p wait_ms for CivetWeb's threads to end (connections
+ *  whose peers answer the close end at once); false if they did not, in
+ *  which case nothing is freed and the caller should exit the process. */
+bool ps_server_stop(ps_server *server, long wait_ms);
 
 /** Refuse new transports, and close every open one now with @p code. */
 void ps_server_close_all(ps_server *server, int code, const char *reason);
@@ -83,11 +91,18 @@ bool ps_server_add_transport(ps_server *server, struct ps_conn *conn);
 
 typedef enum ps_add_result {
     PS_ADD_OK = 0,
-    PS_ADD_FULL,   /* client_connection_limit, or stopping */
+    PS_ADD_FULL,       /* client_connection_limit, or stopping */
+    PS_ADD_USER_FULL,  /* client_user_connection_limit for its user */
     PS_ADD_NOMEM,
 } ps_add_result;
 
-/** Publish a connected client under its client id. */
+/** How many connections this process can hold when client_connection_limit
+ *  is 0: its open-file limit less what the server needs besides, at most
+ *  PS_MAX_CONNECTIONS. */
+size_t ps_server_connection_capacity(void);
+
+/** Publish a connected client under its client id, counting it against
+ *  both connection limits (its user's when it has one). */
 ps_add_result ps_server_add_client(ps_server *server, struct ps_conn *conn);
 
 /** Forget a transport and its client id (CivetWeb close handler). */

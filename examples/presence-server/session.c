@@ -19,7 +19,7 @@
  * WebSocket library) sends; centrifuge-js does not reconnect after it. */
 #define CLOSE_MESSAGE_TOO_BIG 1009
 
-/* presence_disconnect() fails only when memory runs out, and then changes
+/* presence_client_close() fails only when memory runs out, and then changes
  * nothing: a few more tries before the client would stay as a ghost. */
 #define DISCONNECT_TRIES 5
 
@@ -150,15 +150,17 @@ void ps_session_closed(ps_conn *conn)
     /* Out of the hub before the leave: the closing connection gets no
      * pushes, and its leave goes to everybody else. */
     ps_hub_remove_all(&server->hub, conn);
-    if (conn->connected) {
+    if (conn->presence != NULL) {
         int rc = PRESENCE_ERR_NOMEM;
         for (int i = 0; i < DISCONNECT_TRIES && rc == PRESENCE_ERR_NOMEM; i++) {
-            rc = presence_disconnect(server->registry, conn->client_id, NULL);
+            rc = presence_client_close(server->registry, conn->presence, NULL);
         }
         if (rc != PRESENCE_OK) {
+            /* Still open: the registry keeps it until it is freed. */
             ps_log("client %s: disconnect failed: %s", conn->client_id,
                    presence_strerror(rc));
         }
+        conn->presence = NULL;
     }
     ps_conn_detach(conn);
     ps_conn_unref(conn);

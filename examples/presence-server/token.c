@@ -84,7 +84,8 @@ static ps_token_status read_claims(json_t *claims, int64_t now_unix,
         out->info = ps_json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY);
         nomem |= out->info == NULL;
     }
-    bad |= read_time(json_object_get(claims, "exp"), &out->exp) != 0;
+    json_t *exp = json_object_get(claims, "exp");
+    bad |= read_time(exp, &out->exp) != 0;
     bad |= read_time(json_object_get(claims, "nbf"), &nbf) != 0;
     if (bad || nomem) {
         ps_token_claims_free(out);
@@ -94,7 +95,10 @@ static ps_token_status read_claims(json_t *claims, int64_t now_unix,
         ps_token_claims_free(out);
         return PS_TOKEN_INVALID;
     }
-    if (out->exp > 0 && out->exp <= now_unix) {
+    /* Centrifugo: a token without "exp" never expires; one with it is
+     * valid only while exp is after now, so 0 and negative values are
+     * expired, not "no expiry". */
+    if (exp != NULL && out->exp <= now_unix) {
         return PS_TOKEN_EXPIRED;
     }
     return PS_TOKEN_OK;

@@ -20,14 +20,17 @@ typedef struct ps_token_claims {
     char *sub;       /**< the user id ("" when absent) */
     char *info;      /**< the "info" claim as compact JSON, or NULL */
     char *channel;   /**< subscription tokens: the channel */
-    int64_t exp;     /**< unix seconds, 0 when absent */
+    int64_t exp;     /**< unix seconds, 0 when absent (and only then, on
+                          PS_TOKEN_OK) */
 } ps_token_claims;
 
 /**
  * Verify @p token against @p secret (HS256 only: any other algorithm,
  * "none" included, is invalid) and read its claims. An empty secret makes
  * every token invalid. "exp" (if present) must be a number, and a token
- * whose exp is at or before @p now_unix is PS_TOKEN_EXPIRED; "nbf" (if
+ * whose exp is at or before @p now_unix is PS_TOKEN_EXPIRED, 0 and
+ * negative values included (a token without "exp" never expires, as in
+ * Centrifugo); "nbf" (if
  * present) must be a number, and a token not valid before a time still to
  * come is PS_TOKEN_INVALID, as Centrifugo treats it. On PS_TOKEN_OK and
  * PS_TOKEN_EXPIRED @p out is filled and must be released with

@@ -92,6 +92,7 @@ static outcome reply(const command *cmd, const char *field, json_t *result)
 
 static outcome reply_error(const command *cmd, int code)
 {
+    ps_metrics_error(&cmd->server->metrics, code);
     /* Internal errors are temporary: the SDK retries them. */
     return reply(cmd, "error", ps_wire_error(code, code == PS_ERR_INTERNAL));
 }
@@ -144,6 +145,24 @@ static json_t *connect_result(ps_conn *conn, const ps_config *cfg,
     return result;
 }
 
+/* A connection token (for connect and refresh): as ps_token_verify(), but
+ * a token with a "channel" claim is a subscription token and invalid here,
+ * as Centrifugo refuses it ("connection JWT can not contain channel
+ * claim"), before looking at its expiry. */
+static ps_token_status verify_connection_token(const ps_config *cfg,
+                                               const char *token,
+                                               ps_token_claims *claims)
+{
+    ps_token_status status = ps_token_verify(token, cfg->token_hmac_secret_key,
+                                             ps_unix_time(), claims);
+    if ((status == PS_TOKEN_OK || status == PS_TOKEN_EXPIRED) &&
+        claims->channel != NULL && *claims->channel != '\0') {
+        ps_token_claims_free(claims);
+        return PS_TOKEN_INVALID;
+    }
+    return status;
+}
+
 /* Who the connection is: from its token, or anonymous when allowed. */
 static outcome authenticate(const command *cmd, bool *replied,
                             int64_t *expires_at)
@@ -160,8 +179,7 @@ static outcome authenticate(const command *cmd, bool *replied,
         return conn->user != NULL ? GO_ON : internal_error(conn);
     }
     ps_token_claims claims;
-    switch (ps_token_verify(token, cfg->token_hmac_secret_key, ps_unix_time(),
-                            &claims)) {
+    switch (verify_connection_token(cfg, token, &claims)) {
     case PS_TOKEN_INVALID:
         return close_with(conn, CLOSE_INVALID_TOKEN, "invalid token");
     case PS_TOKEN_NOMEM:
@@ -200,15 +218,37 @@ static outcome cmd_connect(const command *cmd)
     if (conn->user == NULL || ps_uuid4(conn->client_id) != 0) {
         return internal_error(conn);
     }
+    /* Identity once, for the connection's life; the connection rides
+     * along in every event and member. */
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = conn->client_id;
+    o.user_id = conn->user;
+    o.conn_info = conn->conn_info;
+    o.conn_info_len = conn->conn_info_len;
+    o.app = conn;
+    if (presence_client_open(cmd->server->registry, &o, &conn->presence) !=
+        PRESENCE_OK) {
+        return internal_error(conn);
+    }
     conn->connected = true;
-    switch (ps_server_add_client(cmd->server, conn)) {
+    ps_add_result added = ps_server_add_client(cmd->server, conn);
+    if (added != PS_ADD_OK) {
+        /* In no channel yet: the close cannot need memory for events. */
+        (void)presence_client_close(cmd->server->registry, conn->presence,
+                                    NULL);
+        conn->presence = NULL;
+        conn->connected = false;
+    }
+    switch (added) {
     case PS_ADD_OK:
         break;
     case PS_ADD_FULL:
-        conn->connected = false;
+    case PS_ADD_USER_FULL:
+        /* Both limits close with 3504, as Centrifugo's
+         * DisconnectConnectionLimit does for the user one. */
         return close_with(conn, CLOSE_CONNECTION_LIMIT, "connection limit");
     case PS_ADD_NOMEM:
-        conn->connected = false;
         return internal_error(conn);
     }
     ps_heartbeat_arm(cmd->server, conn, expires_at);
@@ -272,9 +312,9 @@ static outcome subscribe_join(const command *cmd, const char *channel,
 {
     ps_conn *conn = cmd->conn;
     if (opts->presence) {
-        int rc = presence_join(cmd->server->registry, channel, conn->client_id,
-                               conn->user, conn->conn_info, conn->conn_info_len,
-                               chan_info, chan_info ? strlen(chan_info) : 0);
+        int rc = presence_client_join(cmd->server->registry, conn->presence,
+                                      channel, chan_info,
+                                      chan_info ? strlen(chan_info) : 0, NULL);
         if (rc != PRESENCE_OK) {
             ps_hub_remove(&cmd->server->hub, conn, channel);
             return reply_error(cmd, ps_wire_code_from_presence(rc));
@@ -349,8 +389,8 @@ static outcome cmd_unsubscribe(const command *cmd)
     if (ps_hub_remove(&cmd->server->hub, cmd->conn, channel)) {
         const ps_channel_options *opts = ps_config_channel(cmd->server->cfg, channel);
         if (opts != NULL && opts->presence) {
-            int rc = presence_leave(cmd->server->registry, channel,
-                                    cmd->conn->client_id);
+            int rc = presence_client_leave(cmd->server->registry,
+                                           cmd->conn->presence, channel, NULL);
             if (rc != PRESENCE_OK && rc != PRESENCE_ERR_NOT_FOUND) {
                 /* Still a member, no longer a subscriber: closing the
                  * connection takes the membership back. */
@@ -405,8 +445,8 @@ static outcome cmd_refresh(const command *cmd)
         return bad_request(conn);
     }
     ps_token_claims claims;
-    ps_token_status status = ps_token_verify(
-        token, cmd->server->cfg->token_hmac_secret_key, ps_unix_time(), &claims);
+    ps_token_status status =
+        verify_connection_token(cmd->server->cfg, token, &claims);
     if (status == PS_TOKEN_EXPIRED) {
         ps_token_claims_free(&claims);
         return reply_error(cmd, PS_ERR_TOKEN_EXPIRED);
@@ -449,20 +489,22 @@ static outcome cmd_not_available(const command *cmd)
 typedef struct method {
     const char *name;
     outcome (*run)(const command *cmd);
+    ps_metric_command metric;
 } method;
 
 static const method methods[] = {
-    {"connect", cmd_connect},
-    {"subscribe", cmd_subscribe},
-    {"unsubscribe", cmd_unsubscribe},
-    {"presence", cmd_presence},
-    {"presence_stats", cmd_presence_stats},
-    {"refresh", cmd_refresh},
-    {"publish", cmd_not_available},
-    {"history", cmd_not_available},
-    {"rpc", cmd_not_available},
-    {"sub_refresh", cmd_not_available},
-    {"send", NULL}, /* asynchronous message: no reply, nothing to do */
+    {"connect", cmd_connect, PS_CMD_CONNECT},
+    {"subscribe", cmd_subscribe, PS_CMD_SUBSCRIBE},
+    {"unsubscribe", cmd_unsubscribe, PS_CMD_UNSUBSCRIBE},
+    {"presence", cmd_presence, PS_CMD_PRESENCE},
+    {"presence_stats", cmd_presence_stats, PS_CMD_PRESENCE_STATS},
+    {"refresh", cmd_refresh, PS_CMD_REFRESH},
+    {"publish", cmd_not_available, PS_CMD_PUBLISH},
+    {"history", cmd_not_available, PS_CMD_HISTORY},
+    {"rpc", cmd_not_available, PS_CMD_RPC},
+    {"sub_refresh", cmd_not_available, PS_CMD_SUB_REFRESH},
+    /* asynchronous message: no reply, nothing to do */
+    {"send", NULL, PS_CMD_SEND},
 };
 
 /* The command's method: the first request field that is set. */
@@ -503,6 +545,7 @@ static outcome dispatch(ps_conn *conn, json_t *obj)
         /* {} (or {"id":0}) is the client's pong. Anything else is an
          * unknown command. */
         if (cmd.id == 0 && json_object_size(obj) <= 1) {
+            ps_metrics_command(&conn->server->metrics, PS_CMD_PONG);
             ps_heartbeat_pong(conn);
             return GO_ON;
         }
@@ -511,6 +554,7 @@ static outcome dispatch(ps_conn *conn, json_t *obj)
     if (!json_is_object(cmd.params) || (!conn->connected && m->run != cmd_connect)) {
         return bad_request(conn);
     }
+    ps_metrics_command(&conn->server->metrics, m->metric);
     if (m->run == NULL) {
         return GO_ON;
     }

@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "base/hash.h"
@@ -62,4 +63,18 @@ uint64_t presence__random_seed(const void *salt)
     x ^= (uint64_t)(uintptr_t)&ts;
     uint64_t seed = mix(x + MUL1);
     return seed != 0 ? seed : MUL1;
+}
+
+uint64_t presence__random64(void)
+{
+    uint64_t x;
+    if (getrandom(&x, sizeof x, GRND_NONBLOCK) == (ssize_t)sizeof x) {
+        return x;
+    }
+    return presence__random_seed(&x);
+}
+
+uint64_t presence__mix64(uint64_t x)
+{
+    return mix(x);
 }

@@ -13,6 +13,11 @@
 uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
 uint64_t presence__random_seed(const void *salt);
+/* 64 random bits from the kernel (getrandom), or presence__random_seed()
+ * when it has none to give. */
+uint64_t presence__random64(void);
+/* A bijective scramble of 64 bits: distinct inputs, distinct outputs. */
+uint64_t presence__mix64(uint64_t x);
 
 /* Backward-shift deletion in a table with linear probing that wraps
  * around: when slot `hole` empties, the entry at j (the next in its run),
@@ -22,6 +27,14 @@ static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
 {
     return hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 }
+
+/* Inline a hot function into each of its callers (no effect on
+ * behaviour). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRESENCE__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define PRESENCE__ALWAYS_INLINE inline
+#endif
 
 /* A hint to start loading a cache line (no effect on behaviour). */
 #if defined(__GNUC__) || defined(__clang__)

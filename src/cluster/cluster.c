@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
@@ -29,7 +28,8 @@ static const char RENEW_SCRIPT[] =
     "if v then return 2 end\n"
     "return 0\n";
 
-/* KEYS lease members log staging; ARGV inc: leave, if still ours. */
+/* KEYS lease members log staging; ARGV inc: leave, if still ours (the
+ * staging hash is the last announce's, renamed away unless it failed). */
 static const char LEAVE_SCRIPT[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
@@ -39,15 +39,33 @@ static const char LEAVE_SCRIPT[] =
 
 #define RECONNECT_FIRST_MS 50
 
-int64_t cl_now_ms(void)
+/* Times beyond +-2^46 ms are read as that bound, as the registry does:
+ * differences of two of them cannot overflow. */
+#define CLOCK_BOUND ((int64_t)1 << 46)
+
+static int64_t registry_time(struct presence_cluster *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t t = presence_now_ms(c->registry);
+    if (t > CLOCK_BOUND) {
+        return CLOCK_BOUND;
+    }
+    return t < -CLOCK_BOUND ? -CLOCK_BOUND : t;
 }
 
-void cl_log(struct presence_cluster *c, presence_cluster_log_level level,
-            const char *fmt, ...)
+int64_t presence__cl_now_ms(struct presence_cluster *c)
+{
+    int64_t now = registry_time(c) - c->clock_origin;
+    int64_t last = atomic_load(&c->clock_last);
+    while (now > last) {
+        if (atomic_compare_exchange_weak(&c->clock_last, &last, now)) {
+            return now;
+        }
+    }
+    return last; /* the clock went back: time stands still meanwhile */
+}
+
+void presence__cl_log(struct presence_cluster *c,
+                      presence_cluster_log_level level, const char *fmt, ...)
 {
     if (c->log == NULL) {
         return;
@@ -60,7 +78,7 @@ void cl_log(struct presence_cluster *c, presence_cluster_log_level level,
     c->log(level, msg, c->log_user_data);
 }
 
-void cl_wake(struct presence_cluster *c)
+void presence__cl_wake(struct presence_cluster *c)
 {
     uint64_t one = 1;
     ssize_t n = write(c->wake_fd, &one, sizeof one);
@@ -107,27 +125,30 @@ static bool key_part_ok(const char *s, size_t max)
     return true;
 }
 
-static char *key_of(const char *prefix, const char *node, const char *what)
+/* "{prefix:node}.what" (or "{prefix}.what"), in a block of its length
+ * + 1 + `room` bytes. */
+static char *key_of(struct presence_cluster *c, const char *node,
+                    const char *what, size_t room)
 {
-    size_t size = strlen(prefix) + (node ? strlen(node) : 0) +
-                  strlen(what) + 8;
-    char *k = malloc(size);
+    size_t size = strlen(c->prefix) + (node ? strlen(node) + 1 : 0) +
+                  strlen(what) + 4 + room;
+    char *k = presence__cl_malloc(&c->alloc, size);
     if (k != NULL) {
         if (node != NULL) {
-            snprintf(k, size, "{%s:%s}.%s", prefix, node, what);
+            snprintf(k, size, "{%s:%s}.%s", c->prefix, node, what);
         } else {
-            snprintf(k, size, "{%s}.%s", prefix, what);
+            snprintf(k, size, "{%s}.%s", c->prefix, what);
         }
     }
     return k;
 }
 
-static void random_node_id(char *out, size_t size)
+static void random_node_id(struct presence_cluster *c, char *out, size_t size)
 {
     uint64_t r = 0;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f == NULL || fread(&r, sizeof r, 1, f) != 1) {
-        r = (uint64_t)cl_now_ms() ^ ((uint64_t)getpid() << 32);
+        r = (uint64_t)presence__cl_now_ms(c) ^ ((uint64_t)getpid() << 32);
     }
     if (f != NULL) {
         fclose(f);
@@ -150,54 +171,57 @@ static void on_reader_id(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* The connection is usable: its AUTH and SELECT were accepted. */
-static void conn_ready(struct cl_conn *conn)
+static void conn_ready(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     conn->ready = true;
     if (conn == &c->reader) {
         const char *id[] = {"CLIENT", "ID"};
-        CL_SEND(conn, on_reader_id, c, id);
+        PRESENCE__CL_SEND(conn, on_reader_id, c, id);
     }
     both_up_check(c);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    struct cl_conn *conn = privdata;
+    struct presence__cl_conn *conn = privdata;
     redisReply *reply = r;
     (void)ac;
     if (reply == NULL) {
         return; /* closing */
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
-               "%s connection set-up refused: %s", conn->name, reply->str);
-        cl_conn_close(conn);
+        presence__cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
+                         "%s connection set-up refused: %s", conn->name,
+                         reply->str);
+        presence__cl_conn_close(conn);
     } else if (--conn->setup_pending == 0) {
         conn_ready(conn);
     }
 }
 
-static void conn_up(struct cl_conn *conn)
+static void conn_up(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     conn->setup_pending = 0;
     if (c->password != NULL) {
         const char *auth[] = {"AUTH", c->password};
-        conn->setup_pending += CL_SEND(conn, on_setup_reply, conn, auth);
+        conn->setup_pending +=
+            PRESENCE__CL_SEND(conn, on_setup_reply, conn, auth);
     }
     if (c->db != 0) {
         char db[16];
         snprintf(db, sizeof db, "%d", c->db);
         const char *sel[] = {"SELECT", db};
-        conn->setup_pending += CL_SEND(conn, on_setup_reply, conn, sel);
+        conn->setup_pending +=
+            PRESENCE__CL_SEND(conn, on_setup_reply, conn, sel);
     }
     if (conn->setup_pending == 0) {
         conn_ready(conn);
     }
 }
 
-static void conn_down(struct cl_conn *conn)
+static void conn_down(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     bool was_online = c->self != SELF_OFFLINE;
@@ -211,22 +235,22 @@ static void conn_down(struct cl_conn *conn)
     c->check_running = false;
     c->lease_renewing = false;
     c->events_id_known = false;
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
         n->loading = false;
         n->reload = false;
     }
-    cl_outbox_keep(c, false);
+    presence__cl_outbox_keep(c, false);
     atomic_store(&c->synced, false);
     atomic_store(&c->inflight, 0);
     c->batches_inflight = 0;
     /* One connection is useless without the other. */
-    struct cl_conn *other = conn == &c->cmd ? &c->reader : &c->cmd;
-    cl_conn_close(other);
+    struct presence__cl_conn *other = conn == &c->cmd ? &c->reader : &c->cmd;
+    presence__cl_conn_close(other);
     if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN) {
         if (was_online) {
             c->reconnect_delay = RECONNECT_FIRST_MS;
         }
-        c->reconnect_at = cl_now_ms() + c->reconnect_delay;
+        c->reconnect_at = presence__cl_now_ms(c) + c->reconnect_delay;
         c->reconnect_delay = c->reconnect_delay * 2 > c->reconnect_max_ms
                                  ? c->reconnect_max_ms
                                  : c->reconnect_delay * 2;
@@ -243,20 +267,22 @@ static void both_up_check(struct presence_cluster *c)
     c->reconnect_delay = RECONNECT_FIRST_MS;
     /* Nodes we knew may be re-announcing too: none is declared down
      * before they had a lease's time to come back. */
-    c->grace_until = cl_now_ms() + c->lease_ms;
-    c->check_at = cl_now_ms() + c->lease_ms / 4;
-    cl_log(c, PRESENCE_CLUSTER_LOG_INFO, "node %s connected to %s:%d",
-           c->node_id, c->host, c->port);
-    cl_announce(c);
+    c->grace_until = presence__cl_now_ms(c) + c->lease_ms;
+    c->check_at = presence__cl_now_ms(c) + c->lease_ms / 4;
+    presence__cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
+                     "node %s connected to %s:%d", c->node_id, c->host,
+                     c->port);
+    presence__cl_announce(c);
 }
 
 static void start_connections(struct presence_cluster *c)
 {
     c->reconnect_at = 0;
-    if (!cl_conn_start(&c->cmd) || !cl_conn_start(&c->reader)) {
-        cl_conn_close(&c->cmd);
-        cl_conn_close(&c->reader);
-        c->reconnect_at = cl_now_ms() + c->reconnect_delay;
+    if (!presence__cl_conn_start(&c->cmd) ||
+        !presence__cl_conn_start(&c->reader)) {
+        presence__cl_conn_close(&c->cmd);
+        presence__cl_conn_close(&c->reader);
+        c->reconnect_at = presence__cl_now_ms(c) + c->reconnect_delay;
     }
 }
 
@@ -278,23 +304,27 @@ static void on_renewed(redisAsyncContext *ac, void *r, void *privdata)
         if (reply->type == REDIS_REPLY_INTEGER && reply->integer != 1 &&
             c->self == SELF_ONLINE) {
             if (reply->integer == 2) {
-                cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
-                       "another process holds the lease of node id %s: "
-                       "node ids must be unique", c->node_id);
+                presence__cl_log(
+                    c, PRESENCE_CLUSTER_LOG_ERROR,
+                    "another process holds the lease of node id %s: "
+                    "node ids must be unique",
+                    c->node_id);
             } else {
-                cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-                       "node %s lost its lease; announcing its members "
-                       "again", c->node_id);
+                presence__cl_log(
+                    c, PRESENCE_CLUSTER_LOG_WARNING,
+                    "node %s lost its lease; announcing its members "
+                    "again",
+                    c->node_id);
             }
-            cl_announce(c);
+            presence__cl_announce(c);
         }
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
 }
 
 static void renew_lease(struct presence_cluster *c)
 {
-    struct renew_ctx *ctx = malloc(sizeof *ctx);
+    struct renew_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
     if (ctx == NULL) {
         return;
     }
@@ -303,10 +333,10 @@ static void renew_lease(struct presence_cluster *c)
     snprintf(ms, sizeof ms, "%" PRId64, c->lease_ms);
     const char *argv[] = {"EVAL", RENEW_SCRIPT, "1", c->key_lease, c->inc,
                           ms};
-    if (CL_SEND(&c->cmd, on_renewed, ctx, argv)) {
+    if (PRESENCE__CL_SEND(&c->cmd, on_renewed, ctx, argv)) {
         c->lease_renewing = true;
     } else {
-        free(ctx);
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
     }
 }
 
@@ -320,21 +350,26 @@ static void cluster_free_memory(struct presence_cluster *c)
     if (c->wake_fd >= 0) {
         close(c->wake_fd);
     }
-    free(c->host);
-    free(c->password);
-    free(c->prefix);
-    free(c->key_lease);
-    free(c->key_members);
-    free(c->key_staging);
-    free(c->key_log);
-    free(c->key_nodes);
-    free(c->key_events);
-    cl_buf_free(&c->outbox_ops);
-    cl_buf_free(&c->sending);
-    cl_sync_free(c);
+    const presence_allocator *a = &c->alloc;
+    presence__cl_free_str(a, c->host);
+    presence__cl_free_str(a, c->password);
+    presence__cl_free_str(a, c->key_lease);
+    presence__cl_free_str(a, c->key_members);
+    if (c->key_staging != NULL) {
+        presence__cl_free(a, c->key_staging,
+                          c->key_staging_base + 1 + PRESENCE__CL_ID_MAX);
+    }
+    presence__cl_free_str(a, c->key_log);
+    presence__cl_free_str(a, c->key_nodes);
+    presence__cl_free_str(a, c->key_events);
+    presence__cl_free_str(a, c->prefix);
+    presence__cl_buf_free(&c->outbox_ops);
+    presence__cl_buf_free(&c->sending);
+    presence__cl_sync_free(c);
     pthread_mutex_destroy(&c->process_lock);
     pthread_mutex_destroy(&c->outbox_lock);
-    free(c);
+    presence_allocator alloc = c->alloc;
+    presence__cl_free(&alloc, c, sizeof *c);
 }
 
 int presence_cluster_new(presence_registry *registry,
@@ -352,27 +387,40 @@ int presence_cluster_new(presence_registry *registry,
                                             : sizeof cfg);
     if (cfg.redis_host == NULL || cfg.redis_host[0] == '\0' ||
         cfg.redis_port <= 0 || cfg.redis_port > 65535 || cfg.redis_db < 0 ||
-        cfg.prefix == NULL || !key_part_ok(cfg.prefix, 128) ||
-        cfg.lease_ms < 100 || cfg.connect_timeout_ms <= 0 ||
+        cfg.prefix == NULL ||
+        !key_part_ok(cfg.prefix, PRESENCE_CLUSTER_PREFIX_MAX) ||
+        cfg.lease_ms < PRESENCE_CLUSTER_LEASE_MIN_MS ||
+        cfg.connect_timeout_ms <= 0 ||
         cfg.reconnect_max_ms <= 0 || cfg.log_max_len == 0 ||
         cfg.batch_max == 0) {
         return PRESENCE_ERR_INVALID;
     }
-    if (cfg.node_id != NULL && strlen(cfg.node_id) > CL_ID_MAX) {
+    if (cfg.node_id != NULL && strlen(cfg.node_id) > PRESENCE__CL_ID_MAX) {
         return PRESENCE_ERR_TOO_LONG;
     }
-    if (cfg.node_id != NULL && !key_part_ok(cfg.node_id, CL_ID_MAX)) {
+    if (cfg.node_id != NULL &&
+        !key_part_ok(cfg.node_id, PRESENCE__CL_ID_MAX)) {
         return PRESENCE_ERR_INVALID;
     }
-    struct presence_cluster *c = calloc(1, sizeof *c);
+    presence_allocator alloc;
+    if (!presence__cl_alloc_init(&alloc, &cfg.allocator)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence_cluster *c = presence__cl_calloc(&alloc, 1, sizeof *c);
     if (c == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
+    c->alloc = alloc;
+    c->outbox_ops = (struct presence__cl_buf){.alloc = &c->alloc};
+    c->sending = (struct presence__cl_buf){.alloc = &c->alloc};
     c->epoll_fd = -1;
     c->wake_fd = -1;
     pthread_mutex_init(&c->process_lock, NULL);
     pthread_mutex_init(&c->outbox_lock, NULL);
     c->registry = registry;
+    /* The handle's times count from 1 here (0 means "not set"). */
+    c->clock_origin = registry_time(c) - 1;
+    atomic_store(&c->clock_last, 1);
     c->port = cfg.redis_port;
     c->db = cfg.redis_db;
     c->lease_ms = cfg.lease_ms;
@@ -386,20 +434,25 @@ int presence_cluster_new(presence_registry *registry,
     if (cfg.node_id != NULL) {
         snprintf(c->node_id, sizeof c->node_id, "%s", cfg.node_id);
     } else {
-        random_node_id(c->node_id, sizeof c->node_id);
+        random_node_id(c, c->node_id, sizeof c->node_id);
     }
-    c->host = strdup(cfg.redis_host);
-    c->password = cfg.redis_password ? strdup(cfg.redis_password) : NULL;
-    c->prefix = strdup(cfg.prefix);
+    c->host = presence__cl_strdup(&c->alloc, cfg.redis_host);
+    c->password = cfg.redis_password
+                      ? presence__cl_strdup(&c->alloc, cfg.redis_password)
+                      : NULL;
+    c->prefix = presence__cl_strdup(&c->alloc, cfg.prefix);
     bool ok = c->host != NULL && c->prefix != NULL &&
               (cfg.redis_password == NULL || c->password != NULL);
     if (ok) {
-        c->key_lease = key_of(c->prefix, c->node_id, "lease");
-        c->key_members = key_of(c->prefix, c->node_id, "members");
-        c->key_staging = key_of(c->prefix, c->node_id, "staging");
-        c->key_log = key_of(c->prefix, c->node_id, "log");
-        c->key_nodes = key_of(c->prefix, NULL, "nodes");
-        c->key_events = key_of(c->prefix, NULL, "events");
+        c->key_lease = key_of(c, c->node_id, "lease", 0);
+        c->key_members = key_of(c, c->node_id, "members", 0);
+        /* "{P:N}.staging.<inc>": the incarnation follows (outbox.c) */
+        c->key_staging =
+            key_of(c, c->node_id, "staging.", PRESENCE__CL_ID_MAX);
+        c->key_staging_base = c->key_staging ? strlen(c->key_staging) : 0;
+        c->key_log = key_of(c, c->node_id, "log", 0);
+        c->key_nodes = key_of(c, NULL, "nodes", 0);
+        c->key_events = key_of(c, NULL, "events", 0);
         ok = c->key_lease && c->key_members && c->key_staging &&
              c->key_log && c->key_nodes && c->key_events;
     }
@@ -410,21 +463,21 @@ int presence_cluster_new(presence_registry *registry,
         ok = c->epoll_fd >= 0 && c->wake_fd >= 0 &&
              epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, c->wake_fd, &ev) == 0;
     }
-    cl_conn_init(&c->cmd, c, "command", conn_up, conn_down);
-    cl_conn_init(&c->reader, c, "reader", conn_up, conn_down);
+    presence__cl_conn_init(&c->cmd, c, "command", conn_up, conn_down);
+    presence__cl_conn_init(&c->reader, c, "reader", conn_up, conn_down);
     int rc = PRESENCE_ERR_NOMEM;
     if (ok) {
-        rc = presence_subscribe(registry, PRESENCE_SCOPE_ALL, NULL,
-                                PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE |
-                                    PRESENCE_EVENT_UPDATE |
-                                    PRESENCE_EVENTS_EVERY_NAMESPACE,
-                                cl_outbox_event, c, &c->subscription);
+        rc = presence_subscribe(
+            registry, PRESENCE_SCOPE_ALL, NULL,
+            PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE |
+                PRESENCE_EVENT_UPDATE | PRESENCE_EVENTS_EVERY_NAMESPACE,
+            presence__cl_outbox_event, c, &c->subscription);
     }
     if (rc != PRESENCE_OK) {
         cluster_free_memory(c);
         return rc;
     }
-    c->reconnect_at = cl_now_ms(); /* connect at the first turn */
+    c->reconnect_at = presence__cl_now_ms(c); /* connect at the first turn */
     *out = c;
     return PRESENCE_OK;
 }
@@ -443,9 +496,10 @@ int presence_cluster_fd(const presence_cluster *c)
  * cut connection is replaced before this node's lease runs out (the
  * reader's own wait, XREAD BLOCK, comes on top). */
 static int64_t stall_limit(const struct presence_cluster *c,
-                           const struct cl_conn *conn)
+                           const struct presence__cl_conn *conn)
 {
-    return c->lease_ms / 2 + (conn == &c->reader ? CL_READ_BLOCK_MS : 0);
+    return c->lease_ms / 2 +
+           (conn == &c->reader ? PRESENCE__CL_READ_BLOCK_MS : 0);
 }
 
 static int64_t next_deadline(struct presence_cluster *c)
@@ -471,10 +525,11 @@ static int64_t next_deadline(struct presence_cluster *c)
         EARLIER(c->check_at);
     }
     int64_t stall;
-    cl_conn_stalled(&c->cmd, cl_now_ms(), stall_limit(c, &c->cmd), &stall);
+    presence__cl_conn_stalled(&c->cmd, presence__cl_now_ms(c),
+                              stall_limit(c, &c->cmd), &stall);
     EARLIER(stall);
-    cl_conn_stalled(&c->reader, cl_now_ms(), stall_limit(c, &c->reader),
-                    &stall);
+    presence__cl_conn_stalled(&c->reader, presence__cl_now_ms(c),
+                              stall_limit(c, &c->reader), &stall);
     EARLIER(stall);
     EARLIER(c->announce_at);
 #undef EARLIER
@@ -496,36 +551,36 @@ int64_t presence_cluster_timeout_ms(presence_cluster *c)
     if (d == INT64_MAX) {
         return -1;
     }
-    int64_t now = cl_now_ms();
+    int64_t now = presence__cl_now_ms(c);
     return d <= now ? 0 : d - now;
 }
 
 static void run_timers(struct presence_cluster *c)
 {
-    int64_t now = cl_now_ms();
+    int64_t now = presence__cl_now_ms(c);
     if (c->cmd.state == CONN_DOWN && c->reader.state == CONN_DOWN &&
         c->reconnect_at > 0 && now >= c->reconnect_at) {
         start_connections(c);
     }
-    cl_conn_check_timeout(&c->cmd, now);
-    cl_conn_check_timeout(&c->reader, now);
+    presence__cl_conn_check_timeout(&c->cmd, now);
+    presence__cl_conn_check_timeout(&c->reader, now);
     if (c->announce_at > 0 && now >= c->announce_at &&
         c->self == SELF_OFFLINE && c->cmd.ready && c->reader.ready) {
-        cl_announce(c);
+        presence__cl_announce(c);
     }
     /* A connection that stopped answering (a silent network cut) is given
      * up: the lease would run out anyway, and the others drop this node;
      * reconnecting brings it back. */
-    struct cl_conn *conns[2] = {&c->cmd, &c->reader};
+    struct presence__cl_conn *conns[2] = {&c->cmd, &c->reader};
     for (int i = 0; i < 2; i++) {
         int64_t deadline;
-        if (cl_conn_stalled(conns[i], now, stall_limit(c, conns[i]),
-                            &deadline)) {
-            cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-                   "%s connection: no answer for %" PRId64
-                   " ms; reconnecting",
-                   conns[i]->name, stall_limit(c, conns[i]));
-            cl_conn_close(conns[i]);
+        if (presence__cl_conn_stalled(conns[i], now, stall_limit(c, conns[i]),
+                                      &deadline)) {
+            presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                             "%s connection: no answer for %" PRId64
+                             " ms; reconnecting",
+                             conns[i]->name, stall_limit(c, conns[i]));
+            presence__cl_conn_close(conns[i]);
         }
     }
     if (c->self == SELF_ONLINE && now >= c->renew_at) {
@@ -536,7 +591,7 @@ static void run_timers(struct presence_cluster *c)
     }
     if (c->self == SELF_ONLINE && now >= c->check_at) {
         c->check_at = now + c->lease_ms / 4;
-        cl_sync_check(c);
+        presence__cl_sync_check(c);
     }
 }
 
@@ -551,11 +606,21 @@ static void process_locked(struct presence_cluster *c)
             ssize_t r = read(c->wake_fd, &count, sizeof count);
             (void)r;
         } else {
-            cl_conn_handle(evs[i].data.ptr, evs[i].events);
+            presence__cl_conn_handle(evs[i].data.ptr, evs[i].events);
         }
     }
     run_timers(c);
-    cl_outbox_flush(c);
+    /* An XREAD that could not be issued (out of memory) is tried again. */
+    presence__cl_sync_read(c);
+    presence__cl_outbox_flush(c);
+    /* Connections given up during the turn, now that no hiredis callback
+     * is running. */
+    struct presence__cl_conn *conns[2] = {&c->cmd, &c->reader};
+    for (int i = 0; i < 2; i++) {
+        if (conns[i]->drop) {
+            presence__cl_conn_close(conns[i]);
+        }
+    }
 }
 
 static int process_enter(struct presence_cluster *c)
@@ -676,7 +741,7 @@ static void leave_cluster(struct presence_cluster *c)
     if (c->self != SELF_ONLINE) {
         return;
     }
-    cl_outbox_flush(c);
+    presence__cl_outbox_flush(c);
     bool done = false;
     const char *del[] = {"EVAL",         LEAVE_SCRIPT,   "4",
                          c->key_lease,   c->key_members, c->key_log,
@@ -685,12 +750,12 @@ static void leave_cluster(struct presence_cluster *c)
     const char *bye[] = {"XADD",      c->key_events, "MAXLEN", "~", "10000",
                          "*",         "type",        "bye",    "node",
                          c->node_id,  "inc",         c->inc};
-    bool ok = CL_SEND(&c->cmd, NULL, NULL, del) &&
-              CL_SEND(&c->cmd, NULL, NULL, dir) &&
-              CL_SEND(&c->cmd, on_left, &done, bye);
-    int64_t until = cl_now_ms() + c->connect_timeout_ms;
+    bool ok = PRESENCE__CL_SEND(&c->cmd, NULL, NULL, del) &&
+              PRESENCE__CL_SEND(&c->cmd, NULL, NULL, dir) &&
+              PRESENCE__CL_SEND(&c->cmd, on_left, &done, bye);
+    int64_t until = presence__cl_now_ms(c) + c->connect_timeout_ms;
     while (ok && !done && c->cmd.state == CONN_UP) {
-        int64_t now = cl_now_ms();
+        int64_t now = presence__cl_now_ms(c);
         if (now >= until) {
             break;
         }
@@ -700,13 +765,13 @@ static void leave_cluster(struct presence_cluster *c)
         int n = epoll_wait(c->epoll_fd, evs, 8, 0);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == &c->cmd) {
-                cl_conn_handle(&c->cmd, evs[i].events);
+                presence__cl_conn_handle(&c->cmd, evs[i].events);
             }
         }
     }
     if (!done) {
         /* on_left must not touch `done` once we return. */
-        cl_conn_close(&c->cmd);
+        presence__cl_conn_close(&c->cmd);
     }
 }
 
@@ -723,7 +788,7 @@ int presence_cluster_free(presence_cluster *c)
     presence_unsubscribe(c->registry, c->subscription);
     if (c->thread_started) {
         atomic_store(&c->stopping, true);
-        cl_wake(c);
+        presence__cl_wake(c);
         pthread_join(c->thread, NULL);
         c->thread_started = false;
     }
@@ -731,8 +796,8 @@ int presence_cluster_free(presence_cluster *c)
     leave_cluster(c);
     /* Closing runs the pending callbacks with NULL replies; conn_down
      * would schedule a reconnection that no one will run. */
-    cl_conn_close(&c->reader);
-    cl_conn_close(&c->cmd);
+    presence__cl_conn_close(&c->reader);
+    presence__cl_conn_close(&c->cmd);
     pthread_mutex_unlock(&c->process_lock);
     cluster_free_memory(c);
     return PRESENCE_OK;

@@ -8,12 +8,12 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cluster_internal.h"
 
-bool cl_buf_put(struct cl_buf *b, const void *data, size_t len)
+bool presence__cl_buf_put(struct presence__cl_buf *b, const void *data,
+                          size_t len)
 {
     if (len > SIZE_MAX - b->len - 1) {
         return false;
@@ -23,7 +23,7 @@ bool cl_buf_put(struct cl_buf *b, const void *data, size_t len)
         while (cap < b->len + len) {
             cap = cap > SIZE_MAX / 2 ? b->len + len : cap * 2;
         }
-        char *p = realloc(b->data, cap);
+        char *p = presence__cl_realloc(b->alloc, b->data, b->cap, cap);
         if (p == NULL) {
             return false;
         }
@@ -37,28 +37,20 @@ bool cl_buf_put(struct cl_buf *b, const void *data, size_t len)
     return true;
 }
 
-bool cl_buf_put_field(struct cl_buf *b, const void *data, size_t len)
+bool presence__cl_buf_put_field(struct presence__cl_buf *b, const void *data,
+                                size_t len)
 {
     char head[24];
     int n = snprintf(head, sizeof head, "%zu:", len);
-    return cl_buf_put(b, head, (size_t)n) && cl_buf_put(b, data, len);
+    return presence__cl_buf_put(b, head, (size_t)n) &&
+           presence__cl_buf_put(b, data, len);
 }
 
-void cl_buf_free(struct cl_buf *b)
+void presence__cl_buf_free(struct presence__cl_buf *b)
 {
-    free(b->data);
+    presence__cl_free(b->alloc, b->data, b->cap);
     b->data = NULL;
     b->len = b->cap = 0;
-}
-
-char *cl_strndup(const char *s, size_t len)
-{
-    char *p = malloc(len + 1);
-    if (p != NULL) {
-        memcpy(p, s, len);
-        p[len] = '\0';
-    }
-    return p;
 }
 
 /* Read a netstring at *pos. */
@@ -82,16 +74,17 @@ static bool get_field(const char *s, size_t len, size_t *pos,
     return true;
 }
 
-bool cl_encode_field(struct cl_buf *b, const char *channel,
-                     const char *client)
+bool presence__cl_encode_field(struct presence__cl_buf *b, const char *channel,
+                               const char *client)
 {
-    return cl_buf_put(b, channel, strlen(channel)) &&
-           cl_buf_put(b, "\t", 1) && cl_buf_put(b, client, strlen(client));
+    return presence__cl_buf_put(b, channel, strlen(channel)) &&
+           presence__cl_buf_put(b, "\t", 1) &&
+           presence__cl_buf_put(b, client, strlen(client));
 }
 
-bool cl_decode_field(const char *field, size_t len, const char **channel,
-                     size_t *channel_len, const char **client,
-                     size_t *client_len)
+bool presence__cl_decode_field(const char *field, size_t len,
+                               const char **channel, size_t *channel_len,
+                               const char **client, size_t *client_len)
 {
     const char *tab = memchr(field, '\t', len);
     if (tab == NULL || tab == field || tab == field + len - 1) {
@@ -104,24 +97,25 @@ bool cl_decode_field(const char *field, size_t len, const char **channel,
     return true;
 }
 
-bool cl_encode_member(struct cl_buf *b, const char *user,
-                      const void *conn_info, size_t conn_info_len,
-                      const void *chan_info, size_t chan_info_len)
+bool presence__cl_encode_member(struct presence__cl_buf *b, const char *user,
+                                const void *conn_info, size_t conn_info_len,
+                                const void *chan_info, size_t chan_info_len)
 {
-    return cl_buf_put_field(b, user, strlen(user)) &&
-           cl_buf_put_field(b, conn_info, conn_info_len) &&
-           cl_buf_put_field(b, chan_info, chan_info_len);
+    return presence__cl_buf_put_field(b, user, strlen(user)) &&
+           presence__cl_buf_put_field(b, conn_info, conn_info_len) &&
+           presence__cl_buf_put_field(b, chan_info, chan_info_len);
 }
 
 static bool get_member(const char *s, size_t len, size_t *pos,
-                       struct cl_member *m)
+                       struct presence__cl_member *m)
 {
     return get_field(s, len, pos, &m->user, &m->user_len) &&
            get_field(s, len, pos, &m->conn_info, &m->conn_info_len) &&
            get_field(s, len, pos, &m->chan_info, &m->chan_info_len);
 }
 
-bool cl_decode_member(const char *value, size_t len, struct cl_member *out)
+bool presence__cl_decode_member(const char *value, size_t len,
+                                struct presence__cl_member *out)
 {
     size_t pos = 0;
     return get_member(value, len, &pos, out) && pos == len;
@@ -129,36 +123,40 @@ bool cl_decode_member(const char *value, size_t len, struct cl_member *out)
 
 /* An op: 'J' <field> <member> or 'L' <reason digit> <field>, where
  * <field> is the hash field as a netstring. */
-static bool put_op_field(struct cl_buf *b, const char *channel,
+static bool put_op_field(struct presence__cl_buf *b, const char *channel,
                          const char *client)
 {
     size_t ch = strlen(channel);
     size_t cl = strlen(client);
     char head[24];
     int n = snprintf(head, sizeof head, "%zu:", ch + 1 + cl);
-    return cl_buf_put(b, head, (size_t)n) && cl_buf_put(b, channel, ch) &&
-           cl_buf_put(b, "\t", 1) && cl_buf_put(b, client, cl);
+    return presence__cl_buf_put(b, head, (size_t)n) &&
+           presence__cl_buf_put(b, channel, ch) &&
+           presence__cl_buf_put(b, "\t", 1) &&
+           presence__cl_buf_put(b, client, cl);
 }
 
-bool cl_encode_join(struct cl_buf *b, const char *channel, const char *client,
-                    const char *user, const void *conn_info,
-                    size_t conn_info_len, const void *chan_info,
-                    size_t chan_info_len)
+bool presence__cl_encode_join(struct presence__cl_buf *b, const char *channel,
+                              const char *client, const char *user,
+                              const void *conn_info, size_t conn_info_len,
+                              const void *chan_info, size_t chan_info_len)
 {
-    return cl_buf_put(b, "J", 1) && put_op_field(b, channel, client) &&
-           cl_encode_member(b, user, conn_info, conn_info_len, chan_info,
-                            chan_info_len);
+    return presence__cl_buf_put(b, "J", 1) &&
+           put_op_field(b, channel, client) &&
+           presence__cl_encode_member(b, user, conn_info, conn_info_len,
+                                      chan_info, chan_info_len);
 }
 
-bool cl_encode_leave(struct cl_buf *b, const char *channel,
-                     const char *client, int reason)
+bool presence__cl_encode_leave(struct presence__cl_buf *b, const char *channel,
+                               const char *client, int reason)
 {
     char head[2] = {'L', (char)('0' + reason)};
-    return reason >= 0 && reason <= 9 && cl_buf_put(b, head, 2) &&
+    return reason >= 0 && reason <= 9 && presence__cl_buf_put(b, head, 2) &&
            put_op_field(b, channel, client);
 }
 
-bool cl_decode_op(const char *ops, size_t len, size_t *pos, struct cl_op *op)
+bool presence__cl_decode_op(const char *ops, size_t len, size_t *pos,
+                            struct presence__cl_op *op)
 {
     if (*pos >= len) {
         return false;
@@ -175,19 +173,21 @@ bool cl_decode_op(const char *ops, size_t len, size_t *pos, struct cl_op *op)
         return false;
     }
     if (!get_field(ops, len, pos, &field, &field_len) ||
-        !cl_decode_field(field, field_len, &op->channel, &op->channel_len,
-                         &op->client, &op->client_len)) {
+        !presence__cl_decode_field(field, field_len, &op->channel,
+                                   &op->channel_len, &op->client,
+                                   &op->client_len)) {
         return false;
     }
     return op->kind == 'L' || get_member(ops, len, pos, &op->member);
 }
 
-bool cl_split_op(const char *ops, size_t len, size_t *pos, const char **field,
-                 size_t *field_len, const char **value, size_t *value_len)
+bool presence__cl_split_op(const char *ops, size_t len, size_t *pos,
+                           const char **field, size_t *field_len,
+                           const char **value, size_t *value_len)
 {
     size_t start = *pos;
-    struct cl_op op;
-    if (!cl_decode_op(ops, len, pos, &op)) {
+    struct presence__cl_op op;
+    if (!presence__cl_decode_op(ops, len, pos, &op)) {
         return false;
     }
     /* The field netstring follows the kind (and a leave's reason). */

@@ -12,7 +12,7 @@
 
 #include "cluster_internal.h"
 
-static void watch(struct cl_conn *conn, uint32_t want)
+static void watch(struct presence__cl_conn *conn, uint32_t want)
 {
     if (conn->fd < 0 || want == conn->watching) {
         return;
@@ -24,45 +24,46 @@ static void watch(struct cl_conn *conn, uint32_t want)
     if (epoll_ctl(conn->cluster->epoll_fd, op, conn->fd, &ev) == 0) {
         conn->watching = want;
     } else {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
-               "%s connection: epoll_ctl failed", conn->name);
+        presence__cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_ERROR,
+                         "%s connection: epoll_ctl failed", conn->name);
     }
 }
 
 static void ev_add_read(void *p)
 {
-    struct cl_conn *conn = p;
+    struct presence__cl_conn *conn = p;
     watch(conn, conn->watching | EPOLLIN);
 }
 
 static void ev_del_read(void *p)
 {
-    struct cl_conn *conn = p;
+    struct presence__cl_conn *conn = p;
     watch(conn, conn->watching & ~(uint32_t)EPOLLIN);
 }
 
 static void ev_add_write(void *p)
 {
-    struct cl_conn *conn = p;
+    struct presence__cl_conn *conn = p;
     watch(conn, conn->watching | EPOLLOUT);
 }
 
 static void ev_del_write(void *p)
 {
-    struct cl_conn *conn = p;
+    struct presence__cl_conn *conn = p;
     watch(conn, conn->watching & ~(uint32_t)EPOLLOUT);
 }
 
 /* The context is being freed, by us or by hiredis after an error. */
 static void ev_cleanup(void *p)
 {
-    struct cl_conn *conn = p;
+    struct presence__cl_conn *conn = p;
     watch(conn, 0);
     bool was_up = conn->state != CONN_DOWN;
     conn->ac = NULL;
     conn->fd = -1;
     conn->state = CONN_DOWN;
     conn->ready = false;
+    conn->drop = false;
     if (was_up) {
         conn->on_down(conn);
     }
@@ -70,12 +71,12 @@ static void ev_cleanup(void *p)
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    struct cl_conn *conn = ac->ev.data;
+    struct presence__cl_conn *conn = ac->ev.data;
     if (status != REDIS_OK) {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
-               "%s connection to %s:%d failed: %s", conn->name,
-               conn->cluster->host, conn->cluster->port,
-               ac->errstr[0] ? ac->errstr : "error");
+        presence__cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
+                         "%s connection to %s:%d failed: %s", conn->name,
+                         conn->cluster->host, conn->cluster->port,
+                         ac->errstr[0] ? ac->errstr : "error");
         return; /* hiredis frees the context: ev_cleanup follows */
     }
     conn->state = CONN_UP;
@@ -84,19 +85,20 @@ static void on_connect(const redisAsyncContext *ac, int status)
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    struct cl_conn *conn = ac->ev.data;
+    struct presence__cl_conn *conn = ac->ev.data;
     if (status != REDIS_OK) {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
-               "%s connection lost: %s", conn->name,
-               ac->errstr[0] ? ac->errstr : "closed");
+        presence__cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
+                         "%s connection lost: %s", conn->name,
+                         ac->errstr[0] ? ac->errstr : "closed");
     }
 }
 
-void cl_conn_init(struct cl_conn *conn, struct presence_cluster *c,
-                  const char *name, void (*on_up)(struct cl_conn *),
-                  void (*on_down)(struct cl_conn *))
+void presence__cl_conn_init(struct presence__cl_conn *conn,
+                            struct presence_cluster *c, const char *name,
+                            void (*on_up)(struct presence__cl_conn *),
+                            void (*on_down)(struct presence__cl_conn *))
 {
-    *conn = (struct cl_conn){
+    *conn = (struct presence__cl_conn){
         .cluster = c,
         .name = name,
         .fd = -1,
@@ -105,7 +107,7 @@ void cl_conn_init(struct cl_conn *conn, struct presence_cluster *c,
     };
 }
 
-bool cl_conn_start(struct cl_conn *conn)
+bool presence__cl_conn_start(struct presence__cl_conn *conn)
 {
     struct presence_cluster *c = conn->cluster;
     redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
@@ -113,8 +115,8 @@ bool cl_conn_start(struct cl_conn *conn)
         return false;
     }
     if (ac->err) {
-        cl_log(c, PRESENCE_CLUSTER_LOG_WARNING, "%s connection: %s",
-               conn->name, ac->errstr);
+        presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING, "%s connection: %s",
+                         conn->name, ac->errstr);
         redisAsyncFree(ac);
         return false;
     }
@@ -123,10 +125,11 @@ bool cl_conn_start(struct cl_conn *conn)
     conn->watching = 0;
     conn->state = CONN_CONNECTING;
     conn->ready = false;
+    conn->drop = false;
     conn->setup_pending = 0;
     conn->busy_since = 0;
     conn->last_read_at = 0;
-    conn->connect_deadline = cl_now_ms() + c->connect_timeout_ms;
+    conn->connect_deadline = presence__cl_now_ms(c) + c->connect_timeout_ms;
     ac->ev.data = conn;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;
@@ -140,10 +143,10 @@ bool cl_conn_start(struct cl_conn *conn)
     return true;
 }
 
-void cl_conn_handle(struct cl_conn *conn, uint32_t events)
+void presence__cl_conn_handle(struct presence__cl_conn *conn, uint32_t events)
 {
     if (events & EPOLLIN) {
-        conn->last_read_at = cl_now_ms();
+        conn->last_read_at = presence__cl_now_ms(conn->cluster);
     }
     if (conn->ac != NULL && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
         redisAsyncHandleRead(conn->ac);
@@ -153,17 +156,18 @@ void cl_conn_handle(struct cl_conn *conn, uint32_t events)
     }
 }
 
-void cl_conn_check_timeout(struct cl_conn *conn, int64_t now)
+void presence__cl_conn_check_timeout(struct presence__cl_conn *conn,
+                                     int64_t now)
 {
     if (conn->state == CONN_CONNECTING && now >= conn->connect_deadline) {
-        cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
-               "%s connection to %s:%d timed out", conn->name,
-               conn->cluster->host, conn->cluster->port);
-        cl_conn_close(conn);
+        presence__cl_log(conn->cluster, PRESENCE_CLUSTER_LOG_WARNING,
+                         "%s connection to %s:%d timed out", conn->name,
+                         conn->cluster->host, conn->cluster->port);
+        presence__cl_conn_close(conn);
     }
 }
 
-void cl_conn_close(struct cl_conn *conn)
+void presence__cl_conn_close(struct presence__cl_conn *conn)
 {
     if (conn->ac != NULL) {
         /* Pending callbacks run with a NULL reply; ev_cleanup follows. */
@@ -171,9 +175,16 @@ void cl_conn_close(struct cl_conn *conn)
     }
 }
 
-bool cl_conn_command(struct cl_conn *conn, redisCallbackFn *fn,
-                     void *privdata, int argc, const char **argv,
-                     const size_t *argvlen)
+void presence__cl_conn_drop(struct presence__cl_conn *conn)
+{
+    if (conn->ac != NULL) {
+        conn->drop = true;
+    }
+}
+
+bool presence__cl_conn_command(struct presence__cl_conn *conn,
+                               redisCallbackFn *fn, void *privdata, int argc,
+                               const char **argv, const size_t *argvlen)
 {
     if (conn->state != CONN_UP || conn->ac == NULL) {
         return false;
@@ -183,28 +194,30 @@ bool cl_conn_command(struct cl_conn *conn, redisCallbackFn *fn,
         return false;
     }
     if (conn->busy_since == 0) {
-        conn->busy_since = cl_now_ms();
+        conn->busy_since = presence__cl_now_ms(conn->cluster);
     }
     return true;
 }
 
-bool cl_conn_send(struct cl_conn *conn, redisCallbackFn *fn, void *privdata,
-                  size_t argc, const char *const *argv)
+bool presence__cl_conn_send(struct presence__cl_conn *conn,
+                            redisCallbackFn *fn, void *privdata, size_t argc,
+                            const char *const *argv)
 {
-    const char *words[CL_WORDS_MAX];
-    size_t lens[CL_WORDS_MAX];
-    if (argc > CL_WORDS_MAX) {
+    const char *words[PRESENCE__CL_WORDS_MAX];
+    size_t lens[PRESENCE__CL_WORDS_MAX];
+    if (argc > PRESENCE__CL_WORDS_MAX) {
         return false;
     }
     for (size_t i = 0; i < argc; i++) {
         words[i] = argv[i];
         lens[i] = strlen(argv[i]);
     }
-    return cl_conn_command(conn, fn, privdata, (int)argc, words, lens);
+    return presence__cl_conn_command(conn, fn, privdata, (int)argc, words,
+                                     lens);
 }
 
-bool cl_conn_stalled(struct cl_conn *conn, int64_t now, int64_t limit_ms,
-                     int64_t *deadline)
+bool presence__cl_conn_stalled(struct presence__cl_conn *conn, int64_t now,
+                               int64_t limit_ms, int64_t *deadline)
 {
     *deadline = 0;
     if (conn->state != CONN_UP || conn->ac == NULL ||

@@ -13,11 +13,14 @@
 
 #include "cluster_internal.h"
 
-/* KEYS lease members log staging: delete a dead node's state, unless it
- * came back meanwhile. */
+/* KEYS lease members log: delete a dead node's state, unless it came
+ * back meanwhile. Not its staging hash: the node may be announcing again
+ * right now (it was paused past its lease), into a hash named after its
+ * new incarnation, which the reap neither knows nor touches; an abandoned
+ * one expires on its own. */
 static const char REAP_SCRIPT[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-    "  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])\n"
+    "  redis.call('DEL', KEYS[2], KEYS[3])\n"
     "end\n"
     "return 1\n";
 
@@ -36,12 +39,13 @@ static void node_key(const struct presence_cluster *c, const char *node,
     snprintf(out, size, "{%s:%s}.%s", c->prefix, node, what);
 }
 
-#define KEY_MAX (2 * CL_ID_MAX + 64)
+/* Room for any node's key (the longest prefix and node id included). */
+#define KEY_MAX PRESENCE__CL_KEY_MAX
 
-static struct cl_node *node_find(struct presence_cluster *c, const char *id,
-                                 size_t len)
+static struct presence__cl_node *node_find(struct presence_cluster *c,
+                                           const char *id, size_t len)
 {
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
         if (strlen(n->id) == len && memcmp(n->id, id, len) == 0) {
             return n;
         }
@@ -49,14 +53,14 @@ static struct cl_node *node_find(struct presence_cluster *c, const char *id,
     return NULL;
 }
 
-static struct cl_node *node_get(struct presence_cluster *c, const char *id,
-                                size_t len)
+static struct presence__cl_node *node_get(struct presence_cluster *c,
+                                          const char *id, size_t len)
 {
-    struct cl_node *n = node_find(c, id, len);
-    if (n != NULL || len == 0 || len > CL_ID_MAX) {
+    struct presence__cl_node *n = node_find(c, id, len);
+    if (n != NULL || len == 0 || len > PRESENCE__CL_ID_MAX) {
         return n;
     }
-    n = calloc(1, sizeof *n);
+    n = presence__cl_calloc(&c->alloc, 1, sizeof *n);
     if (n != NULL) {
         memcpy(n->id, id, len);
         n->next = c->nodes;
@@ -65,9 +69,11 @@ static struct cl_node *node_get(struct presence_cluster *c, const char *id,
     return n;
 }
 
-static void node_remove(struct presence_cluster *c, struct cl_node *n)
+static void node_remove(struct presence_cluster *c,
+                        struct presence__cl_node *n)
 {
-    for (struct cl_node **p = &c->nodes; *p != NULL; p = &(*p)->next) {
+    for (struct presence__cl_node **p = &c->nodes; *p != NULL;
+         p = &(*p)->next) {
         if (*p == n) {
             *p = n->next;
             break;
@@ -76,15 +82,15 @@ static void node_remove(struct presence_cluster *c, struct cl_node *n)
     if (n->live) {
         atomic_fetch_sub(&c->live_nodes, 1);
     }
-    free(n);
+    presence__cl_free(&c->alloc, n, sizeof *n);
 }
 
-void cl_sync_free(struct presence_cluster *c)
+void presence__cl_sync_free(struct presence_cluster *c)
 {
     while (c->nodes != NULL) {
-        struct cl_node *n = c->nodes;
+        struct presence__cl_node *n = c->nodes;
         c->nodes = n->next;
-        free(n);
+        presence__cl_free(&c->alloc, n, sizeof *n);
     }
     atomic_store(&c->live_nodes, 0);
 }
@@ -93,7 +99,8 @@ void cl_sync_free(struct presence_cluster *c)
  * after it, from the positions it gives. */
 static bool any_loading(const struct presence_cluster *c)
 {
-    for (const struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+    for (const struct presence__cl_node *n = c->nodes; n != NULL;
+         n = n->next) {
         if (n->loading) {
             return true;
         }
@@ -101,12 +108,13 @@ static bool any_loading(const struct presence_cluster *c)
     return false;
 }
 
-void cl_update_synced(struct presence_cluster *c)
+void presence__cl_update_synced(struct presence_cluster *c)
 {
     bool synced = c->self == SELF_ONLINE && !any_loading(c) &&
                   c->events_id_known;
-    for (struct cl_node *n = c->nodes; synced && n != NULL; n = n->next) {
-        synced = n->live && !n->loading && !n->reload;
+    for (struct presence__cl_node *n = c->nodes; synced && n != NULL;
+         n = n->next) {
+        synced = n->live && !n->loading && !n->reload && n->inc[0] != '\0';
     }
     atomic_store(&c->synced, synced);
 }
@@ -171,19 +179,24 @@ static void count_applied(struct presence_cluster *c, int rc,
         return;
     }
     atomic_fetch_add(&c->rejected, 1);
-    cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-           "%s of %s in %s from node %s refused: %s", what, cl ? cl : "?",
-           ch ? ch : "?", node, presence_strerror(rc));
+    presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                     "%s of %s in %s from node %s refused: %s", what,
+                     cl ? cl : "?", ch ? ch : "?", node,
+                     presence_strerror(rc));
 }
 
-static void apply_join(struct presence_cluster *c, const char *node,
+/* The apply functions return false when the change could not be made for
+ * want of memory (ours or the registry's): the caller loads the node's
+ * snapshot again, which makes up for it. */
+static bool apply_join(struct presence_cluster *c, const char *node,
                        const char *channel, size_t channel_len,
                        const char *client, size_t client_len,
-                       const struct cl_member *m)
+                       const struct presence__cl_member *m)
 {
-    char *ch = cl_strndup(channel, channel_len);
-    char *cl = cl_strndup(client, client_len);
-    char *user = cl_strndup(m->user, m->user_len);
+    const presence_allocator *a = &c->alloc;
+    char *ch = presence__cl_strndup(a, channel, channel_len);
+    char *cl = presence__cl_strndup(a, client, client_len);
+    char *user = presence__cl_strndup(a, m->user, m->user_len);
     int rc = PRESENCE_ERR_NOMEM;
     if (ch != NULL && cl != NULL && user != NULL) {
         rc = presence_remote_join(c->registry, node, ch, cl, user,
@@ -193,17 +206,19 @@ static void apply_join(struct presence_cluster *c, const char *node,
                                   m->chan_info_len);
     }
     count_applied(c, rc, "join", node, ch, cl);
-    free(ch);
-    free(cl);
-    free(user);
+    presence__cl_free(a, ch, channel_len + 1);
+    presence__cl_free(a, cl, client_len + 1);
+    presence__cl_free(a, user, m->user_len + 1);
+    return rc != PRESENCE_ERR_NOMEM;
 }
 
-static void apply_leave(struct presence_cluster *c, const char *node,
+static bool apply_leave(struct presence_cluster *c, const char *node,
                         const char *channel, size_t channel_len,
                         const char *client, size_t client_len, int reason)
 {
-    char *ch = cl_strndup(channel, channel_len);
-    char *cl = cl_strndup(client, client_len);
+    const presence_allocator *a = &c->alloc;
+    char *ch = presence__cl_strndup(a, channel, channel_len);
+    char *cl = presence__cl_strndup(a, client, client_len);
     int rc = PRESENCE_ERR_NOMEM;
     if (ch != NULL && cl != NULL) {
         rc = presence_remote_leave(c->registry, node, ch, cl,
@@ -212,64 +227,86 @@ static void apply_leave(struct presence_cluster *c, const char *node,
     /* Already gone here (a snapshot got there first): nothing to do. */
     count_applied(c, rc == PRESENCE_ERR_NOT_FOUND ? PRESENCE_OK : rc, "leave",
                   node, ch, cl);
-    free(ch);
-    free(cl);
+    presence__cl_free(a, ch, channel_len + 1);
+    presence__cl_free(a, cl, client_len + 1);
+    return rc != PRESENCE_ERR_NOMEM;
 }
 
+/* false when ops is malformed; *lost when a change wanted memory. */
 static bool apply_ops(struct presence_cluster *c, const char *node,
-                      const char *ops, size_t len)
+                      const char *ops, size_t len, bool *lost)
 {
     size_t pos = 0;
     while (pos < len) {
-        struct cl_op op;
-        if (!cl_decode_op(ops, len, &pos, &op)) {
+        struct presence__cl_op op;
+        if (!presence__cl_decode_op(ops, len, &pos, &op)) {
             return false;
         }
+        bool kept;
         if (op.kind == 'J') {
-            apply_join(c, node, op.channel, op.channel_len, op.client,
-                       op.client_len, &op.member);
+            kept = apply_join(c, node, op.channel, op.channel_len, op.client,
+                              op.client_len, &op.member);
         } else {
-            apply_leave(c, node, op.channel, op.channel_len, op.client,
-                        op.client_len, op.reason);
+            kept = apply_leave(c, node, op.channel, op.channel_len,
+                               op.client, op.client_len, op.reason);
         }
+        *lost = *lost || !kept;
     }
     return true;
+}
+
+/* Some of node n's changes could not be applied for want of memory: load
+ * its snapshot again. Its incarnation is forgotten, so that if that load
+ * cannot start now, the next lease check, or its next log entry, starts
+ * it (and the handle does not report synced meanwhile). */
+static void lost_changes(struct presence_cluster *c,
+                         struct presence__cl_node *n, const char *what)
+{
+    presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                     "node %s: out of memory applying %s; loading its "
+                     "snapshot again",
+                     n->id, what);
+    n->inc[0] = '\0';
+    if (n->loading) {
+        n->reload = true;
+    } else {
+        presence__cl_sync_load(c, n->id);
+    }
 }
 
 /* ---- node down ---------------------------------------------------------- */
 
 /* Delete a dead node's keys and directory entry (each only if it did not
  * come back meanwhile). */
-static void reap(struct presence_cluster *c, const struct cl_node *n)
+static void reap(struct presence_cluster *c, const struct presence__cl_node *n)
 {
-    char lease[KEY_MAX], members[KEY_MAX], log[KEY_MAX], staging[KEY_MAX];
+    char lease[KEY_MAX], members[KEY_MAX], log[KEY_MAX];
     node_key(c, n->id, "lease", lease, sizeof lease);
     node_key(c, n->id, "members", members, sizeof members);
     node_key(c, n->id, "log", log, sizeof log);
-    node_key(c, n->id, "staging", staging, sizeof staging);
-    const char *del[] = {"EVAL", REAP_SCRIPT, "4", lease, members, log,
-                         staging};
+    const char *del[] = {"EVAL", REAP_SCRIPT, "3", lease, members, log};
     const char *forget[] = {"EVAL", FORGET_SCRIPT, "1", c->key_nodes, n->id,
                             n->inc[0] ? n->inc : n->dir_inc};
-    CL_SEND(&c->cmd, NULL, NULL, del);
-    CL_SEND(&c->cmd, NULL, NULL, forget);
+    PRESENCE__CL_SEND(&c->cmd, NULL, NULL, del);
+    PRESENCE__CL_SEND(&c->cmd, NULL, NULL, forget);
 }
 
-void cl_sync_node_down(struct presence_cluster *c, struct cl_node *n,
-                       presence_leave_reason reason)
+void presence__cl_sync_node_down(struct presence_cluster *c,
+                                 struct presence__cl_node *n,
+                                 presence_leave_reason reason)
 {
     size_t left = 0;
     int rc = presence_node_down(c->registry, n->id, reason, &left);
-    cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
-           "node %s is down: %zu memberships removed%s", n->id, left,
-           rc == PRESENCE_OK ? "" : " (out of memory: will retry)");
+    presence__cl_log(c, PRESENCE_CLUSTER_LOG_WARNING,
+                     "node %s is down: %zu memberships removed%s", n->id, left,
+                     rc == PRESENCE_OK ? "" : " (out of memory: will retry)");
     if (rc != PRESENCE_OK) {
         return; /* the next check tries again */
     }
     atomic_fetch_add(&c->nodes_down, 1);
     reap(c, n);
     node_remove(c, n);
-    cl_update_synced(c);
+    presence__cl_update_synced(c);
 }
 
 /* ---- loading a node's snapshot ----------------------------------------- */
@@ -277,7 +314,7 @@ void cl_sync_node_down(struct presence_cluster *c, struct cl_node *n,
 struct load_ctx {
     struct presence_cluster *c;
     uint64_t generation;
-    char id[CL_ID_MAX + 1];
+    char id[PRESENCE__CL_ID_MAX + 1];
 };
 
 /* A snapshot member, for the comparison with the registry's view. */
@@ -300,18 +337,22 @@ static int snap_entry_cmp(const void *a, const void *b)
 
 /* Make the registry's view of node n equal to the snapshot `members` (a
  * HGETALL reply): members it lacks leave with RESYNC, the others are
- * upserted (an unchanged member produces no event). */
-static void apply_snapshot(struct presence_cluster *c, struct cl_node *n,
+ * upserted (an unchanged member produces no event). false when some of
+ * that could not be done for want of memory. */
+static bool apply_snapshot(struct presence_cluster *c,
+                           struct presence__cl_node *n,
                            const redisReply *members)
 {
+    const presence_allocator *a = &c->alloc;
     size_t count = members->elements / 2;
-    struct snap_entry *entries = calloc(count ? count : 1, sizeof *entries);
+    size_t entries_size =
+        presence__cl_mul_size(count ? count : 1, sizeof(struct snap_entry));
+    struct snap_entry *entries = presence__cl_malloc(a, entries_size);
     presence_snapshot *mine = NULL;
     if (entries == NULL ||
         presence_node_memberships(c->registry, n->id, &mine) != PRESENCE_OK) {
-        free(entries);
-        n->reload = true; /* out of memory: try again */
-        return;
+        presence__cl_free(a, entries, entries_size);
+        return false;
     }
     for (size_t i = 0; i < count; i++) {
         entries[i].field = members->element[2 * i]->str;
@@ -319,49 +360,54 @@ static void apply_snapshot(struct presence_cluster *c, struct cl_node *n,
         entries[i].value = members->element[2 * i + 1];
     }
     qsort(entries, count, sizeof *entries, snap_entry_cmp);
-    struct cl_buf key = {0};
+    /* What cannot be done for want of memory is done by a reload. */
+    bool lost = false;
+    struct presence__cl_buf key = {.alloc = a};
     for (size_t i = 0; i < mine->count; i++) {
         const presence_member *m = &mine->members[i];
         key.len = 0;
-        if (!cl_encode_field(&key, m->channel, m->client_id)) {
+        if (!presence__cl_encode_field(&key, m->channel, m->client_id)) {
+            lost = true;
             continue;
         }
         struct snap_entry probe = {key.data, key.len, NULL};
         if (bsearch(&probe, entries, count, sizeof *entries,
                     snap_entry_cmp) == NULL) {
-            apply_leave(c, n->id, m->channel, strlen(m->channel),
-                        m->client_id, strlen(m->client_id),
-                        PRESENCE_LEAVE_RESYNC);
+            lost = !apply_leave(c, n->id, m->channel, strlen(m->channel),
+                                m->client_id, strlen(m->client_id),
+                                PRESENCE_LEAVE_RESYNC) ||
+                   lost;
         }
     }
-    cl_buf_free(&key);
+    presence__cl_buf_free(&key);
     presence_snapshot_free(mine);
     for (size_t i = 0; i < count; i++) {
         const char *ch, *cl;
         size_t ch_len, cl_len;
-        struct cl_member m;
+        struct presence__cl_member m;
         const redisReply *v = entries[i].value;
-        if (!cl_decode_field(entries[i].field, entries[i].field_len, &ch,
-                             &ch_len, &cl, &cl_len) ||
+        if (!presence__cl_decode_field(entries[i].field, entries[i].field_len,
+                                       &ch, &ch_len, &cl, &cl_len) ||
             v->type != REDIS_REPLY_STRING ||
-            !cl_decode_member(v->str, v->len, &m)) {
+            !presence__cl_decode_member(v->str, v->len, &m)) {
             atomic_fetch_add(&c->rejected, 1);
             continue;
         }
-        apply_join(c, n->id, ch, ch_len, cl, cl_len, &m);
+        lost = !apply_join(c, n->id, ch, ch_len, cl, cl_len, &m) || lost;
     }
-    free(entries);
+    presence__cl_free(a, entries, entries_size);
+    return !lost;
 }
 
-static void load_done(struct presence_cluster *c, struct cl_node *n)
+static void load_done(struct presence_cluster *c, struct presence__cl_node *n)
 {
     n->loading = false;
     if (n->reload) {
         n->reload = false;
-        cl_sync_load(c, n->id);
+        presence__cl_sync_load(c, n->id);
     }
-    cl_update_synced(c);
-    cl_sync_read(c);
+    presence__cl_update_synced(c);
+    presence__cl_sync_read(c);
 }
 
 /* EXEC of: GET lease, HGETALL members, XREVRANGE log + - COUNT 1. */
@@ -371,23 +417,23 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     struct load_ctx *ctx = privdata;
     struct presence_cluster *c = ctx->c;
     redisReply *reply = r;
-    struct cl_node *n = node_find(c, ctx->id, strlen(ctx->id));
+    struct presence__cl_node *n = node_find(c, ctx->id, strlen(ctx->id));
     if (reply == NULL || ctx->generation != c->generation || n == NULL ||
         !n->loading) {
-        free(ctx);
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
         return; /* the connection is gone: the reconnection loads again */
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
         reply->element[1]->type != REDIS_REPLY_ARRAY ||
         reply->element[2]->type != REDIS_REPLY_ARRAY) {
-        cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "snapshot of node %s: bad reply",
-               n->id);
+        presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
+                         "snapshot of node %s: bad reply", n->id);
         n->reload = true;
         load_done(c, n);
         return;
     }
-    char inc[CL_ID_MAX + 1];
+    char inc[PRESENCE__CL_ID_MAX + 1];
     reply_copy(reply->element[0], inc, sizeof inc);
     if (inc[0] == '\0') {
         /* No lease: the node is gone (or not back yet). */
@@ -395,16 +441,17 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         if (!n->live) {
             reap(c, n); /* a directory entry left by a dead node */
             node_remove(c, n);
-        } else if (cl_now_ms() >= c->grace_until) {
-            cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
-        } /* else: in the grace after a reconnection, the lease check decides */
-        cl_update_synced(c);
-        cl_sync_read(c);
+        } else if (presence__cl_now_ms(c) >= c->grace_until) {
+            presence__cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
+        } /* else: in the grace after a reconnection, the lease check decides
+           */
+        presence__cl_update_synced(c);
+        presence__cl_sync_read(c);
         return;
     }
     const redisReply *last = reply->element[2];
     const redisReply *entry = last->elements == 1 ? last->element[0] : NULL;
-    char entry_inc[CL_ID_MAX + 1];
+    char entry_inc[PRESENCE__CL_ID_MAX + 1];
     if (entry == NULL || entry->type != REDIS_REPLY_ARRAY ||
         entry->elements != 2) {
         entry_inc[0] = '\0';
@@ -418,8 +465,11 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
         load_done(c, n);
         return;
     }
-    apply_snapshot(c, n, reply->element[1]);
+    bool whole = apply_snapshot(c, n, reply->element[1]);
     memcpy(n->inc, inc, sizeof n->inc);
+    if (!whole) {
+        lost_changes(c, n, "its snapshot");
+    }
     n->seq = field_u64(entry_field(entry->element[1], "seq"));
     reply_copy(entry->element[0], n->last_id, sizeof n->last_id);
     if (!n->live) {
@@ -431,12 +481,12 @@ static void on_loaded(redisAsyncContext *ac, void *r, void *privdata)
     load_done(c, n);
 }
 
-void cl_sync_load(struct presence_cluster *c, const char *node_id)
+void presence__cl_sync_load(struct presence_cluster *c, const char *node_id)
 {
     if (strcmp(node_id, c->node_id) == 0) {
         return;
     }
-    struct cl_node *n = node_get(c, node_id, strlen(node_id));
+    struct presence__cl_node *n = node_get(c, node_id, strlen(node_id));
     if (n == NULL) {
         return;
     }
@@ -444,7 +494,7 @@ void cl_sync_load(struct presence_cluster *c, const char *node_id)
         n->reload = true;
         return;
     }
-    struct load_ctx *ctx = malloc(sizeof *ctx);
+    struct load_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
     if (ctx == NULL) {
         return; /* the next check finds it again */
     }
@@ -459,13 +509,14 @@ void cl_sync_load(struct presence_cluster *c, const char *node_id)
     const char *all[] = {"HGETALL", members};
     const char *rev[] = {"XREVRANGE", log, "+", "-", "COUNT", "1"};
     const char *exec[] = {"EXEC"};
-    bool ok = CL_SEND(&c->cmd, NULL, NULL, multi) &&
-              CL_SEND(&c->cmd, NULL, NULL, get) &&
-              CL_SEND(&c->cmd, NULL, NULL, all) &&
-              CL_SEND(&c->cmd, NULL, NULL, rev) &&
-              CL_SEND(&c->cmd, on_loaded, ctx, exec);
+    bool ok = PRESENCE__CL_SEND(&c->cmd, NULL, NULL, multi) &&
+              PRESENCE__CL_SEND(&c->cmd, NULL, NULL, get) &&
+              PRESENCE__CL_SEND(&c->cmd, NULL, NULL, all) &&
+              PRESENCE__CL_SEND(&c->cmd, NULL, NULL, rev) &&
+              PRESENCE__CL_SEND(&c->cmd, on_loaded, ctx, exec);
     if (!ok) {
-        free(ctx); /* the connection is down: reconnecting loads again */
+        /* the connection is down: reconnecting loads again */
+        presence__cl_free(&c->alloc, ctx, sizeof *ctx);
         return;
     }
     n->loading = true;
@@ -483,22 +534,22 @@ static void on_directory(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-        char id[CL_ID_MAX + 1], inc[CL_ID_MAX + 1];
+        char id[PRESENCE__CL_ID_MAX + 1], inc[PRESENCE__CL_ID_MAX + 1];
         reply_copy(reply->element[i], id, sizeof id);
         reply_copy(reply->element[i + 1], inc, sizeof inc);
         if (id[0] == '\0' || strcmp(id, c->node_id) == 0) {
             continue;
         }
-        struct cl_node *n = node_find(c, id, strlen(id));
+        struct presence__cl_node *n = node_find(c, id, strlen(id));
         if (n == NULL || (!n->loading && strcmp(n->inc, inc) != 0)) {
-            cl_sync_load(c, id);
+            presence__cl_sync_load(c, id);
             n = node_find(c, id, strlen(id));
         }
         if (n != NULL) {
             memcpy(n->dir_inc, inc, sizeof n->dir_inc);
         }
     }
-    cl_update_synced(c);
+    presence__cl_update_synced(c);
 }
 
 static void on_events_position(redisAsyncContext *ac, void *r,
@@ -519,28 +570,28 @@ static void on_events_position(redisAsyncContext *ac, void *r,
         snprintf(c->events_id, sizeof c->events_id, "0-0");
     }
     c->events_id_known = true;
-    cl_update_synced(c);
-    cl_sync_read(c);
+    presence__cl_update_synced(c);
+    presence__cl_sync_read(c);
 }
 
-void cl_sync_start(struct presence_cluster *c)
+void presence__cl_sync_start(struct presence_cluster *c)
 {
     /* The events position first, then the directory: a node that says
      * hello after the position is read shows up in the stream. */
     const char *rev[] = {"XREVRANGE", c->key_events, "+", "-", "COUNT", "1"};
     const char *all[] = {"HGETALL", c->key_nodes};
-    CL_SEND(&c->cmd, on_events_position, c, rev);
-    CL_SEND(&c->cmd, on_directory, c, all);
+    PRESENCE__CL_SEND(&c->cmd, on_events_position, c, rev);
+    PRESENCE__CL_SEND(&c->cmd, on_directory, c, all);
     /* Nodes known from before a reconnection: load them again. */
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
-        cl_sync_load(c, n->id);
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
+        presence__cl_sync_load(c, n->id);
     }
 }
 
 struct lease_ctx {
     struct presence_cluster *c;
     uint64_t generation;
-    char id[CL_ID_MAX + 1];
+    char id[PRESENCE__CL_ID_MAX + 1];
     bool last; /* the check ends with this reply */
 };
 
@@ -553,34 +604,34 @@ static void on_lease(redisAsyncContext *ac, void *r, void *privdata)
     if (ctx->last) {
         c->check_running = false;
     }
-    struct cl_node *n = node_find(c, ctx->id, strlen(ctx->id));
+    struct presence__cl_node *n = node_find(c, ctx->id, strlen(ctx->id));
     if (reply != NULL && ctx->generation == c->generation && n != NULL &&
         !n->loading) {
-        char inc[CL_ID_MAX + 1];
+        char inc[PRESENCE__CL_ID_MAX + 1];
         reply_copy(reply, inc, sizeof inc);
         if (inc[0] == '\0') {
-            if (cl_now_ms() >= c->grace_until) {
-                cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
+            if (presence__cl_now_ms(c) >= c->grace_until) {
+                presence__cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
             }
         } else if (strcmp(inc, n->inc) != 0 || !n->live) {
-            cl_sync_load(c, n->id); /* a new incarnation we missed */
+            presence__cl_sync_load(c, n->id); /* a new incarnation we missed */
         }
     }
-    free(ctx);
+    presence__cl_free(&c->alloc, ctx, sizeof *ctx);
 }
 
-void cl_sync_check(struct presence_cluster *c)
+void presence__cl_sync_check(struct presence_cluster *c)
 {
     if (c->check_running || c->self != SELF_ONLINE) {
         return;
     }
     const char *all[] = {"HGETALL", c->key_nodes};
-    if (!CL_SEND(&c->cmd, on_directory, c, all)) {
+    if (!PRESENCE__CL_SEND(&c->cmd, on_directory, c, all)) {
         return;
     }
     struct lease_ctx *last = NULL;
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
-        struct lease_ctx *ctx = malloc(sizeof *ctx);
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
+        struct lease_ctx *ctx = presence__cl_malloc(&c->alloc, sizeof *ctx);
         if (ctx == NULL) {
             break;
         }
@@ -589,8 +640,8 @@ void cl_sync_check(struct presence_cluster *c)
         char lease[KEY_MAX];
         node_key(c, n->id, "lease", lease, sizeof lease);
         const char *get[] = {"GET", lease};
-        if (!CL_SEND(&c->cmd, on_lease, ctx, get)) {
-            free(ctx);
+        if (!PRESENCE__CL_SEND(&c->cmd, on_lease, ctx, get)) {
+            presence__cl_free(&c->alloc, ctx, sizeof *ctx);
             break;
         }
         last = ctx;
@@ -603,7 +654,8 @@ void cl_sync_check(struct presence_cluster *c)
 
 /* ---- following the logs ------------------------------------------------- */
 
-static void read_node_entries(struct presence_cluster *c, struct cl_node *n,
+static void read_node_entries(struct presence_cluster *c,
+                              struct presence__cl_node *n,
                               const redisReply *entries)
 {
     for (size_t i = 0; i < entries->elements; i++) {
@@ -611,7 +663,7 @@ static void read_node_entries(struct presence_cluster *c, struct cl_node *n,
         if (n->loading || e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
             return; /* a snapshot is coming: it covers these */
         }
-        char id[CL_STREAM_ID], inc[CL_ID_MAX + 1];
+        char id[PRESENCE__CL_STREAM_ID], inc[PRESENCE__CL_ID_MAX + 1];
         reply_copy(e->element[0], id, sizeof id);
         if (stream_id_cmp(id, n->last_id) <= 0) {
             continue; /* already covered by a snapshot */
@@ -623,21 +675,26 @@ static void read_node_entries(struct presence_cluster *c, struct cl_node *n,
                 continue;
             }
             /* A gap (the log was trimmed past us) or a new incarnation. */
-            cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
-                   "node %s: %s; loading its snapshot", n->id,
-                   strcmp(inc, n->inc) != 0 ? "new incarnation"
-                                            : "gap in its log");
-            cl_sync_load(c, n->id);
+            presence__cl_log(c, PRESENCE_CLUSTER_LOG_INFO,
+                             "node %s: %s; loading its snapshot", n->id,
+                             strcmp(inc, n->inc) != 0 ? "new incarnation"
+                                                      : "gap in its log");
+            presence__cl_sync_load(c, n->id);
             return;
         }
         const redisReply *ops = entry_field(e->element[1], "ops");
+        bool lost = false;
         if (ops != NULL && ops->type == REDIS_REPLY_STRING &&
-            !apply_ops(c, n->id, ops->str, ops->len)) {
-            cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
-                   "node %s: malformed log entry %s", n->id, id);
+            !apply_ops(c, n->id, ops->str, ops->len, &lost)) {
+            presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR,
+                             "node %s: malformed log entry %s", n->id, id);
         }
         n->seq = seq;
         memcpy(n->last_id, id, sizeof n->last_id);
+        if (lost) {
+            lost_changes(c, n, "its log");
+            return;
+        }
     }
 }
 
@@ -649,21 +706,22 @@ static void read_events(struct presence_cluster *c, const redisReply *entries)
             continue;
         }
         reply_copy(e->element[0], c->events_id, sizeof c->events_id);
-        char type[16], id[CL_ID_MAX + 1], inc[CL_ID_MAX + 1];
+        char type[16], id[PRESENCE__CL_ID_MAX + 1],
+            inc[PRESENCE__CL_ID_MAX + 1];
         reply_copy(entry_field(e->element[1], "type"), type, sizeof type);
         reply_copy(entry_field(e->element[1], "node"), id, sizeof id);
         reply_copy(entry_field(e->element[1], "inc"), inc, sizeof inc);
         if (id[0] == '\0' || strcmp(id, c->node_id) == 0) {
             continue;
         }
-        struct cl_node *n = node_find(c, id, strlen(id));
+        struct presence__cl_node *n = node_find(c, id, strlen(id));
         if (strcmp(type, "hello") == 0) {
             if (n == NULL || strcmp(n->inc, inc) != 0) {
-                cl_sync_load(c, id);
+                presence__cl_sync_load(c, id);
             }
         } else if (strcmp(type, "bye") == 0 && n != NULL &&
                    strcmp(n->inc, inc) == 0) {
-            cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
+            presence__cl_sync_node_down(c, n, PRESENCE_LEAVE_NODE_DOWN);
         }
     }
 }
@@ -692,7 +750,8 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
                 read_events(c, s->element[1]);
                 continue;
             }
-            for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+            for (struct presence__cl_node *n = c->nodes; n != NULL;
+                 n = n->next) {
                 char log[KEY_MAX];
                 node_key(c, n->id, "log", log, sizeof log);
                 if (strcmp(log, key) == 0) {
@@ -702,10 +761,11 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
             }
         }
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "XREAD failed: %s", reply->str);
+        presence__cl_log(c, PRESENCE_CLUSTER_LOG_ERROR, "XREAD failed: %s",
+                         reply->str);
     }
-    cl_update_synced(c);
-    cl_sync_read(c);
+    presence__cl_update_synced(c);
+    presence__cl_sync_read(c);
 }
 
 /* End the blocked XREAD early (it then returns nil), so that the next one
@@ -718,10 +778,10 @@ static void unblock_reader(struct presence_cluster *c)
     char id[24];
     snprintf(id, sizeof id, "%lld", c->reader_id);
     const char *argv[] = {"CLIENT", "UNBLOCK", id};
-    c->unblock_sent = CL_SEND(&c->cmd, NULL, NULL, argv);
+    c->unblock_sent = PRESENCE__CL_SEND(&c->cmd, NULL, NULL, argv);
 }
 
-void cl_sync_read(struct presence_cluster *c)
+void presence__cl_sync_read(struct presence_cluster *c)
 {
     if (c->reading && c->read_stale && !any_loading(c)) {
         unblock_reader(c);
@@ -731,17 +791,21 @@ void cl_sync_read(struct presence_cluster *c)
         return;
     }
     size_t streams = 1;
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
         streams += n->live && !n->loading;
     }
     size_t argc = 6 + 2 * streams;
-    const char **argv = malloc(argc * sizeof *argv);
-    size_t *lens = malloc(argc * sizeof *lens);
-    char (*keys)[KEY_MAX] = malloc(streams * sizeof *keys);
+    const presence_allocator *a = &c->alloc;
+    size_t argv_size = presence__cl_mul_size(argc, sizeof(const char *));
+    size_t lens_size = presence__cl_mul_size(argc, sizeof(size_t));
+    size_t keys_size = presence__cl_mul_size(streams, KEY_MAX);
+    const char **argv = presence__cl_malloc(a, argv_size);
+    size_t *lens = presence__cl_malloc(a, lens_size);
+    char (*keys)[KEY_MAX] = presence__cl_malloc(a, keys_size);
     if (argv == NULL || lens == NULL || keys == NULL) {
-        free(argv);
-        free(lens);
-        free(keys);
+        presence__cl_free(a, argv, argv_size);
+        presence__cl_free(a, lens, lens_size);
+        presence__cl_free(a, keys, keys_size);
         return; /* the next turn tries again */
     }
     argv[0] = "XREAD";
@@ -749,13 +813,13 @@ void cl_sync_read(struct presence_cluster *c)
     argv[2] = "8"; /* entries per stream: bounds one turn's work */
     argv[3] = "BLOCK";
     char block[16];
-    snprintf(block, sizeof block, "%d", CL_READ_BLOCK_MS);
+    snprintf(block, sizeof block, "%d", PRESENCE__CL_READ_BLOCK_MS);
     argv[4] = block;
     argv[5] = "STREAMS";
     argv[6] = c->key_events;
     argv[6 + streams] = c->events_id;
     size_t k = 1;
-    for (struct cl_node *n = c->nodes; n != NULL; n = n->next) {
+    for (struct presence__cl_node *n = c->nodes; n != NULL; n = n->next) {
         if (n->live && !n->loading) {
             node_key(c, n->id, "log", keys[k], KEY_MAX);
             argv[6 + k] = keys[k];
@@ -766,9 +830,9 @@ void cl_sync_read(struct presence_cluster *c)
     for (size_t i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    c->reading = cl_conn_command(&c->reader, on_read, c, (int)argc, argv,
-                                 lens);
-    free(argv);
-    free(lens);
-    free(keys);
+    c->reading = presence__cl_conn_command(&c->reader, on_read, c, (int)argc,
+                                           argv, lens);
+    presence__cl_free(a, argv, argv_size);
+    presence__cl_free(a, lens, lens_size);
+    presence__cl_free(a, keys, keys_size);
 }

@@ -67,16 +67,24 @@ struct presence__client {
      * node id (see presence__membership_bytes). */
     uint32_t snapshot_bytes;
     /* The conn_info's length, and PRESENCE__CLIENT_REMOTE for a client of
-     * another node, whose node (a pointer) follows the conn_info: most
-     * clients are this registry's own, and need no 8 bytes for it. Fixed
-     * for the record's life, so read without a lock. Read through
-     * presence__client_conn_info_len() and presence__client_node(). */
+     * another node, whose node (a pointer) follows the conn_info, or
+     * PRESENCE__CLIENT_HANDLE for a client opened as a handle, whose
+     * application pointer follows it: most clients need neither, and no
+     * 8 bytes for them. Fixed for the record's life, so read without a
+     * lock. Read through presence__client_conn_info_len(),
+     * presence__client_node() and presence__client_app(). */
     uint32_t conn_info_word;
     uint32_t memberships; /* reference of the newest, then via cnext */
-    char id[]; /* then conn_info, then a remote client's node */
+    /* A handle is open on it: it stays in its shard's index with no
+     * membership, until the handle is closed (its client shard's lock). */
+    uint8_t open;
+    char id[]; /* then conn_info, then a remote client's node or a
+                  handle's application pointer */
 };
 
 #define PRESENCE__CLIENT_REMOTE 0x80000000u
+#define PRESENCE__CLIENT_HANDLE 0x40000000u
+#define PRESENCE__CLIENT_FLAGS (PRESENCE__CLIENT_REMOTE | PRESENCE__CLIENT_HANDLE)
 
 /* A client's conn_info: right after its id. */
 static inline const char *
@@ -87,7 +95,26 @@ presence__client_conn_info(const struct presence__client *client)
 static inline size_t
 presence__client_conn_info_len(const struct presence__client *client)
 {
-    return client->conn_info_word & ~PRESENCE__CLIENT_REMOTE;
+    return client->conn_info_word & ~PRESENCE__CLIENT_FLAGS;
+}
+/* The pointer stored after the conn_info (a node's or an application's). */
+static inline void *
+presence__client_tail_ptr(const struct presence__client *client)
+{
+    void *p;
+    memcpy(&p,
+           presence__client_conn_info(client) +
+               presence__client_conn_info_len(client),
+           sizeof p);
+    return p;
+}
+/* The application pointer of a client opened as a handle, else NULL. */
+static inline void *
+presence__client_app(const struct presence__client *client)
+{
+    return (client->conn_info_word & PRESENCE__CLIENT_HANDLE) != 0
+               ? presence__client_tail_ptr(client)
+               : NULL;
 }
 /* NULL for this registry's own clients, else the node the client belongs
  * to. */
@@ -97,12 +124,7 @@ presence__client_node(const struct presence__client *client)
     if ((client->conn_info_word & PRESENCE__CLIENT_REMOTE) == 0) {
         return NULL;
     }
-    struct presence__node *node;
-    memcpy(&node,
-           presence__client_conn_info(client) +
-               presence__client_conn_info_len(client),
-           sizeof node);
-    return node;
+    return presence__client_tail_ptr(client);
 }
 
 /* Immutable bytes shared by a membership and the events that mention it. */

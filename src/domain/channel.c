@@ -91,6 +91,7 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     }
     presence__pool_clear(ch, offsetof(struct presence__channel, name));
     ch->hash = ref->hash;
+    ch->epoch = presence__epoch(reg, ref->shard);
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
     presence__memberset_init(&ch->members, &ref->shard->membership_slab);
@@ -190,7 +191,7 @@ void presence__membership_remove(presence_registry *reg,
     if (ch->members.count == 0) {
         channel_retire(reg, ch);
     }
-    if (client->channel_count == 0) {
+    if (client->channel_count == 0 && !client->open) {
         presence__client_retire(reg, client);
     }
 }
@@ -368,7 +369,7 @@ int presence__namespace_drain(presence_registry *reg,
 
 /* ---- argument checks shared by the entry points ------------------------- */
 
-static int check_info(const void *data, size_t len, size_t max)
+int presence__check_info(const void *data, size_t len, size_t max)
 {
     if (data == NULL && len > 0) {
         return PRESENCE_ERR_INVALID;
@@ -376,18 +377,8 @@ static int check_info(const void *data, size_t len, size_t max)
     return len > max ? PRESENCE_ERR_TOO_LONG : PRESENCE_OK;
 }
 
-/* What a call names: a channel and a client, checked and hashed before any
- * lock is taken. */
-struct target {
-    struct presence__chref chan;
-    const char *client_id;
-    size_t client_len;
-    uint64_t client_hash;
-    struct presence__cshard *cs;
-};
-
 static int check_client(presence_registry *reg, const char *client_id,
-                        struct target *t)
+                        struct presence__target *t)
 {
     int rc = presence__check_hash_name(reg, client_id,
                                        reg->limits.client_id_max, false,
@@ -400,7 +391,7 @@ static int check_client(presence_registry *reg, const char *client_id,
 }
 
 static int target_check(presence_registry *reg, const char *channel,
-                        const char *client_id, struct target *t)
+                        const char *client_id, struct presence__target *t)
 {
     if (reg == NULL || channel == NULL || client_id == NULL) {
         return PRESENCE_ERR_INVALID;
@@ -424,12 +415,14 @@ static size_t member_limit(const presence_registry *reg,
 
 /* Replace a membership's chan_info, with an update event if it differs
  * (its channel's shard held). */
-static int replace_chan_info(presence_registry *reg,
-                             struct presence__membership *m,
-                             const void *chan_info, size_t chan_info_len)
+int presence__replace_chan_info(presence_registry *reg,
+                                struct presence__membership *m,
+                                const void *chan_info, size_t chan_info_len,
+                                bool *changed)
 {
     struct presence__shard *hs = presence__membership_shard(reg, m);
     struct presence__blob *old = presence__membership_chan_info(hs, m);
+    *changed = false;
     if (presence__blob_equals(old, chan_info, chan_info_len)) {
         return PRESENCE_OK;
     }
@@ -461,6 +454,7 @@ static int replace_chan_info(presence_registry *reg,
         presence__blob_unref(&reg->alloc, old);
         ch->member_bytes += presence__membership_bytes(hs, m);
         ch->seq++;
+        *changed = true;
         presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_UPDATE,
                               PRESENCE_LEAVE_NONE, false, &reserved);
     }
@@ -468,18 +462,8 @@ static int replace_chan_info(presence_registry *reg,
     return rc;
 }
 
-struct join_args {
-    struct presence__node *node; /* NULL: a local client */
-    const char *user_id;
-    size_t user_len;
-    const void *conn_info;
-    size_t conn_info_len;
-    const void *chan_info;
-    size_t chan_info_len;
-};
-
 static int join_check_limits(const presence_registry *reg,
-                             const struct target *t,
+                             const struct presence__target *t,
                              const struct presence__client *client)
 {
     size_t per_client = reg->limits.channels_per_client_max;
@@ -496,9 +480,12 @@ static int join_check_limits(const presence_registry *reg,
     return PRESENCE_OK;
 }
 
-/* Link a new membership in everywhere and announce it: the part of a join
- * that cannot fail (both shards held, everything allocated). */
-static void membership_link(presence_registry *reg, struct presence__shard *hs,
+/* Link a new membership in everywhere and announce it (with no
+ * reservation, nothing is announced): the part of a join that cannot
+ * fail (both shards held, everything allocated). Returns whether it is
+ * the user's first connection in the channel. */
+static PRESENCE__ALWAYS_INLINE bool
+membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__channel *ch,
                             struct presence__client *client,
                             struct presence__membership *m,
@@ -533,13 +520,17 @@ static void membership_link(presence_registry *reg, struct presence__shard *hs,
     ch->seq++;
     presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
                           PRESENCE_LEAVE_NONE, first_of_user, reserved);
+    return first_of_user;
 }
 
 /* A new membership (both shards held): every allocation first, then the
- * change. */
-static int join_new(presence_registry *reg, struct target *t,
+ * change. Silent (for presence__join_silent), it queues no event and
+ * tells what it made. */
+static PRESENCE__ALWAYS_INLINE int
+join_new(presence_registry *reg, struct presence__target *t,
                     struct presence__client *client,
-                    const struct join_args *a)
+                    const struct presence__join_args *a, bool silent,
+                    struct presence__membership **made, bool *first_of_user)
 {
     struct presence__shard *hs = t->chan.shard;
     bool new_channel = t->chan.ch == NULL;
@@ -554,7 +545,7 @@ static int join_new(presence_registry *reg, struct target *t,
     struct presence__blob *blob = NULL;
     struct presence__membership *m = NULL;
     bool created = false;
-    rc = presence__events_reserve(reg, 2, &reserved);
+    rc = silent ? PRESENCE_OK : presence__events_reserve(reg, 2, &reserved);
     if (rc == PRESENCE_OK && new_channel) {
         rc = presence__index_prepare(&reg->alloc, &hs->channels);
     }
@@ -594,7 +585,7 @@ static int join_new(presence_registry *reg, struct target *t,
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
                                      t->client_hash, a->user_id, a->user_len,
                                      a->conn_info, a->conn_info_len, a->node,
-                                     &client);
+                                     NULL, &client);
     }
     if (rc != PRESENCE_OK) {
         if (created) {
@@ -611,9 +602,75 @@ static int join_new(presence_registry *reg, struct target *t,
         return rc;
     }
 
-    membership_link(reg, hs, ch, client, m, blob, &reserved);
+    bool first = membership_link(reg, hs, ch, client, m, blob, &reserved);
     presence__events_release(reg, &reserved);
+    if (silent) {
+        *made = m;
+        *first_of_user = first;
+    }
     return PRESENCE_OK;
+}
+
+int presence__join_silent(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          struct presence__membership **made,
+                          bool *first_of_user)
+{
+    return join_new(reg, t, client, a, true, made, first_of_user);
+}
+
+void presence__leave_silent(presence_registry *reg,
+                            struct presence__membership *m)
+{
+    struct presence__channel *ch = presence__membership_channel(reg, m);
+    bool stays = ch->members.count > 1;
+    size_t none = 0;
+    presence__membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT, &none);
+    if (stays) {
+        ch->seq -= 2; /* its join's and its leave's */
+    }
+}
+
+/* presence__join_locked(), inlined into presence_join's path. */
+static PRESENCE__ALWAYS_INLINE int
+join_locked(presence_registry *reg, struct presence__target *t,
+            struct presence__client *client,
+            const struct presence__join_args *a, presence_change *change)
+{
+    struct presence__membership *m =
+        client != NULL && t->chan.ch != NULL
+            ? presence__membership_find(t->chan.ch, client)
+            : NULL;
+    presence_change_kind kind = PRESENCE_CHANGE_JOINED;
+    int rc;
+    if (m != NULL) {
+        bool changed;
+        rc = presence__replace_chan_info(reg, m, a->chan_info,
+                                         a->chan_info_len, &changed);
+        kind = changed ? PRESENCE_CHANGE_UPDATED : PRESENCE_CHANGE_NONE;
+        if (rc == PRESENCE_OK && a->node == NULL) {
+            presence__touch_renew(reg, t->chan.shard, t->chan.ch, m);
+        } else if (rc == PRESENCE_OK) {
+            presence__membership_set_touched(
+                m, presence__now(reg)); /* no TTL here */
+        }
+    } else {
+        rc = join_new(reg, t, client, a, false, NULL, NULL);
+    }
+    if (rc == PRESENCE_OK && change != NULL) {
+        change->kind = kind;
+        change->stats = presence__channel_stats(t->chan.ch);
+    }
+    return rc;
+}
+
+int presence__join_locked(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          presence_change *change)
+{
+    return join_locked(reg, t, client, a, change);
 }
 
 /* presence_join() and presence_remote_join(): name is NULL for a client
@@ -625,19 +682,19 @@ static int join_common(presence_registry *reg, const char *channel,
                        const void *chan_info, size_t chan_info_len,
                        const struct presence__nodename *name)
 {
-    struct join_args a = {NULL, user_id != NULL ? user_id : "", 0, conn_info,
+    struct presence__join_args a = {NULL, user_id != NULL ? user_id : "", 0, conn_info,
                           conn_info_len, chan_info, chan_info_len};
-    struct target t;
+    struct presence__target t;
     int rc = target_check(reg, channel, client_id, &t);
     if (rc == PRESENCE_OK) {
         rc = presence__check_name(a.user_id, reg->limits.user_id_max, true,
                                   &a.user_len);
     }
     if (rc == PRESENCE_OK) {
-        rc = check_info(conn_info, conn_info_len, reg->limits.conn_info_max);
+        rc = presence__check_info(conn_info, conn_info_len, reg->limits.conn_info_max);
     }
     if (rc == PRESENCE_OK) {
-        rc = check_info(chan_info, chan_info_len, reg->limits.chan_info_max);
+        rc = presence__check_info(chan_info, chan_info_len, reg->limits.chan_info_max);
     }
     if (rc == PRESENCE_OK && name != NULL) {
         /* Clients are told apart by their node's entry, so a remote join
@@ -671,21 +728,7 @@ static int join_common(presence_registry *reg, const char *channel,
         rc = PRESENCE_ERR_CONFLICT;
     }
     if (rc == PRESENCE_OK) {
-        struct presence__membership *m =
-            client != NULL && t.chan.ch != NULL
-                ? presence__membership_find(t.chan.ch, client)
-                : NULL;
-        if (m != NULL) {
-            rc = replace_chan_info(reg, m, chan_info, chan_info_len);
-            if (rc == PRESENCE_OK && node == NULL) {
-                presence__touch_renew(reg, hs, t.chan.ch, m);
-            } else if (rc == PRESENCE_OK) {
-                presence__membership_set_touched(
-                    m, presence__now(reg)); /* no TTL here */
-            }
-        } else {
-            rc = join_new(reg, &t, client, &a);
-        }
+        rc = join_locked(reg, &t, client, &a, NULL);
     }
     presence__mutex_unlock(reg, &hs->lock);
     presence__mutex_unlock(reg, &t.cs->lock);
@@ -710,7 +753,7 @@ int presence_join(presence_registry *reg, const char *channel,
 /* Find a membership from its channel's side alone: the channel's shard is
  * held on success. */
 static int lock_membership(presence_registry *reg, const char *channel,
-                           const char *client_id, struct target *t,
+                           const char *client_id, struct presence__target *t,
                            struct presence__membership **m)
 {
     int rc = target_check(reg, channel, client_id, t);
@@ -743,7 +786,7 @@ static int leave_common(presence_registry *reg,
                         const char *channel, const char *client_id,
                         presence_leave_reason reason)
 {
-    struct target t;
+    struct presence__target t;
     int rc = target_check(reg, channel, client_id, &t);
     if (rc != PRESENCE_OK) {
         return rc;
@@ -790,17 +833,19 @@ int presence_update(presence_registry *reg, const char *channel,
     if (reg == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    int rc = check_info(chan_info, chan_info_len, reg->limits.chan_info_max);
+    int rc = presence__check_info(chan_info, chan_info_len, reg->limits.chan_info_max);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    struct target t;
+    struct presence__target t;
     struct presence__membership *m;
     rc = lock_membership(reg, channel, client_id, &t, &m);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    rc = replace_chan_info(reg, m, chan_info, chan_info_len);
+    bool changed;
+    rc = presence__replace_chan_info(reg, m, chan_info, chan_info_len,
+                                     &changed);
     presence__mutex_unlock(reg, &t.chan.shard->lock);
     presence__events_dispatch(reg);
     return rc;
@@ -809,7 +854,7 @@ int presence_update(presence_registry *reg, const char *channel,
 int presence_touch(presence_registry *reg, const char *channel,
                    const char *client_id)
 {
-    struct target t;
+    struct presence__target t;
     struct presence__membership *m;
     int rc = lock_membership(reg, channel, client_id, &t, &m);
     if (rc != PRESENCE_OK) {
@@ -824,7 +869,7 @@ int presence_touch(presence_registry *reg, const char *channel,
 
 /* Find a client: its shard is held on success. */
 static int lock_client(presence_registry *reg, const char *client_id,
-                       struct target *t, struct presence__client **out)
+                       struct presence__target *t, struct presence__client **out)
 {
     if (reg == NULL || client_id == NULL) {
         return PRESENCE_ERR_INVALID;
@@ -848,12 +893,20 @@ static int lock_client(presence_registry *reg, const char *client_id,
 
 int presence_touch_client(presence_registry *reg, const char *client_id)
 {
-    struct target t;
+    struct presence__target t;
     struct presence__client *client;
     int rc = lock_client(reg, client_id, &t, &client);
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    presence__client_touch_all(reg, client);
+    presence__mutex_unlock(reg, &t.cs->lock);
+    return PRESENCE_OK;
+}
+
+void presence__client_touch_all(presence_registry *reg,
+                                struct presence__client *client)
+{
     for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
         struct presence__membership *m = presence__mref_get(reg, ref);
         struct presence__shard *hs = presence__membership_shard(reg, m);
@@ -862,13 +915,9 @@ int presence_touch_client(presence_registry *reg, const char *client_id)
         presence__mutex_unlock(reg, &hs->lock);
         ref = m->cnext;
     }
-    presence__mutex_unlock(reg, &t.cs->lock);
-    return PRESENCE_OK;
 }
 
-/* Every membership of a client leaves (its shard held), or none: the
- * events are reserved first. *left gets how many. */
-static int client_leave_all(presence_registry *reg,
+int presence__client_leave_all(presence_registry *reg,
                             struct presence__client *client,
                             presence_leave_reason reason, size_t *left)
 {
@@ -902,7 +951,7 @@ static int client_leave_all(presence_registry *reg,
 int presence_disconnect(presence_registry *reg, const char *client_id,
                         size_t *left)
 {
-    struct target t;
+    struct presence__target t;
     struct presence__client *client;
     int rc = lock_client(reg, client_id, &t, &client);
     if (rc == PRESENCE_ERR_NOT_FOUND) {
@@ -915,7 +964,7 @@ int presence_disconnect(presence_registry *reg, const char *client_id,
         return rc;
     }
     size_t n = 0;
-    rc = client_leave_all(reg, client, PRESENCE_LEAVE_DISCONNECT, &n);
+    rc = presence__client_leave_all(reg, client, PRESENCE_LEAVE_DISCONNECT, &n);
     if (rc == PRESENCE_OK && left != NULL) {
         *left = n;
     }
@@ -978,11 +1027,13 @@ static bool expire_still(const struct sweep *sw,
     return due(sw->reg, e->ns, e->shard, e->now_ms) == m;
 }
 
-int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
+int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired,
+                    int64_t *next_deadline_ms)
 {
     if (reg == NULL) {
         return PRESENCE_ERR_INVALID;
     }
+    int64_t next = PRESENCE_NO_DEADLINE;
     /* At most as many as there were when the call began: a callback that
      * rejoins expired clients cannot keep it running. */
     size_t budget = presence__count_memberships(reg);
@@ -1008,12 +1059,21 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired)
             }
         }
         presence__events_release(reg, &sw.reserved);
+        if (next_deadline_ms != NULL) {
+            int64_t d = presence__shard_next_deadline(reg, s);
+            next = d < next ? d : next;
+        }
         presence__mutex_unlock(reg, &sw.hs->lock);
         presence__events_dispatch(reg);
         done += sw.done;
     }
     if (expired != NULL) {
         *expired = done;
+    }
+    if (next_deadline_ms != NULL) {
+        /* Shards the loop did not reach (it stopped on an error). */
+        *next_deadline_ms = rc == PRESENCE_OK ? next
+                                               : presence_next_deadline_ms(reg);
     }
     return rc;
 }
@@ -1114,7 +1174,7 @@ static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
     for (size_t j = 0; j < n && rc == PRESENCE_OK; j++) {
         size_t left = 0;
         if (list[j]->channel_count > 0) {
-            rc = client_leave_all(reg, list[j], reason, &left);
+            rc = presence__client_leave_all(reg, list[j], reason, &left);
         }
         *done += left;
         in_batch += left;

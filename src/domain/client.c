@@ -113,17 +113,17 @@ static void user_unlink(presence_registry *reg,
 
 /* ---- clients ------------------------------------------------------------ */
 
-static size_t client_size(size_t id_len, size_t conn_info_len, bool remote)
+static size_t client_size(size_t id_len, size_t conn_info_len, bool tail_ptr)
 {
     return offsetof(struct presence__client, id) + id_len + 1 + conn_info_len +
-           (remote ? sizeof(struct presence__node *) : 0);
+           (tail_ptr ? sizeof(void *) : 0);
 }
 
 /* What a client record takes, as it was made. */
 static size_t client_record_size(const struct presence__client *client)
 {
     return client_size(client->id_len, presence__client_conn_info_len(client),
-                       presence__client_node(client) != NULL);
+                       (client->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0);
 }
 
 struct presence__client *presence__client_find(struct presence__cshard *cs,
@@ -175,6 +175,7 @@ int presence__client_create(presence_registry *reg,
                             size_t id_len, uint64_t hash, const char *user_id,
                             size_t user_len, const void *conn_info,
                             size_t conn_info_len, struct presence__node *node,
+                            const struct presence__handle_args *handle,
                             struct presence__client **out)
 {
     /* A local client's node_id in a snapshot is the end of its user id. */
@@ -185,10 +186,11 @@ int presence__client_create(presence_registry *reg,
         snapshot_bytes = presence__add_size(snapshot_bytes, node->id_len + 1);
     }
     if (snapshot_bytes > UINT32_MAX ||
-        conn_info_len >= PRESENCE__CLIENT_REMOTE) {
-        return PRESENCE_ERR_TOO_LONG; /* 4 or 2 GiB: past any sane limit */
+        conn_info_len >= PRESENCE__CLIENT_HANDLE) {
+        return PRESENCE_ERR_TOO_LONG; /* 4 or 1 GiB: past any sane limit */
     }
-    size_t size = client_size(id_len, conn_info_len, node != NULL);
+    size_t size = client_size(id_len, conn_info_len,
+                              node != NULL || handle != NULL);
     struct presence__client *client = presence__pool_alloc(
         &reg->alloc, &reg->client_pools[cs - reg->cshards], size);
     if (client == NULL) {
@@ -206,6 +208,11 @@ int presence__client_create(presence_registry *reg,
     if (node != NULL) {
         memcpy(client->id + id_len + 1 + conn_info_len, &node, sizeof node);
         client->conn_info_word |= PRESENCE__CLIENT_REMOTE;
+    } else if (handle != NULL) {
+        memcpy(client->id + id_len + 1 + conn_info_len, &handle->app,
+               sizeof handle->app);
+        client->conn_info_word |= PRESENCE__CLIENT_HANDLE;
+        client->open = 1;
     }
     client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;

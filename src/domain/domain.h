@@ -92,6 +92,9 @@ struct presence__channel {
     uint32_t number; /* in its shard's channel table while live */
     uint64_t hash;
     atomic_size_t refs;
+    /* Which life of the channel this record is: fixed, never 0, unique
+     * in the registry and random across registries (presence__epoch). */
+    uint64_t epoch;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
     /* What presence_stats reads, the counts (each its struct's last
@@ -156,6 +159,8 @@ struct presence__shard { /* channels */
             pthread_mutex_t lock;
             struct presence__index channels; /* by name */
             atomic_size_t memberships;
+            /* Channels this shard has made: its part of the epochs. */
+            uint64_t epochs;
             struct presence__slab membership_slab;
         };
         char line_pad[PRESENCE__SHARD_BYTES];
@@ -200,6 +205,10 @@ struct presence_registry {
     char separator;
     bool single_threaded;
     uint64_t seed;
+    /* Channel epochs: a scramble of epoch_key + (shard, n), the n-th
+     * channel a shard makes, so no two of one registry are equal and
+     * another registry's are unrelated. */
+    uint64_t epoch_key;
 
     struct presence__namespace *namespaces; /* uthash by name: few */
     struct presence__shard shards[PRESENCE__SHARDS];
@@ -245,6 +254,10 @@ struct presence_registry {
     struct presence__pool channel_pools[PRESENCE__SHARDS];
     struct presence__pool client_pools[PRESENCE__SHARDS];
     struct presence__pool user_pools[PRESENCE__SHARDS];
+
+    /* Zero-copy visits under way (visit.c): the registry is not freed
+     * under them. */
+    atomic_size_t visits;
 
     /* Node ids of remote clients (node_lock, a leaf). */
     pthread_mutex_t node_lock;
@@ -368,6 +381,8 @@ static inline void presence__mutex_unlock(const presence_registry *reg,
 {
     presence__unlock(!reg->single_threaded, m);
 }
+/* A new channel's epoch, in shard hs (held); never 0. */
+uint64_t presence__epoch(presence_registry *reg, struct presence__shard *hs);
 /* Every channel shard, in order (namespace changes). */
 void presence__lock_all_shards(presence_registry *reg);
 void presence__unlock_all_shards(presence_registry *reg);
@@ -463,14 +478,20 @@ struct presence__client *presence__client_find(struct presence__cshard *cs,
 /* Make sure a new client fits in its shard without allocating. */
 int presence__client_prepare(presence_registry *reg,
                              struct presence__cshard *cs);
+/* What a client opened as a handle has besides its names. */
+struct presence__handle_args {
+    void *app;
+};
 /* A new client (its shard held, presence__client_prepare done); node is
  * NULL for a client of this registry, else the new client takes a
- * reference on it. */
+ * reference on it; handle is non-NULL for a client opened as a handle
+ * (a local one): it is open from the start. */
 int presence__client_create(presence_registry *reg,
                             struct presence__cshard *cs, const char *id,
                             size_t id_len, uint64_t hash, const char *user,
                             size_t user_len, const void *conn_info,
                             size_t conn_info_len, struct presence__node *node,
+                            const struct presence__handle_args *handle,
                             struct presence__client **out);
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,
@@ -486,6 +507,74 @@ void presence__clients_free(presence_registry *reg);
 void presence__user_unref(presence_registry *reg, struct presence__user *u);
 
 /* ---- channel.c: memberships ----------------------------------------------- */
+/* What a call names: a channel and a client, checked and hashed before any
+ * lock is taken. */
+struct presence__target {
+    struct presence__chref chan;
+    const char *client_id;
+    size_t client_len;
+    uint64_t client_hash;
+    struct presence__cshard *cs;
+};
+/* What a join brings besides its target. */
+struct presence__join_args {
+    struct presence__node *node; /* NULL: a local client */
+    const char *user_id;
+    size_t user_len;
+    const void *conn_info;
+    size_t conn_info_len;
+    const void *chan_info;
+    size_t chan_info_len;
+};
+/* NULL bytes with a length, or more than max: the info rule. */
+int presence__check_info(const void *data, size_t len, size_t max);
+/* A join with the client's and the channel's shards held and the channel
+ * looked up: a new membership, or an update and a touch of the one there.
+ * client is NULL when the id is new (then it is made from t and a);
+ * change (may be NULL) gets what happened. */
+int presence__join_locked(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          presence_change *change);
+/* A new membership as presence__join_locked() makes one, but with no
+ * event: *made gets it, *first_of_user whether it is the user's first in
+ * the channel. For a change that may yet be taken back. */
+int presence__join_silent(presence_registry *reg, struct presence__target *t,
+                          struct presence__client *client,
+                          const struct presence__join_args *a,
+                          struct presence__membership **made,
+                          bool *first_of_user);
+/* Take back a membership that presence__join_silent() made, while its
+ * shards stayed held: no event, and the channel's seq as before. */
+void presence__leave_silent(presence_registry *reg,
+                            struct presence__membership *m);
+/* Replace a membership's chan_info, with an update event if it differs
+ * (its channel's shard held); *changed says whether it did. */
+int presence__replace_chan_info(presence_registry *reg,
+                                struct presence__membership *m,
+                                const void *chan_info, size_t chan_info_len,
+                                bool *changed);
+/* Every membership of a client leaves (its shard held), or none: the
+ * events are reserved first. *left gets how many. */
+int presence__client_leave_all(presence_registry *reg,
+                               struct presence__client *client,
+                               presence_leave_reason reason, size_t *left);
+/* Renew the TTL of every membership of a client (its shard held). */
+void presence__client_touch_all(presence_registry *reg,
+                                struct presence__client *client);
+/* The stats a read reports for a channel (NULL: an empty one). */
+static inline presence_channel_stats
+presence__channel_stats(const struct presence__channel *ch)
+{
+    presence_channel_stats s = {0, 0, 0, 0};
+    if (ch != NULL) {
+        s.num_clients = ch->members.count;
+        s.num_users = ch->users.users;
+        s.epoch = ch->epoch;
+        s.seq = ch->seq;
+    }
+    return s;
+}
 void presence__channels_free(presence_registry *reg);
 struct presence__membership *
 presence__membership_find(struct presence__channel *ch,
@@ -523,6 +612,19 @@ void presence__channel_unref(presence_registry *reg,
 /* Close every channel of a namespace whose presence was turned off. */
 int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
+
+/* ---- query.c ------------------------------------------------------------ */
+/* A public read's requester: NULL is INVALID, presence_trusted() becomes
+ * NULL, which the functions below read as "no access check". */
+int presence__requester_resolve(const presence_requester **req);
+/*
+ * Resolve a channel for a read: name, namespace, presence on, access. The
+ * channel's shard is held on success; ref->ch is NULL for a channel
+ * without members.
+ */
+int presence__lock_channel_read(presence_registry *reg, const char *channel,
+                                const presence_requester *requester,
+                                struct presence__chref *ref);
 
 /* ---- expiry.c ----------------------------------------------------------- */
 /* The touch list of a local membership of ch (in its shard hs, held). */
@@ -563,6 +665,8 @@ void presence__touch_order_drop(struct presence__namespace *ns);
 void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            const struct presence__channel *ch,
                            struct presence__membership *m);
+/* The earliest deadline of the shard's memberships (shard s held). */
+int64_t presence__shard_next_deadline(presence_registry *reg, size_t s);
 /* When m expires: last touch + the namespace's TTL, saturating;
  * PRESENCE_NO_DEADLINE without a TTL or without m. */
 int64_t presence__deadline(const struct presence__namespace *ns,

@@ -364,6 +364,10 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
     ev->stats.num_clients = e->num_clients;
     ev->stats.num_users = e->num_users;
+    ev->stats.epoch = e->channel->epoch;
+    ev->stats.seq = e->seq;
+    ev->epoch = e->channel->epoch;
+    ev->client_app = presence__client_app(client);
     const struct presence__node *node = presence__client_node(client);
     ev->node_id = node != NULL ? node->id : "";
 }

@@ -211,6 +211,21 @@ int64_t presence__deadline(const struct presence__namespace *ns,
     return touched + ttl;
 }
 
+int64_t presence__shard_next_deadline(presence_registry *reg, size_t s)
+{
+    struct presence__shard *hs = &reg->shards[s];
+    int64_t next = PRESENCE_NO_DEADLINE;
+    for (const struct presence__namespace *ns = reg->namespaces; ns != NULL;
+         ns = ns->hh.next) {
+        int64_t d =
+            presence__deadline(ns, presence__touch_head(hs, &ns->touch[s]));
+        if (d < next) {
+            next = d;
+        }
+    }
+    return next;
+}
+
 int64_t presence_next_deadline_ms(presence_registry *reg)
 {
     if (reg == NULL || atomic_load(&reg->ttl_namespaces) == 0) {
@@ -220,15 +235,11 @@ int64_t presence_next_deadline_ms(presence_registry *reg)
     for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
         struct presence__shard *hs = &reg->shards[s];
         presence__mutex_lock(reg, &hs->lock);
-        for (const struct presence__namespace *ns = reg->namespaces;
-             ns != NULL; ns = ns->hh.next) {
-            int64_t d = presence__deadline(
-                ns, presence__touch_head(hs, &ns->touch[s]));
-            if (d < next) {
-                next = d;
-            }
-        }
+        int64_t d = presence__shard_next_deadline(reg, s);
         presence__mutex_unlock(reg, &hs->lock);
+        if (d < next) {
+            next = d;
+        }
     }
     return next;
 }

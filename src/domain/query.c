@@ -119,6 +119,7 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     }
     out->joined_at_ms = presence__membership_joined(m);
     out->touched_at_ms = presence__membership_touched(m);
+    out->app = presence__client_app(c);
 }
 
 /* Allocate the snapshot for what the builder measured, plus `extra` bytes
@@ -169,6 +170,24 @@ struct asker {
     uint64_t id_hash;
     struct presence__user *known;
 };
+
+static const presence_requester trusted_requester = {"", NULL};
+
+const presence_requester *presence_trusted(void)
+{
+    return &trusted_requester;
+}
+
+int presence__requester_resolve(const presence_requester **req)
+{
+    if (*req == NULL) {
+        return PRESENCE_ERR_INVALID; /* trust is asked for, not assumed */
+    }
+    if (*req == &trusted_requester) {
+        *req = NULL; /* inside, NULL is the trusted read */
+    }
+    return PRESENCE_OK;
+}
 
 static int asker_check(presence_registry *reg, const presence_requester *req,
                        struct asker *a)
@@ -232,14 +251,9 @@ static bool asker_allowed(presence_registry *reg, const struct asker *a,
                : access.is_member;
 }
 
-/*
- * Resolve a channel for a read: name, namespace, presence on, access. The
- * channel's shard is held on success; ref->ch is NULL for a channel
- * without members.
- */
-static int lock_channel_read(presence_registry *reg, const char *channel,
-                             const presence_requester *requester,
-                             struct presence__chref *ref)
+int presence__lock_channel_read(presence_registry *reg, const char *channel,
+                                const presence_requester *requester,
+                                struct presence__chref *ref)
 {
     if (reg == NULL || channel == NULL) {
         return PRESENCE_ERR_INVALID;
@@ -268,16 +282,6 @@ static int lock_channel_read(presence_registry *reg, const char *channel,
         presence__mutex_unlock(reg, &ref->shard->lock);
     }
     return rc;
-}
-
-static presence_channel_stats channel_stats(const struct presence__channel *ch)
-{
-    presence_channel_stats s = {0, 0};
-    if (ch != NULL) {
-        s.num_clients = ch->members.count;
-        s.num_users = ch->users.users;
-    }
-    return s;
 }
 
 /* Snapshot of members [cursor, limit) of a channel, its shard held. */
@@ -313,8 +317,9 @@ static int channel_snapshot(presence_registry *reg,
                                         builder_visit, &b);
     }
     snap->count = b.count;
-    snap->seq = ch != NULL ? ch->seq : 0;
-    snap->stats = channel_stats(ch);
+    snap->stats = presence__channel_stats(ch);
+    snap->seq = snap->stats.seq;
+    snap->epoch = snap->stats.epoch;
     snap->next_cursor = limit == SIZE_MAX ? 0 : next;
     *out = snap;
     return PRESENCE_OK;
@@ -324,11 +329,12 @@ int presence_query_page(presence_registry *reg, const char *channel,
                         const presence_requester *requester, uint64_t cursor,
                         size_t limit, presence_snapshot **out)
 {
-    if (out == NULL || limit == 0) {
+    if (out == NULL || limit == 0 ||
+        presence__requester_resolve(&requester) != PRESENCE_OK) {
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
-    int rc = lock_channel_read(reg, channel, requester, &ref);
+    int rc = presence__lock_channel_read(reg, channel, requester, &ref);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -348,15 +354,16 @@ int presence_stats(presence_registry *reg, const char *channel,
                    const presence_requester *requester,
                    presence_channel_stats *out)
 {
-    if (out == NULL) {
+    if (out == NULL ||
+        presence__requester_resolve(&requester) != PRESENCE_OK) {
         return PRESENCE_ERR_INVALID;
     }
     struct presence__chref ref;
-    int rc = lock_channel_read(reg, channel, requester, &ref);
+    int rc = presence__lock_channel_read(reg, channel, requester, &ref);
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    *out = channel_stats(ref.ch);
+    *out = presence__channel_stats(ref.ch);
     presence__mutex_unlock(reg, &ref.shard->lock);
     return PRESENCE_OK;
 }
@@ -378,7 +385,7 @@ static int lock_user_read(presence_registry *reg, const char *channel,
     int rc = presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
                                        true, &user_len, &hash);
     if (rc == PRESENCE_OK) {
-        rc = lock_channel_read(reg, channel, NULL, ref);
+        rc = presence__lock_channel_read(reg, channel, NULL, ref);
     }
     if (rc == PRESENCE_OK) {
         *us = presence__ushard_of(reg, hash);
@@ -472,8 +479,9 @@ int presence_user_connections(presence_registry *reg, const char *channel,
             visit_user_members(ch, user, &b);
         }
         snap->count = b.count;
-        snap->seq = ch != NULL ? ch->seq : 0;
-        snap->stats = channel_stats(ch);
+        snap->stats = presence__channel_stats(ch);
+        snap->seq = snap->stats.seq;
+        snap->epoch = snap->stats.epoch;
         *out = snap;
     }
     unlock_user_read(reg, &ref, us);
@@ -556,8 +564,9 @@ int presence_client_channels(presence_registry *reg, const char *client_id,
         presence__client_find(cs, client_id, len, hash);
     /* The client's list is fixed while its shard is held, but chan_info
      * may change between measuring and filling: then measure again. */
-    rc = client != NULL ? build_measured(reg, visit_one_client, client, out)
-                        : PRESENCE_ERR_NOT_FOUND;
+    rc = client != NULL && client->channel_count > 0
+             ? build_measured(reg, visit_one_client, client, out)
+             : PRESENCE_ERR_NOT_FOUND;
     presence__mutex_unlock(reg, &cs->lock);
     return rc;
 }
@@ -679,7 +688,7 @@ static void list_fill(const struct presence__channel *ch, void *ctx)
     presence_channel_entry *e = &lb->entries[lb->count++];
     memcpy(lb->next, ch->name, ch->name_len + 1);
     e->channel = lb->next;
-    e->stats = channel_stats(ch);
+    e->stats = presence__channel_stats(ch);
     e->seq = ch->seq;
     lb->next += ch->name_len + 1;
 }

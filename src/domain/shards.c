@@ -68,3 +68,18 @@ size_t presence__count_memberships(presence_registry *reg)
     }
     return n;
 }
+
+uint64_t presence__epoch(presence_registry *reg, struct presence__shard *hs)
+{
+    uint64_t shard = (uint64_t)(hs - reg->shards);
+    for (;;) {
+        /* The shard in the top bits, its count below: distinct inputs, and
+         * a bijective scramble keeps them distinct. 2^58 channels a shard
+         * before a count could wrap. */
+        uint64_t n = shard << (64 - PRESENCE__SHARD_BITS) | hs->epochs++;
+        uint64_t epoch = presence__mix64(reg->epoch_key ^ n);
+        if (epoch != 0) {
+            return epoch;
+        }
+    }
+}

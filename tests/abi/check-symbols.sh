@@ -3,7 +3,9 @@
 # declares with PRESENCE_API, and the version script must list the same.
 set -euo pipefail
 lib=$1 header=$2 map=$3
-declared=$(tr '\n' ' ' < "$header" | grep -o 'PRESENCE_API[^(;]*(' | grep -o 'presence_[a-z0-9_]*' | sort -u)
+# The name is the last word before the parenthesis (a return type may be
+# one of the library's own, such as presence_requester).
+declared=$(tr '\n' ' ' < "$header" | grep -o 'PRESENCE_API[^(;]*(' | sed -nE 's/.*[^a-z0-9_](presence_[a-z0-9_]+) *\($/\1/p' | sort -u)
 exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u)
 listed=$(grep -o '^ *presence_[a-z0-9_]*;' "$map" | tr -d ' ;' | sort -u)
 status=0

@@ -254,7 +254,7 @@ static int collect_view(node *nd, char ***out_lines, size_t *out_count)
     int rc = presence_channels(nd->reg, NULL, &list);
     for (size_t i = 0; rc == PRESENCE_OK && i < list->count; i++) {
         presence_snapshot *snap = NULL;
-        rc = presence_query(nd->reg, list->channels[i].channel, NULL, &snap);
+        rc = presence_query(nd->reg, list->channels[i].channel, presence_trusted(), &snap);
         for (size_t j = 0; rc == PRESENCE_OK && j < snap->count; j++) {
             if (count == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
@@ -533,7 +533,7 @@ static int loop(node *nd)
             return 1;
         }
         if (nd->ttl) {
-            rc = presence_expire(nd->reg, presence_now_ms(nd->reg), NULL);
+            rc = presence_expire(nd->reg, presence_now_ms(nd->reg), NULL, NULL);
             if (rc != PRESENCE_OK) {
                 fprintf(stderr, "presence_expire: %s\n",
                         presence_strerror(rc));

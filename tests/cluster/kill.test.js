@@ -85,9 +85,12 @@ test('kill -9 of a node: its members leave the others within the lease bound', {
     const c = await cl.redis.client();
     try {
       for (const id of ['n2', 'n3']) {
-        for (const k of [keys.lease, keys.members, keys.log, keys.staging]) {
+        for (const k of [keys.lease, keys.members, keys.log]) {
           assert.equal(await c.call('EXISTS', k(cl.prefix, id)), 0, `${k(cl.prefix, id)} is deleted`);
         }
+        // Each announce stages into a hash of its own, renamed at its end.
+        assert.deepEqual(await c.call('KEYS', `${keys.staging(cl.prefix, id)}*`), [],
+          `no staging hash of ${id} is left`);
       }
     } finally {
       c.close();

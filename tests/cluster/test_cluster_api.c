@@ -43,17 +43,38 @@ static int new_with(presence_registry *reg,
 static void no_edit(presence_cluster_config *c) { (void)c; }
 static void bad_port(presence_cluster_config *c) { c->redis_port = 70000; }
 static void no_host(presence_cluster_config *c) { c->redis_host = ""; }
-static void short_lease(presence_cluster_config *c) { c->lease_ms = 99; }
+static void short_lease(presence_cluster_config *c)
+{
+    c->lease_ms = PRESENCE_CLUSTER_LEASE_MIN_MS - 1;
+}
 static void brace_prefix(presence_cluster_config *c) { c->prefix = "a{b"; }
 static void space_node(presence_cluster_config *c) { c->node_id = "a b"; }
 static void zero_batch(presence_cluster_config *c) { c->batch_max = 0; }
 static void zero_log(presence_cluster_config *c) { c->log_max_len = 0; }
 static void long_node(presence_cluster_config *c)
 {
-    static char id[66];
-    memset(id, 'n', 65);
-    id[65] = '\0';
+    static char id[PRESENCE_CLUSTER_NODE_ID_MAX + 2];
+    memset(id, 'n', PRESENCE_CLUSTER_NODE_ID_MAX + 1);
+    id[PRESENCE_CLUSTER_NODE_ID_MAX + 1] = '\0';
     c->node_id = id;
+}
+static void long_prefix(presence_cluster_config *c)
+{
+    static char prefix[PRESENCE_CLUSTER_PREFIX_MAX + 2];
+    memset(prefix, 'p', PRESENCE_CLUSTER_PREFIX_MAX + 1);
+    prefix[PRESENCE_CLUSTER_PREFIX_MAX + 1] = '\0';
+    c->prefix = prefix;
+}
+/* The longest of each. */
+static void longest_names(presence_cluster_config *c)
+{
+    static char id[PRESENCE_CLUSTER_NODE_ID_MAX + 1];
+    static char prefix[PRESENCE_CLUSTER_PREFIX_MAX + 1];
+    memset(id, 'n', PRESENCE_CLUSTER_NODE_ID_MAX);
+    memset(prefix, 'p', PRESENCE_CLUSTER_PREFIX_MAX);
+    c->node_id = id;
+    c->prefix = prefix;
+    c->lease_ms = PRESENCE_CLUSTER_LEASE_MIN_MS;
 }
 static void named_node(presence_cluster_config *c) { c->node_id = "node-1"; }
 
@@ -77,7 +98,7 @@ static void test_bad_config_refused(void **state)
     presence_cluster *c = NULL;
     void (*invalid[])(presence_cluster_config *) = {
         bad_port, no_host, short_lease, brace_prefix, space_node,
-        zero_batch, zero_log,
+        zero_batch, zero_log, long_prefix,
     };
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         assert_int_equal(new_with(reg, invalid[i], &c), PRESENCE_ERR_INVALID);
@@ -93,6 +114,11 @@ static void test_bad_config_refused(void **state)
                      PRESENCE_ERR_INVALID);
     assert_int_equal(presence_cluster_new(reg, &cfg, NULL),
                      PRESENCE_ERR_INVALID);
+    assert_int_equal(new_with(reg, longest_names, &c), PRESENCE_OK);
+    assert_int_equal(strlen(presence_cluster_node_id(c)),
+                     PRESENCE_CLUSTER_NODE_ID_MAX);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    c = NULL;
     /* The registry can still be attached: nothing was left subscribed. */
     assert_int_equal(new_with(reg, no_edit, &c), PRESENCE_OK);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
@@ -156,8 +182,149 @@ static void test_unreachable_redis(void **state)
     assert_int_equal(presence_cluster_process(c), PRESENCE_ERR_BUSY);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
     presence_channel_stats stats;
-    assert_int_equal(presence_stats(reg, "room", NULL, &stats), PRESENCE_OK);
+    assert_int_equal(presence_stats(reg, "room", presence_trusted(), &stats), PRESENCE_OK);
     assert_int_equal(stats.num_clients, 1);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
+/* ---- the clock ---------------------------------------------------------- */
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void *user_data)
+{
+    (void)user_data;
+    return fake_now;
+}
+
+/* The handle's deadlines are on the registry's clock (here one that
+ * starts at 0 and moves only when told), not on a clock of its own. */
+static void test_registry_clock(void **state)
+{
+    (void)state;
+    fake_now = 0;
+    presence_config config;
+    presence_config_init(&config);
+    config.clock = fake_clock;
+    presence_registry *reg = NULL;
+    assert_int_equal(presence_registry_new(&config, &reg), PRESENCE_OK);
+    presence_cluster *c = NULL;
+    assert_int_equal(new_with(reg, named_node, &c), PRESENCE_OK);
+    assert_int_equal(presence_cluster_timeout_ms(c), 0); /* connect now */
+    /* The attempts are refused; the next one is some way off on that
+     * clock, and stays as far however long the wall clock runs. */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(presence_cluster_run(c, 10), PRESENCE_OK);
+    }
+    int64_t t = presence_cluster_timeout_ms(c);
+    assert_true(t > 20 && t <= 1000);
+    struct timespec pause = {0, 100 * 1000000L};
+    nanosleep(&pause, NULL);
+    assert_int_equal(presence_cluster_timeout_ms(c), t);
+    fake_now += 7;
+    assert_int_equal(presence_cluster_timeout_ms(c), t - 7);
+    /* A clock that goes back: time stands still until it catches up. */
+    fake_now -= 5000;
+    assert_int_equal(presence_cluster_timeout_ms(c), t - 7);
+    fake_now += 5000 + 3;
+    assert_int_equal(presence_cluster_timeout_ms(c), t - 10);
+    fake_now += t;
+    assert_int_equal(presence_cluster_timeout_ms(c), 0);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
+/* ---- the allocator ------------------------------------------------------ */
+
+/* The handle's allocator: cmocka's (a block not freed fails the test),
+ * each free checked against the size asked for, and a budget: the
+ * allocations past it fail (-1: none does). */
+struct budget {
+    long left;
+    size_t live;
+    size_t wrong_sizes;
+};
+
+#define HEADER 16
+
+static void *budget_malloc(size_t size, void *ud)
+{
+    struct budget *b = ud;
+    if (b->left == 0) {
+        return NULL;
+    }
+    if (b->left > 0) {
+        b->left--;
+    }
+    unsigned char *p = test_malloc(HEADER + size);
+    memcpy(p, &size, sizeof size);
+    b->live++;
+    return p + HEADER;
+}
+
+static void budget_free(void *ptr, size_t size, void *ud)
+{
+    struct budget *b = ud;
+    unsigned char *p = (unsigned char *)ptr - HEADER;
+    size_t was;
+    memcpy(&was, p, sizeof was);
+    b->wrong_sizes += was != size;
+    b->live--;
+    test_free(p);
+}
+
+static struct budget *the_budget;
+
+static void budget_allocator(presence_cluster_config *c)
+{
+    c->allocator = (presence_allocator){budget_malloc, NULL, budget_free,
+                                        the_budget};
+    c->node_id = "node-1";
+    c->redis_password = "secret";
+}
+
+static void half_allocator(presence_cluster_config *c)
+{
+    c->allocator.malloc_fn = budget_malloc;
+}
+
+/* Fail the first allocation of presence_cluster_new, then the second...
+ * until it succeeds: each failure is PRESENCE_ERR_NOMEM and leaves
+ * nothing behind; then a handle whose allocations all fail keeps running
+ * (Redis unreachable) and frees everything it had. */
+static void test_alloc_failure_new(void **state)
+{
+    (void)state;
+    presence_registry *reg = registry_new();
+    struct budget b = {.left = 0};
+    the_budget = &b;
+    presence_cluster *c = NULL;
+    long n = 0;
+    int rc;
+    for (;; n++) {
+        b.left = n;
+        rc = new_with(reg, budget_allocator, &c);
+        if (rc == PRESENCE_OK) {
+            break;
+        }
+        assert_int_equal(rc, PRESENCE_ERR_NOMEM);
+        assert_null(c);
+        assert_int_equal(b.live, 0);
+    }
+    assert_true(n >= 10); /* the handle, its strings and its keys */
+    b.left = 0;
+    assert_int_equal(presence_join(reg, "room", "c1", "u1", NULL, 0, NULL, 0),
+                     PRESENCE_OK);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(presence_cluster_run(c, 5), PRESENCE_OK);
+    }
+    b.left = -1;
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    assert_int_equal(b.live, 0);
+    assert_int_equal(b.wrong_sizes, 0);
+    c = NULL;
+    assert_int_equal(new_with(reg, half_allocator, &c), PRESENCE_ERR_INVALID);
+    assert_null(c);
     assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
 }
 
@@ -168,6 +335,8 @@ int main(void)
         cmocka_unit_test(test_bad_config_refused),
         cmocka_unit_test(test_null_handle),
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_registry_clock),
+        cmocka_unit_test(test_alloc_failure_new),
     };
     return cmocka_run_group_tests_name("cluster_api", tests, NULL, NULL);
 }

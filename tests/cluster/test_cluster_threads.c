@@ -241,10 +241,149 @@ static void test_threads_converge(void **state)
     assert_int_equal(presence_registry_free(rb), PRESENCE_OK);
 }
 
+/* ---- allocation failures ------------------------------------------------ */
+
+/* A handle's allocator that fails one allocation in `one_in` while
+ * `failing`, and checks what is freed: every block comes back, with the
+ * size it was asked for. Called from several threads. */
+struct checked_alloc {
+    pthread_mutex_t lock;
+    bool failing;
+    unsigned one_in;
+    unsigned seed;
+    size_t live;        /* blocks not freed */
+    size_t failed;      /* allocations refused */
+    size_t wrong_sizes; /* frees told another size than the block's */
+};
+
+#define HEADER 16 /* keeps the blocks aligned for any type */
+
+static void *checked_malloc(size_t size, void *ud)
+{
+    struct checked_alloc *a = ud;
+    pthread_mutex_lock(&a->lock);
+    bool fail = a->failing && rand_r(&a->seed) % a->one_in == 0;
+    a->failed += fail;
+    a->live += !fail;
+    pthread_mutex_unlock(&a->lock);
+    unsigned char *p = fail ? NULL : malloc(HEADER + size);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, &size, sizeof size);
+    return p + HEADER;
+}
+
+static void checked_free(void *ptr, size_t size, void *ud)
+{
+    struct checked_alloc *a = ud;
+    unsigned char *p = (unsigned char *)ptr - HEADER;
+    size_t was;
+    memcpy(&was, p, sizeof was);
+    pthread_mutex_lock(&a->lock);
+    a->live--;
+    a->wrong_sizes += was != size;
+    pthread_mutex_unlock(&a->lock);
+    free(p);
+}
+
+static void set_failing(struct checked_alloc *a, bool failing)
+{
+    pthread_mutex_lock(&a->lock);
+    a->failing = failing;
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* Attach with a failing allocator: presence_cluster_new itself may be
+ * refused (and then leaves nothing allocated). */
+static presence_cluster *attach_checked(presence_registry *reg,
+                                        const char *node,
+                                        struct checked_alloc *a)
+{
+    presence_cluster_config cfg;
+    presence_cluster_config_init(&cfg);
+    cfg.redis_port = redis_port;
+    cfg.node_id = node;
+    cfg.lease_ms = 2000;
+    cfg.allocator = (presence_allocator){checked_malloc, NULL, checked_free,
+                                         a};
+    presence_cluster *c = NULL;
+    int rc;
+    while ((rc = presence_cluster_new(reg, &cfg, &c)) == PRESENCE_ERR_NOMEM) {
+        pthread_mutex_lock(&a->lock);
+        assert_int_equal(a->live, 0);
+        pthread_mutex_unlock(&a->lock);
+    }
+    assert_int_equal(rc, PRESENCE_OK);
+    assert_int_equal(presence_cluster_start_thread(c), PRESENCE_OK);
+    return c;
+}
+
+/* Both handles' allocations fail now and then while node A's members
+ * change: nothing crashes, and once the allocators work again B holds
+ * exactly A's members; every block comes back, with its size. */
+static void test_alloc_failures_recover(void **state)
+{
+    (void)state;
+    presence_registry *ra = NULL, *rb = NULL;
+    assert_int_equal(presence_registry_new(NULL, &ra), PRESENCE_OK);
+    assert_int_equal(presence_registry_new(NULL, &rb), PRESENCE_OK);
+    struct checked_alloc aa = {.failing = true, .one_in = 8, .seed = 11};
+    struct checked_alloc ab = {.failing = true, .one_in = 8, .seed = 12};
+    pthread_mutex_init(&aa.lock, NULL);
+    pthread_mutex_init(&ab.lock, NULL);
+    presence_cluster *a = attach_checked(ra, "node-a", &aa);
+    presence_cluster *b = attach_checked(rb, "node-b", &ab);
+    unsigned seed = 5;
+    char ch[32], cl[32];
+    for (int i = 0; i < 3000; i++) {
+        int k = (int)(rand_r(&seed) % CLIENTS);
+        snprintf(ch, sizeof ch, "room%d", k % CHANNELS);
+        snprintf(cl, sizeof cl, "client%d", k);
+        if (rand_r(&seed) % 3 == 0) {
+            presence_leave(ra, ch, cl);
+        } else {
+            presence_join(ra, ch, cl, "user", "c", 1, NULL, 0);
+        }
+        if (i % 100 == 99) {
+            sleep_ms(20);
+        }
+    }
+    sleep_ms(500);
+    set_failing(&aa, false);
+    set_failing(&ab, false);
+    bool equal = false;
+    for (int i = 0; i < 1500 && !equal; i++) {
+        presence_cluster_status sa, sb;
+        presence_cluster_status_get(a, &sa);
+        presence_cluster_status_get(b, &sb);
+        equal = sa.synced && sb.synced && sa.pending == 0 &&
+                views_equal(ra, rb);
+        if (!equal) {
+            sleep_ms(10);
+        }
+    }
+    assert_true(equal);
+    assert_int_equal(presence_cluster_free(a), PRESENCE_OK);
+    assert_int_equal(presence_cluster_free(b), PRESENCE_OK);
+    print_message("allocations refused: node-a %zu, node-b %zu\n", aa.failed,
+                  ab.failed);
+    assert_true(aa.failed > 0 && ab.failed > 0);
+    assert_int_equal(aa.live, 0);
+    assert_int_equal(ab.live, 0);
+    assert_int_equal(aa.wrong_sizes, 0);
+    assert_int_equal(ab.wrong_sizes, 0);
+    pthread_mutex_destroy(&aa.lock);
+    pthread_mutex_destroy(&ab.lock);
+    assert_int_equal(presence_registry_free(ra), PRESENCE_OK);
+    assert_int_equal(presence_registry_free(rb), PRESENCE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_converge),
+        cmocka_unit_test(test_alloc_failures_recover),
     };
     return cmocka_run_group_tests_name("cluster_threads", tests, start_redis,
                                        stop_redis);

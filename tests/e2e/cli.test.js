@@ -144,6 +144,63 @@ test('the default config keeps its secrets, so --token matches a running server'
   }
 });
 
+// A WebSocket peer that connects and subscribes, then never answers
+// anything, not even the close: what a hung or malicious client does.
+function silentPeer(srv) {
+  const net = require('node:net');
+  return new Promise((resolve) => {
+    const s = net.connect(srv.port, '127.0.0.1', () => {
+      s.write('GET /connection/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n' +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+        'Sec-WebSocket-Version: 13\r\n\r\n');
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const payload = Buffer.from('{"connect":{},"id":1}\n{"subscribe":{"channel":"anon:hung"},"id":2}');
+      const masked = Buffer.from(payload.map((b, k) => b ^ mask[k % 4]));
+      s.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+    });
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); if (got.includes('"subscribe"')) resolve(s); });
+    s.on('error', () => {});
+  });
+}
+
+// From the signal to the process's exit, in ms.
+async function timeToExit(srv, signal = 'SIGTERM') {
+  const started = Date.now();
+  srv.child.kill(signal);
+  const { code } = await srv.child.exited;
+  fs.rmSync(srv.dir, { recursive: true, force: true });
+  return { code, ms: Date.now() - started };
+}
+
+test('SIGTERM stops the server within a second: idle, with clients, with a peer that never answers', async () => {
+  // Idle: CivetWeb's listener used to notice the stop only after its 2 s
+  // poll quantum.
+  let srv = await h.startServer();
+  let r = await timeToExit(srv);
+  assert.equal(r.code, 0);
+  assert.ok(r.ms < 1000, `idle: ${r.ms} ms`);
+  // With clients that answer the close.
+  srv = await h.startServer();
+  const clients = [];
+  for (let i = 0; i < 20; i++) {
+    clients.push(await h.connectAndSubscribe(srv, { token: h.userToken(srv, `u${i}`), channel: 'public:stop' }));
+  }
+  r = await timeToExit(srv);
+  assert.equal(r.code, 0);
+  assert.ok(r.ms < 1000, `20 clients: ${r.ms} ms`);
+  h.disconnectAll();
+  // With a peer that answers nothing: the server gives up on it in time
+  // and says so.
+  srv = await h.startServer();
+  const hung = await silentPeer(srv);
+  r = await timeToExit(srv);
+  hung.destroy();
+  assert.equal(r.code, 0);
+  assert.ok(r.ms < 1000, `a silent peer: ${r.ms} ms`);
+  assert.match(srv.child.out.stderr, /connections still open \d+ ms after the shutdown closes/);
+});
+
 test('SIGINT and SIGTERM shut down cleanly, closing clients with 3001 shutdown', async () => {
   for (const signal of ['SIGINT', 'SIGTERM']) {
     const srv = await h.startServer();

@@ -202,6 +202,72 @@ test('limits: channels per connection (106), message size (1009), connections (3
   c.c.ws.close();
 });
 
+test('client_user_connection_limit: one user\'s connection past it closes with 3504; others and anonymous ones are not held back', async () => {
+  const limited = await h.startServer({
+    config: h.baseConfig({ client_user_connection_limit: 2 }),
+  });
+  try {
+    const a1 = await connected(limited, 'alice');
+    const a2 = await connected(limited, 'alice');
+    const a3 = h.rawClient(limited);
+    await a3.opened;
+    a3.send({ connect: { token: h.userToken(limited, 'alice') }, id: 1 });
+    assert.deepEqual(await a3.closed(), { code: 3504, reason: 'connection limit' });
+    const b = await connected(limited, 'bob');
+    const anon = [];
+    for (let i = 0; i < 3; i++) {
+      const c = h.rawClient(limited);
+      await c.opened;
+      assert.ok((await c.call('connect', {})).connect.client);
+      anon.push(c);
+    }
+    // The SDK sees 3504 as terminal: disconnected, no reconnect.
+    const sdk = h.sdkClient(limited, { token: h.userToken(limited, 'alice') });
+    const gone = new Promise((resolve) => sdk.once('disconnected', resolve));
+    sdk.connect();
+    const ctx = await gone;
+    assert.equal(ctx.code, 3504);
+    // Once one of alice's connections goes, she may connect again.
+    a1.c.ws.close();
+    await h.waitFor(async () => {
+      const e = h.rawClient(limited);
+      await e.opened;
+      const r = await e.call('connect', { token: h.userToken(limited, 'alice') }).catch(() => ({}));
+      e.ws.close();
+      return !!r.connect;
+    }, { what: 'room for alice again' });
+    for (const c of [a2.c, b.c, ...anon]) c.ws.close();
+  } finally {
+    await limited.stop();
+  }
+});
+
+test('without client_connection_limit (0), the open files are the limit: 2000 clients connect', { timeout: 120000 }, async () => {
+  const config = h.baseConfig();
+  delete config.client_connection_limit;
+  const wide = await h.startServer({ config });
+  const clients = [];
+  try {
+    const N = 2000;
+    for (let i = 0; i < N; i += 200) {
+      const batch = [];
+      for (let k = i; k < i + 200; k++) {
+        batch.push((async () => {
+          const c = h.rawClient(wide);
+          clients.push(c);
+          await c.opened;
+          return c.call('connect', {});
+        })());
+      }
+      for (const r of await Promise.all(batch)) assert.ok(r.connect && r.connect.client, JSON.stringify(r));
+    }
+    assert.equal(clients.filter((c) => c.state.closed).length, 0);
+  } finally {
+    for (const c of clients) c.ws.terminate();
+    await wide.stop();
+  }
+});
+
 test('a transport that never sends connect is closed with 3502 stale', { timeout: 20000 }, async () => {
   const c = h.rawClient(srv);
   await c.opened;

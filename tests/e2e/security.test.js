@@ -88,6 +88,12 @@ const forged = {
   'nbf in the future': () => jwt(HS256, { sub: 'mallory', nbf: now() + 600 }),
   'exp not a number': () => jwt(HS256, { sub: 'mallory', exp: String(now() + 600) }),
   'sub not a string': () => jwt(HS256, { sub: 42 }),
+  // A subscription token is not a connection token (Centrifugo: "connection
+  // JWT can not contain channel claim"), expired or not.
+  'a subscription token (channel claim)': () =>
+    jwt(HS256, { sub: 'mallory', channel: 'public:x', exp: now() + 600 }),
+  'an expired subscription token': () =>
+    jwt(HS256, { sub: 'mallory', channel: 'public:x', exp: now() - 1 }),
 };
 
 for (const [what, make] of Object.entries(forged)) {
@@ -106,6 +112,30 @@ test('HS256 tokens: accepted, exp honoured (109), nbf in the past accepted', asy
   assert.deepEqual(expired.reply.error, { code: 109, message: 'token expired' });
   ok.c.ws.close();
   expired.c.ws.close();
+});
+
+test('exp: absent is no expiry; 0 and negative are expired (109), as in Centrifugo', async () => {
+  const forever = await connectRaw(jwt(HS256, { sub: 'forever' }));
+  assert.ok(forever.reply.connect.client);
+  assert.equal(forever.reply.connect.expires, undefined);
+  for (const exp of [0, -1, -1e9, 0.5]) {
+    const r = await connectRaw(jwt(HS256, { sub: 'zero', exp }));
+    assert.deepEqual(r.reply.error, { code: 109, message: 'token expired' }, `exp ${exp}`);
+    r.c.ws.close();
+  }
+  // The same for subscription tokens and refresh.
+  const sub = await forever.c.call('subscribe', { channel: 'private:x',
+    token: jwt(HS256, { sub: 'forever', channel: 'private:x', exp: 0 }) });
+  assert.deepEqual(sub.error, { code: 109, message: 'token expired' });
+  const refresh = await forever.c.call('refresh', { token: jwt(HS256, { sub: 'forever', exp: 0 }) });
+  assert.deepEqual(refresh.error, { code: 109, message: 'token expired' });
+  forever.c.ws.close();
+});
+
+test('refresh with a subscription token closes with 3500', async () => {
+  const { c } = await connectRaw(h.userToken(srv, 'refresher'));
+  c.send({ refresh: { token: jwt(HS256, { sub: 'refresher', channel: 'public:x', exp: now() + 600 }) }, id: 2 });
+  assert.deepEqual(await c.closed(), { code: 3500, reason: 'invalid token' });
 });
 
 test('subscription and refresh tokens get the same checks', async () => {

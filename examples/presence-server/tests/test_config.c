@@ -306,6 +306,21 @@ static void test_bad_configs(void **state)
              &cfg, err, sizeof err),
         0);
     ps_config_free(&cfg);
+    /* The longest prefix libpresence-cluster takes is fine; one more
+     * character is refused here, not later by presence_cluster_new(). */
+    char json[64 + PS_REDIS_PREFIX_MAX];
+    char prefix[PS_REDIS_PREFIX_MAX + 2];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[PS_REDIS_PREFIX_MAX] = '\0';
+    snprintf(json, sizeof json, "{\"redis_prefix\":\"%s\"}", prefix);
+    assert_int_equal(load(json, &cfg, err, sizeof err), 0);
+    assert_int_equal(strlen(cfg.redis_prefix), PRESENCE_CLUSTER_PREFIX_MAX);
+    ps_config_free(&cfg);
+    prefix[PS_REDIS_PREFIX_MAX] = 'p';
+    prefix[PS_REDIS_PREFIX_MAX + 1] = '\0';
+    snprintf(json, sizeof json, "{\"redis_prefix\":\"%s\"}", prefix);
+    assert_int_not_equal(load(json, &cfg, err, sizeof err), 0);
+    assert_non_null(strstr(err, "key \"redis_prefix\": expected 1 to 128"));
 }
 
 /* What main() does for --redis and friends: set the fields, resolve again. */

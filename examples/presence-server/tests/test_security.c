@@ -1,7 +1,8 @@
 /*
  * Tokens and secrets: only HS256 tokens signed with the configured secret
  * are accepted ("none", HS384, HS512 and the rest are refused, also when
- * signed with the same secret), exp and nbf are honoured, and the API key
+ * signed with the same secret), exp and nbf are honoured (exp 0 or below
+ * is expired, a missing exp never expires), and the API key
  * is compared in a time that does not depend on where it differs.
  * SPDX-License-Identifier: MIT
  */
@@ -217,6 +218,25 @@ static void test_exp_and_nbf(void **state)
         }
         free(token);
     }
+    /* Absolute times: an exp of 0 or below is expired, not "never"
+     * (Centrifugo's rule); only a missing exp never expires. */
+    const char *absolute[] = {
+        "{\"sub\":\"a\",\"exp\":0}",
+        "{\"sub\":\"a\",\"exp\":-1}",
+        "{\"sub\":\"a\",\"exp\":-9000000000}",
+        "{\"sub\":\"a\",\"exp\":0.5}",
+    };
+    for (size_t i = 0; i < sizeof absolute / sizeof absolute[0]; i++) {
+        char *token = sign(JWT_ALG_HS256, SECRET, absolute[i]);
+        expect(token, PS_TOKEN_EXPIRED);
+        free(token);
+    }
+    char *forever = sign(JWT_ALG_HS256, SECRET, "{\"sub\":\"a\"}");
+    ps_token_claims out;
+    assert_int_equal(verify(forever, &out), PS_TOKEN_OK);
+    assert_int_equal(out.exp, 0);
+    ps_token_claims_free(&out);
+    free(forever);
 }
 
 static void test_secret_equal(void **state)

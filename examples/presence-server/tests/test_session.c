@@ -200,7 +200,7 @@ static void test_closed_connection_runs_nothing(void **state)
         "{\"subscribe\":{\"channel\":\"room:x\"},\"id\":2}"));
     assert_int_equal(a->close_code, 3004);
     presence_channel_stats st;
-    assert_int_equal(presence_stats(t.server.registry, "room:x", NULL, &st), 0);
+    assert_int_equal(presence_stats(t.server.registry, "room:x", presence_trusted(), &st), 0);
     assert_int_equal(st.num_clients, 0);
     ps_test_peer_free(&t, a);
 }

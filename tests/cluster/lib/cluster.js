@@ -13,11 +13,12 @@ const { sleep, waitFor } = require('./util');
 //   {P:N}.members  hash, field "<channel>\t<client>", value three
 //                  netstrings "<len>:<bytes>": user id, conn_info, chan_info
 //   {P}.nodes      hash, node id -> incarnation (the directory)
+//   {P:N}.staging.<inc>  hash, the members of an announce being written
 const keys = {
   members: (prefix, node) => `{${prefix}:${node}}.members`,
   lease: (prefix, node) => `{${prefix}:${node}}.lease`,
   log: (prefix, node) => `{${prefix}:${node}}.log`,
-  staging: (prefix, node) => `{${prefix}:${node}}.staging`,
+  staging: (prefix, node, inc = '') => `{${prefix}:${node}}.staging.${inc}`,
   nodes: (prefix) => `{${prefix}}.nodes`,
 };
 

@@ -1,0 +1,545 @@
+/*
+ * Client handles: a client opened once with its identity and an
+ * application pointer, then changed by handle. A handle is the client
+ * record itself, kept in its shard's index while open (the `open` flag
+ * stops the last leave from retiring it), so a call by handle skips the
+ * client id's check, hash and lookup.
+ *
+ * presence_client_join_many() holds the client's shard and every channel
+ * shard its items fall in (in index order, which is the order namespace
+ * changes use) and does each item at once, but with no event; if an item
+ * fails, the ones done are undone in reverse, and since every shard they
+ * touched stayed held nobody saw them. Only when all are done are their
+ * events queued.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain/domain.h"
+
+static struct presence__client *record_of(presence_client *client)
+{
+    return (struct presence__client *)(void *)client;
+}
+
+void presence_client_options_init_sized(presence_client_options *options,
+                                        size_t struct_size)
+{
+    if (options == NULL) {
+        return;
+    }
+    memset(options, 0, struct_size);
+    options->struct_size = struct_size;
+}
+
+const char *presence_client_id(const presence_client *client)
+{
+    return client != NULL
+               ? ((const struct presence__client *)(const void *)client)->id
+               : NULL;
+}
+
+void *presence_client_app(const presence_client *client)
+{
+    return client != NULL
+               ? presence__client_app(
+                     (const struct presence__client *)(const void *)client)
+               : NULL;
+}
+
+int presence_client_open(presence_registry *reg,
+                         const presence_client_options *o,
+                         presence_client **out)
+{
+    if (reg == NULL || o == NULL || out == NULL ||
+        o->struct_size < offsetof(presence_client_options, app) +
+                             sizeof o->app ||
+        o->client_id == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    const char *user_id = o->user_id != NULL ? o->user_id : "";
+    size_t id_len, user_len;
+    uint64_t hash;
+    int rc = presence__check_hash_name(reg, o->client_id,
+                                       reg->limits.client_id_max, false,
+                                       &id_len, &hash);
+    if (rc == PRESENCE_OK) {
+        rc = presence__check_name(user_id, reg->limits.user_id_max, true,
+                                  &user_len);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence__check_info(o->conn_info, o->conn_info_len,
+                                  reg->limits.conn_info_max);
+    }
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__cshard *cs = presence__cshard_of(reg, hash);
+    struct presence__handle_args handle = {o->app};
+    struct presence__client *client = NULL;
+    presence__mutex_lock(reg, &cs->lock);
+    if (presence__client_find(cs, o->client_id, id_len, hash) != NULL) {
+        rc = PRESENCE_ERR_CONFLICT;
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence__client_prepare(reg, cs);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = presence__client_create(reg, cs, o->client_id, id_len, hash,
+                                     user_id, user_len, o->conn_info,
+                                     o->conn_info_len, NULL, &handle,
+                                     &client);
+    }
+    presence__mutex_unlock(reg, &cs->lock);
+    if (rc == PRESENCE_OK) {
+        *out = (presence_client *)(void *)client;
+    }
+    return rc;
+}
+
+int presence_client_close(presence_registry *reg, presence_client *handle,
+                          size_t *left)
+{
+    if (reg == NULL || handle == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__client *client = record_of(handle);
+    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+    size_t n = 0;
+    presence__mutex_lock(reg, &cs->lock);
+    int rc = presence__client_leave_all(reg, client,
+                                        PRESENCE_LEAVE_DISCONNECT, &n);
+    if (rc == PRESENCE_OK) {
+        client->open = 0;
+        presence__client_retire(reg, client); /* in no channel now */
+    }
+    presence__mutex_unlock(reg, &cs->lock);
+    presence__events_dispatch(reg);
+    if (rc == PRESENCE_OK && left != NULL) {
+        *left = n;
+    }
+    return rc;
+}
+
+/* The target of a call by handle: the channel checked, the client known. */
+static int handle_target(presence_registry *reg, presence_client *handle,
+                         const char *channel, struct presence__target *t)
+{
+    if (reg == NULL || handle == NULL || channel == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__client *client = record_of(handle);
+    t->client_id = client->id;
+    t->client_len = client->id_len;
+    t->client_hash = client->hash;
+    t->cs = presence__cshard_of(reg, client->hash);
+    return presence__channel_check(reg, channel, &t->chan);
+}
+
+/* Look the channel up (its shard held) and check that it takes joins. */
+static int lookup_for_join(presence_registry *reg, struct presence__target *t)
+{
+    int rc = presence__channel_lookup(reg, &t->chan);
+    if (rc == PRESENCE_OK && !t->chan.ns->options.presence) {
+        rc = PRESENCE_ERR_NOT_AVAILABLE;
+    }
+    return rc;
+}
+
+int presence_client_join(presence_registry *reg, presence_client *handle,
+                         const char *channel, const void *chan_info,
+                         size_t chan_info_len, presence_change *result)
+{
+    struct presence__target t;
+    int rc = handle_target(reg, handle, channel, &t);
+    if (rc == PRESENCE_OK) {
+        rc = presence__check_info(chan_info, chan_info_len,
+                                  reg->limits.chan_info_max);
+    }
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__client *client = record_of(handle);
+    struct presence__join_args a = {.chan_info = chan_info,
+                                    .chan_info_len = chan_info_len};
+    presence__mutex_lock(reg, &t.cs->lock);
+    presence__mutex_lock(reg, &t.chan.shard->lock);
+    rc = lookup_for_join(reg, &t);
+    if (rc == PRESENCE_OK) {
+        rc = presence__join_locked(reg, &t, client, &a, result);
+    }
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
+    presence__mutex_unlock(reg, &t.cs->lock);
+    presence__events_dispatch(reg);
+    return rc;
+}
+
+/* The membership of the handle's client in the target's channel, its
+ * shard held on success. */
+static int lock_handle_membership(presence_registry *reg,
+                                  struct presence__target *t,
+                                  struct presence__client *client,
+                                  struct presence__membership **m)
+{
+    presence__mutex_lock(reg, &t->chan.shard->lock);
+    int rc = presence__channel_lookup(reg, &t->chan);
+    *m = rc == PRESENCE_OK && t->chan.ch != NULL
+             ? presence__membership_find(t->chan.ch, client)
+             : NULL;
+    if (rc == PRESENCE_OK && *m == NULL) {
+        rc = PRESENCE_ERR_NOT_FOUND;
+    }
+    if (rc != PRESENCE_OK) {
+        presence__mutex_unlock(reg, &t->chan.shard->lock);
+    }
+    return rc;
+}
+
+int presence_client_leave(presence_registry *reg, presence_client *handle,
+                          const char *channel, presence_change *result)
+{
+    struct presence__target t;
+    int rc = handle_target(reg, handle, channel, &t);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__client *client = record_of(handle);
+    struct presence__membership *m;
+    presence__mutex_lock(reg, &t.cs->lock);
+    rc = lock_handle_membership(reg, &t, client, &m);
+    if (rc == PRESENCE_OK) {
+        size_t reserved;
+        rc = presence__events_reserve(reg, 2, &reserved);
+        if (rc == PRESENCE_OK) {
+            /* Read before: the last leave frees the channel. */
+            struct presence__channel *ch = t.chan.ch;
+            presence_change change = {PRESENCE_CHANGE_LEFT,
+                                      presence__channel_stats(ch)};
+            change.stats.num_clients--;
+            if (presence__usercount_get(&ch->users, client->user) == 1) {
+                change.stats.num_users--;
+            }
+            change.stats.seq++;
+            presence__membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT,
+                                        &reserved);
+            presence__events_release(reg, &reserved);
+            if (result != NULL) {
+                *result = change;
+            }
+        }
+        presence__mutex_unlock(reg, &t.chan.shard->lock);
+    }
+    presence__mutex_unlock(reg, &t.cs->lock);
+    presence__events_dispatch(reg);
+    return rc;
+}
+
+int presence_client_update(presence_registry *reg, presence_client *handle,
+                           const char *channel, const void *chan_info,
+                           size_t chan_info_len, presence_change *result)
+{
+    struct presence__target t;
+    int rc = handle_target(reg, handle, channel, &t);
+    if (rc == PRESENCE_OK) {
+        rc = presence__check_info(chan_info, chan_info_len,
+                                  reg->limits.chan_info_max);
+    }
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__membership *m;
+    rc = lock_handle_membership(reg, &t, record_of(handle), &m);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    bool changed;
+    rc = presence__replace_chan_info(reg, m, chan_info, chan_info_len,
+                                     &changed);
+    if (rc == PRESENCE_OK && result != NULL) {
+        result->kind = changed ? PRESENCE_CHANGE_UPDATED : PRESENCE_CHANGE_NONE;
+        result->stats = presence__channel_stats(t.chan.ch);
+    }
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
+    presence__events_dispatch(reg);
+    return rc;
+}
+
+int presence_client_touch(presence_registry *reg, presence_client *handle,
+                          const char *channel)
+{
+    if (reg == NULL || handle == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__client *client = record_of(handle);
+    if (channel == NULL) {
+        struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+        presence__mutex_lock(reg, &cs->lock);
+        presence__client_touch_all(reg, client);
+        presence__mutex_unlock(reg, &cs->lock);
+        return PRESENCE_OK;
+    }
+    struct presence__target t;
+    int rc = handle_target(reg, handle, channel, &t);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__membership *m;
+    rc = lock_handle_membership(reg, &t, client, &m);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    presence__touch_renew(reg, t.chan.shard, t.chan.ch, m);
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
+    return PRESENCE_OK;
+}
+
+/* ---- many channels at once ------------------------------------------------ */
+
+/* What one item did, to be announced or undone. A join is made at once
+ * (silently); an update only gets its blob, and the map entry if the
+ * membership had none (so that the room made for it is used at once),
+ * the rest waiting for the commit, which cannot fail. */
+struct item_done {
+    struct presence__target t;
+    struct presence__membership *m; /* NULL: nothing was changed */
+    presence_change_kind kind;
+    bool first_of_user;             /* JOINED: the user's first here */
+    struct presence__blob *blob;    /* UPDATED: the new chan_info */
+    bool put;                       /* UPDATED: blob is in the map already */
+};
+
+static int compare_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The distinct channel shards of the items, in index order. */
+static size_t item_shards(presence_registry *reg, const struct item_done *d,
+                          size_t count, size_t *shards)
+{
+    for (size_t i = 0; i < count; i++) {
+        shards[i] = (size_t)(d[i].t.chan.shard - reg->shards);
+    }
+    qsort(shards, count, sizeof *shards, compare_size);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (n == 0 || shards[n - 1] != shards[i]) {
+            shards[n++] = shards[i];
+        }
+    }
+    return n;
+}
+
+/* Check every item before any lock: names, infos, no channel twice. */
+static int items_check(presence_registry *reg, presence_client *handle,
+                       const presence_join_item *items, size_t count,
+                       struct item_done *d, size_t *failed)
+{
+    for (size_t i = 0; i < count; i++) {
+        int rc = handle_target(reg, handle, items[i].channel, &d[i].t);
+        if (rc == PRESENCE_OK) {
+            rc = presence__check_info(items[i].chan_info,
+                                      items[i].chan_info_len,
+                                      reg->limits.chan_info_max);
+        }
+        for (size_t j = 0; rc == PRESENCE_OK && j < i; j++) {
+            if (d[j].t.chan.hash == d[i].t.chan.hash &&
+                d[j].t.chan.len == d[i].t.chan.len &&
+                memcmp(d[j].t.chan.name, d[i].t.chan.name,
+                       d[i].t.chan.len) == 0) {
+                rc = PRESENCE_ERR_INVALID; /* a channel named twice */
+            }
+        }
+        if (rc != PRESENCE_OK) {
+            *failed = i;
+            return rc;
+        }
+    }
+    return PRESENCE_OK;
+}
+
+/* Do one item with every shard held, announcing nothing. */
+static int item_apply(presence_registry *reg, struct presence__client *client,
+                      const presence_join_item *item, struct item_done *d)
+{
+    struct presence__target *t = &d->t;
+    int rc = lookup_for_join(reg, t);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__membership *m =
+        t->chan.ch != NULL ? presence__membership_find(t->chan.ch, client)
+                           : NULL;
+    if (m == NULL) {
+        struct presence__join_args a = {.chan_info = item->chan_info,
+                                        .chan_info_len = item->chan_info_len};
+        rc = presence__join_silent(reg, t, client, &a, &d->m,
+                                   &d->first_of_user);
+        d->kind = PRESENCE_CHANGE_JOINED;
+        return rc;
+    }
+    d->m = m;
+    d->kind = PRESENCE_CHANGE_NONE;
+    struct presence__shard *hs = t->chan.shard;
+    struct presence__blob *old = presence__membership_chan_info(hs, m);
+    if (presence__blob_equals(old, item->chan_info, item->chan_info_len)) {
+        return PRESENCE_OK;
+    }
+    struct presence__blob *blob = NULL;
+    rc = presence__blob_new(&reg->alloc, item->chan_info,
+                            item->chan_info_len, &blob);
+    if (rc == PRESENCE_OK && old == NULL) { /* blob is not NULL: they differ */
+        rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
+        if (rc == PRESENCE_OK) {
+            t->chan.ch->member_bytes -= presence__membership_bytes(hs, m);
+            presence__chaninfo_put(&hs->chan_infos, m->slab.slab_index, blob);
+            m->joined_hi |= PRESENCE__HAS_CHAN_INFO;
+            t->chan.ch->member_bytes += presence__membership_bytes(hs, m);
+            d->put = true;
+        }
+    }
+    if (rc != PRESENCE_OK) {
+        presence__blob_unref(&reg->alloc, blob);
+        return rc;
+    }
+    d->kind = PRESENCE_CHANGE_UPDATED;
+    d->blob = blob;
+    return PRESENCE_OK;
+}
+
+/* Take one item back (every shard still held): nobody saw it. */
+static void item_undo(presence_registry *reg, struct item_done *d)
+{
+    if (d->kind == PRESENCE_CHANGE_JOINED && d->m != NULL) {
+        presence__leave_silent(reg, d->m);
+    } else if (d->kind == PRESENCE_CHANGE_UPDATED) {
+        struct presence__shard *hs = d->t.chan.shard;
+        if (d->put) {
+            d->t.chan.ch->member_bytes -= presence__membership_bytes(hs, d->m);
+            (void)presence__chaninfo_take(&reg->alloc, &hs->chan_infos,
+                                          d->m->slab.slab_index);
+            d->m->joined_hi &= (uint16_t)~PRESENCE__HAS_CHAN_INFO;
+            d->t.chan.ch->member_bytes += presence__membership_bytes(hs, d->m);
+        }
+        presence__blob_unref(&reg->alloc, d->blob);
+    }
+}
+
+/* The deferred part of an update (every shard held): no allocation. */
+static void update_finish(presence_registry *reg, struct item_done *d)
+{
+    struct presence__shard *hs = d->t.chan.shard;
+    struct presence__channel *ch = d->t.chan.ch;
+    struct presence__membership *m = d->m;
+    if (!d->put) {
+        uint32_t number = m->slab.slab_index;
+        ch->member_bytes -= presence__membership_bytes(hs, m);
+        struct presence__blob *old;
+        if (d->blob == NULL) {
+            old = presence__chaninfo_take(&reg->alloc, &hs->chan_infos,
+                                          number);
+            m->joined_hi &= (uint16_t)~PRESENCE__HAS_CHAN_INFO;
+        } else {
+            old = presence__chaninfo_replace(&hs->chan_infos, number,
+                                             d->blob);
+        }
+        presence__blob_unref(&reg->alloc, old);
+        ch->member_bytes += presence__membership_bytes(hs, m);
+    }
+    ch->seq++;
+}
+
+/* Announce one item (every shard still held), and renew its TTL. */
+static void item_commit(presence_registry *reg, struct item_done *d,
+                        size_t *reserved, presence_change *result)
+{
+    struct presence__shard *hs = d->t.chan.shard;
+    struct presence__channel *ch = d->t.chan.ch;
+    if (d->kind == PRESENCE_CHANGE_JOINED) {
+        presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
+                              PRESENCE_LEAVE_NONE, d->first_of_user,
+                              reserved);
+    } else {
+        if (d->kind == PRESENCE_CHANGE_UPDATED) {
+            update_finish(reg, d);
+            presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_UPDATE,
+                                  PRESENCE_LEAVE_NONE, false, reserved);
+        }
+        presence__touch_renew(reg, hs, ch, d->m);
+    }
+    if (result != NULL) {
+        result->kind = d->kind;
+        result->stats = presence__channel_stats(ch);
+    }
+}
+
+int presence_client_join_many(presence_registry *reg,
+                              presence_client *handle,
+                              const presence_join_item *items, size_t count,
+                              presence_change *results, size_t *failed)
+{
+    size_t failed_at = count;
+    if (reg == NULL || handle == NULL || (items == NULL && count > 0)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    if (count == 0) {
+        return PRESENCE_OK;
+    }
+    size_t bytes = presence__mul_size(count,
+                                      sizeof(struct item_done) +
+                                          sizeof(size_t));
+    struct item_done *d = presence__malloc(&reg->alloc, bytes);
+    if (d == NULL) {
+        if (failed != NULL) {
+            *failed = count;
+        }
+        return PRESENCE_ERR_NOMEM;
+    }
+    memset(d, 0, count * sizeof *d);
+    size_t *shards = (size_t *)(void *)(d + count);
+    int rc = items_check(reg, handle, items, count, d, &failed_at);
+    if (rc == PRESENCE_OK) {
+        struct presence__client *client = record_of(handle);
+        struct presence__cshard *cs = d[0].t.cs;
+        size_t nshards = item_shards(reg, d, count, shards);
+        presence__mutex_lock(reg, &cs->lock);
+        for (size_t s = 0; s < nshards; s++) {
+            presence__mutex_lock(reg, &reg->shards[shards[s]].lock);
+        }
+        size_t reserved = 0;
+        rc = presence__events_reserve(reg, presence__mul_size(count, 2),
+                                      &reserved);
+        size_t done = 0;
+        for (; rc == PRESENCE_OK && done < count; done++) {
+            rc = item_apply(reg, client, &items[done], &d[done]);
+            if (rc != PRESENCE_OK) {
+                failed_at = done;
+                item_undo(reg, &d[done]); /* a partial item undoes itself */
+            }
+        }
+        if (rc != PRESENCE_OK) {
+            for (size_t i = failed_at; i-- > 0;) {
+                item_undo(reg, &d[i]);
+            }
+        } else {
+            for (size_t i = 0; i < count; i++) {
+                item_commit(reg, &d[i], &reserved,
+                            results != NULL ? &results[i] : NULL);
+            }
+        }
+        presence__events_release(reg, &reserved);
+        for (size_t s = nshards; s-- > 0;) {
+            presence__mutex_unlock(reg, &reg->shards[shards[s]].lock);
+        }
+        presence__mutex_unlock(reg, &cs->lock);
+    }
+    presence__free(&reg->alloc, d, bytes);
+    presence__events_dispatch(reg);
+    if (rc != PRESENCE_OK && failed != NULL) {
+        *failed = failed_at;
+    }
+    return rc;
+}
