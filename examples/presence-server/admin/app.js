@@ -160,7 +160,7 @@ function flush() {
   if (selectedTouched) {
     const s = state.channels.get(state.selected) || { nc: 0, nu: 0 };
     showSelectedStats(s.nc, s.nu);
-    scheduleMembers(250);
+    scheduleMembers(100);
   }
 }
 
