@@ -10,6 +10,7 @@ packages=(
   libcmocka-dev                      # unit tests (built by default)
   libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
   libhiredis-dev                     # libpresence-cluster (Redis)
+  libuv1-dev                         # the libuv example (built with the presence server)
   curl                               # the demo's curl line
 )
 if [ "${1:-test}" = test ]; then

@@ -322,6 +322,19 @@ static void test_join_many(void **state)
     assert_int_equal(f.rec.events[before + 2].seq, 2);
     assert_int_equal(f.rec.malformed, 0);
     assert_ok(presence_client_join_many(f.reg, c, NULL, 0, NULL, NULL));
+    /* More items than fit the call's stack room. */
+    char names[12][16];
+    presence_join_item many[12];
+    presence_change many_res[12];
+    for (int i = 0; i < 12; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        many[i] = (presence_join_item){names[i], "m", 1};
+    }
+    assert_ok(presence_client_join_many(f.reg, c, many, 12, many_res, NULL));
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(many_res[i].kind, PRESENCE_CHANGE_JOINED);
+    }
+    assert_counts(f.reg, 16, 2, 2, 17);
     assert_rc(presence_client_join_many(f.reg, c, NULL, 1, NULL, NULL),
               PRESENCE_ERR_INVALID);
     assert_ok(presence_client_close(f.reg, c, NULL));

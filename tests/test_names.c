@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Names no call may accept: control characters anywhere. */
 static const char *const control_names[] = {
@@ -961,6 +963,54 @@ static void test_channel_split_errors(void **state)
               PRESENCE_ERR_INVALID);
 }
 
+/* Names read a word at a time must not read into the next page: a name
+ * that ends at the very end of a page, with an unreadable page after it,
+ * is found, hashed and checked like any other, at every length and with
+ * a bad byte at every place. */
+static void test_names_at_page_end(void **state)
+{
+    (void)state;
+    long page = sysconf(_SC_PAGESIZE);
+    assert_true(page >= 4096);
+    void *block = NULL;
+    assert_int_equal(posix_memalign(&block, (size_t)page, (size_t)page * 2),
+                     0);
+    unsigned char *mem = block;
+    assert_int_equal(mprotect(mem + page, (size_t)page, PROT_NONE), 0);
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    for (size_t len = 0; len <= 24; len++) {
+        char *id = (char *)mem + page - len - 1;
+        for (size_t i = 0; i < len; i++) {
+            id[i] = (char)('a' + i);
+        }
+        id[len] = '\0';
+        int rc = join_simple(f.reg, "edge", id, "u");
+        assert_rc(rc, len == 0 ? PRESENCE_ERR_BAD_NAME : PRESENCE_OK);
+        if (len > 0) {
+            /* The same name from an ordinary string finds the member. */
+            char copy[32];
+            memcpy(copy, id, len + 1);
+            assert_ok(presence_leave(f.reg, "edge", copy));
+        }
+        for (size_t bad = 0; bad < len; bad++) {
+            id[bad] = 0x7f;
+            assert_rc(join_simple(f.reg, "edge", id, "u"),
+                      PRESENCE_ERR_BAD_NAME);
+            id[bad] = 0x1f;
+            assert_rc(join_simple(f.reg, "edge", id, "u"),
+                      PRESENCE_ERR_BAD_NAME);
+            id[bad] = (char)('a' + bad);
+        }
+    }
+    assert_counts(f.reg, 0, 0, 0, 0);
+    fixture_close(&f);
+    assert_int_equal(
+        mprotect(mem + page, (size_t)page, PROT_READ | PROT_WRITE), 0);
+    free(block);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_channel_split),
         cmocka_unit_test(test_channel_split_agrees_with_registry),
         cmocka_unit_test(test_channel_split_errors),
+        cmocka_unit_test(test_names_at_page_end),
     };
     return cmocka_run_group_tests_name("names", tests, NULL, NULL);
 }

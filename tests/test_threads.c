@@ -891,7 +891,10 @@ static void *node_race_worker(void *arg)
         atomic_fetch_add(&node_workers_done, 1);
         return NULL;
     }
-    for (int i = 0; atomic_load(&node_workers_done) < 2 && i < 1000000;
+    /* At least 200 rounds, so that t2 expires local members a few times
+     * even when the node workers finish first (a loaded machine). */
+    for (int i = 0; (atomic_load(&node_workers_done) < 2 || i < 200) &&
+                    i < 1000000;
          i++) {
         snprintf(cl, sizeof(cl), "t%dl%d", w->t, i % 40);
         channel_for(i, i / 2 + w->t, ch);

@@ -11,6 +11,11 @@
 #include <stdint.h>
 
 uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
+/* In one pass over a NUL-terminated name: its length (*len) and
+ * presence__hash64() of it (*hash); 0, or -1 for a byte below 0x20 or
+ * 0x7f, -2 for a name longer than max. */
+int presence__scan_name(uint64_t seed, const char *name, size_t max,
+                        size_t *len, uint64_t *hash);
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
 uint64_t presence__random_seed(const void *salt);
 /* 64 random bits from the kernel (getrandom), or presence__random_seed()

@@ -14,7 +14,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "domain/domain.h"
@@ -297,6 +296,9 @@ int presence_client_touch(presence_registry *reg, presence_client *handle,
 
 /* ---- many channels at once ------------------------------------------------ */
 
+/* Items whose bookkeeping lives on the stack. */
+#define ITEMS_ON_STACK 8u
+
 /* What one item did, to be announced or undone. A join is made at once
  * (silently); an update only gets its blob, and the map entry if the
  * membership had none (so that the room made for it is used at once),
@@ -310,27 +312,35 @@ struct item_done {
     bool put;                       /* UPDATED: blob is in the map already */
 };
 
-static int compare_size(const void *a, const void *b)
+/* The channel shards of the items, one bit each (64 shards). */
+_Static_assert(PRESENCE__SHARDS <= 64, "a shard set fits 64 bits");
+
+static uint64_t item_shards(presence_registry *reg, const struct item_done *d,
+                            size_t count)
 {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return x < y ? -1 : x > y;
+    uint64_t set = 0;
+    for (size_t i = 0; i < count; i++) {
+        set |= 1ULL << (d[i].t.chan.shard - reg->shards);
+    }
+    return set;
 }
 
-/* The distinct channel shards of the items, in index order. */
-static size_t item_shards(presence_registry *reg, const struct item_done *d,
-                          size_t count, size_t *shards)
+/* Take (or give back) the shards of a set in index order (give back in
+ * reverse): the order namespace changes use. */
+static void shards_lock(presence_registry *reg, uint64_t set)
 {
-    for (size_t i = 0; i < count; i++) {
-        shards[i] = (size_t)(d[i].t.chan.shard - reg->shards);
+    for (uint64_t s = set; s != 0; s &= s - 1) {
+        presence__mutex_lock(reg, &reg->shards[__builtin_ctzll(s)].lock);
     }
-    qsort(shards, count, sizeof *shards, compare_size);
-    size_t n = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (n == 0 || shards[n - 1] != shards[i]) {
-            shards[n++] = shards[i];
-        }
+}
+
+static void shards_unlock(presence_registry *reg, uint64_t set)
+{
+    for (uint64_t s = set; s != 0;) {
+        unsigned top = 63u - (unsigned)__builtin_clzll(s);
+        presence__mutex_unlock(reg, &reg->shards[top].lock);
+        s &= ~(1ULL << top);
     }
-    return n;
 }
 
 /* Check every item before any lock: names, infos, no channel twice. */
@@ -339,6 +349,11 @@ static int items_check(presence_registry *reg, presence_client *handle,
                        struct item_done *d, size_t *failed)
 {
     for (size_t i = 0; i < count; i++) {
+        d[i].m = NULL;
+        d[i].kind = PRESENCE_CHANGE_NONE;
+        d[i].first_of_user = false;
+        d[i].blob = NULL;
+        d[i].put = false;
         int rc = handle_target(reg, handle, items[i].channel, &d[i].t);
         if (rc == PRESENCE_OK) {
             rc = presence__check_info(items[i].chan_info,
@@ -488,27 +503,24 @@ int presence_client_join_many(presence_registry *reg,
     if (count == 0) {
         return PRESENCE_OK;
     }
-    size_t bytes = presence__mul_size(count,
-                                      sizeof(struct item_done) +
-                                          sizeof(size_t));
-    struct item_done *d = presence__malloc(&reg->alloc, bytes);
+    /* A few items (the common case) need no allocation. */
+    struct item_done room[ITEMS_ON_STACK];
+    size_t bytes = presence__mul_size(count, sizeof(struct item_done));
+    struct item_done *d =
+        count <= ITEMS_ON_STACK ? room : presence__malloc(&reg->alloc, bytes);
     if (d == NULL) {
         if (failed != NULL) {
             *failed = count;
         }
         return PRESENCE_ERR_NOMEM;
     }
-    memset(d, 0, count * sizeof *d);
-    size_t *shards = (size_t *)(void *)(d + count);
     int rc = items_check(reg, handle, items, count, d, &failed_at);
     if (rc == PRESENCE_OK) {
         struct presence__client *client = record_of(handle);
         struct presence__cshard *cs = d[0].t.cs;
-        size_t nshards = item_shards(reg, d, count, shards);
+        uint64_t shards = item_shards(reg, d, count);
         presence__mutex_lock(reg, &cs->lock);
-        for (size_t s = 0; s < nshards; s++) {
-            presence__mutex_lock(reg, &reg->shards[shards[s]].lock);
-        }
+        shards_lock(reg, shards);
         size_t reserved = 0;
         rc = presence__events_reserve(reg, presence__mul_size(count, 2),
                                       &reserved);
@@ -531,12 +543,12 @@ int presence_client_join_many(presence_registry *reg,
             }
         }
         presence__events_release(reg, &reserved);
-        for (size_t s = nshards; s-- > 0;) {
-            presence__mutex_unlock(reg, &reg->shards[shards[s]].lock);
-        }
+        shards_unlock(reg, shards);
         presence__mutex_unlock(reg, &cs->lock);
     }
-    presence__free(&reg->alloc, d, bytes);
+    if (d != room) {
+        presence__free(&reg->alloc, d, bytes);
+    }
     presence__events_dispatch(reg);
     if (rc != PRESENCE_OK && failed != NULL) {
         *failed = failed_at;

@@ -41,11 +41,17 @@ int presence__check_hash_name(const presence_registry *reg, const char *name,
                               size_t max, bool allow_empty, size_t *len,
                               uint64_t *hash)
 {
-    int rc = presence__check_name(name, max, allow_empty, len);
-    if (rc == PRESENCE_OK) {
-        *hash = presence__hash64(reg->seed, name, *len);
+    if (name == NULL) {
+        return PRESENCE_ERR_INVALID;
     }
-    return rc;
+    /* Records keep name lengths in 32 bits. */
+    int rc = presence__scan_name(reg->seed, name,
+                                 max > UINT32_MAX ? UINT32_MAX : max, len,
+                                 hash);
+    if (rc != 0) {
+        return rc == -1 ? PRESENCE_ERR_BAD_NAME : PRESENCE_ERR_TOO_LONG;
+    }
+    return *len == 0 && !allow_empty ? PRESENCE_ERR_BAD_NAME : PRESENCE_OK;
 }
 
 static bool namespace_char(char c)
