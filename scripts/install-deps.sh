@@ -20,6 +20,7 @@ if [ "${1:-test}" = test ]; then
     clang libclang-rt-14-dev         # libFuzzer
     time                             # peak memory figures
     redis-server redis-tools         # the cluster tests start their own
+    chromium fonts-dejavu-core       # the admin page's browser tests
   )
 fi
 

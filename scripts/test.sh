@@ -4,8 +4,9 @@
 # build, again under AddressSanitizer+UBSan, the concurrency suite under
 # ThreadSanitizer, the fuzzers for a bounded time, the cluster tests
 # (nodes in separate processes on a real redis-server, plain and under the
-# sanitizers), the presence server's end-to-end tests, and a shorter load
-# test of the server (plain, and under the sanitizers).
+# sanitizers), the presence server's end-to-end tests, its admin page in
+# headless Chromium, and a shorter load test of the server (plain, and
+# under the sanitizers).
 # Any failure stops it with a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +63,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 step "presence server end-to-end tests (node, real centrifuge SDK; two servers on redis-server)"
 PRESENCE_E2E_REQUIRE_REDIS=1 scripts/e2e-test.sh build-test
+
+step "presence server admin page in headless Chromium (playwright-core), plain and under ASan+UBSan"
+scripts/browser-test.sh build-test
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  scripts/browser-test.sh build-asan
 
 step "presence server load test: 1000 connections, 20 s of churn"
 scripts/load-test.sh --build build-test --connections 1000 --seconds 20 --rate 150

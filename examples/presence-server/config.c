@@ -732,6 +732,13 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
     if (matched) {
         return 0;
     }
+    if (ps_admin_config_key(&cfg->admin, key, value, &matched, err,
+                            err_len) != 0) {
+        return -1;
+    }
+    if (matched) {
+        return 0;
+    }
     ps_log("warning: config key \"%s\" is not supported, ignored", key);
     return 0;
 }
@@ -762,6 +769,10 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
                     PS_MAX_CONNECTIONS);
     }
     if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {
+        return -1;
+    }
+    if (ps_admin_config_check(&cfg->admin, cfg->token_hmac_secret_key, err,
+                              err_len) != 0) {
         return -1;
     }
     warn_join_leave_without_presence("top-level channel options", &cfg->root);
@@ -1036,6 +1047,10 @@ int ps_config_load_default(ps_config *cfg, char *err, size_t err_len)
         rc = default_secrets(cfg, err, err_len);
         cfg->is_default = true;
     }
+    if (rc == 0) { /* the admin page is on in the default */
+        rc = ps_admin_config_default(&cfg->admin, cfg->secrets_path, err,
+                                     err_len);
+    }
     if (rc != 0) {
         ps_config_free(cfg);
     }
@@ -1057,6 +1072,7 @@ void ps_config_free(ps_config *cfg)
     ps_free(cfg->redis_prefix);
     ps_free(cfg->name);
     ps_redis_address_free(&cfg->redis);
+    ps_admin_config_free(&cfg->admin);
     for (size_t i = 0; i < cfg->namespace_count; i++) {
         ps_free(cfg->namespaces[i].name);
     }

@@ -5,6 +5,8 @@
 #ifndef PS_CONFIG_H
 #define PS_CONFIG_H
 
+#include "admin_config.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +104,7 @@ typedef struct ps_config {
      *  (NULL if they could not be persisted). */
     bool is_default;
     char *secrets_path;
+    ps_admin_config admin;       /**< the admin page (admin_config.h) */
 } ps_config;
 
 /** Read and validate a config file. On error @p err names the key. */

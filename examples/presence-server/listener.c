@@ -5,6 +5,7 @@
  */
 #include "server.h"
 
+#include "admin.h"
 #include "cluster_link.h"
 #include "conn.h"
 #include "http_api.h"
@@ -83,6 +84,10 @@ static int start_civetweb(ps_server *server, char *err, size_t err_len)
     ps_http_api_install(server->mg, server);
     ps_metrics_http_install(server->mg, server);
     ps_ws_transport_install(server->mg, server);
+    if (ps_admin_start(server, err, err_len) != 0) {
+        mg_stop(server->mg);
+        return -1;
+    }
     return 0;
 }
 
@@ -264,6 +269,8 @@ bool ps_server_stop(ps_server *server, long wait_ms)
     if (server == NULL) {
         return true;
     }
+    /* The admin page's streams end first: CivetWeb waits for them. */
+    ps_admin_stop(server);
     /* Say goodbye with Centrifugo's shutdown code before the sockets go:
      * 3001 lets the SDKs reconnect to the next server. */
     ps_server_close_all(server, 3001, "shutdown");
@@ -275,6 +282,7 @@ bool ps_server_stop(ps_server *server, long wait_ms)
     if (!stop_civetweb(server, wait_ms)) {
         return false;
     }
+    ps_admin_free(server);
     /* Every local client has left: the link writes those leaves, removes
      * this node from Redis and stops its thread, which may be delivering
      * the other nodes' events to the hub until then. Before the registry

@@ -282,6 +282,11 @@ static void print_banner(const ps_config *cfg, const ps_server *server,
            PRESENCE_VERSION_STRING, presence_version(), cfg->address, cfg->port);
     printf("  WebSocket: ws://%s/connection/websocket\n", host);
     printf("  HTTP API:  http://%s/api\n", host);
+    if (cfg->admin.enabled) {
+        printf("  Admin:     http://%s/admin/ (password: %s)\n", host,
+               cfg->is_default ? cfg->admin.password
+                               : "admin_password in the config");
+    }
     print_engine(cfg, server);
     if (cfg->is_default) {
         printf("Embedded default config: namespace \"public\" with presence, "

@@ -59,6 +59,8 @@ typedef struct ps_server {
      * other nodes, freed before the registry. */
     struct presence_cluster *cluster;
     int64_t cluster_lease_ms;
+    /* With "admin": true (admin.c): the page's streams and sampler. */
+    struct ps_admin *admin;
 } ps_server;
 
 /** The registry (on the ps_mem allocator), the hub, the tables and a
