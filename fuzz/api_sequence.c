@@ -54,6 +54,8 @@ struct harness {
     void *app_ptrs[MODEL_CLIENTS]; /* &apps[c] */
     /* The epoch each channel's events last carried (0: none yet). */
     uint64_t epochs[MODEL_CHANNELS];
+    /* Users online as their online/offline events tell it. */
+    bool online[MODEL_USERS];
 };
 
 /* The application pointer the library must hand back for client c. */
@@ -145,6 +147,22 @@ static model_event convert(const presence_event *ev)
         CHECK(e.node >= 0);
     }
     return e;
+}
+
+/* Registry-wide user events: each flips its user, never twice the same
+ * way, and carries no channel. */
+static void on_user(presence_registry *reg, const presence_event *ev,
+                    void *ud)
+{
+    (void)reg;
+    struct harness *h = ud;
+    int u = index_of(model_user_ids, MODEL_USERS, ev->user_id);
+    CHECK(u >= 0 && ev->channel[0] == '\0' && ev->seq == 0 &&
+          ev->epoch == 0);
+    bool online = ev->kind == PRESENCE_EVENT_USER_ONLINE;
+    CHECK(online || ev->kind == PRESENCE_EVENT_USER_OFFLINE);
+    CHECK(h->online[u] != online);
+    h->online[u] = online;
 }
 
 /* The main subscription: records, checks the event's own fields, and
@@ -413,6 +431,7 @@ static void check_state(struct harness *h)
         for (int c = 0; c < MODEL_CLIENTS; c++) {
             want += model_client_known(&h->md, c) && model_user_of(c) == u;
         }
+        CHECK(h->online[u] == (want > 0));
         CHECK(presence_user_status(h->reg, model_user_ids[u], &n) ==
               PRESENCE_OK);
         CHECK(n == want);
@@ -559,7 +578,7 @@ static void step(struct harness *h, struct input *in)
         size_t n = model_expire(&h->md);
         want = PRESENCE_OK;
         CHECK(rc != PRESENCE_OK || expired == n);
-        CHECK(next > h->clock); /* nothing left due */
+        CHECK(rc != PRESENCE_OK || next > h->clock); /* nothing left due */
         break;
     }
     case 9: { /* change the TTL of namespace tt */
@@ -758,8 +777,10 @@ static void step(struct harness *h, struct input *in)
     }
     h->fail_at = 0;
     if (rc == PRESENCE_ERR_NOMEM) {
-        /* Out of memory: nothing happened, nothing was announced. */
+        /* Out of memory: nothing happened, nothing was announced; but
+         * time went on (an expiry moves the clock before it fails). */
         h->md = before;
+        h->md.now = h->clock;
     } else {
         if (rc != want) {
             fprintf(stderr, "op %d (a %d b %d): library %s, model %s\n",
@@ -814,6 +835,10 @@ int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
     CHECK(presence_subscribe(h->reg, PRESENCE_SCOPE_ALL, NULL,
                              PRESENCE_EVENTS_ALL, on_event, h,
                              &sub) == PRESENCE_OK);
+    presence_subscription users_sub;
+    CHECK(presence_subscribe(h->reg, PRESENCE_SCOPE_ALL, NULL,
+                             PRESENCE_EVENTS_USERS, on_user, h,
+                             &users_sub) == PRESENCE_OK);
 
     struct input in = {data, size, 1};
     for (int steps = 0; in.at < in.size && steps < 2000; steps++) {

@@ -1270,13 +1270,18 @@ PRESENCE_API int presence_channels(presence_registry *registry,
  * - UPDATE: a membership's chan_info changed.
  * - USER_JOIN: a user's first connection in the channel joined.
  * - USER_LEAVE: a user's last connection in the channel left.
+ * - USER_ONLINE: a user's first connection anywhere in the registry
+ *   appeared (see #PRESENCE_EVENTS_USERS).
+ * - USER_OFFLINE: a user's last connection anywhere went.
  */
 #define PRESENCE_EVENT_KIND_LIST(X)                                            \
     X(JOIN, 1 << 0, "join")                                                    \
     X(LEAVE, 1 << 1, "leave")                                                  \
     X(UPDATE, 1 << 2, "update")                                                \
     X(USER_JOIN, 1 << 3, "user_join")                                          \
-    X(USER_LEAVE, 1 << 4, "user_leave")
+    X(USER_LEAVE, 1 << 4, "user_leave")                                        \
+    X(USER_ONLINE, 1 << 5, "user_online")                                      \
+    X(USER_OFFLINE, 1 << 6, "user_offline")
 
 /** Event kinds (PRESENCE_EVENT_JOIN and so on), usable as a mask. */
 typedef enum presence_event_kind {
@@ -1287,16 +1292,31 @@ typedef enum presence_event_kind {
 } presence_event_kind;
 
 /**
- * The name of an event kind: "join", "leave", "update", "user_join" or
- * "user_leave", as listed in #PRESENCE_EVENT_KIND_LIST; for logs and wire
+ * The name of an event kind: "join", "leave", "update", "user_join",
+ * "user_leave", "user_online" or "user_offline", as listed in
+ * #PRESENCE_EVENT_KIND_LIST; for logs and wire
  * formats, and stable across versions. Never NULL: anything but a single
  * kind (0, a mask of several, an unknown bit) gives "unknown".
  * Any thread; a callback may call it.
  */
 PRESENCE_API const char *presence_event_kind_name(presence_event_kind kind);
 
-/** Every kind. */
+/** Every channel event kind (the registry-wide user kinds are asked for
+ *  with #PRESENCE_EVENTS_USERS). */
 #define PRESENCE_EVENTS_ALL 0x1fu
+
+/**
+ * The registry-wide user kinds: #PRESENCE_EVENT_USER_ONLINE when a user's
+ * first connection anywhere appears (a client of the user becomes known:
+ * its first join, or a handle opened; this node's or another node's), and
+ * #PRESENCE_EVENT_USER_OFFLINE when its last one goes. They belong to no
+ * channel: channel and namespace_name are "", seq, epoch and stats 0,
+ * chan_info empty, and the client fields are the client that came or
+ * went. Only #PRESENCE_SCOPE_ALL subscriptions may ask for them. A user's
+ * online event comes before the first join it causes, its offline event
+ * after the last leave.
+ */
+#define PRESENCE_EVENTS_USERS 0x60u
 
 /**
  * A flag for presence_subscribe()'s kinds: also receive the changes of
@@ -1418,7 +1438,9 @@ typedef uint64_t presence_subscription;
  *               #PRESENCE_EVENTS_EVERY_NAMESPACE.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL fn or out, unknown
  *         scope, no kind or unknown bits, a name with
- *         #PRESENCE_SCOPE_ALL or none with the others);
+ *         #PRESENCE_SCOPE_ALL or none with the others, user kinds
+ *         (#PRESENCE_EVENTS_USERS) with a scope other than
+ *         #PRESENCE_SCOPE_ALL);
  *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
  *         #PRESENCE_ERR_NOMEM.
  * A callback may call it.

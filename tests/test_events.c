@@ -1283,8 +1283,17 @@ static void test_subscribe_errors(void **state)
     assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, 0, dummy_cb,
                                  &calls, &s),
               PRESENCE_ERR_INVALID);
-    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, 0x20,
+    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, 0x80,
                                  dummy_cb, &calls, &s),
+              PRESENCE_ERR_INVALID);
+    /* User kinds are registry-wide: not for a namespace or a channel. */
+    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_CHANNEL, "a",
+                                 PRESENCE_EVENT_USER_ONLINE, dummy_cb, &calls,
+                                 &s),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_NAMESPACE, "",
+                                 all | PRESENCE_EVENT_USER_OFFLINE, dummy_cb,
+                                 &calls, &s),
               PRESENCE_ERR_INVALID);
     assert_rc(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL, all | 0x200,
                                  dummy_cb, &calls, &s),
@@ -1605,7 +1614,7 @@ static void test_kind_names(void **state)
 {
     (void)state;
     size_t n = sizeof(kind_rows) / sizeof(kind_rows[0]);
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 7);
     assert_names_distinct(kind_rows, n);
     unsigned all = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1614,7 +1623,7 @@ static void test_kind_names(void **state)
         assert_int_equal(kind & (kind - 1), 0); /* one bit each */
         all |= (unsigned)kind;
     }
-    assert_int_equal(all, PRESENCE_EVENTS_ALL);
+    assert_int_equal(all, PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS);
     assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_JOIN), "join");
     assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_LEAVE),
                         "leave");
@@ -1624,7 +1633,12 @@ static void test_kind_names(void **state)
                         "user_join");
     assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_USER_LEAVE),
                         "user_leave");
-    const unsigned unknown[] = {0, 1u << 5, PRESENCE_EVENTS_ALL,
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_USER_ONLINE),
+                        "user_online");
+    assert_string_equal(presence_event_kind_name(PRESENCE_EVENT_USER_OFFLINE),
+                        "user_offline");
+    const unsigned unknown[] = {0, 1u << 7, PRESENCE_EVENTS_ALL,
+                                PRESENCE_EVENTS_USERS,
                                 PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE,
                                 PRESENCE_EVENTS_EVERY_NAMESPACE, 0x7fffffffu};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {

@@ -129,11 +129,154 @@ static void test_user_queries_errors(void **state)
     fixture_close(&f);
 }
 
+/* ---- online and offline ---------------------------------------------------- */
+
+typedef struct user_log {
+    char lines[64][64];
+    size_t n;
+    size_t bad;
+} user_log;
+
+static void user_log_cb(presence_registry *reg, const presence_event *ev,
+                        void *user_data)
+{
+    (void)reg;
+    user_log *l = user_data;
+    bool user_kind = ev->kind == PRESENCE_EVENT_USER_ONLINE ||
+                     ev->kind == PRESENCE_EVENT_USER_OFFLINE;
+    if (user_kind &&
+        (ev->channel[0] != '\0' || ev->namespace_name[0] != '\0' ||
+         ev->seq != 0 || ev->epoch != 0 || ev->stats.num_clients != 0 ||
+         ev->chan_info_len != 0)) {
+        l->bad++;
+    }
+    if (l->n < 64) {
+        snprintf(l->lines[l->n++], sizeof l->lines[0], "%s %s %s%s%s",
+                 presence_event_kind_name(ev->kind), ev->user_id,
+                 ev->client_id, user_kind ? "" : " ", ev->channel);
+    }
+}
+
+static void expect_log(user_log *l, const char *const *want, size_t n)
+{
+    for (size_t i = 0; i < l->n && i < n; i++) {
+        if (strcmp(l->lines[i], want[i]) != 0) {
+            print_error("event %zu: got \"%s\", want \"%s\"\n", i,
+                        l->lines[i], want[i]);
+        }
+    }
+    for (size_t i = 0; i < l->n && i < n; i++) {
+        assert_string_equal(l->lines[i], want[i]);
+    }
+    assert_int_equal(l->n, n);
+    assert_int_equal(l->bad, 0);
+    l->n = 0;
+}
+
+static void test_user_online_offline_events(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    user_log log = {0};
+    presence_subscription sub;
+    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_USERS | PRESENCE_EVENT_JOIN |
+                                     PRESENCE_EVENT_LEAVE,
+                                 user_log_cb, &log, &sub));
+    /* Online before the join it causes; a second client: nothing new. */
+    assert_ok(join_simple(f.reg, "a", "c1", "alice"));
+    assert_ok(join_simple(f.reg, "b", "c2", "alice"));
+    const char *const w1[] = {"user_online alice c1", "join alice c1 a",
+                              "join alice c2 b"};
+    expect_log(&log, w1, 3);
+    /* A handle in no channel is online too, and closing it is offline
+     * only when it was the last. */
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = "h1";
+    o.user_id = "bob";
+    presence_client *h;
+    assert_ok(presence_client_open(f.reg, &o, &h));
+    assert_ok(presence_client_close(f.reg, h, NULL));
+    const char *const w2[] = {"user_online bob h1", "user_offline bob h1"};
+    expect_log(&log, w2, 2);
+    /* Offline after the last leave, whatever the path. */
+    assert_ok(presence_leave(f.reg, "a", "c1"));
+    assert_ok(presence_disconnect(f.reg, "c2", NULL));
+    const char *const w3[] = {"leave alice c1 a", "leave alice c2 b",
+                              "user_offline alice c2"};
+    expect_log(&log, w3, 3);
+    /* Expiry and other nodes. */
+    ns_set(f.reg, "ttl", true, true, 100, 0);
+    assert_ok(join_simple(f.reg, "ttl:x", "c3", "carol"));
+    assert_ok(presence_remote_join(f.reg, "n1", "a", "r1", "dave", NULL, 0,
+                                   NULL, 0));
+    fake_clock_advance(&f.clock, 200);
+    assert_ok(presence_expire(f.reg, presence_now_ms(f.reg), NULL, NULL));
+    assert_ok(presence_node_down(f.reg, "n1", PRESENCE_LEAVE_NODE_DOWN, NULL));
+    const char *const w4[] = {"user_online carol c3", "join carol c3 ttl:x",
+                              "user_online dave r1", "join dave r1 a",
+                              "leave carol c3 ttl:x", "user_offline carol c3",
+                              "leave dave r1 a", "user_offline dave r1"};
+    expect_log(&log, w4, 8);
+    /* Not asked for: not queued (a channel subscription never sees them). */
+    assert_ok(presence_unsubscribe(f.reg, sub));
+    fixture_close(&f);
+}
+
+/* Memory runs out: the user events are reserved with the change, so a
+ * change either happens with all its events or not at all. */
+static void test_user_events_out_of_memory(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    user_log log = {0};
+    presence_subscription sub;
+    assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_USERS, user_log_cb, &log,
+                                 &sub));
+    for (long n = 0;; n++) {
+        char *before = dump_registry(f.reg, NULL);
+        test_alloc_arm(&f.alloc, n);
+        int rc = join_simple(f.reg, "a", "c1", "eve");
+        bool injected = atomic_load(&f.alloc.injected) != 0;
+        test_alloc_disarm(&f.alloc);
+        atomic_store(&f.alloc.injected, 0);
+        if (rc == PRESENCE_OK) {
+            free(before);
+            assert_int_equal(log.n, 1);
+            log.n = 0;
+            assert_ok(presence_disconnect(f.reg, "c1", NULL));
+            assert_int_equal(log.n, 1);
+            log.n = 0;
+            if (!injected) {
+                break;
+            }
+            continue;
+        }
+        assert_rc(rc, PRESENCE_ERR_NOMEM);
+        char *after = dump_registry(f.reg, NULL);
+        assert_string_equal(after, before);
+        free(after);
+        free(before);
+        assert_int_equal(log.n, 0);
+        assert_true(n < 1000);
+    }
+    assert_ok(presence_unsubscribe(f.reg, sub));
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_user_status_and_clients),
         cmocka_unit_test(test_user_queries_errors),
+        cmocka_unit_test(test_user_online_offline_events),
+        cmocka_unit_test(test_user_events_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,7 +192,7 @@ void presence__membership_remove(presence_registry *reg,
         channel_retire(reg, ch);
     }
     if (client->channel_count == 0 && !client->open) {
-        presence__client_retire(reg, client);
+        presence__client_retire(reg, client, reserved);
     }
 }
 
@@ -242,7 +242,9 @@ struct sweep {
 
 static int sweep_begin(struct sweep *sw)
 {
-    return presence__events_reserve(sw->reg, 2 * BATCH, &sw->reserved);
+    return presence__events_reserve(
+        sw->reg, (2 + presence__user_event_room(sw->reg)) * BATCH,
+        &sw->reserved);
 }
 
 /* End a batch: give back the room, let events go, take the shard again. */
@@ -545,7 +547,9 @@ join_new(presence_registry *reg, struct presence__target *t,
     struct presence__blob *blob = NULL;
     struct presence__membership *m = NULL;
     bool created = false;
-    rc = silent ? PRESENCE_OK : presence__events_reserve(reg, 2, &reserved);
+    rc = silent ? PRESENCE_OK
+                : presence__events_reserve(
+                      reg, 2 + presence__user_event_room(reg), &reserved);
     if (rc == PRESENCE_OK && new_channel) {
         rc = presence__index_prepare(&reg->alloc, &hs->channels);
     }
@@ -585,7 +589,7 @@ join_new(presence_registry *reg, struct presence__target *t,
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
                                      t->client_hash, a->user_id, a->user_len,
                                      a->conn_info, a->conn_info_len, a->node,
-                                     NULL, &client);
+                                     NULL, &reserved, &client);
     }
     if (rc != PRESENCE_OK) {
         if (created) {
@@ -807,7 +811,8 @@ static int leave_common(presence_registry *reg,
     }
     size_t reserved = 0;
     if (rc == PRESENCE_OK) {
-        rc = presence__events_reserve(reg, 2, &reserved);
+        rc = presence__events_reserve(
+            reg, 2 + presence__user_event_room(reg), &reserved);
     }
     if (rc == PRESENCE_OK) {
         presence__membership_remove(reg, m, reason, &reserved);
@@ -923,8 +928,11 @@ int presence__client_leave_all(presence_registry *reg,
 {
     size_t n = client->channel_count;
     size_t reserved;
-    int rc = presence__events_reserve(reg, presence__mul_size(n, 2),
-                                      &reserved);
+    int rc = presence__events_reserve(
+        reg,
+        presence__add_size(presence__mul_size(n, 2),
+                           presence__user_event_room(reg)),
+        &reserved);
     if (rc != PRESENCE_OK) {
         return rc;
     }

@@ -51,7 +51,7 @@ void presence__user_unref(presence_registry *reg, struct presence__user *u)
 /* Find or create the user and link the client to it (its shard held). */
 static int user_link(presence_registry *reg, struct presence__ushard *us,
                      uint64_t hash, const char *id, size_t len,
-                     struct presence__client *client)
+                     struct presence__client *client, bool *first)
 {
     struct presence__user *user = presence__index_find(&us->users, hash, id,
                                                        len);
@@ -80,13 +80,13 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         user->first_client->uprev = client;
     }
     user->first_client = client;
-    user->clients++;
+    *first = user->clients++ == 0;
     return PRESENCE_OK;
 }
 
 /* The client retires: out of its user's list, and the user out of the
  * index with its last live client. */
-static void user_unlink(presence_registry *reg,
+static bool user_unlink(presence_registry *reg,
                         struct presence__client *client)
 {
     struct presence__user *user = client->user;
@@ -109,6 +109,7 @@ static void user_unlink(presence_registry *reg,
     if (gone) {
         presence__user_unref(reg, user); /* the index's */
     }
+    return gone;
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -176,7 +177,7 @@ int presence__client_create(presence_registry *reg,
                             size_t user_len, const void *conn_info,
                             size_t conn_info_len, struct presence__node *node,
                             const struct presence__handle_args *handle,
-                            struct presence__client **out)
+                            size_t *reserved, struct presence__client **out)
 {
     /* A local client's node_id in a snapshot is the end of its user id. */
     size_t snapshot_bytes = presence__add_size(
@@ -223,7 +224,8 @@ int presence__client_create(presence_registry *reg,
     uint64_t user_hash = presence__hash64(reg->seed, user_id, user_len);
     struct presence__ushard *us = presence__ushard_of(reg, user_hash);
     presence__mutex_lock(reg, &us->lock);
-    int rc = user_link(reg, us, user_hash, user_id, user_len, client);
+    bool first = false;
+    int rc = user_link(reg, us, user_hash, user_id, user_len, client, &first);
     presence__mutex_unlock(reg, &us->lock);
     if (rc != PRESENCE_OK) {
         presence__pool_free(&reg->alloc, client, size);
@@ -233,16 +235,24 @@ int presence__client_create(presence_registry *reg,
         presence__node_ref(reg, node);
     }
     presence__index_insert(&cs->clients, hash, client);
+    if (first) {
+        presence__events_push_user(reg, client, PRESENCE_EVENT_USER_ONLINE,
+                                   reserved);
+    }
     *out = client;
     return PRESENCE_OK;
 }
 
 void presence__client_retire(presence_registry *reg,
-                             struct presence__client *client)
+                             struct presence__client *client,
+                             size_t *reserved)
 {
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
     presence__index_remove(&reg->alloc, &cs->clients, client->hash, client);
-    user_unlink(reg, client);
+    if (user_unlink(reg, client)) {
+        presence__events_push_user(reg, client, PRESENCE_EVENT_USER_OFFLINE,
+                                   reserved);
+    }
     presence__client_unref(reg, client); /* the index's */
 }
 

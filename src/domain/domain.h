@@ -249,6 +249,9 @@ struct presence_registry {
      * changes in namespaces without join_leave queue nothing. */
     atomic_size_t every_ns_subs;
     atomic_size_t queued;        /* queue_len, readable without the lock */
+    /* Active subscriptions with user kinds (PRESENCE_EVENTS_USERS): 0
+     * means no room is reserved for them and none are queued. */
+    atomic_size_t user_subs;
 
     /* Where channel, client and user records come from, by shard. */
     struct presence__pool channel_pools[PRESENCE__SHARDS];
@@ -485,21 +488,25 @@ struct presence__handle_args {
 /* A new client (its shard held, presence__client_prepare done); node is
  * NULL for a client of this registry, else the new client takes a
  * reference on it; handle is non-NULL for a client opened as a handle
- * (a local one): it is open from the start. */
+ * (a local one): it is open from the start. A user that comes online
+ * with it gets its event from *reserved (NULL: none). */
 int presence__client_create(presence_registry *reg,
                             struct presence__cshard *cs, const char *id,
                             size_t id_len, uint64_t hash, const char *user,
                             size_t user_len, const void *conn_info,
                             size_t conn_info_len, struct presence__node *node,
                             const struct presence__handle_args *handle,
+                            size_t *reserved,
                             struct presence__client **out);
 /* Whether an existing client has this user id and conn_info. */
 bool presence__client_same(const struct presence__client *client,
                            const char *user_id, size_t user_len,
                            const void *conn_info, size_t conn_info_len);
-/* The client lost its last membership: out of its shard (held). */
+/* The client lost its last membership: out of its shard (held); a user
+ * that goes offline with it gets its event from *reserved (NULL: none). */
 void presence__client_retire(presence_registry *reg,
-                             struct presence__client *client);
+                             struct presence__client *client,
+                             size_t *reserved);
 void presence__client_ref(struct presence__client *client);
 void presence__client_unref(presence_registry *reg,
                             struct presence__client *client);
@@ -687,6 +694,17 @@ void presence__events_push(presence_registry *reg,
                            presence_event_kind kind,
                            presence_leave_reason reason, bool user_change,
                            size_t *reserved);
+/* Room a change reserves for a user's online or offline event: 1 while
+ * some subscription wants them, else 0. */
+static inline size_t presence__user_event_room(presence_registry *reg)
+{
+    return atomic_load_explicit(&reg->user_subs, memory_order_relaxed) > 0;
+}
+/* Queue a user's online or offline event about client, from the
+ * reservation (nothing when there is none). */
+void presence__events_push_user(presence_registry *reg,
+                                struct presence__client *client,
+                                presence_event_kind kind, size_t *reserved);
 /* Deliver queued events, unless another delivery is running. Call with no
  * lock held. */
 void presence__events_dispatch(presence_registry *reg);

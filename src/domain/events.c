@@ -192,10 +192,37 @@ void presence__events_push(presence_registry *reg, struct presence__shard *hs,
     *reserved -= n;
 }
 
+void presence__events_push_user(presence_registry *reg,
+                                struct presence__client *client,
+                                presence_event_kind kind, size_t *reserved)
+{
+    if (reserved == NULL || *reserved < 1 ||
+        atomic_load(&reg->user_subs) == 0) {
+        return;
+    }
+    int64_t now = presence__now(reg);
+    queue_lock(reg);
+    size_t tail = (reg->queue_head + reg->queue_len) % reg->queue_cap;
+    struct presence__pending *e = &reg->queue[tail];
+    memset(e, 0, sizeof *e);
+    e->client = client; /* no channel: a registry-wide event */
+    e->time_ms = now;
+    e->first_later_sub = reg->next_sub_id;
+    e->kind = (unsigned char)kind;
+    presence__client_ref(client);
+    reg->queue_len++;
+    reg->queue_reserved--;
+    atomic_fetch_add(&reg->queued, 1);
+    queue_unlock(reg);
+    *reserved -= 1;
+}
+
 static void pending_release(presence_registry *reg,
                             struct presence__pending *e)
 {
-    presence__channel_unref(reg, e->channel);
+    if (e->channel != NULL) {
+        presence__channel_unref(reg, e->channel);
+    }
     presence__client_unref(reg, e->client);
     presence__blob_unref(&reg->alloc, e->chan_info);
 }
@@ -212,9 +239,11 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
                        void *user_data, presence_subscription *out)
 {
     if (reg == NULL || fn == NULL || out == NULL ||
-        (kinds & PRESENCE_EVENTS_ALL) == 0 ||
-        (kinds & ~(PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_EVERY_NAMESPACE)) !=
-            0) {
+        (kinds & (PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS)) == 0 ||
+        (kinds & ~(PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS |
+                   PRESENCE_EVENTS_EVERY_NAMESPACE)) != 0 ||
+        ((kinds & PRESENCE_EVENTS_USERS) != 0 &&
+         scope != PRESENCE_SCOPE_ALL)) {
         return PRESENCE_ERR_INVALID;
     }
     size_t len = 0;
@@ -263,6 +292,9 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
     atomic_fetch_add(&reg->active_subs, 1);
     if ((kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) != 0) {
         atomic_fetch_add(&reg->every_ns_subs, 1);
+    }
+    if ((kinds & PRESENCE_EVENTS_USERS) != 0) {
+        atomic_fetch_add(&reg->user_subs, 1);
     }
     queue_unlock(reg);
     return PRESENCE_OK;
@@ -313,6 +345,9 @@ int presence_unsubscribe(presence_registry *reg,
             if ((sub->kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) != 0) {
                 atomic_fetch_sub(&reg->every_ns_subs, 1);
             }
+            if ((sub->kinds & PRESENCE_EVENTS_USERS) != 0) {
+                atomic_fetch_sub(&reg->user_subs, 1);
+            }
             subscription_remove(reg, link);
             rc = PRESENCE_OK;
             break;
@@ -328,6 +363,9 @@ static bool subscription_matches(const struct presence__subscription *sub,
     if ((sub->kinds & e->kind) == 0 || sub->id >= e->first_later_sub ||
         (e->muted && (sub->kinds & PRESENCE_EVENTS_EVERY_NAMESPACE) == 0)) {
         return false;
+    }
+    if (e->channel == NULL) {
+        return sub->scope == PRESENCE_SCOPE_ALL; /* a user event */
     }
     switch (sub->scope) {
     case PRESENCE_SCOPE_NAMESPACE:
@@ -351,8 +389,9 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->reason = (presence_leave_reason)e->reason;
     ev->seq = e->seq;
     ev->time_ms = e->time_ms;
-    ev->channel = e->channel->name;
-    ev->namespace_name = e->channel->ns->name;
+    const struct presence__channel *ch = e->channel; /* NULL: user event */
+    ev->channel = ch != NULL ? ch->name : "";
+    ev->namespace_name = ch != NULL ? ch->ns->name : "";
     ev->client_id = client->id;
     ev->user_id = client->user->id;
     ev->conn_info =
@@ -364,9 +403,9 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
     ev->stats.num_clients = e->num_clients;
     ev->stats.num_users = e->num_users;
-    ev->stats.epoch = e->channel->epoch;
+    ev->stats.epoch = ch != NULL ? ch->epoch : 0;
     ev->stats.seq = e->seq;
-    ev->epoch = e->channel->epoch;
+    ev->epoch = ev->stats.epoch;
     ev->client_app = presence__client_app(client);
     const struct presence__node *node = presence__client_node(client);
     ev->node_id = node != NULL ? node->id : "";

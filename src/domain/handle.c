@@ -78,6 +78,12 @@ int presence_client_open(presence_registry *reg,
     struct presence__cshard *cs = presence__cshard_of(reg, hash);
     struct presence__handle_args handle = {o->app};
     struct presence__client *client = NULL;
+    size_t reserved = 0; /* its user's online event */
+    rc = presence__events_reserve(reg, presence__user_event_room(reg),
+                                  &reserved);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
     presence__mutex_lock(reg, &cs->lock);
     if (presence__client_find(cs, o->client_id, id_len, hash) != NULL) {
         rc = PRESENCE_ERR_CONFLICT;
@@ -89,9 +95,11 @@ int presence_client_open(presence_registry *reg,
         rc = presence__client_create(reg, cs, o->client_id, id_len, hash,
                                      user_id, user_len, o->conn_info,
                                      o->conn_info_len, NULL, &handle,
-                                     &client);
+                                     &reserved, &client);
     }
     presence__mutex_unlock(reg, &cs->lock);
+    presence__events_release(reg, &reserved);
+    presence__events_dispatch(reg);
     if (rc == PRESENCE_OK) {
         *out = (presence_client *)(void *)client;
     }
@@ -107,14 +115,21 @@ int presence_client_close(presence_registry *reg, presence_client *handle,
     struct presence__client *client = record_of(handle);
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
     size_t n = 0;
+    size_t reserved = 0; /* its user's offline event */
+    int rc = presence__events_reserve(reg, presence__user_event_room(reg),
+                                      &reserved);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
     presence__mutex_lock(reg, &cs->lock);
-    int rc = presence__client_leave_all(reg, client,
-                                        PRESENCE_LEAVE_DISCONNECT, &n);
+    rc = presence__client_leave_all(reg, client, PRESENCE_LEAVE_DISCONNECT,
+                                    &n);
     if (rc == PRESENCE_OK) {
         client->open = 0;
-        presence__client_retire(reg, client); /* in no channel now */
+        presence__client_retire(reg, client, &reserved); /* in no channel */
     }
     presence__mutex_unlock(reg, &cs->lock);
+    presence__events_release(reg, &reserved);
     presence__events_dispatch(reg);
     if (rc == PRESENCE_OK && left != NULL) {
         *left = n;
@@ -210,7 +225,8 @@ int presence_client_leave(presence_registry *reg, presence_client *handle,
     rc = lock_handle_membership(reg, &t, client, &m);
     if (rc == PRESENCE_OK) {
         size_t reserved;
-        rc = presence__events_reserve(reg, 2, &reserved);
+        rc = presence__events_reserve(
+            reg, 2 + presence__user_event_room(reg), &reserved);
         if (rc == PRESENCE_OK) {
             /* Read before: the last leave frees the channel. */
             struct presence__channel *ch = t.chan.ch;
