@@ -77,6 +77,10 @@ typedef struct run {
     atomic_long churn_kept_max; /* removed subscriptions still allocated */
     char watched_channel[208];
 
+    /* Users online as their online/offline events say: u0..u7, then "g". */
+    int online[USERS + 1];
+    unsigned long user_events;
+
     atomic_ulong errors;
     atomic_int have_error;
     char first_error[256];
@@ -1050,6 +1054,47 @@ static void replay_log(run *r)
 
 /* ---- the test ------------------------------------------------------------ */
 
+/* Each user's online and offline events alternate, starting online. */
+static void user_event(presence_registry *reg, const presence_event *e,
+                       void *user_data)
+{
+    (void)reg;
+    run *r = user_data;
+    int u = USERS;
+    if (strcmp(e->user_id, "g") != 0 && sscanf(e->user_id, "u%d", &u) != 1) {
+        problem(r, "user event of %s", e->user_id);
+        return;
+    }
+    bool online = e->kind == PRESENCE_EVENT_USER_ONLINE;
+    if (u < 0 || u > USERS || r->online[u] != !online) {
+        problem(r, "%s: %s while %s", e->user_id,
+                presence_event_kind_name(e->kind),
+                u >= 0 && u <= USERS && r->online[u] ? "online" : "offline");
+        return;
+    }
+    r->online[u] = online;
+    r->user_events++;
+}
+
+/* At the end: online by the events exactly when the registry says so. */
+static void check_users_online(run *r)
+{
+    char user[8];
+    for (int u = 0; u <= USERS; u++) {
+        if (u < USERS) {
+            user_name(user, sizeof user, u);
+        } else {
+            snprintf(user, sizeof user, "g");
+        }
+        size_t n = 0;
+        assert_ok(presence_user_status(r->reg, user, &n));
+        if ((n > 0) != (r->online[u] != 0)) {
+            fail_msg("%s: %zu connections, but %s by its events", user, n,
+                     r->online[u] ? "online" : "offline");
+        }
+    }
+}
+
 static void run_open(run *r)
 {
     memset(r, 0, sizeof *r);
@@ -1071,6 +1116,8 @@ static void run_open(run *r)
     assert_ok(presence_subscribe(r->reg, PRESENCE_SCOPE_ALL, NULL,
                                  PRESENCE_EVENTS_ALL, fan_out_event,
                                  &r->fan_out_sink, &sub));
+    assert_ok(presence_subscribe(r->reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_USERS, user_event, r, &sub));
     watch_churn_subscriptions(r);
 }
 
@@ -1154,6 +1201,8 @@ static void stress(int nwriters, uint64_t seed)
     }
     assert_int_equal(atomic_load(&r->errors), 0);
     replay_log(r);
+    check_users_online(r);
+    assert_true(r->user_events > 0);
 
     run_close(r);
     free(readers);
