@@ -235,7 +235,7 @@ int presence__client_create(presence_registry *reg,
         presence__node_ref(reg, node);
     }
     presence__index_insert(&cs->clients, hash, client);
-    if (first) {
+    if (first && reserved != NULL && *reserved > 0) { /* someone listens */
         presence__events_push_user(reg, client, PRESENCE_EVENT_USER_ONLINE,
                                    reserved);
     }
@@ -249,7 +249,7 @@ void presence__client_retire(presence_registry *reg,
 {
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
     presence__index_remove(&reg->alloc, &cs->clients, client->hash, client);
-    if (user_unlink(reg, client)) {
+    if (user_unlink(reg, client) && reserved != NULL && *reserved > 0) {
         presence__events_push_user(reg, client, PRESENCE_EVENT_USER_OFFLINE,
                                    reserved);
     }
