@@ -19,6 +19,23 @@ TARGET_RATIO = {"join": 4.8, "stats": 1700, "query": 16, "refresh": 4.8,
                 "leave": 4.4}
 TARGET_BYTES = 100  # peak memory per membership, at most
 NAMES = {"c": "libpresence", "sio": "Socket.IO adapter"}
+# Issue 13: each phase against the memory floor (floor.c) of the same run:
+# (floor depth, ratio at most).
+FLOOR_GOAL = {"stats": (2, 3), "join": (3, 4), "refresh": (3, 4),
+              "leave": (3, 4), "query": (2, 3)}
+
+
+def parse_floor(path):
+    """{reads: ns_per_op} from floor.c's lines."""
+    got = {}
+    with open(path) as f:
+        for line in f:
+            m = re.search(r"floor reads=(\d+) ns_per_op=([\d.]+)", line)
+            if m:
+                got[int(m[1])] = float(m[2])
+    if 2 not in got or 3 not in got:
+        sys.exit(f"{path}: no floor lines for 2 and 3 reads")
+    return got
 
 
 def parse_out(path):
@@ -106,6 +123,35 @@ def main():
     print(f"| peak memory per membership | {per['c']:.0f} B | "
           f"{per['sio']:.0f} B | {per['sio'] / per['c']:.2f}x less | "
           f"<= {TARGET_BYTES} B | {verdict} |")
+    # Against the floor: ns per operation as the goal counts it (query per
+    # member listed, leave per membership).
+    floors = [parse_floor(f"{out}/floor-{r}.out") for r in range(1, rounds + 1)]
+    fmed = {d: statistics.median(f[d] for f in floors) for d in (2, 3)}
+    first = runs["c"][0]
+    listed = int(re.search(r"listed=(\d+)", first["checksum"])[1])
+    per_leave = memberships / first["ops"]["leave"]  # K
+    print()
+    print(f"Against the memory floor of the same run (floor.c: F2 = "
+          f"{fmed[2]:.1f} ns, F3 = {fmed[3]:.1f} ns, medians):")
+    print()
+    print("| phase | libpresence ns | per | floor | ratio | goal (issue 13) | |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | --- |")
+    for phase in PHASES:
+        rate = statistics.median(run["rates"][phase] for run in runs["c"])
+        ns = 1e9 / rate if rate else float("inf")
+        per = "operation"
+        if phase == "query":
+            ns = ns * first["ops"]["query"] / listed
+            per = "member listed"
+        elif phase == "leave":
+            ns = ns / per_leave
+            per = "membership"
+        depth, goal = FLOOR_GOAL[phase]
+        ratio = ns / fmed[depth]
+        verdict = "met" if ratio <= goal else f"missed, {ratio / goal:.1f}x over"
+        print(f"| {phase} | {ns:.0f} | {per} | F{depth} {fmed[depth]:.1f} | "
+              f"{ratio:.1f}x | <= {goal}x | {verdict} |")
+
     print()
     print(f"Medians of {rounds} alternating rounds, C*K = {memberships} "
           f"memberships; memory is /usr/bin/time -v maximum resident set / "
