@@ -6,7 +6,7 @@
  * slots and touches a record only when those bits match (a false match
  * costs a name comparison about n / 2^32 of the time). uthash chains, by contrast,
  * cost one dependent cache miss per entry walked (measured:
- * docs/PERFORMANCE.md), and its handle adds 56 bytes to every record.
+ * docs/PERFORMANCE-HISTORY.md), and its handle adds 56 bytes to every record.
  *
  * Records keep their own name; the index is told where (offsets), so it
  * can compare keys without a callback.

@@ -13,7 +13,7 @@
 /* Grow past 7/8 load, shrink below 1/8: the gap avoids resize ping-pong.
  * The set is ordered, so a lookup stops at the first larger hash and a
  * miss costs about what a hit does; 7/8 rather than 3/4 makes the table
- * 14% smaller on average (docs/PERFORMANCE.md) for a few more slots read
+ * 14% smaller on average (docs/PERFORMANCE-HISTORY.md) for a few more slots read
  * per probe. */
 #define GROW_NUM 7u
 #define GROW_DEN 8u

@@ -7,7 +7,7 @@
  * between memberships, tables and client records, one per 4 KiB page. A
  * lookup then costs a TLB miss on top of the cache miss; on a VM, with
  * nested page tables, that doubled the cost of presence_stats (measured:
- * docs/PERFORMANCE.md). Here records of one kind and shard are packed
+ * docs/PERFORMANCE-HISTORY.md). Here records of one kind and shard are packed
  * together in chunks of about a page, by size class (8-byte steps up to
  * POOL_MAX_BLOCK bytes; larger records go to the allocator alone).
  *

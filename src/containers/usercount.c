@@ -85,7 +85,7 @@ int presence__usercount_prepare(const presence_allocator *alloc,
     size_t nslots = slot_count(uc);
     /* Keep the load at most 7/8: with backward-shift deletion runs stay
      * short enough, and the table is 44% smaller on average than at 3/4
-     * (docs/PERFORMANCE.md). */
+     * (docs/PERFORMANCE-HISTORY.md). */
     if ((uc->users + 1) * 8 <= nslots * 7) {
         return PRESENCE_OK;
     }
