@@ -372,25 +372,46 @@ int presence_stats(presence_registry *reg, const char *channel,
 
 /* The channel's shard and the user's shard are held on success; *user is
  * NULL for a user with no connection. */
+/* A user id named by a call, checked and hashed (no lock needed). */
+struct user_name {
+    const char *id;
+    size_t len;
+    uint64_t hash;
+};
+
+static int user_check(presence_registry *reg, const char *user_id,
+                      struct user_name *u)
+{
+    if (reg == NULL || user_id == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    u->id = user_id;
+    return presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
+                                     true, &u->len, &u->hash);
+}
+
+/* Take the user's shard and find the user (NULL: no live client). */
+static struct presence__user *user_lock_find(presence_registry *reg,
+                                             const struct user_name *u,
+                                             struct presence__ushard **us)
+{
+    *us = presence__ushard_of(reg, u->hash);
+    presence__mutex_lock(reg, &(*us)->lock);
+    return presence__index_find(&(*us)->users, u->hash, u->id, u->len);
+}
+
 static int lock_user_read(presence_registry *reg, const char *channel,
                           const char *user_id, struct presence__chref *ref,
                           struct presence__ushard **us,
                           struct presence__user **user)
 {
-    if (reg == NULL || user_id == NULL) {
-        return PRESENCE_ERR_INVALID;
-    }
-    size_t user_len = 0;
-    uint64_t hash = 0;
-    int rc = presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
-                                       true, &user_len, &hash);
+    struct user_name u;
+    int rc = user_check(reg, user_id, &u);
     if (rc == PRESENCE_OK) {
         rc = presence__lock_channel_read(reg, channel, NULL, ref);
     }
     if (rc == PRESENCE_OK) {
-        *us = presence__ushard_of(reg, hash);
-        presence__mutex_lock(reg, &(*us)->lock);
-        *user = presence__index_find(&(*us)->users, hash, user_id, user_len);
+        *user = user_lock_find(reg, &u, us);
     }
     return rc;
 }
@@ -521,20 +542,12 @@ static void builder_client(const struct presence__client *c,
 static int lock_user(presence_registry *reg, const char *user_id,
                      struct presence__ushard **us, struct presence__user **user)
 {
-    if (reg == NULL) {
-        return PRESENCE_ERR_INVALID;
+    struct user_name u;
+    int rc = user_check(reg, user_id, &u);
+    if (rc == PRESENCE_OK) {
+        *user = user_lock_find(reg, &u, us);
     }
-    size_t len;
-    uint64_t hash;
-    int rc = presence__check_hash_name(reg, user_id, reg->limits.user_id_max,
-                                       true, &len, &hash);
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
-    *us = presence__ushard_of(reg, hash);
-    presence__mutex_lock(reg, &(*us)->lock);
-    *user = presence__index_find(&(*us)->users, hash, user_id, len);
-    return PRESENCE_OK;
+    return rc;
 }
 
 int presence_user_status(presence_registry *reg, const char *user_id,
