@@ -715,10 +715,7 @@ static int join_common(presence_registry *reg, const char *channel,
     presence__mutex_lock(reg, &hs->lock);
     /* The client's slot loads while the channel is looked up. */
     presence__index_prefetch(&t.cs->clients, t.client_hash);
-    rc = presence__channel_lookup(reg, &t.chan);
-    if (rc == PRESENCE_OK && !t.chan.ns->options.presence) {
-        rc = PRESENCE_ERR_NOT_AVAILABLE;
-    }
+    rc = presence__channel_lookup_join(reg, &t.chan);
     struct presence__client *client =
         rc == PRESENCE_OK ? presence__client_find(t.cs, client_id,
                                                   t.client_len, t.client_hash)

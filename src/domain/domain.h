@@ -436,6 +436,10 @@ int presence__channel_check(presence_registry *reg, const char *name,
 /* Find the channel and its namespace (its shard held). */
 int presence__channel_lookup(presence_registry *reg,
                              struct presence__chref *ref);
+/* presence__channel_lookup() for a join: NOT_AVAILABLE when the
+ * channel's namespace keeps no presence. */
+int presence__channel_lookup_join(presence_registry *reg,
+                                  struct presence__chref *ref);
 
 /* ---- node.c: node ids of remote clients ---------------------------------- */
 /* A node id named by a call, checked and hashed (no lock needed). */

@@ -152,14 +152,17 @@ static int handle_target(presence_registry *reg, presence_client *handle,
     return presence__channel_check(reg, channel, &t->chan);
 }
 
-/* Look the channel up (its shard held) and check that it takes joins. */
-static int lookup_for_join(presence_registry *reg, struct presence__target *t)
+/* The target of a call that brings chan_info, the info checked too. */
+static int handle_target_info(presence_registry *reg, presence_client *handle,
+                              const char *channel, const void *chan_info,
+                              size_t chan_info_len,
+                              struct presence__target *t)
 {
-    int rc = presence__channel_lookup(reg, &t->chan);
-    if (rc == PRESENCE_OK && !t->chan.ns->options.presence) {
-        rc = PRESENCE_ERR_NOT_AVAILABLE;
-    }
-    return rc;
+    int rc = handle_target(reg, handle, channel, t);
+    return rc == PRESENCE_OK
+               ? presence__check_info(chan_info, chan_info_len,
+                                      reg->limits.chan_info_max)
+               : rc;
 }
 
 int presence_client_join(presence_registry *reg, presence_client *handle,
@@ -167,11 +170,8 @@ int presence_client_join(presence_registry *reg, presence_client *handle,
                          size_t chan_info_len, presence_change *result)
 {
     struct presence__target t;
-    int rc = handle_target(reg, handle, channel, &t);
-    if (rc == PRESENCE_OK) {
-        rc = presence__check_info(chan_info, chan_info_len,
-                                  reg->limits.chan_info_max);
-    }
+    int rc = handle_target_info(reg, handle, channel, chan_info,
+                                chan_info_len, &t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -180,7 +180,7 @@ int presence_client_join(presence_registry *reg, presence_client *handle,
                                     .chan_info_len = chan_info_len};
     presence__mutex_lock(reg, &t.cs->lock);
     presence__mutex_lock(reg, &t.chan.shard->lock);
-    rc = lookup_for_join(reg, &t);
+    rc = presence__channel_lookup_join(reg, &t.chan);
     if (rc == PRESENCE_OK) {
         rc = presence__join_locked(reg, &t, client, &a, result);
     }
@@ -256,11 +256,8 @@ int presence_client_update(presence_registry *reg, presence_client *handle,
                            size_t chan_info_len, presence_change *result)
 {
     struct presence__target t;
-    int rc = handle_target(reg, handle, channel, &t);
-    if (rc == PRESENCE_OK) {
-        rc = presence__check_info(chan_info, chan_info_len,
-                                  reg->limits.chan_info_max);
-    }
+    int rc = handle_target_info(reg, handle, channel, chan_info,
+                                chan_info_len, &t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -370,12 +367,9 @@ static int items_check(presence_registry *reg, presence_client *handle,
         d[i].first_of_user = false;
         d[i].blob = NULL;
         d[i].put = false;
-        int rc = handle_target(reg, handle, items[i].channel, &d[i].t);
-        if (rc == PRESENCE_OK) {
-            rc = presence__check_info(items[i].chan_info,
-                                      items[i].chan_info_len,
-                                      reg->limits.chan_info_max);
-        }
+        int rc = handle_target_info(reg, handle, items[i].channel,
+                                    items[i].chan_info,
+                                    items[i].chan_info_len, &d[i].t);
         for (size_t j = 0; rc == PRESENCE_OK && j < i; j++) {
             if (d[j].t.chan.hash == d[i].t.chan.hash &&
                 d[j].t.chan.len == d[i].t.chan.len &&
@@ -397,7 +391,7 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
                       const presence_join_item *item, struct item_done *d)
 {
     struct presence__target *t = &d->t;
-    int rc = lookup_for_join(reg, t);
+    int rc = presence__channel_lookup_join(reg, &t->chan);
     if (rc != PRESENCE_OK) {
         return rc;
     }

@@ -168,6 +168,15 @@ int presence__channel_check(presence_registry *reg, const char *name,
     return rc;
 }
 
+int presence__channel_lookup_join(presence_registry *reg,
+                                  struct presence__chref *ref)
+{
+    int rc = presence__channel_lookup(reg, ref);
+    return rc == PRESENCE_OK && !ref->ns->options.presence
+               ? PRESENCE_ERR_NOT_AVAILABLE
+               : rc;
+}
+
 int presence__channel_lookup(presence_registry *reg,
                              struct presence__chref *ref)
 {
