@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "admin_config.h"
+#include "config.h"
 
 #include "mem.h"
 #include "util.h"
@@ -21,21 +22,6 @@
 #define PASSWORD_LEN 16
 static const char password_chars[] = "abcdefghijkmnpqrstuvwxyz23456789";
 
-static int set_string(char **out, json_t *value, const char *key, char *err,
-                      size_t err_len)
-{
-    if (!json_is_string(value)) {
-        return ps_fail(err, err_len, "key \"%s\": expected a string", key);
-    }
-    char *copy = ps_strdup(json_string_value(value));
-    if (copy == NULL) {
-        return ps_fail(err, err_len, "out of memory");
-    }
-    ps_free(*out);
-    *out = copy;
-    return 0;
-}
-
 int ps_admin_config_key(ps_admin_config *admin, const char *key,
                         json_t *value, bool *matched, char *err,
                         size_t err_len)
@@ -50,10 +36,10 @@ int ps_admin_config_key(ps_admin_config *admin, const char *key,
         return 0;
     }
     if (strcmp(key, "admin_password") == 0) {
-        return set_string(&admin->password, value, key, err, err_len);
+        return ps_config_string(value, key, &admin->password, err, err_len);
     }
     if (strcmp(key, "admin_secret") == 0) {
-        return set_string(&admin->secret, value, key, err, err_len);
+        return ps_config_string(value, key, &admin->secret, err, err_len);
     }
     *matched = false;
     return 0;

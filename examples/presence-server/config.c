@@ -83,8 +83,8 @@ static int channel_option(ps_channel_options *opts, const char *path,
     return 0;
 }
 
-static int get_string(json_t *value, const char *key, char **out, char *err,
-                      size_t err_len)
+int ps_config_string(json_t *value, const char *key, char **out, char *err,
+                     size_t err_len)
 {
     if (!json_is_string(value)) {
         return ps_fail(err, err_len, "key \"%s\": expected a string", key);
@@ -537,7 +537,7 @@ static int get_redis_address(ps_config *cfg, json_t *value, char *err,
         return ps_fail(err, err_len,
                        "key \"redis_address\": expected a string");
     }
-    return get_string(value, "redis_address", &cfg->redis_address, err,
+    return ps_config_string(value, "redis_address", &cfg->redis_address, err,
                       err_len);
 }
 
@@ -562,10 +562,10 @@ static int parse_cluster_key(ps_config *cfg, const char *key, json_t *value,
         return get_redis_address(cfg, value, err, err_len);
     }
     if (strcmp(key, "redis_password") == 0) {
-        return get_string(value, key, &cfg->redis_password, err, err_len);
+        return ps_config_string(value, key, &cfg->redis_password, err, err_len);
     }
     if (strcmp(key, "redis_user") == 0) {
-        return get_string(value, key, &cfg->redis_user, err, err_len);
+        return ps_config_string(value, key, &cfg->redis_user, err, err_len);
     }
     if (strcmp(key, "redis_db") == 0) {
         if (!json_is_integer(value) || json_integer_value(value) < 0 ||
@@ -577,10 +577,10 @@ static int parse_cluster_key(ps_config *cfg, const char *key, json_t *value,
         return 0;
     }
     if (strcmp(key, "redis_prefix") == 0) {
-        return get_string(value, key, &cfg->redis_prefix, err, err_len);
+        return ps_config_string(value, key, &cfg->redis_prefix, err, err_len);
     }
     if (strcmp(key, "name") == 0) {
-        return get_string(value, key, &cfg->name, err, err_len);
+        return ps_config_string(value, key, &cfg->name, err, err_len);
     }
     if (strcmp(key, "node_lease") == 0) {
         return get_duration(value, key, &cfg->node_lease_ms, err, err_len);
@@ -690,13 +690,13 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
         return 0;
     }
     if (strcmp(key, "api_key") == 0) {
-        return get_string(value, key, &cfg->api_key, err, err_len);
+        return ps_config_string(value, key, &cfg->api_key, err, err_len);
     }
     if (strcmp(key, "api_insecure") == 0) {
         return get_bool(value, key, &cfg->api_insecure, err, err_len);
     }
     if (strcmp(key, "token_hmac_secret_key") == 0) {
-        return get_string(value, key, &cfg->token_hmac_secret_key, err,
+        return ps_config_string(value, key, &cfg->token_hmac_secret_key, err,
                           err_len);
     }
     if (strcmp(key, "allow_anonymous_connect_without_token") == 0) {
@@ -705,7 +705,7 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
                         err_len);
     }
     if (strcmp(key, "address") == 0) {
-        return get_string(value, key, &cfg->address, err, err_len);
+        return ps_config_string(value, key, &cfg->address, err, err_len);
     }
     if (strcmp(key, "port") == 0) {
         return get_port(value, &cfg->port, err, err_len);

@@ -108,6 +108,12 @@ typedef struct ps_config {
 } ps_config;
 
 /** Read and validate a config file. On error @p err names the key. */
+/** A config key's string value, copied into *out (the old one freed):
+ *  0, or -1 with @p err when it is not a string or memory runs out. */
+typedef struct json_t json_t;
+int ps_config_string(json_t *value, const char *key, char **out, char *err,
+                     size_t err_len);
+
 int ps_config_load_file(ps_config *cfg, const char *path, char *err,
                         size_t err_len);
 
