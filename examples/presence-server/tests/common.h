@@ -28,6 +28,17 @@ static struct {
     unsigned long fail_at_last; /* the last fail_at armed, for messages */
 } counting;
 
+/* A fresh directory named <TMPDIR or /tmp>/<name>-XXXXXX in dir (size
+ * at least 64), for tests that need files; mkdtemp makes it 0700. */
+static inline char *make_temp_dir(char *dir, size_t size, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, size, "%s/%s-XXXXXX",
+             tmp != NULL && *tmp != '\0' && strlen(tmp) < 40 ? tmp : "/tmp",
+             name);
+    return mkdtemp(dir);
+}
+
 static inline void *counting_malloc(size_t size, void *ud)
 {
     (void)ud;

@@ -94,8 +94,8 @@ static void test_bad_configs(void **state)
 static void test_default_keeps_its_password(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ps-test-admin-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[96];
+    assert_non_null(make_temp_dir(dir, sizeof dir, "ps-test-admin"));
     setenv("PRESENCE_SERVER_STATE_DIR", dir, 1);
     ps_config a;
     ps_config b;

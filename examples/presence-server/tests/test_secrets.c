@@ -22,10 +22,7 @@ static char file[128];
 static int make_dir(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/ps-secrets-XXXXXX",
-             tmp != NULL && *tmp != '\0' && strlen(tmp) < 40 ? tmp : "/tmp");
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(make_temp_dir(dir, sizeof dir, "ps-secrets"));
     snprintf(file, sizeof file, "%s/default-secrets.json", dir);
     setenv("PRESENCE_SERVER_STATE_DIR", dir, 1);
     return 0;
