@@ -10,24 +10,11 @@
 # kept in BUILD_DIR/admin-screenshots. Needs node >= 20.
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-  echo "usage: $0 BUILD_DIR" >&2
-  exit 2
-fi
-root=$(cd "$(dirname "$0")/.." && pwd)
-build_dir=$(cd "$1" && pwd)
-server=${PRESENCE_SERVER:-$build_dir/examples/presence-server/presence-server}
-if [ ! -x "$server" ]; then
-  echo "browser-test: no presence server at $server (build it with -Dpresence_server=enabled)" >&2
-  exit 1
-fi
+label=browser-test
+. "$(dirname "$0")/lib/node-server.sh" "$@"
 chromium=${CHROMIUM:-$(command -v chromium || true)}
 if [ -z "$chromium" ] || [ ! -x "$chromium" ]; then
   echo "browser-test: no chromium (Debian: apt-get install chromium, or scripts/install-deps.sh test)" >&2
-  exit 1
-fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "browser-test: node and npm are needed" >&2
   exit 1
 fi
 

@@ -9,27 +9,8 @@
 # test runner; exits non-zero when a test fails. Needs node >= 20.
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-  echo "usage: $0 BUILD_DIR" >&2
-  exit 2
-fi
-root=$(cd "$(dirname "$0")/.." && pwd)
-build_dir=$(cd "$1" && pwd)
-server=${PRESENCE_SERVER:-$build_dir/examples/presence-server/presence-server}
-if [ ! -x "$server" ]; then
-  echo "e2e: no presence server at $server (build it with -Dpresence_server=enabled)" >&2
-  exit 1
-fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "e2e: node and npm are needed (Debian: apt-get install nodejs npm)" >&2
-  exit 1
-fi
-major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 20 ]; then
-  echo "e2e: node >= 20 is needed, found $(node --version)" >&2
-  exit 1
-fi
-
+label=e2e
+. "$(dirname "$0")/lib/node-server.sh" "$@"
 export PRESENCE_BUILD_DIR=$build_dir
 export PRESENCE_SERVER=$server
 cd "$root/tests/e2e"
