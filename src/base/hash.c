@@ -1,6 +1,7 @@
 /*
  * A seeded hash for ids and names. Short keys dominate (ids of a few dozen
- * bytes), so it reads 8 bytes at a time and finishes with a strong mix;
+ * bytes), so it reads 16 bytes at a time and folds each block into the
+ * state with one 64x64->128-bit multiply (the construction of wyhash);
  * the seed keeps an attacker who picks ids from aiming at one bucket.
  * SPDX-License-Identifier: MIT
  */
@@ -13,6 +14,10 @@
 #define MUL1 0x9e3779b97f4a7c15ULL
 #define MUL2 0xbf58476d1ce4e5b9ULL
 #define MUL3 0x94d049bb133111ebULL
+/* Odd constants with well spread bits, xored into the fold's inputs so
+ * that no plain input word is zero by accident. */
+#define KEY_A 0xa0761d6478bd642fULL
+#define KEY_B 0xe7037ed1a0b428dbULL
 
 static uint64_t mix(uint64_t x)
 {
@@ -24,40 +29,74 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-static uint64_t read64(const unsigned char *p)
+/* The 128-bit product of a and b folded to 64 bits (high half xor low
+ * half): every input bit reaches most output bits in one multiply. */
+static inline uint64_t fold(uint64_t a, uint64_t b)
 {
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
+#if defined(__SIZEOF_INT128__)
+    __extension__ typedef unsigned __int128 u128; /* GCC and clang */
+    u128 p = (u128)a * b;
+    return (uint64_t)p ^ (uint64_t)(p >> 64);
+#else
+    uint64_t alo = a & 0xffffffffu, ahi = a >> 32;
+    uint64_t blo = b & 0xffffffffu, bhi = b >> 32;
+    uint64_t ll = alo * blo, lh = alo * bhi, hl = ahi * blo, hh = ahi * bhi;
+    uint64_t mid = (ll >> 32) + (lh & 0xffffffffu) + (hl & 0xffffffffu);
+    uint64_t lo = (ll & 0xffffffffu) | (mid << 32);
+    uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    return lo ^ hi;
+#endif
+}
+
+/*
+ * The hash reads a name as little-endian 64-bit words: each full 16 bytes
+ * fold into the state, and the last 0 to 15 bytes (zero-padded) and the
+ * length finish it. A name of up to 15 bytes, most ids, costs two
+ * multiplies.
+ */
+static inline uint64_t block(uint64_t state, uint64_t w0, uint64_t w1)
+{
+    return fold(w0 ^ KEY_A, w1 ^ state);
+}
+
+static inline uint64_t last(uint64_t state, uint64_t a, uint64_t b,
+                            size_t len)
+{
+    return fold(block(state, a, b) ^ KEY_B, (uint64_t)len ^ MUL1);
+}
+
+/* n (< 8) bytes from p, as the low bytes of a little-endian word. */
+static uint64_t partial_word(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
     return v;
 }
 
-/* The state after one 8-byte chunk. */
-static inline uint64_t step(uint64_t h, uint64_t chunk)
+static uint64_t full_word(const unsigned char *p)
 {
-    h = (h ^ mix(chunk + MUL1)) * MUL2;
-    return h ^ (h >> 29);
-}
-
-/* The rest of a hash: chunks from p on, the tail, the whole length. */
-static uint64_t finish(uint64_t h, const unsigned char *p, size_t rest,
-                       size_t total)
-{
-    while (rest >= 8) {
-        h = step(h, read64(p));
-        p += 8;
-        rest -= 8;
-    }
-    uint64_t tail = 0;
-    for (size_t i = 0; i < rest; i++) {
-        tail |= (uint64_t)p[i] << (8 * i);
-    }
-    h = (h ^ mix(tail + rest)) * MUL3;
-    return mix(h ^ (total * MUL1));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+#else
+    return partial_word(p, 4) | partial_word(p + 4, 4) << 32;
+#endif
 }
 
 uint64_t presence__hash64(uint64_t seed, const void *data, size_t len)
 {
-    return finish(seed, data, len, len);
+    const unsigned char *p = data;
+    uint64_t state = seed;
+    size_t rest = len;
+    for (; rest >= 16; rest -= 16, p += 16) {
+        state = block(state, full_word(p), full_word(p + 8));
+    }
+    uint64_t a = rest >= 8 ? full_word(p) : partial_word(p, rest);
+    uint64_t b = rest > 8 ? partial_word(p + 8, rest - 8) : 0;
+    return last(state, a, b, len);
 }
 
 /* Bytes of w below 0x20 (NUL included) or equal to 0x7f: nonzero when
@@ -73,74 +112,102 @@ static inline uint64_t special_bytes(uint64_t w)
     return (below | is_del) & highs;
 }
 
-/* The byte-at-a-time scan, from n on with the state h after n bytes. */
-static int scan_bytes(const unsigned char *p, size_t n, uint64_t h, size_t max,
-                      size_t *len, uint64_t *hash)
-{
-    size_t end = n;
-    for (;; end++) {
-        unsigned char c = p[end];
-        if (c == '\0') {
-            break;
-        }
-        if (c < 0x20 || c == 0x7f) {
-            return -1; /* a bad byte */
-        }
-        if (end >= max) {
-            return -2; /* past the limit */
-        }
-    }
-    *len = end;
-    *hash = finish(h, p + n, end - n, end);
-    return 0;
-}
-
 /*
- * The name is read 8 bytes at a time, also past its end when it ends
- * inside a word: such a read stays inside the page (the address is
- * checked first), so it cannot fault, and the bytes after the end only
- * decide where to stop. The sanitizers would report those bytes, so they
- * do not watch this function; the bytes it takes are checked by it.
+ * The word of a name at p: 8 bytes read at once where that read stays
+ * inside p's page (so it cannot fault, even past the name's end: the
+ * bytes after the end only decide where to stop), else byte by byte up to
+ * the first NUL and zeros after it, which has the same first special
+ * byte. The sanitizers would report the bytes read past the end, so they
+ * do not watch this function; scan_name checks every byte it takes.
  */
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
 __attribute__((no_sanitize("address", "thread")))
 #endif
+static inline uint64_t name_word(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&  \
+    (defined(__GNUC__) || defined(__clang__))
+    if (((uintptr_t)p & 4095u) <= 4096u - 8u) {
+        /* A plain load, never a call to memcpy (which a sanitizer checks). */
+        typedef uint64_t __attribute__((may_alias, aligned(1))) loose64;
+        return *(const loose64 *)(const void *)p;
+    }
+#endif
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8 && p[i] != '\0'; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+/* The index of the lowest byte flagged in s (nonzero). */
+static inline size_t first_flagged(uint64_t s)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return (size_t)__builtin_ctzll(s) / 8;
+#else
+    size_t k = 0;
+    for (; (s & 0x80u) == 0; s >>= 8) {
+        k++;
+    }
+    return k;
+#endif
+}
+
+/* Where the first special byte of word w at offset n ends the name:
+ * 0 with the name's length, or the scan's error. */
+static inline int name_end(const unsigned char *p, size_t n, uint64_t special,
+                           size_t max, size_t *len)
+{
+    size_t k = first_flagged(special);
+    if (n + k > max) {
+        return -2; /* an ordinary byte past the limit comes first */
+    }
+    if (p[n + k] != '\0') {
+        return -1;
+    }
+    *len = n + k;
+    return 0;
+}
+
+/* The low k bytes of w (k < 8). */
+static inline uint64_t low_bytes(uint64_t w, size_t k)
+{
+    return k == 0 ? 0 : w & (~0ULL >> (64 - 8 * k));
+}
+
 int presence__scan_name(uint64_t seed, const char *name, size_t max,
                         size_t *len, uint64_t *hash)
 {
     const unsigned char *p = (const unsigned char *)name;
-    uint64_t h = seed;
-    size_t n = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&  \
-    (defined(__GNUC__) || defined(__clang__))
-    /* A plain load, never a call to memcpy (which a sanitizer checks). */
-    typedef uint64_t __attribute__((may_alias, aligned(1))) loose64;
-    while (((uintptr_t)(p + n) & 4095u) <= 4096u - 8u) {
-        uint64_t w = *(const loose64 *)(const void *)(p + n);
-        uint64_t s = special_bytes(w);
-        if (s == 0) { /* eight ordinary bytes */
+    uint64_t state = seed;
+    for (size_t n = 0;; n += 16) {
+        uint64_t w0 = name_word(p + n);
+        uint64_t s0 = special_bytes(w0);
+        if (s0 != 0) {
+            int rc = name_end(p, n, s0, max, len);
+            if (rc == 0) {
+                *hash = last(state, low_bytes(w0, *len - n), 0, *len);
+            }
+            return rc;
+        }
+        uint64_t w1 = name_word(p + n + 8);
+        uint64_t s1 = special_bytes(w1);
+        if (s1 != 0) {
             if (n + 8 > max) {
                 return -2;
             }
-            h = step(h, w);
-            n += 8;
-            continue;
+            int rc = name_end(p, n + 8, s1, max, len);
+            if (rc == 0) {
+                *hash = last(state, w0, low_bytes(w1, *len - n - 8), *len);
+            }
+            return rc;
         }
-        size_t k = (size_t)__builtin_ctzll(s) / 8; /* the first special */
-        if (n + k > max) {
-            return -2; /* an ordinary byte past the limit comes first */
+        if (n + 16 > max) {
+            return -2;
         }
-        if (p[n + k] != '\0') {
-            return -1;
-        }
-        uint64_t tail = k == 0 ? 0 : w & (~0ULL >> (64 - 8 * k));
-        *len = n + k;
-        h = (h ^ mix(tail + k)) * MUL3;
-        *hash = mix(h ^ (*len * MUL1));
-        return 0;
+        state = block(state, w0, w1);
     }
-#endif
-    return scan_bytes(p, n, h, max, len, hash);
 }
 
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len)
