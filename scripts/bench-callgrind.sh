@@ -56,8 +56,9 @@ awk -v stdout_file="$build/callgrind.stdout" -v handles=$handles '
             }
     }
     # lines like "189,636,253 (43.27%)  ../src/channel.c:presence_join [lib]"
-    match($0, /:presence_[a-z_]+ \[/) {
-        name = substr($0, RSTART + 1, RLENGTH - 3)
+    # (an LTO build names no object: the line ends with the function)
+    match($0, /:presence_[a-z_]+( \[|$)/) {
+        name = substr($0, RSTART + 1, RLENGTH - 1); sub(/ \[$/, "", name)
         v = $1; gsub(/,/, "", v)
         if (!(name in ir)) ir[name] = v
     }
