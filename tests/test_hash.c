@@ -75,6 +75,29 @@ static void test_scan_stops_on_bad_bytes_and_limits(void **state)
     }
 }
 
+/* The length-only scan stops where the hashing scan does. */
+static void test_scan_length_agrees(void **state)
+{
+    (void)state;
+    char buf[80];
+    for (size_t n = 0; n < 40; n++) {
+        for (size_t bad = 0; bad <= n; bad++) {
+            fill_name(buf, n, 7);
+            if (bad < n) {
+                buf[bad] = bad % 2 ? 0x7f : 0x01;
+            }
+            for (size_t max = 0; max < 42; max += 3) {
+                size_t len_a = 0, len_b = 0;
+                uint64_t hash;
+                int a = presence__scan_name(SEED, buf, max, &len_a, &hash);
+                int b = presence__scan_length(buf, max, &len_b);
+                assert_int_equal(a, b);
+                assert_int_equal(len_a, len_b);
+            }
+        }
+    }
+}
+
 static void test_names_differ_by_any_byte_seed_or_length(void **state)
 {
     (void)state;
@@ -129,6 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_agrees_with_hash64),
         cmocka_unit_test(test_scan_stops_on_bad_bytes_and_limits),
+        cmocka_unit_test(test_scan_length_agrees),
         cmocka_unit_test(test_names_differ_by_any_byte_seed_or_length),
         cmocka_unit_test(test_sequential_ids_spread),
     };

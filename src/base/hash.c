@@ -176,6 +176,20 @@ static inline uint64_t low_bytes(uint64_t w, size_t k)
     return k == 0 ? 0 : w & (~0ULL >> (64 - 8 * k));
 }
 
+int presence__scan_length(const char *name, size_t max, size_t *len)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    for (size_t n = 0;; n += 8) {
+        uint64_t special = special_bytes(name_word(p + n));
+        if (special != 0) {
+            return name_end(p, n, special, max, len);
+        }
+        if (n + 8 > max) {
+            return -2;
+        }
+    }
+}
+
 int presence__scan_name(uint64_t seed, const char *name, size_t max,
                         size_t *len, uint64_t *hash)
 {

@@ -16,6 +16,9 @@ uint64_t presence__hash64(uint64_t seed, const void *data, size_t len);
  * 0x7f, -2 for a name longer than max. */
 int presence__scan_name(uint64_t seed, const char *name, size_t max,
                         size_t *len, uint64_t *hash);
+/* The same scan without the hash: the length of a name, for names that
+ * are checked but not looked up. */
+int presence__scan_length(const char *name, size_t max, size_t *len);
 unsigned presence__hash32(uint64_t seed, const void *data, size_t len);
 uint64_t presence__random_seed(const void *salt);
 /* 64 random bits from the kernel (getrandom), or presence__random_seed()

@@ -9,32 +9,34 @@
 
 #include "domain/domain.h"
 
-int presence__check_name(const char *name, size_t max, bool allow_empty,
-                         size_t *len)
+/* A scan's outcome as the registry's error, and the length on success. */
+static int scan_outcome(int scanned, size_t n, bool allow_empty, size_t *len)
 {
-    if (name == NULL) {
-        return PRESENCE_ERR_INVALID;
-    }
-    /* Stop counting past the limit, so a huge string costs max, not its
-     * length. Records keep name lengths in 32 bits. */
-    if (max > UINT32_MAX) {
-        max = UINT32_MAX;
-    }
-    size_t n = 0;
-    for (; name[n] != '\0'; n++) {
-        unsigned char c = (unsigned char)name[n];
-        if (c < 0x20 || c == 0x7f) {
-            return PRESENCE_ERR_BAD_NAME;
-        }
-        if (n >= max) {
-            return PRESENCE_ERR_TOO_LONG;
-        }
+    if (scanned != 0) {
+        return scanned == -1 ? PRESENCE_ERR_BAD_NAME : PRESENCE_ERR_TOO_LONG;
     }
     if (n == 0 && !allow_empty) {
         return PRESENCE_ERR_BAD_NAME;
     }
     *len = n;
     return PRESENCE_OK;
+}
+
+/* Records keep name lengths in 32 bits. */
+static size_t scan_limit(size_t max)
+{
+    return max > UINT32_MAX ? UINT32_MAX : max;
+}
+
+int presence__check_name(const char *name, size_t max, bool allow_empty,
+                         size_t *len)
+{
+    if (name == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t n = 0;
+    int scanned = presence__scan_length(name, scan_limit(max), &n);
+    return scan_outcome(scanned, n, allow_empty, len);
 }
 
 int presence__check_hash_name(const presence_registry *reg, const char *name,
@@ -44,14 +46,10 @@ int presence__check_hash_name(const presence_registry *reg, const char *name,
     if (name == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    /* Records keep name lengths in 32 bits. */
-    int rc = presence__scan_name(reg->seed, name,
-                                 max > UINT32_MAX ? UINT32_MAX : max, len,
-                                 hash);
-    if (rc != 0) {
-        return rc == -1 ? PRESENCE_ERR_BAD_NAME : PRESENCE_ERR_TOO_LONG;
-    }
-    return *len == 0 && !allow_empty ? PRESENCE_ERR_BAD_NAME : PRESENCE_OK;
+    size_t n = 0;
+    int scanned = presence__scan_name(reg->seed, name, scan_limit(max), &n,
+                                      hash);
+    return scan_outcome(scanned, n, allow_empty, len);
 }
 
 static bool namespace_char(char c)
