@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Summarise a scripts/bench-compare.sh run (stdlib only).
+"""Summarise a scripts/bench-compare.sh or bench-flatness.sh run (stdlib
+only).
 
     bench-report.py OUT_DIR ROUNDS
+    bench-report.py --flat OUT_DIR ROUNDS C...
 
 OUT_DIR holds c-<r>.out / sio-<r>.out (the WORKLOAD.md lines) and
 c-<r>.time / sio-<r>.time (/usr/bin/time -v) for r = 1..ROUNDS. Exits 1
@@ -74,7 +76,57 @@ def human(rate):
     return f"{rate:.0f} /s"
 
 
+def ns_per_goal_unit(phase, rate, ops, listed, per_leave):
+    """ns per operation as the floor goal counts it: query per member
+    listed, leave per membership."""
+    ns = 1e9 / rate if rate else float("inf")
+    if phase == "query":
+        return ns * ops["query"] / listed, "member listed"
+    if phase == "leave":
+        return ns / per_leave, "membership"
+    return ns, "operation"
+
+
+def flat_main(out, rounds, sizes):
+    """--flat: each phase's ratio to the floor at every size (c-<C>-<r>.out,
+    floor-<C>-<r>.out), and the spread of those ratios (issue 13: within
+    1.5x from 10^5 to 10^7 memberships)."""
+    ratios = {phase: [] for phase in PHASES}
+    rows = []
+    for c in sizes:
+        runs = [parse_out(f"{out}/c-{c}-{r}.out") for r in range(1, rounds + 1)]
+        floors = [parse_floor(f"{out}/floor-{c}-{r}.out")
+                  for r in range(1, rounds + 1)]
+        fmed = {d: statistics.median(f[d] for f in floors) for d in (2, 3)}
+        rates0, ops, checksum, _ = runs[0]
+        listed = int(re.search(r"listed=(\d+)", checksum)[1])
+        per_leave = ops["join"] / ops["leave"]
+        cells = []
+        for phase in PHASES:
+            rate = statistics.median(run[0][phase] for run in runs)
+            ns, _ = ns_per_goal_unit(phase, rate, ops, listed, per_leave)
+            depth = FLOOR_GOAL[phase][0]
+            ratio = ns / fmed[depth]
+            ratios[phase].append(ratio)
+            cells.append(f"{ns:.0f} ns = {ratio:.1f}x F{depth}")
+        rows.append((ops["join"], fmed, cells))
+    print("| memberships | F2 | F3 | " + " | ".join(PHASES) + " |")
+    print("| ---: | ---: | ---: |" + " ---: |" * len(PHASES))
+    for memberships, fmed, cells in rows:
+        print(f"| {memberships} | {fmed[2]:.1f} ns | {fmed[3]:.1f} ns | "
+              + " | ".join(cells) + " |")
+    print("| spread of the ratio (max/min) | | | " + " | ".join(
+        f"{max(r) / min(r):.2f}x" for r in ratios.values()) + " |")
+    print()
+    print(f"Medians of {rounds} rounds; query per member listed, leave per "
+          f"membership; goal: every spread <= 1.5x.")
+    print(f"raw outputs: {out}")
+
+
 def main():
+    if len(sys.argv) >= 5 and sys.argv[1] == "--flat":
+        flat_main(sys.argv[2], int(sys.argv[3]), [int(c) for c in sys.argv[4:]])
+        return
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     out, rounds = sys.argv[1], int(sys.argv[2])
@@ -138,14 +190,8 @@ def main():
     print("| --- | ---: | --- | ---: | ---: | ---: | --- |")
     for phase in PHASES:
         rate = statistics.median(run["rates"][phase] for run in runs["c"])
-        ns = 1e9 / rate if rate else float("inf")
-        per = "operation"
-        if phase == "query":
-            ns = ns * first["ops"]["query"] / listed
-            per = "member listed"
-        elif phase == "leave":
-            ns = ns / per_leave
-            per = "membership"
+        ns, per = ns_per_goal_unit(phase, rate, first["ops"], listed,
+                                   per_leave)
         depth, goal = FLOOR_GOAL[phase]
         ratio = ns / fmed[depth]
         verdict = "met" if ratio <= goal else f"missed, {ratio / goal:.1f}x over"
