@@ -55,6 +55,7 @@
 #include "base/hash.h"
 #include "base/lock.h"
 #include "containers/blob.h"
+#include "containers/changelog.h"
 #include "containers/chaninfo.h"
 #include "containers/index.h"
 #include "containers/memberset.h"
@@ -97,6 +98,8 @@ struct presence__channel {
     uint64_t epoch;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
+    /* Its last changes, when its namespace keeps them (history.c). */
+    struct presence__changelog *history;
     /* What presence_stats reads, the counts (each its struct's last
      * field), the namespace and the name, kept together at the end: a
      * lookup then touches two cache lines of the record, not three. */
@@ -623,6 +626,28 @@ void presence__channel_unref(presence_registry *reg,
 /* Close every channel of a namespace whose presence was turned off. */
 int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
+
+/* ---- history.c: the channels' change logs ------------------------------- */
+/* Give a new channel (its shard held) the log its namespace asks for.
+ * Fails without change. */
+int presence__history_attach(presence_registry *reg,
+                             struct presence__channel *ch);
+/* Log the change of m that just made ch->seq (ch's shard hs held);
+ * nothing when ch keeps no log. Cannot fail. */
+void presence__history_log(presence_registry *reg, struct presence__shard *hs,
+                           struct presence__channel *ch,
+                           const struct presence__membership *m,
+                           presence_event_kind kind,
+                           presence_leave_reason reason);
+/* Free a channel's log and what its entries hold (its shard held, or the
+ * registry going). */
+void presence__history_free(presence_registry *reg,
+                            struct presence__channel *ch);
+/* ns's history_size becomes `size` (every channel shard held): every
+ * channel of ns gets a log of that size, or none when 0. Fails without
+ * change. */
+int presence__history_resize(presence_registry *reg,
+                             struct presence__namespace *ns, size_t size);
 
 /* ---- query.c ------------------------------------------------------------ */
 /* A public read's requester: NULL is INVALID, presence_trusted() becomes

@@ -484,12 +484,16 @@ static void item_commit(presence_registry *reg, struct item_done *d,
     struct presence__shard *hs = d->t.chan.shard;
     struct presence__channel *ch = d->t.chan.ch;
     if (d->kind == PRESENCE_CHANGE_JOINED) {
+        presence__history_log(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
+                              PRESENCE_LEAVE_NONE);
         presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
                               PRESENCE_LEAVE_NONE, d->first_of_user,
                               reserved);
     } else {
         if (d->kind == PRESENCE_CHANGE_UPDATED) {
             update_finish(reg, d);
+            presence__history_log(reg, hs, ch, d->m, PRESENCE_EVENT_UPDATE,
+                                  PRESENCE_LEAVE_NONE);
             presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_UPDATE,
                                   PRESENCE_LEAVE_NONE, false, reserved);
         }

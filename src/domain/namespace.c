@@ -46,7 +46,10 @@ int presence__namespace_options_check(const presence_namespace_options *o)
     }
     presence_namespace_options copy;
     presence__namespace_options_copy(&copy, o);
-    return copy.ttl_ms < 0 ? PRESENCE_ERR_INVALID : PRESENCE_OK;
+    return copy.ttl_ms < 0 ||
+                   copy.history_size > PRESENCE_HISTORY_SIZE_MAX
+               ? PRESENCE_ERR_INVALID
+               : PRESENCE_OK;
 }
 
 struct presence__namespace *
@@ -131,6 +134,10 @@ int presence_namespace_set(presence_registry *reg, const char *name,
          * which can run out of memory: then nothing changes. */
         if (ns->options.ttl_ms <= 0 && next.ttl_ms > 0) {
             rc = presence__touch_order_build(reg, ns);
+        }
+        if (rc == PRESENCE_OK &&
+            ns->options.history_size != next.history_size) {
+            rc = presence__history_resize(reg, ns, next.history_size);
         }
         if (rc == PRESENCE_OK) {
             if ((ns->options.ttl_ms > 0) != (next.ttl_ms > 0)) {

@@ -1,0 +1,334 @@
+/*
+ * Channels' change logs and presence_changes_since().
+ *
+ * A channel whose namespace has a history_size gets its log (a ring,
+ * containers/changelog.c) when it is made, in the part of a join that may
+ * fail, so that logging a change later needs no allocation and cannot
+ * fail: every path that changes a membership logs where it advances the
+ * channel's seq. Entries hold references on the client record and the
+ * chan_info blob, as queued events do, so a change is told with the
+ * client's names and infos after the client left or went.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdalign.h>
+#include <string.h>
+
+#include "domain/domain.h"
+
+struct history_block {
+    presence_allocator alloc;
+    size_t size;
+    presence_history history;
+};
+
+/* Release what an entry that left a log holds. */
+static void change_release(presence_registry *reg, struct presence__change *c)
+{
+    presence__blob_unref(&reg->alloc, c->chan_info);
+    presence__client_unref(reg, c->client);
+}
+
+int presence__history_attach(presence_registry *reg,
+                             struct presence__channel *ch)
+{
+    size_t size = ch->ns->options.history_size;
+    ch->history = NULL;
+    if (size == 0) {
+        return PRESENCE_OK;
+    }
+    return presence__changelog_new(&reg->alloc, size, ch->seq, &ch->history);
+}
+
+void presence__history_log(presence_registry *reg, struct presence__shard *hs,
+                           struct presence__channel *ch,
+                           const struct presence__membership *m,
+                           presence_event_kind kind,
+                           presence_leave_reason reason)
+{
+    struct presence__changelog *log = ch->history;
+    if (log == NULL) {
+        return;
+    }
+    struct presence__change c = {
+        .client = m->client,
+        .chan_info = presence__membership_chan_info(hs, m),
+        .seq = ch->seq,
+        /* A join's time is its member's joined_at, so that a copy built
+         * from the log matches a snapshot. */
+        .time_ms = kind == PRESENCE_EVENT_JOIN ? presence__membership_joined(m)
+                                               : presence__now(reg),
+        .kind = (uint8_t)kind,
+        .reason = (uint8_t)reason,
+    };
+    presence__client_ref(c.client);
+    presence__blob_ref(c.chan_info);
+    struct presence__change dropped;
+    if (presence__changelog_push(log, &c, &dropped)) {
+        change_release(reg, &dropped);
+    }
+}
+
+/* Release a log's entries and free it. */
+static void log_free(presence_registry *reg, struct presence__changelog *log)
+{
+    struct presence__change c;
+    while (log != NULL && presence__changelog_pop(log, &c)) {
+        change_release(reg, &c);
+    }
+    presence__changelog_free(&reg->alloc, log);
+}
+
+void presence__history_free(presence_registry *reg,
+                            struct presence__channel *ch)
+{
+    log_free(reg, ch->history);
+    ch->history = NULL;
+}
+
+/* ---- a namespace's history_size changes ------------------------------- */
+
+/* Call fn for every channel of ns (every channel shard held), in the same
+ * order each time while nothing changes. */
+static void each_channel(presence_registry *reg,
+                         const struct presence__namespace *ns,
+                         void (*fn)(struct presence__channel *ch, void *ctx),
+                         void *ctx)
+{
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        struct presence__index *idx = &reg->shards[s].channels;
+        for (size_t i = 0; i < presence__index_slots(idx); i++) {
+            struct presence__channel *ch = presence__index_at(idx, i);
+            if (ch != NULL && ch->ns == ns) {
+                fn(ch, ctx);
+            }
+        }
+    }
+}
+
+struct resize {
+    presence_registry *reg;
+    size_t size;
+    size_t count;
+    size_t made;
+    struct presence__changelog **logs; /* one a channel, made first */
+    int rc;
+};
+
+static void count_channel(struct presence__channel *ch, void *ctx)
+{
+    (void)ch;
+    ((struct resize *)ctx)->count++;
+}
+
+static void make_log(struct presence__channel *ch, void *ctx)
+{
+    struct resize *r = ctx;
+    if (r->rc == PRESENCE_OK) {
+        r->rc = presence__changelog_new(&r->reg->alloc, r->size, ch->seq,
+                                        &r->logs[r->made]);
+        r->made += r->rc == PRESENCE_OK;
+    }
+}
+
+/* Move the newest changes that fit from the old log into the new one. */
+static void swap_log(struct presence__channel *ch, void *ctx)
+{
+    struct resize *r = ctx;
+    struct presence__changelog *old = ch->history;
+    struct presence__changelog *next = r->size > 0 ? r->logs[r->made++] : NULL;
+    if (old != NULL && next != NULL) {
+        struct presence__change c;
+        while (old->len > next->cap && presence__changelog_pop(old, &c)) {
+            change_release(r->reg, &c);
+        }
+        next->since = old->since;
+        while (presence__changelog_pop(old, &c)) {
+            struct presence__change unused;
+            (void)presence__changelog_push(next, &c, &unused);
+        }
+    }
+    log_free(r->reg, old);
+    ch->history = next;
+}
+
+int presence__history_resize(presence_registry *reg,
+                             struct presence__namespace *ns, size_t size)
+{
+    struct resize r = {reg, size, 0, 0, NULL, PRESENCE_OK};
+    size_t bytes = 0;
+    if (size > 0) {
+        each_channel(reg, ns, count_channel, &r);
+        bytes = presence__mul_size(r.count, sizeof *r.logs);
+        if (r.count > 0) {
+            r.logs = presence__malloc(&reg->alloc, bytes);
+            if (r.logs == NULL) {
+                return PRESENCE_ERR_NOMEM;
+            }
+            each_channel(reg, ns, make_log, &r);
+        }
+    }
+    if (r.rc == PRESENCE_OK) {
+        r.made = 0;
+        each_channel(reg, ns, swap_log, &r);
+    } else {
+        for (size_t i = 0; i < r.made; i++) {
+            presence__changelog_free(&reg->alloc, r.logs[i]);
+        }
+    }
+    if (r.logs != NULL) {
+        presence__free(&reg->alloc, r.logs, bytes);
+    }
+    return r.rc;
+}
+
+/* ---- presence_changes_since ------------------------------------------- */
+
+/* The bytes an entry's strings and infos take in a list. */
+static size_t change_bytes(const struct presence__change *c)
+{
+    const struct presence__client *client = c->client;
+    const struct presence__node *node = presence__client_node(client);
+    return (size_t)client->id_len + 1 + client->user->id_len + 1 +
+           (node != NULL ? node->id_len + 1 : 0) +
+           presence__client_conn_info_len(client) +
+           (c->chan_info != NULL ? c->chan_info->len : 0);
+}
+
+static char *put(char **next, const void *data, size_t len, bool string)
+{
+    char *at = *next;
+    if (len > 0) {
+        memcpy(at, data, len);
+    }
+    if (string) {
+        at[len] = '\0';
+    }
+    *next += len + string;
+    return at;
+}
+
+static void fill_entry(presence_history_entry *e,
+                       const struct presence__change *c, const char *channel,
+                       char **next)
+{
+    const struct presence__client *client = c->client;
+    const struct presence__node *node = presence__client_node(client);
+    presence_member *m = &e->member;
+    e->kind = (presence_event_kind)c->kind;
+    e->reason = (presence_leave_reason)c->reason;
+    e->seq = c->seq;
+    e->time_ms = c->time_ms;
+    m->channel = channel;
+    m->client_id = put(next, client->id, client->id_len, true);
+    m->user_id = put(next, client->user->id, client->user->id_len, true);
+    /* A local client's "" is the end of its user id, as in snapshots. */
+    m->node_id = node != NULL ? put(next, node->id, node->id_len, true)
+                              : *next - 1;
+    size_t conn_len = presence__client_conn_info_len(client);
+    m->conn_info = conn_len > 0 ? put(next, presence__client_conn_info(client),
+                                      conn_len, false)
+                                : NULL;
+    m->conn_info_len = conn_len;
+    m->chan_info = c->chan_info != NULL
+                       ? put(next, c->chan_info->data, c->chan_info->len, false)
+                       : NULL;
+    m->chan_info_len = c->chan_info != NULL ? c->chan_info->len : 0;
+    m->joined_at_ms = c->kind == PRESENCE_EVENT_JOIN ? c->time_ms : 0;
+    m->touched_at_ms = m->joined_at_ms;
+    m->app = presence__client_app(client);
+}
+
+/* Copy the changes [first, len) of ch's log (ch NULL: none) into one
+ * allocation (the channel's shard held). */
+static int history_copy(presence_registry *reg,
+                        const struct presence__chref *ref,
+                        const struct presence__changelog *log, size_t first,
+                        presence_history **out)
+{
+    size_t count = log != NULL ? log->len - first : 0;
+    size_t bytes = ref->len + 1;
+    for (size_t i = 0; i < count; i++) {
+        bytes = presence__add_size(
+            bytes, change_bytes(presence__changelog_at(log, first + i)));
+    }
+    size_t align = alignof(presence_history_entry);
+    size_t head = (sizeof(struct history_block) + align - 1) / align * align;
+    size_t array = presence__mul_size(count, sizeof(presence_history_entry));
+    size_t size =
+        presence__add_size(presence__add_size(head, array), bytes);
+    struct history_block *block = presence__malloc(&reg->alloc, size);
+    if (block == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    memset(block, 0, sizeof *block);
+    block->alloc = reg->alloc;
+    block->size = size;
+    presence_history *h = &block->history;
+    presence_history_entry *entries =
+        (presence_history_entry *)((char *)block + head);
+    char *next = (char *)entries + array;
+    const char *channel = put(&next, ref->name, ref->len, true);
+    for (size_t i = 0; i < count; i++) {
+        fill_entry(&entries[i], presence__changelog_at(log, first + i),
+                   channel, &next);
+    }
+    h->count = count;
+    h->entries = count > 0 ? entries : NULL;
+    h->stats = presence__channel_stats(ref->ch);
+    *out = h;
+    return PRESENCE_OK;
+}
+
+/* Where the changes after (epoch, seq) begin in ch's log, or false. */
+static bool history_find(const struct presence__channel *ch, uint64_t epoch,
+                         uint64_t seq, size_t *first)
+{
+    if (ch == NULL) {
+        *first = 0;
+        return epoch == 0 && seq == 0; /* empty then, empty now */
+    }
+    if (ch->history == NULL) {
+        return false;
+    }
+    if (epoch == 0 && seq == 0) {
+        epoch = ch->epoch; /* every life begins empty, at seq 0 */
+    }
+    return epoch == ch->epoch &&
+           presence__changelog_after(ch->history, seq, first);
+}
+
+int presence_changes_since(presence_registry *reg, const char *channel,
+                           const presence_requester *requester,
+                           uint64_t epoch, uint64_t seq,
+                           presence_history **out)
+{
+    if (out == NULL || presence__requester_resolve(&requester) != PRESENCE_OK) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct presence__chref ref;
+    int rc = presence__lock_channel_read(reg, channel, requester, &ref);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    size_t first;
+    if (!history_find(ref.ch, epoch, seq, &first)) {
+        rc = PRESENCE_ERR_SNAPSHOT_NEEDED;
+    } else {
+        rc = history_copy(reg, &ref, ref.ch != NULL ? ref.ch->history : NULL,
+                          first, out);
+    }
+    presence__mutex_unlock(reg, &ref.shard->lock);
+    return rc;
+}
+
+void presence_history_free(presence_history *history)
+{
+    if (history == NULL) {
+        return;
+    }
+    struct history_block *block =
+        (struct history_block *)((char *)history -
+                                 offsetof(struct history_block, history));
+    block->alloc.free_fn(block, block->size, block->alloc.user_data);
+}
