@@ -774,15 +774,18 @@ static void test_out_of_memory(void **state)
 
 typedef struct shared {
     presence_registry *reg;
-    atomic_bool stop;
     atomic_int writers_done;
-    int writer;
 } shared;
+
+typedef struct writer {
+    shared *s;
+    int me;
+} writer;
 
 static void *writer_main(void *arg)
 {
-    shared *s = arg;
-    int me = atomic_fetch_add(&s->writers_done, 0) + s->writer++;
+    shared *s = ((writer *)arg)->s;
+    int me = ((writer *)arg)->me;
     uint32_t rnd = (uint32_t)me * 7919u + 1;
     for (int i = 0; i < 4000; i++) {
         rnd = rnd * 1103515245u + 12345u;
@@ -816,12 +819,12 @@ static void test_threads_reader(void **state)
     ns_history(reg, "", 512, 0);
     assert_ok(join_simple(reg, "big", "anchor", "u0")); /* one life */
     shared s = {.reg = reg};
-    atomic_init(&s.stop, false);
     atomic_init(&s.writers_done, 0);
     pthread_t t[2];
-    s.writer = 0;
+    writer w[2];
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(pthread_create(&t[i], NULL, writer_main, &s), 0);
+        w[i] = (writer){&s, i};
+        assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
     }
     copy cp = {0};
     presence_snapshot *snap = snapshot(reg, "big");

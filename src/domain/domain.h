@@ -643,11 +643,31 @@ void presence__history_log(presence_registry *reg, struct presence__shard *hs,
  * registry going). */
 void presence__history_free(presence_registry *reg,
                             struct presence__channel *ch);
-/* ns's history_size becomes `size` (every channel shard held): every
- * channel of ns gets a log of that size, or none when 0. Fails without
- * change. */
-int presence__history_resize(presence_registry *reg,
-                             struct presence__namespace *ns, size_t size);
+/* A change of ns's history_size, prepared: the logs its channels will
+ * have, made before anything changes. */
+struct presence__history_plan {
+    presence_registry *reg;
+    size_t size;
+    bool change;
+    int rc;
+    size_t count;
+    size_t made;
+    struct presence__changelog **logs; /* one a channel */
+};
+/* Make the logs for ns's history_size becoming `size` (every channel shard
+ * held); fails without change. Then commit or abort the plan, shards
+ * still held, and finish it once they are released. */
+int presence__history_prepare(presence_registry *reg,
+                              const struct presence__namespace *ns,
+                              size_t size, struct presence__history_plan *p);
+/* Every channel of ns takes its log (the newest changes of its old one
+ * that fit), or none for a size of 0. */
+void presence__history_commit(const struct presence__namespace *ns,
+                              struct presence__history_plan *p);
+void presence__history_abort(struct presence__history_plan *p);
+/* Release the old logs of a committed plan (no lock held); nothing for a
+ * plan that was aborted, failed or zeroed. */
+void presence__history_finish(struct presence__history_plan *p);
 
 /* ---- query.c ------------------------------------------------------------ */
 /* A public read's requester: NULL is INVALID, presence_trusted() becomes

@@ -106,80 +106,113 @@ static void each_channel(presence_registry *reg,
     }
 }
 
-struct resize {
-    presence_registry *reg;
-    size_t size;
-    size_t count;
-    size_t made;
-    struct presence__changelog **logs; /* one a channel, made first */
-    int rc;
-};
-
 static void count_channel(struct presence__channel *ch, void *ctx)
 {
     (void)ch;
-    ((struct resize *)ctx)->count++;
+    ((struct presence__history_plan *)ctx)->count++;
 }
 
 static void make_log(struct presence__channel *ch, void *ctx)
 {
-    struct resize *r = ctx;
-    if (r->rc == PRESENCE_OK) {
-        r->rc = presence__changelog_new(&r->reg->alloc, r->size, ch->seq,
-                                        &r->logs[r->made]);
-        r->made += r->rc == PRESENCE_OK;
+    struct presence__history_plan *p = ctx;
+    if (p->rc == PRESENCE_OK) {
+        p->rc = presence__changelog_new(&p->reg->alloc, p->size, ch->seq,
+                                        &p->logs[p->made]);
+        p->made += p->rc == PRESENCE_OK;
     }
 }
 
-/* Move the newest changes that fit from the old log into the new one. */
+int presence__history_prepare(presence_registry *reg,
+                              const struct presence__namespace *ns,
+                              size_t size, struct presence__history_plan *p)
+{
+    *p = (struct presence__history_plan){.reg = reg, .size = size};
+    p->change = ns->options.history_size != size;
+    if (!p->change) {
+        return PRESENCE_OK;
+    }
+    each_channel(reg, ns, count_channel, p);
+    if (p->count == 0) {
+        return PRESENCE_OK;
+    }
+    p->logs = presence__malloc(&reg->alloc,
+                               presence__mul_size(p->count, sizeof *p->logs));
+    if (p->logs == NULL) {
+        return PRESENCE_ERR_NOMEM;
+    }
+    if (size > 0) {
+        each_channel(reg, ns, make_log, p);
+    }
+    if (p->rc != PRESENCE_OK) {
+        int rc = p->rc;
+        presence__history_abort(p);
+        return rc;
+    }
+    return PRESENCE_OK;
+}
+
+static void free_array(struct presence__history_plan *p)
+{
+    if (p->logs != NULL) {
+        presence__free(&p->reg->alloc, p->logs, p->count * sizeof *p->logs);
+    }
+    p->logs = NULL;
+}
+
+void presence__history_abort(struct presence__history_plan *p)
+{
+    for (size_t i = 0; i < p->made; i++) {
+        presence__changelog_free(&p->reg->alloc, p->logs[i]);
+    }
+    p->made = 0;
+    free_array(p);
+}
+
+/* The channel takes its new log, with the newest changes of the old one
+ * that fit (new references: the old log is released later, with no lock
+ * held, since releasing takes the record pools' locks); the old log takes
+ * the new one's place in the plan. */
 static void swap_log(struct presence__channel *ch, void *ctx)
 {
-    struct resize *r = ctx;
+    struct presence__history_plan *p = ctx;
     struct presence__changelog *old = ch->history;
-    struct presence__changelog *next = r->size > 0 ? r->logs[r->made++] : NULL;
+    struct presence__changelog **slot = &p->logs[p->made++];
+    struct presence__changelog *next = p->size > 0 ? *slot : NULL;
     if (old != NULL && next != NULL) {
-        struct presence__change c;
-        while (old->len > next->cap && presence__changelog_pop(old, &c)) {
-            change_release(r->reg, &c);
-        }
-        next->since = old->since;
-        while (presence__changelog_pop(old, &c)) {
+        size_t keep = old->len < next->cap ? old->len : next->cap;
+        size_t from = old->len - keep;
+        next->since = from > 0 ? presence__changelog_at(old, from - 1)->seq
+                               : old->since;
+        for (size_t i = from; i < old->len; i++) {
+            struct presence__change c = *presence__changelog_at(old, i);
             struct presence__change unused;
+            presence__client_ref(c.client);
+            presence__blob_ref(c.chan_info);
             (void)presence__changelog_push(next, &c, &unused);
         }
     }
-    log_free(r->reg, old);
     ch->history = next;
+    *slot = old;
 }
 
-int presence__history_resize(presence_registry *reg,
-                             struct presence__namespace *ns, size_t size)
+void presence__history_commit(const struct presence__namespace *ns,
+                              struct presence__history_plan *p)
 {
-    struct resize r = {reg, size, 0, 0, NULL, PRESENCE_OK};
-    size_t bytes = 0;
-    if (size > 0) {
-        each_channel(reg, ns, count_channel, &r);
-        bytes = presence__mul_size(r.count, sizeof *r.logs);
-        if (r.count > 0) {
-            r.logs = presence__malloc(&reg->alloc, bytes);
-            if (r.logs == NULL) {
-                return PRESENCE_ERR_NOMEM;
-            }
-            each_channel(reg, ns, make_log, &r);
-        }
+    if (p->logs != NULL) {
+        p->made = 0;
+        each_channel(p->reg, ns, swap_log, p);
     }
-    if (r.rc == PRESENCE_OK) {
-        r.made = 0;
-        each_channel(reg, ns, swap_log, &r);
-    } else {
-        for (size_t i = 0; i < r.made; i++) {
-            presence__changelog_free(&reg->alloc, r.logs[i]);
-        }
+}
+
+void presence__history_finish(struct presence__history_plan *p)
+{
+    if (p->logs == NULL) {
+        return;
     }
-    if (r.logs != NULL) {
-        presence__free(&reg->alloc, r.logs, bytes);
+    for (size_t i = 0; i < p->count; i++) {
+        log_free(p->reg, p->logs[i]);
     }
-    return r.rc;
+    free_array(p);
 }
 
 /* ---- presence_changes_since ------------------------------------------- */
