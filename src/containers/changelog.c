@@ -40,6 +40,14 @@ void presence__changelog_free(const presence_allocator *alloc,
     }
 }
 
+/* The slot of the i-th entry from the oldest (i < cap): no division, on
+ * the path of every change. */
+static uint32_t slot(const struct presence__changelog *log, size_t i)
+{
+    size_t at = log->head + i;
+    return (uint32_t)(at >= log->cap ? at - log->cap : at);
+}
+
 bool presence__changelog_push(struct presence__changelog *log,
                               const struct presence__change *c,
                               struct presence__change *dropped)
@@ -48,7 +56,7 @@ bool presence__changelog_push(struct presence__changelog *log,
     if (full) {
         (void)presence__changelog_pop(log, dropped);
     }
-    log->entries[(log->head + log->len) % log->cap] = *c;
+    log->entries[slot(log, log->len)] = *c;
     log->len++;
     return full;
 }
@@ -63,7 +71,7 @@ bool presence__changelog_pop(struct presence__changelog *log,
     /* Whoever asks for changes after this one's version now finds the
      * log too short. */
     log->since = out->seq;
-    log->head = (log->head + 1) % log->cap;
+    log->head = slot(log, 1);
     log->len--;
     return true;
 }
@@ -71,7 +79,7 @@ bool presence__changelog_pop(struct presence__changelog *log,
 const struct presence__change *
 presence__changelog_at(const struct presence__changelog *log, size_t i)
 {
-    return &log->entries[(log->head + i) % log->cap];
+    return &log->entries[slot(log, i)];
 }
 
 bool presence__changelog_after(const struct presence__changelog *log,
