@@ -364,9 +364,11 @@ typedef struct presence_namespace_options {
     /** Changes each channel keeps for presence_changes_since(): its last
      *  @c history_size joins, leaves and updates. 0 = none (default); at
      *  most #PRESENCE_HISTORY_SIZE_MAX (#PRESENCE_ERR_INVALID beyond).
-     *  Memory: a channel's log is allocated whole when the channel is
-     *  made, about 40 bytes an entry, and keeps the client records and
-     *  chan_info its entries name alive until they drop out of it. */
+     *  Memory: about 40 bytes an entry; a channel's log grows with the
+     *  channel (to at most its entries plus its members, up to
+     *  history_size), so small, quiet channels stay small; it keeps the
+     *  client records and chan_info its entries name alive until they
+     *  drop out of it. */
     size_t history_size;
 } presence_namespace_options;
 
@@ -1555,9 +1557,10 @@ PRESENCE_API void presence_history_free(presence_history *history);
  *
  * A log belongs to one life of a channel: it begins when the channel gets
  * its first member (or when history_size is set) and goes with its last.
- * Logging needs no allocation, so it cannot fail: a channel's log is
- * allocated with the channel (a join then fails with #PRESENCE_ERR_NOMEM
- * and changes nothing when it cannot be) or by presence_namespace_set().
+ * Logging needs no allocation, so it cannot fail: a channel's log is made
+ * with the channel and grown by the joins and updates that need it (which
+ * then fail with #PRESENCE_ERR_NOMEM and change nothing when it cannot
+ * be), or made by presence_namespace_set(); a leave always fits.
  *
  * @param requester as for presence_query(): the same access check.
  * @param out       receives the list, owned by the caller; untouched on

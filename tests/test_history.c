@@ -647,6 +647,46 @@ static void test_resize(void **state)
     fixture_close(&f);
 }
 
+/* A log grows with its channel, and keeps every change history_size
+ * promises: the leaves of all members but one, after their joins, and
+ * updates by name and through join_many, all from the channel's start. */
+static void test_growth(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    ns_history(f.reg, "", 100, 0);
+    presence_channel_stats zero = {0, 0, 0, 0};
+    char want[2048] = "";
+    for (int i = 0; i < 20; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "c%d", i);
+        assert_ok(join_simple(f.reg, "a", id, "u"));
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%sjoin %s",
+                 i > 0 ? ", " : "", id);
+    }
+    presence_client *h = open_handle(f.reg, "h", "u");
+    assert_ok(presence_client_join(f.reg, h, "a", NULL, 0, NULL));
+    strcat(want, ", join h");
+    const presence_join_item item = {"a", "i", 1};
+    assert_ok(presence_client_join_many(f.reg, h, &item, 1, NULL, NULL));
+    strcat(want, ", update h");
+    assert_ok(presence_update(f.reg, "a", "c0", "x", 1));
+    strcat(want, ", update c0");
+    for (int i = 1; i < 20; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "c%d", i);
+        assert_ok(presence_leave(f.reg, "a", id));
+        snprintf(want + strlen(want), sizeof want - strlen(want),
+                 ", leave %s explicit", id);
+    }
+    assert_ok(presence_client_close(f.reg, h, NULL));
+    strcat(want, ", leave h disconnect");
+    assert_changes(f.reg, "a", zero, want);
+    fixture_close(&f);
+}
+
 /* The dump of every channel's log, for before/after comparisons. */
 static const char *const dump_ns[] = {"", "xs", NULL};
 
@@ -882,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_every_path_logged),
         cmocka_unit_test(test_close_paths),
         cmocka_unit_test(test_resize),
+        cmocka_unit_test(test_growth),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_threads_reader),
     };

@@ -32,6 +32,31 @@ int presence__changelog_new(const presence_allocator *alloc, size_t cap,
     return PRESENCE_OK;
 }
 
+int presence__changelog_grow(const presence_allocator *alloc,
+                             struct presence__changelog **log, size_t need,
+                             size_t max)
+{
+    struct presence__changelog *old = *log;
+    size_t want = need < max ? need : max;
+    if (want <= old->cap) {
+        return PRESENCE_OK;
+    }
+    size_t cap = (size_t)old->cap * 2;
+    cap = cap < want ? want : cap > max ? max : cap;
+    struct presence__changelog *next;
+    int rc = presence__changelog_new(alloc, cap, old->since, &next);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < old->len; i++) {
+        next->entries[i] = *presence__changelog_at(old, i);
+    }
+    next->len = old->len;
+    presence__changelog_free(alloc, old);
+    *log = next;
+    return PRESENCE_OK;
+}
+
 void presence__changelog_free(const presence_allocator *alloc,
                               struct presence__changelog *log)
 {

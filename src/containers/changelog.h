@@ -1,10 +1,10 @@
 /*
  * A channel's change log: a ring of its last changes (join, leave, update),
  * oldest first, each holding a reference on its client record and on the
- * chan_info blob it names. The ring never allocates after it is made, so
- * logging a change cannot fail; a full ring drops its oldest entry, and
- * `since` moves up with it, so the log always knows how far back it
- * reaches.
+ * chan_info blob it names. Appending never allocates, so logging a change
+ * cannot fail (the ring is grown beforehand, by the part of a change that
+ * may fail); a full ring drops its oldest entry, and `since` moves up with
+ * it, so the log always knows how far back it reaches.
  *
  * The container only moves records: releasing the client references that
  * entries hold is its owner's (the domain's) job, which is why dropping
@@ -44,6 +44,12 @@ struct presence__changelog {
 /* A new, empty log of cap (> 0) entries that reaches back to `since`. */
 int presence__changelog_new(const presence_allocator *alloc, size_t cap,
                             uint64_t since, struct presence__changelog **out);
+/* Make the log hold at least min(need, max) entries (cap only grows, at
+ * least doubling, never beyond max); the entries keep their order. Fails
+ * without change. */
+int presence__changelog_grow(const presence_allocator *alloc,
+                             struct presence__changelog **log, size_t need,
+                             size_t max);
 /* Free an empty log (pop its entries first); NULL does nothing. */
 void presence__changelog_free(const presence_allocator *alloc,
                               struct presence__changelog *log);

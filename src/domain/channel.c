@@ -447,6 +447,9 @@ int presence__replace_chan_info(presence_registry *reg,
     int rc = presence__events_reserve(reg, 1, &reserved);
     struct presence__blob *blob = NULL;
     if (rc == PRESENCE_OK) {
+        rc = presence__history_room(reg, presence__shard_channel(hs, m), 1);
+    }
+    if (rc == PRESENCE_OK) {
         rc = presence__blob_new(&reg->alloc, chan_info, chan_info_len, &blob);
     }
     if (rc == PRESENCE_OK && blob != NULL && old == NULL) {
@@ -603,6 +606,9 @@ join_new(presence_registry *reg, struct presence__target *t,
                      : PRESENCE_ERR_NOMEM;
     }
     struct presence__channel *ch = t->chan.ch;
+    if (rc == PRESENCE_OK) {
+        rc = presence__history_room(reg, ch, 2);
+    }
     if (rc == PRESENCE_OK) {
         rc = presence__memberset_prepare(&reg->alloc, &ch->members, t->client_hash);
     }

@@ -632,6 +632,11 @@ int presence__namespace_drain(presence_registry *reg,
  * Fails without change. */
 int presence__history_attach(presence_registry *reg,
                              struct presence__channel *ch);
+/* Make room in ch's log (its shard held) for a change to come: `more`
+ * is 2 for a join, 1 for an update (see history.c). Fails without a
+ * visible change. */
+int presence__history_room(presence_registry *reg,
+                           struct presence__channel *ch, size_t more);
 /* Log the change of m that just made ch->seq (ch's shard hs held);
  * nothing when ch keeps no log. Cannot fail. */
 void presence__history_log(presence_registry *reg, struct presence__shard *hs,

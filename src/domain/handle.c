@@ -414,8 +414,11 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
         return PRESENCE_OK;
     }
     struct presence__blob *blob = NULL;
-    rc = presence__blob_new(&reg->alloc, item->chan_info,
-                            item->chan_info_len, &blob);
+    rc = presence__history_room(reg, t->chan.ch, 1);
+    if (rc == PRESENCE_OK) {
+        rc = presence__blob_new(&reg->alloc, item->chan_info,
+                                item->chan_info_len, &blob);
+    }
     if (rc == PRESENCE_OK && old == NULL) { /* blob is not NULL: they differ */
         rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
         if (rc == PRESENCE_OK) {

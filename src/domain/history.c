@@ -2,10 +2,10 @@
  * Channels' change logs and presence_changes_since().
  *
  * A channel whose namespace has a history_size gets its log (a ring,
- * containers/changelog.c) when it is made, in the part of a join that may
- * fail, so that logging a change later needs no allocation and cannot
- * fail: every path that changes a membership logs where it advances the
- * channel's seq. Entries hold references on the client record and the
+ * containers/changelog.c) when it is made, and the log grows in the part
+ * of each join or update that may fail, so that logging a change needs no
+ * allocation and cannot fail: every path that changes a membership logs
+ * where it advances the channel's seq. Entries hold references on the client record and the
  * chan_info blob, as queued events do, so a change is told with the
  * client's names and infos after the client left or went.
  *
@@ -29,6 +29,9 @@ static void change_release(presence_registry *reg, struct presence__change *c)
     presence__client_unref(reg, c->client);
 }
 
+/* The room a log starts with: its first join and leave. */
+#define FIRST_ROOM 2u
+
 int presence__history_attach(presence_registry *reg,
                              struct presence__channel *ch)
 {
@@ -37,7 +40,30 @@ int presence__history_attach(presence_registry *reg,
     if (size == 0) {
         return PRESENCE_OK;
     }
-    return presence__changelog_new(&reg->alloc, size, ch->seq, &ch->history);
+    return presence__changelog_new(&reg->alloc,
+                                   size < FIRST_ROOM ? size : FIRST_ROOM,
+                                   ch->seq, &ch->history);
+}
+
+/*
+ * Logs grow with their channels. The rule: a log holds at least
+ * min(history_size, its entries + the channel's members) entries, so the
+ * leaves to come, one per member at most before the next join or update
+ * grows it again, always fit without dropping a change that history_size
+ * promises to keep. A join needs room for 2 more (its entry and its
+ * member), an update for 1.
+ */
+int presence__history_room(presence_registry *reg,
+                           struct presence__channel *ch, size_t more)
+{
+    struct presence__changelog *log = ch->history;
+    if (log == NULL) {
+        return PRESENCE_OK;
+    }
+    size_t need = presence__add_size(
+        presence__add_size(log->len, ch->members.count), more);
+    return presence__changelog_grow(&reg->alloc, &ch->history, need,
+                                    ch->ns->options.history_size);
 }
 
 void presence__history_log(presence_registry *reg, struct presence__shard *hs,
@@ -112,12 +138,18 @@ static void count_channel(struct presence__channel *ch, void *ctx)
     ((struct presence__history_plan *)ctx)->count++;
 }
 
+/* A log of the new size for ch, with room for the entries it keeps of
+ * its old one and its members (the rule of presence__history_room). */
 static void make_log(struct presence__channel *ch, void *ctx)
 {
     struct presence__history_plan *p = ctx;
     if (p->rc == PRESENCE_OK) {
-        p->rc = presence__changelog_new(&p->reg->alloc, p->size, ch->seq,
-                                        &p->logs[p->made]);
+        size_t kept = ch->history != NULL ? ch->history->len : 0;
+        size_t need = presence__add_size(kept, ch->members.count);
+        need = need < FIRST_ROOM ? FIRST_ROOM : need;
+        p->rc = presence__changelog_new(&p->reg->alloc,
+                                        need < p->size ? need : p->size,
+                                        ch->seq, &p->logs[p->made]);
         p->made += p->rc == PRESENCE_OK;
     }
 }
