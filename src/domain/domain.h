@@ -93,13 +93,14 @@ struct presence__channel {
     uint32_t number; /* in its shard's channel table while live */
     uint64_t hash;
     atomic_size_t refs;
+    /* Its last changes, when its namespace keeps them (history.c); not
+     * among what a lookup for stats reads, below. */
+    struct presence__changelog *history;
     /* Which life of the channel this record is: fixed, never 0, unique
      * in the registry and random across registries (presence__epoch). */
     uint64_t epoch;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
-    /* Its last changes, when its namespace keeps them (history.c). */
-    struct presence__changelog *history;
     /* What presence_stats reads, the counts (each its struct's last
      * field), the namespace and the name, kept together at the end: a
      * lookup then touches two cache lines of the record, not three. */
