@@ -5,9 +5,9 @@
  * containers/changelog.c) when it is made, and the log grows in the part
  * of each join or update that may fail, so that logging a change needs no
  * allocation and cannot fail: every path that changes a membership logs
- * where it advances the channel's seq. Entries hold references on the client record and the
- * chan_info blob, as queued events do, so a change is told with the
- * client's names and infos after the client left or went.
+ * where it advances the channel's seq. Entries hold references on the
+ * client record and the chan_info blob, as queued events do, so a change
+ * is told with the client's names and infos after the client left.
  *
  * SPDX-License-Identifier: MIT
  */
