@@ -77,17 +77,27 @@ void bench_params_default(bench_params *p) {
     p->R = 10;
     p->I = 32;
     p->handles = false;
+    p->history = 0;
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
     uint64_t *fields[5] = {&p->C, &p->H, &p->K, &p->R, &p->I};
-    if (argc > 0 && strcmp(argv[0], "--handles") == 0) {
-        p->handles = true;
-        argc--;
-        argv++;
+    for (;;) {
+        if (argc > 0 && strcmp(argv[0], "--handles") == 0) {
+            p->handles = true;
+            argc--;
+            argv++;
+        } else if (argc > 1 && strcmp(argv[0], "--history") == 0) {
+            p->history = bench_parse_u64(argv[1]);
+            argc -= 2;
+            argv += 2;
+        } else {
+            break;
+        }
     }
     if (argc > 5) {
-        fprintf(stderr, "usage: presence-bench [--handles] [C H K R I]\n");
+        fprintf(stderr,
+                "usage: presence-bench [--handles] [--history N] [C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

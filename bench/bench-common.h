@@ -59,6 +59,9 @@ typedef struct bench_params {
      * in one presence_client_join_many, refreshed in one touch, closed
      * for the leave (presence-bench --handles). */
     bool handles;
+    /* history_size of the channels' namespace (presence-bench --history
+     * N): the cost of the change log on joins and leaves. */
+    uint64_t history;
 } bench_params;
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */

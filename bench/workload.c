@@ -55,6 +55,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
         cfg.allocator = *hooks->allocator;
     BENCH_CHECK(presence_registry_new(&cfg, &reg));
     presence_namespace_options_init(&ns);
+    ns.history_size = (size_t)p->history;
     BENCH_CHECK(presence_namespace_set(reg, "chat", &ns));
 
     presence_client **handles = NULL;

@@ -121,6 +121,75 @@ static size_t live_channels(const model *md)
     return n;
 }
 
+size_t model_history_size(const model *md, int channel)
+{
+    return in_ns_t(channel) ? md->hist_t
+           : channel == 4   ? md->hist_q
+                            : md->hist_default;
+}
+
+/* A change that just made md->seq[channel] goes into its log. */
+static void log_change(model *md, presence_event_kind kind,
+                       presence_leave_reason reason, int channel, int client,
+                       int info)
+{
+    model_log *lg = &md->logs[channel];
+    if (!lg->on) {
+        return;
+    }
+    if (lg->len == model_history_size(md, channel)) {
+        lg->since = lg->changes[0].seq;
+        memmove(&lg->changes[0], &lg->changes[1],
+                (lg->len - 1) * sizeof lg->changes[0]);
+        lg->len--;
+    }
+    lg->changes[lg->len++] = (model_change){
+        kind, reason, client, info, md->seq[channel], md->now,
+        md->node[client], md->open[client]};
+}
+
+void model_set_history_t(model *md, size_t size)
+{
+    if (size == md->hist_t) {
+        return;
+    }
+    md->hist_t = size;
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        model_log *lg = &md->logs[ch];
+        if (!in_ns_t(ch) || model_channel_count(md, ch) == 0) {
+            continue;
+        }
+        if (size == 0) {
+            lg->on = false;
+        } else if (!lg->on) {
+            *lg = (model_log){.on = true, .since = md->seq[ch]};
+        } else if (lg->len > size) {
+            size_t drop = lg->len - size;
+            lg->since = lg->changes[drop - 1].seq;
+            memmove(&lg->changes[0], &lg->changes[drop],
+                    size * sizeof lg->changes[0]);
+            lg->len = size;
+        }
+    }
+}
+
+int model_changes_since(const model *md, int channel, bool epoch_now,
+                        bool epoch_zero, uint64_t seq, size_t *first)
+{
+    const model_log *lg = &md->logs[channel];
+    *first = 0;
+    if (model_channel_count(md, channel) == 0) {
+        return epoch_zero && seq == 0 ? PRESENCE_OK
+                                      : PRESENCE_ERR_SNAPSHOT_NEEDED;
+    }
+    if (!lg->on || !(epoch_now || (epoch_zero && seq == 0)) ||
+        seq < lg->since || seq > md->seq[channel]) {
+        return PRESENCE_ERR_SNAPSHOT_NEEDED;
+    }
+    *first = (size_t)(seq - lg->since);
+    return PRESENCE_OK;
+}
+
 static void emit(model *md, presence_event_kind kind,
                  presence_leave_reason reason, int channel, int client,
                  int info)
@@ -150,6 +219,7 @@ static void remove_member(model *md, int channel, int client,
     int info = mm->info;
     mm->in = false;
     md->seq[channel]++;
+    log_change(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info);
     bool last = model_user_count(md, channel, model_user_of(client)) == 0;
     emit(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info);
     if (last) {
@@ -157,6 +227,7 @@ static void remove_member(model *md, int channel, int client,
     }
     if (model_channel_count(md, channel) == 0) {
         md->seq[channel] = 0;
+        md->logs[channel].on = false; /* the log goes with the life */
     }
 }
 
@@ -189,6 +260,8 @@ int model_join_node(model *md, int node, int channel, int client, int user,
         if (mm->info != info) {
             mm->info = info;
             md->seq[channel]++;
+            log_change(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE,
+                       channel, client, info);
             emit(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel,
                  client, info);
         }
@@ -207,12 +280,18 @@ int model_join_node(model *md, int node, int channel, int client, int user,
     }
     bool first = model_user_count(md, channel, user) == 0;
     md->node[client] = node; /* the same, or the first channel's */
+    if (count == 0) { /* a new life, with a log from its start */
+        md->logs[channel] =
+            (model_log){.on = model_history_size(md, channel) > 0};
+    }
     mm->in = true;
     mm->info = info;
     mm->joined_at = md->now;
     mm->join_order = ++md->orders;
     touch(md, mm);
     md->seq[channel]++;
+    log_change(md, PRESENCE_EVENT_JOIN, PRESENCE_LEAVE_NONE, channel, client,
+               info);
     emit(md, PRESENCE_EVENT_JOIN, PRESENCE_LEAVE_NONE, channel, client, info);
     if (first) {
         emit(md, PRESENCE_EVENT_USER_JOIN, PRESENCE_LEAVE_NONE, channel,
@@ -330,6 +409,8 @@ int model_update(model *md, int channel, int client, int info)
     if (rc == PRESENCE_OK && mm->info != info) {
         mm->info = info;
         md->seq[channel]++;
+        log_change(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel,
+                   client, info);
         emit(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel, client,
              info);
     }

@@ -30,6 +30,7 @@ enum {
     MODEL_CHANNELS_MAX = 4,
     MODEL_NODES = MODEL_CLIENTS, /* client k's home node is "nk" */
     MODEL_LOCAL = -1,            /* a client's node when it is local */
+    MODEL_LOG_MAX = 8,           /* the largest history_size used */
 };
 
 /* The universe. */
@@ -68,6 +69,27 @@ typedef struct model_member {
     uint64_t touch_order; /* the namespace's touch list order */
 } model_member;
 
+/* One change in a channel's log (presence_changes_since()). */
+typedef struct model_change {
+    presence_event_kind kind;
+    presence_leave_reason reason;
+    int client;
+    int info;
+    uint64_t seq;
+    int64_t time_ms;
+    int node;
+    bool open; /* the client was a handle's: its app pointer shows */
+} model_change;
+
+/* A channel's log: its last changes, while the channel lives and its
+ * namespace has a history_size. */
+typedef struct model_log {
+    bool on;
+    uint64_t since; /* it holds every change after this seq */
+    size_t len;
+    model_change changes[MODEL_LOG_MAX]; /* oldest first */
+} model_log;
+
 typedef struct model {
     model_member m[MODEL_CLIENTS][MODEL_CHANNELS];
     uint64_t seq[MODEL_CHANNELS];
@@ -83,6 +105,9 @@ typedef struct model {
     bool every_sub; /* the PRESENCE_EVENTS_EVERY_NAMESPACE one is on */
     model_event events[MODEL_MAX_EVENTS];
     size_t nevents;
+    /* history_size of the default namespace, of "tt" and of "qq". */
+    size_t hist_default, hist_t, hist_q;
+    model_log logs[MODEL_CHANNELS];
 } model;
 
 /* The user and conn_info each client always joins with. */
@@ -125,6 +150,18 @@ int model_close(model *md, int channel, const int *order, size_t n);
 void model_set_ttl_t(model *md, int64_t ttl);
 size_t model_expire(model *md);
 int64_t model_next_deadline(const model *md);
+
+/* The history_size of a channel's namespace. */
+size_t model_history_size(const model *md, int channel);
+/* The history_size of "tt" becomes size: its live channels' logs keep
+ * their newest changes that fit, or start at their current seq. */
+void model_set_history_t(model *md, size_t size);
+/* What presence_changes_since(channel, epoch, seq) answers, given whether
+ * epoch is the channel's current one (epoch 0 is passed as such): OK with
+ * *first the index of the first change to tell in md->logs[channel], or
+ * PRESENCE_ERR_SNAPSHOT_NEEDED. */
+int model_changes_since(const model *md, int channel, bool epoch_now,
+                        bool epoch_zero, uint64_t seq, size_t *first);
 
 /* Runs the re-entry rules over the queued events (what the fuzzer's
  * callback does in the library). */

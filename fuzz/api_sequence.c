@@ -311,6 +311,66 @@ static void check_snapshot_member(const struct harness *h, int ch,
     CHECK(pm->app == app_of(h, c));
 }
 
+/* presence_changes_since() against the model's log, from a version:
+ * epoch is the channel's, 0, or another. */
+static void check_changes_from(struct harness *h, int ch, uint64_t epoch,
+                               uint64_t now_epoch, uint64_t seq)
+{
+    presence_history *hist = NULL;
+    int rc = presence_changes_since(h->reg, model_channel_names[ch],
+                                    presence_trusted(), epoch, seq, &hist);
+    size_t first;
+    int want = model_changes_since(&h->md, ch, epoch != 0 && epoch == now_epoch,
+                                   epoch == 0, seq, &first);
+    if (rc != want) {
+        fprintf(stderr, "changes_since %s (%s, %llu): library %s, model %s\n",
+                model_channel_names[ch], epoch == now_epoch ? "now" : "other",
+                (unsigned long long)seq, presence_error_name(rc),
+                presence_error_name(want));
+    }
+    CHECK(rc == want);
+    if (rc != PRESENCE_OK) {
+        CHECK(hist == NULL);
+        return;
+    }
+    const model_log *lg = &h->md.logs[ch];
+    size_t n = model_channel_count(&h->md, ch) > 0 ? lg->len - first : 0;
+    CHECK(hist->count == n);
+    CHECK(hist->stats.seq == h->md.seq[ch] && hist->stats.epoch == now_epoch);
+    for (size_t i = 0; i < n; i++) {
+        const model_change *mc = &lg->changes[first + i];
+        const presence_history_entry *e = &hist->entries[i];
+        const presence_member *pm = &e->member;
+        CHECK(e->kind == mc->kind && e->reason == mc->reason);
+        CHECK(e->seq == mc->seq && e->time_ms == mc->time_ms);
+        CHECK(strcmp(pm->channel, model_channel_names[ch]) == 0);
+        CHECK(strcmp(pm->client_id, model_client_ids[mc->client]) == 0);
+        CHECK(strcmp(pm->user_id,
+                     model_user_ids[model_user_of(mc->client)]) == 0);
+        CHECK(info_index(pm->chan_info, pm->chan_info_len) == mc->info);
+        CHECK(pm->conn_info_len == strlen(model_conn_info_of(mc->client)));
+        CHECK(strcmp(pm->node_id, model_node_name(mc->node)) == 0);
+        CHECK(pm->app == (mc->open ? h->app_ptrs[mc->client] : NULL));
+        CHECK(pm->joined_at_ms ==
+              (mc->kind == PRESENCE_EVENT_JOIN ? mc->time_ms : 0));
+    }
+    presence_history_free(hist);
+}
+
+/* The log from every version near the channel's, and from the others. */
+static void check_changes(struct harness *h, int ch,
+                          const presence_channel_stats *st)
+{
+    uint64_t seq = st->seq;
+    for (uint64_t back = 0; back <= MODEL_LOG_MAX + 1 && back <= seq; back++) {
+        check_changes_from(h, ch, st->epoch, st->epoch, seq - back);
+    }
+    check_changes_from(h, ch, st->epoch, st->epoch, seq + 1);
+    check_changes_from(h, ch, 0, st->epoch, 0);
+    check_changes_from(h, ch, 0, st->epoch, 1);
+    check_changes_from(h, ch, st->epoch ^ 0x10, st->epoch, seq);
+}
+
 struct visit_check {
     struct harness *h;
     int ch;
@@ -342,6 +402,7 @@ static void check_channel(struct harness *h, int ch)
     CHECK(st.seq == h->md.seq[ch]);
     CHECK((st.epoch == 0) == (st.num_clients == 0));
     CHECK(st.epoch == 0 || h->epochs[ch] == 0 || st.epoch == h->epochs[ch]);
+    check_changes(h, ch, &st);
     for (int u = 0; u < MODEL_USERS; u++) {
         size_t n = 99;
         CHECK(presence_user_present(reg, name, model_user_ids[u], &n) ==
@@ -581,14 +642,17 @@ static void step(struct harness *h, struct input *in)
         CHECK(rc != PRESENCE_OK || next > h->clock); /* nothing left due */
         break;
     }
-    case 9: { /* change the TTL of namespace tt */
+    case 9: { /* change the TTL and the history_size of namespace tt */
         static const int64_t ttls[] = {0, 30, 50, 100};
+        static const size_t sizes[] = {2, 0, 3, MODEL_LOG_MAX};
         presence_namespace_options o;
         presence_namespace_options_init(&o);
         o.ttl_ms = ttls[a % 4];
+        o.history_size = sizes[(a / 4) % 4];
         rc = presence_namespace_set(reg, "tt", &o);
         want = PRESENCE_OK;
         model_set_ttl_t(&h->md, o.ttl_ms);
+        model_set_history_t(&h->md, o.history_size);
         break;
     }
     case 10: /* the lobby subscription comes and goes */
@@ -821,12 +885,22 @@ int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
     cfg.limits.channels_max = MODEL_CHANNELS_MAX;
     CHECK(presence_registry_new(&cfg, &h->reg) == PRESENCE_OK);
 
+    /* Logs: small enough that they wrap. */
+    h->md.hist_default = 4;
+
+    h->md.hist_t = 2;
+    h->md.hist_q = 3;
     presence_namespace_options o;
     presence_namespace_options_init(&o);
+    o.history_size = h->md.hist_default;
+    CHECK(presence_namespace_set(h->reg, "", &o) == PRESENCE_OK);
+    presence_namespace_options_init(&o);
     o.ttl_ms = h->md.ttl_t;
+    o.history_size = h->md.hist_t;
     CHECK(presence_namespace_set(h->reg, "tt", &o) == PRESENCE_OK);
     presence_namespace_options_init(&o);
     o.join_leave = false;
+    o.history_size = h->md.hist_q;
     CHECK(presence_namespace_set(h->reg, "qq", &o) == PRESENCE_OK);
     presence_namespace_options_init(&o);
     o.presence = false;

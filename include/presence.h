@@ -58,6 +58,7 @@
  * | #PRESENCE_ERR_NOT_AVAILABLE          | 108 not available          |
  * | #PRESENCE_ERR_DENIED                 | 103 permission denied      |
  * | #PRESENCE_ERR_CLIENT_CHANNEL_LIMIT, #PRESENCE_ERR_CHANNEL_MEMBER_LIMIT, #PRESENCE_ERR_CHANNEL_LIMIT | 106 limit exceeded |
+ * | #PRESENCE_ERR_SNAPSHOT_NEEDED        | 112 unrecoverable position |
  * | #PRESENCE_ERR_NOMEM and anything else | 100 internal              |
  *
  * @section threads Threads
@@ -204,7 +205,9 @@ PRESENCE_API uint32_t presence_version_number(void);
     X(ERR_CHANNEL_MEMBER_LIMIT, -10, "channel has too many members")           \
     X(ERR_CHANNEL_LIMIT, -11, "too many channels")                             \
     X(ERR_DENIED, -12, "permission denied")                                    \
-    X(ERR_BUSY, -13, "not allowed while events are being delivered")
+    X(ERR_BUSY, -13, "not allowed while events are being delivered")        \
+    X(ERR_SNAPSHOT_NEEDED, -14,                                                \
+      "changes since that version are not kept: take a snapshot")
 
 /** Error codes. Every failing function returns one of the negative values. */
 typedef enum presence_error {
@@ -358,7 +361,19 @@ typedef struct presence_namespace_options {
     /** Members per channel in this namespace; 0 = the registry's limit
      *  (default). */
     size_t max_members;
+    /** Changes each channel keeps for presence_changes_since(): its last
+     *  @c history_size joins, leaves and updates. 0 = none (default); at
+     *  most #PRESENCE_HISTORY_SIZE_MAX (#PRESENCE_ERR_INVALID beyond).
+     *  Memory: about 40 bytes an entry; a channel's log grows with the
+     *  channel (to at most its entries plus its members, up to
+     *  history_size), so small, quiet channels stay small; it keeps the
+     *  client records and chan_info its entries name alive until they
+     *  drop out of it. */
+    size_t history_size;
 } presence_namespace_options;
+
+/** The largest presence_namespace_options::history_size. */
+#define PRESENCE_HISTORY_SIZE_MAX 1048576u
 
 /**
  * The registry's configuration. Fill with presence_config_init() before
@@ -489,14 +504,20 @@ PRESENCE_API int presence_registry_counts(presence_registry *registry,
  * touched); a lower max_members stops new joins but removes no one;
  * turning presence off closes every channel of the namespace, each member
  * leaving with #PRESENCE_LEAVE_CLOSED (events delivered if join_leave was
- * on), in batches as presence_channel_close() does.
+ * on), in batches as presence_channel_close() does; a new history_size
+ * gives every channel of the namespace a log of that size at once, which
+ * keeps the newest changes of the old one that fit (a channel that had
+ * none starts one that reaches back to its current version), or takes
+ * the logs away (0).
  *
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID for a NULL argument, an
  *         options struct not filled by presence_namespace_options_init(),
- *         or a negative ttl_ms; #PRESENCE_ERR_BAD_NAME for a name that
+ *         a negative ttl_ms, or a history_size over
+ *         #PRESENCE_HISTORY_SIZE_MAX; #PRESENCE_ERR_BAD_NAME for a name that
  *         breaks the rule; #PRESENCE_ERR_TOO_LONG for a name over
  *         #PRESENCE_NAMESPACE_NAME_MAX bytes; #PRESENCE_ERR_NOMEM (for a new namespace, or when
- *         turning a TTL on, nothing changed; when turning presence off,
+ *         turning a TTL on or changing history_size, nothing changed;
+ *         when turning presence off,
  *         the new options apply but memory ran out while closing
  *         channels: each member left completely or not at all, and
  *         calling again with the same options closes the rest).
@@ -1470,6 +1491,94 @@ PRESENCE_API int presence_subscribe(presence_registry *registry,
  */
 PRESENCE_API int presence_unsubscribe(presence_registry *registry,
                                       presence_subscription subscription);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Change history */
+/**@{*/
+
+/**
+ * One change of a channel, from its log (see presence_changes_since()).
+ * Every pointer points into the presence_history that holds it.
+ */
+typedef struct presence_history_entry {
+    /** #PRESENCE_EVENT_JOIN, #PRESENCE_EVENT_LEAVE or
+     *  #PRESENCE_EVENT_UPDATE (user kinds are not logged: a user's first
+     *  join and last leave follow from the client changes). */
+    presence_event_kind kind;
+    presence_leave_reason reason; /**< for a leave, else NONE */
+    uint64_t seq;                 /**< the version this change made */
+    int64_t time_ms;              /**< when it happened */
+    /** The member as the change left it: for a join or an update its new
+     *  chan_info, for a leave its last one. joined_at_ms and
+     *  touched_at_ms are the change's time for a join, 0 otherwise (a
+     *  log keeps no touch times: touches are not changes). */
+    presence_member member;
+} presence_history_entry;
+
+/**
+ * An owned list of changes, one allocation, freed with
+ * presence_history_free(); independent of the registry, like a snapshot.
+ */
+typedef struct presence_history {
+    size_t count;                    /**< entries in @c entries */
+    presence_history_entry *entries; /**< oldest first; NULL when empty */
+    /** The channel when the list was read: its epoch and seq are the
+     *  version the list brings a copy to (the last entry's, or the one
+     *  asked for when nothing changed since). */
+    presence_channel_stats stats;
+} presence_history;
+
+/** Free a presence_history. NULL is accepted. Any thread. */
+PRESENCE_API void presence_history_free(presence_history *history);
+
+/**
+ * The changes of a channel after version (@p epoch, @p seq), in order:
+ * Centrifugo's recovery by offset and epoch, Phoenix's presence_diff, for
+ * presence. A client that holds a copy of the channel at that version
+ * (a snapshot's presence_snapshot::epoch and ::seq, or an event's) brings
+ * it up to date by applying the entries in order, a join or an update as
+ * "put this member", a leave as "remove it", and its copy then equals a
+ * snapshot taken at presence_history::stats (touch times aside).
+ *
+ * Only channels whose namespace has a history_size keep a log, of that
+ * many changes; every change is logged, whatever made it (a join or leave
+ * by name or by handle, presence_client_join_many(), an update, a
+ * disconnect, a close, an expiry, a node's loss, a namespace closed). When
+ * the changes cannot all be told the answer is #PRESENCE_ERR_SNAPSHOT_NEEDED,
+ * never a list with a hole: the channel's life is another (@p epoch is not
+ * its epoch: it emptied since, or the version is from elsewhere), the log
+ * no longer reaches back to @p seq (more than history_size changes since,
+ * or history_size was 0 or set later than @p seq), @p seq is beyond the
+ * channel's, or the namespace keeps no log. Epoch 0, seq 0 (an empty
+ * channel's version) is answered for any life that the log holds from its
+ * start: every change of the channel's life, since it began empty.
+ *
+ * A log belongs to one life of a channel: it begins when the channel gets
+ * its first member (or when history_size is set) and goes with its last.
+ * Logging needs no allocation, so it cannot fail: a channel's log is made
+ * with the channel and grown by the joins and updates that need it (which
+ * then fail with #PRESENCE_ERR_NOMEM and change nothing when it cannot
+ * be), or made by presence_namespace_set(); a leave always fits.
+ *
+ * @param requester as for presence_query(): the same access check.
+ * @param out       receives the list, owned by the caller; untouched on
+ *                  failure.
+ * @return #PRESENCE_OK (an empty list when nothing changed since);
+ *         #PRESENCE_ERR_SNAPSHOT_NEEDED as above; #PRESENCE_ERR_INVALID
+ *         (NULL registry, channel, requester or @p out);
+ *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_AVAILABLE;
+ *         #PRESENCE_ERR_DENIED; #PRESENCE_ERR_NOMEM.
+ * Any thread; the list is copied under the channel's lock, so it is one
+ * instant's view. A callback may call it.
+ */
+PRESENCE_API int presence_changes_since(presence_registry *registry,
+                                        const char *channel,
+                                        const presence_requester *requester,
+                                        uint64_t epoch, uint64_t seq,
+                                        presence_history **out);
 
 /**@}*/
 

@@ -669,6 +669,55 @@ static void dump_members(strbuf *sb, const presence_snapshot *snap)
     sl_free(&members);
 }
 
+/* A channel's change log, whatever it still holds (presence_changes_since
+ * answers for every seq from where the log begins to the channel's: find
+ * that start by bisection). Nothing for a channel without a log. */
+static void dump_history(strbuf *sb, presence_registry *registry,
+                         const char *channel, const presence_snapshot *snap)
+{
+    uint64_t lo = 0;
+    uint64_t hi = snap->seq;
+    presence_history *h = NULL;
+    int rc = presence_changes_since(registry, channel, presence_trusted(),
+                                    snap->epoch, hi, &h);
+    presence_history_free(h);
+    h = NULL; /* a failed call leaves it untouched */
+    if (rc != PRESENCE_OK) {
+        if (rc != PRESENCE_ERR_SNAPSHOT_NEEDED) {
+            sb_printf(sb, "  history ERROR %d\n", rc);
+        }
+        return;
+    }
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        rc = presence_changes_since(registry, channel, presence_trusted(),
+                                    snap->epoch, mid, &h);
+        presence_history_free(h);
+        h = NULL;
+        if (rc == PRESENCE_OK) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    rc = presence_changes_since(registry, channel, presence_trusted(),
+                                snap->epoch, lo, &h);
+    if (rc != PRESENCE_OK) {
+        sb_printf(sb, "  history ERROR %d\n", rc);
+        return;
+    }
+    sb_printf(sb, "  history since=%" PRIu64 " count=%zu\n", lo, h->count);
+    for (size_t i = 0; i < h->count; i++) {
+        const presence_history_entry *e = &h->entries[i];
+        char *line = member_line(&e->member, true);
+        sb_printf(sb, "   %" PRIu64 " %s reason=%s time=%" PRId64 " %s\n",
+                  e->seq, presence_event_kind_name(e->kind),
+                  presence_leave_reason_name(e->reason), e->time_ms, line);
+        free(line);
+    }
+    presence_history_free(h);
+}
+
 char *dump_registry(presence_registry *registry,
                     const char *const *namespaces)
 {
@@ -693,9 +742,9 @@ char *dump_registry(presence_registry *registry,
         } else {
             sb_printf(&sb,
                       "ns '%s' presence=%d join_leave=%d ttl=%" PRId64
-                      " max=%zu\n",
+                      " max=%zu history=%zu\n",
                       namespaces[i], o.presence, o.join_leave, o.ttl_ms,
-                      o.max_members);
+                      o.max_members, o.history_size);
         }
     }
 
@@ -752,6 +801,7 @@ char *dump_registry(presence_registry *registry,
             sb_printf(&sb, "  %s\n", members.items[j]);
         }
         sl_free(&members);
+        dump_history(&sb, registry, chans.items[i], snap);
         presence_snapshot_free(snap);
     }
     sl_sort(&clients);

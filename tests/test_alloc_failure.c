@@ -127,6 +127,7 @@ static int s_ns_chat(run *r)
     presence_namespace_options o;
     presence_namespace_options_init(&o);
     o.max_members = 100;
+    o.history_size = 8; /* chat:big wraps it */
     return presence_namespace_set(r->reg, "chat", &o);
 }
 
@@ -135,6 +136,7 @@ static int s_ns_ttl(run *r)
     presence_namespace_options o;
     presence_namespace_options_init(&o);
     o.ttl_ms = 100;
+    o.history_size = 4;
     return presence_namespace_set(r->reg, "ttl", &o);
 }
 
@@ -301,6 +303,52 @@ static int s_many_joins(run *r)
 static int s_update(run *r)
 {
     return presence_update(r->reg, "chat:room", "c2", "upd", 3);
+}
+
+/* History turned on where channels exist: a log for each, or none. */
+static int s_history_default(run *r)
+{
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.history_size = 16;
+    return presence_namespace_set(r->reg, "", &o);
+}
+
+static int s_history_chat_small(run *r)
+{
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.max_members = 100;
+    o.history_size = 3;
+    return presence_namespace_set(r->reg, "chat", &o);
+}
+
+/* The changes of chat:room from its start, as text. */
+static int s_changes_since(run *r)
+{
+    presence_history *h = NULL;
+    int rc = presence_changes_since(r->reg, "chat:room", presence_trusted(),
+                                    0, 0, &h);
+    if (rc == PRESENCE_OK) {
+        char *t = str_printf("changes chat:room count=%zu seq=%" PRIu64,
+                             h->count, h->stats.seq);
+        reads_add(r, t);
+        free(t);
+        for (size_t i = 0; i < h->count; i++) {
+            const presence_history_entry *e = &h->entries[i];
+            t = str_printf("  %" PRIu64 " %s %s %s chan=%.*s", e->seq,
+                           presence_event_kind_name(e->kind),
+                           e->member.client_id, e->member.user_id,
+                           (int)e->member.chan_info_len,
+                           e->member.chan_info != NULL
+                               ? (const char *)e->member.chan_info
+                               : "");
+            reads_add(r, t);
+            free(t);
+        }
+        presence_history_free(h);
+    }
+    return rc;
 }
 
 static int s_query(run *r)
@@ -540,6 +588,8 @@ static const step scenario[] = {
     {"upsert same", STEP_ATOMIC, s_upsert_same},
     {"upsert new info", STEP_ATOMIC, s_upsert_new},
     {"update", STEP_ATOMIC, s_update},
+    {"history on default", STEP_ATOMIC, s_history_default},
+    {"changes_since", STEP_ATOMIC, s_changes_since},
     {"remote upsert", STEP_ATOMIC, s_rupsert},
     {"query", STEP_ATOMIC, s_query},
     {"query by requester", STEP_ATOMIC, s_query_requester},
@@ -552,6 +602,7 @@ static const step scenario[] = {
     {"leave", STEP_ATOMIC, s_leave},
     {"touch", STEP_ATOMIC, s_touch},
     {"ttl change", STEP_ATOMIC, s_ns_ttl_change},
+    {"history resize chat", STEP_ATOMIC, s_history_chat_small},
     {"join late", STEP_ATOMIC, s_join_late},
     {"unsubscribe chat", STEP_ATOMIC, s_unsub_chat},
     {"disconnect c1", STEP_ATOMIC, s_disconnect},
@@ -723,6 +774,8 @@ static void chaos(const variant *v)
     assert_non_null(strstr(ref.reads, "disconnect c1 left=3"));
     assert_non_null(strstr(ref.reads, "page walk chat:big members=20"));
     assert_non_null(strstr(ref.events_all, "update ch=chat:room"));
+    assert_non_null(strstr(ref.reads, "changes chat:room count="));
+    assert_non_null(strstr(ref.reads, " update c2 "));
     assert_non_null(strstr(ref.reads, "node_down n1 left=3"));
     assert_non_null(strstr(ref.reads, "node_down n3 left=2"));
     assert_non_null(strstr(ref.reads, "node_memberships 'n1' count=3"));

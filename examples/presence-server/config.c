@@ -65,7 +65,17 @@ static int channel_option(ps_channel_options *opts, const char *path,
                           const char *key, json_t *value, bool *matched,
                           char *err, size_t err_len)
 {
-    *matched = false;
+    *matched = strcmp(key, "presence_history_size") == 0;
+    if (*matched) {
+        if (!json_is_integer(value) || json_integer_value(value) < 0 ||
+            json_integer_value(value) > PRESENCE_HISTORY_SIZE_MAX) {
+            return ps_fail(err, err_len,
+                           "key \"%s%s\": expected an integer 0-%u", path, key,
+                           PRESENCE_HISTORY_SIZE_MAX);
+        }
+        opts->presence_history_size = (size_t)json_integer_value(value);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof channel_fields / sizeof channel_fields[0];
          i++) {
         if (strcmp(key, channel_fields[i].key) != 0) {

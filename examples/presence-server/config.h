@@ -30,6 +30,9 @@ typedef struct ps_channel_options {
     bool allow_presence_for_subscriber;
     bool allow_presence_for_client;
     bool allow_presence_for_anonymous;
+    /** An extension: changes each channel keeps for the presence_changes
+     *  API method (libpresence's history_size); 0 = none. */
+    size_t presence_history_size;
 } ps_channel_options;
 
 typedef struct ps_namespace {

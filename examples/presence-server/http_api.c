@@ -8,6 +8,7 @@
  */
 #include "http_api.h"
 
+#include "history_api.h"
 #include "mem.h"
 #include "server.h"
 #include "util.h"
@@ -36,6 +37,7 @@ typedef enum route {
     ROUTE_PRESENCE,
     ROUTE_STATS,
     ROUTE_USER, /* an extension: a user's connections across channels */
+    ROUTE_CHANGES, /* an extension: a channel's changes since a version */
 } route;
 
 static const char *status_text(int status)
@@ -109,6 +111,9 @@ static route find_route(const char *uri)
     }
     if (strcmp(uri, API_PREFIX "/user_presence") == 0) {
         return ROUTE_USER;
+    }
+    if (strcmp(uri, API_PREFIX "/presence_changes") == 0) {
+        return ROUTE_CHANGES;
     }
     return ROUTE_NONE;
 }
@@ -272,6 +277,30 @@ static int handle_user(struct mg_connection *mg, ps_server *server,
     int code = 0;
     json_t *result =
         user_presence(server, user ? json_string_value(user) : "", &code);
+    json_decref(req);
+    if (result != NULL) {
+        return respond_json(mg, 200, json_pack("{s:o}", "result", result));
+    }
+    ps_metrics_api_error(&server->metrics, code);
+    return respond_json(mg, 200,
+                        json_pack("{s:o}", "error", ps_wire_error(code, false)));
+}
+
+/* POST /api/presence_changes: see history_api.h. */
+static int handle_changes(struct mg_connection *mg, ps_server *server,
+                          const char *body, size_t len)
+{
+    bool nomem = false;
+    json_t *req = ps_json_loadb(body, len, 0, NULL, &nomem);
+    if (nomem) {
+        return respond_empty(mg, 500);
+    }
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return respond_bad_request(mg);
+    }
+    int code = 0;
+    json_t *result = ps_history_api_changes(server, req, &code);
     json_decref(req);
     if (result != NULL) {
         return respond_json(mg, 200, json_pack("{s:o}", "result", result));
@@ -591,6 +620,7 @@ static int api_handler(struct mg_connection *mg, void *cbdata)
     }
     int rc = r == ROUTE_LEGACY ? handle_legacy(mg, server, body, len)
              : r == ROUTE_USER ? handle_user(mg, server, body, len)
+             : r == ROUTE_CHANGES ? handle_changes(mg, server, body, len)
                                : handle_method(mg, server, r == ROUTE_STATS,
                                                body, len);
     ps_free(body);

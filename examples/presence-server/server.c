@@ -62,6 +62,7 @@ static void to_library_options(const ps_channel_options *in,
     presence_namespace_options_init(out);
     out->presence = in->presence;
     out->join_leave = in->join_leave;
+    out->history_size = in->presence_history_size;
 }
 
 static int create_registry(ps_server *server, char *err, size_t err_len)

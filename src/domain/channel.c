@@ -125,6 +125,7 @@ static void channel_retire(presence_registry *reg,
     hs->chans_free = ch->number;
     presence__memberset_free(&reg->alloc, &ch->members);
     presence__usercount_free(&reg->alloc, &ch->users);
+    presence__history_free(reg, ch);
     channel_count_give(reg);
     presence__channel_unref(reg, ch); /* the index's */
 }
@@ -158,10 +159,12 @@ static void membership_free(presence_registry *reg,
     presence__slab_free(&reg->alloc, &hs->membership_slab, m);
 }
 
-void presence__membership_remove(presence_registry *reg,
-                                 struct presence__membership *m,
-                                 presence_leave_reason reason,
-                                 size_t *reserved)
+/* Remove a membership; a logged removal goes into its channel's log
+ * (one taken back by presence__leave_silent() is not). */
+static void membership_remove(presence_registry *reg,
+                              struct presence__membership *m,
+                              presence_leave_reason reason, size_t *reserved,
+                              bool logged)
 {
     struct presence__shard *hs = presence__membership_shard(reg, m);
     struct presence__channel *ch = presence__shard_channel(hs, m);
@@ -185,6 +188,9 @@ void presence__membership_remove(presence_registry *reg,
     client->channel_count--;
     atomic_fetch_sub_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
+    if (logged) {
+        presence__history_log(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason);
+    }
     presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
                           last_of_user, reserved);
     membership_free(reg, hs, m);
@@ -194,6 +200,14 @@ void presence__membership_remove(presence_registry *reg,
     if (client->channel_count == 0 && !client->open) {
         presence__client_retire(reg, client, reserved);
     }
+}
+
+void presence__membership_remove(presence_registry *reg,
+                                 struct presence__membership *m,
+                                 presence_leave_reason reason,
+                                 size_t *reserved)
+{
+    membership_remove(reg, m, reason, reserved, true);
 }
 
 void presence__channels_free(presence_registry *reg)
@@ -215,6 +229,7 @@ void presence__channels_free(presence_registry *reg)
             }
             presence__memberset_free(&reg->alloc, &ch->members);
             presence__usercount_free(&reg->alloc, &ch->users);
+            presence__history_free(reg, ch);
             presence__pool_free(&reg->alloc, ch, channel_size(ch->name_len));
         }
         presence__index_free(&reg->alloc, idx);
@@ -432,6 +447,9 @@ int presence__replace_chan_info(presence_registry *reg,
     int rc = presence__events_reserve(reg, 1, &reserved);
     struct presence__blob *blob = NULL;
     if (rc == PRESENCE_OK) {
+        rc = presence__history_room(reg, presence__shard_channel(hs, m), 1);
+    }
+    if (rc == PRESENCE_OK) {
         rc = presence__blob_new(&reg->alloc, chan_info, chan_info_len, &blob);
     }
     if (rc == PRESENCE_OK && blob != NULL && old == NULL) {
@@ -457,6 +475,8 @@ int presence__replace_chan_info(presence_registry *reg,
         ch->member_bytes += presence__membership_bytes(hs, m);
         ch->seq++;
         *changed = true;
+        presence__history_log(reg, hs, ch, m, PRESENCE_EVENT_UPDATE,
+                              PRESENCE_LEAVE_NONE);
         presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_UPDATE,
                               PRESENCE_LEAVE_NONE, false, &reserved);
     }
@@ -484,14 +504,16 @@ static int join_check_limits(const presence_registry *reg,
 
 /* Link a new membership in everywhere and announce it (with no
  * reservation, nothing is announced): the part of a join that cannot
- * fail (both shards held, everything allocated). Returns whether it is
- * the user's first connection in the channel. */
+ * fail (both shards held, everything allocated). A silent join is logged
+ * by whoever commits it. Returns whether it is the user's first
+ * connection in the channel. */
 static PRESENCE__ALWAYS_INLINE bool
 membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__channel *ch,
                             struct presence__client *client,
                             struct presence__membership *m,
-                            struct presence__blob *blob, size_t *reserved)
+                            struct presence__blob *blob, size_t *reserved,
+                            bool silent)
 {
     int64_t now = presence__now(reg);
     /* Every field but the slab's own. */
@@ -520,6 +542,10 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
     }
     atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
+    if (!silent) {
+        presence__history_log(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
+                              PRESENCE_LEAVE_NONE);
+    }
     presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
                           PRESENCE_LEAVE_NONE, first_of_user, reserved);
     return first_of_user;
@@ -576,9 +602,13 @@ join_new(presence_registry *reg, struct presence__target *t,
     if (rc == PRESENCE_OK && new_channel) {
         t->chan.ch = channel_create(reg, &t->chan);
         created = t->chan.ch != NULL;
-        rc = created ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
+        rc = created ? presence__history_attach(reg, t->chan.ch)
+                     : PRESENCE_ERR_NOMEM;
     }
     struct presence__channel *ch = t->chan.ch;
+    if (rc == PRESENCE_OK) {
+        rc = presence__history_room(reg, ch, 2);
+    }
     if (rc == PRESENCE_OK) {
         rc = presence__memberset_prepare(&reg->alloc, &ch->members, t->client_hash);
     }
@@ -606,7 +636,8 @@ join_new(presence_registry *reg, struct presence__target *t,
         return rc;
     }
 
-    bool first = membership_link(reg, hs, ch, client, m, blob, &reserved);
+    bool first =
+        membership_link(reg, hs, ch, client, m, blob, &reserved, silent);
     presence__events_release(reg, &reserved);
     if (silent) {
         *made = m;
@@ -630,7 +661,7 @@ void presence__leave_silent(presence_registry *reg,
     struct presence__channel *ch = presence__membership_channel(reg, m);
     bool stays = ch->members.count > 1;
     size_t none = 0;
-    presence__membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT, &none);
+    membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT, &none, false);
     if (stays) {
         ch->seq -= 2; /* its join's and its leave's */
     }

@@ -55,6 +55,7 @@
 #include "base/hash.h"
 #include "base/lock.h"
 #include "containers/blob.h"
+#include "containers/changelog.h"
 #include "containers/chaninfo.h"
 #include "containers/index.h"
 #include "containers/memberset.h"
@@ -92,6 +93,9 @@ struct presence__channel {
     uint32_t number; /* in its shard's channel table while live */
     uint64_t hash;
     atomic_size_t refs;
+    /* Its last changes, when its namespace keeps them (history.c); not
+     * among what a lookup for stats reads, below. */
+    struct presence__changelog *history;
     /* Which life of the channel this record is: fixed, never 0, unique
      * in the registry and random across registries (presence__epoch). */
     uint64_t epoch;
@@ -623,6 +627,53 @@ void presence__channel_unref(presence_registry *reg,
 /* Close every channel of a namespace whose presence was turned off. */
 int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
+
+/* ---- history.c: the channels' change logs ------------------------------- */
+/* Give a new channel (its shard held) the log its namespace asks for.
+ * Fails without change. */
+int presence__history_attach(presence_registry *reg,
+                             struct presence__channel *ch);
+/* Make room in ch's log (its shard held) for a change to come: `more`
+ * is 2 for a join, 1 for an update (see history.c). Fails without a
+ * visible change. */
+int presence__history_room(presence_registry *reg,
+                           struct presence__channel *ch, size_t more);
+/* Log the change of m that just made ch->seq (ch's shard hs held);
+ * nothing when ch keeps no log. Cannot fail. */
+void presence__history_log(presence_registry *reg, struct presence__shard *hs,
+                           struct presence__channel *ch,
+                           const struct presence__membership *m,
+                           presence_event_kind kind,
+                           presence_leave_reason reason);
+/* Free a channel's log and what its entries hold (its shard held, or the
+ * registry going). */
+void presence__history_free(presence_registry *reg,
+                            struct presence__channel *ch);
+/* A change of ns's history_size, prepared: the logs its channels will
+ * have, made before anything changes. */
+struct presence__history_plan {
+    presence_registry *reg;
+    size_t size;
+    bool change;
+    int rc;
+    size_t count;
+    size_t made;
+    struct presence__changelog **logs; /* one a channel */
+};
+/* Make the logs for ns's history_size becoming `size` (every channel shard
+ * held); fails without change. Then commit or abort the plan, shards
+ * still held, and finish it once they are released. */
+int presence__history_prepare(presence_registry *reg,
+                              const struct presence__namespace *ns,
+                              size_t size, struct presence__history_plan *p);
+/* Every channel of ns takes its log (the newest changes of its old one
+ * that fit), or none for a size of 0. */
+void presence__history_commit(const struct presence__namespace *ns,
+                              struct presence__history_plan *p);
+void presence__history_abort(struct presence__history_plan *p);
+/* Release the old logs of a committed plan (no lock held); nothing for a
+ * plan that was aborted, failed or zeroed. */
+void presence__history_finish(struct presence__history_plan *p);
 
 /* ---- query.c ------------------------------------------------------------ */
 /* A public read's requester: NULL is INVALID, presence_trusted() becomes

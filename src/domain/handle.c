@@ -414,8 +414,11 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
         return PRESENCE_OK;
     }
     struct presence__blob *blob = NULL;
-    rc = presence__blob_new(&reg->alloc, item->chan_info,
-                            item->chan_info_len, &blob);
+    rc = presence__history_room(reg, t->chan.ch, 1);
+    if (rc == PRESENCE_OK) {
+        rc = presence__blob_new(&reg->alloc, item->chan_info,
+                                item->chan_info_len, &blob);
+    }
     if (rc == PRESENCE_OK && old == NULL) { /* blob is not NULL: they differ */
         rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
         if (rc == PRESENCE_OK) {
@@ -484,12 +487,16 @@ static void item_commit(presence_registry *reg, struct item_done *d,
     struct presence__shard *hs = d->t.chan.shard;
     struct presence__channel *ch = d->t.chan.ch;
     if (d->kind == PRESENCE_CHANGE_JOINED) {
+        presence__history_log(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
+                              PRESENCE_LEAVE_NONE);
         presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
                               PRESENCE_LEAVE_NONE, d->first_of_user,
                               reserved);
     } else {
         if (d->kind == PRESENCE_CHANGE_UPDATED) {
             update_finish(reg, d);
+            presence__history_log(reg, hs, ch, d->m, PRESENCE_EVENT_UPDATE,
+                                  PRESENCE_LEAVE_NONE);
             presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_UPDATE,
                                   PRESENCE_LEAVE_NONE, false, reserved);
         }

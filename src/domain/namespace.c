@@ -46,7 +46,10 @@ int presence__namespace_options_check(const presence_namespace_options *o)
     }
     presence_namespace_options copy;
     presence__namespace_options_copy(&copy, o);
-    return copy.ttl_ms < 0 ? PRESENCE_ERR_INVALID : PRESENCE_OK;
+    return copy.ttl_ms < 0 ||
+                   copy.history_size > PRESENCE_HISTORY_SIZE_MAX
+               ? PRESENCE_ERR_INVALID
+               : PRESENCE_OK;
 }
 
 struct presence__namespace *
@@ -112,6 +115,7 @@ int presence_namespace_set(presence_registry *reg, const char *name,
     }
     presence_namespace_options next;
     presence__namespace_options_copy(&next, options);
+    struct presence__history_plan logs = {0};
     /* Readers hold one channel shard; a change holds them all. */
     presence__lock_all_shards(reg);
     struct presence__namespace *ns = presence__namespace_find(reg, name, len);
@@ -127,12 +131,18 @@ int presence_namespace_set(presence_registry *reg, const char *name,
         if (closing) {
             next.join_leave = ns->options.join_leave;
         }
-        /* A TTL turned on orders the memberships by their touch times,
-         * which can run out of memory: then nothing changes. */
-        if (ns->options.ttl_ms <= 0 && next.ttl_ms > 0) {
+        /* A new history_size makes its logs, and a TTL turned on orders
+         * the memberships by their touch times; either can run out of
+         * memory: then nothing changes. */
+        rc = presence__history_prepare(reg, ns, next.history_size, &logs);
+        if (rc == PRESENCE_OK && ns->options.ttl_ms <= 0 && next.ttl_ms > 0) {
             rc = presence__touch_order_build(reg, ns);
+            if (rc != PRESENCE_OK) {
+                presence__history_abort(&logs);
+            }
         }
         if (rc == PRESENCE_OK) {
+            presence__history_commit(ns, &logs);
             if ((ns->options.ttl_ms > 0) != (next.ttl_ms > 0)) {
                 if (next.ttl_ms > 0) {
                     atomic_fetch_add(&reg->ttl_namespaces, 1);
@@ -148,6 +158,7 @@ int presence_namespace_set(presence_registry *reg, const char *name,
         next.join_leave = join_leave;
     }
     presence__unlock_all_shards(reg);
+    presence__history_finish(&logs);
     if (closing) {
         /* No join gets in any more; empty what is there. */
         rc = presence__namespace_drain(reg, ns);
