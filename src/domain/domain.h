@@ -636,15 +636,35 @@ int presence__history_attach(presence_registry *reg,
 /* Make room in ch's log (its shard held) for a change to come: `more`
  * is 2 for a join, 1 for an update (see history.c). Fails without a
  * visible change. */
-int presence__history_room(presence_registry *reg,
+int presence__history_grow(presence_registry *reg,
                            struct presence__channel *ch, size_t more);
+static inline int presence__history_room(presence_registry *reg,
+                                         struct presence__channel *ch,
+                                         size_t more)
+{
+    /* Inline: a namespace without logs pays one test. */
+    return ch->history == NULL ? PRESENCE_OK
+                               : presence__history_grow(reg, ch, more);
+}
 /* Log the change of m that just made ch->seq (ch's shard hs held);
  * nothing when ch keeps no log. Cannot fail. */
-void presence__history_log(presence_registry *reg, struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           const struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason);
+void presence__history_append(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__channel *ch,
+                              const struct presence__membership *m,
+                              presence_event_kind kind,
+                              presence_leave_reason reason);
+static inline void presence__history_log(presence_registry *reg,
+                                         struct presence__shard *hs,
+                                         struct presence__channel *ch,
+                                         const struct presence__membership *m,
+                                         presence_event_kind kind,
+                                         presence_leave_reason reason)
+{
+    if (ch->history != NULL) {
+        presence__history_append(reg, hs, ch, m, kind, reason);
+    }
+}
 /* Free a channel's log and what its entries hold (its shard held, or the
  * registry going). */
 void presence__history_free(presence_registry *reg,

@@ -53,29 +53,24 @@ int presence__history_attach(presence_registry *reg,
  * promises to keep. A join needs room for 2 more (its entry and its
  * member), an update for 1.
  */
-int presence__history_room(presence_registry *reg,
+int presence__history_grow(presence_registry *reg,
                            struct presence__channel *ch, size_t more)
 {
     struct presence__changelog *log = ch->history;
-    if (log == NULL) {
-        return PRESENCE_OK;
-    }
     size_t need = presence__add_size(
         presence__add_size(log->len, ch->members.count), more);
     return presence__changelog_grow(&reg->alloc, &ch->history, need,
                                     ch->ns->options.history_size);
 }
 
-void presence__history_log(presence_registry *reg, struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           const struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason)
+void presence__history_append(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__channel *ch,
+                              const struct presence__membership *m,
+                              presence_event_kind kind,
+                              presence_leave_reason reason)
 {
     struct presence__changelog *log = ch->history;
-    if (log == NULL) {
-        return;
-    }
     struct presence__change c = {
         .client = m->client,
         .chan_info = presence__membership_chan_info(hs, m),
