@@ -1583,6 +1583,228 @@ PRESENCE_API int presence_changes_since(presence_registry *registry,
 /**@}*/
 
 /* ------------------------------------------------------------------------ */
+/** @name Coalesced diffs
+ *
+ * An answer to join and leave storms in big channels. A coalesced
+ * subscription takes a scope's changes not one event at a time but as
+ * one net diff per channel per window: everything that changed in the
+ * channel since its previous diff, with the changes that cancel out
+ * removed. Ten thousand clients that drop and reconnect inside one window
+ * cost a subscriber of their channel one call with nothing (or only the
+ * members whose info changed) in it, instead of twenty thousand events;
+ * above a member threshold a channel's diff carries counts only.
+ *
+ * **The net rule**, per member (a client id in a channel), from its state
+ * before the window's first change of it to its state after the last:
+ * - absent, then present: #PRESENCE_EVENT_JOIN, with its last infos;
+ * - present, then absent: #PRESENCE_EVENT_LEAVE, with the last leave's
+ *   reason and the infos it left with;
+ * - absent, then absent (a join then a leave): nothing;
+ * - present, then present: #PRESENCE_EVENT_UPDATE when an update was among
+ *   its changes or when it left and came back with another user id,
+ *   conn_info or chan_info than it had; nothing when it left and came
+ *   back as it was (a reconnect). An UPDATE means "put this member": its
+ *   infos may equal the old ones.
+ * Applied to a copy of the channel at (presence_diff::from_epoch,
+ * ::from_seq) a join or an update as "put", a leave as "remove", a diff
+ * gives the channel at (presence_diff::epoch, ::seq), as
+ * presence_changes_since() would: the version pair is how a client tells
+ * that its copy and the diff meet (see @ref versions). A diff may span
+ * lives of a channel (it emptied and filled again): from_epoch then
+ * differs from epoch, and the diff is still the net change.
+ *
+ * **Windows.** A channel's window opens with the first change the
+ * subscription records for it and its diff is due window_ms later; then
+ * the next change opens the next window. So one channel's diffs are at
+ * least window_ms apart (unless flushed explicitly), and a channel that
+ * does not change costs nothing. The library runs no timer: the
+ * application calls presence_flush() when the time it last returned has
+ * come (one timer in its loop, as for presence_expire()), or with
+ * #PRESENCE_FLUSH_ALL to deliver everything at once.
+ *
+ * **Counts only.** With count_only_above set, a channel whose member
+ * count goes above it enters counts-only mode and stays in it until the
+ * count goes below count_only_below (hysteresis: a channel hovering at
+ * the threshold does not flip every window). A window in which the
+ * channel was in that mode at any change gives a diff with
+ * #PRESENCE_DIFF_COUNT_ONLY and no members: the stats, and joined, left
+ * and updated count the window's join, leave and update events (not
+ * netted: joined - left is the change in num_clients). Such a diff holds
+ * no per-member state, whatever the storm.
+ *
+ * **Delivery and threads.** Changes are recorded by the thread that
+ * delivers ordinary events, at the point in the event order where an
+ * ordinary subscription would have been called; diffs are delivered by
+ * presence_flush(), on the thread that calls it, or, if another thread is
+ * delivering events at that moment, by that thread before it stops (as
+ * for events, exactly one thread delivers at a time, so a diff callback
+ * never runs beside an event callback). A flush first delivers the events
+ * already queued, so a diff is delivered after the ordinary events of all
+ * the changes it holds. Diffs of one channel come in order; a flush
+ * delivers the due diffs subscription by subscription, each in the order
+ * its channels' windows opened. A diff callback may call any function of
+ * the library (changes it makes are recorded for the next window;
+ * presence_flush() from a callback asks for another pass after this one,
+ * never recursively), except presence_registry_free().
+ *
+ * **Unsubscribing** (presence_unsubscribe(), which takes coalesced
+ * subscriptions too) drops the diffs still pending, undelivered; a
+ * callback may remove its own subscription, and no further diff of it is
+ * delivered, not even the rest of the same flush.
+ *
+ * **Memory.** Per subscription, one record per channel with a pending
+ * window (plus one per channel in counts-only mode, kept for its
+ * hysteresis) and one per member that changed in an open window outside
+ * counts-only mode, holding references on the client and chan_info as a
+ * queued event does. So memory is bounded by the distinct members that
+ * change within one window, and count_only_above caps it per channel.
+ *
+ * **Out of memory.** Recording never fails a change. A member that
+ * cannot be recorded marks its channel's diff #PRESENCE_DIFF_RESYNC: the
+ * diff comes at its time with counts and versions but no members, and
+ * the subscriber re-reads the channel (presence_query() or
+ * presence_changes_since() from the version it has). A channel that
+ * cannot be recorded at all gives the subscription a diff with
+ * #PRESENCE_DIFF_RESYNC and an empty channel name at the next flush,
+ * whatever its time: re-read every channel of the scope. Nothing is lost
+ * silently.
+ */
+/**@{*/
+
+/** presence_flush()'s now_ms that delivers every pending diff at once. */
+#define PRESENCE_FLUSH_ALL INT64_MAX
+
+/** The options of a coalesced subscription. */
+typedef struct presence_coalesce_options {
+    size_t struct_size; /**< set by presence_coalesce_options_init() */
+    /** A diff is due this long after the first change of its window;
+     *  default 1000, at least 0 (0: due at the next presence_flush()). */
+    int64_t window_ms;
+    /** Counts only when a channel has more members than this; 0 (the
+     *  default) never. */
+    size_t count_only_above;
+    /** Back to member lists when it has fewer than this; at most
+     *  count_only_above (equal: no hysteresis); 0 with it 0. */
+    size_t count_only_below;
+} presence_coalesce_options;
+
+/** @internal Use presence_coalesce_options_init(). */
+PRESENCE_API void
+presence_coalesce_options_init_sized(presence_coalesce_options *options,
+                                     size_t struct_size);
+
+/** Fill @p options with the defaults and set its struct_size. */
+#define presence_coalesce_options_init(options)                               \
+    presence_coalesce_options_init_sized((options), sizeof(*(options)))
+
+/** presence_diff::flags: the channel was in counts-only mode in this
+ *  window; no members. */
+#define PRESENCE_DIFF_COUNT_ONLY 0x1u
+/** presence_diff::flags: changes could not be recorded (out of memory);
+ *  no members: re-read the channel, or every channel of the scope when
+ *  presence_diff::channel is "". */
+#define PRESENCE_DIFF_RESYNC 0x2u
+
+/** One member's net change in a diff. */
+typedef struct presence_diff_member {
+    /** #PRESENCE_EVENT_JOIN, #PRESENCE_EVENT_LEAVE or
+     *  #PRESENCE_EVENT_UPDATE, by the net rule above. */
+    presence_event_kind kind;
+    presence_leave_reason reason; /**< for a leave, else NONE */
+    int64_t time_ms;              /**< its last change in the window */
+    /** The member as its last change left it (for a leave, the infos it
+     *  left with). channel is the diff's; joined_at_ms and touched_at_ms
+     *  are its last change's time for a join, else 0. */
+    presence_member member;
+} presence_diff_member;
+
+/**
+ * A channel's net diff. It and everything it points to are borrowed:
+ * valid only until the callback returns.
+ */
+typedef struct presence_diff {
+    const char *channel;        /**< "" for a scope-wide resync */
+    const char *namespace_name; /**< "" for the default namespace */
+    unsigned flags;             /**< #PRESENCE_DIFF_COUNT_ONLY, ..._RESYNC */
+    /** The version before the window's first change: the version a copy
+     *  must be at for the diff to apply (0, 0 for an empty channel). */
+    uint64_t from_epoch;
+    uint64_t from_seq;
+    /** The version after its last change, as in @c stats. */
+    uint64_t epoch;
+    uint64_t seq;
+    /** The channel's stats right after the window's last change. */
+    presence_channel_stats stats;
+    /** Net joins, leaves and updates in @c members; with
+     *  #PRESENCE_DIFF_COUNT_ONLY or #PRESENCE_DIFF_RESYNC the window's
+     *  join, leave and update events. */
+    size_t joined;
+    size_t left;
+    size_t updated;
+    int64_t first_time_ms; /**< the window's first change */
+    int64_t last_time_ms;  /**< and its last */
+    size_t member_count;   /**< entries in @c members (may be 0) */
+    /** In the order of each member's first change in the window. */
+    const presence_diff_member *members;
+} presence_diff;
+
+/** A diff callback. @p registry is the registry that produced it. */
+typedef void (*presence_diff_fn)(presence_registry *registry,
+                                 const presence_diff *diff, void *user_data);
+
+/**
+ * Subscribe a callback to coalesced diffs of the join, leave and update
+ * changes in a scope (see above). The subscription is one like those of
+ * presence_subscribe(): the same handles, removed with
+ * presence_unsubscribe(), and it receives the changes made after it
+ * returns. User kinds are not coalesced, and namespaces with join_leave
+ * off give nothing (as without #PRESENCE_EVENTS_EVERY_NAMESPACE).
+ *
+ * @param scope, name as for presence_subscribe().
+ * @param options NULL for the defaults; else filled by
+ *        presence_coalesce_options_init() first (an older, smaller struct
+ *        is read as far as it goes, the rest taken as the defaults).
+ * @param out receives the handle.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, fn or out,
+ *         a name with #PRESENCE_SCOPE_ALL or none with the others, an
+ *         unknown scope, a struct_size smaller than a size_t, window_ms
+ *         below 0, count_only_below above count_only_above);
+ *         #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *         #PRESENCE_ERR_NOMEM. Any thread; a callback may call it.
+ */
+PRESENCE_API int
+presence_subscribe_coalesced(presence_registry *registry, presence_scope scope,
+                             const char *name,
+                             const presence_coalesce_options *options,
+                             presence_diff_fn fn, void *user_data,
+                             presence_subscription *out);
+
+/**
+ * Deliver the events queued, then every diff due at @p now_ms (its
+ * window's first change + window_ms at or before it), and say when the
+ * next one is due. The library's timer hook for coalescing, like
+ * presence_expire() for TTL: call it when the time it returned comes, and
+ * after changes (a change opens a window, and only a call into the
+ * library tells its deadline; presence_flush() with a @p now_ms at which
+ * nothing is due only reads it).
+ *
+ * @param now_ms the current time on the registry's clock (normally
+ *        presence_now_ms()), or #PRESENCE_FLUSH_ALL for every pending diff.
+ * @param next_deadline_ms receives the earliest time a pending diff is
+ *        due, #PRESENCE_NO_DEADLINE when none is (may be NULL). When
+ *        another thread was delivering and does this flush for the caller,
+ *        it is read before that thread is done, so it may be early (then
+ *        a call at that time delivers nothing and gives the next one).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry).
+ * Any thread (see "Delivery and threads" above); a callback may call it:
+ * the flush then runs after the callback returns.
+ */
+PRESENCE_API int presence_flush(presence_registry *registry, int64_t now_ms,
+                                int64_t *next_deadline_ms);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
 /** @name Nodes: memberships held for other processes
  *
  * When several processes share presence (see presence_cluster.h), each

@@ -137,6 +137,9 @@ struct presence__subscription {
     unsigned kinds;
     presence_event_fn fn;
     void *user_data;
+    /* A coalesced subscription's state (coalesce.c); NULL for one that
+     * takes events one by one. */
+    struct presence__coalescer *coalesce;
     atomic_bool active;
     size_t name_len;
     char name[];
@@ -256,6 +259,13 @@ struct presence_registry {
     /* Active subscriptions with user kinds (PRESENCE_EVENTS_USERS): 0
      * means no room is reserved for them and none are queued. */
     atomic_size_t user_subs;
+    /* Coalesced diffs (queue_lock): the earliest time one is due, and the
+     * latest now_ms a presence_flush() asked for, which the dispatcher
+     * serves before it stops (flush_wanted, readable without the lock,
+     * says there is one). */
+    int64_t coalesce_due_ms;
+    int64_t flush_now_ms;
+    atomic_bool flush_wanted;
 
     /* Where channel, client and user records come from, by shard. */
     struct presence__pool channel_pools[PRESENCE__SHARDS];
@@ -787,5 +797,32 @@ void presence__events_dispatch(presence_registry *reg);
 bool presence__events_dispatching(presence_registry *reg);
 void presence__events_init(presence_registry *reg);
 void presence__events_free(presence_registry *reg);
+/* A coalesced diff is due at due_ms: bring the registry's next flush
+ * deadline forward to it if it is later. */
+void presence__events_due(presence_registry *reg, int64_t due_ms);
+
+/* ---- coalesce.c: coalesced diffs ------------------------------------------ */
+struct presence__coalescer;
+/* A coalesced subscription's state, options checked; fails without
+ * change. */
+int presence__coalescer_new(presence_registry *reg,
+                            const presence_coalesce_options *options,
+                            presence_diff_fn fn, void *user_data,
+                            struct presence__coalescer **out);
+/* NULL is accepted. */
+void presence__coalescer_free(presence_registry *reg,
+                              struct presence__coalescer *c);
+/* Record an event's change in the subscription's windows (dispatcher
+ * only). Never fails: what cannot be recorded marks a resync. */
+void presence__coalesce_record(presence_registry *reg,
+                               struct presence__coalescer *c,
+                               const struct presence__pending *e);
+/* Deliver the subscription's diffs due at now_ms (dispatcher only, no
+ * lock held), stopping when *active turns false; *next_due_ms is lowered
+ * to the earliest one left pending. */
+void presence__coalesce_deliver(presence_registry *reg,
+                                struct presence__coalescer *c,
+                                const atomic_bool *active, int64_t now_ms,
+                                int64_t *next_due_ms);
 
 #endif

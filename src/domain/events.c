@@ -101,6 +101,9 @@ void presence__events_init(presence_registry *reg)
 {
     reg->subs_tail = &reg->subs;
     reg->next_sub_id = 1;
+    reg->coalesce_due_ms = PRESENCE_NO_DEADLINE;
+    reg->flush_now_ms = INT64_MIN;
+    atomic_init(&reg->flush_wanted, false);
     /* Best effort: a registry without room yet allocates on first use. */
     (void)queue_grow(reg, INITIAL_ROOM);
 }
@@ -234,39 +237,31 @@ static size_t subscription_size(size_t name_len)
     return sizeof(struct presence__subscription) + name_len + 1;
 }
 
-int presence_subscribe(presence_registry *reg, presence_scope scope,
-                       const char *name, unsigned kinds, presence_event_fn fn,
-                       void *user_data, presence_subscription *out)
+/* Check a scope and its name; *len gets the name's length. */
+static int scope_check(presence_registry *reg, presence_scope scope,
+                       const char *name, size_t *len)
 {
-    if (reg == NULL || fn == NULL || out == NULL ||
-        (kinds & (PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS)) == 0 ||
-        (kinds & ~(PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS |
-                   PRESENCE_EVENTS_EVERY_NAMESPACE)) != 0 ||
-        ((kinds & PRESENCE_EVENTS_USERS) != 0 &&
-         scope != PRESENCE_SCOPE_ALL)) {
-        return PRESENCE_ERR_INVALID;
-    }
-    size_t len = 0;
-    int rc = PRESENCE_OK;
+    *len = 0;
     switch (scope) {
     case PRESENCE_SCOPE_ALL:
-        if (name != NULL) {
-            return PRESENCE_ERR_INVALID;
-        }
-        break;
+        return name == NULL ? PRESENCE_OK : PRESENCE_ERR_INVALID;
     case PRESENCE_SCOPE_NAMESPACE:
-        rc = presence__check_namespace_name(name, &len);
-        break;
+        return presence__check_namespace_name(name, len);
     case PRESENCE_SCOPE_CHANNEL:
-        rc = presence__check_name(name, reg->limits.channel_name_max, false,
-                                  &len);
-        break;
+        return presence__check_name(name, reg->limits.channel_name_max, false,
+                                    len);
     default:
         return PRESENCE_ERR_INVALID;
     }
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
+}
+
+/* Add a checked subscription; it owns `coalesce` once this succeeds. */
+static int subscription_add(presence_registry *reg, presence_scope scope,
+                            const char *name, size_t len, unsigned kinds,
+                            presence_event_fn fn, void *user_data,
+                            struct presence__coalescer *coalesce,
+                            presence_subscription *out)
+{
     struct presence__subscription *sub =
         presence__malloc(&reg->alloc, subscription_size(len));
     if (sub == NULL) {
@@ -277,6 +272,7 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
     sub->kinds = kinds;
     sub->fn = fn;
     sub->user_data = user_data;
+    sub->coalesce = coalesce;
     atomic_init(&sub->active, true);
     if (len > 0) {
         memcpy(sub->name, name, len);
@@ -300,9 +296,63 @@ int presence_subscribe(presence_registry *reg, presence_scope scope,
     return PRESENCE_OK;
 }
 
+int presence_subscribe(presence_registry *reg, presence_scope scope,
+                       const char *name, unsigned kinds, presence_event_fn fn,
+                       void *user_data, presence_subscription *out)
+{
+    if (reg == NULL || fn == NULL || out == NULL ||
+        (kinds & (PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS)) == 0 ||
+        (kinds & ~(PRESENCE_EVENTS_ALL | PRESENCE_EVENTS_USERS |
+                   PRESENCE_EVENTS_EVERY_NAMESPACE)) != 0 ||
+        ((kinds & PRESENCE_EVENTS_USERS) != 0 &&
+         scope != PRESENCE_SCOPE_ALL)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t len = 0;
+    int rc = scope_check(reg, scope, name, &len);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    return subscription_add(reg, scope, name, len, kinds, fn, user_data, NULL,
+                            out);
+}
+
+/* The changes a coalesced subscription records. */
+#define COALESCED_KINDS                                                        \
+    (PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE | PRESENCE_EVENT_UPDATE)
+
+int presence_subscribe_coalesced(presence_registry *reg, presence_scope scope,
+                                 const char *name,
+                                 const presence_coalesce_options *options,
+                                 presence_diff_fn fn, void *user_data,
+                                 presence_subscription *out)
+{
+    if (reg == NULL || fn == NULL || out == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    size_t len = 0;
+    int rc = scope_check(reg, scope, name, &len);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__coalescer *c = NULL;
+    rc = presence__coalescer_new(reg, options, fn, user_data, &c);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    rc = subscription_add(reg, scope, name, len, COALESCED_KINDS, NULL, NULL,
+                          c, out);
+    if (rc != PRESENCE_OK) {
+        presence__coalescer_free(reg, c);
+    }
+    return rc;
+}
+
 static void subscription_free(presence_registry *reg,
                               struct presence__subscription *sub)
 {
+    /* Its pending diffs go undelivered (presence.h, "Unsubscribing"). */
+    presence__coalescer_free(reg, sub->coalesce);
     presence__free(&reg->alloc, sub, subscription_size(sub->name_len));
 }
 
@@ -440,7 +490,11 @@ static void deliver(presence_registry *reg, const struct presence__pending *e)
     queue_unlock(reg);
     while (sub != NULL) {
         if (atomic_load(&sub->active) && subscription_matches(sub, e)) {
-            sub->fn(reg, &ev, sub->user_data);
+            if (sub->coalesce != NULL) {
+                presence__coalesce_record(reg, sub->coalesce, e);
+            } else {
+                sub->fn(reg, &ev, sub->user_data);
+            }
         }
         queue_lock(reg);
         sub = sub->next;
@@ -457,40 +511,124 @@ bool presence__events_dispatching(presence_registry *reg)
     return busy;
 }
 
-void presence__events_dispatch(presence_registry *reg)
+void presence__events_due(presence_registry *reg, int64_t due_ms)
 {
-    struct presence__pending batch[DELIVERY_BATCH];
-    /* Most calls queue nothing: don't touch the shared lock for them. A
-     * thread that queues after this check delivers its own events. */
-    if (atomic_load(&reg->queued) == 0) {
-        return;
+    queue_lock(reg);
+    if (due_ms < reg->coalesce_due_ms) {
+        reg->coalesce_due_ms = due_ms;
+    }
+    queue_unlock(reg);
+}
+
+/*
+ * Deliver the coalesced diffs due at now_ms (the dispatcher, no lock
+ * held), walking the subscriptions as deliver() does, and then set the
+ * registry's next flush deadline: only the dispatcher records changes, so
+ * none is recorded meanwhile and the minimum found is exact.
+ */
+static void flush_pass(presence_registry *reg, int64_t now_ms)
+{
+    int64_t next_due = PRESENCE_NO_DEADLINE;
+    queue_lock(reg);
+    struct presence__subscription *sub = reg->subs;
+    delivering_move(reg, sub);
+    queue_unlock(reg);
+    while (sub != NULL) {
+        if (sub->coalesce != NULL && atomic_load(&sub->active)) {
+            presence__coalesce_deliver(reg, sub->coalesce, &sub->active,
+                                       now_ms, &next_due);
+        }
+        queue_lock(reg);
+        sub = sub->next;
+        delivering_move(reg, sub);
+        queue_unlock(reg);
     }
     queue_lock(reg);
-    if (reg->dispatching || reg->queue_len == 0) {
+    reg->coalesce_due_ms = next_due;
+    queue_unlock(reg);
+}
+
+/* The dispatcher's loop (queue lock held, role taken): queued events, then
+ * a flush asked for meanwhile, until neither is left. */
+static void dispatch_loop(presence_registry *reg)
+{
+    struct presence__pending batch[DELIVERY_BATCH];
+    for (;;) {
+        while (reg->queue_len > 0) {
+            size_t n = reg->queue_len < DELIVERY_BATCH ? reg->queue_len
+                                                       : DELIVERY_BATCH;
+            for (size_t i = 0; i < n; i++) {
+                batch[i] = reg->queue[reg->queue_head];
+                reg->queue_head = (reg->queue_head + 1) % reg->queue_cap;
+            }
+            reg->queue_len -= n;
+            atomic_fetch_sub(&reg->queued, n);
+            queue_unlock(reg);
+            for (size_t i = 0; i < n; i++) {
+                deliver(reg, &batch[i]);
+                pending_release(reg, &batch[i]);
+            }
+            queue_lock(reg);
+        }
+        if (!atomic_load(&reg->flush_wanted)) {
+            return;
+        }
+        int64_t now_ms = reg->flush_now_ms;
+        reg->flush_now_ms = INT64_MIN;
+        atomic_store(&reg->flush_wanted, false);
+        queue_unlock(reg);
+        flush_pass(reg, now_ms);
+        queue_lock(reg);
+    }
+}
+
+/* Deliver what is queued or asked for, unless another thread is
+ * delivering: then it does, before it stops. */
+static void dispatch(presence_registry *reg)
+{
+    queue_lock(reg);
+    if (reg->dispatching ||
+        (reg->queue_len == 0 && !atomic_load(&reg->flush_wanted))) {
         queue_unlock(reg);
         return;
     }
     reg->dispatching = true;
     reg->dispatcher = pthread_self();
-    while (reg->queue_len > 0) {
-        size_t n = reg->queue_len < DELIVERY_BATCH ? reg->queue_len
-                                                   : DELIVERY_BATCH;
-        for (size_t i = 0; i < n; i++) {
-            batch[i] = reg->queue[reg->queue_head];
-            reg->queue_head = (reg->queue_head + 1) % reg->queue_cap;
-        }
-        reg->queue_len -= n;
-        atomic_fetch_sub(&reg->queued, n);
-        queue_unlock(reg);
-        for (size_t i = 0; i < n; i++) {
-            deliver(reg, &batch[i]);
-            pending_release(reg, &batch[i]);
-        }
-        queue_lock(reg);
-    }
+    dispatch_loop(reg);
     reg->dispatching = false;
     queue_trim(reg);
     queue_unlock(reg);
+}
+
+void presence__events_dispatch(presence_registry *reg)
+{
+    /* Most calls queue nothing: don't touch the shared lock for them. A
+     * thread that queues after this check delivers its own events. */
+    if (atomic_load(&reg->queued) == 0) {
+        return;
+    }
+    dispatch(reg);
+}
+
+int presence_flush(presence_registry *reg, int64_t now_ms,
+                   int64_t *next_deadline_ms)
+{
+    if (reg == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    queue_lock(reg);
+    if (now_ms > reg->flush_now_ms) {
+        reg->flush_now_ms = now_ms;
+    }
+    atomic_store(&reg->flush_wanted, true);
+    queue_unlock(reg);
+    dispatch(reg);
+    if (next_deadline_ms != NULL) {
+        queue_lock(reg);
+        *next_deadline_ms = reg->coalesce_due_ms;
+        queue_unlock(reg);
+    }
+    return PRESENCE_OK;
 }
 
 void presence__events_free(presence_registry *reg)
