@@ -1666,8 +1666,11 @@ PRESENCE_API int presence_changes_since(presence_registry *registry,
  * presence_changes_since() from the version it has). A channel that
  * cannot be recorded at all gives the subscription a diff with
  * #PRESENCE_DIFF_RESYNC and an empty channel name at the next flush,
- * whatever its time: re-read every channel of the scope. Nothing is lost
- * silently.
+ * whatever its time, and nothing else in that flush: every pending window
+ * of the subscription is dropped then (its memory given back) and nothing
+ * is recorded until that diff is delivered; re-read every channel of the
+ * scope. The subscription then starts afresh (no channel in counts-only
+ * mode). Nothing is lost silently.
  */
 /**@{*/
 

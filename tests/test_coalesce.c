@@ -795,14 +795,21 @@ static void test_oom_exact(void **state)
                                 strcmp(d->members, "join c2 u  ;") == 0);
                 }
             }
-            /* a was recorded before the failures began (c9). */
-            assert_true(a_seen);
-            /* b's join is told, by its diff or by a scope-wide resync. */
-            if (rc2 == PRESENCE_OK) {
-                assert_true(b_seen || scope_resync);
+            if (scope_resync) {
+                /* It comes alone: what was pending is dropped with it. */
+                assert_int_equal(c.log.count, 1);
             } else {
-                assert_false(b_seen);
+                /* a was recorded before the failures began (c9), and b's
+                 * join is told unless it failed. */
+                assert_true(a_seen);
+                assert_true(b_seen == (rc2 == PRESENCE_OK));
             }
+            /* Afterwards the subscription records afresh. */
+            diff_log_clear(&c.log);
+            assert_ok(join_simple(reg, "a", "c5", "u"));
+            flush_all(&c);
+            assert_int_equal(c.log.count, 1);
+            assert_string_equal(c.log.diffs[0].members, "join c5 u  ;");
             cfix_close(&c);
             done = !injected;
         }

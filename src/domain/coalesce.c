@@ -326,20 +326,40 @@ static void member_apply(presence_registry *reg, struct coalesce_member *m,
     }
 }
 
+/*
+ * A change no record could be made for: the subscription owes a
+ * scope-wide resync, due at once. Until it is delivered nothing more is
+ * recorded, and what was is dropped (the subscriber re-reads it all): its
+ * memory goes back when memory is short, and the subscription starts
+ * afresh, counts-only modes included.
+ */
+static void chans_lose(presence_registry *reg, struct presence__coalescer *c,
+                       int64_t now_ms)
+{
+    struct coalesce_chan *cd, *tmp;
+    HASH_ITER(hh, c->chans, cd, tmp)
+    {
+        HASH_DEL(c->chans, cd);
+        chan_free(reg, cd);
+    }
+    c->lost = true;
+    c->lost_time_ms = now_ms;
+    presence__events_due(reg, now_ms);
+}
+
 void presence__coalesce_record(presence_registry *reg,
                                struct presence__coalescer *c,
                                const struct presence__pending *e)
 {
+    if (c->lost) {
+        return; /* the resync owed covers this change too */
+    }
     struct coalesce_chan *cd = NULL;
     HASH_FIND(hh, c->chans, e->channel->name, e->channel->name_len, cd);
     if (cd == NULL) {
         cd = chan_make(reg, c, e->channel);
         if (cd == NULL) {
-            if (!c->lost) {
-                c->lost = true;
-                c->lost_time_ms = e->time_ms;
-                presence__events_due(reg, e->time_ms);
-            }
+            chans_lose(reg, c, e->time_ms);
             return;
         }
     }
