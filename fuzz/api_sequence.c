@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_coalesce.h"
 #include "api_model.h"
 #include "api_sequence.h"
 
@@ -56,6 +57,8 @@ struct harness {
     uint64_t epochs[MODEL_CHANNELS];
     /* Users online as their online/offline events tell it. */
     bool online[MODEL_USERS];
+    /* The coalesced subscription and its model (api_coalesce.c). */
+    coalesce_check coalesce;
 };
 
 /* The application pointer the library must hand back for client c. */
@@ -854,8 +857,10 @@ static void step(struct harness *h, struct input *in)
         CHECK(rc == want);
         model_settle(&h->md);
     }
+    coalesce_check_feed(&h->coalesce, h->md.events, h->md.nevents);
     check_events(h);
     check_state(h);
+    coalesce_check_step(&h->coalesce, reg, op, h->clock, h->epochs);
 }
 
 int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
@@ -913,6 +918,8 @@ int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
     CHECK(presence_subscribe(h->reg, PRESENCE_SCOPE_ALL, NULL,
                              PRESENCE_EVENTS_USERS, on_user, h,
                              &users_sub) == PRESENCE_OK);
+
+    coalesce_check_start(&h->coalesce, h->reg);
 
     struct input in = {data, size, 1};
     for (int steps = 0; in.at < in.size && steps < 2000; steps++) {
