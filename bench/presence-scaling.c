@@ -12,6 +12,10 @@
  *                       channels and one shared channel
  *   alloc      [C H K R I]  presence-mix with a counting allocator:
  *                       allocations per op, bytes per membership
+ *   storm      [N S M P]  a reconnect storm: N clients in one channel and
+ *                       S channels of M drop and (but P%) come back in one
+ *                       window: what a subscriber gets with events and
+ *                       with coalesced diffs
  *
  * Output is Markdown tables, ready for docs/PERFORMANCE.md.
  *
@@ -32,7 +36,8 @@ static int usage(void) {
             "       presence-scaling bigchannel [N]\n"
             "       presence-scaling ttl [C H K]\n"
             "       presence-scaling threads [N W]\n"
-            "       presence-scaling alloc [C H K R I]\n");
+            "       presence-scaling alloc [C H K R I]\n"
+            "       presence-scaling storm [N S M P]\n");
     return 2;
 }
 
@@ -49,5 +54,7 @@ int main(int argc, char **argv) {
         return bench_mode_threads(argc - 2, argv + 2);
     if (!strcmp(argv[1], "alloc"))
         return bench_mode_alloc(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "storm"))
+        return bench_mode_storm(argc - 2, argv + 2);
     return usage();
 }
