@@ -1794,10 +1794,12 @@ presence_subscribe_coalesced(presence_registry *registry, presence_scope scope,
  * @param now_ms the current time on the registry's clock (normally
  *        presence_now_ms()), or #PRESENCE_FLUSH_ALL for every pending diff.
  * @param next_deadline_ms receives the earliest time a pending diff is
- *        due, #PRESENCE_NO_DEADLINE when none is (may be NULL). When
- *        another thread was delivering and does this flush for the caller,
- *        it is read before that thread is done, so it may be early (then
- *        a call at that time delivers nothing and gives the next one).
+ *        due, #PRESENCE_NO_DEADLINE when none is (may be NULL). Never
+ *        later than that, but it may be earlier: when another thread was
+ *        delivering and does this flush for the caller it is read before
+ *        that thread is done, and a subscription removed with diffs
+ *        pending leaves its time until the next flush; a call at such a
+ *        time delivers nothing and gives the next one.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry).
  * Any thread (see "Delivery and threads" above); a callback may call it:
  * the flush then runs after the callback returns.
