@@ -358,6 +358,19 @@ typedef struct presence_namespace_options {
     /** Members per channel in this namespace; 0 = the registry's limit
      *  (default). */
     size_t max_members;
+    /** Leave grace in milliseconds (see @ref grace): a member whose
+     *  connection drops (presence_disconnect(), presence_client_close(),
+     *  presence_expire()) stays present this long, marked in grace,
+     *  before it leaves. 0 = off (default): leaves happen at once. A
+     *  change applies at once to members in grace: their grace ends at
+     *  drop time + the new value. */
+    int64_t leave_grace_ms;
+    /** Explicit leaves (presence_leave(), presence_client_leave()) are
+     *  graced too (default false: they leave at once). */
+    bool grace_on_leave;
+    /** Another connection of the same user may take the place of a
+     *  member in grace (default false: only the same client id may). */
+    bool grace_same_user;
 } presence_namespace_options;
 
 /**
@@ -1021,8 +1034,13 @@ typedef struct presence_member {
     /** The application pointer of a client opened as a handle
      *  (presence_client_options::app), else NULL. The library never
      *  touches what it points to: in a snapshot it is a copy of the
-     *  pointer, valid as long as the application keeps it so. */
+     *  pointer, valid as long as the application keeps it so. NULL once
+     *  the handle is closed (a member in grace outlives its handle). */
     void *app;
+    /** The member is in leave grace (see @ref grace): its connection
+     *  dropped at touched_at_ms and it leaves at the grace's end unless
+     *  it comes back. Members in grace count in stats and queries. */
+    bool in_grace;
 } presence_member;
 
 /**
