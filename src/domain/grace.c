@@ -22,8 +22,9 @@
  * membership.
  *
  * The flag is written with both the channel's and the client's shard held
- * (every path that drops, resumes or removes holds both), so either lock
- * is enough to read it.
+ * (every path that drops, resumes or removes holds both), but it shares
+ * its word with the touch time, which a touch writes with the channel's
+ * shard alone: so it is read under the channel's shard.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -182,14 +183,18 @@ bool presence__grace_claimable(presence_registry *reg,
         memcmp(client->user->id, user_id, user_len) != 0) {
         return false;
     }
-    for (uint32_t ref = client->memberships; ref != NONE;) {
+    bool dropped = true;
+    for (uint32_t ref = client->memberships; ref != NONE && dropped;) {
         const struct presence__membership *m = presence__mref_get(reg, ref);
-        if (!presence__membership_in_grace(m)) {
-            return false; /* still connected somewhere: not a drop */
-        }
+        /* The flag shares its word with the touch time, which a touch
+         * writes under the channel's shard alone. */
+        struct presence__shard *hs = presence__membership_shard(reg, m);
+        presence__mutex_lock(reg, &hs->lock);
+        dropped = presence__membership_in_grace(m);
+        presence__mutex_unlock(reg, &hs->lock);
         ref = m->cnext;
     }
-    return true;
+    return dropped; /* else still connected somewhere: not a drop */
 }
 
 void presence__grace_adopt(presence_registry *reg,
