@@ -309,6 +309,7 @@ static void check_snapshot_member(const struct harness *h, int ch,
     CHECK(pm->node_id != NULL &&
           strcmp(pm->node_id, model_node_name(h->md.node[c])) == 0);
     CHECK(pm->app == app_of(h, c));
+    CHECK(pm->in_grace == mm->graced);
 }
 
 struct visit_check {
@@ -581,14 +582,22 @@ static void step(struct harness *h, struct input *in)
         CHECK(rc != PRESENCE_OK || next > h->clock); /* nothing left due */
         break;
     }
-    case 9: { /* change the TTL of namespace tt */
+    case 9: { /* change the TTL and the leave grace of namespace tt */
         static const int64_t ttls[] = {0, 30, 50, 100};
+        static const int64_t graces[] = {0, 20, 60, 0};
         presence_namespace_options o;
         presence_namespace_options_init(&o);
         o.ttl_ms = ttls[a % 4];
+        o.leave_grace_ms = graces[(a / 4) % 4];
+        o.grace_on_leave = (a & 0x10) != 0;
+        o.grace_same_user = (a & 0x20) != 0;
         rc = presence_namespace_set(reg, "tt", &o);
         want = PRESENCE_OK;
-        model_set_ttl_t(&h->md, o.ttl_ms);
+        if (rc == PRESENCE_OK) {
+            model_set_ttl_t(&h->md, o.ttl_ms);
+            model_set_grace_t(&h->md, o.leave_grace_ms, o.grace_on_leave,
+                              o.grace_same_user);
+        }
         break;
     }
     case 10: /* the lobby subscription comes and goes */
@@ -668,7 +677,7 @@ static void step(struct harness *h, struct input *in)
             }
         } else {
             size_t left = 99;
-            size_t n = model_client_channels(&h->md, c);
+            size_t n = model_client_active_channels(&h->md, c);
             rc = presence_client_close(reg, h->handles[c], &left);
             want = model_client_close(&h->md, c);
             if (rc == PRESENCE_OK) {
@@ -722,6 +731,7 @@ static void step(struct harness *h, struct input *in)
         presence_join_item items[3];
         int n = 1 + a % 3;
         model trial = h->md;
+        trial.no_take_place = true; /* join_many takes no place */
         want = PRESENCE_OK;
         size_t want_failed = (size_t)n;
         for (int i = 0; i < n; i++) {
@@ -743,6 +753,7 @@ static void step(struct harness *h, struct input *in)
                                        results, &failed);
         if (want == PRESENCE_OK) {
             h->md = trial;
+            h->md.no_take_place = false;
         }
         if (rc != PRESENCE_OK && rc != PRESENCE_ERR_NOMEM) {
             CHECK(failed == want_failed);
