@@ -207,7 +207,7 @@ static void touch(model *md, model_member *mm)
 static int place_to_take(const model *md, int channel, int client, int user)
 {
     if (!in_ns_t(channel) || md->grace_t <= 0 || !md->grace_same_user_t ||
-        md->no_take_place) {
+        md->no_take_place || model_user_ids[user][0] == '\0') {
         return -1;
     }
     int best = -1;

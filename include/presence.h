@@ -165,7 +165,9 @@
  *   presence_client_join_many() on its handle) takes the member out of
  *   grace with no event and the same (epoch, seq), its TTL renewed and
  *   its join time kept; a different chan_info is an ordinary
- *   #PRESENCE_EVENT_UPDATE (seq + 1). A touch or an update does not end a
+ *   #PRESENCE_EVENT_UPDATE (seq + 1). The join's presence_change says
+ *   #PRESENCE_CHANGE_RESUMED, so a server that waits for a client's own
+ *   join event before pushing it others' events knows not to wait. A touch or an update does not end a
  *   grace (only a join says the client is back).
  * - The reconnect of a server that closes the handle when the socket
  *   drops: presence_client_open() with the id of a client whose every
@@ -177,10 +179,11 @@
  * - The reconnect of a server that gives every connection a new client id
  *   (as Centrifugo does): with presence_namespace_options::grace_same_user,
  *   the join of another client of the same user into a channel where one
- *   of the user's clients is in grace takes that member's place: the old
+ *   of the user's clients is in grace takes that member's place (not for
+ *   the anonymous user "", whose connections are strangers): the old
  *   membership goes and the new one comes with no join and no leave (a
  *   #PRESENCE_EVENT_UPDATE if the chan_info differs), keeping the old join
- *   time; the join's presence_change says #PRESENCE_CHANGE_JOINED. The
+ *   time. The
  *   channel's set then holds another client id, so this one change does
  *   advance seq by one, without a client event: a copy kept from events
  *   by client id (the recipe in @ref versions) sees the gap and must read
@@ -901,6 +904,11 @@ typedef enum presence_change_kind {
     PRESENCE_CHANGE_JOINED = 1,  /**< a new member */
     PRESENCE_CHANGE_UPDATED = 2, /**< its chan_info was replaced */
     PRESENCE_CHANGE_LEFT = 3,    /**< it left */
+    /** It came back within its leave grace (see @ref grace): its member
+     *  in grace resumed, or it took the place of its user's member in
+     *  grace. No join was announced (an update was, if the chan_info
+     *  differs); stats give the version after it. */
+    PRESENCE_CHANGE_RESUMED = 4,
 } presence_change_kind;
 
 /** The result of a change by handle. */

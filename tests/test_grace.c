@@ -332,7 +332,7 @@ static void test_handle_reopened_with_same_id(void **state)
     presence_change ch;
     uint64_t seq = stats_of(f.reg, "gr:a").seq;
     assert_ok(presence_client_join(f.reg, h2, "gr:a", NULL, 0, &ch));
-    assert_int_equal(ch.kind, PRESENCE_CHANGE_NONE);
+    assert_int_equal(ch.kind, PRESENCE_CHANGE_RESUMED);
     assert_int_equal(ch.stats.seq, seq);
     assert_int_equal(f.rec.count, 0);
     assert_false(in_grace(&f, "gr:a", "c1"));
@@ -390,8 +390,8 @@ static void test_handle_leave_and_join_many(void **state)
     presence_join_item items[2] = {{"gr:a", "i", 1}, {"lv:a", NULL, 0}};
     presence_change results[2];
     assert_ok(presence_client_join_many(f.reg, h, items, 2, results, NULL));
-    assert_int_equal(results[0].kind, PRESENCE_CHANGE_UPDATED);
-    assert_int_equal(results[1].kind, PRESENCE_CHANGE_NONE);
+    assert_int_equal(results[0].kind, PRESENCE_CHANGE_RESUMED);
+    assert_int_equal(results[1].kind, PRESENCE_CHANGE_RESUMED);
     assert_int_equal(f.rec.count, 1);
     assert_false(in_grace(&f, "gr:a", "c1"));
     assert_false(in_grace(&f, "lv:a", "c1"));
@@ -436,7 +436,7 @@ static void test_same_user_takes_the_place(void **state)
     presence_client *h2 = open_handle(&f, "c2", "u1", NULL);
     presence_change ch;
     assert_ok(presence_client_join(f.reg, h2, "su:a", "x", 1, &ch));
-    assert_int_equal(ch.kind, PRESENCE_CHANGE_JOINED);
+    assert_int_equal(ch.kind, PRESENCE_CHANGE_RESUMED);
     assert_int_equal(ch.stats.seq, seq + 1);
     assert_int_equal(ch.stats.num_clients, 1);
     assert_int_equal(f.rec.count, 0);
@@ -474,6 +474,14 @@ static void test_same_user_takes_the_place(void **state)
     assert_int_equal(f.rec.count, 1);
     assert_int_equal(f.rec.events[0].kind, PRESENCE_EVENT_UPDATE);
     assert_string_equal(f.rec.events[0].client_id, "c3");
+    /* Anonymous connections are strangers: none takes another's place. */
+    assert_ok(join_simple(f.reg, "su:b", "a1", ""));
+    assert_ok(presence_disconnect(f.reg, "a1", NULL));
+    recorder_clear(&f.rec);
+    assert_ok(join_simple(f.reg, "su:b", "a2", ""));
+    assert_int_equal(recorder_count(&f.rec, PRESENCE_EVENT_JOIN), 1);
+    assert_stats(f.reg, "su:b", 2, 1);
+    assert_ok(presence_disconnect(f.reg, "a2", NULL));
     /* Another user does not take it. */
     assert_ok(presence_disconnect(f.reg, "c3", NULL));
     recorder_clear(&f.rec);
@@ -484,7 +492,7 @@ static void test_same_user_takes_the_place(void **state)
     fake_clock_set(&f.clock, 100000);
     expire_at(&f, 100000);
     assert_counts(f.reg, 0, 0, 0, 0);
-    assert_int_equal(recorder_count(&users, PRESENCE_EVENT_USER_OFFLINE), 2);
+    assert_int_equal(recorder_count(&users, PRESENCE_EVENT_USER_OFFLINE), 3);
     recorder_free(&users);
     fixture_close(&f);
 }

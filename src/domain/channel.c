@@ -698,6 +698,7 @@ join_locked(presence_registry *reg, struct presence__target *t,
         if (rc == PRESENCE_OK && presence__membership_in_grace(m)) {
             /* Back in time: as if it had never dropped. */
             presence__grace_resume(reg, t->chan.shard, t->chan.ch, m);
+            kind = PRESENCE_CHANGE_RESUMED;
         } else if (rc == PRESENCE_OK && a->node == NULL) {
             presence__touch_renew(reg, t->chan.shard, t->chan.ch, m);
         } else if (rc == PRESENCE_OK) {

@@ -293,7 +293,7 @@ static int replace(presence_registry *reg, struct presence__target *t,
     }
     presence__events_release(reg, &reserved);
     if (change != NULL) {
-        change->kind = PRESENCE_CHANGE_JOINED;
+        change->kind = PRESENCE_CHANGE_RESUMED;
         change->stats = presence__channel_stats(ch);
     }
     return PRESENCE_OK;
@@ -306,7 +306,8 @@ int presence__grace_take_place(presence_registry *reg,
                                presence_change *change, bool *taken)
 {
     *taken = false;
-    if (t->chan.ch == NULL || a->node != NULL ||
+    size_t user_len = client != NULL ? client->user->id_len : a->user_len;
+    if (t->chan.ch == NULL || a->node != NULL || user_len == 0 ||
         !t->chan.ns->options.grace_same_user ||
         t->chan.ns->options.leave_grace_ms <= 0 ||
         atomic_load_explicit(&reg->graced, memory_order_relaxed) == 0) {

@@ -510,6 +510,7 @@ static void item_commit(presence_registry *reg, struct item_done *d,
 {
     struct presence__shard *hs = d->t.chan.shard;
     struct presence__channel *ch = d->t.chan.ch;
+    bool resumed = false;
     if (d->kind == PRESENCE_CHANGE_JOINED) {
         presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
                               PRESENCE_LEAVE_NONE, d->first_of_user,
@@ -522,12 +523,13 @@ static void item_commit(presence_registry *reg, struct item_done *d,
         }
         if (presence__membership_in_grace(d->m)) {
             presence__grace_resume(reg, hs, ch, d->m);
+            resumed = true;
         } else {
             presence__touch_renew(reg, hs, ch, d->m);
         }
     }
     if (result != NULL) {
-        result->kind = d->kind;
+        result->kind = resumed ? PRESENCE_CHANGE_RESUMED : d->kind;
         result->stats = presence__channel_stats(ch);
     }
 }
