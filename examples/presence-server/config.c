@@ -60,12 +60,22 @@ static void config_defaults(ps_config *cfg)
     cfg->pong_timeout_ms = 8000;
 }
 
-/* Sets *flag when key names a channel option. -1 on a non-boolean value. */
+static int get_duration(json_t *value, const char *key, int64_t *out_ms,
+                        char *err, size_t err_len);
+
+/* Sets *flag when key names a channel option. -1 on a non-boolean value,
+ * or a presence_leave_grace that is not a duration. */
 static int channel_option(ps_channel_options *opts, const char *path,
                           const char *key, json_t *value, bool *matched,
                           char *err, size_t err_len)
 {
-    *matched = false;
+    *matched = strcmp(key, "presence_leave_grace") == 0;
+    if (*matched) {
+        char where[96];
+        snprintf(where, sizeof where, "%s%s", path, key);
+        return get_duration(value, where, &opts->presence_leave_grace_ms, err,
+                            err_len);
+    }
     for (size_t i = 0; i < sizeof channel_fields / sizeof channel_fields[0];
          i++) {
         if (strcmp(key, channel_fields[i].key) != 0) {

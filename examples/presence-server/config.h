@@ -30,6 +30,11 @@ typedef struct ps_channel_options {
     bool allow_presence_for_subscriber;
     bool allow_presence_for_client;
     bool allow_presence_for_anonymous;
+    /** "presence_leave_grace" (an extension: Centrifugo has none): how
+     *  long a member whose connection dropped stays present, in grace,
+     *  for the same user to reconnect without a leave and a join being
+     *  pushed (libpresence's leave grace). 0 (default): leaves at once. */
+    int64_t presence_leave_grace_ms;
 } ps_channel_options;
 
 typedef struct ps_namespace {

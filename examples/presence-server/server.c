@@ -56,12 +56,29 @@ static bool access_check(const presence_access *access, void *user_data)
     return ps_presence_allowed(opts, access->user_id, access->is_member);
 }
 
-static void to_library_options(const ps_channel_options *in,
+static void to_library_options(const ps_config *cfg,
+                               const ps_channel_options *in,
                                presence_namespace_options *out)
 {
     presence_namespace_options_init(out);
     out->presence = in->presence;
     out->join_leave = in->join_leave;
+    out->leave_grace_ms = in->presence_leave_grace_ms;
+    /* Every connection gets a new client id, so a reconnect is another
+     * client of the same user. A place taken announces nothing, so the
+     * other nodes (which learn from events) would not see it: with Redis
+     * the grace only delays leaves. */
+    out->grace_same_user = cfg->engine == PS_ENGINE_MEMORY;
+}
+
+void ps_server_expire_due(ps_server *server)
+{
+    presence_registry *reg = server->registry;
+    int64_t now = presence_now_ms(reg);
+    if (presence_next_deadline_ms(reg) <= now) {
+        /* Out of memory stops it half-way; the next tick goes on. */
+        (void)presence_expire(reg, now, NULL, NULL);
+    }
 }
 
 static int create_registry(ps_server *server, char *err, size_t err_len)
@@ -75,11 +92,11 @@ static int create_registry(ps_server *server, char *err, size_t err_len)
     pc.limits.channel_name_max = cfg->channel_max_length;
     pc.namespace_separator = PS_NAMESPACE_SEPARATOR;
     pc.limits.channels_per_client_max = cfg->client_channel_limit;
-    to_library_options(&cfg->root, &pc.default_namespace);
+    to_library_options(cfg, &cfg->root, &pc.default_namespace);
     int rc = presence_registry_new(&pc, &server->registry);
     for (size_t i = 0; rc == PRESENCE_OK && i < cfg->namespace_count; i++) {
         presence_namespace_options no;
-        to_library_options(&cfg->namespaces[i].options, &no);
+        to_library_options(cfg, &cfg->namespaces[i].options, &no);
         rc = presence_namespace_set(server->registry, cfg->namespaces[i].name, &no);
     }
     if (rc == PRESENCE_OK) {

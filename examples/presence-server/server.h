@@ -69,6 +69,10 @@ typedef struct ps_server {
 int ps_server_init(ps_server *server, const ps_config *cfg,
                    ps_frame_writer write_frame, char *err, size_t err_len);
 
+/** End the leave graces (and TTLs) that are due: the heartbeat's tick
+ *  calls it, so a grace ends at most a tick late. */
+void ps_server_expire_due(ps_server *server);
+
 /** Undo ps_server_init(). Every transport must have closed. */
 void ps_server_fini(ps_server *server);
 
