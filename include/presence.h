@@ -273,7 +273,10 @@ PRESENCE_API uint32_t presence_version_number(void);
     X(ERR_CHANNEL_MEMBER_LIMIT, -10, "channel has too many members")           \
     X(ERR_CHANNEL_LIMIT, -11, "too many channels")                             \
     X(ERR_DENIED, -12, "permission denied")                                    \
-    X(ERR_BUSY, -13, "not allowed while events are being delivered")
+    X(ERR_BUSY, -13, "not allowed while events are being delivered")          \
+    X(ERR_CORRUPT, -14, "saved state is malformed or damaged")                \
+    X(ERR_UNSUPPORTED, -15, "saved state of an unknown format version")       \
+    X(ERR_IO, -16, "the write callback failed")
 
 /** Error codes. Every failing function returns one of the negative values. */
 typedef enum presence_error {
@@ -531,6 +534,94 @@ PRESENCE_API int presence_registry_free(presence_registry *registry);
 
 /** The registry's current time (its clock hook, as is), in milliseconds. */
 PRESENCE_API int64_t presence_now_ms(presence_registry *registry);
+
+/**
+ * Where presence_registry_save() writes: called with consecutive pieces
+ * of the saved state, in order. Return 0 to go on, anything else to stop
+ * the save (which then returns #PRESENCE_ERR_IO). It runs with no lock
+ * held and may call the library.
+ */
+typedef int (*presence_write_fn)(const void *data, size_t len,
+                                 void *user_data);
+
+/** The version of the format presence_registry_save() writes. */
+#define PRESENCE_STATE_FORMAT 1
+
+/**
+ * Save the whole registry for a warm restart: its namespaces and their
+ * options, every channel with its epoch and seq, every membership with
+ * its client (id, user id, conn_info, node), chan_info, join and touch
+ * times (so TTL deadlines), and leave grace (the drop's time and reason).
+ * Not saved: subscriptions, the configuration (allocator, clock, limits,
+ * access check), handles (a client opened as a handle is saved as a
+ * client known by name; one in no channel is not saved) and application
+ * pointers.
+ *
+ * The format (#PRESENCE_STATE_FORMAT) is binary, versioned and
+ * checksummed: an 8-byte magic, a 32-bit version, LEB128 varints and
+ * length-prefixed strings, a 64-bit checksum at the end. About 12 bytes
+ * per membership plus its chan_info, and each client, user and channel
+ * name once (docs/PERFORMANCE.md).
+ *
+ * The registry is read as one instant: every lock is taken while the
+ * state is copied into a buffer (O(state), so it stops the registry for
+ * that long), then the locks are released and @p write is called with
+ * the buffer in pieces.
+ *
+ * @param size receives the number of bytes written (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry or write);
+ *         #PRESENCE_ERR_NOMEM (nothing was written); #PRESENCE_ERR_IO
+ *         (@p write failed: what it got so far is not a whole state).
+ * A callback may call it. Saving changes nothing in the registry.
+ */
+PRESENCE_API int presence_registry_save(presence_registry *registry,
+                                        presence_write_fn write,
+                                        void *user_data, size_t *size);
+
+/**
+ * Make a registry from a state saved by presence_registry_save(), for a
+ * warm restart. The new registry takes @p config (allocator, clock,
+ * limits, access check, seed, single_threaded) and the saved namespace
+ * separator and namespaces (their options; the config's
+ * default_namespace is replaced by the saved one): set options again with
+ * presence_namespace_set() afterwards if the configuration is the
+ * authority. Nothing is announced (a new registry has no subscription).
+ *
+ * Times are restored as saved, on the new registry's clock: the clock
+ * must continue the saving registry's (a CLOCK_REALTIME-based hook, or
+ * the default CLOCK_MONOTONIC within one boot), or deadlines move with
+ * the difference. A membership whose TTL or grace ran out while the
+ * process was down goes at the first presence_expire(). Members in grace
+ * are restored in grace; TTL and grace lists are ordered by touch (or
+ * drop) time, then client id, then channel name, as a TTL turned on later
+ * orders them. After a restart no connection survives: a server that
+ * wants its clients to get their places back calls presence_disconnect()
+ * for each of its own clients (presence_node_memberships() with "" lists
+ * them), which puts them into leave grace where namespaces have one.
+ *
+ * Every byte is checked before it is trusted: the magic, the version, the
+ * checksum, every length and count against what is left, every index,
+ * every name against the rules and this config's limits, option values,
+ * times, that no client, user, node, namespace, channel or membership is
+ * listed twice or unused, and the registry's limits. A state that is
+ * malformed, truncated or damaged gives #PRESENCE_ERR_CORRUPT, never a
+ * crash or a partly loaded registry.
+ *
+ * @param config the configuration, or NULL for the defaults (copied).
+ * @param data   the saved bytes (only read, not kept).
+ * @param out    receives the new registry; untouched on failure.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL out, NULL data with a
+ *         length, a config presence_registry_new() refuses);
+ *         #PRESENCE_ERR_CORRUPT; #PRESENCE_ERR_UNSUPPORTED (another format
+ *         version); #PRESENCE_ERR_BAD_NAME and #PRESENCE_ERR_TOO_LONG (a
+ *         name this config's limits refuse); the limit errors of
+ *         presence_join() (the state does not fit this config's limits);
+ *         #PRESENCE_ERR_NOMEM. On any error nothing is left allocated.
+ * Any thread.
+ */
+PRESENCE_API int presence_registry_load(const presence_config *config,
+                                        const void *data, size_t len,
+                                        presence_registry **out);
 
 /** Totals of a registry, see presence_registry_counts(). */
 typedef struct presence_counts {

@@ -758,6 +758,20 @@ int presence__grace_take_place(presence_registry *reg,
                                const struct presence__join_args *a,
                                presence_change *change, bool *taken);
 
+/* Call fn for every membership in grace in shard s (held), with its
+ * reason, list by list in drop order. */
+void presence__grace_walk(presence_registry *reg, size_t shard,
+                          void (*fn)(struct presence__membership *m,
+                                     presence_leave_reason reason, void *ctx),
+                          void *ctx);
+/* A loaded membership (on no list, its touch time its drop time, links
+ * made) goes into grace at the tail of its list. */
+void presence__grace_restore(presence_registry *reg,
+                             struct presence__shard *hs,
+                             const struct presence__channel *ch,
+                             struct presence__membership *m,
+                             presence_leave_reason reason);
+
 /* ---- events.c ----------------------------------------------------------- */
 /* Promise room for n events to a change under way: *reserved gets n, or 0
  * when nobody listens (then no event is queued). Fails without change. */

@@ -337,3 +337,34 @@ int presence__grace_take_place(presence_registry *reg,
     presence__client_unref(reg, other);
     return rc;
 }
+
+/* ---- saved state (state_save.c, state_load.c) ----------------------------- */
+
+void presence__grace_walk(presence_registry *reg, size_t shard,
+                          void (*fn)(struct presence__membership *m,
+                                     presence_leave_reason reason, void *ctx),
+                          void *ctx)
+{
+    struct presence__shard *hs = &reg->shards[shard];
+    for (struct presence__namespace *ns = reg->namespaces; ns != NULL;
+         ns = ns->hh.next) {
+        for (size_t r = 0; r < PRESENCE__GRACE_REASONS; r++) {
+            for (uint32_t n = ns->grace[r][shard].head; n != NONE;
+                 n = presence__slab_links(&hs->membership_slab, n)[1]) {
+                fn(presence__shard_member(hs, n),
+                   (presence_leave_reason)(r + PRESENCE_LEAVE_EXPLICIT), ctx);
+            }
+        }
+    }
+}
+
+void presence__grace_restore(presence_registry *reg,
+                             struct presence__shard *hs,
+                             const struct presence__channel *ch,
+                             struct presence__membership *m,
+                             presence_leave_reason reason)
+{
+    m->touched_hi |= PRESENCE__IN_GRACE;
+    presence__touch_append(hs, list_of(reg, hs, ch, reason_index(reason)), m);
+    atomic_fetch_add_explicit(&reg->graced, 1, memory_order_relaxed);
+}
