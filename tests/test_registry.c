@@ -326,7 +326,7 @@ static void test_error_strings(void **state)
 static void test_error_strings_unknown(void **state)
 {
     (void)state;
-    const int unknown[] = {1, 2, 100, -14, -15, -100, -1000, INT_MIN, INT_MAX};
+    const int unknown[] = {1, 2, 100, -17, -18, -100, -1000, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         const char *msg = presence_strerror(unknown[i]);
         const char *name = presence_error_name(unknown[i]);
