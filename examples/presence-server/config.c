@@ -723,6 +723,9 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
     if (strcmp(key, "namespaces") == 0) {
         return parse_namespaces(cfg, value, err, err_len);
     }
+    if (strcmp(key, "state_file") == 0) {
+        return ps_config_string(value, key, &cfg->state_file, err, err_len);
+    }
     for (size_t i = 0; i < sizeof size_keys / sizeof size_keys[0]; i++) {
         if (strcmp(key, size_keys[i].key) == 0) {
             size_t *field = (size_t *)((char *)cfg + size_keys[i].offset);
@@ -1081,6 +1084,7 @@ void ps_config_free(ps_config *cfg)
     ps_free(cfg->redis_user);
     ps_free(cfg->redis_prefix);
     ps_free(cfg->name);
+    ps_free(cfg->state_file);
     ps_redis_address_free(&cfg->redis);
     ps_admin_config_free(&cfg->admin);
     for (size_t i = 0; i < cfg->namespace_count; i++) {

@@ -110,6 +110,9 @@ typedef struct ps_config {
     bool is_default;
     char *secrets_path;
     ps_admin_config admin;       /**< the admin page (admin_config.h) */
+    /** "state_file" (an extension): where the registry is saved on
+     *  SIGTERM and loaded from at start (warm restart); NULL: neither. */
+    char *state_file;
 } ps_config;
 
 /** Read and validate a config file. On error @p err names the key. */

@@ -73,6 +73,11 @@ int ps_server_init(ps_server *server, const ps_config *cfg,
  *  calls it, so a grace ends at most a tick late. */
 void ps_server_expire_due(ps_server *server);
 
+/** Save the registry to the config's state_file (nothing without one),
+ *  for the next start to load: before the connections close, so that
+ *  their memberships are in it. 0, or -1 (logged). */
+int ps_server_save_state(ps_server *server);
+
 /** Undo ps_server_init(). Every transport must have closed. */
 void ps_server_fini(ps_server *server);
 

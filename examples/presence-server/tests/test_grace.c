@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #define SECRET "grace-secret"
@@ -197,12 +198,80 @@ static void test_config_key(void **state)
     }
 }
 
+/* Warm restart: saved at shutdown, loaded at start, every old
+ * connection in grace; users who reconnect take their places with
+ * nothing pushed to anyone. */
+static void test_warm_restart(void **state)
+{
+    (void)state;
+    char dir[128];
+    assert_non_null(make_temp_dir(dir, sizeof dir, "ps-state"));
+    char path[256];
+    snprintf(path, sizeof path, "%s/registry.state", dir);
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"token_hmac_secret_key\":\"" SECRET "\","
+             "\"state_file\":\"%s\","
+             "\"namespaces\":[{\"name\":\"room\",\"presence\":true,"
+             "\"join_leave\":true,\"allow_subscribe_for_client\":true,"
+             "\"allow_presence_for_subscriber\":true,"
+             "\"presence_leave_grace\":\"5s\"}]}",
+             path);
+    char err[256];
+    assert_int_equal(ps_test_server_init(&t, json, err, sizeof err), 0);
+    ps_test_peer *bob = connect_as("bob");
+    subscribe(bob, "room:1");
+    ps_test_peer *alice = connect_as("alice");
+    subscribe(alice, "room:1");
+    assert_int_equal(ps_server_save_state(&t.server), 0);
+    ps_test_peer_free(&t, bob);
+    ps_test_peer_free(&t, alice);
+    ps_test_server_fini(&t);
+
+    /* The next start. */
+    assert_int_equal(ps_test_server_init(&t, json, err, sizeof err), 0);
+    assert_int_equal(num_clients("room:1"), 2);
+    ps_test_peer *bob2 = connect_as("bob");
+    subscribe(bob2, "room:1");
+    ps_test_peer_clear(bob2);
+    ps_test_peer *alice2 = connect_as("alice");
+    subscribe(alice2, "room:1");
+    assert_int_equal(bob2->count, 0); /* no join pushed */
+    assert_int_equal(num_clients("room:1"), 2);
+    assert_int_equal(presence_expire(t.server.registry,
+                                     presence_now_ms(t.server.registry) + 6000,
+                                     NULL, NULL),
+                     PRESENCE_OK);
+    ps_writer_drain(&t.server.writer);
+    assert_int_equal(bob2->count, 0); /* and no leave */
+    assert_int_equal(num_clients("room:1"), 2);
+    ps_test_peer *peers[] = {bob2, alice2};
+    check(peers, 2);
+    ps_test_peer_free(&t, bob2);
+    ps_test_peer_free(&t, alice2);
+    assert_int_equal(presence_expire(t.server.registry, INT64_MAX - 1, NULL,
+                                     NULL),
+                     PRESENCE_OK);
+    ps_test_server_fini(&t);
+    /* A damaged file: the server starts empty. */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fputc('X', f), 'X');
+    fclose(f);
+    assert_int_equal(ps_test_server_init(&t, json, err, sizeof err), 0);
+    assert_int_equal(num_clients("room:1"), 0);
+    ps_test_server_fini(&t);
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     counting_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reconnect_within_grace),
         cmocka_unit_test(test_config_key),
+        cmocka_unit_test(test_warm_restart),
     };
     return cmocka_run_group_tests_name("server leave grace", tests, NULL,
                                        NULL);
