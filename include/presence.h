@@ -563,10 +563,10 @@ typedef int (*presence_write_fn)(const void *data, size_t len,
  * per membership plus its chan_info, and each client, user and channel
  * name once (docs/PERFORMANCE.md).
  *
- * The registry is read as one instant: every lock is taken while the
- * state is copied into a buffer (O(state), so it stops the registry for
- * that long), then the locks are released and @p write is called with
- * the buffer in pieces.
+ * The registry is read as one instant: every channel lock is taken (as
+ * presence_namespace_set() takes them) while the state is copied into a
+ * buffer, O(state), so changes wait that long; then the locks are
+ * released and @p write is called with the buffer in pieces.
  *
  * @param size receives the number of bytes written (may be NULL).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry or write);

@@ -1,10 +1,9 @@
 /*
  * presence_registry_save(): the whole registry, as one instant, in the
- * format of state_format.h. Every client shard and then every channel
- * shard is taken (client before channel, each kind in index order: the
- * order the rest of the library takes them in, so no deadlock), the state
- * is written into one growing buffer, the locks are released, and only
- * then is the caller's write function called.
+ * format of state_format.h. Every channel shard is taken (in index order,
+ * as namespace changes take them), the state is written into one growing
+ * buffer, the locks are released, and only then is the caller's write
+ * function called.
  *
  * Clients, users and nodes are numbered in the order memberships first
  * name them (a small pointer -> number table each); the reason a member
@@ -76,40 +75,21 @@ static void put_blob(struct out *o, const void *p, size_t n)
 /* ---- pointer -> number tables --------------------------------------------- */
 
 struct numbering {
+    const presence_allocator *alloc;
     const void **keys;
     uint32_t *values;
-    size_t cap; /* a power of two, at least twice the entries */
-    /* The pointers in the order they were numbered. */
+    size_t cap; /* a power of two, more than twice the entries */
+    /* The pointers in the order they were numbered (room: cap / 2). */
     const void **order;
     size_t count;
+    bool nomem;
 };
 
-static int numbering_init(const presence_allocator *alloc,
-                          struct numbering *t, size_t most)
+static void numbering_free(struct numbering *t)
 {
-    memset(t, 0, sizeof *t);
-    t->cap = 16;
-    while (t->cap < most * 2) {
-        t->cap *= 2;
-    }
-    t->keys = presence__malloc(alloc, presence__mul_size(t->cap, sizeof *t->keys));
-    t->values =
-        presence__malloc(alloc, presence__mul_size(t->cap, sizeof *t->values));
-    t->order = presence__malloc(
-        alloc, presence__mul_size(most ? most : 1, sizeof *t->order));
-    if (t->keys == NULL || t->values == NULL || t->order == NULL) {
-        return PRESENCE_ERR_NOMEM;
-    }
-    memset(t->keys, 0, t->cap * sizeof *t->keys);
-    return PRESENCE_OK;
-}
-
-static void numbering_free(const presence_allocator *alloc,
-                           struct numbering *t, size_t most)
-{
-    presence__free(alloc, t->keys, t->cap * sizeof *t->keys);
-    presence__free(alloc, t->values, t->cap * sizeof *t->values);
-    presence__free(alloc, t->order, (most ? most : 1) * sizeof *t->order);
+    presence__free(t->alloc, t->keys, t->cap * sizeof *t->keys);
+    presence__free(t->alloc, t->values, t->cap * sizeof *t->values);
+    presence__free(t->alloc, t->order, t->cap / 2 * sizeof *t->order);
 }
 
 static size_t slot_of(const struct numbering *t, const void *key)
@@ -118,19 +98,65 @@ static size_t slot_of(const struct numbering *t, const void *key)
     return (size_t)(h >> 32) & (t->cap - 1);
 }
 
-/* The number of key, numbering it now if it has none. */
-static uint32_t number_of(struct numbering *t, const void *key)
+static void put_key(struct numbering *t, const void *key, uint32_t value)
 {
     size_t i = slot_of(t, key);
-    while (t->keys[i] != NULL && t->keys[i] != key) {
+    while (t->keys[i] != NULL) {
         i = (i + 1) & (t->cap - 1);
     }
-    if (t->keys[i] == NULL) {
-        t->keys[i] = key;
-        t->values[i] = (uint32_t)t->count;
-        t->order[t->count++] = key;
+    t->keys[i] = key;
+    t->values[i] = value;
+}
+
+/* Double the table (or make its first one); false when memory ran out. */
+static bool numbering_grow(struct numbering *t)
+{
+    struct numbering next = *t;
+    next.cap = t->cap ? t->cap * 2 : 64;
+    next.keys = presence__malloc(t->alloc,
+                                 presence__mul_size(next.cap, sizeof *next.keys));
+    next.values = presence__malloc(
+        t->alloc, presence__mul_size(next.cap, sizeof *next.values));
+    next.order = presence__malloc(
+        t->alloc, presence__mul_size(next.cap / 2, sizeof *next.order));
+    if (next.keys == NULL || next.values == NULL || next.order == NULL) {
+        numbering_free(&next);
+        t->nomem = true;
+        return false;
     }
-    return t->values[i];
+    memset(next.keys, 0, next.cap * sizeof *next.keys);
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->keys[i] != NULL) {
+            put_key(&next, t->keys[i], t->values[i]);
+        }
+    }
+    if (t->count > 0) {
+        memcpy(next.order, t->order, t->count * sizeof *next.order);
+    }
+    numbering_free(t);
+    *t = next;
+    return true;
+}
+
+/* The number of key, numbering it now if it has none (UINT32_MAX when
+ * memory ran out). */
+static uint32_t number_of(struct numbering *t, const void *key)
+{
+    if (t->cap > 0) {
+        size_t i = slot_of(t, key);
+        while (t->keys[i] != NULL) {
+            if (t->keys[i] == key) {
+                return t->values[i];
+            }
+            i = (i + 1) & (t->cap - 1);
+        }
+    }
+    if ((t->count + 1) * 2 > t->cap && !numbering_grow(t)) {
+        return UINT32_MAX;
+    }
+    put_key(t, key, (uint32_t)t->count);
+    t->order[t->count] = key;
+    return (uint32_t)t->count++;
 }
 
 /* The number of a key that has one. */
@@ -148,37 +174,43 @@ static uint32_t number_known(const struct numbering *t, const void *key)
 struct save {
     presence_registry *reg;
     struct out out;
-    struct numbering clients, users, nodes, graced;
-    /* What each table was sized for: the registry's counts. */
-    size_t most_clients, most_users, most_nodes, graced_count;
+    struct numbering clients, users, nodes;
+    /* Memberships in grace, numbered in the order of their lists; their
+     * reasons by number. */
+    struct numbering graced;
+    unsigned char *reasons;
+    size_t reasons_cap;
     int64_t saved_at;
 };
 
-static void count_graced(struct presence__membership *m,
-                         presence_leave_reason reason, void *ctx)
-{
-    (void)m;
-    (void)reason;
-    ((struct save *)ctx)->graced_count++;
-}
-
-/* Graced memberships: their number is their reason. */
 static void note_graced(struct presence__membership *m,
                         presence_leave_reason reason, void *ctx)
 {
-    struct numbering *t = &((struct save *)ctx)->graced;
-    size_t i = slot_of(t, m);
-    while (t->keys[i] != NULL) {
-        i = (i + 1) & (t->cap - 1);
+    struct save *sv = ctx;
+    uint32_t n = number_of(&sv->graced, m);
+    if (n == UINT32_MAX) {
+        return;
     }
-    t->keys[i] = m;
-    t->values[i] = (uint32_t)reason;
+    if (n >= sv->reasons_cap) {
+        size_t cap = sv->reasons_cap ? sv->reasons_cap * 2 : 64;
+        unsigned char *grown = presence__realloc(&sv->reg->alloc, sv->reasons,
+                                                 sv->reasons_cap, cap);
+        if (grown == NULL) {
+            sv->graced.nomem = true;
+            return;
+        }
+        sv->reasons = grown;
+        sv->reasons_cap = cap;
+    }
+    sv->reasons[n] = (unsigned char)reason;
 }
 
 static uint32_t grace_reason(const struct save *sv,
                              const struct presence__membership *m)
 {
-    return presence__membership_in_grace(m) ? number_known(&sv->graced, m) : 0;
+    return presence__membership_in_grace(m)
+               ? sv->reasons[number_known(&sv->graced, m)]
+               : 0;
 }
 
 /* Every membership of every channel, in shard and table order. */
@@ -194,19 +226,24 @@ static uint32_t grace_reason(const struct save *sv,
                              presence__memberset_at(&ch->members, mi_);        \
                          m != NULL; m = NULL)
 
-static void number_everything(struct save *sv)
+static bool number_everything(struct save *sv)
 {
     presence_registry *reg = sv->reg;
     FOR_EACH_MEMBER(reg, s, ch, m)
     {
         const struct presence__client *c = m->client;
-        if (number_of(&sv->clients, c) + 1 == sv->clients.count) {
+        uint32_t n = number_of(&sv->clients, c);
+        if (n == UINT32_MAX) {
+            return false;
+        }
+        if (n + 1 == sv->clients.count) { /* new */
             (void)number_of(&sv->users, c->user);
             if (presence__client_node(c) != NULL) {
                 (void)number_of(&sv->nodes, presence__client_node(c));
             }
         }
     }
+    return !sv->users.nomem && !sv->nodes.nomem;
 }
 
 static void write_namespaces(struct save *sv)
@@ -299,52 +336,16 @@ static void write_channels(struct save *sv)
     }
 }
 
-static void lock_everything(presence_registry *reg)
-{
-    for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
-        presence__mutex_lock(reg, &reg->cshards[i].lock);
-    }
-    presence__lock_all_shards(reg);
-}
-
-static void unlock_everything(presence_registry *reg)
-{
-    presence__unlock_all_shards(reg);
-    for (size_t i = PRESENCE__SHARDS; i-- > 0;) {
-        presence__mutex_unlock(reg, &reg->cshards[i].lock);
-    }
-}
-
-/* The state into sv->out (every lock held). */
+/* The state into sv->out (every channel shard held). */
 static int serialize(struct save *sv)
 {
     presence_registry *reg = sv->reg;
-    const presence_allocator *alloc = &reg->alloc;
-    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
-        sv->most_clients += reg->cshards[s].clients.count;
-        sv->most_users += reg->ushards[s].users.count;
-        presence__grace_walk(reg, s, count_graced, sv);
-    }
-    presence__mutex_lock(reg, &reg->node_lock);
-    sv->most_nodes = reg->nodes.count;
-    presence__mutex_unlock(reg, &reg->node_lock);
-    int rc = numbering_init(alloc, &sv->clients, sv->most_clients);
-    if (rc == PRESENCE_OK) {
-        rc = numbering_init(alloc, &sv->users, sv->most_users);
-    }
-    if (rc == PRESENCE_OK) {
-        rc = numbering_init(alloc, &sv->nodes, sv->most_nodes);
-    }
-    if (rc == PRESENCE_OK) {
-        rc = numbering_init(alloc, &sv->graced, sv->graced_count);
-    }
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
     for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
         presence__grace_walk(reg, s, note_graced, sv);
     }
-    number_everything(sv);
+    if (sv->graced.nomem || !number_everything(sv)) {
+        return PRESENCE_ERR_NOMEM;
+    }
 
     struct out *o = &sv->out;
     unsigned char header[PRESENCE__STATE_HEADER];
@@ -377,14 +378,20 @@ int presence_registry_save(presence_registry *reg, presence_write_fn write,
     memset(&sv, 0, sizeof sv);
     sv.reg = reg;
     sv.out.alloc = &reg->alloc;
-    lock_everything(reg);
+    sv.clients.alloc = sv.users.alloc = sv.nodes.alloc = sv.graced.alloc =
+        &reg->alloc;
+    /* Every channel shard: no membership can come, go or change hands,
+     * so the clients they name stay (and what a save reads of a client,
+     * user or node never changes). */
+    presence__lock_all_shards(reg);
     sv.saved_at = presence__now(reg);
     int rc = serialize(&sv);
-    unlock_everything(reg);
-    numbering_free(&reg->alloc, &sv.clients, sv.most_clients);
-    numbering_free(&reg->alloc, &sv.users, sv.most_users);
-    numbering_free(&reg->alloc, &sv.nodes, sv.most_nodes);
-    numbering_free(&reg->alloc, &sv.graced, sv.graced_count);
+    presence__unlock_all_shards(reg);
+    numbering_free(&sv.clients);
+    numbering_free(&sv.users);
+    numbering_free(&sv.nodes);
+    numbering_free(&sv.graced);
+    presence__free(&reg->alloc, sv.reasons, sv.reasons_cap);
     for (size_t at = 0; rc == PRESENCE_OK && at < sv.out.len;) {
         size_t n = sv.out.len - at < WRITE_PIECE ? sv.out.len - at : WRITE_PIECE;
         if (write(sv.out.data + at, n, user_data) != 0) {

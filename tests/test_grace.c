@@ -5,7 +5,7 @@
  * leave at the end with its reason and time; stats, queries, visits,
  * versions and users' online state meanwhile; namespace changes; every
  * allocation failure on the way (a failed call changes nothing); and
- * threads reconnecting at once.
+ * threads reconnecting at once while another saves the registry.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -818,6 +818,43 @@ static void *expirer_main(void *arg)
     return NULL;
 }
 
+struct saved {
+    unsigned char *data;
+    size_t len;
+};
+
+static int collect_bytes(const void *data, size_t len, void *ud)
+{
+    struct saved *b = ud;
+    unsigned char *p = realloc(b->data, b->len + len);
+    if (p == NULL) {
+        return 1;
+    }
+    memcpy(p + b->len, data, len);
+    b->data = p;
+    b->len += len;
+    return 0;
+}
+
+/* Saves of a registry that changes under it: each one instant, so each
+ * loads (a membership's client is never half moved, a grace never half
+ * linked). */
+static void *saver_main(void *arg)
+{
+    presence_registry *reg = arg;
+    int saves = 0;
+    while (!atomic_load(&stop_expiring) || saves == 0) {
+        struct saved b = {NULL, 0};
+        assert_ok(presence_registry_save(reg, collect_bytes, &b, NULL));
+        presence_registry *copy = NULL;
+        assert_ok(presence_registry_load(NULL, b.data, b.len, &copy));
+        assert_ok(presence_registry_free(copy));
+        free(b.data);
+        saves++;
+    }
+    return NULL;
+}
+
 static int64_t real_ms(void *ud)
 {
     (void)ud;
@@ -843,9 +880,10 @@ static void test_threads_reconnect(void **state)
     o.grace_same_user = true;
     assert_ok(presence_namespace_set(reg, "su", &o));
     struct worker w[THREADS];
-    pthread_t t[THREADS], ex;
+    pthread_t t[THREADS], ex, sv;
     atomic_store(&stop_expiring, false);
     assert_int_equal(pthread_create(&ex, NULL, expirer_main, reg), 0);
+    assert_int_equal(pthread_create(&sv, NULL, saver_main, reg), 0);
     for (int i = 0; i < THREADS; i++) {
         w[i] = (struct worker){reg, i};
         assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
@@ -855,6 +893,7 @@ static void test_threads_reconnect(void **state)
     }
     atomic_store(&stop_expiring, true);
     pthread_join(ex, NULL);
+    pthread_join(sv, NULL);
     size_t n;
     assert_ok(presence_expire(reg, INT64_MAX - 1, &n, NULL));
     presence_counts counts;
