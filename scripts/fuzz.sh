@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a libFuzzer target for a bounded time:
 #   scripts/fuzz.sh [TARGET] [SECONDS]     (default: api-sequence 60)
-# TARGET: api-sequence, server-frames (the presence server's frames and
+# TARGET: api-sequence, registry-load (the saved-state loader),
+# server-frames (the presence server's frames and
 # commands), server-config (its config loader) or cluster-ops (the
 # cluster's wire decoder).
 # Builds the fuzzers with clang, ASan and UBSan in build-fuzz, starts from

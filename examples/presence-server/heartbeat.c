@@ -107,6 +107,7 @@ static void tick(ps_server *server)
         ps_conn_unref(conn);
     }
     ps_free(conns);
+    ps_server_expire_due(server);
 }
 
 static void *heartbeat_main(void *arg)

@@ -69,6 +69,15 @@ typedef struct ps_server {
 int ps_server_init(ps_server *server, const ps_config *cfg,
                    ps_frame_writer write_frame, char *err, size_t err_len);
 
+/** End the leave graces (and TTLs) that are due: the heartbeat's tick
+ *  calls it, so a grace ends at most a tick late. */
+void ps_server_expire_due(ps_server *server);
+
+/** Save the registry to the config's state_file (nothing without one),
+ *  for the next start to load: before the connections close, so that
+ *  their memberships are in it. 0, or -1 (logged). */
+int ps_server_save_state(ps_server *server);
+
 /** Undo ps_server_init(). Every transport must have closed. */
 void ps_server_fini(ps_server *server);
 
