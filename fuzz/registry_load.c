@@ -303,11 +303,13 @@ static struct bytes random_state(uint64_t *s)
     presence_namespace_options_init(&o);
     o.ttl_ms = rnd(s) % 2 ? 100 : 0;
     o.leave_grace_ms = rnd(s) % 2 ? 300 : 0;
+    o.history_size = rnd(s) % 2 ? 4 : 0;
     CHECK(presence_namespace_set(reg, "tt", &o) == PRESENCE_OK);
     presence_namespace_options_init(&o);
     o.leave_grace_ms = 5000;
     o.grace_same_user = true;
     o.grace_on_leave = rnd(s) % 2;
+    o.history_size = rnd(s) % 2 ? 16 : 0;
     CHECK(presence_namespace_set(reg, "gr", &o) == PRESENCE_OK);
     presence_namespace_options_init(&o);
     o.join_leave = false;

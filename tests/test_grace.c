@@ -497,6 +497,72 @@ static void test_same_user_takes_the_place(void **state)
     fixture_close(&f);
 }
 
+/* With a change log: a drop into grace and a resume log nothing; the end
+ * of a grace logs the leave with its reason at the drop's time; a
+ * same-user takeover (neither a join nor a leave) restarts the log, so
+ * versions before it need a snapshot and it reaches back to its seq. */
+static void test_grace_and_change_log(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.leave_grace_ms = GRACE;
+    o.grace_same_user = true;
+    o.history_size = 16;
+    assert_ok(presence_namespace_set(f.reg, "su", &o));
+    assert_ok(join_simple(f.reg, "su:a", "c1", "u1"));
+    assert_ok(join_simple(f.reg, "su:a", "c2", "u2"));
+    presence_channel_stats st = stats_of(f.reg, "su:a");
+    fake_clock_set(&f.clock, 1100);
+    assert_ok(presence_disconnect(f.reg, "c1", NULL));
+    assert_ok(join_simple(f.reg, "su:a", "c1", "u1")); /* resumes */
+    presence_history *h;
+    assert_ok(presence_changes_since(f.reg, "su:a", presence_trusted(),
+                                     st.epoch, st.seq, &h));
+    assert_int_equal(h->count, 0);
+    presence_history_free(h);
+    /* c2 drops at 1200; its grace ends at 1200 + GRACE. */
+    fake_clock_set(&f.clock, 1200);
+    assert_ok(presence_disconnect(f.reg, "c2", NULL));
+    fake_clock_set(&f.clock, 1200 + GRACE);
+    assert_int_equal(expire_at(&f, 1200 + GRACE), 1);
+    assert_ok(presence_changes_since(f.reg, "su:a", presence_trusted(),
+                                     st.epoch, st.seq, &h));
+    assert_int_equal(h->count, 1);
+    assert_int_equal(h->entries[0].kind, PRESENCE_EVENT_LEAVE);
+    assert_int_equal(h->entries[0].reason, PRESENCE_LEAVE_DISCONNECT);
+    assert_int_equal(h->entries[0].time_ms, 1200);
+    assert_string_equal(h->entries[0].member.client_id, "c2");
+    assert_int_equal(h->entries[0].seq, st.seq + 1);
+    presence_history_free(h);
+    /* c1 drops and c3 of the same user takes its place. */
+    assert_ok(presence_disconnect(f.reg, "c1", NULL));
+    assert_ok(join_simple(f.reg, "su:a", "c3", "u1"));
+    presence_channel_stats now = stats_of(f.reg, "su:a");
+    assert_int_equal(now.seq, st.seq + 2);
+    assert_rc(presence_changes_since(f.reg, "su:a", presence_trusted(),
+                                     st.epoch, st.seq, &h),
+              PRESENCE_ERR_SNAPSHOT_NEEDED);
+    assert_rc(presence_changes_since(f.reg, "su:a", presence_trusted(),
+                                     st.epoch, now.seq - 1, &h),
+              PRESENCE_ERR_SNAPSHOT_NEEDED);
+    assert_ok(presence_changes_since(f.reg, "su:a", presence_trusted(),
+                                     now.epoch, now.seq, &h));
+    assert_int_equal(h->count, 0);
+    presence_history_free(h);
+    /* And it logs what comes after. */
+    assert_ok(join_simple(f.reg, "su:a", "c4", "u4"));
+    assert_ok(presence_changes_since(f.reg, "su:a", presence_trusted(),
+                                     now.epoch, now.seq, &h));
+    assert_int_equal(h->count, 1);
+    assert_int_equal(h->entries[0].kind, PRESENCE_EVENT_JOIN);
+    presence_history_free(h);
+    fixture_close(&f);
+}
+
 /* Taking the place is not stopped by the channel's member limit (the
  * member count does not change). */
 static void test_take_place_at_member_limit(void **state)
@@ -915,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_handle_reopened_with_same_id),
         cmocka_unit_test(test_handle_leave_and_join_many),
         cmocka_unit_test(test_same_user_takes_the_place),
+        cmocka_unit_test(test_grace_and_change_log),
         cmocka_unit_test(test_take_place_at_member_limit),
         cmocka_unit_test(test_expiry_into_grace),
         cmocka_unit_test(test_visit_and_users),

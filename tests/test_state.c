@@ -249,6 +249,48 @@ static void test_restart_into_grace(void **state)
 
 /* ---- refusals -------------------------------------------------------------- */
 
+/* A namespace's history_size is saved; the logs are not: a loaded
+ * channel's log starts at its restored version, and logs what follows. */
+static void test_change_logs_start_at_loaded_version(void **state)
+{
+    (void)state;
+    fixture f, g;
+    fixture_config(&f);
+    fixture_open(&f);
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.history_size = 8;
+    assert_ok(presence_namespace_set(f.reg, "hh", &o));
+    assert_ok(join_simple(f.reg, "hh:a", "c1", "u1"));
+    assert_ok(join_simple(f.reg, "hh:a", "c2", "u2"));
+    assert_ok(presence_leave(f.reg, "hh:a", "c2"));
+    presence_channel_stats st = stats(f.reg, "hh:a");
+    struct bytes b = save(f.reg);
+    open_loaded(&g, &f, &b);
+    presence_namespace_options got;
+    presence_namespace_options_init(&got);
+    assert_ok(presence_namespace_get(g.reg, "hh", &got));
+    assert_int_equal(got.history_size, 8);
+    presence_history *h;
+    assert_ok(presence_changes_since(g.reg, "hh:a", presence_trusted(),
+                                     st.epoch, st.seq, &h));
+    assert_int_equal(h->count, 0);
+    presence_history_free(h);
+    assert_rc(presence_changes_since(g.reg, "hh:a", presence_trusted(),
+                                     st.epoch, st.seq - 1, &h),
+              PRESENCE_ERR_SNAPSHOT_NEEDED);
+    assert_ok(join_simple(g.reg, "hh:a", "c3", "u3"));
+    assert_ok(presence_changes_since(g.reg, "hh:a", presence_trusted(),
+                                     st.epoch, st.seq, &h));
+    assert_int_equal(h->count, 1);
+    assert_int_equal(h->entries[0].seq, st.seq + 1);
+    assert_string_equal(h->entries[0].member.client_id, "c3");
+    presence_history_free(h);
+    free(b.data);
+    fixture_close(&g);
+    fixture_close(&f);
+}
+
 static int load_rc(const void *data, size_t len)
 {
     test_alloc a;
@@ -431,6 +473,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_change_logs_start_at_loaded_version),
         cmocka_unit_test(test_restart_into_grace),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_out_of_memory),
