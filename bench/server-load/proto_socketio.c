@@ -7,6 +7,7 @@
  * carry its id before their JSON array.
  * SPDX-License-Identifier: MIT
  */
+#define _GNU_SOURCE
 #include "proto.h"
 
 #include <stdio.h>
@@ -82,6 +83,15 @@ static void parse_ack(const char *text, size_t len, lg_msg *msg, json_t **root)
 /* "42[\"join\"|\"leave\",{channel, client, user}]" */
 static void parse_event(const char *text, size_t len, lg_msg *msg, json_t **root)
 {
+    /* Rooms tell every member of a lobby about every join and leave; the
+     * workload does not follow lobbies, so these are counted unparsed. */
+    static const char lobby[] = "\"channel\":\"lobby:";
+    if (memmem(text, len < 48 ? len : 48, lobby, sizeof lobby - 1) != NULL) {
+        msg->kind = LG_MSG_PUSH;
+        msg->channel = "lobby:";
+        msg->client = "";
+        return;
+    }
     *root = json_loadb(text, len, 0, NULL);
     const char *name = json_string_value(json_array_get(*root, 0));
     json_t *body = json_array_get(*root, 1);
