@@ -14,7 +14,8 @@
 # N plus room for the churn's reconnections; today's server accepts at most
 # 10,000). --servers S > 1 starts S presence servers sharing presence
 # through a redis-server of its own (the cluster part), the generator's
-# shards spread over them round-robin; the Socket.IO peer is then skipped
+# connections spread over them round-robin (the members of a group on
+# different servers, their pushes through Redis); the Socket.IO peer is then skipped
 # (it has no shared presence). The generator is split into K processes
 # (default: one per 18,000 connections, under the 20,000-descriptor limit);
 # their figures are merged. --smoke: a short run (N=200, 3 s of churn)
@@ -129,12 +130,12 @@ stop() {
 run_generator() {
   local name=$1 proto=$2 ports=($3) spids=($4)
   shift 4
-  local sync=$work/sync-$name gens=() files=() i pid_args=()
+  local sync=$work/sync-$name gens=() files=() i pid_args=() port_args=()
   mkdir -p "$sync"
   for p in "${spids[@]}"; do pid_args+=(--server-pid "$p"); done
+  for p in "${ports[@]}"; do port_args+=(--port "$p"); done
   for i in $(seq 0 $((shards - 1))); do
-    local port=${ports[$((i % ${#ports[@]}))]}
-    "$gen" run --proto "$proto" --port "$port" -n "$n" \
+    "$gen" run --proto "$proto" "${port_args[@]}" -n "$n" \
       --churn-percent "$churn_percent" --churn-seconds "$churn_seconds" \
       --plateau-seconds "$plateau_seconds" --shard "$i/$shards" --sync "$sync" \
       --seed 1 "${pid_args[@]}" "$@" "${gen_args[@]}" \

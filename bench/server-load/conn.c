@@ -34,6 +34,13 @@ void lg_lobby_name(const lg_run *run, uint32_t lobby, char *out, size_t cap)
     snprintf(out, cap, "lobby:%u", lobby);
 }
 
+/* Servers sharing presence (through Redis) take connections in turn, so
+ * that the members of one group sit on different servers. */
+static int port_of(const lg_run *run, const lg_conn *c)
+{
+    return run->opt.ports[c->index % run->opt.nports];
+}
+
 static uint32_t mask_key(lg_run *run)
 {
     return (uint32_t)lg_random(run);
@@ -76,7 +83,7 @@ bool lg_conn_start(lg_run *run, lg_conn *c)
     struct sockaddr_in src = {.sin_family = AF_INET};
     uint32_t sources = run->opt.sources ? run->opt.sources : 1;
     src.sin_addr.s_addr = htonl(0x7F000001u + (c->index % sources));
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)run->opt.port)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_of(run, c))};
     inet_pton(AF_INET, run->opt.host, &dst.sin_addr);
     c->fd = fd;
     c->state = LG_CONNECTING;
@@ -231,10 +238,16 @@ static void on_text(void *ctx, const lg_msg *msg)
     }
 }
 
+static bool wants_body(void *ctx, uint32_t id)
+{
+    const dispatch *d = ctx;
+    return lg_session_wants_body(d->conn, id);
+}
+
 static void deliver(lg_run *run, lg_conn *c, const char *text, size_t len)
 {
     dispatch d = {run, c};
-    run->opt.proto->parse(text, len, on_text, &d);
+    run->opt.proto->parse(text, len, on_text, wants_body, &d);
 }
 
 /* One frame; false when the connection ended. */
@@ -333,7 +346,7 @@ static void connected(lg_run *run, lg_conn *c)
         return;
     }
     char host_port[96];
-    snprintf(host_port, sizeof host_port, "%s:%d", run->opt.host, run->opt.port);
+    snprintf(host_port, sizeof host_port, "%s:%d", run->opt.host, port_of(run, c));
     c->state = LG_UPGRADING;
     if (!lg_ws_request(&c->out, host_port, run->opt.proto->path, lg_random(run))) {
         lg_session_ended(run, c, LG_FAIL_HANDSHAKE);
@@ -380,6 +393,10 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
         break;
     }
     process_input(run, c);
+    if (c->in.len == 0 && c->in.cap > 0) {
+        /* Most connections are quiet most of the time: no 16 KiB each. */
+        lg_buf_free(&c->in);
+    }
     if (eof && c->fd >= 0) {
         if (c->state == LG_CLOSING) {
             finish(run, c);

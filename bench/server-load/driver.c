@@ -53,7 +53,8 @@ static void open_queued(lg_run *run, int64_t now)
             continue;
         }
         if (!lg_conn_start(run, c)) {
-            run->st.ramp_fail[LG_FAIL_CONNECT]++;
+            (run->phase == LG_PHASE_RAMP ? run->st.ramp_fail
+                                         : run->st.churn_fail)[LG_FAIL_CONNECT]++;
             run->queue[(run->qhead + run->qlen) % run->count] = slot;
             run->qlen++;
             break; /* out of descriptors: wait for some to close */
@@ -189,8 +190,9 @@ static void ramp(lg_run *run)
     run->qlen = run->count;
     cpu_start(run, &run->st.ramp_cpu);
     int64_t start = lg_now_us();
-    /* Bounded: 60 s plus 10 ms a connection. */
-    pump_until(run, 60 * SECOND_US + (int64_t)run->count * 10000, ramp_done);
+    /* Bounded: 60 s plus 50 ms a connection (a slow peer's ramp is a
+     * figure too, not a reason to stop early). */
+    pump_until(run, 60 * SECOND_US + (int64_t)run->count * 50000, ramp_done);
     run->st.ramp_s = (double)(lg_now_us() - start) / SECOND_US;
     cpu_stop(run, &run->st.ramp_cpu);
     log_line(run, "ramp: %llu ready in %.2f s (%.0f/s), %u in flight left",

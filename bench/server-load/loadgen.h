@@ -95,7 +95,8 @@ typedef struct lg_conn {
 typedef struct lg_options {
     const lg_proto *proto;
     char host[64];
-    int port;
+    int ports[LG_MAX_SERVER_PIDS]; /* connection i goes to ports[i % nports] */
+    unsigned nports;
     uint32_t n;             /* N of the whole workload */
     uint32_t group_size;    /* G */
     uint32_t lobby_size;    /* L */
@@ -216,6 +217,7 @@ void lg_lobby_name(const lg_run *run, uint32_t lobby, char *out, size_t cap);
 /* session.c: what a connection does with each message */
 void lg_session_message(lg_run *run, lg_conn *c, const lg_msg *msg);
 void lg_session_ended(lg_run *run, lg_conn *c, int fail_kind);
+bool lg_session_wants_body(const lg_conn *c, uint32_t id);
 
 /* model.c: join/leave expectations within a group */
 void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now);

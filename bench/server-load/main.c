@@ -1,7 +1,10 @@
 /*
  * server-load: the server workload's generator (bench/server-load/README.md).
  *
- *   server-load run --proto centrifugo|socketio --port PORT -n N [options]
+ *   server-load run --proto centrifugo|socketio --port PORT... -n N [options]
+ *
+ * Several --port: servers sharing presence, connection i to the
+ * (i mod count)-th.
  *   server-load merge [--strict] FILE...
  *
  * "run" prints its figures as "key value" lines on stdout (progress on
@@ -21,7 +24,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: server-load run --proto centrifugo|socketio --port PORT -n N\n"
+            "usage: server-load run --proto centrifugo|socketio --port PORT... -n N\n"
             "         [--host 127.0.0.1] [--group 10] [--lobby 1000]\n"
             "         [--churn-percent 1] [--churn-seconds 60] [--plateau-seconds 10]\n"
             "         [--presence-rate 200] [--stats-rate 200] [--check-groups 1000]\n"
@@ -90,8 +93,10 @@ static int parse_run(int argc, char **argv, lg_options *o, bool *strict)
             ok = strlen(v) < sizeof o->host;
             snprintf(o->host, sizeof o->host, "%s", v);
         } else if (strcmp(a, "--port") == 0) {
-            ok = number(v, 1, 65535, &d);
-            o->port = (int)d;
+            ok = o->nports < LG_MAX_SERVER_PIDS && number(v, 1, 65535, &d);
+            if (ok) {
+                o->ports[o->nports++] = (int)d;
+            }
         } else if (strcmp(a, "-n") == 0) {
             ok = number(v, 1, 10000000, &d);
             o->n = (uint32_t)d;
@@ -152,7 +157,7 @@ static int parse_run(int argc, char **argv, lg_options *o, bool *strict)
             return -1;
         }
     }
-    if (o->proto == NULL || o->port == 0 || o->n == 0) {
+    if (o->proto == NULL || o->nports == 0 || o->n == 0) {
         usage();
         return -1;
     }

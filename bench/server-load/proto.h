@@ -37,9 +37,13 @@ typedef struct lg_msg {
     json_t *presence;         /**< REPLY to presence: client id -> info */
     long long num_clients;    /**< REPLY to presence_stats, -1 otherwise */
     long long num_users;
+    bool body_skipped;        /**< REPLY to presence not parsed: see lg_body_cb */
 } lg_msg;
 
 typedef void (*lg_msg_cb)(void *ctx, const lg_msg *msg);
+/** Whether the reply to request @p id is read in full; a presence reply
+ *  wanted only for its latency is not (a lobby's is ~100 KB of JSON). */
+typedef bool (*lg_body_cb)(void *ctx, uint32_t id);
 
 typedef struct lg_proto {
     const char *name;
@@ -52,7 +56,8 @@ typedef struct lg_proto {
     bool (*presence_stats)(lg_buf *out, uint32_t id, const char *channel);
     bool (*pong)(lg_buf *out);
     /** Parse one text message (a frame's payload) into @p cb calls. */
-    void (*parse)(const char *text, size_t len, lg_msg_cb cb, void *ctx);
+    void (*parse)(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
+                  void *ctx);
 } lg_proto;
 
 extern const lg_proto lg_proto_centrifugo;

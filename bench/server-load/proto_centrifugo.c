@@ -106,9 +106,42 @@ static void parse_reply(json_t *root, json_int_t id, lg_msg *msg)
     }
 }
 
-static void parse_line(const char *text, size_t len, lg_msg_cb cb, void *ctx)
+/* {"id":N,"presence":{"presence":... whose body is not wanted: a reply
+ * without parsing it. The server writes "id" first (jansson keeps the
+ * order keys were set in); anything else takes the full parse. */
+static bool skip_presence(const char *text, size_t len, lg_body_cb want, void *ctx,
+                          lg_msg *msg)
+{
+    static const char head[] = "{\"id\":";
+    static const char key[] = ",\"presence\":{\"presence\":";
+    size_t i = sizeof head - 1;
+    if (len < i || memcmp(text, head, i) != 0) {
+        return false;
+    }
+    uint64_t id = 0;
+    while (i < len && text[i] >= '0' && text[i] <= '9' && id < UINT32_MAX) {
+        id = id * 10 + (uint64_t)(text[i] - '0');
+        i++;
+    }
+    if (id == 0 || len - i < sizeof key - 1 || memcmp(text + i, key, sizeof key - 1) != 0 ||
+        want(ctx, (uint32_t)id)) {
+        return false;
+    }
+    msg->kind = LG_MSG_REPLY;
+    msg->id = (uint32_t)id;
+    msg->ok = true;
+    msg->body_skipped = true;
+    return true;
+}
+
+static void parse_line(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
+                       void *ctx)
 {
     lg_msg msg = {.kind = LG_MSG_BAD, .num_clients = -1, .num_users = -1};
+    if (skip_presence(text, len, want, ctx, &msg)) {
+        cb(ctx, &msg);
+        return;
+    }
     json_t *root = json_loadb(text, len, 0, NULL);
     if (!json_is_object(root)) {
         json_decref(root);
@@ -128,13 +161,14 @@ static void parse_line(const char *text, size_t len, lg_msg_cb cb, void *ctx)
     json_decref(root);
 }
 
-static void parse(const char *text, size_t len, lg_msg_cb cb, void *ctx)
+static void parse(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
+                  void *ctx)
 {
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || text[i] == '\n') {
             if (i > start) {
-                parse_line(text + start, i - start, cb, ctx);
+                parse_line(text + start, i - start, cb, want, ctx);
             }
             start = i + 1;
         }

@@ -50,14 +50,25 @@ static bool pong(lg_buf *out)
     return lg_buf_append(out, "3", 1);
 }
 
-/* "43<id>[{...}]": the ack's first argument. */
-static void parse_ack(const char *text, size_t len, lg_msg *msg, json_t **root)
+/* "43<id>[{...}]": the ack's first argument. A presence ack whose body
+ * is not wanted is a reply without parsing it. */
+static void parse_ack(const char *text, size_t len, lg_body_cb want, void *ctx,
+                      lg_msg *msg, json_t **root)
 {
+    static const char head[] = "[{\"clients\":";
     size_t i = 0;
     uint64_t id = 0;
     while (i < len && text[i] >= '0' && text[i] <= '9' && id < UINT32_MAX) {
         id = id * 10 + (uint64_t)(text[i] - '0');
         i++;
+    }
+    if (i > 0 && len - i >= sizeof head - 1 &&
+        memcmp(text + i, head, sizeof head - 1) == 0 && !want(ctx, (uint32_t)id)) {
+        msg->kind = LG_MSG_REPLY;
+        msg->id = (uint32_t)id;
+        msg->ok = true;
+        msg->body_skipped = true;
+        return;
     }
     *root = json_loadb(text + i, len - i, 0, NULL);
     json_t *arg = json_array_get(*root, 0);
@@ -111,7 +122,8 @@ static void parse_event(const char *text, size_t len, lg_msg *msg, json_t **root
     }
 }
 
-static void parse(const char *text, size_t len, lg_msg_cb cb, void *ctx)
+static void parse(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
+                  void *ctx)
 {
     lg_msg msg = {.kind = LG_MSG_BAD, .num_clients = -1, .num_users = -1};
     json_t *root = NULL;
@@ -138,7 +150,7 @@ static void parse(const char *text, size_t len, lg_msg_cb cb, void *ctx)
             parse_event(text + 2, len - 2, &msg, &root);
             break;
         case '3':
-            parse_ack(text + 2, len - 2, &msg, &root);
+            parse_ack(text + 2, len - 2, want, ctx, &msg, &root);
             break;
         default:
             break;

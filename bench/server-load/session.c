@@ -71,6 +71,16 @@ static lg_request *take_request(lg_conn *c, uint32_t id, lg_request *out)
     return NULL;
 }
 
+bool lg_session_wants_body(const lg_conn *c, uint32_t id)
+{
+    for (uint8_t i = 0; i < c->nreqs; i++) {
+        if (c->reqs[i].id == id) {
+            return c->reqs[i].kind != LG_REQ_PRESENCE; /* latency only */
+        }
+    }
+    return true;
+}
+
 static void became_ready(lg_run *run, lg_conn *c, int64_t now)
 {
     c->state = LG_READY;
@@ -115,7 +125,8 @@ static void on_reply(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
     case LG_REQ_PRESENCE:
     case LG_REQ_STATS:
         run->st.calls_answered++;
-        if (!msg->ok || (r.kind == LG_REQ_PRESENCE ? msg->presence == NULL : msg->num_clients < 0)) {
+        if (!msg->ok || (r.kind == LG_REQ_PRESENCE ? msg->presence == NULL && !msg->body_skipped
+                                                    : msg->num_clients < 0)) {
             run->st.call_errors++;
         }
         lg_hist_add(r.kind == LG_REQ_PRESENCE ? &run->st.presence : &run->st.presence_stats,
