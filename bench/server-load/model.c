@@ -77,6 +77,11 @@ static void expect(lg_conn *m, const char *client, bool join, bool required, int
 void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
 {
     uint32_t g = group_of(run, c);
+    /* This slot's previous session may leave only now at the server (a
+     * dropped socket is noticed when it is noticed): its leave may come. */
+    if (c->prev_client[0] != '\0' && now - c->prev_closed_us < RECENT_US) {
+        expect(c, c->prev_client, false, false, now);
+    }
     for (uint32_t k = 0; k < run->opt.group_size; k++) {
         lg_conn *m = member(run, g, k);
         if (m == NULL || m == c) {
@@ -168,6 +173,11 @@ void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
     lg_expect *e = find(c, msg->client, msg->join);
     if (e == NULL) {
         run->st.unexpected++;
+        if (getenv("LG_DEBUG") != NULL && run->st.unexpected <= 10) {
+            fprintf(stderr, "server-load: unexpected %s in %s about %s at #%u (%s)\n",
+                    msg->join ? "join" : "leave", msg->channel, msg->client, c->index,
+                    c->client);
+        }
         return;
     }
     e->count++;
