@@ -16,7 +16,8 @@
 # through a redis-server of its own (the cluster part), the generator's
 # connections spread over them round-robin (the members of a group on
 # different servers, their pushes through Redis); the Socket.IO peer is then skipped
-# (it has no shared presence). The generator is split into K processes
+# (it has no shared presence); Redis's memory and CPU count as the
+# servers'. The generator is split into K processes
 # (default: one per 18,000 connections, under the 20,000-descriptor limit);
 # their figures are merged. --smoke: a short run (N=200, 3 s of churn)
 # against the presence server only, failing unless nothing was lost,
@@ -180,6 +181,8 @@ run_presence() {
       >"$work/redis.log" 2>&1 &
     pids+=($!)
     wait_for_line "$work/redis.log" "Ready to accept" "$!"
+    # Redis is part of the server side: its memory and CPU are counted.
+    spids+=($!)
     redis_args=(--redis "127.0.0.1:$rport" --redis-prefix "bench$RANDOM")
   fi
   for i in $(seq 0 $((servers - 1))); do
@@ -195,7 +198,8 @@ run_presence() {
     spids+=("$pid")
   done
   run_generator presence centrifugo "${ports[*]}" "${spids[*]}" --secret "$secret"
-  for p in "${spids[@]}"; do stop "$p"; done
+  # The servers first, Redis (spids[0] when there is one) last.
+  for ((i = ${#spids[@]} - 1; i >= 0; i--)); do stop "${spids[$i]}"; done
 }
 
 run_socketio() {
