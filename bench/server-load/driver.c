@@ -330,8 +330,12 @@ static void check(lg_run *run)
     uint32_t ngroups = (run->count + g - 1) / g;
     uint32_t first_lobby = run->first / l;
     uint32_t nlobbies = (run->count + l - 1) / l;
-    /* Distinct groups: a random start, stepping by one around the ring. */
-    uint32_t want = run->opt.check_groups < ngroups ? run->opt.check_groups : ngroups;
+    /* The workload's counts are for the whole run: a shard takes its part.
+     * Distinct groups: a random start, stepping by one around the ring. */
+    uint32_t shards = run->opt.shards ? run->opt.shards : 1;
+    uint32_t want_groups = (run->opt.check_groups + shards - 1) / shards;
+    uint32_t want_lobbies = (run->opt.check_lobbies + shards - 1) / shards;
+    uint32_t want = want_groups < ngroups ? want_groups : ngroups;
     uint32_t at = (uint32_t)(lg_random(run) % ngroups);
     for (uint32_t k = 0; k < want; k++) {
         uint32_t group = first_group + (at + k) % ngroups;
@@ -343,7 +347,7 @@ static void check(lg_run *run)
             pump(run, 0);
         }
     }
-    want = run->opt.check_lobbies < nlobbies ? run->opt.check_lobbies : nlobbies;
+    want = want_lobbies < nlobbies ? want_lobbies : nlobbies;
     at = (uint32_t)(lg_random(run) % nlobbies);
     for (uint32_t k = 0; k < want; k++) {
         uint32_t lobby = first_lobby + (at + k) % nlobbies;
