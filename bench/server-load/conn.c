@@ -21,6 +21,7 @@
 #define OPEN_TIMEOUT_US (30 * 1000000LL)
 #define CLOSE_TIMEOUT_US (2 * 1000000LL)
 #define MAX_MESSAGE (16u << 20) /* a presence reply of a big lobby fits */
+#define READS_PER_TURN 64
 
 void lg_group_name(const lg_run *run, uint32_t group, char *out, size_t cap)
 {
@@ -58,6 +59,10 @@ static void finish(lg_run *run, lg_conn *c)
     c->msg.len = 0;
     c->nreqs = 0;
     c->state = LG_IDLE;
+    if (c->read_more) {
+        c->read_more = false;
+        run->read_more--;
+    }
     if (c->counted) {
         c->counted = false;
         run->in_flight--;
@@ -376,7 +381,19 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
         return;
     }
     bool eof = false;
-    for (;;) {
+    if (c->read_more) {
+        c->read_more = false;
+        run->read_more--;
+    }
+    /* Edge-triggered: read to EAGAIN, but at most READS_PER_TURN times in
+     * one turn, so that one flooding server connection cannot hold the
+     * loop; the rest is read in the next turn (lg_conn_read_more). */
+    for (int reads = 0;; reads++) {
+        if (reads == READS_PER_TURN) {
+            c->read_more = true;
+            run->read_more++;
+            break;
+        }
         if (!lg_buf_reserve(&c->in, 16384)) {
             eof = true;
             break;
@@ -430,4 +447,16 @@ void lg_conn_timeouts(lg_run *run, int64_t now)
 void lg_conn_finish(lg_run *run, lg_conn *c)
 {
     finish(run, c);
+}
+
+void lg_conn_read_more(lg_run *run)
+{
+    for (uint32_t i = 0; i < run->count && run->read_more > 0; i++) {
+        if (run->conns[i].read_more) {
+            lg_conn_events(run, &run->conns[i], EPOLLIN);
+        }
+    }
+    if (run->probe.read_more) {
+        lg_conn_events(run, &run->probe, EPOLLIN);
+    }
 }

@@ -71,6 +71,10 @@ static void pump(lg_run *run, int timeout_ms)
     struct epoll_event events[MAX_EVENTS];
     int64_t now = lg_now_us();
     open_queued(run, now);
+    if (run->read_more > 0) {
+        lg_conn_read_more(run);
+        timeout_ms = 0; /* more may still be waiting */
+    }
     int n = epoll_wait(run->epfd, events, MAX_EVENTS, timeout_ms);
     for (int i = 0; i < n; i++) {
         lg_conn_events(run, events[i].data.ptr, events[i].events);

@@ -77,6 +77,7 @@ typedef struct lg_conn {
     bool probe;           /* the last check's connection: in no group */
     bool reopen;          /* open again once closed (churn) */
     bool counted;         /* counted in the in-flight openings */
+    bool read_more;       /* stopped reading at the bound, not at EAGAIN */
     char client[LG_CLIENT_MAX];
     char prev_client[LG_CLIENT_MAX]; /* the last session's id */
     int64_t prev_closed_us;
@@ -193,6 +194,7 @@ typedef struct lg_run {
     uint32_t qhead;
     uint32_t qlen;
     int phase;              /* lg_phase */
+    uint32_t read_more;     /* connections with read_more set */
     uint64_t rng;
     lg_stats st;
 } lg_run;
@@ -210,6 +212,7 @@ void lg_conn_close_clean(lg_run *run, lg_conn *c);
 void lg_conn_drop(lg_run *run, lg_conn *c, bool reset);
 void lg_conn_timeouts(lg_run *run, int64_t now);
 void lg_conn_finish(lg_run *run, lg_conn *c);
+void lg_conn_read_more(lg_run *run);
 bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg);
 void lg_group_name(const lg_run *run, uint32_t group, char *out, size_t cap);
 void lg_lobby_name(const lg_run *run, uint32_t lobby, char *out, size_t cap);
