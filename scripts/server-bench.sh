@@ -142,6 +142,7 @@ run_generator() {
       --seed 1 "${pid_args[@]}" "$@" "${gen_args[@]}" \
       >"$work/$name.$i.out" 2>>"$work/$name.gen.log" &
     gens+=($!)
+    pids+=($!) # stopped by cleanup if this script is interrupted
     files+=("$work/$name.$i.out")
   done
   local rc=0

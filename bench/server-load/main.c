@@ -11,7 +11,8 @@
  * stderr); "merge" adds up the outputs of several shards of one run.
  * With --strict the exit status is 1 when a correctness figure is not 0
  * (lost, duplicated or unexpected pushes, ghosts, missing members,
- * channels not empty at the end, slots given up).
+ * channels not empty at the end, slots given up, error replies, messages
+ * not understood, connections the server closed).
  * SPDX-License-Identifier: MIT
  */
 #include "driver.h"
@@ -48,7 +49,8 @@ static bool number(const char *text, double min, double max, double *out)
 static bool failed(const lg_stats *st)
 {
     return st->lost || st->dup || st->unexpected || st->ghosts || st->missing ||
-           st->probe_nonzero || st->probe_failed || st->abandoned;
+           st->probe_nonzero || st->probe_failed || st->abandoned || st->call_errors ||
+           st->server_closes || st->bad_messages;
 }
 
 static int parse_run(int argc, char **argv, lg_options *o, bool *strict)
