@@ -7,12 +7,14 @@
 #   scripts/server-bench.sh [--build DIR] [-n N] [--churn-percent X]
 #       [--churn-seconds D] [--plateau-seconds P] [--shards K]
 #       [--only presence|socketio] [--servers S] [--smoke] [--keep DIR]
-#       [--server BIN --generator BIN] [-- generator options...]
+#       [--server BIN --generator BIN] [--connection-limit L]
+#       [-- generator options...]
 #
 # Without --build it builds a release tree in build-server-bench. The
 # presence server gets a config for N connections (client_connection_limit
 # N plus room for the churn's reconnections; today's server accepts at most
-# 10,000). --servers S > 1 starts S presence servers sharing presence
+# 10,000; --connection-limit L sets it, 0 being "no limit" for a server
+# whose only limit is its descriptors). --servers S > 1 starts S presence servers sharing presence
 # through a redis-server of its own (the cluster part), the generator's
 # connections spread over them round-robin (the members of a group on
 # different servers, their pushes through Redis); the Socket.IO peer is then skipped
@@ -38,6 +40,7 @@ smoke=0
 keep=""
 server_bin=""
 gen=""
+connection_limit=""
 gen_args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
   --keep) keep=$2; shift 2 ;;
   --server) server_bin=$2; shift 2 ;;
   --generator) gen=$2; shift 2 ;;
+  --connection-limit) connection_limit=$2; shift 2 ;;
   --) shift; gen_args+=("$@"); break ;;
   *) echo "server-bench: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -157,7 +161,7 @@ run_generator() {
 
 secret=bench-secret-$RANDOM$RANDOM
 presence_config() {
-  local limit=$(( n / servers + n / servers / 10 + 100 ))
+  local limit=${connection_limit:-$(( n / servers + n / servers / 10 + 100 ))}
   cat <<EOF
 {"token_hmac_secret_key": "$secret", "api_key": "bench-api-key",
  "client_connection_limit": $limit, "admin": false,
