@@ -244,7 +244,7 @@ row() {
 }
 
 echo
-echo "Server workload: N=$n (G=10, L=1000), churn $churn_percent%/s for $churn_seconds s," \
+echo "Server workload: N=$n (G=10, L=1000 unless changed after --), churn $churn_percent%/s for $churn_seconds s," \
   "plateau $plateau_seconds s, $shards generator process(es), $servers presence server(s)"
 printf '%-34s %16s %16s %8s\n' "" "presence-server" "socket.io" "ratio"
 row "connections ready in the ramp" ramp_ready
