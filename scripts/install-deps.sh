@@ -11,6 +11,7 @@ packages=(
   libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
   libhiredis-dev                     # libpresence-cluster (Redis)
   libuv1-dev                         # the libuv example (built with the presence server)
+  libssl-dev                         # bench/server-load: HS256 tokens (libcrypto)
   curl                               # the demo's curl line
 )
 if [ "${1:-test}" = test ]; then
