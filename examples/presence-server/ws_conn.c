@@ -39,6 +39,7 @@ typedef struct ps_ws {
     size_t in_len;
     size_t msg_len;     /* the incoming message's bytes so far */
     bool discard;       /* closed for a message too big: read no more */
+    bool raw_closed;    /* closed past wslay (raw_close()): it sends no more */
     bool session_done;  /* the session closed: no more messages to it */
     bool close_ours;    /* the close frame is the server's (counted) */
     bool close_counted;
@@ -172,7 +173,7 @@ static void check_ping(ps_ws *ws)
 
 static void send_queued(ps_ws *ws)
 {
-    if (ws->sock == NULL) {
+    if (ws->sock == NULL || ws->raw_closed) {
         return;
     }
     (void)wslay_event_send(ws->ctx); /* a failed write marks the socket */
@@ -184,7 +185,7 @@ int ps_ws_write_frame(void *transport, int opcode, const char *data,
                       size_t len)
 {
     ps_ws *ws = transport;
-    if (ws->sock == NULL || ws->sock->failed) {
+    if (ws->sock == NULL || ws->sock->failed || ws->raw_closed) {
         return -1;
     }
     int rc;
@@ -225,6 +226,28 @@ void ps_ws_mark_ping(void *transport)
 
 /* ---- the socket's events ----------------------------------------------- */
 
+/* A close frame written past wslay (a server frame: unmasked), after
+ * which wslay sends nothing, the session takes no more and the socket is
+ * shut once it is out. Top of a loop callback only (it takes wlock). */
+static void raw_close(ps_ws *ws, uint16_t code, const char *reason)
+{
+    unsigned char f[4 + 32];
+    size_t rlen = strlen(reason) < 32 ? strlen(reason) : 32;
+    f[0] = 0x88;
+    f[1] = (unsigned char)(2 + rlen);
+    f[2] = (unsigned char)(code >> 8);
+    f[3] = (unsigned char)(code & 0xff);
+    memcpy(f + 4, reason, rlen);
+    ws->raw_closed = true;
+    ws->session_done = true;
+    ws->discard = true;
+    if (ps_sock_write(ws->sock, f, 4 + rlen) == 0) {
+        ps_metrics_close(&ws->conn->server->metrics, code);
+        ws->sock->deadline_ms = ps_now_ms() + PS_NET_CLOSE_TIMEOUT_MS;
+    }
+    ps_conn_detach(ws->conn); /* closing: nothing more is queued */
+}
+
 /* At the top of a loop callback only (see the file's comment). */
 static void close_if_done(ps_ws *ws)
 {
@@ -232,7 +255,8 @@ static void close_if_done(ps_ws *ws)
         return;
     }
     if (ws->discard && !ws->sock->failed &&
-        wslay_event_get_close_sent(ws->ctx) && !wslay_event_want_write(ws->ctx)) {
+        (ws->raw_closed || (wslay_event_get_close_sent(ws->ctx) &&
+                            !wslay_event_want_write(ws->ctx)))) {
         /* A FIN, not a close: a reset could cut the close frame off while
          * the peer's unread bytes wait. Its EOF, or the deadline, ends it. */
         ps_sock_shutdown(ws->sock);
@@ -255,7 +279,12 @@ static void ws_on_read(ps_sock *sock, const char *data, size_t len)
     int rc = wslay_event_recv(ws->ctx);
     ws->in = NULL;
     ws->in_len = 0;
-    if (rc != 0) {
+    if (rc != 0 && !sock->failed && !wslay_event_get_close_sent(ws->ctx)) {
+        /* A framing error wslay only stops at (an oversized or fragmented
+         * control frame): the close it queues has no code, so 1002 goes
+         * out past it, and nothing more is read or sent. */
+        raw_close(ws, 1002, "protocol error");
+    } else if (rc != 0) {
         ps_sock_close(sock);
         return;
     }
