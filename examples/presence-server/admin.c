@@ -816,6 +816,78 @@ static size_t remove_test_members(ps_admin *admin, const char *channel)
     return removed;
 }
 
+/* Test members are added this many per turn of the loop, so that a big
+ * batch holds up no client, and the event streams are written between
+ * two turns rather than overflow. */
+#define TEST_MEMBERS_STEP 1000
+
+typedef struct test_add {
+    ps_admin *admin;
+    char *channel;
+    size_t remaining, added;
+} test_add;
+
+static void test_add_free(void *state)
+{
+    test_add *t = state;
+    ps_free(t->channel);
+    ps_free(t);
+}
+
+static ps_http_step test_add_pull(ps_http_exchange *ex, void *state)
+{
+    test_add *t = state;
+    size_t step = t->remaining < TEST_MEMBERS_STEP ? t->remaining
+                                                    : TEST_MEMBERS_STEP;
+    size_t added = 0;
+    int prc = add_test_members(t->admin, t->channel, step, &added);
+    t->added += added;
+    t->remaining -= added;
+    if (prc != PRESENCE_OK) {
+        respond_json(ex, 400,
+                     json_pack("{s:s,s:I}", "error", presence_strerror(prc),
+                               "added", (json_int_t)t->added),
+                     NULL);
+        return PS_HTTP_DONE;
+    }
+    if (t->remaining > 0) {
+        return PS_HTTP_MORE;
+    }
+    respond_json(ex, 200, json_pack("{s:I}", "added", (json_int_t)t->added),
+                 NULL);
+    return PS_HTTP_DONE;
+}
+
+/* Start adding @p count test members; the response comes once they are
+ * all in (or one failed). */
+static int start_test_add(ps_http_exchange *ex, ps_admin *admin,
+                          const char *channel, size_t count)
+{
+    pthread_mutex_lock(&admin->test_lock);
+    bool room = admin->test_count + count <= TEST_MEMBERS_MAX;
+    pthread_mutex_unlock(&admin->test_lock);
+    if (!room) {
+        return respond_json(
+            ex, 400,
+            json_pack("{s:s,s:I}", "error",
+                      presence_strerror(PRESENCE_ERR_CHANNEL_MEMBER_LIMIT),
+                      "added", (json_int_t)0),
+            NULL);
+    }
+    test_add *t = ps_calloc(1, sizeof *t);
+    char *copy = ps_strdup(channel);
+    if (t == NULL || copy == NULL) {
+        ps_free(t);
+        ps_free(copy);
+        return respond_error(ex, 500, "out of memory");
+    }
+    t->admin = admin;
+    t->channel = copy;
+    t->remaining = count;
+    ps_http_stream(ex, test_add_pull, test_add_free, t);
+    return 200;
+}
+
 static int handle_test_members(ps_http_exchange *ex, ps_admin *admin)
 {
     int status = 400;
@@ -837,18 +909,8 @@ static int handle_test_members(ps_http_exchange *ex, ps_admin *admin)
                                              (json_int_t)removed),
                           NULL);
     } else {
-        size_t added = 0;
-        int prc = add_test_members(admin, channel,
-                                   (size_t)json_integer_value(count), &added);
-        rc = prc == PRESENCE_OK
-                 ? respond_json(ex, 200,
-                                json_pack("{s:I}", "added", (json_int_t)added),
-                                NULL)
-                 : respond_json(ex, 400,
-                                json_pack("{s:s,s:I}", "error",
-                                          presence_strerror(prc), "added",
-                                          (json_int_t)added),
-                                NULL);
+        rc = start_test_add(ex, admin, channel,
+                            (size_t)json_integer_value(count));
     }
     json_decref(body);
     return rc;
