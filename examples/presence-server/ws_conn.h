@@ -1,10 +1,9 @@
 /*
  * The WebSocket endpoint on the loop: the upgrade handshake, then RFC 6455
- * frames through wslay around a client connection (conn.h) whose protocol
- * is session.c's. wslay enforces the framing: masked client frames, no
- * RSV bit (no extension is negotiated), control frames of at most 125
- * bytes and never fragmented, UTF-8 in text messages, the message size
- * limit (1009); it answers pings with the same payload, and closes.
+ * frames (ws_frame.h, which enforces the framing: masking, RSV bits,
+ * control frames, UTF-8, the message size limit) around a client
+ * connection (conn.h) whose protocol is session.c's. Pings are answered
+ * here with their payload, and a peer's close is echoed.
  *
  * Every close the server decides is enforced: the close frame goes out,
  * and the socket is closed when the peer answers it, or after
