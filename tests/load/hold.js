@@ -11,8 +11,8 @@
 // sending connect and K subscribes in one frame and waiting for their
 // replies, C at a time. It answers the server's pings, holds everything for
 // SECONDS, checks presence_stats over the HTTP API, and prints one JSON
-// line: connected, refused, the ramp's rate, the server's RSS before and
-// after and the bytes per connection. The client needs N descriptors too
+// line: connected, refused, the ramp's rate and the server's CPU time for
+// it, the server's RSS before and after and the bytes per connection. The client needs N descriptors too
 // (ulimit -n).
 
 const { spawn } = require('node:child_process');
@@ -52,6 +52,12 @@ function freePort() {
 function rssKb(pid) {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m[1]);
+}
+
+// The process's CPU time (user + system), in seconds.
+function cpuS(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks; 100 a second on Linux
 }
 
 function frame(text) {
@@ -169,6 +175,7 @@ async function main() {
   let ok = 0;
   let failed = 0;
   const started = process.hrtime.bigint();
+  const cpuBefore = cpuS(child.pid);
   async function worker() {
     while (next < N) {
       const i = next++;
@@ -178,6 +185,7 @@ async function main() {
   }
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, N) }, worker));
   const rampS = Number(process.hrtime.bigint() - started) / 1e9;
+  const rampCpuS = cpuS(child.pid) - cpuBefore;
   await sleep(HOLD_S * 1000);
   const rssAfter = rssKb(child.pid);
   let members = 0;
@@ -189,6 +197,10 @@ async function main() {
     connections: N, channels_each: CHANNELS, connected: ok, refused: failed,
     held_at_end: held.size, memberships: members,
     ramp_s: Number(rampS.toFixed(2)), connects_per_s: Math.round(ok / rampS),
+    // What the server spent on the ramp: the rate one core of it would
+    // sustain, whatever the client (one node process) manages.
+    server_cpu_s_ramp: Number(rampCpuS.toFixed(2)),
+    server_connects_per_cpu_s: rampCpuS > 0 ? Math.round(ok / rampCpuS) : null,
     server_rss_kb_before: rssBefore, server_rss_kb_after: rssAfter,
     server_bytes_per_connection: Math.round(((rssAfter - rssBefore) * 1024) / Math.max(ok, 1)),
   };
