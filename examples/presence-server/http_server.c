@@ -421,6 +421,13 @@ static int on_headers_complete(http_parser *p)
         ex->refuse = 413; /* before a byte of it is read */
         return 1;
     }
+    /* curl, for one, waits a second for this before a larger body. */
+    const char *expect = ps_http_header(ex, "Expect");
+    if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+        p->http_minor >= 1) {
+        static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        (void)ps_sock_write(ex->sock, go_on, sizeof go_on - 1);
+    }
     return 0;
 }
 
