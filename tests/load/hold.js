@@ -3,7 +3,7 @@
 // costs in server memory, and how fast they connect:
 //
 //   node tests/load/hold.js --server BIN [--connections N] [--concurrency C]
-//                           [--channels K] [--hold SECONDS]
+//                           [--channels K] [--hold SECONDS] [--raw]
 //
 // Starts BIN on a free loopback port (client_connection_limit 0: the
 // descriptors are the limit), reads its RSS, then opens N WebSockets on raw
@@ -14,6 +14,10 @@
 // line: connected, refused, the ramp's rate and the server's CPU time for
 // it, the server's RSS before and after and the bytes per connection. The client needs N descriptors too
 // (ulimit -n).
+//
+// --raw: BIN is any WebSocket server that takes --port and says
+// "listening on" when ready (tests/load/spike/lws_hold.c): each client
+// upgrades, sends one text message, waits for any text back, and holds.
 
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -32,6 +36,7 @@ const N = Number(opt('--connections', '1000'));
 const CONCURRENCY = Number(opt('--concurrency', '200'));
 const CHANNELS = Number(opt('--channels', '2'));
 const HOLD_S = Number(opt('--hold', '5'));
+const RAW = args.includes('--raw');
 const API_KEY = 'hold-api-key';
 if (!BIN) {
   console.error('usage: node hold.js --server BIN [--connections N] ...');
@@ -124,7 +129,7 @@ function client(port, i, held) {
         for (let k = 0; k < CHANNELS; k++) {
           cmds.push(JSON.stringify({ subscribe: { channel: `public:c${(i * CHANNELS + k) % 1000}` }, id: 2 + k }));
         }
-        sock.write(frame(cmds.join('\n')));
+        sock.write(frame(RAW ? '{"id":1}' : cmds.join('\n')));
       }
       takeFrames(state, (text) => {
         for (const line of text.split('\n')) {
@@ -132,7 +137,7 @@ function client(port, i, held) {
             sock.write(frame('{}')); // the server's ping
           } else if (line.startsWith('{"id"')) {
             if (line.includes('"error"')) return finish(false);
-            if (++state.replies === want) {
+            if (++state.replies === (RAW ? 1 : want)) {
               held.add(sock);
               finish(true);
             }
@@ -161,7 +166,9 @@ async function main() {
       allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true }],
   };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-  const child = spawn(BIN, ['--config', path.join(dir, 'config.json'), '--port', String(port)],
+  const argv = RAW ? ['--port', String(port)]
+    : ['--config', path.join(dir, 'config.json'), '--port', String(port)];
+  const child = spawn(BIN, argv,
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PRESENCE_SERVER_STATE_DIR: dir } });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
@@ -189,12 +196,12 @@ async function main() {
   await sleep(HOLD_S * 1000);
   const rssAfter = rssKb(child.pid);
   let members = 0;
-  for (let c = 0; c < Math.min(1000, N * CHANNELS); c++) {
+  for (let c = 0; !RAW && c < Math.min(1000, N * CHANNELS); c++) {
     const r = await api(port, 'presence_stats', { channel: `public:c${c}` });
     members += r.result.num_clients;
   }
   const result = {
-    connections: N, channels_each: CHANNELS, connected: ok, refused: failed,
+    connections: N, channels_each: RAW ? 0 : CHANNELS, connected: ok, refused: failed,
     held_at_end: held.size, memberships: members,
     ramp_s: Number(rampS.toFixed(2)), connects_per_s: Math.round(ok / rampS),
     // What the server spent on the ramp: the rate one core of it would
@@ -209,7 +216,7 @@ async function main() {
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
   fs.rmSync(dir, { recursive: true, force: true });
-  process.exit(ok === N && members === N * CHANNELS ? 0 : 1);
+  process.exit(ok === N && (RAW || members === N * CHANNELS) ? 0 : 1);
 }
 
 main().catch((e) => {
