@@ -195,7 +195,11 @@ static void run_pull(ps_http_exchange *ex, int steps)
         enter(ex);
         ps_http_step step = ex->pull(ex, ex->state);
         if (!leave(ex)) {
-            return; /* a write failed: the exchange is gone */
+            return; /* the socket closed: the exchange is gone */
+        }
+        if (ex->sock->failed) {
+            more_remove(ex); /* the sweep closes it */
+            return;
         }
         if (step == PS_HTTP_DONE) {
             ex->pull = NULL;

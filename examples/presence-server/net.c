@@ -70,6 +70,9 @@ static void finish_stop(ps_net *net, int64_t now)
                (long long)(now - net->stop_started_ms));
     }
     ps_sock_close_all(net); /* every client leaves its channels */
+    /* The wake handle closes below: from now on a schedule (the cluster's
+     * thread, until it stops) only queues, and ps_server_fini drains. */
+    ps_writer_set_wake(&net->server->writer, NULL, NULL);
     ps_writer_drain(&net->server->writer);
     close_handles(net);
 }
