@@ -20,7 +20,7 @@
 
 /* After the shutdown's close frames, how long peers have to answer them
  * before their sockets are closed anyway. */
-#define SHUTDOWN_GRACE_MS 300
+#define SHUTDOWN_GRACE_MS 200
 
 /* With client_connection_limit 0 the descriptors are the limit: take all
  * the hard limit allows, as Go programs (Centrifugo) do by themselves. */

@@ -211,10 +211,14 @@ async function main() {
     server_rss_kb_before: rssBefore, server_rss_kb_after: rssAfter,
     server_bytes_per_connection: Math.round(((rssAfter - rssBefore) * 1024) / Math.max(ok, 1)),
   };
-  console.log(JSON.stringify(result));
-  for (const s of held) s.destroy();
+  // SIGTERM with every client still there, none of which answers the
+  // server's close frame: how long the server takes to exit.
+  const stopStarted = Date.now();
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
+  result.sigterm_exit_ms = Date.now() - stopStarted;
+  console.log(JSON.stringify(result));
+  for (const s of held) s.destroy();
   fs.rmSync(dir, { recursive: true, force: true });
   process.exit(ok === N && (RAW || members === N * CHANNELS) ? 0 : 1);
 }
