@@ -788,8 +788,7 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
     }
     if (cfg->client_connection_limit > PS_MAX_CONNECTIONS) {
         return ps_fail(err, err_len,
-                    "key \"client_connection_limit\": at most %d here (one "
-                    "thread per connection)",
+                    "key \"client_connection_limit\": at most %d",
                     PS_MAX_CONNECTIONS);
     }
     if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {

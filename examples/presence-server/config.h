@@ -16,9 +16,9 @@
 #include <presence_cluster.h>
 
 /** The most WebSocket connections one server holds, whatever
- *  client_connection_limit says: CivetWeb 1.15 serves each one on a thread
- *  of its own, and starts them all up front. */
-#define PS_MAX_CONNECTIONS 10000
+ *  client_connection_limit says. A sanity bound only: the event loop holds
+ *  as many as the process has descriptors for. */
+#define PS_MAX_CONNECTIONS 1000000
 
 /** Channel options, with Centrifugo's names and meanings (all default false). */
 typedef struct ps_channel_options {

@@ -2,8 +2,8 @@
  * The hub: channel -> subscribers, and the fan-out of libpresence events.
  *
  * The event callback runs on whichever thread delivers libpresence events
- * (a CivetWeb worker, or with Redis the cluster's thread, which applies the
- * other nodes' joins and leaves), possibly while a reader thread holds a
+ * (the event loop, or with Redis the cluster's thread, which applies the
+ * other nodes' joins and leaves), possibly while the loop holds a
  * connection's write lock or waits in a library call. It therefore takes only the hub lock and then queue
  * locks, which nobody holds while calling the library or writing to a
  * socket, so it cannot deadlock and never waits for the network.
