@@ -138,6 +138,9 @@ static void feed_one(coalesce_check *cc, const model_event *e)
     coalesce_model_channel *c = &cc->ch[e->channel];
     if (!c->pending) {
         window_open(cc, c, e);
+    } else if (e->seq != c->seq + 1 &&
+               !(e->kind == PRESENCE_EVENT_JOIN && e->seq == 1)) {
+        c->gap = true;
     }
     c->seq = e->seq;
     c->num_clients = e->num_clients;
@@ -213,6 +216,7 @@ static void compare(const coalesce_check *cc, int ch, const coalesce_got *g,
     CHECK(g->first_ms == c->first_ms && g->last_ms == c->last_ms);
     CHECK(((g->flags & PRESENCE_DIFF_COUNT_ONLY) != 0) ==
           c->window_count_only);
+    CHECK(!c->gap || (g->flags & PRESENCE_DIFF_RESYNC) != 0);
     if (g->flags != 0) {
         CHECK(g->count == 0);
         CHECK(g->joined == c->joins && g->left == c->leaves &&

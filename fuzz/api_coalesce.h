@@ -29,6 +29,9 @@ typedef struct coalesce_model_channel {
     bool count_only_mode;
     bool window_count_only;
     bool from_empty;
+    /* A seq skipped inside the window (a change with no client event):
+     * the library must say resync. */
+    bool gap;
     uint64_t from_seq;
     uint64_t seq;
     size_t num_clients;

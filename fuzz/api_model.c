@@ -129,9 +129,9 @@ size_t model_history_size(const model *md, int channel)
 }
 
 /* A change that just made md->seq[channel] goes into its log. */
-static void log_change(model *md, presence_event_kind kind,
-                       presence_leave_reason reason, int channel, int client,
-                       int info)
+static void log_change_at(model *md, presence_event_kind kind,
+                          presence_leave_reason reason, int channel,
+                          int client, int info, int64_t time_ms)
 {
     model_log *lg = &md->logs[channel];
     if (!lg->on) {
@@ -144,8 +144,15 @@ static void log_change(model *md, presence_event_kind kind,
         lg->len--;
     }
     lg->changes[lg->len++] = (model_change){
-        kind, reason, client, info, md->seq[channel], md->now,
+        kind, reason, client, info, md->seq[channel], time_ms,
         md->node[client], md->open[client]};
+}
+
+static void log_change(model *md, presence_event_kind kind,
+                       presence_leave_reason reason, int channel, int client,
+                       int info)
+{
+    log_change_at(md, kind, reason, channel, client, info, md->now);
 }
 
 void model_set_history_t(model *md, size_t size)
@@ -190,9 +197,9 @@ int model_changes_since(const model *md, int channel, bool epoch_now,
     return PRESENCE_OK;
 }
 
-static void emit(model *md, presence_event_kind kind,
-                 presence_leave_reason reason, int channel, int client,
-                 int info)
+static void emit_at(model *md, presence_event_kind kind,
+                    presence_leave_reason reason, int channel, int client,
+                    int info, int64_t time_ms)
 {
     bool muted = !events_on(channel);
     if ((muted && !md->every_sub) || md->nevents >= MODEL_MAX_EVENTS) {
@@ -207,23 +214,34 @@ static void emit(model *md, presence_event_kind kind,
     e->client = client;
     e->info = info;
     e->seq = md->seq[channel];
-    e->time_ms = md->now;
+    e->time_ms = time_ms;
     e->num_clients = model_channel_count(md, channel);
     e->num_users = model_users_in(md, channel);
 }
 
-static void remove_member(model *md, int channel, int client,
-                          presence_leave_reason reason)
+static void emit(model *md, presence_event_kind kind,
+                 presence_leave_reason reason, int channel, int client,
+                 int info)
+{
+    emit_at(md, kind, reason, channel, client, info, md->now);
+}
+
+/* A member leaves; its events are dated time_ms. */
+static void remove_member_at(model *md, int channel, int client,
+                             presence_leave_reason reason, int64_t time_ms)
 {
     model_member *mm = &md->m[client][channel];
     int info = mm->info;
     mm->in = false;
+    mm->graced = false;
     md->seq[channel]++;
-    log_change(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info);
+    log_change_at(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info,
+                  time_ms);
     bool last = model_user_count(md, channel, model_user_of(client)) == 0;
-    emit(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info);
+    emit_at(md, PRESENCE_EVENT_LEAVE, reason, channel, client, info, time_ms);
     if (last) {
-        emit(md, PRESENCE_EVENT_USER_LEAVE, reason, channel, client, info);
+        emit_at(md, PRESENCE_EVENT_USER_LEAVE, reason, channel, client, info,
+                time_ms);
     }
     if (model_channel_count(md, channel) == 0) {
         md->seq[channel] = 0;
@@ -231,10 +249,86 @@ static void remove_member(model *md, int channel, int client,
     }
 }
 
+static void remove_member(model *md, int channel, int client,
+                          presence_leave_reason reason)
+{
+    remove_member_at(md, channel, client, reason, md->now);
+}
+
+/* Whether a member of client in channel that leaves for reason goes into
+ * grace instead (only namespace tt has a grace). */
+static bool grace_applies(const model *md, int channel, int client,
+                          presence_leave_reason reason)
+{
+    return in_ns_t(channel) && md->grace_t > 0 && is_local(md, client) &&
+           (reason == PRESENCE_LEAVE_DISCONNECT ||
+            reason == PRESENCE_LEAVE_EXPIRED ||
+            (reason == PRESENCE_LEAVE_EXPLICIT && md->grace_on_leave_t));
+}
+
+/* The member's connection dropped: it stays, in grace. */
+static void drop(model *md, model_member *mm, presence_leave_reason reason)
+{
+    mm->graced = true;
+    mm->grace_reason = reason;
+    mm->touched_at = md->now;
+    mm->drop_order = ++md->orders;
+}
+
 static void touch(model *md, model_member *mm)
 {
     mm->touched_at = md->now;
     mm->touch_order = ++md->orders;
+}
+
+/* With grace_same_user: the newest client of the user (other than
+ * client, local) whose member in channel is in grace, or -1. */
+static int place_to_take(const model *md, int channel, int client, int user)
+{
+    if (!in_ns_t(channel) || md->grace_t <= 0 || !md->grace_same_user_t ||
+        md->no_take_place || model_user_ids[user][0] == '\0') {
+        return -1;
+    }
+    int best = -1;
+    for (int c = 0; c < MODEL_CLIENTS; c++) {
+        const model_member *mm = &md->m[c][channel];
+        if (c != client && model_user_of(c) == user && is_local(md, c) &&
+            mm->in && mm->graced &&
+            (best < 0 || md->created[c] > md->created[best])) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+/* client takes the place of other's member in grace: one change, no join
+ * or leave, an update if the info differs; the old join time stays. */
+static void take_place(model *md, int channel, int client, int other,
+                       int info)
+{
+    model_member *old = &md->m[other][channel];
+    model_member *mm = &md->m[client][channel];
+    if (!model_client_known(md, client)) {
+        md->created[client] = ++md->orders;
+    }
+    md->node[client] = MODEL_LOCAL;
+    int old_info = old->info;
+    mm->in = true;
+    mm->graced = false;
+    mm->info = info;
+    mm->joined_at = old->joined_at;
+    mm->join_order = ++md->orders;
+    touch(md, mm);
+    old->in = false;
+    old->graced = false;
+    md->seq[channel]++;
+    /* Not a join or a leave: the log restarts at this version. */
+    md->logs[channel].len = 0;
+    md->logs[channel].since = md->seq[channel];
+    if (old_info != info) {
+        emit(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel, client,
+             info);
+    }
 }
 
 int model_join(model *md, int channel, int client, int user, int info)
@@ -265,7 +359,17 @@ int model_join_node(model *md, int node, int channel, int client, int user,
             emit(md, PRESENCE_EVENT_UPDATE, PRESENCE_LEAVE_NONE, channel,
                  client, info);
         }
+        mm->graced = false; /* back in time: it resumes */
         touch(md, mm);
+        return PRESENCE_OK;
+    }
+    int other = node == MODEL_LOCAL ? place_to_take(md, channel, client, user)
+                                    : -1;
+    if (other >= 0) {
+        if (model_client_channels(md, client) >= MODEL_CHANNELS_PER_CLIENT) {
+            return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
+        }
+        take_place(md, channel, client, other, info);
         return PRESENCE_OK;
     }
     if (model_client_channels(md, client) >= MODEL_CHANNELS_PER_CLIENT) {
@@ -279,6 +383,9 @@ int model_join_node(model *md, int node, int channel, int client, int user,
         return PRESENCE_ERR_CHANNEL_LIMIT;
     }
     bool first = model_user_count(md, channel, user) == 0;
+    if (!model_client_known(md, client)) {
+        md->created[client] = ++md->orders;
+    }
     md->node[client] = node; /* the same, or the first channel's */
     if (count == 0) { /* a new life, with a log from its start */
         md->logs[channel] =
@@ -321,27 +428,54 @@ int model_leave_node(model *md, int node, int channel, int client,
     if (rc == PRESENCE_OK && md->node[client] != node) {
         rc = PRESENCE_ERR_CONFLICT;
     }
-    if (rc == PRESENCE_OK) {
-        remove_member(md, channel, client, reason);
+    model_member *mm = &md->m[client][channel];
+    if (rc == PRESENCE_OK && !mm->graced &&
+        grace_applies(md, channel, client, reason)) {
+        drop(md, mm, reason);
+    } else if (rc == PRESENCE_OK) {
+        remove_member(md, channel, client, reason); /* graced: at once */
     }
     return rc;
 }
 
-/* Every membership of a client leaves, newest first (its list's order). */
+/* Every membership of a client leaves or drops into grace, newest first
+ * (its list's order); those in grace already keep their drop. */
 static size_t leave_all(model *md, int client, presence_leave_reason reason)
 {
     size_t n = 0;
-    while (model_client_channels(md, client) > 0) {
+    uint64_t below = UINT64_MAX;
+    for (;;) {
         int newest = -1;
         for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
             const model_member *mm = &md->m[client][ch];
-            if (mm->in && (newest < 0 || mm->join_order >
-                                             md->m[client][newest].join_order)) {
+            if (mm->in && mm->join_order < below &&
+                (newest < 0 ||
+                 mm->join_order > md->m[client][newest].join_order)) {
                 newest = ch;
             }
         }
-        remove_member(md, newest, client, reason);
+        if (newest < 0) {
+            return n;
+        }
+        model_member *mm = &md->m[client][newest];
+        below = mm->join_order;
+        if (mm->graced) {
+            continue;
+        }
+        if (grace_applies(md, newest, client, reason)) {
+            drop(md, mm, reason);
+        } else {
+            remove_member(md, newest, client, reason);
+        }
         n++;
+    }
+}
+
+size_t model_client_active_channels(const model *md, int client)
+{
+    size_t n = 0;
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        n += md->m[client][ch].in && !md->m[client][ch].graced;
     }
     return n;
 }
@@ -353,9 +487,13 @@ bool model_client_known(const model *md, int client)
 
 int model_client_open(model *md, int client)
 {
-    if (model_client_known(md, client)) {
+    if (model_client_known(md, client) &&
+        (md->open[client] || !is_local(md, client) ||
+         model_client_active_channels(md, client) > 0)) {
         return PRESENCE_ERR_CONFLICT;
     }
+    /* Unknown, or every membership in grace: a new record takes them. */
+    md->created[client] = ++md->orders;
     md->open[client] = true;
     md->node[client] = MODEL_LOCAL;
     return PRESENCE_OK;
@@ -423,7 +561,7 @@ int model_touch(model *md, int channel, int client)
     if (rc == PRESENCE_OK && !is_local(md, client)) {
         rc = PRESENCE_ERR_CONFLICT;
     }
-    if (rc == PRESENCE_OK) {
+    if (rc == PRESENCE_OK && !md->m[client][channel].graced) {
         touch(md, &md->m[client][channel]);
     }
     return rc;
@@ -441,7 +579,7 @@ int model_touch_client(model *md, int client)
     int order[MODEL_CHANNELS];
     int n = 0;
     for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
-        if (md->m[client][ch].in) {
+        if (md->m[client][ch].in && !md->m[client][ch].graced) {
             order[n++] = ch;
         }
     }
@@ -486,8 +624,8 @@ void model_set_ttl_t(model *md, int64_t ttl)
             for (int c = 0; c < MODEL_CLIENTS; c++) {
                 for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
                     const model_member *mm = &md->m[c][ch];
-                    if (!mm->in || !in_ns_t(ch) || !is_local(md, c) ||
-                        mm->touch_order > start) {
+                    if (!mm->in || mm->graced || !in_ns_t(ch) ||
+                        !is_local(md, c) || mm->touch_order > start) {
                         continue;
                     }
                     const model_member *b =
@@ -516,18 +654,30 @@ void model_set_ttl_t(model *md, int64_t ttl)
     md->ttl_t = ttl;
 }
 
+void model_set_grace_t(model *md, int64_t grace, bool on_leave,
+                       bool same_user)
+{
+    md->grace_t = grace;
+    md->grace_on_leave_t = on_leave;
+    md->grace_same_user_t = same_user;
+}
+
+static int64_t grace_end(const model *md, const model_member *mm)
+{
+    return mm->touched_at + (md->grace_t > 0 ? md->grace_t : 0);
+}
+
+/* TTLs run out (into grace where tt has one), then graces end, each
+ * channel's in (reason, drop) order, dated at the drop. */
 size_t model_expire(model *md)
 {
     size_t n = 0;
-    if (md->ttl_t <= 0) {
-        return 0;
-    }
-    for (;;) {
+    while (md->ttl_t > 0) {
         int oc = -1, och = -1;
         for (int c = 0; c < MODEL_CLIENTS; c++) {
             for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
                 const model_member *mm = &md->m[c][ch];
-                if (mm->in && in_ns_t(ch) && is_local(md, c) &&
+                if (mm->in && !mm->graced && in_ns_t(ch) && is_local(md, c) &&
                     (oc < 0 || mm->touch_order < md->m[oc][och].touch_order)) {
                     oc = c;
                     och = ch;
@@ -535,9 +685,37 @@ size_t model_expire(model *md)
             }
         }
         if (oc < 0 || md->m[oc][och].touched_at + md->ttl_t > md->now) {
+            break;
+        }
+        if (grace_applies(md, och, oc, PRESENCE_LEAVE_EXPIRED)) {
+            drop(md, &md->m[oc][och], PRESENCE_LEAVE_EXPIRED);
+        } else {
+            remove_member(md, och, oc, PRESENCE_LEAVE_EXPIRED);
+            n++;
+        }
+    }
+    for (;;) {
+        int oc = -1, och = -1;
+        for (int c = 0; c < MODEL_CLIENTS; c++) {
+            for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+                const model_member *mm = &md->m[c][ch];
+                if (!mm->in || !mm->graced || grace_end(md, mm) > md->now) {
+                    continue;
+                }
+                const model_member *b = oc < 0 ? NULL : &md->m[oc][och];
+                if (b == NULL || mm->grace_reason < b->grace_reason ||
+                    (mm->grace_reason == b->grace_reason &&
+                     mm->drop_order < b->drop_order)) {
+                    oc = c;
+                    och = ch;
+                }
+            }
+        }
+        if (oc < 0) {
             return n;
         }
-        remove_member(md, och, oc, PRESENCE_LEAVE_EXPIRED);
+        model_member *mm = &md->m[oc][och];
+        remove_member_at(md, och, oc, mm->grace_reason, mm->touched_at);
         n++;
     }
 }
@@ -545,16 +723,15 @@ size_t model_expire(model *md)
 int64_t model_next_deadline(const model *md)
 {
     int64_t next = PRESENCE_NO_DEADLINE;
-    if (md->ttl_t <= 0) {
-        return next;
-    }
     for (int c = 0; c < MODEL_CLIENTS; c++) {
         for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
             const model_member *mm = &md->m[c][ch];
-            if (mm->in && in_ns_t(ch) && is_local(md, c) &&
-                mm->touched_at + md->ttl_t < next) {
-                next = mm->touched_at + md->ttl_t;
-            }
+            int64_t d = !mm->in ? PRESENCE_NO_DEADLINE
+                        : mm->graced ? grace_end(md, mm)
+                        : md->ttl_t > 0 && in_ns_t(ch) && is_local(md, c)
+                            ? mm->touched_at + md->ttl_t
+                            : PRESENCE_NO_DEADLINE;
+            next = d < next ? d : next;
         }
     }
     return next;

@@ -67,6 +67,11 @@ typedef struct model_member {
     int64_t touched_at;
     uint64_t join_order;  /* the client's list is newest first */
     uint64_t touch_order; /* the namespace's touch list order */
+    /* In leave grace: dropped at touched_at, for grace_reason; graces end
+     * in (reason, drop_order) order within a channel. */
+    bool graced;
+    presence_leave_reason grace_reason;
+    uint64_t drop_order;
 } model_member;
 
 /* One change in a channel's log (presence_changes_since()). */
@@ -95,6 +100,15 @@ typedef struct model {
     uint64_t seq[MODEL_CHANNELS];
     int64_t now;
     int64_t ttl_t; /* the TTL of namespace "t" */
+    /* Its leave grace and the grace options. */
+    int64_t grace_t;
+    bool grace_on_leave_t;
+    bool grace_same_user_t;
+    /* When each client's record was made (its user's list of clients is
+     * newest first: the order a place is taken in). */
+    uint64_t created[MODEL_CLIENTS];
+    /* While set, joins take no place (presence_client_join_many()). */
+    bool no_take_place;
     uint64_t orders;
     /* The client's node (MODEL_LOCAL: local), while it is in a channel. */
     int node[MODEL_CLIENTS];
@@ -148,6 +162,11 @@ int model_touch_client(model *md, int client);
 int model_close(model *md, int channel, const int *order, size_t n);
 /* The TTL of namespace "t" becomes ttl (0: none). */
 void model_set_ttl_t(model *md, int64_t ttl);
+/* Its leave grace options change. */
+void model_set_grace_t(model *md, int64_t grace, bool on_leave,
+                       bool same_user);
+/* The client's memberships not in grace (what a disconnect changes). */
+size_t model_client_active_channels(const model *md, int client);
 size_t model_expire(model *md);
 int64_t model_next_deadline(const model *md);
 

@@ -312,6 +312,7 @@ static void check_snapshot_member(const struct harness *h, int ch,
     CHECK(pm->node_id != NULL &&
           strcmp(pm->node_id, model_node_name(h->md.node[c])) == 0);
     CHECK(pm->app == app_of(h, c));
+    CHECK(pm->in_grace == mm->graced);
 }
 
 /* presence_changes_since() against the model's log, from a version:
@@ -353,7 +354,10 @@ static void check_changes_from(struct harness *h, int ch, uint64_t epoch,
         CHECK(info_index(pm->chan_info, pm->chan_info_len) == mc->info);
         CHECK(pm->conn_info_len == strlen(model_conn_info_of(mc->client)));
         CHECK(strcmp(pm->node_id, model_node_name(mc->node)) == 0);
-        CHECK(pm->app == (mc->open ? h->app_ptrs[mc->client] : NULL));
+        /* A closed handle's pointer is never handed out (grace may have
+         * closed the one the entry was made under). */
+        CHECK(pm->app == NULL || (h->md.open[mc->client] &&
+                                  pm->app == h->app_ptrs[mc->client]));
         CHECK(pm->joined_at_ms ==
               (mc->kind == PRESENCE_EVENT_JOIN ? mc->time_ms : 0));
     }
@@ -645,17 +649,25 @@ static void step(struct harness *h, struct input *in)
         CHECK(rc != PRESENCE_OK || next > h->clock); /* nothing left due */
         break;
     }
-    case 9: { /* change the TTL and the history_size of namespace tt */
+    case 9: { /* change the TTL, leave grace and history_size of tt */
         static const int64_t ttls[] = {0, 30, 50, 100};
+        static const int64_t graces[] = {0, 20, 60, 0};
         static const size_t sizes[] = {2, 0, 3, MODEL_LOG_MAX};
         presence_namespace_options o;
         presence_namespace_options_init(&o);
         o.ttl_ms = ttls[a % 4];
-        o.history_size = sizes[(a / 4) % 4];
+        o.leave_grace_ms = graces[(a / 4) % 4];
+        o.grace_on_leave = (a & 0x10) != 0;
+        o.grace_same_user = (a & 0x20) != 0;
+        o.history_size = sizes[(a >> 6) & 3];
         rc = presence_namespace_set(reg, "tt", &o);
         want = PRESENCE_OK;
-        model_set_ttl_t(&h->md, o.ttl_ms);
-        model_set_history_t(&h->md, o.history_size);
+        if (rc == PRESENCE_OK) {
+            model_set_ttl_t(&h->md, o.ttl_ms);
+            model_set_grace_t(&h->md, o.leave_grace_ms, o.grace_on_leave,
+                              o.grace_same_user);
+            model_set_history_t(&h->md, o.history_size);
+        }
         break;
     }
     case 10: /* the lobby subscription comes and goes */
@@ -735,7 +747,7 @@ static void step(struct harness *h, struct input *in)
             }
         } else {
             size_t left = 99;
-            size_t n = model_client_channels(&h->md, c);
+            size_t n = model_client_active_channels(&h->md, c);
             rc = presence_client_close(reg, h->handles[c], &left);
             want = model_client_close(&h->md, c);
             if (rc == PRESENCE_OK) {
@@ -789,6 +801,7 @@ static void step(struct harness *h, struct input *in)
         presence_join_item items[3];
         int n = 1 + a % 3;
         model trial = h->md;
+        trial.no_take_place = true; /* join_many takes no place */
         want = PRESENCE_OK;
         size_t want_failed = (size_t)n;
         for (int i = 0; i < n; i++) {
@@ -810,6 +823,7 @@ static void step(struct harness *h, struct input *in)
                                        results, &failed);
         if (want == PRESENCE_OK) {
             h->md = trial;
+            h->md.no_take_place = false;
         }
         if (rc != PRESENCE_OK && rc != PRESENCE_ERR_NOMEM) {
             CHECK(failed == want_failed);

@@ -13,4 +13,7 @@ int ps_fuzz_server_frames(const uint8_t *data, size_t size);
 /* Arbitrary bytes as the JSON config (server_config.c). */
 int ps_fuzz_server_config(const uint8_t *data, size_t size);
 
+/* Arbitrary bytes as a client's WebSocket stream (server_ws_frames.c). */
+int ps_fuzz_server_ws_frames(const uint8_t *data, size_t size);
+
 #endif

@@ -141,6 +141,75 @@
  * presence_registry_free(), which it refuses with #PRESENCE_ERR_BUSY.
  * Events caused from inside a callback are queued and delivered after that
  * callback returns, in order, never recursively.
+ *
+ * @section grace Leave grace
+ *
+ * A connection that drops and comes back a second later should not make
+ * every other member see a leave and a join. A namespace with
+ * presence_namespace_options::leave_grace_ms keeps a member whose
+ * connection dropped present for that long, **in grace**:
+ *
+ * - What drops: presence_disconnect() and presence_client_close() (reason
+ *   #PRESENCE_LEAVE_DISCONNECT), a TTL run out in presence_expire()
+ *   (#PRESENCE_LEAVE_EXPIRED), and, with
+ *   presence_namespace_options::grace_on_leave, presence_leave() and
+ *   presence_client_leave() (#PRESENCE_LEAVE_EXPLICIT). A drop announces
+ *   nothing and changes nothing anyone counts: the member stays in the
+ *   channel's stats, snapshots, pages, visits, presence_client_channels()
+ *   and the user counts, flagged presence_member::in_grace, with
+ *   touched_at_ms the time of the drop; the channel's (epoch, seq) does
+ *   not move. Other nodes' members (presence_remote_join()) never grace,
+ *   and presence_channel_close(), presence_node_down() and a namespace
+ *   turned off remove members in grace at once, as any other.
+ * - Coming back in time: a join of the same client id (presence_join()
+ *   with the same user id and conn_info, presence_client_join() or
+ *   presence_client_join_many() on its handle) takes the member out of
+ *   grace with no event and the same (epoch, seq), its TTL renewed and
+ *   its join time kept; a different chan_info is an ordinary
+ *   #PRESENCE_EVENT_UPDATE (seq + 1). The join's presence_change says
+ *   #PRESENCE_CHANGE_RESUMED, so a server that waits for a client's own
+ *   join event before pushing it others' events knows not to wait. A touch or an update does not end a
+ *   grace (only a join says the client is back).
+ * - The reconnect of a server that closes the handle when the socket
+ *   drops: presence_client_open() with the id of a client whose every
+ *   membership is in grace and that has no open handle (the same user id;
+ *   the conn_info may differ) takes that client over: the new handle owns
+ *   its memberships, still in grace, and resumes each one it joins again.
+ *   Those it does not join again leave when their grace ends, announced
+ *   with the new handle's identity and pointer.
+ * - The reconnect of a server that gives every connection a new client id
+ *   (as Centrifugo does): with presence_namespace_options::grace_same_user,
+ *   the join of another client of the same user into a channel where one
+ *   of the user's clients is in grace takes that member's place (not for
+ *   the anonymous user "", whose connections are strangers): the old
+ *   membership goes and the new one comes with no join and no leave (a
+ *   #PRESENCE_EVENT_UPDATE if the chan_info differs), keeping the old join
+ *   time. The
+ *   channel's set then holds another client id, so this one change does
+ *   advance seq by one, without a client event: a copy kept from events
+ *   by client id (the recipe in @ref versions) sees the gap and must read
+ *   the channel again; a copy by user needs nothing. presence_client_join_many()
+ *   does not take places (its items join as new members); neither does a
+ *   join that finds the other client's lock shard busy at that instant
+ *   (it joins as a new member, and the other member leaves when its grace
+ *   ends: the events stay exact, only not quiet).
+ * - Otherwise the grace ends: the member leaves in presence_expire(), with
+ *   the reason of its drop and the drop's time as the events' time_ms;
+ *   that leave advances seq as any leave does. Grace ends are deadlines
+ *   like TTLs: presence_next_deadline_ms() and presence_expire()'s
+ *   next_deadline_ms include them, so the timer that drives TTLs drives
+ *   graces too. An explicit leave of a member in grace ends it at once,
+ *   with #PRESENCE_LEAVE_EXPLICIT at the current time.
+ * - Users: a client with memberships in grace stays known (its id is
+ *   taken, presence_registry_counts() counts it, presence_user_status()
+ *   counts its connection), so its user stays online until its last grace
+ *   ends (#PRESENCE_EVENT_USER_OFFLINE then), or, when a new connection of
+ *   the user took over, does not go offline at all.
+ * - A closed handle's pointer: presence_client_close() may leave the
+ *   client's memberships in grace, but the handle is gone: no event or
+ *   member delivered after the close carries its
+ *   presence_client_options::app (NULL instead), so the application may
+ *   free its object once the close's own events are seen.
  */
 
 #ifndef PRESENCE_H
@@ -205,9 +274,12 @@ PRESENCE_API uint32_t presence_version_number(void);
     X(ERR_CHANNEL_MEMBER_LIMIT, -10, "channel has too many members")           \
     X(ERR_CHANNEL_LIMIT, -11, "too many channels")                             \
     X(ERR_DENIED, -12, "permission denied")                                    \
-    X(ERR_BUSY, -13, "not allowed while events are being delivered")        \
+    X(ERR_BUSY, -13, "not allowed while events are being delivered")          \
     X(ERR_SNAPSHOT_NEEDED, -14,                                                \
-      "changes since that version are not kept: take a snapshot")
+      "changes since that version are not kept: take a snapshot")              \
+    X(ERR_CORRUPT, -15, "saved state is malformed or damaged")                \
+    X(ERR_UNSUPPORTED, -16, "saved state of an unknown format version")       \
+    X(ERR_IO, -17, "the write callback failed")
 
 /** Error codes. Every failing function returns one of the negative values. */
 typedef enum presence_error {
@@ -370,6 +442,19 @@ typedef struct presence_namespace_options {
      *  client records and chan_info its entries name alive until they
      *  drop out of it. */
     size_t history_size;
+    /** Leave grace in milliseconds (see @ref grace): a member whose
+     *  connection drops (presence_disconnect(), presence_client_close(),
+     *  presence_expire()) stays present this long, marked in grace,
+     *  before it leaves. 0 = off (default): leaves happen at once. A
+     *  change applies at once to members in grace: their grace ends at
+     *  drop time + the new value. */
+    int64_t leave_grace_ms;
+    /** Explicit leaves (presence_leave(), presence_client_leave()) are
+     *  graced too (default false: they leave at once). */
+    bool grace_on_leave;
+    /** Another connection of the same user may take the place of a
+     *  member in grace (default false: only the same client id may). */
+    bool grace_same_user;
 } presence_namespace_options;
 
 /** The largest presence_namespace_options::history_size. */
@@ -464,6 +549,94 @@ PRESENCE_API int presence_registry_free(presence_registry *registry);
 
 /** The registry's current time (its clock hook, as is), in milliseconds. */
 PRESENCE_API int64_t presence_now_ms(presence_registry *registry);
+
+/**
+ * Where presence_registry_save() writes: called with consecutive pieces
+ * of the saved state, in order. Return 0 to go on, anything else to stop
+ * the save (which then returns #PRESENCE_ERR_IO). It runs with no lock
+ * held and may call the library.
+ */
+typedef int (*presence_write_fn)(const void *data, size_t len,
+                                 void *user_data);
+
+/** The version of the format presence_registry_save() writes. */
+#define PRESENCE_STATE_FORMAT 1
+
+/**
+ * Save the whole registry for a warm restart: its namespaces and their
+ * options, every channel with its epoch and seq, every membership with
+ * its client (id, user id, conn_info, node), chan_info, join and touch
+ * times (so TTL deadlines), and leave grace (the drop's time and reason).
+ * Not saved: subscriptions, the configuration (allocator, clock, limits,
+ * access check), handles (a client opened as a handle is saved as a
+ * client known by name; one in no channel is not saved) and application
+ * pointers.
+ *
+ * The format (#PRESENCE_STATE_FORMAT) is binary, versioned and
+ * checksummed: an 8-byte magic, a 32-bit version, LEB128 varints and
+ * length-prefixed strings, a 64-bit checksum at the end. About 12 bytes
+ * per membership plus its chan_info, and each client, user and channel
+ * name once (docs/PERFORMANCE.md).
+ *
+ * The registry is read as one instant: every channel lock is taken (as
+ * presence_namespace_set() takes them) while the state is copied into a
+ * buffer, O(state), so changes wait that long; then the locks are
+ * released and @p write is called with the buffer in pieces.
+ *
+ * @param size receives the number of bytes written (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry or write);
+ *         #PRESENCE_ERR_NOMEM (nothing was written); #PRESENCE_ERR_IO
+ *         (@p write failed: what it got so far is not a whole state).
+ * A callback may call it. Saving changes nothing in the registry.
+ */
+PRESENCE_API int presence_registry_save(presence_registry *registry,
+                                        presence_write_fn write,
+                                        void *user_data, size_t *size);
+
+/**
+ * Make a registry from a state saved by presence_registry_save(), for a
+ * warm restart. The new registry takes @p config (allocator, clock,
+ * limits, access check, seed, single_threaded) and the saved namespace
+ * separator and namespaces (their options; the config's
+ * default_namespace is replaced by the saved one): set options again with
+ * presence_namespace_set() afterwards if the configuration is the
+ * authority. Nothing is announced (a new registry has no subscription).
+ *
+ * Times are restored as saved, on the new registry's clock: the clock
+ * must continue the saving registry's (a CLOCK_REALTIME-based hook, or
+ * the default CLOCK_MONOTONIC within one boot), or deadlines move with
+ * the difference. A membership whose TTL or grace ran out while the
+ * process was down goes at the first presence_expire(). Members in grace
+ * are restored in grace; TTL and grace lists are ordered by touch (or
+ * drop) time, then client id, then channel name, as a TTL turned on later
+ * orders them. After a restart no connection survives: a server that
+ * wants its clients to get their places back calls presence_disconnect()
+ * for each of its own clients (presence_node_memberships() with "" lists
+ * them), which puts them into leave grace where namespaces have one.
+ *
+ * Every byte is checked before it is trusted: the magic, the version, the
+ * checksum, every length and count against what is left, every index,
+ * every name against the rules and this config's limits, option values,
+ * times, that no client, user, node, namespace, channel or membership is
+ * listed twice or unused, and the registry's limits. A state that is
+ * malformed, truncated or damaged gives #PRESENCE_ERR_CORRUPT, never a
+ * crash or a partly loaded registry.
+ *
+ * @param config the configuration, or NULL for the defaults (copied).
+ * @param data   the saved bytes (only read, not kept).
+ * @param out    receives the new registry; untouched on failure.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL out, NULL data with a
+ *         length, a config presence_registry_new() refuses);
+ *         #PRESENCE_ERR_CORRUPT; #PRESENCE_ERR_UNSUPPORTED (another format
+ *         version); #PRESENCE_ERR_BAD_NAME and #PRESENCE_ERR_TOO_LONG (a
+ *         name this config's limits refuse); the limit errors of
+ *         presence_join() (the state does not fit this config's limits);
+ *         #PRESENCE_ERR_NOMEM. On any error nothing is left allocated.
+ * Any thread.
+ */
+PRESENCE_API int presence_registry_load(const presence_config *config,
+                                        const void *data, size_t len,
+                                        presence_registry **out);
 
 /** Totals of a registry, see presence_registry_counts(). */
 typedef struct presence_counts {
@@ -676,7 +849,9 @@ PRESENCE_API int presence_join(presence_registry *registry,
 /**
  * Take a client out of a channel: #PRESENCE_EVENT_LEAVE with
  * #PRESENCE_LEAVE_EXPLICIT (and #PRESENCE_EVENT_USER_LEAVE on the user's
- * last connection). An empty channel is freed.
+ * last connection). An empty channel is freed. With
+ * presence_namespace_options::grace_on_leave the member goes into grace
+ * instead (see @ref grace); a member in grace leaves at once.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
  *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_UNKNOWN_NAMESPACE;
  *         #PRESENCE_ERR_NOT_FOUND (the client is not in the channel);
@@ -691,9 +866,11 @@ PRESENCE_API int presence_leave(presence_registry *registry,
  * A client disconnected: it leaves every channel it is in, with
  * #PRESENCE_LEAVE_DISCONNECT, newest membership first, in O(its
  * channels). A client in no channel is not an error: a server calls this
- * for every connection that closes.
- * @param left receives how many channels it left, 0 for a client in no
- *             channel (may be NULL).
+ * for every connection that closes. In namespaces with a leave grace the
+ * memberships go into grace instead (see @ref grace); memberships already
+ * in grace keep their drop.
+ * @param left receives how many channels it left or dropped into grace
+ *             now, 0 for a client in no channel (may be NULL).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BAD_NAME;
  *         #PRESENCE_ERR_TOO_LONG; #PRESENCE_ERR_CONFLICT (another node's
  *         client); #PRESENCE_ERR_NOMEM (the events could not be queued).
@@ -839,6 +1016,11 @@ typedef enum presence_change_kind {
     PRESENCE_CHANGE_JOINED = 1,  /**< a new member */
     PRESENCE_CHANGE_UPDATED = 2, /**< its chan_info was replaced */
     PRESENCE_CHANGE_LEFT = 3,    /**< it left */
+    /** It came back within its leave grace (see @ref grace): its member
+     *  in grace resumed, or it took the place of its user's member in
+     *  grace. No join was announced (an update was, if the chan_info
+     *  differs); stats give the version after it. */
+    PRESENCE_CHANGE_RESUMED = 4,
 } presence_change_kind;
 
 /** The result of a change by handle. */
@@ -853,11 +1035,15 @@ typedef struct presence_change {
 /**
  * Open a handle: the client is known from now on, in no channel yet.
  * @param out receives the handle.
+ * A client with this id whose connection dropped into leave grace (no
+ * handle open, every membership in grace, the same user id) is taken
+ * over: the new handle owns its memberships, still in grace, and its joins
+ * resume them (see @ref grace).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, options,
  *   client id or out, NULL conn_info with a length, a struct_size too
  *   small); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
  *   #PRESENCE_ERR_CONFLICT (a client with this id is known: in a channel,
- *   or open); #PRESENCE_ERR_NOMEM.
+ *   or open, and not one in grace of the same user); #PRESENCE_ERR_NOMEM.
  * A callback may call it.
  */
 PRESENCE_API int presence_client_open(presence_registry *registry,
@@ -868,7 +1054,10 @@ PRESENCE_API int presence_client_open(presence_registry *registry,
  * Close a handle: the client leaves every channel with
  * #PRESENCE_LEAVE_DISCONNECT, as presence_disconnect(), and is forgotten;
  * the handle is invalid once this returns #PRESENCE_OK. On an error
- * nothing changed and the handle stays open.
+ * nothing changed and the handle stays open. Memberships in namespaces
+ * with a leave grace go into grace instead: the client stays known by its
+ * id, without the handle's pointer, until they end or a new handle with
+ * its id takes them over (see @ref grace).
  * @param left receives how many channels it left (may be NULL).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOMEM (the
  *         events could not be queued).
@@ -927,7 +1116,10 @@ PRESENCE_API int presence_client_join_many(presence_registry *registry,
 
 /**
  * Leave a channel by handle, as presence_leave().
- * @param result what happened (may be NULL).
+ * @param result what happened (may be NULL). A leave into grace (see
+ *               presence_namespace_options::grace_on_leave) reports
+ *               #PRESENCE_CHANGE_LEFT with the channel as it still reads
+ *               (the member counted, seq unchanged).
  * @return as presence_leave(); #PRESENCE_ERR_NOT_FOUND when the client is
  *         not in the channel.
  * A callback may call it.
@@ -979,7 +1171,8 @@ PRESENCE_API void *presence_client_app(const presence_client *client);
 
 /**
  * The earliest time (on the registry's clock) at which some membership
- * expires, or #PRESENCE_NO_DEADLINE. The library runs no timer: arm one in
+ * expires or some leave grace ends (see @ref grace), or
+ * #PRESENCE_NO_DEADLINE. The library runs no timer: arm one in
  * the application's loop for this time and call presence_expire() when it
  * fires. The loop needs no more than this: presence_expire() returns the
  * next deadline itself, and a join or touch in a namespace with TTL T
@@ -996,7 +1189,9 @@ PRESENCE_API int64_t presence_next_deadline_ms(presence_registry *registry);
 
 /**
  * Remove every membership whose deadline is at or before @p now_ms, each
- * leaving with #PRESENCE_LEAVE_EXPIRED. One call removes at most as many
+ * leaving with #PRESENCE_LEAVE_EXPIRED (or, in a namespace with a leave
+ * grace, going into grace: see @ref grace), and end every grace due by
+ * @p now_ms (each member leaving with its drop's reason and time). One call removes at most as many
  * memberships as the registry held when it began, so a callback that
  * rejoins expired clients cannot keep it running (with @p now_ms ahead of
  * the clock, such rejoined memberships are due at once). Work is done in
@@ -1005,7 +1200,9 @@ PRESENCE_API int64_t presence_next_deadline_ms(presence_registry *registry);
  * means under memory pressure: each membership expires completely or not
  * at all).
  * @param now_ms  the current time, normally presence_now_ms().
- * @param expired receives how many memberships expired (may be NULL).
+ * @param expired receives how many memberships left (expired, or their
+ *                grace ended); those that went into grace are not counted
+ *                (may be NULL).
  * @param next_deadline_ms receives the next deadline after this call, as
  *                presence_next_deadline_ms() would return it (may be
  *                NULL): re-arm the timer with it, no second call needed.
@@ -1042,8 +1239,13 @@ typedef struct presence_member {
     /** The application pointer of a client opened as a handle
      *  (presence_client_options::app), else NULL. The library never
      *  touches what it points to: in a snapshot it is a copy of the
-     *  pointer, valid as long as the application keeps it so. */
+     *  pointer, valid as long as the application keeps it so. NULL once
+     *  the handle is closed (a member in grace outlives its handle). */
     void *app;
+    /** The member is in leave grace (see @ref grace): its connection
+     *  dropped at touched_at_ms and it leaves at the grace's end unless
+     *  it comes back. Members in grace count in stats and queries. */
+    bool in_grace;
 } presence_member;
 
 /**
@@ -1611,7 +1813,13 @@ PRESENCE_API int presence_changes_since(presence_registry *registry,
  * presence_changes_since() would: the version pair is how a client tells
  * that its copy and the diff meet (see @ref versions). A diff may span
  * lives of a channel (it emptied and filled again): from_epoch then
- * differs from epoch, and the diff is still the net change.
+ * differs from epoch, and the diff is still the net change. A change that
+ * comes with no client event (a place in leave grace taken by another
+ * client of the user, see @ref grace) cannot be told as a member's
+ * change: its window's diff says #PRESENCE_DIFF_RESYNC. Members in leave
+ * grace are present: a drop into grace and a resume are no change, and
+ * the leave at a grace's end is recorded when it happens (with the drop's
+ * time as its time_ms).
  *
  * **Windows.** A channel's window opens with the first change the
  * subscription records for it and its diff is due window_ms later; then
@@ -1703,9 +1911,9 @@ presence_coalesce_options_init_sized(presence_coalesce_options *options,
 /** presence_diff::flags: the channel was in counts-only mode in this
  *  window; no members. */
 #define PRESENCE_DIFF_COUNT_ONLY 0x1u
-/** presence_diff::flags: changes could not be recorded (out of memory);
- *  no members: re-read the channel, or every channel of the scope when
- *  presence_diff::channel is "". */
+/** presence_diff::flags: changes could not be recorded (out of memory,
+ *  or a change without a client event); no members: re-read the channel,
+ *  or every channel of the scope when presence_diff::channel is "". */
 #define PRESENCE_DIFF_RESYNC 0x2u
 
 /** One member's net change in a diff. */
@@ -1717,7 +1925,9 @@ typedef struct presence_diff_member {
     int64_t time_ms;              /**< its last change in the window */
     /** The member as its last change left it (for a leave, the infos it
      *  left with). channel is the diff's; joined_at_ms and touched_at_ms
-     *  are its last change's time for a join, else 0. */
+     *  are its last change's time for a join, else 0; in_grace is false;
+     *  app is read at delivery: NULL once the handle is closed, as for
+     *  any member delivered after the close. */
     presence_member member;
 } presence_diff_member;
 

@@ -8,9 +8,11 @@ packages=(
   gcc pkg-config meson ninja-build   # the build
   uthash-dev                         # the core library's one dependency
   libcmocka-dev                      # unit tests (built by default)
-  libcivetweb-dev libjansson-dev libjwt-dev   # the presence server example
+  libjansson-dev libjwt-dev          # the presence server example
+  libhttp-parser-dev nettle-dev      # its HTTP and WebSocket handshake (on libuv)
   libhiredis-dev                     # libpresence-cluster (Redis)
-  libuv1-dev                         # the libuv example (built with the presence server)
+  libuv1-dev                         # the presence server's event loop, the libuv example
+  libssl-dev                         # bench/server-load: HS256 tokens (libcrypto)
   curl                               # the demo's curl line
 )
 if [ "${1:-test}" = test ]; then

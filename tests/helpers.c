@@ -646,6 +646,9 @@ static char *member_line(const presence_member *m, bool with_channel)
     sb_hex(&sb, m->chan_info, m->chan_info_len);
     sb_printf(&sb, " joined=%" PRId64 " touched=%" PRId64, m->joined_at_ms,
               m->touched_at_ms);
+    if (m->in_grace) {
+        sb_printf(&sb, " in_grace");
+    }
     if (m->node_id == NULL) {
         sb_printf(&sb, " node=<NULL>");
     } else if (m->node_id[0] != '\0') { /* local members: as before nodes */
@@ -742,9 +745,10 @@ char *dump_registry(presence_registry *registry,
         } else {
             sb_printf(&sb,
                       "ns '%s' presence=%d join_leave=%d ttl=%" PRId64
-                      " max=%zu history=%zu\n",
+                      " max=%zu history=%zu grace=%" PRId64 "/%d/%d\n",
                       namespaces[i], o.presence, o.join_leave, o.ttl_ms,
-                      o.max_members, o.history_size);
+                      o.max_members, o.history_size, o.leave_grace_ms,
+                      o.grace_on_leave, o.grace_same_user);
         }
     }
 

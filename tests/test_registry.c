@@ -301,7 +301,7 @@ static void test_error_strings(void **state)
 {
     (void)state;
     size_t n = sizeof(error_rows) / sizeof(error_rows[0]);
-    assert_int_equal(n, 15);
+    assert_int_equal(n, 18);
     for (size_t i = 0; i < n; i++) {
         const char *msg = presence_strerror(error_rows[i].code);
         const char *name = presence_error_name(error_rows[i].code);
@@ -326,7 +326,7 @@ static void test_error_strings(void **state)
 static void test_error_strings_unknown(void **state)
 {
     (void)state;
-    const int unknown[] = {1, 2, 100, -15, -16, -100, -1000, INT_MIN, INT_MAX};
+    const int unknown[] = {1, 2, 100, -18, -19, -100, -1000, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         const char *msg = presence_strerror(unknown[i]);
         const char *name = presence_error_name(unknown[i]);

@@ -1,30 +1,29 @@
 /*
- * The admin page on CivetWeb: sign-in, the page's files, its JSON calls
- * and a server-sent event stream.
+ * The admin page on the server's HTTP server (http_server.h): sign-in,
+ * the page's files, its JSON calls and a server-sent event stream.
  *
  * Threads. libpresence delivers events on whatever thread is delivering
- * (a WebSocket's worker, an HTTP handler, the cluster's thread), so the
- * event callback only formats the event and appends it to each stream's
- * buffer under admin->lock, which nobody holds across a library call or a
- * socket write. Each stream runs on the CivetWeb worker that accepted it
- * (at most STREAMS_MAX of them, so they never take the WebSocket threads):
- * it waits on admin->wake, swaps its buffer out and writes it. A stream
- * whose reader falls more than STREAM_BUFFER_MAX bytes behind loses its
- * buffer and is told to resynchronise, so a slow browser costs bounded
- * memory and never slows the callback. The sampler thread reads the
- * totals and the channel list once a second, for the chart and for the
- * streams' "tick".
+ * (the loop, the cluster's thread), so the event callback only formats
+ * the event and appends it to each stream's buffer under admin->lock,
+ * which nobody holds across a library call or a socket write. Each stream
+ * (at most STREAMS_MAX) is a streamed response that the loop pulls every
+ * tick: it swaps its buffer out and writes it. A stream whose reader
+ * falls more than STREAM_BUFFER_MAX bytes behind loses its buffer and is
+ * told to resynchronise, so a slow browser costs bounded memory and never
+ * slows the callback. The sampler thread reads the totals and the channel
+ * list once a second, for the chart and for the streams' "tick".
  * SPDX-License-Identifier: MIT
  */
 #include "admin.h"
 
 #include "conn.h"
+#include "http_server.h"
+#include "net.h"
 #include "mem.h"
 #include "server.h"
 #include "token.h"
 #include "util.h"
 
-#include <civetweb.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,6 +38,9 @@
 #define STREAMS_MAX 4
 #define STREAM_BUFFER_MAX (4u << 20)
 #define STREAM_KEEPALIVE_MS 15000
+/* A stream whose browser leaves this much unread waits before the next
+ * batch (its events pile up in its buffer, up to STREAM_BUFFER_MAX). */
+#define STREAM_PENDING_MAX (256u << 10)
 #define LOG_KEEP 200
 #define HISTORY_LEN 600 /* one sample a second: ten minutes */
 #define TICK_CHANNELS_MAX 200
@@ -102,20 +104,6 @@ static int64_t registry_to_wall(presence_registry *registry, int64_t t_ms)
 
 /* ---- responses ---------------------------------------------------------- */
 
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
-    }
-}
-
 /* The page loads nothing from elsewhere, and may not be framed. */
 #define SECURITY_HEADERS                                                       \
     "Content-Security-Policy: default-src 'self'; connect-src 'self'; "       \
@@ -124,52 +112,43 @@ static const char *status_text(int status)
     "X-Frame-Options: DENY\r\n"                                                \
     "Referrer-Policy: no-referrer\r\n"
 
-static int respond(struct mg_connection *mg, int status, const char *type,
+static int respond(ps_http_exchange *ex, int status, const char *type,
                    const char *extra_headers, const void *body, size_t len)
 {
-    mg_printf(mg,
-              "HTTP/1.1 %d %s\r\n"
-              "Content-Type: %s\r\n"
-              "Content-Length: %zu\r\n"
-              "Cache-Control: no-store\r\n" SECURITY_HEADERS "%s"
-              "Connection: close\r\n\r\n",
-              status, status_text(status), type, len,
-              extra_headers ? extra_headers : "");
-    if (len > 0) {
-        mg_write(mg, body, len);
-    }
+    char headers[2048];
+    snprintf(headers, sizeof headers, "Cache-Control: no-store\r\n" SECURITY_HEADERS "%s",
+             extra_headers ? extra_headers : "");
+    ps_http_respond(ex, status, type, headers, body, len);
     return status;
 }
 
-static int respond_json(struct mg_connection *mg, int status, json_t *value,
+static int respond_json(ps_http_exchange *ex, int status, json_t *value,
                         const char *extra_headers)
 {
     char *text = value ? ps_json_dumps(value, JSON_COMPACT) : NULL;
     json_decref(value);
     if (text == NULL) {
-        return respond(mg, 500, "text/plain", NULL, "out of memory\n", 14);
+        return respond(ex, 500, "text/plain", NULL, "out of memory\n", 14);
     }
-    int rc = respond(mg, status, "application/json", extra_headers, text,
+    int rc = respond(ex, status, "application/json", extra_headers, text,
                      strlen(text));
     ps_free(text);
     return rc;
 }
 
-static int respond_error(struct mg_connection *mg, int status,
+static int respond_error(ps_http_exchange *ex, int status,
                          const char *message)
 {
-    return respond_json(mg, status, json_pack("{s:s}", "error", message),
+    return respond_json(ex, status, json_pack("{s:s}", "error", message),
                         NULL);
 }
 
 /* ---- sign-in ------------------------------------------------------------ */
 
-static bool signed_in(struct mg_connection *mg, const ps_admin *admin)
+static bool signed_in(ps_http_exchange *ex, const ps_admin *admin)
 {
-    const char *cookies = mg_get_header(mg, "Cookie");
     char token[1024];
-    if (cookies == NULL ||
-        mg_get_cookie(cookies, COOKIE_NAME, token, sizeof token) <= 0) {
+    if (!ps_http_cookie(ex, COOKIE_NAME, token, sizeof token)) {
         return false;
     }
     const ps_admin_config *cfg = &admin->server->cfg->admin;
@@ -185,27 +164,14 @@ static bool signed_in(struct mg_connection *mg, const ps_admin *admin)
     return ok;
 }
 
-/* The body as a JSON object, or NULL (with *status set). */
-static json_t *read_json_body(struct mg_connection *mg, int *status)
+/* The body (within BODY_MAX: the route's limit) as a JSON object, or
+ * NULL (with *status set). */
+static json_t *read_json_body(ps_http_exchange *ex, int *status)
 {
-    long long declared = mg_get_request_info(mg)->content_length;
-    if (declared > BODY_MAX) {
-        *status = 413;
-        return NULL;
-    }
-    char *body = ps_malloc(BODY_MAX + 1);
-    if (body == NULL) {
-        *status = 500;
-        return NULL;
-    }
     size_t n = 0;
-    int got;
-    while (n < BODY_MAX && (got = mg_read(mg, body + n, BODY_MAX - n)) > 0) {
-        n += (size_t)got;
-    }
+    const char *body = ps_http_body(ex, &n);
     bool nomem = false;
     json_t *value = ps_json_loadb(body, n, 0, NULL, &nomem);
-    ps_free(body);
     if (!json_is_object(value)) {
         json_decref(value);
         *status = nomem ? 500 : 400;
@@ -214,29 +180,32 @@ static json_t *read_json_body(struct mg_connection *mg, int *status)
     return value;
 }
 
-static int handle_auth(struct mg_connection *mg, ps_admin *admin)
+static int handle_auth(ps_http_exchange *ex, ps_admin *admin)
 {
     int status = 400;
-    json_t *body = read_json_body(mg, &status);
+    json_t *body = read_json_body(ex, &status);
     if (body == NULL) {
-        return respond_error(mg, status, "expected {\"password\": ...}");
+        return respond_error(ex, status, "expected {\"password\": ...}");
     }
     const char *given = json_string_value(json_object_get(body, "password"));
     const ps_admin_config *cfg = &admin->server->cfg->admin;
     bool ok = given != NULL && ps_secret_equal(given, cfg->password);
     json_decref(body);
     if (!ok) {
-        /* Slows guessing down; this worker is the guesser's own. */
-        struct timespec pause = {0, WRONG_PASSWORD_DELAY_MS * 1000000L};
-        nanosleep(&pause, NULL);
-        return respond_error(mg, 401, "wrong password");
+        /* Slows guessing down, without holding the loop meanwhile. */
+        static const char wrong[] = "{\"error\":\"wrong password\"}";
+        ps_http_respond_later(ex, WRONG_PASSWORD_DELAY_MS, 401,
+                              "application/json",
+                              "Cache-Control: no-store\r\n" SECURITY_HEADERS,
+                              wrong, sizeof wrong - 1);
+        return 401;
     }
     char err[128];
     char *token = ps_token_mint(cfg->secret, "admin",
                                 ps_unix_time() + SESSION_TTL_S, NULL, NULL,
                                 err, sizeof err);
     if (token == NULL) {
-        return respond_error(mg, 500, err);
+        return respond_error(ex, 500, err);
     }
     char header[1400];
     snprintf(header, sizeof header,
@@ -244,12 +213,12 @@ static int handle_auth(struct mg_connection *mg, ps_admin *admin)
              "; Max-Age=%d; HttpOnly; SameSite=Strict\r\n",
              token, SESSION_TTL_S);
     ps_free(token);
-    return respond_json(mg, 200, json_pack("{s:b}", "ok", 1), header);
+    return respond_json(ex, 200, json_pack("{s:b}", "ok", 1), header);
 }
 
-static int handle_logout(struct mg_connection *mg)
+static int handle_logout(ps_http_exchange *ex)
 {
-    return respond_json(mg, 200, json_pack("{s:b}", "ok", 1),
+    return respond_json(ex, 200, json_pack("{s:b}", "ok", 1),
                         "Set-Cookie: " COOKIE_NAME "=; Path=" ADMIN_PREFIX
                         "; Max-Age=0; HttpOnly; SameSite=Strict\r\n");
 }
@@ -339,9 +308,6 @@ static void on_event(presence_registry *registry, const presence_event *event,
         admin->log[admin->log_next] = text;
         admin->log_next = (admin->log_next + 1) % LOG_KEEP;
         text = NULL;
-    }
-    if (admin->streams != NULL) {
-        pthread_cond_broadcast(&admin->wake);
     }
     pthread_mutex_unlock(&admin->lock);
     ps_free(text);
@@ -444,14 +410,14 @@ static void *sampler_main(void *arg)
 
 /* ---- the event stream ------------------------------------------------------ */
 
-static bool write_event(struct mg_connection *mg, const char *name,
+static bool write_event(ps_http_exchange *ex, const char *name,
                         const char *data, size_t len)
 {
     char head[64];
     int n = snprintf(head, sizeof head, "event: %s\ndata: ", name);
-    return mg_write(mg, head, (size_t)n) > 0 &&
-           (len == 0 || mg_write(mg, data, len) > 0) &&
-           mg_write(mg, "\n\n", 2) > 0;
+    return ps_http_write(ex, head, (size_t)n) == 0 &&
+           (len == 0 || ps_http_write(ex, data, len) == 0) &&
+           ps_http_write(ex, "\n\n", 2) == 0;
 }
 
 /* Under admin->lock: what a new stream starts with. */
@@ -493,111 +459,148 @@ static void stream_unlink(ps_admin *admin, stream *s)
     }
 }
 
-static int handle_stream(struct mg_connection *mg, ps_admin *admin)
+/* One open event stream: the state of its pull. */
+typedef struct stream_state {
+    ps_admin *admin;
+    stream *s;
+    char *hello; /* written first, then NULL */
+    uint64_t seen_tick;
+    int64_t last_write;
+    char *batch; /* the spare buffer, swapped with the stream's */
+    size_t batch_cap;
+} stream_state;
+
+static void stream_free(void *arg)
 {
+    stream_state *st = arg;
+    pthread_mutex_lock(&st->admin->lock);
+    stream_unlink(st->admin, st->s);
+    pthread_mutex_unlock(&st->admin->lock);
+    ps_free(st->hello);
+    ps_free(st->batch);
+    ps_free(st->s->buf);
+    ps_free(st->s);
+    ps_free(st);
+}
+
+static ps_http_step stream_pull(ps_http_exchange *ex, void *arg)
+{
+    stream_state *st = arg;
+    ps_admin *admin = st->admin;
+    stream *s = st->s;
+    if (st->hello != NULL) {
+        static const char head[] = "HTTP/1.1 200 OK\r\n"
+                                   "Content-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-store\r\n" SECURITY_HEADERS
+                                   "Connection: close\r\n\r\n"
+                                   "retry: 2000\n\n";
+        bool ok = ps_http_write(ex, head, sizeof head - 1) == 0 &&
+                  write_event(ex, "hello", st->hello, strlen(st->hello));
+        ps_free(st->hello);
+        st->hello = NULL;
+        st->last_write = ps_now_ms();
+        return ok ? PS_HTTP_WAIT : PS_HTTP_DONE;
+    }
+    pthread_mutex_lock(&admin->lock);
+    if (admin->stopping) {
+        pthread_mutex_unlock(&admin->lock);
+        return PS_HTTP_DONE;
+    }
+    if (ps_http_pending(ex) > STREAM_PENDING_MAX ||
+        (s->len == 0 && !s->overflow && admin->tick_seq == st->seen_tick &&
+         ps_now_ms() - st->last_write < STREAM_KEEPALIVE_MS)) {
+        pthread_mutex_unlock(&admin->lock);
+        return PS_HTTP_WAIT;
+    }
+    /* Take the buffer: the callback starts a new one meanwhile. */
+    bool overflow = s->overflow;
+    char *events = s->buf;
+    size_t events_len = s->len;
+    size_t events_cap = s->cap;
+    s->buf = st->batch;
+    s->cap = st->batch_cap;
+    s->len = 0;
+    s->overflow = false;
+    char *tick = NULL;
+    if (admin->tick_seq != st->seen_tick && admin->tick != NULL) {
+        tick = ps_strdup(admin->tick);
+        st->seen_tick = admin->tick_seq;
+    }
+    pthread_mutex_unlock(&admin->lock);
+
+    bool ok = true;
+    if (overflow) {
+        ok = write_event(ex, "resync", "{}", 2);
+    }
+    if (ok && events_len > 0) {
+        /* "e1,e2," becomes "[e1,e2]" in place. */
+        events[events_len - 1] = ']';
+        static const char head[] = "event: batch\ndata: [";
+        ok = ps_http_write(ex, head, sizeof head - 1) == 0 &&
+             ps_http_write(ex, events, events_len) == 0 &&
+             ps_http_write(ex, "\n\n", 2) == 0;
+    }
+    if (ok && tick != NULL) {
+        ok = write_event(ex, "tick", tick, strlen(tick));
+    }
+    if (ok && !overflow && events_len == 0 && tick == NULL) {
+        ok = ps_http_write(ex, ": keepalive\n\n", 13) == 0;
+    }
+    ps_free(tick);
+    st->last_write = ps_now_ms();
+    st->batch = events;
+    st->batch_cap = events_cap;
+    return ok ? PS_HTTP_WAIT : PS_HTTP_DONE;
+}
+
+static int handle_stream(ps_http_exchange *ex, ps_admin *admin)
+{
+    stream_state *st = ps_calloc(1, sizeof *st);
     stream *s = ps_calloc(1, sizeof *s);
-    if (s == NULL) {
-        return respond_error(mg, 500, "out of memory");
+    if (s == NULL || st == NULL) {
+        ps_free(s);
+        ps_free(st);
+        return respond_error(ex, 500, "out of memory");
     }
     pthread_mutex_lock(&admin->lock);
     if (admin->stopping || admin->stream_count >= STREAMS_MAX) {
         pthread_mutex_unlock(&admin->lock);
         ps_free(s);
-        return respond_error(mg, 503, "too many admin streams");
+        ps_free(st);
+        return respond_error(ex, 503, "too many admin streams");
+    }
+    char *hello = hello_json(admin);
+    if (hello == NULL) {
+        pthread_mutex_unlock(&admin->lock);
+        ps_free(s);
+        ps_free(st);
+        return respond_error(ex, 500, "out of memory");
     }
     s->next = admin->streams;
     admin->streams = s;
     admin->stream_count++;
-    char *hello = hello_json(admin);
     pthread_mutex_unlock(&admin->lock);
-
-    mg_printf(mg, "HTTP/1.1 200 OK\r\n"
-                  "Content-Type: text/event-stream\r\n"
-                  "Cache-Control: no-store\r\n" SECURITY_HEADERS
-                  "Connection: close\r\n\r\n"
-                  "retry: 2000\n\n");
-    bool ok = hello != NULL && write_event(mg, "hello", hello, strlen(hello));
-    ps_free(hello);
-
-    uint64_t seen_tick = 0;
-    int64_t last_write = ps_now_ms();
-    char *batch = NULL;
-    size_t batch_cap = 0;
-    pthread_mutex_lock(&admin->lock);
-    while (ok && !admin->stopping) {
-        if (s->len == 0 && !s->overflow && admin->tick_seq == seen_tick) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
-            pthread_cond_timedwait(&admin->wake, &admin->lock, &until);
-            if (s->len == 0 && !s->overflow &&
-                admin->tick_seq == seen_tick &&
-                ps_now_ms() - last_write < STREAM_KEEPALIVE_MS) {
-                continue;
-            }
-        }
-        /* Take the buffer: the callback starts a new one meanwhile. */
-        bool overflow = s->overflow;
-        char *events = s->buf;
-        size_t events_len = s->len;
-        size_t events_cap = s->cap;
-        s->buf = batch;
-        s->cap = batch_cap;
-        s->len = 0;
-        s->overflow = false;
-        char *tick = NULL;
-        if (admin->tick_seq != seen_tick && admin->tick != NULL) {
-            tick = ps_strdup(admin->tick);
-            seen_tick = admin->tick_seq;
-        }
-        pthread_mutex_unlock(&admin->lock);
-
-        if (overflow) {
-            ok = write_event(mg, "resync", "{}", 2);
-        }
-        if (ok && events_len > 0) {
-            /* "e1,e2," becomes "[e1,e2]" in place. */
-            events[events_len - 1] = ']';
-            char head[] = "event: batch\ndata: [";
-            ok = mg_write(mg, head, sizeof head - 1) > 0 &&
-                 mg_write(mg, events, events_len) > 0 &&
-                 mg_write(mg, "\n\n", 2) > 0;
-        }
-        if (ok && tick != NULL) {
-            ok = write_event(mg, "tick", tick, strlen(tick));
-        }
-        if (ok && !overflow && events_len == 0 && tick == NULL) {
-            ok = mg_write(mg, ": keepalive\n\n", 13) > 0;
-        }
-        ps_free(tick);
-        last_write = ps_now_ms();
-        batch = events;
-        batch_cap = events_cap;
-        pthread_mutex_lock(&admin->lock);
-    }
-    stream_unlink(admin, s);
-    pthread_mutex_unlock(&admin->lock);
-    ps_free(batch);
-    ps_free(s->buf);
-    ps_free(s);
+    st->admin = admin;
+    st->s = s;
+    st->hello = hello;
+    ps_http_stream(ex, stream_pull, stream_free, st);
     return 200;
 }
 
 /* ---- queries ---------------------------------------------------------------- */
 
-static bool query_var(struct mg_connection *mg, const char *name, char *buf,
+static bool query_var(ps_http_exchange *ex, const char *name, char *buf,
                       size_t len)
 {
-    const char *q = mg_get_request_info(mg)->query_string;
-    return q != NULL && mg_get_var(q, strlen(q), name, buf, len) >= 0;
+    return ps_http_query_var(ex, name, buf, len);
 }
 
-static int handle_channels(struct mg_connection *mg, ps_admin *admin)
+static int handle_channels(ps_http_exchange *ex, ps_admin *admin)
 {
     presence_channel_list *list = NULL;
     int rc = presence_channels(admin->server->registry, NULL, &list);
     if (rc != PRESENCE_OK) {
-        return respond_error(mg, 500, presence_strerror(rc));
+        return respond_error(ex, 500, presence_strerror(rc));
     }
     if (list->count > 1) { /* channels is NULL when there are none */
         qsort(list->channels, list->count, sizeof list->channels[0],
@@ -612,7 +615,7 @@ static int handle_channels(struct mg_connection *mg, ps_admin *admin)
                                 (json_int_t)c->stats.num_users));
     }
     presence_channel_list_free(list);
-    return respond_json(mg, 200, json_pack("{s:o}", "channels", channels),
+    return respond_json(ex, 200, json_pack("{s:o}", "channels", channels),
                         NULL);
 }
 
@@ -640,38 +643,37 @@ static json_t *member_json(presence_registry *registry,
 /* GET members?channel=C&cursor=N&limit=L: one page, in the library's
  * cursor order; the cursor is a decimal string (a JS number cannot hold
  * every uint64). */
-static int handle_members(struct mg_connection *mg, ps_admin *admin)
+static int handle_members(ps_http_exchange *ex, ps_admin *admin)
 {
     char channel[1024];
     char cursor_text[32] = "0";
     char limit_text[16] = "";
-    if (!query_var(mg, "channel", channel, sizeof channel) ||
+    if (!query_var(ex, "channel", channel, sizeof channel) ||
         channel[0] == '\0') {
-        return respond_error(mg, 400, "channel is required");
+        return respond_error(ex, 400, "channel is required");
     }
-    /* CivetWeb empties the buffer of a variable that is not there. */
-    if (!query_var(mg, "cursor", cursor_text, sizeof cursor_text) ||
+    if (!query_var(ex, "cursor", cursor_text, sizeof cursor_text) ||
         cursor_text[0] == '\0') {
         snprintf(cursor_text, sizeof cursor_text, "0");
     }
-    query_var(mg, "limit", limit_text, sizeof limit_text);
+    query_var(ex, "limit", limit_text, sizeof limit_text);
     char *end = NULL;
     unsigned long long cursor = strtoull(cursor_text, &end, 10);
     if (end == cursor_text || *end != '\0' || cursor_text[0] == '-') {
-        return respond_error(mg, 400, "bad cursor");
+        return respond_error(ex, 400, "bad cursor");
     }
     end = NULL;
     long limit = limit_text[0] ? strtol(limit_text, &end, 10)
                                : PAGE_LIMIT_DEFAULT;
     if (limit < 1 || limit > PAGE_LIMIT_MAX || (end != NULL && *end != '\0')) {
-        return respond_error(mg, 400, "limit must be 1 to 1000");
+        return respond_error(ex, 400, "limit must be 1 to 1000");
     }
     presence_registry *registry = admin->server->registry;
     presence_snapshot *page = NULL;
     int rc = presence_query_page(registry, channel, presence_trusted(), cursor,
                                  (size_t)limit, &page);
     if (rc != PRESENCE_OK) {
-        return respond_error(mg, rc == PRESENCE_ERR_NOMEM ? 500 : 400,
+        return respond_error(ex, rc == PRESENCE_ERR_NOMEM ? 500 : 400,
                              presence_strerror(rc));
     }
     json_t *members = json_array();
@@ -686,25 +688,25 @@ static int handle_members(struct mg_connection *mg, ps_admin *admin)
                             members, "next_cursor",
                             page->next_cursor ? next : NULL);
     presence_snapshot_free(page);
-    return respond_json(mg, 200, out, NULL);
+    return respond_json(ex, 200, out, NULL);
 }
 
 /* POST connect_token {"user","channel"}: a connection token and a
  * subscription token for that channel, so that the page connects over
  * the client protocol as that user, like any client. Signed with the
  * token secret, which stays here; the API key is never sent. */
-static int handle_connect_token(struct mg_connection *mg, ps_admin *admin)
+static int handle_connect_token(ps_http_exchange *ex, ps_admin *admin)
 {
     int status = 400;
-    json_t *body = read_json_body(mg, &status);
+    json_t *body = read_json_body(ex, &status);
     if (body == NULL) {
-        return respond_error(mg, status, "expected {\"user\", \"channel\"}");
+        return respond_error(ex, status, "expected {\"user\", \"channel\"}");
     }
     const char *user = json_string_value(json_object_get(body, "user"));
     const char *channel = json_string_value(json_object_get(body, "channel"));
     if (user == NULL || channel == NULL || *channel == '\0') {
         json_decref(body);
-        return respond_error(mg, 400, "user and channel are required");
+        return respond_error(ex, 400, "user and channel are required");
     }
     const char *secret = admin->server->cfg->token_hmac_secret_key;
     int64_t exp = ps_unix_time() + 3600;
@@ -722,11 +724,11 @@ static int handle_connect_token(struct mg_connection *mg, ps_admin *admin)
     ps_free(info_text);
     int rc;
     if (*secret == '\0') {
-        rc = respond_error(mg, 400, "token_hmac_secret_key is not set");
+        rc = respond_error(ex, 400, "token_hmac_secret_key is not set");
     } else if (sub_token == NULL) {
-        rc = respond_error(mg, 500, err[0] ? err : "out of memory");
+        rc = respond_error(ex, 500, err[0] ? err : "out of memory");
     } else {
-        rc = respond_json(mg, 200,
+        rc = respond_json(ex, 200,
                           json_pack("{s:s,s:s,s:s}", "token", conn_token,
                                     "sub_token", sub_token, "path",
                                     "/connection/websocket"),
@@ -814,12 +816,84 @@ static size_t remove_test_members(ps_admin *admin, const char *channel)
     return removed;
 }
 
-static int handle_test_members(struct mg_connection *mg, ps_admin *admin)
+/* Test members are added this many per turn of the loop, so that a big
+ * batch holds up no client, and the event streams are written between
+ * two turns rather than overflow. */
+#define TEST_MEMBERS_STEP 1000
+
+typedef struct test_add {
+    ps_admin *admin;
+    char *channel;
+    size_t remaining, added;
+} test_add;
+
+static void test_add_free(void *state)
+{
+    test_add *t = state;
+    ps_free(t->channel);
+    ps_free(t);
+}
+
+static ps_http_step test_add_pull(ps_http_exchange *ex, void *state)
+{
+    test_add *t = state;
+    size_t step = t->remaining < TEST_MEMBERS_STEP ? t->remaining
+                                                    : TEST_MEMBERS_STEP;
+    size_t added = 0;
+    int prc = add_test_members(t->admin, t->channel, step, &added);
+    t->added += added;
+    t->remaining -= added;
+    if (prc != PRESENCE_OK) {
+        respond_json(ex, 400,
+                     json_pack("{s:s,s:I}", "error", presence_strerror(prc),
+                               "added", (json_int_t)t->added),
+                     NULL);
+        return PS_HTTP_DONE;
+    }
+    if (t->remaining > 0) {
+        return PS_HTTP_MORE;
+    }
+    respond_json(ex, 200, json_pack("{s:I}", "added", (json_int_t)t->added),
+                 NULL);
+    return PS_HTTP_DONE;
+}
+
+/* Start adding @p count test members; the response comes once they are
+ * all in (or one failed). */
+static int start_test_add(ps_http_exchange *ex, ps_admin *admin,
+                          const char *channel, size_t count)
+{
+    pthread_mutex_lock(&admin->test_lock);
+    bool room = admin->test_count + count <= TEST_MEMBERS_MAX;
+    pthread_mutex_unlock(&admin->test_lock);
+    if (!room) {
+        return respond_json(
+            ex, 400,
+            json_pack("{s:s,s:I}", "error",
+                      presence_strerror(PRESENCE_ERR_CHANNEL_MEMBER_LIMIT),
+                      "added", (json_int_t)0),
+            NULL);
+    }
+    test_add *t = ps_calloc(1, sizeof *t);
+    char *copy = ps_strdup(channel);
+    if (t == NULL || copy == NULL) {
+        ps_free(t);
+        ps_free(copy);
+        return respond_error(ex, 500, "out of memory");
+    }
+    t->admin = admin;
+    t->channel = copy;
+    t->remaining = count;
+    ps_http_stream(ex, test_add_pull, test_add_free, t);
+    return 200;
+}
+
+static int handle_test_members(ps_http_exchange *ex, ps_admin *admin)
 {
     int status = 400;
-    json_t *body = read_json_body(mg, &status);
+    json_t *body = read_json_body(ex, &status);
     if (body == NULL) {
-        return respond_error(mg, status, "expected {\"channel\", \"count\"}");
+        return respond_error(ex, status, "expected {\"channel\", \"count\"}");
     }
     const char *channel = json_string_value(json_object_get(body, "channel"));
     json_t *count = json_object_get(body, "count");
@@ -827,26 +901,16 @@ static int handle_test_members(struct mg_connection *mg, ps_admin *admin)
     if (channel == NULL || *channel == '\0' || !json_is_integer(count) ||
         json_integer_value(count) < 0 ||
         json_integer_value(count) > TEST_MEMBERS_MAX) {
-        rc = respond_error(mg, 400,
+        rc = respond_error(ex, 400,
                            "channel and a count of 0 to 100000 are required");
     } else if (json_integer_value(count) == 0) {
         size_t removed = remove_test_members(admin, channel);
-        rc = respond_json(mg, 200, json_pack("{s:I}", "removed",
+        rc = respond_json(ex, 200, json_pack("{s:I}", "removed",
                                              (json_int_t)removed),
                           NULL);
     } else {
-        size_t added = 0;
-        int prc = add_test_members(admin, channel,
-                                   (size_t)json_integer_value(count), &added);
-        rc = prc == PRESENCE_OK
-                 ? respond_json(mg, 200,
-                                json_pack("{s:I}", "added", (json_int_t)added),
-                                NULL)
-                 : respond_json(mg, 400,
-                                json_pack("{s:s,s:I}", "error",
-                                          presence_strerror(prc), "added",
-                                          (json_int_t)added),
-                                NULL);
+        rc = start_test_add(ex, admin, channel,
+                            (size_t)json_integer_value(count));
     }
     json_decref(body);
     return rc;
@@ -854,75 +918,78 @@ static int handle_test_members(struct mg_connection *mg, ps_admin *admin)
 
 /* ---- routing -------------------------------------------------------------------- */
 
-static int serve_asset(struct mg_connection *mg, const char *name)
+static int serve_asset(ps_http_exchange *ex, const char *name)
 {
     for (size_t i = 0; i < ps_admin_asset_count; i++) {
         const ps_admin_asset *a = &ps_admin_assets[i];
         if (strcmp(a->name, name) == 0) {
-            return respond(mg, 200, a->type, NULL, a->data, a->len);
+            return respond(ex, 200, a->type, NULL, a->data, a->len);
         }
     }
-    return respond_error(mg, 404, "not found");
+    return respond_error(ex, 404, "not found");
 }
 
-static int admin_handler(struct mg_connection *mg, void *cbdata)
+static int admin_route(ps_http_exchange *ex, ps_admin *admin)
 {
-    ps_admin *admin = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(mg);
-    const char *uri = ri->local_uri ? ri->local_uri : "";
-    bool get = strcmp(ri->request_method, "GET") == 0;
-    bool post = strcmp(ri->request_method, "POST") == 0;
+    const char *uri = ps_http_path(ex);
+    bool get = strcmp(ps_http_method(ex), "GET") == 0;
+    bool post = strcmp(ps_http_method(ex), "POST") == 0;
     const char *path = uri + sizeof ADMIN_PREFIX - 1;
     if (strncmp(uri, ADMIN_PREFIX, sizeof ADMIN_PREFIX - 1) != 0 ||
         (*path != '\0' && *path != '/')) {
-        return respond_error(mg, 404, "not found");
+        return respond_error(ex, 404, "not found");
     }
     if (*path == '\0') {
-        mg_printf(mg, "HTTP/1.1 302 Found\r\nLocation: " ADMIN_PREFIX
-                      "/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        ps_http_respond(ex, 302, "text/plain", "Location: " ADMIN_PREFIX "/\r\n",
+                        "", 0);
         return 302;
     }
     path++; /* past the '/' */
     if (strncmp(path, "api/", 4) != 0) {
         if (!get) {
-            return respond_error(mg, 405, "method not allowed");
+            return respond_error(ex, 405, "method not allowed");
         }
         if (strcmp(path, "auth") == 0) {
-            return respond_error(mg, 405, "method not allowed");
+            return respond_error(ex, 405, "method not allowed");
         }
-        return serve_asset(mg, *path == '\0' ? "index.html" : path);
+        return serve_asset(ex, *path == '\0' ? "index.html" : path);
     }
     path += 4;
     if (strcmp(path, "auth") == 0) {
-        return post ? handle_auth(mg, admin)
-                    : respond_error(mg, 405, "method not allowed");
+        return post ? handle_auth(ex, admin)
+                    : respond_error(ex, 405, "method not allowed");
     }
     if (strcmp(path, "logout") == 0) {
-        return post ? handle_logout(mg)
-                    : respond_error(mg, 405, "method not allowed");
+        return post ? handle_logout(ex)
+                    : respond_error(ex, 405, "method not allowed");
     }
-    if (!signed_in(mg, admin)) {
-        return respond_error(mg, 401, "sign in first");
+    if (!signed_in(ex, admin)) {
+        return respond_error(ex, 401, "sign in first");
     }
     if (strcmp(path, "session") == 0 && get) {
-        return respond_json(mg, 200, json_pack("{s:b}", "ok", 1), NULL);
+        return respond_json(ex, 200, json_pack("{s:b}", "ok", 1), NULL);
     }
     if (strcmp(path, "events") == 0 && get) {
-        return handle_stream(mg, admin);
+        return handle_stream(ex, admin);
     }
     if (strcmp(path, "channels") == 0 && get) {
-        return handle_channels(mg, admin);
+        return handle_channels(ex, admin);
     }
     if (strcmp(path, "members") == 0 && get) {
-        return handle_members(mg, admin);
+        return handle_members(ex, admin);
     }
     if (strcmp(path, "connect_token") == 0 && post) {
-        return handle_connect_token(mg, admin);
+        return handle_connect_token(ex, admin);
     }
     if (strcmp(path, "test_members") == 0 && post) {
-        return handle_test_members(mg, admin);
+        return handle_test_members(ex, admin);
     }
-    return respond_error(mg, 404, "not found");
+    return respond_error(ex, 404, "not found");
+}
+
+static void admin_handler(ps_http_exchange *ex, void *data)
+{
+    (void)admin_route(ex, data);
 }
 
 /* ---- life cycle ------------------------------------------------------------------- */
@@ -968,7 +1035,11 @@ int ps_admin_start(ps_server *server, char *err, size_t err_len)
     }
     admin->sampler_started = true;
     server->admin = admin;
-    mg_set_request_handler(server->mg, ADMIN_PREFIX, admin_handler, admin);
+    if (ps_http_route_add(server->net, ADMIN_PREFIX, BODY_MAX, admin_handler,
+                          admin) != 0) {
+        ps_admin_free(server);
+        return ps_fail(err, err_len, "admin: out of memory");
+    }
     return 0;
 }
 

@@ -25,15 +25,16 @@ extern const ps_admin_asset ps_admin_assets[];
 extern const size_t ps_admin_asset_count;
 
 /** With admin on: watch the registry's events, start the sampler thread
- *  (one sample a second for the chart) and install the /admin handlers on
- *  server->mg. Does nothing with admin off. 0, or -1 with @p err. */
+ *  (one sample a second for the chart) and add the /admin route to
+ *  server->net. Does nothing with admin off. 0, or -1 with @p err. */
 int ps_admin_start(struct ps_server *server, char *err, size_t err_len);
 
-/** End every event stream and take the page's test members out of their
- *  channels. Before the connections are closed and CivetWeb stops. */
+/** End every event stream (at its next tick) and take the page's test
+ *  members out of their channels. Before the connections are closed.
+ *  Safe to call again. */
 void ps_admin_stop(struct ps_server *server);
 
-/** Free what ps_admin_start() made, once CivetWeb has stopped (no
+/** Free what ps_admin_start() made, once the loop has stopped (no
  *  handler runs any more). NULL-safe on a server without admin. */
 void ps_admin_free(struct ps_server *server);
 

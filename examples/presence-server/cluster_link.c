@@ -1,15 +1,15 @@
 /*
  * This server as one node of several, on libpresence-cluster.
  *
- * The handle runs on a thread of its own (presence_cluster_start_thread()):
- * CivetWeb owns the other threads and has no loop to share. That thread
+ * The handle runs on a thread of its own (presence_cluster_start_thread()),
+ * so that Redis never slows the server's event loop (net.h). That thread
  * applies the other nodes' joins and leaves to the registry, so the
  * registry's event callback (ps_hub_on_event) also runs there. The hub
  * was written for any thread: it takes the hub lock and then queue locks,
  * which nobody holds across a libpresence call, and never waits for the
  * network. The handle's own callback, which queues this node's changes for
- * Redis, runs on the CivetWeb worker whose call made them and never waits
- * for Redis either.
+ * Redis, runs on the thread whose call made them (the loop) and never
+ * waits for Redis either.
  * SPDX-License-Identifier: MIT
  */
 #include "cluster_link.h"

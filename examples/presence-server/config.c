@@ -60,7 +60,11 @@ static void config_defaults(ps_config *cfg)
     cfg->pong_timeout_ms = 8000;
 }
 
-/* Sets *flag when key names a channel option. -1 on a non-boolean value. */
+static int get_duration(json_t *value, const char *key, int64_t *out_ms,
+                        char *err, size_t err_len);
+
+/* Sets *flag when key names a channel option. -1 on a non-boolean value,
+ * or a presence_leave_grace that is not a duration. */
 static int channel_option(ps_channel_options *opts, const char *path,
                           const char *key, json_t *value, bool *matched,
                           char *err, size_t err_len)
@@ -75,6 +79,13 @@ static int channel_option(ps_channel_options *opts, const char *path,
         }
         opts->presence_history_size = (size_t)json_integer_value(value);
         return 0;
+    }
+    *matched = strcmp(key, "presence_leave_grace") == 0;
+    if (*matched) {
+        char where[96];
+        snprintf(where, sizeof where, "%s%s", path, key);
+        return get_duration(value, where, &opts->presence_leave_grace_ms, err,
+                            err_len);
     }
     for (size_t i = 0; i < sizeof channel_fields / sizeof channel_fields[0];
          i++) {
@@ -723,6 +734,9 @@ static int parse_key(ps_config *cfg, const char *key, json_t *value,
     if (strcmp(key, "namespaces") == 0) {
         return parse_namespaces(cfg, value, err, err_len);
     }
+    if (strcmp(key, "state_file") == 0) {
+        return ps_config_string(value, key, &cfg->state_file, err, err_len);
+    }
     for (size_t i = 0; i < sizeof size_keys / sizeof size_keys[0]; i++) {
         if (strcmp(key, size_keys[i].key) == 0) {
             size_t *field = (size_t *)((char *)cfg + size_keys[i].offset);
@@ -774,8 +788,7 @@ static int validate(ps_config *cfg, char *err, size_t err_len)
     }
     if (cfg->client_connection_limit > PS_MAX_CONNECTIONS) {
         return ps_fail(err, err_len,
-                    "key \"client_connection_limit\": at most %d here (one "
-                    "thread per connection)",
+                    "key \"client_connection_limit\": at most %d",
                     PS_MAX_CONNECTIONS);
     }
     if (ps_config_resolve_cluster(cfg, err, err_len) != 0) {
@@ -1081,6 +1094,7 @@ void ps_config_free(ps_config *cfg)
     ps_free(cfg->redis_user);
     ps_free(cfg->redis_prefix);
     ps_free(cfg->name);
+    ps_free(cfg->state_file);
     ps_redis_address_free(&cfg->redis);
     ps_admin_config_free(&cfg->admin);
     for (size_t i = 0; i < cfg->namespace_count; i++) {

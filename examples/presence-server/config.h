@@ -16,9 +16,9 @@
 #include <presence_cluster.h>
 
 /** The most WebSocket connections one server holds, whatever
- *  client_connection_limit says: CivetWeb 1.15 serves each one on a thread
- *  of its own, and starts them all up front. */
-#define PS_MAX_CONNECTIONS 10000
+ *  client_connection_limit says. A sanity bound only: the event loop holds
+ *  as many as the process has descriptors for. */
+#define PS_MAX_CONNECTIONS 1000000
 
 /** Channel options, with Centrifugo's names and meanings (all default false). */
 typedef struct ps_channel_options {
@@ -33,6 +33,11 @@ typedef struct ps_channel_options {
     /** An extension: changes each channel keeps for the presence_changes
      *  API method (libpresence's history_size); 0 = none. */
     size_t presence_history_size;
+    /** "presence_leave_grace" (an extension: Centrifugo has none): how
+     *  long a member whose connection dropped stays present, in grace,
+     *  for the same user to reconnect without a leave and a join being
+     *  pushed (libpresence's leave grace). 0 (default): leaves at once. */
+    int64_t presence_leave_grace_ms;
 } ps_channel_options;
 
 typedef struct ps_namespace {
@@ -108,6 +113,9 @@ typedef struct ps_config {
     bool is_default;
     char *secrets_path;
     ps_admin_config admin;       /**< the admin page (admin_config.h) */
+    /** "state_file" (an extension): where the registry is saved on
+     *  SIGTERM and loaded from at start (warm restart); NULL: neither. */
+    char *state_file;
 } ps_config;
 
 /** Read and validate a config file. On error @p err names the key. */

@@ -5,6 +5,7 @@
  */
 #include "conn.h"
 
+#include "heartbeat.h"
 #include "mem.h"
 #include "server.h"
 #include "writer.h"
@@ -50,6 +51,7 @@ ps_conn *ps_conn_new(ps_server *server, void *transport)
         return NULL;
     }
     atomic_init(&conn->refs, 1);
+    atomic_init(&conn->transport_pending, 0);
     conn->server = server;
     conn->transport = transport;
     pthread_mutex_init(&conn->wlock, NULL);
@@ -132,14 +134,15 @@ bool ps_conn_send(ps_conn *conn, ps_msg *msg)
     bool wake = false;
 
     pthread_mutex_lock(&conn->qlock);
+    size_t backlog = conn->queued_bytes + atomic_load(&conn->transport_pending);
     if (conn->closing) {
         /* nothing: a closing connection gets no more messages */
-    } else if (conn->queued_bytes > 0 &&
-               conn->queued_bytes + msg->len + 1 >
-                   conn->server->cfg->client_queue_max_size) {
+    } else if (backlog > 0 &&
+               backlog + msg->len + 1 > conn->server->cfg->client_queue_max_size) {
         /* A client that does not read keeps no unbounded memory here. The
-         * limit is on the backlog: one message larger than it (the presence
-         * of a huge channel) still goes out when nothing waits before it. */
+         * limit is on the backlog, queued here or taken by the transport
+         * and not yet read: one message larger than it (the presence of a
+         * huge channel) still goes out when nothing waits before it. */
         dropped = detach_queue(conn);
         conn->closing = true;
         conn->close_code = 3008;
@@ -259,11 +262,25 @@ static void write_close(ps_conn *conn, int code, const char *reason)
     ps_metrics_close(&conn->server->metrics, code);
 }
 
+/* Under wlock: a ping was among the messages just written. The transport
+ * starts its pong deadline once the bytes leave; without a way to tell
+ * (the tests), it starts now. */
+static void ping_flushed(ps_conn *conn)
+{
+    if (conn->transport != NULL && conn->server->mark_ping != NULL) {
+        conn->server->mark_ping(conn->transport);
+    } else {
+        ps_heartbeat_ping_written(conn);
+    }
+}
+
 void ps_conn_flush(ps_conn *conn)
 {
     pthread_mutex_lock(&conn->wlock);
     for (;;) {
         pthread_mutex_lock(&conn->qlock);
+        bool ping = conn->ping_queued;
+        conn->ping_queued = false;
         ps_outq_node *list = detach_queue(conn);
         int code = conn->close_code;
         char reason[sizeof conn->close_reason];
@@ -277,6 +294,9 @@ void ps_conn_flush(ps_conn *conn)
         pthread_mutex_unlock(&conn->qlock);
         write_messages(conn, list);
         free_nodes(list);
+        if (ping) {
+            ping_flushed(conn);
+        }
         if (code != 0) {
             write_close(conn, code, reason);
         }

@@ -2,11 +2,11 @@
  * One client connection: identity, an outgoing queue and the WebSocket
  * write side.
  *
- * Three kinds of threads touch a connection: the CivetWeb worker that reads
- * it (and runs its commands), whatever thread delivers libpresence events
- * (join/leave pushes), and the writer threads. So nothing but a writer ever
- * writes to the socket: everyone else appends to the queue. Locks, always
- * taken in this order and never held across a libpresence call:
+ * Two kinds of threads touch a connection: the event loop, which reads it,
+ * runs its commands and alone writes to its socket (ws_conn.c), and
+ * whatever thread delivers libpresence events (join/leave pushes), which
+ * only appends to the queue and has the writer wake the loop. Locks,
+ * always taken in this order and never held across a libpresence call:
  *
  *     hub lock  ->  conn->qlock  ->  writer lock        (enqueue)
  *     conn->wlock  ->  conn->qlock                      (flush, close)
@@ -73,7 +73,7 @@ typedef struct ps_conn {
     size_t conn_info_len;
 
     /* Write side (wlock): the transport handed to server->write_frame (a
-     * CivetWeb connection), NULL once it closed. */
+     * ps_ws of ws_conn.c), NULL once it closed. */
     pthread_mutex_t wlock;
     void *transport;
     bool close_sent;
@@ -82,12 +82,19 @@ typedef struct ps_conn {
     pthread_mutex_t qlock;
     ps_outq_node *head, *tail;
     size_t queued_bytes;
+    /* Bytes the transport has taken from the queue and the peer has not
+     * read yet (set by the loop): they count against
+     * client_queue_max_size too. */
+    atomic_size_t transport_pending;
     bool scheduled;        /* a writer owns the flush */
     bool closing;          /* no more messages are accepted */
     int close_code;        /* a close to be sent by a writer, or 0 */
     char close_reason[64];
     int64_t next_ping_ms;   /* 0 = no pings */
-    int64_t pong_deadline_ms; /* 0 = no pong awaited */
+    int64_t pong_deadline_ms; /* 0 = not running (yet) */
+    bool awaiting_pong;     /* a ping went out and no pong came yet */
+    bool ping_queued;       /* the queue holds a ping (the next flush takes
+                               it, and tells the transport) */
     int64_t expires_at;     /* unix seconds; 0 = never */
     int64_t stale_deadline_ms; /* no connect command by then: 3502 */
 
@@ -136,13 +143,12 @@ void ps_conn_request_close(ps_conn *conn, int code, const char *reason);
 /** Whether the connection is closing (a close was requested or sent). */
 bool ps_conn_closing(ps_conn *conn);
 
-/** The reader thread, once it sees ps_conn_closing(): write what is queued
- *  and the requested close frame now, rather than wait for a writer, since
- *  the transport goes when the reader returns. */
+/** The reading thread, once it sees ps_conn_closing(): write what is
+ *  queued and the requested close frame now. */
 void ps_conn_finish_close(ps_conn *conn);
 
-/** Write what is queued and a close frame now, on the calling thread. For
- *  the reader thread (which then returns 0 to CivetWeb) and for shutdown. */
+/** Write what is queued and a close frame now, on the calling thread (the
+ *  loop: the reading side, and shutdown). */
 void ps_conn_close_now(ps_conn *conn, int code, const char *reason);
 
 /** Write one control frame (a pong, or the echo of a close) now, on the
@@ -150,7 +156,8 @@ void ps_conn_close_now(ps_conn *conn, int code, const char *reason);
 void ps_conn_write_control(ps_conn *conn, int opcode, const char *data,
                            size_t len);
 
-/** Writer threads: write everything queued, coalesced into few frames. */
+/** The drainer (writer.h): write everything queued, coalesced into few
+ *  frames. */
 void ps_conn_flush(ps_conn *conn);
 
 /** The transport is gone: no write may touch it any more. */

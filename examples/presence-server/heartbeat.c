@@ -1,7 +1,5 @@
 /*
- * Heartbeats. One thread ticks a few times a second over the connected
- * clients; a tick only queues messages or asks writers to close, so a dead
- * socket never stalls it.
+ * Heartbeats, ticked by the loop. See heartbeat.h.
  * SPDX-License-Identifier: MIT
  */
 #include "heartbeat.h"
@@ -11,11 +9,7 @@
 #include "server.h"
 #include "util.h"
 
-#include <errno.h>
 #include <stdlib.h>
-#include <time.h>
-
-#define TICK_MS 200
 
 /* A transport that sends no connect command in time is closed with 3502
  * "stale", as Centrifugo's client_stale_close_delay (10 s) does. */
@@ -28,11 +22,6 @@ void ps_heartbeat_watch(ps_conn *conn)
     pthread_mutex_unlock(&conn->qlock);
 }
 
-struct heartbeat_start {
-    ps_heartbeat *hb;
-    ps_server *server;
-};
-
 static const char ping_message[] = "{}";
 
 void ps_heartbeat_arm(ps_server *server, ps_conn *conn, int64_t expires_at)
@@ -42,7 +31,18 @@ void ps_heartbeat_arm(ps_server *server, ps_conn *conn, int64_t expires_at)
     conn->expires_at = expires_at;
     conn->next_ping_ms = interval > 0 ? ps_now_ms() + interval : 0;
     conn->pong_deadline_ms = 0;
+    conn->awaiting_pong = false;
     conn->stale_deadline_ms = 0;
+    pthread_mutex_unlock(&conn->qlock);
+}
+
+void ps_heartbeat_ping_written(ps_conn *conn)
+{
+    int64_t timeout = conn->server->cfg->pong_timeout_ms;
+    pthread_mutex_lock(&conn->qlock);
+    if (conn->awaiting_pong && conn->pong_deadline_ms == 0 && timeout > 0) {
+        conn->pong_deadline_ms = ps_now_ms() + timeout;
+    }
     pthread_mutex_unlock(&conn->qlock);
 }
 
@@ -50,6 +50,7 @@ void ps_heartbeat_pong(ps_conn *conn)
 {
     pthread_mutex_lock(&conn->qlock);
     conn->pong_deadline_ms = 0;
+    conn->awaiting_pong = false;
     pthread_mutex_unlock(&conn->qlock);
 }
 
@@ -72,15 +73,17 @@ static verdict check(ps_server *server, ps_conn *conn, int64_t now_ms,
     } else if (conn->next_ping_ms > 0 && now_ms >= conn->next_ping_ms) {
         v = PING;
         conn->next_ping_ms = now_ms + server->cfg->ping_interval_ms;
-        if (server->cfg->pong_timeout_ms > 0 && conn->pong_deadline_ms == 0) {
-            conn->pong_deadline_ms = now_ms + server->cfg->pong_timeout_ms;
+        if (server->cfg->pong_timeout_ms > 0 && !conn->awaiting_pong) {
+            /* The deadline starts once the ping is written (flush). */
+            conn->awaiting_pong = true;
+            conn->ping_queued = true;
         }
     }
     pthread_mutex_unlock(&conn->qlock);
     return v;
 }
 
-static void tick(ps_server *server)
+void ps_heartbeat_tick(ps_server *server)
 {
     size_t count = 0;
     ps_conn **conns = ps_server_transports(server, &count);
@@ -107,68 +110,5 @@ static void tick(ps_server *server)
         ps_conn_unref(conn);
     }
     ps_free(conns);
-}
-
-static void *heartbeat_main(void *arg)
-{
-    struct heartbeat_start *start = arg;
-    ps_heartbeat *hb = start->hb;
-    ps_server *server = start->server;
-    ps_free(start);
-    pthread_mutex_lock(&hb->lock);
-    while (!hb->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        int rc = pthread_cond_timedwait(&hb->wake, &hb->lock, &until);
-        if (hb->stop) {
-            break;
-        }
-        if (rc == ETIMEDOUT) {
-            pthread_mutex_unlock(&hb->lock);
-            tick(server);
-            pthread_mutex_lock(&hb->lock);
-        }
-    }
-    pthread_mutex_unlock(&hb->lock);
-    return NULL;
-}
-
-int ps_heartbeat_start(ps_heartbeat *hb, ps_server *server)
-{
-    pthread_mutex_init(&hb->lock, NULL);
-    pthread_cond_init(&hb->wake, NULL);
-    hb->stop = false;
-    hb->running = false;
-    struct heartbeat_start *start = ps_malloc(sizeof *start);
-    if (start == NULL) {
-        return -1;
-    }
-    start->hb = hb;
-    start->server = server;
-    if (pthread_create(&hb->thread, NULL, heartbeat_main, start) != 0) {
-        ps_free(start);
-        return -1;
-    }
-    hb->running = true;
-    return 0;
-}
-
-void ps_heartbeat_stop(ps_heartbeat *hb)
-{
-    if (!hb->running) {
-        return;
-    }
-    pthread_mutex_lock(&hb->lock);
-    hb->stop = true;
-    pthread_cond_signal(&hb->wake);
-    pthread_mutex_unlock(&hb->lock);
-    pthread_join(hb->thread, NULL);
-    hb->running = false;
-    pthread_mutex_destroy(&hb->lock);
-    pthread_cond_destroy(&hb->wake);
+    ps_server_expire_due(server);
 }

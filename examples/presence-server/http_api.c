@@ -9,12 +9,13 @@
 #include "http_api.h"
 
 #include "history_api.h"
+#include "http_server.h"
 #include "mem.h"
+#include "net.h"
 #include "server.h"
 #include "util.h"
 #include "wire.h"
 
-#include <civetweb.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,7 +28,6 @@
 /* The largest request body (413 above it): an API caller holds the key
  * and is trusted, but a body is read whole into memory. */
 #define BODY_MAX (1024 * 1024)
-#define BODY_MAX_TEXT "1048576"
 #define PS_STR_(x) #x
 #define PS_STR(x) PS_STR_(x)
 
@@ -40,60 +40,38 @@ typedef enum route {
     ROUTE_CHANGES, /* an extension: a channel's changes since a version */
 } route;
 
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    default: return "Internal Server Error";
-    }
-}
-
-static int respond(struct mg_connection *mg, int status, const char *type,
+static int respond(ps_http_exchange *ex, int status, const char *type,
                    const char *body, size_t len)
 {
-    mg_printf(mg,
-              "HTTP/1.1 %d %s\r\n"
-              "Content-Type: %s\r\n"
-              "Content-Length: %zu\r\n"
-              "%s"
-              "Connection: close\r\n\r\n",
-              status, status_text(status), type, len,
-              status == 405 ? "Allow: POST\r\n" : "");
-    if (len > 0) {
-        mg_write(mg, body, len);
-    }
+    ps_http_respond(ex, status, type, status == 405 ? "Allow: POST\r\n" : NULL,
+                    body, len);
     return status;
 }
 
-static int respond_empty(struct mg_connection *mg, int status)
+static int respond_empty(ps_http_exchange *ex, int status)
 {
-    return respond(mg, status, "text/plain; charset=utf-8", "", 0);
+    return respond(ex, status, "text/plain; charset=utf-8", "", 0);
 }
 
-static int respond_text(struct mg_connection *mg, int status, const char *text)
+static int respond_text(ps_http_exchange *ex, int status, const char *text)
 {
-    return respond(mg, status, "text/plain; charset=utf-8", text, strlen(text));
+    return respond(ex, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
 /* Go's http.Error(w, "Bad Request", 400), as Centrifugo answers. */
-static int respond_bad_request(struct mg_connection *mg)
+static int respond_bad_request(ps_http_exchange *ex)
 {
-    return respond_text(mg, 400, "Bad Request\n");
+    return respond_text(ex, 400, "Bad Request\n");
 }
 
-static int respond_json(struct mg_connection *mg, int status, json_t *value)
+static int respond_json(ps_http_exchange *ex, int status, json_t *value)
 {
     size_t len = 0;
     char *text = ps_wire_dump(value, &len);
     if (text == NULL) {
-        return respond_empty(mg, 500);
+        return respond_empty(ex, 500);
     }
-    int rc = respond(mg, status, "application/json", text, len);
+    int rc = respond(ex, status, "application/json", text, len);
     ps_free(text);
     return rc;
 }
@@ -121,7 +99,7 @@ static route find_route(const char *uri)
 
 /* X-API-Key, then "Authorization: apikey KEY", then ?api_key=KEY. An
  * empty configured key lets nobody in, as in Centrifugo. */
-static bool authorized(struct mg_connection *mg, const ps_config *cfg)
+static bool authorized(ps_http_exchange *ex, const ps_config *cfg)
 {
     if (cfg->api_insecure) {
         return true;
@@ -129,11 +107,11 @@ static bool authorized(struct mg_connection *mg, const ps_config *cfg)
     if (*cfg->api_key == '\0') {
         return false;
     }
-    const char *header = mg_get_header(mg, "X-API-Key");
+    const char *header = ps_http_header(ex, "X-API-Key");
     if (header != NULL) {
         return ps_secret_equal(header, cfg->api_key);
     }
-    header = mg_get_header(mg, "Authorization");
+    header = ps_http_header(ex, "Authorization");
     if (header != NULL) {
         const char *space = strchr(header, ' ');
         if (space != NULL && (size_t)(space - header) == 6 &&
@@ -142,63 +120,11 @@ static bool authorized(struct mg_connection *mg, const ps_config *cfg)
         }
         return false;
     }
-    const char *query = mg_get_request_info(mg)->query_string;
     char given[256];
-    if (query != NULL &&
-        mg_get_var(query, strlen(query), "api_key", given, sizeof given) >= 0) {
+    if (ps_http_query_var(ex, "api_key", given, sizeof given)) {
         return ps_secret_equal(given, cfg->api_key);
     }
     return false;
-}
-
-/* The request body, NUL-terminated. NULL with *status set on failure. A
- * body of exactly BODY_MAX bytes is read; one byte more is 413. */
-static char *read_body(struct mg_connection *mg, size_t *len, int *status)
-{
-    long long declared = mg_get_request_info(mg)->content_length;
-    if (declared > BODY_MAX) {
-        *status = 413; /* refused before a byte of it is read */
-        return NULL;
-    }
-    size_t cap = 4096;
-    size_t n = 0;
-    char *body = ps_malloc(cap + 1);
-    if (body == NULL) {
-        *status = 500;
-        return NULL;
-    }
-    for (;;) {
-        if (n == cap && cap < BODY_MAX) {
-            char *grown = ps_realloc(body, cap * 2 + 1);
-            if (grown == NULL) {
-                ps_free(body);
-                *status = 500;
-                return NULL;
-            }
-            body = grown;
-            cap *= 2;
-        }
-        /* At the limit, read into the byte kept for the NUL: anything
-         * there means the body is too large. */
-        int got = mg_read(mg, body + n, n == cap ? 1 : cap - n);
-        if (got < 0) {
-            ps_free(body);
-            *status = 500; /* Centrifugo: an unreadable body is a 500 */
-            return NULL;
-        }
-        if (got == 0) {
-            break;
-        }
-        if (n == cap) {
-            ps_free(body);
-            *status = 413;
-            return NULL;
-        }
-        n += (size_t)got;
-    }
-    body[n] = '\0';
-    *len = n;
-    return body;
 }
 
 /* One presence or presence_stats call: {"result":..} or {"error":..}. */
@@ -260,54 +186,57 @@ static json_t *user_presence(ps_server *server, const char *user,
     return result;
 }
 
+/* An extension method's answer: {"result":..}, or {"error":..} (counted)
+ * when result is NULL. */
+static int respond_result(ps_http_exchange *ex, ps_server *server,
+                          json_t *result, int code)
+{
+    if (result != NULL) {
+        return respond_json(ex, 200, json_pack("{s:o}", "result", result));
+    }
+    ps_metrics_api_error(&server->metrics, code);
+    return respond_json(ex, 200,
+                        json_pack("{s:o}", "error", ps_wire_error(code, false)));
+}
+
 /* POST /api/user_presence: {"user":..} ("" or absent: anonymous). */
-static int handle_user(struct mg_connection *mg, ps_server *server,
+static int handle_user(ps_http_exchange *ex, ps_server *server,
                        const char *body, size_t len)
 {
     bool nomem = false;
     json_t *req = ps_json_loadb(body, len, 0, NULL, &nomem);
     if (nomem) {
-        return respond_empty(mg, 500);
+        return respond_empty(ex, 500);
     }
     json_t *user = json_object_get(req, "user");
     if (!json_is_object(req) || (user != NULL && !json_is_string(user))) {
         json_decref(req);
-        return respond_bad_request(mg);
+        return respond_bad_request(ex);
     }
     int code = 0;
     json_t *result =
         user_presence(server, user ? json_string_value(user) : "", &code);
     json_decref(req);
-    if (result != NULL) {
-        return respond_json(mg, 200, json_pack("{s:o}", "result", result));
-    }
-    ps_metrics_api_error(&server->metrics, code);
-    return respond_json(mg, 200,
-                        json_pack("{s:o}", "error", ps_wire_error(code, false)));
+    return respond_result(ex, server, result, code);
 }
 
 /* POST /api/presence_changes: see history_api.h. */
-static int handle_changes(struct mg_connection *mg, ps_server *server,
+static int handle_changes(ps_http_exchange *ex, ps_server *server,
                           const char *body, size_t len)
 {
     bool nomem = false;
     json_t *req = ps_json_loadb(body, len, 0, NULL, &nomem);
     if (nomem) {
-        return respond_empty(mg, 500);
+        return respond_empty(ex, 500);
     }
     if (!json_is_object(req)) {
         json_decref(req);
-        return respond_bad_request(mg);
+        return respond_bad_request(ex);
     }
     int code = 0;
     json_t *result = ps_history_api_changes(server, req, &code);
     json_decref(req);
-    if (result != NULL) {
-        return respond_json(mg, 200, json_pack("{s:o}", "result", result));
-    }
-    ps_metrics_api_error(&server->metrics, code);
-    return respond_json(mg, 200,
-                        json_pack("{s:o}", "error", ps_wire_error(code, false)));
+    return respond_result(ex, server, result, code);
 }
 
 /* Centrifugo's MapErrorToHTTPCode, for transport error mode. */
@@ -325,38 +254,38 @@ static int transport_status(int code)
     }
 }
 
-static bool transport_error_mode(struct mg_connection *mg)
+static bool transport_error_mode(ps_http_exchange *ex)
 {
-    const char *mode = mg_get_header(mg, "X-Centrifugo-Error-Mode");
+    const char *mode = ps_http_header(ex, "X-Centrifugo-Error-Mode");
     return mode != NULL && strcasecmp(mode, "transport") == 0;
 }
 
 /* POST /api/presence and /api/presence_stats: {"channel":..}. */
-static int handle_method(struct mg_connection *mg, ps_server *server,
+static int handle_method(ps_http_exchange *ex, ps_server *server,
                          bool stats, const char *body, size_t len)
 {
     bool nomem = false;
     json_t *req = ps_json_loadb(body, len, 0, NULL, &nomem);
     if (nomem) {
-        return respond_empty(mg, 500);
+        return respond_empty(ex, 500);
     }
     json_t *channel = json_object_get(req, "channel");
     if (!json_is_object(req) || (channel != NULL && !json_is_string(channel))) {
         json_decref(req);
-        return respond_bad_request(mg);
+        return respond_bad_request(ex);
     }
     int code = 0;
     json_t *result = execute(server, stats,
                              channel ? json_string_value(channel) : "", &code);
     json_decref(req);
     if (result != NULL) {
-        return respond_json(mg, 200, json_pack("{s:o}", "result", result));
+        return respond_json(ex, 200, json_pack("{s:o}", "result", result));
     }
     ps_metrics_api_error(&server->metrics, code);
-    if (transport_error_mode(mg)) {
-        return respond_json(mg, transport_status(code), ps_wire_error(code, false));
+    if (transport_error_mode(ex)) {
+        return respond_json(ex, transport_status(code), ps_wire_error(code, false));
     }
-    return respond_json(mg, 200,
+    return respond_json(ex, 200,
                         json_pack("{s:o}", "error", ps_wire_error(code, false)));
 }
 
@@ -466,21 +395,25 @@ static int legacy_validate(const char *body, size_t len)
     return commands > 0 ? 0 : 400;
 }
 
-/* Once the replies outgrow this, they are sent as they come (chunked)
- * rather than held: a batch's memory is its body and this much. */
-#define LEGACY_FLUSH_AT (64 * 1024)
+/* A batch's replies go out this much at a time, each piece written once
+ * the peer has taken the one before: a batch's memory is its body and
+ * this much, whatever it answers. */
+#define LEGACY_PIECE (64 * 1024)
 
-/* The replies of a batch being written out. */
-typedef struct legacy_out {
-    struct mg_connection *mg;
+/* A batch being answered (the state of its pull). */
+typedef struct legacy_batch {
+    ps_server *server;
+    char *body;
+    const char *line, *end; /* the commands not yet run */
     char *buf;
     size_t len, cap;
+    bool first;      /* no reply yet */
     bool streaming;  /* the headers went out: the rest is chunks */
     bool chunked;    /* HTTP/1.1: chunked; HTTP/1.0: until the close */
-} legacy_out;
+} legacy_batch;
 
 /* Append with geometric growth: a batch costs linear time. */
-static int out_append(legacy_out *o, const char *data, size_t n)
+static int out_append(legacy_batch *o, const char *data, size_t n)
 {
     if (n > o->cap - o->len) {
         size_t cap = o->cap ? o->cap : 4096;
@@ -502,132 +435,158 @@ static int out_append(legacy_out *o, const char *data, size_t n)
     return 0;
 }
 
-static int out_flush(legacy_out *o)
-{
-    if (!o->streaming) {
-        const char *version = mg_get_request_info(o->mg)->http_version;
-        o->chunked = version == NULL || strcmp(version, "1.0") != 0;
-        mg_printf(o->mg,
-                  "HTTP/1.1 200 OK\r\n"
-                  "Content-Type: application/json\r\n"
-                  "%s"
-                  "Connection: close\r\n\r\n",
-                  o->chunked ? "Transfer-Encoding: chunked\r\n" : "");
-        o->streaming = true;
-    }
-    int rc = o->len == 0 ? 1
-             : o->chunked ? mg_send_chunk(o->mg, o->buf, (unsigned)o->len)
-                          : mg_write(o->mg, o->buf, o->len);
-    o->len = 0;
-    return rc > 0 ? 0 : -1;
-}
-
 /* One command's reply, appended (after a newline but for the first). */
-static int out_reply(legacy_out *o, ps_server *server, const char *text,
-                     size_t n, bool first)
+static int out_reply(legacy_batch *o, const char *text, size_t n)
 {
     bool nomem = false;
     json_t *cmd = ps_json_loadb(text, n, 0, NULL, &nomem);
-    json_t *reply = cmd ? legacy_reply(server, cmd) : NULL;
+    json_t *reply = cmd ? legacy_reply(o->server, cmd) : NULL;
     json_decref(cmd);
     char *dumped = reply ? ps_json_dumps(reply, JSON_COMPACT) : NULL;
     json_decref(reply);
     int rc = dumped != NULL &&
-                     (first || out_append(o, "\n", 1) == 0) &&
+                     (o->first || out_append(o, "\n", 1) == 0) &&
                      out_append(o, dumped, strlen(dumped)) == 0
                  ? 0
                  : -1;
     ps_free(dumped);
+    o->first = false;
     return rc;
+}
+
+/* Write what is buffered as the next piece (the headers first). */
+static int out_flush(ps_http_exchange *ex, legacy_batch *o)
+{
+    if (!o->streaming) {
+        o->chunked = !ps_http_is_1_0(ex);
+        const char *head = o->chunked ? "HTTP/1.1 200 OK\r\n"
+                                        "Content-Type: application/json\r\n"
+                                        "Transfer-Encoding: chunked\r\n"
+                                        "Connection: close\r\n\r\n"
+                                      : "HTTP/1.1 200 OK\r\n"
+                                        "Content-Type: application/json\r\n"
+                                        "Connection: close\r\n\r\n";
+        o->streaming = true;
+        if (ps_http_write(ex, head, strlen(head)) != 0) {
+            return -1;
+        }
+    }
+    if (o->len == 0) {
+        return 0;
+    }
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", o->len);
+    int rc = o->chunked ? ps_http_write(ex, size, (size_t)n) : 0;
+    rc |= ps_http_write(ex, o->buf, o->len);
+    rc |= o->chunked ? ps_http_write(ex, "\r\n", 2) : 0;
+    o->len = 0;
+    return rc;
+}
+
+static void legacy_free(void *state)
+{
+    legacy_batch *o = state;
+    ps_free(o->body);
+    ps_free(o->buf);
+    ps_free(o);
+}
+
+/* Run commands until a piece is ready or the batch is over. Replies that
+ * fit in one piece go out with a Content-Length; longer ones stream. */
+static ps_http_step legacy_pull(ps_http_exchange *ex, void *state)
+{
+    legacy_batch *o = state;
+    while (o->line < o->end && o->len < LEGACY_PIECE) {
+        size_t n = 0;
+        const char *text = next_line(&o->line, o->end, &n);
+        if (blank_line(text, n)) {
+            continue;
+        }
+        if (out_reply(o, text, n) != 0) {
+            if (!o->streaming) {
+                respond_empty(ex, 500);
+            }
+            /* Too late for a status: the unfinished body (no final chunk)
+             * tells the client it failed. */
+            return PS_HTTP_DONE;
+        }
+    }
+    if (o->line < o->end) {
+        return out_flush(ex, o) == 0 ? PS_HTTP_MORE : PS_HTTP_DONE;
+    }
+    if (!o->streaming) {
+        respond(ex, 200, "application/json", o->buf, o->len);
+    } else if (out_flush(ex, o) == 0 && o->chunked) {
+        ps_http_write(ex, "0\r\n\r\n", 5); /* the last chunk */
+    }
+    return PS_HTTP_DONE;
 }
 
 /* POST /api: newline-separated commands, replies joined the same way. A
  * batch is checked whole first (a bad line is a 400 for all of it, as in
- * Centrifugo), then run one command at a time. Replies that fit in
- * LEGACY_FLUSH_AT go out with a Content-Length; longer ones stream. */
-static int handle_legacy(struct mg_connection *mg, ps_server *server,
+ * Centrifugo), then run a piece at a time as the peer reads. */
+static int handle_legacy(ps_http_exchange *ex, ps_server *server,
                          const char *body, size_t len)
 {
     int status = legacy_validate(body, len);
     if (status == 400) {
-        return respond_bad_request(mg);
+        return respond_bad_request(ex);
     }
     if (status != 0) {
-        return respond_empty(mg, status);
+        return respond_empty(ex, status);
     }
-    legacy_out o = {mg, NULL, 0, 0, false, false};
-    const char *line = body;
-    const char *end = body + len;
-    bool first = true;
-    while (line < end) {
-        size_t n = 0;
-        const char *text = next_line(&line, end, &n);
-        if (blank_line(text, n)) {
-            continue;
-        }
-        if (out_reply(&o, server, text, n, first) != 0 ||
-            (o.len >= LEGACY_FLUSH_AT && out_flush(&o) != 0)) {
-            ps_free(o.buf);
-            if (o.streaming) {
-                /* Too late for a status: the unfinished body (no final
-                 * chunk) tells the client it failed. */
-                return 500;
-            }
-            return respond_empty(mg, 500);
-        }
-        first = false;
+    legacy_batch *o = ps_calloc(1, sizeof *o);
+    size_t taken = 0;
+    char *own = o != NULL ? ps_http_take_body(ex, &taken) : NULL;
+    if (own == NULL) {
+        ps_free(o);
+        return respond_empty(ex, 500);
     }
-    int rc = 200;
-    if (o.streaming) {
-        if (out_flush(&o) == 0 && o.chunked) {
-            mg_send_chunk(mg, "", 0); /* the last chunk */
-        }
-    } else {
-        rc = respond(mg, 200, "application/json", o.buf, o.len);
-    }
-    ps_free(o.buf);
-    return rc;
+    o->server = server;
+    o->body = own;
+    o->line = own;
+    o->end = own + taken;
+    o->first = true;
+    ps_http_stream(ex, legacy_pull, legacy_free, o);
+    return 200;
 }
 
-static int api_handler(struct mg_connection *mg, void *cbdata)
+static void api_handler(ps_http_exchange *ex, void *data)
 {
-    ps_server *server = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(mg);
-    route r = find_route(ri->local_uri);
+    ps_server *server = data;
+    route r = find_route(ps_http_path(ex));
     if (r == ROUTE_NONE) {
-        return respond_empty(mg, 404);
+        respond_empty(ex, 404);
+        return;
     }
-    if (strcmp(ri->request_method, "POST") != 0) {
-        return respond_empty(mg, 405);
+    if (strcmp(ps_http_method(ex), "POST") != 0) {
+        respond_empty(ex, 405);
+        return;
     }
-    if (!authorized(mg, server->cfg)) {
-        return respond_empty(mg, 401);
+    if (!authorized(ex, server->cfg)) {
+        respond_empty(ex, 401);
+        return;
     }
     size_t len = 0;
-    int status = 0;
-    char *body = read_body(mg, &len, &status);
-    if (body == NULL) {
-        if (status == 413) {
-            return respond_text(mg, 413, "Payload Too Large: the limit is "
-                                         BODY_MAX_TEXT " bytes\n");
-        }
-        return respond_empty(mg, status);
-    }
+    const char *body = ps_http_body(ex, &len);
     if (!ps_wire_depth_ok(body, len, PS_JSON_MAX_DEPTH)) {
-        ps_free(body);
-        return respond_text(mg, 400, "Bad Request: JSON nested deeper than "
-                                     PS_STR(PS_JSON_MAX_DEPTH) " levels\n");
+        respond_text(ex, 400, "Bad Request: JSON nested deeper than "
+                              PS_STR(PS_JSON_MAX_DEPTH) " levels\n");
+        return;
     }
-    int rc = r == ROUTE_LEGACY ? handle_legacy(mg, server, body, len)
-             : r == ROUTE_USER ? handle_user(mg, server, body, len)
-             : r == ROUTE_CHANGES ? handle_changes(mg, server, body, len)
-                               : handle_method(mg, server, r == ROUTE_STATS,
-                                               body, len);
-    ps_free(body);
-    return rc;
+    if (r == ROUTE_LEGACY) {
+        handle_legacy(ex, server, body, len);
+    } else if (r == ROUTE_USER) {
+        handle_user(ex, server, body, len);
+    } else if (r == ROUTE_CHANGES) {
+        handle_changes(ex, server, body, len);
+    } else {
+        handle_method(ex, server, r == ROUTE_STATS, body, len);
+    }
 }
 
-void ps_http_api_install(struct mg_context *ctx, ps_server *server)
+int ps_http_api_install(ps_net *net, ps_server *server)
 {
-    mg_set_request_handler(ctx, API_PREFIX, api_handler, server);
+    /* A body of exactly BODY_MAX bytes is read; one byte more is 413. */
+    return ps_http_route_add(net, API_PREFIX, BODY_MAX, api_handler, server);
 }

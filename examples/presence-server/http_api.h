@@ -6,9 +6,10 @@
 #ifndef PS_HTTP_API_H
 #define PS_HTTP_API_H
 
-struct mg_context;
+struct ps_net;
 struct ps_server;
 
-void ps_http_api_install(struct mg_context *ctx, struct ps_server *server);
+/** Add the /api routes to @p net. 0 or -1 (memory). */
+int ps_http_api_install(struct ps_net *net, struct ps_server *server);
 
 #endif

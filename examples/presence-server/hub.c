@@ -2,8 +2,8 @@
  * The hub: channel -> subscribers, and the fan-out of libpresence events.
  *
  * The event callback runs on whichever thread delivers libpresence events
- * (a CivetWeb worker, or with Redis the cluster's thread, which applies the
- * other nodes' joins and leaves), possibly while a reader thread holds a
+ * (the event loop, or with Redis the cluster's thread, which applies the
+ * other nodes' joins and leaves), possibly while the loop holds a
  * connection's write lock or waits in a library call. It therefore takes only the hub lock and then queue
  * locks, which nobody holds while calling the library or writing to a
  * socket, so it cannot deadlock and never waits for the network.
@@ -31,12 +31,24 @@ void ps_hub_destroy(ps_hub *hub)
     pthread_mutex_destroy(&hub->lock);
 }
 
+/* Forget the pushes kept from before the subscriber started. */
+static void early_drop(ps_sub *sub)
+{
+    for (size_t i = 0; i < sub->early_count; i++) {
+        ps_msg_unref(sub->early[i].msg);
+    }
+    ps_free(sub->early);
+    sub->early = NULL;
+    sub->early_count = sub->early_cap = 0;
+}
+
 static void sub_free(ps_sub *sub)
 {
     for (size_t i = 0; i < sub->deferred_count; i++) {
         ps_msg_unref(sub->deferred[i]);
     }
     ps_free(sub->deferred);
+    early_drop(sub);
     ps_conn_unref(sub->conn);
     ps_free(sub->channel);
     ps_free(sub);
@@ -140,14 +152,33 @@ ps_hub_result ps_hub_add(ps_hub *hub, ps_conn *conn, const char *channel,
     return result;
 }
 
+static void lost_push(ps_sub *sub);
+
 void ps_hub_activate(ps_hub *hub, ps_conn *conn, const char *channel,
-                     ps_msg *reply)
+                     ps_msg *reply, const presence_change *resumed)
 {
     pthread_mutex_lock(&hub->lock);
     ps_sub *sub = NULL;
     HASH_FIND_STR(conn->subs, channel, sub);
     ps_conn_send(conn, reply);
+    if (sub != NULL && resumed != NULL && !sub->started) {
+        /* Back within its grace: what came after the join is due. */
+        sub->started = true;
+        for (size_t i = 0; i < sub->early_count; i++) {
+            const ps_early_push *e = &sub->early[i];
+            if (e->epoch == resumed->stats.epoch &&
+                e->seq <= resumed->stats.seq) {
+                continue;
+            }
+            if (e->msg == NULL) {
+                lost_push(sub);
+            } else {
+                ps_conn_send(conn, e->msg);
+            }
+        }
+    }
     if (sub != NULL) {
+        early_drop(sub);
         for (size_t i = 0; i < sub->deferred_count; i++) {
             ps_conn_send(conn, sub->deferred[i]);
             ps_msg_unref(sub->deferred[i]);
@@ -225,6 +256,24 @@ static void lost_push(ps_sub *sub)
     ps_conn_request_close(sub->conn, PS_CLOSE_INTERNAL, "internal server error");
 }
 
+/* Under the hub lock: keep a push from before the subscriber started,
+ * while its subscribe is pending (see ps_early_push). */
+static void keep_early(ps_sub *sub, ps_msg *msg, const presence_event *event)
+{
+    if (sub->early_count == sub->early_cap) {
+        size_t cap = sub->early_cap ? sub->early_cap * 2 : 4;
+        ps_early_push *grown = ps_realloc(sub->early, cap * sizeof *grown);
+        if (grown == NULL) {
+            lost_push(sub);
+            return;
+        }
+        sub->early = grown;
+        sub->early_cap = cap;
+    }
+    sub->early[sub->early_count++] = (ps_early_push){
+        msg != NULL ? ps_msg_ref(msg) : NULL, event->epoch, event->seq};
+}
+
 /* Under the hub lock: hold a push until the subscribe reply is queued. */
 static void defer(ps_sub *sub, ps_msg *msg)
 {
@@ -258,8 +307,15 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
         if (!sub->started && event->kind == PRESENCE_EVENT_JOIN &&
             event->client_app == sub->conn) { /* its own join: no lookup */
             sub->started = true;
+            early_drop(sub); /* all before it */
         }
-        if (!sub->push_join_leave || !sub->started) {
+        if (!sub->push_join_leave) {
+            continue;
+        }
+        if (!sub->started) {
+            if (sub->pending) {
+                keep_early(sub, msg, event);
+            }
             continue;
         }
         if (msg == NULL) {

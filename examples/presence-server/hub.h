@@ -18,6 +18,16 @@
 struct ps_conn;
 struct ps_msg;
 
+/* A push that came before its subscriber started, kept (while the
+ * subscription is pending) with its version, in case the join turns out
+ * to have resumed a member in leave grace: no own join event then, and
+ * the pushes after the join's version are due. msg NULL: it could not be
+ * built. */
+typedef struct ps_early_push {
+    struct ps_msg *msg;
+    uint64_t epoch, seq;
+} ps_early_push;
+
 typedef struct ps_sub {
     char *channel;
     struct ps_conn *conn;      /* referenced */
@@ -31,6 +41,8 @@ typedef struct ps_sub {
     bool started;
     struct ps_msg **deferred;
     size_t deferred_count, deferred_cap;
+    ps_early_push *early;
+    size_t early_count, early_cap;
     struct ps_sub *chan_prev, *chan_next; /* the channel's subscribers */
     struct ps_hub_channel *hub_channel;
     UT_hash_handle hh;         /* conn->subs, by channel */
@@ -64,9 +76,12 @@ ps_hub_result ps_hub_add(ps_hub *hub, struct ps_conn *conn,
                          size_t limit);
 
 /** Queue @p reply on the connection, then the pushes that waited for it,
- *  and let later pushes flow directly. */
+ *  and let later pushes flow directly. @p resumed is the join's result
+ *  when it was #PRESENCE_CHANGE_RESUMED (the client came back within its
+ *  leave grace: no own join event will start the pushes, which start
+ *  after the join's version instead), else NULL. */
 void ps_hub_activate(ps_hub *hub, struct ps_conn *conn, const char *channel,
-                     struct ps_msg *reply);
+                     struct ps_msg *reply, const presence_change *resumed);
 
 /** Forget a subscription; false if there was none. */
 bool ps_hub_remove(ps_hub *hub, struct ps_conn *conn, const char *channel);

@@ -331,6 +331,7 @@ static int run(const ps_config *cfg, sigset_t *signals, const char *argv0,
     int sig = 0;
     sigwait(signals, &sig);
     ps_log("signal %d: shutting down", sig);
+    (void)ps_server_save_state(server);
     if (!ps_server_stop(server, STOP_WAIT_MS)) {
         /* Some peer holds its connection open past the close: stop
          * anyway, as promised. Its memberships go with the process (on

@@ -186,8 +186,9 @@ static void render_counters(text *t, ps_metrics *m)
     }
 }
 
-/* Bytes waiting in the connections' outgoing queues, each read under its
- * own queue lock. */
+/* Bytes waiting for clients: in the connections' outgoing queues (each
+ * read under its own queue lock) and taken by their sockets but not yet
+ * by the peers' kernels. */
 static uint64_t queued_bytes(ps_server *server, bool *ok)
 {
     size_t n = 0;
@@ -199,7 +200,7 @@ static uint64_t queued_bytes(ps_server *server, bool *ok)
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&all[i]->qlock);
-        total += all[i]->queued_bytes;
+        total += all[i]->queued_bytes + atomic_load(&all[i]->transport_pending);
         pthread_mutex_unlock(&all[i]->qlock);
         ps_conn_unref(all[i]);
     }

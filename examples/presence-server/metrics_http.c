@@ -12,9 +12,10 @@
 
 #include "mem.h"
 #include "metrics.h"
+#include "http_server.h"
+#include "net.h"
 #include "server.h"
 
-#include <civetweb.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,27 +23,19 @@
 #include <presence_cluster.h>
 #endif
 
-static int respond(struct mg_connection *mg, int status, const char *status_text,
-                   const char *type, const char *body, size_t len)
+static void respond(ps_http_exchange *ex, int status, const char *type,
+                    const char *body, size_t len)
 {
-    mg_printf(mg,
-              "HTTP/1.1 %d %s\r\n"
-              "Content-Type: %s\r\n"
-              "Content-Length: %zu\r\n"
-              "Cache-Control: no-store\r\n"
-              "%s"
-              "Connection: close\r\n\r\n",
-              status, status_text, type, len,
-              status == 405 ? "Allow: GET, HEAD\r\n" : "");
-    if (len > 0 && strcmp(mg_get_request_info(mg)->request_method, "HEAD") != 0) {
-        mg_write(mg, body, len);
-    }
-    return status;
+    ps_http_respond(ex, status, type,
+                    status == 405 ? "Cache-Control: no-store\r\n"
+                                    "Allow: GET, HEAD\r\n"
+                                  : "Cache-Control: no-store\r\n",
+                    body, len);
 }
 
-static bool get_or_head(struct mg_connection *mg)
+static bool get_or_head(ps_http_exchange *ex)
 {
-    const char *method = mg_get_request_info(mg)->request_method;
+    const char *method = ps_http_method(ex);
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
@@ -69,49 +62,54 @@ static bool cluster_state(ps_server *server, ps_metrics_cluster *out)
 #endif
 }
 
-static int metrics_handler(struct mg_connection *mg, void *cbdata)
+static void metrics_handler(ps_http_exchange *ex, void *data)
 {
-    ps_server *server = cbdata;
-    if (strcmp(mg_get_request_info(mg)->local_uri, "/metrics") != 0) {
-        return respond(mg, 404, "Not Found", "text/plain", "", 0);
+    ps_server *server = data;
+    if (strcmp(ps_http_path(ex), "/metrics") != 0) {
+        respond(ex, 404, "text/plain", "", 0);
+        return;
     }
-    if (!get_or_head(mg)) {
-        return respond(mg, 405, "Method Not Allowed", "text/plain", "", 0);
+    if (!get_or_head(ex)) {
+        respond(ex, 405, "text/plain", "", 0);
+        return;
     }
     ps_metrics_cluster cluster;
     bool has_cluster = cluster_state(server, &cluster);
     size_t len = 0;
     char *text = ps_metrics_render(server, has_cluster ? &cluster : NULL, &len);
     if (text == NULL) {
-        return respond(mg, 500, "Internal Server Error", "text/plain", "", 0);
+        respond(ex, 500, "text/plain", "", 0);
+        return;
     }
-    int rc = respond(mg, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                     text, len);
+    respond(ex, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     ps_free(text);
-    return rc;
 }
 
-static int health_handler(struct mg_connection *mg, void *cbdata)
+static void health_handler(ps_http_exchange *ex, void *data)
 {
-    ps_server *server = cbdata;
-    if (strcmp(mg_get_request_info(mg)->local_uri, "/health") != 0) {
-        return respond(mg, 404, "Not Found", "text/plain", "", 0);
+    ps_server *server = data;
+    if (strcmp(ps_http_path(ex), "/health") != 0) {
+        respond(ex, 404, "text/plain", "", 0);
+        return;
     }
-    if (!get_or_head(mg)) {
-        return respond(mg, 405, "Method Not Allowed", "text/plain", "", 0);
+    if (!get_or_head(ex)) {
+        respond(ex, 405, "text/plain", "", 0);
+        return;
     }
     pthread_mutex_lock(&server->conns_lock);
     bool stopping = server->stopping;
     pthread_mutex_unlock(&server->conns_lock);
     if (stopping) {
-        return respond(mg, 503, "Service Unavailable", "application/json",
-                       "{\"error\":\"shutting down\"}", 25);
+        respond(ex, 503, "application/json", "{\"error\":\"shutting down\"}", 25);
+        return;
     }
-    return respond(mg, 200, "OK", "application/json", "{}", 2);
+    respond(ex, 200, "application/json", "{}", 2);
 }
 
-void ps_metrics_http_install(struct mg_context *ctx, ps_server *server)
+int ps_metrics_http_install(ps_net *net, ps_server *server)
 {
-    mg_set_request_handler(ctx, "/metrics", metrics_handler, server);
-    mg_set_request_handler(ctx, "/health", health_handler, server);
+    return ps_http_route_add(net, "/metrics", 0, metrics_handler, server) != 0 ||
+                   ps_http_route_add(net, "/health", 0, health_handler, server) != 0
+               ? -1
+               : 0;
 }

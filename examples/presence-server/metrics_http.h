@@ -5,9 +5,10 @@
 #ifndef PS_METRICS_HTTP_H
 #define PS_METRICS_HTTP_H
 
-struct mg_context;
+struct ps_net;
 struct ps_server;
 
-void ps_metrics_http_install(struct mg_context *ctx, struct ps_server *server);
+/** Add the routes to @p net. 0 or -1 (memory). */
+int ps_metrics_http_install(struct ps_net *net, struct ps_server *server);
 
 #endif

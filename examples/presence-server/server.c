@@ -56,13 +56,135 @@ static bool access_check(const presence_access *access, void *user_data)
     return ps_presence_allowed(opts, access->user_id, access->is_member);
 }
 
-static void to_library_options(const ps_channel_options *in,
+static void to_library_options(const ps_config *cfg,
+                               const ps_channel_options *in,
                                presence_namespace_options *out)
 {
     presence_namespace_options_init(out);
     out->presence = in->presence;
     out->join_leave = in->join_leave;
     out->history_size = in->presence_history_size;
+    out->leave_grace_ms = in->presence_leave_grace_ms;
+    /* Every connection gets a new client id, so a reconnect is another
+     * client of the same user. A place taken announces nothing, so the
+     * other nodes (which learn from events) would not see it: with Redis
+     * the grace only delays leaves. */
+    out->grace_same_user = cfg->engine == PS_ENGINE_MEMORY;
+}
+
+void ps_server_expire_due(ps_server *server)
+{
+    presence_registry *reg = server->registry;
+    int64_t now = presence_now_ms(reg);
+    if (presence_next_deadline_ms(reg) <= now) {
+        /* Out of memory stops it half-way; the next tick goes on. */
+        (void)presence_expire(reg, now, NULL, NULL);
+    }
+}
+
+/* The whole of a file, malloc'd; NULL when it cannot be read. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    char *data = NULL;
+    size_t cap = 0;
+    *len = 0;
+    for (;;) {
+        if (cap - *len < 65536) {
+            cap = cap * 2 + 65536;
+            char *grown = ps_realloc(data, cap);
+            if (grown == NULL) {
+                break;
+            }
+            data = grown;
+        }
+        size_t n = fread(data + *len, 1, cap - *len, f);
+        *len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    bool ok = !ferror(f) && feof(f);
+    fclose(f);
+    if (!ok) {
+        ps_free(data);
+        return NULL;
+    }
+    return data;
+}
+
+/* Warm restart: the registry saved by the last shutdown (state_file),
+ * if there is one it can load (0); else 1 (start empty). */
+static int load_registry(ps_server *server, const presence_config *pc)
+{
+    const char *path = server->cfg->state_file;
+    size_t len = 0;
+    char *data = path != NULL ? read_file(path, &len) : NULL;
+    if (data == NULL) {
+        return 1;
+    }
+    int rc = presence_registry_load(pc, data, len, &server->registry);
+    ps_free(data);
+    if (rc != PRESENCE_OK) {
+        ps_log("warning: state_file %s: %s; starting empty", path,
+               presence_strerror(rc));
+        return 1;
+    }
+    ps_log("state_file %s: loaded", path);
+    return 0;
+}
+
+/* Every connection of the old process is gone: each of its own clients
+ * disconnects, and where a namespace has presence_leave_grace it waits
+ * in grace for its user to come back. */
+static int disconnect_loaded(presence_registry *reg)
+{
+    presence_snapshot *mine = NULL;
+    int rc = presence_node_memberships(reg, "", &mine);
+    for (size_t i = 0; rc == PRESENCE_OK && i < mine->count; i++) {
+        rc = presence_disconnect(reg, mine->members[i].client_id, NULL);
+    }
+    presence_snapshot_free(mine);
+    return rc;
+}
+
+static int save_piece(const void *data, size_t len, void *user_data)
+{
+    return fwrite(data, 1, len, user_data) == len ? 0 : -1;
+}
+
+int ps_server_save_state(ps_server *server)
+{
+    const char *path = server->cfg->state_file;
+    if (path == NULL) {
+        return 0;
+    }
+    /* A whole state or none: written aside, then renamed over the old. */
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        return -1;
+    }
+    FILE *f = fopen(tmp, "wb");
+    size_t size = 0;
+    int rc = f != NULL ? presence_registry_save(server->registry, save_piece, f,
+                                                &size)
+                       : PRESENCE_ERR_IO;
+    if (f != NULL && fclose(f) != 0 && rc == PRESENCE_OK) {
+        rc = PRESENCE_ERR_IO;
+    }
+    if (rc == PRESENCE_OK && rename(tmp, path) != 0) {
+        rc = PRESENCE_ERR_IO;
+    }
+    if (rc != PRESENCE_OK) {
+        ps_log("state_file %s: not saved: %s", path, presence_strerror(rc));
+        remove(tmp);
+        return -1;
+    }
+    ps_log("state_file %s: saved, %zu bytes", path, size);
+    return 0;
 }
 
 static int create_registry(ps_server *server, char *err, size_t err_len)
@@ -76,12 +198,21 @@ static int create_registry(ps_server *server, char *err, size_t err_len)
     pc.limits.channel_name_max = cfg->channel_max_length;
     pc.namespace_separator = PS_NAMESPACE_SEPARATOR;
     pc.limits.channels_per_client_max = cfg->client_channel_limit;
-    to_library_options(&cfg->root, &pc.default_namespace);
-    int rc = presence_registry_new(&pc, &server->registry);
+    to_library_options(cfg, &cfg->root, &pc.default_namespace);
+    int loaded = load_registry(server, &pc);
+    int rc = loaded == 0 ? PRESENCE_OK
+                         : presence_registry_new(&pc, &server->registry);
+    if (rc == PRESENCE_OK && loaded == 0) {
+        /* The config, not the saved state, says what the options are. */
+        rc = presence_namespace_set(server->registry, "", &pc.default_namespace);
+    }
     for (size_t i = 0; rc == PRESENCE_OK && i < cfg->namespace_count; i++) {
         presence_namespace_options no;
-        to_library_options(&cfg->namespaces[i].options, &no);
+        to_library_options(cfg, &cfg->namespaces[i].options, &no);
         rc = presence_namespace_set(server->registry, cfg->namespaces[i].name, &no);
+    }
+    if (rc == PRESENCE_OK && loaded == 0) {
+        rc = disconnect_loaded(server->registry);
     }
     if (rc == PRESENCE_OK) {
         rc = presence_subscribe(server->registry, PRESENCE_SCOPE_ALL, NULL,

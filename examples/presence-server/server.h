@@ -1,17 +1,16 @@
 /*
  * The server object: the libpresence registry, the configuration, the
- * connection tables, the writer pool and the heartbeat.
+ * connection tables and the writer's ready list.
  *
  * server.c holds what needs no network: ps_server_init() gives a server
  * that the tests and fuzzers drive without sockets (testing.h).
- * listener.c puts CivetWeb around it (ps_server_start()).
+ * listener.c puts the event loop around it (ps_server_start(), net.h).
  * SPDX-License-Identifier: MIT
  */
 #ifndef PS_SERVER_H
 #define PS_SERVER_H
 
 #include "config.h"
-#include "heartbeat.h"
 #include "hub.h"
 #include "metrics.h"
 #include "writer.h"
@@ -21,8 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct mg_context;
 struct ps_conn;
+struct ps_net;
 struct presence_cluster;
 
 /** The version reported in connect replies. */
@@ -38,9 +37,10 @@ typedef struct ps_server {
     presence_subscription events;
     ps_hub hub;
     ps_writer writer;
-    ps_heartbeat heartbeat;
     size_t max_connections;
     ps_frame_writer write_frame;
+    /* The transport's ps_ws_mark_ping(), or NULL: see conn.c. */
+    void (*mark_ping)(void *transport);
 
     /* Every open transport, and the connected ones by client id. */
     pthread_mutex_t conns_lock;
@@ -54,7 +54,8 @@ typedef struct ps_server {
 
     ps_metrics metrics;
 
-    struct mg_context *mg;
+    /* The event loop, the listener and the routes (net.h). */
+    struct ps_net *net;
     /* With "engine": "redis" (cluster_link.c): the registry's link to the
      * other nodes, freed before the registry. */
     struct presence_cluster *cluster;
@@ -64,10 +65,19 @@ typedef struct ps_server {
 } ps_server;
 
 /** The registry (on the ps_mem allocator), the hub, the tables and a
- *  writer pool without threads. No thread is started and nothing listens.
+ *  writer without a wake hook. No thread is started and nothing listens.
  *  On error @p err says why. 0 or -1. */
 int ps_server_init(ps_server *server, const ps_config *cfg,
                    ps_frame_writer write_frame, char *err, size_t err_len);
+
+/** End the leave graces (and TTLs) that are due: the heartbeat's tick
+ *  calls it, so a grace ends at most a tick late. */
+void ps_server_expire_due(ps_server *server);
+
+/** Save the registry to the config's state_file (nothing without one),
+ *  for the next start to load: before the connections close, so that
+ *  their memberships are in it. 0, or -1 (logged). */
+int ps_server_save_state(ps_server *server);
 
 /** Undo ps_server_init(). Every transport must have closed. */
 void ps_server_fini(ps_server *server);
@@ -78,15 +88,17 @@ int ps_server_start(ps_server **out, const ps_config *cfg, char *err,
                     size_t err_len);
 
 /** Close every connection with 3001 "shutdown", stop, free (listener.c).
- *  Waits at most @p wait_ms for CivetWeb's threads to end (connections
- *  whose peers answer the close end at once); false if they did not, in
- *  which case nothing is freed and the caller should exit the process. */
+ *  Peers that answer the close go at once; the others are closed after a
+ *  short grace, every client leaving its channels either way. Waits at
+ *  most @p wait_ms for the loop thread; false if it did not end, in which
+ *  case nothing is freed and the caller should exit the process. */
 bool ps_server_stop(ps_server *server, long wait_ms);
 
 /** Refuse new transports, and close every open one now with @p code. */
 void ps_server_close_all(ps_server *server, int code, const char *reason);
 
-/** Register a transport (CivetWeb ready handler). False when stopping. */
+/** Register a transport (a WebSocket after its upgrade). False when
+ *  stopping. */
 bool ps_server_add_transport(ps_server *server, struct ps_conn *conn);
 
 typedef enum ps_add_result {
@@ -105,7 +117,7 @@ size_t ps_server_connection_capacity(void);
  *  both connection limits (its user's when it has one). */
 ps_add_result ps_server_add_client(ps_server *server, struct ps_conn *conn);
 
-/** Forget a transport and its client id (CivetWeb close handler). */
+/** Forget a transport and its client id (its socket closed). */
 void ps_server_remove(ps_server *server, struct ps_conn *conn);
 
 

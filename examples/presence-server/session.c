@@ -114,10 +114,10 @@ bool ps_session_frame(ps_conn *conn, int opcode, bool fin, const char *data,
 {
     switch (opcode) {
     case PS_WS_CLOSE:
-        /* Echo the close (RFC 6455 5.5.1): CivetWeb 1.15 does not, and a
-         * peer would otherwise see 1006 instead of its own code. A code
-         * that may not be sent (0, 1005, 5000...) or a one-byte body is a
-         * protocol error (7.4.1): 1002 goes back instead. */
+        /* Echo the close (RFC 6455 5.5.1), for a transport that hands
+         * control frames here (the tests'; ws_conn.c answers them itself).
+         * A code that may not be sent (0, 1005, 5000...) or a one-byte
+         * body is a protocol error (7.4.1): 1002 goes back instead. */
         if (len == 0) {
             ps_conn_write_control(conn, PS_WS_CLOSE, NULL, 0);
         } else if (len >= 2 && close_code_valid(((unsigned char)data[0] << 8) |
@@ -129,7 +129,7 @@ bool ps_session_frame(ps_conn *conn, int opcode, bool fin, const char *data,
         }
         return false;
     case PS_WS_PING:
-        /* CivetWeb 1.15 hands pings to the application to answer. */
+        /* Answered with the same payload (5.5.2). */
         ps_conn_write_control(conn, PS_WS_PONG, data, len);
         return true;
     case PS_WS_PONG:

@@ -1,8 +1,8 @@
 /*
  * A WebSocket session of the client protocol, without the socket: what
  * happens when a transport opens, when a frame arrives, and when the
- * transport is gone. ws_transport.c calls these from CivetWeb's handlers;
- * the tests and fuzzers call them directly (testing.h).
+ * transport is gone. ws_conn.c calls these on the event loop; the tests
+ * and fuzzers call them directly (testing.h).
  * SPDX-License-Identifier: MIT
  */
 #ifndef PS_SESSION_H

@@ -56,7 +56,7 @@ void ps_test_server_fini(ps_test_server *t);
 ps_test_peer *ps_test_peer_open(ps_test_server *t);
 
 /** Feed one frame. If the server drops the transport (it returned false),
- *  the transport is closed as CivetWeb would close it. Returns whether the
+ *  the transport is closed, as ws_conn.c would close it. Returns whether the
  *  transport is still open. */
 bool ps_test_peer_frame(ps_test_server *t, ps_test_peer *peer, int opcode,
                         bool fin, const void *data, size_t len);

@@ -1,7 +1,7 @@
 /*
- * Writer threads. Each takes a ready connection and writes its whole queue;
- * conn->scheduled guarantees a single writer per connection, which keeps a
- * connection's messages in order.
+ * The ready list. conn->scheduled guarantees a connection is on it at most
+ * once, and only the draining thread flushes, which keeps a connection's
+ * messages in order.
  * SPDX-License-Identifier: MIT
  */
 #include "writer.h"
@@ -21,46 +21,20 @@ static ps_conn *pop_ready(ps_writer *w)
     return conn;
 }
 
-static void *writer_main(void *arg)
-{
-    ps_writer *w = arg;
-    pthread_mutex_lock(&w->lock);
-    for (;;) {
-        ps_conn *conn = pop_ready(w);
-        if (conn == NULL) {
-            if (w->stop) {
-                break;
-            }
-            pthread_cond_wait(&w->wake, &w->lock);
-            continue;
-        }
-        pthread_mutex_unlock(&w->lock);
-        ps_conn_flush(conn);
-        ps_conn_unref(conn);
-        pthread_mutex_lock(&w->lock);
-    }
-    pthread_mutex_unlock(&w->lock);
-    return NULL;
-}
-
 void ps_writer_init(ps_writer *w)
 {
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->wake, NULL);
     w->head = w->tail = NULL;
-    w->stop = false;
-    w->started = 0;
+    w->wake = NULL;
+    w->wake_data = NULL;
 }
 
-int ps_writer_start(ps_writer *w, size_t threads)
+void ps_writer_set_wake(ps_writer *w, void (*wake)(void *data), void *data)
 {
-    for (size_t i = 0; i < threads && i < PS_WRITER_THREADS; i++) {
-        if (pthread_create(&w->threads[i], NULL, writer_main, w) != 0) {
-            return -1;
-        }
-        w->started++;
-    }
-    return 0;
+    pthread_mutex_lock(&w->lock);
+    w->wake = wake;
+    w->wake_data = data;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void ps_writer_drain(ps_writer *w)
@@ -79,6 +53,7 @@ void ps_writer_schedule(ps_writer *w, ps_conn *conn)
 {
     ps_conn_ref(conn);
     pthread_mutex_lock(&w->lock);
+    bool was_empty = w->head == NULL;
     conn->ready_next = NULL;
     if (w->tail != NULL) {
         w->tail->ready_next = conn;
@@ -86,21 +61,17 @@ void ps_writer_schedule(ps_writer *w, ps_conn *conn)
         w->head = conn;
     }
     w->tail = conn;
-    pthread_cond_signal(&w->wake);
+    void (*wake)(void *) = was_empty ? w->wake : NULL;
+    void *data = w->wake_data;
     pthread_mutex_unlock(&w->lock);
+    if (wake != NULL) {
+        wake(data);
+    }
 }
 
 void ps_writer_stop(ps_writer *w)
 {
-    pthread_mutex_lock(&w->lock);
-    w->stop = true;
-    pthread_cond_broadcast(&w->wake);
-    pthread_mutex_unlock(&w->lock);
-    for (size_t i = 0; i < w->started; i++) {
-        pthread_join(w->threads[i], NULL);
-    }
-    w->started = 0;
-    ps_writer_drain(w); /* a pool without threads */
+    ps_writer_set_wake(w, NULL, NULL);
+    ps_writer_drain(w);
     pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->wake);
 }

@@ -311,10 +311,12 @@ static outcome subscribe_join(const command *cmd, const char *channel,
                               const char *chan_info)
 {
     ps_conn *conn = cmd->conn;
+    presence_change change = {PRESENCE_CHANGE_NONE, {0, 0, 0, 0}};
     if (opts->presence) {
         int rc = presence_client_join(cmd->server->registry, conn->presence,
                                       channel, chan_info,
-                                      chan_info ? strlen(chan_info) : 0, NULL);
+                                      chan_info ? strlen(chan_info) : 0,
+                                      &change);
         if (rc != PRESENCE_OK) {
             ps_hub_remove(&cmd->server->hub, conn, channel);
             return reply_error(cmd, ps_wire_code_from_presence(rc));
@@ -325,7 +327,10 @@ static outcome subscribe_join(const command *cmd, const char *channel,
         /* Joined but not answered: the close takes the membership back. */
         return internal_error(conn);
     }
-    ps_hub_activate(&cmd->server->hub, conn, channel, msg);
+    /* Back within a leave grace (the same user reconnected): nobody was
+     * told of a join, and nobody is told of one now. */
+    ps_hub_activate(&cmd->server->hub, conn, channel, msg,
+                    change.kind == PRESENCE_CHANGE_RESUMED ? &change : NULL);
     ps_msg_unref(msg);
     return GO_ON;
 }

@@ -12,8 +12,9 @@ struct ps_conn;
 
 /**
  * Run the commands of one complete WebSocket message (newline-separated
- * JSON commands, in order). On the reader thread. Returns false when the
- * connection has been closed (close frame sent): CivetWeb must drop it.
+ * JSON commands, in order). On the reading thread. Returns false when the
+ * connection has been closed (close frame sent): nothing more of it is
+ * to be run.
  */
 bool ps_ws_handle_message(struct ps_conn *conn, const char *data, size_t len);
 

@@ -76,8 +76,10 @@ struct presence__client {
     uint32_t conn_info_word;
     uint32_t memberships; /* reference of the newest, then via cnext */
     /* A handle is open on it: it stays in its shard's index with no
-     * membership, until the handle is closed (its client shard's lock). */
-    uint8_t open;
+     * membership, until the handle is closed (written under its client
+     * shard's lock; atomic because a closed handle's application pointer
+     * is no longer handed out, and readers hold only a channel shard). */
+    atomic_uchar open;
     char id[]; /* then conn_info, then a remote client's node or a
                   handle's application pointer */
 };
@@ -108,11 +110,15 @@ presence__client_tail_ptr(const struct presence__client *client)
            sizeof p);
     return p;
 }
-/* The application pointer of a client opened as a handle, else NULL. */
+/* The application pointer of a client opened as a handle while the
+ * handle is open, else NULL: a closed handle's client may live on with
+ * memberships in leave grace (grace.c), and its pointer must not be
+ * handed out after the close. */
 static inline void *
 presence__client_app(const struct presence__client *client)
 {
-    return (client->conn_info_word & PRESENCE__CLIENT_HANDLE) != 0
+    return (client->conn_info_word & PRESENCE__CLIENT_HANDLE) != 0 &&
+                   atomic_load_explicit(&client->open, memory_order_relaxed)
                ? presence__client_tail_ptr(client)
                : NULL;
 }
@@ -164,6 +170,9 @@ _Static_assert(sizeof(struct presence__membership) <= 32,
                "a membership takes 32 bytes of its slab");
 
 #define PRESENCE__HAS_CHAN_INFO 0x8000u
+/* The top bit of touched_hi: the membership is in leave grace (grace.c);
+ * its touch time is then the time it dropped. */
+#define PRESENCE__IN_GRACE 0x8000u
 
 /* The range presence__now keeps times in, so that they fit 47 bits. They
  * are stored biased by 2^46, as unsigned: reading one back is a shift, an
@@ -196,6 +205,12 @@ static inline bool
 presence__membership_has_chan_info(const struct presence__membership *m)
 {
     return (m->joined_hi & PRESENCE__HAS_CHAN_INFO) != 0;
+}
+
+static inline bool
+presence__membership_in_grace(const struct presence__membership *m)
+{
+    return (m->touched_hi & PRESENCE__IN_GRACE) != 0;
 }
 
 static inline int64_t

@@ -159,12 +159,13 @@ static void membership_free(presence_registry *reg,
     presence__slab_free(&reg->alloc, &hs->membership_slab, m);
 }
 
-/* Remove a membership; a logged removal goes into its channel's log
- * (one taken back by presence__leave_silent() is not). */
-static void membership_remove(presence_registry *reg,
-                              struct presence__membership *m,
-                              presence_leave_reason reason, size_t *reserved,
-                              bool logged)
+/* Remove a membership; its leave happened at at_ms (PRESENCE__EVENT_NOW:
+ * now). A logged removal goes into its channel's log (one taken back by
+ * presence__leave_silent() is not). */
+static void membership_remove_at(presence_registry *reg,
+                                 struct presence__membership *m,
+                                 presence_leave_reason reason, int64_t at_ms,
+                                 size_t *reserved, bool logged)
 {
     struct presence__shard *hs = presence__membership_shard(reg, m);
     struct presence__channel *ch = presence__shard_channel(hs, m);
@@ -174,9 +175,11 @@ static void membership_remove(presence_registry *reg,
     ch->member_bytes -= presence__membership_bytes(hs, m);
     bool last_of_user =
         presence__usercount_dec(&reg->alloc, &ch->users, client->user) == 0;
-    /* Remote ones have no TTL here. */
-    if (presence__has_touch_order(ch) &&
-        presence__client_node(client) == NULL) {
+    /* Remote ones have no TTL here; one in grace is on a grace list. */
+    if (presence__membership_in_grace(m)) {
+        presence__grace_forget(reg, hs, ch, m);
+    } else if (presence__has_touch_order(ch) &&
+               presence__client_node(client) == NULL) {
         presence__touch_unlink(hs, presence__touch_list_of(reg, hs, ch), m);
     }
     uint32_t self = presence__mref(reg, hs, m);
@@ -189,10 +192,11 @@ static void membership_remove(presence_registry *reg,
     atomic_fetch_sub_explicit(&hs->memberships, 1, memory_order_relaxed);
     ch->seq++;
     if (logged) {
-        presence__history_log(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason);
+        presence__history_log_at(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
+                                 at_ms);
     }
-    presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
-                          last_of_user, reserved);
+    presence__events_push_at(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
+                             last_of_user, at_ms, reserved);
     membership_free(reg, hs, m);
     if (ch->members.count == 0) {
         channel_retire(reg, ch);
@@ -207,7 +211,17 @@ void presence__membership_remove(presence_registry *reg,
                                  presence_leave_reason reason,
                                  size_t *reserved)
 {
-    membership_remove(reg, m, reason, reserved, true);
+    membership_remove_at(reg, m, reason, PRESENCE__EVENT_NOW, reserved, true);
+}
+
+void presence__membership_end_grace(presence_registry *reg,
+                                    struct presence__membership *m,
+                                    presence_leave_reason reason,
+                                    size_t *reserved)
+{
+    /* The leave happened when it dropped: its touch time since. */
+    membership_remove_at(reg, m, reason, presence__membership_touched(m),
+                         reserved, true);
 }
 
 void presence__channels_free(presence_registry *reg)
@@ -253,6 +267,7 @@ struct sweep {
     struct presence__shard *hs;
     size_t reserved;
     size_t done;
+    size_t dropped; /* into grace (expiry) */
 };
 
 static int sweep_begin(struct sweep *sw)
@@ -272,13 +287,20 @@ static int sweep_next_batch(struct sweep *sw)
     return sweep_begin(sw);
 }
 
+/* What a sweep does to a membership. */
+enum sweep_action {
+    SWEEP_LEAVE,     /* it leaves, for the reason given */
+    SWEEP_DROP,      /* it goes into grace, for the reason given */
+    SWEEP_END_GRACE, /* its grace ended: it leaves, as and when it dropped */
+};
+
 /*
- * Remove m (its channel's shard held). Takes m's client's shard, stepping
- * back if need be; then `still` says whether m is still the one to remove.
- * Returns whether it removed it.
+ * Remove m (its channel's shard held), or what `action` says. Takes m's
+ * client's shard, stepping back if need be; then `still` says whether m
+ * is still the one to remove. Returns whether it removed it.
  */
-static bool sweep_remove(struct sweep *sw, struct presence__membership *m,
-                         presence_leave_reason reason,
+static bool sweep_apply(struct sweep *sw, struct presence__membership *m,
+                        enum sweep_action action, presence_leave_reason reason,
                          bool (*still)(const struct sweep *sw,
                                        const struct presence__membership *m,
                                        const void *ctx),
@@ -291,8 +313,18 @@ static bool sweep_remove(struct sweep *sw, struct presence__membership *m,
     bool removed = false;
     if (!presence__lock_client_of(reg, sw->hs, client) ||
         (still(sw, m, ctx) && m->client == client)) {
-        presence__membership_remove(reg, m, reason, &sw->reserved);
-        sw->done++;
+        if (action == SWEEP_DROP) {
+            presence__grace_drop(reg, sw->hs, presence__shard_channel(sw->hs, m),
+                                 m, reason);
+            sw->dropped++;
+        } else {
+            if (action == SWEEP_END_GRACE) {
+                presence__membership_end_grace(reg, m, reason, &sw->reserved);
+            } else {
+                presence__membership_remove(reg, m, reason, &sw->reserved);
+            }
+            sw->done++;
+        }
         removed = true;
     }
     presence__mutex_unlock(reg, &cs->lock);
@@ -338,7 +370,7 @@ static int drain(struct sweep *sw, const struct presence__chref *ref,
             break;
         }
         d.cursor = m->client->hash;
-        if (sweep_remove(sw, m, reason, drain_still, &d) &&
+        if (sweep_apply(sw, m, SWEEP_LEAVE, reason, drain_still, &d) &&
             ++in_batch == BATCH) {
             in_batch = 0;
             rc = sweep_next_batch(sw);
@@ -353,7 +385,7 @@ int presence__namespace_drain(presence_registry *reg,
 {
     int rc = PRESENCE_OK;
     for (size_t s = 0; s < PRESENCE__SHARDS && rc == PRESENCE_OK; s++) {
-        struct sweep sw = {reg, &reg->shards[s], 0, 0};
+        struct sweep sw = {reg, &reg->shards[s], 0, 0, 0};
         presence__mutex_lock(reg, &sw.hs->lock);
         /* Take the shard's channels of the namespace one at a time: a drain
          * may release the shard, so look again from the start each time. */
@@ -486,7 +518,8 @@ int presence__replace_chan_info(presence_registry *reg,
 
 static int join_check_limits(const presence_registry *reg,
                              const struct presence__target *t,
-                             const struct presence__client *client)
+                             const struct presence__client *client,
+                             bool replacing)
 {
     size_t per_client = reg->limits.channels_per_client_max;
     if (client != NULL &&
@@ -494,7 +527,8 @@ static int join_check_limits(const presence_registry *reg,
          client->channel_count == UINT32_MAX)) {
         return PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
     }
-    size_t per_channel = member_limit(reg, t->chan.ns);
+    /* One that takes a member's place adds no member. */
+    size_t per_channel = replacing ? 0 : member_limit(reg, t->chan.ns);
     if (t->chan.ch != NULL && per_channel != 0 &&
         t->chan.ch->members.count >= per_channel) {
         return PRESENCE_ERR_CHANNEL_MEMBER_LIMIT;
@@ -562,7 +596,7 @@ join_new(presence_registry *reg, struct presence__target *t,
 {
     struct presence__shard *hs = t->chan.shard;
     bool new_channel = t->chan.ch == NULL;
-    int rc = join_check_limits(reg, t, client);
+    int rc = join_check_limits(reg, t, client, a->replacing);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -661,7 +695,8 @@ void presence__leave_silent(presence_registry *reg,
     struct presence__channel *ch = presence__membership_channel(reg, m);
     bool stays = ch->members.count > 1;
     size_t none = 0;
-    membership_remove(reg, m, PRESENCE_LEAVE_EXPLICIT, &none, false);
+    membership_remove_at(reg, m, PRESENCE_LEAVE_EXPLICIT, PRESENCE__EVENT_NOW,
+                         &none, false);
     if (stays) {
         ch->seq -= 2; /* its join's and its leave's */
     }
@@ -684,13 +719,26 @@ join_locked(presence_registry *reg, struct presence__target *t,
         rc = presence__replace_chan_info(reg, m, a->chan_info,
                                          a->chan_info_len, &changed);
         kind = changed ? PRESENCE_CHANGE_UPDATED : PRESENCE_CHANGE_NONE;
-        if (rc == PRESENCE_OK && a->node == NULL) {
+        if (rc == PRESENCE_OK && presence__membership_in_grace(m)) {
+            /* Back in time: as if it had never dropped. */
+            presence__grace_resume(reg, t->chan.shard, t->chan.ch, m);
+            kind = PRESENCE_CHANGE_RESUMED;
+        } else if (rc == PRESENCE_OK && a->node == NULL) {
             presence__touch_renew(reg, t->chan.shard, t->chan.ch, m);
         } else if (rc == PRESENCE_OK) {
             presence__membership_set_touched(
                 m, presence__now(reg)); /* no TTL here */
         }
     } else {
+        bool taken = false;
+        rc = t->chan.ch != NULL && atomic_load_explicit(&reg->graced,
+                                                        memory_order_relaxed) > 0
+                 ? presence__grace_take_place(reg, t, client, a, change,
+                                              &taken)
+                 : PRESENCE_OK;
+        if (taken || rc != PRESENCE_OK) {
+            return rc;
+        }
         rc = join_new(reg, t, client, a, false, NULL, NULL);
     }
     if (rc == PRESENCE_OK && change != NULL) {
@@ -837,14 +885,20 @@ static int leave_common(presence_registry *reg,
     if (rc == PRESENCE_OK && presence__client_node(m->client) != node) {
         rc = PRESENCE_ERR_CONFLICT;
     }
-    size_t reserved = 0;
-    if (rc == PRESENCE_OK) {
+    if (rc == PRESENCE_OK && !presence__membership_in_grace(m) &&
+        presence__grace_applies(t.chan.ch, m->client, reason)) {
+        rc = presence__grace_prepare(reg, t.chan.shard, m);
+        if (rc == PRESENCE_OK) {
+            presence__grace_drop(reg, t.chan.shard, t.chan.ch, m, reason);
+        }
+    } else if (rc == PRESENCE_OK) {
+        size_t reserved = 0;
         rc = presence__events_reserve(
             reg, 2 + presence__user_event_room(reg), &reserved);
-    }
-    if (rc == PRESENCE_OK) {
-        presence__membership_remove(reg, m, reason, &reserved);
-        presence__events_release(reg, &reserved);
+        if (rc == PRESENCE_OK) {
+            presence__membership_remove(reg, m, reason, &reserved);
+            presence__events_release(reg, &reserved);
+        }
     }
     presence__mutex_unlock(reg, &t.chan.shard->lock);
     presence__mutex_unlock(reg, &t.cs->lock);
@@ -950,37 +1004,80 @@ void presence__client_touch_all(presence_registry *reg,
     }
 }
 
+/* Make room for the links of every membership of a client that would go
+ * into grace (its shard held): after this the leaving cannot fail. */
+static int grace_prepare_all(presence_registry *reg,
+                             struct presence__client *client,
+                             presence_leave_reason reason)
+{
+    int rc = PRESENCE_OK;
+    for (uint32_t ref = client->memberships;
+         ref != PRESENCE__SLAB_NONE && rc == PRESENCE_OK;) {
+        struct presence__membership *m = presence__mref_get(reg, ref);
+        struct presence__shard *hs = presence__membership_shard(reg, m);
+        presence__mutex_lock(reg, &hs->lock);
+        if (!presence__membership_in_grace(m) &&
+            presence__grace_applies(presence__shard_channel(hs, m), client,
+                                    reason)) {
+            rc = presence__grace_prepare(reg, hs, m);
+        }
+        presence__mutex_unlock(reg, &hs->lock);
+        ref = m->cnext;
+    }
+    return rc;
+}
+
 int presence__client_leave_all(presence_registry *reg,
                             struct presence__client *client,
                             presence_leave_reason reason, size_t *left)
 {
     size_t n = client->channel_count;
+    int rc = atomic_load_explicit(&reg->grace_namespaces,
+                                  memory_order_relaxed) > 0 &&
+                     presence__client_node(client) == NULL
+                 ? grace_prepare_all(reg, client, reason)
+                 : PRESENCE_OK;
     size_t reserved;
-    int rc = presence__events_reserve(
-        reg,
-        presence__add_size(presence__mul_size(n, 2),
-                           presence__user_event_room(reg)),
-        &reserved);
+    if (rc == PRESENCE_OK) {
+        rc = presence__events_reserve(
+            reg,
+            presence__add_size(presence__mul_size(n, 2),
+                               presence__user_event_room(reg)),
+            &reserved);
+    }
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    /* The last removal may free the client: count, don't test it. */
-    for (size_t i = 0; i < n; i++) {
-        struct presence__membership *m =
-            presence__mref_get(reg, client->memberships);
-        if (m->cnext != PRESENCE__SLAB_NONE) {
+    /* The last removal may free the client: nothing of it is read after
+     * (a membership in grace keeps it, and the list ends with the last). */
+    size_t changed = 0;
+    for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
+        struct presence__membership *m = presence__mref_get(reg, ref);
+        ref = m->cnext;
+        if (ref != PRESENCE__SLAB_NONE) {
             /* The next one loads while this one is removed. */
-            PRESENCE__PREFETCH(presence__mref_get(reg, m->cnext));
+            PRESENCE__PREFETCH(presence__mref_get(reg, ref));
         }
         /* Its shard's channel table is not read before the lock: another
          * thread may be replacing it. */
         struct presence__shard *hs = presence__membership_shard(reg, m);
         presence__mutex_lock(reg, &hs->lock);
-        presence__membership_remove(reg, m, reason, &reserved);
+        struct presence__channel *ch = presence__shard_channel(hs, m);
+        if (presence__membership_in_grace(m)) {
+            /* Dropped already: it keeps its time and reason. */
+        } else if (presence__grace_applies(ch, client, reason) &&
+                   /* made above, unless grace was turned on since */
+                   presence__grace_prepare(reg, hs, m) == PRESENCE_OK) {
+            presence__grace_drop(reg, hs, ch, m, reason);
+            changed++;
+        } else {
+            presence__membership_remove(reg, m, reason, &reserved);
+            changed++;
+        }
         presence__mutex_unlock(reg, &hs->lock);
     }
     presence__events_release(reg, &reserved);
-    *left = n;
+    *left = changed;
     return PRESENCE_OK;
 }
 
@@ -1022,7 +1119,7 @@ int presence_channel_close(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    struct sweep sw = {reg, ref.shard, 0, 0};
+    struct sweep sw = {reg, ref.shard, 0, 0, 0};
     presence__mutex_lock(reg, &sw.hs->lock);
     rc = presence__channel_lookup(reg, &ref);
     /* Members leave in hash order, from a cursor: whoever was there when
@@ -1063,6 +1160,14 @@ static bool expire_still(const struct sweep *sw,
     return due(sw->reg, e->ns, e->shard, e->now_ms) == m;
 }
 
+static bool grace_still(const struct sweep *sw,
+                        const struct presence__membership *m, const void *ctx)
+{
+    const struct expire_ctx *e = ctx;
+    presence_leave_reason why;
+    return presence__grace_due(sw->reg, e->ns, e->shard, e->now_ms, &why) == m;
+}
+
 int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired,
                     int64_t *next_deadline_ms)
 {
@@ -1070,13 +1175,15 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired,
         return PRESENCE_ERR_INVALID;
     }
     int64_t next = PRESENCE_NO_DEADLINE;
-    /* At most as many as there were when the call began: a callback that
-     * rejoins expired clients cannot keep it running. */
-    size_t budget = presence__count_memberships(reg);
-    size_t done = 0;
+    /* At most as many as there were when the call began (each may drop
+     * into grace and end it in the same call): a callback that rejoins
+     * expired clients cannot keep it running. */
+    size_t budget =
+        presence__mul_size(presence__count_memberships(reg), 2);
+    size_t done = 0, dropped = 0;
     int rc = PRESENCE_OK;
     for (size_t s = 0; s < PRESENCE__SHARDS && rc == PRESENCE_OK; s++) {
-        struct sweep sw = {reg, &reg->shards[s], 0, 0};
+        struct sweep sw = {reg, &reg->shards[s], 0, 0, 0};
         presence__mutex_lock(reg, &sw.hs->lock);
         rc = sweep_begin(&sw);
         size_t in_batch = 0;
@@ -1084,10 +1191,26 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired,
              ns != NULL && rc == PRESENCE_OK; ns = ns->hh.next) {
             struct expire_ctx e = {ns, s, now_ms};
             struct presence__membership *m;
-            while (rc == PRESENCE_OK && done + sw.done < budget &&
+            while (rc == PRESENCE_OK && done + dropped + sw.done + sw.dropped < budget &&
                    (m = due(reg, ns, s, now_ms)) != NULL) {
-                if (sweep_remove(&sw, m, PRESENCE_LEAVE_EXPIRED, expire_still,
-                                 &e) &&
+                enum sweep_action action =
+                    presence__grace_applies(presence__shard_channel(sw.hs, m),
+                                            m->client, PRESENCE_LEAVE_EXPIRED)
+                        ? SWEEP_DROP
+                        : SWEEP_LEAVE;
+                if (sweep_apply(&sw, m, action, PRESENCE_LEAVE_EXPIRED,
+                                expire_still, &e) &&
+                    action == SWEEP_LEAVE && ++in_batch == BATCH) {
+                    in_batch = 0;
+                    rc = sweep_next_batch(&sw);
+                }
+            }
+            presence_leave_reason why;
+            while (rc == PRESENCE_OK && done + dropped + sw.done + sw.dropped < budget &&
+                   (m = presence__grace_due(reg, ns, s, now_ms, &why)) !=
+                       NULL) {
+                if (sweep_apply(&sw, m, SWEEP_END_GRACE, why, grace_still,
+                                &e) &&
                     ++in_batch == BATCH) {
                     in_batch = 0;
                     rc = sweep_next_batch(&sw);
@@ -1102,6 +1225,7 @@ int presence_expire(presence_registry *reg, int64_t now_ms, size_t *expired,
         presence__mutex_unlock(reg, &sw.hs->lock);
         presence__events_dispatch(reg);
         done += sw.done;
+        dropped += sw.dropped;
     }
     if (expired != NULL) {
         *expired = done;

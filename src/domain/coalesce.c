@@ -363,13 +363,19 @@ void presence__coalesce_record(presence_registry *reg,
             return;
         }
     }
-    if (cd->ch != e->channel) { /* a new life of the channel */
+    bool same_life = cd->ch == e->channel;
+    if (!same_life) {
         atomic_fetch_add(&e->channel->refs, 1);
         presence__channel_unref(reg, cd->ch);
         cd->ch = e->channel;
     }
     if (!cd->pending) {
         window_open(reg, c, cd, e);
+    } else if (e->seq != (same_life ? cd->seq + 1 : 1)) {
+        /* A change without a client event in between (a grace taken
+         * over by another client of the user): the net diff cannot tell
+         * it, so the window says resync. */
+        cd->resync = true;
     }
     cd->seq = e->seq;
     cd->num_clients = e->num_clients;
@@ -460,6 +466,8 @@ static void member_view(presence_diff_member *out,
         out->member.touched_at_ms = m->time_ms;
     }
     out->member.node_id = node != NULL ? node->id : "";
+    /* Read now, not at the change: a handle closed since must not be
+     * handed out (presence.h, leave grace). */
     out->member.app = presence__client_app(cl);
 }
 

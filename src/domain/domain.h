@@ -68,6 +68,10 @@
 #define PRESENCE__SHARD_BITS 6u
 #define PRESENCE__SHARDS (1u << PRESENCE__SHARD_BITS)
 
+/* Leave reasons a membership can be in grace for: explicit, disconnect,
+ * expired (PRESENCE_LEAVE_EXPLICIT .. PRESENCE_LEAVE_EXPIRED). */
+#define PRESENCE__GRACE_REASONS 3u
+
 /* The touch order of one namespace's memberships in one channel shard:
  * slab numbers in that shard, PRESENCE__SLAB_NONE when empty. */
 struct presence__touch_list {
@@ -80,6 +84,9 @@ struct presence__namespace {
     UT_hash_handle hh;
     presence_namespace_options options;
     struct presence__touch_list touch[PRESENCE__SHARDS];
+    /* Its memberships in leave grace, in drop order, one list per leave
+     * reason that can be graced (grace.c). */
+    struct presence__touch_list grace[PRESENCE__GRACE_REASONS][PRESENCE__SHARDS];
     size_t name_len;
     char name[];
 };
@@ -115,6 +122,9 @@ struct presence__channel {
 struct presence__pending {
     struct presence__channel *channel;
     struct presence__client *client;
+    /* The client's application pointer when the change was made: a
+     * handle closed before delivery still announces its own leaves. */
+    void *app;
     struct presence__blob *chan_info;
     uint64_t seq;
     int64_t time_ms;
@@ -226,6 +236,12 @@ struct presence_registry {
     atomic_size_t channels_limited;
     /* Namespaces with a TTL: without any, no deadline needs looking for. */
     atomic_size_t ttl_namespaces;
+    /* Memberships in leave grace (grace.c): their ends are deadlines too,
+     * and a join looks for one to take over only while there are some. */
+    atomic_size_t graced;
+    /* Namespaces with a leave grace: without any, a disconnect need not
+     * make room for grace lists. */
+    atomic_size_t grace_namespaces;
     /* The latest time any call has read (presence__now): the registry's
      * clock, never backwards. One word for every shard, so that a channel
      * never gets a time earlier than one already given to another. */
@@ -550,6 +566,9 @@ struct presence__join_args {
     size_t conn_info_len;
     const void *chan_info;
     size_t chan_info_len;
+    /* It takes the place of a member in grace (grace.c): the channel's
+     * member limit counts that one for it. */
+    bool replacing;
 };
 /* NULL bytes with a length, or more than max: the info rule. */
 int presence__check_info(const void *data, size_t len, size_t max);
@@ -632,6 +651,12 @@ void presence__membership_remove(presence_registry *reg,
                                  struct presence__membership *m,
                                  presence_leave_reason reason,
                                  size_t *reserved);
+/* A membership's grace ended: it leaves with its drop's reason, its
+ * events dated at the drop (both its shards held). */
+void presence__membership_end_grace(presence_registry *reg,
+                                    struct presence__membership *m,
+                                    presence_leave_reason reason,
+                                    size_t *reserved);
 void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch);
 /* Close every channel of a namespace whose presence was turned off. */
@@ -658,12 +683,23 @@ static inline int presence__history_room(presence_registry *reg,
 }
 /* Log the change of m that just made ch->seq (ch's shard hs held);
  * nothing when ch keeps no log. Cannot fail. */
+/* A leave's time, at_ms: when it happened (a grace's end logs the drop's
+ * time), or INT64_MIN (PRESENCE__EVENT_NOW) for now. */
 void presence__history_append(presence_registry *reg,
                               struct presence__shard *hs,
                               struct presence__channel *ch,
                               const struct presence__membership *m,
                               presence_event_kind kind,
-                              presence_leave_reason reason);
+                              presence_leave_reason reason, int64_t at_ms);
+static inline void presence__history_log_at(
+    presence_registry *reg, struct presence__shard *hs,
+    struct presence__channel *ch, const struct presence__membership *m,
+    presence_event_kind kind, presence_leave_reason reason, int64_t at_ms)
+{
+    if (ch->history != NULL) {
+        presence__history_append(reg, hs, ch, m, kind, reason, at_ms);
+    }
+}
 static inline void presence__history_log(presence_registry *reg,
                                          struct presence__shard *hs,
                                          struct presence__channel *ch,
@@ -671,10 +707,13 @@ static inline void presence__history_log(presence_registry *reg,
                                          presence_event_kind kind,
                                          presence_leave_reason reason)
 {
-    if (ch->history != NULL) {
-        presence__history_append(reg, hs, ch, m, kind, reason);
-    }
+    presence__history_log_at(reg, hs, ch, m, kind, reason, INT64_MIN);
 }
+/* Empty ch's log (its shard held) so that it reaches back to ch->seq and
+ * no further: for a change the log cannot tell as joins, leaves and
+ * updates (a same-user takeover at the end of a grace). */
+void presence__history_restart(presence_registry *reg,
+                               struct presence__channel *ch);
 /* Free a channel's log and what its entries hold (its shard held, or the
  * registry going). */
 void presence__history_free(presence_registry *reg,
@@ -764,6 +803,70 @@ int64_t presence__shard_next_deadline(presence_registry *reg, size_t s);
 int64_t presence__deadline(const struct presence__namespace *ns,
                            const struct presence__membership *m);
 
+/* ---- grace.c: leave grace ------------------------------------------------ */
+/* Empty grace lists for a new namespace. */
+void presence__grace_lists_init(struct presence__namespace *ns);
+/* Whether a membership of client in ch that leaves for reason goes into
+ * grace instead. */
+bool presence__grace_applies(const struct presence__channel *ch,
+                             const struct presence__client *client,
+                             presence_leave_reason reason);
+/* Make room for m's list links (its shard hs held); fails without change. */
+int presence__grace_prepare(presence_registry *reg, struct presence__shard *hs,
+                            struct presence__membership *m);
+/* m (not in grace, links made, both its shards held) goes into grace:
+ * nothing announced, nothing counted differently. */
+void presence__grace_drop(presence_registry *reg, struct presence__shard *hs,
+                          const struct presence__channel *ch,
+                          struct presence__membership *m,
+                          presence_leave_reason reason);
+/* m leaves grace (both shards held): off its grace list, flag cleared. */
+void presence__grace_forget(presence_registry *reg, struct presence__shard *hs,
+                            const struct presence__channel *ch,
+                            struct presence__membership *m);
+/* m's client came back: out of grace, touched now, on its touch list. */
+void presence__grace_resume(presence_registry *reg, struct presence__shard *hs,
+                            const struct presence__channel *ch,
+                            struct presence__membership *m);
+/* The head of one of ns's grace lists in shard s whose grace has ended
+ * by now_ms, and its reason; NULL if none (shard s held). */
+struct presence__membership *
+presence__grace_due(presence_registry *reg, const struct presence__namespace *ns,
+                    size_t shard, int64_t now_ms, presence_leave_reason *reason);
+/* The earliest end of a grace in shard s (held). */
+int64_t presence__grace_shard_next_deadline(presence_registry *reg, size_t s);
+/* Whether a client may be replaced by a new handle with its id (its shard
+ * held): no handle open, every membership in grace, the same user. */
+bool presence__grace_claimable(presence_registry *reg,
+                               const struct presence__client *client,
+                               const char *user_id, size_t user_len);
+/* Move every membership of from to to (same id, same shard, held). */
+void presence__grace_adopt(presence_registry *reg,
+                           struct presence__client *from,
+                           struct presence__client *to);
+/* A join with no membership of its client in the channel (both shards
+ * held): when the namespace lets another connection of the same user take
+ * the place of one in grace and there is one, do that; *taken says so. */
+int presence__grace_take_place(presence_registry *reg,
+                               struct presence__target *t,
+                               struct presence__client *client,
+                               const struct presence__join_args *a,
+                               presence_change *change, bool *taken);
+
+/* Call fn for every membership in grace in shard s (held), with its
+ * reason, list by list in drop order. */
+void presence__grace_walk(presence_registry *reg, size_t shard,
+                          void (*fn)(struct presence__membership *m,
+                                     presence_leave_reason reason, void *ctx),
+                          void *ctx);
+/* A loaded membership (on no list, its touch time its drop time, links
+ * made) goes into grace at the tail of its list. */
+void presence__grace_restore(presence_registry *reg,
+                             struct presence__shard *hs,
+                             const struct presence__channel *ch,
+                             struct presence__membership *m,
+                             presence_leave_reason reason);
+
 /* ---- events.c ----------------------------------------------------------- */
 /* Promise room for n events to a change under way: *reserved gets n, or 0
  * when nobody listens (then no event is queued). Fails without change. */
@@ -779,6 +882,17 @@ void presence__events_push(presence_registry *reg,
                            presence_event_kind kind,
                            presence_leave_reason reason, bool user_change,
                            size_t *reserved);
+/* presence__events_push() with the change's time given (a leave at the
+ * end of a grace happened when its member dropped); PRESENCE__EVENT_NOW
+ * reads the clock. */
+#define PRESENCE__EVENT_NOW INT64_MIN
+void presence__events_push_at(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__channel *ch,
+                              struct presence__membership *m,
+                              presence_event_kind kind,
+                              presence_leave_reason reason, bool user_change,
+                              int64_t at_ms, size_t *reserved);
 /* Room a change reserves for a user's online or offline event: 1 while
  * some subscription wants them, else 0. */
 static inline size_t presence__user_event_room(presence_registry *reg)

@@ -151,6 +151,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     struct presence__pending *e = &reg->queue[tail];
     e->channel = ch;
     e->client = m->client;
+    e->app = presence__client_app(m->client);
     e->chan_info = chan_info;
     e->seq = ch->seq;
     e->time_ms = now;
@@ -168,12 +169,14 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     atomic_fetch_add(&reg->queued, 1);
 }
 
-void presence__events_push(presence_registry *reg, struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change,
-                           size_t *reserved)
+void presence__events_push_at(presence_registry *reg,
+                              struct presence__shard *hs,
+                              struct presence__channel *ch,
+                              struct presence__membership *m,
+                              presence_event_kind kind,
+                              presence_leave_reason reason,
+                              bool user_change,
+                              int64_t at_ms, size_t *reserved)
 {
     size_t n = user_change ? 2 : 1;
     bool muted = !ch->ns->options.join_leave;
@@ -181,7 +184,7 @@ void presence__events_push(presence_registry *reg, struct presence__shard *hs,
         (muted && atomic_load(&reg->every_ns_subs) == 0)) {
         return;
     }
-    int64_t now = presence__now(reg);
+    int64_t now = at_ms != PRESENCE__EVENT_NOW ? at_ms : presence__now(reg);
     struct presence__blob *chan_info = presence__membership_chan_info(hs, m);
     queue_lock(reg);
     queue_one(reg, ch, m, chan_info, kind, reason, now, muted);
@@ -193,6 +196,17 @@ void presence__events_push(presence_registry *reg, struct presence__shard *hs,
     }
     queue_unlock(reg);
     *reserved -= n;
+}
+
+void presence__events_push(presence_registry *reg, struct presence__shard *hs,
+                           struct presence__channel *ch,
+                           struct presence__membership *m,
+                           presence_event_kind kind,
+                           presence_leave_reason reason, bool user_change,
+                           size_t *reserved)
+{
+    presence__events_push_at(reg, hs, ch, m, kind, reason, user_change,
+                             PRESENCE__EVENT_NOW, reserved);
 }
 
 void presence__events_push_user(presence_registry *reg,
@@ -209,6 +223,7 @@ void presence__events_push_user(presence_registry *reg,
     struct presence__pending *e = &reg->queue[tail];
     memset(e, 0, sizeof *e);
     e->client = client; /* no channel: a registry-wide event */
+    e->app = presence__client_app(client);
     e->time_ms = now;
     e->first_later_sub = reg->next_sub_id;
     e->kind = (unsigned char)kind;
@@ -456,7 +471,7 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->stats.epoch = ch != NULL ? ch->epoch : 0;
     ev->stats.seq = e->seq;
     ev->epoch = ev->stats.epoch;
-    ev->client_app = presence__client_app(client);
+    ev->client_app = e->app;
     const struct presence__node *node = presence__client_node(client);
     ev->node_id = node != NULL ? node->id : "";
 }

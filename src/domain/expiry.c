@@ -75,6 +75,9 @@ void presence__touch_renew(presence_registry *reg, struct presence__shard *hs,
                            const struct presence__channel *ch,
                            struct presence__membership *m)
 {
+    if (presence__membership_in_grace(m)) {
+        return; /* its touch time is its drop time; only a join resumes it */
+    }
     /* The registry's clock never goes backwards, and this shard reads it
      * under its lock, so the list stays sorted. */
     presence__membership_set_touched(m, presence__now(reg));
@@ -135,8 +138,9 @@ static int shard_members(presence_registry *reg, size_t s,
         for (size_t j = 0; j < ch->members.nslots; j++) {
             struct presence__membership *m =
                 presence__memberset_at(&ch->members, j);
-            if (m == NULL || presence__client_node(m->client) != NULL) {
-                continue;
+            if (m == NULL || presence__client_node(m->client) != NULL ||
+                presence__membership_in_grace(m)) {
+                continue; /* no TTL here, or on a grace list */
             }
             if (out != NULL) {
                 out[*n] = (struct touched_entry){
@@ -214,7 +218,7 @@ int64_t presence__deadline(const struct presence__namespace *ns,
 int64_t presence__shard_next_deadline(presence_registry *reg, size_t s)
 {
     struct presence__shard *hs = &reg->shards[s];
-    int64_t next = PRESENCE_NO_DEADLINE;
+    int64_t next = presence__grace_shard_next_deadline(reg, s);
     for (const struct presence__namespace *ns = reg->namespaces; ns != NULL;
          ns = ns->hh.next) {
         int64_t d =
@@ -228,7 +232,8 @@ int64_t presence__shard_next_deadline(presence_registry *reg, size_t s)
 
 int64_t presence_next_deadline_ms(presence_registry *reg)
 {
-    if (reg == NULL || atomic_load(&reg->ttl_namespaces) == 0) {
+    if (reg == NULL || (atomic_load(&reg->ttl_namespaces) == 0 &&
+                        atomic_load(&reg->graced) == 0)) {
         return PRESENCE_NO_DEADLINE;
     }
     int64_t next = PRESENCE_NO_DEADLINE;

@@ -85,7 +85,13 @@ int presence_client_open(presence_registry *reg,
         return rc;
     }
     presence__mutex_lock(reg, &cs->lock);
-    if (presence__client_find(cs, o->client_id, id_len, hash) != NULL) {
+    /* A client whose connection dropped into leave grace is taken over:
+     * the new handle inherits its memberships, still in grace, and joins
+     * resume them. */
+    struct presence__client *dropped =
+        presence__client_find(cs, o->client_id, id_len, hash);
+    if (dropped != NULL &&
+        !presence__grace_claimable(reg, dropped, user_id, user_len)) {
         rc = PRESENCE_ERR_CONFLICT;
     }
     if (rc == PRESENCE_OK) {
@@ -96,6 +102,10 @@ int presence_client_open(presence_registry *reg,
                                      user_id, user_len, o->conn_info,
                                      o->conn_info_len, NULL, &handle,
                                      &reserved, &client);
+    }
+    if (rc == PRESENCE_OK && dropped != NULL) {
+        presence__grace_adopt(reg, dropped, client);
+        presence__client_retire(reg, dropped, &reserved); /* in no channel */
     }
     presence__mutex_unlock(reg, &cs->lock);
     presence__events_release(reg, &reserved);
@@ -126,7 +136,11 @@ int presence_client_close(presence_registry *reg, presence_client *handle,
                                     &n);
     if (rc == PRESENCE_OK) {
         client->open = 0;
-        presence__client_retire(reg, client, &reserved); /* in no channel */
+        /* With memberships in grace it stays known by its id, with no
+         * application pointer, until they end or a new handle takes it. */
+        if (client->channel_count == 0) {
+            presence__client_retire(reg, client, &reserved);
+        }
     }
     presence__mutex_unlock(reg, &cs->lock);
     presence__events_release(reg, &reserved);
@@ -223,7 +237,20 @@ int presence_client_leave(presence_registry *reg, presence_client *handle,
     struct presence__membership *m;
     presence__mutex_lock(reg, &t.cs->lock);
     rc = lock_handle_membership(reg, &t, client, &m);
-    if (rc == PRESENCE_OK) {
+    if (rc == PRESENCE_OK && !presence__membership_in_grace(m) &&
+        presence__grace_applies(t.chan.ch, client, PRESENCE_LEAVE_EXPLICIT)) {
+        /* It stays, in grace: the channel reads as before. */
+        rc = presence__grace_prepare(reg, t.chan.shard, m);
+        if (rc == PRESENCE_OK) {
+            presence__grace_drop(reg, t.chan.shard, t.chan.ch, m,
+                                 PRESENCE_LEAVE_EXPLICIT);
+            if (result != NULL) {
+                result->kind = PRESENCE_CHANGE_LEFT;
+                result->stats = presence__channel_stats(t.chan.ch);
+            }
+        }
+        presence__mutex_unlock(reg, &t.chan.shard->lock);
+    } else if (rc == PRESENCE_OK) {
         size_t reserved;
         rc = presence__events_reserve(
             reg, 2 + presence__user_event_room(reg), &reserved);
@@ -486,6 +513,7 @@ static void item_commit(presence_registry *reg, struct item_done *d,
 {
     struct presence__shard *hs = d->t.chan.shard;
     struct presence__channel *ch = d->t.chan.ch;
+    bool resumed = false;
     if (d->kind == PRESENCE_CHANGE_JOINED) {
         presence__history_log(reg, hs, ch, d->m, PRESENCE_EVENT_JOIN,
                               PRESENCE_LEAVE_NONE);
@@ -500,10 +528,15 @@ static void item_commit(presence_registry *reg, struct item_done *d,
             presence__events_push(reg, hs, ch, d->m, PRESENCE_EVENT_UPDATE,
                                   PRESENCE_LEAVE_NONE, false, reserved);
         }
-        presence__touch_renew(reg, hs, ch, d->m);
+        if (presence__membership_in_grace(d->m)) {
+            presence__grace_resume(reg, hs, ch, d->m);
+            resumed = true;
+        } else {
+            presence__touch_renew(reg, hs, ch, d->m);
+        }
     }
     if (result != NULL) {
-        result->kind = d->kind;
+        result->kind = resumed ? PRESENCE_CHANGE_RESUMED : d->kind;
         result->stats = presence__channel_stats(ch);
     }
 }

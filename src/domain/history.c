@@ -68,7 +68,7 @@ void presence__history_append(presence_registry *reg,
                               struct presence__channel *ch,
                               const struct presence__membership *m,
                               presence_event_kind kind,
-                              presence_leave_reason reason)
+                              presence_leave_reason reason, int64_t at_ms)
 {
     struct presence__changelog *log = ch->history;
     struct presence__change c = {
@@ -78,7 +78,8 @@ void presence__history_append(presence_registry *reg,
         /* A join's time is its member's joined_at, so that a copy built
          * from the log matches a snapshot. */
         .time_ms = kind == PRESENCE_EVENT_JOIN ? presence__membership_joined(m)
-                                               : presence__now(reg),
+                   : at_ms != PRESENCE__EVENT_NOW ? at_ms
+                                                  : presence__now(reg),
         .kind = (uint8_t)kind,
         .reason = (uint8_t)reason,
     };
@@ -88,6 +89,20 @@ void presence__history_append(presence_registry *reg,
     if (presence__changelog_push(log, &c, &dropped)) {
         change_release(reg, &dropped);
     }
+}
+
+void presence__history_restart(presence_registry *reg,
+                               struct presence__channel *ch)
+{
+    struct presence__changelog *log = ch->history;
+    if (log == NULL) {
+        return;
+    }
+    struct presence__change c;
+    while (presence__changelog_pop(log, &c)) {
+        change_release(reg, &c);
+    }
+    log->since = ch->seq;
 }
 
 /* Release a log's entries and free it. */

@@ -46,7 +46,7 @@ int presence__namespace_options_check(const presence_namespace_options *o)
     }
     presence_namespace_options copy;
     presence__namespace_options_copy(&copy, o);
-    return copy.ttl_ms < 0 ||
+    return copy.ttl_ms < 0 || copy.leave_grace_ms < 0 ||
                    copy.history_size > PRESENCE_HISTORY_SIZE_MAX
                ? PRESENCE_ERR_INVALID
                : PRESENCE_OK;
@@ -73,6 +73,7 @@ int presence__namespace_add(presence_registry *reg, const char *name,
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         ns->touch[i].head = ns->touch[i].tail = PRESENCE__SLAB_NONE;
     }
+    presence__grace_lists_init(ns);
     presence__namespace_options_copy(&ns->options, o);
     memcpy(ns->name, name, len);
     ns->name[len] = '\0';
@@ -84,6 +85,9 @@ int presence__namespace_add(presence_registry *reg, const char *name,
     }
     if (ns->options.ttl_ms > 0) {
         atomic_fetch_add(&reg->ttl_namespaces, 1);
+    }
+    if (ns->options.leave_grace_ms > 0) {
+        atomic_fetch_add(&reg->grace_namespaces, 1);
     }
     return PRESENCE_OK;
 }
@@ -149,6 +153,13 @@ int presence_namespace_set(presence_registry *reg, const char *name,
                 } else {
                     atomic_fetch_sub(&reg->ttl_namespaces, 1);
                     presence__touch_order_drop(ns);
+                }
+            }
+            if ((ns->options.leave_grace_ms > 0) != (next.leave_grace_ms > 0)) {
+                if (next.leave_grace_ms > 0) {
+                    atomic_fetch_add(&reg->grace_namespaces, 1);
+                } else {
+                    atomic_fetch_sub(&reg->grace_namespaces, 1);
                 }
             }
             ns->options = next;

@@ -120,6 +120,7 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     out->joined_at_ms = presence__membership_joined(m);
     out->touched_at_ms = presence__membership_touched(m);
     out->app = presence__client_app(c);
+    out->in_grace = presence__membership_in_grace(m);
 }
 
 /* Allocate the snapshot for what the builder measured, plus `extra` bytes

@@ -24,6 +24,7 @@ struct visit_item {
     struct presence__client *client;
     struct presence__blob *chan_info;
     int64_t joined, touched;
+    bool in_grace;
 };
 
 /* A chunk: the scan may return more than it was asked for when client
@@ -68,6 +69,7 @@ static void chunk_take(struct presence__membership *m, void *ctx)
     presence__blob_ref(it->chan_info);
     it->joined = presence__membership_joined(m);
     it->touched = presence__membership_touched(m);
+    it->in_grace = presence__membership_in_grace(m);
 }
 
 /* The member as a visitor sees it: every pointer into the records. */
@@ -89,6 +91,7 @@ static void member_view(presence_member *out, const char *channel,
     out->touched_at_ms = it->touched;
     out->node_id = node != NULL ? node->id : "";
     out->app = presence__client_app(c);
+    out->in_grace = it->in_grace;
 }
 
 int presence_visit(presence_registry *reg, const char *channel,

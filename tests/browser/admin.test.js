@@ -339,8 +339,8 @@ test('a reader that falls behind is told to resynchronise; streams are bounded',
   const fast = await openStream(cookie);
   // Far more than the stream's 4 MiB of events (about 13 MB) while the
   // slow one reads nothing (the socket buffers take a few MB of them).
-  // It reads again at once after: a reader that reads nothing for
-  // CivetWeb's request timeout (10 s) is dropped instead.
+  // It reads again at once after: a reader that takes nothing for the
+  // server's write timeout (10 s) is dropped instead.
   const channel = 'public:flood';
   const add = await request('POST', '/admin/api/test_members',
     { cookie, body: { channel, count: 90000 } });

@@ -174,8 +174,8 @@ async function timeToExit(srv, signal = 'SIGTERM') {
 }
 
 test('SIGTERM stops the server within a second: idle, with clients, with a peer that never answers', async () => {
-  // Idle: CivetWeb's listener used to notice the stop only after its 2 s
-  // poll quantum.
+  // Idle: the listener of the thread-per-connection server used to notice
+  // the stop only after its 2 s poll quantum.
   let srv = await h.startServer();
   let r = await timeToExit(srv);
   assert.equal(r.code, 0);

@@ -477,9 +477,8 @@ async function main() {
   log(`server pid ${pid} on 127.0.0.1:${port}, ${report.serverThreads} threads, RSS ${report.rssFreshKb} kB`);
 
   // Warm-up: a whole cycle with as many connections as the server takes,
-  // so that every WebSocket worker thread (CivetWeb has one per connection,
-  // made at start) has run once and touched its stack, and CivetWeb's
-  // buffers and the allocator's arenas have grown once. "Start" is the RSS
+  // so that the server's tables, buffers and the allocator's arenas have
+  // grown once. "Start" is the RSS
   // after it: what a server that has served its full load once holds.
   log(`warm-up: ${connectionLimit()} connections, ${opts.perConnection} channels each`);
   report.warmupConnectSeconds = await connectMany(connectionLimit());

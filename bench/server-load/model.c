@@ -1,0 +1,239 @@
+/*
+ * What the members of a group must hear. When a member subscribes, every
+ * member already subscribed (answered) must get exactly one join push
+ * about it; when it goes, every subscribed member must get exactly one
+ * leave. Where the order at the server cannot be known from here (both
+ * subscribes in flight, a subscribe racing a close) a push may come or
+ * not, but never twice. Pushes about no one expected are "unexpected".
+ * Groups are whole in one generator process (shards split on lobby
+ * boundaries), so all members are in run->conns.
+ * SPDX-License-Identifier: MIT
+ */
+#include "loadgen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A required push not heard after this long, from a member that then
+ * leaves, is lost rather than merely cut short by its leaving. */
+#define LATE_US (5 * 1000000LL)
+/* A client closed this recently may still be in the group at the server. */
+#define RECENT_US (3 * 1000000LL)
+
+static lg_conn *member(lg_run *run, uint32_t group, uint32_t k)
+{
+    uint64_t global = (uint64_t)group * run->opt.group_size + k;
+    if (global < run->first || global >= (uint64_t)run->first + run->count) {
+        return NULL;
+    }
+    return &run->conns[global - run->first];
+}
+
+static uint32_t group_of(const lg_run *run, const lg_conn *c)
+{
+    return c->index / run->opt.group_size;
+}
+
+static lg_expect *find(lg_conn *m, const char *client, bool join)
+{
+    for (uint32_t i = 0; i < m->nexpects; i++) {
+        lg_expect *e = &m->expects[i];
+        if (e->join == join && strcmp(e->client, client) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void expect(lg_conn *m, const char *client, bool join, bool required, int64_t now)
+{
+    if (client[0] == '\0') {
+        return;
+    }
+    lg_expect *e = find(m, client, join);
+    if (e != NULL) {
+        e->required |= required;
+        return;
+    }
+    if (m->nexpects == m->capexpects) {
+        uint32_t cap = m->capexpects ? m->capexpects * 2 : 16;
+        lg_expect *grown = realloc(m->expects, cap * sizeof *grown);
+        if (grown == NULL) {
+            fprintf(stderr, "server-load: out of memory\n");
+            exit(2);
+        }
+        m->expects = grown;
+        m->capexpects = cap;
+    }
+    e = &m->expects[m->nexpects++];
+    memset(e, 0, sizeof *e);
+    strcpy(e->client, client);
+    e->join = join;
+    e->required = required;
+    e->created_us = now;
+}
+
+void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
+{
+    uint32_t g = group_of(run, c);
+    /* This slot's previous session may leave only now at the server (a
+     * dropped socket is noticed when it is noticed): its leave may come. */
+    if (c->prev_client[0] != '\0' && now - c->prev_closed_us < RECENT_US) {
+        expect(c, c->prev_client, false, false, now);
+    }
+    for (uint32_t k = 0; k < run->opt.group_size; k++) {
+        lg_conn *m = member(run, g, k);
+        if (m == NULL || m == c) {
+            continue;
+        }
+        if (m->group == LG_SUB_ACTIVE) {
+            expect(m, c->client, true, true, now);
+        } else if (m->group == LG_SUB_PENDING) {
+            /* Whichever subscribe the server takes second hears the other. */
+            expect(m, c->client, true, false, now);
+            expect(c, m->client, true, false, now);
+        }
+        if (m->prev_client[0] != '\0' && now - m->prev_closed_us < RECENT_US) {
+            expect(c, m->prev_client, false, false, now);
+        }
+    }
+}
+
+void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now)
+{
+    uint32_t g = group_of(run, c);
+    for (uint32_t k = 0; k < run->opt.group_size; k++) {
+        lg_conn *m = member(run, g, k);
+        if (m == NULL || m == c) {
+            continue;
+        }
+        lg_expect *e = find(m, c->client, true);
+        if (e == NULL) {
+            continue;
+        }
+        e->reply_us = now;
+        if (e->push_us != 0) { /* the push was read first: no delay seen */
+            lg_hist_add(&run->st.join_delay, e->push_us - now);
+        }
+    }
+}
+
+void lg_model_forget(lg_run *run, lg_conn *c, int64_t now)
+{
+    for (uint32_t i = 0; i < c->nexpects; i++) {
+        lg_expect *e = &c->expects[i];
+        if (e->required && e->count == 0 && now - e->created_us > LATE_US) {
+            run->st.lost++;
+            run->st.expected++;
+        }
+    }
+    c->nexpects = 0;
+}
+
+void lg_model_leaving(lg_run *run, lg_conn *c, int64_t now)
+{
+    if (c->group != LG_SUB_NONE && c->client[0] != '\0') {
+        uint32_t g = group_of(run, c);
+        for (uint32_t k = 0; k < run->opt.group_size; k++) {
+            lg_conn *m = member(run, g, k);
+            if (m == NULL || m == c) {
+                continue;
+            }
+            if (c->group == LG_SUB_PENDING) {
+                /* Its subscribe may never have been taken (a refusal, a
+                 * reset that discarded it): its join is not owed. */
+                lg_expect *j = find(m, c->client, true);
+                if (j != NULL) {
+                    j->required = 0;
+                }
+            }
+            if (m->group == LG_SUB_ACTIVE) {
+                expect(m, c->client, false, c->group == LG_SUB_ACTIVE, now);
+            } else if (m->group == LG_SUB_PENDING) {
+                expect(m, c->client, false, false, now);
+            }
+        }
+    }
+    if (c->client[0] != '\0') {
+        strcpy(c->prev_client, c->client);
+        c->prev_closed_us = now;
+    }
+    c->client[0] = '\0';
+    c->group = LG_SUB_NONE;
+    c->lobby = LG_SUB_NONE;
+    lg_model_forget(run, c, now);
+}
+
+void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
+{
+    if (strcmp(msg->client, c->client) == 0) {
+        return; /* about itself */
+    }
+    lg_expect *e = find(c, msg->client, msg->join);
+    if (e == NULL) {
+        run->st.unexpected++;
+        if (getenv("LG_DEBUG") != NULL && run->st.unexpected <= 10) {
+            fprintf(stderr, "server-load: unexpected %s in %s about %s at #%u (%s)\n",
+                    msg->join ? "join" : "leave", msg->channel, msg->client, c->index,
+                    c->client);
+        }
+        return;
+    }
+    e->count++;
+    if (e->count > 1) {
+        run->st.dup++;
+        return;
+    }
+    if (e->required) {
+        run->st.expected++;
+    }
+    e->push_us = now;
+    if (msg->join && e->reply_us != 0) {
+        lg_hist_add(&run->st.join_delay, now - e->reply_us);
+    }
+}
+
+void lg_model_finish(lg_run *run)
+{
+    for (uint32_t i = 0; i < run->count; i++) {
+        lg_conn *c = &run->conns[i];
+        for (uint32_t j = 0; j < c->nexpects; j++) {
+            lg_expect *e = &c->expects[j];
+            if (e->required && e->count == 0) {
+                run->st.lost++;
+                run->st.expected++;
+                e->required = 0; /* counted once */
+            }
+        }
+    }
+}
+
+/* The presence of c's group or lobby against the members answered. */
+void lg_model_check_reply(lg_run *run, lg_conn *c, bool lobby, json_t *presence)
+{
+    uint32_t size = lobby ? run->opt.lobby_size : run->opt.group_size;
+    uint64_t start = (uint64_t)(c->index / size) * size;
+    uint64_t found = 0;
+    for (uint64_t i = start; i < start + size; i++) {
+        if (i < run->first || i >= (uint64_t)run->first + run->count) {
+            continue;
+        }
+        const lg_conn *m = &run->conns[i - run->first];
+        uint8_t sub = lobby ? m->lobby : m->group;
+        if (sub != LG_SUB_ACTIVE) {
+            continue;
+        }
+        if (json_object_get(presence, m->client) != NULL) {
+            found++;
+        } else {
+            run->st.missing++;
+        }
+    }
+    run->st.ghosts += json_object_size(presence) - found;
+    if (lobby) {
+        run->st.lobbies_checked++;
+    } else {
+        run->st.groups_checked++;
+    }
+}

@@ -1,0 +1,188 @@
+/*
+ * The Centrifugo client protocol v2 in JSON, as the presence server
+ * speaks it (examples/presence-server/ws_protocol.c): one command per
+ * frame from here; replies and pushes may share a frame, one per line.
+ * SPDX-License-Identifier: MIT
+ */
+#include "proto.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The connect command always carries id 1: its reply is CONNECTED. */
+#define CONNECT_ID 1u
+
+static bool append_fmt_cmd(lg_buf *out, uint32_t id, const char *method,
+                           const char *channel, const char *extra)
+{
+    char text[256];
+    int n = snprintf(text, sizeof text, "{\"id\":%u,\"%s\":{\"channel\":\"%s\"%s}}",
+                     id, method, channel, extra);
+    return n > 0 && (size_t)n < sizeof text && lg_buf_append(out, text, (size_t)n);
+}
+
+static bool hello(lg_buf *out, const char *user, const char *token)
+{
+    (void)user;
+    char text[512];
+    int n = snprintf(text, sizeof text, "{\"id\":%u,\"connect\":{\"token\":\"%s\"}}",
+                     CONNECT_ID, token);
+    return n > 0 && (size_t)n < sizeof text && lg_buf_append(out, text, (size_t)n);
+}
+
+static bool subscribe(lg_buf *out, uint32_t id, const char *channel, bool join_leave)
+{
+    return append_fmt_cmd(out, id, "subscribe", channel,
+                          join_leave ? ",\"join_leave\":true" : "");
+}
+
+static bool presence(lg_buf *out, uint32_t id, const char *channel)
+{
+    return append_fmt_cmd(out, id, "presence", channel, "");
+}
+
+static bool presence_stats(lg_buf *out, uint32_t id, const char *channel)
+{
+    return append_fmt_cmd(out, id, "presence_stats", channel, "");
+}
+
+static bool pong(lg_buf *out)
+{
+    return lg_buf_append(out, "{}", 2);
+}
+
+static void parse_push(json_t *push, lg_msg *msg)
+{
+    json_t *join = json_object_get(push, "join");
+    json_t *leave = json_object_get(push, "leave");
+    json_t *event = join ? join : leave;
+    if (event == NULL) {
+        msg->kind = json_object_get(push, "disconnect") ? LG_MSG_DISCONNECT : LG_MSG_BAD;
+        return;
+    }
+    json_t *info = json_object_get(event, "info");
+    msg->kind = LG_MSG_PUSH;
+    msg->join = join != NULL;
+    msg->channel = json_string_value(json_object_get(push, "channel"));
+    msg->client = json_string_value(json_object_get(info, "client"));
+    if (msg->channel == NULL || msg->client == NULL) {
+        msg->kind = LG_MSG_BAD;
+    }
+}
+
+static void parse_reply(json_t *root, json_int_t id, lg_msg *msg)
+{
+    msg->kind = LG_MSG_REPLY;
+    msg->id = (uint32_t)id;
+    msg->ok = json_object_get(root, "error") == NULL;
+    if (!msg->ok) {
+        return;
+    }
+    json_t *connect = json_object_get(root, "connect");
+    if (connect != NULL && id == CONNECT_ID) {
+        msg->kind = LG_MSG_CONNECTED;
+        msg->client = json_string_value(json_object_get(connect, "client"));
+        if (msg->client == NULL) {
+            msg->kind = LG_MSG_BAD;
+        }
+        return;
+    }
+    json_t *p = json_object_get(root, "presence");
+    if (p != NULL) {
+        msg->presence = json_object_get(p, "presence");
+        if (!json_is_object(msg->presence)) {
+            msg->ok = false;
+            msg->presence = NULL;
+        }
+        return;
+    }
+    json_t *s = json_object_get(root, "presence_stats");
+    if (s != NULL) {
+        json_t *c = json_object_get(s, "num_clients");
+        json_t *u = json_object_get(s, "num_users");
+        /* Centrifugo leaves zero counts out of the JSON. */
+        msg->num_clients = c ? json_integer_value(c) : 0;
+        msg->num_users = u ? json_integer_value(u) : 0;
+    }
+}
+
+/* {"id":N,"presence":{"presence":... whose body is not wanted: a reply
+ * without parsing it. The server writes "id" first (jansson keeps the
+ * order keys were set in); anything else takes the full parse. */
+static bool skip_presence(const char *text, size_t len, lg_body_cb want, void *ctx,
+                          lg_msg *msg)
+{
+    static const char head[] = "{\"id\":";
+    static const char key[] = ",\"presence\":{\"presence\":";
+    size_t i = sizeof head - 1;
+    if (len < i || memcmp(text, head, i) != 0) {
+        return false;
+    }
+    uint64_t id = 0;
+    while (i < len && text[i] >= '0' && text[i] <= '9' && id < UINT32_MAX) {
+        id = id * 10 + (uint64_t)(text[i] - '0');
+        i++;
+    }
+    if (id == 0 || len - i < sizeof key - 1 || memcmp(text + i, key, sizeof key - 1) != 0 ||
+        want(ctx, (uint32_t)id)) {
+        return false;
+    }
+    msg->kind = LG_MSG_REPLY;
+    msg->id = (uint32_t)id;
+    msg->ok = true;
+    msg->body_skipped = true;
+    return true;
+}
+
+static void parse_line(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
+                       void *ctx)
+{
+    lg_msg msg = {.kind = LG_MSG_BAD, .num_clients = -1, .num_users = -1};
+    if (skip_presence(text, len, want, ctx, &msg)) {
+        cb(ctx, &msg);
+        return;
+    }
+    json_t *root = json_loadb(text, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        cb(ctx, &msg);
+        return;
+    }
+    json_t *id = json_object_get(root, "id");
+    json_t *push = json_object_get(root, "push");
+    if (json_object_size(root) == 0) {
+        msg.kind = LG_MSG_PING;
+    } else if (json_is_integer(id) && json_integer_value(id) > 0) {
+        parse_reply(root, json_integer_value(id), &msg);
+    } else if (json_is_object(push)) {
+        parse_push(push, &msg);
+    }
+    cb(ctx, &msg);
+    json_decref(root);
+}
+
+static void parse(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
+                  void *ctx)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || text[i] == '\n') {
+            if (i > start) {
+                parse_line(text + start, i - start, cb, want, ctx);
+            }
+            start = i + 1;
+        }
+    }
+}
+
+const lg_proto lg_proto_centrifugo = {
+    .name = "presence-server",
+    .path = "/connection/websocket",
+    .hello_after_open = false,
+    .hello = hello,
+    .subscribe = subscribe,
+    .presence = presence,
+    .presence_stats = presence_stats,
+    .pong = pong,
+    .parse = parse,
+};
