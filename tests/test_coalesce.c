@@ -731,6 +731,121 @@ static void test_unsubscribe_from_callback(void **state)
     cfix_close(&c);
 }
 
+/* ---- leave grace -------------------------------------------------------- */
+
+typedef struct app_seen {
+    diff_log log;
+    void *apps[8];
+    size_t napps;
+} app_seen;
+
+static void app_cb(presence_registry *reg, const presence_diff *d, void *ud)
+{
+    app_seen *a = ud;
+    for (size_t i = 0; i < d->member_count && a->napps < 8; i++) {
+        a->apps[a->napps++] = d->members[i].member.app;
+    }
+    diff_cb(reg, d, &a->log);
+}
+
+/* A drop into grace and a resume are no change; a grace's end is a leave
+ * with the drop's reason and time; a place taken by another client of the
+ * user (no client event, seq + 1) makes the window resync; a closed
+ * handle's pointer is not handed out. */
+static void test_leave_grace(void **state)
+{
+    (void)state;
+    cfix c;
+    cfix_open(&c, PRESENCE_SCOPE_NAMESPACE, "gr", 100, 0, 0);
+    presence_registry *reg = c.f.reg;
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.leave_grace_ms = 1000;
+    o.grace_same_user = true;
+    assert_ok(presence_namespace_set(reg, "gr", &o));
+    app_seen seen;
+    memset(&seen, 0, sizeof seen);
+    presence_subscription s2 = 0;
+    assert_ok(presence_subscribe_coalesced(reg, PRESENCE_SCOPE_CHANNEL, "gr:h",
+                                           NULL, app_cb, &seen, &s2));
+
+    assert_ok(join_simple(reg, "gr:a", "c1", "u1"));
+    assert_ok(join_simple(reg, "gr:a", "c2", "u2"));
+    flush_all(&c);
+    diff_log_clear(&c.log);
+    /* c1 drops and comes back: nothing at all. */
+    assert_ok(presence_disconnect(reg, "c1", NULL));
+    assert_ok(join_simple(reg, "gr:a", "c1", "u1"));
+    flush_all(&c);
+    assert_int_equal(c.log.count, 0);
+    /* c2 drops and does not come back: a leave at the grace's end, with
+     * the drop's reason and time. */
+    int64_t dropped = now_of(&c);
+    assert_ok(presence_disconnect(reg, "c2", NULL));
+    fake_clock_advance(&c.f.clock, 1500);
+    assert_ok(presence_expire(reg, now_of(&c), NULL, NULL));
+    flush_all(&c);
+    assert_int_equal(c.log.count, 1);
+    assert_string_equal(c.log.diffs[0].members, "leave c2 disconnect;");
+    assert_int_equal(c.log.diffs[0].first_time_ms, dropped);
+    diff_log_clear(&c.log);
+
+    /* Another client of u1 takes c1's place in grace: a change with no
+     * client event (seq + 1). Last in its window, the diff stops before
+     * it (its seq is the last change it tells), and the next window
+     * starts after it: the versions show the hole. */
+    assert_ok(join_simple(reg, "gr:a", "c3", "u3"));
+    assert_ok(presence_disconnect(reg, "c1", NULL));
+    assert_ok(join_simple(reg, "gr:a", "c1b", "u1"));
+    presence_channel_stats st = stats_of(reg, "gr:a");
+    flush_all(&c);
+    assert_int_equal(c.log.count, 1);
+    assert_int_equal(c.log.diffs[0].flags, 0);
+    assert_string_equal(c.log.diffs[0].members, "join c3 u3  ;");
+    assert_int_equal(c.log.diffs[0].seq, st.seq - 1);
+    assert_ok(presence_leave(reg, "gr:a", "c3"));
+    flush_all(&c);
+    assert_int_equal(c.log.diffs[1].from_seq, st.seq);
+    diff_log_clear(&c.log);
+    /* Inside a window, with changes after it: the window says resync. */
+    assert_ok(presence_disconnect(reg, "c1b", NULL));
+    assert_ok(join_simple(reg, "gr:a", "c4", "u4"));
+    assert_ok(join_simple(reg, "gr:a", "c1c", "u1")); /* takes c1b's place */
+    assert_ok(join_simple(reg, "gr:a", "c5", "u5"));
+    st = stats_of(reg, "gr:a");
+    flush_all(&c);
+    assert_int_equal(c.log.count, 1);
+    assert_int_equal(c.log.diffs[0].flags, PRESENCE_DIFF_RESYNC);
+    assert_int_equal(c.log.diffs[0].count, 0);
+    assert_int_equal(c.log.diffs[0].seq, st.seq);
+    assert_int_equal(c.log.diffs[0].joined, 2);
+    assert_int_equal(c.log.diffs[0].stats.num_clients, 3);
+
+    /* A handle's pointer in a diff: there while the handle is open, NULL
+     * once it is closed, even for changes made while it was open. */
+    int app_obj = 0;
+    presence_client_options co;
+    presence_client_options_init(&co);
+    co.client_id = "h1";
+    co.user_id = "uh";
+    co.app = &app_obj;
+    presence_client *h = NULL;
+    assert_ok(presence_client_open(reg, &co, &h));
+    assert_ok(presence_client_join(reg, h, "gr:h", NULL, 0, NULL));
+    flush_all(&c);
+    assert_int_equal(seen.napps, 1);
+    assert_ptr_equal(seen.apps[0], &app_obj);
+    assert_ok(presence_client_update(reg, h, "gr:h", "z", 1, NULL));
+    assert_ok(presence_client_close(reg, h, NULL));
+    flush_all(&c);
+    assert_int_equal(seen.napps, 2);
+    assert_null(seen.apps[1]);
+    assert_int_equal(seen.log.malformed, 0);
+    diff_log_free(&seen.log);
+    assert_ok(presence_unsubscribe(reg, s2));
+    cfix_close(&c);
+}
+
 /* ---- out of memory ------------------------------------------------------ */
 
 /* Each change a diff cannot record is told by a resync, never dropped:
@@ -964,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_versions_keep_a_copy),
         cmocka_unit_test(test_unsubscribe_drops_pending),
         cmocka_unit_test(test_unsubscribe_from_callback),
+        cmocka_unit_test(test_leave_grace),
         cmocka_unit_test(test_oom_exact),
         cmocka_unit_test(test_subscribe_oom),
         cmocka_unit_test(test_threads),
