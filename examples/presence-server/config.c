@@ -87,6 +87,28 @@ static int channel_option(ps_channel_options *opts, const char *path,
         return get_duration(value, where, &opts->presence_leave_grace_ms, err,
                             err_len);
     }
+    *matched = strcmp(key, "presence_coalesce") == 0;
+    if (*matched) {
+        char where[96];
+        snprintf(where, sizeof where, "%s%s", path, key);
+        return get_duration(value, where, &opts->presence_coalesce_ms, err,
+                            err_len);
+    }
+    size_t *count = strcmp(key, "presence_count_only_above") == 0
+                        ? &opts->presence_count_only_above
+                    : strcmp(key, "presence_count_only_below") == 0
+                        ? &opts->presence_count_only_below
+                        : NULL;
+    *matched = count != NULL;
+    if (*matched) {
+        if (!json_is_integer(value) || json_integer_value(value) < 0) {
+            return ps_fail(err, err_len,
+                           "key \"%s%s\": expected an integer 0 or more",
+                           path, key);
+        }
+        *count = (size_t)json_integer_value(value);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof channel_fields / sizeof channel_fields[0];
          i++) {
         if (strcmp(key, channel_fields[i].key) != 0) {
@@ -779,8 +801,38 @@ static void warn_join_leave_without_presence(const char *where,
     }
 }
 
+/* The counts-only marks: below <= above (libpresence's rule), and they
+ * mean something only with presence_coalesce. */
+static int check_coalesce(const char *path, const ps_channel_options *o,
+                          char *err, size_t err_len)
+{
+    if (o->presence_count_only_below > o->presence_count_only_above) {
+        return ps_fail(err, err_len,
+                       "key \"%spresence_count_only_below\": must be at "
+                       "most presence_count_only_above",
+                       path);
+    }
+    if (o->presence_count_only_above > 0 && o->presence_coalesce_ms == 0) {
+        ps_log("warning: %spresence_count_only_above needs presence_coalesce, "
+               "ignored",
+               path);
+    }
+    return 0;
+}
+
 static int validate(ps_config *cfg, char *err, size_t err_len)
 {
+    if (check_coalesce("", &cfg->root, err, err_len) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->namespace_count; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "namespaces[%zu].", i);
+        if (check_coalesce(path, &cfg->namespaces[i].options, err, err_len) !=
+            0) {
+            return -1;
+        }
+    }
     if (cfg->ping_interval_ms > 0 && cfg->pong_timeout_ms > 0 &&
         cfg->pong_timeout_ms >= cfg->ping_interval_ms) {
         return ps_fail(err, err_len,

@@ -38,6 +38,18 @@ typedef struct ps_channel_options {
      *  for the same user to reconnect without a leave and a join being
      *  pushed (libpresence's leave grace). 0 (default): leaves at once. */
     int64_t presence_leave_grace_ms;
+    /** "presence_coalesce" (an extension): join/leave pushes to
+     *  subscribers go out as one presence_diff push per channel per this
+     *  window instead (libpresence's coalesced diffs): joins and leaves of
+     *  the same member inside it cancel out. 0 (default): one push per
+     *  join and leave, as Centrifugo. */
+    int64_t presence_coalesce_ms;
+    /** "presence_count_only_above" / "presence_count_only_below" (with
+     *  presence_coalesce): a channel with more members than the first
+     *  gets counts only in its diffs until it has fewer than the second.
+     *  0 (default): always members. below <= above. */
+    size_t presence_count_only_above;
+    size_t presence_count_only_below;
 } ps_channel_options;
 
 typedef struct ps_namespace {

@@ -299,7 +299,11 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
         event->kind != PRESENCE_EVENT_LEAVE) {
         return;
     }
-    ps_msg *msg = build_push(event); /* NULL: out of memory */
+    const ps_channel_options *o =
+        ps_config_namespace(server->cfg, event->namespace_name);
+    /* Coalesced: this event only starts subscribers; diffs push. */
+    bool coalesced = o != NULL && o->presence_coalesce_ms > 0;
+    ps_msg *msg = coalesced ? NULL : build_push(event); /* NULL: OOM */
     ps_hub *hub = &server->hub;
     pthread_mutex_lock(&hub->lock);
     ps_hub_channel *ch = channel_get(hub, event->channel, false);
@@ -309,7 +313,7 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
             sub->started = true;
             early_drop(sub); /* all before it */
         }
-        if (!sub->push_join_leave) {
+        if (!sub->push_join_leave || coalesced) {
             continue;
         }
         if (!sub->started) {
@@ -328,4 +332,72 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
     }
     pthread_mutex_unlock(&hub->lock);
     ps_msg_unref(msg);
+}
+
+/* {"push":{"channel":C,"presence_diff":{...}}} */
+static ps_msg *build_diff_push(const char *channel, const presence_diff *diff)
+{
+    json_t *body = ps_wire_presence_diff(diff);
+    if (body == NULL) {
+        return NULL;
+    }
+    json_t *push = json_pack("{s:{s:s,s:o}}", "push", "channel", channel,
+                             "presence_diff", body);
+    size_t len = 0;
+    char *text = ps_wire_dump(push, &len);
+    ps_msg *msg = text ? ps_msg_new(text, len) : NULL;
+    ps_free(text);
+    return msg;
+}
+
+/* Under the hub lock: the diff to a channel's started join/leave
+ * subscribers. A diff that could not be built is a lost push. */
+static void push_diff(ps_hub_channel *ch, const presence_diff *diff)
+{
+    ps_msg *msg = build_diff_push(ch->name, diff);
+    for (ps_sub *sub = ch->subs; sub != NULL; sub = sub->chan_next) {
+        if (!sub->push_join_leave || !sub->started) {
+            continue; /* pushes start with the subscriber's own join */
+        }
+        if (msg == NULL) {
+            lost_push(sub);
+        } else if (sub->pending) {
+            defer(sub, msg);
+        } else {
+            ps_conn_send(sub->conn, msg);
+        }
+    }
+    ps_msg_unref(msg);
+}
+
+/* Whether channel is in the namespace ns ("" the top level). */
+static bool in_namespace(const char *channel, const char *ns)
+{
+    size_t len = 0;
+    return presence_channel_split(channel, PS_NAMESPACE_SEPARATOR, &len,
+                                  NULL) == PRESENCE_OK &&
+           strlen(ns) == len && memcmp(channel, ns, len) == 0;
+}
+
+void ps_hub_on_diff(presence_registry *registry, const presence_diff *diff,
+                    void *user_data)
+{
+    (void)registry;
+    ps_server *server = user_data;
+    ps_hub *hub = &server->hub;
+    pthread_mutex_lock(&hub->lock);
+    if (diff->channel[0] != '\0') {
+        ps_hub_channel *ch = channel_get(hub, diff->channel, false);
+        if (ch != NULL) {
+            push_diff(ch, diff);
+        }
+    } else { /* changes were lost: every channel of the namespace resyncs */
+        ps_hub_channel *ch, *tmp;
+        HASH_ITER(hh, hub->channels, ch, tmp) {
+            if (in_namespace(ch->name, diff->namespace_name)) {
+                push_diff(ch, diff);
+            }
+        }
+    }
+    pthread_mutex_unlock(&hub->lock);
 }

@@ -97,8 +97,16 @@ bool ps_hub_is_subscribed(ps_hub *hub, struct ps_conn *conn,
                           const char *channel);
 
 /** The libpresence event callback (user_data: the ps_server). It may run
- *  on any thread; it only queues messages. */
+ *  on any thread; it only queues messages. In a namespace with
+ *  presence_coalesce it pushes nothing (ps_hub_on_diff does). */
 void ps_hub_on_event(presence_registry *registry, const presence_event *event,
                      void *user_data);
+
+/** The coalesced-diff callback of the namespaces with presence_coalesce
+ *  (user_data: the ps_server): one "presence_diff" push to every started
+ *  join/leave subscriber of the channel, or, for a scope-wide resync, a
+ *  resync push to those of every channel of the namespace. */
+void ps_hub_on_diff(presence_registry *registry, const presence_diff *diff,
+                    void *user_data);
 
 #endif

@@ -80,6 +80,31 @@ void ps_server_expire_due(ps_server *server)
         /* Out of memory stops it half-way; the next tick goes on. */
         (void)presence_expire(reg, now, NULL, NULL);
     }
+    if (server->coalescing) {
+        /* The library keeps its own due times: a flush with nothing due
+         * delivers nothing. */
+        (void)presence_flush(reg, now, NULL);
+    }
+}
+
+/* The coalesced subscription of one namespace ("" for the top level)
+ * whose options ask for one. */
+static int subscribe_coalesced(ps_server *server, const char *name,
+                               const ps_channel_options *o)
+{
+    if (o->presence_coalesce_ms <= 0 || !o->presence || !o->join_leave) {
+        return PRESENCE_OK;
+    }
+    presence_coalesce_options co;
+    presence_coalesce_options_init(&co);
+    co.window_ms = o->presence_coalesce_ms;
+    co.count_only_above = o->presence_count_only_above;
+    co.count_only_below = o->presence_count_only_below;
+    presence_subscription sub = 0;
+    server->coalescing = true;
+    return presence_subscribe_coalesced(server->registry,
+                                        PRESENCE_SCOPE_NAMESPACE, name, &co,
+                                        ps_hub_on_diff, server, &sub);
 }
 
 /* The whole of a file, malloc'd; NULL when it cannot be read. */
@@ -218,6 +243,13 @@ static int create_registry(ps_server *server, char *err, size_t err_len)
         rc = presence_subscribe(server->registry, PRESENCE_SCOPE_ALL, NULL,
                                 PRESENCE_EVENT_JOIN | PRESENCE_EVENT_LEAVE,
                                 ps_hub_on_event, server, &server->events);
+    }
+    if (rc == PRESENCE_OK) {
+        rc = subscribe_coalesced(server, "", &cfg->root);
+    }
+    for (size_t i = 0; rc == PRESENCE_OK && i < cfg->namespace_count; i++) {
+        rc = subscribe_coalesced(server, cfg->namespaces[i].name,
+                                 &cfg->namespaces[i].options);
     }
     if (rc != PRESENCE_OK) {
         snprintf(err, err_len, "libpresence: %s", presence_strerror(rc));

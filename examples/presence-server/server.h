@@ -35,6 +35,9 @@ typedef struct ps_server {
     const ps_config *cfg;
     presence_registry *registry;
     presence_subscription events;
+    /* Some namespace has presence_coalesce: its pushes come as diffs,
+     * which the tick flushes (ps_server_expire_due). */
+    bool coalescing;
     ps_hub hub;
     ps_writer writer;
     size_t max_connections;
@@ -70,8 +73,9 @@ typedef struct ps_server {
 int ps_server_init(ps_server *server, const ps_config *cfg,
                    ps_frame_writer write_frame, char *err, size_t err_len);
 
-/** End the leave graces (and TTLs) that are due: the heartbeat's tick
- *  calls it, so a grace ends at most a tick late. */
+/** End the leave graces (and TTLs) that are due, and push the coalesced
+ *  diffs that are due (presence_coalesce): the heartbeat's tick calls it,
+ *  so a grace ends, and a diff goes out, at most a tick late. */
 void ps_server_expire_due(ps_server *server);
 
 /** Save the registry to the config's state_file (nothing without one),

@@ -8,6 +8,8 @@
 
 #include "mem.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +94,68 @@ json_t *ps_wire_client_info(const char *user, const char *client,
         return NULL;
     }
     return info;
+}
+
+static json_t *version(uint64_t epoch, uint64_t seq)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, epoch);
+    return json_pack("{s:s,s:I}", "epoch", text, "offset", (json_int_t)seq);
+}
+
+/* Append a diff's member to the list of its kind in obj (made on first
+ * use). 0, or -1 on OOM. */
+static int diff_member_add(json_t *obj, const presence_diff_member *m)
+{
+    const char *key = m->kind == PRESENCE_EVENT_JOIN    ? "join"
+                      : m->kind == PRESENCE_EVENT_LEAVE ? "leave"
+                                                        : "update";
+    json_t *list = json_object_get(obj, key);
+    if (list == NULL) {
+        list = json_array();
+        if (list == NULL || json_object_set_new(obj, key, list) != 0) {
+            return -1;
+        }
+    }
+    const presence_member *pm = &m->member;
+    json_t *info = ps_wire_client_info(pm->user_id, pm->client_id,
+                                       pm->conn_info, pm->conn_info_len,
+                                       pm->chan_info, pm->chan_info_len);
+    return info != NULL && json_array_append_new(list, info) == 0 ? 0 : -1;
+}
+
+json_t *ps_wire_presence_diff(const presence_diff *d)
+{
+    json_t *obj = version(d->epoch, d->seq);
+    json_t *from = version(d->from_epoch, d->from_seq);
+    if (obj == NULL || from == NULL ||
+        json_object_set_new(obj, "from", from) != 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    int rc = 0;
+    rc |= json_object_set_new(obj, "num_clients",
+                              json_integer((json_int_t)d->stats.num_clients));
+    rc |= json_object_set_new(obj, "num_users",
+                              json_integer((json_int_t)d->stats.num_users));
+    rc |= json_object_set_new(obj, "joined", json_integer((json_int_t)d->joined));
+    rc |= json_object_set_new(obj, "left", json_integer((json_int_t)d->left));
+    rc |= json_object_set_new(obj, "updated",
+                              json_integer((json_int_t)d->updated));
+    if ((d->flags & PRESENCE_DIFF_COUNT_ONLY) != 0) {
+        rc |= json_object_set_new(obj, "count_only", json_true());
+    }
+    if ((d->flags & PRESENCE_DIFF_RESYNC) != 0) {
+        rc |= json_object_set_new(obj, "resync", json_true());
+    }
+    for (size_t i = 0; rc == 0 && i < d->member_count; i++) {
+        rc |= diff_member_add(obj, &d->members[i]);
+    }
+    if (rc != 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
 }
 
 json_t *ps_wire_presence(const presence_snapshot *snapshot)

@@ -41,6 +41,16 @@ json_t *ps_wire_client_info(const char *user, const char *client,
                             const void *conn_info, size_t conn_info_len,
                             const void *chan_info, size_t chan_info_len);
 
+/** A coalesced diff as the push extension "presence_diff" (the
+ *  server's own, beside Centrifugo's join and leave pushes):
+ *  {"from":{"epoch":E,"offset":N},"epoch":E,"offset":N,
+ *   "num_clients":C,"num_users":U,"joined":J,"left":L,"updated":D,
+ *   "count_only":B?,"resync":B?,"join":[ClientInfo]?,"leave":[...]?,
+ *   "update":[...]?} (epochs as decimal strings, as in recovery; the
+ *  flags and lists only when set / not empty). New reference, NULL on
+ *  OOM. */
+json_t *ps_wire_presence_diff(const presence_diff *diff);
+
 /** {CLIENT_ID: ClientInfo, ...} of a snapshot. New reference. */
 json_t *ps_wire_presence(const presence_snapshot *snapshot);
 
