@@ -1872,8 +1872,11 @@ PRESENCE_API int presence_changes_since(presence_registry *registry,
  * diff comes at its time with counts and versions but no members, and
  * the subscriber re-reads the channel (presence_query() or
  * presence_changes_since() from the version it has). A channel that
- * cannot be recorded at all gives the subscription a diff with
- * #PRESENCE_DIFF_RESYNC and an empty channel name at the next flush,
+ * cannot be recorded at all gives the subscription a scope-wide resync
+ * at the next flush: a diff with #PRESENCE_DIFF_RESYNC whose channel is
+ * "" (the channel's name for a #PRESENCE_SCOPE_CHANNEL subscription) and
+ * whose namespace_name is the scope's namespace ("" for
+ * #PRESENCE_SCOPE_ALL),
  * whatever its time, and nothing else in that flush: every pending window
  * of the subscription is dropped then (its memory given back) and nothing
  * is recorded until that diff is delivered; re-read every channel of the
@@ -1895,7 +1898,8 @@ typedef struct presence_coalesce_options {
      *  default) never. */
     size_t count_only_above;
     /** Back to member lists when it has fewer than this; at most
-     *  count_only_above (equal: no hysteresis); 0 with it 0. */
+     *  count_only_above (equal: no hysteresis); 0 (the default) means
+     *  equal to count_only_above. */
     size_t count_only_below;
 } presence_coalesce_options;
 
@@ -1936,7 +1940,9 @@ typedef struct presence_diff_member {
  * valid only until the callback returns.
  */
 typedef struct presence_diff {
-    const char *channel;        /**< "" for a scope-wide resync */
+    /** "" for a scope-wide resync (then its namespace_name is a
+     *  namespace scope's name, else ""). */
+    const char *channel;
     const char *namespace_name; /**< "" for the default namespace */
     unsigned flags;             /**< #PRESENCE_DIFF_COUNT_ONLY, ..._RESYNC */
     /** The version before the window's first change: the version a copy

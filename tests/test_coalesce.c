@@ -499,6 +499,31 @@ static void test_count_only_hysteresis(void **state)
     cfix_close(&c);
 }
 
+/* count_only_below 0: the same mark both ways (no hysteresis), and the
+ * mode ends when the channel empties. */
+static void test_count_only_without_low_mark(void **state)
+{
+    (void)state;
+    cfix c;
+    cfix_open(&c, PRESENCE_SCOPE_ALL, NULL, 10, 1, 0);
+    presence_registry *reg = c.f.reg;
+    assert_ok(join_simple(reg, "x", "a", "a"));
+    assert_ok(join_simple(reg, "x", "b", "b")); /* 2 > 1 */
+    flush_all(&c);
+    assert_int_equal(c.log.diffs[0].flags, PRESENCE_DIFF_COUNT_ONLY);
+    assert_ok(presence_leave(reg, "x", "a")); /* 1: not below 1 */
+    flush_all(&c);
+    assert_int_equal(c.log.diffs[1].flags, PRESENCE_DIFF_COUNT_ONLY);
+    assert_ok(presence_leave(reg, "x", "b")); /* 0: below 1, mode ends */
+    flush_all(&c);
+    assert_ok(join_simple(reg, "x", "a", "a"));
+    flush_all(&c);
+    assert_int_equal(c.log.count, 4);
+    assert_int_equal(c.log.diffs[3].flags, 0);
+    assert_string_equal(c.log.diffs[3].members, "join a a  ;");
+    cfix_close(&c);
+}
+
 /* ---- versions: diffs keep a copy exact ---------------------------------- */
 
 typedef struct copy {
@@ -1076,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_window_zero_and_scope),
         cmocka_unit_test(test_count_only_hysteresis),
+        cmocka_unit_test(test_count_only_without_low_mark),
         cmocka_unit_test(test_versions_keep_a_copy),
         cmocka_unit_test(test_unsubscribe_drops_pending),
         cmocka_unit_test(test_unsubscribe_from_callback),

@@ -117,6 +117,11 @@ static int options_take(const presence_coalesce_options *src,
         dst->count_only_below > dst->count_only_above) {
         return PRESENCE_ERR_INVALID;
     }
+    if (dst->count_only_below == 0) {
+        /* Never below 0: that mode could not end, and the channel's
+         * record would be kept for good. */
+        dst->count_only_below = dst->count_only_above;
+    }
     return PRESENCE_OK;
 }
 
@@ -522,12 +527,13 @@ static void window_close(presence_registry *reg, struct presence__coalescer *c,
     }
 }
 
-static void deliver_lost(presence_registry *reg, struct presence__coalescer *c)
+static void deliver_lost(presence_registry *reg, struct presence__coalescer *c,
+                         presence_scope scope, const char *name)
 {
     presence_diff d;
     memset(&d, 0, sizeof d);
-    d.channel = "";
-    d.namespace_name = "";
+    d.channel = scope == PRESENCE_SCOPE_CHANNEL ? name : "";
+    d.namespace_name = scope == PRESENCE_SCOPE_NAMESPACE ? name : "";
     d.flags = PRESENCE_DIFF_RESYNC;
     d.first_time_ms = c->lost_time_ms;
     d.last_time_ms = c->lost_time_ms;
@@ -537,11 +543,12 @@ static void deliver_lost(presence_registry *reg, struct presence__coalescer *c)
 
 void presence__coalesce_deliver(presence_registry *reg,
                                 struct presence__coalescer *c,
-                                const atomic_bool *active, int64_t now_ms,
-                                int64_t *next_due_ms)
+                                const atomic_bool *active,
+                                presence_scope scope, const char *name,
+                                int64_t now_ms, int64_t *next_due_ms)
 {
     if (c->lost && atomic_load(active)) {
-        deliver_lost(reg, c);
+        deliver_lost(reg, c, scope, name);
     }
     struct coalesce_chan *cd, *tmp;
     HASH_ITER(hh, c->chans, cd, tmp)
