@@ -312,6 +312,7 @@ static void fill_entry(presence_history_entry *e,
     m->joined_at_ms = c->kind == PRESENCE_EVENT_JOIN ? c->time_ms : 0;
     m->touched_at_ms = m->joined_at_ms;
     m->app = presence__client_app(client);
+    m->in_grace = false; /* a change, not a member's state now */
 }
 
 /* Copy the changes [first, len) of ch's log (ch NULL: none) into one
