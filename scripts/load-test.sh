@@ -47,9 +47,10 @@ fi
 meson compile -C "$build" presence-server >/dev/null
 server=$build/examples/presence-server/presence-server
 
-# Two descriptors per connection (the server's and the generator's), plus
-# some for the HTTP queries.
-need=$((2 * connections + 1024))
+# A descriptor per connection in each process (the limit is per process:
+# the server holds one end, the generator the other), plus some for the
+# HTTP queries.
+need=$((connections + 1024))
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
   echo "load-test: $connections connections need $need open files; the hard limit is $hard" >&2

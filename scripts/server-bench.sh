@@ -12,9 +12,9 @@
 #
 # Without --build it builds a release tree in build-server-bench. The
 # presence server gets a config for N connections (client_connection_limit
-# N plus room for the churn's reconnections; today's server accepts at most
-# 10,000; --connection-limit L sets it, 0 being "no limit" for a server
-# whose only limit is its descriptors). --servers S > 1 starts S presence servers sharing presence
+# N plus room for the churn's reconnections; --connection-limit L sets it,
+# 0 being "no limit": the event-loop server's only limit is then its
+# descriptors). --servers S > 1 starts S presence servers sharing presence
 # through a redis-server of its own (the cluster part), the generator's
 # connections spread over them round-robin (the members of a group on
 # different servers, their pushes through Redis); the Socket.IO peer is then skipped

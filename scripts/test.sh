@@ -51,6 +51,12 @@ scripts/fuzz.sh server-frames 60
 step "libFuzzer: the presence server's config loader (30 s)"
 scripts/fuzz.sh server-config 30
 
+step "libFuzzer: the saved-state loader (30 s)"
+scripts/fuzz.sh registry-load 30
+
+step "libFuzzer: the presence server's WebSocket frame parser (30 s)"
+scripts/fuzz.sh server-ws-frames 30
+
 step "libFuzzer: the cluster's wire decoder (20 s)"
 scripts/fuzz.sh cluster-ops 20
 
@@ -69,8 +75,8 @@ scripts/browser-test.sh build-test
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   scripts/browser-test.sh build-asan
 
-step "presence server load test: 1000 connections, 20 s of churn"
-scripts/load-test.sh --build build-test --connections 1000 --seconds 20 --rate 150
+step "presence server load test: 10000 connections, 20 s of churn"
+scripts/load-test.sh --build build-test --connections 10000 --seconds 20 --rate 150
 
 step "presence server load test under ASan+UBSan: 200 connections, 15 s"
 scripts/load-test.sh --build build-asan --sanitizer \
