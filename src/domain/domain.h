@@ -933,10 +933,12 @@ void presence__coalesce_record(presence_registry *reg,
                                const struct presence__pending *e);
 /* Deliver the subscription's diffs due at now_ms (dispatcher only, no
  * lock held), stopping when *active turns false; *next_due_ms is lowered
- * to the earliest one left pending. */
+ * to the earliest one left pending. scope and name are the
+ * subscription's, for a scope-wide resync. */
 void presence__coalesce_deliver(presence_registry *reg,
                                 struct presence__coalescer *c,
-                                const atomic_bool *active, int64_t now_ms,
-                                int64_t *next_due_ms);
+                                const atomic_bool *active,
+                                presence_scope scope, const char *name,
+                                int64_t now_ms, int64_t *next_due_ms);
 
 #endif

@@ -551,7 +551,8 @@ static void flush_pass(presence_registry *reg, int64_t now_ms)
     while (sub != NULL) {
         if (sub->coalesce != NULL && atomic_load(&sub->active)) {
             presence__coalesce_deliver(reg, sub->coalesce, &sub->active,
-                                       now_ms, &next_due);
+                                       sub->scope, sub->name, now_ms,
+                                       &next_due);
         }
         queue_lock(reg);
         sub = sub->next;
