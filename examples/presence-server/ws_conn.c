@@ -226,7 +226,7 @@ static void accept_key(const char *key, char out[BASE64_ENCODE_RAW_LENGTH(SHA1_D
     out[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE)] = '\0';
 }
 
-/* The first subprotocol the client offers, echoed as CivetWeb did (a
+/* The first subprotocol the client offers, echoed back (a
  * browser fails a handshake that offered one and got none back). */
 static size_t first_protocol(const char *offer, const char **start)
 {
