@@ -174,6 +174,33 @@ json_t *ps_wire_presence(const presence_snapshot *snapshot)
     return map;
 }
 
+void ps_wire_presence_text(ps_text *t, const presence_snapshot *snapshot)
+{
+    PS_TEXT_LITERAL(t, "{");
+    for (size_t i = 0; i < snapshot->count && !t->failed; i++) {
+        const presence_member *m = &snapshot->members[i];
+        if (i > 0) {
+            PS_TEXT_LITERAL(t, ",");
+        }
+        size_t client_len = strlen(m->client_id);
+        ps_text_string(t, m->client_id, client_len);
+        PS_TEXT_LITERAL(t, ":{\"user\":");
+        ps_text_string(t, m->user_id, strlen(m->user_id));
+        PS_TEXT_LITERAL(t, ",\"client\":");
+        ps_text_string(t, m->client_id, client_len);
+        if (m->conn_info_len > 0) {
+            PS_TEXT_LITERAL(t, ",\"conn_info\":");
+            ps_text_info(t, m->conn_info, m->conn_info_len);
+        }
+        if (m->chan_info_len > 0) {
+            PS_TEXT_LITERAL(t, ",\"chan_info\":");
+            ps_text_info(t, m->chan_info, m->chan_info_len);
+        }
+        PS_TEXT_LITERAL(t, "}");
+    }
+    PS_TEXT_LITERAL(t, "}");
+}
+
 json_t *ps_wire_stats(const presence_channel_stats *stats)
 {
     return json_pack("{s:I,s:I}", "num_clients", (json_int_t)stats->num_clients,

@@ -5,6 +5,8 @@
 #ifndef PS_WIRE_H
 #define PS_WIRE_H
 
+#include "json_text.h"
+
 #include <jansson.h>
 #include <presence.h>
 #include <stdbool.h>
@@ -53,6 +55,10 @@ json_t *ps_wire_presence_diff(const presence_diff *diff);
 
 /** {CLIENT_ID: ClientInfo, ...} of a snapshot. New reference. */
 json_t *ps_wire_presence(const presence_snapshot *snapshot);
+
+/** The same map written into @p t as text (t->failed on no memory or a
+ *  name that is not UTF-8, where ps_wire_presence gives NULL). */
+void ps_wire_presence_text(ps_text *t, const presence_snapshot *snapshot);
 
 /** {"num_clients":N,"num_users":M}. New reference. */
 json_t *ps_wire_stats(const presence_channel_stats *stats);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "conn.h"
 #include "heartbeat.h"
+#include "json_text.h"
 #include "mem.h"
 #include "server.h"
 #include "token.h"
@@ -76,10 +77,9 @@ static ps_msg *reply_msg(const command *cmd, const char *field, json_t *result)
  * error 100 reply instead, and if even that fails a 3004 close: every
  * command is answered one way or another. A failed queueing closes the
  * connection by itself (ps_conn_send). */
-static outcome reply(const command *cmd, const char *field, json_t *result)
+static outcome send_reply(const command *cmd, ps_msg *msg, bool is_error)
 {
-    ps_msg *msg = reply_msg(cmd, field, result);
-    if (msg == NULL && strcmp(field, "error") != 0) {
+    if (msg == NULL && !is_error) {
         msg = reply_msg(cmd, "error", ps_wire_error(PS_ERR_INTERNAL, true));
     }
     if (msg == NULL) {
@@ -88,6 +88,12 @@ static outcome reply(const command *cmd, const char *field, json_t *result)
     ps_conn_send(cmd->conn, msg);
     ps_msg_unref(msg);
     return GO_ON;
+}
+
+static outcome reply(const command *cmd, const char *field, json_t *result)
+{
+    return send_reply(cmd, reply_msg(cmd, field, result),
+                      strcmp(field, "error") == 0);
 }
 
 static outcome reply_error(const command *cmd, int code)
@@ -418,12 +424,21 @@ static outcome cmd_presence(const command *cmd)
     if (rc != PRESENCE_OK) {
         return reply_error(cmd, ps_wire_code_from_presence(rc));
     }
-    json_t *map = ps_wire_presence(snap);
+    /* Written as text, member by member: a lobby's presence is thousands
+     * of members, and a tree of values costs several allocations each. */
+    ps_text t;
+    ps_text_init(&t);
+    PS_TEXT_LITERAL(&t, "{\"id\":");
+    ps_text_i64(&t, cmd->id);
+    PS_TEXT_LITERAL(&t, ",\"presence\":{\"presence\":");
+    ps_wire_presence_text(&t, snap);
+    PS_TEXT_LITERAL(&t, "}}");
     presence_snapshot_free(snap);
-    if (map == NULL) {
-        return reply_error(cmd, PS_ERR_INTERNAL);
-    }
-    return reply(cmd, "presence", json_pack("{s:o}", "presence", map));
+    size_t len = 0;
+    char *text = ps_text_take(&t, &len);
+    ps_msg *msg = text != NULL ? ps_msg_new(text, len) : NULL;
+    ps_free(text);
+    return send_reply(cmd, msg, false);
 }
 
 static outcome cmd_presence_stats(const command *cmd)
