@@ -234,14 +234,22 @@ bool ps_hub_is_subscribed(ps_hub *hub, ps_conn *conn, const char *channel)
 /* {"push":{"channel":C,"join"|"leave":{"info":ClientInfo}}} */
 static ps_msg *build_push(const presence_event *event)
 {
-    json_t *info = ps_wire_client_info(event->user_id, event->client_id,
-                                       event->conn_info, event->conn_info_len,
-                                       event->chan_info, event->chan_info_len);
-    const char *kind = event->kind == PRESENCE_EVENT_JOIN ? "join" : "leave";
-    json_t *push = json_pack("{s:{s:s,s:{s:o}}}", "push", "channel",
-                             event->channel, kind, "info", info);
+    /* Written as text: one a change, sent to every subscriber. */
+    ps_text t;
+    ps_text_init(&t);
+    PS_TEXT_LITERAL(&t, "{\"push\":{\"channel\":");
+    ps_text_string(&t, event->channel, strlen(event->channel));
+    if (event->kind == PRESENCE_EVENT_JOIN) {
+        PS_TEXT_LITERAL(&t, ",\"join\":{\"info\":");
+    } else {
+        PS_TEXT_LITERAL(&t, ",\"leave\":{\"info\":");
+    }
+    ps_wire_client_info_text(&t, event->user_id, event->client_id,
+                             event->conn_info, event->conn_info_len,
+                             event->chan_info, event->chan_info_len);
+    PS_TEXT_LITERAL(&t, "}}}");
     size_t len = 0;
-    char *text = ps_wire_dump(push, &len);
+    char *text = ps_text_take(&t, &len);
     ps_msg *msg = text ? ps_msg_new(text, len) : NULL;
     ps_free(text);
     return msg;

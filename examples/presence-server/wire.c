@@ -174,6 +174,25 @@ json_t *ps_wire_presence(const presence_snapshot *snapshot)
     return map;
 }
 
+void ps_wire_client_info_text(ps_text *t, const char *user, const char *client,
+                              const void *conn_info, size_t conn_info_len,
+                              const void *chan_info, size_t chan_info_len)
+{
+    PS_TEXT_LITERAL(t, "{\"user\":");
+    ps_text_string(t, user, strlen(user));
+    PS_TEXT_LITERAL(t, ",\"client\":");
+    ps_text_string(t, client, strlen(client));
+    if (conn_info_len > 0) {
+        PS_TEXT_LITERAL(t, ",\"conn_info\":");
+        ps_text_info(t, conn_info, conn_info_len);
+    }
+    if (chan_info_len > 0) {
+        PS_TEXT_LITERAL(t, ",\"chan_info\":");
+        ps_text_info(t, chan_info, chan_info_len);
+    }
+    PS_TEXT_LITERAL(t, "}");
+}
+
 void ps_wire_presence_text(ps_text *t, const presence_snapshot *snapshot)
 {
     PS_TEXT_LITERAL(t, "{");
@@ -182,21 +201,11 @@ void ps_wire_presence_text(ps_text *t, const presence_snapshot *snapshot)
         if (i > 0) {
             PS_TEXT_LITERAL(t, ",");
         }
-        size_t client_len = strlen(m->client_id);
-        ps_text_string(t, m->client_id, client_len);
-        PS_TEXT_LITERAL(t, ":{\"user\":");
-        ps_text_string(t, m->user_id, strlen(m->user_id));
-        PS_TEXT_LITERAL(t, ",\"client\":");
-        ps_text_string(t, m->client_id, client_len);
-        if (m->conn_info_len > 0) {
-            PS_TEXT_LITERAL(t, ",\"conn_info\":");
-            ps_text_info(t, m->conn_info, m->conn_info_len);
-        }
-        if (m->chan_info_len > 0) {
-            PS_TEXT_LITERAL(t, ",\"chan_info\":");
-            ps_text_info(t, m->chan_info, m->chan_info_len);
-        }
-        PS_TEXT_LITERAL(t, "}");
+        ps_text_string(t, m->client_id, strlen(m->client_id));
+        PS_TEXT_LITERAL(t, ":");
+        ps_wire_client_info_text(t, m->user_id, m->client_id, m->conn_info,
+                                 m->conn_info_len, m->chan_info,
+                                 m->chan_info_len);
     }
     PS_TEXT_LITERAL(t, "}");
 }

@@ -56,6 +56,12 @@ json_t *ps_wire_presence_diff(const presence_diff *diff);
 /** {CLIENT_ID: ClientInfo, ...} of a snapshot. New reference. */
 json_t *ps_wire_presence(const presence_snapshot *snapshot);
 
+/** ps_wire_client_info() written into @p t as text (t->failed on no
+ *  memory or a name that is not UTF-8). */
+void ps_wire_client_info_text(ps_text *t, const char *user, const char *client,
+                              const void *conn_info, size_t conn_info_len,
+                              const void *chan_info, size_t chan_info_len);
+
 /** The same map written into @p t as text (t->failed on no memory or a
  *  name that is not UTF-8, where ps_wire_presence gives NULL). */
 void ps_wire_presence_text(ps_text *t, const presence_snapshot *snapshot);
