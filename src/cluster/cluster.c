@@ -623,7 +623,13 @@ static void process_locked(struct presence_cluster *c)
     }
 }
 
-static int process_enter(struct presence_cluster *c)
+/* The cluster this thread is processing, if any: presence_cluster_free()
+ * from one of its callbacks is refused. Per thread, so that no other
+ * thread ever reads it (another thread's free only waits for the lock). */
+static _Thread_local const struct presence_cluster *processing_here;
+
+static int process_enter(struct presence_cluster *c,
+                         const struct presence_cluster **outer)
 {
     if (c->thread_started &&
         !pthread_equal(pthread_self(), c->thread)) {
@@ -632,14 +638,16 @@ static int process_enter(struct presence_cluster *c)
     if (pthread_mutex_trylock(&c->process_lock) != 0) {
         return PRESENCE_ERR_BUSY;
     }
-    c->processing_thread = pthread_self();
-    atomic_store(&c->processing, true);
+    /* A callback of another cluster may process this one. */
+    *outer = processing_here;
+    processing_here = c;
     return PRESENCE_OK;
 }
 
-static void process_leave(struct presence_cluster *c)
+static void process_leave(struct presence_cluster *c,
+                          const struct presence_cluster *outer)
 {
-    atomic_store(&c->processing, false);
+    processing_here = outer;
     pthread_mutex_unlock(&c->process_lock);
 }
 
@@ -648,10 +656,11 @@ int presence_cluster_process(presence_cluster *c)
     if (c == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    int rc = process_enter(c);
+    const struct presence_cluster *outer = NULL;
+    int rc = process_enter(c, &outer);
     if (rc == PRESENCE_OK) {
         process_locked(c);
-        process_leave(c);
+        process_leave(c, outer);
     }
     return rc;
 }
@@ -780,8 +789,7 @@ int presence_cluster_free(presence_cluster *c)
     if (c == NULL) {
         return PRESENCE_OK;
     }
-    if ((atomic_load(&c->processing) &&
-         pthread_equal(c->processing_thread, pthread_self())) ||
+    if (processing_here == c ||
         (c->thread_started && pthread_equal(c->thread, pthread_self()))) {
         return PRESENCE_ERR_BUSY;
     }

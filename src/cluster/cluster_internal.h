@@ -242,8 +242,6 @@ struct presence_cluster {
     int wake_fd; /* an eventfd: local changes wait */
 
     pthread_mutex_t process_lock;
-    atomic_bool processing;
-    pthread_t processing_thread;
 
     struct presence__cl_conn cmd;    /* commands and writes */
     struct presence__cl_conn reader; /* blocking reads of the logs */
