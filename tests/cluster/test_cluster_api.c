@@ -187,6 +187,48 @@ static void test_unreachable_redis(void **state)
     assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
 }
 
+/* A callback that frees the handle it is called from is refused (BUSY),
+ * on the caller's thread and on the handle's own thread alike; after the
+ * processing, the free goes through. */
+static presence_cluster *freed_from_log;
+static int free_from_log_rc = 1;
+static int free_from_log_calls;
+
+static void log_and_free(presence_cluster_log_level level, const char *message,
+                         void *user_data)
+{
+    (void)level;
+    (void)message;
+    (void)user_data;
+    free_from_log_calls++;
+    free_from_log_rc = presence_cluster_free(freed_from_log);
+}
+
+static void freeing_log(presence_cluster_config *c) { c->log = log_and_free; }
+
+static void test_free_from_a_callback(void **state)
+{
+    (void)state;
+    presence_registry *reg = registry_new();
+    assert_int_equal(new_with(reg, freeing_log, &freed_from_log), PRESENCE_OK);
+    for (int i = 0; i < 50 && free_from_log_calls == 0; i++) {
+        assert_int_equal(presence_cluster_run(freed_from_log, 20), PRESENCE_OK);
+    }
+    assert_true(free_from_log_calls > 0); /* the failed connect was logged */
+    assert_int_equal(free_from_log_rc, PRESENCE_ERR_BUSY);
+    free_from_log_calls = 0;
+    assert_int_equal(presence_cluster_start_thread(freed_from_log), PRESENCE_OK);
+    for (int i = 0; i < 300 && free_from_log_calls == 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* The thread's own callback could not free it; the owner can. */
+    assert_true(free_from_log_calls > 0);
+    assert_int_equal(presence_cluster_free(freed_from_log), PRESENCE_OK);
+    assert_int_equal(free_from_log_rc, PRESENCE_ERR_BUSY);
+    assert_int_equal(presence_registry_free(reg), PRESENCE_OK);
+}
+
 /* ---- the clock ---------------------------------------------------------- */
 
 static int64_t fake_now;
@@ -335,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_bad_config_refused),
         cmocka_unit_test(test_null_handle),
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_free_from_a_callback),
         cmocka_unit_test(test_registry_clock),
         cmocka_unit_test(test_alloc_failure_new),
     };
