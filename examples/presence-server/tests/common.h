@@ -9,6 +9,7 @@
 #include "../conn.h"
 #include "../mem.h"
 #include "../testing.h"
+#include "../token.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- allocation hooks: count allocations, fail the Nth ---------------- */
 
@@ -138,6 +140,55 @@ static inline json_t *find_reply(json_t *all, json_int_t id)
         }
     }
     return NULL;
+}
+
+/* ---- driving a peer ----------------------------------------------------- */
+
+/* A peer that sends connect with a token for @p user signed with @p secret
+ * (user NULL: anonymous); whether it is connected is up to the server.
+ * NULL if the peer or its token could not be made. */
+static inline ps_test_peer *peer_connect_as(ps_test_server *t,
+                                            const char *secret,
+                                            const char *user)
+{
+    ps_test_peer *p = ps_test_peer_open(t);
+    if (p == NULL) {
+        return NULL;
+    }
+    char cmd[1024];
+    if (user != NULL) {
+        char err[128];
+        char *token = ps_token_mint(secret, user, (int64_t)time(NULL) + 600,
+                                    NULL, NULL, err, sizeof err);
+        if (token == NULL) {
+            return NULL;
+        }
+        snprintf(cmd, sizeof cmd, "{\"connect\":{\"token\":\"%s\"},\"id\":1}",
+                 token);
+        ps_free(token);
+    } else {
+        snprintf(cmd, sizeof cmd, "{\"connect\":{},\"id\":1}");
+    }
+    ps_test_peer_send(t, p, cmd);
+    return p;
+}
+
+/* Subscribe @p p to @p channel with join/leave (command id 2): whether the
+ * reply was a subscribe result. */
+static inline bool peer_subscribe(ps_test_server *t, ps_test_peer *p,
+                                  const char *channel)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "{\"subscribe\":{\"channel\":\"%s\",\"join_leave\":true},\"id\":2}",
+             channel);
+    if (!ps_test_peer_send(t, p, cmd)) {
+        return false;
+    }
+    json_t *all = peer_messages(p);
+    bool ok = json_object_get(find_reply(all, 2), "subscribe") != NULL;
+    json_decref(all);
+    return ok;
 }
 
 /* The number of join or leave pushes about @p client in @p all. */

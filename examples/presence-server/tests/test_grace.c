@@ -8,7 +8,6 @@
  */
 #include "common.h"
 
-#include "../token.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,31 +30,15 @@ static const char config_json[] =
 
 static ps_test_peer *connect_as(const char *user)
 {
-    ps_test_peer *p = ps_test_peer_open(&t);
+    ps_test_peer *p = peer_connect_as(&t, SECRET, user);
     assert_non_null(p);
-    char err[128];
-    char *token = ps_token_mint(SECRET, user, (int64_t)time(NULL) + 600, NULL,
-                                NULL, err, sizeof err);
-    assert_non_null(token);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "{\"connect\":{\"token\":\"%s\"},\"id\":1}",
-             token);
-    ps_free(token);
-    assert_true(ps_test_peer_send(&t, p, cmd));
     assert_true(p->conn != NULL && p->conn->connected);
     return p;
 }
 
 static void subscribe(ps_test_peer *p, const char *channel)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd,
-             "{\"subscribe\":{\"channel\":\"%s\",\"join_leave\":true},\"id\":2}",
-             channel);
-    assert_true(ps_test_peer_send(&t, p, cmd));
-    json_t *all = peer_messages(p);
-    assert_non_null(json_object_get(find_reply(all, 2), "subscribe"));
-    json_decref(all);
+    assert_true(peer_subscribe(&t, p, channel));
 }
 
 static size_t pushes(ps_test_peer *p, const char *kind, const char *client)

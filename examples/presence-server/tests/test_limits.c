@@ -32,21 +32,8 @@ static void start(const char *config_json)
  * Returns it; whether it is connected is up to the server. */
 static ps_test_peer *connect_as(const char *user)
 {
-    ps_test_peer *p = ps_test_peer_open(&t);
+    ps_test_peer *p = peer_connect_as(&t, SECRET, user);
     assert_non_null(p);
-    char cmd[1024];
-    if (user != NULL) {
-        char err[128];
-        char *token = ps_token_mint(SECRET, user, (int64_t)time(NULL) + 600,
-                                    NULL, NULL, err, sizeof err);
-        assert_non_null(token);
-        snprintf(cmd, sizeof cmd, "{\"connect\":{\"token\":\"%s\"},\"id\":1}",
-                 token);
-        ps_free(token);
-    } else {
-        snprintf(cmd, sizeof cmd, "{\"connect\":{},\"id\":1}");
-    }
-    ps_test_peer_send(&t, p, cmd);
     return p;
 }
 
