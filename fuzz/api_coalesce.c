@@ -31,27 +31,6 @@
 #define COUNT_ONLY_ABOVE 3
 #define COUNT_ONLY_BELOW 2
 
-static int name_index(const char *const *names, int n, const char *s)
-{
-    for (int i = 0; i < n; i++) {
-        if (strcmp(names[i], s) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-static int info_of(const void *data, size_t len)
-{
-    for (int i = 0; i < MODEL_INFOS; i++) {
-        if (strlen(model_infos[i]) == len &&
-            (len == 0 || memcmp(model_infos[i], data, len) == 0)) {
-            return i;
-        }
-    }
-    return -1;
-}
-
 static void on_diff(presence_registry *reg, const presence_diff *d, void *ud)
 {
     (void)reg;
@@ -61,7 +40,7 @@ static void on_diff(presence_registry *reg, const presence_diff *d, void *ud)
     memset(g, 0, sizeof *g);
     g->channel = d->channel[0] == '\0'
                      ? -1
-                     : name_index(model_channel_names, MODEL_CHANNELS,
+                     : model_name_index(model_channel_names, MODEL_CHANNELS,
                                   d->channel);
     CHECK(d->channel[0] == '\0' || g->channel >= 0);
     g->flags = d->flags;
@@ -89,11 +68,11 @@ static void on_diff(presence_registry *reg, const presence_diff *d, void *ud)
         o->kind = m->kind;
         o->reason = m->reason;
         o->client =
-            name_index(model_client_ids, MODEL_CLIENTS, m->member.client_id);
-        o->info = info_of(m->member.chan_info, m->member.chan_info_len);
+            model_name_index(model_client_ids, MODEL_CLIENTS, m->member.client_id);
+        o->info = model_info_index(m->member.chan_info, m->member.chan_info_len);
         o->node = m->member.node_id[0] == '\0'
                       ? MODEL_LOCAL
-                      : name_index(model_node_ids, MODEL_NODES,
+                      : model_name_index(model_node_ids, MODEL_NODES,
                                    m->member.node_id);
         if (o->client < 0 || o->info < 0 ||
             strcmp(m->member.channel, d->channel) != 0) {

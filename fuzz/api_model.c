@@ -758,3 +758,24 @@ void model_settle(model *md)
         }
     }
 }
+
+int model_name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i], s) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int model_info_index(const void *data, size_t len)
+{
+    for (int i = 0; i < MODEL_INFOS; i++) {
+        if (strlen(model_infos[i]) == len &&
+            (len == 0 || memcmp(model_infos[i], data, len) == 0)) {
+            return i;
+        }
+    }
+    return -1;
+}

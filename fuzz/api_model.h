@@ -126,6 +126,10 @@ typedef struct model {
 
 /* The user and conn_info each client always joins with. */
 int model_user_of(int client);
+/* The index of s among the n names, or -1. */
+int model_name_index(const char *const *names, int n, const char *s);
+/* The index of len bytes among model_infos, or -1. */
+int model_info_index(const void *data, size_t len);
 const char *model_conn_info_of(int client);
 
 void model_init(model *md);

@@ -109,36 +109,15 @@ static int64_t fz_clock(void *ud)
 
 /* ---- events ------------------------------------------------------------ */
 
-static int index_of(const char *const *names, int n, const char *s)
-{
-    for (int i = 0; i < n; i++) {
-        if (strcmp(names[i], s) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-static int info_index(const void *data, size_t len)
-{
-    for (int i = 0; i < MODEL_INFOS; i++) {
-        if (strlen(model_infos[i]) == len &&
-            (len == 0 || memcmp(model_infos[i], data, len) == 0)) {
-            return i;
-        }
-    }
-    return -1;
-}
-
 static model_event convert(const presence_event *ev)
 {
     model_event e;
     memset(&e, 0, sizeof e);
     e.kind = ev->kind;
     e.reason = ev->reason;
-    e.channel = index_of(model_channel_names, MODEL_CHANNELS, ev->channel);
-    e.client = index_of(model_client_ids, MODEL_CLIENTS, ev->client_id);
-    e.info = info_index(ev->chan_info, ev->chan_info_len);
+    e.channel = model_name_index(model_channel_names, MODEL_CHANNELS, ev->channel);
+    e.client = model_name_index(model_client_ids, MODEL_CLIENTS, ev->client_id);
+    e.info = model_info_index(ev->chan_info, ev->chan_info_len);
     e.seq = ev->seq;
     e.time_ms = ev->time_ms;
     e.num_clients = ev->stats.num_clients;
@@ -146,7 +125,7 @@ static model_event convert(const presence_event *ev)
     CHECK(ev->node_id != NULL);
     e.node = MODEL_LOCAL;
     if (ev->node_id[0] != '\0') {
-        e.node = index_of(model_node_ids, MODEL_NODES, ev->node_id);
+        e.node = model_name_index(model_node_ids, MODEL_NODES, ev->node_id);
         CHECK(e.node >= 0);
     }
     return e;
@@ -159,7 +138,7 @@ static void on_user(presence_registry *reg, const presence_event *ev,
 {
     (void)reg;
     struct harness *h = ud;
-    int u = index_of(model_user_ids, MODEL_USERS, ev->user_id);
+    int u = model_name_index(model_user_ids, MODEL_USERS, ev->user_id);
     CHECK(u >= 0 && ev->channel[0] == '\0' && ev->seq == 0 &&
           ev->epoch == 0);
     bool online = ev->kind == PRESENCE_EVENT_USER_ONLINE;
@@ -299,13 +278,13 @@ static void check_events(struct harness *h)
 static void check_snapshot_member(const struct harness *h, int ch,
                                   const presence_member *pm)
 {
-    int c = index_of(model_client_ids, MODEL_CLIENTS, pm->client_id);
+    int c = model_name_index(model_client_ids, MODEL_CLIENTS, pm->client_id);
     CHECK(c >= 0);
     const model_member *mm = &h->md.m[c][ch];
     CHECK(mm->in);
     CHECK(strcmp(pm->channel, model_channel_names[ch]) == 0);
     CHECK(strcmp(pm->user_id, model_user_ids[model_user_of(c)]) == 0);
-    CHECK(info_index(pm->chan_info, pm->chan_info_len) == mm->info);
+    CHECK(model_info_index(pm->chan_info, pm->chan_info_len) == mm->info);
     CHECK(pm->conn_info_len == strlen(model_conn_info_of(c)));
     CHECK(pm->joined_at_ms == mm->joined_at);
     CHECK(pm->touched_at_ms == mm->touched_at);
@@ -351,7 +330,7 @@ static void check_changes_from(struct harness *h, int ch, uint64_t epoch,
         CHECK(strcmp(pm->client_id, model_client_ids[mc->client]) == 0);
         CHECK(strcmp(pm->user_id,
                      model_user_ids[model_user_of(mc->client)]) == 0);
-        CHECK(info_index(pm->chan_info, pm->chan_info_len) == mc->info);
+        CHECK(model_info_index(pm->chan_info, pm->chan_info_len) == mc->info);
         CHECK(pm->conn_info_len == strlen(model_conn_info_of(mc->client)));
         CHECK(strcmp(pm->node_id, model_node_name(mc->node)) == 0);
         /* A closed handle's pointer is never handed out (grace may have
@@ -444,7 +423,7 @@ static void check_channel(struct harness *h, int ch)
             CHECK(presence_query_page(reg, name, presence_trusted(), cursor, limit, &snap) ==
                   PRESENCE_OK);
             for (size_t i = 0; i < snap->count; i++) {
-                int c = index_of(model_client_ids, MODEL_CLIENTS,
+                int c = model_name_index(model_client_ids, MODEL_CLIENTS,
                                  snap->members[i].client_id);
                 CHECK(c >= 0 && !seen[c]);
                 seen[c] = true;
@@ -478,7 +457,7 @@ static void check_state(struct harness *h)
         if (rc == PRESENCE_OK) {
             CHECK(snap->count == n);
             for (size_t i = 0; i < snap->count; i++) {
-                int ch = index_of(model_channel_names, MODEL_CHANNELS,
+                int ch = model_name_index(model_channel_names, MODEL_CHANNELS,
                                   snap->members[i].channel);
                 CHECK(ch >= 0);
                 check_snapshot_member(h, ch, &snap->members[i]);
@@ -508,7 +487,7 @@ static void check_state(struct harness *h)
               PRESENCE_OK);
         CHECK(us->count == want);
         for (size_t i = 0; i < us->count; i++) {
-            int c = index_of(model_client_ids, MODEL_CLIENTS,
+            int c = model_name_index(model_client_ids, MODEL_CLIENTS,
                              us->members[i].client_id);
             CHECK(c >= 0 && model_user_of(c) == u &&
                   model_client_known(&h->md, c));
@@ -538,8 +517,8 @@ static void check_state(struct harness *h)
               snap->stats.num_users == 0 && snap->next_cursor == 0);
         for (size_t i = 0; i < snap->count; i++) {
             const presence_member *pm = &snap->members[i];
-            int c = index_of(model_client_ids, MODEL_CLIENTS, pm->client_id);
-            int ch = index_of(model_channel_names, MODEL_CHANNELS, pm->channel);
+            int c = model_name_index(model_client_ids, MODEL_CLIENTS, pm->client_id);
+            int ch = model_name_index(model_channel_names, MODEL_CHANNELS, pm->channel);
             CHECK(c >= 0 && ch >= 0 && h->md.node[c] == k);
             check_snapshot_member(h, ch, pm);
         }
@@ -625,7 +604,7 @@ static void step(struct harness *h, struct input *in)
         h->no_fail = true;
         if (presence_query(reg, chn, presence_trusted(), &snap) == PRESENCE_OK) {
             for (size_t i = 0; i < snap->count; i++) {
-                order[n++] = index_of(model_client_ids, MODEL_CLIENTS,
+                order[n++] = model_name_index(model_client_ids, MODEL_CLIENTS,
                                       snap->members[i].client_id);
             }
             presence_snapshot_free(snap);
