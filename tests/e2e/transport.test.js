@@ -28,55 +28,11 @@ test.after(async () => {
   await srv.stop();
 });
 
-// One client frame; masked unless told otherwise.
-function frame(opcode, payload, { fin = true, mask = true, rsv = 0 } = {}) {
-  const data = Buffer.from(payload);
-  const len = data.length;
-  let head;
-  if (len < 126) {
-    head = Buffer.from([0, len]);
-  } else if (len < 65536) {
-    head = Buffer.alloc(4);
-    head[1] = 126;
-    head.writeUInt16BE(len, 2);
-  } else {
-    head = Buffer.alloc(10);
-    head[1] = 127;
-    head.writeBigUInt64BE(BigInt(len), 2);
-  }
-  head[0] = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
-  if (!mask) return Buffer.concat([head, data]);
-  head[1] |= 0x80;
-  const key = crypto.randomBytes(4);
-  const masked = Buffer.from(data.map((b, i) => b ^ key[i % 4]));
-  return Buffer.concat([head, key, masked]);
-}
+const { encodeFrame: frame, decodeFrames } = require('../lib/ws_frames');
 
-// The server's frames in buf (never masked); the rest stays for later.
+// The server's frames in buf; the rest stays for later.
 function parseFrames(state) {
-  for (;;) {
-    const b = state.buf;
-    if (b.length < 2) return;
-    let len = b[1] & 0x7f;
-    let off = 2;
-    if (len === 126) {
-      if (b.length < 4) return;
-      len = b.readUInt16BE(2);
-      off = 4;
-    } else if (len === 127) {
-      if (b.length < 10) return;
-      len = Number(b.readBigUInt64BE(2));
-      off = 10;
-    }
-    if (b.length < off + len) return;
-    const f = { fin: (b[0] & 0x80) !== 0, opcode: b[0] & 0x0f, payload: b.subarray(off, off + len) };
-    if (f.opcode === 8) {
-      f.code = len >= 2 ? f.payload.readUInt16BE(0) : 1005;
-      f.reason = f.payload.subarray(2).toString();
-    }
-    state.frames.push(f);
-    state.buf = b.subarray(off + len);
-  }
+  decodeFrames(state, (f) => state.frames.push(f));
 }
 
 // A raw TCP client that upgrades to a WebSocket and keeps what comes back.

@@ -65,37 +65,16 @@ function cpuS(pid) {
   return (Number(f[11]) + Number(f[12])) / 100; // clock ticks; 100 a second on Linux
 }
 
-function frame(text) {
-  const data = Buffer.from(text);
-  const len = data.length;
-  const head = len < 126 ? Buffer.from([0x81, 0x80 | len])
-    : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 0xff]);
-  const key = crypto.randomBytes(4);
-  for (let i = 0; i < len; i++) data[i] ^= key[i & 3];
-  return Buffer.concat([head, key, data]);
-}
+const { encodeFrame, decodeFrames } = require('../lib/ws_frames');
 
-// Text frames of the server (unmasked, unfragmented), from a buffer.
+const frame = (text) => encodeFrame(1, text);
+
+// Text frames of the server (unfragmented), from a buffer.
 function takeFrames(state, onText) {
-  for (;;) {
-    const b = state.buf;
-    if (b.length < 2) return;
-    let len = b[1] & 0x7f;
-    let off = 2;
-    if (len === 126) {
-      if (b.length < 4) return;
-      len = b.readUInt16BE(2);
-      off = 4;
-    } else if (len === 127) {
-      if (b.length < 10) return;
-      len = Number(b.readBigUInt64BE(2));
-      off = 10;
-    }
-    if (b.length < off + len) return;
-    if ((b[0] & 0x0f) === 1) onText(b.subarray(off, off + len).toString());
-    if ((b[0] & 0x0f) === 8) state.closed = true;
-    state.buf = b.subarray(off + len);
-  }
+  decodeFrames(state, (f) => {
+    if (f.opcode === 1) onText(f.payload.toString());
+    if (f.opcode === 8) state.closed = true;
+  });
 }
 
 function client(port, i, held) {
