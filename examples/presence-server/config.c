@@ -1056,18 +1056,25 @@ static int write_secrets(const char *path, const char *key, const char *secret)
     return rc;
 }
 
+/* A read of the secrets file that ended it (read_secrets() gave 0: read,
+ * the config keeps the path; -1: refused): its result. */
+static int secrets_read(ps_config *cfg, char *path, int r)
+{
+    if (r == 0) {
+        cfg->secrets_path = path;
+    } else {
+        ps_free(path);
+    }
+    return r;
+}
+
 /* The default secrets: read from the state file, or generated and saved. */
 static int default_secrets(ps_config *cfg, char *err, size_t err_len)
 {
     char *path = ps_config_secrets_path();
     int r = path != NULL ? read_secrets(path, cfg, err, err_len) : 1;
     if (r <= 0) {
-        if (r == 0) {
-            cfg->secrets_path = path;
-        } else {
-            ps_free(path);
-        }
-        return r;
+        return secrets_read(cfg, path, r);
     }
     char key[PS_UUID_SIZE];
     char secret[PS_UUID_SIZE];
@@ -1079,12 +1086,7 @@ static int default_secrets(ps_config *cfg, char *err, size_t err_len)
     if (w == 1) { /* another first start won the race: its file */
         r = read_secrets(path, cfg, err, err_len);
         if (r <= 0) {
-            if (r == 0) {
-                cfg->secrets_path = path;
-            } else {
-                ps_free(path);
-            }
-            return r;
+            return secrets_read(cfg, path, r);
         }
     }
     if (w != 0) {

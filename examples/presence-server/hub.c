@@ -298,6 +298,20 @@ static void defer(ps_sub *sub, ps_msg *msg)
     sub->deferred[sub->deferred_count++] = ps_msg_ref(msg);
 }
 
+/* Under the hub lock: a push to a started subscriber, sent now, or kept
+ * while its subscribe's reply is pending; NULL (it could not be built) is
+ * a lost push. */
+static void deliver(ps_sub *sub, ps_msg *msg)
+{
+    if (msg == NULL) {
+        lost_push(sub);
+    } else if (sub->pending) {
+        defer(sub, msg);
+    } else {
+        ps_conn_send(sub->conn, msg);
+    }
+}
+
 void ps_hub_on_event(presence_registry *registry, const presence_event *event,
                      void *user_data)
 {
@@ -330,13 +344,7 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
             }
             continue;
         }
-        if (msg == NULL) {
-            lost_push(sub);
-        } else if (sub->pending) {
-            defer(sub, msg);
-        } else {
-            ps_conn_send(sub->conn, msg);
-        }
+        deliver(sub, msg);
     }
     pthread_mutex_unlock(&hub->lock);
     ps_msg_unref(msg);
@@ -367,13 +375,7 @@ static void push_diff(ps_hub_channel *ch, const presence_diff *diff)
         if (!sub->push_join_leave || !sub->started) {
             continue; /* pushes start with the subscriber's own join */
         }
-        if (msg == NULL) {
-            lost_push(sub);
-        } else if (sub->pending) {
-            defer(sub, msg);
-        } else {
-            ps_conn_send(sub->conn, msg);
-        }
+        deliver(sub, msg);
     }
     ps_msg_unref(msg);
 }
