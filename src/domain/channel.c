@@ -1032,11 +1032,12 @@ int presence__client_leave_all(presence_registry *reg,
                             presence_leave_reason reason, size_t *left)
 {
     size_t n = client->channel_count;
-    int rc = atomic_load_explicit(&reg->grace_namespaces,
-                                  memory_order_relaxed) > 0 &&
-                     presence__client_node(client) == NULL
-                 ? grace_prepare_all(reg, client, reason)
-                 : PRESENCE_OK;
+    /* Read once: with no namespace keeping a grace, no membership is
+     * looked at for one (grace turned on meanwhile finds it gone). */
+    bool may_grace = atomic_load_explicit(&reg->grace_namespaces,
+                                          memory_order_relaxed) > 0 &&
+                     presence__client_node(client) == NULL;
+    int rc = may_grace ? grace_prepare_all(reg, client, reason) : PRESENCE_OK;
     size_t reserved;
     if (rc == PRESENCE_OK) {
         rc = presence__events_reserve(
@@ -1065,7 +1066,7 @@ int presence__client_leave_all(presence_registry *reg,
         struct presence__channel *ch = presence__shard_channel(hs, m);
         if (presence__membership_in_grace(m)) {
             /* Dropped already: it keeps its time and reason. */
-        } else if (presence__grace_applies(ch, client, reason) &&
+        } else if (may_grace && presence__grace_applies(ch, client, reason) &&
                    /* made above, unless grace was turned on since */
                    presence__grace_prepare(reg, hs, m) == PRESENCE_OK) {
             presence__grace_drop(reg, hs, ch, m, reason);
