@@ -140,7 +140,10 @@ bool lg_conn_send_text(lg_run *run, lg_conn *c, const lg_buf *text)
     return lg_conn_flush(run, c);
 }
 
-bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg)
+/* Append request @p kind to @p text (newline-joined to what is there) and
+ * count it as sent: the caller sends the text, or ends the session. */
+static bool append_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg,
+                           lg_buf *text)
 {
     if (c->fd < 0 || c->nreqs >= LG_REQ_MAX) {
         return false;
@@ -177,25 +180,25 @@ bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg)
         return false;
     }
     uint32_t id = c->next_id++;
-    lg_buf text = {0};
+    if (text->len > 0 && !lg_buf_append(text, "\n", 1)) {
+        return false;
+    }
     bool ok;
     switch (kind) {
     case LG_REQ_SUB_GROUP:
-        ok = run->opt.proto->subscribe(&text, id, channel, true);
+        ok = run->opt.proto->subscribe(text, id, channel, true);
         break;
     case LG_REQ_SUB_LOBBY:
-        ok = run->opt.proto->subscribe(&text, id, channel, false);
+        ok = run->opt.proto->subscribe(text, id, channel, false);
         break;
     case LG_REQ_STATS:
     case LG_REQ_PROBE:
-        ok = run->opt.proto->presence_stats(&text, id, channel);
+        ok = run->opt.proto->presence_stats(text, id, channel);
         break;
     default:
-        ok = run->opt.proto->presence(&text, id, channel);
+        ok = run->opt.proto->presence(text, id, channel);
         break;
     }
-    ok = ok && lg_conn_send_text(run, c, &text);
-    lg_buf_free(&text);
     if (!ok) {
         return false;
     }
@@ -205,6 +208,34 @@ bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg)
     r->arg = arg;
     r->sent_us = lg_now_us();
     return true;
+}
+
+bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg)
+{
+    lg_buf text = {0};
+    bool ok = append_request(run, c, kind, arg, &text) && lg_conn_send_text(run, c, &text);
+    lg_buf_free(&text);
+    return ok;
+}
+
+bool lg_conn_request_all(lg_run *run, lg_conn *c, const lg_req_kind *kinds, size_t count)
+{
+    if (!run->opt.proto->batches) {
+        for (size_t i = 0; i < count; i++) {
+            if (!lg_conn_request(run, c, kinds[i], 0)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    lg_buf text = {0};
+    bool ok = true;
+    for (size_t i = 0; ok && i < count; i++) {
+        ok = append_request(run, c, kinds[i], 0, &text);
+    }
+    ok = ok && lg_conn_send_text(run, c, &text);
+    lg_buf_free(&text);
+    return ok;
 }
 
 void lg_conn_close_clean(lg_run *run, lg_conn *c)

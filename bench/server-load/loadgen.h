@@ -214,6 +214,8 @@ void lg_conn_timeouts(lg_run *run, int64_t now);
 void lg_conn_finish(lg_run *run, lg_conn *c);
 void lg_conn_read_more(lg_run *run);
 bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg);
+/* Requests @p kinds (arg 0) at once: one frame when the protocol batches. */
+bool lg_conn_request_all(lg_run *run, lg_conn *c, const lg_req_kind *kinds, size_t count);
 void lg_group_name(const lg_run *run, uint32_t group, char *out, size_t cap);
 void lg_lobby_name(const lg_run *run, uint32_t lobby, char *out, size_t cap);
 

@@ -49,6 +49,9 @@ typedef struct lg_proto {
     const char *name;
     const char *path;         /**< the WebSocket URL path */
     bool hello_after_open;    /**< wait for LG_MSG_OPEN before the hello */
+    /** Several commands may share a text frame, newline-joined, as
+     *  centrifuge-js sends the subscriptions it has at once. */
+    bool batches;
     /** The first message: authenticate as @p user (@p token if needed). */
     bool (*hello)(lg_buf *out, const char *user, const char *token);
     bool (*subscribe)(lg_buf *out, uint32_t id, const char *channel, bool join_leave);

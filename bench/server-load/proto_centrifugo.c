@@ -179,6 +179,7 @@ const lg_proto lg_proto_centrifugo = {
     .name = "presence-server",
     .path = "/connection/websocket",
     .hello_after_open = false,
+    .batches = true,
     .hello = hello,
     .subscribe = subscribe,
     .presence = presence,

@@ -171,8 +171,8 @@ static void on_connected(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now
     c->group = LG_SUB_PENDING;
     c->lobby = LG_SUB_PENDING;
     lg_model_subscribing(run, c, now);
-    if (!lg_conn_request(run, c, LG_REQ_SUB_GROUP, 0) ||
-        !lg_conn_request(run, c, LG_REQ_SUB_LOBBY, 0)) {
+    static const lg_req_kind both[] = {LG_REQ_SUB_GROUP, LG_REQ_SUB_LOBBY};
+    if (!lg_conn_request_all(run, c, both, 2)) {
         lg_session_ended(run, c, LG_FAIL_CLOSED);
     }
 }

@@ -86,6 +86,15 @@ static void on_wake(uv_async_t *async)
     }
 }
 
+/* The net whose loop runs on this thread, if any. */
+static _Thread_local ps_net *loop_of_thread;
+
+static void on_flush(uv_prepare_t *prepare)
+{
+    ps_net *net = prepare->data;
+    ps_writer_drain(&net->server->writer);
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     ps_net *net = timer->data;
@@ -104,6 +113,7 @@ static void close_handles(ps_net *net)
 {
     uv_handle_t *handles[] = {
         (uv_handle_t *)&net->wake,
+        (uv_handle_t *)&net->flush,
         (uv_handle_t *)&net->tick,
         (uv_handle_t *)&net->more_idle,
     };
@@ -163,6 +173,8 @@ int ps_net_init(ps_net *net, ps_server *server, char *err, size_t err_len)
     pthread_condattr_destroy(&attr);
     uv_async_init(&net->loop, &net->wake, on_wake);
     net->wake.data = net;
+    uv_prepare_init(&net->loop, &net->flush);
+    net->flush.data = net;
     uv_timer_init(&net->loop, &net->tick);
     net->tick.data = net;
     uv_idle_init(&net->loop, &net->more_idle);
@@ -177,6 +189,7 @@ int ps_net_init(ps_net *net, ps_server *server, char *err, size_t err_len)
 static void *loop_main(void *arg)
 {
     ps_net *net = arg;
+    loop_of_thread = net;
     uv_run(&net->loop, UV_RUN_DEFAULT);
     pthread_mutex_lock(&net->lock);
     net->done = true;
@@ -188,6 +201,7 @@ static void *loop_main(void *arg)
 int ps_net_start(ps_net *net)
 {
     uv_timer_start(&net->tick, on_tick, PS_NET_TICK_MS, PS_NET_TICK_MS);
+    uv_prepare_start(&net->flush, on_flush);
     if (pthread_create(&net->thread, NULL, loop_main, net) != 0) {
         return -1;
     }
@@ -197,6 +211,9 @@ int ps_net_start(ps_net *net)
 
 void ps_net_wake(ps_net *net)
 {
+    if (loop_of_thread == net) {
+        return; /* on_flush drains before the loop waits */
+    }
     uv_async_send(&net->wake);
 }
 

@@ -6,6 +6,9 @@
  *
  * Other threads reach the loop through one uv_async: the writer's ready
  * list (writer.h) and the stop request are looked at each time it fires.
+ * On the loop itself a schedule fires nothing: the ready list is drained
+ * once a turn, before the loop waits, so that the replies and pushes a
+ * turn's reads make for one connection leave in one write.
  * One timer ticks every PS_NET_TICK_MS for the heartbeat (heartbeat.h),
  * the sockets' deadlines and the streams that wait.
  * SPDX-License-Identifier: MIT
@@ -39,6 +42,7 @@ typedef struct ps_net {
     struct ps_server *server;
     uv_loop_t loop;
     uv_async_t wake;
+    uv_prepare_t flush; /* drains the writer before each wait */
     uv_timer_t tick;
     uv_tcp_t listener;
     bool listening;

@@ -62,6 +62,8 @@ static void check_ping(ps_ws *ws)
     }
 }
 
+static void shut_if_done(ps_ws *ws);
+
 /* One server frame. 0 or -1 (the socket failed, or a close went out). */
 static int send_frame(ps_ws *ws, int opcode, const void *data, size_t len)
 {
@@ -86,6 +88,7 @@ static int send_frame(ps_ws *ws, int opcode, const void *data, size_t len)
         ws->close_sent = true;
         /* The peer has this long to answer; past it the socket goes. */
         ws->sock->deadline_ms = ps_now_ms() + PS_NET_CLOSE_TIMEOUT_MS;
+        shut_if_done(ws); /* an answer to the peer's close ends it here */
     }
     publish_pending(ws);
     return rc;
@@ -171,8 +174,8 @@ static void ws_on_read(ps_sock *sock, const char *data, size_t len)
         ws->session_done = true;
         ps_conn_close_now(ws->conn, code, reason);
     }
-    /* The replies to what was read, now rather than on the next wake. */
-    ps_writer_drain(&ws->conn->server->writer);
+    /* The replies to what was read go out before the loop waits again
+     * (net.h), with whatever else this turn had for the connection. */
     if (sock->failed) {
         ps_sock_close(sock);
         return;
