@@ -102,6 +102,9 @@ void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
 
 void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now)
 {
+    if (run->phase != LG_PHASE_CHURN) {
+        return; /* the workload times the churn's join pushes only */
+    }
     uint32_t g = group_of(run, c);
     for (uint32_t k = 0; k < run->opt.group_size; k++) {
         lg_conn *m = member(run, g, k);
