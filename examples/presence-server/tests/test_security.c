@@ -12,6 +12,7 @@
 #include "../util.h"
 
 #include <jwt.h>
+#include <nettle/hmac.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,6 +180,111 @@ static void test_signature_checked(void **state)
     free(forged_payload);
 }
 
+/* base64url of @p len raw bytes, no padding. */
+static char *b64url_bytes(const uint8_t *s, size_t n)
+{
+    static const char abc[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *out = malloc(n * 4 / 3 + 4);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+        if (i + 1 < n) v |= (unsigned)s[i + 1] << 8;
+        if (i + 2 < n) v |= s[i + 2];
+        out[k++] = abc[(v >> 18) & 63];
+        out[k++] = abc[(v >> 12) & 63];
+        if (i + 1 < n) out[k++] = abc[(v >> 6) & 63];
+        if (i + 2 < n) out[k++] = abc[v & 63];
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* "header.payload" as given (already base64url), signed here with
+ * HMAC-SHA256 under SECRET: tokens no JWT library would write. */
+static char *sign_segments(const char *header, const char *payload)
+{
+    char *signed_part = malloc(strlen(header) + strlen(payload) + 2);
+    sprintf(signed_part, "%s.%s", header, payload);
+    struct hmac_sha256_ctx ctx;
+    uint8_t mac[SHA256_DIGEST_SIZE];
+    hmac_sha256_set_key(&ctx, strlen(SECRET), (const uint8_t *)SECRET);
+    hmac_sha256_update(&ctx, strlen(signed_part), (const uint8_t *)signed_part);
+    hmac_sha256_digest(&ctx, sizeof mac, mac);
+    char *sig = b64url_bytes(mac, sizeof mac);
+    char *token = malloc(strlen(signed_part) + strlen(sig) + 2);
+    sprintf(token, "%s.%s", signed_part, sig);
+    free(signed_part);
+    free(sig);
+    return token;
+}
+
+/* The same, from the header's and the claims' JSON. */
+static char *sign_json(const char *header_json, const char *claims_json)
+{
+    char *h = b64url(header_json);
+    char *p = b64url(claims_json);
+    char *token = sign_segments(h, p);
+    free(h);
+    free(p);
+    return token;
+}
+
+/* The compact serialization is read strictly: three segments, base64url
+ * without padding and in its one spelling, a JSON object in each of the
+ * first two, no "crit" extension; and a token signed by hand verifies as
+ * one from libjwt does. */
+static void test_token_shape(void **state)
+{
+    (void)state;
+    const char *hs256 = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char *good = sign_json(hs256, "{\"sub\":\"alice\"}");
+    ps_token_claims claims;
+    assert_int_equal(verify(good, &claims), PS_TOKEN_OK);
+    assert_string_equal(claims.sub, "alice");
+    ps_token_claims_free(&claims);
+    char *bare = sign_json("{\"alg\":\"HS256\"}", "{\"sub\":\"bob\"}");
+    expect(bare, PS_TOKEN_OK); /* typ is optional */
+
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s.x", good); /* a fourth segment */
+    expect(buf, PS_TOKEN_INVALID);
+    snprintf(buf, sizeof buf, "%s=", good); /* padding */
+    expect(buf, PS_TOKEN_INVALID);
+    snprintf(buf, sizeof buf, ".%s", good); /* an empty header */
+    expect(buf, PS_TOKEN_INVALID);
+    /* The signature's last character with its two unused bits set: the
+     * same bytes spelled another way. */
+    snprintf(buf, sizeof buf, "%s", good);
+    char *last = buf + strlen(buf) - 1;
+    const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    *last = abc[(strchr(abc, *last) - abc) | 1];
+    expect(buf, PS_TOKEN_INVALID);
+    /* A signature one byte short. */
+    snprintf(buf, sizeof buf, "%.*s", (int)strlen(good) - 2, good);
+    expect(buf, PS_TOKEN_INVALID);
+
+    /* Signed right, but not what a token may hold. */
+    char *crit = sign_json("{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}",
+                           "{\"sub\":\"alice\"}");
+    expect(crit, PS_TOKEN_INVALID);
+    char *array = sign_json(hs256, "[\"alice\"]");
+    expect(array, PS_TOKEN_INVALID);
+    char *not_json = sign_json(hs256, "{\"sub\":");
+    expect(not_json, PS_TOKEN_INVALID);
+    char *head_array = sign_json("[\"HS256\"]", "{\"sub\":\"alice\"}");
+    expect(head_array, PS_TOKEN_INVALID);
+    char *bad_char = sign_segments("eyJhbGciOiJIUzI1NiJ9", "e30*");
+    expect(bad_char, PS_TOKEN_INVALID);
+    free(good);
+    free(bare);
+    free(crit);
+    free(array);
+    free(not_json);
+    free(head_array);
+    free(bad_char);
+}
+
 static void test_exp_and_nbf(void **state)
 {
     (void)state;
@@ -313,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_hs256_accepted),
         cmocka_unit_test(test_other_algorithms_refused),
         cmocka_unit_test(test_signature_checked),
+        cmocka_unit_test(test_token_shape),
         cmocka_unit_test(test_exp_and_nbf),
         cmocka_unit_test(test_secret_equal),
         cmocka_unit_test(test_secret_equal_timing),
