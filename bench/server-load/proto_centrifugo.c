@@ -134,11 +134,92 @@ static bool skip_presence(const char *text, size_t len, lg_body_cb want, void *c
     return true;
 }
 
+/* Text that starts at *at with @p word: step over it. */
+static bool take(const char *text, size_t len, size_t *at, const char *word)
+{
+    size_t n = strlen(word);
+    if (len - *at < n || memcmp(text + *at, word, n) != 0) {
+        return false;
+    }
+    *at += n;
+    return true;
+}
+
+/* A JSON string's body up to its closing quote, copied into @p out (of
+ * @p cap bytes) when it has no escape; *at moves past the quote. */
+static bool take_plain_string(const char *text, size_t len, size_t *at, char *out,
+                              size_t cap)
+{
+    size_t i = *at;
+    while (i < len && text[i] != '"' && text[i] != '\\') {
+        i++;
+    }
+    if (i == len || text[i] != '"' || i - *at >= cap) {
+        return false;
+    }
+    if (out != NULL) {
+        memcpy(out, text + *at, i - *at);
+        out[i - *at] = '\0';
+    }
+    *at = i + 1;
+    return true;
+}
+
+/* The shapes this server writes most, read without a tree: a subscribe's
+ * empty reply and a join or leave push (hub.c and wire.c write them in
+ * this order). Anything else, or anything escaped, goes to jansson. The
+ * strings land in @p channel and @p client, which outlive the callback. */
+static bool fast_line(const char *text, size_t len, lg_msg *msg, char *channel,
+                      char *client)
+{
+    size_t at = 0;
+    if (take(text, len, &at, "{\"id\":")) {
+        uint64_t id = 0;
+        while (at < len && text[at] >= '0' && text[at] <= '9' && id < UINT32_MAX) {
+            id = id * 10 + (uint64_t)(text[at++] - '0');
+        }
+        if (id == 0 || id == CONNECT_ID || !take(text, len, &at, ",\"subscribe\":{}}") ||
+            at != len) {
+            return false;
+        }
+        msg->kind = LG_MSG_REPLY;
+        msg->id = (uint32_t)id;
+        msg->ok = true;
+        return true;
+    }
+    bool join;
+    if (!take(text, len, &at, "{\"push\":{\"channel\":\"") ||
+        !take_plain_string(text, len, &at, channel, 64)) {
+        return false;
+    }
+    if (take(text, len, &at, ",\"join\":{\"info\":{\"user\":\"")) {
+        join = true;
+    } else if (take(text, len, &at, ",\"leave\":{\"info\":{\"user\":\"")) {
+        join = false;
+    } else {
+        return false;
+    }
+    if (!take_plain_string(text, len, &at, NULL, len) ||
+        !take(text, len, &at, ",\"client\":\"") ||
+        !take_plain_string(text, len, &at, client, LG_CLIENT_MAX) || len < 3 ||
+        memcmp(text + len - 3, "}}}", 3) != 0) {
+        return false;
+    }
+    msg->kind = LG_MSG_PUSH;
+    msg->join = join;
+    msg->channel = channel;
+    msg->client = client;
+    return true;
+}
+
 static void parse_line(const char *text, size_t len, lg_msg_cb cb, lg_body_cb want,
                        void *ctx)
 {
     lg_msg msg = {.kind = LG_MSG_BAD, .num_clients = -1, .num_users = -1};
-    if (skip_presence(text, len, want, ctx, &msg)) {
+    char channel[64];
+    char client[LG_CLIENT_MAX];
+    if (skip_presence(text, len, want, ctx, &msg) ||
+        fast_line(text, len, &msg, channel, client)) {
         cb(ctx, &msg);
         return;
     }

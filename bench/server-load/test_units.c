@@ -162,6 +162,24 @@ static void test_centrifugo(void **state)
     assert_int_equal(c.last.kind, LG_MSG_BAD); /* no client */
     parse(p, "not json", &c, true);
     assert_int_equal(c.last.kind, LG_MSG_BAD);
+    /* The shapes read without jansson and their neighbours read with it
+     * come out the same. */
+    parse(p, "{\"push\":{\"channel\":\"group:\\u0031\",\"leave\":{\"info\":"
+             "{\"user\":\"u\",\"client\":\"b\"}}}}", &c, true);
+    assert_int_equal(c.last.kind, LG_MSG_PUSH);
+    assert_false(c.last.join);
+    assert_string_equal(c.channel, "group:1");
+    parse(p, "{\"push\":{\"channel\":\"g\",\"leave\":{\"info\":{\"user\":\"u\\\"x\","
+             "\"client\":\"c\",\"conn_info\":{\"client\":\"no\"}}}}}", &c, true);
+    assert_int_equal(c.last.kind, LG_MSG_PUSH);
+    assert_string_equal(c.client, "c");
+    parse(p, "{\"push\":{\"channel\":\"g\",\"join\":{\"info\":{\"user\":\"u\","
+             "\"client\":\"c\"}}", &c, true); /* cut short */
+    assert_int_equal(c.last.kind, LG_MSG_BAD);
+    parse(p, "{\"id\":12,\"subscribe\":{\"recoverable\":false}}", &c, true);
+    assert_int_equal(c.last.kind, LG_MSG_REPLY);
+    assert_int_equal(c.last.id, 12);
+    assert_true(c.last.ok);
 }
 
 static void test_socketio(void **state)
