@@ -73,6 +73,29 @@ static ps_msg *reply_msg(const command *cmd, const char *field, json_t *result)
     return msg;
 }
 
+/* The common replies are written as text, as the presence replies and the
+ * pushes are: {"id":N,FIELD: is opened here, the result follows, and
+ * reply_finish() closes it into a message (NULL when memory ran out). */
+static void reply_start(ps_text *t, const command *cmd, const char *field)
+{
+    ps_text_init(t);
+    PS_TEXT_LITERAL(t, "{\"id\":");
+    ps_text_i64(t, cmd->id);
+    PS_TEXT_LITERAL(t, ",\"");
+    ps_text_raw(t, field, strlen(field));
+    PS_TEXT_LITERAL(t, "\":");
+}
+
+static ps_msg *reply_finish(ps_text *t)
+{
+    PS_TEXT_LITERAL(t, "}");
+    size_t len = 0;
+    char *text = ps_text_take(t, &len);
+    ps_msg *msg = text != NULL ? ps_msg_new(text, len) : NULL;
+    ps_free(text);
+    return msg;
+}
+
 /* Queue a reply. If it cannot be built (no memory), the client gets an
  * error 100 reply instead, and if even that fails a 3004 close: every
  * command is answered one way or another. A failed queueing closes the
@@ -126,29 +149,31 @@ static int ping_seconds(const ps_config *cfg)
     return (int)((cfg->ping_interval_ms + 999) / 1000);
 }
 
-/* The connect result: client, version, expiry, ping/pong. */
-static json_t *connect_result(ps_conn *conn, const ps_config *cfg,
-                              int64_t expires_at)
+/* The connect reply: client, version, expiry, ping/pong (the keys in
+ * Centrifugo's order). */
+static ps_msg *connect_reply(const command *cmd, int64_t expires_at)
 {
-    json_t *result = json_pack("{s:s,s:s}", "client", conn->client_id,
-                               "version", PS_SERVER_VERSION);
-    int rc = result != NULL ? 0 : -1;
+    const ps_config *cfg = cmd->server->cfg;
+    ps_text t;
+    reply_start(&t, cmd, "connect");
+    PS_TEXT_LITERAL(&t, "{\"client\":");
+    ps_text_string(&t, cmd->conn->client_id, strlen(cmd->conn->client_id));
+    PS_TEXT_LITERAL(&t, ",\"version\":");
+    ps_text_string(&t, PS_SERVER_VERSION, strlen(PS_SERVER_VERSION));
     if (expires_at > 0) {
         int64_t ttl = expires_at - ps_unix_time();
-        rc |= json_object_set_new(result, "expires", json_true());
-        rc |= json_object_set_new(result, "ttl", json_integer(ttl > 0 ? ttl : 1));
+        PS_TEXT_LITERAL(&t, ",\"expires\":true,\"ttl\":");
+        ps_text_i64(&t, ttl > 0 ? ttl : 1);
     }
     if (cfg->ping_interval_ms > 0) {
-        rc |= json_object_set_new(result, "ping", json_integer(ping_seconds(cfg)));
+        PS_TEXT_LITERAL(&t, ",\"ping\":");
+        ps_text_i64(&t, ping_seconds(cfg));
         if (cfg->pong_timeout_ms > 0) {
-            rc |= json_object_set_new(result, "pong", json_true());
+            PS_TEXT_LITERAL(&t, ",\"pong\":true");
         }
     }
-    if (rc != 0) { /* out of memory: no reply rather than half a reply */
-        json_decref(result);
-        return NULL;
-    }
-    return result;
+    PS_TEXT_LITERAL(&t, "}");
+    return reply_finish(&t);
 }
 
 /* A connection token (for connect and refresh): as ps_token_verify(), but
@@ -260,8 +285,7 @@ static outcome cmd_connect(const command *cmd)
     ps_heartbeat_arm(cmd->server, conn, expires_at);
     /* Connected but not told so would leave the client half in: a reply
      * that cannot be built closes the connection instead. */
-    ps_msg *msg = reply_msg(cmd, "connect",
-                            connect_result(conn, cmd->server->cfg, expires_at));
+    ps_msg *msg = connect_reply(cmd, expires_at);
     if (msg == NULL) {
         return internal_error(conn);
     }
@@ -328,7 +352,10 @@ static outcome subscribe_join(const command *cmd, const char *channel,
             return reply_error(cmd, ps_wire_code_from_presence(rc));
         }
     }
-    ps_msg *msg = reply_msg(cmd, "subscribe", json_object());
+    ps_text t;
+    reply_start(&t, cmd, "subscribe");
+    PS_TEXT_LITERAL(&t, "{}");
+    ps_msg *msg = reply_finish(&t);
     if (msg == NULL) {
         /* Joined but not answered: the close takes the membership back. */
         return internal_error(conn);
@@ -427,18 +454,12 @@ static outcome cmd_presence(const command *cmd)
     /* Written as text, member by member: a lobby's presence is thousands
      * of members, and a tree of values costs several allocations each. */
     ps_text t;
-    ps_text_init(&t);
-    PS_TEXT_LITERAL(&t, "{\"id\":");
-    ps_text_i64(&t, cmd->id);
-    PS_TEXT_LITERAL(&t, ",\"presence\":{\"presence\":");
+    reply_start(&t, cmd, "presence");
+    PS_TEXT_LITERAL(&t, "{\"presence\":");
     ps_wire_presence_text(&t, snap);
-    PS_TEXT_LITERAL(&t, "}}");
+    PS_TEXT_LITERAL(&t, "}");
     presence_snapshot_free(snap);
-    size_t len = 0;
-    char *text = ps_text_take(&t, &len);
-    ps_msg *msg = text != NULL ? ps_msg_new(text, len) : NULL;
-    ps_free(text);
-    return send_reply(cmd, msg, false);
+    return send_reply(cmd, reply_finish(&t), false);
 }
 
 static outcome cmd_presence_stats(const command *cmd)
@@ -453,7 +474,14 @@ static outcome cmd_presence_stats(const command *cmd)
     if (rc != PRESENCE_OK) {
         return reply_error(cmd, ps_wire_code_from_presence(rc));
     }
-    return reply(cmd, "presence_stats", ps_wire_stats(&stats));
+    ps_text t;
+    reply_start(&t, cmd, "presence_stats");
+    PS_TEXT_LITERAL(&t, "{\"num_clients\":");
+    ps_text_u64(&t, stats.num_clients);
+    PS_TEXT_LITERAL(&t, ",\"num_users\":");
+    ps_text_u64(&t, stats.num_users);
+    PS_TEXT_LITERAL(&t, "}");
+    return send_reply(cmd, reply_finish(&t), false);
 }
 
 /* A new connection token for a connection whose token expires. */
