@@ -373,11 +373,11 @@ static void process_input(lg_run *run, lg_conn *c)
     }
 }
 
-static void connected(lg_run *run, lg_conn *c)
+/* The connect is done: writable without an error or a hang-up is a
+ * connection (no getsockopt(SO_ERROR) needed to tell). */
+static void connected(lg_run *run, lg_conn *c, uint32_t events)
 {
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    if (events & (EPOLLERR | EPOLLHUP)) {
         lg_session_ended(run, c, LG_FAIL_CONNECT);
         return;
     }
@@ -400,7 +400,7 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
         if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) {
             return;
         }
-        connected(run, c);
+        connected(run, c, events);
         if (c->fd < 0) {
             return;
         }
@@ -416,9 +416,13 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
         c->read_more = false;
         run->read_more--;
     }
-    /* Edge-triggered: read to EAGAIN, but at most READS_PER_TURN times in
-     * one turn, so that one flooding server connection cannot hold the
-     * loop; the rest is read in the next turn (lg_conn_read_more). */
+    /* Edge-triggered: read until the socket is drained, but at most
+     * READS_PER_TURN times in one turn, so that one flooding server
+     * connection cannot hold the loop; the rest is read in the next turn
+     * (lg_conn_read_more). A read shorter than asked drained it (new bytes
+     * make a new edge), unless the peer's FIN came with this edge: then on
+     * to the end of file. */
+    bool fin = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     for (int reads = 0;; reads++) {
         if (reads == READS_PER_TURN) {
             c->read_more = true;
@@ -429,9 +433,13 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
             eof = true;
             break;
         }
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+        size_t room = c->in.cap - c->in.len;
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
         if (n > 0) {
             c->in.len += (size_t)n;
+            if ((size_t)n < room && !fin) {
+                break;
+            }
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -482,12 +490,14 @@ void lg_conn_finish(lg_run *run, lg_conn *c)
 
 void lg_conn_read_more(lg_run *run)
 {
+    /* As for a FIN: to EAGAIN or the end, since the edge that brought a
+     * FIN may be the one cut short. */
     for (uint32_t i = 0; i < run->count && run->read_more > 0; i++) {
         if (run->conns[i].read_more) {
-            lg_conn_events(run, &run->conns[i], EPOLLIN);
+            lg_conn_events(run, &run->conns[i], EPOLLIN | EPOLLRDHUP);
         }
     }
     if (run->probe.read_more) {
-        lg_conn_events(run, &run->probe, EPOLLIN);
+        lg_conn_events(run, &run->probe, EPOLLIN | EPOLLRDHUP);
     }
 }
