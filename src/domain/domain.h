@@ -92,8 +92,12 @@ struct presence__namespace {
 };
 
 /*
- * A non-empty channel. Live (in its shard's index, holding one reference)
- * while it has members; queued events hold the others.
+ * A channel. Live (in its shard's index, holding one reference) while it
+ * has members or channel handles pin it (presence_channel_open); queued
+ * events hold the others. A pinned channel without members is idle: in
+ * the index, but read as no channel (presence__channel_lookup), with
+ * epoch and seq 0, no log, and not counted against channels_max; its
+ * next join begins a new life in the same record.
  */
 struct presence__channel {
     struct presence__pool_block pool; /* from its shard's channel pool */
@@ -114,6 +118,7 @@ struct presence__channel {
     struct presence__usercount users;
     struct presence__memberset members;
     struct presence__namespace *ns;
+    uint32_t pins; /* open channel handles (its shard's lock) */
     uint32_t name_len;
     char name[];
 };
@@ -127,6 +132,9 @@ struct presence__pending {
     void *app;
     struct presence__blob *chan_info;
     uint64_t seq;
+    /* The channel's life when the change was made: a pinned record
+     * lives again under another epoch, maybe before delivery. */
+    uint64_t epoch;
     int64_t time_ms;
     size_t num_clients;
     size_t num_users;
@@ -188,8 +196,11 @@ struct presence__shard { /* channels */
     uint32_t chans_free; /* a free number, or PRESENCE__SLAB_NONE */
     /* The chan_info of its memberships that have one (the shard's lock). */
     struct presence__chaninfo_map chan_infos;
+    /* Idle channels in its index (pinned, no member): not counted as
+     * channels (the shard's lock). */
+    size_t idle;
     char chans_pad[PRESENCE__SHARD_BYTES - sizeof(void *) - 8 -
-                   sizeof(struct presence__chaninfo_map)];
+                   sizeof(struct presence__chaninfo_map) - sizeof(size_t)];
 };
 
 struct presence__cshard { /* clients */
@@ -459,6 +470,9 @@ struct presence__chref {
     struct presence__shard *shard;
     struct presence__namespace *ns;
     struct presence__channel *ch; /* NULL when it has no member */
+    /* When ch is NULL: the channel's idle record (pinned by a channel
+     * handle, no member), which a join brings to life; else NULL. */
+    struct presence__channel *idle;
 };
 /* Check a channel name (no lock needed). */
 int presence__channel_check(presence_registry *reg, const char *name,
@@ -470,6 +484,19 @@ int presence__channel_lookup(presence_registry *reg,
  * channel's namespace keeps no presence. */
 int presence__channel_lookup_join(presence_registry *reg,
                                   struct presence__chref *ref);
+/* A channel handle's record as a checked name (no lock needed: a record's
+ * name, hash and namespace never change); nothing looked up yet. */
+void presence__chref_of(presence_registry *reg, struct presence__channel *ch,
+                        struct presence__chref *ref);
+/* presence__channel_lookup() for a channel handle's record (its shard
+ * held): no index lookup, the record is the channel. */
+static inline void presence__chref_resolve(struct presence__channel *rec,
+                                           struct presence__chref *ref)
+{
+    bool live = rec->members.count > 0;
+    ref->ch = live ? rec : NULL;
+    ref->idle = live ? NULL : rec;
+}
 
 /* ---- node.c: node ids of remote clients ---------------------------------- */
 /* A node id named by a call, checked and hashed (no lock needed). */
@@ -659,6 +686,13 @@ void presence__membership_end_grace(presence_registry *reg,
                                     size_t *reserved);
 void presence__channel_unref(presence_registry *reg,
                              struct presence__channel *ch);
+/* Pin the channel a checked, looked-up name names (its shard held),
+ * making its record idle if it has none; fails without change. */
+int presence__channel_pin(presence_registry *reg, struct presence__chref *ref,
+                          struct presence__channel **out);
+/* Unpin a record (its shard held); an idle one left unpinned goes. */
+void presence__channel_unpin(presence_registry *reg,
+                             struct presence__channel *ch);
 /* Close every channel of a namespace whose presence was turned off. */
 int presence__namespace_drain(presence_registry *reg,
                               struct presence__namespace *ns);
@@ -756,6 +790,11 @@ int presence__requester_resolve(const presence_requester **req);
 int presence__lock_channel_read(presence_registry *reg, const char *channel,
                                 const presence_requester *requester,
                                 struct presence__chref *ref);
+/* presence__lock_channel_read() for a channel handle's record. */
+int presence__lock_channel_read_pinned(presence_registry *reg,
+                                       struct presence__channel *rec,
+                                       const presence_requester *requester,
+                                       struct presence__chref *ref);
 
 /* ---- expiry.c ----------------------------------------------------------- */
 /* The touch list of a local membership of ch (in its shard hs, held). */

@@ -154,6 +154,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->app = presence__client_app(m->client);
     e->chan_info = chan_info;
     e->seq = ch->seq;
+    e->epoch = ch->epoch;
     e->time_ms = now;
     e->num_clients = ch->members.count;
     e->num_users = ch->users.users;
@@ -468,7 +469,7 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
     ev->stats.num_clients = e->num_clients;
     ev->stats.num_users = e->num_users;
-    ev->stats.epoch = ch != NULL ? ch->epoch : 0;
+    ev->stats.epoch = e->epoch; /* 0 for a user event */
     ev->stats.seq = e->seq;
     ev->epoch = ev->stats.epoch;
     ev->client_app = e->app;
