@@ -569,8 +569,9 @@ typedef int (*presence_write_fn)(const void *data, size_t len,
  * times (so TTL deadlines), and leave grace (the drop's time and reason).
  * Not saved: subscriptions, the configuration (allocator, clock, limits,
  * access check), handles (a client opened as a handle is saved as a
- * client known by name; one in no channel is not saved) and application
- * pointers.
+ * client known by name; one in no channel is not saved; a channel kept
+ * idle by a channel handle is no channel and is not saved) and
+ * application pointers.
  *
  * The format (#PRESENCE_STATE_FORMAT) is binary, versioned and
  * checksummed: an 8-byte magic, a 32-bit version, LEB128 varints and
