@@ -45,7 +45,8 @@ awk -v stdout_file="$build/callgrind.stdout" -v handles=$handles '
         fn["query"] = "presence_query"; fn["refresh"] = "presence_touch"
         fn["leave"] = "presence_disconnect"
         if (handles) {  # the phase is the sum of these calls
-            fn["join"] = "presence_client_open+presence_client_join_many"
+            fn["join"] = "presence_client_open+presence_channel_open+presence_client_join_channel_many"
+            fn["stats"] = "presence_channel_stats_get"
             fn["refresh"] = "presence_client_touch"
             fn["leave"] = "presence_client_close"
         }
