@@ -35,7 +35,7 @@ valgrind --tool=callgrind --callgrind-out-file="$cg" \
     2>"$build/callgrind.stderr" || { cat "$build/callgrind.stderr" >&2; exit 1; }
 
 # phase -> the API function it times
-callgrind_annotate --inclusive=yes "$cg" 2>/dev/null >"$build/callgrind.inclusive"
+callgrind_annotate --inclusive=yes --threshold=100 "$cg" 2>/dev/null >"$build/callgrind.inclusive"
 callgrind_annotate "$cg" 2>/dev/null >"$build/callgrind.exclusive"
 handles=0
 [[ ${args[0]} == --handles ]] && handles=1

@@ -613,9 +613,8 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__client *client,
                             struct presence__membership *m,
                             struct presence__blob *blob, size_t *reserved,
-                            bool silent)
+                            bool silent, int64_t now)
 {
-    int64_t now = presence__now(reg);
     /* Every field but the slab's own. */
     *m = (struct presence__membership){
         .slab = m->slab,
@@ -748,7 +747,8 @@ join_new(presence_registry *reg, struct presence__target *t,
     }
 
     bool first =
-        membership_link(reg, hs, ch, client, m, blob, &reserved, silent);
+        membership_link(reg, hs, ch, client, m, blob, &reserved, silent,
+                        a->has_now ? a->now_ms : presence__now(reg));
     presence__events_release(reg, &reserved);
     if (silent) {
         *made = m;

@@ -596,6 +596,10 @@ struct presence__join_args {
     /* It takes the place of a member in grace (grace.c): the channel's
      * member limit counts that one for it. */
     bool replacing;
+    /* The time read once for a call of many joins (join_many, its shards
+     * held since it read it); else each join reads the clock. */
+    bool has_now;
+    int64_t now_ms;
 };
 /* NULL bytes with a length, or more than max: the info rule. */
 int presence__check_info(const void *data, size_t len, size_t max);
@@ -913,25 +917,42 @@ int presence__events_reserve(presence_registry *reg, size_t n,
                              size_t *reserved);
 /* Give back what a change did not use. */
 void presence__events_release(presence_registry *reg, size_t *reserved);
-/* Queue the events of one change from the reservation. */
-void presence__events_push(presence_registry *reg,
-                           struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change,
-                           size_t *reserved);
-/* presence__events_push() with the change's time given (a leave at the
- * end of a grace happened when its member dropped); PRESENCE__EVENT_NOW
- * reads the clock. */
+/* presence__events_push_at() once room is reserved: out of line. */
+void presence__events_queue_at(presence_registry *reg,
+                               struct presence__shard *hs,
+                               struct presence__channel *ch,
+                               struct presence__membership *m,
+                               presence_event_kind kind,
+                               presence_leave_reason reason, bool user_change,
+                               int64_t at_ms, size_t *reserved);
+/* Queue the events of one change from the reservation, with the change's
+ * time given (a leave at the end of a grace happened when its member
+ * dropped); PRESENCE__EVENT_NOW reads the clock. Inline: with nobody
+ * listening (nothing reserved) a change pays one test, not a call. */
 #define PRESENCE__EVENT_NOW INT64_MIN
-void presence__events_push_at(presence_registry *reg,
-                              struct presence__shard *hs,
-                              struct presence__channel *ch,
-                              struct presence__membership *m,
-                              presence_event_kind kind,
-                              presence_leave_reason reason, bool user_change,
-                              int64_t at_ms, size_t *reserved);
+static inline void presence__events_push_at(
+    presence_registry *reg, struct presence__shard *hs,
+    struct presence__channel *ch, struct presence__membership *m,
+    presence_event_kind kind, presence_leave_reason reason, bool user_change,
+    int64_t at_ms, size_t *reserved)
+{
+    if (*reserved != 0) {
+        presence__events_queue_at(reg, hs, ch, m, kind, reason, user_change,
+                                  at_ms, reserved);
+    }
+}
+/* presence__events_push_at() now. */
+static inline void presence__events_push(presence_registry *reg,
+                                         struct presence__shard *hs,
+                                         struct presence__channel *ch,
+                                         struct presence__membership *m,
+                                         presence_event_kind kind,
+                                         presence_leave_reason reason,
+                                         bool user_change, size_t *reserved)
+{
+    presence__events_push_at(reg, hs, ch, m, kind, reason, user_change,
+                             PRESENCE__EVENT_NOW, reserved);
+}
 /* Room a change reserves for a user's online or offline event: 1 while
  * some subscription wants them, else 0. */
 static inline size_t presence__user_event_room(presence_registry *reg)

@@ -170,14 +170,14 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     atomic_fetch_add(&reg->queued, 1);
 }
 
-void presence__events_push_at(presence_registry *reg,
-                              struct presence__shard *hs,
-                              struct presence__channel *ch,
-                              struct presence__membership *m,
-                              presence_event_kind kind,
-                              presence_leave_reason reason,
-                              bool user_change,
-                              int64_t at_ms, size_t *reserved)
+void presence__events_queue_at(presence_registry *reg,
+                               struct presence__shard *hs,
+                               struct presence__channel *ch,
+                               struct presence__membership *m,
+                               presence_event_kind kind,
+                               presence_leave_reason reason,
+                               bool user_change,
+                               int64_t at_ms, size_t *reserved)
 {
     size_t n = user_change ? 2 : 1;
     bool muted = !ch->ns->options.join_leave;
@@ -197,17 +197,6 @@ void presence__events_push_at(presence_registry *reg,
     }
     queue_unlock(reg);
     *reserved -= n;
-}
-
-void presence__events_push(presence_registry *reg, struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change,
-                           size_t *reserved)
-{
-    presence__events_push_at(reg, hs, ch, m, kind, reason, user_change,
-                             PRESENCE__EVENT_NOW, reserved);
 }
 
 void presence__events_push_user(presence_registry *reg,

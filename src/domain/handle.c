@@ -533,7 +533,7 @@ static int items_check(presence_registry *reg, presence_client *handle,
 
 /* Do one item with every shard held, announcing nothing. */
 static int item_apply(presence_registry *reg, struct presence__client *client,
-                      struct item_done *d)
+                      struct item_done *d, int64_t now_ms)
 {
     struct presence__target *t = &d->t;
     int rc = target_lookup(reg, t, d->rec, true);
@@ -545,7 +545,9 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
                            : NULL;
     if (m == NULL) {
         struct presence__join_args a = {.chan_info = d->chan_info,
-                                        .chan_info_len = d->chan_info_len};
+                                        .chan_info_len = d->chan_info_len,
+                                        .has_now = true,
+                                        .now_ms = now_ms};
         rc = presence__join_silent(reg, t, client, &a, &d->m,
                                    &d->first_of_user);
         d->kind = PRESENCE_CHANGE_JOINED;
@@ -690,9 +692,12 @@ static int join_many(presence_registry *reg, presence_client *handle,
         size_t reserved = 0;
         rc = presence__events_reserve(reg, presence__mul_size(count, 2),
                                       &reserved);
+        /* One instant for the whole call, read with its shards held, so
+         * no later change of theirs gets an earlier time. */
+        int64_t now_ms = presence__now(reg);
         size_t done = 0;
         for (; rc == PRESENCE_OK && done < count; done++) {
-            rc = item_apply(reg, client, &d[done]);
+            rc = item_apply(reg, client, &d[done], now_ms);
             if (rc != PRESENCE_OK) {
                 failed_at = done;
                 item_undo(reg, &d[done]); /* a partial item undoes itself */
