@@ -785,8 +785,9 @@ join_locked(presence_registry *reg, struct presence__target *t,
             struct presence__client *client,
             const struct presence__join_args *a, presence_change *change)
 {
+    /* A client in no channel (a handle just opened) is in none to find. */
     struct presence__membership *m =
-        client != NULL && t->chan.ch != NULL
+        client != NULL && client->channel_count > 0 && t->chan.ch != NULL
             ? presence__membership_find(t->chan.ch, client)
             : NULL;
     presence_change_kind kind = PRESENCE_CHANGE_JOINED;

@@ -451,16 +451,6 @@ struct item_done {
 /* The channel shards of the items, one bit each (64 shards). */
 _Static_assert(PRESENCE__SHARDS <= 64, "a shard set fits 64 bits");
 
-static uint64_t item_shards(presence_registry *reg, const struct item_done *d,
-                            size_t count)
-{
-    uint64_t set = 0;
-    for (size_t i = 0; i < count; i++) {
-        set |= 1ULL << (d[i].t.chan.shard - reg->shards);
-    }
-    return set;
-}
-
 /* Take (or give back) the shards of a set in index order (give back in
  * reverse): the order namespace changes use. */
 static void shards_lock(presence_registry *reg, uint64_t set)
@@ -485,11 +475,13 @@ struct items {
     const presence_channel_join_item *handles;
 };
 
-/* Check every item before any lock: names, infos, no channel twice. */
+/* Check every item before any lock: names, infos, no channel twice;
+ * *shards gets the set of their channel shards. */
 static int items_check(presence_registry *reg, presence_client *handle,
                        struct items items, size_t count,
-                       struct item_done *d, size_t *failed)
+                       struct item_done *d, size_t *failed, uint64_t *shards)
 {
+    uint64_t set = 0;
     for (size_t i = 0; i < count; i++) {
         d[i].m = NULL;
         d[i].kind = PRESENCE_CHANGE_NONE;
@@ -511,7 +503,12 @@ static int items_check(presence_registry *reg, presence_client *handle,
         int rc = handle_target_info(reg, handle, name, d[i].rec,
                                     d[i].chan_info, d[i].chan_info_len,
                                     &d[i].t);
-        for (size_t j = 0; rc == PRESENCE_OK && j < i; j++) {
+        uint64_t bit = rc == PRESENCE_OK
+                           ? 1ULL << (d[i].t.chan.shard - reg->shards)
+                           : 0;
+        /* Two items on one channel share its shard: only then compare. */
+        for (size_t j = 0; rc == PRESENCE_OK && (set & bit) != 0 && j < i;
+             j++) {
             if (d[i].rec != NULL) {
                 /* A name has one record at most: handles on one channel
                  * share it. */
@@ -527,13 +524,17 @@ static int items_check(presence_registry *reg, presence_client *handle,
             *failed = i;
             return rc;
         }
+        set |= bit;
     }
+    *shards = set;
     return PRESENCE_OK;
 }
 
 /* Do one item with every shard held, announcing nothing. */
+/* made: the memberships this call has made so far; when they are all the
+ * client has, it is in none of the other items' channels. */
 static int item_apply(presence_registry *reg, struct presence__client *client,
-                      struct item_done *d, int64_t now_ms)
+                      struct item_done *d, int64_t now_ms, size_t made)
 {
     struct presence__target *t = &d->t;
     int rc = target_lookup(reg, t, d->rec, true);
@@ -541,8 +542,9 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
         return rc;
     }
     struct presence__membership *m =
-        t->chan.ch != NULL ? presence__membership_find(t->chan.ch, client)
-                           : NULL;
+        t->chan.ch != NULL && client->channel_count > made
+            ? presence__membership_find(t->chan.ch, client)
+            : NULL;
     if (m == NULL) {
         struct presence__join_args a = {.chan_info = d->chan_info,
                                         .chan_info_len = d->chan_info_len,
@@ -682,11 +684,11 @@ static int join_many(presence_registry *reg, presence_client *handle,
         }
         return PRESENCE_ERR_NOMEM;
     }
-    int rc = items_check(reg, handle, items, count, d, &failed_at);
+    uint64_t shards = 0;
+    int rc = items_check(reg, handle, items, count, d, &failed_at, &shards);
     if (rc == PRESENCE_OK) {
         struct presence__client *client = record_of(handle);
         struct presence__cshard *cs = d[0].t.cs;
-        uint64_t shards = item_shards(reg, d, count);
         presence__mutex_lock(reg, &cs->lock);
         shards_lock(reg, shards);
         size_t reserved = 0;
@@ -695,9 +697,10 @@ static int join_many(presence_registry *reg, presence_client *handle,
         /* One instant for the whole call, read with its shards held, so
          * no later change of theirs gets an earlier time. */
         int64_t now_ms = presence__now(reg);
-        size_t done = 0;
+        size_t done = 0, made = 0;
         for (; rc == PRESENCE_OK && done < count; done++) {
-            rc = item_apply(reg, client, &d[done], now_ms);
+            rc = item_apply(reg, client, &d[done], now_ms, made);
+            made += rc == PRESENCE_OK && d[done].kind == PRESENCE_CHANGE_JOINED;
             if (rc != PRESENCE_OK) {
                 failed_at = done;
                 item_undo(reg, &d[done]); /* a partial item undoes itself */
