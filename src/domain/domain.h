@@ -107,8 +107,9 @@ struct presence__channel {
     /* Its last changes, when its namespace keeps them (history.c); not
      * among what a lookup for stats reads, below. */
     struct presence__changelog *history;
-    /* Which life of the channel this record is: fixed, never 0, unique
-     * in the registry and random across registries (presence__epoch). */
+    /* Which life of the channel this record holds: fixed for the life,
+     * never 0 in one, unique in the registry and random across
+     * registries (presence__epoch); 0 while idle. */
     uint64_t epoch;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
@@ -184,7 +185,7 @@ struct presence__shard { /* channels */
             pthread_mutex_t lock;
             struct presence__index channels; /* by name */
             atomic_size_t memberships;
-            /* Channels this shard has made: its part of the epochs. */
+            /* Channel lives this shard has begun: its part of the epochs. */
             uint64_t epochs;
             struct presence__slab membership_slab;
         };
