@@ -55,9 +55,11 @@ typedef struct bench_params {
     uint64_t K; /* channels per client */
     uint64_t R; /* rounds of the stats phase */
     uint64_t I; /* bytes of conn_info */
-    /* Through client handles: one opened per client, its K channels joined
-     * in one presence_client_join_many, refreshed in one touch, closed
-     * for the leave (presence-bench --handles). */
+    /* Through handles: one opened per client, one per channel (on its
+     * first use), a client's K channels joined in one
+     * presence_client_join_channel_many, stats by channel handle, a
+     * client's channels refreshed in one touch, closed for the leave
+     * (presence-bench --handles). */
     bool handles;
     /* history_size of the channels' namespace (presence-bench --history
      * N): the cost of the change log on joins and leaves. */

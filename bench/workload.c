@@ -59,15 +59,19 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     BENCH_CHECK(presence_namespace_set(reg, "chat", &ns));
 
     presence_client **handles = NULL;
-    presence_join_item *items = NULL;
+    presence_channel **chans = NULL;
+    presence_channel_join_item *items = NULL;
     if (p->handles) {
         handles = calloc((size_t)C, sizeof *handles);
+        chans = calloc((size_t)H, sizeof *chans);
         items = calloc((size_t)K, sizeof *items);
-        if (handles == NULL || items == NULL)
+        if (handles == NULL || chans == NULL || items == NULL)
             bench_die("out of memory for handles");
     }
 
-    /* 1. join: C*K joins with user id and conn_info, no chan_info. */
+    /* 1. join: C*K joins with user id and conn_info, no chan_info. By
+     * handles: a handle per channel, opened (its name checked and looked
+     * up) on the channel's first use, inside the timed phase. */
     PHASE_BEGIN(BENCH_JOIN);
     for (uint64_t i = 0; p->handles && i < C; i++) {
         presence_client_options o;
@@ -79,11 +83,14 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
         BENCH_CHECK(presence_client_open(reg, &o, &handles[i]));
         uint64_t j = bench_channel0(i, H);
         for (uint64_t k = 0; k < K; k++) {
-            items[k].channel = bench_name(&channels, j);
+            if (chans[j] == NULL)
+                BENCH_CHECK(presence_channel_open(
+                    reg, bench_name(&channels, j), &chans[j]));
+            items[k].channel = chans[j];
             j = bench_channel_next(j, step, H);
         }
-        BENCH_CHECK(presence_client_join_many(reg, handles[i], items,
-                                              (size_t)K, NULL, NULL));
+        BENCH_CHECK(presence_client_join_channel_many(reg, handles[i], items,
+                                                      (size_t)K, NULL, NULL));
     }
     for (uint64_t i = 0; !p->handles && i < C; i++) {
         const char *id = bench_name(&clients, i);
@@ -111,8 +118,12 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
         uint64_t rc = 0, ru = 0;
         for (uint64_t j = 0; j < H; j++) {
             presence_channel_stats st;
-            BENCH_CHECK(
-                presence_stats(reg, bench_name(&channels, j), presence_trusted(), &st));
+            if (p->handles && chans[j] != NULL)
+                BENCH_CHECK(presence_channel_stats_get(
+                    reg, chans[j], presence_trusted(), &st));
+            else
+                BENCH_CHECK(presence_stats(reg, bench_name(&channels, j),
+                                           presence_trusted(), &st));
             rc += st.num_clients;
             ru += st.num_users;
         }
@@ -174,6 +185,9 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     PHASE_END(BENCH_LEAVE);
     out->ops[BENCH_LEAVE] = C;
 
+    for (uint64_t j = 0; p->handles && j < H; j++)
+        BENCH_CHECK(presence_channel_release(reg, chans[j]));
+
     BENCH_CHECK(presence_registry_counts(reg, &counts));
     if (counts.channels || counts.clients || counts.users ||
         counts.memberships)
@@ -186,6 +200,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
 
     BENCH_CHECK(presence_registry_free(reg));
     free(handles);
+    free(chans);
     free(items);
     bench_names_free(&clients);
     bench_names_free(&users);

@@ -53,6 +53,9 @@ struct harness {
     presence_client *handles[MODEL_CLIENTS];
     int apps[MODEL_CLIENTS];
     void *app_ptrs[MODEL_CLIENTS]; /* &apps[c] */
+    /* Channel handles, for the channels that have presence (NULL for the
+     * others: presence_channel_open refuses them). */
+    presence_channel *chans[MODEL_CHANNELS];
     /* The epoch each channel's events last carried (0: none yet). */
     uint64_t epochs[MODEL_CHANNELS];
     /* Users online as their online/offline events tell it. */
@@ -388,6 +391,14 @@ static void check_channel(struct harness *h, int ch)
     CHECK(st.seq == h->md.seq[ch]);
     CHECK((st.epoch == 0) == (st.num_clients == 0));
     CHECK(st.epoch == 0 || h->epochs[ch] == 0 || st.epoch == h->epochs[ch]);
+    if (h->chans[ch] != NULL) { /* by handle: the very same */
+        presence_channel_stats hs;
+        CHECK(presence_channel_stats_get(reg, h->chans[ch], presence_trusted(),
+                                         &hs) == PRESENCE_OK);
+        CHECK(hs.num_clients == st.num_clients &&
+              hs.num_users == st.num_users && hs.epoch == st.epoch &&
+              hs.seq == st.seq);
+    }
     check_changes(h, ch, &st);
     for (int u = 0; u < MODEL_USERS; u++) {
         size_t n = 99;
@@ -538,6 +549,17 @@ struct input {
 static uint8_t next_byte(struct input *in)
 {
     return in->at < in->size ? in->data[in->at++] : 0;
+}
+
+/* A channel's handle is released and opened again (the record of an
+ * empty channel goes, and comes back), with no allocation failing. */
+static void channel_reopen(struct harness *h, int ch)
+{
+    h->no_fail = true;
+    CHECK(presence_channel_release(h->reg, h->chans[ch]) == PRESENCE_OK);
+    CHECK(presence_channel_open(h->reg, model_channel_names[ch],
+                                &h->chans[ch]) == PRESENCE_OK);
+    h->no_fail = false;
 }
 
 /* Apply one call to the library and to the model. A call that failed for
@@ -744,14 +766,26 @@ static void step(struct harness *h, struct input *in)
         presence_change change;
         int which = op % 24 == 20 ? 0 : 1 + a / (MODEL_CHANNELS * MODEL_INFOS) % 3;
         const char *inf = model_infos[info];
+        /* Join and leave by channel handle now and then. */
+        presence_channel *by = (b & 0x08) != 0 ? h->chans[ch] : NULL;
+        if (by != NULL && (b & 0x80) != 0) {
+            channel_reopen(h, ch);
+            by = h->chans[ch];
+        }
         switch (which) {
         case 0:
-            rc = presence_client_join(reg, h->handles[c], chn, inf,
-                                      strlen(inf), &change);
+            rc = by != NULL
+                     ? presence_client_join_channel(reg, h->handles[c], by,
+                                                    inf, strlen(inf), &change)
+                     : presence_client_join(reg, h->handles[c], chn, inf,
+                                            strlen(inf), &change);
             want = model_join(&h->md, ch, c, model_user_of(c), info);
             break;
         case 1:
-            rc = presence_client_leave(reg, h->handles[c], chn, &change);
+            rc = by != NULL ? presence_client_leave_channel(
+                                  reg, h->handles[c], by, &change)
+                            : presence_client_leave(reg, h->handles[c], chn,
+                                                    &change);
             want = model_leave(&h->md, ch, c);
             break;
         case 2:
@@ -778,6 +812,8 @@ static void step(struct harness *h, struct input *in)
             break;
         }
         presence_join_item items[3];
+        presence_channel_join_item by_items[3];
+        bool by = (b & 0x08) != 0; /* by channel handles, if all have one */
         int n = 1 + a % 3;
         model trial = h->md;
         trial.no_take_place = true; /* join_many takes no place */
@@ -789,6 +825,10 @@ static void step(struct harness *h, struct input *in)
             items[i].channel = model_channel_names[chi];
             items[i].chan_info = model_infos[infi];
             items[i].chan_info_len = strlen(model_infos[infi]);
+            by_items[i].channel = h->chans[chi];
+            by_items[i].chan_info = items[i].chan_info;
+            by_items[i].chan_info_len = items[i].chan_info_len;
+            by = by && h->chans[chi] != NULL;
             if (want == PRESENCE_OK) {
                 want = model_join(&trial, chi, c, model_user_of(c), infi);
                 if (want != PRESENCE_OK) {
@@ -798,8 +838,11 @@ static void step(struct harness *h, struct input *in)
         }
         presence_change results[3];
         size_t failed = 99;
-        rc = presence_client_join_many(reg, h->handles[c], items, (size_t)n,
-                                       results, &failed);
+        rc = by ? presence_client_join_channel_many(reg, h->handles[c],
+                                                    by_items, (size_t)n,
+                                                    results, &failed)
+                : presence_client_join_many(reg, h->handles[c], items,
+                                            (size_t)n, results, &failed);
         if (want == PRESENCE_OK) {
             h->md = trial;
             h->md.no_take_place = false;
@@ -912,11 +955,25 @@ int presence_fuzz_api_sequence(const uint8_t *data, size_t size)
                              PRESENCE_EVENTS_USERS, on_user, h,
                              &users_sub) == PRESENCE_OK);
 
+    for (int ch = 0; ch < MODEL_CHANNELS; ch++) {
+        int rc = presence_channel_open(h->reg, model_channel_names[ch],
+                                       &h->chans[ch]);
+        CHECK(rc == (!model_channel_known(ch) ? PRESENCE_ERR_UNKNOWN_NAMESPACE
+                     : !model_channel_has_presence(ch)
+                         ? PRESENCE_ERR_NOT_AVAILABLE
+                         : PRESENCE_OK));
+    }
+
     coalesce_check_start(&h->coalesce, h->reg);
 
     struct input in = {data, size, 1};
     for (int steps = 0; in.at < in.size && steps < 2000; steps++) {
         step(h, &in);
+    }
+    /* Half the channel handles are released, the rest go with the
+     * registry. */
+    for (int ch = 0; ch < MODEL_CHANNELS; ch += 2) {
+        CHECK(presence_channel_release(h->reg, h->chans[ch]) == PRESENCE_OK);
     }
     CHECK(presence_registry_free(h->reg) == PRESENCE_OK);
     CHECK(h->live_blocks == 0);

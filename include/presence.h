@@ -569,8 +569,9 @@ typedef int (*presence_write_fn)(const void *data, size_t len,
  * times (so TTL deadlines), and leave grace (the drop's time and reason).
  * Not saved: subscriptions, the configuration (allocator, clock, limits,
  * access check), handles (a client opened as a handle is saved as a
- * client known by name; one in no channel is not saved) and application
- * pointers.
+ * client known by name; one in no channel is not saved; a channel kept
+ * idle by a channel handle is no channel and is not saved) and
+ * application pointers.
  *
  * The format (#PRESENCE_STATE_FORMAT) is binary, versioned and
  * checksummed: an 8-byte magic, a 32-bit version, LEB128 varints and
@@ -1159,6 +1160,153 @@ PRESENCE_API const char *presence_client_id(const presence_client *client);
 
 /** The handle's application pointer. NULL for a NULL handle. Any thread. */
 PRESENCE_API void *presence_client_app(const presence_client *client);
+
+/**@}*/
+
+/* ------------------------------------------------------------------------ */
+/** @name Connections: channel handles
+ *
+ * A server that joins, leaves and reads the same channels over and over
+ * opens a handle per channel once (when a channel gets its first
+ * subscriber, say): the name is checked, hashed and looked up then, and
+ * never again; a join, leave or stats by handle goes straight to the
+ * channel (about a third of a join by name is spent on its name). Each
+ * call by channel handle is its by-name twin, with the same events, leave
+ * grace, change log, coalesced diffs, TTL, limits and user counts; only
+ * the name's errors (#PRESENCE_ERR_BAD_NAME, #PRESENCE_ERR_TOO_LONG,
+ * #PRESENCE_ERR_UNKNOWN_NAMESPACE) are met at presence_channel_open()
+ * instead.
+ *
+ * An open handle pins its channel: when the last member leaves, the
+ * channel's record is kept for the handle, **idle**. An idle channel reads
+ * exactly as a channel without members does, by handle and by name: stats
+ * {0, 0} with epoch 0 and seq 0 (see @ref versions), an empty snapshot, no
+ * entry in presence_channels(), no change log; it does not count in
+ * presence_registry_counts() nor against presence_limits::channels_max,
+ * and presence_registry_save() does not save it. Its next join, by
+ * handle, by name or presence_remote_join(), begins a new life exactly as
+ * for a fresh channel: a new epoch, seq 1, a log of its namespace's
+ * history_size, counted against channels_max. An idle channel costs its
+ * record (its name and about 100 bytes) until its last handle is
+ * released.
+ *
+ * One channel may have many handles (each presence_channel_open() pins it
+ * once more, and each wants its presence_channel_release()): they name
+ * the same channel. Releasing a handle never changes the channel's
+ * members: a channel with members lives on by name, as any other.
+ *
+ * Namespaces: a handle belongs to its channel's namespace, whose options
+ * apply as they are at each call. Turning presence off
+ * (presence_namespace_set()) closes the channels of the namespace, pinned
+ * ones too, which stay open and idle: a join or stats by handle then
+ * fails with #PRESENCE_ERR_NOT_AVAILABLE, as by name, until presence is
+ * on again; a new ttl_ms or history_size applies to a pinned channel's
+ * members as to any (an idle one has no log: its next life gets one).
+ *
+ * Handles are pointers into this registry: valid until their
+ * presence_channel_release() or presence_registry_free(), not saved, not
+ * carried over by presence_registry_load() (open them again on the new
+ * registry). Threads: as client handles, any thread, several at once;
+ * releasing a handle while another thread uses it is a use after free.
+ * Every function below may be called from a callback.
+ */
+/**@{*/
+
+/** A channel of this registry, opened once by name. */
+typedef struct presence_channel presence_channel;
+
+/**
+ * Open a handle on a channel: its name checked and looked up, the channel
+ * pinned (made idle if it has no member yet).
+ * @param channel channel name.
+ * @param out     receives the handle.
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, channel or
+ *   out); #PRESENCE_ERR_BAD_NAME; #PRESENCE_ERR_TOO_LONG;
+ *   #PRESENCE_ERR_UNKNOWN_NAMESPACE; #PRESENCE_ERR_NOT_AVAILABLE (its
+ *   namespace keeps no presence), as presence_join() would for the name;
+ *   #PRESENCE_ERR_NOMEM (also when 2^32 - 1 handles pin the channel).
+ *   On an error nothing changed.
+ */
+PRESENCE_API int presence_channel_open(presence_registry *registry,
+                                       const char *channel,
+                                       presence_channel **out);
+
+/**
+ * Release a handle: an idle channel pinned by no other handle is
+ * forgotten; one with members is left as it is. The handle is invalid
+ * afterwards. (Not "close": presence_channel_close() empties a channel.)
+ * @return #PRESENCE_OK (also for a NULL handle, which does nothing);
+ *         #PRESENCE_ERR_INVALID for a NULL registry with a handle.
+ */
+PRESENCE_API int presence_channel_release(presence_registry *registry,
+                                          presence_channel *channel);
+
+/** The handle's channel name. NULL for a NULL handle. Any thread. */
+PRESENCE_API const char *presence_channel_name(const presence_channel *channel);
+
+/**
+ * presence_client_join() by channel handle.
+ * @param result what happened (may be NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (a NULL registry, client or
+ *   channel, NULL info with a length); #PRESENCE_ERR_TOO_LONG (chan_info);
+ *   #PRESENCE_ERR_NOT_AVAILABLE; #PRESENCE_ERR_CLIENT_CHANNEL_LIMIT;
+ *   #PRESENCE_ERR_CHANNEL_MEMBER_LIMIT; #PRESENCE_ERR_CHANNEL_LIMIT (the
+ *   join of an idle channel begins a channel); #PRESENCE_ERR_NOMEM.
+ */
+PRESENCE_API int presence_client_join_channel(presence_registry *registry,
+                                              presence_client *client,
+                                              presence_channel *channel,
+                                              const void *chan_info,
+                                              size_t chan_info_len,
+                                              presence_change *result);
+
+/** One channel of presence_client_join_channel_many(). */
+typedef struct presence_channel_join_item {
+    presence_channel *channel;
+    const void *chan_info; /**< copied; NULL if chan_info_len is 0 */
+    size_t chan_info_len;
+} presence_channel_join_item;
+
+/**
+ * presence_client_join_many() by channel handles: all or nothing, the
+ * same locks, the same order of events.
+ * @param items the channels; no channel twice (two handles on one
+ *              channel are the same channel).
+ * @return as presence_client_join_channel(), plus #PRESENCE_ERR_INVALID
+ *         for a NULL items with a count, a NULL handle in an item or a
+ *         channel named twice; @p failed as for presence_client_join_many().
+ */
+PRESENCE_API int presence_client_join_channel_many(
+    presence_registry *registry, presence_client *client,
+    const presence_channel_join_item *items, size_t count,
+    presence_change *results, size_t *failed);
+
+/**
+ * presence_client_leave() by channel handle (a leave into grace reported
+ * the same way).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_NOT_FOUND
+ *         (the client is not in the channel); #PRESENCE_ERR_NOMEM (the
+ *         event could not be queued).
+ */
+PRESENCE_API int presence_client_leave_channel(presence_registry *registry,
+                                               presence_client *client,
+                                               presence_channel *channel,
+                                               presence_change *result);
+
+/**
+ * presence_stats() by channel handle: O(1), no allocation, the same
+ * access check for @p requester.
+ * @return #PRESENCE_OK ({0, 0}, epoch 0, seq 0 for an idle channel);
+ *         #PRESENCE_ERR_INVALID (NULL registry, channel, requester or
+ *         out, or a requester as presence_query() refuses it);
+ *         #PRESENCE_ERR_BAD_NAME, #PRESENCE_ERR_TOO_LONG (the
+ *         requester's ids); #PRESENCE_ERR_NOT_AVAILABLE;
+ *         #PRESENCE_ERR_DENIED.
+ */
+PRESENCE_API int presence_channel_stats_get(presence_registry *registry,
+                                            presence_channel *channel,
+                                            const presence_requester *requester,
+                                            presence_channel_stats *out);
 
 /**@}*/
 

@@ -35,7 +35,7 @@ valgrind --tool=callgrind --callgrind-out-file="$cg" \
     2>"$build/callgrind.stderr" || { cat "$build/callgrind.stderr" >&2; exit 1; }
 
 # phase -> the API function it times
-callgrind_annotate --inclusive=yes "$cg" 2>/dev/null >"$build/callgrind.inclusive"
+callgrind_annotate --inclusive=yes --threshold=100 "$cg" 2>/dev/null >"$build/callgrind.inclusive"
 callgrind_annotate "$cg" 2>/dev/null >"$build/callgrind.exclusive"
 handles=0
 [[ ${args[0]} == --handles ]] && handles=1
@@ -45,7 +45,8 @@ awk -v stdout_file="$build/callgrind.stdout" -v handles=$handles '
         fn["query"] = "presence_query"; fn["refresh"] = "presence_touch"
         fn["leave"] = "presence_disconnect"
         if (handles) {  # the phase is the sum of these calls
-            fn["join"] = "presence_client_open+presence_client_join_many"
+            fn["join"] = "presence_client_open+presence_channel_open+presence_client_join_channel_many"
+            fn["stats"] = "presence_channel_stats_get"
             fn["refresh"] = "presence_client_touch"
             fn["leave"] = "presence_client_close"
         }

@@ -190,7 +190,9 @@ int presence_registry_counts(presence_registry *reg, presence_counts *out)
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < PRESENCE__SHARDS; i++) {
         presence__mutex_lock(reg, &reg->shards[i].lock);
-        out->channels += reg->shards[i].channels.count;
+        /* Idle ones (pinned by handles, no member) are no channels. */
+        out->channels +=
+            reg->shards[i].channels.count - reg->shards[i].idle;
         out->memberships += atomic_load(&reg->shards[i].memberships);
         presence__mutex_unlock(reg, &reg->shards[i].lock);
         presence__mutex_lock(reg, &reg->cshards[i].lock);

@@ -300,7 +300,8 @@ static void write_channels(struct save *sv)
     struct out *o = &sv->out;
     size_t channels = 0;
     for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
-        channels += reg->shards[s].channels.count;
+        /* Idle ones (pinned, no member) are no channels: not saved. */
+        channels += reg->shards[s].channels.count - reg->shards[s].idle;
     }
     put_varint(o, channels);
     for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
@@ -308,7 +309,7 @@ static void write_channels(struct save *sv)
         for (size_t i = 0; i < presence__index_slots(&hs->channels); i++) {
             const struct presence__channel *ch =
                 presence__index_at(&hs->channels, i);
-            if (ch == NULL) {
+            if (ch == NULL || ch->members.count == 0) {
                 continue;
             }
             put_string(o, ch->name, ch->name_len);

@@ -117,26 +117,47 @@ static size_t placed_end(const struct presence__memberset *set,
     return next;
 }
 
-/* Move every member into a fresh array of `bits`. Fails without change. */
-static int rehash(const presence_allocator *alloc, struct presence__memberset *set,
-                  unsigned bits)
+/* Place every member, in order, into slots (n of them, cleared); false
+ * if that leaves the last slot taken (see presence__memberset_prepare). */
+static bool place_all(const struct presence__memberset *set, unsigned bits,
+                      struct presence__member_slot *slots, size_t n)
 {
-    size_t homes = (size_t)1 << bits;
-    size_t end = placed_end(set, bits);
-    size_t nslots = (end > homes ? end : homes) + spare_for(bits);
-    size_t bytes = presence__mul_size(nslots, SLOT_BYTES);
-    struct presence__member_slot *slots = presence__malloc(alloc, bytes);
-    if (slots == NULL) {
-        return PRESENCE_ERR_NOMEM;
-    }
-    clear_slots(slots, nslots);
     size_t next = 0;
     for (size_t i = 0; i < set->nslots; i++) {
         if (set->slots[i].number != NONE) {
             size_t home = home_of_slot(set, i, bits);
             size_t at = home > next ? home : next;
+            if (at + 1 >= n) {
+                return false;
+            }
             slots[at] = set->slots[i];
             next = at + 1;
+        }
+    }
+    return true;
+}
+
+/* Move every member into a fresh array of `bits`. Fails without change. */
+static int rehash(const presence_allocator *alloc, struct presence__memberset *set,
+                  unsigned bits)
+{
+    /* One pass in the common case: the runs end within the spare tail. */
+    size_t homes = (size_t)1 << bits;
+    size_t nslots = homes + spare_for(bits);
+    struct presence__member_slot *slots = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt == 1) { /* a run went past the tail: measure it */
+            presence__free(alloc, slots, nslots * SLOT_BYTES);
+            size_t end = placed_end(set, bits);
+            nslots = (end > homes ? end : homes) + spare_for(bits);
+        }
+        slots = presence__malloc(alloc, presence__mul_size(nslots, SLOT_BYTES));
+        if (slots == NULL) {
+            return PRESENCE_ERR_NOMEM;
+        }
+        clear_slots(slots, nslots);
+        if (place_all(set, bits, slots, nslots)) {
+            break;
         }
     }
     presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
@@ -144,17 +165,6 @@ static int rehash(const presence_allocator *alloc, struct presence__memberset *s
     set->nslots = nslots;
     set->bits = bits;
     return PRESENCE_OK;
-}
-
-/* The first empty slot at or after the insertion point of `hash`, or
- * nslots if the run reaches the end. */
-static size_t run_end(const struct presence__memberset *set, uint64_t hash)
-{
-    size_t i = home_of(set->bits, hash);
-    while (i < set->nslots && set->slots[i].number != NONE) {
-        i++;
-    }
-    return i;
 }
 
 /* Lengthen the spare tail to nslots. Fails without change. */
@@ -174,10 +184,20 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
     return PRESENCE_OK;
 }
 
+/*
+ * The table's last slot is kept empty before every insert: then every
+ * run, which starts at a home slot before it, ends at an empty slot
+ * within the array, and an insert (which fills one slot, at the end of
+ * its run) never needs room it has not got. So making room is one look at
+ * the last slot, not a walk along the new member's run. A rehash leaves
+ * the last slot empty; an insert that fills it is followed by a longer
+ * tail at the next prepare; a removal never fills a slot.
+ */
 int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 uint64_t hash)
 {
+    (void)hash;
     if (set->slots == NULL) {
         int rc = rehash(alloc, set, MIN_BITS);
         if (rc != PRESENCE_OK) {
@@ -191,29 +211,33 @@ int presence__memberset_prepare(const presence_allocator *alloc,
             return rc;
         }
     }
-    size_t end = run_end(set, hash);
-    if (end < set->nslots) {
+    if (set->slots[set->nslots - 1].number == NONE) {
         return PRESENCE_OK;
     }
-    /* The run reaches the end of the array: lengthen the tail. */
-    return lengthen(alloc, set, presence__add_size(end, 1 + spare_for(set->bits)));
+    /* A run reaches the end of the array: lengthen the tail. */
+    return lengthen(alloc, set,
+                    presence__add_size(set->nslots, 1 + spare_for(set->bits)));
 }
 
 void presence__memberset_insert(struct presence__memberset *set,
                                 struct presence__membership *m)
 {
+    /* One walk: to its place in the run, then on to the run's end,
+     * each slot moving one step along (the last slot was empty: see
+     * presence__memberset_prepare). */
     uint64_t hash = m->client->hash;
     size_t i = home_of(set->bits, hash);
     while (set->slots[i].number != NONE && hash_cmp(set, i, hash) <= 0) {
         i++;
     }
-    size_t end = i;
-    while (set->slots[end].number != NONE) {
-        end++;
+    struct presence__member_slot carry = {m->slab.slab_index, top32(hash)};
+    while (set->slots[i].number != NONE) {
+        struct presence__member_slot next = set->slots[i];
+        set->slots[i] = carry;
+        carry = next;
+        i++;
     }
-    memmove(&set->slots[i + 1], &set->slots[i], (end - i) * SLOT_BYTES);
-    set->slots[i].number = m->slab.slab_index;
-    set->slots[i].tag = top32(hash);
+    set->slots[i] = carry;
     set->count++;
 }
 

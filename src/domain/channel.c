@@ -78,8 +78,9 @@ static int chans_prepare(presence_registry *reg, struct presence__shard *hs)
     return PRESENCE_OK;
 }
 
-/* A new, empty channel; presence__index_prepare and chans_prepare must
- * have succeeded on its shard and channel_count_take too. */
+/* A new, empty record of a channel, in its shard's index; its life's
+ * epoch is drawn by its first join. presence__index_prepare and
+ * chans_prepare must have succeeded on its shard. */
 static struct presence__channel *
 channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
@@ -91,7 +92,6 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     }
     presence__pool_clear(ch, offsetof(struct presence__channel, name));
     ch->hash = ref->hash;
-    ch->epoch = presence__epoch(reg, ref->shard);
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
     presence__memberset_init(&ch->members, &ref->shard->membership_slab);
@@ -115,19 +115,85 @@ void presence__channel_unref(presence_registry *reg,
     }
 }
 
-/* The channel has no member left: out of its shard (held). */
-static void channel_retire(presence_registry *reg,
+/* Out of its shard's index and table (shard held); freed with its last
+ * reference. */
+static void channel_unlist(presence_registry *reg, struct presence__shard *hs,
                            struct presence__channel *ch)
 {
-    struct presence__shard *hs = presence__shard_of(reg, ch->hash);
     presence__index_remove(&reg->alloc, &hs->channels, ch->hash, ch);
     hs->chans[ch->number].next_free = hs->chans_free;
     hs->chans_free = ch->number;
+    presence__channel_unref(reg, ch); /* the index's */
+}
+
+/* The end of a life (no member left, shard held): what the life had goes
+ * and it stops counting as a channel. */
+static void channel_end_life(presence_registry *reg,
+                             struct presence__channel *ch)
+{
     presence__memberset_free(&reg->alloc, &ch->members);
     presence__usercount_free(&reg->alloc, &ch->users);
     presence__history_free(reg, ch);
     channel_count_give(reg);
-    presence__channel_unref(reg, ch); /* the index's */
+}
+
+/* The channel has no member left (shard held): out of its shard, or,
+ * pinned by a channel handle, idle there, reading as no channel (epoch
+ * and seq 0) until a join begins its next life. */
+static void channel_retire(presence_registry *reg,
+                           struct presence__channel *ch)
+{
+    struct presence__shard *hs = presence__shard_of(reg, ch->hash);
+    channel_end_life(reg, ch);
+    if (ch->pins == 0) {
+        channel_unlist(reg, hs, ch);
+        return;
+    }
+    ch->epoch = 0;
+    ch->seq = 0;
+    ch->member_bytes = 0;
+    hs->idle++;
+}
+
+int presence__channel_pin(presence_registry *reg, struct presence__chref *ref,
+                          struct presence__channel **out)
+{
+    struct presence__shard *hs = ref->shard;
+    struct presence__channel *ch = ref->ch != NULL ? ref->ch : ref->idle;
+    if (ch != NULL) {
+        if (ch->pins == UINT32_MAX) {
+            return PRESENCE_ERR_NOMEM; /* no count for one more */
+        }
+        ch->pins++;
+        *out = ch;
+        return PRESENCE_OK;
+    }
+    int rc = presence__index_prepare(&reg->alloc, &hs->channels);
+    if (rc == PRESENCE_OK) {
+        rc = chans_prepare(reg, hs);
+    }
+    if (rc == PRESENCE_OK) {
+        ch = channel_create(reg, ref);
+        rc = ch != NULL ? PRESENCE_OK : PRESENCE_ERR_NOMEM;
+    }
+    if (rc == PRESENCE_OK) {
+        ch->pins = 1;
+        hs->idle++;
+        ref->idle = ch;
+        *out = ch;
+    }
+    return rc;
+}
+
+void presence__channel_unpin(presence_registry *reg,
+                             struct presence__channel *ch)
+{
+    ch->pins--;
+    if (ch->pins == 0 && ch->members.count == 0) {
+        struct presence__shard *hs = presence__shard_of(reg, ch->hash);
+        hs->idle--;
+        channel_unlist(reg, hs, ch);
+    }
 }
 
 /* ---- memberships -------------------------------------------------------- */
@@ -394,7 +460,7 @@ int presence__namespace_drain(presence_registry *reg,
             struct presence__index *idx = &sw.hs->channels;
             for (size_t i = 0; i < presence__index_slots(idx); i++) {
                 struct presence__channel *ch = presence__index_at(idx, i);
-                if (ch != NULL && ch->ns == ns) {
+                if (ch != NULL && ch->ns == ns && ch->members.count > 0) {
                     found = ch;
                     break;
                 }
@@ -547,9 +613,8 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__client *client,
                             struct presence__membership *m,
                             struct presence__blob *blob, size_t *reserved,
-                            bool silent)
+                            bool silent, int64_t now)
 {
-    int64_t now = presence__now(reg);
     /* Every field but the slab's own. */
     *m = (struct presence__membership){
         .slab = m->slab,
@@ -595,7 +660,9 @@ join_new(presence_registry *reg, struct presence__target *t,
                     struct presence__membership **made, bool *first_of_user)
 {
     struct presence__shard *hs = t->chan.shard;
+    /* A new life: of a new record, or of a channel handle's idle one. */
     bool new_channel = t->chan.ch == NULL;
+    struct presence__channel *idle = new_channel ? t->chan.idle : NULL;
     int rc = join_check_limits(reg, t, client, a->replacing);
     if (rc != PRESENCE_OK) {
         return rc;
@@ -606,14 +673,14 @@ join_new(presence_registry *reg, struct presence__target *t,
     size_t reserved = 0;
     struct presence__blob *blob = NULL;
     struct presence__membership *m = NULL;
-    bool created = false;
+    bool created = false, revived = false;
     rc = silent ? PRESENCE_OK
                 : presence__events_reserve(
                       reg, 2 + presence__user_event_room(reg), &reserved);
-    if (rc == PRESENCE_OK && new_channel) {
+    if (rc == PRESENCE_OK && new_channel && idle == NULL) {
         rc = presence__index_prepare(&reg->alloc, &hs->channels);
     }
-    if (rc == PRESENCE_OK && new_channel) {
+    if (rc == PRESENCE_OK && new_channel && idle == NULL) {
         rc = chans_prepare(reg, hs);
     }
     if (rc == PRESENCE_OK && client == NULL) {
@@ -634,10 +701,19 @@ join_new(presence_registry *reg, struct presence__target *t,
         rc = presence__touch_prepare(reg, hs, m);
     }
     if (rc == PRESENCE_OK && new_channel) {
-        t->chan.ch = channel_create(reg, &t->chan);
-        created = t->chan.ch != NULL;
-        rc = created ? presence__history_attach(reg, t->chan.ch)
-                     : PRESENCE_ERR_NOMEM;
+        if (idle != NULL) {
+            t->chan.ch = idle;
+            revived = true;
+            hs->idle--;
+        } else {
+            t->chan.ch = channel_create(reg, &t->chan);
+            created = t->chan.ch != NULL;
+        }
+        if (t->chan.ch != NULL) {
+            t->chan.ch->epoch = presence__epoch(reg, hs);
+        }
+        rc = t->chan.ch != NULL ? presence__history_attach(reg, t->chan.ch)
+                                : PRESENCE_ERR_NOMEM;
     }
     struct presence__channel *ch = t->chan.ch;
     if (rc == PRESENCE_OK) {
@@ -656,8 +732,8 @@ join_new(presence_registry *reg, struct presence__target *t,
                                      NULL, &reserved, &client);
     }
     if (rc != PRESENCE_OK) {
-        if (created) {
-            channel_retire(reg, ch); /* counts itself out */
+        if (created || revived) {
+            channel_retire(reg, ch); /* counts itself out; idle again */
             t->chan.ch = NULL;
         } else if (new_channel) {
             channel_count_give(reg);
@@ -671,7 +747,8 @@ join_new(presence_registry *reg, struct presence__target *t,
     }
 
     bool first =
-        membership_link(reg, hs, ch, client, m, blob, &reserved, silent);
+        membership_link(reg, hs, ch, client, m, blob, &reserved, silent,
+                        a->has_now ? a->now_ms : presence__now(reg));
     presence__events_release(reg, &reserved);
     if (silent) {
         *made = m;
@@ -708,8 +785,9 @@ join_locked(presence_registry *reg, struct presence__target *t,
             struct presence__client *client,
             const struct presence__join_args *a, presence_change *change)
 {
+    /* A client in no channel (a handle just opened) is in none to find. */
     struct presence__membership *m =
-        client != NULL && t->chan.ch != NULL
+        client != NULL && client->channel_count > 0 && t->chan.ch != NULL
             ? presence__membership_find(t->chan.ch, client)
             : NULL;
     presence_change_kind kind = PRESENCE_CHANGE_JOINED;

@@ -39,6 +39,7 @@ struct coalesce_member {
 struct coalesce_chan {
     UT_hash_handle hh; /* by name; insertion order = windows' order */
     struct presence__channel *ch; /* its latest record (a reference) */
+    uint64_t epoch; /* the life of its latest change */
     struct coalesce_member *members; /* uthash, in first-change order */
     size_t member_count;
     /* Where a diff's members are built: grown as members are recorded,
@@ -239,7 +240,7 @@ static void window_open(presence_registry *reg, struct presence__coalescer *c,
     cd->resync = false;
     cd->joins = cd->leaves = cd->updates = 0;
     bool born = e->kind == PRESENCE_EVENT_JOIN && e->seq == 1;
-    cd->from_epoch = born ? 0 : e->channel->epoch;
+    cd->from_epoch = born ? 0 : e->epoch;
     cd->from_seq = born ? 0 : e->seq - 1;
     cd->first_time_ms = e->time_ms;
     cd->due_ms = add_ms(e->time_ms, c->options.window_ms);
@@ -368,12 +369,14 @@ void presence__coalesce_record(presence_registry *reg,
             return;
         }
     }
-    bool same_life = cd->ch == e->channel;
-    if (!same_life) {
+    /* By epoch: a record pinned by a channel handle lives again. */
+    bool same_life = cd->ch == e->channel && cd->epoch == e->epoch;
+    if (cd->ch != e->channel) {
         atomic_fetch_add(&e->channel->refs, 1);
         presence__channel_unref(reg, cd->ch);
         cd->ch = e->channel;
     }
+    cd->epoch = e->epoch;
     if (!cd->pending) {
         window_open(reg, c, cd, e);
     } else if (e->seq != (same_life ? cd->seq + 1 : 1)) {
@@ -483,7 +486,7 @@ static void diff_fill(presence_diff *d, struct coalesce_chan *cd)
     d->namespace_name = cd->ch->ns->name;
     d->from_epoch = cd->from_epoch;
     d->from_seq = cd->from_seq;
-    d->epoch = cd->ch->epoch;
+    d->epoch = cd->epoch;
     d->seq = cd->seq;
     d->stats.num_clients = cd->num_clients;
     d->stats.num_users = cd->num_users;

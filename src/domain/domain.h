@@ -92,8 +92,12 @@ struct presence__namespace {
 };
 
 /*
- * A non-empty channel. Live (in its shard's index, holding one reference)
- * while it has members; queued events hold the others.
+ * A channel. Live (in its shard's index, holding one reference) while it
+ * has members or channel handles pin it (presence_channel_open); queued
+ * events hold the others. A pinned channel without members is idle: in
+ * the index, but read as no channel (presence__channel_lookup), with
+ * epoch and seq 0, no log, and not counted against channels_max; its
+ * next join begins a new life in the same record.
  */
 struct presence__channel {
     struct presence__pool_block pool; /* from its shard's channel pool */
@@ -103,8 +107,9 @@ struct presence__channel {
     /* Its last changes, when its namespace keeps them (history.c); not
      * among what a lookup for stats reads, below. */
     struct presence__changelog *history;
-    /* Which life of the channel this record is: fixed, never 0, unique
-     * in the registry and random across registries (presence__epoch). */
+    /* Which life of the channel this record holds: fixed for the life,
+     * never 0 in one, unique in the registry and random across
+     * registries (presence__epoch); 0 while idle. */
     uint64_t epoch;
     uint64_t seq;
     size_t member_bytes; /* what a snapshot copies: see membership_bytes */
@@ -114,6 +119,7 @@ struct presence__channel {
     struct presence__usercount users;
     struct presence__memberset members;
     struct presence__namespace *ns;
+    uint32_t pins; /* open channel handles (its shard's lock) */
     uint32_t name_len;
     char name[];
 };
@@ -127,6 +133,9 @@ struct presence__pending {
     void *app;
     struct presence__blob *chan_info;
     uint64_t seq;
+    /* The channel's life when the change was made: a pinned record
+     * lives again under another epoch, maybe before delivery. */
+    uint64_t epoch;
     int64_t time_ms;
     size_t num_clients;
     size_t num_users;
@@ -176,7 +185,7 @@ struct presence__shard { /* channels */
             pthread_mutex_t lock;
             struct presence__index channels; /* by name */
             atomic_size_t memberships;
-            /* Channels this shard has made: its part of the epochs. */
+            /* Channel lives this shard has begun: its part of the epochs. */
             uint64_t epochs;
             struct presence__slab membership_slab;
         };
@@ -188,8 +197,11 @@ struct presence__shard { /* channels */
     uint32_t chans_free; /* a free number, or PRESENCE__SLAB_NONE */
     /* The chan_info of its memberships that have one (the shard's lock). */
     struct presence__chaninfo_map chan_infos;
+    /* Idle channels in its index (pinned, no member): not counted as
+     * channels (the shard's lock). */
+    size_t idle;
     char chans_pad[PRESENCE__SHARD_BYTES - sizeof(void *) - 8 -
-                   sizeof(struct presence__chaninfo_map)];
+                   sizeof(struct presence__chaninfo_map) - sizeof(size_t)];
 };
 
 struct presence__cshard { /* clients */
@@ -459,6 +471,9 @@ struct presence__chref {
     struct presence__shard *shard;
     struct presence__namespace *ns;
     struct presence__channel *ch; /* NULL when it has no member */
+    /* When ch is NULL: the channel's idle record (pinned by a channel
+     * handle, no member), which a join brings to life; else NULL. */
+    struct presence__channel *idle;
 };
 /* Check a channel name (no lock needed). */
 int presence__channel_check(presence_registry *reg, const char *name,
@@ -470,6 +485,19 @@ int presence__channel_lookup(presence_registry *reg,
  * channel's namespace keeps no presence. */
 int presence__channel_lookup_join(presence_registry *reg,
                                   struct presence__chref *ref);
+/* A channel handle's record as a checked name (no lock needed: a record's
+ * name, hash and namespace never change); nothing looked up yet. */
+void presence__chref_of(presence_registry *reg, struct presence__channel *ch,
+                        struct presence__chref *ref);
+/* presence__channel_lookup() for a channel handle's record (its shard
+ * held): no index lookup, the record is the channel. */
+static inline void presence__chref_resolve(struct presence__channel *rec,
+                                           struct presence__chref *ref)
+{
+    bool live = rec->members.count > 0;
+    ref->ch = live ? rec : NULL;
+    ref->idle = live ? NULL : rec;
+}
 
 /* ---- node.c: node ids of remote clients ---------------------------------- */
 /* A node id named by a call, checked and hashed (no lock needed). */
@@ -569,6 +597,10 @@ struct presence__join_args {
     /* It takes the place of a member in grace (grace.c): the channel's
      * member limit counts that one for it. */
     bool replacing;
+    /* The time read once for a call of many joins (join_many, its shards
+     * held since it read it); else each join reads the clock. */
+    bool has_now;
+    int64_t now_ms;
 };
 /* NULL bytes with a length, or more than max: the info rule. */
 int presence__check_info(const void *data, size_t len, size_t max);
@@ -658,6 +690,13 @@ void presence__membership_end_grace(presence_registry *reg,
                                     presence_leave_reason reason,
                                     size_t *reserved);
 void presence__channel_unref(presence_registry *reg,
+                             struct presence__channel *ch);
+/* Pin the channel a checked, looked-up name names (its shard held),
+ * making its record idle if it has none; fails without change. */
+int presence__channel_pin(presence_registry *reg, struct presence__chref *ref,
+                          struct presence__channel **out);
+/* Unpin a record (its shard held); an idle one left unpinned goes. */
+void presence__channel_unpin(presence_registry *reg,
                              struct presence__channel *ch);
 /* Close every channel of a namespace whose presence was turned off. */
 int presence__namespace_drain(presence_registry *reg,
@@ -756,6 +795,11 @@ int presence__requester_resolve(const presence_requester **req);
 int presence__lock_channel_read(presence_registry *reg, const char *channel,
                                 const presence_requester *requester,
                                 struct presence__chref *ref);
+/* presence__lock_channel_read() for a channel handle's record. */
+int presence__lock_channel_read_pinned(presence_registry *reg,
+                                       struct presence__channel *rec,
+                                       const presence_requester *requester,
+                                       struct presence__chref *ref);
 
 /* ---- expiry.c ----------------------------------------------------------- */
 /* The touch list of a local membership of ch (in its shard hs, held). */
@@ -874,25 +918,42 @@ int presence__events_reserve(presence_registry *reg, size_t n,
                              size_t *reserved);
 /* Give back what a change did not use. */
 void presence__events_release(presence_registry *reg, size_t *reserved);
-/* Queue the events of one change from the reservation. */
-void presence__events_push(presence_registry *reg,
-                           struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change,
-                           size_t *reserved);
-/* presence__events_push() with the change's time given (a leave at the
- * end of a grace happened when its member dropped); PRESENCE__EVENT_NOW
- * reads the clock. */
+/* presence__events_push_at() once room is reserved: out of line. */
+void presence__events_queue_at(presence_registry *reg,
+                               struct presence__shard *hs,
+                               struct presence__channel *ch,
+                               struct presence__membership *m,
+                               presence_event_kind kind,
+                               presence_leave_reason reason, bool user_change,
+                               int64_t at_ms, size_t *reserved);
+/* Queue the events of one change from the reservation, with the change's
+ * time given (a leave at the end of a grace happened when its member
+ * dropped); PRESENCE__EVENT_NOW reads the clock. Inline: with nobody
+ * listening (nothing reserved) a change pays one test, not a call. */
 #define PRESENCE__EVENT_NOW INT64_MIN
-void presence__events_push_at(presence_registry *reg,
-                              struct presence__shard *hs,
-                              struct presence__channel *ch,
-                              struct presence__membership *m,
-                              presence_event_kind kind,
-                              presence_leave_reason reason, bool user_change,
-                              int64_t at_ms, size_t *reserved);
+static inline void presence__events_push_at(
+    presence_registry *reg, struct presence__shard *hs,
+    struct presence__channel *ch, struct presence__membership *m,
+    presence_event_kind kind, presence_leave_reason reason, bool user_change,
+    int64_t at_ms, size_t *reserved)
+{
+    if (*reserved != 0) {
+        presence__events_queue_at(reg, hs, ch, m, kind, reason, user_change,
+                                  at_ms, reserved);
+    }
+}
+/* presence__events_push_at() now. */
+static inline void presence__events_push(presence_registry *reg,
+                                         struct presence__shard *hs,
+                                         struct presence__channel *ch,
+                                         struct presence__membership *m,
+                                         presence_event_kind kind,
+                                         presence_leave_reason reason,
+                                         bool user_change, size_t *reserved)
+{
+    presence__events_push_at(reg, hs, ch, m, kind, reason, user_change,
+                             PRESENCE__EVENT_NOW, reserved);
+}
 /* Room a change reserves for a user's online or offline event: 1 while
  * some subscription wants them, else 0. */
 static inline size_t presence__user_event_room(presence_registry *reg)

@@ -154,6 +154,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->app = presence__client_app(m->client);
     e->chan_info = chan_info;
     e->seq = ch->seq;
+    e->epoch = ch->epoch;
     e->time_ms = now;
     e->num_clients = ch->members.count;
     e->num_users = ch->users.users;
@@ -169,14 +170,14 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     atomic_fetch_add(&reg->queued, 1);
 }
 
-void presence__events_push_at(presence_registry *reg,
-                              struct presence__shard *hs,
-                              struct presence__channel *ch,
-                              struct presence__membership *m,
-                              presence_event_kind kind,
-                              presence_leave_reason reason,
-                              bool user_change,
-                              int64_t at_ms, size_t *reserved)
+void presence__events_queue_at(presence_registry *reg,
+                               struct presence__shard *hs,
+                               struct presence__channel *ch,
+                               struct presence__membership *m,
+                               presence_event_kind kind,
+                               presence_leave_reason reason,
+                               bool user_change,
+                               int64_t at_ms, size_t *reserved)
 {
     size_t n = user_change ? 2 : 1;
     bool muted = !ch->ns->options.join_leave;
@@ -196,17 +197,6 @@ void presence__events_push_at(presence_registry *reg,
     }
     queue_unlock(reg);
     *reserved -= n;
-}
-
-void presence__events_push(presence_registry *reg, struct presence__shard *hs,
-                           struct presence__channel *ch,
-                           struct presence__membership *m,
-                           presence_event_kind kind,
-                           presence_leave_reason reason, bool user_change,
-                           size_t *reserved)
-{
-    presence__events_push_at(reg, hs, ch, m, kind, reason, user_change,
-                             PRESENCE__EVENT_NOW, reserved);
 }
 
 void presence__events_push_user(presence_registry *reg,
@@ -468,7 +458,7 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->chan_info_len = e->chan_info != NULL ? e->chan_info->len : 0;
     ev->stats.num_clients = e->num_clients;
     ev->stats.num_users = e->num_users;
-    ev->stats.epoch = ch != NULL ? ch->epoch : 0;
+    ev->stats.epoch = e->epoch; /* 0 for a user event */
     ev->stats.seq = e->seq;
     ev->epoch = ev->stats.epoch;
     ev->client_app = e->app;

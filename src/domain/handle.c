@@ -151,6 +151,22 @@ int presence_client_close(presence_registry *reg, presence_client *handle,
     return rc;
 }
 
+static struct presence__channel *channel_of(presence_channel *channel)
+{
+    return (struct presence__channel *)(void *)channel;
+}
+
+/* The client's side of a target: known from the handle. */
+static void handle_client(presence_registry *reg, presence_client *handle,
+                          struct presence__target *t)
+{
+    struct presence__client *client = record_of(handle);
+    t->client_id = client->id;
+    t->client_len = client->id_len;
+    t->client_hash = client->hash;
+    t->cs = presence__cshard_of(reg, client->hash);
+}
+
 /* The target of a call by handle: the channel checked, the client known. */
 static int handle_target(presence_registry *reg, presence_client *handle,
                          const char *channel, struct presence__target *t)
@@ -158,33 +174,63 @@ static int handle_target(presence_registry *reg, presence_client *handle,
     if (reg == NULL || handle == NULL || channel == NULL) {
         return PRESENCE_ERR_INVALID;
     }
-    struct presence__client *client = record_of(handle);
-    t->client_id = client->id;
-    t->client_len = client->id_len;
-    t->client_hash = client->hash;
-    t->cs = presence__cshard_of(reg, client->hash);
+    handle_client(reg, handle, t);
     return presence__channel_check(reg, channel, &t->chan);
 }
 
-/* The target of a call that brings chan_info, the info checked too. */
+/* The target of a call by client and channel handle: nothing to check. */
+static int pinned_target(presence_registry *reg, presence_client *handle,
+                         struct presence__channel *rec,
+                         struct presence__target *t)
+{
+    if (reg == NULL || handle == NULL || rec == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    handle_client(reg, handle, t);
+    presence__chref_of(reg, rec, &t->chan);
+    return PRESENCE_OK;
+}
+
+/* The target of a call that brings chan_info, the info checked too; by
+ * channel handle when rec is not NULL, else by name. */
 static int handle_target_info(presence_registry *reg, presence_client *handle,
-                              const char *channel, const void *chan_info,
-                              size_t chan_info_len,
+                              const char *channel,
+                              struct presence__channel *rec,
+                              const void *chan_info, size_t chan_info_len,
                               struct presence__target *t)
 {
-    int rc = handle_target(reg, handle, channel, t);
+    int rc = rec != NULL ? pinned_target(reg, handle, rec, t)
+                         : handle_target(reg, handle, channel, t);
     return rc == PRESENCE_OK
                ? presence__check_info(chan_info, chan_info_len,
                                       reg->limits.chan_info_max)
                : rc;
 }
 
-int presence_client_join(presence_registry *reg, presence_client *handle,
-                         const char *channel, const void *chan_info,
-                         size_t chan_info_len, presence_change *result)
+/* Find the target's channel (its shard held): by name, or for a call by
+ * channel handle (rec not NULL) its record, with no lookup. For a join,
+ * NOT_AVAILABLE when its namespace keeps no presence. */
+static int target_lookup(presence_registry *reg, struct presence__target *t,
+                         struct presence__channel *rec, bool join)
+{
+    if (rec == NULL) {
+        return join ? presence__channel_lookup_join(reg, &t->chan)
+                    : presence__channel_lookup(reg, &t->chan);
+    }
+    presence__chref_resolve(rec, &t->chan);
+    return join && !t->chan.ns->options.presence ? PRESENCE_ERR_NOT_AVAILABLE
+                                                 : PRESENCE_OK;
+}
+
+/* presence_client_join() by name, or by channel handle when rec is not
+ * NULL. */
+static int client_join(presence_registry *reg, presence_client *handle,
+                       const char *channel, struct presence__channel *rec,
+                       const void *chan_info, size_t chan_info_len,
+                       presence_change *result)
 {
     struct presence__target t;
-    int rc = handle_target_info(reg, handle, channel, chan_info,
+    int rc = handle_target_info(reg, handle, channel, rec, chan_info,
                                 chan_info_len, &t);
     if (rc != PRESENCE_OK) {
         return rc;
@@ -194,7 +240,7 @@ int presence_client_join(presence_registry *reg, presence_client *handle,
                                     .chan_info_len = chan_info_len};
     presence__mutex_lock(reg, &t.cs->lock);
     presence__mutex_lock(reg, &t.chan.shard->lock);
-    rc = presence__channel_lookup_join(reg, &t.chan);
+    rc = target_lookup(reg, &t, rec, true);
     if (rc == PRESENCE_OK) {
         rc = presence__join_locked(reg, &t, client, &a, result);
     }
@@ -204,15 +250,40 @@ int presence_client_join(presence_registry *reg, presence_client *handle,
     return rc;
 }
 
-/* The membership of the handle's client in the target's channel, its
- * shard held on success. */
+int presence_client_join(presence_registry *reg, presence_client *handle,
+                         const char *channel, const void *chan_info,
+                         size_t chan_info_len, presence_change *result)
+{
+    if (channel == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    return client_join(reg, handle, channel, NULL, chan_info, chan_info_len,
+                       result);
+}
+
+int presence_client_join_channel(presence_registry *reg,
+                                 presence_client *handle,
+                                 presence_channel *channel,
+                                 const void *chan_info, size_t chan_info_len,
+                                 presence_change *result)
+{
+    if (channel == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    return client_join(reg, handle, NULL, channel_of(channel), chan_info,
+                       chan_info_len, result);
+}
+
+/* The membership of the handle's client in the target's channel (by
+ * name, or the record rec), its shard held on success. */
 static int lock_handle_membership(presence_registry *reg,
                                   struct presence__target *t,
+                                  struct presence__channel *rec,
                                   struct presence__client *client,
                                   struct presence__membership **m)
 {
     presence__mutex_lock(reg, &t->chan.shard->lock);
-    int rc = presence__channel_lookup(reg, &t->chan);
+    int rc = target_lookup(reg, t, rec, false);
     *m = rc == PRESENCE_OK && t->chan.ch != NULL
              ? presence__membership_find(t->chan.ch, client)
              : NULL;
@@ -225,38 +296,37 @@ static int lock_handle_membership(presence_registry *reg,
     return rc;
 }
 
-int presence_client_leave(presence_registry *reg, presence_client *handle,
-                          const char *channel, presence_change *result)
+/* presence_client_leave() for a checked target, by name or by channel
+ * handle (rec not NULL). */
+static int client_leave(presence_registry *reg, presence_client *handle,
+                        struct presence__target *t,
+                        struct presence__channel *rec,
+                        presence_change *result)
 {
-    struct presence__target t;
-    int rc = handle_target(reg, handle, channel, &t);
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
     struct presence__client *client = record_of(handle);
     struct presence__membership *m;
-    presence__mutex_lock(reg, &t.cs->lock);
-    rc = lock_handle_membership(reg, &t, client, &m);
+    presence__mutex_lock(reg, &t->cs->lock);
+    int rc = lock_handle_membership(reg, t, rec, client, &m);
     if (rc == PRESENCE_OK && !presence__membership_in_grace(m) &&
-        presence__grace_applies(t.chan.ch, client, PRESENCE_LEAVE_EXPLICIT)) {
+        presence__grace_applies(t->chan.ch, client, PRESENCE_LEAVE_EXPLICIT)) {
         /* It stays, in grace: the channel reads as before. */
-        rc = presence__grace_prepare(reg, t.chan.shard, m);
+        rc = presence__grace_prepare(reg, t->chan.shard, m);
         if (rc == PRESENCE_OK) {
-            presence__grace_drop(reg, t.chan.shard, t.chan.ch, m,
+            presence__grace_drop(reg, t->chan.shard, t->chan.ch, m,
                                  PRESENCE_LEAVE_EXPLICIT);
             if (result != NULL) {
                 result->kind = PRESENCE_CHANGE_LEFT;
-                result->stats = presence__channel_stats(t.chan.ch);
+                result->stats = presence__channel_stats(t->chan.ch);
             }
         }
-        presence__mutex_unlock(reg, &t.chan.shard->lock);
+        presence__mutex_unlock(reg, &t->chan.shard->lock);
     } else if (rc == PRESENCE_OK) {
         size_t reserved;
         rc = presence__events_reserve(
             reg, 2 + presence__user_event_room(reg), &reserved);
         if (rc == PRESENCE_OK) {
             /* Read before: the last leave frees the channel. */
-            struct presence__channel *ch = t.chan.ch;
+            struct presence__channel *ch = t->chan.ch;
             presence_change change = {PRESENCE_CHANGE_LEFT,
                                       presence__channel_stats(ch)};
             change.stats.num_clients--;
@@ -271,11 +341,32 @@ int presence_client_leave(presence_registry *reg, presence_client *handle,
                 *result = change;
             }
         }
-        presence__mutex_unlock(reg, &t.chan.shard->lock);
+        presence__mutex_unlock(reg, &t->chan.shard->lock);
     }
-    presence__mutex_unlock(reg, &t.cs->lock);
+    presence__mutex_unlock(reg, &t->cs->lock);
     presence__events_dispatch(reg);
     return rc;
+}
+
+int presence_client_leave(presence_registry *reg, presence_client *handle,
+                          const char *channel, presence_change *result)
+{
+    struct presence__target t;
+    int rc = handle_target(reg, handle, channel, &t);
+    return rc == PRESENCE_OK ? client_leave(reg, handle, &t, NULL, result)
+                             : rc;
+}
+
+int presence_client_leave_channel(presence_registry *reg,
+                                  presence_client *handle,
+                                  presence_channel *channel,
+                                  presence_change *result)
+{
+    struct presence__target t;
+    int rc = pinned_target(reg, handle, channel_of(channel), &t);
+    return rc == PRESENCE_OK
+               ? client_leave(reg, handle, &t, channel_of(channel), result)
+               : rc;
 }
 
 int presence_client_update(presence_registry *reg, presence_client *handle,
@@ -283,13 +374,13 @@ int presence_client_update(presence_registry *reg, presence_client *handle,
                            size_t chan_info_len, presence_change *result)
 {
     struct presence__target t;
-    int rc = handle_target_info(reg, handle, channel, chan_info,
+    int rc = handle_target_info(reg, handle, channel, NULL, chan_info,
                                 chan_info_len, &t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
     struct presence__membership *m;
-    rc = lock_handle_membership(reg, &t, record_of(handle), &m);
+    rc = lock_handle_membership(reg, &t, NULL, record_of(handle), &m);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -325,7 +416,7 @@ int presence_client_touch(presence_registry *reg, presence_client *handle,
         return rc;
     }
     struct presence__membership *m;
-    rc = lock_handle_membership(reg, &t, client, &m);
+    rc = lock_handle_membership(reg, &t, NULL, client, &m);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -345,6 +436,11 @@ int presence_client_touch(presence_registry *reg, presence_client *handle,
  * the rest waiting for the commit, which cannot fail. */
 struct item_done {
     struct presence__target t;
+    /* The item as given: its channel handle's record (NULL: by name) and
+     * its chan_info. */
+    struct presence__channel *rec;
+    const void *chan_info;
+    size_t chan_info_len;
     struct presence__membership *m; /* NULL: nothing was changed */
     presence_change_kind kind;
     bool first_of_user;             /* JOINED: the user's first here */
@@ -354,16 +450,6 @@ struct item_done {
 
 /* The channel shards of the items, one bit each (64 shards). */
 _Static_assert(PRESENCE__SHARDS <= 64, "a shard set fits 64 bits");
-
-static uint64_t item_shards(presence_registry *reg, const struct item_done *d,
-                            size_t count)
-{
-    uint64_t set = 0;
-    for (size_t i = 0; i < count; i++) {
-        set |= 1ULL << (d[i].t.chan.shard - reg->shards);
-    }
-    return set;
-}
 
 /* Take (or give back) the shards of a set in index order (give back in
  * reverse): the order namespace changes use. */
@@ -383,22 +469,51 @@ static void shards_unlock(presence_registry *reg, uint64_t set)
     }
 }
 
-/* Check every item before any lock: names, infos, no channel twice. */
+/* The items of a join_many: by name or by channel handle. */
+struct items {
+    const presence_join_item *names;
+    const presence_channel_join_item *handles;
+};
+
+/* Check every item before any lock: names, infos, no channel twice;
+ * *shards gets the set of their channel shards. */
 static int items_check(presence_registry *reg, presence_client *handle,
-                       const presence_join_item *items, size_t count,
-                       struct item_done *d, size_t *failed)
+                       struct items items, size_t count,
+                       struct item_done *d, size_t *failed, uint64_t *shards)
 {
+    uint64_t set = 0;
     for (size_t i = 0; i < count; i++) {
         d[i].m = NULL;
         d[i].kind = PRESENCE_CHANGE_NONE;
         d[i].first_of_user = false;
         d[i].blob = NULL;
         d[i].put = false;
-        int rc = handle_target_info(reg, handle, items[i].channel,
-                                    items[i].chan_info,
-                                    items[i].chan_info_len, &d[i].t);
-        for (size_t j = 0; rc == PRESENCE_OK && j < i; j++) {
-            if (d[j].t.chan.hash == d[i].t.chan.hash &&
+        const char *name = NULL;
+        if (items.handles != NULL) {
+            d[i].rec = channel_of(items.handles[i].channel);
+            d[i].chan_info = items.handles[i].chan_info;
+            d[i].chan_info_len = items.handles[i].chan_info_len;
+        } else {
+            d[i].rec = NULL;
+            name = items.names[i].channel;
+            d[i].chan_info = items.names[i].chan_info;
+            d[i].chan_info_len = items.names[i].chan_info_len;
+        }
+        /* A NULL handle goes by name with no name: INVALID. */
+        int rc = handle_target_info(reg, handle, name, d[i].rec,
+                                    d[i].chan_info, d[i].chan_info_len,
+                                    &d[i].t);
+        uint64_t bit = rc == PRESENCE_OK
+                           ? 1ULL << (d[i].t.chan.shard - reg->shards)
+                           : 0;
+        /* Two items on one channel share its shard: only then compare. */
+        for (size_t j = 0; rc == PRESENCE_OK && (set & bit) != 0 && j < i;
+             j++) {
+            if (d[i].rec != NULL) {
+                /* A name has one record at most: handles on one channel
+                 * share it. */
+                rc = d[j].rec == d[i].rec ? PRESENCE_ERR_INVALID : rc;
+            } else if (d[j].t.chan.hash == d[i].t.chan.hash &&
                 d[j].t.chan.len == d[i].t.chan.len &&
                 memcmp(d[j].t.chan.name, d[i].t.chan.name,
                        d[i].t.chan.len) == 0) {
@@ -409,25 +524,32 @@ static int items_check(presence_registry *reg, presence_client *handle,
             *failed = i;
             return rc;
         }
+        set |= bit;
     }
+    *shards = set;
     return PRESENCE_OK;
 }
 
 /* Do one item with every shard held, announcing nothing. */
+/* made: the memberships this call has made so far; when they are all the
+ * client has, it is in none of the other items' channels. */
 static int item_apply(presence_registry *reg, struct presence__client *client,
-                      const presence_join_item *item, struct item_done *d)
+                      struct item_done *d, int64_t now_ms, size_t made)
 {
     struct presence__target *t = &d->t;
-    int rc = presence__channel_lookup_join(reg, &t->chan);
+    int rc = target_lookup(reg, t, d->rec, true);
     if (rc != PRESENCE_OK) {
         return rc;
     }
     struct presence__membership *m =
-        t->chan.ch != NULL ? presence__membership_find(t->chan.ch, client)
-                           : NULL;
+        t->chan.ch != NULL && client->channel_count > made
+            ? presence__membership_find(t->chan.ch, client)
+            : NULL;
     if (m == NULL) {
-        struct presence__join_args a = {.chan_info = item->chan_info,
-                                        .chan_info_len = item->chan_info_len};
+        struct presence__join_args a = {.chan_info = d->chan_info,
+                                        .chan_info_len = d->chan_info_len,
+                                        .has_now = true,
+                                        .now_ms = now_ms};
         rc = presence__join_silent(reg, t, client, &a, &d->m,
                                    &d->first_of_user);
         d->kind = PRESENCE_CHANGE_JOINED;
@@ -437,14 +559,14 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
     d->kind = PRESENCE_CHANGE_NONE;
     struct presence__shard *hs = t->chan.shard;
     struct presence__blob *old = presence__membership_chan_info(hs, m);
-    if (presence__blob_equals(old, item->chan_info, item->chan_info_len)) {
+    if (presence__blob_equals(old, d->chan_info, d->chan_info_len)) {
         return PRESENCE_OK;
     }
     struct presence__blob *blob = NULL;
     rc = presence__history_room(reg, t->chan.ch, 1);
     if (rc == PRESENCE_OK) {
-        rc = presence__blob_new(&reg->alloc, item->chan_info,
-                                item->chan_info_len, &blob);
+        rc = presence__blob_new(&reg->alloc, d->chan_info, d->chan_info_len,
+                                &blob);
     }
     if (rc == PRESENCE_OK && old == NULL) { /* blob is not NULL: they differ */
         rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
@@ -541,15 +663,13 @@ static void item_commit(presence_registry *reg, struct item_done *d,
     }
 }
 
-int presence_client_join_many(presence_registry *reg,
-                              presence_client *handle,
-                              const presence_join_item *items, size_t count,
-                              presence_change *results, size_t *failed)
+/* presence_client_join_many() and its twin by channel handles; items
+ * has one of its arrays, not NULL. */
+static int join_many(presence_registry *reg, presence_client *handle,
+                     struct items items, size_t count,
+                     presence_change *results, size_t *failed)
 {
     size_t failed_at = count;
-    if (reg == NULL || handle == NULL || (items == NULL && count > 0)) {
-        return PRESENCE_ERR_INVALID;
-    }
     if (count == 0) {
         return PRESENCE_OK;
     }
@@ -564,19 +684,23 @@ int presence_client_join_many(presence_registry *reg,
         }
         return PRESENCE_ERR_NOMEM;
     }
-    int rc = items_check(reg, handle, items, count, d, &failed_at);
+    uint64_t shards = 0;
+    int rc = items_check(reg, handle, items, count, d, &failed_at, &shards);
     if (rc == PRESENCE_OK) {
         struct presence__client *client = record_of(handle);
         struct presence__cshard *cs = d[0].t.cs;
-        uint64_t shards = item_shards(reg, d, count);
         presence__mutex_lock(reg, &cs->lock);
         shards_lock(reg, shards);
         size_t reserved = 0;
         rc = presence__events_reserve(reg, presence__mul_size(count, 2),
                                       &reserved);
-        size_t done = 0;
+        /* One instant for the whole call, read with its shards held, so
+         * no later change of theirs gets an earlier time. */
+        int64_t now_ms = presence__now(reg);
+        size_t done = 0, made = 0;
         for (; rc == PRESENCE_OK && done < count; done++) {
-            rc = item_apply(reg, client, &items[done], &d[done]);
+            rc = item_apply(reg, client, &d[done], now_ms, made);
+            made += rc == PRESENCE_OK && d[done].kind == PRESENCE_CHANGE_JOINED;
             if (rc != PRESENCE_OK) {
                 failed_at = done;
                 item_undo(reg, &d[done]); /* a partial item undoes itself */
@@ -604,4 +728,29 @@ int presence_client_join_many(presence_registry *reg,
         *failed = failed_at;
     }
     return rc;
+}
+
+int presence_client_join_many(presence_registry *reg,
+                              presence_client *handle,
+                              const presence_join_item *items, size_t count,
+                              presence_change *results, size_t *failed)
+{
+    if (reg == NULL || handle == NULL || (items == NULL && count > 0)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct items all = {items, NULL};
+    return join_many(reg, handle, all, count, results, failed);
+}
+
+int presence_client_join_channel_many(presence_registry *reg,
+                                      presence_client *handle,
+                                      const presence_channel_join_item *items,
+                                      size_t count, presence_change *results,
+                                      size_t *failed)
+{
+    if (reg == NULL || handle == NULL || (items == NULL && count > 0)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    struct items all = {NULL, items};
+    return join_many(reg, handle, all, count, results, failed);
 }

@@ -135,7 +135,9 @@ static void each_channel(presence_registry *reg,
         struct presence__index *idx = &reg->shards[s].channels;
         for (size_t i = 0; i < presence__index_slots(idx); i++) {
             struct presence__channel *ch = presence__index_at(idx, i);
-            if (ch != NULL && ch->ns == ns) {
+            /* An idle one (pinned, no member) has no life to log: its
+             * next join attaches a log as the namespace then says. */
+            if (ch != NULL && ch->ns == ns && ch->members.count > 0) {
                 fn(ch, ctx);
             }
         }

@@ -162,8 +162,21 @@ int presence__channel_check(presence_registry *reg, const char *name,
         ref->shard = presence__shard_of(reg, ref->hash);
         ref->ns = NULL;
         ref->ch = NULL;
+        ref->idle = NULL;
     }
     return rc;
+}
+
+void presence__chref_of(presence_registry *reg, struct presence__channel *ch,
+                        struct presence__chref *ref)
+{
+    ref->name = ch->name;
+    ref->len = ch->name_len;
+    ref->hash = ch->hash;
+    ref->shard = presence__shard_of(reg, ch->hash);
+    ref->ns = ch->ns;
+    ref->ch = NULL;
+    ref->idle = NULL;
 }
 
 int presence__channel_lookup_join(presence_registry *reg,
@@ -178,12 +191,15 @@ int presence__channel_lookup_join(presence_registry *reg,
 int presence__channel_lookup(presence_registry *reg,
                              struct presence__chref *ref)
 {
-    ref->ch = presence__index_find(&ref->shard->channels, ref->hash,
-                                   ref->name, ref->len);
-    if (ref->ch != NULL) {
-        ref->ns = ref->ch->ns;
+    struct presence__channel *ch = presence__index_find(
+        &ref->shard->channels, ref->hash, ref->name, ref->len);
+    if (ch != NULL) {
+        ref->ns = ch->ns;
+        presence__chref_resolve(ch, ref); /* idle when a handle pins it */
         return PRESENCE_OK;
     }
+    ref->ch = NULL;
+    ref->idle = NULL;
     const char *ns_name;
     size_t ns_len;
     presence__namespace_part(reg, ref->name, ref->len, &ns_name, &ns_len);
