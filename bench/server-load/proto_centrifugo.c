@@ -165,8 +165,8 @@ static bool take_plain_string(const char *text, size_t len, size_t *at, char *ou
     return true;
 }
 
-/* The shapes this server writes most, read without a tree: a subscribe's
- * empty reply and a join or leave push (hub.c and wire.c write them in
+/* The shapes this server writes most, read without a tree: the connect
+ * reply's client, a subscribe's empty reply and a join or leave push (hub.c and wire.c write them in
  * this order). Anything else, or anything escaped, goes to jansson. The
  * strings land in @p channel and @p client, which outlive the callback. */
 static bool fast_line(const char *text, size_t len, lg_msg *msg, char *channel,
@@ -177,6 +177,13 @@ static bool fast_line(const char *text, size_t len, lg_msg *msg, char *channel,
         uint64_t id = 0;
         while (at < len && text[at] >= '0' && text[at] <= '9' && id < UINT32_MAX) {
             id = id * 10 + (uint64_t)(text[at++] - '0');
+        }
+        if (id == CONNECT_ID && take(text, len, &at, ",\"connect\":{\"client\":\"") &&
+            take_plain_string(text, len, &at, client, LG_CLIENT_MAX) &&
+            text[len - 1] == '}') {
+            msg->kind = LG_MSG_CONNECTED;
+            msg->client = client;
+            return true;
         }
         if (id == 0 || id == CONNECT_ID || !take(text, len, &at, ",\"subscribe\":{}}") ||
             at != len) {

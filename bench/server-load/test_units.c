@@ -176,6 +176,12 @@ static void test_centrifugo(void **state)
     parse(p, "{\"push\":{\"channel\":\"g\",\"join\":{\"info\":{\"user\":\"u\","
              "\"client\":\"c\"}}", &c, true); /* cut short */
     assert_int_equal(c.last.kind, LG_MSG_BAD);
+    parse(p, "{\"id\":1,\"error\":{\"code\":3500,\"message\":\"invalid token\"}}", &c, true);
+    assert_int_equal(c.last.kind, LG_MSG_REPLY);
+    assert_false(c.last.ok);
+    parse(p, "{\"id\":1,\"connect\":{\"client\":\"a\\u0062\"}}", &c, true);
+    assert_int_equal(c.last.kind, LG_MSG_CONNECTED);
+    assert_string_equal(c.client, "ab");
     parse(p, "{\"id\":12,\"subscribe\":{\"recoverable\":false}}", &c, true);
     assert_int_equal(c.last.kind, LG_MSG_REPLY);
     assert_int_equal(c.last.id, 12);
