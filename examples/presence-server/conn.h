@@ -17,6 +17,7 @@
 #define PS_CONN_H
 
 #include "hash.h"
+#include "timers.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -97,6 +98,11 @@ typedef struct ps_conn {
                                it, and tells the transport) */
     int64_t expires_at;     /* unix seconds; 0 = never */
     int64_t stale_deadline_ms; /* no connect command by then: 3502 */
+
+    /* The heartbeat's timer, for the earliest of the deadlines above, and
+     * the expiry it was armed with (heartbeat.h). Loop thread only. */
+    ps_timer heartbeat;
+    int64_t heartbeat_expires_at;
 
     /* Subscriptions, owned by the hub (hub lock). */
     struct ps_sub *subs;

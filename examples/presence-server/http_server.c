@@ -184,7 +184,7 @@ static void finish(ps_http_exchange *ex)
     }
     ps_sock_shutdown(sock);
     if (!sock->closing) {
-        sock->deadline_ms = ps_now_ms() + LINGER_MS;
+        ps_sock_set_deadline(sock, ps_now_ms() + LINGER_MS);
         ps_sock_read_start(sock); /* to see the peer's EOF */
     }
 }
@@ -198,7 +198,7 @@ static void run_pull(ps_http_exchange *ex, int steps)
             return; /* the socket closed: the exchange is gone */
         }
         if (ex->sock->failed) {
-            more_remove(ex); /* the sweep closes it */
+            more_remove(ex); /* the socket's timer closes it */
             return;
         }
         if (step == PS_HTTP_DONE) {
@@ -214,9 +214,14 @@ static void run_pull(ps_http_exchange *ex, int steps)
             return;
         }
         ex->waiting = step == PS_HTTP_WAIT;
-        if (ex->waiting || ex->sock->pending >= LOW_WATER) {
+        if (ex->waiting) {
             more_remove(ex);
-            return; /* the tick, or the drain, comes back */
+            ps_sock_call_at(ex->sock, ps_now_ms() + PS_NET_TICK_MS);
+            return; /* http_on_timer comes back */
+        }
+        if (ex->sock->pending >= LOW_WATER) {
+            more_remove(ex);
+            return; /* the drain comes back */
         }
     }
     if (ex->pull != NULL) {
@@ -260,7 +265,7 @@ static void http_on_drain(ps_sock *sock)
     }
 }
 
-static void http_on_tick(ps_sock *sock, int64_t now_ms)
+static void http_on_timer(ps_sock *sock, int64_t now_ms)
 {
     (void)now_ms;
     ps_http_exchange *ex = sock->owner;
@@ -281,7 +286,7 @@ static const ps_sock_ops http_ops = {
     .on_read = http_on_read,
     .on_eof = http_on_eof,
     .on_drain = http_on_drain,
-    .on_tick = http_on_tick,
+    .on_timer = http_on_timer,
     .on_close = http_on_close,
 };
 
@@ -511,7 +516,7 @@ static void http_on_read(ps_sock *sock, const char *data, size_t len)
     if (!ex->message_done) {
         return;
     }
-    sock->deadline_ms = 0; /* the request is in: no more timeout for it */
+    ps_sock_set_deadline(sock, 0); /* the request is in: no more timeout */
     if (ex->websocket) {
         if (n > len) {
             n = len;
@@ -752,7 +757,7 @@ void ps_http_respond(ps_http_exchange *ex, int status, const char *type,
     bool in_stream = ex->pull != NULL;
     ex->responded = true;
     ps_sock_read_stop(ex->sock);
-    ex->sock->deadline_ms = 0;
+    ps_sock_set_deadline(ex->sock, 0);
     size_t head_len = 0;
     char *head = response_head(status, type, extra_headers, len, &head_len);
     ps_sock *sock = ex->sock;
@@ -834,7 +839,7 @@ void ps_http_stream(ps_http_exchange *ex, ps_http_pull pull,
     }
     ex->responded = true;
     ps_sock_read_stop(ex->sock);
-    ex->sock->deadline_ms = 0;
+    ps_sock_set_deadline(ex->sock, 0);
     ex->pull = pull;
     ex->free_state = free_state;
     ex->state = state;

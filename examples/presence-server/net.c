@@ -7,7 +7,6 @@
 
 #include "admin.h"
 #include "conn.h"
-#include "heartbeat.h"
 #include "http_server.h"
 #include "mem.h"
 #include "server.h"
@@ -21,8 +20,9 @@
 #define LISTEN_BACKLOG 4096
 /* Accept errors (EMFILE: out of descriptors) are logged at most this often. */
 #define ACCEPT_LOG_EVERY_MS 5000
-/* The heartbeat runs every this many ticks. */
-#define HEARTBEAT_TICKS 2
+/* The registry's graces and coalesced diffs are looked at every this many
+ * ticks. */
+#define EXPIRE_TICKS 2
 
 static void close_handles(ps_net *net);
 
@@ -99,11 +99,13 @@ static void on_tick(uv_timer_t *timer)
 {
     ps_net *net = timer->data;
     int64_t now = ps_now_ms();
-    if (!net->stopping && ++net->ticks % HEARTBEAT_TICKS == 0) {
-        ps_heartbeat_tick(net->server);
-        ps_writer_drain(&net->server->writer);
+    if (!net->stopping && ++net->ticks % EXPIRE_TICKS == 0) {
+        ps_server_expire_due(net->server);
     }
-    ps_sock_sweep(net, now);
+    /* Pings, heartbeat closes, the sockets' deadlines and stalls, the
+     * streams that wait: only what is due. */
+    ps_timers_run(&net->timers, now);
+    ps_writer_drain(&net->server->writer);
     if (net->stopping && (net->sock_count == 0 || now >= net->stop_deadline_ms)) {
         finish_stop(net, now);
     }
@@ -160,6 +162,8 @@ int ps_net_init(ps_net *net, ps_server *server, char *err, size_t err_len)
 {
     memset(net, 0, sizeof *net);
     net->server = server;
+    ps_timers_init(&net->timers, ps_now_ms());
+    server->timers = &net->timers;
     atomic_init(&net->stop_requested, false);
     int rc = uv_loop_init(&net->loop);
     if (rc != 0) {
@@ -254,6 +258,9 @@ void ps_net_fini(ps_net *net)
     uv_run(&net->loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&net->loop);
     ps_free(net->routes);
+    if (net->server != NULL && net->server->timers == &net->timers) {
+        net->server->timers = NULL;
+    }
     pthread_mutex_destroy(&net->lock);
     pthread_cond_destroy(&net->cond);
 }

@@ -9,8 +9,11 @@
  * On the loop itself a schedule fires nothing: the ready list is drained
  * once a turn, before the loop waits, so that the replies and pushes a
  * turn's reads make for one connection leave in one write.
- * One timer ticks every PS_NET_TICK_MS for the heartbeat (heartbeat.h),
- * the sockets' deadlines and the streams that wait.
+ * One uv timer ticks every PS_NET_TICK_MS and runs the timing wheel
+ * (timers.h), which holds every deadline of the sockets (sock.h) and of
+ * the connections' heartbeats (heartbeat.h): a tick costs what is due,
+ * not what is open. Every other tick it also ends the registry's graces
+ * that are due (ps_server_expire_due()).
  * SPDX-License-Identifier: MIT
  */
 #ifndef PS_NET_H
@@ -51,6 +54,7 @@ typedef struct ps_net {
 
     ps_sock *socks; /* every open socket */
     size_t sock_count;
+    ps_timers timers; /* the sockets' and the heartbeats' (loop only) */
 
     struct ps_http_route *routes; /* see http_server.h */
     size_t route_count;

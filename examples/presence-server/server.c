@@ -6,6 +6,7 @@
 #include "server.h"
 
 #include "conn.h"
+#include "heartbeat.h"
 #include "mem.h"
 
 #include <stdio.h>
@@ -426,6 +427,8 @@ void ps_server_remove(ps_server *server, ps_conn *conn)
         server->transport_count--;
     }
     pthread_mutex_unlock(&server->conns_lock);
+    /* Armed from the open (the stale timer) whether or not it was listed. */
+    ps_heartbeat_stop(conn);
     if (listed) {
         ps_conn_unref(conn);
     }

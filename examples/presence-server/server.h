@@ -59,6 +59,10 @@ typedef struct ps_server {
 
     /* The event loop, the listener and the routes (net.h). */
     struct ps_net *net;
+    /* The loop's timing wheel (timers.h), which the heartbeats are armed
+     * on; NULL without a loop (the tests, which may set their own). Loop
+     * thread only. */
+    struct ps_timers *timers;
     /* With "engine": "redis" (cluster_link.c): the registry's link to the
      * other nodes, freed before the registry. */
     struct presence_cluster *cluster;
@@ -74,8 +78,9 @@ int ps_server_init(ps_server *server, const ps_config *cfg,
                    ps_frame_writer write_frame, char *err, size_t err_len);
 
 /** End the leave graces (and TTLs) that are due, and push the coalesced
- *  diffs that are due (presence_coalesce): the heartbeat's tick calls it,
- *  so a grace ends, and a diff goes out, at most a tick late. */
+ *  diffs that are due (presence_coalesce): the loop calls it every other
+ *  tick (net.h), so a grace ends, and a diff goes out, at most two ticks
+ *  late. */
 void ps_server_expire_due(ps_server *server);
 
 /** Save the registry to the config's state_file (nothing without one),
@@ -121,11 +126,12 @@ size_t ps_server_connection_capacity(void);
  *  both connection limits (its user's when it has one). */
 ps_add_result ps_server_add_client(ps_server *server, struct ps_conn *conn);
 
-/** Forget a transport and its client id (its socket closed). */
+/** Forget a transport and its client id (its socket closed), and stop its
+ *  heartbeat's timer (on the thread that owns server->timers). */
 void ps_server_remove(ps_server *server, struct ps_conn *conn);
 
 
-/** References to every open transport, for the heartbeat. The caller
+/** References to every open transport, for the metrics. The caller
  *  unrefs each and frees the array (ps_free). */
 struct ps_conn **ps_server_transports(ps_server *server, size_t *count);
 

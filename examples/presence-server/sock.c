@@ -8,6 +8,7 @@
 #include "net.h"
 #include "util.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* One uv_write: the request and the bytes it owns. */
@@ -70,6 +71,69 @@ static void unlink_sock(ps_net *net, ps_sock *sock)
     net->sock_count--;
 }
 
+/* When the timer must next look at the socket; 0 for never. */
+static int64_t next_due(const ps_sock *sock)
+{
+    if (sock->failed) {
+        return 1; /* long past: the next run */
+    }
+    int64_t due = sock->deadline_ms;
+    if (sock->pending > 0) {
+        int64_t stall = sock->last_progress_ms + PS_SOCK_WRITE_TIMEOUT_MS;
+        due = due == 0 || stall < due ? stall : due;
+    }
+    if (sock->call_at_ms > 0) {
+        due = due == 0 || sock->call_at_ms < due ? sock->call_at_ms : due;
+    }
+    return due;
+}
+
+static void schedule(ps_sock *sock)
+{
+    if (sock->closing) {
+        return;
+    }
+    int64_t due = next_due(sock);
+    if (due == 0) {
+        ps_timer_cancel(&sock->net->timers, &sock->timer);
+    } else if (!ps_timer_armed(&sock->timer) || sock->timer.due_ms != due) {
+        ps_timer_arm(&sock->net->timers, &sock->timer, due);
+    }
+}
+
+static void on_timer(ps_timer *timer, int64_t now_ms)
+{
+    ps_sock *sock = (ps_sock *)((char *)timer - offsetof(ps_sock, timer));
+    if (sock->failed ||
+        (sock->deadline_ms > 0 && now_ms >= sock->deadline_ms) ||
+        (sock->pending > 0 &&
+         now_ms - sock->last_progress_ms >= PS_SOCK_WRITE_TIMEOUT_MS)) {
+        ps_sock_close(sock);
+        return;
+    }
+    if (sock->call_at_ms > 0 && now_ms >= sock->call_at_ms) {
+        sock->call_at_ms = 0;
+        if (sock->ops->on_timer != NULL) {
+            sock->ops->on_timer(sock, now_ms);
+        }
+        /* It may have closed the socket, whose memory stays until the
+         * next turn of the loop. */
+    }
+    schedule(sock);
+}
+
+void ps_sock_set_deadline(ps_sock *sock, int64_t deadline_ms)
+{
+    sock->deadline_ms = deadline_ms;
+    schedule(sock);
+}
+
+void ps_sock_call_at(ps_sock *sock, int64_t at_ms)
+{
+    sock->call_at_ms = at_ms;
+    schedule(sock);
+}
+
 static void free_sock(uv_handle_t *handle)
 {
     ps_free(handle->data);
@@ -86,7 +150,7 @@ ps_sock *ps_sock_accept(ps_net *net, uv_stream_t *listener,
     sock->net = net;
     sock->ops = ops;
     sock->owner = owner;
-    sock->deadline_ms = deadline_ms;
+    ps_timer_init(&sock->timer, on_timer);
     if (uv_tcp_init(&net->loop, &sock->tcp) != 0) {
         ps_free(sock);
         return NULL;
@@ -98,6 +162,7 @@ ps_sock *ps_sock_accept(ps_net *net, uv_stream_t *listener,
     }
     (void)uv_tcp_nodelay(&sock->tcp, 1);
     link_sock(net, sock);
+    ps_sock_set_deadline(sock, deadline_ms);
     ps_sock_read_start(sock);
     return sock;
 }
@@ -139,6 +204,7 @@ static int write_failed(ps_sock *sock)
 {
     sock->failed = true;
     ps_sock_read_stop(sock);
+    schedule(sock); /* closed at the next run of the wheel */
     return -1;
 }
 
@@ -185,17 +251,23 @@ int ps_sock_write(ps_sock *sock, const void *data, size_t len)
         ps_free(w);
         return write_failed(sock);
     }
-    if (sock->pending == 0) {
+    bool first = sock->pending == 0;
+    if (first) {
         sock->last_progress_ms = ps_now_ms();
     }
     sock->pending += rest;
     sock->submitted += rest;
+    if (first) {
+        /* The stall limit starts; progress only pushes it later, which
+         * the timer sees when it fires. */
+        schedule(sock);
+    }
     return 0;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status; /* a failed shutdown: the peer went; the sweep closes */
+    (void)status; /* a failed shutdown: the peer went; the deadline closes */
     ps_free(req);
 }
 
@@ -220,29 +292,13 @@ void ps_sock_close(ps_sock *sock)
         return;
     }
     sock->closing = true;
+    ps_timer_cancel(&sock->net->timers, &sock->timer);
     ps_sock_read_stop(sock);
     unlink_sock(sock->net, sock);
     sock->ops->on_close(sock);
     sock->owner = NULL;
     /* Pending writes complete with UV_ECANCELED before free_sock runs. */
     uv_close((uv_handle_t *)&sock->tcp, free_sock);
-}
-
-void ps_sock_sweep(ps_net *net, int64_t now_ms)
-{
-    ps_sock *next = NULL;
-    for (ps_sock *sock = net->socks; sock != NULL; sock = next) {
-        next = sock->next;
-        if (sock->failed ||
-            (sock->deadline_ms > 0 && now_ms >= sock->deadline_ms) ||
-            (sock->pending > 0 &&
-             now_ms - sock->last_progress_ms >= PS_SOCK_WRITE_TIMEOUT_MS)) {
-            ps_sock_close(sock);
-        } else if (sock->ops->on_tick != NULL) {
-            sock->ops->on_tick(sock, now_ms);
-            /* on_tick may close this socket, never another one */
-        }
-    }
 }
 
 void ps_sock_close_all(ps_net *net)

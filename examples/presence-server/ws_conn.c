@@ -5,7 +5,7 @@
  * Writes come from ps_conn_flush() and the session (both on the loop,
  * under conn->wlock) and go straight to the socket, which counts what the
  * peer has not taken. The socket is closed only at the top of a loop
- * callback (a read, the sweep), never under conn->wlock, since closing
+ * callback (a read, a timer), never under conn->wlock, since closing
  * runs ps_session_closed(), which takes it.
  * SPDX-License-Identifier: MIT
  */
@@ -87,7 +87,7 @@ static int send_frame(ps_ws *ws, int opcode, const void *data, size_t len)
     if (opcode == PS_WS_CLOSE) {
         ws->close_sent = true;
         /* The peer has this long to answer; past it the socket goes. */
-        ws->sock->deadline_ms = ps_now_ms() + PS_NET_CLOSE_TIMEOUT_MS;
+        ps_sock_set_deadline(ws->sock, ps_now_ms() + PS_NET_CLOSE_TIMEOUT_MS);
         shut_if_done(ws); /* an answer to the peer's close ends it here */
     }
     publish_pending(ws);
@@ -123,6 +123,7 @@ static bool on_frame(void *user, int opcode, const char *data, size_t len,
             !ps_session_frame(ws->conn, opcode, true, data, len)) {
             ws->session_done = true;
         }
+        ps_heartbeat_recheck(ws->conn); /* a refresh moves the expiry */
         return true;
     case PS_WS_PING:
         /* Answered here, with the same payload (5.5.2). */
@@ -190,12 +191,6 @@ static void ws_on_drain(ps_sock *sock)
     check_ping(ws);
 }
 
-static void ws_on_tick(ps_sock *sock, int64_t now_ms)
-{
-    (void)now_ms;
-    shut_if_done(sock->owner);
-}
-
 static void ws_on_close(ps_sock *sock)
 {
     ps_ws *ws = sock->owner;
@@ -211,7 +206,6 @@ static void ws_on_close(ps_sock *sock)
 static const ps_sock_ops ws_ops = {
     .on_read = ws_on_read,
     .on_drain = ws_on_drain,
-    .on_tick = ws_on_tick,
     .on_close = ws_on_close,
 };
 
@@ -304,13 +298,13 @@ bool ps_ws_upgrade(ps_http_exchange *ex, const char *rest, size_t rest_len)
     if (ps_sock_write(sock, head, (size_t)n) != 0) {
         ps_conn_unref(ws->conn);
         ps_free(ws);
-        return false; /* the sweep closes the failed socket */
+        return false; /* the timer closes the failed socket */
     }
     ps_http_release_socket(ex);
     ws->sock = sock;
     sock->ops = &ws_ops;
     sock->owner = ws;
-    sock->deadline_ms = 0;
+    ps_sock_set_deadline(sock, 0);
     ps_sock_read_start(sock);
     if (!ps_session_open(ws->conn)) {
         ws->session_done = true; /* stopping: closed with 3001 */

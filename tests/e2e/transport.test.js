@@ -189,6 +189,46 @@ test('no pong (3012): the deadline runs from the ping, the socket goes, and so d
   assert.deepEqual(await h.httpPresence(srv, 'public:mute'), {});
 });
 
+test('a WebSocket that never sends connect is closed with 3502 at 10 s, not before, and its socket goes', { timeout: 30000 }, async () => {
+  const opened = Date.now();
+  const c = await rawWs(srv);
+  const f = await c.closeFrame(13000);
+  const at = Date.now() - opened;
+  assert.deepEqual([f.code, f.reason], [3502, 'stale']);
+  assert.ok(at >= 9900 && at < 11500, `3502 after ${at} ms`);
+  // The peer ignores the close: the close timeout (1 s) ends the socket.
+  await c.ended(2500);
+  assert.ok(c.state.ended - opened - at < 2000, `closed ${c.state.ended - opened - at} ms after the close frame`);
+});
+
+test('pings come every ping_interval to a client that answers them, and it stays', { timeout: 20000 }, async () => {
+  const c = await rawWs(srv);
+  await c.call({ connect: { token: h.userToken(srv, 'pinged') } }, 1);
+  const connected = Date.now();
+  const seen = [];
+  const watch = setInterval(() => {
+    const pings = c.messages().filter((m) => Object.keys(m).length === 0).length;
+    while (seen.length < pings) {
+      seen.push(Date.now() - connected);
+      c.text('{}'); // the pong
+    }
+  }, 20);
+  try {
+    await h.waitFor(() => seen.length >= 3, { timeout: 6000, what: 'three pings' });
+  } finally {
+    clearInterval(watch);
+  }
+  // A ping is due an interval after the last one went (the tick may add
+  // up to 100 ms to each); never sooner, never twice.
+  const gaps = seen.map((t, i) => t - (i ? seen[i - 1] : 0));
+  gaps.forEach((g, i) => {
+    assert.ok(g >= 950 && g < 1500, `pings at ${seen.join(', ')} ms (gap ${i + 1}: ${g} ms)`);
+  });
+  assert.equal(c.state.frames.find((f) => f.opcode === 8), undefined, 'closed although it answered');
+  assert.equal(c.state.ended, null);
+  c.sock.destroy();
+});
+
 async function closes(code) {
   const r = await fetch(`${srv.httpUrl}/metrics`);
   const m = new RegExp(`presence_server_closes_total\\{code="${code}"\\} (\\d+)`).exec(await r.text());
