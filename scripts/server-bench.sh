@@ -25,7 +25,9 @@
 # against the presence server only, failing unless nothing was lost,
 # duplicated or left behind. --keep DIR keeps the raw reports there.
 # --server and --generator name built binaries (meson test passes them):
-# nothing is built then.
+# nothing is built then. Before the servers, the ramp's floor (tcp-floor,
+# built next to the generator: loopback TCP alone for the ramp's exchanges)
+# runs at min(N, 19000), and the ramp is printed against it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=""
@@ -75,7 +77,7 @@ if [ -z "$server_bin" ] || [ -z "$gen" ]; then
     fi
   fi
   ninja -C "$build" examples/presence-server/presence-server \
-    bench/server-load/server-load >/dev/null
+    bench/server-load/server-load bench/server-load/tcp-floor >/dev/null
   server_bin=$build/examples/presence-server/presence-server
   gen=$build/bench/server-load/server-load
 fi
@@ -227,6 +229,14 @@ run_socketio() {
   stop "$pid"
 }
 
+# The ramp's floor on this machine (tcp_floor.c: loopback TCP alone for
+# the same exchanges, no server work), in the same run; next to the
+# generator when built.
+floor_bin=$(dirname "$gen")/tcp-floor
+if [ $smoke = 0 ] && [ -x "$floor_bin" ]; then
+  "$floor_bin" -n $((n < 19000 ? n : 19000)) -w 2000 >"$work/floor.out" || rm -f "$work/floor.out"
+fi
+
 if [ "$only" != socketio ]; then run_presence; fi
 if [ "$only" != presence ]; then run_socketio; fi
 
@@ -249,6 +259,12 @@ echo "Server workload: N=$n (G=10, L=1000 unless changed after --), churn $churn
 printf '%-34s %16s %16s %8s\n' "" "presence-server" "socket.io" "ratio"
 row "connections ready in the ramp" ramp_ready
 row "ramp (connections/s)" derived.ramp_per_s
+if [ -f "$work/floor.out" ]; then
+  floor=$(tr ' ' '\n' <"$work/floor.out" | awk -F= '$1 == "per_second" { print $2 }')
+  printf '%-34s %16s %16s %8s\n' "TCP floor of the ramp (conn/s)" "$floor" "-" "-"
+  [ -f "$work/presence.out" ] && printf '%-34s %16s %16s %8s\n' "ramp / TCP floor" \
+    "$(awk -v a="$(val "$work/presence.out" derived.ramp_per_s)" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')" "-" "-"
+fi
 row "ramp failures" derived.ramp_failures
 row "connect+2 subscribes p50 (ms)" derived.connect_p50_ms
 row "server RSS before (KiB)" rss_before_kb
