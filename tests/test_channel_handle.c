@@ -311,6 +311,18 @@ static void side_close(side *s)
     fixture_close(&s->f);
 }
 
+/* Nothing changed since @p before (a dump of the registry, freed here)
+ * and @p events (the count of events then): the registry dumps the same
+ * and no event came. */
+static void assert_unchanged(fixture *f, char *before, size_t events)
+{
+    char *after = dump_registry(f->reg, all_namespaces);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    assert_int_equal(f->rec.count, events);
+}
+
 static void test_same_as_by_name(void **state)
 {
     (void)state;
@@ -465,11 +477,7 @@ static void test_idle_channel(void **state)
     char *before = dump_registry(f.reg, all_namespaces);
     assert_rc(presence_client_join_channel(f.reg, c, b, NULL, 0, &r),
               PRESENCE_ERR_CHANNEL_LIMIT);
-    char *after = dump_registry(f.reg, all_namespaces);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
-    assert_int_equal(f.rec.count, events);
+    assert_unchanged(&f, before, events);
     assert_no_channel(f.reg, b, "b");
 
     /* Its last leave leaves it idle; the next join is a new life. */
@@ -523,11 +531,7 @@ static void test_release_nonempty(void **state)
     char *before = dump_registry(f.reg, all_namespaces);
     size_t events = f.rec.count;
     assert_ok(presence_channel_release(f.reg, a));
-    char *after = dump_registry(f.reg, all_namespaces);
-    assert_string_equal(before, after);
-    assert_int_equal(f.rec.count, events);
-    free(before);
-    free(after);
+    assert_unchanged(&f, before, events);
     assert_stats(f.reg, "a", 1, 1);
     /* It lives on by name; its last leave frees it. */
     assert_ok(presence_client_leave(f.reg, c, "a", NULL));
@@ -649,11 +653,7 @@ static void test_errors_change_nothing(void **state)
                                                 &failed));
     assert_ok(presence_channel_release(f.reg, a2));
     assert_rc(presence_channel_release(NULL, a), PRESENCE_ERR_INVALID);
-    char *after = dump_registry(f.reg, all_namespaces);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
-    assert_int_equal(f.rec.count, events);
+    assert_unchanged(&f, before, events);
     assert_ok(presence_client_close(f.reg, c, NULL));
     assert_ok(presence_channel_release(f.reg, a));
     assert_ok(presence_channel_release(f.reg, b));
@@ -684,11 +684,7 @@ static void test_join_many_all_or_nothing(void **state)
                                                 &failed),
               PRESENCE_ERR_CHANNEL_MEMBER_LIMIT);
     assert_int_equal(failed, 1);
-    char *after = dump_registry(f.reg, all_namespaces);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
-    assert_int_equal(f.rec.count, events);
+    assert_unchanged(&f, before, events);
     assert_no_channel(f.reg, a, "a");
     /* Without the full one it goes through, a's life from seq 1. */
     presence_change r;

@@ -40,14 +40,13 @@ static char *sign(jwt_alg_t alg, const char *secret, const char *claims)
     return token;
 }
 
-static char *b64url(const char *text)
+/* base64url of @p len raw bytes, no padding. */
+static char *b64url_bytes(const uint8_t *s, size_t n)
 {
     static const char abc[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t n = strlen(text);
     char *out = malloc(n * 4 / 3 + 4);
     size_t k = 0;
-    const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned)s[i] << 16;
         if (i + 1 < n) v |= (unsigned)s[i + 1] << 8;
@@ -59,6 +58,11 @@ static char *b64url(const char *text)
     }
     out[k] = '\0';
     return out;
+}
+
+static char *b64url(const char *text)
+{
+    return b64url_bytes((const uint8_t *)text, strlen(text));
 }
 
 /* @p token with its header replaced by @p header_json; payload and
@@ -178,26 +182,6 @@ static void test_signature_checked(void **state)
     free(other);
     free(good);
     free(forged_payload);
-}
-
-/* base64url of @p len raw bytes, no padding. */
-static char *b64url_bytes(const uint8_t *s, size_t n)
-{
-    static const char abc[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *out = malloc(n * 4 / 3 + 4);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16;
-        if (i + 1 < n) v |= (unsigned)s[i + 1] << 8;
-        if (i + 2 < n) v |= s[i + 2];
-        out[k++] = abc[(v >> 18) & 63];
-        out[k++] = abc[(v >> 12) & 63];
-        if (i + 1 < n) out[k++] = abc[(v >> 6) & 63];
-        if (i + 2 < n) out[k++] = abc[v & 63];
-    }
-    out[k] = '\0';
-    return out;
 }
 
 /* "header.payload" as given (already base64url), signed here with
