@@ -25,6 +25,12 @@
 #define HEADERS_MAX 64
 /* After the response: how long the peer has to close its side. */
 #define LINGER_MS 2000
+/* A kept-alive connection has this long to send its next request (as a
+ * new one has PS_NET_REQUEST_TIMEOUT_MS), and is told so in Keep-Alive. */
+#define KEEP_ALIVE_IDLE_S 5
+#define KEEP_ALIVE_IDLE_MS (KEEP_ALIVE_IDLE_S * 1000)
+#define STRINGIFY(x) #x
+#define AS_TEXT(x) STRINGIFY(x)
 /* A streamed response is pulled again while less than this waits. */
 #define LOW_WATER 65536
 /* Pull steps a stream makes per turn of the loop, so that one long
@@ -50,6 +56,9 @@ struct ps_http_exchange {
     size_t body_len, body_cap;
     bool message_done;
     bool responded;
+    bool pipelined;  /* bytes came after the request: closed after it */
+    bool keep_alive; /* the response keeps the connection for the next */
+    bool idle;       /* kept alive, no byte of the next request yet */
     /* Inside a handler or a pull (busy): a close then only marks the
      * exchange, which is freed once they return. */
     int busy;
@@ -161,6 +170,8 @@ static void enter(ps_http_exchange *ex)
     ex->busy++;
 }
 
+static void next_request(ps_http_exchange *ex);
+
 /* False when the exchange is gone (freed here). */
 static bool leave(ps_http_exchange *ex)
 {
@@ -168,10 +179,41 @@ static bool leave(ps_http_exchange *ex)
         free_exchange(ex);
         return false;
     }
+    if (ex->busy == 0 && ex->finishing && ex->keep_alive &&
+        ex->sock->pending == 0) {
+        next_request(ex); /* what finish() left for after the handler */
+    }
     return !ex->sock_closed;
 }
 
-/* The response is complete: shut down once written, then linger. */
+/* Kept alive: once the response is written and its handler has returned,
+ * the exchange starts over for the connection's next request. */
+static void next_request(ps_http_exchange *ex)
+{
+    ps_free(ex->head);
+    ps_free(ex->path);
+    ps_free(ex->body);
+    ex->head = NULL;
+    ex->head_len = ex->head_cap = 0;
+    ex->header_count = 0;
+    ex->head_state = IN_URL;
+    ex->refuse = 0;
+    ex->route = NULL;
+    ex->path = NULL;
+    ex->query = NULL;
+    ex->body = NULL;
+    ex->body_len = ex->body_cap = 0;
+    ex->message_done = ex->responded = ex->finishing = false;
+    ex->pipelined = ex->keep_alive = false;
+    ex->idle = true;
+    http_parser_init(&ex->parser, HTTP_REQUEST);
+    ex->parser.data = ex;
+    ps_sock_set_deadline(ex->sock, ps_now_ms() + KEEP_ALIVE_IDLE_MS);
+    ps_sock_read_start(ex->sock);
+}
+
+/* The response is complete: shut down once written, then linger; or,
+ * kept alive, wait for the next request. */
 static void finish(ps_http_exchange *ex)
 {
     if (ex->sock_closed) {
@@ -181,6 +223,12 @@ static void finish(ps_http_exchange *ex)
     ps_sock *sock = ex->sock;
     if (sock->pending > 0) {
         return; /* http_on_drain comes back */
+    }
+    if (ex->keep_alive) {
+        if (ex->busy == 0) {
+            next_request(ex);
+        }
+        return; /* else leave() starts it once the handler returns */
     }
     ps_sock_shutdown(sock);
     if (!sock->closing) {
@@ -501,8 +549,9 @@ static void http_on_read(ps_sock *sock, const char *data, size_t len)
 {
     ps_http_exchange *ex = sock->owner;
     if (ex->message_done || ex->responded) {
-        return; /* one request: whatever follows is not read */
+        return; /* one request at a time: what follows it is not read */
     }
+    ex->idle = false;
     size_t n = http_parser_execute(&ex->parser, &parser_settings, data, len);
     enum http_errno err = HTTP_PARSER_ERRNO(&ex->parser);
     if (ex->refuse != 0) {
@@ -517,6 +566,7 @@ static void http_on_read(ps_sock *sock, const char *data, size_t len)
         return;
     }
     ps_sock_set_deadline(sock, 0); /* the request is in: no more timeout */
+    ex->pipelined = n < len;
     if (ex->websocket) {
         if (n > len) {
             n = len;
@@ -566,6 +616,17 @@ void ps_http_accept(ps_net *net)
                               ex, ps_now_ms() + PS_NET_REQUEST_TIMEOUT_MS);
     if (ex->sock == NULL) {
         ps_free(ex);
+    }
+}
+
+void ps_http_close_idle(ps_net *net)
+{
+    ps_sock *next = NULL;
+    for (ps_sock *sock = net->socks; sock != NULL; sock = next) {
+        next = sock->next; /* the close unlinks it */
+        if (sock->ops == &http_ops && ((ps_http_exchange *)sock->owner)->idle) {
+            ps_sock_close(sock);
+        }
     }
 }
 
@@ -721,21 +782,25 @@ const char *ps_http_status_text(int status)
 /* The status line and headers of a complete response, ps_malloc'd. */
 static char *response_head(int status, const char *type,
                            const char *extra_headers, size_t len,
-                           size_t *head_len)
+                           bool keep_alive, size_t *head_len)
 {
 #define RESPONSE_HEAD                                                          \
     "HTTP/1.1 %d %s\r\n"                                                      \
     "Content-Type: %s\r\n"                                                    \
     "Content-Length: %zu\r\n"                                                 \
     "%s"                                                                       \
-    "Connection: close\r\n\r\n"
+    "%s\r\n"
     const char *extra = extra_headers ? extra_headers : "";
+    const char *connection =
+        keep_alive ? "Connection: keep-alive\r\n"
+                     "Keep-Alive: timeout=" AS_TEXT(KEEP_ALIVE_IDLE_S) "\r\n"
+                   : "Connection: close\r\n";
     int n = snprintf(NULL, 0, RESPONSE_HEAD, status, ps_http_status_text(status),
-                     type, len, extra);
+                     type, len, extra, connection);
     char *head = n > 0 ? ps_malloc((size_t)n + 1) : NULL;
     if (head != NULL) {
         snprintf(head, (size_t)n + 1, RESPONSE_HEAD, status,
-                 ps_http_status_text(status), type, len, extra);
+                 ps_http_status_text(status), type, len, extra, connection);
         *head_len = (size_t)n;
     }
 #undef RESPONSE_HEAD
@@ -756,10 +821,16 @@ void ps_http_respond(ps_http_exchange *ex, int status, const char *type,
     /* Inside a pull, the stream's whole response (which its DONE ends). */
     bool in_stream = ex->pull != NULL;
     ex->responded = true;
+    /* HTTP/1.1 keeps the connection unless asked not to (1.0 only when
+     * asked to): a complete request that came alone, answered whole. */
+    ex->keep_alive = !in_stream && ex->message_done && ex->refuse == 0 &&
+                     !ex->pipelined && !ex->net->stopping &&
+                     http_should_keep_alive(&ex->parser);
     ps_sock_read_stop(ex->sock);
     ps_sock_set_deadline(ex->sock, 0);
     size_t head_len = 0;
-    char *head = response_head(status, type, extra_headers, len, &head_len);
+    char *head = response_head(status, type, extra_headers, len,
+                               ex->keep_alive, &head_len);
     ps_sock *sock = ex->sock;
     if (head == NULL) {
         ps_sock_close(sock); /* no memory even for a 500 */
@@ -803,7 +874,8 @@ void ps_http_respond_later(ps_http_exchange *ex, int64_t delay_ms, int status,
                            const void *body, size_t len)
 {
     size_t head_len = 0;
-    char *head = response_head(status, type, extra_headers, len, &head_len);
+    char *head = response_head(status, type, extra_headers, len, false,
+                               &head_len);
     later *l = ps_calloc(1, sizeof *l);
     if (!is_head_request(ex) && head != NULL) {
         char *all = ps_realloc(head, head_len + len);

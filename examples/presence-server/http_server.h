@@ -1,14 +1,22 @@
 /*
- * HTTP/1.1 on the loop (http-parser): accept, parse one request per
- * connection, route it by path prefix, answer and close. The WebSocket
- * endpoint's upgrade is handed to ws_conn.c.
+ * HTTP/1.1 on the loop (http-parser): accept, parse a request, route it
+ * by path prefix, answer, and keep the connection for the next request
+ * (keep-alive) or close it. The WebSocket endpoint's upgrade is handed to
+ * ws_conn.c.
  *
  * A handler runs on the loop thread once the whole request (its body
  * included, within the route's limit) is in. It must not block: it
  * answers at once with ps_http_respond(), or hands a pull function to
  * ps_http_stream() that writes the response a piece at a time, as the
  * peer takes it (a batch's replies) or as it comes (an event stream).
- * Every response says "Connection: close".
+ * Keep-alive: a whole response to a complete request that came alone
+ * (nothing pipelined behind it), when the request allows it (HTTP/1.1
+ * without "Connection: close", HTTP/1.0 with "Connection: keep-alive"),
+ * says "Connection: keep-alive" and "Keep-Alive: timeout=5"; once it is
+ * written the connection waits 5 s for its next request, as a new one
+ * does. Streams, refusals, pipelined requests and responses during a
+ * shutdown say "Connection: close" and close. A shutdown closes the
+ * connections that wait (ps_http_close_idle()).
  * SPDX-License-Identifier: MIT
  */
 #ifndef PS_HTTP_SERVER_H
@@ -40,6 +48,10 @@ int ps_http_route_add(struct ps_net *net, const char *prefix, size_t body_max,
 
 /** The listener's callback: accept one connection. */
 void ps_http_accept(struct ps_net *net);
+
+/** Shutting down: close the kept-alive connections that wait for their
+ *  next request (one in progress is answered, with Connection: close). */
+void ps_http_close_idle(struct ps_net *net);
 
 /** The net's idle handle: streams that have more to write go on. */
 void ps_http_more_run(uv_idle_t *idle);
@@ -85,8 +97,9 @@ bool ps_http_token_in(const char *value, const char *token);
 const char *ps_http_status_text(int status);
 
 /** The whole response: status line, Content-Type, Content-Length, the
- *  @p extra_headers (each ending "\r\n", or NULL), "Connection: close",
- *  then the body (none for HEAD). The connection closes once it is out.
+ *  @p extra_headers (each ending "\r\n", or NULL), Connection (see
+ *  keep-alive above), then the body (none for HEAD). Once it is out, the
+ *  connection waits for its next request or closes.
  *  Inside a pull (ps_http_stream()), it is the stream's whole response,
  *  and the pull then returns PS_HTTP_DONE. */
 void ps_http_respond(ps_http_exchange *ex, int status, const char *type,

@@ -58,6 +58,7 @@ static void begin_stop(ps_net *net)
     }
     /* The admin page's streams end at their next tick. */
     ps_admin_stop(net->server);
+    ps_http_close_idle(net);
     /* Centrifugo's shutdown code: the SDKs reconnect to the next server. */
     ps_server_close_all(net->server, 3001, "shutdown");
 }

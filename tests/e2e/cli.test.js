@@ -199,6 +199,23 @@ test('SIGTERM stops the server within a second: idle, with clients, with a peer 
   assert.equal(r.code, 0);
   assert.ok(r.ms < 1000, `a silent peer: ${r.ms} ms`);
   assert.match(srv.child.out.stderr, /connections still open \d+ ms after the shutdown closes/);
+  // With an HTTP connection kept alive between two requests: closed at
+  // once, not held for its idle time.
+  srv = await h.startServer();
+  const kept = await new Promise((resolve, reject) => {
+    const s = require('node:net').connect(srv.port, '127.0.0.1', () => {
+      s.write(`POST /api/info HTTP/1.1\r\nHost: x\r\nX-API-Key: ${srv.apiKey}\r\n` +
+        'Content-Length: 2\r\n\r\n{}');
+    });
+    s.on('data', (d) => { if (/keep-alive/.test(d.toString())) resolve(s); });
+    s.on('error', reject);
+  });
+  const closed = new Promise((resolve) => kept.on('close', resolve));
+  r = await timeToExit(srv);
+  await closed;
+  assert.equal(r.code, 0);
+  assert.ok(r.ms < 1000, `a kept-alive HTTP connection: ${r.ms} ms`);
+  assert.doesNotMatch(srv.child.out.stderr, /connections still open/);
 });
 
 test('SIGINT and SIGTERM shut down cleanly, closing clients with 3001 shutdown', async () => {

@@ -253,3 +253,80 @@ test('a 1 MiB batch of commands: linear time, bounded memory, exactly 1 MiB allo
   const bad = await h.api(srv, '/api', '{}\n'.repeat(100000) + 'nope\n');
   assert.equal(bad.status, 400);
 });
+
+// Raw HTTP on one socket: write @p text, collect what comes until the
+// peer ends, or until @p until(got) says enough.
+function rawExchange(srv, text, until = () => false) {
+  const net = require('node:net');
+  return new Promise((resolve, reject) => {
+    let got = '';
+    let ended = false;
+    const s = net.connect(srv.port, '127.0.0.1', () => s.write(text));
+    s.on('data', (d) => {
+      got += d;
+      if (until(got)) resolve({ got, ended, socket: s });
+    });
+    s.on('end', () => { ended = true; resolve({ got, ended, socket: s }); });
+    s.on('error', reject);
+  });
+}
+
+const presenceRequest = (srv, extra = '') => {
+  const body = JSON.stringify({ channel: 'public:room' });
+  return `POST /api/presence_stats HTTP/1.1\r\nHost: x\r\nX-API-Key: ${srv.apiKey}\r\n` +
+    `Content-Type: application/json\r\n${extra}Content-Length: ${body.length}\r\n\r\n${body}`;
+};
+const responses = (got) => got.split('HTTP/1.1 ').length - 1;
+
+test('HTTP keep-alive: requests one after another on one connection', async () => {
+  const first = await rawExchange(srv, presenceRequest(srv), (g) => g.endsWith('}}'));
+  assert.equal(first.ended, false);
+  assert.match(first.got, /^HTTP\/1\.1 200 OK/);
+  assert.match(first.got, /\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n/);
+  // The same socket takes the next request, and the one after.
+  for (let i = 0; i < 2; i++) {
+    const next = await new Promise((resolve) => {
+      let got = '';
+      const onData = (d) => {
+        got += d;
+        if (got.endsWith('}}')) { first.socket.off('data', onData); resolve(got); }
+      };
+      first.socket.on('data', onData);
+      first.socket.write(presenceRequest(srv));
+    });
+    assert.match(next, /^HTTP\/1\.1 200 OK/);
+    assert.match(next, /"num_clients":1/);
+  }
+  first.socket.destroy();
+  // fetch reuses its connection: the server sees one more at most.
+  const before = await h.api(srv, '/api/presence_stats', { channel: 'public:room' });
+  assert.equal(before.headers.get('connection'), 'keep-alive');
+});
+
+test('HTTP keep-alive: "Connection: close", HTTP/1.0 and pipelined requests end the connection', async () => {
+  const close = await rawExchange(srv, presenceRequest(srv, 'Connection: close\r\n'));
+  assert.equal(close.ended, true);
+  assert.match(close.got, /\r\nConnection: close\r\n/);
+  const old = await rawExchange(srv, presenceRequest(srv).replace('HTTP/1.1\r\n', 'HTTP/1.0\r\n'));
+  assert.equal(old.ended, true);
+  assert.match(old.got, /\r\nConnection: close\r\n/);
+  // Two requests in one write: the first is answered and the connection
+  // closes (the client sends the second again on a new one).
+  const two = await rawExchange(srv, presenceRequest(srv) + presenceRequest(srv));
+  assert.equal(two.ended, true);
+  assert.equal(responses(two.got), 1);
+  assert.match(two.got, /\r\nConnection: close\r\n/);
+  // A refused request (404) closes as well.
+  const lost = await rawExchange(srv, 'GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal(lost.ended, true);
+  assert.match(lost.got, /^HTTP\/1\.1 404/);
+});
+
+test('HTTP keep-alive: an idle connection is closed after its 5 s', async () => {
+  const t0 = Date.now();
+  const r = await rawExchange(srv, presenceRequest(srv));
+  const waited = Date.now() - t0;
+  assert.equal(r.ended, true);
+  assert.equal(responses(r.got), 1);
+  assert.ok(waited >= 4900 && waited < 8000, `closed after ${waited} ms`);
+});
