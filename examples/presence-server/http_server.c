@@ -264,7 +264,10 @@ static void run_pull(ps_http_exchange *ex, int steps)
         ex->waiting = step == PS_HTTP_WAIT;
         if (ex->waiting) {
             more_remove(ex);
-            ps_sock_call_at(ex->sock, ps_now_ms() + PS_NET_TICK_MS);
+            /* At the next tick, as the old per-tick pull did: asking
+             * for "in a tick's time" lands on the tick after it (up to
+             * 200 ms), and a busy event stream overflows meanwhile. */
+            ps_sock_call_at(ex->sock, ps_now_ms() + 1);
             return; /* http_on_timer comes back */
         }
         if (ex->sock->pending >= LOW_WATER) {
