@@ -766,7 +766,7 @@ static void step(struct harness *h, struct input *in)
         presence_change change;
         int which = op % 24 == 20 ? 0 : 1 + a / (MODEL_CHANNELS * MODEL_INFOS) % 3;
         const char *inf = model_infos[info];
-        /* Join and leave by channel handle now and then. */
+        /* Join, leave, update and touch by channel handle now and then. */
         presence_channel *by = (b & 0x08) != 0 ? h->chans[ch] : NULL;
         if (by != NULL && (b & 0x80) != 0) {
             channel_reopen(h, ch);
@@ -789,12 +789,18 @@ static void step(struct harness *h, struct input *in)
             want = model_leave(&h->md, ch, c);
             break;
         case 2:
-            rc = presence_client_update(reg, h->handles[c], chn, inf,
-                                        strlen(inf), &change);
+            rc = by != NULL ? presence_client_update_channel(
+                                  reg, h->handles[c], by, inf, strlen(inf),
+                                  &change)
+                            : presence_client_update(reg, h->handles[c], chn,
+                                                     inf, strlen(inf),
+                                                     &change);
             want = model_update(&h->md, ch, c, info);
             break;
         default:
-            rc = presence_client_touch(reg, h->handles[c], chn);
+            rc = by != NULL
+                     ? presence_client_touch_channel(reg, h->handles[c], by)
+                     : presence_client_touch(reg, h->handles[c], chn);
             want = model_touch(&h->md, ch, c);
             break;
         }

@@ -1294,6 +1294,33 @@ PRESENCE_API int presence_client_leave_channel(presence_registry *registry,
                                                presence_change *result);
 
 /**
+ * Replace the chan_info of the client's membership of a channel by
+ * handle, as presence_client_update().
+ * @return as presence_client_update(), and #PRESENCE_ERR_INVALID for a
+ *         NULL channel handle; an idle channel has no member:
+ *         #PRESENCE_ERR_NOT_FOUND.
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_update_channel(presence_registry *registry,
+                                                presence_client *client,
+                                                presence_channel *channel,
+                                                const void *chan_info,
+                                                size_t chan_info_len,
+                                                presence_change *result);
+
+/**
+ * Renew the TTL of the client's membership of a channel by handle, as
+ * presence_client_touch() with that channel's name.
+ * @return as presence_client_touch(), and #PRESENCE_ERR_INVALID for a
+ *         NULL channel handle; #PRESENCE_ERR_NOT_FOUND when the client is
+ *         not a member (an idle channel has none).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_touch_channel(presence_registry *registry,
+                                               presence_client *client,
+                                               presence_channel *channel);
+
+/**
  * presence_stats() by channel handle: O(1), no allocation, the same
  * access check for @p requester.
  * @return #PRESENCE_OK ({0, 0}, epoch 0, seq 0 for an idle channel);

@@ -136,6 +136,24 @@ static int side_leave(side *s, size_t c, size_t ch, presence_change *out)
                : presence_client_leave(s->f.reg, s->c[c], chan_names[ch], out);
 }
 
+static int side_update(side *s, size_t c, size_t ch, const char *info,
+                       presence_change *out)
+{
+    size_t len = info != NULL ? strlen(info) : 0;
+    return s->by_handle
+               ? presence_client_update_channel(s->f.reg, s->c[c], s->ch[ch],
+                                                info, len, out)
+               : presence_client_update(s->f.reg, s->c[c], chan_names[ch],
+                                        info, len, out);
+}
+
+static int side_touch(side *s, size_t c, size_t ch)
+{
+    return s->by_handle
+               ? presence_client_touch_channel(s->f.reg, s->c[c], s->ch[ch])
+               : presence_client_touch(s->f.reg, s->c[c], chan_names[ch]);
+}
+
 static int side_stats(side *s, size_t ch, presence_channel_stats *out)
 {
     return s->by_handle
@@ -219,6 +237,14 @@ static void play(side *s, transcript *t)
                              st.num_clients, st.num_users, st.epoch == 0,      \
                              st.seq));                                         \
     } while (0)
+#define UPDATE(c, ch, info)                                                    \
+    do {                                                                       \
+        memset(&r, 0, sizeof r);                                               \
+        rc = side_update(s, (c), (ch), (info), &r);                            \
+        tx_add(t, change_text(s, (ch), rc, &r));                               \
+    } while (0)
+#define TOUCH(c, ch)                                                           \
+    tx_add(t, str_printf("touch rc=%d", side_touch(s, (c), (ch))))
     presence_registry *reg = s->f.reg;
     STATS(0);
     JOIN(0, 0, NULL);
@@ -227,6 +253,13 @@ static void play(side *s, transcript *t)
     JOIN(1, 0, "i2");  /* same user: no user event */
     JOIN(2, 0, NULL);
     STATS(0);
+    UPDATE(2, 0, "u1"); /* updated */
+    UPDATE(2, 0, "u1"); /* the same: NONE */
+    UPDATE(2, 0, NULL); /* its chan_info gone */
+    UPDATE(2, 1, "u1"); /* not a member: NOT_FOUND */
+    fake_clock_advance(&s->f.clock, 5);
+    TOUCH(1, 0);
+    TOUCH(2, 1);        /* not a member: NOT_FOUND */
     fake_clock_advance(&s->f.clock, 10);
     LEAVE(1, 0);
     LEAVE(1, 0);       /* not there */
@@ -290,6 +323,8 @@ static void play(side *s, transcript *t)
 #undef JOIN
 #undef LEAVE
 #undef STATS
+#undef UPDATE
+#undef TOUCH
 }
 
 static void side_close(side *s)
@@ -339,6 +374,8 @@ static void test_same_as_by_name(void **state)
     assert_non_null(strstr(tn.text, "stats rc=0 0/0 epoch0=1 seq=0"));
     assert_non_null(strstr(tn.text, "kind=1 n=1/1 seq=1 life=new"));
     assert_non_null(strstr(tn.text, "changes rc=0 count=1 seq=1"));
+    assert_non_null(strstr(tn.text, "rc=0 kind=2 n=3/2"));  /* UPDATED */
+    assert_non_null(strstr(tn.text, "touch rc=0\ntouch rc=-7")); /* NOT_FOUND */
 
     char *en = recorder_text(&by_name.f.rec, false, true);
     char *eh = recorder_text(&by_handle.f.rec, false, true);
@@ -612,6 +649,26 @@ static void test_errors_change_nothing(void **state)
               PRESENCE_ERR_INVALID);
     assert_rc(presence_client_leave_channel(f.reg, NULL, a, &r),
               PRESENCE_ERR_INVALID);
+    /* Update and touch by handle: the by-name checks, nothing changed. */
+    assert_rc(presence_client_update_channel(f.reg, c, NULL, NULL, 0, &r),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_update_channel(NULL, c, a, NULL, 0, &r),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_update_channel(f.reg, NULL, a, NULL, 0, &r),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_update_channel(f.reg, c, a, NULL, 3, &r),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_update_channel(f.reg, c, a, "12345", 5, &r),
+              PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_client_update_channel(f.reg, c, b, "x", 1, &r),
+              PRESENCE_ERR_NOT_FOUND);
+    assert_rc(presence_client_touch_channel(f.reg, c, NULL),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_touch_channel(NULL, c, a), PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_touch_channel(f.reg, NULL, a),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_touch_channel(f.reg, c, b),
+              PRESENCE_ERR_NOT_FOUND);
 
     presence_channel_stats st;
     assert_rc(presence_channel_stats_get(f.reg, a, NULL, &st),
@@ -899,6 +956,15 @@ static int o_many(oom_run *r)
     }
     return rc;
 }
+static int o_update(oom_run *r)
+{
+    return presence_client_update_channel(r->f.reg, r->c[1], r->ch[0],
+                                          "longer info", 11, NULL);
+}
+static int o_touch(oom_run *r)
+{
+    return presence_client_touch_channel(r->f.reg, r->c[1], r->ch[0]);
+}
 static int o_stats(oom_run *r)
 {
     presence_channel_stats st;
@@ -945,7 +1011,8 @@ static int o_save(oom_run *r)
  * the first of which allocates nothing. */
 static int (*const oom_steps[])(oom_run *) = {
     o_open_a, o_open_b, o_join, o_join_update, o_join_other, o_open_c,
-    o_many, o_stats, o_leave, o_leave_all_a, o_rejoin_a, o_release_b, o_save,
+    o_many, o_update, o_touch, o_stats, o_leave, o_leave_all_a, o_rejoin_a,
+    o_release_b, o_save,
 };
 #define OOM_STEPS (sizeof oom_steps / sizeof oom_steps[0])
 

@@ -369,18 +369,20 @@ int presence_client_leave_channel(presence_registry *reg,
                : rc;
 }
 
-int presence_client_update(presence_registry *reg, presence_client *handle,
-                           const char *channel, const void *chan_info,
-                           size_t chan_info_len, presence_change *result)
+/* presence_client_update() by name, or by channel handle (rec not NULL). */
+static int client_update(presence_registry *reg, presence_client *handle,
+                         const char *channel, struct presence__channel *rec,
+                         const void *chan_info, size_t chan_info_len,
+                         presence_change *result)
 {
     struct presence__target t;
-    int rc = handle_target_info(reg, handle, channel, NULL, chan_info,
+    int rc = handle_target_info(reg, handle, channel, rec, chan_info,
                                 chan_info_len, &t);
     if (rc != PRESENCE_OK) {
         return rc;
     }
     struct presence__membership *m;
-    rc = lock_handle_membership(reg, &t, NULL, record_of(handle), &m);
+    rc = lock_handle_membership(reg, &t, rec, record_of(handle), &m);
     if (rc != PRESENCE_OK) {
         return rc;
     }
@@ -394,6 +396,47 @@ int presence_client_update(presence_registry *reg, presence_client *handle,
     presence__mutex_unlock(reg, &t.chan.shard->lock);
     presence__events_dispatch(reg);
     return rc;
+}
+
+int presence_client_update(presence_registry *reg, presence_client *handle,
+                           const char *channel, const void *chan_info,
+                           size_t chan_info_len, presence_change *result)
+{
+    return client_update(reg, handle, channel, NULL, chan_info, chan_info_len,
+                         result);
+}
+
+int presence_client_update_channel(presence_registry *reg,
+                                   presence_client *handle,
+                                   presence_channel *channel,
+                                   const void *chan_info, size_t chan_info_len,
+                                   presence_change *result)
+{
+    if (channel == NULL) {
+        return PRESENCE_ERR_INVALID;
+    }
+    return client_update(reg, handle, NULL, channel_of(channel), chan_info,
+                         chan_info_len, result);
+}
+
+/* The TTL of one membership, by name or by channel handle (rec). */
+static int client_touch_one(presence_registry *reg, presence_client *handle,
+                            const char *channel, struct presence__channel *rec)
+{
+    struct presence__target t;
+    int rc = rec != NULL ? pinned_target(reg, handle, rec, &t)
+                         : handle_target(reg, handle, channel, &t);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    struct presence__membership *m;
+    rc = lock_handle_membership(reg, &t, rec, record_of(handle), &m);
+    if (rc != PRESENCE_OK) {
+        return rc;
+    }
+    presence__touch_renew(reg, t.chan.shard, t.chan.ch, m);
+    presence__mutex_unlock(reg, &t.chan.shard->lock);
+    return PRESENCE_OK;
 }
 
 int presence_client_touch(presence_registry *reg, presence_client *handle,
@@ -410,19 +453,17 @@ int presence_client_touch(presence_registry *reg, presence_client *handle,
         presence__mutex_unlock(reg, &cs->lock);
         return PRESENCE_OK;
     }
-    struct presence__target t;
-    int rc = handle_target(reg, handle, channel, &t);
-    if (rc != PRESENCE_OK) {
-        return rc;
+    return client_touch_one(reg, handle, channel, NULL);
+}
+
+int presence_client_touch_channel(presence_registry *reg,
+                                  presence_client *handle,
+                                  presence_channel *channel)
+{
+    if (channel == NULL) {
+        return PRESENCE_ERR_INVALID;
     }
-    struct presence__membership *m;
-    rc = lock_handle_membership(reg, &t, NULL, client, &m);
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
-    presence__touch_renew(reg, t.chan.shard, t.chan.ch, m);
-    presence__mutex_unlock(reg, &t.chan.shard->lock);
-    return PRESENCE_OK;
+    return client_touch_one(reg, handle, NULL, channel_of(channel));
 }
 
 /* ---- many channels at once ------------------------------------------------ */
