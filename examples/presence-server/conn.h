@@ -99,10 +99,9 @@ typedef struct ps_conn {
     int64_t expires_at;     /* unix seconds; 0 = never */
     int64_t stale_deadline_ms; /* no connect command by then: 3502 */
 
-    /* The heartbeat's timer, for the earliest of the deadlines above, and
-     * the expiry it was armed with (heartbeat.h). Loop thread only. */
+    /* The heartbeat's timer, for the earliest of the deadlines above
+     * (heartbeat.h). Loop thread only. */
     ps_timer heartbeat;
-    int64_t heartbeat_expires_at;
 
     /* Subscriptions, owned by the hub (hub lock). */
     struct ps_sub *subs;

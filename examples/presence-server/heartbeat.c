@@ -65,7 +65,6 @@ static void schedule(ps_conn *conn)
     }
     pthread_mutex_lock(&conn->qlock);
     int64_t due = next_due_locked(conn, ps_now_ms());
-    conn->heartbeat_expires_at = conn->expires_at;
     pthread_mutex_unlock(&conn->qlock);
     conn->heartbeat.fire = on_timer;
     if (due == 0) {
@@ -96,12 +95,12 @@ void ps_heartbeat_arm(ps_server *server, ps_conn *conn, int64_t expires_at)
     schedule(conn);
 }
 
-void ps_heartbeat_recheck(ps_conn *conn)
+void ps_heartbeat_set_expiry(ps_conn *conn, int64_t expires_at)
 {
-    /* expires_at is written on this thread only: no lock to compare. */
-    if (conn->expires_at != conn->heartbeat_expires_at) {
-        schedule(conn);
-    }
+    pthread_mutex_lock(&conn->qlock);
+    conn->expires_at = expires_at;
+    pthread_mutex_unlock(&conn->qlock);
+    schedule(conn);
 }
 
 void ps_heartbeat_ping_written(ps_conn *conn)

@@ -33,10 +33,9 @@ void ps_heartbeat_watch(struct ps_conn *conn);
 void ps_heartbeat_arm(struct ps_server *server, struct ps_conn *conn,
                       int64_t expires_at);
 
-/** The session may have changed conn->expires_at (a refresh command does,
- *  under qlock, on the loop thread): re-arm the timer if it did. Cheap
- *  enough for every message. */
-void ps_heartbeat_recheck(struct ps_conn *conn);
+/** A new token expiry (a refresh command): set it and move the
+ *  connection's timer to it. Loop thread (or no loop, in the tests). */
+void ps_heartbeat_set_expiry(struct ps_conn *conn, int64_t expires_at);
 
 /** The ping has been written (the kernel has it): the pong deadline
  *  starts now, not when the ping was queued, so that a backlog of the

@@ -522,7 +522,7 @@ static int on_message_complete(http_parser *p)
 {
     ps_http_exchange *ex = p->data;
     ex->message_done = true;
-    http_parser_pause(p, 1); /* one request per connection */
+    http_parser_pause(p, 1); /* one request at a time (keep-alive waits) */
     return 0;
 }
 

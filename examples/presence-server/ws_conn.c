@@ -123,7 +123,6 @@ static bool on_frame(void *user, int opcode, const char *data, size_t len,
             !ps_session_frame(ws->conn, opcode, true, data, len)) {
             ws->session_done = true;
         }
-        ps_heartbeat_recheck(ws->conn); /* a refresh moves the expiry */
         return true;
     case PS_WS_PING:
         /* Answered here, with the same payload (5.5.2). */

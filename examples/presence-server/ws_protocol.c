@@ -510,9 +510,7 @@ static outcome cmd_refresh(const command *cmd)
     }
     int64_t exp = claims.exp;
     ps_token_claims_free(&claims);
-    pthread_mutex_lock(&conn->qlock);
-    conn->expires_at = exp;
-    pthread_mutex_unlock(&conn->qlock);
+    ps_heartbeat_set_expiry(conn, exp); /* its timer moves with it */
     json_t *result = json_pack("{s:s,s:s}", "client", conn->client_id,
                                "version", PS_SERVER_VERSION);
     if (result != NULL && exp > 0) {

@@ -156,19 +156,16 @@ static void test_expiry_and_refresh(void **state)
     int64_t now = ps_now_ms();
     assert_true(p->conn->heartbeat.due_ms <= now + 2000);
     /* A refresh with a later token moves it on; one with an earlier one
-     * back (the session layer's refresh; ws_conn.c asks the heartbeat to
-     * look again after each message, as here). */
+     * back: the refresh command moves the timer itself. */
     token = ps_token_mint("s", "u1", exp + 600, NULL, NULL, err, sizeof err);
     snprintf(cmd, sizeof cmd, "{\"refresh\":{\"token\":\"%s\"},\"id\":2}", token);
     ps_free(token);
     assert_true(ps_test_peer_send(&t, p, cmd));
-    ps_heartbeat_recheck(p->conn);
     assert_true(p->conn->heartbeat.due_ms > now + 20000); /* the ping's */
     token = ps_token_mint("s", "u1", exp, NULL, NULL, err, sizeof err);
     snprintf(cmd, sizeof cmd, "{\"refresh\":{\"token\":\"%s\"},\"id\":3}", token);
     ps_free(token);
     assert_true(ps_test_peer_send(&t, p, cmd));
-    ps_heartbeat_recheck(p->conn);
     assert_true(p->conn->heartbeat.due_ms <= ps_now_ms() + 2000);
     /* Before the token's second: nothing, even if the timer fires. */
     run_at(ps_now_ms());
