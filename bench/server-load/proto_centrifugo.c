@@ -106,34 +106,6 @@ static void parse_reply(json_t *root, json_int_t id, lg_msg *msg)
     }
 }
 
-/* {"id":N,"presence":{"presence":... whose body is not wanted: a reply
- * without parsing it. The server writes "id" first (jansson keeps the
- * order keys were set in); anything else takes the full parse. */
-static bool skip_presence(const char *text, size_t len, lg_body_cb want, void *ctx,
-                          lg_msg *msg)
-{
-    static const char head[] = "{\"id\":";
-    static const char key[] = ",\"presence\":{\"presence\":";
-    size_t i = sizeof head - 1;
-    if (len < i || memcmp(text, head, i) != 0) {
-        return false;
-    }
-    uint64_t id = 0;
-    while (i < len && text[i] >= '0' && text[i] <= '9' && id < UINT32_MAX) {
-        id = id * 10 + (uint64_t)(text[i] - '0');
-        i++;
-    }
-    if (id == 0 || len - i < sizeof key - 1 || memcmp(text + i, key, sizeof key - 1) != 0 ||
-        want(ctx, (uint32_t)id)) {
-        return false;
-    }
-    msg->kind = LG_MSG_REPLY;
-    msg->id = (uint32_t)id;
-    msg->ok = true;
-    msg->body_skipped = true;
-    return true;
-}
-
 /* Text that starts at *at with @p word: step over it. */
 static bool take(const char *text, size_t len, size_t *at, const char *word)
 {
@@ -165,6 +137,38 @@ static bool take_plain_string(const char *text, size_t len, size_t *at, char *ou
     return true;
 }
 
+/* A reply's leading {"id":N: N, or 0 when the text does not start so. */
+static uint32_t take_id(const char *text, size_t len, size_t *at)
+{
+    if (!take(text, len, at, "{\"id\":")) {
+        return 0;
+    }
+    uint64_t id = 0;
+    while (*at < len && text[*at] >= '0' && text[*at] <= '9' && id < UINT32_MAX) {
+        id = id * 10 + (uint64_t)(text[(*at)++] - '0');
+    }
+    return id <= UINT32_MAX ? (uint32_t)id : 0;
+}
+
+/* {"id":N,"presence":{"presence":... whose body is not wanted: a reply
+ * without parsing it. The server writes "id" first (jansson keeps the
+ * order keys were set in); anything else takes the full parse. */
+static bool skip_presence(const char *text, size_t len, lg_body_cb want, void *ctx,
+                          lg_msg *msg)
+{
+    size_t at = 0;
+    uint32_t id = take_id(text, len, &at);
+    if (id == 0 || !take(text, len, &at, ",\"presence\":{\"presence\":") ||
+        want(ctx, id)) {
+        return false;
+    }
+    msg->kind = LG_MSG_REPLY;
+    msg->id = id;
+    msg->ok = true;
+    msg->body_skipped = true;
+    return true;
+}
+
 /* The shapes this server writes most, read without a tree: the connect
  * reply's client, a subscribe's empty reply and a join or leave push (hub.c and wire.c write them in
  * this order). Anything else, or anything escaped, goes to jansson. The
@@ -173,11 +177,8 @@ static bool fast_line(const char *text, size_t len, lg_msg *msg, char *channel,
                       char *client)
 {
     size_t at = 0;
-    if (take(text, len, &at, "{\"id\":")) {
-        uint64_t id = 0;
-        while (at < len && text[at] >= '0' && text[at] <= '9' && id < UINT32_MAX) {
-            id = id * 10 + (uint64_t)(text[at++] - '0');
-        }
+    uint32_t id = take_id(text, len, &at);
+    if (at > 0) {
         if (id == CONNECT_ID && take(text, len, &at, ",\"connect\":{\"client\":\"") &&
             take_plain_string(text, len, &at, client, LG_CLIENT_MAX) &&
             text[len - 1] == '}') {
@@ -190,7 +191,7 @@ static bool fast_line(const char *text, size_t len, lg_msg *msg, char *channel,
             return false;
         }
         msg->kind = LG_MSG_REPLY;
-        msg->id = (uint32_t)id;
+        msg->id = id;
         msg->ok = true;
         return true;
     }

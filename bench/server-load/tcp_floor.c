@@ -112,6 +112,10 @@ static void serve(int listener, int ready_pipe)
                     if (fd < 0) {
                         break;
                     }
+                    if (fd >= 65536) {
+                        fprintf(stderr, "tcp-floor: descriptor %d past the table\n", fd);
+                        exit(2);
+                    }
                     int one = 1;
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     answered[fd] = 0;
