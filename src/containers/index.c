@@ -115,6 +115,17 @@ void presence__index_prefetch(const struct presence__index *idx,
     }
 }
 
+void presence__index_prefetch_item(const struct presence__index *idx,
+                                   uint64_t hash)
+{
+    if (idx->slots != NULL) {
+        size_t i = home_of(idx, tag_of(hash));
+        if (idx->slots[i].tag == tag_of(hash)) {
+            PRESENCE__PREFETCH(item_at(idx, i));
+        }
+    }
+}
+
 void presence__index_insert(struct presence__index *idx, uint64_t hash,
                             void *item)
 {

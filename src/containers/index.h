@@ -60,6 +60,11 @@ void presence__index_remove(const presence_allocator *alloc,
  * effect on the index), so that two lookups can miss the cache at once. */
 void presence__index_prefetch(const struct presence__index *idx,
                               uint64_t hash);
+/* Then, once that slot has arrived, start loading the record it names
+ * when its tag matches (a hint as well): a lookup's two misses, the slot
+ * and the record, overlap with another lookup's. */
+void presence__index_prefetch_item(const struct presence__index *idx,
+                                   uint64_t hash);
 
 /* Slot i's record or NULL, for walking every record (0 <= i < slots). */
 size_t presence__index_slots(const struct presence__index *idx);

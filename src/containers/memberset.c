@@ -219,6 +219,14 @@ int presence__memberset_prepare(const presence_allocator *alloc,
                     presence__add_size(set->nslots, 1 + spare_for(set->bits)));
 }
 
+void presence__memberset_prefetch(const struct presence__memberset *set,
+                                  uint64_t hash)
+{
+    if (set->slots != NULL) {
+        PRESENCE__PREFETCH(&set->slots[home_of(set->bits, hash)]);
+    }
+}
+
 void presence__memberset_insert(struct presence__memberset *set,
                                 struct presence__membership *m)
 {

@@ -52,6 +52,9 @@ presence__memberset_at(const struct presence__memberset *set, size_t i);
 int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 uint64_t hash);
+/* Start loading the slot where a probe for this hash begins (a hint). */
+void presence__memberset_prefetch(const struct presence__memberset *set,
+                                  uint64_t hash);
 /* Insert; presence__memberset_prepare must have succeeded for its hash. */
 void presence__memberset_insert(struct presence__memberset *set,
                                 struct presence__membership *m);

@@ -108,6 +108,16 @@ static size_t find(const struct presence__usercount *uc,
     }
 }
 
+void presence__usercount_prefetch(const struct presence__usercount *uc,
+                                  const struct presence__user *user)
+{
+    if (uc->users_at != NULL) {
+        size_t i = slot_of(uc->mask, user);
+        PRESENCE__PREFETCH(&uc->users_at[i]);
+        PRESENCE__PREFETCH(&uc->counts[i]);
+    }
+}
+
 size_t presence__usercount_inc(struct presence__usercount *uc,
                                struct presence__user *user)
 {

@@ -33,6 +33,9 @@ void presence__usercount_free(const presence_allocator *alloc,
 /* Make sure one more user fits without allocating. */
 int presence__usercount_prepare(const presence_allocator *alloc,
                                 struct presence__usercount *uc);
+/* Start loading the user's slot (a hint, no effect on the table). */
+void presence__usercount_prefetch(const struct presence__usercount *uc,
+                                  const struct presence__user *user);
 /* Add a connection of the user; returns its new count (1 = first). */
 size_t presence__usercount_inc(struct presence__usercount *uc,
                                struct presence__user *user);

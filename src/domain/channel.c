@@ -236,6 +236,8 @@ static void membership_remove_at(presence_registry *reg,
     struct presence__shard *hs = presence__membership_shard(reg, m);
     struct presence__channel *ch = presence__shard_channel(hs, m);
     struct presence__client *client = m->client;
+    /* Both tables' slots load at once, not one after the other. */
+    presence__usercount_prefetch(&ch->users, client->user);
 
     presence__memberset_remove(&reg->alloc, &ch->members, m);
     ch->member_bytes -= presence__membership_bytes(hs, m);
@@ -870,13 +872,23 @@ static int join_common(presence_registry *reg, const char *channel,
     struct presence__shard *hs = t.chan.shard;
     presence__mutex_lock(reg, &t.cs->lock);
     presence__mutex_lock(reg, &hs->lock);
-    /* The client's slot loads while the channel is looked up. */
+    /* Each lookup is a chain of misses (slot, record, then the tables
+     * the record points to): start every load as soon as its address is
+     * known, so that the two chains overlap. */
     presence__index_prefetch(&t.cs->clients, t.client_hash);
+    presence__index_prefetch(&hs->channels, t.chan.hash);
+    presence__index_prefetch_item(&t.cs->clients, t.client_hash);
     rc = presence__channel_lookup_join(reg, &t.chan);
+    if (rc == PRESENCE_OK && t.chan.ch != NULL) {
+        presence__memberset_prefetch(&t.chan.ch->members, t.client_hash);
+    }
     struct presence__client *client =
         rc == PRESENCE_OK ? presence__client_find(t.cs, client_id,
                                                   t.client_len, t.client_hash)
                           : NULL;
+    if (client != NULL && t.chan.ch != NULL) {
+        presence__usercount_prefetch(&t.chan.ch->users, client->user);
+    }
     if (client != NULL &&
         (presence__client_node(client) != node ||
          !presence__client_same(client, a.user_id, a.user_len, conn_info,
