@@ -24,7 +24,6 @@
 #define SHRINK_MIN_BITS 8u
 
 #define NONE PRESENCE__SLAB_NONE
-#define SCAN_AHEAD 6u
 #define SLOT_BYTES sizeof(struct presence__member_slot)
 
 static struct presence__membership *
@@ -344,6 +343,13 @@ void presence__memberset_remove(const presence_allocator *alloc,
     }
 }
 
+/* Members, their clients and their users are scattered over memory: a
+ * scan starts loading each member this many slots ahead, its client half
+ * as far ahead (its member has arrived by then) and its user a quarter as
+ * far. Each member's address is worked out once, into a ring. */
+#define AHEAD 8u
+#define RING 16u /* a power of two above AHEAD */
+
 uint64_t presence__memberset_scan(const struct presence__memberset *set,
                                   uint64_t cursor, size_t limit,
                                   presence__member_visit_fn visit, void *ctx)
@@ -351,27 +357,35 @@ uint64_t presence__memberset_scan(const struct presence__memberset *set,
     if (set->count == 0) {
         return 0;
     }
+    struct presence__membership *ring[RING];
+    size_t start = home_of(set->bits, cursor);
+    for (size_t j = start; j < start + AHEAD; j++) {
+        ring[j % RING] = j < set->nslots ? presence__memberset_at(set, j) : NULL;
+        if (ring[j % RING] != NULL) {
+            PRESENCE__PREFETCH(ring[j % RING]);
+        }
+    }
     size_t taken = 0;
     const struct presence__membership *last = NULL;
-    for (size_t i = home_of(set->bits, cursor); i < set->nslots; i++) {
-        if (set->slots[i].number == NONE ||
-            (cursor != 0 && hash_cmp(set, i, cursor) < 0)) {
+    for (size_t i = start; i < set->nslots; i++) {
+        size_t ahead = i + AHEAD;
+        struct presence__membership *far =
+            ahead < set->nslots ? presence__memberset_at(set, ahead) : NULL;
+        ring[ahead % RING] = far;
+        if (far != NULL) {
+            PRESENCE__PREFETCH(far);
+        }
+        const struct presence__membership *mid = ring[(i + AHEAD / 2) % RING];
+        if (mid != NULL) {
+            PRESENCE__PREFETCH(mid->client);
+        }
+        const struct presence__membership *near = ring[(i + AHEAD / 4) % RING];
+        if (near != NULL) {
+            PRESENCE__PREFETCH(near->client->user);
+        }
+        struct presence__membership *m = ring[i % RING];
+        if (m == NULL || (cursor != 0 && hash_cmp(set, i, cursor) < 0)) {
             continue;
-        }
-        struct presence__membership *m = member(set, i);
-        /* Members and their clients are scattered over memory: start
-         * loading the members a few slots ahead, and the clients of those
-         * half as far ahead (whose members should have arrived). */
-        if (i + SCAN_AHEAD < set->nslots &&
-            set->slots[i + SCAN_AHEAD].number != NONE) {
-            PRESENCE__PREFETCH(member(set, i + SCAN_AHEAD));
-        }
-        if (i + SCAN_AHEAD / 2 < set->nslots &&
-            set->slots[i + SCAN_AHEAD / 2].number != NONE) {
-            PRESENCE__PREFETCH(member(set, i + SCAN_AHEAD / 2)->client);
-        }
-        if (i + 1 < set->nslots && set->slots[i + 1].number != NONE) {
-            PRESENCE__PREFETCH(member(set, i + 1)->client->user);
         }
         if (taken >= limit) {
             /* Full hashes only at the page's end: a page never ends

@@ -236,8 +236,6 @@ static void membership_remove_at(presence_registry *reg,
     struct presence__shard *hs = presence__membership_shard(reg, m);
     struct presence__channel *ch = presence__shard_channel(hs, m);
     struct presence__client *client = m->client;
-    /* Both tables' slots load at once, not one after the other. */
-    presence__usercount_prefetch(&ch->users, client->user);
 
     presence__memberset_remove(&reg->alloc, &ch->members, m);
     ch->member_bytes -= presence__membership_bytes(hs, m);
