@@ -44,6 +44,26 @@ static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
 #define PRESENCE__ALWAYS_INLINE inline
 #endif
 
+/* Kept out of the entry points that PRESENCE__FLATTEN inlines into: a
+ * big function the common path rarely or never calls (growth, a
+ * channel's first and last member, features off by default). COLD also
+ * lays it out away from the hot code. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRESENCE__NOINLINE __attribute__((noinline))
+#define PRESENCE__COLD __attribute__((noinline, cold))
+#else
+#define PRESENCE__NOINLINE
+#define PRESENCE__COLD
+#endif
+
+/* Inline every call a short, hot entry point makes (no effect on
+ * behaviour). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PRESENCE__FLATTEN __attribute__((flatten))
+#else
+#define PRESENCE__FLATTEN
+#endif
+
 /* A hint to start loading a cache line (no effect on behaviour). */
 #if defined(__GNUC__) || defined(__clang__)
 #define PRESENCE__PREFETCH(p) __builtin_prefetch(p)

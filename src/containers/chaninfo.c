@@ -47,6 +47,7 @@ static void place(struct presence__chaninfo_map *map, uint32_t number,
     map->slots[i].blob = blob;
 }
 
+PRESENCE__COLD
 static int resize(const presence_allocator *alloc, struct presence__chaninfo_map *map,
                   size_t nslots)
 {
@@ -71,6 +72,7 @@ static int resize(const presence_allocator *alloc, struct presence__chaninfo_map
     return PRESENCE_OK;
 }
 
+PRESENCE__NOINLINE
 int presence__chaninfo_prepare(const presence_allocator *alloc,
                                struct presence__chaninfo_map *map)
 {
@@ -81,6 +83,7 @@ int presence__chaninfo_prepare(const presence_allocator *alloc,
     return resize(alloc, map, nslots == 0 ? MIN_SLOTS : nslots * 2);
 }
 
+PRESENCE__NOINLINE
 void presence__chaninfo_put(struct presence__chaninfo_map *map,
                             uint32_t number, struct presence__blob *blob)
 {

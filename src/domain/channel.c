@@ -81,6 +81,7 @@ static int chans_prepare(presence_registry *reg, struct presence__shard *hs)
 /* A new, empty record of a channel, in its shard's index; its life's
  * epoch is drawn by its first join. presence__index_prepare and
  * chans_prepare must have succeeded on its shard. */
+PRESENCE__NOINLINE
 static struct presence__channel *
 channel_create(presence_registry *reg, const struct presence__chref *ref)
 {
@@ -140,6 +141,7 @@ static void channel_end_life(presence_registry *reg,
 /* The channel has no member left (shard held): out of its shard, or,
  * pinned by a channel handle, idle there, reading as no channel (epoch
  * and seq 0) until a join begins its next life. */
+PRESENCE__NOINLINE
 static void channel_retire(presence_registry *reg,
                            struct presence__channel *ch)
 {
@@ -530,6 +532,7 @@ static size_t member_limit(const presence_registry *reg,
 
 /* Replace a membership's chan_info, with an update event if it differs
  * (its channel's shard held). */
+PRESENCE__NOINLINE
 int presence__replace_chan_info(presence_registry *reg,
                                 struct presence__membership *m,
                                 const void *chan_info, size_t chan_info_len,
@@ -907,6 +910,7 @@ static int join_common(presence_registry *reg, const char *channel,
     return rc;
 }
 
+PRESENCE__FLATTEN
 int presence_join(presence_registry *reg, const char *channel,
                   const char *client_id, const char *user_id,
                   const void *conn_info, size_t conn_info_len,
@@ -994,6 +998,7 @@ static int leave_common(presence_registry *reg,
     return rc;
 }
 
+PRESENCE__FLATTEN
 int presence_leave(presence_registry *reg, const char *channel,
                    const char *client_id)
 {
@@ -1026,8 +1031,10 @@ int presence_update(presence_registry *reg, const char *channel,
     return rc;
 }
 
-int presence_touch(presence_registry *reg, const char *channel,
-                   const char *client_id)
+PRESENCE__FLATTEN
+int presence_touch(presence_registry *reg,
+                                     const char *channel,
+                                     const char *client_id)
 {
     struct presence__target t;
     struct presence__membership *m;
@@ -1170,6 +1177,7 @@ int presence__client_leave_all(presence_registry *reg,
     return PRESENCE_OK;
 }
 
+PRESENCE__FLATTEN
 int presence_disconnect(presence_registry *reg, const char *client_id,
                         size_t *left)
 {

@@ -63,6 +63,7 @@ const char *presence_channel_name(const presence_channel *channel)
                : NULL;
 }
 
+PRESENCE__FLATTEN
 int presence_channel_stats_get(presence_registry *reg,
                                presence_channel *channel,
                                const presence_requester *requester,

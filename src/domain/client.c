@@ -171,6 +171,7 @@ int presence__client_prepare(presence_registry *reg,
     return presence__index_prepare(&reg->alloc, &cs->clients);
 }
 
+PRESENCE__NOINLINE
 int presence__client_create(presence_registry *reg,
                             struct presence__cshard *cs, const char *id,
                             size_t id_len, uint64_t hash, const char *user_id,
@@ -243,6 +244,7 @@ int presence__client_create(presence_registry *reg,
     return PRESENCE_OK;
 }
 
+PRESENCE__NOINLINE
 void presence__client_retire(presence_registry *reg,
                              struct presence__client *client,
                              size_t *reserved)

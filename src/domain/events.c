@@ -141,6 +141,7 @@ void presence__events_release(presence_registry *reg, size_t *reserved)
 }
 
 /* Queue lock held, one reserved slot taken. */
+PRESENCE__NOINLINE
 static void queue_one(presence_registry *reg, struct presence__channel *ch,
                       struct presence__membership *m,
                       struct presence__blob *chan_info,
@@ -556,6 +557,7 @@ static void flush_pass(presence_registry *reg, int64_t now_ms)
 
 /* The dispatcher's loop (queue lock held, role taken): queued events, then
  * a flush asked for meanwhile, until neither is left. */
+PRESENCE__NOINLINE
 static void dispatch_loop(presence_registry *reg)
 {
     struct presence__pending batch[DELIVERY_BATCH];

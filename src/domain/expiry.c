@@ -31,12 +31,14 @@ presence__touch_head(struct presence__shard *hs,
                               : presence__shard_member(hs, list->head);
 }
 
+PRESENCE__NOINLINE
 int presence__touch_prepare(presence_registry *reg, struct presence__shard *hs,
                             struct presence__membership *m)
 {
     return presence__slab_links_prepare(&reg->alloc, &hs->membership_slab, m);
 }
 
+PRESENCE__NOINLINE
 void presence__touch_append(struct presence__shard *hs,
                             struct presence__touch_list *list,
                             struct presence__membership *m)
@@ -53,6 +55,7 @@ void presence__touch_append(struct presence__shard *hs,
     list->tail = self;
 }
 
+PRESENCE__NOINLINE
 void presence__touch_unlink(struct presence__shard *hs,
                             struct presence__touch_list *list,
                             struct presence__membership *m)

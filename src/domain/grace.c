@@ -68,12 +68,14 @@ static size_t reason_index(presence_leave_reason reason)
     return (size_t)reason - (size_t)PRESENCE_LEAVE_EXPLICIT;
 }
 
+PRESENCE__COLD
 int presence__grace_prepare(presence_registry *reg, struct presence__shard *hs,
                             struct presence__membership *m)
 {
     return presence__touch_prepare(reg, hs, m);
 }
 
+PRESENCE__COLD
 void presence__grace_drop(presence_registry *reg, struct presence__shard *hs,
                           const struct presence__channel *ch,
                           struct presence__membership *m,
@@ -104,6 +106,7 @@ static size_t list_index_of(presence_registry *reg, struct presence__shard *hs,
     return 0;
 }
 
+PRESENCE__COLD
 void presence__grace_forget(presence_registry *reg, struct presence__shard *hs,
                             const struct presence__channel *ch,
                             struct presence__membership *m)
@@ -114,6 +117,7 @@ void presence__grace_forget(presence_registry *reg, struct presence__shard *hs,
     atomic_fetch_sub_explicit(&reg->graced, 1, memory_order_relaxed);
 }
 
+PRESENCE__COLD
 void presence__grace_resume(presence_registry *reg, struct presence__shard *hs,
                             const struct presence__channel *ch,
                             struct presence__membership *m)
@@ -302,6 +306,7 @@ static int replace(presence_registry *reg, struct presence__target *t,
     return PRESENCE_OK;
 }
 
+PRESENCE__COLD
 int presence__grace_take_place(presence_registry *reg,
                                struct presence__target *t,
                                struct presence__client *client,

@@ -116,6 +116,7 @@ int presence_client_open(presence_registry *reg,
     return rc;
 }
 
+PRESENCE__FLATTEN
 int presence_client_close(presence_registry *reg, presence_client *handle,
                           size_t *left)
 {
@@ -261,6 +262,7 @@ int presence_client_join(presence_registry *reg, presence_client *handle,
                        result);
 }
 
+PRESENCE__FLATTEN
 int presence_client_join_channel(presence_registry *reg,
                                  presence_client *handle,
                                  presence_channel *channel,
@@ -357,6 +359,7 @@ int presence_client_leave(presence_registry *reg, presence_client *handle,
                              : rc;
 }
 
+PRESENCE__FLATTEN
 int presence_client_leave_channel(presence_registry *reg,
                                   presence_client *handle,
                                   presence_channel *channel,
@@ -439,6 +442,7 @@ static int client_touch_one(presence_registry *reg, presence_client *handle,
     return PRESENCE_OK;
 }
 
+PRESENCE__FLATTEN
 int presence_client_touch(presence_registry *reg, presence_client *handle,
                           const char *channel)
 {
@@ -783,6 +787,7 @@ int presence_client_join_many(presence_registry *reg,
     return join_many(reg, handle, all, count, results, failed);
 }
 
+PRESENCE__FLATTEN
 int presence_client_join_channel_many(presence_registry *reg,
                                       presence_client *handle,
                                       const presence_channel_join_item *items,

@@ -32,6 +32,7 @@ static void change_release(presence_registry *reg, struct presence__change *c)
 /* The room a log starts with: its first join and leave. */
 #define FIRST_ROOM 2u
 
+PRESENCE__NOINLINE
 int presence__history_attach(presence_registry *reg,
                              struct presence__channel *ch)
 {
@@ -53,6 +54,7 @@ int presence__history_attach(presence_registry *reg,
  * promises to keep. A join needs room for 2 more (its entry and its
  * member), an update for 1.
  */
+PRESENCE__NOINLINE
 int presence__history_grow(presence_registry *reg,
                            struct presence__channel *ch, size_t more)
 {
@@ -63,6 +65,7 @@ int presence__history_grow(presence_registry *reg,
                                     ch->ns->options.history_size);
 }
 
+PRESENCE__NOINLINE
 void presence__history_append(presence_registry *reg,
                               struct presence__shard *hs,
                               struct presence__channel *ch,

@@ -61,6 +61,7 @@ presence__node_find(presence_registry *reg,
     return node;
 }
 
+PRESENCE__NOINLINE
 int presence__node_intern(presence_registry *reg,
                           const struct presence__nodename *name,
                           struct presence__node **out)
@@ -99,6 +100,7 @@ void presence__node_ref(presence_registry *reg, struct presence__node *node)
     presence__mutex_unlock(reg, &reg->node_lock);
 }
 
+PRESENCE__NOINLINE
 void presence__node_unref(presence_registry *reg, struct presence__node *node)
 {
     presence__mutex_lock(reg, &reg->node_lock);
