@@ -2,7 +2,11 @@
  * The seeded name hash (src/base/hash.c), tested on its own: the one-pass
  * scan agrees with the hash of a known length at every length and
  * alignment, stops on the same bytes and limits as the name rules, and
- * spreads the workload's short sequential ids over a table's bits.
+ * spreads the workload's short sequential ids over a table's bits. The
+ * inline byte compare (base/bytes.h) holds equal ranges equal and sees a
+ * flipped bit in any byte, at every length
+ * up to 40, reading nothing outside either range (the
+ * ranges are allocated to their exact length, for AddressSanitizer).
  * SPDX-License-Identifier: MIT
  */
 #include <setjmp.h>
@@ -15,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "base/bytes.h"
 #include "base/hash.h"
 
 #define SEED 0x1234567887654321ULL
@@ -147,6 +152,32 @@ static void test_sequential_ids_spread(void **state)
     free(low);
 }
 
+static void test_bytes_equal_sees_every_byte(void **state)
+{
+    (void)state;
+    for (size_t len = 0; len <= 40; len++) {
+        unsigned char *a = malloc(len > 0 ? len : 1);
+        unsigned char *b = malloc(len > 0 ? len : 1);
+        assert_non_null(a);
+        assert_non_null(b);
+        for (size_t i = 0; i < len; i++) {
+            a[i] = b[i] = (unsigned char)(i * 37u + len);
+        }
+        assert_true(presence__bytes_equal(a, b, len));
+        for (size_t i = 0; i < len; i++) {
+            for (unsigned bit = 0; bit < 8; bit++) {
+                b[i] ^= (unsigned char)(1u << bit);
+                assert_false(presence__bytes_equal(a, b, len));
+                assert_false(presence__bytes_equal(b, a, len));
+                b[i] ^= (unsigned char)(1u << bit);
+            }
+        }
+        assert_true(presence__bytes_equal(b, a, len));
+        free(a);
+        free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_scan_length_agrees),
         cmocka_unit_test(test_names_differ_by_any_byte_seed_or_length),
         cmocka_unit_test(test_sequential_ids_spread),
+        cmocka_unit_test(test_bytes_equal_sees_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
  */
 #include "containers/blob.h"
 #include "base/alloc.h"
+#include "base/bytes.h"
 
 int presence__blob_new(const presence_allocator *alloc, const void *data, size_t len,
                        struct presence__blob **out)
@@ -45,5 +46,5 @@ bool presence__blob_equals(const struct presence__blob *b, const void *data,
     if (b == NULL) {
         return len == 0;
     }
-    return b->len == len && memcmp(b->data, data, len) == 0;
+    return b->len == len && presence__bytes_equal(b->data, data, len);
 }

@@ -6,6 +6,7 @@
 
 #include "containers/index.h"
 #include "base/alloc.h"
+#include "base/bytes.h"
 #include "base/hash.h"
 
 #define MIN_SLOTS 16u
@@ -151,7 +152,7 @@ void *presence__index_find(const struct presence__index *idx, uint64_t hash,
         }
         uint32_t item_len;
         memcpy(&item_len, item + idx->name_len_offset, sizeof item_len);
-        if (item_len == len && memcmp(item + idx->name_offset, name, len) == 0) {
+        if (item_len == len && presence__bytes_equal(item + idx->name_offset, name, len)) {
             return item;
         }
     }

@@ -6,6 +6,7 @@
 
 #include "containers/memberset.h"
 #include "base/alloc.h"
+#include "base/bytes.h"
 #include "base/hash.h"
 #include "containers/records.h"
 
@@ -288,7 +289,7 @@ presence__memberset_find_id(const struct presence__memberset *set,
         struct presence__membership *m = member(set, i);
         const struct presence__client *c = m->client;
         if (c->hash == hash && c->id_len == len &&
-            memcmp(c->id, id, len) == 0) {
+            presence__bytes_equal(c->id, id, len)) {
             return m;
         }
     }

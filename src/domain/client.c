@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "domain/domain.h"
+#include "base/bytes.h"
 
 void presence__clients_init(presence_registry *reg)
 {
@@ -139,11 +140,10 @@ bool presence__client_same(const struct presence__client *client,
                            const void *conn_info, size_t conn_info_len)
 {
     return client->user->id_len == user_len &&
-           memcmp(client->user->id, user_id, user_len) == 0 &&
+           presence__bytes_equal(client->user->id, user_id, user_len) &&
            presence__client_conn_info_len(client) == conn_info_len &&
-           (conn_info_len == 0 ||
-            memcmp(client->id + client->id_len + 1, conn_info,
-                   conn_info_len) == 0);
+           presence__bytes_equal(presence__client_conn_info(client),
+                                 conn_info, conn_info_len);
 }
 
 void presence__client_ref(struct presence__client *client)
