@@ -4,9 +4,9 @@
  * alignment, stops on the same bytes and limits as the name rules, and
  * spreads the workload's short sequential ids over a table's bits. The
  * inline byte compare (base/bytes.h) holds equal ranges equal and sees a
- * flipped bit in any byte, at every length
- * up to 40, reading nothing outside either range (the
- * ranges are allocated to their exact length, for AddressSanitizer).
+ * flipped bit in any byte, at every length up to 40, reading nothing
+ * outside either range (allocated to their exact length, for
+ * AddressSanitizer).
  * SPDX-License-Identifier: MIT
  */
 #include <setjmp.h>
