@@ -45,9 +45,10 @@ static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
 #endif
 
 /* Kept out of the entry points that PRESENCE__FLATTEN inlines into: a
- * big function the common path rarely or never calls (growth, a
- * channel's first and last member, features off by default). COLD also
- * lays it out away from the hot code. */
+ * big function the common path calls now and then (growth, a channel's
+ * first and last member, features off by default). COLD, for what the
+ * common path never calls (grace), is also laid out away from the hot
+ * code and optimised for size. */
 #if defined(__GNUC__) || defined(__clang__)
 #define PRESENCE__NOINLINE __attribute__((noinline))
 #define PRESENCE__COLD __attribute__((noinline, cold))

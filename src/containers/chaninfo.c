@@ -47,7 +47,7 @@ static void place(struct presence__chaninfo_map *map, uint32_t number,
     map->slots[i].blob = blob;
 }
 
-PRESENCE__COLD
+PRESENCE__NOINLINE
 static int resize(const presence_allocator *alloc, struct presence__chaninfo_map *map,
                   size_t nslots)
 {

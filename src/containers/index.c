@@ -72,7 +72,7 @@ static void place(struct presence__index *idx, uint32_t tag, void *item)
     set_item(idx, i, item);
 }
 
-PRESENCE__COLD
+PRESENCE__NOINLINE
 static int resize(const presence_allocator *alloc, struct presence__index *idx,
                   size_t nslots)
 {

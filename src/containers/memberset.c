@@ -138,7 +138,7 @@ static bool place_all(const struct presence__memberset *set, unsigned bits,
 }
 
 /* Move every member into a fresh array of `bits`. Fails without change. */
-PRESENCE__COLD
+PRESENCE__NOINLINE
 static int rehash(const presence_allocator *alloc, struct presence__memberset *set,
                   unsigned bits)
 {
@@ -169,7 +169,7 @@ static int rehash(const presence_allocator *alloc, struct presence__memberset *s
 }
 
 /* Lengthen the spare tail to nslots. Fails without change. */
-PRESENCE__COLD
+PRESENCE__NOINLINE
 static int lengthen(const presence_allocator *alloc, struct presence__memberset *set,
                     size_t nslots)
 {

@@ -57,7 +57,7 @@ static void place(struct presence__usercount *uc, struct presence__user *user,
     uc->counts[i] = count;
 }
 
-PRESENCE__COLD
+PRESENCE__NOINLINE
 static int resize(const presence_allocator *alloc, struct presence__usercount *uc,
                   size_t nslots)
 {
