@@ -92,13 +92,35 @@ void ps_text_i64(ps_text *t, int64_t value)
     }
 }
 
+/* Whether none of the 8 bytes of w needs an escape or is outside ASCII:
+ * each is at least 0x20 and below 0x80, and none is '"' or '\\'. */
+static bool plain_word(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"');
+    uint64_t slash = w ^ (ones * '\\');
+    uint64_t zeros = ((quote - ones) & ~quote) | ((slash - ones) & ~slash);
+    uint64_t below = (w - ones * 0x20) & ~w;
+    return ((zeros | below | w) & highs) == 0;
+}
+
+/* The length of the UTF-8 character at s (0 when it is not one whole,
+ * valid character within the n bytes). */
+static size_t utf8_char(const char *s, size_t n)
+{
+    unsigned char lead = (unsigned char)s[0];
+    size_t len = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    uint32_t state = 0;
+    if (len > n || !ps_utf8_feed(&state, (const uint8_t *)s, len) ||
+        state != 0) {
+        return 0;
+    }
+    return len;
+}
+
 void ps_text_string(ps_text *t, const char *s, size_t len)
 {
-    uint32_t utf8 = 0;
-    if (!ps_utf8_feed(&utf8, (const uint8_t *)s, len) || utf8 != 0) {
-        t->failed = true;
-        return;
-    }
     /* At most 6 bytes for one (\u00XX), and the quotes. */
     if (len > SIZE_MAX / 8 || !reserve(t, len * 6 + 2)) {
         t->failed = true;
@@ -107,8 +129,28 @@ void ps_text_string(ps_text *t, const char *s, size_t len)
     static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
     char *out = t->data + t->len;
     *out++ = '"';
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    while (i < len) {
+        uint64_t w;
+        if (len - i >= 8 && (memcpy(&w, s + i, sizeof w), plain_word(w))) {
+            memcpy(out, &w, sizeof w);
+            out += 8;
+            i += 8;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) { /* one whole character, or not UTF-8: no text */
+            size_t n = utf8_char(s + i, len - i);
+            if (n == 0) {
+                t->failed = true;
+                return;
+            }
+            memcpy(out, s + i, n);
+            out += n;
+            i += n;
+            continue;
+        }
+        i++;
         if (c >= 0x20 && c != '"' && c != '\\') {
             *out++ = (char)c;
             continue;

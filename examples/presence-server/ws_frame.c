@@ -28,6 +28,19 @@ bool ps_utf8_feed(uint32_t *state, const uint8_t *data, size_t len)
     uint32_t lo = (*state >> 8) & 0xff;
     uint32_t hi = (*state >> 16) & 0xff;
     for (size_t i = 0; i < len; i++) {
+        /* Most text is ASCII: skip it a word at a time between
+         * characters. */
+        while (need == 0 && len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, data + i, sizeof w);
+            if ((w & 0x8080808080808080ULL) != 0) {
+                break;
+            }
+            i += 8;
+        }
+        if (i == len) {
+            break;
+        }
         uint32_t b = data[i];
         if (need > 0) {
             if (b < lo || b > hi) {

@@ -1,7 +1,9 @@
 /*
  * JSON written as text (json_text.c): the check of stored infos agrees
  * with jansson on what is one JSON value, strings are escaped as jansson
- * escapes them, and a presence map written as text reads back equal to
+ * escapes them (also strings mixing long plain runs, which are copied a
+ * word at a time, with escapes, characters of 2 to 4 bytes and bytes
+ * that are not UTF-8, at every offset), and a presence map written as text reads back equal to
  * the one built as values (ps_wire_presence), infos that are not JSON
  * included; an allocation that fails leaves no text and no leak.
  * SPDX-License-Identifier: MIT
@@ -191,12 +193,65 @@ static void test_out_of_memory(void **state)
     presence_registry_free(reg);
 }
 
+/* Pieces of strings: plain runs, bytes to escape, whole characters, and
+ * bytes that make a string not UTF-8. */
+static const char *const pieces[] = {
+    "a", "0123456789abcdefghij", "\"", "\\", "\n", "\x01", "\x1f", " ",
+    "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+    "\xff", "\x80", "\xc3", "\xed\xa0\x80",
+};
+
+static void test_mixed_strings_escape_as_jansson(void **state)
+{
+    (void)state;
+    uint32_t seed = 12345;
+    size_t failed = 0;
+    for (int round = 0; round < 4000; round++) {
+        char s[400];
+        size_t n = 0;
+        int count = 1 + round % 9;
+        for (int k = 0; k < count; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *piece = pieces[(seed >> 16) % (sizeof pieces / sizeof pieces[0])];
+            /* Plain runs at every length, so that escapes fall at every
+             * offset of a word. */
+            size_t take = (seed >> 8) % 2 == 0 ? strlen(piece)
+                                                : 1 + (seed >> 4) % strlen(piece);
+            if (piece[0] != '0') {
+                take = strlen(piece);
+            }
+            memcpy(s + n, piece, take);
+            n += take;
+        }
+        ps_text t;
+        ps_text_init(&t);
+        PS_TEXT_LITERAL(&t, "x"); /* a string after other text */
+        ps_text_string(&t, s, n);
+        size_t len = 0;
+        char *ours = ps_text_take(&t, &len);
+        char *theirs = jansson_string(s, n);
+        if (theirs == NULL) {
+            assert_null(ours); /* not UTF-8: no text */
+            failed++;
+        } else {
+            assert_non_null(ours);
+            assert_string_equal(ours + 1, theirs);
+            assert_int_equal(len, 1 + strlen(theirs));
+        }
+        ps_free(ours);
+        free(theirs);
+    }
+    assert_true(failed > 100 && failed < 3900); /* both kinds were met */
+}
+
+
 int main(void)
 {
     counting_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_agrees_with_jansson),
         cmocka_unit_test(test_strings_escape_as_jansson),
+        cmocka_unit_test(test_mixed_strings_escape_as_jansson),
         cmocka_unit_test(test_presence_text_equals_values),
         cmocka_unit_test(test_out_of_memory),
     };

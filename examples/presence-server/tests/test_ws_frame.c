@@ -201,6 +201,27 @@ static void test_utf8(void **state)
     assert_int_not_equal(st, 0);
     assert_true(ps_utf8_feed(&st, (const uint8_t *)"\x98\x80", 2));
     assert_int_equal(st, 0);
+    /* Long ASCII runs are skipped a word at a time: a bad byte or a
+     * character is still seen at every offset, and a character split
+     * by the run's end still carries over. */
+    uint8_t run[40];
+    for (size_t at = 0; at < sizeof run; at++) {
+        memset(run, 'a', sizeof run);
+        run[at] = 0xff;
+        st = 0;
+        assert_false(ps_utf8_feed(&st, run, sizeof run));
+        if (at + 2 <= sizeof run) {
+            memcpy(run + at, "\xc3\xa9", 2);
+            st = 0;
+            assert_true(ps_utf8_feed(&st, run, sizeof run));
+            assert_int_equal(st, 0);
+        }
+        memset(run, 'a', sizeof run);
+        run[at] = 0xe2;
+        st = 0;
+        assert_true(ps_utf8_feed(&st, run, at + 1));
+        assert_int_not_equal(st, 0);
+    }
 }
 
 static void test_message_limit(void **state)
