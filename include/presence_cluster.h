@@ -248,7 +248,8 @@ PRESENCE_API int presence_cluster_run(presence_cluster *cluster,
  * Run the handle on a thread of its own until presence_cluster_free().
  * Then presence_cluster_process() and presence_cluster_run() return
  * #PRESENCE_ERR_BUSY, and registry callbacks for remote changes run on
- * that thread.
+ * that thread. The thread is named "presence-redis" (what top -H, perf
+ * and /proc/PID/task/TID/comm show).
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID; #PRESENCE_ERR_BUSY (already
  *         started); #PRESENCE_ERR_NOMEM (no thread could be created).
  */

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #define ADMIN_PREFIX "/admin"
@@ -379,6 +380,7 @@ static char *tick_json(ps_admin *admin, sample *out)
 static void *sampler_main(void *arg)
 {
     ps_admin *admin = arg;
+    prctl(PR_SET_NAME, "ps-admin", 0, 0, 0);
     pthread_mutex_lock(&admin->lock);
     while (!admin->stopping) {
         pthread_mutex_unlock(&admin->lock);

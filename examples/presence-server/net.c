@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #define LISTEN_BACKLOG 4096
@@ -194,6 +195,8 @@ int ps_net_init(ps_net *net, ps_server *server, char *err, size_t err_len)
 static void *loop_main(void *arg)
 {
     ps_net *net = arg;
+    /* Named for an operator's top -H, perf and /proc. */
+    prctl(PR_SET_NAME, "ps-loop", 0, 0, 0);
     loop_of_thread = net;
     uv_run(&net->loop, UV_RUN_DEFAULT);
     pthread_mutex_lock(&net->lock);

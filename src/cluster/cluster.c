@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
@@ -685,6 +686,8 @@ int presence_cluster_run(presence_cluster *c, int max_wait_ms)
 static void *thread_main(void *arg)
 {
     struct presence_cluster *c = arg;
+    /* Named for the application's operators (top -H, perf, /proc). */
+    prctl(PR_SET_NAME, "presence-redis", 0, 0, 0);
     while (!atomic_load(&c->stopping)) {
         presence_cluster_run(c, 100);
     }

@@ -9,7 +9,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <dirent.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -148,6 +150,32 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How many threads of this process have this name (Linux: /proc). */
+static int threads_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f != NULL && fgets(comm, sizeof comm, f) != NULL) {
+            comm[strcspn(comm, "\n")] = '\0';
+            n += strcmp(comm, name) == 0;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 /* Redis refuses: the handle retries on its deadline, never blocks, and the
  * registry keeps working for its own clients. */
 static void test_unreachable_redis(void **state)
@@ -177,10 +205,19 @@ static void test_unreachable_redis(void **state)
                      PRESENCE_OK);
     assert_int_equal(presence_cluster_status_get(c, &st), PRESENCE_OK);
     assert_int_equal(st.pending, 0); /* offline: the announce will carry it */
+    assert_int_equal(threads_named("presence-redis"), 0);
     assert_int_equal(presence_cluster_start_thread(c), PRESENCE_OK);
     assert_int_equal(presence_cluster_start_thread(c), PRESENCE_ERR_BUSY);
     assert_int_equal(presence_cluster_process(c), PRESENCE_ERR_BUSY);
+    /* Named for operators; it names itself as it starts. */
+    int64_t named_by = now_ms() + 2000;
+    while (threads_named("presence-redis") != 1 && now_ms() < named_by) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    assert_int_equal(threads_named("presence-redis"), 1);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    assert_int_equal(threads_named("presence-redis"), 0);
     presence_channel_stats stats;
     assert_int_equal(presence_stats(reg, "room", presence_trusted(), &stats), PRESENCE_OK);
     assert_int_equal(stats.num_clients, 1);
