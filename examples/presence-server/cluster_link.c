@@ -113,6 +113,7 @@ int ps_cluster_link_start(ps_server *server, char *err, size_t err_len)
     if (cfg->node_lease_ms > 0) {
         cc.lease_ms = cfg->node_lease_ms;
     }
+    cc.batch_delay_ms = cfg->redis_batch_delay_ms;
     cc.log = log_cluster;
     /* The handle allocates through the server's allocator, as the
      * registry does (mem.c). */

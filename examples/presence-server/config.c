@@ -58,6 +58,7 @@ static void config_defaults(ps_config *cfg)
     cfg->channel_max_length = 255;
     cfg->ping_interval_ms = 25000;
     cfg->pong_timeout_ms = 8000;
+    cfg->redis_batch_delay_ms = PS_REDIS_BATCH_DELAY_DEFAULT_MS;
 }
 
 static int get_duration(json_t *value, const char *key, int64_t *out_ms,
@@ -628,6 +629,10 @@ static int parse_cluster_key(ps_config *cfg, const char *key, json_t *value,
     if (strcmp(key, "node_lease") == 0) {
         return get_duration(value, key, &cfg->node_lease_ms, err, err_len);
     }
+    if (strcmp(key, "redis_batch_delay") == 0) {
+        return get_duration(value, key, &cfg->redis_batch_delay_ms, err,
+                            err_len);
+    }
     /* Centrifugo's ways to other Redis set-ups: ignoring them would connect
      * to the default address instead, so they are refused. */
     static const char *const unsupported[] = {
@@ -668,6 +673,11 @@ int ps_config_resolve_cluster(ps_config *cfg, char *err, size_t err_len)
     if (cfg->node_lease_ms != 0 && cfg->node_lease_ms < PS_NODE_LEASE_MIN_MS) {
         return ps_fail(err, err_len, "key \"node_lease\": at least %dms",
                        PS_NODE_LEASE_MIN_MS);
+    }
+    if (cfg->redis_batch_delay_ms > PS_REDIS_BATCH_DELAY_MAX_MS) {
+        return ps_fail(err, err_len,
+                       "key \"redis_batch_delay\": at most %dms",
+                       PS_REDIS_BATCH_DELAY_MAX_MS);
     }
     if (cfg->redis_user != NULL && *cfg->redis_user != '\0' &&
         strcmp(cfg->redis_user, "default") != 0) {

@@ -87,6 +87,11 @@ typedef enum ps_engine {
 /** The shortest node lease (presence_cluster_config::lease_ms's floor). */
 #define PS_NODE_LEASE_MIN_MS PRESENCE_CLUSTER_LEASE_MIN_MS
 
+/** redis_batch_delay: its default and its longest
+ *  (presence_cluster_config::batch_delay_ms's range). */
+#define PS_REDIS_BATCH_DELAY_DEFAULT_MS 2
+#define PS_REDIS_BATCH_DELAY_MAX_MS 1000
+
 typedef struct ps_config {
     char *api_key;               /**< "" rejects every API call, as Centrifugo */
     bool api_insecure;           /**< skip the API key check */
@@ -119,6 +124,8 @@ typedef struct ps_config {
     char *redis_prefix;          /**< NULL: PS_REDIS_PREFIX_DEFAULT */
     char *name;                  /**< this node's id; NULL: a random one */
     int64_t node_lease_ms;       /**< 0: libpresence-cluster's default */
+    int64_t redis_batch_delay_ms; /**< how long a change may wait to be
+                                   *  written with the next ones */
     ps_redis_address redis;      /**< resolved, when engine is redis */
     /** Set when the embedded default is in use: where its secrets live
      *  (NULL if they could not be persisted). */

@@ -393,7 +393,8 @@ int presence_cluster_new(presence_registry *registry,
         cfg.lease_ms < PRESENCE_CLUSTER_LEASE_MIN_MS ||
         cfg.connect_timeout_ms <= 0 ||
         cfg.reconnect_max_ms <= 0 || cfg.log_max_len == 0 ||
-        cfg.batch_max == 0) {
+        cfg.batch_max == 0 || cfg.batch_delay_ms < 0 ||
+        cfg.batch_delay_ms > 1000) {
         return PRESENCE_ERR_INVALID;
     }
     if (cfg.node_id != NULL && strlen(cfg.node_id) > PRESENCE__CL_ID_MAX) {
@@ -430,6 +431,7 @@ int presence_cluster_new(presence_registry *registry,
     c->reconnect_delay = RECONNECT_FIRST_MS;
     c->log_max_len = cfg.log_max_len;
     c->batch_max = cfg.batch_max;
+    c->batch_delay_ms = cfg.batch_delay_ms;
     c->log = cfg.log;
     c->log_user_data = cfg.log_user_data;
     if (cfg.node_id != NULL) {
@@ -533,6 +535,7 @@ static int64_t next_deadline(struct presence_cluster *c)
                               stall_limit(c, &c->reader), &stall);
     EARLIER(stall);
     EARLIER(c->announce_at);
+    EARLIER(c->flush_at);
 #undef EARLIER
     return d;
 }
@@ -753,6 +756,7 @@ static void leave_cluster(struct presence_cluster *c)
     if (c->self != SELF_ONLINE) {
         return;
     }
+    c->batch_delay_ms = 0; /* what waits goes now */
     presence__cl_outbox_flush(c);
     bool done = false;
     const char *del[] = {"EVAL",         LEAVE_SCRIPT,   "4",

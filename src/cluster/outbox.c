@@ -95,7 +95,9 @@ void presence__cl_outbox_event(presence_registry *registry,
                 event->chan_info, event->chan_info_len);
         }
         if (ok) {
-            c->outbox_count++;
+            if (c->outbox_count++ == 0) {
+                c->outbox_since = presence__cl_now_ms(c);
+            }
         } else {
             /* The change cannot be kept: the next announce carries it. */
             c->outbox_ops.len = before;
@@ -226,10 +228,19 @@ void presence__cl_outbox_flush(struct presence_cluster *c)
         return;
     }
     if (c->sending_count == 0) {
-        /* Take what the callbacks queued. */
+        /* Take what the callbacks queued, once the oldest has waited the
+         * batch delay. */
         bool lost;
-        presence__cl_buf_free(&c->sending);
         pthread_mutex_lock(&c->outbox_lock);
+        int64_t due = c->outbox_since + c->batch_delay_ms;
+        if (c->outbox_count > 0 && c->batch_delay_ms > 0 &&
+            presence__cl_now_ms(c) < due) {
+            pthread_mutex_unlock(&c->outbox_lock);
+            c->flush_at = due;
+            return;
+        }
+        c->flush_at = 0;
+        presence__cl_buf_free(&c->sending);
         c->sending = c->outbox_ops;
         c->sending_count = c->outbox_count;
         lost = c->outbox_lost;

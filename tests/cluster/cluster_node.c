@@ -48,6 +48,7 @@
  *
  * Usage: presence-cluster-node --port PORT --node ID [--host HOST]
  *            [--lease-ms MS] [--prefix PREFIX] [--log-max-len N] [--ttl-ms MS]
+ *            [--batch-delay-ms MS]
  *            [--namespace NAME[:quiet]]... [--no-events]
  *
  * End of input is "quit". SPDX-License-Identifier: MIT
@@ -549,7 +550,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: presence-cluster-node --port PORT --node ID [--host HOST]"
             " [--lease-ms MS] [--prefix PREFIX] [--log-max-len N]"
-            " [--ttl-ms MS] [--namespace NAME[:quiet]]... [--no-events]\n");
+            " [--ttl-ms MS] [--batch-delay-ms MS] [--namespace NAME[:quiet]]..."
+            " [--no-events]\n");
 }
 
 typedef struct options {
@@ -589,6 +591,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->node_arg = argv[i];
         } else if (strcmp(a, "--lease-ms") == 0) {
             o->cfg.lease_ms = strtoll(v, NULL, 10);
+        } else if (strcmp(a, "--batch-delay-ms") == 0) {
+            o->cfg.batch_delay_ms = strtoll(v, NULL, 10);
         } else if (strcmp(a, "--prefix") == 0) {
             o->cfg.prefix = v;
         } else if (strcmp(a, "--log-max-len") == 0) {

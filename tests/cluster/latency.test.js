@@ -66,3 +66,45 @@ test('the first join after both nodes report synced reaches the other within 100
     await cl.stop();
   }
 });
+
+// A batch delay (presence_cluster_config::batch_delay_ms) holds a change
+// back that long, no longer: three joins made within it reach the other
+// node together, the first of them after the delay; and leaving the
+// cluster writes what waits at once.
+test('a batch delay holds changes back that long, and a leaving node writes them first', {
+  timeout: 30000,
+}, async (t) => {
+  const DELAY_MS = 300;
+  const redis = await startRedis();
+  const a = await ClusterNode.start({
+    id: 'a', redisPort: redis.port, prefix: 'latd', leaseMs: 3000,
+    extraArgs: ['--batch-delay-ms', String(DELAY_MS)],
+  });
+  const b = await ClusterNode.start({ id: 'b', redisPort: redis.port, prefix: 'latd', leaseMs: 3000 });
+  try {
+    await Promise.all([a.waitSynced(1), b.waitSynced(1)]);
+    const t0 = monoNs();
+    for (const client of ['d1', 'd2', 'd3']) await a.join('room-d', client, 'u', '-');
+    const evs = await b.waitEvents((e) => e.kind === 'join' && e.client.startsWith('d'), 3,
+      { timeout: 5000 });
+    const lags = evs.map((e) => Number(e.tNs - t0) / 1e6);
+    t.diagnostic(`lags with a ${DELAY_MS} ms delay (ms): ${lags.map((l) => l.toFixed(1)).join(' ')}`);
+    assert.ok(Math.min(...lags) >= DELAY_MS - 5, `held back ${Math.min(...lags).toFixed(1)} ms`);
+    assert.ok(Math.max(...lags) < DELAY_MS + BOUND_MS, `max lag ${Math.max(...lags).toFixed(1)} ms`);
+    assert.ok(Math.max(...lags) - Math.min(...lags) < 50, 'the three came in one batch');
+    // A join just before leaving still reaches b, then b drops a's members.
+    await a.join('room-d', 'last', 'u', '-');
+    const exitA = await a.quit();
+    const [join] = await b.waitEvents((e) => e.kind === 'join' && e.client === 'last', 1,
+      { timeout: 5000 });
+    assert.equal(join.node, 'a');
+    await b.waitEvents((e) => e.kind === 'leave' && e.client === 'last' && e.reason === 'node_down', 1,
+      { timeout: 5000 });
+    const exitB = await b.quit();
+    checkExits([a, b], [exitA, exitB], [a, b]);
+  } finally {
+    a.kill(); // a failed check must not leave a node holding the test open
+    b.kill();
+    await redis.stop();
+  }
+});

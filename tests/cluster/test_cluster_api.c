@@ -53,6 +53,9 @@ static void brace_prefix(presence_cluster_config *c) { c->prefix = "a{b"; }
 static void space_node(presence_cluster_config *c) { c->node_id = "a b"; }
 static void zero_batch(presence_cluster_config *c) { c->batch_max = 0; }
 static void zero_log(presence_cluster_config *c) { c->log_max_len = 0; }
+static void negative_delay(presence_cluster_config *c) { c->batch_delay_ms = -1; }
+static void long_delay(presence_cluster_config *c) { c->batch_delay_ms = 1001; }
+static void longest_delay(presence_cluster_config *c) { c->batch_delay_ms = 1000; }
 static void long_node(presence_cluster_config *c)
 {
     static char id[PRESENCE_CLUSTER_NODE_ID_MAX + 2];
@@ -90,6 +93,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(cfg.prefix, "presence");
     assert_null(cfg.node_id);
     assert_int_equal(cfg.lease_ms, 3000);
+    assert_int_equal(cfg.batch_delay_ms, 0);
     assert_int_equal(cfg.struct_size, sizeof cfg);
 }
 
@@ -100,7 +104,7 @@ static void test_bad_config_refused(void **state)
     presence_cluster *c = NULL;
     void (*invalid[])(presence_cluster_config *) = {
         bad_port, no_host, short_lease, brace_prefix, space_node,
-        zero_batch, zero_log, long_prefix,
+        zero_batch, zero_log, long_prefix, negative_delay, long_delay,
     };
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         assert_int_equal(new_with(reg, invalid[i], &c), PRESENCE_ERR_INVALID);
@@ -119,6 +123,9 @@ static void test_bad_config_refused(void **state)
     assert_int_equal(new_with(reg, longest_names, &c), PRESENCE_OK);
     assert_int_equal(strlen(presence_cluster_node_id(c)),
                      PRESENCE_CLUSTER_NODE_ID_MAX);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    c = NULL;
+    assert_int_equal(new_with(reg, longest_delay, &c), PRESENCE_OK);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
     c = NULL;
     /* The registry can still be attached: nothing was left subscribed. */
