@@ -4,9 +4,9 @@
  * alignment, stops on the same bytes and limits as the name rules, and
  * spreads the workload's short sequential ids over a table's bits. The
  * inline byte compare (base/bytes.h) holds equal ranges equal and sees a
- * flipped bit in any byte, at every length up to 40, reading nothing
- * outside either range (allocated to their exact length, for
- * AddressSanitizer).
+ * flipped bit in any byte, and its copy copies every byte, at every length
+ * up to 40, touching nothing outside either range (allocated to their
+ * exact length, for AddressSanitizer).
  * SPDX-License-Identifier: MIT
  */
 #include <setjmp.h>
@@ -178,6 +178,25 @@ static void test_bytes_equal_sees_every_byte(void **state)
     }
 }
 
+static void test_bytes_copy_copies_every_byte(void **state)
+{
+    (void)state;
+    for (size_t len = 0; len <= 40; len++) {
+        unsigned char *from = malloc(len > 0 ? len : 1);
+        unsigned char *to = malloc(len > 0 ? len : 1);
+        assert_non_null(from);
+        assert_non_null(to);
+        for (size_t i = 0; i < len; i++) {
+            from[i] = (unsigned char)(i * 91u + len + 1);
+            to[i] = (unsigned char)~from[i];
+        }
+        presence__bytes_copy(to, from, len);
+        assert_true(len == 0 || memcmp(to, from, len) == 0);
+        free(from);
+        free(to);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_names_differ_by_any_byte_seed_or_length),
         cmocka_unit_test(test_sequential_ids_spread),
         cmocka_unit_test(test_bytes_equal_sees_every_byte),
+        cmocka_unit_test(test_bytes_copy_copies_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,10 @@
 /*
- * Equality of two byte ranges of a known length, inlined. The registry
- * compares short names on every lookup (a channel's, a client's, a
- * user's, a conn_info): a call to memcmp costs more than the compare. It
- * reads whole words, each inside both ranges (the last word overlaps the
- * one before it), so it never reads past either end.
+ * Equality and copies of byte ranges of a known length, inlined. The
+ * registry compares short names on every lookup (a channel's, a client's,
+ * a user's, a conn_info) and copies them into every query's snapshot: a
+ * call to memcmp or memcpy costs more than the work. Both read and write
+ * whole words, each inside the ranges (the last word overlaps the one
+ * before it), so they never touch a byte past either end.
  * SPDX-License-Identifier: MIT
  */
 #ifndef PRESENCE_BYTES_H
@@ -48,6 +49,41 @@ static inline bool presence__bytes_equal(const void *a, const void *b,
     /* 0 to 3 bytes: the first, the middle and the last. */
     return len == 0 || (p[0] == q[0] && p[len / 2] == q[len / 2] &&
                         p[len - 1] == q[len - 1]);
+}
+
+static inline void presence__store64(unsigned char *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+static inline void presence__store32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* memcpy for ranges that do not overlap, short ones without a call. */
+static inline void presence__bytes_copy(void *to, const void *from,
+                                        size_t len)
+{
+    unsigned char *d = to;
+    const unsigned char *s = from;
+    if (len > 16) {
+        memcpy(d, s, len);
+    } else if (len >= 8) {
+        uint64_t head = presence__load64(s);
+        uint64_t tail = presence__load64(s + len - 8);
+        presence__store64(d, head);
+        presence__store64(d + len - 8, tail);
+    } else if (len >= 4) {
+        uint32_t head = presence__load32(s);
+        uint32_t tail = presence__load32(s + len - 4);
+        presence__store32(d, head);
+        presence__store32(d + len - 4, tail);
+    } else if (len > 0) {
+        d[0] = s[0];
+        d[len / 2] = s[len / 2];
+        d[len - 1] = s[len - 1];
+    }
 }
 
 #endif

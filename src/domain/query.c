@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "domain/domain.h"
+#include "base/bytes.h"
 
 struct snapshot_block {
     presence_allocator alloc;
@@ -54,7 +55,7 @@ static size_t member_bytes(presence_registry *reg,
 static const char *put_string(struct builder *b, const char *s, size_t len)
 {
     char *at = b->next;
-    memcpy(at, s, len);
+    presence__bytes_copy(at, s, len);
     at[len] = '\0';
     b->next += len + 1;
     return at;
@@ -66,7 +67,7 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
         return NULL;
     }
     char *at = b->next;
-    memcpy(at, data, len);
+    presence__bytes_copy(at, data, len);
     b->next += len;
     return at;
 }
