@@ -128,6 +128,16 @@ static void test_bad_config_refused(void **state)
     assert_int_equal(new_with(reg, longest_delay, &c), PRESENCE_OK);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
     c = NULL;
+    /* A caller built before batch_delay_ms: its struct ends before the
+     * field, so whatever lies there is not read (the default holds). */
+    presence_cluster_config old;
+    presence_cluster_config_init(&old);
+    old.struct_size = offsetof(presence_cluster_config, batch_delay_ms);
+    old.redis_port = DEAD_PORT;
+    old.batch_delay_ms = -5;
+    assert_int_equal(presence_cluster_new(reg, &old, &c), PRESENCE_OK);
+    assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
+    c = NULL;
     /* The registry can still be attached: nothing was left subscribed. */
     assert_int_equal(new_with(reg, no_edit, &c), PRESENCE_OK);
     assert_int_equal(presence_cluster_free(c), PRESENCE_OK);
