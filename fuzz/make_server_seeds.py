@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the presence server's fuzz targets
-(corpus/server_frames, corpus/server_config). Run from fuzz/ after changing
-a scenario; the files are committed. See server_frames.c for the record
-format."""
+(corpus/server_frames, corpus/server_config, corpus/server_http). Run from
+fuzz/ after changing a scenario; the files are committed. See
+server_frames.c and server_http.c for the formats."""
 import hashlib
 import json
 import os
@@ -204,3 +204,102 @@ write('corpus/server_config', 'duplicate_key', b'{"port":1,"port":2}')
 write('corpus/server_config', 'not_object', b'[true]')
 write('corpus/server_config', 'truncated', b'{"namespaces":[{"name":"ab",')
 write('corpus/server_config', 'huge_duration', b'{"ping_interval": 9223372036854775807}')
+
+
+# ---- server_http: [piece size, flags, allocation to fail] + the bytes a
+# client sends (see server_http.c). Flags: 1 the client half-closes at the
+# end, 2 ten seconds pass before the shutdown.
+HALF_CLOSE, TIME_PASSES = 1, 2
+
+
+def http(*requests, step=0, flags=0, fail=0):
+    data = b''.join(r.encode() if isinstance(r, str) else r for r in requests)
+    return bytes([step, flags, fail]) + data
+
+
+def req(method, path, headers=(), body=None, version='1.1'):
+    lines = ['%s %s HTTP/%s' % (method, path, version), 'Host: localhost']
+    lines += list(headers)
+    if body is not None and not any(h.lower().startswith('transfer-encoding')
+                                    for h in headers):
+        lines.append('Content-Length: %d' % len(body))
+    return '\r\n'.join(lines) + '\r\n\r\n' + (body or '')
+
+
+def api(path, payload, headers=('X-API-Key: k',), **kw):
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return req('POST', path, list(headers) + ['Content-Type: application/json'],
+               body, **kw)
+
+
+health = req('GET', '/health')
+batch = '\n'.join(json.dumps(c) for c in [
+    {'method': 'presence', 'params': {'channel': 'chat:a'}, 'id': 1},
+    {'method': 'presence_stats', 'params': {'channel': 'chat:a'}, 'id': 2},
+    {'method': 'publish', 'params': {'channel': 'chat:a', 'data': {}}, 'id': 3},
+    {'method': 5, 'params': {'channel': 'b'}},
+])
+upgrade = req('GET', '/connection/websocket', [
+    'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Protocol: json'])
+# A masked text frame (mask 0) with a connect command, after the upgrade.
+connect_frame = b'\x81\x8b\x00\x00\x00\x00' + b'{"id":1,"c"'
+http_seeds = {
+    'health': http(health),
+    'metrics_then_head': http(req('GET', '/metrics'), req('HEAD', '/metrics'),
+                              step=len(req('GET', '/metrics'))),
+    'api_presence': http(api('/api/presence', {'channel': 'chat:a'})),
+    'api_stats_authorization': http(api('/api/presence_stats', {'channel': 'b'},
+                                        headers=['Authorization: apikey k'])),
+    'api_batch_query_key': http(api('/api?api_key=k', batch, headers=[])),
+    'api_batch_http10': http(api('/api', batch, version='1.0')),
+    'api_user_and_changes': http(api('/api/user_presence', {'user': 'u1'}),
+                                 api('/api/presence_changes', {'channel': 'chat:a'}),
+                                 step=len(api('/api/user_presence', {'user': 'u1'}))),
+    'api_errors': http(api('/api/presence', {'channel': ''},
+                           headers=['X-API-Key: k',
+                                    'X-Centrifugo-Error-Mode: transport']),
+                       step=255),
+    'api_wrong_key_get': http(req('GET', '/api'), req('POST', '/api/presence',
+                              ['X-API-Key: nope'], '{}'), step=len(req('GET', '/api'))),
+    'keepalive_pair': http(health, health, step=len(health)),
+    'pipelined_pair': http(health, req('GET', '/metrics')),
+    'http10_keepalive': http(req('GET', '/health', ['Connection: keep-alive'],
+                                 version='1.0'),
+                             req('GET', '/health', version='1.0'),
+                             step=len(req('GET', '/health', ['Connection: keep-alive'],
+                                          version='1.0'))),
+    'chunked_body': http(req('POST', '/api/presence',
+                             ['X-API-Key: k', 'Transfer-Encoding: chunked'],
+                             '5\r\n{"cha\r\nf\r\nnnel":"chat:a"}\r\n0\r\n\r\n'),
+                         step=7),
+    'body_too_big': http(req('POST', '/small', [], 'x' * 100)),
+    'chunked_too_big': http(req('POST', '/small', ['Transfer-Encoding: chunked'],
+                                '10\r\n0123456789abcdef\r\n1\r\nx\r\n0\r\n\r\n')),
+    'small_echo_split': http(req('PUT', '/small?q=a%20b+c&z=1',
+                                 ['Cookie: a=1; c=yes', 'Expect: 100-continue'],
+                                 'hello'), step=1),
+    'bad_method': http('BREW /health HTTP/1.1\r\n\r\n'),
+    'bad_header': http('GET /health HTTP/1.1\r\nBad Header\r\n\r\n'),
+    'bad_path': http(req('GET', '/health/%zz'), req('GET', 'health')),
+    'not_found': http(req('GET', '/nothing'), health, step=len(req('GET', '/nothing'))),
+    'upgrade': http(upgrade, connect_frame),
+    # A refused upgrade is kept alive: the next request is an HTTP one
+    # again (once it went to the WebSocket endpoint too).
+    'upgrade_bad_version': http(upgrade.replace('Version: 13', 'Version: 8'),
+                                req('GET', '/small'), step=len(upgrade) - 1),
+    # A method that breaks off after "HE" is no HEAD: its 400 has its body.
+    'bad_method_like_head': http('HEX /small HTTP/1.1\r\n\r\n'),
+    'stream': http(req('GET', '/stream?n=3'), step=255),
+    'stream_http10_head': http(req('GET', '/stream?n=2', version='1.0')),
+    'stream_head': http(req('HEAD', '/stream?n=5')),
+    'stream_whole': http(req('GET', '/stream?whole=1')),
+    'partial_then_time': http('GET /health HTTP/1.1\r\nHost: l', flags=TIME_PASSES),
+    'keepalive_half_close': http(health, flags=HALF_CLOSE | TIME_PASSES),
+    'fail_accept_read': http(health, fail=1),
+    'fail_batch': http(api('/api', batch), fail=12),
+    'fail_respond': http(api('/api/presence', {'channel': 'chat:a'}), fail=40),
+}
+for name, data in http_seeds.items():
+    write('corpus/server_http', name, data)
