@@ -48,6 +48,7 @@ struct ps_http_exchange {
     size_t header_count;
     enum { IN_URL, IN_FIELD, IN_VALUE } head_state;
     int refuse; /* a status to answer instead of the route (413, 431...) */
+    bool headers_done; /* the head is parsed: its method is sure */
     const ps_http_route *route;
     bool websocket; /* the WebSocket endpoint */
     char *path;
@@ -198,7 +199,9 @@ static void next_request(ps_http_exchange *ex)
     ex->header_count = 0;
     ex->head_state = IN_URL;
     ex->refuse = 0;
+    ex->headers_done = false;
     ex->route = NULL;
+    ex->websocket = false; /* a refused upgrade kept alive: HTTP again */
     ex->path = NULL;
     ex->query = NULL;
     ex->body = NULL;
@@ -445,6 +448,7 @@ static bool url_decode(const char *in, size_t len, char *out, bool query)
 static int on_headers_complete(http_parser *p)
 {
     ps_http_exchange *ex = p->data;
+    ex->headers_done = true;
     if (!head_append(ex, "", 1)) {
         return 1;
     }
@@ -812,7 +816,11 @@ static char *response_head(int status, const char *type,
 
 static bool is_head_request(const ps_http_exchange *ex)
 {
-    return ex->parser.method == HTTP_HEAD;
+    /* The parser guesses the method from its first letters ("HEX" stops
+     * with HEAD in it), so only a request whose head was parsed whole
+     * surely said HEAD. A 400 to one that broke off before has its body,
+     * as its Content-Length says, wherever the bytes were split. */
+    return ex->headers_done && ex->parser.method == HTTP_HEAD;
 }
 
 void ps_http_respond(ps_http_exchange *ex, int status, const char *type,
