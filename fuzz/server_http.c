@@ -27,7 +27,8 @@
  *     mirror saw begin; one to a request that is not complete is a 4xx
  *     (a 5xx after an allocation failure) that closes;
  *   - nothing follows a "Connection: close" response; keep-alive only for
- *     a complete request that allows it, with a Content-Length;
+ *     a complete request that allows it, with a Content-Length, and the
+ *     connection then stays open;
  *   - silence is no answer: the first request, and each one after a
  *     kept-alive response, gets a response once it is complete or
  *     malformed (unless an allocation failed);
@@ -568,12 +569,13 @@ static void small_handler(ps_http_exchange *ex, void *data)
     const char *body = ps_http_body(ex, &len);
     bool has_q = ps_http_query_var(ex, "q", q, sizeof q);
     bool has_c = ps_http_cookie(ex, "c", c, sizeof c);
-    char text[128];
-    int n = snprintf(text, sizeof text, "%s %s q=%s c=%s body=%.*s\n",
+    char text[256];
+    int n = snprintf(text, sizeof text, "%s %.40s q=%s c=%s body=%.*s\n",
                      ps_http_method(ex), ps_http_path(ex), has_q ? q : "-",
                      has_c ? c : "-", (int)len, body);
+    size_t text_len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
     ps_http_respond(ex, 200, "text/plain", "Cache-Control: no-store\r\n",
-                    text, (size_t)n);
+                    text, text_len);
 }
 
 /* /stream?n=K: K chunks, one per pull (MORE between them), over HTTP/1.1;
@@ -654,6 +656,7 @@ typedef struct run {
     char *received;
     size_t received_len, received_cap;
     bool eof;
+    bool eof_at_rest; /* the server had closed once every piece was in */
 } run;
 
 /* Read what the server sent; whether anything came. */
@@ -836,6 +839,7 @@ int ps_fuzz_server_http(const uint8_t *data, size_t size)
         client_send(&r, data + at, size - at < step ? size - at : step);
         settle(&r);
     }
+    r.eof_at_rest = r.eof;
     if (flags & FLAG_HALF_CLOSE) {
         (void)shutdown(r.fd, SHUT_WR);
         settle(&r);
@@ -860,6 +864,11 @@ int ps_fuzz_server_http(const uint8_t *data, size_t size)
     reply_parse replies = {.at = r.received, .end = r.received + r.received_len};
     parse_replies(&replies, &m);
     check_replies(&replies, &m);
+    /* Keep-alive is a promise: the connection waits for the next request
+     * (until its deadline, a shutdown, or the client's own end). */
+    CHECK(!r.eof_at_rest || failure_injected || replies.count == 0 ||
+              !replies.resp[replies.count - 1].keep_alive,
+          "closed after a keep-alive response");
     free(replies.resp);
     shown = NULL;
     shown_len = 0;
