@@ -559,7 +559,7 @@ static void check_replies(const reply_parse *r, const mirror *m)
 /* ---- routes of the harness --------------------------------------------- */
 
 /* /small: a 16-byte body limit; echoes the body, the query variable "q"
- * and the cookie "c". */
+ * and the cookie "c"; with ?later, through ps_http_respond_later(). */
 static void small_handler(ps_http_exchange *ex, void *data)
 {
     (void)data;
@@ -567,6 +567,7 @@ static void small_handler(ps_http_exchange *ex, void *data)
     char c[32] = "";
     size_t len = 0;
     const char *body = ps_http_body(ex, &len);
+    bool later = ps_http_query_var(ex, "later", q, sizeof q);
     bool has_q = ps_http_query_var(ex, "q", q, sizeof q);
     bool has_c = ps_http_cookie(ex, "c", c, sizeof c);
     char text[256];
@@ -574,15 +575,21 @@ static void small_handler(ps_http_exchange *ex, void *data)
                      ps_http_method(ex), ps_http_path(ex), has_q ? q : "-",
                      has_c ? c : "-", (int)len, body);
     size_t text_len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    if (later) { /* as a refused password is answered, after no delay */
+        ps_http_respond_later(ex, 0, 200, "text/plain",
+                              "Cache-Control: no-store\r\n", text, text_len);
+        return;
+    }
     ps_http_respond(ex, 200, "text/plain", "Cache-Control: no-store\r\n",
                     text, text_len);
 }
 
 /* /stream?n=K: K chunks, one per pull (MORE between them), over HTTP/1.1;
  * until the close over HTTP/1.0; ?whole=1 answers with ps_http_respond()
- * from the pull. */
+ * from the pull; ?wait=W waits W ticks (PS_HTTP_WAIT) first. */
 typedef struct stream_state {
     int left;
+    int waits; /* PS_HTTP_WAIT steps before the head */
     bool started;
     bool whole;
     bool chunked;
@@ -592,6 +599,10 @@ typedef struct stream_state {
 static ps_http_step stream_pull(ps_http_exchange *ex, void *state)
 {
     stream_state *s = state;
+    if (s->waits > 0) {
+        s->waits--;
+        return PS_HTTP_WAIT;
+    }
     if (s->whole) {
         ps_http_respond(ex, 200, "text/plain", NULL, "whole\n", 6);
         return PS_HTTP_DONE;
@@ -642,6 +653,7 @@ static void stream_handler(ps_http_exchange *ex, void *data)
         s->left = 0;
     }
     s->whole = ps_http_query_var(ex, "whole", n, sizeof n);
+    s->waits = ps_http_query_var(ex, "wait", n, sizeof n) ? atoi(n) % 4 : 0;
     s->chunked = !ps_http_is_1_0(ex);
     s->head = strcmp(ps_http_method(ex), "HEAD") == 0;
     ps_http_stream(ex, stream_pull, stream_free, s);
@@ -700,6 +712,19 @@ static bool net_busy(const ps_net *net)
 /* Run the loop (and what its tick and prepare handles would run) until
  * several passes in a row bring nothing new. On the loopback a byte sent
  * is in the peer's queue when send() returns. */
+/* The earliest time a socket asked to be called back at (a stream that
+ * waits), or 0. */
+static int64_t next_call(const ps_net *net)
+{
+    int64_t at = 0;
+    for (const ps_sock *s = net->socks; s != NULL; s = s->next) {
+        if (s->call_at_ms > 0 && (at == 0 || s->call_at_ms < at)) {
+            at = s->call_at_ms;
+        }
+    }
+    return at;
+}
+
 static void settle(run *r)
 {
     int quiet = 0;
@@ -707,8 +732,16 @@ static void settle(run *r)
         CHECK(pass < MAX_PASSES, "the loop never settles");
         uv_run(&r->net.loop, UV_RUN_NOWAIT);
         ps_writer_drain(&r->server.writer);
-        ps_timers_run(&r->net.timers, ps_now_ms());
+        int64_t now = ps_now_ms();
+        ps_timers_run(&r->net.timers, now);
         bool events = client_read(r) | net_busy(&r->net);
+        int64_t call = next_call(&r->net);
+        if (!events && call > 0) {
+            /* Nothing else to do: the tick that comes next (a stream's
+             * WAIT asks for the next millisecond). */
+            ps_timers_run(&r->net.timers, call > now ? call : now);
+            events = true;
+        }
         quiet = events ? 0 : quiet + 1;
     }
 }
