@@ -208,8 +208,9 @@ write('corpus/server_config', 'huge_duration', b'{"ping_interval": 9223372036854
 
 # ---- server_http: [piece size, flags, allocation to fail] + the bytes a
 # client sends (see server_http.c). Flags: 1 the client half-closes at the
-# end, 2 ten seconds pass before the shutdown.
-HALF_CLOSE, TIME_PASSES = 1, 2
+# end, 2 ten seconds pass before the shutdown, 4 two clients send the same
+# bytes, 8 a slow network (small send buffers, clients that read last).
+HALF_CLOSE, TIME_PASSES, TWO_CLIENTS, SLOW = 1, 2, 4, 8
 
 
 def http(*requests, step=0, flags=0, fail=0):
@@ -300,9 +301,23 @@ http_seeds = {
     'small_later_head': http(req('HEAD', '/small?later=1')),
     'partial_then_time': http('GET /health HTTP/1.1\r\nHost: l', flags=TIME_PASSES),
     'keepalive_half_close': http(health, flags=HALF_CLOSE | TIME_PASSES),
-    'fail_accept_read': http(health, fail=1),
-    'fail_batch': http(api('/api', batch), fail=12),
-    'fail_respond': http(api('/api/presence', {'channel': 'chat:a'}), fail=40),
+    'fail_accept': http(health, fail=1),
+    'fail_accept_socket': http(health, fail=2),
+    'fail_accept_read': http(health, fail=3),
+    'fail_batch': http(api('/api', batch), fail=14),
+    'fail_respond': http(api('/api/presence', {'channel': 'chat:a'}), fail=42),
+    'many_headers': http(req('GET', '/health', ['X-%d: v' % i for i in range(70)])),
+    'empty_header_value': http('GET /small HTTP/1.1\r\nHost: l\r\nX-Empty:\r\n\r\n'),
+    'two_clients_streams': http(req('GET', '/stream?n=6'), flags=TWO_CLIENTS),
+    'two_clients_keepalive': http(health, req('GET', '/small?q=2'), step=len(health),
+                                  flags=TWO_CLIENTS),
+    'slow_big_stream': http(req('GET', '/stream?n=8&big=1'), flags=SLOW),
+    'slow_big_streams_two': http(req('GET', '/stream?n=6&big=1'),
+                                 flags=SLOW | TWO_CLIENTS),
+    'slow_big_stream_stalls': http(req('GET', '/stream?n=8&big=1'),
+                                   flags=SLOW | TIME_PASSES),
+    'slow_keepalive_then_request': http(req('GET', '/metrics'), health,
+                                        step=len(req('GET', '/metrics')), flags=SLOW),
 }
 for name, data in http_seeds.items():
     write('corpus/server_http', name, data)

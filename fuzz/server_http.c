@@ -12,9 +12,13 @@
  *
  * Input: byte 0 the piece size (0: the stream in one write); byte 1 flags
  * (bit 0: the client half-closes after its last piece; bit 1: ten seconds
- * pass before the shutdown, so that the keep-alive, request and linger
- * deadlines fire); byte 2: N > 0 fails the server's Nth allocation after
- * the connection is made. The rest is what the client sends.
+ * pass before the shutdown, so that the keep-alive, request, linger and
+ * write stall deadlines fire; bit 2: two clients send the same bytes,
+ * piece for piece, so that two exchanges, two streams, run at once;
+ * bit 3: a slow network, the server's send buffers small and the clients
+ * reading only after their last piece, so that writes wait and drain);
+ * byte 2: N > 0 fails the server's Nth allocation from the accepts on.
+ * The rest is what each client sends.
  *
  * Checked (abort on violation), against a second http_parser that reads
  * the same bytes (the "mirror": where each request begins and ends, its
@@ -93,6 +97,8 @@ static void show_input(void)
 
 #define FLAG_HALF_CLOSE 0x01
 #define FLAG_TIME_PASSES 0x02
+#define FLAG_TWO_CLIENTS 0x04
+#define FLAG_SLOW_READER 0x08
 /* Past every deadline of an HTTP socket (5 s request and keep-alive,
  * 2 s linger), short of the write stall limit's next turn. */
 #define TIME_JUMP_MS 10000
@@ -101,6 +107,10 @@ static void show_input(void)
 /* A loop that never settles on a finite input is a bug (a busy stream). */
 #define MAX_PASSES 200000
 #define SMALL_BODY_MAX 16
+/* /stream?big=1's pieces: a few fill what the loopback takes from a slow
+ * socket (a small send buffer, the client's receive window) and pass the
+ * server's low water mark (64 KiB) behind it. */
+#define BIG_PIECE 32768
 
 static const char config_json[] =
     "{\"api_key\":\"k\",\"presence\":true,"
@@ -113,6 +123,9 @@ static long live_blocks;
 static unsigned long fail_countdown; /* 0: no failure armed */
 static bool fail_off;                /* the harness's own calls */
 static bool failure_injected;
+/* A response may be cut short or missing: an allocation failed, or a
+ * write stalled past its limit. */
+static bool may_cut;
 
 static bool fail_now(void)
 {
@@ -516,8 +529,8 @@ static void check_small(const response *resp, const request *q)
  * keep. */
 static void check_replies(const reply_parse *r, const mirror *m)
 {
-    CHECK(!r->truncated || failure_injected,
-          "a response cut short without an allocation failure");
+    CHECK(!r->truncated || may_cut,
+          "a response cut short without an allocation failure or a stall");
     CHECK(r->count <= m->count, "%zu responses to %zu requests", r->count,
           m->count);
     for (size_t k = 0; k < r->count; k++) {
@@ -539,11 +552,11 @@ static void check_replies(const reply_parse *r, const mirror *m)
               "status %d: neither close nor keep-alive", resp->status);
         CHECK(resp->status != 101 || url_is(q, PS_WS_PATH),
               "a 101 to a request that is not for the WebSocket endpoint");
-        if (!failure_injected) {
+        if (!may_cut) {
             check_small(resp, q);
         }
     }
-    if (failure_injected || r->switched) {
+    if (may_cut || r->switched) {
         return;
     }
     /* The request the server reads next: the first one, or the one after
@@ -586,15 +599,35 @@ static void small_handler(ps_http_exchange *ex, void *data)
 
 /* /stream?n=K: K chunks, one per pull (MORE between them), over HTTP/1.1;
  * until the close over HTTP/1.0; ?whole=1 answers with ps_http_respond()
- * from the pull; ?wait=W waits W ticks (PS_HTTP_WAIT) first. */
+ * from the pull; ?wait=W waits W ticks (PS_HTTP_WAIT) first; ?big=1 makes
+ * each piece BIG_PIECE bytes. */
 typedef struct stream_state {
     int left;
     int waits; /* PS_HTTP_WAIT steps before the head */
+    bool big;  /* pieces of BIG_PIECE bytes */
     bool started;
     bool whole;
     bool chunked;
     bool head;
 } stream_state;
+
+/* A piece of BIG_PIECE bytes, more than a slow socket takes at once. */
+static int stream_big_piece(ps_http_exchange *ex, const stream_state *s)
+{
+    static char big[BIG_PIECE];
+    if (big[0] == '\0') {
+        memset(big, 'x', sizeof big);
+    }
+    char size[16];
+    int n = snprintf(size, sizeof size, "%x\r\n", BIG_PIECE);
+    if (s->chunked && ps_http_write(ex, size, (size_t)n) != 0) {
+        return -1;
+    }
+    if (ps_http_write(ex, big, sizeof big) != 0) {
+        return -1;
+    }
+    return s->chunked ? ps_http_write(ex, "\r\n", 2) : 0;
+}
 
 static ps_http_step stream_pull(ps_http_exchange *ex, void *state)
 {
@@ -628,9 +661,12 @@ static ps_http_step stream_pull(ps_http_exchange *ex, void *state)
         return PS_HTTP_DONE;
     }
     char piece[32];
+    s->left--;
+    if (s->big) {
+        return stream_big_piece(ex, s) == 0 ? PS_HTTP_MORE : PS_HTTP_DONE;
+    }
     int n = s->chunked ? snprintf(piece, sizeof piece, "6\r\npiece%d\r\n", s->left % 10)
                        : snprintf(piece, sizeof piece, "piece%d", s->left % 10);
-    s->left--;
     return ps_http_write(ex, piece, (size_t)n) == 0 ? PS_HTTP_MORE : PS_HTTP_DONE;
 }
 
@@ -654,6 +690,7 @@ static void stream_handler(ps_http_exchange *ex, void *data)
     }
     s->whole = ps_http_query_var(ex, "whole", n, sizeof n);
     s->waits = ps_http_query_var(ex, "wait", n, sizeof n) ? atoi(n) % 4 : 0;
+    s->big = ps_http_query_var(ex, "big", n, sizeof n);
     s->chunked = !ps_http_is_1_0(ex);
     s->head = strcmp(ps_http_method(ex), "HEAD") == 0;
     ps_http_stream(ex, stream_pull, stream_free, s);
@@ -661,33 +698,41 @@ static void stream_handler(ps_http_exchange *ex, void *data)
 
 /* ---- one run ------------------------------------------------------------- */
 
-typedef struct run {
-    ps_server server;
-    ps_net net;
-    int fd; /* the client */
+#define MAX_CLIENTS 2
+
+typedef struct client {
+    int fd;
     char *received;
     size_t received_len, received_cap;
     bool eof;
     bool eof_at_rest; /* the server had closed once every piece was in */
+} client;
+
+typedef struct run {
+    ps_server server;
+    ps_net net;
+    client clients[MAX_CLIENTS];
+    size_t nclients;
+    bool slow; /* the clients read nothing until every piece is in */
 } run;
 
 /* Read what the server sent; whether anything came. */
-static bool client_read(run *r)
+static bool client_read(client *c)
 {
     bool got = false;
-    while (!r->eof) {
-        if (r->received_cap - r->received_len < 4096) {
-            r->received_cap = r->received_cap ? r->received_cap * 2 : 16384;
-            r->received = realloc(r->received, r->received_cap);
-            CHECK(r->received != NULL, "out of memory");
+    while (!c->eof) {
+        if (c->received_cap - c->received_len < 4096) {
+            c->received_cap = c->received_cap ? c->received_cap * 2 : 16384;
+            c->received = realloc(c->received, c->received_cap);
+            CHECK(c->received != NULL, "out of memory");
         }
-        ssize_t n = recv(r->fd, r->received + r->received_len,
-                         r->received_cap - r->received_len, 0);
+        ssize_t n = recv(c->fd, c->received + c->received_len,
+                         c->received_cap - c->received_len, 0);
         if (n > 0) {
-            r->received_len += (size_t)n;
+            c->received_len += (size_t)n;
             got = true;
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            r->eof = true; /* closed, or reset after our unread bytes */
+            c->eof = true; /* closed, or reset after our unread bytes */
             got = true;
         } else if (errno == EAGAIN) {
             break;
@@ -696,12 +741,14 @@ static bool client_read(run *r)
     return got;
 }
 
-static bool net_busy(const ps_net *net)
+/* Whether the server has work it can do now. Bytes it could not write
+ * wait for a slow client, which reads only at the end. */
+static bool net_busy(const run *r)
 {
-    if (net->more != NULL) {
+    if (r->net.more != NULL) {
         return true;
     }
-    for (const ps_sock *s = net->socks; s != NULL; s = s->next) {
+    for (const ps_sock *s = r->net.socks; s != NULL && !r->slow; s = s->next) {
         if (s->pending > 0) {
             return true;
         }
@@ -709,9 +756,6 @@ static bool net_busy(const ps_net *net)
     return false;
 }
 
-/* Run the loop (and what its tick and prepare handles would run) until
- * several passes in a row bring nothing new. On the loopback a byte sent
- * is in the peer's queue when send() returns. */
 /* The earliest time a socket asked to be called back at (a stream that
  * waits), or 0. */
 static int64_t next_call(const ps_net *net)
@@ -725,6 +769,9 @@ static int64_t next_call(const ps_net *net)
     return at;
 }
 
+/* Run the loop (and what its tick and prepare handles would run) until
+ * several passes in a row bring nothing new. On the loopback a byte sent
+ * is in the peer's queue when send() returns. */
 static void settle(run *r)
 {
     int quiet = 0;
@@ -734,7 +781,10 @@ static void settle(run *r)
         ps_writer_drain(&r->server.writer);
         int64_t now = ps_now_ms();
         ps_timers_run(&r->net.timers, now);
-        bool events = client_read(r) | net_busy(&r->net);
+        bool events = net_busy(r);
+        for (size_t i = 0; i < r->nclients && !r->slow; i++) {
+            events |= client_read(&r->clients[i]);
+        }
         int64_t call = next_call(&r->net);
         if (!events && call > 0) {
             /* Nothing else to do: the tick that comes next (a stream's
@@ -746,41 +796,53 @@ static void settle(run *r)
     }
 }
 
-static void client_send(run *r, const uint8_t *data, size_t len)
+static void client_send(run *r, client *c, const uint8_t *data, size_t len)
 {
     size_t done = 0;
-    while (done < len) {
-        ssize_t n = send(r->fd, data + done, len - done, MSG_NOSIGNAL);
+    while (done < len && !c->eof) {
+        ssize_t n = send(c->fd, data + done, len - done, MSG_NOSIGNAL);
         if (n > 0) {
             done += (size_t)n;
         } else if (n < 0 && errno == EAGAIN) {
             settle(r); /* the server reads, or its socket closes */
-            if (r->eof) {
-                return;
-            }
         } else if (n < 0 && errno != EINTR) {
             return; /* the server closed: the rest is not sent */
         }
     }
 }
 
-static void client_connect(run *r)
+static void client_connect(run *r, client *c)
 {
     struct sockaddr_in addr;
     int len = sizeof addr;
     CHECK(uv_tcp_getsockname(&r->net.listener, (struct sockaddr *)&addr, &len) == 0,
           "getsockname");
-    r->fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(r->fd >= 0, "socket: %s", strerror(errno));
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c->fd >= 0, "socket: %s", strerror(errno));
     int one = 1;
     /* Each piece leaves at once, not held back for an ACK. */
-    (void)setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* A reset at the end: no TIME_WAIT left per input. */
     struct linger lg = {1, 0};
-    (void)setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    CHECK(connect(r->fd, (struct sockaddr *)&addr, sizeof addr) == 0,
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    CHECK(connect(c->fd, (struct sockaddr *)&addr, sizeof addr) == 0,
           "connect: %s", strerror(errno));
-    CHECK(fcntl(r->fd, F_SETFL, O_NONBLOCK) == 0, "fcntl");
+    CHECK(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0, "fcntl");
+}
+
+/* A slow network: the accepted sockets' send buffers made small (the
+ * loopback's would otherwise take megabytes), so that writes wait. (A
+ * small receive buffer at the client would stall the loopback's TCP on
+ * its persist timer instead: its segments are 64 KiB.) */
+static void shrink_send_buffers(run *r)
+{
+    for (ps_sock *s = r->net.socks; s != NULL; s = s->next) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0) {
+            int small = 4096;
+            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        }
+    }
 }
 
 static void server_up(run *r)
@@ -829,7 +891,9 @@ static void shut_down(run *r)
     CHECK(net->sock_count == 0 && net->socks == NULL, "%zu sockets left open",
           net->sock_count);
     CHECK(net->more == NULL, "a stream left in the list");
-    CHECK(r->eof, "the client's connection was not closed");
+    for (size_t i = 0; i < r->nclients; i++) {
+        CHECK(r->clients[i].eof, "client %zu's connection was not closed", i);
+    }
 }
 
 static void server_down(run *r)
@@ -839,6 +903,28 @@ static void server_down(run *r)
     CHECK(r->server.transport_count == 0 && r->server.client_count == 0,
           "transports left: %zu", r->server.transport_count);
     ps_server_fini(&r->server);
+}
+
+/* One client's bytes against the mirror. */
+static void check_client(const client *c, const mirror *m)
+{
+    shown = c->received;
+    shown_len = c->received_len;
+    if (getenv("PS_FUZZ_HTTP_SHOW") != NULL) {
+        fprintf(stderr, "received (%zu bytes):\n%.*s\n", shown_len,
+                (int)shown_len, shown ? shown : "");
+    }
+    reply_parse replies = {.at = c->received, .end = c->received + c->received_len};
+    parse_replies(&replies, m);
+    check_replies(&replies, m);
+    /* Keep-alive is a promise: the connection waits for the next request
+     * (until its deadline, a shutdown, or the client's own end). */
+    CHECK(!c->eof_at_rest || may_cut || replies.count == 0 ||
+              !replies.resp[replies.count - 1].keep_alive,
+          "closed after a keep-alive response");
+    free(replies.resp);
+    shown = NULL;
+    shown_len = 0;
 }
 
 int ps_fuzz_server_http(const uint8_t *data, size_t size)
@@ -860,52 +946,61 @@ int ps_fuzz_server_http(const uint8_t *data, size_t size)
 
     run r;
     memset(&r, 0, sizeof r);
+    r.nclients = flags & FLAG_TWO_CLIENTS ? 2 : 1;
+    r.slow = (flags & FLAG_SLOW_READER) != 0;
     long baseline = live_blocks;
     fail_off = false;
     fail_countdown = 0;
     failure_injected = false;
     server_up(&r);
-    client_connect(&r);
-    settle(&r); /* accepted */
+    /* From the accept on (the first allocation is the exchange's). */
     fail_countdown = fail_at;
-    for (size_t at = 0; at < size && !r.eof; at += step) {
-        client_send(&r, data + at, size - at < step ? size - at : step);
+    for (size_t i = 0; i < r.nclients; i++) {
+        client_connect(&r, &r.clients[i]);
+    }
+    settle(&r); /* accepted */
+    if (r.slow) {
+        shrink_send_buffers(&r);
+    }
+    /* The clients send the same bytes, a piece each in turn, so that
+     * their requests are served in the same turns of the loop. */
+    for (size_t at = 0; at < size; at += step) {
+        size_t n = size - at < step ? size - at : step;
+        for (size_t i = 0; i < r.nclients; i++) {
+            client_send(&r, &r.clients[i], data + at, n);
+        }
         settle(&r);
     }
-    r.eof_at_rest = r.eof;
-    if (flags & FLAG_HALF_CLOSE) {
-        (void)shutdown(r.fd, SHUT_WR);
-        settle(&r);
+    for (size_t i = 0; i < r.nclients; i++) {
+        r.clients[i].eof_at_rest = r.clients[i].eof;
+        if (flags & FLAG_HALF_CLOSE) {
+            (void)shutdown(r.clients[i].fd, SHUT_WR);
+        }
     }
+    settle(&r);
     if (flags & FLAG_TIME_PASSES) {
         ps_timers_run(&r.net.timers, ps_now_ms() + TIME_JUMP_MS);
         settle(&r);
     }
+    /* A slow client's writes that waited ten seconds may have been cut
+     * (the write stall limit). */
+    may_cut = failure_injected || (r.slow && (flags & FLAG_TIME_PASSES));
+    r.slow = false; /* the clients read at last */
+    settle(&r);
     fail_countdown = 0;
     shut_down(&r);
-    close(r.fd);
+    for (size_t i = 0; i < r.nclients; i++) {
+        close(r.clients[i].fd);
+    }
     server_down(&r);
     CHECK(live_blocks == baseline, "%ld blocks of the server's leaked",
           live_blocks - baseline);
+    may_cut |= failure_injected; /* one during the shutdown's settling */
 
-    shown = r.received;
-    shown_len = r.received_len;
-    if (getenv("PS_FUZZ_HTTP_SHOW") != NULL) {
-        fprintf(stderr, "received (%zu bytes):\n%.*s\n", shown_len,
-                (int)shown_len, shown ? shown : "");
+    for (size_t i = 0; i < r.nclients; i++) {
+        check_client(&r.clients[i], &m);
+        free(r.clients[i].received);
     }
-    reply_parse replies = {.at = r.received, .end = r.received + r.received_len};
-    parse_replies(&replies, &m);
-    check_replies(&replies, &m);
-    /* Keep-alive is a promise: the connection waits for the next request
-     * (until its deadline, a shutdown, or the client's own end). */
-    CHECK(!r.eof_at_rest || failure_injected || replies.count == 0 ||
-              !replies.resp[replies.count - 1].keep_alive,
-          "closed after a keep-alive response");
-    free(replies.resp);
-    shown = NULL;
-    shown_len = 0;
-    free(r.received);
     free(m.req);
     return 0;
 }
