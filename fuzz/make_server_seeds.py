@@ -209,8 +209,9 @@ write('corpus/server_config', 'huge_duration', b'{"ping_interval": 9223372036854
 # ---- server_http: [piece size, flags, allocation to fail] + the bytes a
 # client sends (see server_http.c). Flags: 1 the client half-closes at the
 # end, 2 ten seconds pass before the shutdown, 4 two clients send the same
-# bytes, 8 a slow network (small send buffers, clients that read last).
-HALF_CLOSE, TIME_PASSES, TWO_CLIENTS, SLOW = 1, 2, 4, 8
+# bytes, 8 a slow network (small send buffers, clients that read last),
+# 16 the clients reset their connections after the last piece.
+HALF_CLOSE, TIME_PASSES, TWO_CLIENTS, SLOW, RESET = 1, 2, 4, 8, 16
 
 
 def http(*requests, step=0, flags=0, fail=0):
@@ -316,6 +317,11 @@ http_seeds = {
                                  flags=SLOW | TWO_CLIENTS),
     'slow_big_stream_stalls': http(req('GET', '/stream?n=8&big=1'),
                                    flags=SLOW | TIME_PASSES),
+    'slow_big_stream_reset': http(req('GET', '/stream?n=9&big=1'), flags=SLOW | RESET),
+    'slow_two_streams_reset': http(req('GET', '/stream?n=7&big=1'),
+                                   flags=SLOW | RESET | TWO_CLIENTS),
+    'reset_partial': http('POST /small HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc',
+                          flags=RESET),
     'slow_keepalive_then_request': http(req('GET', '/metrics'), health,
                                         step=len(req('GET', '/metrics')), flags=SLOW),
 }

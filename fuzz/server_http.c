@@ -16,7 +16,9 @@
  * write stall deadlines fire; bit 2: two clients send the same bytes,
  * piece for piece, so that two exchanges, two streams, run at once;
  * bit 3: a slow network, the server's send buffers small and the clients
- * reading only after their last piece, so that writes wait and drain);
+ * reading only after their last piece, so that writes wait and drain;
+ * bit 4: the clients reset their connections after the last piece, so
+ * that whatever is being written fails);
  * byte 2: N > 0 fails the server's Nth allocation from the accepts on.
  * The rest is what each client sends.
  *
@@ -100,6 +102,7 @@ static void show_input(void)
 #define FLAG_TIME_PASSES 0x02
 #define FLAG_TWO_CLIENTS 0x04
 #define FLAG_SLOW_READER 0x08
+#define FLAG_RESET 0x10
 /* Past every deadline of an HTTP socket (5 s request and keep-alive,
  * 2 s linger), short of the write stall limit's next turn. */
 #define TIME_JUMP_MS 10000
@@ -599,9 +602,10 @@ static void small_handler(ps_http_exchange *ex, void *data)
     bool has_q = ps_http_query_var(ex, "q", q, sizeof q);
     bool has_c = ps_http_cookie(ex, "c", c, sizeof c);
     char text[256];
-    int n = snprintf(text, sizeof text, "%s %.40s q=%s c=%s body=%.*s\n",
+    const char *query = ps_http_query(ex);
+    int n = snprintf(text, sizeof text, "%s %.40s q=%s c=%s body=%.*s query=%.40s\n",
                      ps_http_method(ex), ps_http_path(ex), has_q ? q : "-",
-                     has_c ? c : "-", (int)len, body);
+                     has_c ? c : "-", (int)len, body, query ? query : "-");
     size_t text_len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
     if (later) { /* as a refused password is answered, after no delay */
         ps_http_respond_later(ex, 0, 200, "text/plain",
@@ -845,6 +849,16 @@ static void client_connect(run *r, client *c)
     CHECK(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0, "fcntl");
 }
 
+/* Close with a reset (SO_LINGER 0): the server's writes to it fail. */
+static void client_reset(client *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+        c->eof = true;
+    }
+}
+
 /* A slow network: the accepted sockets' send buffers made small (the
  * loopback's would otherwise take megabytes), so that writes wait. (A
  * small receive buffer at the client would stall the loopback's TCP on
@@ -1000,12 +1014,18 @@ int ps_fuzz_server_http(const uint8_t *data, size_t size)
     /* A slow client's writes that waited ten seconds may have been cut
      * (the write stall limit). */
     may_cut = failure_injected || (r.slow && (flags & FLAG_TIME_PASSES));
+    if (flags & FLAG_RESET) {
+        for (size_t i = 0; i < r.nclients; i++) {
+            client_reset(&r.clients[i]);
+        }
+        may_cut = true; /* what was not read is gone */
+    }
     r.slow = false; /* the clients read at last */
     settle(&r);
     fail_countdown = 0;
     shut_down(&r);
     for (size_t i = 0; i < r.nclients; i++) {
-        close(r.clients[i].fd);
+        client_reset(&r.clients[i]);
     }
     server_down(&r);
     CHECK(live_blocks == baseline, "%ld blocks of the server's leaked",
