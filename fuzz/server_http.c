@@ -125,7 +125,6 @@ static const char config_json[] =
 
 static long live_blocks;
 static unsigned long fail_countdown; /* 0: no failure armed */
-static bool fail_off;                /* the harness's own calls */
 static bool failure_injected;
 /* A response may be cut short or missing: an allocation failed, or a
  * write stalled past its limit. */
@@ -133,7 +132,7 @@ static bool may_cut;
 
 static bool fail_now(void)
 {
-    if (fail_off || fail_countdown == 0 || --fail_countdown != 0) {
+    if (fail_countdown == 0 || --fail_countdown != 0) {
         return false;
     }
     failure_injected = true;
@@ -205,7 +204,6 @@ static void setup_once(void)
 #define URL_KEPT 64
 
 typedef struct request {
-    size_t start;         /* offset of its first byte */
     char url[URL_KEPT];   /* its first bytes */
     size_t url_len;
     size_t body_len;
@@ -218,7 +216,6 @@ typedef struct request {
 typedef struct mirror {
     request *req;
     size_t count, cap;
-    size_t offset; /* of the byte being parsed */
 } mirror;
 
 static request *mirror_add(mirror *m)
@@ -230,7 +227,6 @@ static request *mirror_add(mirror *m)
     }
     request *q = &m->req[m->count++];
     memset(q, 0, sizeof *q);
-    q->start = m->offset;
     return q;
 }
 
@@ -283,17 +279,17 @@ static const http_parser_settings mirror_settings = {
     .on_message_complete = mirror_complete,
 };
 
-/* One byte at a time, so that each request's first byte is known. After
- * a request with Upgrade the parser goes on with the next one, as the
- * server does unless it switched (then the replies stop at the 101). */
+/* One byte at a time: http_parser_execute() stops after a request with
+ * Upgrade, and the mirror goes on with the next byte, as the server goes
+ * on with the next request unless it switched (the replies stop at the
+ * 101). */
 static void mirror_parse(mirror *m, const uint8_t *data, size_t size)
 {
     http_parser p;
     http_parser_init(&p, HTTP_REQUEST);
     p.data = m;
-    for (m->offset = 0; m->offset < size; m->offset++) {
-        http_parser_execute(&p, &mirror_settings,
-                            (const char *)data + m->offset, 1);
+    for (size_t i = 0; i < size; i++) {
+        http_parser_execute(&p, &mirror_settings, (const char *)data + i, 1);
         if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
             /* Garbage before a method letter begins no message. */
             if (m->count == 0 || m->req[m->count - 1].complete) {
@@ -389,8 +385,9 @@ static bool skip_chunks(reply_parse *r)
     }
 }
 
-/* The next response's head and body; false when the bytes end inside it.
- * head_request: the request it answers was HEAD. */
+/* The next response's head and body (none when the request it answers,
+ * the mirror's of the same rank, was HEAD); false when the bytes end
+ * inside it. */
 static bool next_response(reply_parse *r, const mirror *m)
 {
     const char *line_end = find_crlf(r->at, r->end);
@@ -978,7 +975,6 @@ int ps_fuzz_server_http(const uint8_t *data, size_t size)
     r.nclients = flags & FLAG_TWO_CLIENTS ? 2 : 1;
     r.slow = (flags & FLAG_SLOW_READER) != 0;
     long baseline = live_blocks;
-    fail_off = false;
     fail_countdown = 0;
     failure_injected = false;
     server_up(&r);
