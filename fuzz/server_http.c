@@ -28,7 +28,7 @@
  *   - what comes back is a sequence of well-formed HTTP/1.1 responses
  *     (status line, headers, a body framed by Content-Length, chunks, or
  *     the close), 100 Continue aside, up to a 101 (then WebSocket); a
- *     response to HEAD has no body;
+ *     response to HEAD has no body; a JSON body is one JSON object a line;
  *   - response k answers request k: no more responses than requests the
  *     mirror saw begin; one to a request that is not complete is a 4xx
  *     (a 5xx after an allocation failure) that closes;
@@ -305,8 +305,10 @@ static void mirror_parse(mirror *m, const uint8_t *data, size_t size)
 
 typedef struct response {
     int status;
-    const char *body; /* framed by Content-Length */
+    const char *body; /* the whole body, when it came whole */
     size_t body_len;
+    char *dechunked;  /* a chunked body's bytes (malloc'd) */
+    bool json;        /* Content-Type: application/json */
     bool close;
     bool keep_alive;
     bool framed_by_length;
@@ -357,9 +359,20 @@ static bool parse_number(const char *at, const char *end, int base,
     return true;
 }
 
-/* A chunked body from r->at; false when cut short. */
-static bool skip_chunks(reply_parse *r)
+static void append(response *resp, const char *data, size_t len)
 {
+    char *grown = realloc(resp->dechunked, resp->body_len + len + 1);
+    CHECK(grown != NULL, "out of memory");
+    memcpy(grown + resp->body_len, data, len);
+    resp->dechunked = grown;
+    resp->body = grown;
+    resp->body_len += len;
+}
+
+/* A chunked body from r->at, its bytes into resp; false when cut short. */
+static bool read_chunks(reply_parse *r, response *resp)
+{
+    append(resp, "", 0);
     for (;;) {
         const char *eol = find_crlf(r->at, r->end);
         if (eol == NULL) {
@@ -381,6 +394,7 @@ static bool skip_chunks(reply_parse *r)
             return false;
         }
         CHECK(memcmp(r->at + size, "\r\n", 2) == 0, "a chunk not ended by CRLF");
+        append(resp, r->at, size);
         r->at += size + 2;
     }
 }
@@ -441,6 +455,8 @@ static bool next_response(reply_parse *r, const mirror *m)
             CHECK(value_len == 7 && memcmp(value, "chunked", 7) == 0,
                   "Transfer-Encoding %.*s", (int)value_len, value);
             chunked = true;
+        } else if (IS("Content-Type")) {
+            resp.json = value_len >= 16 && memcmp(value, "application/json", 16) == 0;
         } else if (IS("Connection")) {
             CHECK(!has_connection, "two Connection headers");
             has_connection = true;
@@ -468,7 +484,8 @@ static bool next_response(reply_parse *r, const mirror *m)
         r->at = at;
     } else if (chunked) {
         r->at = at;
-        if (!skip_chunks(r)) {
+        if (!read_chunks(r, &resp)) {
+            free(resp.dechunked);
             return false;
         }
     } else if (has_length) {
@@ -481,6 +498,8 @@ static bool next_response(reply_parse *r, const mirror *m)
     } else {
         CHECK(resp.close, "status %zu: a body to the close without saying so",
               status);
+        resp.body = at;
+        resp.body_len = (size_t)(r->end - at);
         r->at = r->end;
     }
     if (r->count == r->cap) {
@@ -540,6 +559,22 @@ static void check_small(const response *resp, const request *q)
     }
 }
 
+/* A JSON body is one object per line (a batch's replies are several). */
+static void check_json(const response *resp)
+{
+    const char *line = resp->body;
+    const char *end = resp->body + resp->body_len;
+    CHECK(resp->body_len > 0, "status %d: an empty JSON body", resp->status);
+    while (line < end) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = (size_t)((nl ? nl : end) - line);
+        json_t *value = json_loadb(line, n, 0, NULL);
+        CHECK(json_is_object(value), "not a JSON object: %.*s", (int)n, line);
+        json_decref(value);
+        line = nl ? nl + 1 : end;
+    }
+}
+
 /* Response k against request k, and the silences the server must not
  * keep. */
 static void check_replies(const reply_parse *r, const mirror *m)
@@ -569,6 +604,9 @@ static void check_replies(const reply_parse *r, const mirror *m)
               "a 101 to a request that is not for the WebSocket endpoint");
         if (!may_cut) {
             check_small(resp, q);
+            if (resp->json && !q->head && resp->status != 101) {
+                check_json(resp);
+            }
         }
     }
     if (may_cut || r->switched) {
@@ -948,6 +986,9 @@ static void check_client(const client *c, const mirror *m)
     CHECK(!c->eof_at_rest || may_cut || replies.count == 0 ||
               !replies.resp[replies.count - 1].keep_alive,
           "closed after a keep-alive response");
+    for (size_t i = 0; i < replies.count; i++) {
+        free(replies.resp[i].dechunked);
+    }
     free(replies.resp);
     shown = NULL;
     shown_len = 0;
