@@ -978,7 +978,8 @@ static void check_client(const client *c, const mirror *m)
         fprintf(stderr, "received (%zu bytes):\n%.*s\n", shown_len,
                 (int)shown_len, shown ? shown : "");
     }
-    reply_parse replies = {.at = c->received, .end = c->received + c->received_len};
+    reply_parse replies = {.at = c->received,
+                           .end = c->received ? c->received + c->received_len : NULL};
     parse_replies(&replies, m);
     check_replies(&replies, m);
     /* Keep-alive is a promise: the connection waits for the next request
