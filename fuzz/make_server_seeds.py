@@ -291,6 +291,11 @@ http_seeds = {
     # again (once it went to the WebSocket endpoint too).
     'upgrade_bad_version': http(upgrade.replace('Version: 13', 'Version: 8'),
                                 req('GET', '/small'), step=len(upgrade) - 1),
+    # http_parser lets a control byte by as a value's first: the server
+    # refuses it (it was echoed as the WebSocket protocol).
+    'upgrade_protocol_control_byte': http(upgrade.replace('Protocol: json',
+                                                          'Protocol: \x1ason')),
+    'small_nul_in_header': http('GET /small HTTP/1.1\r\nX: \x00v\r\n\r\n'),
     # A method that breaks off after "HE" is no HEAD: its 400 has its body.
     'bad_method_like_head': http('HEX /small HTTP/1.1\r\n\r\n'),
     'stream': http(req('GET', '/stream?n=3'), step=255),

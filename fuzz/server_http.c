@@ -211,6 +211,8 @@ typedef struct request {
     bool head;            /* HEAD, and its head was parsed whole */
     bool keep_alive;      /* complete, and allows keep-alive */
     bool malformed;       /* the parser failed inside it */
+    bool control_byte;    /* one in a header value, which the server
+                             refuses (the parser lets a first one by) */
 } request;
 
 typedef struct mirror {
@@ -247,6 +249,16 @@ static int mirror_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static int mirror_value(http_parser *p, const char *at, size_t len)
+{
+    mirror *m = p->data;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        m->req[m->count - 1].control_byte |= (c < 0x20 && c != '\t') || c == 0x7f;
+    }
+    return 0;
+}
+
 static int mirror_headers_done(http_parser *p)
 {
     mirror *m = p->data;
@@ -274,6 +286,7 @@ static int mirror_complete(http_parser *p)
 static const http_parser_settings mirror_settings = {
     .on_message_begin = mirror_begin,
     .on_url = mirror_url,
+    .on_header_value = mirror_value,
     .on_headers_complete = mirror_headers_done,
     .on_body = mirror_body,
     .on_message_complete = mirror_complete,
@@ -540,6 +553,11 @@ static bool url_is(const request *q, const char *path)
 static void check_small(const response *resp, const request *q)
 {
     if (!q->complete || !url_is(q, "/small") || memchr(q->url, '%', q->url_len)) {
+        return;
+    }
+    if (q->control_byte) {
+        CHECK(resp->status == 400, "status %d to a control byte in a header",
+              resp->status);
         return;
     }
     if (q->body_len > SMALL_BODY_MAX) {

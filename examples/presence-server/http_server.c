@@ -393,9 +393,29 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     return head_append(ex, at, len) ? 0 : 1;
 }
 
+/* Whether [at, at + len) holds a control byte (tab aside). */
+static bool has_control_byte(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     ps_http_exchange *ex = p->data;
+    /* http_parser 2.9 checks every byte of a value but its first: a
+     * control byte there (a NUL that cuts the value short, or one that a
+     * handler would echo into its response's headers, as the WebSocket
+     * upgrade echoes the protocol) is refused like one further on. */
+    if (has_control_byte(at, len)) {
+        ex->refuse = 400;
+        return 1;
+    }
     if (ex->head_state != IN_VALUE) {
         if (!head_append(ex, "", 1)) {
             return 1;
