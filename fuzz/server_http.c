@@ -262,7 +262,9 @@ static int mirror_value(http_parser *p, const char *at, size_t len)
 static int mirror_headers_done(http_parser *p)
 {
     mirror *m = p->data;
-    m->req[m->count - 1].head = p->method == HTTP_HEAD;
+    request *q = &m->req[m->count - 1];
+    /* The server refused a control byte before the head was whole. */
+    q->head = p->method == HTTP_HEAD && !q->control_byte;
     return 0;
 }
 
