@@ -59,6 +59,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,8 @@ static void setup_once(void)
         return;
     }
     done = true;
+    /* As main.c: a write to a peer that reset is an error, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
     static const ps_mem_hooks hooks = {fz_malloc, fz_realloc, fz_free, NULL};
     ps_mem_set_hooks(&hooks);
     ps_mem_install_jansson();
