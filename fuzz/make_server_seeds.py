@@ -210,8 +210,9 @@ write('corpus/server_config', 'huge_duration', b'{"ping_interval": 9223372036854
 # client sends (see server_http.c). Flags: 1 the client half-closes at the
 # end, 2 ten seconds pass before the shutdown, 4 two clients send the same
 # bytes, 8 a slow network (small send buffers, clients that read last),
-# 16 the clients reset their connections after the last piece.
-HALF_CLOSE, TIME_PASSES, TWO_CLIENTS, SLOW, RESET = 1, 2, 4, 8, 16
+# 16 the clients reset their connections after the last piece, 32 the
+# shutdown begins before the last piece.
+HALF_CLOSE, TIME_PASSES, TWO_CLIENTS, SLOW, RESET, STOP = 1, 2, 4, 8, 16, 32
 
 
 def http(*requests, step=0, flags=0, fail=0):
@@ -327,6 +328,12 @@ http_seeds = {
                                    flags=SLOW | RESET | TWO_CLIENTS),
     'reset_partial': http('POST /small HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc',
                           flags=RESET),
+    # The shutdown begins: a kept-alive connection that waits is closed, a
+    # request in progress is answered with Connection: close (/health 503).
+    'stop_keepalive_idle': http(health, health, step=len(health), flags=STOP),
+    'stop_request_in_progress': http(health, step=len(health) - 2, flags=STOP),
+    'stop_two_clients_api': http(api('/api/presence', {'channel': 'chat:a'}),
+                                 step=40, flags=STOP | TWO_CLIENTS),
     'slow_keepalive_then_request': http(req('GET', '/metrics'), health,
                                         step=len(req('GET', '/metrics')), flags=SLOW),
 }

@@ -18,7 +18,8 @@
  * bit 3: a slow network, the server's send buffers small and the clients
  * reading only after their last piece, so that writes wait and drain;
  * bit 4: the clients reset their connections after the last piece, so
- * that whatever is being written fails);
+ * that whatever is being written fails; bit 5: the shutdown begins before
+ * the last piece, which then comes to a server that is stopping);
  * byte 2: N > 0 fails the server's Nth allocation from the accepts on.
  * The rest is what each client sends.
  *
@@ -38,6 +39,7 @@
  *   - silence is no answer: the first request, and each one after a
  *     kept-alive response, gets a response once it is complete or
  *     malformed (unless an allocation failed);
+ *   - once the shutdown began, no response keeps the connection alive;
  *   - the shutdown closes every socket, and afterwards the server's
  *     allocations are back where they were (no leak, besides ASan's).
  * SPDX-License-Identifier: MIT
@@ -60,6 +62,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +107,7 @@ static void show_input(void)
 #define FLAG_TWO_CLIENTS 0x04
 #define FLAG_SLOW_READER 0x08
 #define FLAG_RESET 0x10
+#define FLAG_STOP_EARLY 0x20
 /* Past every deadline of an HTTP socket (5 s request and keep-alive,
  * 2 s linger), short of the write stall limit's next turn. */
 #define TIME_JUMP_MS 10000
@@ -322,6 +326,7 @@ static void mirror_parse(mirror *m, const uint8_t *data, size_t size)
 /* ---- what the client receives -------------------------------------------- */
 
 typedef struct response {
+    size_t start;     /* offset of its status line in what came */
     int status;
     const char *body; /* the whole body, when it came whole */
     size_t body_len;
@@ -333,7 +338,7 @@ typedef struct response {
 } response;
 
 typedef struct reply_parse {
-    const char *at, *end;
+    const char *base, *at, *end;
     response *resp;
     size_t count, cap;
     bool switched; /* a 101: the rest is WebSocket */
@@ -432,7 +437,7 @@ static bool next_response(reply_parse *r, const mirror *m)
     size_t status = 0;
     CHECK(parse_number(r->at + 9, r->at + 12, 10, &status) && status >= 100,
           "bad status: %.*s", (int)(line_end - r->at), r->at);
-    response resp = {.status = (int)status};
+    response resp = {.start = (size_t)(r->at - r->base), .status = (int)status};
     bool chunked = false;
     bool has_length = false;
     bool has_connection = false;
@@ -599,8 +604,9 @@ static void check_json(const response *resp)
 }
 
 /* Response k against request k, and the silences the server must not
- * keep. */
-static void check_replies(const reply_parse *r, const mirror *m)
+ * keep (unless it may: the shutdown closed the connection as it waited). */
+static void check_replies(const reply_parse *r, const mirror *m,
+                          bool silence_ok)
 {
     CHECK(!r->truncated || may_cut,
           "a response cut short without an allocation failure or a stall");
@@ -632,7 +638,7 @@ static void check_replies(const reply_parse *r, const mirror *m)
             }
         }
     }
-    if (may_cut || r->switched) {
+    if (may_cut || r->switched || silence_ok) {
         return;
     }
     /* The request the server reads next: the first one, or the one after
@@ -783,6 +789,11 @@ typedef struct client {
     size_t received_len, received_cap;
     bool eof;
     bool eof_at_rest; /* the server had closed once every piece was in */
+    /* An early shutdown: how much had come when it began (SIZE_MAX: not
+     * known, the client was not reading), and whether it closed the
+     * connection (a kept-alive one waiting for its next request). */
+    size_t stop_at;
+    bool closed_by_stop;
 } client;
 
 typedef struct run {
@@ -791,6 +802,7 @@ typedef struct run {
     client clients[MAX_CLIENTS];
     size_t nclients;
     bool slow; /* the clients read nothing until every piece is in */
+    bool stopping;
 } run;
 
 /* Read what the server sent; whether anything came. */
@@ -958,11 +970,15 @@ static void server_up(run *r)
           "joins");
 }
 
-/* What the loop thread does when stopped (net.c): the kept-alive
- * connections that wait close, WebSockets are told 3001, then whatever is
- * left is closed. */
-static void shut_down(run *r)
+/* What the loop thread does when asked to stop (net.c's begin_stop): the
+ * listener and the kept-alive connections that wait close, WebSockets are
+ * told 3001. */
+static void begin_stop(run *r)
 {
+    if (r->stopping) {
+        return;
+    }
+    r->stopping = true;
     ps_net *net = &r->net;
     net->stopping = true;
     if (net->listening) {
@@ -972,6 +988,13 @@ static void shut_down(run *r)
     ps_http_close_idle(net);
     ps_server_close_all(&r->server, 3001, "shutdown");
     settle(r);
+}
+
+/* Then (finish_stop) whatever is left is closed. */
+static void shut_down(run *r)
+{
+    ps_net *net = &r->net;
+    begin_stop(r);
     ps_sock_close_all(net);
     ps_writer_drain(&r->server.writer);
     settle(r);
@@ -1001,10 +1024,14 @@ static void check_client(const client *c, const mirror *m)
         fprintf(stderr, "received (%zu bytes):\n%.*s\n", shown_len,
                 (int)shown_len, shown ? shown : "");
     }
-    reply_parse replies = {.at = c->received,
+    reply_parse replies = {.base = c->received, .at = c->received,
                            .end = c->received ? c->received + c->received_len : NULL};
     parse_replies(&replies, m);
-    check_replies(&replies, m);
+    check_replies(&replies, m, c->closed_by_stop);
+    for (size_t i = 0; i < replies.count; i++) {
+        CHECK(replies.resp[i].start < c->stop_at || !replies.resp[i].keep_alive,
+              "keep-alive once the shutdown began");
+    }
     /* Keep-alive is a promise: the connection waits for the next request
      * (until its deadline, a shutdown, or the client's own end). */
     CHECK(!c->eof_at_rest || may_cut || replies.count == 0 ||
@@ -1016,6 +1043,21 @@ static void check_client(const client *c, const mirror *m)
     free(replies.resp);
     shown = NULL;
     shown_len = 0;
+}
+
+/* The shutdown begins with the last piece still to come. */
+static void stop_before_last_piece(run *r)
+{
+    for (size_t i = 0; i < r->nclients; i++) {
+        r->clients[i].eof_at_rest = r->clients[i].eof;
+    }
+    begin_stop(r);
+    for (size_t i = 0; i < r->nclients; i++) {
+        client *c = &r->clients[i];
+        c->stop_at = r->slow ? SIZE_MAX : c->received_len;
+        /* A client that does not read cannot tell: it may have been. */
+        c->closed_by_stop = r->slow || (c->eof && !c->eof_at_rest);
+    }
 }
 
 int ps_fuzz_server_http(const uint8_t *data, size_t size)
@@ -1054,15 +1096,23 @@ int ps_fuzz_server_http(const uint8_t *data, size_t size)
     }
     /* The clients send the same bytes, a piece each in turn, so that
      * their requests are served in the same turns of the loop. */
+    for (size_t i = 0; i < r.nclients; i++) {
+        r.clients[i].stop_at = SIZE_MAX;
+    }
     for (size_t at = 0; at < size; at += step) {
         size_t n = size - at < step ? size - at : step;
+        if ((flags & FLAG_STOP_EARLY) && at + n == size) {
+            stop_before_last_piece(&r);
+        }
         for (size_t i = 0; i < r.nclients; i++) {
             client_send(&r, &r.clients[i], data + at, n);
         }
         settle(&r);
     }
     for (size_t i = 0; i < r.nclients; i++) {
-        r.clients[i].eof_at_rest = r.clients[i].eof;
+        if (!r.stopping) {
+            r.clients[i].eof_at_rest = r.clients[i].eof;
+        }
         if (flags & FLAG_HALF_CLOSE) {
             (void)shutdown(r.clients[i].fd, SHUT_WR);
         }
