@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the presence server's fuzz targets
-(corpus/server_frames, corpus/server_config). Run from fuzz/ after changing
-a scenario; the files are committed. See server_frames.c for the record
-format."""
+(corpus/server_frames, corpus/server_config, corpus/server_http). Run from
+fuzz/ after changing a scenario; the files are committed. See
+server_frames.c and server_http.c for the formats."""
 import hashlib
 import json
 import os
@@ -204,3 +204,138 @@ write('corpus/server_config', 'duplicate_key', b'{"port":1,"port":2}')
 write('corpus/server_config', 'not_object', b'[true]')
 write('corpus/server_config', 'truncated', b'{"namespaces":[{"name":"ab",')
 write('corpus/server_config', 'huge_duration', b'{"ping_interval": 9223372036854775807}')
+
+
+# ---- server_http: [piece size, flags, allocation to fail] + the bytes a
+# client sends (see server_http.c). Flags: 1 the client half-closes at the
+# end, 2 ten seconds pass before the shutdown, 4 two clients send the same
+# bytes, 8 a slow network (small send buffers, clients that read last),
+# 16 the clients reset their connections after the last piece, 32 the
+# shutdown begins before the last piece.
+HALF_CLOSE, TIME_PASSES, TWO_CLIENTS, SLOW, RESET, STOP = 1, 2, 4, 8, 16, 32
+
+
+def http(*requests, step=0, flags=0, fail=0):
+    data = b''.join(r.encode() if isinstance(r, str) else r for r in requests)
+    return bytes([step, flags, fail]) + data
+
+
+def req(method, path, headers=(), body=None, version='1.1'):
+    lines = ['%s %s HTTP/%s' % (method, path, version), 'Host: localhost']
+    lines += list(headers)
+    if body is not None and not any(h.lower().startswith('transfer-encoding')
+                                    for h in headers):
+        lines.append('Content-Length: %d' % len(body))
+    return '\r\n'.join(lines) + '\r\n\r\n' + (body or '')
+
+
+def api(path, payload, headers=('X-API-Key: k',), **kw):
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return req('POST', path, list(headers) + ['Content-Type: application/json'],
+               body, **kw)
+
+
+health = req('GET', '/health')
+batch = '\n'.join(json.dumps(c) for c in [
+    {'method': 'presence', 'params': {'channel': 'chat:a'}, 'id': 1},
+    {'method': 'presence_stats', 'params': {'channel': 'chat:a'}, 'id': 2},
+    {'method': 'publish', 'params': {'channel': 'chat:a', 'data': {}}, 'id': 3},
+    {'method': 5, 'params': {'channel': 'b'}},
+])
+upgrade = req('GET', '/connection/websocket', [
+    'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Protocol: json'])
+# A masked text frame (mask 0) with a connect command, after the upgrade.
+connect_frame = b'\x81\x8b\x00\x00\x00\x00' + b'{"id":1,"c"'
+http_seeds = {
+    'health': http(health),
+    'metrics_then_head': http(req('GET', '/metrics'), req('HEAD', '/metrics'),
+                              step=len(req('GET', '/metrics'))),
+    'api_presence': http(api('/api/presence', {'channel': 'chat:a'})),
+    'api_stats_authorization': http(api('/api/presence_stats', {'channel': 'b'},
+                                        headers=['Authorization: apikey k'])),
+    'api_batch_query_key': http(api('/api?api_key=k', batch, headers=[])),
+    'api_batch_http10': http(api('/api', batch, version='1.0')),
+    'api_user_and_changes': http(api('/api/user_presence', {'user': 'u1'}),
+                                 api('/api/presence_changes', {'channel': 'chat:a'}),
+                                 step=len(api('/api/user_presence', {'user': 'u1'}))),
+    'api_errors': http(api('/api/presence', {'channel': ''},
+                           headers=['X-API-Key: k',
+                                    'X-Centrifugo-Error-Mode: transport']),
+                       step=255),
+    'api_wrong_key_get': http(req('GET', '/api'), req('POST', '/api/presence',
+                              ['X-API-Key: nope'], '{}'), step=len(req('GET', '/api'))),
+    'keepalive_pair': http(health, health, step=len(health)),
+    'pipelined_pair': http(health, req('GET', '/metrics')),
+    'http10_keepalive': http(req('GET', '/health', ['Connection: keep-alive'],
+                                 version='1.0'),
+                             req('GET', '/health', version='1.0'),
+                             step=len(req('GET', '/health', ['Connection: keep-alive'],
+                                          version='1.0'))),
+    'chunked_body': http(req('POST', '/api/presence',
+                             ['X-API-Key: k', 'Transfer-Encoding: chunked'],
+                             '5\r\n{"cha\r\nf\r\nnnel":"chat:a"}\r\n0\r\n\r\n'),
+                         step=7),
+    'body_too_big': http(req('POST', '/small', [], 'x' * 100)),
+    'chunked_too_big': http(req('POST', '/small', ['Transfer-Encoding: chunked'],
+                                '10\r\n0123456789abcdef\r\n1\r\nx\r\n0\r\n\r\n')),
+    'small_echo_split': http(req('PUT', '/small?q=a%20b+c&z=1',
+                                 ['Cookie: a=1; c=yes', 'Expect: 100-continue'],
+                                 'hello'), step=1),
+    'bad_method': http('BREW /health HTTP/1.1\r\n\r\n'),
+    'bad_header': http('GET /health HTTP/1.1\r\nBad Header\r\n\r\n'),
+    'bad_path': http(req('GET', '/health/%zz'), req('GET', 'health')),
+    'not_found': http(req('GET', '/nothing'), health, step=len(req('GET', '/nothing'))),
+    'upgrade': http(upgrade, connect_frame),
+    # A refused upgrade is kept alive: the next request is an HTTP one
+    # again (once it went to the WebSocket endpoint too).
+    'upgrade_bad_version': http(upgrade.replace('Version: 13', 'Version: 8'),
+                                req('GET', '/small'), step=len(upgrade) - 1),
+    # http_parser lets a control byte by as a value's first: the server
+    # refuses it (it was echoed as the WebSocket protocol).
+    'upgrade_protocol_control_byte': http(upgrade.replace('Protocol: json',
+                                                          'Protocol: \x1ason')),
+    'small_nul_in_header': http('GET /small HTTP/1.1\r\nX: \x00v\r\n\r\n'),
+    # A method that breaks off after "HE" is no HEAD: its 400 has its body.
+    'bad_method_like_head': http('HEX /small HTTP/1.1\r\n\r\n'),
+    'stream': http(req('GET', '/stream?n=3'), step=255),
+    'stream_http10_head': http(req('GET', '/stream?n=2', version='1.0')),
+    'stream_head': http(req('HEAD', '/stream?n=5')),
+    'stream_whole': http(req('GET', '/stream?whole=1')),
+    'stream_wait': http(req('GET', '/stream?wait=2&n=2')),
+    'small_later': http(req('GET', '/small?later=1&q=x')),
+    'small_later_head': http(req('HEAD', '/small?later=1')),
+    'partial_then_time': http('GET /health HTTP/1.1\r\nHost: l', flags=TIME_PASSES),
+    'keepalive_half_close': http(health, flags=HALF_CLOSE | TIME_PASSES),
+    'fail_accept': http(health, fail=1),
+    'fail_accept_socket': http(health, fail=2),
+    'fail_accept_read': http(health, fail=3),
+    'fail_batch': http(api('/api', batch), fail=14),
+    'fail_respond': http(api('/api/presence', {'channel': 'chat:a'}), fail=42),
+    'many_headers': http(req('GET', '/health', ['X-%d: v' % i for i in range(70)])),
+    'empty_header_value': http('GET /small HTTP/1.1\r\nHost: l\r\nX-Empty:\r\n\r\n'),
+    'two_clients_streams': http(req('GET', '/stream?n=6'), flags=TWO_CLIENTS),
+    'two_clients_keepalive': http(health, req('GET', '/small?q=2'), step=len(health),
+                                  flags=TWO_CLIENTS),
+    'slow_big_stream': http(req('GET', '/stream?n=8&big=1'), flags=SLOW),
+    'slow_big_streams_two': http(req('GET', '/stream?n=6&big=1'),
+                                 flags=SLOW | TWO_CLIENTS),
+    'slow_big_stream_stalls': http(req('GET', '/stream?n=8&big=1'),
+                                   flags=SLOW | TIME_PASSES),
+    'slow_big_stream_reset': http(req('GET', '/stream?n=9&big=1'), flags=SLOW | RESET),
+    'slow_two_streams_reset': http(req('GET', '/stream?n=7&big=1'),
+                                   flags=SLOW | RESET | TWO_CLIENTS),
+    'reset_partial': http('POST /small HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc',
+                          flags=RESET),
+    # The shutdown begins: a kept-alive connection that waits is closed, a
+    # request in progress is answered with Connection: close (/health 503).
+    'stop_keepalive_idle': http(health, health, step=len(health), flags=STOP),
+    'stop_request_in_progress': http(health, step=len(health) - 2, flags=STOP),
+    'stop_two_clients_api': http(api('/api/presence', {'channel': 'chat:a'}),
+                                 step=40, flags=STOP | TWO_CLIENTS),
+    'slow_keepalive_then_request': http(req('GET', '/metrics'), health,
+                                        step=len(req('GET', '/metrics')), flags=SLOW),
+}
+for name, data in http_seeds.items():
+    write('corpus/server_http', name, data)

@@ -16,4 +16,8 @@ int ps_fuzz_server_config(const uint8_t *data, size_t size);
 /* Arbitrary bytes as a client's WebSocket stream (server_ws_frames.c). */
 int ps_fuzz_server_ws_frames(const uint8_t *data, size_t size);
 
+/* Arbitrary bytes from an HTTP client on a real connection
+ * (server_http.c). */
+int ps_fuzz_server_http(const uint8_t *data, size_t size);
+
 #endif

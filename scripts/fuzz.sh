@@ -4,8 +4,8 @@
 # TARGET: api-sequence, registry-load (the saved-state loader),
 # server-frames (the presence server's frames and commands),
 # server-config (its config loader), server-ws-frames (its WebSocket
-# frame parser on raw bytes) or cluster-ops (the
-# cluster's wire decoder).
+# frame parser on raw bytes), server-http (its HTTP/1.1 code and API on a
+# loopback connection) or cluster-ops (the cluster's wire decoder).
 # Builds the fuzzers with clang, ASan and UBSan in build-fuzz, starts from
 # the committed seed corpus (new finds go to build-fuzz/corpus-TARGET, not
 # into the repository) and fails on a crash, a leak or a model mismatch.

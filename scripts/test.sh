@@ -57,6 +57,9 @@ scripts/fuzz.sh registry-load 30
 step "libFuzzer: the presence server's WebSocket frame parser (30 s)"
 scripts/fuzz.sh server-ws-frames 30
 
+step "libFuzzer: the presence server's HTTP/1.1 code on a real connection (30 s)"
+scripts/fuzz.sh server-http 30
+
 step "libFuzzer: the cluster's wire decoder (20 s)"
 scripts/fuzz.sh cluster-ops 20
 

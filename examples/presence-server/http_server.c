@@ -48,6 +48,7 @@ struct ps_http_exchange {
     size_t header_count;
     enum { IN_URL, IN_FIELD, IN_VALUE } head_state;
     int refuse; /* a status to answer instead of the route (413, 431...) */
+    bool headers_done; /* the head is parsed: its method is sure */
     const ps_http_route *route;
     bool websocket; /* the WebSocket endpoint */
     char *path;
@@ -198,7 +199,9 @@ static void next_request(ps_http_exchange *ex)
     ex->header_count = 0;
     ex->head_state = IN_URL;
     ex->refuse = 0;
+    ex->headers_done = false;
     ex->route = NULL;
+    ex->websocket = false; /* a refused upgrade kept alive: HTTP again */
     ex->path = NULL;
     ex->query = NULL;
     ex->body = NULL;
@@ -390,9 +393,29 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     return head_append(ex, at, len) ? 0 : 1;
 }
 
+/* Whether [at, at + len) holds a control byte (tab aside). */
+static bool has_control_byte(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     ps_http_exchange *ex = p->data;
+    /* http_parser 2.9 checks every byte of a value but its first: a
+     * control byte there (a NUL that cuts the value short, or one that a
+     * handler would echo into its response's headers, as the WebSocket
+     * upgrade echoes the protocol) is refused like one further on. */
+    if (has_control_byte(at, len)) {
+        ex->refuse = 400;
+        return 1;
+    }
     if (ex->head_state != IN_VALUE) {
         if (!head_append(ex, "", 1)) {
             return 1;
@@ -445,6 +468,7 @@ static bool url_decode(const char *in, size_t len, char *out, bool query)
 static int on_headers_complete(http_parser *p)
 {
     ps_http_exchange *ex = p->data;
+    ex->headers_done = true;
     if (!head_append(ex, "", 1)) {
         return 1;
     }
@@ -812,7 +836,11 @@ static char *response_head(int status, const char *type,
 
 static bool is_head_request(const ps_http_exchange *ex)
 {
-    return ex->parser.method == HTTP_HEAD;
+    /* The parser guesses the method from its first letters ("HEX" stops
+     * with HEAD in it), so only a request whose head was parsed whole
+     * surely said HEAD. A 400 to one that broke off before has its body,
+     * as its Content-Length says, wherever the bytes were split. */
+    return ex->headers_done && ex->parser.method == HTTP_HEAD;
 }
 
 void ps_http_respond(ps_http_exchange *ex, int status, const char *type,

@@ -98,8 +98,10 @@ const char *ps_http_status_text(int status);
 
 /** The whole response: status line, Content-Type, Content-Length, the
  *  @p extra_headers (each ending "\r\n", or NULL), Connection (see
- *  keep-alive above), then the body (none for HEAD). Once it is out, the
- *  connection waits for its next request or closes.
+ *  keep-alive above), then the body (none for HEAD; a request refused
+ *  before its head was parsed whole is taken for no HEAD, whatever its
+ *  first letters). Once it is out, the connection waits for its next
+ *  request or closes.
  *  Inside a pull (ps_http_stream()), it is the stream's whole response,
  *  and the pull then returns PS_HTTP_DONE. */
 void ps_http_respond(ps_http_exchange *ex, int status, const char *type,
