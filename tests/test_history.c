@@ -815,6 +815,10 @@ static void test_out_of_memory(void **state)
 typedef struct shared {
     presence_registry *reg;
     atomic_int writers_done;
+    /* The reader's catch-ups so far: the writers go on past their 4,000
+     * changes until it has made a few, so that a loaded machine that
+     * runs the writers first still tests reading against writes. */
+    atomic_size_t caught_up;
 } shared;
 
 typedef struct writer {
@@ -827,7 +831,8 @@ static void *writer_main(void *arg)
     shared *s = ((writer *)arg)->s;
     int me = ((writer *)arg)->me;
     uint32_t rnd = (uint32_t)me * 7919u + 1;
-    for (int i = 0; i < 4000; i++) {
+    for (int i = 0;
+         i < 4000 || (atomic_load(&s->caught_up) < 3 && i < 4000000); i++) {
         rnd = rnd * 1103515245u + 12345u;
         char id[16];
         snprintf(id, sizeof id, "w%d-%u", me, (rnd >> 16) % 16);
@@ -860,6 +865,7 @@ static void test_threads_reader(void **state)
     assert_ok(join_simple(reg, "big", "anchor", "u0")); /* one life */
     shared s = {.reg = reg};
     atomic_init(&s.writers_done, 0);
+    atomic_init(&s.caught_up, 0);
     pthread_t t[2];
     writer w[2];
     for (int i = 0; i < 2; i++) {
@@ -885,6 +891,7 @@ static void test_threads_reader(void **state)
         copy_apply(&cp, h);
         presence_history_free(h);
         caught_up++;
+        atomic_store(&s.caught_up, caught_up);
         snap = snapshot(reg, "big");
         if (snap->seq == cp.seq) {
             assert_true(copy_equals(&cp, snap));
