@@ -222,17 +222,37 @@ static void accept_key(const char *key, char out[BASE64_ENCODE_RAW_LENGTH(SHA1_D
     out[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE)] = '\0';
 }
 
-/* The first subprotocol the client offers, echoed back (a
- * browser fails a handshake that offered one and got none back). */
-static size_t first_protocol(const char *offer, const char **start)
+/* Centrifugo's name for its binary protocol, which this server does not
+ * speak (JSON only). */
+#define PROTOBUF_PROTOCOL "centrifuge-protobuf"
+
+/* The subprotocol to echo back: the first one the client offers other
+ * than centrifuge-protobuf (Chrome fails a handshake that offered one and
+ * got none back). 0 when there is none; *protobuf_only says the offer
+ * was centrifuge-protobuf and nothing else, which is refused rather than
+ * answered in JSON to a client that waits for protobuf. */
+static size_t chosen_protocol(const char *offer, const char **start,
+                              bool *protobuf_only)
 {
-    if (offer == NULL) {
-        return 0;
+    *protobuf_only = false;
+    bool protobuf = false;
+    while (offer != NULL && *offer != '\0') {
+        offer += strspn(offer, ", \t");
+        size_t n = strcspn(offer, ", \t");
+        if (n == 0) {
+            break;
+        }
+        if (n == strlen(PROTOBUF_PROTOCOL) &&
+            strncmp(offer, PROTOBUF_PROTOCOL, n) == 0) {
+            protobuf = true;
+        } else if (n <= 64) {
+            *start = offer;
+            return n;
+        }
+        offer += n;
     }
-    offer += strspn(offer, " \t");
-    size_t n = strcspn(offer, ", \t");
-    *start = offer;
-    return n > 64 ? 0 : n;
+    *protobuf_only = protobuf;
+    return 0;
 }
 
 static bool refuse(ps_http_exchange *ex, int status, const char *extra)
@@ -273,6 +293,13 @@ bool ps_ws_upgrade(ps_http_exchange *ex, const char *rest, size_t rest_len)
     if (version == NULL || strcmp(version, "13") != 0) {
         return refuse(ex, 426, "Sec-WebSocket-Version: 13\r\n");
     }
+    const char *proto = NULL;
+    bool protobuf_only;
+    size_t proto_len = chosen_protocol(
+        ps_http_header(ex, "Sec-WebSocket-Protocol"), &proto, &protobuf_only);
+    if (protobuf_only) {
+        return refuse(ex, 400, NULL);
+    }
     ps_ws *ws = ws_new(server);
     if (ws == NULL) {
         ps_http_respond(ex, 500, "text/plain", NULL, "", 0);
@@ -280,9 +307,6 @@ bool ps_ws_upgrade(ps_http_exchange *ex, const char *rest, size_t rest_len)
     }
     char accept[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE) + 1];
     accept_key(key, accept);
-    const char *proto = NULL;
-    size_t proto_len =
-        first_protocol(ps_http_header(ex, "Sec-WebSocket-Protocol"), &proto);
     char head[512];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\n"

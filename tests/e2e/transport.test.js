@@ -122,6 +122,20 @@ test('handshake: Sec-WebSocket-Accept; version other than 13 is 426; no key is 4
   await rawWs(srv, { headers: { 'Sec-WebSocket-Key': null }, expectStatus: 400 });
 });
 
+test('subprotocols: the first offered is echoed, but never centrifuge-protobuf (JSON only), which alone is refused', async () => {
+  const echoed = (c) => (/\r\nSec-WebSocket-Protocol: ([^\r]*)/.exec(c.state.head) || [])[1];
+  const plain = await rawWs(srv);
+  assert.equal(echoed(plain), undefined);
+  plain.sock.destroy();
+  const json = await rawWs(srv, { headers: { 'Sec-WebSocket-Protocol': 'centrifuge-json' } });
+  assert.equal(echoed(json), 'centrifuge-json');
+  json.sock.destroy();
+  const both = await rawWs(srv, { headers: { 'Sec-WebSocket-Protocol': 'centrifuge-protobuf, centrifuge-json' } });
+  assert.equal(echoed(both), 'centrifuge-json');
+  both.sock.destroy();
+  await rawWs(srv, { headers: { 'Sec-WebSocket-Protocol': 'centrifuge-protobuf' }, expectStatus: 400 });
+});
+
 test('a ping is answered with a pong carrying the same payload', async () => {
   const c = await rawWs(srv);
   const payload = Buffer.from('ping payload \u00e9 0123456789');
