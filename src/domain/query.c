@@ -191,12 +191,14 @@ int presence__requester_resolve(const presence_requester **req)
     return PRESENCE_OK;
 }
 
-/* A named requester's ids checked (out of the flattened reads: a trusted
- * read, the common one, never comes here). */
-PRESENCE__NOINLINE
-static int asker_check_named(presence_registry *reg,
-                             const presence_requester *req, struct asker *a)
+static int asker_check(presence_registry *reg, const presence_requester *req,
+                       struct asker *a)
 {
+    a->req = req;
+    a->known = NULL;
+    if (req == NULL) {
+        return PRESENCE_OK;
+    }
     if (req->client_id == NULL) {
         return PRESENCE_ERR_INVALID;
     }
@@ -211,17 +213,8 @@ static int asker_check_named(presence_registry *reg,
     return rc;
 }
 
-static int asker_check(presence_registry *reg, const presence_requester *req,
-                       struct asker *a)
-{
-    a->req = req;
-    a->known = NULL;
-    return req == NULL ? PRESENCE_OK : asker_check_named(reg, req, a);
-}
-
 /* Find the requester's user if it gave none. Client shards come before
  * channel shards, so this runs before the channel's shard is taken. */
-PRESENCE__NOINLINE
 static void asker_find_user(presence_registry *reg, struct asker *a)
 {
     if (a->req == NULL || a->req->user_id != NULL) {
@@ -239,7 +232,6 @@ static void asker_find_user(presence_registry *reg, struct asker *a)
 }
 
 /* The access check, the channel's shard held. */
-PRESENCE__NOINLINE
 static bool asker_allowed(presence_registry *reg, const struct asker *a,
                           const struct presence__chref *ref)
 {
@@ -274,9 +266,7 @@ lock_read(presence_registry *reg, struct presence__channel *rec,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    if (a.req != NULL) {
-        asker_find_user(reg, &a);
-    }
+    asker_find_user(reg, &a);
     presence__mutex_lock(reg, &ref->shard->lock);
     if (rec != NULL) {
         presence__chref_resolve(rec, ref);
