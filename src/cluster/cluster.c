@@ -756,7 +756,7 @@ static void leave_cluster(struct presence_cluster *c)
     if (c->self != SELF_ONLINE) {
         return;
     }
-    c->batch_delay_ms = 0; /* what waits goes now */
+    c->leaving = true; /* what waits goes now */
     presence__cl_outbox_flush(c);
     bool done = false;
     const char *del[] = {"EVAL",         LEAVE_SCRIPT,   "4",

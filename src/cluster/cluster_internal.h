@@ -280,10 +280,12 @@ struct presence_cluster {
     int64_t outbox_since;        /* when its oldest change was queued */
     atomic_size_t inflight;      /* changes sent, not yet confirmed */
     /* the outbox is written once its oldest change is this old (0: at
-     * once), so that changes close in time share a batch; and when that
-     * is, 0 when nothing waits (processing thread) */
+     * once), so that changes close in time share a batch (fixed, read by
+     * any thread); when that is, 0 when nothing waits, and whether the
+     * node is leaving, when nothing waits any more (processing thread) */
     int64_t batch_delay_ms;
     int64_t flush_at;
+    bool leaving;
 
     /* changes taken from the outbox, being sent (processing thread): at
      * most SEND_WINDOW batches are in flight, so that the lease renewal

@@ -80,6 +80,8 @@ void presence__cl_outbox_event(presence_registry *registry,
         return; /* another node's change: it writes its own */
     }
     bool wake = false;
+    /* Read before the lock, which is never held across a registry call. */
+    int64_t now = c->batch_delay_ms > 0 ? presence__cl_now_ms(c) : 0;
     pthread_mutex_lock(&c->outbox_lock);
     if (c->outbox_keep && !c->outbox_lost) {
         size_t before = c->outbox_ops.len;
@@ -96,7 +98,7 @@ void presence__cl_outbox_event(presence_registry *registry,
         }
         if (ok) {
             if (c->outbox_count++ == 0) {
-                c->outbox_since = presence__cl_now_ms(c);
+                c->outbox_since = now;
             }
         } else {
             /* The change cannot be kept: the next announce carries it. */
@@ -231,10 +233,11 @@ void presence__cl_outbox_flush(struct presence_cluster *c)
         /* Take what the callbacks queued, once the oldest has waited the
          * batch delay. */
         bool lost;
+        bool wait = c->batch_delay_ms > 0 && !c->leaving;
+        int64_t now = wait ? presence__cl_now_ms(c) : 0;
         pthread_mutex_lock(&c->outbox_lock);
         int64_t due = c->outbox_since + c->batch_delay_ms;
-        if (c->outbox_count > 0 && c->batch_delay_ms > 0 &&
-            presence__cl_now_ms(c) < due) {
+        if (c->outbox_count > 0 && wait && now < due) {
             pthread_mutex_unlock(&c->outbox_lock);
             c->flush_at = due;
             return;

@@ -1032,9 +1032,8 @@ int presence_update(presence_registry *reg, const char *channel,
 }
 
 PRESENCE__FLATTEN
-int presence_touch(presence_registry *reg,
-                                     const char *channel,
-                                     const char *client_id)
+int presence_touch(presence_registry *reg, const char *channel,
+                   const char *client_id)
 {
     struct presence__target t;
     struct presence__membership *m;

@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <dirent.h>
 #include <stdint.h>
@@ -245,8 +246,9 @@ static void test_unreachable_redis(void **state)
  * on the caller's thread and on the handle's own thread alike; after the
  * processing, the free goes through. */
 static presence_cluster *freed_from_log;
-static int free_from_log_rc = 1;
-static int free_from_log_calls;
+/* Written on the handle's thread, read on the test's: atomic. */
+static atomic_int free_from_log_rc = 1;
+static atomic_int free_from_log_calls;
 
 static void log_and_free(presence_cluster_log_level level, const char *message,
                          void *user_data)
