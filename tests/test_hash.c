@@ -152,14 +152,21 @@ static void test_sequential_ids_spread(void **state)
     free(low);
 }
 
+/* len bytes of their own (one for 0), so that AddressSanitizer reports a
+ * byte read or written past them. */
+static unsigned char *exact_bytes(size_t len)
+{
+    unsigned char *p = malloc(len > 0 ? len : 1);
+    assert_non_null(p);
+    return p;
+}
+
 static void test_bytes_equal_sees_every_byte(void **state)
 {
     (void)state;
     for (size_t len = 0; len <= 40; len++) {
-        unsigned char *a = malloc(len > 0 ? len : 1);
-        unsigned char *b = malloc(len > 0 ? len : 1);
-        assert_non_null(a);
-        assert_non_null(b);
+        unsigned char *a = exact_bytes(len);
+        unsigned char *b = exact_bytes(len);
         for (size_t i = 0; i < len; i++) {
             a[i] = b[i] = (unsigned char)(i * 37u + len);
         }
@@ -182,10 +189,8 @@ static void test_bytes_copy_copies_every_byte(void **state)
 {
     (void)state;
     for (size_t len = 0; len <= 40; len++) {
-        unsigned char *from = malloc(len > 0 ? len : 1);
-        unsigned char *to = malloc(len > 0 ? len : 1);
-        assert_non_null(from);
-        assert_non_null(to);
+        unsigned char *from = exact_bytes(len);
+        unsigned char *to = exact_bytes(len);
         for (size_t i = 0; i < len; i++) {
             from[i] = (unsigned char)(i * 91u + len + 1);
             to[i] = (unsigned char)~from[i];
