@@ -2,12 +2,15 @@
  * Users across channels: presence_user_status() and
  * presence_user_clients() count and list a user's connections
  * registry-wide, whatever channels they are in (or none, for an open
- * handle), this node's and other nodes'.
+ * handle), this node's and other nodes'. A user's online and offline
+ * events alternate, also when two threads connect and disconnect its
+ * clients at once.
  *
  * SPDX-License-Identifier: MIT
  */
 #include "helpers.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +273,76 @@ static void test_user_events_out_of_memory(void **state)
     fixture_close(&f);
 }
 
+/* ---- two threads, one user ------------------------------------------- */
+
+typedef struct alternation {
+    bool online;        /* delivery is one thread at a time */
+    size_t onlines;
+    size_t out_of_order; /* online while online, offline while offline */
+} alternation;
+
+static void alternation_cb(presence_registry *reg, const presence_event *ev,
+                           void *user_data)
+{
+    (void)reg;
+    alternation *a = user_data;
+    bool online = ev->kind == PRESENCE_EVENT_USER_ONLINE;
+    a->out_of_order += online == a->online;
+    a->online = online;
+    a->onlines += online;
+}
+
+typedef struct flapper {
+    presence_registry *reg;
+    const char *client;
+    const char *channel;
+} flapper;
+
+#define FLAPS 20000
+
+static void *flap_main(void *arg)
+{
+    flapper *f = arg;
+    for (int i = 0; i < FLAPS; i++) {
+        assert_ok(join_simple(f->reg, f->channel, f->client, "shared"));
+        assert_ok(presence_disconnect(f->reg, f->client, NULL));
+    }
+    return NULL;
+}
+
+/* Two clients of one user connect and disconnect in a loop, each on its
+ * own thread: the user goes online and offline over and over, and its
+ * events must alternate. The offline decided as one thread's client went
+ * was once queued after the online of the other thread's new client,
+ * which had come after it (found by the stress test). */
+static void test_user_events_alternate_across_threads(void **state)
+{
+    (void)state;
+    /* The library's own clock and allocator: both are thread-safe. */
+    presence_config c;
+    presence_config_init(&c);
+    presence_registry *reg = NULL;
+    assert_ok(presence_registry_new(&c, &reg));
+    alternation a = {0};
+    presence_subscription sub;
+    assert_ok(presence_subscribe(reg, PRESENCE_SCOPE_ALL, NULL,
+                                 PRESENCE_EVENTS_USERS, alternation_cb, &a,
+                                 &sub));
+    flapper fl[2] = {{reg, "flap-a", "room-a"}, {reg, "flap-b", "room-b"}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, flap_main, &fl[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    assert_false(a.online); /* both gone: offline last */
+    assert_true(a.onlines > 0);
+    assert_int_equal(a.out_of_order, 0);
+    assert_ok(presence_unsubscribe(reg, sub));
+    assert_ok(presence_registry_free(reg));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_user_queries_errors),
         cmocka_unit_test(test_user_online_offline_events),
         cmocka_unit_test(test_user_events_out_of_memory),
+        cmocka_unit_test(test_user_events_alternate_across_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,9 +86,11 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
 }
 
 /* The client retires: out of its user's list, and the user out of the
- * index with its last live client. */
-static bool user_unlink(presence_registry *reg,
-                        struct presence__client *client)
+ * index with its last live client, announced as offline (with room in
+ * reserved) under the user's lock: another thread's first client of the
+ * same user, made just after, announces it online only after this. */
+static void user_unlink(presence_registry *reg,
+                        struct presence__client *client, size_t *reserved)
 {
     struct presence__user *user = client->user;
     uint64_t hash = presence__user_hash(reg, user);
@@ -105,12 +107,15 @@ static bool user_unlink(presence_registry *reg,
     bool gone = --user->clients == 0;
     if (gone) {
         presence__index_remove(&reg->alloc, &us->users, hash, user);
+        if (reserved != NULL && *reserved > 0) { /* someone listens */
+            presence__events_push_user(reg, client,
+                                       PRESENCE_EVENT_USER_OFFLINE, reserved);
+        }
     }
     presence__mutex_unlock(reg, &us->lock);
     if (gone) {
         presence__user_unref(reg, user); /* the index's */
     }
-    return gone;
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -227,6 +232,13 @@ int presence__client_create(presence_registry *reg,
     presence__mutex_lock(reg, &us->lock);
     bool first = false;
     int rc = user_link(reg, us, user_hash, user_id, user_len, client, &first);
+    /* Announced under the user's lock, so that the user's online and
+     * offline events keep the order of the changes (see user_unlink). */
+    if (rc == PRESENCE_OK && first && reserved != NULL &&
+        *reserved > 0) { /* someone listens */
+        presence__events_push_user(reg, client, PRESENCE_EVENT_USER_ONLINE,
+                                   reserved);
+    }
     presence__mutex_unlock(reg, &us->lock);
     if (rc != PRESENCE_OK) {
         presence__pool_free(&reg->alloc, client, size);
@@ -236,10 +248,6 @@ int presence__client_create(presence_registry *reg,
         presence__node_ref(reg, node);
     }
     presence__index_insert(&cs->clients, hash, client);
-    if (first && reserved != NULL && *reserved > 0) { /* someone listens */
-        presence__events_push_user(reg, client, PRESENCE_EVENT_USER_ONLINE,
-                                   reserved);
-    }
     *out = client;
     return PRESENCE_OK;
 }
@@ -251,10 +259,7 @@ void presence__client_retire(presence_registry *reg,
 {
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
     presence__index_remove(&reg->alloc, &cs->clients, client->hash, client);
-    if (user_unlink(reg, client) && reserved != NULL && *reserved > 0) {
-        presence__events_push_user(reg, client, PRESENCE_EVENT_USER_OFFLINE,
-                                   reserved);
-    }
+    user_unlink(reg, client, reserved);
     presence__client_unref(reg, client); /* the index's */
 }
 
