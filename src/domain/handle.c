@@ -527,6 +527,11 @@ static int items_check(presence_registry *reg, presence_client *handle,
                        struct item_done *d, size_t *failed, uint64_t *shards)
 {
     uint64_t set = 0;
+    /* Channel handles name their records: start loading them all before
+     * the first is read. */
+    for (size_t i = 0; items.handles != NULL && i < count; i++) {
+        PRESENCE__PREFETCH(channel_of(items.handles[i].channel));
+    }
     for (size_t i = 0; i < count; i++) {
         d[i].m = NULL;
         d[i].kind = PRESENCE_CHANGE_NONE;
@@ -742,6 +747,15 @@ static int join_many(presence_registry *reg, presence_client *handle,
         /* One instant for the whole call, read with its shards held, so
          * no later change of theirs gets an earlier time. */
         int64_t now_ms = presence__now(reg);
+        /* Every item's first loads start at once: a channel handle's
+         * member set and user counts. */
+        for (size_t i = 0; i < count; i++) {
+            const struct presence__channel *rec = d[i].rec;
+            if (rec != NULL) {
+                presence__memberset_prefetch(&rec->members, client->hash);
+                presence__usercount_prefetch(&rec->users, client->user);
+            }
+        }
         size_t done = 0, made = 0;
         for (; rc == PRESENCE_OK && done < count; done++) {
             rc = item_apply(reg, client, &d[done], now_ms, made);
