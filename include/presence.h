@@ -1715,7 +1715,8 @@ PRESENCE_API const char *presence_event_kind_name(presence_event_kind kind);
  * chan_info empty, and the client fields are the client that came or
  * went. Only #PRESENCE_SCOPE_ALL subscriptions may ask for them. A user's
  * online event comes before the first join it causes, its offline event
- * after the last leave.
+ * after the last leave, and the two alternate even when several threads
+ * connect and disconnect the user's clients at once.
  */
 #define PRESENCE_EVENTS_USERS 0x60u
 
