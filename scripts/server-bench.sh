@@ -27,7 +27,8 @@
 # --server and --generator name built binaries (meson test passes them):
 # nothing is built then. Before the servers, the ramp's floor (tcp-floor,
 # built next to the generator: loopback TCP alone for the ramp's exchanges)
-# runs at min(N, 19000), and the ramp is printed against it.
+# runs at min(N, 19000), without and with the ramp's join pushes, and the
+# ramp is printed against both.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=""
@@ -235,6 +236,9 @@ run_socketio() {
 floor_bin=$(dirname "$gen")/tcp-floor
 if [ $smoke = 0 ] && [ -x "$floor_bin" ]; then
   "$floor_bin" -n $((n < 19000 ? n : 19000)) -w 2000 >"$work/floor.out" || rm -f "$work/floor.out"
+  # and with the ramp's join pushes (-g: each group's earlier members)
+  "$floor_bin" -n $((n < 19000 ? n : 19000)) -w 2000 -g 10 >"$work/floor-push.out" ||
+    rm -f "$work/floor-push.out"
 fi
 
 if [ "$only" != socketio ]; then run_presence; fi
@@ -263,6 +267,12 @@ if [ -f "$work/floor.out" ]; then
   floor=$(tr ' ' '\n' <"$work/floor.out" | awk -F= '$1 == "per_second" { print $2 }')
   printf '%-34s %16s %16s %8s\n' "TCP floor of the ramp (conn/s)" "$floor" "-" "-"
   [ -f "$work/presence.out" ] && printf '%-34s %16s %16s %8s\n' "ramp / TCP floor" \
+    "$(awk -v a="$(val "$work/presence.out" derived.ramp_per_s)" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')" "-" "-"
+fi
+if [ -f "$work/floor-push.out" ]; then
+  floor=$(tr ' ' '\n' <"$work/floor-push.out" | awk -F= '$1 == "per_second" { print $2 }')
+  printf '%-34s %16s %16s %8s\n' "TCP floor with join pushes" "$floor" "-" "-"
+  [ -f "$work/presence.out" ] && printf '%-34s %16s %16s %8s\n' "ramp / floor with pushes" \
     "$(awk -v a="$(val "$work/presence.out" derived.ramp_per_s)" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')" "-" "-"
 fi
 row "ramp failures" derived.ramp_failures

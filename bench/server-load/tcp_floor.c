@@ -10,7 +10,14 @@
  * reaches are an upper bound for any server and generator doing that
  * work here, so the ramp is reported against it.
  *
- *   tcp-floor [-n N] [-w W] [-x 2]    prints one line of key=value
+ * With -g G, the server also sends the ramp's join pushes: when a
+ * connection's last exchange is answered, a push of -p bytes goes to each
+ * connection of its group (G in accept order) answered before it, as the
+ * presence server tells a group's members who joined (4.5 pushes a
+ * connection for G = 10), and the client reads them.
+ *
+ *   tcp-floor [-n N] [-w W] [-x 2] [-g G [-p BYTES]]
+ *                                      prints one line of key=value
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
@@ -39,6 +46,8 @@
 static size_t request_size[] = {190, 230, 150};
 static size_t reply_size[] = {130, 120, 70};
 static size_t exchanges = 3;
+static size_t group_size = 0; /* 0: no pushes */
+static size_t push_size = 110; /* a join push frame: channel, user, client id */
 
 static char filler[4096];
 
@@ -92,6 +101,20 @@ static void send_all(int fd, size_t len)
     }
 }
 
+/* A join push to each member of the connection's group that was
+ * answered in full before it. */
+static void push_to_group(int fd, uint32_t nth, const int *by_order,
+                          const uint8_t *answered)
+{
+    uint32_t first = nth - nth % (uint32_t)group_size;
+    for (uint32_t i = first; i < first + group_size && i < 65536; i++) {
+        int other = by_order[i];
+        if (other != fd && other > 0 && answered[other] == exchanges) {
+            send_all(other, push_size);
+        }
+    }
+}
+
 /* The server: accept, answer each request with the next reply, hold. */
 static void serve(int listener, int ready_pipe)
 {
@@ -99,6 +122,13 @@ static void serve(int listener, int ready_pipe)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev);
     uint8_t *answered = calloc(65536, 1); /* by descriptor */
+    /* The groups: descriptors by accept order, and each one's order. */
+    int *by_order = calloc(65536, sizeof *by_order);
+    uint32_t *order = calloc(65536, sizeof *order);
+    uint32_t accepted = 0;
+    if (answered == NULL || by_order == NULL || order == NULL) {
+        die("calloc");
+    }
     if (write(ready_pipe, "r", 1) != 1) {
         die("pipe");
     }
@@ -119,6 +149,10 @@ static void serve(int listener, int ready_pipe)
                     int one = 1;
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     answered[fd] = 0;
+                    if (accepted < 65536) {
+                        order[fd] = accepted;
+                        by_order[accepted++] = fd;
+                    }
                     struct epoll_event cev = {.events = EPOLLIN | EPOLLET, .data.fd = fd};
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
                 }
@@ -127,6 +161,9 @@ static void serve(int listener, int ready_pipe)
             int fd = events[i].data.fd;
             if (drain(fd) && answered[fd] < exchanges) {
                 send_all(fd, reply_size[answered[fd]++]);
+                if (answered[fd] == exchanges && group_size > 0) {
+                    push_to_group(fd, order[fd], by_order, answered);
+                }
             }
         }
     }
@@ -146,14 +183,20 @@ int main(int argc, char **argv)
             total = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "-w") == 0) {
             window = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "-g") == 0) {
+            group_size = (size_t)atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "-p") == 0) {
+            push_size = (size_t)atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "-x") == 0 && strcmp(argv[i + 1], "2") == 0) {
             exchanges = 2;
             request_size[1] += request_size[2];
             reply_size[1] += reply_size[2];
         }
     }
-    if (total <= 0 || window <= 0 || total > 60000) {
-        fprintf(stderr, "usage: tcp-floor [-n N (1..60000)] [-w W] [-x 2]\n");
+    if (total <= 0 || window <= 0 || total > 60000 || group_size > 1000 ||
+        push_size == 0 || push_size > sizeof filler) {
+        fprintf(stderr, "usage: tcp-floor [-n N (1..60000)] [-w W] [-x 2] "
+                        "[-g G (0..1000) [-p BYTES (1..4096)]]\n");
         return 2;
     }
     memset(filler, 'x', sizeof filler);
@@ -250,7 +293,8 @@ int main(int argc, char **argv)
     waitpid(server, NULL, 0);
     double server_cpu = cpu_s(RUSAGE_CHILDREN);
     printf("connections=%d seconds=%.3f per_second=%.0f client_cpu_s=%.3f "
-           "server_cpu_s=%.3f exchanges=%zu\n",
-           total, wall, total / wall, client_cpu, server_cpu, exchanges);
+           "server_cpu_s=%.3f exchanges=%zu group=%zu\n",
+           total, wall, total / wall, client_cpu, server_cpu, exchanges,
+           group_size);
     return 0;
 }
