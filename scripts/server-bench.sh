@@ -7,14 +7,16 @@
 #   scripts/server-bench.sh [--build DIR] [-n N] [--churn-percent X]
 #       [--churn-seconds D] [--plateau-seconds P] [--shards K]
 #       [--only presence|socketio] [--servers S] [--smoke] [--keep DIR]
-#       [--server BIN --generator BIN] [--connection-limit L]
+#       [--server BIN --generator BIN] [--connection-limit L] [--redis-on-loop]
 #       [-- generator options...]
 #
 # Without --build it builds a release tree in build-server-bench. The
 # presence server gets a config for N connections (client_connection_limit
 # N plus room for the churn's reconnections; --connection-limit L sets it,
 # 0 being "no limit": the event-loop server's only limit is then its
-# descriptors). --servers S > 1 starts S presence servers sharing presence
+# descriptors). --redis-on-loop sets the servers' "redis_on_loop" (the
+# Redis side on the event loop instead of a thread of its own).
+# --servers S > 1 starts S presence servers sharing presence
 # through a redis-server of its own (the cluster part), the generator's
 # connections spread over them round-robin (the members of a group on
 # different servers, their pushes through Redis); the Socket.IO peer is then skipped
@@ -44,6 +46,7 @@ keep=""
 server_bin=""
 gen=""
 connection_limit=""
+redis_on_loop=false
 gen_args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
   --server) server_bin=$2; shift 2 ;;
   --generator) gen=$2; shift 2 ;;
   --connection-limit) connection_limit=$2; shift 2 ;;
+  --redis-on-loop) redis_on_loop=true; shift ;;
   --) shift; gen_args+=("$@"); break ;;
   *) echo "server-bench: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -167,7 +171,7 @@ presence_config() {
   local limit=${connection_limit:-$(( n / servers + n / servers / 10 + 100 ))}
   cat <<EOF
 {"token_hmac_secret_key": "$secret", "api_key": "bench-api-key",
- "client_connection_limit": $limit, "admin": false,
+ "client_connection_limit": $limit, "admin": false, "redis_on_loop": $redis_on_loop,
  "namespaces": [
   {"name": "group", "presence": true, "join_leave": true,
    "allow_subscribe_for_client": true, "allow_presence_for_subscriber": true,

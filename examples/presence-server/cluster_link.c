@@ -2,7 +2,9 @@
  * This server as one node of several, on libpresence-cluster.
  *
  * The handle runs on a thread of its own (presence_cluster_start_thread()),
- * so that Redis never slows the server's event loop (net.h). That thread
+ * so that Redis never slows the server's event loop (net.h), or, with
+ * "redis_on_loop", on that loop (ps_net_add_source(): its descriptor and
+ * its deadline), where a remote change wakes no other thread. That thread
  * applies the other nodes' joins and leaves to the registry, so the
  * registry's event callback (ps_hub_on_event) also runs there. The hub
  * was written for any thread: it takes the hub lock and then queue locks,
@@ -16,6 +18,7 @@
 
 #include "config.h"
 #include "mem.h"
+#include "net.h"
 #include "server.h"
 #include "util.h"
 
@@ -75,7 +78,7 @@ static void sleep_ms(long ms)
  * answered before it had loaded the others' members would give a partial
  * picture to its first clients. */
 static void wait_for_sync(presence_cluster *cluster, int64_t max_ms,
-                          const char *where)
+                          const char *where, bool drive)
 {
     int64_t deadline = ps_now_ms() + max_ms;
     presence_cluster_status st;
@@ -88,11 +91,24 @@ static void wait_for_sync(presence_cluster *cluster, int64_t max_ms,
         if (ps_now_ms() >= deadline) {
             break;
         }
-        sleep_ms(10);
+        if (drive) {
+            (void)presence_cluster_run(cluster, 10);
+        } else {
+            sleep_ms(10);
+        }
     }
     ps_log("warning: redis: %s at %s; serving anyway, this node's "
            "presence is shared once it is",
            st.connected ? "not synchronised yet" : "not reachable yet", where);
+}
+
+/* The handle's turn on the server's loop: what is ready, then when it
+ * must run again. */
+static int64_t run_on_loop(void *ctx)
+{
+    presence_cluster *cluster = ctx;
+    (void)presence_cluster_process(cluster);
+    return presence_cluster_timeout_ms(cluster);
 }
 
 int ps_cluster_link_start(ps_server *server, char *err, size_t err_len)
@@ -125,17 +141,26 @@ int ps_cluster_link_start(ps_server *server, char *err, size_t err_len)
         return ps_fail(err, err_len, "redis: cannot attach to %s:%d: %s",
                        cfg->redis.host, cfg->redis.port, presence_strerror(rc));
     }
-    rc = presence_cluster_start_thread(cluster);
+    /* On the loop, the handle's work and the clients' share one thread:
+     * no wake-up between them for each remote change, and a node's
+     * snapshot is applied between two of the loop's turns. */
+    bool on_loop = cfg->redis_on_loop;
+    rc = on_loop ? PRESENCE_OK : presence_cluster_start_thread(cluster);
     if (rc != PRESENCE_OK) {
         presence_cluster_free(cluster);
         return ps_fail(err, err_len, "redis: cannot start its thread: %s",
                        presence_strerror(rc));
     }
-    server->cluster = cluster;
-    server->cluster_lease_ms = cc.lease_ms;
     char where[300];
     ps_redis_address_format(&cfg->redis, where, sizeof where);
-    wait_for_sync(cluster, cc.lease_ms, where);
+    wait_for_sync(cluster, cc.lease_ms, where, on_loop);
+    if (on_loop && ps_net_add_source(server->net, presence_cluster_fd(cluster),
+                                     run_on_loop, cluster) != 0) {
+        presence_cluster_free(cluster);
+        return ps_fail(err, err_len, "redis: cannot watch its descriptor");
+    }
+    server->cluster = cluster;
+    server->cluster_lease_ms = cc.lease_ms;
     return 0;
 }
 
@@ -163,6 +188,15 @@ const char *ps_cluster_link_node_id(const ps_server *server)
 bool ps_cluster_supported(void)
 {
     return false;
+}
+
+/* The handle's turn on the server's loop: what is ready, then when it
+ * must run again. */
+static int64_t run_on_loop(void *ctx)
+{
+    presence_cluster *cluster = ctx;
+    (void)presence_cluster_process(cluster);
+    return presence_cluster_timeout_ms(cluster);
 }
 
 int ps_cluster_link_start(ps_server *server, char *err, size_t err_len)

@@ -633,6 +633,9 @@ static int parse_cluster_key(ps_config *cfg, const char *key, json_t *value,
         return get_duration(value, key, &cfg->redis_batch_delay_ms, err,
                             err_len);
     }
+    if (strcmp(key, "redis_on_loop") == 0) {
+        return get_bool(value, key, &cfg->redis_on_loop, err, err_len);
+    }
     /* Centrifugo's ways to other Redis set-ups: ignoring them would connect
      * to the default address instead, so they are refused. */
     static const char *const unsupported[] = {

@@ -126,6 +126,8 @@ typedef struct ps_config {
     int64_t node_lease_ms;       /**< 0: libpresence-cluster's default */
     int64_t redis_batch_delay_ms; /**< how long a change may wait to be
                                    *  written with the next ones */
+    bool redis_on_loop;          /**< the cluster handle on the event loop
+                                  *  instead of a thread of its own */
     ps_redis_address redis;      /**< resolved, when engine is redis */
     /** Set when the embedded default is in use: where its secrets live
      *  (NULL if they could not be persisted). */

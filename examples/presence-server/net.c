@@ -26,6 +26,7 @@
 #define EXPIRE_TICKS 2
 
 static void close_handles(ps_net *net);
+static void on_source_timer(uv_timer_t *timer);
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -113,6 +114,45 @@ static void on_tick(uv_timer_t *timer)
     }
 }
 
+static void source_fire(ps_net *net)
+{
+    int64_t due = net->source_run(net->source_ctx);
+    if (due >= 0) {
+        uv_timer_start(&net->source_timer, on_source_timer, (uint64_t)due, 0);
+    } else {
+        uv_timer_stop(&net->source_timer);
+    }
+}
+
+static void on_source_poll(uv_poll_t *poll, int status, int events)
+{
+    (void)status; /* an error on the descriptor: the source sees it too */
+    (void)events;
+    source_fire(poll->data);
+}
+
+static void on_source_timer(uv_timer_t *timer)
+{
+    source_fire(timer->data);
+}
+
+int ps_net_add_source(ps_net *net, int fd, int64_t (*run)(void *ctx),
+                      void *ctx)
+{
+    if (net->has_source || uv_poll_init(&net->loop, &net->source_poll, fd) != 0) {
+        return -1;
+    }
+    net->source_poll.data = net;
+    uv_timer_init(&net->loop, &net->source_timer);
+    net->source_timer.data = net;
+    net->source_run = run;
+    net->source_ctx = ctx;
+    net->has_source = true;
+    uv_poll_start(&net->source_poll, UV_READABLE, on_source_poll);
+    uv_timer_start(&net->source_timer, on_source_timer, 0, 0);
+    return 0;
+}
+
 static void close_handles(ps_net *net)
 {
     uv_handle_t *handles[] = {
@@ -120,8 +160,11 @@ static void close_handles(ps_net *net)
         (uv_handle_t *)&net->flush,
         (uv_handle_t *)&net->tick,
         (uv_handle_t *)&net->more_idle,
+        (uv_handle_t *)&net->source_poll,
+        (uv_handle_t *)&net->source_timer,
     };
-    for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++) {
+    size_t count = sizeof handles / sizeof handles[0] - (net->has_source ? 0 : 2);
+    for (size_t i = 0; i < count; i++) {
         if (!uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }

@@ -61,6 +61,14 @@ typedef struct ps_net {
     struct ps_http_exchange *more; /* streams with more to write */
     uv_idle_t more_idle;
 
+    /* An outside source of work (ps_net_add_source): its descriptor and
+     * its own deadline. */
+    uv_poll_t source_poll;
+    uv_timer_t source_timer;
+    int64_t (*source_run)(void *ctx);
+    void *source_ctx;
+    bool has_source;
+
     unsigned ticks;
     uint64_t accept_errors;
     int64_t last_accept_log_ms;
@@ -79,6 +87,16 @@ typedef struct ps_net {
  *  thread yet. 0, or -1 with @p err (the port is taken, say). */
 int ps_net_init(ps_net *net, struct ps_server *server, char *err,
                 size_t err_len);
+
+/**
+ * Before ps_net_start(): run @p run(@p ctx) on the loop thread whenever
+ * @p fd is readable or the time @p run last returned (ms from then; -1:
+ * none) has passed, and once at the loop's start. The loop stops
+ * watching when it stops. One source per net. 0, or -1 (a second source,
+ * or libuv refused the descriptor).
+ */
+int ps_net_add_source(ps_net *net, int fd, int64_t (*run)(void *ctx),
+                      void *ctx);
 
 /** Run the loop on a thread of its own. 0 or -1. */
 int ps_net_start(ps_net *net);

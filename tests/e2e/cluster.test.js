@@ -66,16 +66,25 @@ function waitHttpMembers(srv, channel, ids, what) {
   }, { timeout: CROSS_MS, what });
 }
 
-describe('two servers on one Redis', { skip }, () => {
+// The Redis handle on a thread of its own (the default), then on the
+// server's event loop ("redis_on_loop"): the same behaviour either way.
+const MODES = [
+  ['', () => h.baseConfig()],
+  [' (redis_on_loop)', () => h.baseConfig({ redis_on_loop: true })],
+];
+
+for (const [mode, modeConfig] of MODES) describe(`two servers on one Redis${mode}`, { skip }, () => {
   let redis;
   let a;
   let b;
   const extra = []; // servers a test starts beyond a and b
+  const start = (name, more = []) =>
+    h.startServer({ config: modeConfig(), args: [...clusterArgs(redis, name), ...more] });
 
   before(async () => {
     redis = await h.startRedis();
-    a = await h.startServer({ args: clusterArgs(redis, 'node-a') });
-    b = await h.startServer({ args: clusterArgs(redis, 'node-b') });
+    a = await start('node-a');
+    b = await start('node-b');
   });
   afterEach(() => h.disconnectAll());
   after(async () => {
@@ -95,6 +104,13 @@ describe('two servers on one Redis', { skip }, () => {
     assert.match(a.child.out.stdout, new RegExp(`Node: +node-a \\(lease ${LEASE_MS} ms\\)`));
     assert.match(b.child.out.stdout, /Node: +node-b /);
     assert.doesNotMatch(a.child.out.stderr, /not reachable/);
+  });
+
+  test(mode ? 'no thread of its own for Redis' : 'Redis on a thread of its own', { skip: process.platform !== 'linux' }, () => {
+    const dir = `/proc/${a.child.pid}/task`;
+    const names = fs.readdirSync(dir).map((t) => fs.readFileSync(`${dir}/${t}/comm`, 'utf8').trim());
+    assert.ok(names.includes('ps-loop'), names.join());
+    assert.equal(names.includes('presence-redis'), !mode, names.join());
   });
 
   test('a client on A sees, through the SDK, a client connected to B', async () => {
@@ -199,7 +215,7 @@ describe('two servers on one Redis', { skip }, () => {
   test('a server stopped cleanly takes its members away at once', async () => {
     const ch = 'public:cross-stop';
     // A long lease: a leave that comes quickly is not the lease running out.
-    const c = await h.startServer({ args: [...clusterArgs(redis, 'node-c'), '--node-lease', '30s'] });
+    const c = await start('node-c', ['--node-lease', '30s']);
     extra.push(c);
     const watcher = await h.connectAndSubscribe(a, {
       token: h.userToken(a, 'watch'), channel: ch, joinLeave: true });
@@ -351,12 +367,13 @@ describe('Redis options end to end', { skip }, () => {
     }
   });
 
-  test('a server started before Redis serves alone, then shares once Redis is up', async () => {
+  for (const [mode, modeConfig] of MODES) test(`a server started before Redis serves alone, then shares once Redis is up${mode}`, async () => {
     const port = await h.freePort();
     const servers = [];
     let redis;
     try {
-      const a = await h.startServer({ args: ['--redis', `redis://127.0.0.1:${port}`, '--node-lease', '1s'] });
+      const a = await h.startServer({ config: modeConfig(),
+        args: ['--redis', `redis://127.0.0.1:${port}`, '--node-lease', '1s'] });
       servers.push(a);
       assert.match(a.child.out.stderr, /redis: not reachable yet at 127\.0\.0\.1:\d+\/0; serving anyway/);
       const ch = 'public:late-redis';
@@ -365,7 +382,7 @@ describe('Redis options end to end', { skip }, () => {
       assert.deepEqual(Object.keys(await h.httpPresence(a, ch)), [alone.id]);
 
       redis = await h.startRedis({ port });
-      const b = await h.startServer({ args: clusterArgs(redis, 'late-b') });
+      const b = await h.startServer({ config: modeConfig(), args: clusterArgs(redis, 'late-b') });
       servers.push(b);
       const late = await h.connectAndSubscribe(b, { token: h.userToken(b, 'late'), channel: ch });
       // A reconnects (backoff of at most a second) and both see both.

@@ -1,8 +1,9 @@
 /*
  * The config's keys for several nodes: Redis addresses (URL and bare),
  * engine, redis_password / redis_db and which of them wins, redis_prefix,
- * name, node_lease, redis_batch_delay, and the errors that name their key. Also: every
- * allocation of loading such a config failed in turn leaks nothing.
+ * name, node_lease, redis_batch_delay, redis_on_loop, and the errors that
+ * name their key. Also: every allocation of loading such a config failed
+ * in turn leaks nothing.
  * SPDX-License-Identifier: MIT
  */
 #include "common.h"
@@ -201,6 +202,7 @@ static void test_redis_engine(void **state)
     assert_null(cfg.name);
     assert_int_equal(cfg.node_lease_ms, 0);
     assert_int_equal(cfg.redis_batch_delay_ms, PS_REDIS_BATCH_DELAY_DEFAULT_MS);
+    assert_false(cfg.redis_on_loop);
     ps_config_free(&cfg);
 
     /* Every key; the separate password and db apply to a bare address. */
@@ -208,7 +210,8 @@ static void test_redis_engine(void **state)
         load("{\"engine\":\"redis\",\"redis_address\":\"10.0.0.2:7000\","
              "\"redis_password\":\"pw\",\"redis_db\":4,\"redis_user\":"
              "\"default\",\"redis_prefix\":\"app1\",\"name\":\"node-a\","
-             "\"node_lease\":\"750ms\",\"redis_batch_delay\":\"0ms\"}",
+             "\"node_lease\":\"750ms\",\"redis_batch_delay\":\"0ms\","
+             "\"redis_on_loop\":true}",
              &cfg, err, sizeof err),
         0);
     assert_string_equal(cfg.redis.host, "10.0.0.2");
@@ -219,6 +222,7 @@ static void test_redis_engine(void **state)
     assert_string_equal(cfg.name, "node-a");
     assert_int_equal(cfg.node_lease_ms, 750);
     assert_int_equal(cfg.redis_batch_delay_ms, 0);
+    assert_true(cfg.redis_on_loop);
     ps_config_free(&cfg);
 
     /* The URL's own password and db win; an array of one address is
@@ -282,6 +286,7 @@ static const bad_config bad_configs[] = {
     {"{\"node_lease\":-1}", "key \"node_lease\": expected a duration"},
     {"{\"redis_batch_delay\":\"1001ms\"}", "key \"redis_batch_delay\": at most 1000ms"},
     {"{\"redis_batch_delay\":-1}", "key \"redis_batch_delay\": expected a duration"},
+    {"{\"redis_on_loop\":1}", "key \"redis_on_loop\": expected true or false"},
     {"{\"redis_cluster_address\":[\"h:30001\"]}", "key \"redis_cluster_address\": not supported"},
     {"{\"redis_sentinel_address\":\"h:26379\"}", "key \"redis_sentinel_address\": not supported"},
     {"{\"redis_tls\":true}", "key \"redis_tls\": not supported"},
