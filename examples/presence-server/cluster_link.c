@@ -190,15 +190,6 @@ bool ps_cluster_supported(void)
     return false;
 }
 
-/* The handle's turn on the server's loop: what is ready, then when it
- * must run again. */
-static int64_t run_on_loop(void *ctx)
-{
-    presence_cluster *cluster = ctx;
-    (void)presence_cluster_process(cluster);
-    return presence_cluster_timeout_ms(cluster);
-}
-
 int ps_cluster_link_start(ps_server *server, char *err, size_t err_len)
 {
     if (server->cfg->engine != PS_ENGINE_REDIS) {
