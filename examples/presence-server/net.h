@@ -2,7 +2,9 @@
  * The server's network side: one libuv loop on a thread of its own, the
  * listener, every socket (sock.h) and the routes of the HTTP server
  * (http_server.h). Everything here runs on the loop thread but
- * ps_net_start(), ps_net_stop() and ps_net_wake(), which any thread calls.
+ * ps_net_start(), ps_net_stop() and ps_net_wake(), which any thread calls,
+ * and ps_net_add_source(), called before the loop starts (the cluster
+ * handle, with "redis_on_loop").
  *
  * Other threads reach the loop through one uv_async: the writer's ready
  * list (writer.h) and the stop request are looked at each time it fires.
