@@ -367,6 +367,37 @@ describe('Redis options end to end', { skip }, () => {
     }
   });
 
+  for (const [mode, modeConfig] of MODES) test(`Redis restarted empty: both servers come back and share again${mode}`, async () => {
+    const port = await h.freePort();
+    const servers = [];
+    let redis = await h.startRedis({ port });
+    try {
+      const a = await h.startServer({ config: modeConfig(), args: clusterArgs(redis, 'restart-a') });
+      const b = await h.startServer({ config: modeConfig(), args: clusterArgs(redis, 'restart-b') });
+      servers.push(a, b);
+      const ch = 'public:redis-restart';
+      const onA = await h.connectAndSubscribe(a, { token: h.userToken(a, 'before'), channel: ch, joinLeave: true });
+      const events = recordJoinLeave(onA.sub);
+      const early = await h.connectAndSubscribe(b, { token: h.userToken(b, 'early'), channel: ch });
+      await waitHttpMembers(a, ch, [onA.id, early.id], 'B\'s member on A before the restart');
+
+      await redis.stop();
+      await h.sleep(300);
+      redis = await h.startRedis({ port }); // empty: each server announces itself again
+      // Both reconnect (backoff of at most a second) and load each other.
+      await waitHttpMembers(a, ch, [onA.id, early.id], 'B\'s member on A after the restart');
+      await waitHttpMembers(b, ch, [onA.id, early.id], 'A\'s member on B after the restart');
+      const late = await h.connectAndSubscribe(b, { token: h.userToken(b, 'late'), channel: ch });
+      await waitEvent(events, 'join', late.id, 'a join from B on A after the restart');
+      await waitHttpMembers(a, ch, [onA.id, early.id, late.id], 'the new member on A');
+    } finally {
+      h.disconnectAll();
+      const results = await Promise.all(servers.map((s) => s.stop()));
+      await redis.stop();
+      results.forEach((r, i) => assert.equal(r.code, 0, `server ${i} exits cleanly:\n${servers[i].child.out.stderr}`));
+    }
+  });
+
   for (const [mode, modeConfig] of MODES) test(`a server started before Redis serves alone, then shares once Redis is up${mode}`, async () => {
     const port = await h.freePort();
     const servers = [];
