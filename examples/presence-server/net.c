@@ -163,6 +163,7 @@ static void close_handles(ps_net *net)
         (uv_handle_t *)&net->source_poll,
         (uv_handle_t *)&net->source_timer,
     };
+    /* The source's two come last: without one they were never made. */
     size_t count = sizeof handles / sizeof handles[0] - (net->has_source ? 0 : 2);
     for (size_t i = 0; i < count; i++) {
         if (!uv_is_closing(handles[i])) {
