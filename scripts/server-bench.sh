@@ -8,7 +8,7 @@
 #       [--churn-seconds D] [--plateau-seconds P] [--shards K]
 #       [--only presence|socketio] [--servers S] [--smoke] [--keep DIR]
 #       [--server BIN --generator BIN] [--connection-limit L] [--redis-on-loop]
-#       [-- generator options...]
+#       [--subscribe-after-connect] [-- generator options...]
 #
 # Without --build it builds a release tree in build-server-bench. The
 # presence server gets a config for N connections (client_connection_limit
@@ -30,7 +30,11 @@
 # nothing is built then. Before the servers, the ramp's floor (tcp-floor,
 # built next to the generator: loopback TCP alone for the ramp's exchanges)
 # runs at min(N, 19000), without and with the ramp's join pushes, and the
-# ramp is printed against both.
+# ramp is printed against both. The generator sends a connection's
+# subscribes in its connect's frame, as centrifuge-js 5 does (two
+# exchanges after the upgrade's; the floor too, tcp-floor -x 2);
+# --subscribe-after-connect waits for the connect's answer (three, and
+# the floor's three).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=""
@@ -47,6 +51,7 @@ server_bin=""
 gen=""
 connection_limit=""
 redis_on_loop=false
+after_connect=false
 gen_args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
   --generator) gen=$2; shift 2 ;;
   --connection-limit) connection_limit=$2; shift 2 ;;
   --redis-on-loop) redis_on_loop=true; shift ;;
+  --subscribe-after-connect) after_connect=true; gen_args+=(--subscribe-after-connect); shift ;;
   --) shift; gen_args+=("$@"); break ;;
   *) echo "server-bench: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -238,10 +244,12 @@ run_socketio() {
 # the same exchanges, no server work), in the same run; next to the
 # generator when built.
 floor_bin=$(dirname "$gen")/tcp-floor
+floor_args=(-n $((n < 19000 ? n : 19000)) -w 2000)
+[ $after_connect = true ] || floor_args+=(-x 2)
 if [ $smoke = 0 ] && [ -x "$floor_bin" ]; then
-  "$floor_bin" -n $((n < 19000 ? n : 19000)) -w 2000 >"$work/floor.out" || rm -f "$work/floor.out"
+  "$floor_bin" "${floor_args[@]}" >"$work/floor.out" || rm -f "$work/floor.out"
   # and with the ramp's join pushes (-g: each group's earlier members)
-  "$floor_bin" -n $((n < 19000 ? n : 19000)) -w 2000 -g 10 >"$work/floor-push.out" ||
+  "$floor_bin" "${floor_args[@]}" -g 10 >"$work/floor-push.out" ||
     rm -f "$work/floor-push.out"
 fi
 

@@ -140,10 +140,10 @@ bool lg_conn_send_text(lg_run *run, lg_conn *c, const lg_buf *text)
     return lg_conn_flush(run, c);
 }
 
-/* Append request @p kind to @p text (newline-joined to what is there) and
- * count it as sent: the caller sends the text, or ends the session. */
-static bool append_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg,
-                           lg_buf *text)
+/* Count the request as sent: the caller sends the text, or ends the
+ * session. */
+bool lg_conn_append_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg,
+                            lg_buf *text)
 {
     if (c->fd < 0 || c->nreqs >= LG_REQ_MAX) {
         return false;
@@ -213,7 +213,7 @@ static bool append_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t a
 bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg)
 {
     lg_buf text = {0};
-    bool ok = append_request(run, c, kind, arg, &text) && lg_conn_send_text(run, c, &text);
+    bool ok = lg_conn_append_request(run, c, kind, arg, &text) && lg_conn_send_text(run, c, &text);
     lg_buf_free(&text);
     return ok;
 }
@@ -231,7 +231,7 @@ bool lg_conn_request_all(lg_run *run, lg_conn *c, const lg_req_kind *kinds, size
     lg_buf text = {0};
     bool ok = true;
     for (size_t i = 0; ok && i < count; i++) {
-        ok = append_request(run, c, kinds[i], 0, &text);
+        ok = lg_conn_append_request(run, c, kinds[i], 0, &text);
     }
     ok = ok && lg_conn_send_text(run, c, &text);
     lg_buf_free(&text);

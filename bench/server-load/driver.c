@@ -534,11 +534,13 @@ int lg_driver_run(const lg_options *opt, lg_stats *out, uint32_t *count_out)
         lg_buf_free(&run->conns[i].out);
         lg_buf_free(&run->conns[i].msg);
         free(run->conns[i].expects);
+        free(run->conns[i].early);
     }
     lg_buf_free(&run->probe.in);
     lg_buf_free(&run->probe.out);
     lg_buf_free(&run->probe.msg);
     free(run->probe.expects);
+    free(run->probe.early);
     close(run->epfd);
     free(run->conns);
     free(run->queue);

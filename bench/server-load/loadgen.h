@@ -80,6 +80,8 @@ typedef struct lg_conn {
     bool read_more;       /* stopped reading at the bound, not at EAGAIN */
     char client[LG_CLIENT_MAX];
     char prev_client[LG_CLIENT_MAX]; /* the last session's id */
+    int64_t subscribe_sent_us; /* this session's subscribes left */
+    int64_t group_active_us;   /* the group subscribe's answer was read */
     int64_t prev_closed_us;
     int64_t started_us;   /* this opening began */
     int64_t deadline_us;  /* of the current wait; when idle: no retry before */
@@ -91,6 +93,11 @@ typedef struct lg_conn {
     lg_expect *expects;
     uint32_t nexpects;
     uint32_t capexpects;
+    /* Pushes about a client whose own hello answer was not read yet (its
+     * subscribes shared the hello's frame): claimed when it is read. */
+    lg_expect *early;
+    uint32_t nearly;
+    uint32_t capearly;
 } lg_conn;
 
 typedef struct lg_options {
@@ -114,6 +121,9 @@ typedef struct lg_options {
     uint32_t shards;
     char sync_dir[512];     /* barriers between shards, empty: none */
     char secret[128];
+    /* The subscribes only once the hello is answered, even where the
+     * protocol lets them share its frame (--subscribe-after-connect). */
+    bool subscribe_after_connect;
     int server_pids[LG_MAX_SERVER_PIDS];
     unsigned nserver_pids;
     uint64_t seed;
@@ -214,6 +224,9 @@ void lg_conn_timeouts(lg_run *run, int64_t now);
 void lg_conn_finish(lg_run *run, lg_conn *c);
 void lg_conn_read_more(lg_run *run);
 bool lg_conn_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg);
+/* Appends a request to @p text (newline-separated) and records it. */
+bool lg_conn_append_request(lg_run *run, lg_conn *c, lg_req_kind kind, uint32_t arg,
+                            lg_buf *text);
 /* Requests @p kinds (arg 0) at once: one frame when the protocol batches. */
 bool lg_conn_request_all(lg_run *run, lg_conn *c, const lg_req_kind *kinds, size_t count);
 void lg_group_name(const lg_run *run, uint32_t group, char *out, size_t cap);

@@ -31,7 +31,7 @@ static void usage(void)
             "         [--presence-rate 200] [--stats-rate 200] [--check-groups 1000]\n"
             "         [--check-lobbies 10] [--in-flight 2000] [--sources 16]\n"
             "         [--shard I/K --sync DIR] [--secret S] [--server-pid PID]...\n"
-            "         [--seed S] [--strict]\n"
+            "         [--seed S] [--subscribe-after-connect] [--strict]\n"
             "       server-load merge [--strict] FILE...\n");
 }
 
@@ -75,6 +75,10 @@ static int parse_run(int argc, char **argv, lg_options *o, bool *strict)
         double d = 0;
         if (strcmp(a, "--strict") == 0) {
             *strict = true;
+            continue;
+        }
+        if (strcmp(a, "--subscribe-after-connect") == 0) {
+            o->subscribe_after_connect = true;
             continue;
         }
         if (v == NULL) {

@@ -6,7 +6,10 @@
  * subscribes in flight, a subscribe racing a close) a push may come or
  * not, but never twice; with several servers, a member that joined on
  * another server just before may be announced to the newcomer as well.
- * Pushes about no one expected are "unexpected".
+ * A member's subscribes may leave with its hello, before its client id is
+ * known here: "sent before" then means before that frame left, and a push
+ * about it read before its hello answer waits (early) until the answer
+ * names it. Pushes about no one expected are "unexpected".
  * Groups are whole in one generator process (shards split on lobby
  * boundaries), so all members are in run->conns.
  * SPDX-License-Identifier: MIT
@@ -56,34 +59,112 @@ static lg_expect *find(lg_conn *m, const char *client, bool join)
     return NULL;
 }
 
-static void expect(lg_conn *m, const char *client, bool join, bool required, int64_t now)
+/* A new zeroed entry at the end of *list. */
+static lg_expect *append(lg_expect **list, uint32_t *n, uint32_t *cap)
 {
-    if (client[0] == '\0') {
-        return;
-    }
-    lg_expect *e = find(m, client, join);
-    if (e != NULL) {
-        e->required |= required;
-        return;
-    }
-    if (m->nexpects == m->capexpects) {
-        uint32_t cap = m->capexpects ? m->capexpects * 2 : 16;
-        lg_expect *grown = realloc(m->expects, cap * sizeof *grown);
+    if (*n == *cap) {
+        uint32_t grown_cap = *cap ? *cap * 2 : 16;
+        lg_expect *grown = realloc(*list, grown_cap * sizeof *grown);
         if (grown == NULL) {
             fprintf(stderr, "server-load: out of memory\n");
             exit(2);
         }
-        m->expects = grown;
-        m->capexpects = cap;
+        *list = grown;
+        *cap = grown_cap;
     }
-    e = &m->expects[m->nexpects++];
+    lg_expect *e = &(*list)[(*n)++];
     memset(e, 0, sizeof *e);
+    return e;
+}
+
+static lg_expect *expect(lg_conn *m, const char *client, bool join, bool required,
+                         int64_t now)
+{
+    if (client[0] == '\0') {
+        return NULL;
+    }
+    lg_expect *e = find(m, client, join);
+    if (e != NULL) {
+        e->required |= required;
+        return e;
+    }
+    e = append(&m->expects, &m->nexpects, &m->capexpects);
     strcpy(e->client, client);
     e->join = join;
     e->required = required;
     e->created_us = now;
+    return e;
 }
 
+static void unexpected(lg_run *run, const lg_conn *c, const char *client, bool join)
+{
+    run->st.unexpected++;
+    if (getenv("LG_DEBUG") != NULL && run->st.unexpected <= 10) {
+        fprintf(stderr, "server-load: unexpected %s about %s at #%u (%s)\n",
+                join ? "join" : "leave", client, c->index, c->client);
+    }
+}
+
+/* Push about e's client heard at @p at. */
+static void heard(lg_run *run, lg_expect *e, bool join, int64_t at)
+{
+    e->count++;
+    if (e->count > 1) {
+        run->st.dup++;
+        return;
+    }
+    if (e->required) {
+        run->st.expected++;
+    }
+    e->push_us = at;
+    if (join && e->reply_us != 0) {
+        lg_hist_add(&run->st.join_delay, at - e->reply_us);
+    }
+}
+
+enum early_young {
+    YOUNG_KEPT,     /* still waiting for their subject's hello answer */
+    YOUNG_DROPPED,  /* m leaves: they cannot be judged any more */
+    YOUNG_COUNTED,  /* the end: every answer has been read */
+};
+
+/* Early pushes of m not claimed within LATE_US were about no one:
+ * unexpected. The younger ones as @p young says. */
+static void expire_early(lg_run *run, lg_conn *m, int64_t now, enum early_young young)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < m->nearly; i++) {
+        bool old = now - m->early[i].push_us > LATE_US;
+        if (old || young == YOUNG_COUNTED) {
+            unexpected(run, m, m->early[i].client, m->early[i].join);
+        } else if (young == YOUNG_KEPT) {
+            m->early[kept++] = m->early[i];
+        }
+    }
+    m->nearly = kept;
+}
+
+/* m's early pushes about @p client: heard now that the model expects them. */
+static void claim_early(lg_run *run, lg_conn *m, const char *client)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < m->nearly; i++) {
+        lg_expect *p = &m->early[i];
+        lg_expect *e = strcmp(p->client, client) == 0 ? find(m, client, p->join) : NULL;
+        if (e != NULL) {
+            heard(run, e, p->join, p->push_us);
+        } else {
+            m->early[kept++] = *p;
+        }
+    }
+    m->nearly = kept;
+}
+
+/*
+ * Called once c's client id is known, with its subscribes sent at
+ * c->subscribe_sent_us: with the hello's answer when they went with the
+ * hello, so that pushes about c may have been read before (early).
+ */
 void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
 {
     uint32_t g = group_of(run, c);
@@ -97,7 +178,9 @@ void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
         if (m == NULL || m == c) {
             continue;
         }
-        if (m->group == LG_SUB_ACTIVE) {
+        if (m->group == LG_SUB_ACTIVE && m->group_active_us <= c->subscribe_sent_us) {
+            /* m was answered before c's subscribe left: the server took
+             * m's first, and m must hear c. */
             expect(m, c->client, true, true, now);
             if (!same_server(run, m, c)) {
                 /* m's join may reach c's server only after c subscribed
@@ -105,11 +188,14 @@ void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
                  * not yet count m. */
                 expect(c, m->client, true, false, now);
             }
-        } else if (m->group == LG_SUB_PENDING) {
-            /* Whichever subscribe the server takes second hears the other. */
+        } else if (m->group != LG_SUB_NONE) {
+            /* Both in flight at once: whichever subscribe the server takes
+             * second hears the other. (An m whose id is not known yet
+             * adds its half when it is.) */
             expect(m, c->client, true, false, now);
             expect(c, m->client, true, false, now);
         }
+        claim_early(run, m, c->client);
         if (m->prev_client[0] != '\0' && now - m->prev_closed_us < RECENT_US) {
             expect(c, m->prev_client, false, false, now);
         }
@@ -140,6 +226,7 @@ void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now)
 
 void lg_model_forget(lg_run *run, lg_conn *c, int64_t now)
 {
+    expire_early(run, c, now, YOUNG_DROPPED);
     for (uint32_t i = 0; i < c->nexpects; i++) {
         lg_expect *e = &c->expects[i];
         if (e->required && e->count == 0 && now - e->created_us > LATE_US) {
@@ -190,33 +277,24 @@ void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
         return; /* about itself */
     }
     lg_expect *e = find(c, msg->client, msg->join);
-    if (e == NULL) {
-        run->st.unexpected++;
-        if (getenv("LG_DEBUG") != NULL && run->st.unexpected <= 10) {
-            fprintf(stderr, "server-load: unexpected %s in %s about %s at #%u (%s)\n",
-                    msg->join ? "join" : "leave", msg->channel, msg->client, c->index,
-                    c->client);
-        }
+    if (e != NULL) {
+        heard(run, e, msg->join, now);
         return;
     }
-    e->count++;
-    if (e->count > 1) {
-        run->st.dup++;
-        return;
-    }
-    if (e->required) {
-        run->st.expected++;
-    }
-    e->push_us = now;
-    if (msg->join && e->reply_us != 0) {
-        lg_hist_add(&run->st.join_delay, now - e->reply_us);
-    }
+    /* Perhaps about a member whose hello answer is not read yet: kept
+     * until it is, or counted unexpected after LATE_US. */
+    expire_early(run, c, now, YOUNG_KEPT);
+    lg_expect *p = append(&c->early, &c->nearly, &c->capearly);
+    snprintf(p->client, sizeof p->client, "%s", msg->client);
+    p->join = msg->join;
+    p->push_us = now;
 }
 
 void lg_model_finish(lg_run *run)
 {
     for (uint32_t i = 0; i < run->count; i++) {
         lg_conn *c = &run->conns[i];
+        expire_early(run, c, lg_now_us(), YOUNG_COUNTED);
         for (uint32_t j = 0; j < c->nexpects; j++) {
             lg_expect *e = &c->expects[j];
             if (e->required && e->count == 0) {

@@ -52,6 +52,11 @@ typedef struct lg_proto {
     /** Several commands may share a text frame, newline-joined, as
      *  centrifuge-js sends the subscriptions it has at once. */
     bool batches;
+    /** The subscribes go in the hello's frame, before its answer: as
+     *  centrifuge-js 5 sends the connect command and the subscribe
+     *  commands of the subscriptions it already has when the socket
+     *  opens. (socket.io-client holds its emits until connected.) */
+    bool subscribe_with_hello;
     /** The first message: authenticate as @p user (@p token if needed). */
     bool (*hello)(lg_buf *out, const char *user, const char *token);
     bool (*subscribe)(lg_buf *out, uint32_t id, const char *channel, bool join_leave);

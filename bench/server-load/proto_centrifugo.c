@@ -1,7 +1,7 @@
 /*
  * The Centrifugo client protocol v2 in JSON, as the presence server
- * speaks it (examples/presence-server/ws_protocol.c): one command per
- * frame from here; replies and pushes may share a frame, one per line.
+ * speaks it (examples/presence-server/ws_protocol.c): commands, and the
+ * replies and pushes, may share a frame, one per line.
  * SPDX-License-Identifier: MIT
  */
 #include "proto.h"
@@ -269,6 +269,7 @@ const lg_proto lg_proto_centrifugo = {
     .path = "/connection/websocket",
     .hello_after_open = false,
     .batches = true,
+    .subscribe_with_hello = true,
     .hello = hello,
     .subscribe = subscribe,
     .presence = presence,

@@ -13,6 +13,13 @@
 
 #define RETRY_DELAY_US 200000
 
+/* Whether c's subscribes share its hello's frame. */
+static bool pipelined(const lg_run *run, const lg_conn *c)
+{
+    return run->opt.proto->subscribe_with_hello && !run->opt.subscribe_after_connect &&
+           !c->probe;
+}
+
 static bool send_hello(lg_run *run, lg_conn *c)
 {
     char user[32];
@@ -28,7 +35,15 @@ static bool send_hello(lg_run *run, lg_conn *c)
         return false;
     }
     lg_buf text = {0};
-    bool ok = run->opt.proto->hello(&text, user, token) && lg_conn_send_text(run, c, &text);
+    bool ok = run->opt.proto->hello(&text, user, token);
+    if (ok && pipelined(run, c)) {
+        c->group = LG_SUB_PENDING;
+        c->lobby = LG_SUB_PENDING;
+        c->subscribe_sent_us = lg_now_us();
+        ok = lg_conn_append_request(run, c, LG_REQ_SUB_GROUP, 0, &text) &&
+             lg_conn_append_request(run, c, LG_REQ_SUB_LOBBY, 0, &text);
+    }
+    ok = ok && lg_conn_send_text(run, c, &text);
     lg_buf_free(&text);
     return ok;
 }
@@ -113,6 +128,7 @@ static void on_reply(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
         }
         if (r.kind == LG_REQ_SUB_GROUP) {
             c->group = LG_SUB_ACTIVE;
+            c->group_active_us = now;
             lg_model_subscribed(run, c, now);
         } else {
             c->lobby = LG_SUB_ACTIVE;
@@ -168,8 +184,13 @@ static void on_connected(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now
         return;
     }
     c->state = LG_SUBSCRIBING;
+    if (pipelined(run, c)) {
+        lg_model_subscribing(run, c, now); /* sent with the hello */
+        return;
+    }
     c->group = LG_SUB_PENDING;
     c->lobby = LG_SUB_PENDING;
+    c->subscribe_sent_us = now;
     lg_model_subscribing(run, c, now);
     static const lg_req_kind both[] = {LG_REQ_SUB_GROUP, LG_REQ_SUB_LOBBY};
     if (!lg_conn_request_all(run, c, both, 2)) {

@@ -1,7 +1,7 @@
 /*
  * The generator's own parts that a wrong figure could hide in: WebSocket
- * framing, the two protocols' parsers, tokens, histograms and the merge of
- * reports. (The whole generator runs against the server in
+ * framing, the two protocols' parsers, tokens, histograms, the merge of
+ * reports and the join/leave model. (The whole generator runs against the server in
  * server-load-smoke.)
  * SPDX-License-Identifier: MIT
  */
@@ -296,6 +296,97 @@ static void test_report_merge(void **state)
     free(sum);
 }
 
+/* One group of 10 on one server: the model's run, all members idle. */
+static lg_run *model_run(void)
+{
+    lg_run *run = calloc(1, sizeof *run);
+    run->opt.group_size = 10;
+    run->opt.lobby_size = 10;
+    run->opt.n = 10;
+    run->opt.nports = 1;
+    run->count = 10;
+    run->conns = calloc(10, sizeof *run->conns);
+    for (uint32_t i = 0; i < 10; i++) {
+        run->conns[i].index = i;
+    }
+    run->phase = LG_PHASE_RAMP;
+    return run;
+}
+
+static void model_run_free(lg_run *run)
+{
+    for (uint32_t i = 0; i < run->count; i++) {
+        free(run->conns[i].expects);
+        free(run->conns[i].early);
+    }
+    free(run->conns);
+    free(run);
+}
+
+static void push(lg_run *run, lg_conn *to, const char *about, bool join, int64_t at)
+{
+    lg_msg msg = {.kind = LG_MSG_PUSH, .join = join, .channel = "group:0", .client = about};
+    lg_model_push(run, to, &msg, at);
+}
+
+/* Subscribes sent with the hello: a join read before its subject's hello
+ * answer is claimed once that answer names the subject; one about no one
+ * is unexpected at the end; who must hear whom follows the send time. */
+static void test_model_early_pushes(void **state)
+{
+    (void)state;
+    lg_run *run = model_run();
+    lg_conn *m = &run->conns[0];     /* answered before c sent */
+    lg_conn *late = &run->conns[2];  /* answered after c sent */
+    lg_conn *c = &run->conns[1];
+    strcpy(m->client, "m0");
+    m->group = LG_SUB_ACTIVE;
+    m->group_active_us = 100;
+    strcpy(late->client, "l2");
+    late->group = LG_SUB_ACTIVE;
+    late->group_active_us = 250;
+    c->group = LG_SUB_PENDING;       /* hello and subscribes sent */
+    c->subscribe_sent_us = 200;
+
+    push(run, m, "c1", true, 260);   /* before c's hello answer */
+    assert_int_equal(run->st.unexpected, 0);
+    assert_int_equal(m->nearly, 1);
+
+    strcpy(c->client, "c1");         /* the hello answer */
+    lg_model_subscribing(run, c, 300);
+    assert_int_equal(m->nearly, 0);
+    assert_int_equal(run->st.expected, 1); /* m had to hear it: it did */
+    push(run, m, "c1", true, 310);
+    assert_int_equal(run->st.dup, 1);
+
+    push(run, m, "nobody", true, 320);
+    lg_model_finish(run);
+    assert_int_equal(run->st.unexpected, 1);
+    /* late may or may not hear c: not lost without it */
+    assert_int_equal(run->st.lost, 0);
+    model_run_free(run);
+}
+
+/* An answered member that never hears a newcomer it had to: lost. */
+static void test_model_required_join_lost(void **state)
+{
+    (void)state;
+    lg_run *run = model_run();
+    lg_conn *m = &run->conns[0];
+    lg_conn *c = &run->conns[1];
+    strcpy(m->client, "m0");
+    m->group = LG_SUB_ACTIVE;
+    m->group_active_us = 100;
+    c->group = LG_SUB_PENDING;
+    c->subscribe_sent_us = 200;
+    strcpy(c->client, "c1");
+    lg_model_subscribing(run, c, 300);
+    lg_model_finish(run);
+    assert_int_equal(run->st.lost, 1);
+    assert_int_equal(run->st.unexpected, 0);
+    model_run_free(run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +397,8 @@ int main(void)
         cmocka_unit_test(test_socketio),
         cmocka_unit_test(test_hist),
         cmocka_unit_test(test_report_merge),
+        cmocka_unit_test(test_model_early_pushes),
+        cmocka_unit_test(test_model_required_join_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
