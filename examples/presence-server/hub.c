@@ -325,7 +325,12 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
         ps_config_namespace(server->cfg, event->namespace_name);
     /* Coalesced: this event only starts subscribers; diffs push. */
     bool coalesced = o != NULL && o->presence_coalesce_ms > 0;
-    ps_msg *msg = coalesced ? NULL : build_push(event); /* NULL: OOM */
+    /* Built for the first subscriber that takes it: many events need
+     * none (a channel whose subscribers here did not ask for joins and
+     * leaves, or that has none here, as most of what other nodes
+     * replicate). */
+    ps_msg *msg = NULL; /* NULL once built: out of memory */
+    bool built = false;
     ps_hub *hub = &server->hub;
     pthread_mutex_lock(&hub->lock);
     ps_hub_channel *ch = channel_get(hub, event->channel, false);
@@ -335,13 +340,16 @@ void ps_hub_on_event(presence_registry *registry, const presence_event *event,
             sub->started = true;
             early_drop(sub); /* all before it */
         }
-        if (!sub->push_join_leave || coalesced) {
+        if (!sub->push_join_leave || coalesced ||
+            (!sub->started && !sub->pending)) {
             continue;
         }
+        if (!built) {
+            msg = build_push(event);
+            built = true;
+        }
         if (!sub->started) {
-            if (sub->pending) {
-                keep_early(sub, msg, event);
-            }
+            keep_early(sub, msg, event);
             continue;
         }
         deliver(sub, msg);
