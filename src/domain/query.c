@@ -75,16 +75,17 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
 static void builder_visit(struct presence__membership *m, void *ctx)
 {
     struct builder *b = ctx;
-    size_t need = member_bytes(b->reg, m, b->shared_channel == NULL);
     if (!b->filling) {
         b->count++;
-        b->bytes += need;
+        b->bytes += member_bytes(b->reg, m, b->shared_channel == NULL);
         return;
     }
     /* Lists that span channels are measured and filled under different
-     * locks: a membership may have changed in between. */
-    if (b->overflow || b->count == b->capacity ||
-        need > (size_t)(b->end - b->next)) {
+     * locks: a membership may have changed in between. One channel's is
+     * measured under the lock it is filled under: it fits. */
+    if (b->shared_channel == NULL &&
+        (b->overflow || b->count == b->capacity ||
+         member_bytes(b->reg, m, true) > (size_t)(b->end - b->next))) {
         b->overflow = true;
         return;
     }
