@@ -1140,6 +1140,9 @@ static void leave_all_prefetch(presence_registry *reg,
          ref != PRESENCE__SLAB_NONE && n < LEAVE_AHEAD; ref = ms[n - 1]->cnext) {
         ms[n++] = presence__mref_get(reg, ref);
     }
+    if (n < 2) {
+        return; /* one removal: nothing to overlap its misses with */
+    }
     for (size_t i = 0; i < n; i++) {
         struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
         presence__mutex_lock(reg, &hs->lock);
