@@ -77,23 +77,21 @@ static lg_expect *append(lg_expect **list, uint32_t *n, uint32_t *cap)
     return e;
 }
 
-static lg_expect *expect(lg_conn *m, const char *client, bool join, bool required,
-                         int64_t now)
+static void expect(lg_conn *m, const char *client, bool join, bool required, int64_t now)
 {
     if (client[0] == '\0') {
-        return NULL;
+        return;
     }
     lg_expect *e = find(m, client, join);
     if (e != NULL) {
         e->required |= required;
-        return e;
+        return;
     }
     e = append(&m->expects, &m->nexpects, &m->capexpects);
     strcpy(e->client, client);
     e->join = join;
     e->required = required;
     e->created_us = now;
-    return e;
 }
 
 static void unexpected(lg_run *run, const lg_conn *c, const char *client, bool join)
