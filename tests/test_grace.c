@@ -972,6 +972,72 @@ static void test_threads_reconnect(void **state)
     assert_int_equal(atomic_load(&alloc.live_blocks), 0);
 }
 
+/* A dropped client taken over by a new handle while another thread saves:
+ * its memberships change hands all at once, so every save names one
+ * client with that id, and loads (one shard at a time, a save between
+ * two would hold two clients with one id, which no load accepts). */
+struct takeover {
+    presence_registry *reg;
+    atomic_bool done;
+    int loads;
+};
+
+static void *takeover_saver(void *arg)
+{
+    struct takeover *t = arg;
+    while (!atomic_load(&t->done) || t->loads == 0) {
+        struct saved b = {NULL, 0};
+        assert_ok(presence_registry_save(t->reg, collect_bytes, &b, NULL));
+        presence_registry *copy = NULL;
+        assert_ok(presence_registry_load(NULL, b.data, b.len, &copy));
+        assert_ok(presence_registry_free(copy));
+        free(b.data);
+        t->loads++;
+    }
+    return NULL;
+}
+
+static void test_threads_takeover_while_saved(void **state)
+{
+    (void)state;
+    presence_config c;
+    presence_config_init(&c);
+    c.clock = real_ms;
+    struct takeover t = {NULL, false, 0};
+    assert_ok(presence_registry_new(&c, &t.reg));
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.leave_grace_ms = 60000; /* nothing ends during the test */
+    assert_ok(presence_namespace_set(t.reg, "gr", &o));
+    presence_client_options co;
+    presence_client_options_init(&co);
+    co.client_id = "c1";
+    co.user_id = "u1";
+    presence_client *h;
+    assert_ok(presence_client_open(t.reg, &co, &h));
+    /* Channels enough to be in most shards. */
+    for (int i = 0; i < 100; i++) { /* under channels_per_client_max */
+        char ch[16];
+        snprintf(ch, sizeof ch, "gr:%d", i);
+        assert_ok(presence_client_join(t.reg, h, ch, NULL, 0, NULL));
+    }
+    pthread_t sv;
+    assert_int_equal(pthread_create(&sv, NULL, takeover_saver, &t), 0);
+    for (int r = 0; r < 2000; r++) {
+        assert_ok(presence_client_close(t.reg, h, NULL));
+        assert_ok(presence_client_open(t.reg, &co, &h)); /* takes it over */
+    }
+    atomic_store(&t.done, true);
+    pthread_join(sv, NULL);
+    assert_true(t.loads > 0);
+    presence_counts counts;
+    assert_ok(presence_registry_counts(t.reg, &counts));
+    assert_int_equal(counts.memberships, 100);
+    assert_int_equal(counts.clients, 1);
+    assert_ok(presence_client_close(t.reg, h, NULL));
+    assert_ok(presence_registry_free(t.reg));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_visit_and_users),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_threads_reconnect),
+        cmocka_unit_test(test_threads_takeover_while_saved),
     };
     return cmocka_run_group_tests_name("grace", tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
  *                                                       (->  node table)
  *
  * never two shards of one kind at once, except namespace changes, which
- * take every channel shard (in index order) and nothing else. A path that
+ * take every channel shard (in index order) and nothing else, and a
+ * dropped client's takeover, which takes the channel shards of its
+ * memberships together, in index order. A path that
  * holds a channel shard and needs a client's shard (expiry, close) tries
  * it, and on failure steps back: see presence__lock_client_of().
  *
@@ -884,7 +886,8 @@ int64_t presence__grace_shard_next_deadline(presence_registry *reg, size_t s);
 bool presence__grace_claimable(presence_registry *reg,
                                const struct presence__client *client,
                                const char *user_id, size_t user_len);
-/* Move every membership of from to to (same id, same shard, held). */
+/* Move every membership of from to to (same id, same shard, held), with
+ * their channel shards taken together: no reader sees it half done. */
 void presence__grace_adopt(presence_registry *reg,
                            struct presence__client *from,
                            struct presence__client *to);

@@ -205,22 +205,42 @@ void presence__grace_adopt(presence_registry *reg,
                            struct presence__client *from,
                            struct presence__client *to)
 {
+    /* Every channel shard of its memberships at once (in index order, as
+     * a namespace change takes them all): one shard at a time, a save
+     * between two of them would see the memberships half handed over,
+     * two clients with one id, which no load accepts. */
+    _Static_assert(PRESENCE__SHARDS <= 64, "a shard set is one word");
+    uint64_t shards = 0;
+    for (uint32_t ref = from->memberships; ref != NONE;) {
+        struct presence__membership *m = presence__mref_get(reg, ref);
+        shards |= UINT64_C(1) << (presence__membership_shard(reg, m) -
+                                  reg->shards);
+        ref = m->cnext;
+    }
+    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
+        if ((shards >> s & 1) != 0) {
+            presence__mutex_lock(reg, &reg->shards[s].lock);
+        }
+    }
     for (uint32_t ref = from->memberships; ref != NONE;) {
         struct presence__membership *m = presence__mref_get(reg, ref);
         struct presence__shard *hs = presence__membership_shard(reg, m);
-        presence__mutex_lock(reg, &hs->lock);
         struct presence__channel *ch = presence__shard_channel(hs, m);
         /* Same id, same hash: its slot in the set stays where it is. */
         ch->member_bytes -= presence__membership_bytes(hs, m);
         m->client = to;
         ch->member_bytes += presence__membership_bytes(hs, m);
         ref = m->cnext;
-        presence__mutex_unlock(reg, &hs->lock);
     }
     to->memberships = from->memberships;
     to->channel_count = from->channel_count;
     from->memberships = NONE;
     from->channel_count = 0;
+    for (size_t s = PRESENCE__SHARDS; s-- > 0;) {
+        if ((shards >> s & 1) != 0) {
+            presence__mutex_unlock(reg, &reg->shards[s].lock);
+        }
+    }
 }
 
 /* ---- another connection of the same user takes the place --------------- */
