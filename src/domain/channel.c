@@ -257,7 +257,7 @@ static void membership_remove_at(presence_registry *reg,
     }
     *link = m->cnext;
     client->channel_count--;
-    atomic_fetch_sub_explicit(&hs->memberships, 1, memory_order_relaxed);
+    presence__shard_count_memberships(hs, -1);
     ch->seq++;
     if (logged) {
         presence__history_log_at(reg, hs, ch, m, PRESENCE_EVENT_LEAVE, reason,
@@ -642,7 +642,7 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
         presence__client_node(client) == NULL) {
         presence__touch_append(hs, presence__touch_list_of(reg, hs, ch), m);
     }
-    atomic_fetch_add_explicit(&hs->memberships, 1, memory_order_relaxed);
+    presence__shard_count_memberships(hs, 1);
     ch->seq++;
     if (!silent) {
         presence__history_log(reg, hs, ch, m, PRESENCE_EVENT_JOIN,

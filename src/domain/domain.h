@@ -402,6 +402,20 @@ uint64_t presence__user_hash(const presence_registry *reg,
                              const struct presence__user *u);
 /* Totals: sums of the shards' counts. */
 size_t presence__count_memberships(presence_registry *reg);
+
+/* Add delta to a shard's membership count, its lock held. A load and a
+ * store, not a read-modify-write: every writer holds the lock, so none is
+ * lost, and a locked instruction here would be a full barrier on x86,
+ * keeping the next call's cache misses from overlapping this one's.
+ * Readers without the lock (presence__count_memberships) see the old or
+ * the new count. */
+static inline void presence__shard_count_memberships(struct presence__shard *hs,
+                                                     ptrdiff_t delta)
+{
+    size_t n = atomic_load_explicit(&hs->memberships, memory_order_relaxed);
+    atomic_store_explicit(&hs->memberships, n + (size_t)delta,
+                          memory_order_relaxed);
+}
 /* The registry's mutexes (none when it is single-threaded). */
 static inline void presence__mutex_init(const presence_registry *reg,
                                         pthread_mutex_t *m)
