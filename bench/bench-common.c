@@ -78,6 +78,7 @@ void bench_params_default(bench_params *p) {
     p->I = 32;
     p->handles = false;
     p->history = 0;
+    p->loop_clock = false;
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
@@ -85,6 +86,10 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
     for (;;) {
         if (argc > 0 && strcmp(argv[0], "--handles") == 0) {
             p->handles = true;
+            argc--;
+            argv++;
+        } else if (argc > 0 && strcmp(argv[0], "--loop-clock") == 0) {
+            p->loop_clock = true;
             argc--;
             argv++;
         } else if (argc > 1 && strcmp(argv[0], "--history") == 0) {
@@ -97,7 +102,8 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
     }
     if (argc > 5) {
         fprintf(stderr,
-                "usage: presence-bench [--handles] [--history N] [C H K R I]\n");
+                "usage: presence-bench [--handles] [--history N] [--loop-clock] "
+                "[C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

@@ -64,6 +64,12 @@ typedef struct bench_params {
     /* history_size of the channels' namespace (presence-bench --history
      * N): the cost of the change log on joins and leaves. */
     uint64_t history;
+    /* The registry's clock returns a time the bench reads at the start of
+     * each phase, as a server on an event loop hands the library its
+     * loop's cached time (libuv's uv_now()) instead of the default clock,
+     * which reads CLOCK_MONOTONIC on every join and renewal
+     * (presence-bench --loop-clock): what that read costs. */
+    bool loop_clock;
 } bench_params;
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */

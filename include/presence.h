@@ -334,6 +334,14 @@ typedef struct presence_allocator {
  * clock to get wall-clock join times. Times are kept in 47 bits: a value
  * beyond +-2^46 ms (about 2,200 years either side of 0, so Unix time in
  * milliseconds until the year 4200) is read as that bound.
+ *
+ * The clock is called once by every join and renewal (and by a leave whose
+ * event is queued or logged). Reading the time holds the processor until the
+ * call's own cache misses are served, so the next call's cannot start
+ * early: the default's clock_gettime() took about a third of a renewal by
+ * name in the workload of docs/PERFORMANCE.md (presence-bench
+ * --loop-clock). A server on an event loop can install a clock that
+ * returns its loop's cached time (libuv's uv_now()), as its timers do.
  */
 typedef int64_t (*presence_clock_fn)(void *user_data);
 
