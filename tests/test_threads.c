@@ -2,7 +2,8 @@
  * Many threads on one registry: joins, leaves, updates, touches, queries,
  * stats and expiry on shared and private channels. Checks exact final
  * counts, exactly-once expiry, per-channel event order (sequence numbers
- * without gaps), and that callbacks never run at once.
+ * without gaps), that callbacks never run at once, and that a save taken
+ * meanwhile (a thread saves and loads throughout) is one instant.
  *
  * Worker threads never call cmocka (it is not thread-safe): they count
  * problems, and the main thread asserts.
@@ -319,10 +320,57 @@ static void *worker_start(void *arg)
     return w->fn(arg);
 }
 
+/* Saves taken while the workers run: each must be one instant, which a
+ * load checks (two clients with one id, a member twice, a count that
+ * does not add up are all refused). */
+typedef struct saver {
+    shared *sh;
+    atomic_int stop;
+    unsigned long loads;
+} saver;
+
+static int save_collect(const void *data, size_t len, void *ud)
+{
+    struct { unsigned char *p; size_t len; } *b = ud;
+    unsigned char *grown = realloc(b->p, b->len + len);
+    if (grown == NULL) {
+        return 1;
+    }
+    memcpy(grown + b->len, data, len);
+    b->p = grown;
+    b->len += len;
+    return 0;
+}
+
+static void *saver_main(void *arg)
+{
+    saver *sv = arg;
+    while (atomic_load(&sv->stop) == 0 || sv->loads == 0) {
+        struct { unsigned char *p; size_t len; } b = {NULL, 0};
+        int rc = presence_registry_save(sv->sh->reg, save_collect, &b, NULL);
+        expect_rc(sv->sh, rc, PRESENCE_OK, "save");
+        presence_registry *copy = NULL;
+        if (rc == PRESENCE_OK) {
+            rc = presence_registry_load(NULL, b.p, b.len, &copy);
+            expect_rc(sv->sh, rc, PRESENCE_OK, "load of a save");
+        }
+        if (copy != NULL) {
+            expect_rc(sv->sh, presence_registry_free(copy), PRESENCE_OK,
+                      "free of a loaded copy");
+        }
+        free(b.p);
+        sv->loads++;
+    }
+    return NULL;
+}
+
 static void run_workers(shared *sh, void *(*fn)(void *))
 {
     worker w[THREADS];
+    saver sv = {.sh = sh};
+    pthread_t saver_thread;
     atomic_store(&sh->go, 0);
+    atomic_init(&sv.stop, 0);
     for (int t = 0; t < THREADS; t++) {
         w[t].sh = sh;
         w[t].t = t;
@@ -330,10 +378,14 @@ static void run_workers(shared *sh, void *(*fn)(void *))
         assert_int_equal(
             pthread_create(&w[t].thread, NULL, worker_start, &w[t]), 0);
     }
+    assert_int_equal(pthread_create(&saver_thread, NULL, saver_main, &sv), 0);
     atomic_store(&sh->go, 1);
     for (int t = 0; t < THREADS; t++) {
         assert_int_equal(pthread_join(w[t].thread, NULL), 0);
     }
+    atomic_store(&sv.stop, 1);
+    assert_int_equal(pthread_join(saver_thread, NULL), 0);
+    assert_true(sv.loads > 0);
 }
 
 /* ---- mixed workload ----------------------------------------------------- */
