@@ -902,6 +902,40 @@ void fixture_close(fixture *f)
 /* ------------------------------------------------------------------------ */
 /* Wrappers */
 
+struct saved_bytes {
+    unsigned char *data;
+    size_t len;
+};
+
+static int collect_saved(const void *data, size_t len, void *ud)
+{
+    struct saved_bytes *b = ud;
+    unsigned char *grown = realloc(b->data, b->len + len);
+    if (grown == NULL) {
+        return 1;
+    }
+    memcpy(grown + b->len, data, len);
+    b->data = grown;
+    b->len += len;
+    return 0;
+}
+
+int save_and_load(presence_registry *registry)
+{
+    struct saved_bytes b = {NULL, 0};
+    int rc = presence_registry_save(registry, collect_saved, &b, NULL);
+    presence_registry *copy = NULL;
+    if (rc == PRESENCE_OK) {
+        rc = presence_registry_load(NULL, b.data, b.len, &copy);
+    }
+    if (copy != NULL) {
+        int freed = presence_registry_free(copy);
+        rc = rc == PRESENCE_OK ? freed : rc;
+    }
+    free(b.data);
+    return rc;
+}
+
 int join_simple(presence_registry *registry, const char *channel,
                 const char *client_id, const char *user_id)
 {

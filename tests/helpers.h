@@ -202,6 +202,10 @@ uint64_t seq_of(presence_registry *registry, const char *channel);
 /** Set a namespace with the given fields (asserting OK). */
 void ns_set(presence_registry *registry, const char *name, bool presence,
             bool join_leave, int64_t ttl_ms, size_t max_members);
+/** Save the registry and load the bytes into a new one (freed at once):
+ *  the save's result if it failed, else the load's. Calls no cmocka, so
+ *  that a thread other than the test's may call it. */
+int save_and_load(presence_registry *registry);
 /** A malloc'd string of n copies of c. */
 char *repeat_char(char c, size_t n);
 /** printf into a malloc'd string. */

@@ -884,24 +884,6 @@ static void *expirer_main(void *arg)
     return NULL;
 }
 
-struct saved {
-    unsigned char *data;
-    size_t len;
-};
-
-static int collect_bytes(const void *data, size_t len, void *ud)
-{
-    struct saved *b = ud;
-    unsigned char *p = realloc(b->data, b->len + len);
-    if (p == NULL) {
-        return 1;
-    }
-    memcpy(p + b->len, data, len);
-    b->data = p;
-    b->len += len;
-    return 0;
-}
-
 /* Saves of a registry that changes under it: each one instant, so each
  * loads (a membership's client is never half moved, a grace never half
  * linked). */
@@ -910,12 +892,7 @@ static void *saver_main(void *arg)
     presence_registry *reg = arg;
     int saves = 0;
     while (!atomic_load(&stop_expiring) || saves == 0) {
-        struct saved b = {NULL, 0};
-        assert_ok(presence_registry_save(reg, collect_bytes, &b, NULL));
-        presence_registry *copy = NULL;
-        assert_ok(presence_registry_load(NULL, b.data, b.len, &copy));
-        assert_ok(presence_registry_free(copy));
-        free(b.data);
+        assert_ok(save_and_load(reg));
         saves++;
     }
     return NULL;
@@ -986,12 +963,7 @@ static void *takeover_saver(void *arg)
 {
     struct takeover *t = arg;
     while (!atomic_load(&t->done) || t->loads == 0) {
-        struct saved b = {NULL, 0};
-        assert_ok(presence_registry_save(t->reg, collect_bytes, &b, NULL));
-        presence_registry *copy = NULL;
-        assert_ok(presence_registry_load(NULL, b.data, b.len, &copy));
-        assert_ok(presence_registry_free(copy));
-        free(b.data);
+        assert_ok(save_and_load(t->reg));
         t->loads++;
     }
     return NULL;

@@ -329,36 +329,12 @@ typedef struct saver {
     unsigned long loads;
 } saver;
 
-static int save_collect(const void *data, size_t len, void *ud)
-{
-    struct { unsigned char *p; size_t len; } *b = ud;
-    unsigned char *grown = realloc(b->p, b->len + len);
-    if (grown == NULL) {
-        return 1;
-    }
-    memcpy(grown + b->len, data, len);
-    b->p = grown;
-    b->len += len;
-    return 0;
-}
-
 static void *saver_main(void *arg)
 {
     saver *sv = arg;
     while (atomic_load(&sv->stop) == 0 || sv->loads == 0) {
-        struct { unsigned char *p; size_t len; } b = {NULL, 0};
-        int rc = presence_registry_save(sv->sh->reg, save_collect, &b, NULL);
-        expect_rc(sv->sh, rc, PRESENCE_OK, "save");
-        presence_registry *copy = NULL;
-        if (rc == PRESENCE_OK) {
-            rc = presence_registry_load(NULL, b.p, b.len, &copy);
-            expect_rc(sv->sh, rc, PRESENCE_OK, "load of a save");
-        }
-        if (copy != NULL) {
-            expect_rc(sv->sh, presence_registry_free(copy), PRESENCE_OK,
-                      "free of a loaded copy");
-        }
-        free(b.p);
+        expect_rc(sv->sh, save_and_load(sv->sh->reg), PRESENCE_OK,
+                  "save and load");
         sv->loads++;
     }
     return NULL;
