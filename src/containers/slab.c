@@ -137,6 +137,7 @@ void *presence__slab_alloc(const presence_allocator *alloc, struct presence__sla
         c->used = 0;
         c->fresh = 0;
         list_add(slab, c);
+        slab->dir->in_use++;
     }
     unsigned char *block;
     if (c->free != NULL) {
@@ -153,6 +154,31 @@ void *presence__slab_alloc(const presence_allocator *alloc, struct presence__sla
         list_remove(slab, c);
     }
     return block;
+}
+
+/* The slab is empty and its directory grew past one page: keep the first
+ * page and the spare (as number 0), give the other pages back. No number
+ * is referenced once every block is free, so numbering starts again; a
+ * peak leaves nothing behind that grows with it. */
+static void renumber_empty(const presence_allocator *alloc,
+                           struct presence__slab_dir *dir)
+{
+    for (size_t i = 1; i < (1u << TOP_BITS); i++) {
+        if (dir->pages[i] != NULL) {
+            presence__free(alloc, dir->pages[i],
+                           PAGE_ENTRIES * sizeof *dir->pages[i]);
+            dir->pages[i] = NULL;
+        }
+    }
+    memset(dir->pages[0], 0, PAGE_ENTRIES * sizeof *dir->pages[0]);
+    dir->free_head = PRESENCE__SLAB_NONE;
+    dir->high = 0;
+    if (dir->spare != NULL) {
+        /* Its blocks get their numbers again when handed out (fresh). */
+        dir->spare->number = 0;
+        dir->pages[0][0].chunk = dir->spare;
+        dir->high = 1;
+    }
 }
 
 void presence__slab_free(const presence_allocator *alloc, struct presence__slab *slab,
@@ -174,13 +200,17 @@ void presence__slab_free(const presence_allocator *alloc, struct presence__slab 
     }
     /* Empty: keep one back against alloc/free ping-pong, free the rest. */
     list_remove(slab, c);
+    dir->in_use--;
     if (dir->spare == NULL && !BYPASS) {
         dir->spare = c;
-        return;
+    } else {
+        presence__slab_entry(dir, number)->next_free = dir->free_head;
+        dir->free_head = number;
+        chunk_free(alloc, slab, c);
     }
-    presence__slab_entry(dir, number)->next_free = dir->free_head;
-    dir->free_head = number;
-    chunk_free(alloc, slab, c);
+    if (dir->in_use == 0 && dir->high > PAGE_ENTRIES) {
+        renumber_empty(alloc, dir);
+    }
 }
 
 int presence__slab_links_prepare(const presence_allocator *alloc,

@@ -122,8 +122,10 @@ union presence__slab_entry {
 struct presence__slab_dir {
     uint32_t high;      /* chunk numbers below it have been handed out */
     uint32_t free_head; /* a free number below high, or PRESENCE__SLAB_NONE */
+    uint32_t in_use;    /* chunks with a block handed out */
     struct presence__slab_chunk *spare; /* one empty chunk kept back */
-    /* Pages of entries, made when first needed, never moved. */
+    /* Pages of entries, made when first needed, never moved; all but the
+     * first go back when the slab empties (its numbers start again). */
     union presence__slab_entry *pages[1u << PRESENCE__SLAB_TOP_BITS];
 };
 
