@@ -490,7 +490,14 @@ typedef struct presence_config {
     char namespace_separator;
     /** Options of the default namespace (presence on, join_leave on). */
     presence_namespace_options default_namespace;
-    /** Take no locks: the caller promises to serialise every call. */
+    /** Take no locks: the caller promises to serialise every call. Such
+     *  a registry also keeps all its channels in one shard and its client
+     *  and user records in one pool (a threaded one spreads them over 64,
+     *  for its locks): the memberships a client makes together then lie
+     *  next to each other, which makes its renewals and its leave faster
+     *  (docs/PERFORMANCE.md), and it holds at most 2^26 (67,108,864)
+     *  memberships and as many channels (a threaded one 64 times that);
+     *  past them a join fails with PRESENCE_ERR_NOMEM. */
     bool single_threaded;
     /** Seed of the hash functions. 0 (default) picks one at random per
      *  registry, which keeps an attacker who chooses ids from degrading

@@ -127,6 +127,7 @@ int presence_registry_new(const presence_config *config,
     reg->limits = c.limits;
     reg->separator = c.namespace_separator;
     reg->single_threaded = c.single_threaded;
+    reg->shard_mask = c.single_threaded ? 0 : PRESENCE__SHARDS - 1;
     reg->seed = c.hash_seed != 0 ? c.hash_seed : presence__random_seed(reg);
     /* Not from hash_seed: a fixed seed must not repeat epochs. */
     reg->epoch_key = presence__random64();

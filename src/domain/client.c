@@ -61,8 +61,11 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         if (rc != PRESENCE_OK) {
             return rc;
         }
-        user = presence__pool_alloc(&reg->alloc, &reg->user_pools[us - reg->ushards],
-                                    user_size(len));
+        user = presence__pool_alloc(
+            &reg->alloc,
+            &reg->user_pools[(size_t)(us - reg->ushards) &
+                             reg->shard_mask],
+            user_size(len));
         if (user == NULL) {
             return PRESENCE_ERR_NOMEM;
         }
@@ -199,7 +202,10 @@ int presence__client_create(presence_registry *reg,
     size_t size = client_size(id_len, conn_info_len,
                               node != NULL || handle != NULL);
     struct presence__client *client = presence__pool_alloc(
-        &reg->alloc, &reg->client_pools[cs - reg->cshards], size);
+        &reg->alloc,
+        &reg->client_pools[(size_t)(cs - reg->cshards) &
+                           reg->shard_mask],
+        size);
     if (client == NULL) {
         return PRESENCE_ERR_NOMEM;
     }

@@ -235,6 +235,17 @@ struct presence_registry {
     presence_limits limits;
     char separator;
     bool single_threaded;
+    /* What channels and record pools spread over: PRESENCE__SHARDS - 1,
+     * or 0 in a single-threaded registry, which has every channel in
+     * shard 0 and every client and user record in pool 0. With no lock
+     * to spread, one slab keeps the memberships a client makes together
+     * next to each other (its renewals and its leave read one or two
+     * lines, not one per channel), and clients made one after another
+     * lie one after another, at the price of the slab's 2^26 memberships
+     * (and channels) in all. The client and user indexes keep their 64
+     * shards: one index of millions would double in one step, holding
+     * both tables at once. */
+    size_t shard_mask;
     uint64_t seed;
     /* Channel epochs: a scramble of epoch_key + (shard, n), the n-th
      * channel a shard makes, so no two of one registry are equal and
@@ -377,7 +388,8 @@ presence__shard_member(struct presence__shard *hs, uint32_t number)
 /* ---- shards.c: shards, locks and time ----------------------------------- */
 /* The shard of a name: its hash's top bits (the index tables use the low
  * ones). Channels, clients and users each have their shards, and their
- * record pools, by this number. */
+ * record pools, by this number; a single-threaded registry has every
+ * channel in shard 0 and every record in pool 0 (reg->shard_mask). */
 static inline size_t presence__shard_index(uint64_t hash)
 {
     return (size_t)(hash >> (64u - PRESENCE__SHARD_BITS));
@@ -385,7 +397,7 @@ static inline size_t presence__shard_index(uint64_t hash)
 static inline struct presence__shard *
 presence__shard_of(presence_registry *reg, uint64_t hash)
 {
-    return &reg->shards[presence__shard_index(hash)];
+    return &reg->shards[presence__shard_index(hash) & reg->shard_mask];
 }
 static inline struct presence__cshard *
 presence__cshard_of(presence_registry *reg, uint64_t hash)
