@@ -592,7 +592,7 @@ typedef int (*presence_write_fn)(const void *data, size_t len,
  * checksummed: an 8-byte magic, a 32-bit version, LEB128 varints and
  * length-prefixed strings, a 64-bit checksum at the end. About 12 bytes
  * per membership plus its chan_info, and each client, user and channel
- * name once (docs/PERFORMANCE.md).
+ * name once (docs/PERFORMANCE-FEATURES.md, "Warm restart").
  *
  * The registry is read as one instant: every channel lock is taken (as
  * presence_namespace_set() takes them) while the state is copied into a

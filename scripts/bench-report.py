@@ -8,7 +8,7 @@ only).
 OUT_DIR holds c-<r>.out / sio-<r>.out (the WORKLOAD.md lines) and
 c-<r>.time / sio-<r>.time (/usr/bin/time -v) for r = 1..ROUNDS. Exits 1
 unless every run printed the same checksum line. Prints, as Markdown, the
-median rate of each phase for both, their ratio against the issue 4 target,
+median rate of each phase for both, their ratio against the issue 13 target,
 and the peak memory per membership (time -v maximum resident set / (C*K)).
 """
 import re
@@ -152,7 +152,7 @@ def main():
           f"{next(iter(checksums.values()))}")
     print()
     print(f"| phase | libpresence | Socket.IO adapter | ratio | "
-          f"target (issue 4) | |")
+          f"target (issue 13) | |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     for phase in PHASES:
         c = statistics.median(run["rates"][phase] for run in runs["c"])
