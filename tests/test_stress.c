@@ -2,9 +2,10 @@
  * Concurrency stress through the public API only: several writer threads
  * on disjoint clients that share channels and users, readers that check
  * every query result against the rules that hold at any instant, an
- * expirer and closer, a thread that subscribes and unsubscribes without
- * pause, and one subscriber whose event log is replayed at the end and
- * compared with the final registry.
+ * expirer and closer that also saves and loads the registry, a thread
+ * that subscribes and unsubscribes without pause, and one subscriber
+ * whose event log is replayed at the end and compared with the final
+ * registry.
  *
  * It is built to find, under ThreadSanitizer, the unlocked reads of shared
  * state that a single-threaded test cannot see, and in any build that
@@ -82,6 +83,7 @@ typedef struct run {
     unsigned long user_events;
 
     atomic_ulong errors;
+    atomic_ulong saves; /* saved and loaded while the writers ran */
     atomic_int have_error;
     char first_error[256];
 } run;
@@ -776,6 +778,12 @@ static void *expirer_main(void *arg)
             expect(r, presence_channel_close(r->reg, channel, NULL),
                    PRESENCE_OK, "channel_close", channel);
         }
+        if (i % 4 == 0) {
+            /* A save is one instant: its load refuses anything half done. */
+            expect(r, save_and_load(r->reg), PRESENCE_OK, "save and load",
+                   "");
+            atomic_fetch_add(&r->saves, 1);
+        }
         sched_yield();
     }
     return NULL;
@@ -1182,10 +1190,11 @@ static void stress(int nwriters, uint64_t seed)
     }
     print_message("stress, %d writers: %lu writes, %lu reads, %lu subscribe/unsubscribe "
                   "pairs (at most %ld removed ones kept), %zu events "
-                  "logged\n",
+                  "logged, %lu saves loaded\n",
                   nwriters, ops, reads,
                   (unsigned long)atomic_load(&r->churn_pairs),
-                  (long)atomic_load(&r->churn_kept_max), r->log_len);
+                  (long)atomic_load(&r->churn_kept_max), r->log_len,
+                  (unsigned long)atomic_load(&r->saves));
     if (atomic_load(&r->errors) != 0) {
         fail_msg("%lu problems; first: %s",
                  (unsigned long)atomic_load(&r->errors), r->first_error);
