@@ -2,8 +2,9 @@
  * Two cluster handles in one process, each on its own thread
  * (presence_cluster_start_thread), on a real redis-server that this test
  * starts on a free loopback port. Other threads change registry A and
- * read both handles' status while the handles run: node B must converge
- * to A's members, with A's node id on them. Also built under
+ * read both handles' status, and save and load B, while the handles run:
+ * node B must converge to A's members, with A's node id on them, and
+ * every save of B must load. Also built under
  * ThreadSanitizer, which is what this test is for: the outbox filled from
  * any thread, the status read from any thread, a handle freed while its
  * thread runs.
@@ -28,6 +29,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "helpers.h"
 
 #include "presence_cluster.h"
 
@@ -123,9 +126,12 @@ static presence_cluster *attach(presence_registry *reg, const char *node)
 
 struct churn {
     presence_registry *reg;
+    presence_registry *replica; /* B's: saved and loaded while it syncs */
     presence_cluster *a, *b;
     atomic_bool stop;
     atomic_bool status_failed; /* cmocka asserts only on the main thread */
+    atomic_bool save_failed;
+    atomic_ulong saves;
     unsigned seed;
 };
 
@@ -158,6 +164,12 @@ static void *status_main(void *arg)
             atomic_store(&w->status_failed, true);
         }
         (void)presence_cluster_timeout_ms(w->a);
+        /* B applies A's changes and snapshots on its own thread: every
+         * save of B is one instant, which its load checks. */
+        if (save_and_load(w->replica) != PRESENCE_OK) {
+            atomic_store(&w->save_failed, true);
+        }
+        atomic_fetch_add(&w->saves, 1);
         sleep_ms(1);
     }
     return NULL;
@@ -195,7 +207,7 @@ static void test_threads_converge(void **state)
     presence_registry *ra = NULL, *rb = NULL;
     assert_int_equal(presence_registry_new(&config, &ra), PRESENCE_OK);
     assert_int_equal(presence_registry_new(&config, &rb), PRESENCE_OK);
-    struct churn w = {.reg = ra, .seed = 7};
+    struct churn w = {.reg = ra, .replica = rb, .seed = 7};
     w.a = attach(ra, "node-a");
     w.b = attach(rb, "node-b");
     pthread_t churners[2], watcher;
@@ -221,6 +233,8 @@ static void test_threads_converge(void **state)
     atomic_store(&w.stop, true);
     pthread_join(watcher, NULL);
     assert_false(atomic_load(&w.status_failed));
+    assert_false(atomic_load(&w.save_failed));
+    assert_true(atomic_load(&w.saves) > 0);
     assert_true(equal);
     /* A leaves while B's thread runs: B drops A's members at once. */
     assert_int_equal(presence_cluster_free(w.a), PRESENCE_OK);
