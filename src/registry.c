@@ -2,6 +2,8 @@
  * The registry handle: configuration, lifecycle, locking and time.
  * SPDX-License-Identifier: MIT
  */
+#include <stdalign.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,6 +64,13 @@ static int config_check(const presence_config *c)
     return presence__namespace_options_check(&c->default_namespace);
 }
 
+/* The registry is aligned for its shards (alignof), which an allocator
+ * need not give: ask for enough to align it within the block. */
+static size_t registry_block_size(void)
+{
+    return sizeof(presence_registry) + alignof(presence_registry) - 1;
+}
+
 static void registry_release(presence_registry *reg)
 {
     /* Queued events first: they hold references on the rest. */
@@ -82,7 +91,7 @@ static void registry_release(presence_registry *reg)
     presence__mutex_destroy(reg, &reg->queue_lock);
     presence__mutex_destroy(reg, &reg->node_lock);
     presence_allocator alloc = reg->alloc;
-    alloc.free_fn(reg, sizeof *reg, alloc.user_data);
+    alloc.free_fn(reg->block, registry_block_size(), alloc.user_data);
 }
 
 _Static_assert(sizeof(struct presence__shard) == 2 * PRESENCE__SHARD_BYTES &&
@@ -114,12 +123,16 @@ int presence_registry_new(const presence_config *config,
     if (alloc.malloc_fn == NULL) {
         presence__default_allocator(&alloc);
     }
-    presence_registry *reg = alloc.malloc_fn(sizeof *reg, alloc.user_data);
-    if (reg == NULL) {
+    void *block = alloc.malloc_fn(registry_block_size(), alloc.user_data);
+    if (block == NULL) {
         return PRESENCE_ERR_NOMEM;
     }
+    uintptr_t align = alignof(presence_registry);
+    presence_registry *reg =
+        (presence_registry *)(((uintptr_t)block + align - 1) & ~(align - 1));
     memset(reg, 0, sizeof *reg);
     reg->alloc = alloc;
+    reg->block = block;
     reg->clock = c.clock != NULL ? c.clock : monotonic_ms;
     reg->clock_user_data = c.clock_user_data;
     reg->access_check = c.access_check;

@@ -48,6 +48,7 @@
 #define PRESENCE_DOMAIN_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -228,6 +229,7 @@ struct presence__ushard { /* users, and their lists of live clients */
 
 struct presence_registry {
     presence_allocator alloc;
+    void *block; /* what alloc gave: the registry is aligned within it */
     presence_clock_fn clock;
     void *clock_user_data;
     presence_access_fn access_check;
@@ -253,7 +255,11 @@ struct presence_registry {
     uint64_t epoch_key;
 
     struct presence__namespace *namespaces; /* uthash by name: few */
-    struct presence__shard shards[PRESENCE__SHARDS];
+    /* Shards start on a 128-byte boundary (the registry is allocated so:
+     * registry.c), or their padding would not keep them apart: each would
+     * share a line with its neighbour, and the first with the fields
+     * above, which every call reads. */
+    alignas(PRESENCE__SHARD_BYTES) struct presence__shard shards[PRESENCE__SHARDS];
     struct presence__cshard cshards[PRESENCE__SHARDS];
     struct presence__ushard ushards[PRESENCE__SHARDS];
     /* Channels in all, kept only when limits.channels_max asks for it: a
