@@ -180,6 +180,85 @@ static void test_touch(void **state)
     fixture_close(&f);
 }
 
+/* The touch time of client's membership of channel (-1: none). */
+static int64_t touched_at(presence_registry *reg, const char *channel,
+                          const char *client)
+{
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_client_channels(reg, client, &snap));
+    int64_t at = -1;
+    for (size_t i = 0; i < snap->count; i++) {
+        if (strcmp(snap->members[i].channel, channel) == 0) {
+            at = snap->members[i].touched_at_ms;
+        }
+    }
+    presence_snapshot_free(snap);
+    return at;
+}
+
+/* A touch finds the membership however the client's memberships lie:
+ * made together ("tog"), made between another client's ("far": apart in
+ * memory), and more of them than a walk along the client's list covers
+ * ("many").
+ * Each touch moves that membership's time alone. */
+static void test_touch_finds_each_membership(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    char ch[32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(ch, sizeof ch, "t%d", i);
+        assert_ok(join_simple(f.reg, ch, "tog", "u1"));
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(ch, sizeof ch, "t%d", i);
+        assert_ok(join_simple(f.reg, ch, "far", "u2"));
+        for (int k = 0; k < 5; k++) {
+            char other[32];
+            snprintf(other, sizeof other, "o%d-%d", i, k);
+            assert_ok(join_simple(f.reg, ch, other, "u3"));
+        }
+    }
+    for (int i = 0; i < 12; i++) {
+        snprintf(ch, sizeof ch, "t%d", i);
+        assert_ok(join_simple(f.reg, ch, "many", "u5"));
+    }
+    assert_ok(join_simple(f.reg, "alone", "x", "u4"));
+    int64_t now = 2000;
+    for (int i = 0; i < 12; i++) {
+        snprintf(ch, sizeof ch, "t%d", i);
+        fake_clock_set(&f.clock, ++now);
+        assert_ok(presence_touch(f.reg, ch, "many"));
+        assert_int_equal(touched_at(f.reg, ch, "many"), now);
+    }
+    for (int i = 19; i >= 0; i--) {
+        snprintf(ch, sizeof ch, "t%d", i);
+        fake_clock_set(&f.clock, ++now);
+        assert_ok(presence_touch(f.reg, ch, "far"));
+        assert_int_equal(touched_at(f.reg, ch, "far"), now);
+        if (i < 3) {
+            assert_int_equal(touched_at(f.reg, ch, "tog"), 1000);
+            fake_clock_set(&f.clock, ++now);
+            assert_ok(presence_touch(f.reg, ch, "tog"));
+            assert_int_equal(touched_at(f.reg, ch, "tog"), now);
+        }
+    }
+    assert_int_equal(touched_at(f.reg, "t0", "far"), 2000 + 12 + 20 + 2);
+    /* Channels the client is not in: one the others are in, one of
+     * nobody's; a client in none. */
+    assert_rc(presence_touch(f.reg, "t5", "tog"), PRESENCE_ERR_NOT_FOUND);
+    assert_rc(presence_touch(f.reg, "alone", "far"), PRESENCE_ERR_NOT_FOUND);
+    assert_rc(presence_touch(f.reg, "nowhere", "far"),
+              PRESENCE_ERR_NOT_FOUND);
+    assert_rc(presence_touch(f.reg, "t1", "nobody"), PRESENCE_ERR_NOT_FOUND);
+    assert_rc(presence_update(f.reg, "alone", "tog", "i", 1),
+              PRESENCE_ERR_NOT_FOUND);
+    assert_ok(presence_update(f.reg, "t17", "far", "i", 1));
+    fixture_close(&f);
+}
+
 static void test_channel_close(void **state)
 {
     (void)state;
@@ -750,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_disconnect),
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_touch),
+        cmocka_unit_test(test_touch_finds_each_membership),
         cmocka_unit_test(test_channel_close),
         cmocka_unit_test(test_join_upsert),
         cmocka_unit_test(test_join_conflict),
