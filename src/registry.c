@@ -5,8 +5,8 @@
 #include <stdalign.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "domain/domain.h"
 
 static void config_defaults(presence_config *c)
@@ -40,9 +40,7 @@ void presence_config_init_sized(presence_config *config, size_t struct_size)
 static int64_t monotonic_ms(void *user_data)
 {
     (void)user_data;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return presence__monotonic_ms();
 }
 
 static int config_check(const presence_config *c)

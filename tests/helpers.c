@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------------ */
 /* Fake clock */
@@ -995,4 +996,29 @@ void ns_set(presence_registry *registry, const char *name, bool presence,
         print_error("namespace_set('%s') failed\n", name);
     }
     assert_ok(rc);
+}
+
+static int64_t monotonic_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t clock_disagreements(presence_registry *registry, int64_t run_ms,
+                           size_t *distinct)
+{
+    size_t bad = 0;
+    int64_t last = INT64_MIN;
+    *distinct = 0;
+    int64_t end = monotonic_now_ms() + run_ms;
+    for (int64_t before = 0; before < end;) {
+        before = monotonic_now_ms();
+        int64_t now = presence_now_ms(registry);
+        int64_t after = monotonic_now_ms();
+        bad += now < before || now > after;
+        *distinct += now != last;
+        last = now;
+    }
+    return bad;
 }

@@ -206,6 +206,12 @@ void ns_set(presence_registry *registry, const char *name, bool presence,
  *  the save's result if it failed, else the load's. Calls no cmocka, so
  *  that a thread other than the test's may call it. */
 int save_and_load(presence_registry *registry);
+/** Read the registry's clock for run_ms, each time between two readings of
+ *  CLOCK_MONOTONIC in ms: how many readings fell outside them (0 for a
+ *  clock that is CLOCK_MONOTONIC); *distinct counts the values seen.
+ *  Calls no cmocka, so that any thread may call it. */
+size_t clock_disagreements(presence_registry *registry, int64_t run_ms,
+                           size_t *distinct);
 /** A malloc'd string of n copies of c. */
 char *repeat_char(char c, size_t n);
 /** printf into a malloc'd string. */

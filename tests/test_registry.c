@@ -76,6 +76,21 @@ static void test_new_free_defaults(void **state)
     assert_ok(presence_registry_free(r));
 }
 
+/* The default clock is CLOCK_MONOTONIC in milliseconds: every reading
+ * lies between the readings of that clock around it, through the first
+ * readings, while the counter it reads between milliseconds is measured,
+ * and after. */
+static void test_default_clock_is_monotonic_ms(void **state)
+{
+    (void)state;
+    presence_registry *r = NULL;
+    assert_ok(presence_registry_new(NULL, &r));
+    size_t distinct = 0;
+    assert_int_equal(clock_disagreements(r, 150, &distinct), 0);
+    assert_true(distinct >= 20); /* advancing, on however busy a machine */
+    assert_ok(presence_registry_free(r));
+}
+
 static void test_new_with_config(void **state)
 {
     (void)state;
@@ -537,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_config_defaults),
         cmocka_unit_test(test_namespace_options_defaults),
         cmocka_unit_test(test_new_free_defaults),
+        cmocka_unit_test(test_default_clock_is_monotonic_ms),
         cmocka_unit_test(test_new_with_config),
         cmocka_unit_test(test_free_null),
         cmocka_unit_test(test_new_null_out),

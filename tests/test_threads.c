@@ -1047,6 +1047,41 @@ static void *churn_worker(void *arg)
     return NULL;
 }
 
+struct clock_reader {
+    pthread_t thread;
+    presence_registry *reg;
+    size_t bad, distinct;
+};
+
+static void *clock_reader_main(void *arg)
+{
+    struct clock_reader *c = arg;
+    c->bad = clock_disagreements(c->reg, 150, &c->distinct);
+    return NULL;
+}
+
+/* The default clock keeps each thread's last reading and the counter
+ * values it holds for: threads reading it at once each get
+ * CLOCK_MONOTONIC's milliseconds, from the process's first readings on. */
+static void test_default_clock_across_threads(void **state)
+{
+    (void)state;
+    presence_registry *r = NULL;
+    assert_ok(presence_registry_new(NULL, &r));
+    struct clock_reader c[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        c[t].reg = r;
+        assert_int_equal(
+            pthread_create(&c[t].thread, NULL, clock_reader_main, &c[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        assert_int_equal(pthread_join(c[t].thread, NULL), 0);
+        assert_int_equal(c[t].bad, 0);
+        assert_true(c[t].distinct >= 10);
+    }
+    assert_ok(presence_registry_free(r));
+}
+
 static void test_unsubscribe_while_delivering(void **state)
 {
     (void)state;
@@ -1110,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_sweeps_race_joins),
         cmocka_unit_test(test_unsubscribe_while_delivering),
         cmocka_unit_test(test_nodes_race_local_churn),
+        cmocka_unit_test(test_default_clock_across_threads),
     };
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }
