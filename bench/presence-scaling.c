@@ -16,6 +16,8 @@
  *                       S channels of M drop and (but P%) come back in one
  *                       window: what a subscriber gets with events and
  *                       with coalesced diffs
+ *   touch-order [C H K] presence_touch of C*K memberships made together
+ *                       or apart, renewed client by client or shuffled
  *
  * Output is Markdown tables, ready for docs/PERFORMANCE.md.
  *
@@ -37,7 +39,8 @@ static int usage(void) {
             "       presence-scaling ttl [C H K]\n"
             "       presence-scaling threads [N W]\n"
             "       presence-scaling alloc [C H K R I]\n"
-            "       presence-scaling storm [N S M P]\n");
+            "       presence-scaling storm [N S M P]\n"
+            "       presence-scaling touch-order [C H K]\n");
     return 2;
 }
 
@@ -56,5 +59,7 @@ int main(int argc, char **argv) {
         return bench_mode_alloc(argc - 2, argv + 2);
     if (!strcmp(argv[1], "storm"))
         return bench_mode_storm(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "touch-order"))
+        return bench_mode_touch_order(argc - 2, argv + 2);
     return usage();
 }
