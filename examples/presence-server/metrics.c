@@ -33,6 +33,38 @@ void ps_metrics_command(ps_metrics *m, ps_metric_command kind)
     }
 }
 
+/* The buckets' upper bounds, in us and as the exposition writes them. */
+static const uint64_t bucket_us[PS_METRIC_BUCKETS] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+};
+static const char *const bucket_le[PS_METRIC_BUCKETS] = {
+    "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025",
+    "0.005",   "0.01",   "0.025",   "0.05",   "0.1",   "0.25",
+};
+
+static void observe(ps_histogram *h, uint64_t ns)
+{
+    size_t b = 0;
+    while (b < PS_METRIC_BUCKETS && ns > bucket_us[b] * 1000) {
+        b++;
+    }
+    bump(&h->counts[b]);
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+void ps_metrics_command_time(ps_metrics *m, ps_metric_command kind,
+                             uint64_t ns)
+{
+    if (kind >= 0 && kind < PS_CMD_COUNT_) {
+        observe(&m->command_time[kind], ns);
+    }
+}
+
+void ps_metrics_loop_busy(ps_metrics *m, uint64_t ns)
+{
+    observe(&m->loop_busy, ns);
+}
+
 static size_t error_slot(int code)
 {
     return code >= 100 && code < 100 + PS_METRIC_ERROR_CODES
@@ -126,6 +158,52 @@ static const char *const command_names[PS_CMD_COUNT_] = {
     "connect", "subscribe", "unsubscribe", "presence", "presence_stats",
     "refresh", "publish", "history", "rpc", "sub_refresh", "send", "pong",
 };
+
+/* One histogram's samples (Prometheus: cumulative buckets, the sum in
+ * seconds, the count); labels is "" or `name="value",`. */
+static void histogram(text *t, const char *name, const char *labels,
+                      ps_histogram *h)
+{
+    uint64_t total = 0;
+    for (size_t b = 0; b <= PS_METRIC_BUCKETS; b++) {
+        total += read_counter(&h->counts[b]);
+        add(t, "presence_server_%s_bucket{%sle=\"%s\"} %llu\n", name, labels,
+            b < PS_METRIC_BUCKETS ? bucket_le[b] : "+Inf",
+            (unsigned long long)total);
+    }
+    uint64_t sum_ns = read_counter(&h->sum_ns);
+    /* Without the trailing comma, or no braces at all. */
+    size_t n = strlen(labels);
+    const char *open = n > 0 ? "{" : "";
+    const char *close = n > 0 ? "}" : "";
+    add(t, "presence_server_%s_sum%s%.*s%s %llu.%09llu\n", name, open,
+        (int)(n > 0 ? n - 1 : 0), labels, close,
+        (unsigned long long)(sum_ns / 1000000000u),
+        (unsigned long long)(sum_ns % 1000000000u));
+    add(t, "presence_server_%s_count%s%.*s%s %llu\n", name, open,
+        (int)(n > 0 ? n - 1 : 0), labels, close, (unsigned long long)total);
+}
+
+static void render_durations(text *t, ps_metrics *m)
+{
+    header(t, "command_duration_seconds", "histogram",
+           "Time the server took for a client protocol command, from its "
+           "frame parsed to its reply queued, by method (methods not yet "
+           "seen are left out).");
+    for (size_t i = 0; i < PS_CMD_COUNT_; i++) {
+        if (read_counter(&m->commands[i]) == 0) {
+            continue;
+        }
+        char labels[48];
+        snprintf(labels, sizeof labels, "method=\"%s\",", command_names[i]);
+        histogram(t, "command_duration_seconds", labels, &m->command_time[i]);
+    }
+    header(t, "loop_busy_seconds", "histogram",
+           "Work of one turn of the event loop, its wait for events left "
+           "out: how long a client whose bytes arrived meanwhile may wait "
+           "for the loop.");
+    histogram(t, "loop_busy_seconds", "", &m->loop_busy);
+}
 
 /* One counter family over error codes; codes never seen are left out. */
 static void error_family(text *t, const char *name, const char *help,
@@ -285,6 +363,7 @@ char *ps_metrics_render(ps_server *server, const ps_metrics_cluster *cluster,
     t.buf[0] = '\0';
     render_gauges(&t, server);
     render_counters(&t, &server->metrics);
+    render_durations(&t, &server->metrics);
     if (cluster != NULL) {
         render_cluster(&t, cluster);
     }

@@ -38,9 +38,23 @@ typedef enum ps_metric_command {
 #define PS_METRIC_ERROR_CODES 20
 #define PS_METRIC_CLOSE_CODES 5000
 
+/** Buckets of the duration histograms (upper bounds from 50 us to
+ *  250 ms), then one past the last bound. */
+#define PS_METRIC_BUCKETS 12
+
+/** A duration histogram: counts per bucket (not cumulative) and the sum. */
+typedef struct ps_histogram {
+    atomic_uint_fast64_t counts[PS_METRIC_BUCKETS + 1];
+    atomic_uint_fast64_t sum_ns;
+} ps_histogram;
+
 /** The counters: relaxed atomics, bumped from any thread, never reset. */
 typedef struct ps_metrics {
     atomic_uint_fast64_t commands[PS_CMD_COUNT_];
+    /* From a command's frame parsed to its reply queued, by kind. */
+    ps_histogram command_time[PS_CMD_COUNT_];
+    /* One turn of the event loop: its work between two waits. */
+    ps_histogram loop_busy;
     atomic_uint_fast64_t errors[PS_METRIC_ERROR_CODES + 1];
     atomic_uint_fast64_t api_commands[2]; /* presence, presence_stats */
     atomic_uint_fast64_t api_errors[PS_METRIC_ERROR_CODES + 1];
@@ -48,6 +62,14 @@ typedef struct ps_metrics {
 } ps_metrics;
 
 void ps_metrics_command(ps_metrics *m, ps_metric_command kind);
+
+/** How long a command of @p kind took the server, in ns. */
+void ps_metrics_command_time(ps_metrics *m, ps_metric_command kind,
+                             uint64_t ns);
+
+/** How long one turn of the event loop worked, in ns (its wait for
+ *  events left out). */
+void ps_metrics_loop_busy(ps_metrics *m, uint64_t ns);
 
 /** An error reply of the client protocol with Centrifugo's @p code. */
 void ps_metrics_error(ps_metrics *m, int code);

@@ -96,6 +96,18 @@ static void on_flush(uv_prepare_t *prepare)
 {
     ps_net *net = prepare->data;
     ps_writer_drain(&net->server->writer);
+    /* The loop waits next: what it did since it last waited, less the
+     * wait, is one turn's work. */
+    uint64_t now = uv_hrtime();
+    uint64_t idle = uv_metrics_idle_time(&net->loop);
+    if (net->turn_ns != 0) {
+        uint64_t spent = now - net->turn_ns;
+        uint64_t waited = idle - net->turn_idle_ns;
+        ps_metrics_loop_busy(&net->server->metrics,
+                             spent > waited ? spent - waited : 0);
+    }
+    net->turn_ns = now;
+    net->turn_idle_ns = idle;
 }
 
 static void on_tick(uv_timer_t *timer)
@@ -213,6 +225,12 @@ int ps_net_init(ps_net *net, ps_server *server, char *err, size_t err_len)
     atomic_init(&net->stop_requested, false);
     int rc = uv_loop_init(&net->loop);
     if (rc != 0) {
+        return ps_fail(err, err_len, "libuv: %s", uv_strerror(rc));
+    }
+    /* The time spent waiting for events, for the metrics. */
+    rc = uv_loop_configure(&net->loop, UV_METRICS_IDLE_TIME);
+    if (rc != 0) {
+        (void)uv_loop_close(&net->loop);
         return ps_fail(err, err_len, "libuv: %s", uv_strerror(rc));
     }
     pthread_mutex_init(&net->lock, NULL);

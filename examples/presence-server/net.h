@@ -48,6 +48,9 @@ typedef struct ps_net {
     uv_loop_t loop;
     uv_async_t wake;
     uv_prepare_t flush; /* drains the writer before each wait */
+    /* At the last wait's start: the time and the loop's idle time (the
+     * metrics' loop_busy is the difference of their differences). */
+    uint64_t turn_ns, turn_idle_ns;
     uv_timer_t tick;
     uv_tcp_t listener;
     bool listening;

@@ -15,6 +15,9 @@
 /** Monotonic milliseconds, for timers (pings, pong deadlines). */
 int64_t ps_now_ms(void);
 
+/** Monotonic nanoseconds, for the metrics' durations. */
+uint64_t ps_now_ns(void);
+
 /** Wall-clock seconds since the epoch, for token "exp" claims. */
 int64_t ps_unix_time(void);
 

@@ -607,7 +607,11 @@ static outcome dispatch(ps_conn *conn, json_t *obj)
     if (cmd.id == 0) {
         return bad_request(conn); /* a command that wants a reply needs an id */
     }
-    return m->run(&cmd);
+    ps_metrics *metrics = &conn->server->metrics; /* the server outlives it */
+    uint64_t started = ps_now_ns();
+    outcome out = m->run(&cmd);
+    ps_metrics_command_time(metrics, m->metric, ps_now_ns() - started);
+    return out;
 }
 
 static outcome handle_line(ps_conn *conn, const char *line, size_t len)

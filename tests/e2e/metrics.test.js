@@ -24,7 +24,7 @@ function parse(text) {
   for (const line of text.split('\n')) {
     if (line === '') continue;
     if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
-    const m = /^([a-z_]+(?:\{[a-z_]+="[^"]*"\})?) (\d+)$/.exec(line);
+    const m = /^([a-z_]+(?:\{[a-z_]+="[^"]*"(?:,[a-z_]+="[^"]*")*\})?) (\d+(?:\.\d+)?)$/.exec(line);
     assert.ok(m, `not a sample: ${line}`);
     samples[m[1]] = Number(m[2]);
   }
@@ -85,6 +85,17 @@ test('/metrics: gauges follow connections, subscriptions and presence; counters 
   assert.equal(m['presence_server_api_commands_total{method="presence"}'], 1);
   assert.equal(m['presence_server_api_commands_total{method="presence_stats"}'], 1);
   assert.equal(m['presence_server_api_errors_total{code="102"}'], 1);
+  // Every command run is timed, in cumulative buckets; so is every turn
+  // of the event loop (its work, not its wait).
+  assert.equal(m['presence_server_command_duration_seconds_count{method="connect"}'], 3);
+  assert.equal(m['presence_server_command_duration_seconds_bucket{method="connect",le="+Inf"}'], 3);
+  assert.ok(m['presence_server_command_duration_seconds_sum{method="connect"}'] > 0);
+  const les = ['0.00005', '0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005',
+    '0.01', '0.025', '0.05', '0.1', '0.25', '+Inf'];
+  const turns = les.map((le) => m[`presence_server_loop_busy_seconds_bucket{le="${le}"}`]);
+  for (let i = 1; i < turns.length; i++) assert.ok(turns[i] >= turns[i - 1], `bucket ${les[i]}`);
+  assert.ok(turns[turns.length - 1] > 0);
+  assert.equal(m.presence_server_loop_busy_seconds_count, turns[turns.length - 1]);
 
   // A bad command closes with 3501; a client's own close is echoed (the
   // SDK's disconnect() sends a close without a code: 1005).

@@ -38,8 +38,8 @@ static unsigned long long sample(const char *text, const char *name)
     return 0;
 }
 
-/* Every line: "# HELP name ...", "# TYPE name gauge|counter" or
- * "name[{label="value"}] digits". */
+/* Every line: "# HELP name ...", "# TYPE name gauge|counter|histogram"
+ * or "name[{label="value",...}] digits[.digits]". */
 static void check_format(const char *text)
 {
     for (const char *line = text; *line != '\0';) {
@@ -53,7 +53,8 @@ static void check_format(const char *text)
             assert_non_null(sp);
             size_t rest = len - (size_t)(sp + 1 - line);
             if (!((rest == 5 && strncmp(sp + 1, "gauge", 5) == 0) ||
-                  (rest == 7 && strncmp(sp + 1, "counter", 7) == 0))) {
+                  (rest == 7 && strncmp(sp + 1, "counter", 7) == 0) ||
+                  (rest == 9 && strncmp(sp + 1, "histogram", 9) == 0))) {
                 fail_msg("bad TYPE line: %.*s", (int)len, line);
             }
         } else {
@@ -69,8 +70,12 @@ static void check_format(const char *text)
             if (i == 0 || i >= len || line[i] != ' ' || i + 1 == len) {
                 fail_msg("bad sample line: %.*s", (int)len, line);
             }
+            bool point = false;
             for (i++; i < len; i++) {
-                if (line[i] < '0' || line[i] > '9') {
+                if (line[i] == '.' && !point && line[i - 1] != ' ' &&
+                    i + 1 < len) {
+                    point = true;
+                } else if (line[i] < '0' || line[i] > '9') {
                     fail_msg("bad value: %.*s", (int)len, line);
                 }
             }
@@ -122,6 +127,16 @@ static void test_exposition(void **state)
     assert_int_equal(sample(text, "presence_server_commands_total{method=\"pong\"}"), 1);
     assert_int_equal(sample(text, "presence_server_command_errors_total{code=\"102\"}"), 1);
     assert_int_equal(sample(text, "presence_server_command_errors_total{code=\"105\"}"), 1);
+    /* Each command run is timed: the buckets count up to the total. */
+    assert_int_equal(sample(text, "presence_server_command_duration_seconds_count{method=\"connect\"}"), 2);
+    assert_int_equal(sample(text, "presence_server_command_duration_seconds_bucket{method=\"subscribe\",le=\"+Inf\"}"), 4);
+    assert_int_equal(sample(text, "presence_server_command_duration_seconds_count{method=\"subscribe\"}"), 4);
+    assert_true(sample(text, "presence_server_command_duration_seconds_bucket{method=\"subscribe\",le=\"0.00005\"}") <=
+                sample(text, "presence_server_command_duration_seconds_bucket{method=\"subscribe\",le=\"0.25\"}"));
+    assert_null(strstr(text, "command_duration_seconds_count{method=\"presence\"}"));
+    /* No event loop in these tests: no turn timed. */
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_count"), 0);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"+Inf\"}"), 0);
     ps_free(text);
 
     /* A bad request closes a with 3501; b closes by itself with 4000. */
@@ -155,6 +170,31 @@ static void test_exposition(void **state)
     ps_test_server_fini(&t);
 }
 
+/* A duration falls in the first bucket whose bound it does not pass; the
+ * buckets are cumulative and the sum is in seconds. */
+static void test_duration_buckets(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(ps_test_server_init(&t, CONFIG, err, sizeof err), 0);
+    ps_metrics *m = &t.server.metrics;
+    ps_metrics_loop_busy(m, 50000);        /* 50 us: le 0.00005 */
+    ps_metrics_loop_busy(m, 50001);        /* le 0.0001 */
+    ps_metrics_loop_busy(m, 10000000);     /* 10 ms: le 0.01 */
+    ps_metrics_loop_busy(m, 300000000);    /* 300 ms: +Inf only */
+    char *text = render(NULL);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"0.00005\"}"), 1);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"0.0001\"}"), 2);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"0.005\"}"), 2);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"0.01\"}"), 3);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"0.25\"}"), 3);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_bucket{le=\"+Inf\"}"), 4);
+    assert_int_equal(sample(text, "presence_server_loop_busy_seconds_count"), 4);
+    assert_non_null(strstr(text, "presence_server_loop_busy_seconds_sum 0.310100001\n"));
+    ps_free(text);
+    ps_test_server_fini(&t);
+}
+
 static void test_allocation_failures(void **state)
 {
     (void)state;
@@ -183,6 +223,7 @@ int main(void)
     counting_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exposition),
+        cmocka_unit_test(test_duration_buckets),
         cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests_name("server metrics", tests, NULL, NULL);
