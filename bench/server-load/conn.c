@@ -83,6 +83,8 @@ bool lg_conn_start(lg_run *run, lg_conn *c)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
+    /* The kernel's receive time of what each read returns. */
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     /* The port is picked at connect(): many sources share the port space. */
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     struct sockaddr_in src = {.sin_family = AF_INET};
@@ -391,6 +393,35 @@ static void connected(lg_run *run, lg_conn *c, uint32_t events)
     lg_conn_flush(run, c);
 }
 
+/* recv() into c->in, noting when the kernel received the bytes (the
+ * newest of them, if they came in several packets: a reply is never
+ * timed earlier than it arrived). */
+static ssize_t read_stamped(lg_conn *c, size_t room)
+{
+    struct iovec iov = {c->in.data + c->in.len, room};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(c->fd, &msg, 0);
+    if (n <= 0) {
+        return n;
+    }
+    c->arrived_us = 0; /* unless the kernel says: never an older read's */
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL;
+         cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+            c->arrived_us = lg_realtime_to_us(&ts);
+        }
+    }
+    return n;
+}
+
 void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
 {
     if (c->fd < 0) {
@@ -434,7 +465,7 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
             break;
         }
         size_t room = c->in.cap - c->in.len;
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, room, 0);
+        ssize_t n = read_stamped(c, room);
         if (n > 0) {
             c->in.len += (size_t)n;
             if ((size_t)n < room && !fin) {

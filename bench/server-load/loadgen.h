@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define LG_MAX_IN_FLIGHT_DEFAULT 2000
 #define LG_REQ_MAX 6          /* outstanding requests per connection */
@@ -85,6 +86,10 @@ typedef struct lg_conn {
     int64_t prev_closed_us;
     int64_t started_us;   /* this opening began */
     int64_t deadline_us;  /* of the current wait; when idle: no retry before */
+    /* When the kernel received the last bytes read (SO_TIMESTAMPNS, on
+     * lg_now_us()'s clock; 0 when it gave none): replies are timed to it
+     * too, without the generator's own wait to read them. */
+    int64_t arrived_us;
     uint32_t next_id;
     lg_request reqs[LG_REQ_MAX];
     lg_buf in;
@@ -180,6 +185,8 @@ typedef struct lg_stats {
     lg_phase_cpu total_cpu;
     lg_hist presence;
     lg_hist presence_stats;
+    lg_hist presence_arrival;       /* the same, to the kernel's receipt */
+    lg_hist presence_stats_arrival;
     lg_hist join_delay;
     lg_hist connect;              /* opening to ready, in the ramp */
 } lg_stats;
@@ -211,6 +218,8 @@ typedef struct lg_run {
 
 /* time.c */
 int64_t lg_now_us(void);
+/** A CLOCK_REALTIME time on lg_now_us()'s clock (as of now). */
+int64_t lg_realtime_to_us(const struct timespec *ts);
 uint64_t lg_random(lg_run *run);
 
 /* conn.c: sockets, the handshake and frames */

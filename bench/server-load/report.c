@@ -79,6 +79,8 @@ typedef struct hist_field {
 static const hist_field hists[] = {
     {"presence", offsetof(lg_stats, presence)},
     {"presence_stats", offsetof(lg_stats, presence_stats)},
+    {"presence_arrival", offsetof(lg_stats, presence_arrival)},
+    {"presence_stats_arrival", offsetof(lg_stats, presence_stats_arrival)},
     {"join_delay", offsetof(lg_stats, join_delay)},
     {"connect", offsetof(lg_stats, connect)},
 };
@@ -133,6 +135,8 @@ void lg_report_print(FILE *out, const char *proto, uint32_t n, uint64_t count,
     fprintf(out, "derived.rss_after_vs_growth %.3f\n", growth > 0 ? left / growth : 0.0);
     print_ms(out, "presence", &st->presence);
     print_ms(out, "presence_stats", &st->presence_stats);
+    print_ms(out, "presence_arrival", &st->presence_arrival);
+    print_ms(out, "presence_stats_arrival", &st->presence_stats_arrival);
     print_ms(out, "join_delay", &st->join_delay);
     print_ms(out, "connect", &st->connect);
 }

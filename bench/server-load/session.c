@@ -147,6 +147,10 @@ static void on_reply(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
         }
         lg_hist_add(r.kind == LG_REQ_PRESENCE ? &run->st.presence : &run->st.presence_stats,
                     now - r.sent_us);
+        int64_t arrived = c->arrived_us != 0 && c->arrived_us < now ? c->arrived_us : now;
+        lg_hist_add(r.kind == LG_REQ_PRESENCE ? &run->st.presence_arrival
+                                              : &run->st.presence_stats_arrival,
+                    arrived > r.sent_us ? arrived - r.sent_us : 0);
         break;
     case LG_REQ_CHECK_GROUP:
     case LG_REQ_CHECK_LOBBY:

@@ -14,6 +14,16 @@ int64_t lg_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t lg_realtime_to_us(const struct timespec *ts)
+{
+    struct timespec real, mono;
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    int64_t ago_ns = ((int64_t)real.tv_sec - (int64_t)ts->tv_sec) * 1000000000 +
+                     (real.tv_nsec - ts->tv_nsec);
+    return ((int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec - ago_ns) / 1000;
+}
+
 uint64_t lg_random(lg_run *run)
 {
     uint64_t x = run->rng;
