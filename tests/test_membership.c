@@ -199,8 +199,7 @@ static int64_t touched_at(presence_registry *reg, const char *channel,
 /* A touch finds the membership however the client's memberships lie:
  * made together ("tog"), made between another client's ("far": apart in
  * memory), and more of them than a walk along the client's list covers
- * ("many").
- * Each touch moves that membership's time alone. */
+ * ("many"). Each touch moves that membership's time alone. */
 static void test_touch_finds_each_membership(void **state)
 {
     (void)state;
