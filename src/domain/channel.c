@@ -933,13 +933,14 @@ static bool near_in_slab(uint32_t a, uint32_t b)
 }
 
 /*
- * The client's membership of ch in a single-threaded registry, found from
- * the client's side first. There a client's memberships come from one
- * slab, those made together side by side, and a server renews them client
- * by client: a few steps along the list, on lines the last renewal
- * loaded, find it without the channel's member set, whose slot is a cache
- * miss. A list whose next step lies far away (made at different times)
- * is left for the member set, prefetched meanwhile.
+ * The client's membership of the channel chan names, in a single-threaded
+ * registry, found from the client's side first. There a client's
+ * memberships come from one slab, those made together side by side, and a
+ * server renews them client by client: a few steps along the list, on
+ * lines the last renewal loaded, find it without the channel's member
+ * set, whose slot is a cache miss. A list whose next step lies far away
+ * (made at different times) is left for the member set, prefetched
+ * meanwhile.
  */
 static struct presence__membership *
 find_from_client(presence_registry *reg, const struct presence__client *client,
@@ -948,16 +949,15 @@ find_from_client(presence_registry *reg, const struct presence__client *client,
     presence__memberset_prefetch(&chan->ch->members, client->hash);
     uint32_t want = presence__chref(reg, chan->shard, chan->ch);
     uint32_t ref = client->memberships;
-    for (size_t n = 0; ref != PRESENCE__SLAB_NONE && n < CLIENT_WALK_MAX;
-         n++) {
+    for (size_t n = 0; n < CLIENT_WALK_MAX; n++) {
+        if (ref == PRESENCE__SLAB_NONE) {
+            return NULL; /* the whole list: not a member */
+        }
         struct presence__membership *m = presence__mref_get(reg, ref);
         if (m->chref == want) {
             return m;
         }
-        if (m->cnext == PRESENCE__SLAB_NONE) {
-            return NULL; /* the whole list: not a member */
-        }
-        if (!near_in_slab(ref, m->cnext)) {
+        if (m->cnext != PRESENCE__SLAB_NONE && !near_in_slab(ref, m->cnext)) {
             break;
         }
         ref = m->cnext;
