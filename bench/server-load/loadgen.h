@@ -62,6 +62,9 @@ typedef struct lg_expect {
     int64_t created_us;
     int64_t reply_us;     /* join: the subject's subscribe reply, 0 before */
     int64_t push_us;      /* the push's arrival, 0 before */
+    /* The same two as the kernel received them (lg_conn::arrived_us). */
+    int64_t reply_arrived_us;
+    int64_t push_arrived_us;
     uint8_t join;
     uint8_t required;
     uint8_t count;
@@ -188,6 +191,7 @@ typedef struct lg_stats {
     lg_hist presence_arrival;       /* the same, to the kernel's receipt */
     lg_hist presence_stats_arrival;
     lg_hist join_delay;
+    lg_hist join_delay_arrival;     /* between the kernel's receipts */
     lg_hist connect;              /* opening to ready, in the ramp */
 } lg_stats;
 
@@ -248,9 +252,10 @@ bool lg_session_wants_body(const lg_conn *c, uint32_t id);
 
 /* model.c: join/leave expectations within a group */
 void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now);
-void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now);
+void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now, int64_t arrived);
 void lg_model_leaving(lg_run *run, lg_conn *c, int64_t now);
-void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now);
+void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now,
+                   int64_t arrived);
 void lg_model_forget(lg_run *run, lg_conn *c, int64_t now);
 void lg_model_finish(lg_run *run);
 void lg_model_check_reply(lg_run *run, lg_conn *c, bool lobby, json_t *presence);

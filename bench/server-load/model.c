@@ -104,7 +104,8 @@ static void unexpected(lg_run *run, const lg_conn *c, const char *client, bool j
 }
 
 /* Push about e's client heard at @p at. */
-static void heard(lg_run *run, lg_expect *e, bool join, int64_t at)
+static void heard(lg_run *run, lg_expect *e, bool join, int64_t at,
+                  int64_t arrived)
 {
     e->count++;
     if (e->count > 1) {
@@ -115,8 +116,10 @@ static void heard(lg_run *run, lg_expect *e, bool join, int64_t at)
         run->st.expected++;
     }
     e->push_us = at;
+    e->push_arrived_us = arrived;
     if (join && e->reply_us != 0) {
         lg_hist_add(&run->st.join_delay, at - e->reply_us);
+        lg_hist_add(&run->st.join_delay_arrival, arrived - e->reply_arrived_us);
     }
 }
 
@@ -150,7 +153,7 @@ static void claim_early(lg_run *run, lg_conn *m, const char *client)
         lg_expect *p = &m->early[i];
         lg_expect *e = strcmp(p->client, client) == 0 ? find(m, client, p->join) : NULL;
         if (e != NULL) {
-            heard(run, e, p->join, p->push_us);
+            heard(run, e, p->join, p->push_us, p->push_arrived_us);
         } else {
             m->early[kept++] = *p;
         }
@@ -200,7 +203,7 @@ void lg_model_subscribing(lg_run *run, lg_conn *c, int64_t now)
     }
 }
 
-void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now)
+void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now, int64_t arrived)
 {
     if (run->phase != LG_PHASE_CHURN) {
         return; /* the workload times the churn's join pushes only */
@@ -216,8 +219,10 @@ void lg_model_subscribed(lg_run *run, lg_conn *c, int64_t now)
             continue;
         }
         e->reply_us = now;
+        e->reply_arrived_us = arrived;
         if (e->push_us != 0) { /* the push was read first: no delay seen */
             lg_hist_add(&run->st.join_delay, e->push_us - now);
+            lg_hist_add(&run->st.join_delay_arrival, e->push_arrived_us - arrived);
         }
     }
 }
@@ -269,14 +274,15 @@ void lg_model_leaving(lg_run *run, lg_conn *c, int64_t now)
     lg_model_forget(run, c, now);
 }
 
-void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
+void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now,
+                   int64_t arrived)
 {
     if (strcmp(msg->client, c->client) == 0) {
         return; /* about itself */
     }
     lg_expect *e = find(c, msg->client, msg->join);
     if (e != NULL) {
-        heard(run, e, msg->join, now);
+        heard(run, e, msg->join, now, arrived);
         return;
     }
     /* Perhaps about a member whose hello answer is not read yet: kept
@@ -286,6 +292,7 @@ void lg_model_push(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
     snprintf(p->client, sizeof p->client, "%s", msg->client);
     p->join = msg->join;
     p->push_us = now;
+    p->push_arrived_us = arrived;
 }
 
 void lg_model_finish(lg_run *run)

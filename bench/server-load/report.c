@@ -82,6 +82,7 @@ static const hist_field hists[] = {
     {"presence_arrival", offsetof(lg_stats, presence_arrival)},
     {"presence_stats_arrival", offsetof(lg_stats, presence_stats_arrival)},
     {"join_delay", offsetof(lg_stats, join_delay)},
+    {"join_delay_arrival", offsetof(lg_stats, join_delay_arrival)},
     {"connect", offsetof(lg_stats, connect)},
 };
 
@@ -138,6 +139,7 @@ void lg_report_print(FILE *out, const char *proto, uint32_t n, uint64_t count,
     print_ms(out, "presence_arrival", &st->presence_arrival);
     print_ms(out, "presence_stats_arrival", &st->presence_stats_arrival);
     print_ms(out, "join_delay", &st->join_delay);
+    print_ms(out, "join_delay_arrival", &st->join_delay_arrival);
     print_ms(out, "connect", &st->connect);
 }
 

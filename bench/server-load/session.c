@@ -112,6 +112,13 @@ static void became_ready(lg_run *run, lg_conn *c, int64_t now)
     }
 }
 
+/* When the kernel received what c's last read returned (no later than
+ * now: the generator read it by then). */
+static int64_t arrived_at(const lg_conn *c, int64_t now)
+{
+    return c->arrived_us != 0 && c->arrived_us < now ? c->arrived_us : now;
+}
+
 static void on_reply(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
 {
     lg_request r;
@@ -129,7 +136,7 @@ static void on_reply(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
         if (r.kind == LG_REQ_SUB_GROUP) {
             c->group = LG_SUB_ACTIVE;
             c->group_active_us = now;
-            lg_model_subscribed(run, c, now);
+            lg_model_subscribed(run, c, now, arrived_at(c, now));
         } else {
             c->lobby = LG_SUB_ACTIVE;
         }
@@ -147,10 +154,9 @@ static void on_reply(lg_run *run, lg_conn *c, const lg_msg *msg, int64_t now)
         }
         lg_hist_add(r.kind == LG_REQ_PRESENCE ? &run->st.presence : &run->st.presence_stats,
                     now - r.sent_us);
-        int64_t arrived = c->arrived_us != 0 && c->arrived_us < now ? c->arrived_us : now;
         lg_hist_add(r.kind == LG_REQ_PRESENCE ? &run->st.presence_arrival
                                               : &run->st.presence_stats_arrival,
-                    arrived > r.sent_us ? arrived - r.sent_us : 0);
+                    arrived_at(c, now) - r.sent_us);
         break;
     case LG_REQ_CHECK_GROUP:
     case LG_REQ_CHECK_LOBBY:
@@ -237,7 +243,7 @@ void lg_session_message(lg_run *run, lg_conn *c, const lg_msg *msg)
         if (in_lobby_channel(msg->channel)) {
             run->st.pushes_ignored++;
         } else {
-            lg_model_push(run, c, msg, now);
+            lg_model_push(run, c, msg, now, arrived_at(c, now));
         }
         break;
     case LG_MSG_PING: {

@@ -326,7 +326,7 @@ static void model_run_free(lg_run *run)
 static void push(lg_run *run, lg_conn *to, const char *about, bool join, int64_t at)
 {
     lg_msg msg = {.kind = LG_MSG_PUSH, .join = join, .channel = "group:0", .client = about};
-    lg_model_push(run, to, &msg, at);
+    lg_model_push(run, to, &msg, at, at);
 }
 
 /* Subscribes sent with the hello: a join read before its subject's hello
@@ -387,6 +387,47 @@ static void test_model_required_join_lost(void **state)
     model_run_free(run);
 }
 
+/* Join push delay in the churn: from the subscriber reading its reply to
+ * a member reading the push, and between the kernel's receipts of the
+ * two; a push read first counts 0, and so does one that arrived first. */
+static void test_model_join_delay(void **state)
+{
+    (void)state;
+    lg_run *run = model_run();
+    run->phase = LG_PHASE_CHURN;
+    lg_conn *m = &run->conns[0];
+    lg_conn *c = &run->conns[1];
+    lg_conn *d = &run->conns[2];
+    strcpy(m->client, "m0");
+    m->group = LG_SUB_ACTIVE;
+    m->group_active_us = 100;
+    c->group = LG_SUB_PENDING;
+    c->subscribe_sent_us = 200;
+    strcpy(c->client, "c1");
+    lg_model_subscribing(run, c, 300);
+    lg_model_subscribed(run, c, 1000, 900);  /* read 1000, arrived 900 */
+    lg_msg msg = {.kind = LG_MSG_PUSH, .join = true, .channel = "group:0", .client = "c1"};
+    lg_model_push(run, m, &msg, 1500, 1200);
+    assert_int_equal(run->st.join_delay.count, 1);
+    assert_int_equal(run->st.join_delay.max_us, 500);
+    assert_int_equal(run->st.join_delay_arrival.count, 1);
+    assert_int_equal(run->st.join_delay_arrival.max_us, 300);
+
+    d->group = LG_SUB_PENDING;
+    d->subscribe_sent_us = 2000;
+    strcpy(d->client, "d2");
+    lg_model_subscribing(run, d, 2000);
+    msg.client = "d2";
+    lg_model_push(run, m, &msg, 2100, 2050);  /* read before d's reply */
+    lg_model_subscribed(run, d, 2200, 2060);
+    assert_int_equal(run->st.join_delay.count, 2);
+    assert_int_equal(run->st.join_delay_arrival.count, 2);
+    assert_int_equal(run->st.join_delay.max_us, 500);
+    assert_int_equal(run->st.join_delay_arrival.max_us, 300);
+    assert_int_equal(run->st.dup, 0);
+    model_run_free(run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_report_merge),
         cmocka_unit_test(test_model_early_pushes),
         cmocka_unit_test(test_model_required_join_lost),
+        cmocka_unit_test(test_model_join_delay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
