@@ -23,6 +23,8 @@
 #include "base/clock.h"
 
 #define NS_PER_MS 1000000
+/* The shortest span a bound on the counter's rate is taken over. */
+#define CALIBRATE_NS (20 * (int64_t)NS_PER_MS)
 
 static int64_t clock_ns(void)
 {
@@ -31,16 +33,69 @@ static int64_t clock_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Ticks counted from the anchor's reading to a reading `ns`, the counter
+ * read just before it, are at most the ticks between the two readings of
+ * the clock: a lower bound on the rate, however long either reading took.
+ * The bound only rises. */
+static void raise_bound(struct presence__clock_shared *shared, uint64_t ticks,
+                        int64_t ns)
+{
+    if (ns - shared->anchor_ns < CALIBRATE_NS ||
+        ticks <= shared->anchor_ticks_after) {
+        return;
+    }
+    uint64_t bound = (uint64_t)((double)(ticks - shared->anchor_ticks_after) *
+                                NS_PER_MS / (double)(ns - shared->anchor_ns));
+    uint_fast64_t seen =
+        atomic_load_explicit(&shared->ticks_per_ms_min, memory_order_relaxed);
+    while (bound > seen && !atomic_compare_exchange_weak_explicit(
+                               &shared->ticks_per_ms_min, &seen, bound,
+                               memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+/* The counter ticked too few times since the thread's last reading for
+ * the time the clock says passed (it went back, stood, or slowed). */
+static bool fell_behind(const struct presence__clock_thread *mine,
+                        uint64_t tpm, uint64_t ticks, int64_t ns)
+{
+    double counted = (double)(int64_t)(ticks - mine->base) * NS_PER_MS /
+                     (double)tpm;
+    double passed = (double)(ns - mine->base_ns);
+    return counted < passed - (NS_PER_MS + passed / 256);
+}
+
+int64_t presence__clock_reading(struct presence__clock_shared *shared,
+                                struct presence__clock_thread *mine,
+                                uint64_t ticks, int64_t ns)
+{
+    mine->span = 0;
+    if (!atomic_load_explicit(&shared->off, memory_order_relaxed)) {
+        raise_bound(shared, ticks, ns);
+        uint64_t tpm = atomic_load_explicit(&shared->ticks_per_ms_min,
+                                            memory_order_relaxed);
+        if (tpm != 0 && mine->base_ns != 0 &&
+            fell_behind(mine, tpm, ticks, ns)) {
+            atomic_store(&shared->off, true);
+        } else if (tpm != 0) {
+            /* The next millisecond begins at the earliest rest_ns after
+             * the counter read `ticks` (the clock was read later); the
+             * margin covers NTP slewing the clock's rate (500 ppm). */
+            uint64_t rest_ns = (uint64_t)(NS_PER_MS - ns % NS_PER_MS);
+            mine->span = rest_ns * (tpm - tpm / 256) / NS_PER_MS;
+        }
+    }
+    mine->base = ticks;
+    mine->base_ns = ns;
+    mine->ms = ns / NS_PER_MS;
+    return mine->ms;
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <cpuid.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <x86intrin.h>
-
-/* The shortest span a bound on the counter's rate is taken over. */
-#define CALIBRATE_NS (20 * (int64_t)NS_PER_MS)
 
 /* An invariant TSC ticks at one rate in every power state. */
 static bool counter_steady(void)
@@ -53,103 +108,39 @@ static bool counter_steady(void)
     return (d & (1u << 8)) != 0;
 }
 
-/* A lower bound on the counter's ticks in a millisecond (0: none yet). */
-static atomic_uint_fast64_t ticks_per_ms_min;
-/* Set when the counter cannot be trusted: every call reads the clock. */
-static atomic_bool counter_off;
-/* The process's first reading of the clock and the counter just after it
- * (written once, before pthread_once returns to anyone). */
+/* The anchor is written once, before pthread_once returns to anyone. */
+static struct presence__clock_shared shared;
 static pthread_once_t anchor_once = PTHREAD_ONCE_INIT;
-static int64_t anchor_ns;
-static uint64_t anchor_ticks_after;
 
 static void take_anchor(void)
 {
     if (!counter_steady()) {
-        atomic_store(&counter_off, true);
+        atomic_store(&shared.off, true);
         return;
     }
-    anchor_ns = clock_ns();
+    shared.anchor_ns = clock_ns();
     _mm_lfence(); /* the counter is read after the clock, not before */
-    anchor_ticks_after = __rdtsc();
+    shared.anchor_ticks_after = __rdtsc();
 }
-
-/* Ticks counted from the anchor's reading to a reading `ns`, the counter
- * read just before it, are at most the ticks between the two readings of
- * the clock: a lower bound on the rate, however long either reading took.
- * The bound only rises. */
-static void raise_bound(uint64_t ticks, int64_t ns)
-{
-    if (ns - anchor_ns < CALIBRATE_NS || ticks <= anchor_ticks_after) {
-        return;
-    }
-    uint64_t bound = (uint64_t)((double)(ticks - anchor_ticks_after) *
-                                NS_PER_MS / (double)(ns - anchor_ns));
-    uint_fast64_t seen =
-        atomic_load_explicit(&ticks_per_ms_min, memory_order_relaxed);
-    while (bound > seen &&
-           !atomic_compare_exchange_weak_explicit(&ticks_per_ms_min, &seen,
-                                                  bound, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-    }
-}
-
-struct thread_clock {
-    uint64_t base;   /* the counter just before this thread's last reading */
-    uint64_t span;   /* ticks from base during which `ms` still holds */
-    int64_t ms;
-    int64_t base_ns; /* that reading, in ns (0: none yet) */
-};
 
 /* Initial-exec: an offset from the thread pointer, not a call to
  * __tls_get_addr (loaded with dlopen, the library takes 32 bytes of the
  * static TLS that glibc keeps spare for such libraries). */
-static _Thread_local struct thread_clock mine
+static _Thread_local struct presence__clock_thread mine
     __attribute__((tls_model("initial-exec")));
 
-/* The counter ticked too few times since this thread's last reading for
- * the time the clock says passed (it went back, stood, or slowed). */
-static bool fell_behind(uint64_t tpm, uint64_t ticks, int64_t ns)
-{
-    double counted = (double)(int64_t)(ticks - mine.base) * NS_PER_MS /
-                     (double)tpm;
-    double passed = (double)(ns - mine.base_ns);
-    return counted < passed - (NS_PER_MS + passed / 256);
-}
-
-/* The slow path: read the clock, and from it and `ticks` (read just
- * before) how long the answer holds. */
+/* The slow path, out of line. */
 __attribute__((noinline)) static int64_t read_clock(uint64_t ticks)
 {
     int64_t ns = clock_ns();
     pthread_once(&anchor_once, take_anchor);
-    mine.span = 0;
-    if (!atomic_load_explicit(&counter_off, memory_order_relaxed)) {
-        raise_bound(ticks, ns);
-        uint64_t tpm =
-            atomic_load_explicit(&ticks_per_ms_min, memory_order_relaxed);
-        if (tpm != 0 && mine.base_ns != 0 && fell_behind(tpm, ticks, ns)) {
-            atomic_store(&counter_off, true);
-        } else if (tpm != 0) {
-            /* The next millisecond begins at the earliest rest_ns after
-             * the counter read `ticks` (the clock was read later); the
-             * margin covers NTP slewing the clock's rate (500 ppm). */
-            uint64_t rest_ns = (uint64_t)(NS_PER_MS - ns % NS_PER_MS);
-            mine.span = rest_ns * (tpm - tpm / 256) / NS_PER_MS;
-        }
-    }
-    mine.base = ticks;
-    mine.base_ns = ns;
-    mine.ms = ns / NS_PER_MS;
-    return mine.ms;
+    return presence__clock_reading(&shared, &mine, ticks, ns);
 }
 
 int64_t presence__monotonic_ms(void)
 {
-    /* Unsigned: a counter behind base (another core's, or reset) reads
-     * as a huge difference, and the clock is read. */
-    uint64_t ticks = __rdtsc();
-    if (ticks - mine.base < mine.span) {
+    uint64_t ticks = __rdtsc(); /* does not wait for the loads before it */
+    if (presence__clock_holds(&mine, ticks)) {
         return mine.ms;
     }
     return read_clock(ticks);
