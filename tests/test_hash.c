@@ -6,9 +6,11 @@
  * inline byte compare (base/bytes.h) holds equal ranges equal and sees a
  * flipped bit in any byte, and its copy copies every byte, at every length
  * up to 40, touching nothing outside either range (allocated to their
- * exact length, for AddressSanitizer).
+ * exact length, for AddressSanitizer). Names that end on a page's last
+ * byte, before an unmapped page, are scanned without a fault.
  * SPDX-License-Identifier: MIT
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -78,6 +82,41 @@ static void test_scan_stops_on_bad_bytes_and_limits(void **state)
             }
         }
     }
+}
+
+/* Names that end just before an unmapped page: the scans read no byte of
+ * it (whole words and blocks are read only inside the name's page), and
+ * agree with hash64 and with each other. */
+static void test_scan_at_the_end_of_a_page(void **state)
+{
+    (void)state;
+    long page = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    for (size_t len = 0; len < 40; len++) {
+        /* The NUL on the page's last byte. */
+        char *name = map + page - 1 - len;
+        fill_name(name, len, (unsigned)len);
+        size_t got = 999, got_b = 999;
+        uint64_t hash = 0;
+        assert_int_equal(presence__scan_name(SEED, name, 1000, &got, &hash), 0);
+        assert_int_equal(got, len);
+        assert_true(hash == presence__hash64(SEED, name, len));
+        assert_int_equal(presence__scan_length(name, 1000, &got_b), 0);
+        assert_int_equal(got_b, len);
+        assert_int_equal(presence__scan_name(SEED, name, len > 0 ? len - 1 : 0,
+                                             &got, &hash),
+                         len > 0 ? -2 : 0);
+        if (len > 0) { /* its last byte bad, the NUL still after it */
+            map[page - 2] = 0x7f;
+            assert_int_equal(presence__scan_name(SEED, name, 1000, &got, &hash),
+                             -1);
+            assert_int_equal(presence__scan_length(name, 1000, &got_b), -1);
+        }
+    }
+    munmap(map, (size_t)page * 2);
 }
 
 /* The length-only scan stops where the hashing scan does. */
@@ -207,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_agrees_with_hash64),
         cmocka_unit_test(test_scan_stops_on_bad_bytes_and_limits),
+        cmocka_unit_test(test_scan_at_the_end_of_a_page),
         cmocka_unit_test(test_scan_length_agrees),
         cmocka_unit_test(test_names_differ_by_any_byte_seed_or_length),
         cmocka_unit_test(test_sequential_ids_spread),
