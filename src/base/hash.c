@@ -170,10 +170,10 @@ static inline int name_end(const unsigned char *p, size_t n, uint64_t special,
     return 0;
 }
 
-/* The low k bytes of w (k < 8). */
+/* The low k bytes of w (k < 8: the shift stays under 64). */
 static inline uint64_t low_bytes(uint64_t w, size_t k)
 {
-    return k == 0 ? 0 : w & (~0ULL >> (64 - 8 * k));
+    return w & ((1ULL << (8 * k)) - 1);
 }
 
 #if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__)) && \
