@@ -36,6 +36,16 @@ static void anchored(struct presence__clock_shared *shared,
     shared->anchor_ticks_after = ticks_at(T0);
 }
 
+/* Anchored, with a first reading 40 ms on (the rate known): its time. */
+static int64_t calibrated(struct presence__clock_shared *shared,
+                          struct presence__clock_thread *mine)
+{
+    anchored(shared, mine);
+    int64_t ns = T0 + 40 * NS_PER_MS;
+    presence__clock_reading(shared, mine, ticks_at(ns), ns);
+    return ns;
+}
+
 /* Until the readings span 20 ms, none holds: every call reads the
  * clock. */
 static void test_nothing_holds_before_the_rate(void **state)
@@ -108,9 +118,7 @@ static void test_a_slewed_clock_still_ends_in_time(void **state)
     (void)state;
     struct presence__clock_shared shared;
     struct presence__clock_thread mine;
-    anchored(&shared, &mine);
-    int64_t ns = T0 + 40 * NS_PER_MS;
-    presence__clock_reading(&shared, &mine, ticks_at(ns), ns);
+    int64_t ns = calibrated(&shared, &mine);
     for (int i = 0; i < 1000; i++) {
         ns += 1000003;
         uint64_t ticks = ticks_at(ns);
@@ -128,9 +136,7 @@ static void test_a_counter_behind_is_off_for_good(void **state)
     (void)state;
     struct presence__clock_shared shared;
     struct presence__clock_thread mine;
-    anchored(&shared, &mine);
-    int64_t ns = T0 + 40 * NS_PER_MS;
-    presence__clock_reading(&shared, &mine, ticks_at(ns), ns);
+    int64_t ns = calibrated(&shared, &mine);
     assert_true(mine.span > 0);
     /* Back by a second's worth of ticks (a reset, another core's). */
     uint64_t back = mine.base - 2500000000u;
@@ -145,9 +151,7 @@ static void test_a_counter_behind_is_off_for_good(void **state)
     assert_int_equal(mine.span, 0);
 
     /* Standing: 5 ms of clock, 10 ticks of counter. */
-    anchored(&shared, &mine);
-    ns = T0 + 40 * NS_PER_MS;
-    presence__clock_reading(&shared, &mine, ticks_at(ns), ns);
+    ns = calibrated(&shared, &mine);
     uint64_t stood = mine.base + 10;
     presence__clock_reading(&shared, &mine, stood, ns + 5 * NS_PER_MS);
     assert_true(atomic_load(&shared.off));
@@ -162,9 +166,7 @@ static void test_small_skews_and_jumps_ahead_keep_it_on(void **state)
     (void)state;
     struct presence__clock_shared shared;
     struct presence__clock_thread mine;
-    anchored(&shared, &mine);
-    int64_t ns = T0 + 40 * NS_PER_MS;
-    presence__clock_reading(&shared, &mine, ticks_at(ns), ns);
+    int64_t ns = calibrated(&shared, &mine);
     ns += 1000;
     presence__clock_reading(&shared, &mine, mine.base - 500, ns);
     assert_false(atomic_load(&shared.off));

@@ -367,11 +367,10 @@ static void test_model_early_pushes(void **state)
     model_run_free(run);
 }
 
-/* An answered member that never hears a newcomer it had to: lost. */
-static void test_model_required_join_lost(void **state)
+/* Member "m0" (conns[0]) answered at 100; newcomer "c1" (conns[1])
+ * sent its subscribes at 200, its hello answered at 300. */
+static void member_and_newcomer(lg_run *run)
 {
-    (void)state;
-    lg_run *run = model_run();
     lg_conn *m = &run->conns[0];
     lg_conn *c = &run->conns[1];
     strcpy(m->client, "m0");
@@ -381,6 +380,14 @@ static void test_model_required_join_lost(void **state)
     c->subscribe_sent_us = 200;
     strcpy(c->client, "c1");
     lg_model_subscribing(run, c, 300);
+}
+
+/* An answered member that never hears a newcomer it had to: lost. */
+static void test_model_required_join_lost(void **state)
+{
+    (void)state;
+    lg_run *run = model_run();
+    member_and_newcomer(run);
     lg_model_finish(run);
     assert_int_equal(run->st.lost, 1);
     assert_int_equal(run->st.unexpected, 0);
@@ -398,13 +405,7 @@ static void test_model_join_delay(void **state)
     lg_conn *m = &run->conns[0];
     lg_conn *c = &run->conns[1];
     lg_conn *d = &run->conns[2];
-    strcpy(m->client, "m0");
-    m->group = LG_SUB_ACTIVE;
-    m->group_active_us = 100;
-    c->group = LG_SUB_PENDING;
-    c->subscribe_sent_us = 200;
-    strcpy(c->client, "c1");
-    lg_model_subscribing(run, c, 300);
+    member_and_newcomer(run);
     lg_model_subscribed(run, c, 1000, 900);  /* read 1000, arrived 900 */
     lg_msg msg = {.kind = LG_MSG_PUSH, .join = true, .channel = "group:0", .client = "c1"};
     lg_model_push(run, m, &msg, 1500, 1200);
