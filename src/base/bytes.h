@@ -67,8 +67,14 @@ static inline void presence__bytes_copy(void *to, const void *from,
 {
     unsigned char *d = to;
     const unsigned char *s = from;
-    if (len > 16) {
+    if (len > 32) {
         memcpy(d, s, len);
+    } else if (len > 16) { /* two 16-byte moves, overlapping: no call */
+        unsigned char head[16], tail[16];
+        memcpy(head, s, sizeof head);
+        memcpy(tail, s + len - 16, sizeof tail);
+        memcpy(d, head, sizeof head);
+        memcpy(d + len - 16, tail, sizeof tail);
     } else if (len >= 8) {
         uint64_t head = presence__load64(s);
         uint64_t tail = presence__load64(s + len - 8);
