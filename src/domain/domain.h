@@ -465,6 +465,11 @@ uint64_t presence__epoch(presence_registry *reg, struct presence__shard *hs);
 /* Every channel shard, in order (namespace changes). */
 void presence__lock_all_shards(presence_registry *reg);
 void presence__unlock_all_shards(presence_registry *reg);
+/* A set of channel shards, one bit each, taken in index order (given
+ * back in reverse): the order presence__lock_all_shards() uses. */
+_Static_assert(PRESENCE__SHARDS <= 64, "a shard set fits 64 bits");
+void presence__lock_shard_set(presence_registry *reg, uint64_t set);
+void presence__unlock_shard_set(presence_registry *reg, uint64_t set);
 /*
  * With the channel shard held, take the client shard of `client` too. If
  * that needs stepping back (release the channel shard, take both in

@@ -209,7 +209,6 @@ void presence__grace_adopt(presence_registry *reg,
      * a namespace change takes them all): one shard at a time, a save
      * between two of them would see the memberships half handed over,
      * two clients with one id, which no load accepts. */
-    _Static_assert(PRESENCE__SHARDS <= 64, "a shard set is one word");
     uint64_t shards = 0;
     for (uint32_t ref = from->memberships; ref != NONE;) {
         struct presence__membership *m = presence__mref_get(reg, ref);
@@ -217,11 +216,7 @@ void presence__grace_adopt(presence_registry *reg,
                                   reg->shards);
         ref = m->cnext;
     }
-    for (size_t s = 0; s < PRESENCE__SHARDS; s++) {
-        if ((shards >> s & 1) != 0) {
-            presence__mutex_lock(reg, &reg->shards[s].lock);
-        }
-    }
+    presence__lock_shard_set(reg, shards);
     for (uint32_t ref = from->memberships; ref != NONE;) {
         struct presence__membership *m = presence__mref_get(reg, ref);
         struct presence__shard *hs = presence__membership_shard(reg, m);
@@ -236,11 +231,7 @@ void presence__grace_adopt(presence_registry *reg,
     to->channel_count = from->channel_count;
     from->memberships = NONE;
     from->channel_count = 0;
-    for (size_t s = PRESENCE__SHARDS; s-- > 0;) {
-        if ((shards >> s & 1) != 0) {
-            presence__mutex_unlock(reg, &reg->shards[s].lock);
-        }
-    }
+    presence__unlock_shard_set(reg, shards);
 }
 
 /* ---- another connection of the same user takes the place --------------- */

@@ -493,27 +493,6 @@ struct item_done {
     bool put;                       /* UPDATED: blob is in the map already */
 };
 
-/* The channel shards of the items, one bit each (64 shards). */
-_Static_assert(PRESENCE__SHARDS <= 64, "a shard set fits 64 bits");
-
-/* Take (or give back) the shards of a set in index order (give back in
- * reverse): the order namespace changes use. */
-static void shards_lock(presence_registry *reg, uint64_t set)
-{
-    for (uint64_t s = set; s != 0; s &= s - 1) {
-        presence__mutex_lock(reg, &reg->shards[__builtin_ctzll(s)].lock);
-    }
-}
-
-static void shards_unlock(presence_registry *reg, uint64_t set)
-{
-    for (uint64_t s = set; s != 0;) {
-        unsigned top = 63u - (unsigned)__builtin_clzll(s);
-        presence__mutex_unlock(reg, &reg->shards[top].lock);
-        s &= ~(1ULL << top);
-    }
-}
-
 /* The items of a join_many: by name or by channel handle. */
 struct items {
     const presence_join_item *names;
@@ -740,7 +719,7 @@ static int join_many(presence_registry *reg, presence_client *handle,
         struct presence__client *client = record_of(handle);
         struct presence__cshard *cs = d[0].t.cs;
         presence__mutex_lock(reg, &cs->lock);
-        shards_lock(reg, shards);
+        presence__lock_shard_set(reg, shards);
         size_t reserved = 0;
         rc = presence__events_reserve(reg, presence__mul_size(count, 2),
                                       &reserved);
@@ -776,7 +755,7 @@ static int join_many(presence_registry *reg, presence_client *handle,
             }
         }
         presence__events_release(reg, &reserved);
-        shards_unlock(reg, shards);
+        presence__unlock_shard_set(reg, shards);
         presence__mutex_unlock(reg, &cs->lock);
     }
     if (d != room) {

@@ -20,6 +20,22 @@ void presence__unlock_all_shards(presence_registry *reg)
     }
 }
 
+void presence__lock_shard_set(presence_registry *reg, uint64_t set)
+{
+    for (uint64_t s = set; s != 0; s &= s - 1) {
+        presence__mutex_lock(reg, &reg->shards[__builtin_ctzll(s)].lock);
+    }
+}
+
+void presence__unlock_shard_set(presence_registry *reg, uint64_t set)
+{
+    for (uint64_t s = set; s != 0;) {
+        unsigned top = 63u - (unsigned)__builtin_clzll(s);
+        presence__mutex_unlock(reg, &reg->shards[top].lock);
+        s &= ~(1ULL << top);
+    }
+}
+
 bool presence__lock_client_of(presence_registry *reg,
                               struct presence__shard *hs,
                               struct presence__client *client)
