@@ -998,6 +998,20 @@ void ns_set(presence_registry *registry, const char *name, bool presence,
     assert_ok(rc);
 }
 
+presence_client *open_handle(presence_registry *registry,
+                             const char *client_id, const char *user_id,
+                             void *app)
+{
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = client_id;
+    o.user_id = user_id;
+    o.app = app;
+    presence_client *h = NULL;
+    assert_ok(presence_client_open(registry, &o, &h));
+    return h;
+}
+
 static int64_t monotonic_now_ms(void)
 {
     struct timespec ts;

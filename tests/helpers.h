@@ -206,6 +206,11 @@ void ns_set(presence_registry *registry, const char *name, bool presence,
  *  the save's result if it failed, else the load's. Calls no cmocka, so
  *  that a thread other than the test's may call it. */
 int save_and_load(presence_registry *registry);
+/** Open a client handle with this id, user and application pointer (no
+ *  conn_info), asserting that it opened. */
+presence_client *open_handle(presence_registry *registry,
+                             const char *client_id, const char *user_id,
+                             void *app);
 /** Read the registry's clock for run_ms, each time between two readings of
  *  CLOCK_MONOTONIC in ms: how many readings fell outside them (0 for a
  *  clock that is CLOCK_MONOTONIC); *distinct counts the values seen.

@@ -79,19 +79,6 @@ static size_t expire_at(fixture *f, int64_t now)
     return n;
 }
 
-static presence_client *open_handle(fixture *f, const char *id,
-                                    const char *user, void *app)
-{
-    presence_client_options o;
-    presence_client_options_init(&o);
-    o.client_id = id;
-    o.user_id = user;
-    o.app = app;
-    presence_client *h = NULL;
-    assert_ok(presence_client_open(f->reg, &o, &h));
-    return h;
-}
-
 /* ---- a disconnect ------------------------------------------------------- */
 
 /* A disconnect puts the member in grace: nothing announced, nothing
@@ -289,7 +276,7 @@ static void test_handle_reopened_with_same_id(void **state)
     assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
                                  PRESENCE_EVENT_LEAVE, app_cb, &log, &sub));
     int first_app, second_app;
-    presence_client *h1 = open_handle(&f, "c1", "u1", &first_app);
+    presence_client *h1 = open_handle(f.reg, "c1", "u1", &first_app);
     assert_ok(presence_client_join(f.reg, h1, "gr:a", NULL, 0, NULL));
     assert_ok(presence_client_join(f.reg, h1, "gr:b", NULL, 0, NULL));
     assert_ok(presence_client_join(f.reg, h1, "plain", NULL, 0, NULL));
@@ -317,7 +304,7 @@ static void test_handle_reopened_with_same_id(void **state)
     assert_null(h2);
 
     recorder_clear(&f.rec);
-    h2 = open_handle(&f, "c1", "u1", &second_app);
+    h2 = open_handle(f.reg, "c1", "u1", &second_app);
     assert_int_equal(f.rec.count, 0);
     assert_counts(f.reg, 2, 1, 1, 2);
     assert_ok(presence_query(f.reg, "gr:b", presence_trusted(), &snap));
@@ -346,7 +333,7 @@ static void test_handle_reopened_with_same_id(void **state)
     assert_counts(f.reg, 1, 1, 1, 1);
     assert_ok(presence_client_close(f.reg, h2, NULL));
     /* A close with nothing in grace forgets the client at once. */
-    h3 = open_handle(&f, "c9", "u9", NULL);
+    h3 = open_handle(f.reg, "c9", "u9", NULL);
     assert_ok(presence_client_close(f.reg, h3, NULL));
     assert_counts(f.reg, 1, 1, 1, 1);
     fake_clock_set(&f.clock, 100000);
@@ -364,7 +351,7 @@ static void test_handle_leave_and_join_many(void **state)
     (void)state;
     fixture f;
     open_grace(&f);
-    presence_client *h = open_handle(&f, "c1", "u1", NULL);
+    presence_client *h = open_handle(f.reg, "c1", "u1", NULL);
     assert_ok(presence_client_join(f.reg, h, "lv:a", NULL, 0, NULL));
     assert_ok(presence_client_join(f.reg, h, "gr:a", NULL, 0, NULL));
     recorder_clear(&f.rec);
@@ -425,7 +412,7 @@ static void test_same_user_takes_the_place(void **state)
     assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
                                  PRESENCE_EVENTS_USERS, recorder_cb, &users,
                                  &sub));
-    presence_client *h1 = open_handle(&f, "c1", "u1", NULL);
+    presence_client *h1 = open_handle(f.reg, "c1", "u1", NULL);
     assert_ok(presence_client_join(f.reg, h1, "su:a", "x", 1, NULL));
     assert_ok(presence_client_join(f.reg, h1, "gr:a", "x", 1, NULL));
     uint64_t seq = stats_of(f.reg, "su:a").seq;
@@ -433,7 +420,7 @@ static void test_same_user_takes_the_place(void **state)
     recorder_clear(&f.rec);
     recorder_clear(&users);
     fake_clock_set(&f.clock, 1200);
-    presence_client *h2 = open_handle(&f, "c2", "u1", NULL);
+    presence_client *h2 = open_handle(f.reg, "c2", "u1", NULL);
     presence_change ch;
     assert_ok(presence_client_join(f.reg, h2, "su:a", "x", 1, &ch));
     assert_int_equal(ch.kind, PRESENCE_CHANGE_RESUMED);
@@ -664,7 +651,7 @@ static void test_visit_and_users(void **state)
     assert_ok(presence_subscribe(f.reg, PRESENCE_SCOPE_ALL, NULL,
                                  PRESENCE_EVENTS_USERS, recorder_cb, &users,
                                  &sub));
-    presence_client *h = open_handle(&f, "c1", "u1", NULL);
+    presence_client *h = open_handle(f.reg, "c1", "u1", NULL);
     assert_ok(presence_client_join(f.reg, h, "gr:a", NULL, 0, NULL));
     assert_ok(join_simple(f.reg, "gr:a", "c2", "u2"));
     assert_ok(presence_client_close(f.reg, h, NULL));
@@ -794,7 +781,7 @@ static void test_out_of_memory(void **state)
     assert_ok(presence_disconnect(f.reg, "c2", NULL));
     injected += oom_step(&f, step_join_s, "c3"); /* takes c2's place */
     assert_stats(f.reg, "su:0", 1, 1);
-    presence_client *h = open_handle(&f, "c4", "u1", NULL);
+    presence_client *h = open_handle(f.reg, "c4", "u1", NULL);
     for (int i = 0; i < 20; i++) {
         char ch[16];
         snprintf(ch, sizeof ch, "tt:%d", i);
@@ -981,12 +968,7 @@ static void test_threads_takeover_while_saved(void **state)
     presence_namespace_options_init(&o);
     o.leave_grace_ms = 60000; /* nothing ends during the test */
     assert_ok(presence_namespace_set(t.reg, "gr", &o));
-    presence_client_options co;
-    presence_client_options_init(&co);
-    co.client_id = "c1";
-    co.user_id = "u1";
-    presence_client *h;
-    assert_ok(presence_client_open(t.reg, &co, &h));
+    presence_client *h = open_handle(t.reg, "c1", "u1", NULL);
     /* Channels enough to be in most shards. */
     for (int i = 0; i < 100; i++) { /* under channels_per_client_max */
         char ch[16];
@@ -997,7 +979,7 @@ static void test_threads_takeover_while_saved(void **state)
     assert_int_equal(pthread_create(&sv, NULL, takeover_saver, &t), 0);
     for (int r = 0; r < 2000; r++) {
         assert_ok(presence_client_close(t.reg, h, NULL));
-        assert_ok(presence_client_open(t.reg, &co, &h)); /* takes it over */
+        h = open_handle(t.reg, "c1", "u1", NULL); /* takes it over */
     }
     atomic_store(&t.done, true);
     pthread_join(sv, NULL);

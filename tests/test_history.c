@@ -461,18 +461,6 @@ static void test_epoch_change(void **state)
     fixture_close(&f);
 }
 
-static presence_client *open_handle(presence_registry *reg, const char *id,
-                                    const char *user)
-{
-    presence_client_options co;
-    presence_client_options_init(&co);
-    co.client_id = id;
-    co.user_id = user;
-    presence_client *h = NULL;
-    assert_ok(presence_client_open(reg, &co, &h));
-    return h;
-}
-
 /* Every path that changes a membership leaves its change in the log, with
  * its kind and reason; a change that fails or is taken back leaves none. */
 static void test_every_path_logged(void **state)
@@ -507,7 +495,7 @@ static void test_every_path_logged(void **state)
 
     /* By handle: join, update, join_many (a join and an update), leave,
      * close. */
-    presence_client *h = open_handle(f.reg, "h1", "u2");
+    presence_client *h = open_handle(f.reg, "h1", "u2", NULL);
     assert_ok(presence_client_join(f.reg, h, "a", NULL, 0, NULL));
     assert_ok(presence_client_update(f.reg, h, "a", "z", 1, NULL));
     assert_ok(join_simple(f.reg, "b", "keep", "u0"));
@@ -526,7 +514,7 @@ static void test_every_path_logged(void **state)
     assert_ok(join_simple(f.reg, "small:x", "s1", "u"));
     assert_ok(join_simple(f.reg, "small:x", "s2", "u"));
     presence_channel_stats vs = version_of(f.reg, "small:x");
-    h = open_handle(f.reg, "h2", "u2");
+    h = open_handle(f.reg, "h2", "u2", NULL);
     const presence_join_item over[] = {{"a", NULL, 0}, {"small:x", NULL, 0}};
     size_t failed = 0;
     assert_rc(presence_client_join_many(f.reg, h, over, 2, NULL, &failed),
@@ -666,7 +654,7 @@ static void test_growth(void **state)
         snprintf(want + strlen(want), sizeof want - strlen(want), "%sjoin %s",
                  i > 0 ? ", " : "", id);
     }
-    presence_client *h = open_handle(f.reg, "h", "u");
+    presence_client *h = open_handle(f.reg, "h", "u", NULL);
     assert_ok(presence_client_join(f.reg, h, "a", NULL, 0, NULL));
     strcat(want, ", join h");
     const presence_join_item item = {"a", "i", 1};

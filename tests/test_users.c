@@ -196,12 +196,7 @@ static void test_user_online_offline_events(void **state)
     expect_log(&log, w1, 3);
     /* A handle in no channel is online too, and closing it is offline
      * only when it was the last. */
-    presence_client_options o;
-    presence_client_options_init(&o);
-    o.client_id = "h1";
-    o.user_id = "bob";
-    presence_client *h;
-    assert_ok(presence_client_open(f.reg, &o, &h));
+    presence_client *h = open_handle(f.reg, "h1", "bob", NULL);
     assert_ok(presence_client_close(f.reg, h, NULL));
     const char *const w2[] = {"user_online bob h1", "user_offline bob h1"};
     expect_log(&log, w2, 2);
