@@ -454,6 +454,10 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
      * make a new edge), unless the peer's FIN came with this edge: then on
      * to the end of file. */
     bool fin = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    if (c->in.cap == 0) {
+        c->in = run->spare_in;
+        run->spare_in = (lg_buf){0};
+    }
     for (int reads = 0;; reads++) {
         if (reads == READS_PER_TURN) {
             c->read_more = true;
@@ -482,7 +486,12 @@ void lg_conn_events(lg_run *run, lg_conn *c, uint32_t events)
     process_input(run, c);
     if (c->in.len == 0 && c->in.cap > 0) {
         /* Most connections are quiet most of the time: no 16 KiB each. */
-        lg_buf_free(&c->in);
+        if (run->spare_in.cap == 0) {
+            run->spare_in = c->in;
+            c->in = (lg_buf){0};
+        } else {
+            lg_buf_free(&c->in);
+        }
     }
     if (eof && c->fd >= 0) {
         if (c->state == LG_CLOSING) {

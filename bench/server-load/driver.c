@@ -536,6 +536,7 @@ int lg_driver_run(const lg_options *opt, lg_stats *out, uint32_t *count_out)
         free(run->conns[i].expects);
         free(run->conns[i].early);
     }
+    lg_buf_free(&run->spare_in);
     lg_buf_free(&run->probe.in);
     lg_buf_free(&run->probe.out);
     lg_buf_free(&run->probe.msg);
