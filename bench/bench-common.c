@@ -77,6 +77,7 @@ void bench_params_default(bench_params *p) {
     p->R = 10;
     p->I = 32;
     p->handles = false;
+    p->close_batch = PRESENCE_CLOSE_MANY_MAX;
     p->history = 0;
     p->loop_clock = false;
 }
@@ -92,6 +93,16 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
             p->loop_clock = true;
             argc--;
             argv++;
+        } else if (argc > 1 && strcmp(argv[0], "--close-batch") == 0) {
+            p->close_batch = bench_parse_u64(argv[1]);
+            if (p->close_batch == 0 ||
+                p->close_batch > PRESENCE_CLOSE_MANY_MAX) {
+                fprintf(stderr, "--close-batch: 1 to %u\n",
+                        PRESENCE_CLOSE_MANY_MAX);
+                exit(2);
+            }
+            argc -= 2;
+            argv += 2;
         } else if (argc > 1 && strcmp(argv[0], "--history") == 0) {
             p->history = bench_parse_u64(argv[1]);
             argc -= 2;
@@ -102,8 +113,8 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
     }
     if (argc > 5) {
         fprintf(stderr,
-                "usage: presence-bench [--handles] [--history N] [--loop-clock] "
-                "[C H K R I]\n");
+                "usage: presence-bench [--handles [--close-batch N]] "
+                "[--history N] [--loop-clock] [C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

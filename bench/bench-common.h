@@ -61,6 +61,10 @@ typedef struct bench_params {
      * client's channels refreshed in one touch, closed for the leave
      * (presence-bench --handles). */
     bool handles;
+    /* Through handles, the leave closes this many clients a call
+     * (presence_client_close_many; presence-bench --close-batch N, 1 to
+     * PRESENCE_CLOSE_MANY_MAX, the default): 1 is presence_client_close. */
+    uint64_t close_batch;
     /* history_size of the channels' namespace (presence-bench --history
      * N): the cost of the change log on joins and leaves. */
     uint64_t history;

@@ -181,18 +181,24 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     PHASE_END(BENCH_REFRESH);
     out->ops[BENCH_REFRESH] = C * K;
 
-    /* 5. leave: every client disconnects. */
+    /* 5. leave: every client disconnects (by handle, close_batch clients
+     * a call: a loop closes the connections that ended in one turn). */
     PHASE_BEGIN(BENCH_LEAVE);
-    for (uint64_t i = 0; i < C; i++) {
+    const uint64_t batch = p->handles ? p->close_batch : 1;
+    for (uint64_t i = 0; i < C; i += batch) {
+        const uint64_t n = C - i < batch ? C - i : batch;
         size_t left = 0;
-        if (p->handles)
+        if (p->handles && batch > 1)
+            BENCH_CHECK(presence_client_close_many(reg, &handles[i],
+                                                   (size_t)n, &left));
+        else if (p->handles)
             BENCH_CHECK(presence_client_close(reg, handles[i], &left));
         else
             BENCH_CHECK(
                 presence_disconnect(reg, bench_name(&clients, i), &left));
-        if (left != K)
-            bench_die("client %" PRIu64 " left %zu channels, want %" PRIu64,
-                      i, left, K);
+        if (left != n * K)
+            bench_die("clients %" PRIu64 "+%" PRIu64 " left %zu channels, "
+                      "want %" PRIu64, i, n, left, n * K);
     }
     PHASE_END(BENCH_LEAVE);
     out->ops[BENCH_LEAVE] = C;

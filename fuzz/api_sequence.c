@@ -746,7 +746,7 @@ static void step(struct harness *h, struct input *in)
             if (rc == PRESENCE_OK) {
                 h->handles[c] = handle;
             }
-        } else {
+        } else if ((b & 0x40) == 0) {
             size_t left = 99;
             size_t n = model_client_active_channels(&h->md, c);
             rc = presence_client_close(reg, h->handles[c], &left);
@@ -754,6 +754,30 @@ static void step(struct harness *h, struct input *in)
             if (rc == PRESENCE_OK) {
                 CHECK(left == n);
                 h->handles[c] = NULL;
+            }
+        } else {
+            /* This handle and every open one after it in one call: as
+             * closes one by one in that order, or (out of memory) none. */
+            presence_client *batch[MODEL_CLIENTS];
+            int which[MODEL_CLIENTS];
+            size_t k = 0, n = 0, left = 99;
+            for (int j = c; j < MODEL_CLIENTS; j++) {
+                if (h->handles[j] != NULL) {
+                    batch[k] = h->handles[j];
+                    which[k++] = j;
+                    n += model_client_active_channels(&h->md, j);
+                }
+            }
+            rc = presence_client_close_many(reg, batch, k, &left);
+            want = PRESENCE_OK;
+            for (size_t i = 0; i < k; i++) {
+                CHECK(model_client_close(&h->md, which[i]) == PRESENCE_OK);
+            }
+            if (rc == PRESENCE_OK) {
+                CHECK(left == n);
+                for (size_t i = 0; i < k; i++) {
+                    h->handles[which[i]] = NULL;
+                }
             }
         }
         break;

@@ -1089,6 +1089,34 @@ PRESENCE_API int presence_client_open(presence_registry *registry,
 PRESENCE_API int presence_client_close(presence_registry *registry,
                                        presence_client *client, size_t *left);
 
+/** The most handles one presence_client_close_many() call takes. */
+#define PRESENCE_CLOSE_MANY_MAX 64u
+
+/**
+ * Close many handles, as presence_client_close() on each in order, all or
+ * nothing: every handle is closed, or on an error nothing changed and
+ * every handle stays open. Where closes one by one wait for each client's
+ * memory in turn (its record, its memberships, their channels, their
+ * sets), this starts loading the next clients' while one leaves: for the
+ * connections a loop found closed in one turn, a node's shutdown, a
+ * storm. The events of all of them are queued in handle order and
+ * delivered after the last close, so no callback runs between two of
+ * them.
+ * @param clients the handles: open, none twice.
+ * @param count   how many, at most #PRESENCE_CLOSE_MANY_MAX (0 does
+ *                nothing).
+ * @param left    receives how many channels they left in all (may be
+ *                NULL).
+ * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, NULL clients
+ *         with a count, a NULL handle, a handle twice, a count over
+ *         #PRESENCE_CLOSE_MANY_MAX); #PRESENCE_ERR_NOMEM (the events, or
+ *         room for memberships going into grace, could not be had).
+ * A callback may call it.
+ */
+PRESENCE_API int presence_client_close_many(presence_registry *registry,
+                                            presence_client *const *clients,
+                                            size_t count, size_t *left);
+
 /**
  * Join a channel by handle, as presence_join() with the handle's identity:
  * a new membership, or, when the client is in already, its chan_info

@@ -48,7 +48,7 @@ awk -v stdout_file="$build/callgrind.stdout" -v handles=$handles '
             fn["join"] = "presence_client_open+presence_channel_open+presence_client_join_channel_many"
             fn["stats"] = "presence_channel_stats_get"
             fn["refresh"] = "presence_client_touch"
-            fn["leave"] = "presence_client_close"
+            fn["leave"] = "presence_client_close+presence_client_close_many"
         }
         n = split("join stats query refresh leave", order, " ")
         while ((getline line < stdout_file) > 0)

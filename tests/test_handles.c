@@ -2,7 +2,8 @@
  * Client handles: open, join, leave, update, touch and close by handle;
  * the application pointer in events and members; change results; many
  * channels at once, all or nothing, also when memory runs out; the order
- * of a client event and its user event.
+ * of a client event and its user event; many clients closed at once, as
+ * one by one.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -521,6 +522,169 @@ static void test_handle_calls_out_of_memory(void **state)
     fixture_close(&f);
 }
 
+/* ---- presence_client_close_many ---------------------------------------- */
+
+static const char *const close_ns[] = {"", "gr", NULL};
+
+/* Six clients (two of them one user's), in channels of the default
+ * namespace and of "gr", which keeps a leave grace: a registry each. */
+static void close_setup(fixture *f, presence_client *out[6])
+{
+    fixture_config(f);
+    fixture_open(f);
+    presence_namespace_options o;
+    presence_namespace_options_init(&o);
+    o.leave_grace_ms = 5000;
+    assert_ok(presence_namespace_set(f->reg, "gr", &o));
+    static const char *const users[6] = {"u0", "u0", "u1", "u2", "u3", "u4"};
+    static const char *const channels[] = {"a", "b", "c", "gr:room", "d"};
+    for (size_t i = 0; i < 6; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "c%zu", i);
+        out[i] = open_client(f->reg, id, users[i], NULL);
+        for (size_t k = 0; k < 5; k++) {
+            if ((i + k) % 3 != 0) { /* 3 or 4 of them each, 20 in all */
+                assert_ok(presence_client_join(f->reg, out[i], channels[k],
+                                               "x", 1, NULL));
+            }
+        }
+    }
+    /* A client by name stays: the channels do not all empty. */
+    assert_ok(join_simple(f->reg, "b", "named", "u9"));
+    assert_ok(join_simple(f->reg, "gr:room", "named", "u9"));
+}
+
+/* The same as closing each in order: the same events (kinds, reasons,
+ * versions, times, users going offline) and the same registry after,
+ * memberships in grace included; left counts them all. */
+static void test_close_many_as_one_by_one(void **state)
+{
+    (void)state;
+    fixture many, single;
+    presence_client *hm[6], *hs[6];
+    close_setup(&many, hm);
+    close_setup(&single, hs);
+    static const size_t order[6] = {4, 0, 5, 1, 3, 2};
+    presence_client *batch[6];
+    for (size_t i = 0; i < 6; i++) {
+        batch[i] = hm[order[i]];
+    }
+    size_t from = many.rec.count;
+    assert_int_equal(single.rec.count, from);
+    size_t left_many = 0, left_single = 0;
+    assert_ok(presence_client_close_many(many.reg, batch, 6, &left_many));
+    for (size_t i = 0; i < 6; i++) {
+        size_t left = 0;
+        assert_ok(presence_client_close(single.reg, hs[order[i]], &left));
+        left_single += left;
+    }
+    assert_int_equal(left_many, left_single);
+    assert_true(left_many >= 18);
+    assert_true(recorder_count_reason(&many.rec, PRESENCE_EVENT_LEAVE,
+                                      PRESENCE_LEAVE_DISCONNECT) > 0);
+    char *a = recorder_text(&many.rec, false, true);
+    char *b = recorder_text(&single.rec, false, true);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    a = dump_registry(many.reg, close_ns);
+    b = dump_registry(single.reg, close_ns);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* Those in "gr" stay there in grace, known by id; the others are
+     * gone. */
+    assert_int_equal(stats_of(many.reg, "gr:room").num_clients, 5);
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_client_channels(many.reg, "c1", &snap));
+    assert_int_equal(snap->count, 1);
+    assert_true(snap->members[0].in_grace);
+    presence_snapshot_free(snap);
+    assert_rc(presence_client_channels(many.reg, "c0", &snap),
+              PRESENCE_ERR_NOT_FOUND);
+    fixture_close(&many);
+    fixture_close(&single);
+}
+
+/* Bad calls change nothing, queue no event, and leave every handle open. */
+static void test_close_many_errors(void **state)
+{
+    (void)state;
+    fixture f;
+    presence_client *h[6];
+    close_setup(&f, h);
+    char *before = dump_registry(f.reg, close_ns);
+    size_t events = f.rec.count;
+    presence_client *twice[3] = {h[0], h[1], h[0]};
+    presence_client *with_null[3] = {h[0], NULL, h[1]};
+    presence_client *many[PRESENCE_CLOSE_MANY_MAX + 1];
+    for (size_t i = 0; i < PRESENCE_CLOSE_MANY_MAX + 1; i++) {
+        many[i] = h[i % 6]; /* the count is refused before any is read */
+    }
+    size_t left = 99;
+    assert_rc(presence_client_close_many(NULL, h, 6, &left),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_close_many(f.reg, NULL, 1, &left),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_close_many(f.reg, twice, 3, &left),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_close_many(f.reg, with_null, 3, &left),
+              PRESENCE_ERR_INVALID);
+    assert_rc(presence_client_close_many(f.reg, many,
+                                         PRESENCE_CLOSE_MANY_MAX + 1, &left),
+              PRESENCE_ERR_INVALID);
+    assert_int_equal(left, 99);
+    assert_ok(presence_client_close_many(f.reg, NULL, 0, &left));
+    assert_int_equal(left, 0);
+    char *after = dump_registry(f.reg, close_ns);
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+    assert_int_equal(f.rec.count, events);
+    /* Still open: they work, and close. */
+    assert_ok(presence_client_join(f.reg, h[0], "e", NULL, 0, NULL));
+    assert_ok(presence_client_close_many(f.reg, h, 6, &left));
+    assert_int_equal(left, 21); /* 20 of the setup, and "e" */
+    fixture_close(&f);
+}
+
+/* Every allocation failed in turn: NOMEM, everything as before, no
+ * event; then it succeeds. The grace namespace makes grace links, and
+ * the recorder's subscription makes events, to be had first. */
+static void test_close_many_out_of_memory(void **state)
+{
+    (void)state;
+    fixture f;
+    presence_client *h[6];
+    close_setup(&f, h);
+    for (long n = 0;; n++) {
+        char *before = dump_registry(f.reg, close_ns);
+        size_t events = f.rec.count;
+        test_alloc_arm(&f.alloc, n);
+        size_t left = 0;
+        int rc = presence_client_close_many(f.reg, h, 6, &left);
+        bool injected = atomic_load(&f.alloc.injected) != 0;
+        test_alloc_disarm(&f.alloc);
+        atomic_store(&f.alloc.injected, 0);
+        if (rc == PRESENCE_OK) {
+            free(before);
+            assert_int_equal(left, 20);
+            assert_true(f.rec.count > events);
+            assert_true(n > 0); /* some allocation was needed */
+            break;
+        }
+        assert_rc(rc, PRESENCE_ERR_NOMEM);
+        assert_true(injected);
+        char *after = dump_registry(f.reg, close_ns);
+        assert_string_equal(after, before);
+        free(after);
+        free(before);
+        assert_int_equal(f.rec.count, events);
+        assert_true(n < 10000);
+    }
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +696,9 @@ int main(void)
         cmocka_unit_test(test_join_many_all_or_nothing),
         cmocka_unit_test(test_handles_out_of_memory),
         cmocka_unit_test(test_handle_calls_out_of_memory),
+        cmocka_unit_test(test_close_many_as_one_by_one),
+        cmocka_unit_test(test_close_many_errors),
+        cmocka_unit_test(test_close_many_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -389,9 +389,13 @@ static void writer_update(writer *w, own_client *c, int j)
 static void writer_disconnect(writer *w, own_client *c)
 {
     size_t left = 0;
-    if (c->h != NULL) {
+    if (c->h != NULL && next_random(&w->rng) % 2 == 0) {
         expect(w->r, presence_client_close(w->r->reg, c->h, &left),
                PRESENCE_OK, "client_close", c->id);
+        c->h = NULL;
+    } else if (c->h != NULL) {
+        expect(w->r, presence_client_close_many(w->r->reg, &c->h, 1, &left),
+               PRESENCE_OK, "client_close_many", c->id);
         c->h = NULL;
     } else {
         expect(w->r, presence_disconnect(w->r->reg, c->id, &left),
@@ -516,17 +520,21 @@ static void *writer_main(void *arg)
             break;
         }
     }
-    /* Closed: what the log replays is what the registry holds. */
+    /* Closed, all in one call while the other writers go on: what the
+     * log replays is what the registry holds. */
+    presence_client *open[HANDLE_CLIENTS];
+    size_t n = 0;
     for (int i = 0; i < HANDLE_CLIENTS; i++) {
         own_client *c = &w->clients[i];
         if (c->h != NULL) {
-            expect(w->r, presence_client_close(w->r->reg, c->h, NULL),
-                   PRESENCE_OK, "client_close", c->id);
+            open[n++] = c->h;
             c->h = NULL;
             c->channels = 0;
             memset(c->info, 0, sizeof c->info);
         }
     }
+    expect(w->r, presence_client_close_many(w->r->reg, open, n, NULL),
+           PRESENCE_OK, "client_close_many", w->clients[0].id);
     atomic_fetch_sub(&w->r->writers_left, 1);
     return NULL;
 }

@@ -225,7 +225,9 @@ void presence__memberset_prefetch(const struct presence__memberset *set,
                                   uint64_t hash)
 {
     if (set->slots != NULL) {
-        PRESENCE__PREFETCH(&set->slots[home_of(set->bits, hash)]);
+        const char *home = (const char *)&set->slots[home_of(set->bits, hash)];
+        PRESENCE__PREFETCH(home);
+        PRESENCE__PREFETCH(home + 64);
     }
 }
 

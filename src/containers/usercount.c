@@ -115,6 +115,7 @@ void presence__usercount_prefetch(const struct presence__usercount *uc,
     if (uc->users_at != NULL) {
         size_t i = slot_of(uc->mask, user);
         PRESENCE__PREFETCH(&uc->users_at[i]);
+        PRESENCE__PREFETCH((const char *)&uc->users_at[i] + 64);
         PRESENCE__PREFETCH(&uc->counts[i]);
     }
 }

@@ -1177,35 +1177,78 @@ static int grace_prepare_all(presence_registry *reg,
     return rc;
 }
 
-/* Memberships whose tables leave_all_prefetch() starts loading at once. */
+/* Whether a client's memberships may go into grace rather than leave: read
+ * once per leaving, so that with no namespace keeping a grace no
+ * membership is looked at for one (grace turned on meanwhile finds it
+ * gone). */
+static bool may_grace(presence_registry *reg,
+                      const struct presence__client *client)
+{
+    return atomic_load_explicit(&reg->grace_namespaces,
+                                memory_order_relaxed) > 0 &&
+           presence__client_node(client) == NULL;
+}
+
+int presence__client_leave_prepare(presence_registry *reg,
+                                   struct presence__client *client,
+                                   presence_leave_reason reason,
+                                   size_t *reserved)
+{
+    int rc = may_grace(reg, client) ? grace_prepare_all(reg, client, reason)
+                                    : PRESENCE_OK;
+    size_t more = 0;
+    if (rc == PRESENCE_OK) {
+        rc = presence__events_reserve(
+            reg,
+            presence__add_size(presence__mul_size(client->channel_count, 2),
+                               presence__user_event_room(reg)),
+            &more);
+    }
+    *reserved += more;
+    return rc;
+}
+
+/* Memberships whose tables one step of leave_prefetch starts loading. */
 #define LEAVE_AHEAD 16
 
 /*
- * Start loading what removing each of the client's first memberships
- * reads (its channel, then the channel's member set and user count slots),
- * so that the misses of all of them overlap instead of coming one
- * removal after another. A channel's table and sets are read under its
- * shard's lock (no lock in a single-threaded registry).
+ * Start loading what removing a client's first memberships reads, so that
+ * the misses of all of them overlap instead of coming one removal after
+ * another: at step 1 its memberships and its user, at step 2 their
+ * channels, at step 3 the channels' member set and user count slots.
+ * Each step reads what the one before loaded; a single leaving takes
+ * steps 2 and 3 at once, a batch takes each a client apart
+ * (presence_client_close_many). The client's shard is held; a channel's
+ * table and sets are read under its shard's lock (no lock in a
+ * single-threaded registry).
  */
-static void leave_all_prefetch(presence_registry *reg,
-                               const struct presence__client *client)
+void presence__client_leave_prefetch(presence_registry *reg,
+                                     const struct presence__client *client,
+                                     unsigned step)
 {
+    if (step == 1) {
+        if (client->memberships != PRESENCE__SLAB_NONE) {
+            PRESENCE__PREFETCH(presence__mref_get(reg, client->memberships));
+        }
+        PRESENCE__PREFETCH(client->user);
+        return;
+    }
     struct presence__membership *ms[LEAVE_AHEAD];
     size_t n = 0;
     for (uint32_t ref = client->memberships;
          ref != PRESENCE__SLAB_NONE && n < LEAVE_AHEAD; ref = ms[n - 1]->cnext) {
         ms[n++] = presence__mref_get(reg, ref);
     }
-    if (n < 2) {
-        return; /* one removal: nothing to overlap its misses with */
-    }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && step == 2; i++) {
         struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
         presence__mutex_lock(reg, &hs->lock);
-        PRESENCE__PREFETCH(presence__shard_channel(hs, ms[i]));
+        struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
+        /* Both of its lines: the version a leave changes, and the sets. */
+        PRESENCE__PREFETCH(&ch->seq);
+        PRESENCE__PREFETCH(&ch->members);
         presence__mutex_unlock(reg, &hs->lock);
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && step == 3; i++) {
         struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
         presence__mutex_lock(reg, &hs->lock);
         struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
@@ -1215,29 +1258,12 @@ static void leave_all_prefetch(presence_registry *reg,
     }
 }
 
-int presence__client_leave_all(presence_registry *reg,
-                            struct presence__client *client,
-                            presence_leave_reason reason, size_t *left)
+size_t presence__client_leave_prepared(presence_registry *reg,
+                                       struct presence__client *client,
+                                       presence_leave_reason reason,
+                                       size_t *reserved)
 {
-    size_t n = client->channel_count;
-    /* Read once: with no namespace keeping a grace, no membership is
-     * looked at for one (grace turned on meanwhile finds it gone). */
-    bool may_grace = atomic_load_explicit(&reg->grace_namespaces,
-                                          memory_order_relaxed) > 0 &&
-                     presence__client_node(client) == NULL;
-    int rc = may_grace ? grace_prepare_all(reg, client, reason) : PRESENCE_OK;
-    size_t reserved;
-    if (rc == PRESENCE_OK) {
-        rc = presence__events_reserve(
-            reg,
-            presence__add_size(presence__mul_size(n, 2),
-                               presence__user_event_room(reg)),
-            &reserved);
-    }
-    if (rc != PRESENCE_OK) {
-        return rc;
-    }
-    leave_all_prefetch(reg, client);
+    bool graced = may_grace(reg, client);
     /* The last removal may free the client: nothing of it is read after
      * (a membership in grace keeps it, and the list ends with the last). */
     size_t changed = 0;
@@ -1255,19 +1281,36 @@ int presence__client_leave_all(presence_registry *reg,
         struct presence__channel *ch = presence__shard_channel(hs, m);
         if (presence__membership_in_grace(m)) {
             /* Dropped already: it keeps its time and reason. */
-        } else if (may_grace && presence__grace_applies(ch, client, reason) &&
+        } else if (graced && presence__grace_applies(ch, client, reason) &&
                    /* made above, unless grace was turned on since */
                    presence__grace_prepare(reg, hs, m) == PRESENCE_OK) {
             presence__grace_drop(reg, hs, ch, m, reason);
             changed++;
         } else {
-            presence__membership_remove(reg, m, reason, &reserved);
+            presence__membership_remove(reg, m, reason, reserved);
             changed++;
         }
         presence__mutex_unlock(reg, &hs->lock);
     }
+    return changed;
+}
+
+int presence__client_leave_all(presence_registry *reg,
+                               struct presence__client *client,
+                               presence_leave_reason reason, size_t *left)
+{
+    size_t reserved = 0;
+    int rc = presence__client_leave_prepare(reg, client, reason, &reserved);
+    if (rc != PRESENCE_OK) {
+        presence__events_release(reg, &reserved);
+        return rc;
+    }
+    if (client->channel_count > 1) { /* one removal: nothing to overlap */
+        presence__client_leave_prefetch(reg, client, 2);
+        presence__client_leave_prefetch(reg, client, 3);
+    }
+    *left = presence__client_leave_prepared(reg, client, reason, &reserved);
     presence__events_release(reg, &reserved);
-    *left = changed;
     return PRESENCE_OK;
 }
 

@@ -674,6 +674,23 @@ int presence__replace_chan_info(presence_registry *reg,
 int presence__client_leave_all(presence_registry *reg,
                                struct presence__client *client,
                                presence_leave_reason reason, size_t *left);
+/* presence__client_leave_all() in parts, for a batch of clients (each
+ * client's shard held in each part): prepare makes what leaving cannot do
+ * without (grace links, and its events' room, added to *reserved; on an
+ * error only spare room was made); prefetch starts the loads of one step
+ * (1 to 3, each reading what the one before loaded); leave_prepared takes
+ * the events from *reserved and returns how many memberships left. */
+int presence__client_leave_prepare(presence_registry *reg,
+                                   struct presence__client *client,
+                                   presence_leave_reason reason,
+                                   size_t *reserved);
+void presence__client_leave_prefetch(presence_registry *reg,
+                                     const struct presence__client *client,
+                                     unsigned step);
+size_t presence__client_leave_prepared(presence_registry *reg,
+                                       struct presence__client *client,
+                                       presence_leave_reason reason,
+                                       size_t *reserved);
 /* Renew the TTL of every membership of a client (its shard held). */
 void presence__client_touch_all(presence_registry *reg,
                                 struct presence__client *client);

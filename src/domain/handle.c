@@ -152,6 +152,136 @@ int presence_client_close(presence_registry *reg, presence_client *handle,
     return rc;
 }
 
+/* Whether a handle is named twice among at most PRESENCE_CLOSE_MANY_MAX:
+ * an open-addressing set of pointers on the stack, twice as many slots. */
+static bool handles_repeat(presence_client *const *clients, size_t count)
+{
+    enum { BITS = 7, SLOTS = 1u << BITS };
+    _Static_assert(SLOTS >= 2 * PRESENCE_CLOSE_MANY_MAX, "set too small");
+    const void *seen[SLOTS] = {NULL};
+    for (size_t i = 0; i < count; i++) {
+        uint64_t h = (uint64_t)(uintptr_t)clients[i] * 0x9E3779B97F4A7C15u;
+        size_t at = (size_t)(h >> (64 - BITS));
+        while (seen[at] != NULL) {
+            if (seen[at] == clients[i]) {
+                return true;
+            }
+            at = (at + 1) & (SLOTS - 1);
+        }
+        seen[at] = clients[i];
+    }
+    return false;
+}
+
+/* What presence_client_close_many() loads ahead of the client leaving: a
+ * client's step s of CLOSE_STEPS (presence__client_leave_prefetch, step 0
+ * its record) is taken (CLOSE_STEPS - s) * CLOSE_GAP clients before it
+ * leaves, so that each step's loads have CLOSE_GAP removals' time to
+ * arrive. */
+#define CLOSE_STEPS 4u
+#ifndef CLOSE_GAP
+#define CLOSE_GAP 2u
+#endif
+#define CLOSE_DEPTH (CLOSE_STEPS * CLOSE_GAP)
+
+/* Step `step` of what closing `client` will read (see above). */
+static void close_prefetch(presence_registry *reg,
+                           struct presence__client *client, unsigned step)
+{
+    if (step == 0) {
+        PRESENCE__PREFETCH(client);
+        return;
+    }
+    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+    presence__mutex_lock(reg, &cs->lock);
+    presence__client_leave_prefetch(reg, client, step);
+    if (step == 1) {
+        /* Its slot in the client index, which it leaves at the end. */
+        presence__index_prefetch(&cs->clients, client->hash);
+    }
+    presence__mutex_unlock(reg, &cs->lock);
+    if (step == 2) {
+        /* Its user's slot in the user index, which the user leaves with
+         * its last client (the user was loaded at step 1). */
+        uint64_t hash = presence__user_hash(reg, client->user);
+        struct presence__ushard *us = presence__ushard_of(reg, hash);
+        presence__mutex_lock(reg, &us->lock);
+        presence__index_prefetch(&us->users, hash);
+        presence__mutex_unlock(reg, &us->lock);
+    }
+}
+
+int presence_client_close_many(presence_registry *reg,
+                               presence_client *const *clients, size_t count,
+                               size_t *left)
+{
+    if (reg == NULL || (clients == NULL && count > 0) ||
+        count > PRESENCE_CLOSE_MANY_MAX) {
+        return PRESENCE_ERR_INVALID;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (clients[i] == NULL) {
+            return PRESENCE_ERR_INVALID;
+        }
+    }
+    if (handles_repeat(clients, count)) {
+        return PRESENCE_ERR_INVALID;
+    }
+    /* First what no close can do without, for all of them: a failure
+     * here leaves only spare room behind. */
+    size_t reserved = 0;
+    int rc = PRESENCE_OK;
+    for (size_t i = 0; i < count && rc == PRESENCE_OK; i++) {
+        struct presence__client *client = record_of(clients[i]);
+        struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+        presence__mutex_lock(reg, &cs->lock);
+        rc = presence__client_leave_prepare(reg, client,
+                                            PRESENCE_LEAVE_DISCONNECT,
+                                            &reserved);
+        presence__mutex_unlock(reg, &cs->lock);
+        size_t offline = 0; /* its user's offline event, when it retires */
+        if (rc == PRESENCE_OK) {
+            rc = presence__events_reserve(reg, presence__user_event_room(reg),
+                                          &offline);
+            reserved += offline;
+        }
+    }
+    if (rc != PRESENCE_OK) {
+        presence__events_release(reg, &reserved);
+        return rc;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < count + CLOSE_DEPTH; i++) {
+        for (unsigned step = 0; step < CLOSE_STEPS; step++) {
+            /* wraps past 0: too large, skipped */
+            size_t ahead = i - step * CLOSE_GAP;
+            if (ahead < count) {
+                close_prefetch(reg, record_of(clients[ahead]), step);
+            }
+        }
+        if (i < CLOSE_DEPTH) {
+            continue;
+        }
+        struct presence__client *client = record_of(clients[i - CLOSE_DEPTH]);
+        struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
+        presence__mutex_lock(reg, &cs->lock);
+        n += presence__client_leave_prepared(reg, client,
+                                             PRESENCE_LEAVE_DISCONNECT,
+                                             &reserved);
+        client->open = 0;
+        if (client->channel_count == 0) {
+            presence__client_retire(reg, client, &reserved);
+        }
+        presence__mutex_unlock(reg, &cs->lock);
+    }
+    presence__events_release(reg, &reserved);
+    presence__events_dispatch(reg);
+    if (left != NULL) {
+        *left = n;
+    }
+    return PRESENCE_OK;
+}
+
 static struct presence__channel *channel_of(presence_channel *channel)
 {
     return (struct presence__channel *)(void *)channel;
