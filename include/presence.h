@@ -1101,7 +1101,11 @@ PRESENCE_API int presence_client_close(presence_registry *registry,
  * connections a loop found closed in one turn, a node's shutdown, a
  * storm. The events of all of them are queued in handle order and
  * delivered after the last close, so no callback runs between two of
- * them.
+ * them. While it runs the clients' lock shards are held together (up to
+ * 64 of them, and a channel shard at a time with them): a join by name of
+ * one of the clients waits for it, and a tool that tracks held locks
+ * (ThreadSanitizer's deadlock detector keeps 64) should be given batches
+ * that fall in fewer shards.
  * @param clients the handles: open, none twice.
  * @param count   how many, at most #PRESENCE_CLOSE_MANY_MAX (0 does
  *                nothing).

@@ -763,6 +763,90 @@ static void test_close_races_joins(void **state)
     assert_int_equal(stats.num_clients, newcomers_joined - newcomers_left);
 }
 
+/* ---- many closes at once against joins by name -------------------------- */
+
+/*
+ * presence_client_close_many() reserves its events before the first close;
+ * a join by name of one of its clients (same id and user: it joins the
+ * open client) must not come between and go without its leave. Even
+ * threads open handles, join them and close them all in one call; odd
+ * threads join the same ids by name meanwhile, then disconnect them. Every
+ * stream must stay whole (no seq skipped, counts right), end empty, and
+ * the registry too.
+ */
+#define BATCH_CLIENTS 16
+#define BATCH_ROUNDS 300
+
+static void *close_many_worker(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    char id[32], channel[16];
+    int owner = w->t & ~1;
+    for (int r = 0; r < BATCH_ROUNDS; r++) {
+        if (w->t == owner) {
+            presence_client *h[BATCH_CLIENTS];
+            for (int i = 0; i < BATCH_CLIENTS; i++) {
+                snprintf(id, sizeof id, "b%d-%d", owner, i);
+                presence_client_options o;
+                presence_client_options_init(&o);
+                o.client_id = id;
+                o.user_id = "u";
+                h[i] = NULL;
+                int rc = presence_client_open(sh->reg, &o, &h[i]);
+                if (rc == PRESENCE_ERR_CONFLICT) {
+                    /* still in by name from the other thread: wait */
+                    i--;
+                    sched_yield();
+                    continue;
+                }
+                expect_rc(sh, rc, PRESENCE_OK, "open");
+                snprintf(channel, sizeof channel, "m%d", i % 4);
+                expect_rc(sh, presence_client_join(sh->reg, h[i], channel,
+                                                   NULL, 0, NULL),
+                          PRESENCE_OK, "join by handle");
+            }
+            size_t left = 0;
+            expect_rc(sh,
+                      presence_client_close_many(sh->reg, h, BATCH_CLIENTS,
+                                                 &left),
+                      PRESENCE_OK, "close_many");
+        } else {
+            for (int i = 0; i < BATCH_CLIENTS; i++) {
+                snprintf(id, sizeof id, "b%d-%d", owner, i);
+                expect_rc(sh, join_simple(sh->reg, "m9", id, "u"),
+                          PRESENCE_OK, "join by name");
+                expect_rc(sh, presence_disconnect(sh->reg, id, NULL),
+                          PRESENCE_OK, "disconnect");
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_close_many_races_joins_by_name(void **state)
+{
+    (void)state;
+    shared *sh = calloc(1, sizeof(*sh));
+    assert_non_null(sh);
+    shared_open(sh, false);
+    run_workers(sh, close_many_worker);
+    assert_no_worker_errors(sh);
+    checker_verify(&sh->check);
+    size_t streams = sh->check.nstreams;
+    for (size_t i = 0; i < sh->check.nstreams; i++) {
+        const stream *st = &sh->check.streams[i];
+        assert_true(st->count > 0);
+        assert_int_equal(st->items[st->count - 1].num_clients, 0);
+    }
+    presence_counts counts = counts_of(sh->reg);
+    shared_close(sh);
+    free(sh);
+    assert_true(streams >= 5); /* m0..m3 and m9 */
+    assert_int_equal(counts.memberships, 0);
+    assert_int_equal(counts.clients, 0);
+}
+
 /* ---- expiry and close against joins and disconnects ---------------------- */
 
 /*
@@ -1142,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_hot_channel),
         cmocka_unit_test(test_reentrant_threads),
         cmocka_unit_test(test_close_races_joins),
+        cmocka_unit_test(test_close_many_races_joins_by_name),
         cmocka_unit_test(test_sweeps_race_joins),
         cmocka_unit_test(test_unsubscribe_while_delivering),
         cmocka_unit_test(test_nodes_race_local_churn),

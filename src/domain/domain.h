@@ -12,9 +12,11 @@
  *                                                       (->  node table)
  *
  * never two shards of one kind at once, except namespace changes, which
- * take every channel shard (in index order) and nothing else, and a
+ * take every channel shard (in index order) and nothing else, a
  * dropped client's takeover, which takes the channel shards of its
- * memberships together, in index order. A path that
+ * memberships together, in index order, and presence_client_close_many(),
+ * which takes its clients' shards together, in index order, then channel
+ * shards one at a time as a single client's close does. A path that
  * holds a channel shard and needs a client's shard (expiry, close) tries
  * it, and on failure steps back: see presence__lock_client_of().
  *
@@ -470,6 +472,10 @@ void presence__unlock_all_shards(presence_registry *reg);
 _Static_assert(PRESENCE__SHARDS <= 64, "a shard set fits 64 bits");
 void presence__lock_shard_set(presence_registry *reg, uint64_t set);
 void presence__unlock_shard_set(presence_registry *reg, uint64_t set);
+/* A set of client shards, the same way: taken before any channel shard,
+ * as a single client's is (presence_client_close_many). */
+void presence__lock_client_shard_set(presence_registry *reg, uint64_t set);
+void presence__unlock_client_shard_set(presence_registry *reg, uint64_t set);
 /*
  * With the channel shard held, take the client shard of `client` too. If
  * that needs stepping back (release the channel shard, take both in

@@ -185,7 +185,8 @@ static bool handles_repeat(presence_client *const *clients, size_t count)
 #define CLOSE_GAP 2u /* 3 and 4 measured the same (1.3x) */
 #define CLOSE_DEPTH (CLOSE_STEPS * CLOSE_GAP)
 
-/* Step `step` of what closing `client` will read (see above). */
+/* Step `step` of what closing `client` will read (see above); its shard
+ * is held. */
 static void close_prefetch(presence_registry *reg,
                            struct presence__client *client, unsigned step)
 {
@@ -193,15 +194,12 @@ static void close_prefetch(presence_registry *reg,
         PRESENCE__PREFETCH(client);
         return;
     }
-    struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-    presence__mutex_lock(reg, &cs->lock);
     presence__client_leave_prefetch(reg, client, step);
     if (step == 1) {
         /* Its slot in the client index, which it leaves at the end. */
-        presence__index_prefetch(&cs->clients, client->hash);
-    }
-    presence__mutex_unlock(reg, &cs->lock);
-    if (step == 2) {
+        presence__index_prefetch(
+            &presence__cshard_of(reg, client->hash)->clients, client->hash);
+    } else if (step == 2) {
         /* Its user's slot in the user index, which the user leaves with
          * its last client (the user was loaded at step 1). */
         uint64_t hash = presence__user_hash(reg, client->user);
@@ -212,6 +210,31 @@ static void close_prefetch(presence_registry *reg,
     }
 }
 
+/* Every client's grace links and events made ready, their shards held:
+ * after this no close can fail. On an error only spare room was made,
+ * and *reserved is given back. */
+static int close_prepare(presence_registry *reg,
+                         presence_client *const *clients, size_t count,
+                         size_t *reserved)
+{
+    int rc = PRESENCE_OK;
+    for (size_t i = 0; i < count && rc == PRESENCE_OK; i++) {
+        rc = presence__client_leave_prepare(reg, record_of(clients[i]),
+                                            PRESENCE_LEAVE_DISCONNECT,
+                                            reserved);
+        size_t offline = 0; /* its user's offline event, when it retires */
+        if (rc == PRESENCE_OK) {
+            rc = presence__events_reserve(reg, presence__user_event_room(reg),
+                                          &offline);
+            *reserved += offline;
+        }
+    }
+    if (rc != PRESENCE_OK) {
+        presence__events_release(reg, reserved);
+    }
+    return rc;
+}
+
 int presence_client_close_many(presence_registry *reg,
                                presence_client *const *clients, size_t count,
                                size_t *left)
@@ -220,35 +243,24 @@ int presence_client_close_many(presence_registry *reg,
         count > PRESENCE_CLOSE_MANY_MAX) {
         return PRESENCE_ERR_INVALID;
     }
+    uint64_t shards = 0;
     for (size_t i = 0; i < count; i++) {
         if (clients[i] == NULL) {
             return PRESENCE_ERR_INVALID;
         }
+        shards |= 1ULL << presence__shard_index(record_of(clients[i])->hash);
     }
     if (handles_repeat(clients, count)) {
         return PRESENCE_ERR_INVALID;
     }
-    /* First what no close can do without, for all of them: a failure
-     * here leaves only spare room behind. */
+    /* Their shards stay held from the preparing to the last close: no
+     * join by name of one of them comes between and outgrows what was
+     * reserved for its events. */
+    presence__lock_client_shard_set(reg, shards);
     size_t reserved = 0;
-    int rc = PRESENCE_OK;
-    for (size_t i = 0; i < count && rc == PRESENCE_OK; i++) {
-        struct presence__client *client = record_of(clients[i]);
-        struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-        presence__mutex_lock(reg, &cs->lock);
-        rc = presence__client_leave_prepare(reg, client,
-                                            PRESENCE_LEAVE_DISCONNECT,
-                                            &reserved);
-        presence__mutex_unlock(reg, &cs->lock);
-        size_t offline = 0; /* its user's offline event, when it retires */
-        if (rc == PRESENCE_OK) {
-            rc = presence__events_reserve(reg, presence__user_event_room(reg),
-                                          &offline);
-            reserved += offline;
-        }
-    }
+    int rc = close_prepare(reg, clients, count, &reserved);
     if (rc != PRESENCE_OK) {
-        presence__events_release(reg, &reserved);
+        presence__unlock_client_shard_set(reg, shards);
         return rc;
     }
     size_t n = 0;
@@ -264,8 +276,6 @@ int presence_client_close_many(presence_registry *reg,
             continue;
         }
         struct presence__client *client = record_of(clients[i - CLOSE_DEPTH]);
-        struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-        presence__mutex_lock(reg, &cs->lock);
         n += presence__client_leave_prepared(reg, client,
                                              PRESENCE_LEAVE_DISCONNECT,
                                              &reserved);
@@ -273,8 +283,8 @@ int presence_client_close_many(presence_registry *reg,
         if (client->channel_count == 0) {
             presence__client_retire(reg, client, &reserved);
         }
-        presence__mutex_unlock(reg, &cs->lock);
     }
+    presence__unlock_client_shard_set(reg, shards);
     presence__events_release(reg, &reserved);
     presence__events_dispatch(reg);
     if (left != NULL) {

@@ -20,20 +20,55 @@ void presence__unlock_all_shards(presence_registry *reg)
     }
 }
 
-void presence__lock_shard_set(presence_registry *reg, uint64_t set)
+static pthread_mutex_t *channel_shard_lock(presence_registry *reg, unsigned i)
+{
+    return &reg->shards[i].lock;
+}
+
+static pthread_mutex_t *client_shard_lock(presence_registry *reg, unsigned i)
+{
+    return &reg->cshards[i].lock;
+}
+
+/* Shards of one kind, one bit each: taken in index order, given back in
+ * reverse. */
+static void lock_set(presence_registry *reg, uint64_t set,
+                     pthread_mutex_t *(*lock_of)(presence_registry *, unsigned))
 {
     for (uint64_t s = set; s != 0; s &= s - 1) {
-        presence__mutex_lock(reg, &reg->shards[__builtin_ctzll(s)].lock);
+        presence__mutex_lock(reg, lock_of(reg, (unsigned)__builtin_ctzll(s)));
     }
+}
+
+static void unlock_set(presence_registry *reg, uint64_t set,
+                       pthread_mutex_t *(*lock_of)(presence_registry *,
+                                                   unsigned))
+{
+    for (uint64_t s = set; s != 0;) {
+        unsigned top = 63u - (unsigned)__builtin_clzll(s);
+        presence__mutex_unlock(reg, lock_of(reg, top));
+        s &= ~(1ULL << top);
+    }
+}
+
+void presence__lock_shard_set(presence_registry *reg, uint64_t set)
+{
+    lock_set(reg, set, channel_shard_lock);
 }
 
 void presence__unlock_shard_set(presence_registry *reg, uint64_t set)
 {
-    for (uint64_t s = set; s != 0;) {
-        unsigned top = 63u - (unsigned)__builtin_clzll(s);
-        presence__mutex_unlock(reg, &reg->shards[top].lock);
-        s &= ~(1ULL << top);
-    }
+    unlock_set(reg, set, channel_shard_lock);
+}
+
+void presence__lock_client_shard_set(presence_registry *reg, uint64_t set)
+{
+    lock_set(reg, set, client_shard_lock);
+}
+
+void presence__unlock_client_shard_set(presence_registry *reg, uint64_t set)
+{
+    unlock_set(reg, set, client_shard_lock);
 }
 
 bool presence__lock_client_of(presence_registry *reg,
