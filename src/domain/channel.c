@@ -1220,8 +1220,38 @@ int presence__client_leave_prepare(presence_registry *reg,
  * steps 2 and 3 at once, a batch takes each a client apart
  * (presence_client_close_many). The client's shard is held; a channel's
  * table and sets are read under its shard's lock (no lock in a
- * single-threaded registry).
+ * single-threaded registry). prefetch_channels() takes step 2, step 3 or
+ * both from one walk of the client's list.
  */
+static void prefetch_channels(presence_registry *reg,
+                              const struct presence__client *client,
+                              bool channels, bool sets)
+{
+    struct presence__membership *ms[LEAVE_AHEAD];
+    size_t n = 0;
+    for (uint32_t ref = client->memberships;
+         ref != PRESENCE__SLAB_NONE && n < LEAVE_AHEAD; ref = ms[n - 1]->cnext) {
+        ms[n++] = presence__mref_get(reg, ref);
+    }
+    for (size_t i = 0; i < n && channels; i++) {
+        struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
+        presence__mutex_lock(reg, &hs->lock);
+        struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
+        /* Both of its lines: the version a leave changes, and the sets. */
+        PRESENCE__PREFETCH(&ch->seq);
+        PRESENCE__PREFETCH(&ch->members);
+        presence__mutex_unlock(reg, &hs->lock);
+    }
+    for (size_t i = 0; i < n && sets; i++) {
+        struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
+        presence__mutex_lock(reg, &hs->lock);
+        struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
+        presence__memberset_prefetch(&ch->members, client->hash);
+        presence__usercount_prefetch(&ch->users, client->user);
+        presence__mutex_unlock(reg, &hs->lock);
+    }
+}
+
 void presence__client_leave_prefetch(presence_registry *reg,
                                      const struct presence__client *client,
                                      unsigned step)
@@ -1233,29 +1263,7 @@ void presence__client_leave_prefetch(presence_registry *reg,
         PRESENCE__PREFETCH(client->user);
         return;
     }
-    struct presence__membership *ms[LEAVE_AHEAD];
-    size_t n = 0;
-    for (uint32_t ref = client->memberships;
-         ref != PRESENCE__SLAB_NONE && n < LEAVE_AHEAD; ref = ms[n - 1]->cnext) {
-        ms[n++] = presence__mref_get(reg, ref);
-    }
-    for (size_t i = 0; i < n && step == 2; i++) {
-        struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
-        presence__mutex_lock(reg, &hs->lock);
-        struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
-        /* Both of its lines: the version a leave changes, and the sets. */
-        PRESENCE__PREFETCH(&ch->seq);
-        PRESENCE__PREFETCH(&ch->members);
-        presence__mutex_unlock(reg, &hs->lock);
-    }
-    for (size_t i = 0; i < n && step == 3; i++) {
-        struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
-        presence__mutex_lock(reg, &hs->lock);
-        struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
-        presence__memberset_prefetch(&ch->members, client->hash);
-        presence__usercount_prefetch(&ch->users, client->user);
-        presence__mutex_unlock(reg, &hs->lock);
-    }
+    prefetch_channels(reg, client, step == 2, step == 3);
 }
 
 size_t presence__client_leave_prepared(presence_registry *reg,
@@ -1306,8 +1314,7 @@ int presence__client_leave_all(presence_registry *reg,
         return rc;
     }
     if (client->channel_count > 1) { /* one removal: nothing to overlap */
-        presence__client_leave_prefetch(reg, client, 2);
-        presence__client_leave_prefetch(reg, client, 3);
+        prefetch_channels(reg, client, true, true); /* steps 2 and 3 */
     }
     *left = presence__client_leave_prepared(reg, client, reason, &reserved);
     presence__events_release(reg, &reserved);
