@@ -80,6 +80,7 @@ void bench_params_default(bench_params *p) {
     p->close_batch = PRESENCE_CLOSE_MANY_MAX;
     p->history = 0;
     p->loop_clock = false;
+    p->query_visit = false;
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
@@ -91,6 +92,10 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
             argv++;
         } else if (argc > 0 && strcmp(argv[0], "--loop-clock") == 0) {
             p->loop_clock = true;
+            argc--;
+            argv++;
+        } else if (argc > 0 && strcmp(argv[0], "--query-visit") == 0) {
+            p->query_visit = true;
             argc--;
             argv++;
         } else if (argc > 1 && strcmp(argv[0], "--close-batch") == 0) {
@@ -114,7 +119,7 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
     if (argc > 5) {
         fprintf(stderr,
                 "usage: presence-bench [--handles [--close-batch N]] "
-                "[--history N] [--loop-clock] [C H K R I]\n");
+                "[--history N] [--loop-clock] [--query-visit] [C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

@@ -74,6 +74,10 @@ typedef struct bench_params {
      * which reads CLOCK_MONOTONIC on every join and renewal
      * (presence-bench --loop-clock): what that read costs. */
     bool loop_clock;
+    /* The query phase reads each channel in place with presence_visit
+     * instead of copying it into a presence_query snapshot
+     * (presence-bench --query-visit): the zero-copy reader. */
+    bool query_visit;
 } bench_params;
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */

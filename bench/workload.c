@@ -37,6 +37,12 @@ static int64_t loop_clock(void *user_data) {
             hooks->phase((ph), false, hooks->ctx);                             \
     } while (0)
 
+/* The query phase's visitor: the bytes of every member it is handed. */
+static void count_member(const presence_member *mb, void *user_data) {
+    uint64_t *bytes = user_data;
+    *bytes += strlen(mb->client_id) + strlen(mb->user_id) + mb->conn_info_len;
+}
+
 void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
                         bench_result *out) {
     const uint64_t C = p->C, H = p->H, K = p->K, R = p->R;
@@ -151,7 +157,14 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
 
     /* 3. query: the full presence of every channel, every member visited. */
     PHASE_BEGIN(BENCH_QUERY);
-    for (uint64_t j = 0; j < H; j++) {
+    for (uint64_t j = 0; p->query_visit && j < H; j++) {
+        presence_visit_info seen;
+        BENCH_CHECK(presence_visit(reg, bench_name(&channels, j),
+                                   presence_trusted(), 0, 0, count_member,
+                                   &out->bytes, &seen));
+        out->listed += seen.visited;
+    }
+    for (uint64_t j = 0; !p->query_visit && j < H; j++) {
         presence_snapshot *snap = NULL;
         BENCH_CHECK(presence_query(reg, bench_name(&channels, j), presence_trusted(), &snap));
         for (size_t m = 0; m < snap->count; m++) {

@@ -4,8 +4,10 @@
  * SPDX-License-Identifier: MIT
  */
 #include "containers/blob.h"
+
 #include "base/alloc.h"
 #include "base/bytes.h"
+#include "base/refcount.h"
 
 int presence__blob_new(const presence_allocator *alloc, const void *data, size_t len,
                        struct presence__blob **out)
@@ -26,16 +28,17 @@ int presence__blob_new(const presence_allocator *alloc, const void *data, size_t
     return PRESENCE_OK;
 }
 
-void presence__blob_ref(struct presence__blob *b)
+void presence__blob_ref(bool threaded, struct presence__blob *b)
 {
     if (b != NULL) {
-        atomic_fetch_add(&b->refs, 1);
+        presence__ref_take(threaded, &b->refs);
     }
 }
 
-void presence__blob_unref(const presence_allocator *alloc, struct presence__blob *b)
+void presence__blob_unref(const presence_allocator *alloc, bool threaded,
+                          struct presence__blob *b)
 {
-    if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1) {
+    if (b != NULL && presence__ref_drop(threaded, &b->refs)) {
         presence__free(alloc, b, sizeof *b + b->len);
     }
 }

@@ -135,7 +135,9 @@ presence__client_node(const struct presence__client *client)
 
 /* Immutable bytes shared by a membership and the events that mention it. */
 struct presence__blob {
-    atomic_size_t refs;
+    /* 32 bits: held by its membership, events and visits, which cannot
+     * reach 4G in memory. */
+    atomic_uint_least32_t refs;
     size_t len;
     unsigned char data[];
 };

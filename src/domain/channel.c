@@ -221,7 +221,8 @@ static void membership_free(presence_registry *reg,
                             struct presence__membership *m)
 {
     if (presence__membership_has_chan_info(m)) {
-        presence__blob_unref(&reg->alloc, presence__chaninfo_take(
+        presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          presence__chaninfo_take(
                                       &reg->alloc, &hs->chan_infos, m->slab.slab_index));
     }
     presence__slab_free(&reg->alloc, &hs->membership_slab, m);
@@ -377,7 +378,7 @@ static bool sweep_apply(struct sweep *sw, struct presence__membership *m,
     presence_registry *reg = sw->reg;
     struct presence__client *client = m->client;
     struct presence__cshard *cs = presence__cshard_of(reg, client->hash);
-    presence__client_ref(client);
+    presence__client_ref(reg, client);
     bool removed = false;
     if (!presence__lock_client_of(reg, sw->hs, client) ||
         (still(sw, m, ctx) && m->client == client)) {
@@ -556,7 +557,8 @@ int presence__replace_chan_info(presence_registry *reg,
     if (rc == PRESENCE_OK && blob != NULL && old == NULL) {
         rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
         if (rc != PRESENCE_OK) {
-            presence__blob_unref(&reg->alloc, blob);
+            presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          blob);
         }
     }
     if (rc == PRESENCE_OK) {
@@ -572,7 +574,8 @@ int presence__replace_chan_info(presence_registry *reg,
         } else {
             presence__chaninfo_replace(&hs->chan_infos, number, blob);
         }
-        presence__blob_unref(&reg->alloc, old);
+        presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          old);
         ch->member_bytes += presence__membership_bytes(hs, m);
         ch->seq++;
         *changed = true;
@@ -744,7 +747,8 @@ join_new(presence_registry *reg, struct presence__target *t,
         if (m != NULL) {
             presence__slab_free(&reg->alloc, &hs->membership_slab, m);
         }
-        presence__blob_unref(&reg->alloc, blob);
+        presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          blob);
         presence__events_release(reg, &reserved);
         return rc;
     }
@@ -1566,7 +1570,7 @@ static int node_down_shard(presence_registry *reg, struct presence__cshard *cs,
     for (size_t i = 0; i < presence__index_slots(idx); i++) {
         struct presence__client *c = presence__index_at(idx, i);
         if (c != NULL && presence__client_node(c) == node) {
-            presence__client_ref(c);
+            presence__client_ref(reg, c);
             list[n++] = c;
         }
     }

@@ -154,15 +154,16 @@ bool presence__client_same(const struct presence__client *client,
                                  conn_info, conn_info_len);
 }
 
-void presence__client_ref(struct presence__client *client)
+void presence__client_ref(const presence_registry *reg,
+                          struct presence__client *client)
 {
-    atomic_fetch_add(&client->refs, 1);
+    presence__ref_take(presence__threaded(reg), &client->refs);
 }
 
 void presence__client_unref(presence_registry *reg,
                             struct presence__client *client)
 {
-    if (atomic_fetch_sub(&client->refs, 1) == 1) {
+    if (presence__ref_drop(presence__threaded(reg), &client->refs)) {
         struct presence__user *user = client->user;
         struct presence__node *node = presence__client_node(client);
         presence__pool_free(&reg->alloc, client, client_record_size(client));

@@ -59,6 +59,7 @@
 #include "base/alloc.h"
 #include "base/hash.h"
 #include "base/lock.h"
+#include "base/refcount.h"
 #include "containers/blob.h"
 #include "containers/changelog.h"
 #include "containers/chaninfo.h"
@@ -436,6 +437,11 @@ static inline void presence__shard_count_memberships(struct presence__shard *hs,
     atomic_store_explicit(&hs->memberships, n + (size_t)delta,
                           memory_order_relaxed);
 }
+/* Whether other threads may call in: locks and atomic reference counts. */
+static inline bool presence__threaded(const presence_registry *reg)
+{
+    return !reg->single_threaded;
+}
 /* The registry's mutexes (none when it is single-threaded). */
 static inline void presence__mutex_init(const presence_registry *reg,
                                         pthread_mutex_t *m)
@@ -614,7 +620,8 @@ bool presence__client_same(const struct presence__client *client,
 void presence__client_retire(presence_registry *reg,
                              struct presence__client *client,
                              size_t *reserved);
-void presence__client_ref(struct presence__client *client);
+void presence__client_ref(const presence_registry *reg,
+                          struct presence__client *client);
 void presence__client_unref(presence_registry *reg,
                             struct presence__client *client);
 void presence__clients_free(presence_registry *reg);

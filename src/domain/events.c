@@ -164,8 +164,8 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->reason = (unsigned char)reason;
     e->muted = muted;
     atomic_fetch_add(&ch->refs, 1);
-    presence__client_ref(m->client);
-    presence__blob_ref(chan_info);
+    presence__client_ref(reg, m->client);
+    presence__blob_ref(presence__threaded(reg), chan_info);
     reg->queue_len++;
     reg->queue_reserved--;
     atomic_fetch_add(&reg->queued, 1);
@@ -218,7 +218,7 @@ void presence__events_push_user(presence_registry *reg,
     e->time_ms = now;
     e->first_later_sub = reg->next_sub_id;
     e->kind = (unsigned char)kind;
-    presence__client_ref(client);
+    presence__client_ref(reg, client);
     reg->queue_len++;
     reg->queue_reserved--;
     atomic_fetch_add(&reg->queued, 1);
@@ -233,7 +233,8 @@ static void pending_release(presence_registry *reg,
         presence__channel_unref(reg, e->channel);
     }
     presence__client_unref(reg, e->client);
-    presence__blob_unref(&reg->alloc, e->chan_info);
+    presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          e->chan_info);
 }
 
 /* ---- subscriptions ------------------------------------------------------ */

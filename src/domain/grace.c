@@ -259,7 +259,7 @@ find_same_user(presence_registry *reg, const struct presence__target *t,
         const struct presence__membership *m =
             presence__membership_find(t->chan.ch, c);
         if (m != NULL && presence__membership_in_grace(m)) {
-            presence__client_ref(c);
+            presence__client_ref(reg, c);
             found = c;
         }
     }

@@ -749,7 +749,8 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
         }
     }
     if (rc != PRESENCE_OK) {
-        presence__blob_unref(&reg->alloc, blob);
+        presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          blob);
         return rc;
     }
     d->kind = PRESENCE_CHANGE_UPDATED;
@@ -771,7 +772,8 @@ static void item_undo(presence_registry *reg, struct item_done *d)
             d->m->joined_hi &= (uint16_t)~PRESENCE__HAS_CHAN_INFO;
             d->t.chan.ch->member_bytes += presence__membership_bytes(hs, d->m);
         }
-        presence__blob_unref(&reg->alloc, d->blob);
+        presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          d->blob);
     }
 }
 
@@ -793,7 +795,8 @@ static void update_finish(presence_registry *reg, struct item_done *d)
             old = presence__chaninfo_replace(&hs->chan_infos, number,
                                              d->blob);
         }
-        presence__blob_unref(&reg->alloc, old);
+        presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          old);
         ch->member_bytes += presence__membership_bytes(hs, m);
     }
     ch->seq++;

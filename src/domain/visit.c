@@ -55,6 +55,9 @@ static bool chunk_grow(struct visit_chunk *c)
     return true;
 }
 
+/* Under the lock, the scan only notes each member: the references are
+ * taken after it (chunk_hold), so that in a threaded registry no locked
+ * add holds back the loads the scan has running ahead. */
 static void chunk_take(struct presence__membership *m, void *ctx)
 {
     struct visit_chunk *c = ctx;
@@ -64,12 +67,20 @@ static void chunk_take(struct presence__membership *m, void *ctx)
     }
     struct visit_item *it = &c->items[c->n++];
     it->client = m->client;
-    presence__client_ref(it->client);
     it->chan_info = presence__membership_chan_info(c->hs, m);
-    presence__blob_ref(it->chan_info);
     it->joined = presence__membership_joined(m);
     it->touched = presence__membership_touched(m);
     it->in_grace = presence__membership_in_grace(m);
+}
+
+/* Still under the lock: the chunk's records stay while it is visited. */
+static void chunk_hold(struct visit_chunk *c)
+{
+    bool threaded = presence__threaded(c->reg);
+    for (size_t i = 0; i < c->n; i++) {
+        presence__client_ref(c->reg, c->items[i].client);
+        presence__blob_ref(threaded, c->items[i].chan_info);
+    }
 }
 
 /* The member as a visitor sees it: every pointer into the records. */
@@ -130,6 +141,7 @@ int presence_visit(presence_registry *reg, const char *channel,
             size_t want = left < VISIT_CHUNK ? left : VISIT_CHUNK;
             next = presence__memberset_scan(&ref.ch->members, cursor, want,
                                             chunk_take, &c);
+            chunk_hold(&c);
         }
         presence__mutex_unlock(reg, &ref.shard->lock);
         for (size_t i = 0; i < c.n && !c.nomem; i++) {
@@ -138,7 +150,8 @@ int presence_visit(presence_registry *reg, const char *channel,
             fn(&m, user_data);
         }
         for (size_t i = 0; i < c.n; i++) {
-            presence__blob_unref(&reg->alloc, c.items[i].chan_info);
+            presence__blob_unref(&reg->alloc, presence__threaded(reg),
+                          c.items[i].chan_info);
             presence__client_unref(reg, c.items[i].client);
         }
         if (c.items != c.room) {
