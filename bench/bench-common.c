@@ -81,6 +81,7 @@ void bench_params_default(bench_params *p) {
     p->history = 0;
     p->loop_clock = false;
     p->query_visit = false;
+    p->threaded = false;
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
@@ -92,6 +93,10 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
             argv++;
         } else if (argc > 0 && strcmp(argv[0], "--loop-clock") == 0) {
             p->loop_clock = true;
+            argc--;
+            argv++;
+        } else if (argc > 0 && strcmp(argv[0], "--threaded") == 0) {
+            p->threaded = true;
             argc--;
             argv++;
         } else if (argc > 0 && strcmp(argv[0], "--query-visit") == 0) {
@@ -119,7 +124,8 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
     if (argc > 5) {
         fprintf(stderr,
                 "usage: presence-bench [--handles [--close-batch N]] "
-                "[--history N] [--loop-clock] [--query-visit] [C H K R I]\n");
+                "[--history N] [--loop-clock] [--query-visit] [--threaded] "
+                "[C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

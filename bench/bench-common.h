@@ -78,6 +78,10 @@ typedef struct bench_params {
      * instead of copying it into a presence_query snapshot
      * (presence-bench --query-visit): the zero-copy reader. */
     bool query_visit;
+    /* A thread-safe registry (locks, atomic reference counts), still
+     * called from one thread (presence-bench --threaded): what being
+     * ready for threads costs. The default is single-threaded. */
+    bool threaded;
 } bench_params;
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */

@@ -66,7 +66,7 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     bench_infos_make(&infos, (size_t)C, (size_t)p->I, "c");
     out->names_rss_kb = bench_peak_rss_kb();
 
-    bench_config(&cfg, true, (size_t)p->I);
+    bench_config(&cfg, !p->threaded, (size_t)p->I);
     if (hooks && hooks->allocator)
         cfg.allocator = *hooks->allocator;
     if (p->loop_clock)
