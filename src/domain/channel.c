@@ -1212,9 +1212,6 @@ int presence__client_leave_prepare(presence_registry *reg,
     return rc;
 }
 
-/* Memberships whose tables one step of leave_prefetch starts loading. */
-#define LEAVE_AHEAD 16
-
 /*
  * Start loading what removing a client's first memberships reads, so that
  * the misses of all of them overlap instead of coming one removal after
@@ -1224,32 +1221,46 @@ int presence__client_leave_prepare(presence_registry *reg,
  * steps 2 and 3 at once, a batch takes each a client apart
  * (presence_client_close_many). The client's shard is held; a channel's
  * table and sets are read under its shard's lock (no lock in a
- * single-threaded registry). prefetch_channels() takes step 2, step 3 or
- * both from one walk of the client's list.
+ * single-threaded registry).
  */
+
+/* Step 2: one walk of the client's list, each membership's channel
+ * found (under its shard's lock: the table may be being replaced) and
+ * its two lines loading (the version a leave changes, and the sets). */
 static void prefetch_channels(presence_registry *reg,
                               const struct presence__client *client,
-                              bool channels, bool sets)
+                              struct presence__leave_plan *plan)
 {
-    struct presence__membership *ms[LEAVE_AHEAD];
+    struct presence__membership *ms[PRESENCE__LEAVE_AHEAD];
     size_t n = 0;
     for (uint32_t ref = client->memberships;
-         ref != PRESENCE__SLAB_NONE && n < LEAVE_AHEAD; ref = ms[n - 1]->cnext) {
+         ref != PRESENCE__SLAB_NONE && n < PRESENCE__LEAVE_AHEAD;
+         ref = ms[n - 1]->cnext) {
         ms[n++] = presence__mref_get(reg, ref);
     }
-    for (size_t i = 0; i < n && channels; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
         presence__mutex_lock(reg, &hs->lock);
         struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
-        /* Both of its lines: the version a leave changes, and the sets. */
         PRESENCE__PREFETCH(&ch->seq);
         PRESENCE__PREFETCH(&ch->members);
         presence__mutex_unlock(reg, &hs->lock);
+        plan->hs[i] = hs;
+        plan->ch[i] = ch;
     }
-    for (size_t i = 0; i < n && sets; i++) {
-        struct presence__shard *hs = presence__membership_shard(reg, ms[i]);
+    plan->n = n;
+}
+
+/* Step 3: the slots the client's removal from each set will read (the
+ * tables change under their shard's lock). */
+static void prefetch_sets(presence_registry *reg,
+                          const struct presence__client *client,
+                          const struct presence__leave_plan *plan)
+{
+    for (size_t i = 0; i < plan->n; i++) {
+        struct presence__shard *hs = plan->hs[i];
+        struct presence__channel *ch = plan->ch[i];
         presence__mutex_lock(reg, &hs->lock);
-        struct presence__channel *ch = presence__shard_channel(hs, ms[i]);
         presence__memberset_prefetch(&ch->members, client->hash);
         presence__usercount_prefetch(&ch->users, client->user);
         presence__mutex_unlock(reg, &hs->lock);
@@ -1258,16 +1269,19 @@ static void prefetch_channels(presence_registry *reg,
 
 void presence__client_leave_prefetch(presence_registry *reg,
                                      const struct presence__client *client,
-                                     unsigned step)
+                                     unsigned step,
+                                     struct presence__leave_plan *plan)
 {
     if (step == 1) {
         if (client->memberships != PRESENCE__SLAB_NONE) {
             PRESENCE__PREFETCH(presence__mref_get(reg, client->memberships));
         }
         PRESENCE__PREFETCH(client->user);
-        return;
+    } else if (step == 2) {
+        prefetch_channels(reg, client, plan);
+    } else {
+        prefetch_sets(reg, client, plan);
     }
-    prefetch_channels(reg, client, step == 2, step == 3);
 }
 
 size_t presence__client_leave_prepared(presence_registry *reg,
@@ -1318,7 +1332,9 @@ int presence__client_leave_all(presence_registry *reg,
         return rc;
     }
     if (client->channel_count > 1) { /* one removal: nothing to overlap */
-        prefetch_channels(reg, client, true, true); /* steps 2 and 3 */
+        struct presence__leave_plan plan; /* steps 2 and 3 at once */
+        prefetch_channels(reg, client, &plan);
+        prefetch_sets(reg, client, &plan);
     }
     *left = presence__client_leave_prepared(reg, client, reason, &reserved);
     presence__events_release(reg, &reserved);

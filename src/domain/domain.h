@@ -687,19 +687,31 @@ int presence__replace_chan_info(presence_registry *reg,
 int presence__client_leave_all(presence_registry *reg,
                                struct presence__client *client,
                                presence_leave_reason reason, size_t *left);
+/* Memberships of a client whose tables a leave starts loading ahead. */
+#define PRESENCE__LEAVE_AHEAD 16
+/* What step 2 of a client's leave prefetch found, for its step 3: the
+ * shard and channel of its first memberships. Valid while the client's
+ * shard stays held: its memberships, and so their channels, stay. */
+struct presence__leave_plan {
+    size_t n;
+    struct presence__shard *hs[PRESENCE__LEAVE_AHEAD];
+    struct presence__channel *ch[PRESENCE__LEAVE_AHEAD];
+};
 /* presence__client_leave_all() in parts, for a batch of clients (each
  * client's shard held in each part): prepare makes what leaving cannot do
  * without (grace links, and its events' room, added to *reserved; on an
  * error only spare room was made); prefetch starts the loads of one step
- * (1 to 3, each reading what the one before loaded); leave_prepared takes
- * the events from *reserved and returns how many memberships left. */
+ * (1 to 3, each reading what the one before loaded; steps 2 and 3 of a
+ * client share its plan); leave_prepared takes the events from *reserved
+ * and returns how many memberships left. */
 int presence__client_leave_prepare(presence_registry *reg,
                                    struct presence__client *client,
                                    presence_leave_reason reason,
                                    size_t *reserved);
 void presence__client_leave_prefetch(presence_registry *reg,
                                      const struct presence__client *client,
-                                     unsigned step);
+                                     unsigned step,
+                                     struct presence__leave_plan *plan);
 size_t presence__client_leave_prepared(presence_registry *reg,
                                        struct presence__client *client,
                                        presence_leave_reason reason,

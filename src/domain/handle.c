@@ -185,16 +185,22 @@ static bool handles_repeat(presence_client *const *clients, size_t count)
 #define CLOSE_GAP 2u /* 3 and 4 measured the same (1.3x) */
 #define CLOSE_DEPTH (CLOSE_STEPS * CLOSE_GAP)
 
+/* Clients between their step 2 and their step 3 have a plan (see
+ * presence__leave_plan): at most CLOSE_GAP + 1 at a time. */
+#define CLOSE_PLANS 4u
+_Static_assert(CLOSE_PLANS > CLOSE_GAP, "a plan is reused before its step 3");
+
 /* Step `step` of what closing `client` will read (see above); its shard
  * is held. */
 static void close_prefetch(presence_registry *reg,
-                           struct presence__client *client, unsigned step)
+                           struct presence__client *client, unsigned step,
+                           struct presence__leave_plan *plan)
 {
     if (step == 0) {
         PRESENCE__PREFETCH(client);
         return;
     }
-    presence__client_leave_prefetch(reg, client, step);
+    presence__client_leave_prefetch(reg, client, step, plan);
     if (step == 1) {
         /* Its slot in the client index, which it leaves at the end. */
         presence__index_prefetch(
@@ -264,12 +270,14 @@ int presence_client_close_many(presence_registry *reg,
         return rc;
     }
     size_t n = 0;
+    struct presence__leave_plan plans[CLOSE_PLANS];
     for (size_t i = 0; i < count + CLOSE_DEPTH; i++) {
         for (unsigned step = 0; step < CLOSE_STEPS; step++) {
             /* wraps past 0: too large, skipped */
             size_t ahead = i - step * CLOSE_GAP;
             if (ahead < count) {
-                close_prefetch(reg, record_of(clients[ahead]), step);
+                close_prefetch(reg, record_of(clients[ahead]), step,
+                               &plans[ahead % CLOSE_PLANS]);
             }
         }
         if (i < CLOSE_DEPTH) {
