@@ -1,8 +1,9 @@
 /*
- * Reference counts of shared records: atomic in a thread-safe registry; in
- * a single-threaded one a plain read and write. A locked add holds back
- * every later load until its line is owned, so a walk that took one per
- * member (presence_visit) waited out a miss per member.
+ * Reference counts of shared records (clients, users, blobs): atomic in a
+ * thread-safe registry; in a single-threaded one a plain read and write.
+ * A locked add holds back every later load until its line is owned, so a
+ * walk that took one per member (presence_visit) waited out a miss per
+ * member.
  * SPDX-License-Identifier: MIT
  */
 #ifndef PRESENCE_BASE_REFCOUNT_H

@@ -44,7 +44,7 @@ uint64_t presence__user_hash(const presence_registry *reg,
 
 void presence__user_unref(presence_registry *reg, struct presence__user *u)
 {
-    if (atomic_fetch_sub(&u->refs, 1) == 1) {
+    if (presence__ref_drop(presence__threaded(reg), &u->refs)) {
         presence__pool_free(&reg->alloc, u, user_size(u->id_len));
     }
 }
@@ -76,7 +76,7 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
         atomic_init(&user->refs, 1); /* the index's */
         presence__index_insert(&us->users, hash, user);
     }
-    atomic_fetch_add(&user->refs, 1); /* the client's */
+    presence__ref_take(presence__threaded(reg), &user->refs); /* the client's */
     client->user = user;
     client->uprev = NULL;
     client->unext = user->first_client;
