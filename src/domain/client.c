@@ -49,6 +49,16 @@ void presence__user_unref(presence_registry *reg, struct presence__user *u)
     }
 }
 
+void presence__user_index_prefetch(presence_registry *reg,
+                                   const struct presence__user *user)
+{
+    uint64_t hash = presence__user_hash(reg, user);
+    struct presence__ushard *us = presence__ushard_of(reg, hash);
+    presence__mutex_lock(reg, &us->lock);
+    presence__index_prefetch(&us->users, hash);
+    presence__mutex_unlock(reg, &us->lock);
+}
+
 /* Find or create the user and link the client to it (its shard held). */
 static int user_link(presence_registry *reg, struct presence__ushard *us,
                      uint64_t hash, const char *id, size_t len,

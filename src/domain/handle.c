@@ -208,11 +208,7 @@ static void close_prefetch(presence_registry *reg,
     } else if (step == 2) {
         /* Its user's slot in the user index, which the user leaves with
          * its last client (the user was loaded at step 1). */
-        uint64_t hash = presence__user_hash(reg, client->user);
-        struct presence__ushard *us = presence__ushard_of(reg, hash);
-        presence__mutex_lock(reg, &us->lock);
-        presence__index_prefetch(&us->users, hash);
-        presence__mutex_unlock(reg, &us->lock);
+        presence__user_index_prefetch(reg, client->user);
     }
 }
 
