@@ -221,8 +221,7 @@ static void membership_free(presence_registry *reg,
                             struct presence__membership *m)
 {
     if (presence__membership_has_chan_info(m)) {
-        presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          presence__chaninfo_take(
+        presence__chan_info_unref(reg, presence__chaninfo_take(
                                       &reg->alloc, &hs->chan_infos, m->slab.slab_index));
     }
     presence__slab_free(&reg->alloc, &hs->membership_slab, m);
@@ -557,8 +556,7 @@ int presence__replace_chan_info(presence_registry *reg,
     if (rc == PRESENCE_OK && blob != NULL && old == NULL) {
         rc = presence__chaninfo_prepare(&reg->alloc, &hs->chan_infos);
         if (rc != PRESENCE_OK) {
-            presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          blob);
+            presence__chan_info_unref(reg, blob);
         }
     }
     if (rc == PRESENCE_OK) {
@@ -574,8 +572,7 @@ int presence__replace_chan_info(presence_registry *reg,
         } else {
             presence__chaninfo_replace(&hs->chan_infos, number, blob);
         }
-        presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          old);
+        presence__chan_info_unref(reg, old);
         ch->member_bytes += presence__membership_bytes(hs, m);
         ch->seq++;
         *changed = true;
@@ -747,8 +744,7 @@ join_new(presence_registry *reg, struct presence__target *t,
         if (m != NULL) {
             presence__slab_free(&reg->alloc, &hs->membership_slab, m);
         }
-        presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          blob);
+        presence__chan_info_unref(reg, blob);
         presence__events_release(reg, &reserved);
         return rc;
     }

@@ -155,10 +155,8 @@ static void member_free(presence_registry *reg, struct coalesce_member *m)
     if (m->client != NULL) {
         presence__client_unref(reg, m->client);
     }
-    presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          m->chan_info);
-    presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          m->before_info);
+    presence__chan_info_unref(reg, m->chan_info);
+    presence__chan_info_unref(reg, m->before_info);
     presence__free(&reg->alloc, m, sizeof *m);
 }
 
@@ -308,7 +306,7 @@ static struct coalesce_member *member_make(presence_registry *reg,
     m->was_present = e->kind != PRESENCE_EVENT_JOIN;
     if (e->kind == PRESENCE_EVENT_LEAVE) {
         m->before_info = e->chan_info;
-        presence__blob_ref(presence__threaded(reg), e->chan_info);
+        presence__chan_info_ref(reg, e->chan_info);
     }
     cd->member_count++;
     return m;
@@ -318,12 +316,11 @@ static void member_apply(presence_registry *reg, struct coalesce_member *m,
                          const struct presence__pending *e)
 {
     presence__client_ref(reg, e->client);
-    presence__blob_ref(presence__threaded(reg), e->chan_info);
+    presence__chan_info_ref(reg, e->chan_info);
     if (m->client != NULL) {
         presence__client_unref(reg, m->client);
     }
-    presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          m->chan_info);
+    presence__chan_info_unref(reg, m->chan_info);
     m->client = e->client;
     m->chan_info = e->chan_info;
     m->time_ms = e->time_ms;

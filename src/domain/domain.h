@@ -446,6 +446,17 @@ static inline bool presence__threaded(const presence_registry *reg)
 {
     return !reg->single_threaded;
 }
+/* References on a chan_info blob, counted as the registry's kind asks. */
+static inline void presence__chan_info_ref(const presence_registry *reg,
+                                           struct presence__blob *b)
+{
+    presence__blob_ref(presence__threaded(reg), b);
+}
+static inline void presence__chan_info_unref(const presence_registry *reg,
+                                             struct presence__blob *b)
+{
+    presence__blob_unref(&reg->alloc, presence__threaded(reg), b);
+}
 /* The registry's mutexes (none when it is single-threaded). */
 static inline void presence__mutex_init(const presence_registry *reg,
                                         pthread_mutex_t *m)

@@ -165,7 +165,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->muted = muted;
     atomic_fetch_add(&ch->refs, 1);
     presence__client_ref(reg, m->client);
-    presence__blob_ref(presence__threaded(reg), chan_info);
+    presence__chan_info_ref(reg, chan_info);
     reg->queue_len++;
     reg->queue_reserved--;
     atomic_fetch_add(&reg->queued, 1);
@@ -233,8 +233,7 @@ static void pending_release(presence_registry *reg,
         presence__channel_unref(reg, e->channel);
     }
     presence__client_unref(reg, e->client);
-    presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          e->chan_info);
+    presence__chan_info_unref(reg, e->chan_info);
 }
 
 /* ---- subscriptions ------------------------------------------------------ */

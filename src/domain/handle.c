@@ -753,8 +753,7 @@ static int item_apply(presence_registry *reg, struct presence__client *client,
         }
     }
     if (rc != PRESENCE_OK) {
-        presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          blob);
+        presence__chan_info_unref(reg, blob);
         return rc;
     }
     d->kind = PRESENCE_CHANGE_UPDATED;
@@ -776,8 +775,7 @@ static void item_undo(presence_registry *reg, struct item_done *d)
             d->m->joined_hi &= (uint16_t)~PRESENCE__HAS_CHAN_INFO;
             d->t.chan.ch->member_bytes += presence__membership_bytes(hs, d->m);
         }
-        presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          d->blob);
+        presence__chan_info_unref(reg, d->blob);
     }
 }
 
@@ -799,8 +797,7 @@ static void update_finish(presence_registry *reg, struct item_done *d)
             old = presence__chaninfo_replace(&hs->chan_infos, number,
                                              d->blob);
         }
-        presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          old);
+        presence__chan_info_unref(reg, old);
         ch->member_bytes += presence__membership_bytes(hs, m);
     }
     ch->seq++;

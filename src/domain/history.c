@@ -25,8 +25,7 @@ struct history_block {
 /* Release what an entry that left a log holds. */
 static void change_release(presence_registry *reg, struct presence__change *c)
 {
-    presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          c->chan_info);
+    presence__chan_info_unref(reg, c->chan_info);
     presence__client_unref(reg, c->client);
 }
 
@@ -88,7 +87,7 @@ void presence__history_append(presence_registry *reg,
         .reason = (uint8_t)reason,
     };
     presence__client_ref(reg, c.client);
-    presence__blob_ref(presence__threaded(reg), c.chan_info);
+    presence__chan_info_ref(reg, c.chan_info);
     struct presence__change dropped;
     if (presence__changelog_push(log, &c, &dropped)) {
         change_release(reg, &dropped);
@@ -235,7 +234,7 @@ static void swap_log(struct presence__channel *ch, void *ctx)
             struct presence__change c = *presence__changelog_at(old, i);
             struct presence__change unused;
             presence__client_ref(p->reg, c.client);
-            presence__blob_ref(presence__threaded(p->reg), c.chan_info);
+            presence__chan_info_ref(p->reg, c.chan_info);
             (void)presence__changelog_push(next, &c, &unused);
         }
     }

@@ -76,10 +76,9 @@ static void chunk_take(struct presence__membership *m, void *ctx)
 /* Still under the lock: the chunk's records stay while it is visited. */
 static void chunk_hold(struct visit_chunk *c)
 {
-    bool threaded = presence__threaded(c->reg);
     for (size_t i = 0; i < c->n; i++) {
         presence__client_ref(c->reg, c->items[i].client);
-        presence__blob_ref(threaded, c->items[i].chan_info);
+        presence__chan_info_ref(c->reg, c->items[i].chan_info);
     }
 }
 
@@ -150,8 +149,7 @@ int presence_visit(presence_registry *reg, const char *channel,
             fn(&m, user_data);
         }
         for (size_t i = 0; i < c.n; i++) {
-            presence__blob_unref(&reg->alloc, presence__threaded(reg),
-                          c.items[i].chan_info);
+            presence__chan_info_unref(reg, c.items[i].chan_info);
             presence__client_unref(reg, c.items[i].client);
         }
         if (c.items != c.room) {
