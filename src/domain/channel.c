@@ -1332,11 +1332,11 @@ int presence__client_leave_all(presence_registry *reg,
         prefetch_channels(reg, client, &plan);
         prefetch_sets(reg, client, &plan);
     }
-    if (!atomic_load_explicit(&client->open, memory_order_relaxed)) {
-        /* It retires with its last membership, and its user may leave the
-         * user index with it: that slot loads while the memberships go. */
-        presence__user_index_prefetch(reg, client->user);
-    }
+    /* The client retires after its last membership (a disconnect inside
+     * the last removal, a handle's close just after), and its user may
+     * leave the user index with it: that slot loads while the memberships
+     * go. */
+    presence__user_index_prefetch(reg, client->user);
     *left = presence__client_leave_prepared(reg, client, reason, &reserved);
     presence__events_release(reg, &reserved);
     return PRESENCE_OK;

@@ -419,12 +419,12 @@ presence__ushard_of(presence_registry *reg, uint64_t hash)
     return &reg->ushards[presence__shard_index(hash)];
 }
 /* The hash of a user's id: its shard and its index slot. */
+uint64_t presence__user_hash(const presence_registry *reg,
+                             const struct presence__user *u);
 /* Start loading the user's slot in the user index, which the user
  * leaves with its last client (a hint: takes the user's shard briefly). */
 void presence__user_index_prefetch(presence_registry *reg,
                                    const struct presence__user *user);
-uint64_t presence__user_hash(const presence_registry *reg,
-                             const struct presence__user *u);
 /* Totals: sums of the shards' counts. */
 size_t presence__count_memberships(presence_registry *reg);
 
