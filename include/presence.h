@@ -1531,12 +1531,18 @@ PRESENCE_API int presence_query(presence_registry *registry,
  * presence_snapshot::next_cursor to get the next one, until it is 0.
  *
  * What a cursor guarantees: the cursor is a position in the channel's
- * order (by a hash of the client id), not a handle, so it costs the
- * registry nothing and never expires. A member that is in the channel for
- * the whole walk is returned exactly once. A member that joins or leaves
- * during the walk is returned at most once. Pages may hold more than
- * @p limit entries only when clients' hashes collide, which keeps the
- * guarantee exact. Each page costs O(limit), wherever it is in the walk.
+ * order, not a handle, so it costs the registry nothing and never
+ * expires (within this registry: a registry loaded from a saved state
+ * orders its members afresh). A member that is in the channel for the
+ * whole walk is returned exactly once. A member that joins or leaves
+ * during the walk is returned at most once. A page holds at most
+ * @p limit entries. Each page costs O(limit), wherever it is in the walk.
+ *
+ * The order: by user, in an order of users that looks random and differs
+ * between registries, so a user's connections in the channel come
+ * together (the same in presence_query() and presence_visit()). A new
+ * connection of a user whose connections the walk is passing may land
+ * just ahead of it.
  *
  * @param limit the number of members per page, at least 1.
  * @return as presence_query(), plus #PRESENCE_ERR_INVALID for a limit of 0.
@@ -1607,8 +1613,7 @@ typedef void (*presence_visit_fn)(const presence_member *member,
  *                  after some members were visited.
  * @return #PRESENCE_OK; #PRESENCE_ERR_INVALID (NULL registry, channel or
  *         fn); the errors of presence_query(), also when met at a later
- *         chunk (a namespace turned off meanwhile); #PRESENCE_ERR_NOMEM
- *         only when client hashes collide beyond a chunk.
+ *         chunk (a namespace turned off meanwhile).
  * A callback may call it.
  */
 PRESENCE_API int presence_visit(presence_registry *registry,

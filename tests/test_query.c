@@ -227,11 +227,12 @@ static void test_page_walk_10k(void **state)
 }
 
 /*
- * Members whose client hashes share their top 32 bits. The presence set
- * keeps those bits beside each member and reads a full hash only on such
- * a tie, so ties must still sort, page, find and leave exactly. With the
- * fixture's hash_seed each pair below ties (found by search with the
- * library's hash; were the hash to change they would just be members).
+ * Users with many connections in one channel. The presence set orders
+ * members by user, so a user's members share their slots' tag and sit
+ * side by side: they must still page (exactly `limit` a page), be found
+ * by id and by client, and leave exactly, and the distinct-user count
+ * must follow the first join and the last leave of each user. (The ids
+ * once made pairs of tied client hashes; now any ids would do.)
  */
 static const char *const tie_ids[] = {
     "tie639397", "tie713855", "tie272560", "tie474578", "tie78966",
@@ -262,6 +263,8 @@ static size_t walk_ties(presence_registry *r, size_t limit,
             }
         }
         total += page->count;
+        assert_true(page->count <= limit);
+        assert_true(page->next_cursor == 0 || page->count == limit);
         assert_true(page->next_cursor == 0 || page->next_cursor > cursor);
         cursor = page->next_cursor;
         presence_snapshot_free(page);
@@ -272,7 +275,25 @@ static size_t walk_ties(presence_registry *r, size_t limit,
     return total;
 }
 
-static void test_hash_tag_ties(void **state)
+/* In a whole snapshot, each user's members come together. */
+static void assert_users_together(presence_registry *r, const char *channel)
+{
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_query(r, channel, presence_trusted(), &snap));
+    for (size_t i = 0; i < snap->count; i++) {
+        for (size_t j = i + 2; j < snap->count; j++) {
+            if (strcmp(snap->members[i].user_id, snap->members[j].user_id) ==
+                0) {
+                /* Then so is every member between them. */
+                assert_string_equal(snap->members[j - 1].user_id,
+                                    snap->members[i].user_id);
+            }
+        }
+    }
+    presence_snapshot_free(snap);
+}
+
+static void test_user_groups(void **state)
 {
     (void)state;
     fixture f;
@@ -289,6 +310,7 @@ static void test_hash_tag_ties(void **state)
         tie_in[t] = true;
     }
     assert_stats(f.reg, "ties", TIE_FILLERS + TIES, 2);
+    assert_users_together(f.reg, "ties");
     for (size_t limit = 1; limit <= 3; limit++) {
         assert_int_equal(walk_ties(f.reg, limit, tie_in), TIE_FILLERS + TIES);
     }
@@ -309,6 +331,17 @@ static void test_hash_tag_ties(void **state)
     }
     assert_stats(f.reg, "ties", TIE_FILLERS + TIES / 2, 2);
     assert_int_equal(walk_ties(f.reg, 2, tie_in), TIE_FILLERS + TIES / 2);
+    /* Single-connection users between and around the groups. */
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "solo%d", i);
+        assert_ok(join_simple(f.reg, "ties", id, id));
+    }
+    assert_stats(f.reg, "ties", TIE_FILLERS + TIES / 2 + 50, 52);
+    assert_users_together(f.reg, "ties");
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "solo%d", i);
+        assert_ok(presence_leave(f.reg, "ties", id));
+    }
     for (size_t t = 0; t < TIES; t++) {
         if (tie_in[t]) {
             assert_ok(presence_leave(f.reg, "ties", tie_ids[t]));
@@ -692,7 +725,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_outlives_registry),
         cmocka_unit_test(test_page_walk_10k),
         cmocka_unit_test(test_page_walk_changing),
-        cmocka_unit_test(test_hash_tag_ties),
+        cmocka_unit_test(test_user_groups),
         cmocka_unit_test(test_page_bad_arguments),
         cmocka_unit_test(test_default_access_policy),
         cmocka_unit_test(test_custom_access_check),

@@ -7,12 +7,14 @@
 #include "containers/memberset.h"
 #include "base/alloc.h"
 #include "base/bytes.h"
-#include "base/hash.h"
+#include "base/hash.h" /* PRESENCE__PREFETCH, PRESENCE__NOINLINE */
 #include "containers/records.h"
 
 #define MIN_BITS 2u
+/* Home slots are a user key's top bits: 2^32 of them at most. */
+#define MAX_BITS 32u
 /* Grow past 7/8 load, shrink below 1/8: the gap avoids resize ping-pong.
- * The set is ordered, so a lookup stops at the first larger hash and a
+ * The set is ordered, so a lookup stops at the first larger key and a
  * miss costs about what a hit does; 7/8 rather than 3/4 makes the table
  * 14% smaller on average (docs/PERFORMANCE-HISTORY.md) for a few more slots read
  * per probe. */
@@ -33,40 +35,41 @@ member(const struct presence__memberset *set, size_t i)
     return presence__slab_at(set->slab, set->slots[i].number);
 }
 
-static uint32_t top32(uint64_t hash)
+/* The order's key: the user's key, then the member's number. */
+static uint64_t key_of(uint32_t user_key, uint32_t number)
 {
-    return (uint32_t)(hash >> 32);
+    return (uint64_t)user_key << 32 | number;
 }
 
-/*
- * Where slot i's hash stands against `hash`: < 0, 0 or > 0. The tags
- * decide unless they tie, which in a set of n members happens about
- * n / 2^32 of the time; only then is a member's client read.
- */
-static int hash_cmp(const struct presence__memberset *set, size_t i,
-                    uint64_t hash)
+static uint64_t key_at(const struct presence__memberset *set, size_t i)
 {
-    uint32_t hi = top32(hash);
-    if (set->slots[i].tag != hi) {
-        return set->slots[i].tag < hi ? -1 : 1;
-    }
-    uint64_t full = member(set, i)->client->hash;
-    return full < hash ? -1 : full > hash ? 1 : 0;
+    return key_of(set->slots[i].tag, set->slots[i].number);
 }
 
-static size_t home_of(unsigned bits, uint64_t hash)
+static bool taken(const struct presence__memberset *set, size_t i)
 {
-    return bits == 0 ? 0 : (size_t)(hash >> (64u - bits));
+    return set->slots[i].number != NONE;
 }
 
-/* Slot i's home in a table of `bits` (its member's hash's top bits). */
+static size_t home_of(unsigned bits, uint32_t user_key)
+{
+    return bits == 0 ? 0 : (size_t)(user_key >> (MAX_BITS - bits));
+}
+
+/* Slot i's home in a table of `bits`. */
 static size_t home_of_slot(const struct presence__memberset *set, size_t i,
                            unsigned bits)
 {
-    if (bits <= 32) {
-        return bits == 0 ? 0 : (size_t)(set->slots[i].tag >> (32u - bits));
-    }
-    return home_of(bits, member(set, i)->client->hash);
+    return home_of(bits, set->slots[i].tag);
+}
+
+/* Whether slot i holds a member of this user. A user's members are side
+ * by side, so looking at a member's neighbours tells whether it is its
+ * user's only one. */
+static bool user_at(const struct presence__memberset *set, size_t i,
+                    uint32_t user_key)
+{
+    return i < set->nslots && taken(set, i) && set->slots[i].tag == user_key;
 }
 
 /* Spare slots after the last home slot, so that most runs never reach the
@@ -109,7 +112,7 @@ static size_t placed_end(const struct presence__memberset *set,
 {
     size_t next = 0;
     for (size_t i = 0; i < set->nslots; i++) {
-        if (set->slots[i].number != NONE) {
+        if (taken(set, i)) {
             size_t home = home_of_slot(set, i, bits);
             next = (home > next ? home : next) + 1;
         }
@@ -124,7 +127,7 @@ static bool place_all(const struct presence__memberset *set, unsigned bits,
 {
     size_t next = 0;
     for (size_t i = 0; i < set->nslots; i++) {
-        if (set->slots[i].number != NONE) {
+        if (taken(set, i)) {
             size_t home = home_of_slot(set, i, bits);
             size_t at = home > next ? home : next;
             if (at + 1 >= n) {
@@ -196,10 +199,8 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
  * tail at the next prepare; a removal never fills a slot.
  */
 int presence__memberset_prepare(const presence_allocator *alloc,
-                                struct presence__memberset *set,
-                                uint64_t hash)
+                                struct presence__memberset *set)
 {
-    (void)hash;
     if (set->slots == NULL) {
         int rc = rehash(alloc, set, MIN_BITS);
         if (rc != PRESENCE_OK) {
@@ -208,6 +209,9 @@ int presence__memberset_prepare(const presence_allocator *alloc,
     }
     size_t homes = (size_t)1 << set->bits;
     if ((set->count + 1) * GROW_DEN > homes * GROW_NUM) {
+        if (set->bits == MAX_BITS) {
+            return PRESENCE_ERR_NOMEM; /* past 3.7G members */
+        }
         int rc = rehash(alloc, set, set->bits + 1);
         if (rc != PRESENCE_OK) {
             return rc;
@@ -222,28 +226,34 @@ int presence__memberset_prepare(const presence_allocator *alloc,
 }
 
 void presence__memberset_prefetch(const struct presence__memberset *set,
-                                  uint64_t hash)
+                                  uint32_t user_key)
 {
     if (set->slots != NULL) {
-        const char *home = (const char *)&set->slots[home_of(set->bits, hash)];
+        const char *home =
+            (const char *)&set->slots[home_of(set->bits, user_key)];
         PRESENCE__PREFETCH(home);
         PRESENCE__PREFETCH(home + 64);
     }
 }
 
-void presence__memberset_insert(struct presence__memberset *set,
+bool presence__memberset_insert(struct presence__memberset *set,
                                 struct presence__membership *m)
 {
     /* One walk: to its place in the run, then on to the run's end,
      * each slot moving one step along (the last slot was empty: see
      * presence__memberset_prepare). */
-    uint64_t hash = m->client->hash;
-    size_t i = home_of(set->bits, hash);
-    while (set->slots[i].number != NONE && hash_cmp(set, i, hash) <= 0) {
+    uint32_t user_key = m->client->user_key;
+    uint64_t key = key_of(user_key, m->slab.slab_index);
+    size_t i = home_of(set->bits, user_key);
+    while (taken(set, i) && key_at(set, i) < key) {
         i++;
     }
-    struct presence__member_slot carry = {m->slab.slab_index, top32(hash)};
-    while (set->slots[i].number != NONE) {
+    /* Slot i's member, if any, moves to i + 1: the new one's neighbours
+     * are slots i - 1 and i as they are now. */
+    bool first = !(i > 0 && user_at(set, i - 1, user_key)) &&
+                 !user_at(set, i, user_key);
+    struct presence__member_slot carry = {m->slab.slab_index, user_key};
+    while (taken(set, i)) {
         struct presence__member_slot next = set->slots[i];
         set->slots[i] = carry;
         carry = next;
@@ -251,21 +261,34 @@ void presence__memberset_insert(struct presence__memberset *set,
     }
     set->slots[i] = carry;
     set->count++;
+    return first;
 }
 
-/* The slot of the client's membership, or SIZE_MAX; a member is read only
- * when its tag matches. */
+/* The first slot at or after the user's home that holds a member of the
+ * user, or SIZE_MAX; its members follow it. */
+static size_t user_start(const struct presence__memberset *set,
+                         uint32_t user_key)
+{
+    for (size_t i = home_of(set->bits, user_key); i < set->nslots; i++) {
+        if (!taken(set, i) || set->slots[i].tag > user_key) {
+            break;
+        }
+        if (set->slots[i].tag == user_key) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* The slot of the client's membership, or SIZE_MAX: only the members of
+ * the client's user are read. */
 static size_t find_index(const struct presence__memberset *set,
                          const struct presence__client *client)
 {
-    uint64_t hash = client->hash;
-    uint32_t hi = top32(hash);
-    for (size_t i = home_of(set->bits, hash); i < set->nslots; i++) {
-        const struct presence__member_slot *slot = &set->slots[i];
-        if (slot->number == NONE || slot->tag > hi) {
-            break;
-        }
-        if (slot->tag == hi && member(set, i)->client == client) {
+    uint32_t user_key = client->user_key;
+    size_t i = user_start(set, user_key);
+    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
+        if (member(set, i)->client == client) {
             return i;
         }
     }
@@ -274,20 +297,14 @@ static size_t find_index(const struct presence__memberset *set,
 
 struct presence__membership *
 presence__memberset_find_id(const struct presence__memberset *set,
-                            uint64_t hash, const char *id, size_t len)
+                            uint32_t user_key, uint64_t hash, const char *id,
+                            size_t len)
 {
     if (set->count == 0) {
         return NULL;
     }
-    uint32_t hi = top32(hash);
-    for (size_t i = home_of(set->bits, hash); i < set->nslots; i++) {
-        const struct presence__member_slot *slot = &set->slots[i];
-        if (slot->number == NONE || slot->tag > hi) {
-            break;
-        }
-        if (slot->tag != hi) {
-            continue;
-        }
+    size_t i = user_start(set, user_key);
+    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
         struct presence__membership *m = member(set, i);
         const struct presence__client *c = m->client;
         if (c->hash == hash && c->id_len == len &&
@@ -309,28 +326,45 @@ presence__memberset_find(const struct presence__memberset *set,
     return i == SIZE_MAX ? NULL : member(set, i);
 }
 
-void presence__memberset_remove(const presence_allocator *alloc,
+size_t presence__memberset_user_visit(const struct presence__memberset *set,
+                                      uint32_t user_key,
+                                      presence__member_visit_fn visit,
+                                      void *ctx)
+{
+    size_t n = 0;
+    size_t i = set->count == 0 ? SIZE_MAX : user_start(set, user_key);
+    for (; i != SIZE_MAX && user_at(set, i, user_key); i++, n++) {
+        if (visit != NULL) {
+            visit(member(set, i), ctx);
+        }
+    }
+    return n;
+}
+
+bool presence__memberset_remove(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 struct presence__membership *m)
 {
-    /* Its slot holds its number: no member is read to find it. */
-    uint64_t hash = m->client->hash;
-    uint32_t hi = top32(hash);
+    /* Its slot holds its key: no member is read to find it. */
+    uint32_t user_key = m->client->user_key;
     uint32_t number = m->slab.slab_index;
-    size_t i = home_of(set->bits, hash);
+    uint64_t key = key_of(user_key, number);
+    size_t i = home_of(set->bits, user_key);
     while (i < set->nslots && set->slots[i].number != number) {
-        if (set->slots[i].number == NONE || set->slots[i].tag > hi) {
-            return;
+        if (!taken(set, i) || key_at(set, i) > key) {
+            return false;
         }
         i++;
     }
     if (i == set->nslots) {
-        return;
+        return false;
     }
+    bool last = !(i > 0 && user_at(set, i - 1, user_key)) &&
+                !user_at(set, i + 1, user_key);
     /* Backward shift: pull the rest of the run back while its members are
      * away from their home slot; order is kept. */
     size_t j = i;
-    while (j + 1 < set->nslots && set->slots[j + 1].number != NONE &&
+    while (j + 1 < set->nslots && taken(set, j + 1) &&
            home_of_slot(set, j + 1, set->bits) <= j) {
         set->slots[j] = set->slots[j + 1];
         j++;
@@ -339,13 +373,14 @@ void presence__memberset_remove(const presence_allocator *alloc,
     set->count--;
     if (set->count == 0) {
         presence__memberset_free(alloc, set);
-        return;
+        return last;
     }
     size_t homes = (size_t)1 << set->bits;
     if (set->bits > SHRINK_MIN_BITS && set->count * SHRINK_DEN < homes) {
         /* Giving memory back is optional: on failure keep the big table. */
         (void)rehash(alloc, set, set->bits - 1);
     }
+    return last;
 }
 
 /* Members, their clients and their users are scattered over memory, each
@@ -388,20 +423,18 @@ uint64_t presence__memberset_scan(const struct presence__memberset *set,
     if (set->count == 0) {
         return 0;
     }
-    size_t at = home_of(set->bits, cursor);
-    /* Slots are in hash order: past the first at or above the cursor,
+    size_t at = home_of(set->bits, (uint32_t)(cursor >> 32));
+    /* Slots are in key order: past the first at or above the cursor,
      * every one is. */
     while (cursor != 0 && at < set->nslots &&
-           (set->slots[at].number == NONE || hash_cmp(set, at, cursor) < 0)) {
+           (!taken(set, at) || key_at(set, at) < cursor)) {
         at++;
     }
     struct presence__membership *block[SCAN_BLOCK];
-    size_t taken = 0;
-    const struct presence__membership *last = NULL;
-    while (at < set->nslots) {
-        /* One past the limit: a page ends only where the hash changes. */
-        size_t want = limit - taken < SCAN_BLOCK ? limit - taken + 1
-                                                 : SCAN_BLOCK;
+    size_t visited = 0;
+    while (at < set->nslots && visited < limit) {
+        size_t want = limit - visited < SCAN_BLOCK ? limit - visited
+                                                   : SCAN_BLOCK;
         size_t n = scan_gather(set, &at, want, block);
         for (size_t k = 0; k < n && k < CLIENT_AHEAD; k++) {
             PRESENCE__PREFETCH(block[k]->client);
@@ -416,21 +449,20 @@ uint64_t presence__memberset_scan(const struct presence__memberset *set,
             if (k + USER_AHEAD < n) {
                 PRESENCE__PREFETCH(block[k + USER_AHEAD]->client->user);
             }
-            struct presence__membership *m = block[k];
-            if (taken >= limit) {
-                /* Full hashes only at the page's end: a page never ends
-                 * between two members of equal hash. */
-                uint64_t hash = m->client->hash;
-                if (last == NULL || hash != last->client->hash) {
-                    return hash; /* m is the first member of the next page */
-                }
-            }
-            visit(m, ctx);
-            taken++;
-            last = m;
+            visit(block[k], ctx);
         }
+        visited += n;
     }
-    return 0;
+    /* The next page starts at the next member's key. */
+    while (at < set->nslots && !taken(set, at)) {
+        at++;
+    }
+    return at < set->nslots ? key_at(set, at) : 0;
+}
+
+uint64_t presence__memberset_key(const struct presence__membership *m)
+{
+    return key_of(m->client->user_key, m->slab.slab_index);
 }
 
 struct presence__membership *
@@ -440,8 +472,9 @@ presence__memberset_lower_bound(const struct presence__memberset *set,
     if (set->count == 0) {
         return NULL;
     }
-    for (size_t i = home_of(set->bits, cursor); i < set->nslots; i++) {
-        if (set->slots[i].number != NONE && hash_cmp(set, i, cursor) >= 0) {
+    for (size_t i = home_of(set->bits, (uint32_t)(cursor >> 32));
+         i < set->nslots; i++) {
+        if (taken(set, i) && key_at(set, i) >= cursor) {
             return member(set, i);
         }
     }

@@ -1,17 +1,21 @@
 /*
- * The presence set of one channel: its memberships, keyed by client.
+ * The presence set of one channel: its memberships, ordered by user.
  *
  * An open-addressing table of 8-byte slots, each a member's number in its
  * channel shard's slab (every membership of a channel comes from that
- * slab) and a 32-bit tag, the top 32 bits of the client's hash, kept
- * sorted by the client's 64-bit hash: the home slot is the hash's top
- * bits, and linear probing with ordered insertion keeps every run sorted.
- * A probe reads the slots alone and follows a number only to the member
- * it is looking for (and on a tag tie, about n / 2^32 of the time). That
- * order is what makes paged queries cheap and exact: a cursor is just a
- * hash value, valid across inserts, removals and resizes, and a page
- * starts at the cursor's home slot. The table does not wrap around; it has
- * a tail of spare slots that grows when a run reaches it.
+ * slab) and a tag, the 32-bit key of the member's user (userkey.h, unique
+ * among live users), kept sorted by the 64-bit key (tag, number): the
+ * home slot is the tag's top bits, and linear probing with ordered
+ * insertion keeps every run sorted. So a user's members sit side by
+ * side: whether a join is the user's first connection in the channel,
+ * or a leave its last, is a look at the new slot's neighbours, and the
+ * channel needs no table of per-user counts. A probe reads the slots
+ * alone and follows a number only to the members of the user it is
+ * looking for. Keys are unique, and that order is what makes paged
+ * queries cheap and exact: a cursor is just a key, valid across inserts,
+ * removals and resizes, and a page starts at the cursor's home slot. The
+ * table does not wrap around; it has a tail of spare slots that grows
+ * when a run reaches it.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -30,7 +34,7 @@ struct presence__client;
 
 struct presence__member_slot {
     uint32_t number; /* in the slab; PRESENCE__SLAB_NONE: an empty slot */
-    uint32_t tag;    /* the client's hash's top 32 bits */
+    uint32_t tag;    /* the member's user's key */
 };
 
 struct presence__memberset {
@@ -48,40 +52,53 @@ void presence__memberset_free(const presence_allocator *alloc,
 /* Slot i's member, or NULL (0 <= i < nslots: for walking every member). */
 struct presence__membership *
 presence__memberset_at(const struct presence__memberset *set, size_t i);
-/* Make sure a client with this hash can be inserted without allocating. */
+/* Make sure one more member can be inserted without allocating. */
 int presence__memberset_prepare(const presence_allocator *alloc,
-                                struct presence__memberset *set,
-                                uint64_t hash);
-/* Start loading the slot where a probe for this hash begins (a hint). */
+                                struct presence__memberset *set);
+/* Start loading the slot where a probe for the user's members begins (a
+ * hint). */
 void presence__memberset_prefetch(const struct presence__memberset *set,
-                                  uint64_t hash);
-/* Insert; presence__memberset_prepare must have succeeded for its hash. */
-void presence__memberset_insert(struct presence__memberset *set,
+                                  uint32_t user_key);
+/* Insert m (its client's user_key set); presence__memberset_prepare must
+ * have succeeded. Returns whether it is its user's only member. */
+bool presence__memberset_insert(struct presence__memberset *set,
                                 struct presence__membership *m);
 struct presence__membership *
 presence__memberset_find(const struct presence__memberset *set,
                          const struct presence__client *client);
-/* The membership of the client with this id (compares ids, not
- * pointers: for callers that know the id but not the client). */
+/* The membership of the client with this id and hash among the members
+ * of the user with this key (compares ids, not pointers: for callers
+ * that know the id but hold no lock on the client). */
 struct presence__membership *
 presence__memberset_find_id(const struct presence__memberset *set,
-                            uint64_t hash, const char *id, size_t len);
-/* Remove; shrinks the table when it became sparse and memory allows. */
-void presence__memberset_remove(const presence_allocator *alloc,
+                            uint32_t user_key, uint64_t hash, const char *id,
+                            size_t len);
+/* Remove; shrinks the table when it became sparse and memory allows.
+ * Returns whether m was its user's only member. */
+bool presence__memberset_remove(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 struct presence__membership *m);
 
 typedef void (*presence__member_visit_fn)(struct presence__membership *m,
                                           void *ctx);
+/* Visit the members of the user with this key (visit may be NULL);
+ * returns how many there are. */
+size_t presence__memberset_user_visit(const struct presence__memberset *set,
+                                      uint32_t user_key,
+                                      presence__member_visit_fn visit,
+                                      void *ctx);
 /*
- * Visit members in hash order, starting at the first whose hash is at
- * least `cursor`, stopping after `limit` (but never between two members of
- * equal hash). Returns the cursor of the next page, 0 when none is left.
+ * Visit members in key order, starting at the first whose key is at least
+ * `cursor`, at most `limit` of them. Returns the cursor of the next page
+ * (the next member's key, never 0: a smaller key came before it), 0 when
+ * none is left.
  */
 uint64_t presence__memberset_scan(const struct presence__memberset *set,
                                   uint64_t cursor, size_t limit,
                                   presence__member_visit_fn visit, void *ctx);
-/* The first member whose hash is at least `cursor`, or NULL: draining a
+/* A member's key in the set's order (its client's user_key set). */
+uint64_t presence__memberset_key(const struct presence__membership *m);
+/* The first member whose key is at least `cursor`, or NULL: draining a
  * channel walks it in snapshot order with this. */
 struct presence__membership *
 presence__memberset_lower_bound(const struct presence__memberset *set,

@@ -20,6 +20,7 @@
  * then twice as many each time), so that a small registry, whose records
  * are spread over 64 shards, does not hold a page per shard and class. */
 #define CHUNK_BYTES 4080u
+_Static_assert(CHUNK_BYTES <= UINT16_MAX, "a block's offset fits its head");
 #define MIN_BLOCKS 4u
 
 /* A free block links the next after the pool's head and its padding. */
@@ -173,7 +174,7 @@ void *presence__pool_alloc(const presence_allocator *alloc, struct presence__poo
     }
     presence__unlock(pool->threaded, &pool->lock);
     struct presence__pool_block head = {
-        (uint32_t)(block - (unsigned char *)c)};
+        (uint16_t)(block - (unsigned char *)c)};
     memcpy(block, &head, sizeof head);
     return block;
 }

@@ -11,7 +11,7 @@
  * together in chunks of about a page, by size class (8-byte steps up to
  * POOL_MAX_BLOCK bytes; larger records go to the allocator alone).
  *
- * The first 4 bytes of every record belong to the pool (struct
+ * The first 2 bytes of every record belong to the pool (struct
  * presence__pool_block, like the slab's): the block's offset in its chunk,
  * which is how a free finds the chunk, and the chunk its pool, without a
  * search or the record's hash. A chunk whose
@@ -38,7 +38,9 @@
 
 /* The head every pooled record starts with. */
 struct presence__pool_block {
-    uint32_t offset; /* from its chunk's start; 0: allocated alone */
+    /* From its chunk's start (chunks are under 4 KiB); 0: allocated
+     * alone. 16 bits: a record may use the next two bytes. */
+    uint16_t offset;
 };
 
 #define PRESENCE__POOL_MAX_BLOCK 256u

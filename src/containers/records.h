@@ -18,7 +18,8 @@
 /*
  * A user id, interned: every client of the user points here. In the user
  * index while it has live clients (one reference); each client record
- * holds another until it is freed.
+ * holds another until it is freed. Its key (userkey.h) is in each of its
+ * clients (client->user_key): a user in the index has one.
  */
 struct presence__user {
     struct presence__pool_block pool; /* from its shard's user pool */
@@ -52,15 +53,21 @@ struct presence__node {
  */
 struct presence__client {
     struct presence__pool_block pool; /* from its shard's client pool */
+    /* A handle is open on it: it stays in its shard's index with no
+     * membership, until the handle is closed (written under its client
+     * shard's lock; atomic because a closed handle's application pointer
+     * is no longer handed out, and readers hold only a channel shard).
+     * Here, in the bytes the pool's 16-bit head leaves. */
+    atomic_uchar open;
     uint32_t id_len;
     uint64_t hash;
     struct presence__user *user;
     struct presence__client *uprev, *unext;   /* the user's live clients */
-    /* 32-bit fields keep the header at 60 bytes (a client with a 32-byte
-     * conn_info fits a 104-byte block, not 112): names are under
-     * 4 GiB (presence__check_name), references and channels are bounded
-     * by memberships and events, which cannot reach 4G in memory, and the
-     * byte counts are checked when the client is made. */
+    /* 32-bit fields keep the header at 64 bytes (a client with a 32-byte
+     * conn_info and an id of up to 7 bytes fits a 104-byte block): names
+     * are under 4 GiB (presence__check_name), references and channels
+     * are bounded by memberships and events, which cannot reach 4G in
+     * memory, and the byte counts are checked when the client is made. */
     atomic_uint_least32_t refs;
     uint32_t channel_count;
     /* What a snapshot entry copies of it: its id, user id, conn_info and
@@ -75,11 +82,11 @@ struct presence__client {
      * presence__client_node() and presence__client_app(). */
     uint32_t conn_info_word;
     uint32_t memberships; /* reference of the newest, then via cnext */
-    /* A handle is open on it: it stays in its shard's index with no
-     * membership, until the handle is closed (written under its client
-     * shard's lock; atomic because a closed handle's application pointer
-     * is no longer handed out, and readers hold only a channel shard). */
-    atomic_uchar open;
+    /* Its user's key (userkey.h), which orders its memberships in their
+     * channels' member sets; fixed for the record's life, and the user's
+     * while the client is live. A copy, so that a member set's probe
+     * need not load the user record. */
+    uint32_t user_key;
     char id[]; /* then conn_info, then a remote client's node or a
                   handle's application pointer */
 };

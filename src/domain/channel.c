@@ -96,7 +96,6 @@ channel_create(presence_registry *reg, const struct presence__chref *ref)
     atomic_init(&ch->refs, 1); /* the index's */
     ch->ns = ref->ns;
     presence__memberset_init(&ch->members, &ref->shard->membership_slab);
-    presence__usercount_init(&ch->users);
     memcpy(ch->name, ref->name, ref->len);
     ch->name[ref->len] = '\0';
     ch->name_len = (uint32_t)ref->len; /* checked: under 4 GiB */
@@ -133,7 +132,7 @@ static void channel_end_life(presence_registry *reg,
                              struct presence__channel *ch)
 {
     presence__memberset_free(&reg->alloc, &ch->members);
-    presence__usercount_free(&reg->alloc, &ch->users);
+    ch->users = 0;
     presence__history_free(reg, ch);
     channel_count_give(reg);
 }
@@ -208,10 +207,11 @@ presence__membership_find(struct presence__channel *ch,
 }
 
 struct presence__membership *
-presence__membership_find_id(struct presence__channel *ch, const char *id,
-                             size_t len, uint64_t hash)
+presence__membership_find_id(struct presence__channel *ch,
+                             uint32_t user_key, const char *id, size_t len,
+                             uint64_t hash)
 {
-    return presence__memberset_find_id(&ch->members, hash, id, len);
+    return presence__memberset_find_id(&ch->members, user_key, hash, id, len);
 }
 
 
@@ -239,10 +239,10 @@ static void membership_remove_at(presence_registry *reg,
     struct presence__channel *ch = presence__shard_channel(hs, m);
     struct presence__client *client = m->client;
 
-    presence__memberset_remove(&reg->alloc, &ch->members, m);
-    ch->member_bytes -= presence__membership_bytes(hs, m);
     bool last_of_user =
-        presence__usercount_dec(&reg->alloc, &ch->users, client->user) == 0;
+        presence__memberset_remove(&reg->alloc, &ch->members, m);
+    ch->users -= last_of_user;
+    ch->member_bytes -= presence__membership_bytes(hs, m);
     /* Remote ones have no TTL here; one in grace is on a grace list. */
     if (presence__membership_in_grace(m)) {
         presence__grace_forget(reg, hs, ch, m);
@@ -310,7 +310,6 @@ void presence__channels_free(presence_registry *reg)
                 }
             }
             presence__memberset_free(&reg->alloc, &ch->members);
-            presence__usercount_free(&reg->alloc, &ch->users);
             presence__history_free(reg, ch);
             presence__pool_free(&reg->alloc, ch, channel_size(ch->name_len));
         }
@@ -400,7 +399,7 @@ static bool sweep_apply(struct sweep *sw, struct presence__membership *m,
     return removed;
 }
 
-/* Drain a channel by name from a hash cursor: every member present when it
+/* Drain a channel by name from a cursor: every member present when it
  * began leaves (its shard held; it may be released between batches). */
 struct drain_ctx {
     const struct presence__chref *ref;
@@ -437,7 +436,7 @@ static int drain(struct sweep *sw, const struct presence__chref *ref,
         if (m == NULL) {
             break;
         }
-        d.cursor = m->client->hash;
+        d.cursor = presence__memberset_key(m);
         if (sweep_apply(sw, m, SWEEP_LEAVE, reason, drain_still, &d) &&
             ++in_batch == BATCH) {
             in_batch = 0;
@@ -633,10 +632,9 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
     }
     client->memberships = presence__mref(reg, hs, m);
     client->channel_count++;
-    presence__memberset_insert(&ch->members, m);
+    bool first_of_user = presence__memberset_insert(&ch->members, m);
+    ch->users += first_of_user;
     ch->member_bytes += presence__membership_bytes(hs, m);
-    bool first_of_user =
-        presence__usercount_inc(&ch->users, client->user) == 1;
     /* Remote ones have no TTL here; room for the links was made. */
     if (presence__has_touch_order(ch) &&
         presence__client_node(client) == NULL) {
@@ -723,10 +721,7 @@ join_new(presence_registry *reg, struct presence__target *t,
         rc = presence__history_room(reg, ch, 2);
     }
     if (rc == PRESENCE_OK) {
-        rc = presence__memberset_prepare(&reg->alloc, &ch->members, t->client_hash);
-    }
-    if (rc == PRESENCE_OK) {
-        rc = presence__usercount_prepare(&reg->alloc, &ch->users);
+        rc = presence__memberset_prepare(&reg->alloc, &ch->members);
     }
     if (rc == PRESENCE_OK && client == NULL) {
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
@@ -880,15 +875,12 @@ static int join_common(presence_registry *reg, const char *channel,
     presence__index_prefetch(&hs->channels, t.chan.hash);
     presence__index_prefetch_item(&t.cs->clients, t.client_hash);
     rc = presence__channel_lookup_join(reg, &t.chan);
-    if (rc == PRESENCE_OK && t.chan.ch != NULL) {
-        presence__memberset_prefetch(&t.chan.ch->members, t.client_hash);
-    }
     struct presence__client *client =
         rc == PRESENCE_OK ? presence__client_find(t.cs, client_id,
                                                   t.client_len, t.client_hash)
                           : NULL;
     if (client != NULL && t.chan.ch != NULL) {
-        presence__usercount_prefetch(&t.chan.ch->users, client->user);
+        presence__memberset_prefetch(&t.chan.ch->members, client->user_key);
     }
     if (client != NULL &&
         (presence__client_node(client) != node ||
@@ -946,7 +938,7 @@ static struct presence__membership *
 find_from_client(presence_registry *reg, const struct presence__client *client,
                  const struct presence__chref *chan)
 {
-    presence__memberset_prefetch(&chan->ch->members, client->hash);
+    presence__memberset_prefetch(&chan->ch->members, client->user_key);
     uint32_t want = presence__chref(reg, chan->shard, chan->ch);
     uint32_t ref = client->memberships;
     for (size_t n = 0; n < CLIENT_WALK_MAX; n++) {
@@ -965,8 +957,10 @@ find_from_client(presence_registry *reg, const struct presence__client *client,
     return presence__membership_find(chan->ch, client);
 }
 
-/* Find a membership (from its channel's side alone in a threaded
- * registry): the channel's shard is held on success. */
+/* Find a membership: the channel's shard is held on success. The
+ * client's shard is held for the search (a member set is searched by the
+ * client's user key), and its index read with the channel's, both chains
+ * of misses at once. */
 static int lock_membership(presence_registry *reg, const char *channel,
                            const char *client_id, struct presence__target *t,
                            struct presence__membership **m)
@@ -975,25 +969,17 @@ static int lock_membership(presence_registry *reg, const char *channel,
     if (rc != PRESENCE_OK) {
         return rc;
     }
+    presence__mutex_lock(reg, &t->cs->lock);
     presence__mutex_lock(reg, &t->chan.shard->lock);
-    if (reg->single_threaded) {
-        /* No client shard lock to take: its index is read with the
-         * channel's, both chains of misses at once. */
-        presence__index_prefetch(&t->cs->clients, t->client_hash);
-        rc = presence__channel_lookup(reg, &t->chan);
-        struct presence__client *client =
-            rc == PRESENCE_OK && t->chan.ch != NULL
-                ? presence__client_find(t->cs, client_id, t->client_len,
-                                        t->client_hash)
-                : NULL;
-        *m = client != NULL ? find_from_client(reg, client, &t->chan) : NULL;
-    } else {
-        rc = presence__channel_lookup(reg, &t->chan);
-        *m = rc == PRESENCE_OK && t->chan.ch != NULL
-                 ? presence__membership_find_id(t->chan.ch, client_id,
-                                                t->client_len, t->client_hash)
-                 : NULL;
-    }
+    presence__index_prefetch(&t->cs->clients, t->client_hash);
+    rc = presence__channel_lookup(reg, &t->chan);
+    struct presence__client *client =
+        rc == PRESENCE_OK && t->chan.ch != NULL
+            ? presence__client_find(t->cs, client_id, t->client_len,
+                                    t->client_hash)
+            : NULL;
+    *m = client != NULL ? find_from_client(reg, client, &t->chan) : NULL;
+    presence__mutex_unlock(reg, &t->cs->lock);
     if (rc == PRESENCE_OK && *m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
@@ -1022,11 +1008,13 @@ static int leave_common(presence_registry *reg,
     presence__mutex_lock(reg, &t.cs->lock);
     presence__mutex_lock(reg, &t.chan.shard->lock);
     rc = presence__channel_lookup(reg, &t.chan);
-    struct presence__membership *m =
+    struct presence__client *client =
         rc == PRESENCE_OK && t.chan.ch != NULL
-            ? presence__membership_find_id(t.chan.ch, client_id, t.client_len,
-                                           t.client_hash)
+            ? presence__client_find(t.cs, client_id, t.client_len,
+                                    t.client_hash)
             : NULL;
+    struct presence__membership *m =
+        client != NULL ? presence__membership_find(t.chan.ch, client) : NULL;
     if (rc == PRESENCE_OK && m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }
@@ -1257,8 +1245,7 @@ static void prefetch_sets(presence_registry *reg,
         struct presence__shard *hs = plan->hs[i];
         struct presence__channel *ch = plan->ch[i];
         presence__mutex_lock(reg, &hs->lock);
-        presence__memberset_prefetch(&ch->members, client->hash);
-        presence__usercount_prefetch(&ch->users, client->user);
+        presence__memberset_prefetch(&ch->members, client->user_key);
         presence__mutex_unlock(reg, &hs->lock);
     }
 }

@@ -26,6 +26,10 @@ void presence__clients_init(presence_registry *reg)
         presence__index_init(&reg->ushards[i].users,
                              offsetof(struct presence__user, id),
                              offsetof(struct presence__user, id_len));
+        /* Each shard mints its own numbers: i, i + SHARDS, ... */
+        presence__userkeys_init(&reg->ushards[i].keys,
+                                (uint32_t)(reg->seed >> 32), (uint32_t)i,
+                                PRESENCE__SHARDS);
     }
 }
 
@@ -66,8 +70,14 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
 {
     struct presence__user *user = presence__index_find(&us->users, hash, id,
                                                        len);
-    if (user == NULL) {
+    if (user != NULL) {
+        client->user_key = user->first_client->user_key;
+    } else {
         int rc = presence__index_prepare(&reg->alloc, &us->users);
+        if (rc == PRESENCE_OK) {
+            rc = presence__userkeys_take(&reg->alloc, &us->keys,
+                                         &client->user_key);
+        }
         if (rc != PRESENCE_OK) {
             return rc;
         }
@@ -77,6 +87,7 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
                              reg->shard_mask],
             user_size(len));
         if (user == NULL) {
+            presence__userkeys_give(&reg->alloc, &us->keys, client->user_key);
             return PRESENCE_ERR_NOMEM;
         }
         presence__pool_clear(user, offsetof(struct presence__user, id));
@@ -120,6 +131,7 @@ static void user_unlink(presence_registry *reg,
     bool gone = --user->clients == 0;
     if (gone) {
         presence__index_remove(&reg->alloc, &us->users, hash, user);
+        presence__userkeys_give(&reg->alloc, &us->keys, client->user_key);
         if (reserved != NULL && *reserved > 0) { /* someone listens */
             presence__events_push_user(reg, client,
                                        PRESENCE_EVENT_USER_OFFLINE, reserved);
@@ -303,5 +315,6 @@ void presence__clients_free(presence_registry *reg)
             }
         }
         presence__index_free(&reg->alloc, idx);
+        presence__userkeys_free(&reg->alloc, &reg->ushards[s].keys);
     }
 }

@@ -68,7 +68,7 @@
 #include "containers/pool.h"
 #include "containers/records.h"
 #include "containers/slab.h"
-#include "containers/usercount.h"
+#include "containers/userkey.h"
 #include "domain/uthash_config.h"
 
 #define PRESENCE__SHARD_BITS 6u
@@ -122,7 +122,7 @@ struct presence__channel {
     /* What presence_stats reads, the counts (each its struct's last
      * field), the namespace and the name, kept together at the end: a
      * lookup then touches two cache lines of the record, not three. */
-    struct presence__usercount users;
+    size_t users; /* distinct users among the members */
     struct presence__memberset members;
     struct presence__namespace *ns;
     uint32_t pins; /* open channel handles (its shard's lock) */
@@ -225,6 +225,7 @@ struct presence__ushard { /* users, and their lists of live clients */
         struct {
             pthread_mutex_t lock;
             struct presence__index users; /* by id */
+            struct presence__userkeys keys; /* for its new users */
         };
         char line_pad[PRESENCE__SHARD_BYTES];
     };
@@ -741,7 +742,7 @@ presence__channel_stats(const struct presence__channel *ch)
     presence_channel_stats s = {0, 0, 0, 0};
     if (ch != NULL) {
         s.num_clients = ch->members.count;
-        s.num_users = ch->users.users;
+        s.num_users = ch->users;
         s.epoch = ch->epoch;
         s.seq = ch->seq;
     }
@@ -751,11 +752,13 @@ void presence__channels_free(presence_registry *reg);
 struct presence__membership *
 presence__membership_find(struct presence__channel *ch,
                           const struct presence__client *client);
-/* The membership of the client with this id, found from the channel side
- * alone (channel shard held). */
+/* The membership of the client with this id (and user key: see
+ * presence__memberset_find_id), found from the channel side alone
+ * (channel shard held). */
 struct presence__membership *
-presence__membership_find_id(struct presence__channel *ch, const char *id,
-                             size_t len, uint64_t hash);
+presence__membership_find_id(struct presence__channel *ch,
+                             uint32_t user_key, const char *id, size_t len,
+                             uint64_t hash);
 /* A membership's chan_info, NULL when it has none (its shard hs held). */
 static inline struct presence__blob *
 presence__membership_chan_info(const struct presence__shard *hs,

@@ -158,7 +158,7 @@ static void queue_one(presence_registry *reg, struct presence__channel *ch,
     e->epoch = ch->epoch;
     e->time_ms = now;
     e->num_clients = ch->members.count;
-    e->num_users = ch->users.users;
+    e->num_users = ch->users;
     e->first_later_sub = reg->next_sub_id;
     e->kind = (unsigned char)kind;
     e->reason = (unsigned char)reason;

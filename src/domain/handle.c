@@ -477,7 +477,8 @@ static int client_leave(presence_registry *reg, presence_client *handle,
             presence_change change = {PRESENCE_CHANGE_LEFT,
                                       presence__channel_stats(ch)};
             change.stats.num_clients--;
-            if (presence__usercount_get(&ch->users, client->user) == 1) {
+            if (presence__memberset_user_visit(&ch->members, client->user_key,
+                                               NULL, NULL) == 1) {
                 change.stats.num_users--;
             }
             change.stats.seq++;
@@ -872,12 +873,11 @@ static int join_many(presence_registry *reg, presence_client *handle,
          * no later change of theirs gets an earlier time. */
         int64_t now_ms = presence__now(reg);
         /* Every item's first loads start at once: a channel handle's
-         * member set and user counts. */
+         * member set. */
         for (size_t i = 0; i < count; i++) {
             const struct presence__channel *rec = d[i].rec;
             if (rec != NULL) {
-                presence__memberset_prefetch(&rec->members, client->hash);
-                presence__usercount_prefetch(&rec->users, client->user);
+                presence__memberset_prefetch(&rec->members, client->user_key);
             }
         }
         size_t done = 0, made = 0;

@@ -166,12 +166,16 @@ void presence_snapshot_free(presence_snapshot *snapshot)
 /* ---- channel queries ---------------------------------------------------- */
 
 /* A requester, checked and hashed; `known` is its user when the caller
- * gave none and the registry knows the client (a reference is held). */
+ * gave none and the registry knows the client (a reference is held), and
+ * user_key its user's key when the client is live (for the membership
+ * check: a member set is searched by user). */
 struct asker {
     const presence_requester *req;
     size_t id_len;
     uint64_t id_hash;
     struct presence__user *known;
+    bool live;
+    uint32_t user_key;
 };
 
 static const presence_requester trusted_requester = {"", NULL};
@@ -197,6 +201,7 @@ static int asker_check(presence_registry *reg, const presence_requester *req,
 {
     a->req = req;
     a->known = NULL;
+    a->live = false;
     if (req == NULL) {
         return PRESENCE_OK;
     }
@@ -214,11 +219,14 @@ static int asker_check(presence_registry *reg, const presence_requester *req,
     return rc;
 }
 
-/* Find the requester's user if it gave none. Client shards come before
- * channel shards, so this runs before the channel's shard is taken. */
-static void asker_find_user(presence_registry *reg, struct asker *a)
+/* Find the requester's client: its user key, and its user if it gave
+ * none. Client shards come before channel shards, so this runs before the
+ * channel's shard is taken; the membership is checked under the channel's
+ * by id and user key, so a client that goes in between is not taken for
+ * another of the same id. */
+static void asker_find_client(presence_registry *reg, struct asker *a)
 {
-    if (a->req == NULL || a->req->user_id != NULL) {
+    if (a->req == NULL) {
         return;
     }
     struct presence__cshard *cs = presence__cshard_of(reg, a->id_hash);
@@ -226,8 +234,12 @@ static void asker_find_user(presence_registry *reg, struct asker *a)
     struct presence__client *who =
         presence__client_find(cs, a->req->client_id, a->id_len, a->id_hash);
     if (who != NULL) {
+        a->live = true;
+        a->user_key = who->user_key;
+    }
+    if (who != NULL && a->req->user_id == NULL) {
         a->known = who->user;
-        atomic_fetch_add(&a->known->refs, 1);
+        presence__ref_take(presence__threaded(reg), &a->known->refs);
     }
     presence__mutex_unlock(reg, &cs->lock);
 }
@@ -244,9 +256,9 @@ static bool asker_allowed(presence_registry *reg, const struct asker *a,
         .user_id = req->user_id != NULL ? req->user_id
                    : a->known != NULL   ? a->known->id
                                         : NULL,
-        .is_member = ref->ch != NULL &&
-                     presence__membership_find_id(ref->ch, req->client_id,
-                                                  a->id_len,
+        .is_member = ref->ch != NULL && a->live &&
+                     presence__membership_find_id(ref->ch, a->user_key,
+                                                  req->client_id, a->id_len,
                                                   a->id_hash) != NULL,
     };
     return reg->access_check != NULL
@@ -267,7 +279,7 @@ lock_read(presence_registry *reg, struct presence__channel *rec,
     if (rc != PRESENCE_OK) {
         return rc;
     }
-    asker_find_user(reg, &a);
+    asker_find_client(reg, &a);
     presence__mutex_lock(reg, &ref->shard->lock);
     if (rec != NULL) {
         presence__chref_resolve(rec, ref);
@@ -478,35 +490,12 @@ int presence_user_present(presence_registry *reg, const char *channel,
         return rc;
     }
     *connections = ref.ch != NULL && user != NULL
-                       ? presence__usercount_get(&ref.ch->users, user)
+                       ? presence__memberset_user_visit(
+                             &ref.ch->members, user->first_client->user_key,
+                             NULL, NULL)
                        : 0;
     unlock_user_read(reg, &ref, us);
     return PRESENCE_OK;
-}
-
-/* Visit the user's memberships in the channel, walking whichever is
- * shorter: the user's clients or the channel's members. */
-static void visit_user_members(struct presence__channel *ch,
-                               struct presence__user *user,
-                               struct builder *b)
-{
-    if (user->clients <= ch->members.count) {
-        for (struct presence__client *c = user->first_client; c != NULL;
-             c = c->unext) {
-            struct presence__membership *m = presence__membership_find(ch, c);
-            if (m != NULL) {
-                builder_visit(m, b);
-            }
-        }
-        return;
-    }
-    for (size_t i = 0; i < ch->members.nslots; i++) {
-        struct presence__membership *m =
-            presence__memberset_at(&ch->members, i);
-        if (m != NULL && m->client->user == user) {
-            builder_visit(m, b);
-        }
-    }
 }
 
 int presence_user_connections(presence_registry *reg, const char *channel,
@@ -523,12 +512,14 @@ int presence_user_connections(presence_registry *reg, const char *channel,
         return rc;
     }
     struct presence__channel *ch = ref.ch;
-    bool any = ch != NULL && user != NULL &&
-               presence__usercount_get(&ch->users, user) > 0;
+    /* A user's members sit side by side in the member set. */
+    bool any = ch != NULL && user != NULL;
+    uint32_t user_key = any ? user->first_client->user_key : 0;
     struct builder b = {.reg = reg};
     b.shared_channel = ref.name;
     if (any) {
-        visit_user_members(ch, user, &b);
+        presence__memberset_user_visit(&ch->members, user_key, builder_visit,
+                                       &b);
     }
     presence_snapshot *snap;
     rc = snapshot_alloc(reg, &b, ref.len + 1, &snap);
@@ -537,7 +528,8 @@ int presence_user_connections(presence_registry *reg, const char *channel,
         b.filling = true;
         b.count = 0;
         if (any) {
-            visit_user_members(ch, user, &b);
+            presence__memberset_user_visit(&ch->members, user_key,
+                                           builder_visit, &b);
         }
         snap->count = b.count;
         snap->stats = presence__channel_stats(ch);

@@ -27,33 +27,13 @@ struct visit_item {
     bool in_grace;
 };
 
-/* A chunk: the scan may return more than it was asked for when client
- * hashes collide (all of one hash, or none), so the room can grow. */
+/* A chunk: the scan returns at most the members it is asked for. */
 struct visit_chunk {
     presence_registry *reg;
     struct presence__shard *hs;
-    struct visit_item *items;
-    size_t n, cap;
-    bool nomem;
-    struct visit_item room[VISIT_CHUNK];
+    size_t n;
+    struct visit_item items[VISIT_CHUNK];
 };
-
-static bool chunk_grow(struct visit_chunk *c)
-{
-    size_t cap = 2 * c->cap;
-    struct visit_item *items =
-        presence__malloc(&c->reg->alloc, presence__mul_size(cap, sizeof *items));
-    if (items == NULL) {
-        return false;
-    }
-    memcpy(items, c->items, c->n * sizeof *items);
-    if (c->items != c->room) {
-        presence__free(&c->reg->alloc, c->items, c->cap * sizeof *items);
-    }
-    c->items = items;
-    c->cap = cap;
-    return true;
-}
 
 /* Under the lock, the scan only notes each member: the references are
  * taken after it (chunk_hold), so that in a threaded registry no locked
@@ -61,10 +41,6 @@ static bool chunk_grow(struct visit_chunk *c)
 static void chunk_take(struct presence__membership *m, void *ctx)
 {
     struct visit_chunk *c = ctx;
-    if (c->n == c->cap && !chunk_grow(c)) {
-        c->nomem = true;
-        return;
-    }
     struct visit_item *it = &c->items[c->n++];
     it->client = m->client;
     it->chan_info = presence__membership_chan_info(c->hs, m);
@@ -131,10 +107,7 @@ int presence_visit(presence_registry *reg, const char *channel,
         struct visit_chunk c;
         c.reg = reg;
         c.hs = ref.shard;
-        c.items = c.room;
         c.n = 0;
-        c.cap = VISIT_CHUNK;
-        c.nomem = false;
         uint64_t next = 0;
         if (ref.ch != NULL) {
             size_t want = left < VISIT_CHUNK ? left : VISIT_CHUNK;
@@ -143,7 +116,7 @@ int presence_visit(presence_registry *reg, const char *channel,
             chunk_hold(&c);
         }
         presence__mutex_unlock(reg, &ref.shard->lock);
-        for (size_t i = 0; i < c.n && !c.nomem; i++) {
+        for (size_t i = 0; i < c.n; i++) {
             presence_member m;
             member_view(&m, channel, &c.items[i]);
             fn(&m, user_data);
@@ -151,13 +124,6 @@ int presence_visit(presence_registry *reg, const char *channel,
         for (size_t i = 0; i < c.n; i++) {
             presence__chan_info_unref(reg, c.items[i].chan_info);
             presence__client_unref(reg, c.items[i].client);
-        }
-        if (c.items != c.room) {
-            presence__free(&reg->alloc, c.items, c.cap * sizeof *c.items);
-        }
-        if (c.nomem) {
-            rc = PRESENCE_ERR_NOMEM; /* this chunk visited nothing */
-            break;
         }
         out.visited += c.n;
         left -= c.n < left ? c.n : left;
