@@ -228,11 +228,13 @@ static void test_page_walk_10k(void **state)
 
 /*
  * Users with many connections in one channel. The presence set orders
- * members by user, so a user's members share their slots' tag and sit
- * side by side: they must still page (exactly `limit` a page), be found
- * by id and by client, and leave exactly, and the distinct-user count
- * must follow the first join and the last leave of each user. (The ids
- * once made pairs of tied client hashes; now any ids would do.)
+ * members by user, keeping up to 8 of a user's members side by side and
+ * the rest of a crowd apart, by client hash: all must still page
+ * (exactly `limit` a page), be found by id and by client, be counted and
+ * listed per user, and leave exactly, and the distinct-user count must
+ * follow the first join and the last leave of each user, whichever of
+ * its members goes last. (The ids once made pairs of tied client hashes;
+ * now any ids would do.)
  */
 static const char *const tie_ids[] = {
     "tie639397", "tie713855", "tie272560", "tie474578", "tie78966",
@@ -275,12 +277,20 @@ static size_t walk_ties(presence_registry *r, size_t limit,
     return total;
 }
 
-/* In a whole snapshot, each user's members come together. */
+/* In a whole snapshot, the members of each user with at most 8 in the
+ * channel come together. */
 static void assert_users_together(presence_registry *r, const char *channel)
 {
     presence_snapshot *snap = NULL;
     assert_ok(presence_query(r, channel, presence_trusted(), &snap));
     for (size_t i = 0; i < snap->count; i++) {
+        size_t n = 0;
+        for (size_t j = 0; j < snap->count; j++) {
+            n += strcmp(snap->members[i].user_id, snap->members[j].user_id) == 0;
+        }
+        if (n > 8) {
+            continue; /* a crowd */
+        }
         for (size_t j = i + 2; j < snap->count; j++) {
             if (strcmp(snap->members[i].user_id, snap->members[j].user_id) ==
                 0) {
@@ -288,6 +298,26 @@ static void assert_users_together(presence_registry *r, const char *channel)
                 assert_string_equal(snap->members[j - 1].user_id,
                                     snap->members[i].user_id);
             }
+        }
+    }
+    presence_snapshot_free(snap);
+}
+
+/* A user's count and list of connections in a channel. */
+static void assert_user_connections(presence_registry *r, const char *channel,
+                                    const char *user, size_t want)
+{
+    size_t n = 0;
+    assert_ok(presence_user_present(r, channel, user, &n));
+    assert_int_equal(n, want);
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_user_connections(r, channel, user, &snap));
+    assert_int_equal(snap->count, want);
+    for (size_t i = 0; i < snap->count; i++) {
+        assert_string_equal(snap->members[i].user_id, user);
+        for (size_t j = 0; j < i; j++) {
+            assert_string_not_equal(snap->members[i].client_id,
+                                    snap->members[j].client_id);
         }
     }
     presence_snapshot_free(snap);
@@ -311,6 +341,8 @@ static void test_user_groups(void **state)
     }
     assert_stats(f.reg, "ties", TIE_FILLERS + TIES, 2);
     assert_users_together(f.reg, "ties");
+    assert_user_connections(f.reg, "ties", "filler", TIE_FILLERS);
+    assert_user_connections(f.reg, "ties", "tied", TIES);
     for (size_t limit = 1; limit <= 3; limit++) {
         assert_int_equal(walk_ties(f.reg, limit, tie_in), TIE_FILLERS + TIES);
     }
@@ -330,6 +362,7 @@ static void test_user_groups(void **state)
         assert_ok(presence_touch(f.reg, "ties", tie_ids[t + t + 1 - gone]));
     }
     assert_stats(f.reg, "ties", TIE_FILLERS + TIES / 2, 2);
+    assert_user_connections(f.reg, "ties", "tied", TIES / 2);
     assert_int_equal(walk_ties(f.reg, 2, tie_in), TIE_FILLERS + TIES / 2);
     /* Single-connection users between and around the groups. */
     for (int i = 0; i < 50; i++) {
@@ -348,6 +381,35 @@ static void test_user_groups(void **state)
         }
     }
     assert_stats(f.reg, "ties", TIE_FILLERS, 1);
+
+    /* A crowd whose side-by-side members go first: the user stays until
+     * its last member, wherever that one is kept; joins while only its
+     * members apart are left find the user already there. */
+    enum { CROWD = 20 };
+    for (int i = 0; i < CROWD; i++) {
+        snprintf(id, sizeof(id), "crowd%d", i);
+        assert_ok(join_simple(f.reg, "c2", id, "many"));
+        assert_stats(f.reg, "c2", (size_t)i + 1, 1);
+    }
+    assert_ok(join_simple(f.reg, "c2", "other", "other"));
+    for (int i = 0; i < 8; i++) { /* the first 8 made the group */
+        snprintf(id, sizeof(id), "crowd%d", i);
+        assert_ok(presence_leave(f.reg, "c2", id));
+        assert_stats(f.reg, "c2", CROWD - (size_t)i, 2);
+    }
+    assert_user_connections(f.reg, "c2", "many", CROWD - 8);
+    assert_ok(join_simple(f.reg, "c2", "crowd0", "many"));
+    assert_stats(f.reg, "c2", CROWD - 7 + 1, 2);
+    assert_user_connections(f.reg, "c2", "many", CROWD - 7);
+    assert_ok(presence_touch(f.reg, "c2", "crowd0"));
+    assert_ok(presence_touch(f.reg, "c2", "crowd19"));
+    for (int i = CROWD - 1; i >= 8; i--) {
+        snprintf(id, sizeof(id), "crowd%d", i);
+        assert_ok(presence_leave(f.reg, "c2", id));
+        assert_stats(f.reg, "c2", (size_t)i - 8 + 1 + 1, 2);
+    }
+    assert_ok(presence_leave(f.reg, "c2", "crowd0"));
+    assert_stats(f.reg, "c2", 1, 1);
     fixture_close(&f);
 }
 

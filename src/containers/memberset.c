@@ -9,10 +9,12 @@
 #include "base/bytes.h"
 #include "base/hash.h" /* PRESENCE__PREFETCH, PRESENCE__NOINLINE */
 #include "containers/records.h"
+#include "containers/usercount.h"
 
 #define MIN_BITS 2u
-/* Home slots are a user key's top bits: 2^32 of them at most. */
-#define MAX_BITS 32u
+/* Home slots are a user key's top bits: 2^31 of them at most, so that
+ * the slots' count fits 32 bits. */
+#define MAX_BITS 31u
 /* Grow past 7/8 load, shrink below 1/8: the gap avoids resize ping-pong.
  * The set is ordered, so a lookup stops at the first larger key and a
  * miss costs about what a hit does; 7/8 rather than 3/4 makes the table
@@ -26,19 +28,27 @@
  * leave costs more than the memory it would give back. */
 #define SHRINK_MIN_BITS 8u
 
+/* Members a user keeps side by side; the rest of a crowd user's are
+ * placed apart (memberset.h). A probe for a client reads at most this
+ * many of its user's members. */
+#define GROUP_MAX 8u
+
 #define NONE PRESENCE__SLAB_NONE
+/* In a slot's number: a member placed apart, by its client's hash (slab
+ * numbers take 26 bits). Empty slots have it too: test taken() first. */
+#define APART 0x80000000u
 #define SLOT_BYTES sizeof(struct presence__member_slot)
 
 static struct presence__membership *
 member(const struct presence__memberset *set, size_t i)
 {
-    return presence__slab_at(set->slab, set->slots[i].number);
+    return presence__slab_at(set->slab, set->slots[i].number & ~APART);
 }
 
-/* The order's key: the user's key, then the member's number. */
-static uint64_t key_of(uint32_t user_key, uint32_t number)
+/* The order's key: the slot's tag, then its number (flag included). */
+static uint64_t key_of(uint32_t tag, uint32_t number)
 {
-    return (uint64_t)user_key << 32 | number;
+    return (uint64_t)tag << 32 | number;
 }
 
 static uint64_t key_at(const struct presence__memberset *set, size_t i)
@@ -53,7 +63,7 @@ static bool taken(const struct presence__memberset *set, size_t i)
 
 static size_t home_of(unsigned bits, uint32_t user_key)
 {
-    return bits == 0 ? 0 : (size_t)(user_key >> (MAX_BITS - bits));
+    return bits == 0 ? 0 : (size_t)(user_key >> (32u - bits));
 }
 
 /* Slot i's home in a table of `bits`. */
@@ -63,13 +73,33 @@ static size_t home_of_slot(const struct presence__memberset *set, size_t i,
     return home_of(bits, set->slots[i].tag);
 }
 
-/* Whether slot i holds a member of this user. A user's members are side
- * by side, so looking at a member's neighbours tells whether it is its
- * user's only one. */
+static bool apart(const struct presence__memberset *set, size_t i)
+{
+    return (set->slots[i].number & APART) != 0;
+}
+
+/* Whether slot i holds a member of this user's group. The group is side
+ * by side, so looking at a member's neighbours tells whether it is the
+ * group's only one. */
 static bool user_at(const struct presence__memberset *set, size_t i,
                     uint32_t user_key)
 {
-    return i < set->nslots && taken(set, i) && set->slots[i].tag == user_key;
+    /* Taken and not apart: empty slots have the top bit too. */
+    return i < set->nslots && set->slots[i].number < APART &&
+           set->slots[i].tag == user_key;
+}
+
+/* The tag of a member placed apart: its client's hash's top bits. */
+static uint32_t apart_tag(const struct presence__client *client)
+{
+    return (uint32_t)(client->hash >> 32);
+}
+
+/* How many of the user's members the set holds apart. */
+static size_t apart_count(const struct presence__memberset *set,
+                          const struct presence__user *user)
+{
+    return set->crowd != NULL ? presence__usercount_get(set->crowd, user) : 0;
 }
 
 /* Spare slots after the last home slot, so that most runs never reach the
@@ -90,6 +120,10 @@ void presence__memberset_free(const presence_allocator *alloc,
                               struct presence__memberset *set)
 {
     presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
+    if (set->crowd != NULL) {
+        presence__usercount_free(alloc, set->crowd);
+        presence__free(alloc, set->crowd, sizeof *set->crowd);
+    }
     presence__memberset_init(set, set->slab);
 }
 
@@ -166,7 +200,7 @@ static int rehash(const presence_allocator *alloc, struct presence__memberset *s
     }
     presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
     set->slots = slots;
-    set->nslots = nslots;
+    set->nslots = (uint32_t)nslots; /* homes <= 2^31, runs end before 2^32 */
     set->bits = bits;
     return PRESENCE_OK;
 }
@@ -177,6 +211,9 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
                     size_t nslots)
 {
     size_t old = set->nslots;
+    if (nslots > UINT32_MAX) {
+        return PRESENCE_ERR_NOMEM;
+    }
     struct presence__member_slot *slots = presence__realloc(
         alloc, set->slots, old * SLOT_BYTES,
         presence__mul_size(nslots, SLOT_BYTES));
@@ -185,8 +222,32 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
     }
     clear_slots(slots + old, nslots - old);
     set->slots = slots;
-    set->nslots = nslots;
+    set->nslots = (uint32_t)nslots;
     return PRESENCE_OK;
+}
+
+/* The first slot of the user's group, or SIZE_MAX; *stop is where the
+ * walk from the user's home stopped (the group's first slot, or where a
+ * first member of the group would go). */
+static size_t user_start(const struct presence__memberset *set,
+                         uint32_t user_key, size_t *stop)
+{
+    size_t i = home_of(set->bits, user_key);
+    /* Keys (tag, number): a group's slots come before any slot placed
+     * apart under the same tag, whose number has the top bit. */
+    while (i < set->nslots && taken(set, i) && set->slots[i].tag < user_key) {
+        i++;
+    }
+    *stop = i;
+    return user_at(set, i, user_key) ? i : SIZE_MAX;
+}
+
+/* Whether the user's group is full: its members are side by side, so its
+ * GROUP_MAX-th slot tells. */
+static bool group_full(const struct presence__memberset *set, size_t start,
+                       uint32_t user_key)
+{
+    return start != SIZE_MAX && user_at(set, start + GROUP_MAX - 1, user_key);
 }
 
 /*
@@ -210,7 +271,7 @@ int presence__memberset_prepare(const presence_allocator *alloc,
     size_t homes = (size_t)1 << set->bits;
     if ((set->count + 1) * GROW_DEN > homes * GROW_NUM) {
         if (set->bits == MAX_BITS) {
-            return PRESENCE_ERR_NOMEM; /* past 3.7G members */
+            return PRESENCE_ERR_NOMEM; /* past 1.8G members */
         }
         int rc = rehash(alloc, set, set->bits + 1);
         if (rc != PRESENCE_OK) {
@@ -225,6 +286,25 @@ int presence__memberset_prepare(const presence_allocator *alloc,
                     presence__add_size(set->nslots, 1 + spare_for(set->bits)));
 }
 
+int presence__memberset_prepare_user(const presence_allocator *alloc,
+                                     struct presence__memberset *set,
+                                     uint32_t user_key)
+{
+    size_t stop;
+    if (set->count == 0 ||
+        !group_full(set, user_start(set, user_key, &stop), user_key)) {
+        return PRESENCE_OK;
+    }
+    if (set->crowd == NULL) {
+        set->crowd = presence__malloc(alloc, sizeof *set->crowd);
+        if (set->crowd == NULL) {
+            return PRESENCE_ERR_NOMEM;
+        }
+        presence__usercount_init(set->crowd);
+    }
+    return presence__usercount_prepare(alloc, set->crowd);
+}
+
 void presence__memberset_prefetch(const struct presence__memberset *set,
                                   uint32_t user_key)
 {
@@ -236,23 +316,16 @@ void presence__memberset_prefetch(const struct presence__memberset *set,
     }
 }
 
-bool presence__memberset_insert(struct presence__memberset *set,
-                                struct presence__membership *m)
+/* Put a slot in its place, found by walking from slot i: one walk to its
+ * place in the run, then on to the run's end, each slot moving one step
+ * along (the last slot was empty: see presence__memberset_prepare). */
+static void place_from(struct presence__memberset *set, size_t i,
+                       struct presence__member_slot carry)
 {
-    /* One walk: to its place in the run, then on to the run's end,
-     * each slot moving one step along (the last slot was empty: see
-     * presence__memberset_prepare). */
-    uint32_t user_key = m->client->user_key;
-    uint64_t key = key_of(user_key, m->slab.slab_index);
-    size_t i = home_of(set->bits, user_key);
+    uint64_t key = key_of(carry.tag, carry.number);
     while (taken(set, i) && key_at(set, i) < key) {
         i++;
     }
-    /* Slot i's member, if any, moves to i + 1: the new one's neighbours
-     * are slots i - 1 and i as they are now. */
-    bool first = !(i > 0 && user_at(set, i - 1, user_key)) &&
-                 !user_at(set, i, user_key);
-    struct presence__member_slot carry = {m->slab.slab_index, user_key};
     while (taken(set, i)) {
         struct presence__member_slot next = set->slots[i];
         set->slots[i] = carry;
@@ -261,38 +334,112 @@ bool presence__memberset_insert(struct presence__memberset *set,
     }
     set->slots[i] = carry;
     set->count++;
+}
+
+bool presence__memberset_insert(struct presence__memberset *set,
+                                struct presence__membership *m)
+{
+    const struct presence__client *client = m->client;
+    uint32_t user_key = client->user_key;
+    uint32_t number = m->slab.slab_index;
+    size_t stop;
+    size_t start = user_start(set, user_key, &stop);
+    if (group_full(set, start, user_key)) {
+        /* A crowd: this one goes apart, by its client's hash. */
+        presence__usercount_inc(set->crowd, client->user);
+        struct presence__member_slot slot = {number | APART, apart_tag(client)};
+        place_from(set, home_of(set->bits, slot.tag), slot);
+        return false;
+    }
+    bool first = start == SIZE_MAX && apart_count(set, client->user) == 0;
+    place_from(set, stop, (struct presence__member_slot){number, user_key});
     return first;
 }
 
-/* The first slot at or after the user's home that holds a member of the
- * user, or SIZE_MAX; its members follow it. */
-static size_t user_start(const struct presence__memberset *set,
-                         uint32_t user_key)
+/* Where a member's slot is, or SIZE_MAX: in its user's group, else apart
+ * (its number is in the slot: no member is read). */
+static size_t slot_of_member(const struct presence__memberset *set,
+                             const struct presence__membership *m)
 {
-    for (size_t i = home_of(set->bits, user_key); i < set->nslots; i++) {
-        if (!taken(set, i) || set->slots[i].tag > user_key) {
-            break;
+    const struct presence__client *client = m->client;
+    uint32_t number = m->slab.slab_index;
+    size_t stop;
+    size_t i = user_start(set, client->user_key, &stop);
+    for (; i != SIZE_MAX && user_at(set, i, client->user_key); i++) {
+        if (set->slots[i].number == number) {
+            return i;
         }
-        if (set->slots[i].tag == user_key) {
+    }
+    if (set->crowd == NULL) {
+        return SIZE_MAX;
+    }
+    uint64_t key = key_of(apart_tag(client), number | APART);
+    for (i = home_of(set->bits, apart_tag(client));
+         i < set->nslots && taken(set, i) && key_at(set, i) <= key; i++) {
+        if (key_at(set, i) == key) {
             return i;
         }
     }
     return SIZE_MAX;
 }
 
-/* The slot of the client's membership, or SIZE_MAX: only the members of
- * the client's user are read. */
-static size_t find_index(const struct presence__memberset *set,
-                         const struct presence__client *client)
+/* The membership among the members placed apart under the client hash's
+ * tag for which match() holds, or NULL. */
+static struct presence__membership *
+find_apart(const struct presence__memberset *set, uint64_t hash,
+           bool (*match)(const struct presence__membership *m,
+                          const void *what),
+           const void *what)
 {
-    uint32_t user_key = client->user_key;
-    size_t i = user_start(set, user_key);
-    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
-        if (member(set, i)->client == client) {
-            return i;
+    uint32_t tag = (uint32_t)(hash >> 32);
+    for (size_t i = home_of(set->bits, tag);
+         i < set->nslots && taken(set, i) && set->slots[i].tag <= tag; i++) {
+        if (set->slots[i].tag == tag && apart(set, i) &&
+            match(member(set, i), what)) {
+            return member(set, i);
         }
     }
-    return SIZE_MAX;
+    return NULL;
+}
+
+static bool is_client(const struct presence__membership *m, const void *what)
+{
+    return m->client == what;
+}
+
+struct presence__membership *
+presence__memberset_find(const struct presence__memberset *set,
+                         const struct presence__client *client)
+{
+    if (set->count == 0) {
+        return NULL;
+    }
+    /* Only the members of the client's user are read. */
+    uint32_t user_key = client->user_key;
+    size_t stop;
+    size_t i = user_start(set, user_key, &stop);
+    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
+        if (member(set, i)->client == client) {
+            return member(set, i);
+        }
+    }
+    return apart_count(set, client->user) > 0
+               ? find_apart(set, client->hash, is_client, client)
+               : NULL;
+}
+
+struct id_wanted {
+    uint64_t hash;
+    const char *id;
+    size_t len;
+};
+
+static bool has_id(const struct presence__membership *m, const void *what)
+{
+    const struct id_wanted *w = what;
+    const struct presence__client *c = m->client;
+    return c->hash == w->hash && c->id_len == w->len &&
+           presence__bytes_equal(c->id, w->id, w->len);
 }
 
 struct presence__membership *
@@ -303,39 +450,43 @@ presence__memberset_find_id(const struct presence__memberset *set,
     if (set->count == 0) {
         return NULL;
     }
-    size_t i = user_start(set, user_key);
+    struct id_wanted w = {hash, id, len};
+    size_t stop;
+    size_t i = user_start(set, user_key, &stop);
     for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
-        struct presence__membership *m = member(set, i);
-        const struct presence__client *c = m->client;
-        if (c->hash == hash && c->id_len == len &&
-            presence__bytes_equal(c->id, id, len)) {
-            return m;
+        if (has_id(member(set, i), &w)) {
+            return member(set, i);
         }
     }
-    return NULL;
-}
-
-struct presence__membership *
-presence__memberset_find(const struct presence__memberset *set,
-                         const struct presence__client *client)
-{
-    if (set->count == 0) {
-        return NULL;
-    }
-    size_t i = find_index(set, client);
-    return i == SIZE_MAX ? NULL : member(set, i);
+    return set->crowd != NULL ? find_apart(set, hash, has_id, &w) : NULL;
 }
 
 size_t presence__memberset_user_visit(const struct presence__memberset *set,
+                                      const struct presence__user *user,
                                       uint32_t user_key,
                                       presence__member_visit_fn visit,
                                       void *ctx)
 {
+    if (set->count == 0) {
+        return 0;
+    }
     size_t n = 0;
-    size_t i = set->count == 0 ? SIZE_MAX : user_start(set, user_key);
+    size_t stop;
+    size_t i = user_start(set, user_key, &stop);
     for (; i != SIZE_MAX && user_at(set, i, user_key); i++, n++) {
         if (visit != NULL) {
             visit(member(set, i), ctx);
+        }
+    }
+    size_t away = apart_count(set, user);
+    if (visit == NULL || away == 0) {
+        return n + away;
+    }
+    /* A crowd user: its other members are spread over the whole set. */
+    for (i = 0; i < set->nslots; i++) {
+        if (taken(set, i) && apart(set, i) && member(set, i)->client->user == user) {
+            visit(member(set, i), ctx);
+            n++;
         }
     }
     return n;
@@ -345,22 +496,22 @@ bool presence__memberset_remove(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 struct presence__membership *m)
 {
-    /* Its slot holds its key: no member is read to find it. */
-    uint32_t user_key = m->client->user_key;
-    uint32_t number = m->slab.slab_index;
-    uint64_t key = key_of(user_key, number);
-    size_t i = home_of(set->bits, user_key);
-    while (i < set->nslots && set->slots[i].number != number) {
-        if (!taken(set, i) || key_at(set, i) > key) {
-            return false;
-        }
-        i++;
-    }
-    if (i == set->nslots) {
+    size_t i = slot_of_member(set, m);
+    if (i == SIZE_MAX) {
         return false;
     }
-    bool last = !(i > 0 && user_at(set, i - 1, user_key)) &&
-                !user_at(set, i + 1, user_key);
+    const struct presence__client *client = m->client;
+    uint32_t user_key = client->user_key;
+    bool last;
+    if (apart(set, i)) {
+        size_t stop;
+        last = presence__usercount_dec(alloc, set->crowd, client->user) == 0 &&
+               user_start(set, user_key, &stop) == SIZE_MAX;
+    } else {
+        last = !(i > 0 && user_at(set, i - 1, user_key)) &&
+               !user_at(set, i + 1, user_key) &&
+               apart_count(set, client->user) == 0;
+    }
     /* Backward shift: pull the rest of the run back while its members are
      * away from their home slot; order is kept. */
     size_t j = i;
@@ -407,7 +558,7 @@ static size_t scan_gather(const struct presence__memberset *set, size_t *at,
         uint32_t number = set->slots[i].number;
         if (number != NONE) {
             struct presence__membership *m =
-                presence__slab_at(set->slab, number);
+                presence__slab_at(set->slab, number & ~APART);
             PRESENCE__PREFETCH(m);
             block[n++] = m;
         }
@@ -460,14 +611,9 @@ uint64_t presence__memberset_scan(const struct presence__memberset *set,
     return at < set->nslots ? key_at(set, at) : 0;
 }
 
-uint64_t presence__memberset_key(const struct presence__membership *m)
-{
-    return key_of(m->client->user_key, m->slab.slab_index);
-}
-
 struct presence__membership *
 presence__memberset_lower_bound(const struct presence__memberset *set,
-                                uint64_t cursor)
+                                uint64_t cursor, uint64_t *key)
 {
     if (set->count == 0) {
         return NULL;
@@ -475,6 +621,7 @@ presence__memberset_lower_bound(const struct presence__memberset *set,
     for (size_t i = home_of(set->bits, (uint32_t)(cursor >> 32));
          i < set->nslots; i++) {
         if (taken(set, i) && key_at(set, i) >= cursor) {
+            *key = key_at(set, i);
             return member(set, i);
         }
     }

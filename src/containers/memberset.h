@@ -11,11 +11,21 @@
  * or a leave its last, is a look at the new slot's neighbours, and the
  * channel needs no table of per-user counts. A probe reads the slots
  * alone and follows a number only to the members of the user it is
- * looking for. Keys are unique, and that order is what makes paged
- * queries cheap and exact: a cursor is just a key, valid across inserts,
- * removals and resizes, and a page starts at the cursor's home slot. The
- * table does not wrap around; it has a tail of spare slots that grows
- * when a run reaches it.
+ * looking for.
+ *
+ * A group holds at most 8 members: a user with more in the channel (a
+ * crowd, such as every anonymous viewer of a stream under user "") would
+ * make one long run that every probe near it walks. Its further members
+ * are placed apart, by their client's hash (tag: the hash's top 32 bits;
+ * the top bit of the number marks them), and counted per user in a small
+ * table that only channels with a crowd have. So a probe reads at most 8
+ * members of a user, and first and last connections stay exact.
+ *
+ * Keys are unique, and that order is what makes paged queries cheap and
+ * exact: a cursor is just a key, valid across inserts, removals and
+ * resizes (a member never moves between its group and apart), and a page
+ * starts at the cursor's home slot. The table does not wrap around; it
+ * has a tail of spare slots that grows when a run reaches it.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -31,17 +41,27 @@
 struct presence__slab;
 struct presence__membership;
 struct presence__client;
+struct presence__user;
+struct presence__usercount;
 
 struct presence__member_slot {
-    uint32_t number; /* in the slab; PRESENCE__SLAB_NONE: an empty slot */
-    uint32_t tag;    /* the member's user's key */
+    /* In the slab, with the top bit set for a member placed apart;
+     * PRESENCE__SLAB_NONE: an empty slot. */
+    uint32_t number;
+    /* The member's user's key; placed apart, its client's hash's top 32
+     * bits. */
+    uint32_t tag;
 };
 
 struct presence__memberset {
     struct presence__member_slot *slots;
     const struct presence__slab *slab; /* its shard's, where numbers point */
-    size_t nslots; /* home slots (1 << bits) plus the spare tail */
-    unsigned bits;
+    /* Crowd users' members placed apart, per user; NULL until one is. */
+    struct presence__usercount *crowd;
+    /* Home slots (1 << bits, bits <= 31) plus the spare tail: under 2^32
+     * (32 bits, so that the crowd pointer costs a channel nothing). */
+    uint32_t nslots;
+    uint32_t bits;
     size_t count; /* last: next to what a channel's lookup reads */
 };
 
@@ -52,15 +72,22 @@ void presence__memberset_free(const presence_allocator *alloc,
 /* Slot i's member, or NULL (0 <= i < nslots: for walking every member). */
 struct presence__membership *
 presence__memberset_at(const struct presence__memberset *set, size_t i);
-/* Make sure one more member can be inserted without allocating. */
+/* Make sure one more member can be inserted without allocating: room in
+ * the table, and with presence__memberset_prepare_user, room for its
+ * user (a member of a full group goes apart and is counted in the crowd
+ * table). */
 int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set);
+int presence__memberset_prepare_user(const presence_allocator *alloc,
+                                     struct presence__memberset *set,
+                                     uint32_t user_key);
 /* Start loading the slot where a probe for the user's members begins (a
  * hint). */
 void presence__memberset_prefetch(const struct presence__memberset *set,
                                   uint32_t user_key);
-/* Insert m (its client's user_key set); presence__memberset_prepare must
- * have succeeded. Returns whether it is its user's only member. */
+/* Insert m (its client's user_key set); both prepares must have
+ * succeeded, the second for its user. Returns whether it is its user's
+ * only member. */
 bool presence__memberset_insert(struct presence__memberset *set,
                                 struct presence__membership *m);
 struct presence__membership *
@@ -81,9 +108,11 @@ bool presence__memberset_remove(const presence_allocator *alloc,
 
 typedef void (*presence__member_visit_fn)(struct presence__membership *m,
                                           void *ctx);
-/* Visit the members of the user with this key (visit may be NULL);
- * returns how many there are. */
+/* Visit the members of the user (whose key this is; visit may be NULL:
+ * then it only counts, in at most 8 steps); returns how many there are. A
+ * crowd user's visit walks the whole set. */
 size_t presence__memberset_user_visit(const struct presence__memberset *set,
+                                      const struct presence__user *user,
                                       uint32_t user_key,
                                       presence__member_visit_fn visit,
                                       void *ctx);
@@ -96,12 +125,10 @@ size_t presence__memberset_user_visit(const struct presence__memberset *set,
 uint64_t presence__memberset_scan(const struct presence__memberset *set,
                                   uint64_t cursor, size_t limit,
                                   presence__member_visit_fn visit, void *ctx);
-/* A member's key in the set's order (its client's user_key set). */
-uint64_t presence__memberset_key(const struct presence__membership *m);
-/* The first member whose key is at least `cursor`, or NULL: draining a
- * channel walks it in snapshot order with this. */
+/* The first member whose key is at least `cursor`, its key in *key, or
+ * NULL: draining a channel walks it in snapshot order with this. */
 struct presence__membership *
 presence__memberset_lower_bound(const struct presence__memberset *set,
-                                uint64_t cursor);
+                                uint64_t cursor, uint64_t *key);
 
 #endif

@@ -206,6 +206,50 @@ presence__membership_find(struct presence__channel *ch,
     return presence__memberset_find(&ch->members, client);
 }
 
+/* Steps along a client's list before its channel's member set is asked. */
+#define CLIENT_WALK_MAX 8
+
+/* Two memberships of one slab within a few slots of each other: most
+ * likely on a line just loaded, a step no cache miss waits for. */
+static bool near_in_slab(uint32_t a, uint32_t b)
+{
+    return (a > b ? a - b : b - a) < 4;
+}
+
+/*
+ * The client's membership of the channel chan names, found from the
+ * client's side first. A client's memberships in one shard come from one
+ * slab, those made together side by side, and a server renews them
+ * client by client: a few steps along the list, on lines the last
+ * renewal loaded, find it (or, at the list's end, that there is none)
+ * without the channel's member set, whose slot is a cache miss, and
+ * without reading the other members of a user with many connections
+ * there. A list whose next step lies far away (made at different times,
+ * or in another shard) is left for the member set, prefetched meanwhile.
+ */
+static struct presence__membership *
+find_from_client(presence_registry *reg, const struct presence__client *client,
+                 const struct presence__chref *chan)
+{
+    presence__memberset_prefetch(&chan->ch->members, client->user_key);
+    uint32_t want = presence__chref(reg, chan->shard, chan->ch);
+    uint32_t ref = client->memberships;
+    for (size_t n = 0; n < CLIENT_WALK_MAX; n++) {
+        if (ref == PRESENCE__SLAB_NONE) {
+            return NULL; /* the whole list: not a member */
+        }
+        struct presence__membership *m = presence__mref_get(reg, ref);
+        if (m->chref == want) {
+            return m;
+        }
+        if (m->cnext != PRESENCE__SLAB_NONE && !near_in_slab(ref, m->cnext)) {
+            break;
+        }
+        ref = m->cnext;
+    }
+    return presence__membership_find(chan->ch, client);
+}
+
 struct presence__membership *
 presence__membership_find_id(struct presence__channel *ch,
                              uint32_t user_key, const char *id, size_t len,
@@ -418,8 +462,9 @@ static bool drain_still(const struct sweep *sw,
 {
     const struct drain_ctx *d = ctx;
     struct presence__channel *ch = drain_channel(sw, d->ref);
+    uint64_t key;
     return ch != NULL &&
-           presence__memberset_lower_bound(&ch->members, d->cursor) == m;
+           presence__memberset_lower_bound(&ch->members, d->cursor, &key) == m;
 }
 
 static int drain(struct sweep *sw, const struct presence__chref *ref,
@@ -430,13 +475,15 @@ static int drain(struct sweep *sw, const struct presence__chref *ref,
     size_t in_batch = 0;
     while (rc == PRESENCE_OK) {
         struct presence__channel *ch = drain_channel(sw, ref);
+        uint64_t key = 0;
         struct presence__membership *m =
-            ch != NULL ? presence__memberset_lower_bound(&ch->members, d.cursor)
-                       : NULL;
+            ch != NULL
+                ? presence__memberset_lower_bound(&ch->members, d.cursor, &key)
+                : NULL;
         if (m == NULL) {
             break;
         }
-        d.cursor = presence__memberset_key(m);
+        d.cursor = key;
         if (sweep_apply(sw, m, SWEEP_LEAVE, reason, drain_still, &d) &&
             ++in_batch == BATCH) {
             in_batch = 0;
@@ -723,11 +770,25 @@ join_new(presence_registry *reg, struct presence__target *t,
     if (rc == PRESENCE_OK) {
         rc = presence__memberset_prepare(&reg->alloc, &ch->members);
     }
+    if (rc == PRESENCE_OK && client != NULL) {
+        rc = presence__memberset_prepare_user(&reg->alloc, &ch->members,
+                                              client->user_key);
+    }
     if (rc == PRESENCE_OK && client == NULL) {
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
                                      t->client_hash, a->user_id, a->user_len,
                                      a->conn_info, a->conn_info_len, a->node,
                                      NULL, &reserved, &client);
+        /* Its user's key is known now: a user with a full group here
+         * (memberset.h) has other clients, so taking the new one back
+         * announces nothing. */
+        if (rc == PRESENCE_OK &&
+            presence__memberset_prepare_user(&reg->alloc, &ch->members,
+                                             client->user_key) !=
+                PRESENCE_OK) {
+            presence__client_retire(reg, client, &reserved);
+            rc = PRESENCE_ERR_NOMEM;
+        }
     }
     if (rc != PRESENCE_OK) {
         if (created || revived) {
@@ -914,49 +975,6 @@ int presence_join(presence_registry *reg, const char *channel,
 
 /* ---- leave, update, touch ------------------------------------------------- */
 
-/* Steps along a client's list before its channel's member set is asked. */
-#define CLIENT_WALK_MAX 8
-
-/* Two memberships of one slab within a few slots of each other: most
- * likely on a line just loaded, a step no cache miss waits for. */
-static bool near_in_slab(uint32_t a, uint32_t b)
-{
-    return (a > b ? a - b : b - a) < 4;
-}
-
-/*
- * The client's membership of the channel chan names, in a single-threaded
- * registry, found from the client's side first. There a client's
- * memberships come from one slab, those made together side by side, and a
- * server renews them client by client: a few steps along the list, on
- * lines the last renewal loaded, find it without the channel's member
- * set, whose slot is a cache miss. A list whose next step lies far away
- * (made at different times) is left for the member set, prefetched
- * meanwhile.
- */
-static struct presence__membership *
-find_from_client(presence_registry *reg, const struct presence__client *client,
-                 const struct presence__chref *chan)
-{
-    presence__memberset_prefetch(&chan->ch->members, client->user_key);
-    uint32_t want = presence__chref(reg, chan->shard, chan->ch);
-    uint32_t ref = client->memberships;
-    for (size_t n = 0; n < CLIENT_WALK_MAX; n++) {
-        if (ref == PRESENCE__SLAB_NONE) {
-            return NULL; /* the whole list: not a member */
-        }
-        struct presence__membership *m = presence__mref_get(reg, ref);
-        if (m->chref == want) {
-            return m;
-        }
-        if (m->cnext != PRESENCE__SLAB_NONE && !near_in_slab(ref, m->cnext)) {
-            break;
-        }
-        ref = m->cnext;
-    }
-    return presence__membership_find(chan->ch, client);
-}
-
 /* Find a membership: the channel's shard is held on success. The
  * client's shard is held for the search (a member set is searched by the
  * client's user key), and its index read with the channel's, both chains
@@ -1014,7 +1032,7 @@ static int leave_common(presence_registry *reg,
                                     t.client_hash)
             : NULL;
     struct presence__membership *m =
-        client != NULL ? presence__membership_find(t.chan.ch, client) : NULL;
+        client != NULL ? find_from_client(reg, client, &t.chan) : NULL;
     if (rc == PRESENCE_OK && m == NULL) {
         rc = PRESENCE_ERR_NOT_FOUND;
     }

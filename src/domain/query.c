@@ -491,8 +491,8 @@ int presence_user_present(presence_registry *reg, const char *channel,
     }
     *connections = ref.ch != NULL && user != NULL
                        ? presence__memberset_user_visit(
-                             &ref.ch->members, user->first_client->user_key,
-                             NULL, NULL)
+                             &ref.ch->members, user,
+                             user->first_client->user_key, NULL, NULL)
                        : 0;
     unlock_user_read(reg, &ref, us);
     return PRESENCE_OK;
@@ -518,8 +518,8 @@ int presence_user_connections(presence_registry *reg, const char *channel,
     struct builder b = {.reg = reg};
     b.shared_channel = ref.name;
     if (any) {
-        presence__memberset_user_visit(&ch->members, user_key, builder_visit,
-                                       &b);
+        presence__memberset_user_visit(&ch->members, user, user_key,
+                                       builder_visit, &b);
     }
     presence_snapshot *snap;
     rc = snapshot_alloc(reg, &b, ref.len + 1, &snap);
@@ -528,7 +528,7 @@ int presence_user_connections(presence_registry *reg, const char *channel,
         b.filling = true;
         b.count = 0;
         if (any) {
-            presence__memberset_user_visit(&ch->members, user_key,
+            presence__memberset_user_visit(&ch->members, user, user_key,
                                            builder_visit, &b);
         }
         snap->count = b.count;
