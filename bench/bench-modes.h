@@ -14,6 +14,7 @@ int bench_mode_threads(int argc, char **argv);
 int bench_mode_alloc(int argc, char **argv);
 int bench_mode_storm(int argc, char **argv);
 int bench_mode_touch_order(int argc, char **argv);
+int bench_mode_crowd(int argc, char **argv);
 
 /* The clock hook of the fake clock: returns *(int64_t *)user_data. */
 int64_t bench_fake_clock(void *user_data);

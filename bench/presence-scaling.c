@@ -18,6 +18,8 @@
  *                       with coalesced diffs
  *   touch-order [C H K] presence_touch of C*K memberships made together
  *                       or apart, renewed client by client or shuffled
+ *   crowd      [N]      one channel of N members: every member its own
+ *                       user, two a user, or all one user ("")
  *
  * Output is Markdown tables, ready for docs/PERFORMANCE.md.
  *
@@ -40,7 +42,8 @@ static int usage(void) {
             "       presence-scaling threads [N W]\n"
             "       presence-scaling alloc [C H K R I]\n"
             "       presence-scaling storm [N S M P]\n"
-            "       presence-scaling touch-order [C H K]\n");
+            "       presence-scaling touch-order [C H K]\n"
+            "       presence-scaling crowd [N]\n");
     return 2;
 }
 
@@ -61,5 +64,7 @@ int main(int argc, char **argv) {
         return bench_mode_storm(argc - 2, argv + 2);
     if (!strcmp(argv[1], "touch-order"))
         return bench_mode_touch_order(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "crowd"))
+        return bench_mode_crowd(argc - 2, argv + 2);
     return usage();
 }
