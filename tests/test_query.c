@@ -392,6 +392,19 @@ static void test_user_groups(void **state)
         assert_stats(f.reg, "c2", (size_t)i + 1, 1);
     }
     assert_ok(join_simple(f.reg, "c2", "other", "other"));
+    assert_user_connections(f.reg, "c2", "many", CROWD);
+    /* Listed by walking the channel, not the user's clients, when the
+     * user has more clients elsewhere. */
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof(id), "elsewhere%d", i);
+        assert_ok(join_simple(f.reg, "c3", id, "many"));
+    }
+    assert_user_connections(f.reg, "c2", "many", CROWD);
+    assert_user_connections(f.reg, "c3", "many", 30);
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof(id), "elsewhere%d", i);
+        assert_ok(presence_leave(f.reg, "c3", id));
+    }
     for (int i = 0; i < 8; i++) { /* the first 8 made the group */
         snprintf(id, sizeof(id), "crowd%d", i);
         assert_ok(presence_leave(f.reg, "c2", id));

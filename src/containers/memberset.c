@@ -482,9 +482,23 @@ size_t presence__memberset_user_visit(const struct presence__memberset *set,
     if (visit == NULL || away == 0) {
         return n + away;
     }
-    /* A crowd user: its other members are spread over the whole set. */
+    /* A crowd user: its other members are spread over the set. Walk
+     * whichever is shorter, the user's clients or the whole set. */
+    if (user->clients <= set->count) {
+        for (const struct presence__client *c = user->first_client; c != NULL;
+             c = c->unext) {
+            struct presence__membership *m =
+                find_apart(set, c->hash, is_client, c);
+            if (m != NULL) {
+                visit(m, ctx);
+                n++;
+            }
+        }
+        return n;
+    }
     for (i = 0; i < set->nslots; i++) {
-        if (taken(set, i) && apart(set, i) && member(set, i)->client->user == user) {
+        if (taken(set, i) && apart(set, i) &&
+            member(set, i)->client->user == user) {
             visit(member(set, i), ctx);
             n++;
         }

@@ -110,7 +110,9 @@ typedef void (*presence__member_visit_fn)(struct presence__membership *m,
                                           void *ctx);
 /* Visit the members of the user (whose key this is; visit may be NULL:
  * then it only counts, in at most 8 steps); returns how many there are. A
- * crowd user's visit walks the whole set. */
+ * crowd user's visit walks the user's clients or the whole set,
+ * whichever is shorter: the user's list must not change meanwhile (its
+ * shard held). */
 size_t presence__memberset_user_visit(const struct presence__memberset *set,
                                       const struct presence__user *user,
                                       uint32_t user_key,
