@@ -356,6 +356,22 @@ bool presence__memberset_insert(struct presence__memberset *set,
     return first;
 }
 
+/* The slot holding this key, or SIZE_MAX (keys are unique and sorted:
+ * the walk stops at the first one not below it). */
+static size_t slot_at_key(const struct presence__memberset *set, uint32_t tag,
+                          uint32_t number)
+{
+    uint64_t key = key_of(tag, number);
+    for (size_t i = home_of(set->bits, tag); i < set->nslots && taken(set, i);
+         i++) {
+        uint64_t here = key_at(set, i);
+        if (here >= key) {
+            return here == key ? i : SIZE_MAX;
+        }
+    }
+    return SIZE_MAX;
+}
+
 /* Where a member's slot is, or SIZE_MAX: in its user's group, else apart
  * (its number is in the slot: no member is read). */
 static size_t slot_of_member(const struct presence__memberset *set,
@@ -363,24 +379,11 @@ static size_t slot_of_member(const struct presence__memberset *set,
 {
     const struct presence__client *client = m->client;
     uint32_t number = m->slab.slab_index;
-    size_t stop;
-    size_t i = user_start(set, client->user_key, &stop);
-    for (; i != SIZE_MAX && user_at(set, i, client->user_key); i++) {
-        if (set->slots[i].number == number) {
-            return i;
-        }
+    size_t i = slot_at_key(set, client->user_key, number);
+    if (i == SIZE_MAX && set->crowd != NULL) {
+        i = slot_at_key(set, apart_tag(client), number | APART);
     }
-    if (set->crowd == NULL) {
-        return SIZE_MAX;
-    }
-    uint64_t key = key_of(apart_tag(client), number | APART);
-    for (i = home_of(set->bits, apart_tag(client));
-         i < set->nslots && taken(set, i) && key_at(set, i) <= key; i++) {
-        if (key_at(set, i) == key) {
-            return i;
-        }
-    }
-    return SIZE_MAX;
+    return i;
 }
 
 /* The membership among the members placed apart under the client hash's
