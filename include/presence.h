@@ -1539,10 +1539,11 @@ PRESENCE_API int presence_query(presence_registry *registry,
  * @p limit entries. Each page costs O(limit), wherever it is in the walk.
  *
  * The order: by user, in an order of users that looks random and differs
- * between registries, so a user's connections in the channel come
- * together (the same in presence_query() and presence_visit()). A new
- * connection of a user whose connections the walk is passing may land
- * just ahead of it.
+ * between registries, so the connections of a user with up to 8 in the
+ * channel come together (a crowd's further ones, such as many anonymous
+ * viewers under one user id, are spread by their client id's hash); the
+ * same in presence_query() and presence_visit(). A new connection of a
+ * user whose connections the walk is passing may land just ahead of it.
  *
  * @param limit the number of members per page, at least 1.
  * @return as presence_query(), plus #PRESENCE_ERR_INVALID for a limit of 0.
