@@ -226,19 +226,25 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
     return PRESENCE_OK;
 }
 
-/* The first slot of the user's group, or SIZE_MAX; *stop is where the
- * walk from the user's home stopped (the group's first slot, or where a
- * first member of the group would go). */
-static size_t user_start(const struct presence__memberset *set,
-                         uint32_t user_key, size_t *stop)
+/* Where the user's group starts, or would: the first slot from the
+ * user's home that is empty or has a tag not below the user's key. Keys
+ * are (tag, number), so a group comes before any slot placed apart under
+ * the same tag, whose number has the top bit. */
+static size_t group_place(const struct presence__memberset *set,
+                          uint32_t user_key)
 {
     size_t i = home_of(set->bits, user_key);
-    /* Keys (tag, number): a group's slots come before any slot placed
-     * apart under the same tag, whose number has the top bit. */
     while (i < set->nslots && taken(set, i) && set->slots[i].tag < user_key) {
         i++;
     }
-    *stop = i;
+    return i;
+}
+
+/* The first slot of the user's group, or SIZE_MAX. */
+static size_t user_start(const struct presence__memberset *set,
+                         uint32_t user_key)
+{
+    size_t i = group_place(set, user_key);
     return user_at(set, i, user_key) ? i : SIZE_MAX;
 }
 
@@ -290,9 +296,9 @@ int presence__memberset_prepare_user(const presence_allocator *alloc,
                                      struct presence__memberset *set,
                                      uint32_t user_key)
 {
-    size_t stop;
-    if (set->count == 0 ||
-        !group_full(set, user_start(set, user_key, &stop), user_key)) {
+    /* No group can be full in a set of fewer members. */
+    if (set->count < GROUP_MAX ||
+        !group_full(set, user_start(set, user_key), user_key)) {
         return PRESENCE_OK;
     }
     if (set->crowd == NULL) {
@@ -342,8 +348,8 @@ bool presence__memberset_insert(struct presence__memberset *set,
     const struct presence__client *client = m->client;
     uint32_t user_key = client->user_key;
     uint32_t number = m->slab.slab_index;
-    size_t stop;
-    size_t start = user_start(set, user_key, &stop);
+    size_t at = group_place(set, user_key);
+    size_t start = user_at(set, at, user_key) ? at : SIZE_MAX;
     if (group_full(set, start, user_key)) {
         /* A crowd: this one goes apart, by its client's hash. */
         presence__usercount_inc(set->crowd, client->user);
@@ -352,7 +358,7 @@ bool presence__memberset_insert(struct presence__memberset *set,
         return false;
     }
     bool first = start == SIZE_MAX && apart_count(set, client->user) == 0;
-    place_from(set, stop, (struct presence__member_slot){number, user_key});
+    place_from(set, at, (struct presence__member_slot){number, user_key});
     return first;
 }
 
@@ -410,27 +416,6 @@ static bool is_client(const struct presence__membership *m, const void *what)
     return m->client == what;
 }
 
-struct presence__membership *
-presence__memberset_find(const struct presence__memberset *set,
-                         const struct presence__client *client)
-{
-    if (set->count == 0) {
-        return NULL;
-    }
-    /* Only the members of the client's user are read. */
-    uint32_t user_key = client->user_key;
-    size_t stop;
-    size_t i = user_start(set, user_key, &stop);
-    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
-        if (member(set, i)->client == client) {
-            return member(set, i);
-        }
-    }
-    return apart_count(set, client->user) > 0
-               ? find_apart(set, client->hash, is_client, client)
-               : NULL;
-}
-
 struct id_wanted {
     uint64_t hash;
     const char *id;
@@ -445,23 +430,43 @@ static bool has_id(const struct presence__membership *m, const void *what)
            presence__bytes_equal(c->id, w->id, w->len);
 }
 
+/* The member of the user's group for which match() holds, else the one
+ * apart under the client hash's tag when `apart_too` (only the user's
+ * members are read). */
+static struct presence__membership *
+find_member(const struct presence__memberset *set, uint32_t user_key,
+            uint64_t hash, bool apart_too,
+            bool (*match)(const struct presence__membership *m,
+                          const void *what),
+            const void *what)
+{
+    if (set->count == 0) {
+        return NULL;
+    }
+    size_t i = user_start(set, user_key);
+    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
+        if (match(member(set, i), what)) {
+            return member(set, i);
+        }
+    }
+    return apart_too ? find_apart(set, hash, match, what) : NULL;
+}
+
+struct presence__membership *
+presence__memberset_find(const struct presence__memberset *set,
+                         const struct presence__client *client)
+{
+    return find_member(set, client->user_key, client->hash,
+                       apart_count(set, client->user) > 0, is_client, client);
+}
+
 struct presence__membership *
 presence__memberset_find_id(const struct presence__memberset *set,
                             uint32_t user_key, uint64_t hash, const char *id,
                             size_t len)
 {
-    if (set->count == 0) {
-        return NULL;
-    }
     struct id_wanted w = {hash, id, len};
-    size_t stop;
-    size_t i = user_start(set, user_key, &stop);
-    for (; i != SIZE_MAX && user_at(set, i, user_key); i++) {
-        if (has_id(member(set, i), &w)) {
-            return member(set, i);
-        }
-    }
-    return set->crowd != NULL ? find_apart(set, hash, has_id, &w) : NULL;
+    return find_member(set, user_key, hash, set->crowd != NULL, has_id, &w);
 }
 
 size_t presence__memberset_user_visit(const struct presence__memberset *set,
@@ -474,15 +479,14 @@ size_t presence__memberset_user_visit(const struct presence__memberset *set,
         return 0;
     }
     size_t n = 0;
-    size_t stop;
-    size_t i = user_start(set, user_key, &stop);
+    size_t i = user_start(set, user_key);
     for (; i != SIZE_MAX && user_at(set, i, user_key); i++, n++) {
         if (visit != NULL) {
             visit(member(set, i), ctx);
         }
     }
     size_t away = apart_count(set, user);
-    if (visit == NULL || away == 0) {
+    if (visit == NULL || away == 0) { /* counting, or no crowd */
         return n + away;
     }
     /* A crowd user: its other members are spread over the set. Walk
@@ -509,6 +513,13 @@ size_t presence__memberset_user_visit(const struct presence__memberset *set,
     return n;
 }
 
+size_t presence__memberset_user_count(const struct presence__memberset *set,
+                                      const struct presence__user *user,
+                                      uint32_t user_key)
+{
+    return presence__memberset_user_visit(set, user, user_key, NULL, NULL);
+}
+
 bool presence__memberset_remove(const presence_allocator *alloc,
                                 struct presence__memberset *set,
                                 struct presence__membership *m)
@@ -521,9 +532,8 @@ bool presence__memberset_remove(const presence_allocator *alloc,
     uint32_t user_key = client->user_key;
     bool last;
     if (apart(set, i)) {
-        size_t stop;
         last = presence__usercount_dec(alloc, set->crowd, client->user) == 0 &&
-               user_start(set, user_key, &stop) == SIZE_MAX;
+               user_start(set, user_key) == SIZE_MAX;
     } else {
         last = !(i > 0 && user_at(set, i - 1, user_key)) &&
                !user_at(set, i + 1, user_key) &&

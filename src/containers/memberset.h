@@ -108,16 +108,19 @@ bool presence__memberset_remove(const presence_allocator *alloc,
 
 typedef void (*presence__member_visit_fn)(struct presence__membership *m,
                                           void *ctx);
-/* Visit the members of the user (whose key this is; visit may be NULL:
- * then it only counts, in at most 8 steps); returns how many there are. A
- * crowd user's visit walks the user's clients or the whole set,
- * whichever is shorter: the user's list must not change meanwhile (its
- * shard held). */
+/* Visit the members of the user (whose key this is); returns how many
+ * there are. A crowd user's visit walks the user's clients or the whole
+ * set, whichever is shorter: the user's list must not change meanwhile
+ * (its shard held). */
 size_t presence__memberset_user_visit(const struct presence__memberset *set,
                                       const struct presence__user *user,
                                       uint32_t user_key,
                                       presence__member_visit_fn visit,
                                       void *ctx);
+/* How many members the user has, in at most 8 steps and a count. */
+size_t presence__memberset_user_count(const struct presence__memberset *set,
+                                      const struct presence__user *user,
+                                      uint32_t user_key);
 /*
  * Visit members in key order, starting at the first whose key is at least
  * `cursor`, at most `limit` of them. Returns the cursor of the next page

@@ -95,6 +95,12 @@ struct presence__client {
 #define PRESENCE__CLIENT_HANDLE 0x40000000u
 #define PRESENCE__CLIENT_FLAGS (PRESENCE__CLIENT_REMOTE | PRESENCE__CLIENT_HANDLE)
 
+/* A live user's key (userkey.h): its clients carry it. */
+static inline uint32_t presence__user_key(const struct presence__user *u)
+{
+    return u->first_client->user_key;
+}
+
 /* A client's conn_info: right after its id. */
 static inline const char *
 presence__client_conn_info(const struct presence__client *client)

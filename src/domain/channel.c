@@ -132,7 +132,6 @@ static void channel_end_life(presence_registry *reg,
                              struct presence__channel *ch)
 {
     presence__memberset_free(&reg->alloc, &ch->members);
-    ch->users = 0;
     presence__history_free(reg, ch);
     channel_count_give(reg);
 }

@@ -71,7 +71,7 @@ static int user_link(presence_registry *reg, struct presence__ushard *us,
     struct presence__user *user = presence__index_find(&us->users, hash, id,
                                                        len);
     if (user != NULL) {
-        client->user_key = user->first_client->user_key;
+        client->user_key = presence__user_key(user);
     } else {
         int rc = presence__index_prepare(&reg->alloc, &us->users);
         if (rc == PRESENCE_OK) {

@@ -477,9 +477,8 @@ static int client_leave(presence_registry *reg, presence_client *handle,
             presence_change change = {PRESENCE_CHANGE_LEFT,
                                       presence__channel_stats(ch)};
             change.stats.num_clients--;
-            if (presence__memberset_user_visit(&ch->members, client->user,
-                                               client->user_key, NULL,
-                                               NULL) == 1) {
+            if (presence__memberset_user_count(&ch->members, client->user,
+                                               client->user_key) == 1) {
                 change.stats.num_users--;
             }
             change.stats.seq++;

@@ -490,9 +490,8 @@ int presence_user_present(presence_registry *reg, const char *channel,
         return rc;
     }
     *connections = ref.ch != NULL && user != NULL
-                       ? presence__memberset_user_visit(
-                             &ref.ch->members, user,
-                             user->first_client->user_key, NULL, NULL)
+                       ? presence__memberset_user_count(
+                             &ref.ch->members, user, presence__user_key(user))
                        : 0;
     unlock_user_read(reg, &ref, us);
     return PRESENCE_OK;
@@ -514,7 +513,7 @@ int presence_user_connections(presence_registry *reg, const char *channel,
     struct presence__channel *ch = ref.ch;
     /* A user's members sit side by side in the member set. */
     bool any = ch != NULL && user != NULL;
-    uint32_t user_key = any ? user->first_client->user_key : 0;
+    uint32_t user_key = any ? presence__user_key(user) : 0;
     struct builder b = {.reg = reg};
     b.shared_channel = ref.name;
     if (any) {
