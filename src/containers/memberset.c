@@ -63,7 +63,8 @@ static bool taken(const struct presence__memberset *set, size_t i)
 
 static size_t home_of(unsigned bits, uint32_t user_key)
 {
-    return bits == 0 ? 0 : (size_t)(user_key >> (32u - bits));
+    /* The key's top `bits` bits, 0 for a table of one home (bits 0). */
+    return (size_t)(((uint64_t)user_key << bits) >> 32);
 }
 
 /* Slot i's home in a table of `bits`. */
@@ -201,7 +202,8 @@ static int rehash(const presence_allocator *alloc, struct presence__memberset *s
     presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
     set->slots = slots;
     set->nslots = (uint32_t)nslots; /* homes <= 2^31, runs end before 2^32 */
-    set->bits = bits;
+    set->bits = (uint16_t)bits;
+    set->end_taken = false; /* place_all left it empty */
     return PRESENCE_OK;
 }
 
@@ -223,6 +225,7 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
     clear_slots(slots + old, nslots - old);
     set->slots = slots;
     set->nslots = (uint32_t)nslots;
+    set->end_taken = false;
     return PRESENCE_OK;
 }
 
@@ -261,9 +264,11 @@ static bool group_full(const struct presence__memberset *set, size_t start,
  * run, which starts at a home slot before it, ends at an empty slot
  * within the array, and an insert (which fills one slot, at the end of
  * its run) never needs room it has not got. So making room is one look at
- * the last slot, not a walk along the new member's run. A rehash leaves
- * the last slot empty; an insert that fills it is followed by a longer
- * tail at the next prepare; a removal never fills a slot.
+ * whether the last slot is taken, not a walk along the new member's run;
+ * the set notes that itself (end_taken), as reading the slot would be a
+ * cache miss of its own on every join. A rehash leaves the last slot
+ * empty; an insert that fills it is followed by a longer tail at the next
+ * prepare; a removal never fills a slot, and notes when it empties it.
  */
 int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set)
@@ -284,7 +289,7 @@ int presence__memberset_prepare(const presence_allocator *alloc,
             return rc;
         }
     }
-    if (set->slots[set->nslots - 1].number == NONE) {
+    if (!set->end_taken) {
         return PRESENCE_OK;
     }
     /* A run reaches the end of the array: lengthen the tail. */
@@ -339,6 +344,7 @@ static void place_from(struct presence__memberset *set, size_t i,
         i++;
     }
     set->slots[i] = carry;
+    set->end_taken |= i + 1 == set->nslots;
     set->count++;
 }
 
@@ -548,6 +554,7 @@ bool presence__memberset_remove(const presence_allocator *alloc,
         j++;
     }
     clear_slots(&set->slots[j], 1);
+    set->end_taken &= j + 1 != set->nslots;
     set->count--;
     if (set->count == 0) {
         presence__memberset_free(alloc, set);
