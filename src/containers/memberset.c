@@ -297,15 +297,11 @@ int presence__memberset_prepare(const presence_allocator *alloc,
                     presence__add_size(set->nslots, 1 + spare_for(set->bits)));
 }
 
-int presence__memberset_prepare_user(const presence_allocator *alloc,
-                                     struct presence__memberset *set,
-                                     uint32_t user_key)
+/* Room in the crowd table for one more user (a member about to go
+ * apart); fails without change. */
+static int crowd_room(const presence_allocator *alloc,
+                      struct presence__memberset *set)
 {
-    /* No group can be full in a set of fewer members. */
-    if (set->count < GROUP_MAX ||
-        !group_full(set, user_start(set, user_key), user_key)) {
-        return PRESENCE_OK;
-    }
     if (set->crowd == NULL) {
         set->crowd = presence__malloc(alloc, sizeof *set->crowd);
         if (set->crowd == NULL) {
@@ -348,24 +344,31 @@ static void place_from(struct presence__memberset *set, size_t i,
     set->count++;
 }
 
-bool presence__memberset_insert(struct presence__memberset *set,
-                                struct presence__membership *m)
+int presence__memberset_insert(const presence_allocator *alloc,
+                               struct presence__memberset *set,
+                               struct presence__membership *m,
+                               const struct presence__client *client,
+                               bool *first)
 {
-    const struct presence__client *client = m->client;
     uint32_t user_key = client->user_key;
     uint32_t number = m->slab.slab_index;
     size_t at = group_place(set, user_key);
     size_t start = user_at(set, at, user_key) ? at : SIZE_MAX;
     if (group_full(set, start, user_key)) {
         /* A crowd: this one goes apart, by its client's hash. */
+        int rc = crowd_room(alloc, set);
+        if (rc != PRESENCE_OK) {
+            return rc;
+        }
         presence__usercount_inc(set->crowd, client->user);
         struct presence__member_slot slot = {number | APART, apart_tag(client)};
         place_from(set, home_of(set->bits, slot.tag), slot);
-        return false;
+        *first = false;
+        return PRESENCE_OK;
     }
-    bool first = start == SIZE_MAX && apart_count(set, client->user) == 0;
+    *first = start == SIZE_MAX && apart_count(set, client->user) == 0;
     place_from(set, at, (struct presence__member_slot){number, user_key});
-    return first;
+    return PRESENCE_OK;
 }
 
 /* The slot holding this key, or SIZE_MAX (keys are unique and sorted:

@@ -75,24 +75,25 @@ void presence__memberset_free(const presence_allocator *alloc,
 /* Slot i's member, or NULL (0 <= i < nslots: for walking every member). */
 struct presence__membership *
 presence__memberset_at(const struct presence__memberset *set, size_t i);
-/* Make sure one more member can be inserted without allocating: room in
- * the table, and with presence__memberset_prepare_user, room for its
- * user (a member of a full group goes apart and is counted in the crowd
- * table). */
+/* Make sure one more member can be inserted without growing the table
+ * (presence__memberset_insert may still need room for a crowd). */
 int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set);
-int presence__memberset_prepare_user(const presence_allocator *alloc,
-                                     struct presence__memberset *set,
-                                     uint32_t user_key);
 /* Start loading the slot where a probe for the user's members begins (a
  * hint). */
 void presence__memberset_prefetch(const struct presence__memberset *set,
                                   uint32_t user_key);
-/* Insert m (its client's user_key set); both prepares must have
- * succeeded, the second for its user. Returns whether it is its user's
+/* Insert m, a membership of client (whose user_key is set), after a
+ * presence__memberset_prepare. A member of a user whose group is full
+ * goes apart and is counted in the crowd table, which this may have to
+ * make or grow: PRESENCE_ERR_NOMEM then, with nothing changed (the
+ * caller's last step that can fail). *first: whether it is its user's
  * only member. */
-bool presence__memberset_insert(struct presence__memberset *set,
-                                struct presence__membership *m);
+int presence__memberset_insert(const presence_allocator *alloc,
+                               struct presence__memberset *set,
+                               struct presence__membership *m,
+                               const struct presence__client *client,
+                               bool *first);
 struct presence__membership *
 presence__memberset_find(const struct presence__memberset *set,
                          const struct presence__client *client);

@@ -650,18 +650,17 @@ static int join_check_limits(const presence_registry *reg,
     return PRESENCE_OK;
 }
 
-/* Link a new membership in everywhere and announce it (with no
- * reservation, nothing is announced): the part of a join that cannot
- * fail (both shards held, everything allocated). A silent join is logged
- * by whoever commits it. Returns whether it is the user's first
- * connection in the channel. */
-static PRESENCE__ALWAYS_INLINE bool
+/* Link a new membership, already in its channel's member set, in
+ * everywhere else and announce it (with no reservation, nothing is
+ * announced): the part of a join that cannot fail (both shards held,
+ * everything allocated). A silent join is logged by whoever commits it. */
+static PRESENCE__ALWAYS_INLINE void
 membership_link(presence_registry *reg, struct presence__shard *hs,
                             struct presence__channel *ch,
                             struct presence__client *client,
                             struct presence__membership *m,
                             struct presence__blob *blob, size_t *reserved,
-                            bool silent, int64_t now)
+                            bool silent, bool first_of_user, int64_t now)
 {
     /* Every field but the slab's own. */
     *m = (struct presence__membership){
@@ -678,7 +677,6 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
     }
     client->memberships = presence__mref(reg, hs, m);
     client->channel_count++;
-    bool first_of_user = presence__memberset_insert(&ch->members, m);
     ch->users += first_of_user;
     ch->member_bytes += presence__membership_bytes(hs, m);
     /* Remote ones have no TTL here; room for the links was made. */
@@ -694,7 +692,6 @@ membership_link(presence_registry *reg, struct presence__shard *hs,
     }
     presence__events_push(reg, hs, ch, m, PRESENCE_EVENT_JOIN,
                           PRESENCE_LEAVE_NONE, first_of_user, reserved);
-    return first_of_user;
 }
 
 /* A new membership (both shards held): every allocation first, then the
@@ -769,24 +766,24 @@ join_new(presence_registry *reg, struct presence__target *t,
     if (rc == PRESENCE_OK) {
         rc = presence__memberset_prepare(&reg->alloc, &ch->members);
     }
-    if (rc == PRESENCE_OK && client != NULL) {
-        rc = presence__memberset_prepare_user(&reg->alloc, &ch->members,
-                                              client->user_key);
-    }
+    bool made_client = false;
     if (rc == PRESENCE_OK && client == NULL) {
         rc = presence__client_create(reg, t->cs, t->client_id, t->client_len,
                                      t->client_hash, a->user_id, a->user_len,
                                      a->conn_info, a->conn_info_len, a->node,
                                      NULL, &reserved, &client);
-        /* Its user's key is known now: a user with a full group here
-         * (memberset.h) has other clients, so taking the new one back
-         * announces nothing. */
-        if (rc == PRESENCE_OK &&
-            presence__memberset_prepare_user(&reg->alloc, &ch->members,
-                                             client->user_key) !=
-                PRESENCE_OK) {
+        made_client = rc == PRESENCE_OK;
+    }
+    /* The last step that can fail (a crowd's table may have to grow): the
+     * member set is searched by user, so it comes once the client is. */
+    bool first = false;
+    if (rc == PRESENCE_OK) {
+        rc = presence__memberset_insert(&reg->alloc, &ch->members, m, client,
+                                        &first);
+        if (rc != PRESENCE_OK && made_client) {
+            /* A user with a full group here (memberset.h) has other
+             * clients: taking the new one back announces nothing. */
             presence__client_retire(reg, client, &reserved);
-            rc = PRESENCE_ERR_NOMEM;
         }
     }
     if (rc != PRESENCE_OK) {
@@ -804,9 +801,8 @@ join_new(presence_registry *reg, struct presence__target *t,
         return rc;
     }
 
-    bool first =
-        membership_link(reg, hs, ch, client, m, blob, &reserved, silent,
-                        a->has_now ? a->now_ms : presence__now(reg));
+    membership_link(reg, hs, ch, client, m, blob, &reserved, silent, first,
+                    a->has_now ? a->now_ms : presence__now(reg));
     presence__events_release(reg, &reserved);
     if (silent) {
         *made = m;
