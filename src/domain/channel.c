@@ -270,16 +270,17 @@ static void membership_free(presence_registry *reg,
     presence__slab_free(&reg->alloc, &hs->membership_slab, m);
 }
 
-/* Remove a membership; its leave happened at at_ms (PRESENCE__EVENT_NOW:
- * now). A logged removal goes into its channel's log (one taken back by
- * presence__leave_silent() is not). */
-static void membership_remove_at(presence_registry *reg,
-                                 struct presence__membership *m,
-                                 presence_leave_reason reason, int64_t at_ms,
-                                 size_t *reserved, bool logged)
+/* Remove a membership of channel ch in shard hs; its leave happened at
+ * at_ms (PRESENCE__EVENT_NOW: now). A logged removal goes into its
+ * channel's log (one taken back by presence__leave_silent() is not).
+ * Inlined into a client's leave, whose loop knows hs and ch already. */
+static PRESENCE__ALWAYS_INLINE void
+membership_remove_in(presence_registry *reg, struct presence__shard *hs,
+                     struct presence__channel *ch,
+                     struct presence__membership *m,
+                     presence_leave_reason reason, int64_t at_ms,
+                     size_t *reserved, bool logged)
 {
-    struct presence__shard *hs = presence__membership_shard(reg, m);
-    struct presence__channel *ch = presence__shard_channel(hs, m);
     struct presence__client *client = m->client;
 
     bool last_of_user =
@@ -315,6 +316,16 @@ static void membership_remove_at(presence_registry *reg,
     if (client->channel_count == 0 && !client->open) {
         presence__client_retire(reg, client, reserved);
     }
+}
+
+static void membership_remove_at(presence_registry *reg,
+                                 struct presence__membership *m,
+                                 presence_leave_reason reason, int64_t at_ms,
+                                 size_t *reserved, bool logged)
+{
+    struct presence__shard *hs = presence__membership_shard(reg, m);
+    membership_remove_in(reg, hs, presence__shard_channel(hs, m), m, reason,
+                         at_ms, reserved, logged);
 }
 
 void presence__membership_remove(presence_registry *reg,
@@ -1309,7 +1320,8 @@ size_t presence__client_leave_prepared(presence_registry *reg,
             presence__grace_drop(reg, hs, ch, m, reason);
             changed++;
         } else {
-            presence__membership_remove(reg, m, reason, reserved);
+            membership_remove_in(reg, hs, ch, m, reason, PRESENCE__EVENT_NOW,
+                                 reserved, true);
             changed++;
         }
         presence__mutex_unlock(reg, &hs->lock);
