@@ -82,6 +82,7 @@ void bench_params_default(bench_params *p) {
     p->loop_clock = false;
     p->query_visit = false;
     p->threaded = false;
+    p->shuffle = false;
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
@@ -97,6 +98,10 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
             argv++;
         } else if (argc > 0 && strcmp(argv[0], "--threaded") == 0) {
             p->threaded = true;
+            argc--;
+            argv++;
+        } else if (argc > 0 && strcmp(argv[0], "--shuffle") == 0) {
+            p->shuffle = true;
             argc--;
             argv++;
         } else if (argc > 0 && strcmp(argv[0], "--query-visit") == 0) {
@@ -125,7 +130,7 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
         fprintf(stderr,
                 "usage: presence-bench [--handles [--close-batch N]] "
                 "[--history N] [--loop-clock] [--query-visit] [--threaded] "
-                "[C H K R I]\n");
+                "[--shuffle] [C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

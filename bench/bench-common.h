@@ -82,6 +82,14 @@ typedef struct bench_params {
      * called from one thread (presence-bench --threaded): what being
      * ready for threads costs. The default is single-threaded. */
     bool threaded;
+    /* The stats and query phases take the channels, the refresh and leave
+     * phases the clients, in a shuffled order (a fixed seed) instead of
+     * the order they were made in (presence-bench --shuffle). In that
+     * order consecutive calls touch records far apart, as a server's
+     * would: made together and taken in turn, they are a sequence a
+     * hardware prefetcher may follow, or not, depending on where the
+     * code lies (docs/PERFORMANCE.md). The same checksum either way. */
+    bool shuffle;
 } bench_params;
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */

@@ -2,7 +2,7 @@
 # Every way presence-bench can run the workload must agree: the same
 # checksum line (clients, users, members listed, bytes) by name, through
 # handles, closing one at a time, on a thread-safe registry, reading with
-# presence_visit and with a change log. Each run also checks itself (the
+# presence_visit, with a change log and in shuffled orders. Each run also checks itself (the
 # registry empty after the leave); a small workload, so that this is a
 # test, not a benchmark.
 #
@@ -16,7 +16,8 @@ echo "by name: $want"
 fail=0
 for mode in "--handles" "--handles --close-batch 1" "--handles --close-batch 7" \
             "--threaded" "--query-visit" "--threaded --query-visit" \
-            "--history 16" "--loop-clock"; do
+            "--history 16" "--loop-clock" "--shuffle" \
+            "--handles --shuffle" "--handles --close-batch 1 --shuffle"; do
   # shellcheck disable=SC2086
   got=$("$bench" $mode "${args[@]}" 2>/dev/null | grep '^checksum') || got=""
   if [ "$got" = "$want" ]; then

@@ -37,6 +37,34 @@ static int64_t loop_clock(void *user_data) {
             hooks->phase((ph), false, hooks->ctx);                             \
     } while (0)
 
+/* 0 .. n-1 in a shuffled order (Fisher-Yates with a fixed xorshift
+ * seed: the same order in every run), or NULL when not shuffling. */
+static uint32_t *shuffled(uint64_t n, bool shuffle, uint64_t seed) {
+    if (!shuffle)
+        return NULL;
+    uint32_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!order)
+        bench_die("out of memory for a shuffled order");
+    for (uint64_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
+    uint64_t x = seed;
+    for (uint64_t i = n; i > 1; i--) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t k = x % i;
+        uint32_t t = order[i - 1];
+        order[i - 1] = order[k];
+        order[k] = t;
+    }
+    return order;
+}
+
+/* The i-th of an order made by shuffled(). */
+static inline uint64_t nth(const uint32_t *order, uint64_t i) {
+    return order ? order[i] : i;
+}
+
 /* The query phase's visitor: the bytes of every member it is handed. */
 static void count_member(const presence_member *mb, void *user_data) {
     uint64_t *bytes = user_data;
@@ -130,11 +158,17 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
                   ", %" PRIu64 ")",
                   counts.memberships, counts.clients, C * K, C);
 
+    /* --shuffle: the orders the later phases take channels and clients
+     * in, made outside the timed phases. */
+    uint32_t *horder = shuffled(H, p->shuffle, UINT64_C(0x9e3779b97f4a7c15));
+    uint32_t *corder = shuffled(C, p->shuffle, UINT64_C(0xbf58476d1ce4e5b9));
+
     /* 2. stats: R rounds over every channel. */
     PHASE_BEGIN(BENCH_STATS);
     for (uint64_t r = 0; r < R; r++) {
         uint64_t rc = 0, ru = 0;
-        for (uint64_t j = 0; j < H; j++) {
+        for (uint64_t jj = 0; jj < H; jj++) {
+            const uint64_t j = nth(horder, jj);
             presence_channel_stats st;
             if (p->handles && chans[j] != NULL)
                 BENCH_CHECK(presence_channel_stats_get(
@@ -157,14 +191,16 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
 
     /* 3. query: the full presence of every channel, every member visited. */
     PHASE_BEGIN(BENCH_QUERY);
-    for (uint64_t j = 0; p->query_visit && j < H; j++) {
+    for (uint64_t jj = 0; p->query_visit && jj < H; jj++) {
+        const uint64_t j = nth(horder, jj);
         presence_visit_info seen;
         BENCH_CHECK(presence_visit(reg, bench_name(&channels, j),
                                    presence_trusted(), 0, 0, count_member,
                                    &out->bytes, &seen));
         out->listed += seen.visited;
     }
-    for (uint64_t j = 0; !p->query_visit && j < H; j++) {
+    for (uint64_t jj = 0; !p->query_visit && jj < H; jj++) {
+        const uint64_t j = nth(horder, jj);
         presence_snapshot *snap = NULL;
         BENCH_CHECK(presence_query(reg, bench_name(&channels, j), presence_trusted(), &snap));
         for (size_t m = 0; m < snap->count; m++) {
@@ -181,9 +217,10 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     /* 4. refresh: touch every membership (by handle: a client's all at
      * once, as a connection's periodic refresh does). */
     PHASE_BEGIN(BENCH_REFRESH);
-    for (uint64_t i = 0; p->handles && i < C; i++)
-        BENCH_CHECK(presence_client_touch(reg, handles[i], NULL));
-    for (uint64_t i = 0; !p->handles && i < C; i++) {
+    for (uint64_t ii = 0; p->handles && ii < C; ii++)
+        BENCH_CHECK(presence_client_touch(reg, handles[nth(corder, ii)], NULL));
+    for (uint64_t ii = 0; !p->handles && ii < C; ii++) {
+        const uint64_t i = nth(corder, ii);
         const char *id = bench_name(&clients, i);
         uint64_t j = bench_channel0(i, H);
         for (uint64_t k = 0; k < K; k++) {
@@ -195,7 +232,18 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     out->ops[BENCH_REFRESH] = C * K;
 
     /* 5. leave: every client disconnects (by handle, close_batch clients
-     * a call: a loop closes the connections that ended in one turn). */
+     * a call: a loop closes the connections that ended in one turn). The
+     * handles are put in the phase's order first (nothing reads them by
+     * client after this). */
+    if (p->handles && corder) {
+        presence_client **in_order = malloc((size_t)C * sizeof *in_order);
+        if (!in_order)
+            bench_die("out of memory for the handles' order");
+        for (uint64_t ii = 0; ii < C; ii++)
+            in_order[ii] = handles[corder[ii]];
+        memcpy(handles, in_order, (size_t)C * sizeof *handles);
+        free(in_order);
+    }
     PHASE_BEGIN(BENCH_LEAVE);
     const uint64_t batch = p->handles ? p->close_batch : 1;
     for (uint64_t i = 0; i < C; i += batch) {
@@ -207,8 +255,8 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
         else if (p->handles)
             BENCH_CHECK(presence_client_close(reg, handles[i], &left));
         else
-            BENCH_CHECK(
-                presence_disconnect(reg, bench_name(&clients, i), &left));
+            BENCH_CHECK(presence_disconnect(
+                reg, bench_name(&clients, nth(corder, i)), &left));
         if (left != n * K)
             bench_die("clients %" PRIu64 "+%" PRIu64 " left %zu channels, "
                       "want %" PRIu64, i, n, left, n * K);
@@ -230,6 +278,8 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     out->peak_rss_kb = bench_peak_rss_kb();
 
     BENCH_CHECK(presence_registry_free(reg));
+    free(horder);
+    free(corder);
     free(handles);
     free(chans);
     free(items);

@@ -2,8 +2,12 @@
 # A/B: the presence-mix workload on two versions of the library, run
 # alternately in one session so that both see the same machine load.
 #
-#   scripts/bench-ab.sh REV [C H K R I]      (env ROUNDS=7)
+#   scripts/bench-ab.sh REV [presence-bench options] [C H K R I]
+#                                            (env ROUNDS=7)
 #
+# The options pass on to presence-bench: --shuffle judges a change on
+# calls that take records in no order they were made in, which a layout
+# change cannot win or lose by a hardware prefetcher (PERFORMANCE.md).
 # A is git revision REV (exported with git archive), B the working tree.
 # Both are built as release builds (-O3, no assertions, no sanitizers) in
 # build-ab/; then presence-bench runs ROUNDS times each, A and B taking
@@ -15,7 +19,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[[ $# -ge 1 ]] || { echo "usage: $0 REV [C H K R I]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: $0 REV [presence-bench options] [C H K R I]" >&2; exit 2; }
 rev=$1
 shift
 rounds=${ROUNDS:-7}
