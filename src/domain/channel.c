@@ -1253,6 +1253,7 @@ static void prefetch_channels(presence_registry *reg,
         PRESENCE__PREFETCH(&ch->seq);
         PRESENCE__PREFETCH(&ch->members);
         presence__mutex_unlock(reg, &hs->lock);
+        plan->m[i] = ms[i];
         plan->hs[i] = hs;
         plan->ch[i] = ch;
     }
@@ -1294,24 +1295,38 @@ void presence__client_leave_prefetch(presence_registry *reg,
 size_t presence__client_leave_prepared(presence_registry *reg,
                                        struct presence__client *client,
                                        presence_leave_reason reason,
+                                       const struct presence__leave_plan *plan,
                                        size_t *reserved)
 {
     bool graced = may_grace(reg, client);
+    size_t planned = plan != NULL ? plan->n : 0;
     /* The last removal may free the client: nothing of it is read after
      * (a membership in grace keeps it, and the list ends with the last). */
     size_t changed = 0;
-    for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE;) {
-        struct presence__membership *m = presence__mref_get(reg, ref);
-        ref = m->cnext;
-        if (ref != PRESENCE__SLAB_NONE) {
-            /* The next one loads while this one is removed. */
-            PRESENCE__PREFETCH(presence__mref_get(reg, ref));
+    size_t i = 0;
+    for (uint32_t ref = client->memberships; ref != PRESENCE__SLAB_NONE; i++) {
+        struct presence__membership *m;
+        struct presence__shard *hs;
+        struct presence__channel *ch;
+        if (i < planned) { /* the list's order: the plan's, loaded */
+            m = plan->m[i];
+            hs = plan->hs[i];
+            presence__mutex_lock(reg, &hs->lock);
+            ch = plan->ch[i];
+            ref = m->cnext;
+        } else {
+            m = presence__mref_get(reg, ref);
+            ref = m->cnext;
+            if (ref != PRESENCE__SLAB_NONE) {
+                /* The next one loads while this one is removed. */
+                PRESENCE__PREFETCH(presence__mref_get(reg, ref));
+            }
+            /* Its shard's channel table is not read before the lock:
+             * another thread may be replacing it. */
+            hs = presence__membership_shard(reg, m);
+            presence__mutex_lock(reg, &hs->lock);
+            ch = presence__shard_channel(hs, m);
         }
-        /* Its shard's channel table is not read before the lock: another
-         * thread may be replacing it. */
-        struct presence__shard *hs = presence__membership_shard(reg, m);
-        presence__mutex_lock(reg, &hs->lock);
-        struct presence__channel *ch = presence__shard_channel(hs, m);
         if (presence__membership_in_grace(m)) {
             /* Dropped already: it keeps its time and reason. */
         } else if (graced && presence__grace_applies(ch, client, reason) &&
@@ -1339,8 +1354,9 @@ int presence__client_leave_all(presence_registry *reg,
         presence__events_release(reg, &reserved);
         return rc;
     }
-    if (client->channel_count > 1) { /* one removal: nothing to overlap */
-        struct presence__leave_plan plan; /* steps 2 and 3 at once */
+    struct presence__leave_plan plan; /* steps 2 and 3 at once */
+    bool planned = client->channel_count > 1; /* one: nothing to overlap */
+    if (planned) {
         prefetch_channels(reg, client, &plan);
         prefetch_sets(reg, client, &plan);
     }
@@ -1349,7 +1365,8 @@ int presence__client_leave_all(presence_registry *reg,
      * leave the user index with it: that slot loads while the memberships
      * go. */
     presence__user_index_prefetch(reg, client->user);
-    *left = presence__client_leave_prepared(reg, client, reason, &reserved);
+    *left = presence__client_leave_prepared(reg, client, reason,
+                                            planned ? &plan : NULL, &reserved);
     presence__events_release(reg, &reserved);
     return PRESENCE_OK;
 }

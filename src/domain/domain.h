@@ -705,11 +705,14 @@ int presence__client_leave_all(presence_registry *reg,
                                presence_leave_reason reason, size_t *left);
 /* Memberships of a client whose tables a leave starts loading ahead. */
 #define PRESENCE__LEAVE_AHEAD 16
-/* What step 2 of a client's leave prefetch found, for its step 3: the
- * shard and channel of its first memberships. Valid while the client's
- * shard stays held: its memberships, and so their channels, stay. */
+/* What step 2 of a client's leave prefetch found, for its step 3 and its
+ * leave: its first memberships, in its list's order, and their shards and
+ * channels. Valid while the client's shard stays held: its memberships
+ * (every change to its list holds that shard), and so their channels,
+ * stay. */
 struct presence__leave_plan {
     size_t n;
+    struct presence__membership *m[PRESENCE__LEAVE_AHEAD];
     struct presence__shard *hs[PRESENCE__LEAVE_AHEAD];
     struct presence__channel *ch[PRESENCE__LEAVE_AHEAD];
 };
@@ -719,7 +722,9 @@ struct presence__leave_plan {
  * error only spare room was made); prefetch starts the loads of one step
  * (1 to 3, each reading what the one before loaded; steps 2 and 3 of a
  * client share its plan); leave_prepared takes the events from *reserved
- * and returns how many memberships left. */
+ * and returns how many memberships left, reading what the plan found
+ * instead of finding it again (plan NULL: none was made; else the
+ * client's shard was held since it was). */
 int presence__client_leave_prepare(presence_registry *reg,
                                    struct presence__client *client,
                                    presence_leave_reason reason,
@@ -731,6 +736,7 @@ void presence__client_leave_prefetch(presence_registry *reg,
 size_t presence__client_leave_prepared(presence_registry *reg,
                                        struct presence__client *client,
                                        presence_leave_reason reason,
+                                       const struct presence__leave_plan *plan,
                                        size_t *reserved);
 /* Renew the TTL of every membership of a client (its shard held). */
 void presence__client_touch_all(presence_registry *reg,

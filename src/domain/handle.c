@@ -185,10 +185,12 @@ static bool handles_repeat(presence_client *const *clients, size_t count)
 #define CLOSE_GAP 2u /* 3 and 4 measured the same (1.3x) */
 #define CLOSE_DEPTH (CLOSE_STEPS * CLOSE_GAP)
 
-/* Clients between their step 2 and their step 3 have a plan (see
- * presence__leave_plan): at most CLOSE_GAP + 1 at a time. */
-#define CLOSE_PLANS 4u
-_Static_assert(CLOSE_PLANS > CLOSE_GAP, "a plan is reused before its step 3");
+/* Clients between their step 2 and their leave, which reads the plan
+ * too, have a plan (see presence__leave_plan): at most
+ * CLOSE_DEPTH - 2 * CLOSE_GAP + 1 at a time. */
+#define CLOSE_PLANS 8u
+_Static_assert(CLOSE_PLANS > CLOSE_DEPTH - 2 * CLOSE_GAP,
+               "a plan is reused before its client leaves");
 
 /* Step `step` of what closing `client` will read (see above); its shard
  * is held. */
@@ -279,9 +281,11 @@ int presence_client_close_many(presence_registry *reg,
         if (i < CLOSE_DEPTH) {
             continue;
         }
-        struct presence__client *client = record_of(clients[i - CLOSE_DEPTH]);
+        size_t at = i - CLOSE_DEPTH;
+        struct presence__client *client = record_of(clients[at]);
         n += presence__client_leave_prepared(reg, client,
                                              PRESENCE_LEAVE_DISCONNECT,
+                                             &plans[at % CLOSE_PLANS],
                                              &reserved);
         client->open = 0;
         if (client->channel_count == 0) {
