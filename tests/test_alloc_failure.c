@@ -867,10 +867,93 @@ static void test_new_fails_cleanly(void **state)
     }
 }
 
+/* What a failed join must leave as it was. */
+typedef struct crowd_state {
+    presence_counts counts;
+    presence_channel_stats room;
+    size_t user_in_room;
+} crowd_state;
+
+static crowd_state crowd_read(presence_registry *reg)
+{
+    crowd_state st;
+    memset(&st, 0, sizeof st);
+    assert_ok(presence_registry_counts(reg, &st.counts));
+    assert_ok(presence_stats(reg, "room", presence_trusted(), &st.room));
+    assert_ok(presence_user_present(reg, "room", "u", &st.user_in_room));
+    return st;
+}
+
+static void crowd_assert_same(const crowd_state *a, const crowd_state *b)
+{
+    assert_int_equal(a->counts.channels, b->counts.channels);
+    assert_int_equal(a->counts.clients, b->counts.clients);
+    assert_int_equal(a->counts.users, b->counts.users);
+    assert_int_equal(a->counts.memberships, b->counts.memberships);
+    assert_int_equal(a->room.num_clients, b->room.num_clients);
+    assert_int_equal(a->room.num_users, b->room.num_users);
+    assert_int_equal(a->room.seq, b->room.seq);
+    assert_int_equal(a->user_in_room, b->user_in_room);
+}
+
+/* A user with a full group in a channel (8 connections side by side)
+ * gets a ninth: it goes apart, and the channel's crowd table is made
+ * then, inside the member set's insert, the join's last step that can
+ * fail. At every failure point, for a client already in another channel
+ * and for a new one (taken back), the join fails whole: counts, stats
+ * and the user's connections as before, nothing leaked; with memory back
+ * it succeeds. */
+static void test_crowd_join_fails_cleanly(void **state)
+{
+    (void)state;
+    const char *joiners[2] = {"b", "fresh"};
+    for (size_t w = 0; w < 2; w++) {
+        for (long n = 0;; n++) {
+            test_alloc a;
+            test_alloc_init(&a, true);
+            presence_config c;
+            presence_config_init(&c);
+            test_alloc_install(&a, &c, false);
+            presence_registry *reg = NULL;
+            assert_ok(presence_registry_new(&c, &reg));
+            char id[16];
+            for (int i = 0; i < 8; i++) {
+                snprintf(id, sizeof id, "a%d", i);
+                assert_ok(join_simple(reg, "room", id, "u"));
+            }
+            assert_ok(join_simple(reg, "other", "b", "u"));
+            crowd_state before = crowd_read(reg);
+            assert_int_equal(before.user_in_room, 8);
+
+            test_alloc_arm(&a, n);
+            int rc = join_simple(reg, "room", joiners[w], "u");
+            bool injected = atomic_load(&a.injected) != 0;
+            test_alloc_disarm(&a);
+            if (rc != PRESENCE_OK) {
+                assert_rc(rc, PRESENCE_ERR_NOMEM);
+                crowd_state after = crowd_read(reg);
+                crowd_assert_same(&before, &after);
+                assert_ok(join_simple(reg, "room", joiners[w], "u"));
+            }
+            crowd_state done = crowd_read(reg);
+            assert_int_equal(done.user_in_room, 9);
+            assert_int_equal(done.room.num_clients, 9);
+            assert_int_equal(done.room.num_users, 1);
+            assert_ok(presence_registry_free(reg));
+            test_alloc_assert_clean(&a);
+            if (!injected) {
+                break;
+            }
+            assert_true(n < 10000);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_fails_cleanly),
+        cmocka_unit_test(test_crowd_join_fails_cleanly),
         cmocka_unit_test(test_chaos),
         cmocka_unit_test(test_chaos_single_threaded),
         cmocka_unit_test(test_chaos_without_realloc),
