@@ -202,8 +202,7 @@ static int rehash(const presence_allocator *alloc, struct presence__memberset *s
     presence__free(alloc, set->slots, set->nslots * SLOT_BYTES);
     set->slots = slots;
     set->nslots = (uint32_t)nslots; /* homes <= 2^31, runs end before 2^32 */
-    set->bits = (uint16_t)bits;
-    set->end_taken = false; /* place_all left it empty */
+    set->bits = bits;
     return PRESENCE_OK;
 }
 
@@ -225,7 +224,6 @@ static int lengthen(const presence_allocator *alloc, struct presence__memberset 
     clear_slots(slots + old, nslots - old);
     set->slots = slots;
     set->nslots = (uint32_t)nslots;
-    set->end_taken = false;
     return PRESENCE_OK;
 }
 
@@ -264,11 +262,9 @@ static bool group_full(const struct presence__memberset *set, size_t start,
  * run, which starts at a home slot before it, ends at an empty slot
  * within the array, and an insert (which fills one slot, at the end of
  * its run) never needs room it has not got. So making room is one look at
- * whether the last slot is taken, not a walk along the new member's run;
- * the set notes that itself (end_taken), as reading the slot would be a
- * cache miss of its own on every join. A rehash leaves the last slot
- * empty; an insert that fills it is followed by a longer tail at the next
- * prepare; a removal never fills a slot, and notes when it empties it.
+ * the last slot, not a walk along the new member's run. A rehash leaves
+ * the last slot empty; an insert that fills it is followed by a longer
+ * tail at the next prepare; a removal never fills a slot.
  */
 int presence__memberset_prepare(const presence_allocator *alloc,
                                 struct presence__memberset *set)
@@ -289,7 +285,7 @@ int presence__memberset_prepare(const presence_allocator *alloc,
             return rc;
         }
     }
-    if (!set->end_taken) {
+    if (set->slots[set->nslots - 1].number == NONE) {
         return PRESENCE_OK;
     }
     /* A run reaches the end of the array: lengthen the tail. */
@@ -340,7 +336,6 @@ static void place_from(struct presence__memberset *set, size_t i,
         i++;
     }
     set->slots[i] = carry;
-    set->end_taken |= i + 1 == set->nslots;
     set->count++;
 }
 
@@ -557,7 +552,6 @@ bool presence__memberset_remove(const presence_allocator *alloc,
         j++;
     }
     clear_slots(&set->slots[j], 1);
-    set->end_taken &= j + 1 != set->nslots;
     set->count--;
     if (set->count == 0) {
         presence__memberset_free(alloc, set);

@@ -61,10 +61,7 @@ struct presence__memberset {
     /* Home slots (1 << bits, bits <= 31) plus the spare tail: under 2^32
      * (32 bits, so that the crowd pointer costs a channel nothing). */
     uint32_t nslots;
-    uint16_t bits;
-    /* Whether the last slot is taken: kept here so that making room for a
-     * join reads no slot (that slot is a cache line of its own). */
-    bool end_taken;
+    uint32_t bits;
     size_t count; /* last: next to what a channel's lookup reads */
 };
 
