@@ -834,6 +834,14 @@ static void test_chaos_without_realloc(void **state)
     chaos(&v);
 }
 
+/* A config whose allocator is a, counting and (once armed) failing. */
+static void config_on(test_alloc *a, presence_config *c)
+{
+    test_alloc_init(a, true);
+    presence_config_init(c);
+    test_alloc_install(a, c, false);
+}
+
 /* registry_new alone: every failure point, nothing leaked, out
  * untouched. */
 static void test_new_fails_cleanly(void **state)
@@ -841,10 +849,8 @@ static void test_new_fails_cleanly(void **state)
     (void)state;
     for (long n = 0;; n++) {
         test_alloc a;
-        test_alloc_init(&a, true);
         presence_config c;
-        presence_config_init(&c);
-        test_alloc_install(&a, &c, false);
+        config_on(&a, &c);
         test_alloc_arm(&a, n);
         presence_registry *reg = NULL;
         int rc = presence_registry_new(&c, &reg);
@@ -910,10 +916,8 @@ static void test_crowd_join_fails_cleanly(void **state)
     for (size_t w = 0; w < 2; w++) {
         for (long n = 0;; n++) {
             test_alloc a;
-            test_alloc_init(&a, true);
             presence_config c;
-            presence_config_init(&c);
-            test_alloc_install(&a, &c, false);
+            config_on(&a, &c);
             presence_registry *reg = NULL;
             assert_ok(presence_registry_new(&c, &reg));
             char id[16];
