@@ -103,25 +103,29 @@ static void builder_visit(struct presence__membership *m, void *ctx)
     /* A local client's "" is the end of its user id: no byte of its own
      * (client->snapshot_bytes counts the same). */
     out->node_id = b->next - 1;
-    const struct presence__node *node = presence__client_node(c);
-    if (node != NULL) {
-        out->node_id = put_string(b, node->id, node->id_len);
+    out->app = NULL;
+    if ((c->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0) {
+        /* A remote client's node, or a handle's application pointer. */
+        const struct presence__node *node = presence__client_node(c);
+        if (node != NULL) {
+            out->node_id = put_string(b, node->id, node->id_len);
+        }
+        out->app = presence__client_app(c);
     }
+    size_t conn_info_len = presence__client_conn_info_len(c);
     out->conn_info = put_bytes(b, presence__client_conn_info(c),
-                               presence__client_conn_info_len(c));
-    out->conn_info_len = presence__client_conn_info_len(c);
-    const struct presence__blob *chan_info = presence__membership_chan_info(
-        presence__membership_shard(b->reg, m), m);
-    if (chan_info != NULL) {
+                               conn_info_len);
+    out->conn_info_len = conn_info_len;
+    out->chan_info = NULL;
+    out->chan_info_len = 0;
+    if (presence__membership_has_chan_info(m)) {
+        const struct presence__blob *chan_info = presence__membership_chan_info(
+            presence__membership_shard(b->reg, m), m);
         out->chan_info = put_bytes(b, chan_info->data, chan_info->len);
         out->chan_info_len = chan_info->len;
-    } else {
-        out->chan_info = NULL;
-        out->chan_info_len = 0;
     }
     out->joined_at_ms = presence__membership_joined(m);
     out->touched_at_ms = presence__membership_touched(m);
-    out->app = presence__client_app(c);
     out->in_grace = presence__membership_in_grace(m);
 }
 
