@@ -573,18 +573,19 @@ bool presence__memberset_remove(const presence_allocator *alloc,
  * ahead. Before the first visit of a block its first clients and users
  * are loaded the same way, each step's loads overlapping: without that
  * they came one by one. Two plain passes cost fewer instructions a member
- * than one pass juggling all three steps. A client is three lines (see
- * prefetch_client): 48 ahead, not 16, keeps enough of them in flight
+ * than one pass juggling all three steps. A client is up to three lines
+ * (see prefetch_client): 48 ahead, not 16, keeps enough of them in flight
  * (query 1.13x at 10^6 memberships against 16; 32 gave 1.07x, 64 the
  * same as 48). */
 #define SCAN_BLOCK 256u
 #define CLIENT_AHEAD 48u
 #define USER_AHEAD 24u
 
-/* A client's record is a 64-byte header, then its id and conn_info: a
- * visit reads both, and its first line holds neither. Loading the two
- * lines after it as well covers an id and conn_info of up to 63 bytes
- * together (query 1.20x at 10^6 memberships, 1.06x of it the third line). */
+/* A client's record is a 64-byte header, then its id and conn_info, which
+ * a visit reads too: the line its record starts in and the two after it
+ * hold an id and conn_info of up to 63 bytes together (query 1.20x at
+ * 10^6 memberships against the first line alone, 1.06x of it the
+ * third). */
 static void prefetch_client(const struct presence__client *c)
 {
     PRESENCE__PREFETCH(c);
