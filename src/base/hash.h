@@ -71,5 +71,11 @@ static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
 #else
 #define PRESENCE__PREFETCH(p) ((void)(p))
 #endif
+/* The line `bytes` past p, which may lie past p's object (a record's
+ * last line, the slots after a run): the address is made as an integer,
+ * since pointer arithmetic may not leave its object and a hint may point
+ * anywhere. */
+#define PRESENCE__PREFETCH_PAST(p, bytes)                                     \
+    PRESENCE__PREFETCH((const void *)((uintptr_t)(const void *)(p) + (bytes)))
 
 #endif

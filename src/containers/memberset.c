@@ -312,10 +312,10 @@ void presence__memberset_prefetch(const struct presence__memberset *set,
                                   uint32_t user_key)
 {
     if (set->slots != NULL) {
-        const char *home =
-            (const char *)&set->slots[home_of(set->bits, user_key)];
+        const struct presence__member_slot *home =
+            &set->slots[home_of(set->bits, user_key)];
         PRESENCE__PREFETCH(home);
-        PRESENCE__PREFETCH(home + 64);
+        PRESENCE__PREFETCH_PAST(home, 64);
     }
 }
 
@@ -589,8 +589,8 @@ bool presence__memberset_remove(const presence_allocator *alloc,
 static void prefetch_client(const struct presence__client *c)
 {
     PRESENCE__PREFETCH(c);
-    PRESENCE__PREFETCH((const char *)c + 64);
-    PRESENCE__PREFETCH((const char *)c + 127);
+    PRESENCE__PREFETCH_PAST(c, 64);
+    PRESENCE__PREFETCH_PAST(c, 127);
 }
 
 /* Members from slot *at on, at most `want`, into block; *at moves past
