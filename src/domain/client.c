@@ -145,17 +145,19 @@ static void user_unlink(presence_registry *reg,
 
 /* ---- clients ------------------------------------------------------------ */
 
-static size_t client_size(size_t id_len, size_t conn_info_len, bool tail_ptr)
+static size_t client_size(size_t id_len, size_t conn_info_len, bool tail_ptr,
+                          size_t user_len)
 {
     return offsetof(struct presence__client, id) + id_len + 1 + conn_info_len +
-           (tail_ptr ? sizeof(void *) : 0);
+           (tail_ptr ? sizeof(void *) : 0) + user_len + 1;
 }
 
 /* What a client record takes, as it was made. */
 static size_t client_record_size(const struct presence__client *client)
 {
     return client_size(client->id_len, presence__client_conn_info_len(client),
-                       (client->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0);
+                       (client->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0,
+                       presence__client_user_len(client));
 }
 
 struct presence__client *presence__client_find(struct presence__cshard *cs,
@@ -169,8 +171,9 @@ bool presence__client_same(const struct presence__client *client,
                            const char *user_id, size_t user_len,
                            const void *conn_info, size_t conn_info_len)
 {
-    return client->user->id_len == user_len &&
-           presence__bytes_equal(client->user->id, user_id, user_len) &&
+    return presence__client_user_len(client) == user_len &&
+           presence__bytes_equal(presence__client_user_id(client), user_id,
+                                 user_len) &&
            presence__client_conn_info_len(client) == conn_info_len &&
            presence__bytes_equal(presence__client_conn_info(client),
                                  conn_info, conn_info_len);
@@ -223,7 +226,7 @@ int presence__client_create(presence_registry *reg,
         return PRESENCE_ERR_TOO_LONG; /* 4 or 1 GiB: past any sane limit */
     }
     size_t size = client_size(id_len, conn_info_len,
-                              node != NULL || handle != NULL);
+                              node != NULL || handle != NULL, user_len);
     struct presence__client *client = presence__pool_alloc(
         &reg->alloc,
         &reg->client_pools[(size_t)(cs - reg->cshards) &
@@ -241,15 +244,19 @@ int presence__client_create(presence_registry *reg,
         memcpy(client->id + id_len + 1, conn_info, conn_info_len);
     }
     client->conn_info_word = (uint32_t)conn_info_len;
+    char *tail = client->id + id_len + 1 + conn_info_len;
     if (node != NULL) {
-        memcpy(client->id + id_len + 1 + conn_info_len, &node, sizeof node);
+        memcpy(tail, &node, sizeof node);
+        tail += sizeof node;
         client->conn_info_word |= PRESENCE__CLIENT_REMOTE;
     } else if (handle != NULL) {
-        memcpy(client->id + id_len + 1 + conn_info_len, &handle->app,
-               sizeof handle->app);
+        memcpy(tail, &handle->app, sizeof handle->app);
+        tail += sizeof handle->app;
         client->conn_info_word |= PRESENCE__CLIENT_HANDLE;
         client->open = 1;
     }
+    memcpy(tail, user_id, user_len); /* presence__client_user_id */
+    tail[user_len] = '\0';
     client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */

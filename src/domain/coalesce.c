@@ -429,8 +429,10 @@ static bool member_unchanged(const struct coalesce_member *m)
     size_t alen = presence__client_conn_info_len(a);
     /* Users by id: the record may have been made anew if the user was
      * offline in between. */
-    return a->user->id_len == b->user->id_len &&
-           memcmp(a->user->id, b->user->id, a->user->id_len) == 0 &&
+    size_t user_len = presence__client_user_len(a);
+    return presence__client_user_len(b) == user_len &&
+           memcmp(presence__client_user_id(a), presence__client_user_id(b),
+                  user_len) == 0 &&
            alen == presence__client_conn_info_len(b) &&
            memcmp(presence__client_conn_info(a),
                   presence__client_conn_info(b), alen) == 0 &&
@@ -463,7 +465,7 @@ static void member_view(presence_diff_member *out,
     out->time_ms = m->time_ms;
     out->member.channel = channel;
     out->member.client_id = cl->id;
-    out->member.user_id = cl->user->id;
+    out->member.user_id = presence__client_user_id(cl);
     out->member.conn_info = conn_len > 0 ? presence__client_conn_info(cl)
                                          : NULL;
     out->member.conn_info_len = conn_len;

@@ -449,7 +449,7 @@ static void event_fill(presence_event *ev, const struct presence__pending *e)
     ev->channel = ch != NULL ? ch->name : "";
     ev->namespace_name = ch != NULL ? ch->ns->name : "";
     ev->client_id = client->id;
-    ev->user_id = client->user->id;
+    ev->user_id = presence__client_user_id(client);
     ev->conn_info =
         presence__client_conn_info_len(client) > 0
             ? presence__client_conn_info(client)

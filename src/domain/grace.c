@@ -183,8 +183,9 @@ bool presence__grace_claimable(presence_registry *reg,
                                const char *user_id, size_t user_len)
 {
     if (atomic_load(&client->open) || presence__client_node(client) != NULL ||
-        client->channel_count == 0 || client->user->id_len != user_len ||
-        memcmp(client->user->id, user_id, user_len) != 0) {
+        client->channel_count == 0 ||
+        presence__client_user_len(client) != user_len ||
+        memcmp(presence__client_user_id(client), user_id, user_len) != 0) {
         return false;
     }
     bool dropped = true;
@@ -243,8 +244,10 @@ find_same_user(presence_registry *reg, const struct presence__target *t,
                const struct presence__client *client,
                const struct presence__join_args *a)
 {
-    const char *user_id = client != NULL ? client->user->id : a->user_id;
-    size_t user_len = client != NULL ? client->user->id_len : a->user_len;
+    const char *user_id =
+        client != NULL ? presence__client_user_id(client) : a->user_id;
+    size_t user_len =
+        client != NULL ? presence__client_user_len(client) : a->user_len;
     uint64_t hash = presence__hash64(reg->seed, user_id, user_len);
     struct presence__ushard *us = presence__ushard_of(reg, hash);
     struct presence__client *found = NULL;
@@ -325,7 +328,8 @@ int presence__grace_take_place(presence_registry *reg,
                                presence_change *change, bool *taken)
 {
     *taken = false;
-    size_t user_len = client != NULL ? client->user->id_len : a->user_len;
+    size_t user_len =
+        client != NULL ? presence__client_user_len(client) : a->user_len;
     if (t->chan.ch == NULL || a->node != NULL || user_len == 0 ||
         !t->chan.ns->options.grace_same_user ||
         t->chan.ns->options.leave_grace_ms <= 0 ||

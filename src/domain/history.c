@@ -269,7 +269,7 @@ static size_t change_bytes(const struct presence__change *c)
 {
     const struct presence__client *client = c->client;
     const struct presence__node *node = presence__client_node(client);
-    return (size_t)client->id_len + 1 + client->user->id_len + 1 +
+    return (size_t)client->id_len + presence__client_user_len(client) + 2 +
            (node != NULL ? node->id_len + 1 : 0) +
            presence__client_conn_info_len(client) +
            (c->chan_info != NULL ? c->chan_info->len : 0);
@@ -301,7 +301,8 @@ static void fill_entry(presence_history_entry *e,
     e->time_ms = c->time_ms;
     m->channel = channel;
     m->client_id = put(next, client->id, client->id_len, true);
-    m->user_id = put(next, client->user->id, client->user->id_len, true);
+    m->user_id = put(next, presence__client_user_id(client),
+                     presence__client_user_len(client), true);
     /* A local client's "" is the end of its user id, as in snapshots. */
     m->node_id = node != NULL ? put(next, node->id, node->id_len, true)
                               : *next - 1;

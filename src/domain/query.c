@@ -99,7 +99,8 @@ static void builder_visit(struct presence__membership *m, void *ctx)
         out->channel = put_string(b, ch->name, ch->name_len);
     }
     out->client_id = put_string(b, c->id, c->id_len);
-    out->user_id = put_string(b, c->user->id, c->user->id_len);
+    out->user_id = put_string(b, presence__client_user_id(c),
+                              presence__client_user_len(c));
     /* A local client's "" is the end of its user id: no byte of its own
      * (client->snapshot_bytes counts the same). */
     out->node_id = b->next - 1;
@@ -561,7 +562,8 @@ static void builder_client(const struct presence__client *c,
     memset(out, 0, sizeof *out);
     out->channel = put_string(b, "", 0);
     out->client_id = put_string(b, c->id, c->id_len);
-    out->user_id = put_string(b, c->user->id, c->user->id_len);
+    out->user_id = put_string(b, presence__client_user_id(c),
+                              presence__client_user_len(c));
     out->node_id = b->next - 1; /* "" for a local client: as in snapshots */
     const struct presence__node *node = presence__client_node(c);
     if (node != NULL) {

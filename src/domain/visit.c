@@ -68,7 +68,7 @@ static void member_view(presence_member *out, const char *channel,
     memset(out, 0, sizeof *out);
     out->channel = channel;
     out->client_id = c->id;
-    out->user_id = c->user->id;
+    out->user_id = presence__client_user_id(c);
     out->conn_info = conn_info_len > 0 ? presence__client_conn_info(c) : NULL;
     out->conn_info_len = conn_info_len;
     out->chan_info = it->chan_info != NULL ? it->chan_info->data : NULL;
