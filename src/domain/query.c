@@ -98,9 +98,14 @@ static void builder_visit(struct presence__membership *m, void *ctx)
             presence__membership_channel(b->reg, m);
         out->channel = put_string(b, ch->name, ch->name_len);
     }
+    /* Read before the copies, which may alias anything and would have
+     * every field loaded again. */
+    const char *conn_info = presence__client_conn_info(c);
+    size_t conn_info_len = presence__client_conn_info_len(c);
+    const char *user_id = presence__client_user_id(c);
+    size_t user_len = presence__client_user_len(c);
     out->client_id = put_string(b, c->id, c->id_len);
-    out->user_id = put_string(b, presence__client_user_id(c),
-                              presence__client_user_len(c));
+    out->user_id = put_string(b, user_id, user_len);
     /* A local client's "" is the end of its user id: no byte of its own
      * (client->snapshot_bytes counts the same). */
     out->node_id = b->next - 1;
@@ -113,9 +118,7 @@ static void builder_visit(struct presence__membership *m, void *ctx)
         }
         out->app = presence__client_app(c);
     }
-    size_t conn_info_len = presence__client_conn_info_len(c);
-    out->conn_info = put_bytes(b, presence__client_conn_info(c),
-                               conn_info_len);
+    out->conn_info = put_bytes(b, conn_info, conn_info_len);
     out->conn_info_len = conn_info_len;
     out->chan_info = NULL;
     out->chan_info_len = 0;
