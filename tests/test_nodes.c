@@ -37,6 +37,20 @@ static const char *node_of(const presence_snapshot *snap, const char *client)
     return "?";
 }
 
+/* The member of the snapshot whose client has this id (it must be
+ * there). */
+static const presence_member *member_of(const presence_snapshot *snap,
+                                        const char *client)
+{
+    for (size_t i = 0; i < snap->count; i++) {
+        if (strcmp(snap->members[i].client_id, client) == 0) {
+            return &snap->members[i];
+        }
+    }
+    fail_msg("no member %s", client);
+    return NULL;
+}
+
 /* Whether p points into the snapshot's block: the members array and the
  * bytes after it (the block ends at the furthest string it holds). */
 static bool in_snapshot(const presence_snapshot *snap, const void *p)
@@ -237,6 +251,13 @@ static void test_snapshots_carry_node_ids(void **state)
     assert_string_equal(node_of(snap, "c1"), "");
     assert_string_equal(node_of(snap, "r1"), "n1");
     assert_string_equal(node_of(snap, "s1"), "node-two");
+    /* A remote client's copy of its user id sits after its node pointer,
+     * and its length comes from the user record. */
+    const presence_member *r1 = member_of(snap, "r1");
+    assert_string_equal(r1->user_id, "u1");
+    assert_int_equal(r1->conn_info_len, 2);
+    assert_memory_equal(r1->conn_info, "rc", 2);
+    assert_string_equal(member_of(snap, "s1")->user_id, "");
     assert_nodes_point_inside(snap);
     presence_snapshot_free(snap);
 
@@ -685,6 +706,7 @@ static void test_node_memberships(void **state)
         const presence_member *m = &snap->members[i];
         assert_string_equal(m->node_id, "n1");
         assert_string_equal(m->client_id, "r1");
+        assert_string_equal(m->user_id, "u1");
         assert_true(strcmp(m->channel, "a") == 0 ||
                     strcmp(m->channel, "c") == 0);
     }
