@@ -2,9 +2,9 @@
 # Every way presence-bench can run the workload must agree: the same
 # checksum line (clients, users, members listed, bytes) by name, through
 # handles, closing one at a time, on a thread-safe registry, reading with
-# presence_visit, with a change log and in shuffled orders. Each run also checks itself (the
-# registry empty after the leave); a small workload, so that this is a
-# test, not a benchmark.
+# presence_visit, with a change log and in shuffled orders. Each run also
+# checks itself (the registry empty after the leave); a small workload, so
+# that this is a test, not a benchmark.
 #
 #   bench/check-modes.sh PRESENCE_BENCH
 set -euo pipefail
