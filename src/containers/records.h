@@ -113,15 +113,20 @@ presence__client_conn_info_len(const struct presence__client *client)
 {
     return client->conn_info_word & ~PRESENCE__CLIENT_FLAGS;
 }
+/* Right after the conn_info: a node's or an application's pointer, if
+ * the client has one, then the copy of its user id. */
+static inline const char *
+presence__client_tail(const struct presence__client *client)
+{
+    return presence__client_conn_info(client) +
+           presence__client_conn_info_len(client);
+}
 /* The pointer stored after the conn_info (a node's or an application's). */
 static inline void *
 presence__client_tail_ptr(const struct presence__client *client)
 {
     void *p;
-    memcpy(&p,
-           presence__client_conn_info(client) +
-               presence__client_conn_info_len(client),
-           sizeof p);
+    memcpy(&p, presence__client_tail(client), sizeof p);
     return p;
 }
 /* The application pointer of a client opened as a handle while the
@@ -143,8 +148,7 @@ presence__client_app(const struct presence__client *client)
 static inline const char *
 presence__client_user_id(const struct presence__client *client)
 {
-    return presence__client_conn_info(client) +
-           presence__client_conn_info_len(client) +
+    return presence__client_tail(client) +
            ((client->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0
                 ? sizeof(void *)
                 : 0);
