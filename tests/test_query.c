@@ -81,6 +81,49 @@ static void test_snapshot_content(void **state)
     fixture_close(&f);
 }
 
+/* A member's id, user id and conn_info, of every length the snapshot
+ * copies in a different way (to past 64 bytes together), come out whole,
+ * a conn_info of none as NULL. */
+static void test_member_strings_of_every_length(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    fixture_open(&f);
+    enum { N = 90 };
+    char ids[N][32], users[N][32], infos[N][80];
+    size_t info_lens[N];
+    for (int i = 0; i < N; i++) {
+        int id_pad = i % 23, user_len = (i * 5) % 29;
+        snprintf(ids[i], sizeof ids[i], "c%d%.*s", i, id_pad,
+                 "xxxxxxxxxxxxxxxxxxxxxxx");
+        snprintf(users[i], sizeof users[i], "%.*s", user_len,
+                 "uuuuuuuuuuuuuuuuuuuuuuuuuuuuu");
+        info_lens[i] = (size_t)(i * 7) % 71;
+        for (size_t k = 0; k < info_lens[i]; k++) {
+            infos[i][k] = (char)(k % 5 == 0 ? 0 : 'a' + (i + (int)k) % 26);
+        }
+        assert_ok(presence_join(f.reg, "room", ids[i], users[i], infos[i],
+                                info_lens[i], NULL, 0));
+    }
+    presence_snapshot *snap = NULL;
+    assert_ok(presence_query(f.reg, "room", presence_trusted(), &snap));
+    assert_int_equal(snap->count, N);
+    for (int i = 0; i < N; i++) {
+        const presence_member *m = find_member(snap, ids[i]);
+        assert_string_equal(m->user_id, users[i]);
+        assert_string_equal(m->node_id, "");
+        assert_int_equal(m->conn_info_len, info_lens[i]);
+        if (info_lens[i] == 0) {
+            assert_null(m->conn_info);
+        } else {
+            assert_memory_equal(m->conn_info, infos[i], info_lens[i]);
+        }
+    }
+    presence_snapshot_free(snap);
+    fixture_close(&f);
+}
+
 static void test_empty_channel(void **state)
 {
     (void)state;
@@ -796,6 +839,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_requester_is_invalid),
         cmocka_unit_test(test_snapshot_content),
+        cmocka_unit_test(test_member_strings_of_every_length),
         cmocka_unit_test(test_empty_channel),
         cmocka_unit_test(test_snapshot_outlives_registry),
         cmocka_unit_test(test_page_walk_10k),

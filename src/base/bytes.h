@@ -67,8 +67,14 @@ static inline void presence__bytes_copy(void *to, const void *from,
 {
     unsigned char *d = to;
     const unsigned char *s = from;
-    if (len > 32) {
+    if (len > 64) {
         memcpy(d, s, len);
+    } else if (len > 32) { /* a snapshot's strings of a member, mostly */
+        unsigned char head[32], tail[32];
+        memcpy(head, s, sizeof head);
+        memcpy(tail, s + len - 32, sizeof tail);
+        memcpy(d, head, sizeof head);
+        memcpy(d + len - 32, tail, sizeof tail);
     } else if (len > 16) { /* two 16-byte moves, overlapping: no call */
         unsigned char head[16], tail[16];
         memcpy(head, s, sizeof head);

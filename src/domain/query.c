@@ -72,6 +72,47 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
     return at;
 }
 
+/* A client's id, user id, node id and conn_info, and its application
+ * pointer, into out: the client's snapshot_bytes. */
+static void put_client(struct builder *b, presence_member *out,
+                       const struct presence__client *c)
+{
+    /* Read before the copies, which may alias anything and would have
+     * every field loaded again. */
+    size_t id_len = c->id_len;
+    size_t conn_info_len = presence__client_conn_info_len(c);
+    size_t head = id_len + 1 + conn_info_len; /* id, NUL, conn_info */
+    char *at = b->next;
+    out->app = NULL;
+    if ((c->conn_info_word & PRESENCE__CLIENT_FLAGS) == 0) {
+        /* A local client's record holds its id, conn_info and user id
+         * side by side as a snapshot does, the strings with their NULs,
+         * snapshot_bytes in all: one copy for the three. */
+        size_t n = c->snapshot_bytes;
+        presence__bytes_copy(at, c->id, n);
+        b->next += n;
+        out->node_id = b->next - 1; /* "": the user id's end */
+    } else {
+        /* A remote client's node, or a handle's application pointer,
+         * lies between its conn_info and its user id. */
+        size_t user_len = presence__client_user_len(c);
+        presence__bytes_copy(at, c->id, head);
+        presence__bytes_copy(at + head, presence__client_user_id(c),
+                             user_len + 1);
+        b->next += head + user_len + 1;
+        out->node_id = b->next - 1;
+        const struct presence__node *node = presence__client_node(c);
+        if (node != NULL) {
+            out->node_id = put_string(b, node->id, node->id_len);
+        }
+        out->app = presence__client_app(c);
+    }
+    out->client_id = at;
+    out->conn_info = conn_info_len > 0 ? at + id_len + 1 : NULL;
+    out->conn_info_len = conn_info_len;
+    out->user_id = at + head;
+}
+
 static void builder_visit(struct presence__membership *m, void *ctx)
 {
     struct builder *b = ctx;
@@ -98,28 +139,7 @@ static void builder_visit(struct presence__membership *m, void *ctx)
             presence__membership_channel(b->reg, m);
         out->channel = put_string(b, ch->name, ch->name_len);
     }
-    /* Read before the copies, which may alias anything and would have
-     * every field loaded again. */
-    const char *conn_info = presence__client_conn_info(c);
-    size_t conn_info_len = presence__client_conn_info_len(c);
-    const char *user_id = presence__client_user_id(c);
-    size_t user_len = presence__client_user_len(c);
-    out->client_id = put_string(b, c->id, c->id_len);
-    out->user_id = put_string(b, user_id, user_len);
-    /* A local client's "" is the end of its user id: no byte of its own
-     * (client->snapshot_bytes counts the same). */
-    out->node_id = b->next - 1;
-    out->app = NULL;
-    if ((c->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0) {
-        /* A remote client's node, or a handle's application pointer. */
-        const struct presence__node *node = presence__client_node(c);
-        if (node != NULL) {
-            out->node_id = put_string(b, node->id, node->id_len);
-        }
-        out->app = presence__client_app(c);
-    }
-    out->conn_info = put_bytes(b, conn_info, conn_info_len);
-    out->conn_info_len = conn_info_len;
+    put_client(b, out, c);
     out->chan_info = NULL;
     out->chan_info_len = 0;
     if (presence__membership_has_chan_info(m)) {
@@ -564,18 +584,7 @@ static void builder_client(const struct presence__client *c,
     presence_member *out = &b->members[b->count++];
     memset(out, 0, sizeof *out);
     out->channel = put_string(b, "", 0);
-    out->client_id = put_string(b, c->id, c->id_len);
-    out->user_id = put_string(b, presence__client_user_id(c),
-                              presence__client_user_len(c));
-    out->node_id = b->next - 1; /* "" for a local client: as in snapshots */
-    const struct presence__node *node = presence__client_node(c);
-    if (node != NULL) {
-        out->node_id = put_string(b, node->id, node->id_len);
-    }
-    out->conn_info = put_bytes(b, presence__client_conn_info(c),
-                               presence__client_conn_info_len(c));
-    out->conn_info_len = presence__client_conn_info_len(c);
-    out->app = presence__client_app(c);
+    put_client(b, out, c);
 }
 
 /* The user's shard held, and the user (NULL: none live) on success. */
