@@ -251,8 +251,8 @@ static void test_snapshots_carry_node_ids(void **state)
     assert_string_equal(node_of(snap, "c1"), "");
     assert_string_equal(node_of(snap, "r1"), "n1");
     assert_string_equal(node_of(snap, "s1"), "node-two");
-    /* A remote client's copy of its user id sits after its node pointer,
-     * and its length comes from the user record. */
+    /* A remote client's strings come before its node pointer, copied in
+     * one go, its node id after them. */
     const presence_member *r1 = member_of(snap, "r1");
     assert_string_equal(r1->user_id, "u1");
     assert_int_equal(r1->conn_info_len, 2);
@@ -303,6 +303,19 @@ static void test_snapshots_carry_node_ids(void **state)
     assert_ok(presence_user_connections(f.reg, "room", "", &snap));
     assert_int_equal(snap->count, 1);
     assert_string_equal(node_of(snap, "s1"), "node-two");
+    presence_snapshot_free(snap);
+
+    /* The user-wide list measures and copies the same bytes. */
+    assert_ok(presence_user_clients(f.reg, "u1", &snap));
+    assert_int_equal(snap->count, 2);
+    assert_string_equal(node_of(snap, "c1"), "");
+    assert_string_equal(node_of(snap, "r1"), "n1");
+    r1 = member_of(snap, "r1");
+    assert_string_equal(r1->user_id, "u1");
+    assert_string_equal(r1->channel, "");
+    assert_memory_equal(r1->conn_info, "rc", 2);
+    assert_memory_equal(member_of(snap, "c1")->conn_info, "lc", 2);
+    assert_nodes_point_inside(snap);
     presence_snapshot_free(snap);
 
     /* A snapshot is independent of the registry, node ids included. */

@@ -70,13 +70,15 @@ struct presence__client {
      * memory, and the byte counts are checked when the client is made. */
     atomic_uint_least32_t refs;
     uint32_t channel_count;
-    /* What a snapshot entry copies of it: its id, user id, conn_info and
-     * node id (see presence__membership_bytes). */
+    /* Its id, conn_info and user id, the strings with their NULs, as they
+     * lie side by side after the header: what a snapshot entry copies of
+     * the record in one go (a remote client's node id comes from its node:
+     * presence__client_snapshot_bytes). */
     uint32_t snapshot_bytes;
     /* The conn_info's length, and PRESENCE__CLIENT_REMOTE for a client of
-     * another node, whose node (a pointer) follows the conn_info, or
+     * another node, whose node (a pointer) follows its strings, or
      * PRESENCE__CLIENT_HANDLE for a client opened as a handle, whose
-     * application pointer follows it: most clients need neither, and no
+     * application pointer follows them: most clients need neither, and no
      * 8 bytes for them. Fixed for the record's life, so read without a
      * lock. Read through presence__client_conn_info_len(),
      * presence__client_node() and presence__client_app(). */
@@ -87,9 +89,9 @@ struct presence__client {
      * while the client is live. A copy, so that a member set's probe
      * need not load the user record. */
     uint32_t user_key;
-    char id[]; /* then conn_info, then a remote client's node or a
-                  handle's application pointer, then a copy of its user's
-                  id (presence__client_user_id) */
+    char id[]; /* then conn_info, then a copy of its user's id
+                  (presence__client_user_id), then a remote client's node
+                  or a handle's application pointer */
 };
 
 #define PRESENCE__CLIENT_REMOTE 0x80000000u
@@ -113,20 +115,12 @@ presence__client_conn_info_len(const struct presence__client *client)
 {
     return client->conn_info_word & ~PRESENCE__CLIENT_FLAGS;
 }
-/* Right after the conn_info: a node's or an application's pointer, if
- * the client has one, then the copy of its user id. */
-static inline const char *
-presence__client_tail(const struct presence__client *client)
-{
-    return presence__client_conn_info(client) +
-           presence__client_conn_info_len(client);
-}
-/* The pointer stored after the conn_info (a node's or an application's). */
+/* The pointer stored after the strings (a node's or an application's). */
 static inline void *
 presence__client_tail_ptr(const struct presence__client *client)
 {
     void *p;
-    memcpy(&p, presence__client_tail(client), sizeof p);
+    memcpy(&p, client->id + client->snapshot_bytes, sizeof p);
     return p;
 }
 /* The application pointer of a client opened as a handle while the
@@ -141,28 +135,23 @@ presence__client_app(const struct presence__client *client)
                ? presence__client_tail_ptr(client)
                : NULL;
 }
-/* A copy of its user's id, NUL-terminated, after everything else: a query
+/* A copy of its user's id, NUL-terminated, after the conn_info: a query
  * lists it, and a join checks it, without loading the user record, a
  * page and a line more for each member listed (query 1.14-1.16x at 10^6
  * memberships, for the id's bytes and a NUL a client). */
 static inline const char *
 presence__client_user_id(const struct presence__client *client)
 {
-    return presence__client_tail(client) +
-           ((client->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0
-                ? sizeof(void *)
-                : 0);
+    return presence__client_conn_info(client) +
+           presence__client_conn_info_len(client);
 }
-/* Its length: a local client's snapshot copies its id, user id and
- * conn_info, each but the conn_info with its NUL; a remote one's node id
- * adds to that, so its user record says. */
+/* Its length: what the strings take but the id, the conn_info and the
+ * two NULs. */
 static inline size_t
 presence__client_user_len(const struct presence__client *client)
 {
-    return (client->conn_info_word & PRESENCE__CLIENT_REMOTE) == 0
-               ? client->snapshot_bytes - client->id_len -
-                     presence__client_conn_info_len(client) - 2
-               : client->user->id_len;
+    return client->snapshot_bytes - client->id_len -
+           presence__client_conn_info_len(client) - 2;
 }
 
 /* NULL for this registry's own clients, else the node the client belongs
@@ -174,6 +163,15 @@ presence__client_node(const struct presence__client *client)
         return NULL;
     }
     return presence__client_tail_ptr(client);
+}
+
+/* What a snapshot entry copies of a client: its strings, and a remote
+ * client's node id with its NUL. */
+static inline size_t
+presence__client_snapshot_bytes(const struct presence__client *client)
+{
+    const struct presence__node *node = presence__client_node(client);
+    return client->snapshot_bytes + (node != NULL ? node->id_len + 1 : 0);
 }
 
 /* Immutable bytes shared by a membership and the events that mention it. */

@@ -149,7 +149,7 @@ static size_t client_size(size_t id_len, size_t conn_info_len, bool tail_ptr,
                           size_t user_len)
 {
     return offsetof(struct presence__client, id) + id_len + 1 + conn_info_len +
-           (tail_ptr ? sizeof(void *) : 0) + user_len + 1;
+           user_len + 1 + (tail_ptr ? sizeof(void *) : 0);
 }
 
 /* What a client record takes, as it was made. */
@@ -214,14 +214,13 @@ int presence__client_create(presence_registry *reg,
                             const struct presence__handle_args *handle,
                             size_t *reserved, struct presence__client **out)
 {
-    /* A local client's node_id in a snapshot is the end of its user id. */
     size_t snapshot_bytes = presence__add_size(
         presence__add_size(id_len, user_len),
         presence__add_size(conn_info_len, 2));
-    if (node != NULL) {
-        snapshot_bytes = presence__add_size(snapshot_bytes, node->id_len + 1);
-    }
-    if (snapshot_bytes > UINT32_MAX ||
+    /* With a remote client's node id, what a snapshot entry copies. */
+    size_t listed_bytes = presence__add_size(
+        snapshot_bytes, node != NULL ? node->id_len + 1 : 0);
+    if (listed_bytes > UINT32_MAX ||
         conn_info_len >= PRESENCE__CLIENT_HANDLE) {
         return PRESENCE_ERR_TOO_LONG; /* 4 or 1 GiB: past any sane limit */
     }
@@ -245,18 +244,17 @@ int presence__client_create(presence_registry *reg,
     }
     client->conn_info_word = (uint32_t)conn_info_len;
     char *tail = client->id + id_len + 1 + conn_info_len;
+    memcpy(tail, user_id, user_len); /* presence__client_user_id */
+    tail[user_len] = '\0';
+    tail += user_len + 1; /* presence__client_tail_ptr */
     if (node != NULL) {
         memcpy(tail, &node, sizeof node);
-        tail += sizeof node;
         client->conn_info_word |= PRESENCE__CLIENT_REMOTE;
     } else if (handle != NULL) {
         memcpy(tail, &handle->app, sizeof handle->app);
-        tail += sizeof handle->app;
         client->conn_info_word |= PRESENCE__CLIENT_HANDLE;
         client->open = 1;
     }
-    memcpy(tail, user_id, user_len); /* presence__client_user_id */
-    tail[user_len] = '\0';
     client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */

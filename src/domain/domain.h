@@ -780,7 +780,8 @@ presence__membership_bytes(const struct presence__shard *hs,
                            const struct presence__membership *m)
 {
     const struct presence__blob *b = presence__membership_chan_info(hs, m);
-    return m->client->snapshot_bytes + (b != NULL ? b->len : 0);
+    return presence__client_snapshot_bytes(m->client) +
+           (b != NULL ? b->len : 0);
 }
 /* Remove a membership for the given reason, queueing its events from the
  * reservation (both its shards held). */

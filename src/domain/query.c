@@ -72,45 +72,35 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
     return at;
 }
 
-/* A client's id, user id, node id and conn_info, and its application
- * pointer, into out: the client's snapshot_bytes. */
+/* A client's id, conn_info, user id and node id, and its application
+ * pointer, into out: presence__client_snapshot_bytes. */
 static void put_client(struct builder *b, presence_member *out,
                        const struct presence__client *c)
 {
-    /* Read before the copies, which may alias anything and would have
+    /* Read before the copy, which may alias anything and would have
      * every field loaded again. */
     size_t id_len = c->id_len;
     size_t conn_info_len = presence__client_conn_info_len(c);
-    size_t head = id_len + 1 + conn_info_len; /* id, NUL, conn_info */
+    size_t n = c->snapshot_bytes;
+    bool flagged = (c->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0;
+    /* The record holds the three strings side by side as an entry does,
+     * each with its NUL but the conn_info: one copy. */
     char *at = b->next;
+    presence__bytes_copy(at, c->id, n);
+    b->next += n;
+    out->client_id = at;
+    out->conn_info = conn_info_len > 0 ? at + id_len + 1 : NULL;
+    out->conn_info_len = conn_info_len;
+    out->user_id = at + id_len + 1 + conn_info_len;
+    out->node_id = at + n - 1; /* "" for a local client: the user id's end */
     out->app = NULL;
-    if ((c->conn_info_word & PRESENCE__CLIENT_FLAGS) == 0) {
-        /* A local client's record holds its id, conn_info and user id
-         * side by side as a snapshot does, the strings with their NULs,
-         * snapshot_bytes in all: one copy for the three. */
-        size_t n = c->snapshot_bytes;
-        presence__bytes_copy(at, c->id, n);
-        b->next += n;
-        out->node_id = b->next - 1; /* "": the user id's end */
-    } else {
-        /* A remote client's node, or a handle's application pointer,
-         * lies between its conn_info and its user id. */
-        size_t user_len = presence__client_user_len(c);
-        presence__bytes_copy(at, c->id, head);
-        presence__bytes_copy(at + head, presence__client_user_id(c),
-                             user_len + 1);
-        b->next += head + user_len + 1;
-        out->node_id = b->next - 1;
+    if (flagged) { /* a remote client's node, or a handle's pointer */
         const struct presence__node *node = presence__client_node(c);
         if (node != NULL) {
             out->node_id = put_string(b, node->id, node->id_len);
         }
         out->app = presence__client_app(c);
     }
-    out->client_id = at;
-    out->conn_info = conn_info_len > 0 ? at + id_len + 1 : NULL;
-    out->conn_info_len = conn_info_len;
-    out->user_id = at + head;
 }
 
 static void builder_visit(struct presence__membership *m, void *ctx)
@@ -571,11 +561,11 @@ int presence_user_connections(presence_registry *reg, const char *channel,
 /* ---- a user everywhere ---------------------------------------------------- */
 
 /* A client as an entry of a user-wide list: channel "", no chan_info, no
- * times. What it copies is the client's snapshot_bytes and the "". */
+ * times. What it copies is presence__client_snapshot_bytes and the "". */
 static void builder_client(const struct presence__client *c,
                            struct builder *b)
 {
-    size_t need = (size_t)c->snapshot_bytes + 1;
+    size_t need = presence__client_snapshot_bytes(c) + 1;
     if (!b->filling) {
         b->count++;
         b->bytes += need;
