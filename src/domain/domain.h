@@ -783,6 +783,13 @@ presence__membership_bytes(const struct presence__shard *hs,
     return presence__client_snapshot_bytes(m->client) +
            (b != NULL ? b->len : 0);
 }
+/* A client's strings into a snapshot or history entry at *next, which
+ * moves past them (presence__client_snapshot_bytes): its id, conn_info and
+ * user id in one copy, as its record holds them, a remote client's node
+ * id, and a handle's application pointer. */
+void presence__member_put_client(presence_member *out,
+                                 const struct presence__client *c,
+                                 char **next);
 /* Remove a membership for the given reason, queueing its events from the
  * reservation (both its shards held). */
 void presence__membership_remove(presence_registry *reg,

@@ -267,24 +267,17 @@ void presence__history_finish(struct presence__history_plan *p)
 /* The bytes an entry's strings and infos take in a list. */
 static size_t change_bytes(const struct presence__change *c)
 {
-    const struct presence__client *client = c->client;
-    const struct presence__node *node = presence__client_node(client);
-    return (size_t)client->id_len + presence__client_user_len(client) + 2 +
-           (node != NULL ? node->id_len + 1 : 0) +
-           presence__client_conn_info_len(client) +
+    return presence__client_snapshot_bytes(c->client) +
            (c->chan_info != NULL ? c->chan_info->len : 0);
 }
 
-static char *put(char **next, const void *data, size_t len, bool string)
+static char *put_bytes(char **next, const void *data, size_t len)
 {
     char *at = *next;
     if (len > 0) {
         memcpy(at, data, len);
     }
-    if (string) {
-        at[len] = '\0';
-    }
-    *next += len + string;
+    *next += len;
     return at;
 }
 
@@ -292,32 +285,19 @@ static void fill_entry(presence_history_entry *e,
                        const struct presence__change *c, const char *channel,
                        char **next)
 {
-    const struct presence__client *client = c->client;
-    const struct presence__node *node = presence__client_node(client);
     presence_member *m = &e->member;
     e->kind = (presence_event_kind)c->kind;
     e->reason = (presence_leave_reason)c->reason;
     e->seq = c->seq;
     e->time_ms = c->time_ms;
     m->channel = channel;
-    m->client_id = put(next, client->id, client->id_len, true);
-    m->user_id = put(next, presence__client_user_id(client),
-                     presence__client_user_len(client), true);
-    /* A local client's "" is the end of its user id, as in snapshots. */
-    m->node_id = node != NULL ? put(next, node->id, node->id_len, true)
-                              : *next - 1;
-    size_t conn_len = presence__client_conn_info_len(client);
-    m->conn_info = conn_len > 0 ? put(next, presence__client_conn_info(client),
-                                      conn_len, false)
-                                : NULL;
-    m->conn_info_len = conn_len;
+    presence__member_put_client(m, c->client, next);
     m->chan_info = c->chan_info != NULL
-                       ? put(next, c->chan_info->data, c->chan_info->len, false)
+                       ? put_bytes(next, c->chan_info->data, c->chan_info->len)
                        : NULL;
     m->chan_info_len = c->chan_info != NULL ? c->chan_info->len : 0;
     m->joined_at_ms = c->kind == PRESENCE_EVENT_JOIN ? c->time_ms : 0;
     m->touched_at_ms = m->joined_at_ms;
-    m->app = presence__client_app(client);
     m->in_grace = false; /* a change, not a member's state now */
 }
 
@@ -350,7 +330,8 @@ static int history_copy(presence_registry *reg,
     presence_history_entry *entries =
         (presence_history_entry *)((char *)block + head);
     char *next = (char *)entries + array;
-    const char *channel = put(&next, ref->name, ref->len, true);
+    const char *channel = put_bytes(&next, ref->name, ref->len);
+    *next++ = '\0';
     for (size_t i = 0; i < count; i++) {
         fill_entry(&entries[i], presence__changelog_at(log, first + i),
                    channel, &next);

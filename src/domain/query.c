@@ -72,10 +72,9 @@ static const void *put_bytes(struct builder *b, const void *data, size_t len)
     return at;
 }
 
-/* A client's id, conn_info, user id and node id, and its application
- * pointer, into out: presence__client_snapshot_bytes. */
-static void put_client(struct builder *b, presence_member *out,
-                       const struct presence__client *c)
+void presence__member_put_client(presence_member *out,
+                                 const struct presence__client *c,
+                                 char **next)
 {
     /* Read before the copy, which may alias anything and would have
      * every field loaded again. */
@@ -85,9 +84,9 @@ static void put_client(struct builder *b, presence_member *out,
     bool flagged = (c->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0;
     /* The record holds the three strings side by side as an entry does,
      * each with its NUL but the conn_info: one copy. */
-    char *at = b->next;
+    char *at = *next;
     presence__bytes_copy(at, c->id, n);
-    b->next += n;
+    *next += n;
     out->client_id = at;
     out->conn_info = conn_info_len > 0 ? at + id_len + 1 : NULL;
     out->conn_info_len = conn_info_len;
@@ -97,7 +96,10 @@ static void put_client(struct builder *b, presence_member *out,
     if (flagged) { /* a remote client's node, or a handle's pointer */
         const struct presence__node *node = presence__client_node(c);
         if (node != NULL) {
-            out->node_id = put_string(b, node->id, node->id_len);
+            char *id = *next;
+            presence__bytes_copy(id, node->id, node->id_len + 1);
+            *next += node->id_len + 1;
+            out->node_id = id;
         }
         out->app = presence__client_app(c);
     }
@@ -129,7 +131,7 @@ static void builder_visit(struct presence__membership *m, void *ctx)
             presence__membership_channel(b->reg, m);
         out->channel = put_string(b, ch->name, ch->name_len);
     }
-    put_client(b, out, c);
+    presence__member_put_client(out, c, &b->next);
     out->chan_info = NULL;
     out->chan_info_len = 0;
     if (presence__membership_has_chan_info(m)) {
@@ -574,7 +576,7 @@ static void builder_client(const struct presence__client *c,
     presence_member *out = &b->members[b->count++];
     memset(out, 0, sizeof *out);
     out->channel = put_string(b, "", 0);
-    put_client(b, out, c);
+    presence__member_put_client(out, c, &b->next);
 }
 
 /* The user's shard held, and the user (NULL: none live) on success. */
