@@ -94,11 +94,18 @@ static void test_member_strings_of_every_length(void **state)
     char ids[N][32], users[N][32], infos[N][80];
     size_t info_lens[N];
     for (int i = 0; i < N; i++) {
-        int id_pad = i % 23, user_len = (i * 5) % 29;
-        snprintf(ids[i], sizeof ids[i], "c%d%.*s", i, id_pad,
-                 "xxxxxxxxxxxxxxxxxxxxxxx");
-        snprintf(users[i], sizeof users[i], "%.*s", user_len,
-                 "uuuuuuuuuuuuuuuuuuuuuuuuuuuuu");
+        /* Ids of 3 to 26 bytes, user ids of 0 to 28, padded with letters
+         * that vary with the position, so that a shifted copy shows. */
+        int n = snprintf(ids[i], sizeof ids[i], "c%d-", i);
+        for (int k = 0; k < i % 23; k++) {
+            ids[i][n++] = (char)('a' + (i + k) % 26);
+        }
+        ids[i][n] = '\0';
+        int user_len = (i * 5) % 29;
+        for (int k = 0; k < user_len; k++) {
+            users[i][k] = (char)('A' + (i * 3 + k) % 26);
+        }
+        users[i][user_len] = '\0';
         info_lens[i] = (size_t)(i * 7) % 71;
         for (size_t k = 0; k < info_lens[i]; k++) {
             infos[i][k] = (char)(k % 5 == 0 ? 0 : 'a' + (i + (int)k) % 26);
