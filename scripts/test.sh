@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs what is missing,
 # then builds and runs every suite: the cmocka suites in a plain -Werror
-# build, again under AddressSanitizer+UBSan, the concurrency suite under
-# ThreadSanitizer, the fuzzers for a bounded time, the cluster tests
+# build, again under AddressSanitizer+UBSan, the unit suites under UBSan
+# alone, the concurrency suite under ThreadSanitizer, the fuzzers for a bounded time, the cluster tests
 # (nodes in separate processes on a real redis-server, plain and under the
 # sanitizers), the presence server's end-to-end tests, its admin page in
 # headless Chromium, and a shorter load test of the server (plain, and
@@ -35,6 +35,15 @@ setup build-asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined \
   -Db_lundef=false -Dbench=false -Dpresence_server=enabled -Dcluster=enabled
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan -v --print-errorlogs --no-rebuild
+
+step "UndefinedBehaviorSanitizer alone, unit suites (the record pools and slab in use)"
+# Under AddressSanitizer every pooled record is allocated alone
+# (src/containers/pool.c), so the pools' placement, alignment included,
+# is checked here.
+setup build-ubsan --werror -Dbuildtype=debug -Db_sanitize=undefined \
+  -Db_lundef=false -Dbench=false -Dexamples=false
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-ubsan -v --print-errorlogs --no-rebuild --suite unit
 
 step "ThreadSanitizer, concurrency suite"
 setup build-tsan --werror -Dbuildtype=debug -Db_sanitize=thread \

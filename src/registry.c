@@ -154,9 +154,12 @@ int presence_registry_new(const presence_config *config,
         presence__chaninfo_init(&reg->shards[i].chan_infos);
         presence__slab_init(&reg->shards[i].membership_slab,
                             sizeof(struct presence__membership));
-        presence__pool_init(&reg->channel_pools[i], !reg->single_threaded);
-        presence__pool_init(&reg->client_pools[i], !reg->single_threaded);
-        presence__pool_init(&reg->user_pools[i], !reg->single_threaded);
+        presence__pool_init(&reg->channel_pools[i], !reg->single_threaded,
+                            PRESENCE__POOL_PACKED);
+        presence__pool_init(&reg->client_pools[i], !reg->single_threaded,
+                            PRESENCE__CLIENT_HOT);
+        presence__pool_init(&reg->user_pools[i], !reg->single_threaded,
+                            PRESENCE__POOL_PACKED);
     }
     presence__mutex_init(reg, &reg->queue_lock);
     presence__mutex_init(reg, &reg->node_lock);

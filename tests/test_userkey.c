@@ -15,51 +15,7 @@
 #include <cmocka.h>
 
 #include "containers/userkey.h"
-
-/* An allocator that counts live bytes and can be told to fail. */
-struct counted {
-    long long live;
-    bool fail;
-};
-
-static void *counted_malloc(size_t size, void *user_data)
-{
-    struct counted *c = user_data;
-    if (c->fail) {
-        return NULL;
-    }
-    c->live += (long long)size;
-    return malloc(size);
-}
-
-static void *counted_realloc(void *ptr, size_t old_size, size_t new_size,
-                             void *user_data)
-{
-    struct counted *c = user_data;
-    if (c->fail) {
-        return NULL;
-    }
-    void *p = realloc(ptr, new_size);
-    if (p != NULL) {
-        c->live += (long long)new_size - (long long)old_size;
-    }
-    return p;
-}
-
-static void counted_free(void *ptr, size_t size, void *user_data)
-{
-    struct counted *c = user_data;
-    if (ptr != NULL) {
-        c->live -= (long long)size;
-    }
-    free(ptr);
-}
-
-static presence_allocator counted_allocator(struct counted *c)
-{
-    presence_allocator a = {counted_malloc, counted_realloc, counted_free, c};
-    return a;
-}
+#include "counted_alloc.h"
 
 static int cmp_u32(const void *a, const void *b)
 {

@@ -2,7 +2,6 @@
  * The record pool (see pool.h).
  * SPDX-License-Identifier: MIT
  */
-#include <stdalign.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -26,6 +25,8 @@ _Static_assert(CHUNK_BYTES <= UINT16_MAX, "a block's offset fits its head");
 /* A free block links the next after the pool's head and its padding. */
 #define FREE_LINK_AT 8u
 #define MIN_BLOCK 16u
+/* A cache line: a lined pool's unit (pool.h). */
+#define LINE 64u
 
 struct presence__pool_chunk {
     struct presence__pool *pool;              /* the pool it belongs to */
@@ -35,22 +36,63 @@ struct presence__pool_chunk {
     uint32_t capacity; /* blocks in the chunk */
     uint32_t used;     /* blocks handed out */
     uint32_t fresh;    /* blocks never handed out start here */
+    uint32_t bytes;    /* what the allocator gave, `pad` bytes before it */
+    uint16_t first;    /* the first block, from the chunk's start */
+    uint8_t pad;       /* a lined chunk starts on a line */
     bool listed;       /* in the partial list */
-    alignas(8) unsigned char blocks[];
 };
 
-_Static_assert(sizeof(struct presence__pool_chunk) +
+/* The largest block's first block lies at most a line past the header,
+ * and a lined chunk may start up to a line past what it was given. */
+_Static_assert(sizeof(struct presence__pool_chunk) + 2 * LINE +
                        PRESENCE__POOL_MAX_BLOCK * 8 <=
                    CHUNK_BYTES,
                "a chunk holds at least 8 of the largest blocks");
+_Static_assert(PRESENCE__POOL_MAX_BLOCK % LINE == 0,
+               "a lined pool's largest block is a size class");
 
-static size_t chunk_bytes(const struct presence__pool_chunk *c)
+/* Whether a lined pool's chunk of this block size places its blocks by
+ * the line: every class of whole lines does (the records that fit a line
+ * from `hot` on, and any others of that size). */
+static bool lined_block(const struct presence__pool *pool, size_t block)
 {
-    return sizeof *c + (size_t)c->capacity * c->block;
+    return pool->lined && block % LINE == 0;
 }
 
-void presence__pool_init(struct presence__pool *pool, bool threaded)
+/* Where a chunk's first block lies: after its header, and in a lined
+ * chunk `lead` bytes into a line (the chunk starts on one). */
+static size_t first_block(const struct presence__pool *pool, size_t block)
 {
+    size_t header = sizeof(struct presence__pool_chunk);
+    if (!lined_block(pool, block)) {
+        return header;
+    }
+    return pool->lead + (header - pool->lead + LINE - 1) / LINE * LINE;
+}
+
+/* Bytes asked of the allocator for a chunk of `blocks` blocks: for a
+ * lined one, room to move its start to a line. */
+static size_t chunk_request(const struct presence__pool *pool, size_t block,
+                            size_t blocks)
+{
+    return first_block(pool, block) + blocks * block +
+           (lined_block(pool, block) ? LINE - 1 : 0);
+}
+
+void presence__pool_init(struct presence__pool *pool, bool threaded,
+                         size_t hot)
+{
+    pool->lined = hot != PRESENCE__POOL_PACKED;
+    pool->lead = 0;
+    pool->fit = 0;
+    if (pool->lined) {
+        /* From `hot` rounded down to 8 bytes: records stay 8-byte aligned. */
+        size_t line_at = hot / 8u * 8u;
+        pool->lead = (uint8_t)((LINE - line_at % LINE) % LINE);
+        pool->fit = line_at + LINE < PRESENCE__POOL_MAX_BLOCK
+                        ? (uint16_t)(line_at + LINE)
+                        : PRESENCE__POOL_MAX_BLOCK;
+    }
     memset(pool->partial, 0, sizeof pool->partial);
     memset(pool->next_blocks, 0, sizeof pool->next_blocks);
     pool->threaded = threaded;
@@ -92,7 +134,7 @@ void presence__pool_destroy(const presence_allocator *alloc,
         struct presence__pool_chunk *c = pool->partial[i];
         while (c != NULL) {
             struct presence__pool_chunk *next = c->next;
-            presence__free(alloc, c, chunk_bytes(c));
+            presence__free(alloc, (unsigned char *)c - c->pad, c->bytes);
             c = next;
         }
         pool->partial[i] = NULL;
@@ -100,43 +142,50 @@ void presence__pool_destroy(const presence_allocator *alloc,
     presence__lock_destroy(pool->threaded, &pool->lock);
 }
 
-/* Class i holds blocks of (i + 1) * 8 bytes. */
-static size_t class_of(size_t size)
+/* Class i holds blocks of (i + 1) * 8 bytes; in a lined pool a record
+ * that fits a line from `hot` on takes whole lines. */
+static size_t class_of(const struct presence__pool *pool, size_t size)
 {
     size_t s = size < MIN_BLOCK ? MIN_BLOCK : size;
-    return (s + 7u) / 8u - 1u;
+    size_t step = pool->lined && s <= pool->fit ? LINE : 8u;
+    return (s + step - 1u) / step * step / 8u - 1u;
 }
 
-static uint32_t max_blocks(size_t block)
+static uint32_t max_blocks(const struct presence__pool *pool, size_t block)
 {
-    return (uint32_t)((CHUNK_BYTES - sizeof(struct presence__pool_chunk)) /
-                      block);
+    return (uint32_t)((CHUNK_BYTES - chunk_request(pool, block, 0)) / block);
 }
 
 static struct presence__pool_chunk *
 chunk_new(const presence_allocator *alloc, struct presence__pool *pool, size_t cls)
 {
     size_t block = (cls + 1) * 8u;
+    uint32_t most = max_blocks(pool, block);
     uint32_t blocks = pool->next_blocks[cls];
     if (blocks < MIN_BLOCKS) {
         blocks = MIN_BLOCKS;
     }
-    if (blocks > max_blocks(block)) {
-        blocks = max_blocks(block);
+    if (blocks > most) {
+        blocks = most;
     }
-    struct presence__pool_chunk *c = presence__malloc(
-        alloc, sizeof(struct presence__pool_chunk) + blocks * block);
-    if (c != NULL) {
-        c->pool = pool;
-        c->free = NULL;
-        c->block = (uint32_t)block;
-        c->capacity = blocks;
-        c->used = 0;
-        c->fresh = 0;
-        pool->next_blocks[cls] = (uint16_t)(blocks * 2 < max_blocks(block)
-                                                ? blocks * 2
-                                                : max_blocks(block));
+    size_t bytes = chunk_request(pool, block, blocks);
+    unsigned char *given = presence__malloc(alloc, bytes);
+    if (given == NULL) {
+        return NULL;
     }
+    size_t pad =
+        lined_block(pool, block) ? (LINE - (uintptr_t)given % LINE) % LINE : 0;
+    struct presence__pool_chunk *c = (void *)(given + pad);
+    c->pool = pool;
+    c->free = NULL;
+    c->block = (uint32_t)block;
+    c->capacity = blocks;
+    c->used = 0;
+    c->fresh = 0;
+    c->bytes = (uint32_t)bytes;
+    c->first = (uint16_t)first_block(pool, block);
+    c->pad = (uint8_t)pad;
+    pool->next_blocks[cls] = (uint16_t)(blocks * 2 < most ? blocks * 2 : most);
     return c;
 }
 
@@ -150,7 +199,7 @@ void *presence__pool_alloc(const presence_allocator *alloc, struct presence__poo
         }
         return alone;
     }
-    size_t cls = class_of(size);
+    size_t cls = class_of(pool, size);
     presence__lock(pool->threaded, &pool->lock);
     struct presence__pool_chunk *c = pool->partial[cls];
     if (c == NULL) {
@@ -166,7 +215,7 @@ void *presence__pool_alloc(const presence_allocator *alloc, struct presence__poo
         block = c->free;
         memcpy(&c->free, block + FREE_LINK_AT, sizeof c->free);
     } else {
-        block = c->blocks + (size_t)c->fresh * c->block;
+        block = (unsigned char *)c + c->first + (size_t)c->fresh * c->block;
         c->fresh++;
     }
     if (++c->used == c->capacity) {
@@ -191,7 +240,8 @@ void presence__pool_free(const presence_allocator *alloc, void *p, size_t size)
     struct presence__pool_chunk *c =
         (struct presence__pool_chunk *)(void *)(block - head.offset);
     struct presence__pool *pool = c->pool;
-    struct presence__pool_chunk **list = &pool->partial[class_of(size)];
+    size_t cls = class_of(pool, size);
+    struct presence__pool_chunk **list = &pool->partial[cls];
     presence__lock(pool->threaded, &pool->lock);
     memcpy(block + FREE_LINK_AT, &c->free, sizeof c->free);
     c->free = block;
@@ -200,13 +250,14 @@ void presence__pool_free(const presence_allocator *alloc, void *p, size_t size)
     }
     /* Empty: back to the allocator, and the class's next chunk smaller. */
     bool give_back = --c->used == 0;
-    size_t bytes = chunk_bytes(c);
+    unsigned char *given = (unsigned char *)c - c->pad;
+    size_t bytes = c->bytes;
     if (give_back) {
         list_remove(list, c);
-        pool->next_blocks[class_of(size)] = (uint16_t)(c->capacity / 2);
+        pool->next_blocks[cls] = (uint16_t)(c->capacity / 2);
     }
     presence__unlock(pool->threaded, &pool->lock);
     if (give_back) {
-        presence__free(alloc, c, bytes);
+        presence__free(alloc, given, bytes);
     }
 }

@@ -17,6 +17,14 @@
  * search or the record's hash. A chunk whose
  * blocks are all free goes back to the allocator.
  *
+ * A pool can also place its records by the cache line (clients): a scan
+ * that reads one part of each record of many (a query's member strings)
+ * is bound by the lines it loads. A record whose part from byte `hot` on
+ * fits a line then starts where that part starts one, in a block of whole
+ * lines: one line where it took two (a client with a 32-byte conn_info:
+ * a block of 128 bytes instead of 112; docs/PERFORMANCE.md). A longer
+ * record is packed: that part takes as many lines either way.
+ *
  * Threads: each pool has its own mutex (none in a single-threaded
  * registry), because records are freed with their last reference, which
  * a queued event may hold after every shard lock is gone. Records are made
@@ -51,13 +59,24 @@ struct presence__pool_chunk;
 struct presence__pool {
     pthread_mutex_t lock; /* taken only when threaded */
     bool threaded;
+    /* Records start `lead` bytes into a line (see above), or anywhere
+     * on an 8-byte boundary. */
+    bool lined;
+    uint8_t lead;
+    uint16_t fit; /* the largest record placed by the line */
     /* Per size class, the chunks with a free block. */
     struct presence__pool_chunk *partial[PRESENCE__POOL_CLASSES];
     /* and the blocks its next chunk will hold. */
     uint16_t next_blocks[PRESENCE__POOL_CLASSES];
 };
 
-void presence__pool_init(struct presence__pool *pool, bool threaded);
+/* Records of the pool are packed. */
+#define PRESENCE__POOL_PACKED SIZE_MAX
+/* A pool whose records start so that their byte `hot` starts a cache
+ * line (`hot` rounded down to 8 bytes: records stay 8-byte aligned), or
+ * PRESENCE__POOL_PACKED. */
+void presence__pool_init(struct presence__pool *pool, bool threaded,
+                         size_t hot);
 /* Give every chunk back: every record must have been freed. */
 void presence__pool_destroy(const presence_allocator *alloc,
                             struct presence__pool *pool);

@@ -53,23 +53,27 @@ struct presence__node {
  */
 struct presence__client {
     struct presence__pool_block pool; /* from its shard's client pool */
-    /* A handle is open on it: it stays in its shard's index with no
-     * membership, until the handle is closed (written under its client
-     * shard's lock; atomic because a closed handle's application pointer
-     * is no longer handed out, and readers hold only a channel shard).
-     * Here, in the bytes the pool's 16-bit head leaves. */
-    atomic_uchar open;
-    uint32_t id_len;
-    uint64_t hash;
-    struct presence__user *user;
-    struct presence__client *uprev, *unext;   /* the user's live clients */
     /* 32-bit fields keep the header at 64 bytes (a client with a 32-byte
-     * conn_info and an id of up to 7 bytes fits a 104-byte block): names
+     * conn_info and an id of up to 7 bytes fits a 128-byte block): names
      * are under 4 GiB (presence__check_name), references and channels
      * are bounded by memberships and events, which cannot reach 4G in
      * memory, and the byte counts are checked when the client is made. */
     atomic_uint_least32_t refs;
+    uint64_t hash;
+    struct presence__user *user;
+    struct presence__client *uprev, *unext;   /* the user's live clients */
     uint32_t channel_count;
+    uint32_t memberships; /* reference of the newest, then via cnext */
+    /* Its user's key (userkey.h), which orders its memberships in their
+     * channels' member sets; fixed for the record's life, and the user's
+     * while the client is live. A copy, so that a member set's probe
+     * need not load the user record. */
+    uint32_t user_key;
+    /* What a query reads of a client starts here (PRESENCE__CLIENT_HOT):
+     * its client pool places each record so that the line this is in
+     * starts at user_key (records stay 8-byte aligned), and holds these
+     * fields and the strings' first 52 bytes. */
+    uint32_t id_len;
     /* Its id, conn_info and user id, the strings with their NULs, as they
      * lie side by side after the header: what a snapshot entry copies of
      * the record in one go (a remote client's node id comes from its node:
@@ -79,24 +83,44 @@ struct presence__client {
      * another node, whose node (a pointer) follows its strings, or
      * PRESENCE__CLIENT_HANDLE for a client opened as a handle, whose
      * application pointer follows them: most clients need neither, and no
-     * 8 bytes for them. Fixed for the record's life, so read without a
-     * lock. Read through presence__client_conn_info_len(),
+     * 8 bytes for them. Those are fixed for the record's life, so read
+     * without a lock. And PRESENCE__CLIENT_OPEN while a handle is open on
+     * it: it stays in its shard's index with no membership until the
+     * handle is closed (changed under its client shard's lock; atomic
+     * because a closed handle's application pointer is no longer handed
+     * out, and a query holds only a channel shard). Here, not in a byte of
+     * its own before the header's end, so that a query reads no line but
+     * the one its strings start in. Read through
+     * presence__client_conn_info_len(), presence__client_open(),
      * presence__client_node() and presence__client_app(). */
-    uint32_t conn_info_word;
-    uint32_t memberships; /* reference of the newest, then via cnext */
-    /* Its user's key (userkey.h), which orders its memberships in their
-     * channels' member sets; fixed for the record's life, and the user's
-     * while the client is live. A copy, so that a member set's probe
-     * need not load the user record. */
-    uint32_t user_key;
+    atomic_uint_least32_t conn_info_word;
     char id[]; /* then conn_info, then a copy of its user's id
                   (presence__client_user_id), then a remote client's node
                   or a handle's application pointer */
 };
 
+/* Where a query starts reading a client: the three fields before its
+ * strings. */
+#define PRESENCE__CLIENT_HOT offsetof(struct presence__client, id_len)
+_Static_assert(offsetof(struct presence__client, id) ==
+                   PRESENCE__CLIENT_HOT + 3 * sizeof(uint32_t),
+               "a query reads a client from id_len to its strings' end");
+_Static_assert(offsetof(struct presence__client, id) == 64,
+               "a client's header is a line");
+
 #define PRESENCE__CLIENT_REMOTE 0x80000000u
 #define PRESENCE__CLIENT_HANDLE 0x40000000u
+#define PRESENCE__CLIENT_OPEN 0x20000000u
+/* The flags that say a pointer follows the strings. */
 #define PRESENCE__CLIENT_FLAGS (PRESENCE__CLIENT_REMOTE | PRESENCE__CLIENT_HANDLE)
+/* The longest conn_info a client can hold: the word's other bits. */
+#define PRESENCE__CLIENT_CONN_INFO_MAX (PRESENCE__CLIENT_OPEN - 1u)
+
+static inline uint32_t
+presence__client_word(const struct presence__client *client)
+{
+    return atomic_load_explicit(&client->conn_info_word, memory_order_relaxed);
+}
 
 /* A live user's key (userkey.h): its clients carry it. */
 static inline uint32_t presence__user_key(const struct presence__user *u)
@@ -113,7 +137,17 @@ presence__client_conn_info(const struct presence__client *client)
 static inline size_t
 presence__client_conn_info_len(const struct presence__client *client)
 {
-    return client->conn_info_word & ~PRESENCE__CLIENT_FLAGS;
+    return presence__client_word(client) & PRESENCE__CLIENT_CONN_INFO_MAX;
+}
+/* A handle is open on it (see conn_info_word). */
+static inline bool presence__client_open(const struct presence__client *client)
+{
+    return (presence__client_word(client) & PRESENCE__CLIENT_OPEN) != 0;
+}
+/* Its handle closed (its client shard held). */
+static inline void presence__client_close_handle(struct presence__client *client)
+{
+    atomic_fetch_and(&client->conn_info_word, ~PRESENCE__CLIENT_OPEN);
 }
 /* The pointer stored after the strings (a node's or an application's). */
 static inline void *
@@ -130,8 +164,7 @@ presence__client_tail_ptr(const struct presence__client *client)
 static inline void *
 presence__client_app(const struct presence__client *client)
 {
-    return (client->conn_info_word & PRESENCE__CLIENT_HANDLE) != 0 &&
-                   atomic_load_explicit(&client->open, memory_order_relaxed)
+    return (presence__client_word(client) & PRESENCE__CLIENT_OPEN) != 0
                ? presence__client_tail_ptr(client)
                : NULL;
 }
@@ -159,7 +192,7 @@ presence__client_user_len(const struct presence__client *client)
 static inline struct presence__node *
 presence__client_node(const struct presence__client *client)
 {
-    if ((client->conn_info_word & PRESENCE__CLIENT_REMOTE) == 0) {
+    if ((presence__client_word(client) & PRESENCE__CLIENT_REMOTE) == 0) {
         return NULL;
     }
     return presence__client_tail_ptr(client);

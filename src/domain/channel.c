@@ -313,7 +313,7 @@ membership_remove_in(presence_registry *reg, struct presence__shard *hs,
     if (ch->members.count == 0) {
         channel_retire(reg, ch);
     }
-    if (client->channel_count == 0 && !client->open) {
+    if (client->channel_count == 0 && !presence__client_open(client)) {
         presence__client_retire(reg, client, reserved);
     }
 }

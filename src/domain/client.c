@@ -156,7 +156,8 @@ static size_t client_size(size_t id_len, size_t conn_info_len, bool tail_ptr,
 static size_t client_record_size(const struct presence__client *client)
 {
     return client_size(client->id_len, presence__client_conn_info_len(client),
-                       (client->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0,
+                       (presence__client_word(client) &
+                        PRESENCE__CLIENT_FLAGS) != 0,
                        presence__client_user_len(client));
 }
 
@@ -221,8 +222,8 @@ int presence__client_create(presence_registry *reg,
     size_t listed_bytes = presence__add_size(
         snapshot_bytes, node != NULL ? node->id_len + 1 : 0);
     if (listed_bytes > UINT32_MAX ||
-        conn_info_len >= PRESENCE__CLIENT_HANDLE) {
-        return PRESENCE_ERR_TOO_LONG; /* 4 or 1 GiB: past any sane limit */
+        conn_info_len > PRESENCE__CLIENT_CONN_INFO_MAX) {
+        return PRESENCE_ERR_TOO_LONG; /* 4 GiB or 512 MiB: past any sane limit */
     }
     size_t size = client_size(id_len, conn_info_len,
                               node != NULL || handle != NULL, user_len);
@@ -242,19 +243,19 @@ int presence__client_create(presence_registry *reg,
     if (conn_info_len > 0) {
         memcpy(client->id + id_len + 1, conn_info, conn_info_len);
     }
-    client->conn_info_word = (uint32_t)conn_info_len;
+    uint32_t word = (uint32_t)conn_info_len;
     char *tail = client->id + id_len + 1 + conn_info_len;
     memcpy(tail, user_id, user_len); /* presence__client_user_id */
     tail[user_len] = '\0';
     tail += user_len + 1; /* presence__client_tail_ptr */
     if (node != NULL) {
         memcpy(tail, &node, sizeof node);
-        client->conn_info_word |= PRESENCE__CLIENT_REMOTE;
+        word |= PRESENCE__CLIENT_REMOTE;
     } else if (handle != NULL) {
         memcpy(tail, &handle->app, sizeof handle->app);
-        client->conn_info_word |= PRESENCE__CLIENT_HANDLE;
-        client->open = 1;
+        word |= PRESENCE__CLIENT_HANDLE | PRESENCE__CLIENT_OPEN;
     }
+    atomic_init(&client->conn_info_word, word);
     client->memberships = PRESENCE__SLAB_NONE;
     client->hash = hash;
     atomic_init(&client->refs, 1); /* the index's */

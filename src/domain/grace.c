@@ -182,7 +182,7 @@ bool presence__grace_claimable(presence_registry *reg,
                                const struct presence__client *client,
                                const char *user_id, size_t user_len)
 {
-    if (atomic_load(&client->open) || presence__client_node(client) != NULL ||
+    if (presence__client_open(client) || presence__client_node(client) != NULL ||
         client->channel_count == 0 ||
         presence__client_user_len(client) != user_len ||
         memcmp(presence__client_user_id(client), user_id, user_len) != 0) {

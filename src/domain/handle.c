@@ -139,7 +139,7 @@ int presence_client_close(presence_registry *reg, presence_client *handle,
     rc = presence__client_leave_all(reg, client, PRESENCE_LEAVE_DISCONNECT,
                                     &n);
     if (rc == PRESENCE_OK) {
-        client->open = 0;
+        presence__client_close_handle(client);
         /* With memberships in grace it stays known by its id, with no
          * application pointer, until they end or a new handle takes it. */
         if (client->channel_count == 0) {
@@ -287,7 +287,7 @@ int presence_client_close_many(presence_registry *reg,
                                              PRESENCE_LEAVE_DISCONNECT,
                                              &plans[at % CLOSE_PLANS],
                                              &reserved);
-        client->open = 0;
+        presence__client_close_handle(client);
         if (client->channel_count == 0) {
             presence__client_retire(reg, client, &reserved);
         }

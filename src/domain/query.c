@@ -79,9 +79,10 @@ void presence__member_put_client(presence_member *out,
     /* Read before the copy, which may alias anything and would have
      * every field loaded again. */
     size_t id_len = c->id_len;
-    size_t conn_info_len = presence__client_conn_info_len(c);
+    uint32_t word = presence__client_word(c);
+    size_t conn_info_len = word & PRESENCE__CLIENT_CONN_INFO_MAX;
     size_t n = c->snapshot_bytes;
-    bool flagged = (c->conn_info_word & PRESENCE__CLIENT_FLAGS) != 0;
+    bool flagged = (word & PRESENCE__CLIENT_FLAGS) != 0;
     /* The record holds the three strings side by side as an entry does,
      * each with its NUL but the conn_info: one copy. */
     char *at = *next;
