@@ -400,7 +400,7 @@ typedef bool (*presence_access_fn)(const presence_access *access,
 /**
  * Limits. A call that would exceed one fails with the error named at each
  * field and changes nothing. 0 means "no limit" for the counts marked so.
- * Whatever the limits, names of 4 GiB or more, a conn_info of 2 GiB or
+ * Whatever the limits, names of 4 GiB or more, a conn_info of 512 MiB or
  * more, and a client whose id, user id, conn_info and node id add up to
  * 4 GiB or more, are refused with #PRESENCE_ERR_TOO_LONG.
  */

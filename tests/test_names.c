@@ -283,6 +283,38 @@ static void test_configured_limits(void **state)
     fixture_close(&f);
 }
 
+/* Whatever the limit, a conn_info of 512 MiB or more is refused before a
+ * byte of it is read (here only 8 bytes exist: a copy would crash), by
+ * name and by handle, and nothing changes. */
+static void test_conn_info_cap(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_config(&f);
+    f.config.limits.conn_info_max = SIZE_MAX;
+    fixture_open(&f);
+    const char info[8] = "12345678";
+    const size_t cap = (size_t)1 << 29;
+    assert_rc(presence_join(f.reg, "a", "c1", "u", info, cap, NULL, 0),
+              PRESENCE_ERR_TOO_LONG);
+    assert_rc(presence_join(f.reg, "a", "c1", "u", info, SIZE_MAX / 2, NULL,
+                            0),
+              PRESENCE_ERR_TOO_LONG);
+    presence_client_options o;
+    presence_client_options_init(&o);
+    o.client_id = "c2";
+    o.conn_info = info;
+    o.conn_info_len = cap;
+    presence_client *c = NULL;
+    assert_rc(presence_client_open(f.reg, &o, &c), PRESENCE_ERR_TOO_LONG);
+    assert_null(c);
+    assert_counts(f.reg, 0, 0, 0, 0);
+    /* Under the cap all is as usual. */
+    assert_ok(presence_join(f.reg, "a", "c1", "u", info, sizeof info, NULL, 0));
+    assert_counts(f.reg, 1, 1, 1, 1);
+    fixture_close(&f);
+}
+
 /* Huge names are refused without trouble. */
 static void test_huge_names(void **state)
 {
@@ -1020,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_control_characters),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_configured_limits),
+        cmocka_unit_test(test_conn_info_cap),
         cmocka_unit_test(test_huge_names),
         cmocka_unit_test(test_utf8_and_high_bytes),
         cmocka_unit_test(test_every_byte_at_every_place),

@@ -67,7 +67,8 @@ static size_t first_block(const struct presence__pool *pool, size_t block)
     if (!lined_block(pool, block)) {
         return header;
     }
-    return pool->lead + (header - pool->lead + LINE - 1) / LINE * LINE;
+    size_t first = header / LINE * LINE + pool->lead;
+    return first >= header ? first : first + LINE;
 }
 
 /* Bytes asked of the allocator for a chunk of `blocks` blocks: for a
