@@ -65,6 +65,10 @@ static inline bool presence__probe_stays(size_t hole, size_t j, size_t home)
 #define PRESENCE__FLATTEN
 #endif
 
+/* A cache line: what a prefetch loads, and what the client pools place
+ * records by (pool.h) so that a scan loads as few as it can. */
+#define PRESENCE__LINE_BYTES 64u
+
 /* A hint to start loading a cache line (no effect on behaviour). */
 #if defined(__GNUC__) || defined(__clang__)
 #define PRESENCE__PREFETCH(p) __builtin_prefetch(p)

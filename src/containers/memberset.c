@@ -315,7 +315,7 @@ void presence__memberset_prefetch(const struct presence__memberset *set,
         const struct presence__member_slot *home =
             &set->slots[home_of(set->bits, user_key)];
         PRESENCE__PREFETCH(home);
-        PRESENCE__PREFETCH_PAST(home, 64);
+        PRESENCE__PREFETCH_PAST(home, PRESENCE__LINE_BYTES);
     }
 }
 
@@ -590,7 +590,7 @@ bool presence__memberset_remove(const presence_allocator *alloc,
  * every LOOK_EVERY-th client it visits (measuring each cost the query a
  * sixth more instructions); when one takes more, the clients already
  * loading get the rest of theirs. */
-#define LINE 64u
+#define LINE PRESENCE__LINE_BYTES
 #define CLIENT_LINES_MAX 4u
 #define LOOK_EVERY 8u
 

@@ -8,6 +8,7 @@
 #include "containers/pool.h"
 #include "containers/slab.h"
 #include "base/alloc.h"
+#include "base/hash.h" /* PRESENCE__LINE_BYTES */
 #include "base/lock.h"
 
 /* Under AddressSanitizer every record is allocated alone, as the slab's
@@ -25,8 +26,7 @@ _Static_assert(CHUNK_BYTES <= UINT16_MAX, "a block's offset fits its head");
 /* A free block links the next after the pool's head and its padding. */
 #define FREE_LINK_AT 8u
 #define MIN_BLOCK 16u
-/* A cache line: a lined pool's unit (pool.h). */
-#define LINE 64u
+#define LINE PRESENCE__LINE_BYTES /* a lined pool's unit (pool.h) */
 
 struct presence__pool_chunk {
     struct presence__pool *pool;              /* the pool it belongs to */
