@@ -6,6 +6,9 @@
 #include "bench-common.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +86,44 @@ void bench_params_default(bench_params *p) {
     p->query_visit = false;
     p->threaded = false;
     p->shuffle = false;
+    p->prefault_mb = 0;
+}
+
+void bench_prefault(uint64_t mb) {
+#ifdef __GLIBC__
+    /* Every allocation from the heap (32 MiB is the most glibc takes),
+     * and nothing freed given back to the kernel. */
+    enum { PIECE = 8 << 20 };
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 ||
+        mallopt(M_TRIM_THRESHOLD, INT32_MAX) != 1) {
+        fprintf(stderr, "--prefault: mallopt refused\n");
+        exit(2);
+    }
+    size_t n = (size_t)((mb * 1024 * 1024 + PIECE - 1) / PIECE);
+    char **pieces = calloc(n, sizeof *pieces);
+    if (pieces == NULL) {
+        fprintf(stderr, "--prefault: out of memory\n");
+        exit(2);
+    }
+    for (size_t i = 0; i < n; i++) {
+        pieces[i] = malloc(PIECE);
+        if (pieces[i] == NULL) {
+            fprintf(stderr, "--prefault: out of memory\n");
+            exit(2);
+        }
+        for (size_t at = 0; at < PIECE; at += 4096) {
+            ((volatile char *)pieces[i])[at] = 1; /* not optimised away */
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(pieces[i]);
+    }
+    free(pieces);
+#else
+    (void)mb;
+    fprintf(stderr, "--prefault needs glibc's malloc\n");
+    exit(2);
+#endif
 }
 
 void bench_params_parse(bench_params *p, int argc, char **argv) {
@@ -118,6 +159,10 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
             }
             argc -= 2;
             argv += 2;
+        } else if (argc > 1 && strcmp(argv[0], "--prefault") == 0) {
+            p->prefault_mb = bench_parse_u64(argv[1]);
+            argc -= 2;
+            argv += 2;
         } else if (argc > 1 && strcmp(argv[0], "--history") == 0) {
             p->history = bench_parse_u64(argv[1]);
             argc -= 2;
@@ -130,7 +175,7 @@ void bench_params_parse(bench_params *p, int argc, char **argv) {
         fprintf(stderr,
                 "usage: presence-bench [--handles [--close-batch N]] "
                 "[--history N] [--loop-clock] [--query-visit] [--threaded] "
-                "[--shuffle] [C H K R I]\n");
+                "[--shuffle] [--prefault MB] [C H K R I]\n");
         exit(2);
     }
     for (int a = 0; a < argc; a++)

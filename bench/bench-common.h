@@ -90,7 +90,19 @@ typedef struct bench_params {
      * hardware prefetcher may follow, or not, depending on where the
      * code lies (docs/PERFORMANCE.md). The same checksum either way. */
     bool shuffle;
+    /* Megabytes of heap whose pages the kernel provides before the
+     * registry is made (presence-bench --prefault MB; glibc only): the
+     * registry's growth then reuses pages already there instead of
+     * faulting in fresh ones, which shows what the kernel's providing
+     * of memory costs the join phase. The peak RSS is then that of the
+     * prefaulted heap, not the workload's. 0: none (the default). */
+    uint64_t prefault_mb;
 } bench_params;
+
+/* Touch mb megabytes of heap and give them back to malloc, kept (see
+ * bench_params.prefault_mb). Exits with status 2 where that is not
+ * possible (not glibc). */
+void bench_prefault(uint64_t mb);
 
 /* The defaults: C=200000 H=20000 K=5 R=10 I=32. */
 void bench_params_default(bench_params *p);

@@ -92,6 +92,8 @@ void bench_workload_run(const bench_params *p, const bench_hooks *hooks,
     bench_names_make(&users, (size_t)((C + 1) / 2), "u", 1);
     bench_names_make(&channels, (size_t)H, "chat:", 1);
     bench_infos_make(&infos, (size_t)C, (size_t)p->I, "c");
+    if (p->prefault_mb > 0)
+        bench_prefault(p->prefault_mb);
     out->names_rss_kb = bench_peak_rss_kb();
 
     bench_config(&cfg, !p->threaded, (size_t)p->I);

@@ -57,31 +57,4 @@ for ((r = 1; r <= rounds; r++)); do
     done
 done
 
-python3 - "$work/out" "$rounds" "$rev" <<'EOF'
-import re, statistics, sys
-out, rounds, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-phases = ["join", "stats", "query", "refresh", "leave"]
-rates = {s: {p: [] for p in phases} for s in "ab"}
-rss = {s: [] for s in "ab"}
-checks = set()
-for s in "ab":
-    for r in range(1, rounds + 1):
-        for line in open(f"{out}/{s}-{r}.out"):
-            m = re.match(r"phase=(\w+) .* ops_per_s=(\d+)", line)
-            if m:
-                rates[s][m.group(1)].append(int(m.group(2)))
-            elif line.startswith("checksum"):
-                checks.add(line.strip())
-            elif line.startswith("peak_rss_kb="):
-                rss[s].append(int(line.split("=")[1]))
-if len(checks) != 1:
-    sys.exit(f"checksums differ: {checks}")
-print(f"A = {rev}, B = working tree; medians of {rounds} alternating runs")
-print("| phase | A ops/s | B ops/s | B/A |")
-print("| --- | ---: | ---: | ---: |")
-for p in phases:
-    a, b = statistics.median(rates["a"][p]), statistics.median(rates["b"][p])
-    print(f"| {p} | {a:.0f} | {b:.0f} | {b / a:.3f} |")
-a, b = statistics.median(rss["a"]), statistics.median(rss["b"])
-print(f"| peak RSS KiB | {a:.0f} | {b:.0f} | {b / a:.3f} |")
-EOF
+python3 "$root/scripts/bench-pair-report.py" "$work/out" "$rounds" "$rev" "working tree"
