@@ -9,7 +9,9 @@
 #   scripts/bench-flatness.sh [C...]          (default 20000 200000 2000000)
 #
 # Environment: ROUNDS (3), BUILD_DIR (build-release), FLOOR_SRC (default
-# ../shared/bench/limit/floor.c). Raw outputs in
+# ../shared/bench/limit/floor.c), BENCH_OPTS (presence-bench options for
+# every run, e.g. "--prefault 1500": the join without the kernel's
+# providing of fresh pages, docs/PERFORMANCE.md). Raw outputs in
 # $BUILD_DIR/bench-results/flat-<time>/.
 set -euo pipefail
 
@@ -17,6 +19,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-release}
 floor_src=${FLOOR_SRC:-$root/../shared/bench/limit/floor.c}
 rounds=${ROUNDS:-3}
+read -r -a bench_opts <<<"${BENCH_OPTS:-}"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(20000 200000 2000000)
 for c in "${sizes[@]}"; do
@@ -40,12 +43,12 @@ cc -O2 -o "$build/floor" "$floor_src"
 out=$build/bench-results/flat-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 echo "flatness, sizes: ${sizes[*]}, $rounds rounds, $(nproc) cores," \
-     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+     "load average $(cut -d' ' -f1-3 /proc/loadavg)${BENCH_OPTS:+, options $BENCH_OPTS}"
 for ((r = 1; r <= rounds; r++)); do
     for c in "${sizes[@]}"; do
         h=$((c / 10))
         echo "round $r/$rounds: C=$c" >&2
-        "$build/bench/presence-bench" "$c" "$h" 5 10 32 \
+        "$build/bench/presence-bench" "${bench_opts[@]}" "$c" "$h" 5 10 32 \
             >"$out/c-$c-$r.out" 2>"$out/c-$c-$r.err" ||
             { cat "$out/c-$c-$r.err" >&2; exit 1; }
         "$build/floor" "$c" "$h" 5 >"$out/floor-$c-$r.out" \
