@@ -20,14 +20,10 @@ args=("$@")
 [[ ${#args[@]} -gt 0 ]] || args=(20000 2000 5 10 32)
 command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
 
-opts=(-Doptimization=3 -Ddebug=true -Db_ndebug=true -Db_sanitize=none
-      -Dtests=false -Dexamples=false -Dbench=true)
-if [[ -f $build/meson-private/coredata.dat ]]; then
-    meson setup --reconfigure "${opts[@]}" "$build" "$root" >/dev/null
-else
-    meson setup "${opts[@]}" "$build" "$root" >/dev/null
-fi
-meson compile -C "$build" presence-bench >/dev/null
+# shellcheck source=lib/bench-build.sh
+. "$root/scripts/lib/bench-build.sh"
+bench_build "$build" "$root" -Doptimization=3 -Ddebug=true -Db_ndebug=true \
+    -Db_sanitize=none -Dtests=false -Dexamples=false -Dbench=true
 
 cg=$build/callgrind.out.presence-mix
 valgrind --tool=callgrind --callgrind-out-file="$cg" \

@@ -48,14 +48,9 @@ done
 [[ -f $floor_src ]] || { echo "memory floor not found at $floor_src" >&2; exit 1; }
 
 # 1. the release build
-opts=(--buildtype=release -Db_ndebug=true -Db_sanitize=none
-      -Dtests=false -Dexamples=false -Dbench=true)
-if [[ -f $build/meson-private/coredata.dat ]]; then
-    meson setup --reconfigure "${opts[@]}" "$build" "$root" >/dev/null
-else
-    meson setup "${opts[@]}" "$build" "$root" >/dev/null
-fi
-meson compile -C "$build" presence-bench >/dev/null
+# shellcheck source=lib/bench-build.sh
+. "$root/scripts/lib/bench-build.sh"
+bench_build "$build" "$root"
 c_bench=$build/bench/presence-bench
 # The memory floor of the same work on this machine (read-only source:
 # built into the build dir).

@@ -30,14 +30,9 @@ done
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
 
-opts=(--buildtype=release -Db_ndebug=true -Db_sanitize=none
-      -Dtests=false -Dexamples=false -Dbench=true)
-if [[ -f $build/meson-private/coredata.dat ]]; then
-    meson setup --reconfigure "${opts[@]}" "$build" "$root" >/dev/null
-else
-    meson setup "${opts[@]}" "$build" "$root" >/dev/null
-fi
-meson compile -C "$build" presence-bench >/dev/null
+# shellcheck source=lib/bench-build.sh
+. "$root/scripts/lib/bench-build.sh"
+bench_build "$build" "$root"
 cc -O2 -o "$build/floor" "$floor_src"
 
 out=$build/bench-results/flat-$(date +%Y%m%d-%H%M%S)

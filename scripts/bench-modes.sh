@@ -29,14 +29,9 @@ rounds=${ROUNDS:-9}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bad ROUNDS: $rounds" >&2; exit 2; }
 build=${BUILD_DIR:-$root/build-release}
 
-opts=(--buildtype=release -Db_ndebug=true -Db_sanitize=none
-      -Dtests=false -Dexamples=false -Dbench=true)
-if [[ -f $build/meson-private/coredata.dat ]]; then
-    meson setup --reconfigure "${opts[@]}" "$build" "$root" >/dev/null
-else
-    meson setup "${opts[@]}" "$build" "$root" >/dev/null
-fi
-meson compile -C "$build" presence-bench >/dev/null
+# shellcheck source=lib/bench-build.sh
+. "$root/scripts/lib/bench-build.sh"
+bench_build "$build" "$root"
 bench=$build/bench/presence-bench
 
 out=$build/bench-modes
