@@ -72,7 +72,7 @@ struct presence__client {
     /* What a query reads of a client starts here (PRESENCE__CLIENT_HOT):
      * its client pool places each record so that the line this is in
      * starts at user_key (records stay 8-byte aligned), and holds these
-     * fields and the strings' first 52 bytes. */
+     * fields and the strings' first 48 bytes (a record of up to 112). */
     uint32_t id_len;
     /* Its id, conn_info and user id, the strings with their NULs, as they
      * lie side by side after the header: what a snapshot entry copies of
